@@ -1,0 +1,1 @@
+"""Shared domain vocabulary: order statuses, money, the canonical orders table."""

@@ -1,0 +1,117 @@
+"""Core tables of the store: customers, products, orders, order lines, import batches.
+
+Declared with SQLAlchemy Core so bulk import and analytics read them without ORM cost.
+Constraints the code must never break are also enforced by the database (money ≥ 0,
+refunded ≤ amount, known statuses) as a backstop.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from huitouke.store.types import Money, UTCDateTime
+
+__all__ = ["customers", "import_batches", "metadata", "order_lines", "orders", "products"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("name", String(200)),
+    Column("phone", String(40)),
+    Column("email", String(320)),
+    Column("birthday", Date),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("attributes", JSON, nullable=False, default=dict),
+    # consent per channel: {"sms": true, "email": false, "wechat": true, "webhook": true}
+    Column("consent", JSON, nullable=False, default=dict),
+    Column("timezone", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(128), primary_key=True),
+    Column("name", String(500)),
+    Column("category", String(200)),
+    Column("unit_price", Money),
+    Column("currency", String(3)),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("ordered_at", UTCDateTime, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("refunded_amount", Money, nullable=False),
+    Column("channel", String(100)),
+    Column("batch_id", Integer),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("amount >= 0", name="amount_nonnegative"),
+    CheckConstraint(
+        "refunded_amount >= 0 AND refunded_amount <= amount", name="refund_within_amount"
+    ),
+    CheckConstraint(
+        "status IN ('paid', 'partially_refunded', 'refunded', 'cancelled')", name="status_known"
+    ),
+    Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
+    Index("ix_orders_ordered_at", "ordered_at"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column(
+        "order_id", String(128), ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(128)),
+    Column("product_name", String(500)),
+    Column("category", String(200)),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Money),
+    CheckConstraint("quantity >= 0", name="quantity_nonnegative"),
+)
+
+import_batches = Table(
+    "import_batches",
+    metadata,
+    Column("batch_id", Integer, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("preset", String(40), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("orders_inserted", Integer, nullable=False, default=0),
+    Column("orders_updated", Integer, nullable=False, default=0),
+    Column("rows_rejected", Integer, nullable=False, default=0),
+    Column("status", String(20), nullable=False),
+)
