@@ -1,2 +1,76 @@
+"""The `huitouke` command line: a thin layer over the library.
+
+Each bounded context owns one module here (``cli/<context>_cmd.py``) exposing
+``register(app)``; this module only assembles them and maps :class:`HuitoukeError` to
+friendly text and exit codes. Commands print machine-readable output on stdout and human
+progress/errors on stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
 import typer
-app = typer.Typer()
+
+from huitouke.errors import HuitoukeError
+
+app = typer.Typer(
+    name="huitouke",
+    help="回头客 huitouke — repurchase analytics, prediction, loyalty and reminders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+#: Command modules, registered in this order; a module that is not there yet is skipped.
+COMMAND_MODULES = (
+    "huitouke.cli.import_cmd",
+    "huitouke.cli.analytics_cmd",
+    "huitouke.cli.report_cmd",
+    "huitouke.cli.predict_cmd",
+    "huitouke.cli.loyalty_cmd",
+    "huitouke.cli.service_cmd",
+    "huitouke.cli.journeys_cmd",
+    "huitouke.cli.admin_cmd",
+)
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _name:
+            raise
+        continue
+    _mod.register(app)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point that turns huitouke errors into a message and an exit code."""
+    try:
+        return app(args=argv, standalone_mode=False)
+    except HuitoukeError as exc:
+        from huitouke.settings import get_settings
+
+        lang = get_settings().lang
+        label = "错误" if lang == "zh" else "error"
+        typer.echo(f"{label} [{exc.code}]: {exc.localized(lang)}", err=True)
+        for key, value in exc.details.items():
+            typer.echo(f"  {key}: {value}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    import click
+
+    try:
+        main()
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)

@@ -1,0 +1,3 @@
+from huitouke.cli.main import run
+
+run()
