@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "huitouke.cli.loyalty_cmd",
     "huitouke.cli.service_cmd",
     "huitouke.cli.journeys_cmd",
+    "huitouke.cli.messaging_cmd",
     "huitouke.cli.admin_cmd",
 )
 
