@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs and run it whole: lint (ruff), types (mypy), tests
+# (pytest: unit, SQLite and PostgreSQL integration, end-to-end CLI/HTTP/browser).
+# PostgreSQL tests read HUITOUKE_TEST_POSTGRES_URL; without it they skip with a reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# System packages for the end-to-end tests: Debian's headless Chromium (the report and
+# dashboard are tested in a real browser), a CJK font (charts and PDF inserts show Chinese)
+# and poppler (PDF pages rendered to images).
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
+command -v pdftoppm >/dev/null || need+=(poppler-utils)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing ${need[*]} (apt)" >&2
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+    else
+        echo "warning: ${need[*]} missing and cannot be installed here; browser/PDF tests will skip" >&2
+    fi
+fi
+
+echo "== ruff" >&2
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+echo "== mypy" >&2
+.venv/bin/mypy
+echo "== pytest" >&2
+exec .venv/bin/pytest "$@"
