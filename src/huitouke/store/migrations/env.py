@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import huitouke.service.tables  # noqa: F401  (service branch: api_keys)
 from huitouke.store.tables import metadata
 
 config = context.config

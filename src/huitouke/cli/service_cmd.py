@@ -1,0 +1,163 @@
+"""The REST service and its API keys: `huitouke serve`, `huitouke apikey create|list|revoke`."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+from huitouke.i18n import t
+from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
+from huitouke.settings import get_settings
+
+apikey_app = typer.Typer(
+    help="API keys for the REST service. REST 服务的 API 密钥。", no_args_is_help=True
+)
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging, with every handler behind the masking filter (phones, names)."""
+    lvl = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mask": {"()": "huitouke.service.masking.MaskingFilter"}},
+        "formatters": {"default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "filters": ["mask"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+            "uvicorn.error": {"level": lvl},
+            # replaced by huitouke.service.access (masked, with durations)
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "huitouke": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+        },
+    }
+
+
+def _store(database_url: str | None) -> Any:
+    from huitouke.store.db import open_store
+
+    return open_store(database_url)
+
+
+def _lang() -> str:
+    return get_settings().lang
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_cmd(
+        host: str | None = typer.Option(None, "--host", help="Bind address. 监听地址。"),
+        port: int | None = typer.Option(None, "--port", help="Port. 端口。"),
+        workers: int = typer.Option(1, "--workers", min=1, help="Worker processes. 进程数。"),
+        database_url: str | None = typer.Option(
+            None, "--database-url", help="Store URL (default HUITOUKE_DATABASE_URL). 数据库地址。"
+        ),
+        access_log: bool = typer.Option(
+            True, "--access-log/--no-access-log", help="Log each request (masked). 访问日志。"
+        ),
+        log_level: str = typer.Option("info", "--log-level", help="Log level. 日志级别。"),
+    ) -> None:
+        """Run the REST API on uvicorn (OpenAPI at /docs). 启动 REST 服务(接口文档 /docs)。"""
+        import uvicorn
+
+        settings = get_settings()
+        if database_url:
+            # Worker processes read the store from the environment.
+            os.environ["HUITOUKE_DATABASE_URL"] = database_url
+        url = database_url or settings.database_url
+        _store(url).dispose()  # migrate once, before any worker starts
+        h, p = host or settings.host, port or settings.port
+        cfg = log_config(log_level)
+        if not access_log:
+            cfg["loggers"]["huitouke.service.access"] = {"level": "WARNING"}
+        typer.echo(t("cli.serve.starting", _lang(), host=h, port=p), err=True)
+        uvicorn.run(
+            "huitouke.service.app:app_from_env",
+            factory=True,
+            host=h,
+            port=p,
+            workers=workers,
+            log_config=cfg,
+            access_log=False,
+            log_level=log_level,
+        )
+
+    @apikey_app.command("create")
+    def apikey_create(
+        scope: str = typer.Option(..., "--scope", help="read | operator | admin. 权限范围。"),
+        name: str | None = typer.Option(None, "--name", help="A label. 名称。"),
+        database_url: str | None = typer.Option(None, "--database-url", help="Store URL."),
+    ) -> None:
+        """Create a key; it is printed once, as the last line. 创建密钥(只打印一次,在最后一行)。"""
+        from huitouke.service.apikeys import create_api_key
+
+        store = _store(database_url)
+        try:
+            with store.begin() as conn:
+                record, full = create_api_key(conn, scope=scope, name=name, now=datetime.now(UTC))
+        finally:
+            store.dispose()
+        typer.echo(
+            t(
+                "cli.apikey.created",
+                _lang(),
+                key_id=record.key_id,
+                scope=record.scope,
+                name=record.name,
+            )
+        )
+        typer.echo(full)
+
+    @apikey_app.command("list")
+    def apikey_list(
+        as_json: bool = typer.Option(False, "--json", help="JSON output. 以 JSON 输出。"),
+        database_url: str | None = typer.Option(None, "--database-url", help="Store URL."),
+    ) -> None:
+        """List keys (never their secrets). 列出密钥(不含密钥本身)。"""
+        from huitouke.service.apikeys import list_api_keys
+
+        store = _store(database_url)
+        try:
+            with store.connect() as conn:
+                keys = list_api_keys(conn)
+        finally:
+            store.dispose()
+        if as_json:
+            typer.echo(json.dumps([k.to_dict() for k in keys], ensure_ascii=False, indent=2))
+            return
+        if not keys:
+            typer.echo(t("cli.apikey.none", _lang()), err=True)
+            return
+        typer.echo("key_id\tscope\tstatus\tcreated_at\tname")
+        for k in keys:
+            status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d}"
+            typer.echo(f"{k.key_id}\t{k.scope}\t{status}\t{k.created_at:%Y-%m-%d %H:%M}\t{k.name}")
+
+    @apikey_app.command("revoke")
+    def apikey_revoke(
+        key_id: str = typer.Argument(..., help="Key id (from `apikey list`). 密钥编号。"),
+        database_url: str | None = typer.Option(None, "--database-url", help="Store URL."),
+    ) -> None:
+        """Revoke a key at once. 立即吊销密钥。"""
+        from huitouke.service.apikeys import revoke_api_key
+
+        store = _store(database_url)
+        try:
+            with store.begin() as conn:
+                revoke_api_key(conn, key_id, now=datetime.now(UTC))
+        finally:
+            store.dispose()
+        typer.echo(t("cli.apikey.revoked", _lang(), key_id=key_id))
+
+    app.add_typer(apikey_app, name="apikey")

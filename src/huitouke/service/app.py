@@ -1,0 +1,156 @@
+"""The FastAPI application factory.
+
+``create_app(settings, store)`` wires the shared context (settings, store, clock), the
+error mapping, the masked access log and one router per feature. The app is thin: every
+handler validates input, runs one use case of a bounded context inside one unit of work
+(:mod:`huitouke.service.uow`) and presents the result.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from huitouke.i18n import t
+from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
+from huitouke.service.context import ServiceContext, system_clock
+from huitouke.service.deps import get_ctx
+from huitouke.service.error_handlers import install_error_handlers
+from huitouke.service.masking import install_log_masking
+from huitouke.settings import Settings, get_settings
+from huitouke.store.db import Store
+
+__all__ = ["ROUTER_MODULES", "create_app"]
+
+access_log = logging.getLogger("huitouke.service.access")
+
+#: Feature routers, included in this order. A router whose context has not been built
+#: into this installation (its module is absent) is left out, never faked.
+ROUTER_MODULES = (
+    "huitouke.service.routers.orders",
+    "huitouke.service.routers.customers",
+    "huitouke.service.routers.loyalty",
+    "huitouke.service.routers.metrics",
+    "huitouke.service.routers.admin",
+)
+
+DESCRIPTION = """
+回头客 huitouke — orders in, loyalty out.
+
+**Auth**: every `/v1` endpoint needs `Authorization: Bearer <key>`; keys come from
+`huitouke apikey create --scope read|operator|admin`. Scopes are ordered
+`read < operator < admin`: *read* may call GETs, *operator* also posts orders and runs
+loyalty operations (redeem, issue, top-up…), *admin* also manages programs, keys and
+settings. Without a key: 401; with too low a scope: 403.
+
+**Errors** are `{"error": {"code", "message", "details"}}` with a stable `code`
+(`coupon.already_redeemed`, `input.invalid`, …); validation errors are 422 and list each
+bad field in `details.fields`. Messages follow `Accept-Language` (zh or en).
+
+**Money** is a decimal string in responses (`"199.9000"`) and a decimal string or number
+in requests. **Instants** are ISO 8601 with an offset.
+
+**Privacy**: names, phone numbers and e-mail addresses are masked for *read* keys
+(`138****5678`, `张*`) and always in logs.
+"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("huitouke")
+    except PackageNotFoundError:  # running from a source tree
+        return "0"
+
+
+class AccessLogMiddleware:
+    """One masked log line per request: method, path, status, duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s %d %.1fms",
+                    (scope.get("client") or ("-",))[0],
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - start) * 1000,
+                )
+
+
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    """Build the API over ``store`` (default: ``Store(settings.database_url)``, migrated)."""
+    settings = settings or get_settings()
+    if store is None:
+        store = Store(settings.database_url)
+        if migrate:
+            store.migrate()
+    install_log_masking()
+    ctx = ServiceContext(settings=settings, store=store, clock=clock or system_clock)
+
+    app = FastAPI(
+        title=t("service.title", "en"),
+        version=_version(),
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.add_middleware(AccessLogMiddleware)
+
+    @app.get("/health", tags=["health"])
+    def health(c: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+        """Liveness and store check (no key needed). 健康检查。"""
+        with c.store.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok", "database": c.store.dialect}
+
+    for name in ROUTER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for `huitouke serve`: settings from the environment; the CLI has
+    already migrated the store, so workers do not race to migrate it."""
+    return create_app(Settings(), migrate=False)

@@ -1,0 +1,99 @@
+"""Customer profile use cases (read, replace, consent per channel) on the core table."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from huitouke.errors import NotFoundError
+from huitouke.i18n import t
+from huitouke.store.tables import customers
+
+__all__ = ["get_customer", "merge_consent", "put_customer"]
+
+_PROFILE_FIELDS = (
+    "name",
+    "phone",
+    "email",
+    "birthday",
+    "tags",
+    "attributes",
+    "consent",
+    "timezone",
+)
+
+
+def _not_found(customer_id: str) -> NotFoundError:
+    return NotFoundError(
+        t("service.customer_not_found", "en", customer_id=customer_id),
+        code="customer.not_found",
+        message_zh=t("service.customer_not_found", "zh", customer_id=customer_id),
+        details={"customer_id": customer_id},
+    )
+
+
+def _row(conn: Connection, customer_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    q = select(customers).where(customers.c.customer_id == customer_id)
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).first()
+    if row is None:
+        return None
+    out = dict(row._mapping)
+    for key, empty in (("tags", []), ("attributes", {}), ("consent", {})):
+        if out.get(key) is None:
+            out[key] = empty
+    return out
+
+
+def get_customer(conn: Connection, customer_id: str) -> dict[str, Any]:
+    row = _row(conn, customer_id)
+    if row is None:
+        raise _not_found(customer_id)
+    return row
+
+
+def put_customer(
+    conn: Connection, customer_id: str, profile: dict[str, Any], *, now: datetime
+) -> tuple[dict[str, Any], bool]:
+    """Create or replace a profile; returns (profile, created)."""
+    values: dict[str, Any] = {f: profile.get(f) for f in _PROFILE_FIELDS}
+    values["tags"] = list(values["tags"] or [])
+    values["attributes"] = dict(values["attributes"] or {})
+    values["consent"] = dict(values["consent"] or {})
+    if isinstance(values["birthday"], str):
+        values["birthday"] = date.fromisoformat(values["birthday"])
+    existing = _row(conn, customer_id, lock=True)
+    if existing is None:
+        conn.execute(
+            customers.insert().values(
+                customer_id=customer_id, created_at=now, updated_at=now, **values
+            )
+        )
+        return get_customer(conn, customer_id), True
+    if any(existing.get(k) != v for k, v in values.items()):
+        conn.execute(
+            customers.update()
+            .where(customers.c.customer_id == customer_id)
+            .values(updated_at=now, **values)
+        )
+    return get_customer(conn, customer_id), False
+
+
+def merge_consent(
+    conn: Connection, customer_id: str, consent: dict[str, bool], *, now: datetime
+) -> dict[str, Any]:
+    """Set consent for the given channels, keeping the others as they are."""
+    existing = _row(conn, customer_id, lock=True)
+    if existing is None:
+        raise _not_found(customer_id)
+    merged = {**existing["consent"], **consent}
+    if merged != existing["consent"]:
+        conn.execute(
+            customers.update()
+            .where(customers.c.customer_id == customer_id)
+            .values(consent=merged, updated_at=now)
+        )
+    return get_customer(conn, customer_id)

@@ -1,0 +1,54 @@
+"""FastAPI dependencies: the shared context, the negotiated language, API-key scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from huitouke.errors import AuthError
+from huitouke.i18n import t
+from huitouke.service.apikeys import ApiKey, Scope, authenticate, check_scope
+from huitouke.service.context import ServiceContext
+from huitouke.service.error_handlers import request_lang
+
+__all__ = ["bearer", "get_ctx", "get_lang", "require"]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key from `huitouke apikey create --scope read|operator|admin`.",
+)
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def get_lang(request: Request) -> str:
+    return request_lang(request)
+
+
+def require(scope: Scope) -> Callable[..., ApiKey]:
+    """A dependency that admits keys of ``scope`` or higher (read < operator < admin)."""
+
+    def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+    ) -> ApiKey:
+        if credentials is None or not credentials.credentials:
+            raise AuthError(
+                t("service.missing_key", "en"),
+                code="auth.missing_key",
+                message_zh=t("service.missing_key", "zh"),
+            )
+        ctx = get_ctx(request)
+        with ctx.store.connect() as conn:
+            key = authenticate(conn, credentials.credentials)
+        check_scope(key, scope)
+        request.state.api_key = key
+        return key
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency

@@ -1,0 +1,51 @@
+"""User-facing texts of the service (zh and en)."""
+
+from __future__ import annotations
+
+from huitouke.i18n import register
+
+MESSAGES = {
+    "service.title": {"zh": "回头客 huitouke API", "en": "huitouke (回头客) API"},
+    "service.missing_key": {
+        "zh": "缺少 API 密钥:请在请求头中发送 Authorization: Bearer <密钥>",
+        "en": "missing API key: send Authorization: Bearer <key>",
+    },
+    "service.invalid_input": {
+        "zh": "请求参数无效:{fields}",
+        "en": "invalid request: {fields}",
+    },
+    "service.not_found": {"zh": "没有这个地址:{path}", "en": "no such endpoint: {path}"},
+    "service.method_not_allowed": {
+        "zh": "该地址不支持 {method} 方法",
+        "en": "method {method} is not allowed here",
+    },
+    "service.http_error": {"zh": "请求失败(HTTP {status})", "en": "request failed (HTTP {status})"},
+    "service.internal": {
+        "zh": "服务器内部错误,已记录;请稍后重试",
+        "en": "internal server error (logged); please retry later",
+    },
+    "service.customer_not_found": {
+        "zh": "没有编号为 {customer_id} 的顾客",
+        "en": "no customer with id {customer_id}",
+    },
+    "service.order_not_found": {
+        "zh": "没有编号为 {order_id} 的订单",
+        "en": "no order with id {order_id}",
+    },
+    "service.refund_exceeds": {
+        "zh": "退款金额 {refunded} 超过订单金额 {amount}",
+        "en": "refunded_amount {refunded} exceeds amount {amount}",
+    },
+    "cli.apikey.created": {
+        "zh": "已创建 API 密钥 {key_id}(权限 {scope},名称 {name})。密钥只显示这一次,请妥善保存:",
+        "en": "created API key {key_id} (scope {scope}, name {name}). It is shown only this once; store it safely:",
+    },
+    "cli.apikey.revoked": {"zh": "已吊销 API 密钥 {key_id}", "en": "revoked API key {key_id}"},
+    "cli.apikey.none": {"zh": "还没有 API 密钥", "en": "no API keys yet"},
+    "cli.serve.starting": {
+        "zh": "huitouke 服务启动于 http://{host}:{port}(接口文档 /docs)",
+        "en": "huitouke service on http://{host}:{port} (API docs at /docs)",
+    },
+}
+
+register(MESSAGES)

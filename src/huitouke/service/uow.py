@@ -1,0 +1,140 @@
+"""Units of work for the service, safe under concurrency on SQLite and PostgreSQL.
+
+Every write endpoint is one function ``fn(conn)`` run by :func:`run_write` inside one
+transaction. On SQLite the transaction starts with ``BEGIN IMMEDIATE``: writers queue on
+the database's write lock (waiting up to the busy timeout) instead of starting as readers
+and failing with "database is locked" when they try to upgrade; reads inside the unit of
+work are therefore also serialised with other writers, so read-check-write sequences (a
+coupon's status, a balance) cannot interleave. On PostgreSQL the loyalty code locks rows
+itself. In both, transient failures — SQLite busy/locked after the timeout, PostgreSQL
+serialization failures, deadlocks and unique-key races between two first inserts — roll
+back the whole unit and run it again (every write is idempotent by its key, so a retry
+that finds its own earlier work changes nothing). Only when the retries are exhausted does
+the client see ``503 store.busy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from huitouke.errors import ConflictError, StoreError
+from huitouke.store.db import Store
+
+__all__ = ["StoreBusyError", "read_unit", "run_read", "run_write", "write_unit"]
+
+T = TypeVar("T")
+log = logging.getLogger("huitouke.service")
+
+_PG_TRANSIENT = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+_PG_UNIQUE = "23505"
+
+
+class StoreBusyError(StoreError):
+    """The store stayed busy through every retry (HTTP 503, retry later)."""
+
+    http_status = 503
+    default_code = "store.busy"
+
+
+@contextmanager
+def write_unit(store: Store) -> Iterator[Connection]:
+    """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+    if store.dialect != "sqlite":
+        with store.begin() as conn:
+            yield conn
+        return
+    with store.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        # Take the transaction out of the sqlite3 module's hands so it can be IMMEDIATE.
+        raw.isolation_level = None  # type: ignore[union-attr]
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        finally:
+            raw.isolation_level = ""  # type: ignore[union-attr]
+
+
+@contextmanager
+def read_unit(store: Store) -> Iterator[Connection]:
+    """A read-only transaction on one consistent snapshot (several SELECTs agree)."""
+    if store.dialect != "sqlite":
+        with store.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+        return
+    with store.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        raw.isolation_level = None  # type: ignore[union-attr]
+        try:
+            # A deferred transaction in WAL mode reads one snapshot and never blocks writers.
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+        finally:
+            raw.isolation_level = ""  # type: ignore[union-attr]
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    state = _sqlstate(exc)
+    if state is not None:
+        return state in _PG_TRANSIENT or state == _PG_UNIQUE
+    text = str(exc.orig).lower()
+    if isinstance(exc, OperationalError):
+        return "locked" in text or "busy" in text
+    if isinstance(exc, IntegrityError):
+        return "unique constraint failed" in text
+    return False
+
+
+def run_write(store: Store, fn: Callable[[Connection], T], *, attempts: int = 8) -> T:
+    """Run ``fn`` in one write unit of work, retrying transient conflicts."""
+    delay = 0.005
+    for attempt in range(1, attempts + 1):
+        try:
+            with write_unit(store) as conn:
+                return fn(conn)
+        except DBAPIError as exc:
+            if not _is_transient(exc):
+                if isinstance(exc, IntegrityError):
+                    raise ConflictError(
+                        "the store refused the change (a constraint was violated)",
+                        code="store.integrity",
+                        message_zh="数据库拒绝了此修改(违反约束)",
+                        details={"reason": str(exc.orig).splitlines()[0][:200]},
+                    ) from exc
+                raise
+            if attempt == attempts:
+                raise StoreBusyError(
+                    "the store is busy; retry the request",
+                    message_zh="数据库繁忙,请重试",
+                    details={"attempts": attempts},
+                ) from exc
+            log.info("transient store conflict (attempt %d/%d): %s", attempt, attempts, exc.orig)
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.5)
+    raise AssertionError("unreachable")
+
+
+def run_read(store: Store, fn: Callable[[Connection], T]) -> T:
+    with read_unit(store) as conn:
+        return fn(conn)
