@@ -1,0 +1,40 @@
+"""User-facing texts of the journeys context (zh and en)."""
+
+from __future__ import annotations
+
+from huitouke.i18n import register
+
+MESSAGES = {
+    "journeys.reason.planned": {"zh": "将发送", "en": "will be sent"},
+    "journeys.reason.already_ordered": {
+        "zh": "旅程开始后已下单,不再打扰",
+        "en": "ordered since the journey started",
+    },
+    "journeys.reason.not_ordered": {
+        "zh": "旅程开始后未下单,此分支结束",
+        "en": "has not ordered since the journey started; this branch ends",
+    },
+    "journeys.reason.not_in_audience": {
+        "zh": "今天不在目标人群中",
+        "en": "not in the audience today",
+    },
+    "journeys.reason.holdout": {
+        "zh": "对照组(不发送,用于衡量效果)",
+        "en": "holdout group (not sent, kept for measurement)",
+    },
+    "journeys.reason.no_contact": {
+        "zh": "没有该渠道的联系方式",
+        "en": "no address for this channel",
+    },
+    "journeys.col.journey": {"zh": "旅程", "en": "journey"},
+    "journeys.col.customer": {"zh": "顾客", "en": "customer"},
+    "journeys.col.step": {"zh": "步骤", "en": "step"},
+    "journeys.col.reason": {"zh": "原因", "en": "reason"},
+    "journeys.col.count": {"zh": "人数", "en": "count"},
+    "journeys.summary.due": {"zh": "今天到期", "en": "due today"},
+    "journeys.summary.planned": {"zh": "计划发送", "en": "planned"},
+    "journeys.status.enabled": {"zh": "已启用", "en": "enabled"},
+    "journeys.status.disabled": {"zh": "未启用", "en": "disabled"},
+}
+
+register(MESSAGES)
