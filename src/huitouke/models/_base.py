@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -167,13 +167,17 @@ def compress_rows(
     """
     n = columns[0].size
     key = np.zeros(n, dtype=np.int64)
+    span = 1
     for i, col in enumerate(columns):
         codes, uniques = pd.factorize(col)
-        if i == 0:
-            key = codes.astype(np.int64)
-            continue
-        key = key * np.int64(len(uniques)) + codes.astype(np.int64)
-        # re-factorise so the combined key stays small enough for int64
+        size = max(len(uniques), 1)
+        if i and span * size >= 2**62:
+            # re-factorise so the combined key stays within int64
+            key = pd.factorize(key)[0].astype(np.int64)
+            span = int(key.max()) + 1
+        key = key * np.int64(size) + codes.astype(np.int64)
+        span *= size
+    if len(columns) > 1:
         key = pd.factorize(key)[0].astype(np.int64)
     inverse = key.astype(np.intp)
     n_unique = int(inverse.max()) + 1 if n else 0
@@ -191,6 +195,22 @@ class _Data:
 
     columns: tuple[FloatArray, ...]
     weights: FloatArray
+    #: per-fit memo of data-only quantities (unique values and codes of a column)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+def unique_codes(
+    values: FloatArray, cache: dict[str, Any] | None, key: str
+) -> tuple[FloatArray, NDArray[np.intp]]:
+    """Unique values of a column and each row's index into them, memoised in ``cache``."""
+    if cache is not None and key in cache:
+        found: tuple[FloatArray, NDArray[np.intp]] = cache[key]
+        return found
+    codes, uniques = pd.factorize(values)
+    out = (np.asarray(uniques, dtype=np.float64), codes.astype(np.intp))
+    if cache is not None:
+        cache[key] = out
+    return out
 
 
 LogLikFn = Callable[[FloatArray, tuple[FloatArray, ...]], tuple[FloatArray, FloatArray]]
@@ -226,7 +246,10 @@ class FittedModel:
 
     # -- to be provided by subclasses -------------------------------------------------
     def _loglik(
-        self, params: FloatArray, columns: tuple[FloatArray, ...]
+        self,
+        params: FloatArray,
+        columns: tuple[FloatArray, ...],
+        cache: dict[str, Any] | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         raise NotImplementedError
 
@@ -238,10 +261,10 @@ class FittedModel:
         """Negative mean log-likelihood and its gradient in log-parameters."""
         params = np.exp(theta)
         with np.errstate(all="ignore"):
-            ll, grad = self._loglik(params, data.columns)
+            ll, grad = self._loglik(params, data.columns, data.cache)
         total_w = float(data.weights.sum())
         value = -float(ll @ data.weights) / total_w
-        g = -(grad @ data.weights) / total_w * params
+        g = -np.array([float(gi @ data.weights) for gi in grad]) / total_w * params
         if self.penalizer:
             value += self.penalizer * float(theta @ theta)
             g = g + 2 * self.penalizer * theta
@@ -264,7 +287,7 @@ class FittedModel:
                 jac=True,
                 method="L-BFGS-B",
                 bounds=[(-_LOG_BOUND, _LOG_BOUND)] * k,
-                options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+                options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-8, "maxcor": 10},
             )
             if math.isfinite(res.fun) and (best is None or res.fun < best.fun - 1e-12):
                 best = res
@@ -304,7 +327,7 @@ class FittedModel:
             )
         params = np.exp(theta)
         self.params_ = dict(zip(self._param_names, (float(p) for p in params), strict=True))
-        ll, _ = self._loglik(params, data.columns)
+        ll, _ = self._loglik(params, data.columns, data.cache)
         self.log_likelihood_ = float(ll @ data.weights)
         self.n_customers_ = float(data.weights.sum())
         self.n_iterations_ = int(best.nit)
@@ -314,8 +337,8 @@ class FittedModel:
 
     def _total_gradient(self, params: FloatArray, data: _Data) -> FloatArray:
         with np.errstate(all="ignore"):
-            _, grad = self._loglik(params, data.columns)
-        return np.asarray(grad @ data.weights, dtype=np.float64)
+            _, grad = self._loglik(params, data.columns, data.cache)
+        return np.array([float(gi @ data.weights) for gi in grad])
 
     def _compute_covariance(self, params: FloatArray, data: _Data) -> None:
         """Observed information: central differences of the analytic gradient."""

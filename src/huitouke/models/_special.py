@@ -35,15 +35,15 @@ def log_power_integral(
     lo: FloatArray,
     hi: FloatArray,
     n_nodes: int = 40,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """``log ∫_lo^hi (α+τ)^-e1 (β+τ)^-e2 dτ`` by Gauss–Legendre quadrature.
 
     The integral is taken in ``y = log(c + τ)`` with ``c = min(α, β)``: both factors are
     then analytic in a strip of half-width π around the interval, so the rule converges
     geometrically however close ``α`` and ``β`` come to the interval. The range is cut where
     the integrand has fallen by e^-45, which keeps large exponents (x in the thousands)
-    resolved. Returns ``(log I, q, tau)``: the normalised node weights ``q`` (rows × nodes)
-    and the nodes ``tau``, so a caller can form the gradient
+    resolved. Returns ``(log I, q, log(α+τ), log(β+τ))`` with the normalised node weights
+    ``q`` (rows × nodes), so a caller can form the gradient
     ``∂ log I/∂θ = Σ q ∂ log f(τ)/∂θ`` with the same rule. ``log I`` is −inf where
     ``hi <= lo``.
     """
@@ -77,8 +77,7 @@ def log_power_integral(
     with np.errstate(invalid="ignore"):
         q = np.exp(terms - log_i[:, None])
     q[empty] = 0.0
-    tau = np.exp(y) - c_col
-    return log_i, q, tau
+    return log_i, q, log_a, log_b
 
 
 def negative_binomial_sf(k: FloatArray, r: FloatArray | float, p: FloatArray) -> FloatArray:

@@ -13,7 +13,7 @@ P(alive), eq. 13 conditional expectation).
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -136,7 +136,10 @@ class BGBB(FittedModel):
         return terms, seen, died, np.concatenate([np.ones((x.size, 1)), valid], axis=1)
 
     def _loglik(
-        self, params: FloatArray, columns: tuple[FloatArray, ...]
+        self,
+        params: FloatArray,
+        columns: tuple[FloatArray, ...],
+        cache: dict[str, Any] | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         al, be, ga, de = params
         x, tx, n = columns

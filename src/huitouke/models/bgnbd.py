@@ -18,13 +18,13 @@ References
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln, digamma, gammaln
 
-from huitouke.models._base import FloatArray, _Data, compress_rows
+from huitouke.models._base import FloatArray, _Data, compress_rows, unique_codes
 from huitouke.models._btyd import ContinuousBTYD, _horizon
 from huitouke.models._special import (
     beta_geometric_expectation,
@@ -59,36 +59,46 @@ class _BetaGeo(ContinuousBTYD):
         ]
 
     def _loglik(
-        self, params: FloatArray, columns: tuple[FloatArray, ...]
+        self,
+        params: FloatArray,
+        columns: tuple[FloatArray, ...],
+        cache: dict[str, Any] | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         r, alpha, a, b = params
         x, tx, T = columns
+        # special functions depend on x alone and logs on T or t_x alone: evaluate them on
+        # the few distinct values and gather, so a row costs a handful of flops
+        xu, xi = unique_codes(x, cache, "x")
+        tu, ti = unique_codes(T, cache, "T")
+        su, si = unique_codes(tx, cache, "tx")
         d = float(self._shift)
-        has2 = (x + d) > 0
-        xd = x + d
+        xd = xu + d
+        has2 = xd > 0
         xm = np.where(has2, xd, 1.0)
-        log_at = np.log(alpha + T)
-        log_atx = np.log(alpha + tx)
         lbab = betaln(a, b)
-        t1 = betaln(a, b + xd) - lbab - (r + x) * log_at
-        t2 = np.where(has2, betaln(a + 1, b + xm - 1) - lbab - (r + x) * log_atx, -np.inf)
+        c1 = betaln(a, b + xd) - lbab
+        c2 = np.where(has2, betaln(a + 1, b + xm - 1) - lbab, -np.inf)
+        psi_ab = digamma(a + b)
+        psi_abx = digamma(a + b + xd)
+        base_r = digamma(r + xu) - digamma(r) + np.log(alpha)
+        da1 = psi_ab - psi_abx
+        db1 = digamma(b + xd) - digamma(b) + psi_ab - psi_abx
+        db2 = np.where(has2, digamma(b + xm - 1), 0.0) - digamma(b) + psi_ab - psi_abx
+        lx = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
+
+        rx = (r + xu)[xi]
+        log_at = np.log(alpha + tu)[ti]
+        log_atx = np.log(alpha + su)[si]
+        t1 = c1[xi] - rx * log_at
+        t2 = c2[xi] - rx * log_atx
         lse = np.logaddexp(t1, t2)
         w2 = np.exp(t2 - lse)
         w1 = 1.0 - w2
-        ll = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + lse
-
-        psi_ab = digamma(a + b)
-        psi_abx = digamma(a + b + xd)
-        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w1 * log_at - w2 * log_atx
-        d_alpha = r / alpha - (r + x) * (w1 / (alpha + T) + w2 / (alpha + tx))
-        d_a = psi_ab - psi_abx + w2 / a
-        d_b = (
-            w1 * digamma(b + xd)
-            + w2 * np.where(has2, digamma(b + xm - 1), 0.0)
-            - digamma(b)
-            + psi_ab
-            - psi_abx
-        )
+        ll = lx[xi] + lse
+        d_r = base_r[xi] - w1 * log_at - w2 * log_atx
+        d_alpha = r / alpha - rx * (w1 / (alpha + T) + w2 / (alpha + tx))
+        d_a = da1[xi] + w2 / a
+        d_b = w1 * db1[xi] + w2 * db2[xi]
         return ll, np.vstack([d_r, d_alpha, d_a, d_b])
 
     def _p(self) -> tuple[float, float, float, float]:

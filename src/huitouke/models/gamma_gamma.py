@@ -12,7 +12,7 @@ Curves for Customer Base Analysis", *Journal of Marketing Research* 42(4).
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -87,7 +87,10 @@ class GammaGamma(FittedModel):
         ]
 
     def _loglik(
-        self, params: FloatArray, columns: tuple[FloatArray, ...]
+        self,
+        params: FloatArray,
+        columns: tuple[FloatArray, ...],
+        cache: dict[str, Any] | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         p, q, g = params
         x, m = columns

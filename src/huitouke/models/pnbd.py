@@ -15,13 +15,13 @@ References
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy.special import digamma, gammaln, hyp2f1
 
-from huitouke.models._base import FloatArray, _Data, compress_rows
+from huitouke.models._base import FloatArray, _Data, compress_rows, unique_codes
 from huitouke.models._btyd import ContinuousBTYD, _horizon
 from huitouke.models._special import gauss_legendre, log_nb_pmf, log_power_integral
 
@@ -69,34 +69,73 @@ class ParetoNBD(ContinuousBTYD):
         ]
 
     def _loglik(
-        self, params: FloatArray, columns: tuple[FloatArray, ...]
+        self,
+        params: FloatArray,
+        columns: tuple[FloatArray, ...],
+        cache: dict[str, Any] | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         r, alpha, s, beta = params
         x, tx, T = columns
-        e1 = r + x
-        log_i, q, tau = log_power_integral(alpha, e1, beta, s + 1.0, tx, T, _NODES)
+        # ∫_{t_x}^{T} = K(x, t_x) − K(x, T) with K(x, y) = ∫_y^{Y} for one anchor Y ≥ all T:
+        # K is needed only on the distinct (x, t_x) and (x, T) pairs, far fewer than the
+        # distinct (x, t_x, T) rows. The subtraction loses at most log10((Y−T)/(T−t_x))
+        # digits, and only where this term is small next to the "alive" term.
+        pairs = self._pairs(x, tx, T, cache)
+        px, py, anchor, inv1, inv2 = pairs
+        e1 = r + px
+        log_k, q, log_a, log_b = log_power_integral(
+            alpha, e1, beta, s + 1.0, py, np.full(py.shape, anchor), _NODES
+        )
+        dk = np.vstack(
+            [
+                -np.einsum("ij,ij->i", q, log_a),
+                -e1 * np.einsum("ij,ij->i", q, np.exp(-log_a)),
+                -np.einsum("ij,ij->i", q, log_b),
+                -(s + 1.0) * np.einsum("ij,ij->i", q, np.exp(-log_b)),
+            ]
+        )
+        lk1, lk2 = log_k[inv1], log_k[inv2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.exp(lk2 - lk1)
+            rho = np.where(np.isfinite(rho), np.minimum(rho, 1.0), 0.0)
+            log_i = lk1 + np.log1p(-rho)
+            di = (dk[:, inv1] - rho * dk[:, inv2]) / (1.0 - rho)
+        empty = (T - tx) <= 0
+        log_i = np.where(empty, -np.inf, log_i)
+        di = np.where(empty, 0.0, di)
+
+        e1r = r + x
         log_at = np.log(alpha + T)
         log_bt = np.log(beta + T)
-        l_f = -e1 * log_at - s * log_bt
+        l_f = -e1r * log_at - s * log_bt
         l_2 = np.log(s) + log_i
         lse = np.logaddexp(l_f, l_2)
         w2 = np.exp(l_2 - lse)
         w1 = 1.0 - w2
-        ll = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + lse
-
-        log_a_tau = np.log(alpha + tau)
-        inv_a_tau = 1.0 / (alpha + tau)
-        inv_b_tau = 1.0 / (beta + tau)
-        di_r = -np.einsum("ij,ij->i", q, log_a_tau)
-        di_alpha = -e1 * np.einsum("ij,ij->i", q, inv_a_tau)
-        di_s = -np.einsum("ij,ij->i", q, np.log(beta + tau))
-        di_beta = -(s + 1.0) * np.einsum("ij,ij->i", q, inv_b_tau)
-
-        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w1 * log_at + w2 * di_r
-        d_alpha = r / alpha - w1 * e1 / (alpha + T) + w2 * di_alpha
-        d_s = np.log(beta) - w1 * log_bt + w2 * (1.0 / s + di_s)
-        d_beta = s / beta - w1 * s / (beta + T) + w2 * di_beta
+        xu, xi = unique_codes(x, cache, "x")
+        lx = (gammaln(r + xu) - gammaln(r))[xi]
+        ll = lx + r * np.log(alpha) + s * np.log(beta) + lse
+        d_r = (digamma(r + xu) - digamma(r))[xi] + np.log(alpha) - w1 * log_at + w2 * di[0]
+        d_alpha = r / alpha - w1 * e1r / (alpha + T) + w2 * di[1]
+        d_s = np.log(beta) - w1 * log_bt + w2 * (1.0 / s + di[2])
+        d_beta = s / beta - w1 * s / (beta + T) + w2 * di[3]
         return ll, np.vstack([d_r, d_alpha, d_s, d_beta])
+
+    @staticmethod
+    def _pairs(
+        x: FloatArray, tx: FloatArray, T: FloatArray, cache: dict[str, Any] | None
+    ) -> tuple[FloatArray, FloatArray, float, NDArray[np.intp], NDArray[np.intp]]:
+        if cache is not None and "pairs" in cache:
+            found: tuple[FloatArray, FloatArray, float, NDArray[np.intp], NDArray[np.intp]] = cache[
+                "pairs"
+            ]
+            return found
+        n = x.size
+        (px, py), _, inv = compress_rows(np.concatenate([x, x]), np.concatenate([tx, T]))
+        out = (px, py, float(T.max()) * 1.0 + 1.0, inv[:n], inv[n:])
+        if cache is not None:
+            cache["pairs"] = out
+        return out
 
     def _p(self) -> tuple[float, float, float, float]:
         v = self._require_fit()
@@ -110,7 +149,7 @@ class ParetoNBD(ContinuousBTYD):
         x, tx, tt = self._rfm(frequency, recency, T)
         r, alpha, s, beta = self._p()
         (ux, utx, ut), _, inv = compress_rows(x, tx, tt)
-        log_i, _, _ = log_power_integral(alpha, r + ux, beta, s + 1.0, utx, ut, _NODES)
+        log_i, _, _, _ = log_power_integral(alpha, r + ux, beta, s + 1.0, utx, ut, _NODES)
         l_f = -(r + ux) * np.log(alpha + ut) - s * np.log(beta + ut)
         log_odds = np.log(s) + log_i - l_f
         return np.asarray(np.exp(-np.logaddexp(0.0, log_odds))[inv], dtype=np.float64)
@@ -204,7 +243,7 @@ class ParetoNBD(ContinuousBTYD):
     def _log_h(self, u: FloatArray, x: FloatArray, T: FloatArray) -> FloatArray:
         r, alpha, s, beta = self._p()
         rp, ap, bp = r + x, alpha + T, beta + T
-        log_i, _, _ = log_power_integral(
+        log_i, _, _, _ = log_power_integral(
             ap, rp + 1.0, bp, np.full(x.shape, s), np.zeros(x.shape), u, 24
         )
         return np.asarray(np.log(rp) + rp * np.log(ap) + s * np.log(bp) + log_i, dtype=np.float64)
