@@ -581,7 +581,7 @@ class Analytics:
         df["spend"] = [_dec(v) for v in df["spend"]]
         for c in ("first_order_at", "last_order_at"):
             df[c] = pd.to_datetime(df[c], utc=True).dt.tz_convert(self.timezone)
-        for c in ("cycle_days", "used_cycle", "p_alive"):
+        for c in ("cycle_days", "used_cycle", "p_alive", "main_category"):
             df[c] = df[c].astype("object").where(df[c].notna(), None)
         for c in ("orders", "days_since_last", "r_score", "f_score", "m_score"):
             df[c] = df[c].astype("int64")
