@@ -70,6 +70,63 @@ class Settings(BaseSettings):
     )
     quiet_hours_start: str = Field("21:00", description="Start of quiet hours (customer's zone).")
     quiet_hours_end: str = Field("08:00", description="End of quiet hours (customer's zone).")
+    contact_caps: str = Field(
+        "marketing:*:3/7d,marketing:sms:1/3d,marketing:sms:4/30d",
+        description="Frequency caps per customer, comma-separated `kind:channel:count/window` "
+        "(kind marketing|transactional|*, channel or * for all channels, window in d or h); "
+        "sliding windows. Empty: no caps.",
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Public address of the service, for links in messages (unsubscribe, tracked clicks).",
+    )
+    sms_sign_name: str = Field(
+        "", description="SMS signature (店名) shown as 【…】 and sent as the provider's SignName."
+    )
+    sms_footer: str = Field("回T退订", description="Unsubscribe footer appended to marketing SMS.")
+    sms_provider: str = Field("", description="SMS channel provider: aliyun, tencent, file or empty (off).")
+    aliyun_access_key_id: str = Field("", description="Aliyun AccessKey ID for dysmsapi SendSms.")
+    aliyun_access_key_secret: str = Field("", description="Aliyun AccessKey secret.")
+    aliyun_sms_endpoint: str = Field(
+        "https://dysmsapi.aliyuncs.com/", description="Aliyun SMS API endpoint."
+    )
+    aliyun_sms_template_code: str = Field(
+        "", description="Default Aliyun SMS template code (a message may name its own)."
+    )
+    tencent_secret_id: str = Field("", description="Tencent Cloud SecretId for SMS SendSms.")
+    tencent_secret_key: str = Field("", description="Tencent Cloud SecretKey.")
+    tencent_sms_endpoint: str = Field(
+        "https://sms.tencentcloudapi.com/", description="Tencent Cloud SMS API endpoint."
+    )
+    tencent_sms_region: str = Field("ap-guangzhou", description="Tencent Cloud SMS region.")
+    tencent_sms_app_id: str = Field("", description="Tencent Cloud SmsSdkAppId.")
+    tencent_sms_template_id: str = Field(
+        "", description="Default Tencent Cloud SMS template id (a message may name its own)."
+    )
+    smtp_host: str = Field("", description="SMTP server for the email channel (empty: email off).")
+    smtp_port: int = Field(587, description="SMTP port.")
+    smtp_username: str = Field("", description="SMTP login (empty: no AUTH).")
+    smtp_password: str = Field("", description="SMTP password.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_ssl: bool = Field(False, description="Connect with implicit TLS (SMTPS, usually port 465).")
+    email_from: str = Field("shop@example.com", description="From address of emails.")
+    webhook_url: str = Field("", description="Endpoint of the signed JSON webhook channel (empty: off).")
+    webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key of webhook signatures (empty: use secret_key)."
+    )
+    wecom_robot_url: str = Field("", description="WeCom (企业微信) group robot webhook URL (empty: off).")
+    dingtalk_robot_url: str = Field(
+        "", description="DingTalk (钉钉) group robot webhook URL with access_token (empty: off)."
+    )
+    dingtalk_secret: str = Field("", description="DingTalk robot signing secret (SEC…), if set.")
+    file_channel_path: str = Field(
+        "", description="JSON-lines file of the file (dry-run) channel; '-' prints to the console."
+    )
+    inbound_token: str = Field(
+        "",
+        description="Token providers must pass (?token=) to inbound SMS and receipt callbacks "
+        "(empty: derived from secret_key; see `huitouke inbound-token`).",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,85 @@
+"""The repurchase report: one self-contained HTML page (zh or en) that works offline.
+
+>>> from huitouke.report import build_report_data, render_html
+>>> data = build_report_data(orders, timezone="Asia/Shanghai", source={"kind": "file", "label": "orders.csv"})
+>>> html = render_html(data, "zh")
+
+:func:`build_report_data` gathers every number through :class:`huitouke.analytics.Analytics`
+(the calls ``huitouke metrics`` / ``customers`` / ``segments`` make) and, when the prediction
+models can be fitted, through :mod:`huitouke.models`; :func:`render_html` formats that one
+document. The document is embedded in the page as ``<script type="application/json"
+id="report-data">`` so scripts and tests can read the exact numbers back.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+
+from huitouke.report import messages as _messages  # noqa: F401  (registers texts)
+from huitouke.report.data import SCHEMA, collect, default_as_of
+from huitouke.report.render import render_html
+
+__all__ = ["SCHEMA", "build_report_data", "render_html"]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("huitouke")
+    except PackageNotFoundError:
+        return ""
+
+
+def build_report_data(
+    orders: pa.Table,
+    *,
+    timezone: str,
+    source: dict[str, Any],
+    as_of: date | None = None,
+    lines: pa.Table | None = None,
+    merge_same_day: bool = False,
+    currency: str | None = None,
+    predictions: bool = True,
+    horizon_days: int = 90,
+    model: str = "auto",
+    due_days: int = 7,
+) -> dict[str, Any]:
+    """Every number of the report for ``orders`` (the canonical orders table).
+
+    ``as_of`` defaults to the local date of the last counted order. ``source`` describes
+    where the orders came from: ``{"kind": "file" | "store" | "sample", "label": …}``.
+    With ``predictions`` the document gains a ``predictions`` part (status ``ok``, or
+    ``failed`` with the reason when the models cannot be fitted on these data).
+    """
+    from huitouke.analytics import Analytics
+    from huitouke.errors import InputError
+
+    with Analytics(
+        orders, timezone=timezone, lines=lines, merge_same_day=merge_same_day, currency=currency
+    ) as analytics:
+        if as_of is None:
+            as_of = default_as_of(analytics)
+        if as_of is None:
+            raise InputError(
+                "there are no counted orders (paid, not fully refunded or cancelled) to report on",
+                code="input.no_orders",
+                message_zh="没有可统计的订单(已支付且未全额退款或取消),无法生成报告",
+            )
+        data = collect(analytics, as_of=as_of, source=source, due_days=due_days, version=_version())
+        used_currency = analytics.currency
+    if predictions:
+        from huitouke.report.predictions import collect_predictions
+
+        data["predictions"] = collect_predictions(
+            orders,
+            timezone=timezone,
+            currency=used_currency,
+            as_of=as_of,
+            horizon_days=horizon_days,
+            model=model,
+        )
+    return data

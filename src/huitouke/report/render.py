@@ -1,0 +1,798 @@
+"""From the report document (:mod:`.data`) to one self-contained HTML page in zh or en.
+
+Nothing here computes a metric: it formats the numbers of the document with Babel (via
+:mod:`huitouke.i18n`), builds the Plotly figures and fills the Jinja2 template. plotly.js
+and the CSS are inlined, so the page works offline and loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from decimal import Decimal
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import plotly.graph_objects as go
+from babel.dates import format_skeleton, get_day_names
+from babel.numbers import format_compact_currency
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from huitouke import i18n
+from huitouke.report import charts
+from huitouke.report import messages as _messages  # noqa: F401  (registers texts)
+
+__all__ = ["render_html"]
+
+_HTML_LANG = {"zh": "zh-CN", "en": "en"}
+_BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_US"}
+
+#: P(alive) band colours (alive, uncertain, dormant)
+_BAND_COLORS = ("#16a34a", "#ca8a04", "#6b7280")
+
+
+@cache
+def _env() -> Environment:
+    return Environment(
+        loader=PackageLoader("huitouke.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@cache
+def _css() -> str:
+    return files("huitouke.report").joinpath("static/report.css").read_text(encoding="utf-8")
+
+
+@cache
+def plotly_js() -> str:
+    """The plotly.js bundle shipped inside the installed ``plotly`` package (no CDN)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs().replace("</script", "<\\/script")
+
+
+class _Fmt:
+    """Number formatting for one language (Babel through :mod:`huitouke.i18n`)."""
+
+    def __init__(self, lang: str, currency: str | None) -> None:
+        self.lang = lang
+        self.currency = currency or "CNY"
+
+    def tr(self, key: str, **params: object) -> str:
+        return i18n.t(key, self.lang, **params)
+
+    def count(self, v: float | None) -> str:
+        return "—" if v is None else i18n.fmt_number(int(v), self.lang, digits=0)
+
+    def num(self, v: float | None, digits: int = 2) -> str:
+        return "—" if v is None else i18n.fmt_number(Decimal(str(v)), self.lang, digits=digits)
+
+    def pct(self, v: float | None, digits: int = 1) -> str:
+        return i18n.fmt_pct(v, self.lang, digits=digits)
+
+    def money(self, v: float | None) -> str:
+        return "—" if v is None else i18n.fmt_money(Decimal(str(v)), self.currency, self.lang)
+
+    def money_short(self, v: float | None) -> str:
+        """Compact money for KPI cards (万 / M); the exact amount goes in the card's note."""
+        if v is None:
+            return "—"
+        if abs(v) < 100_000:
+            return self.money(v)
+        return format_compact_currency(
+            Decimal(str(v)), self.currency, locale=_BABEL_LOCALE[self.lang], fraction_digits=2
+        )
+
+    def short_date(self, v: str) -> str:
+        return format_skeleton("MMMd", date.fromisoformat(v[:10]), locale=_BABEL_LOCALE[self.lang])
+
+    def date(self, v: str | None) -> str:
+        return "—" if v is None else i18n.fmt_date(date.fromisoformat(v[:10]), self.lang)
+
+    def days(self, v: float | None) -> str:
+        return "—" if v is None else self.num(v, 0 if float(v).is_integer() else 1)
+
+
+def _cell(text: str, raw: Any = None, cls: str = "", pill: str | None = None) -> dict[str, Any]:
+    return {"text": text, "raw": raw, "cls": cls, "pill": pill}
+
+
+def _table(
+    tid: str,
+    columns: list[tuple[str, str, str]],
+    rows: list[list[dict[str, Any]]],
+    *,
+    caption: str | None = None,
+    note: str | None = None,
+    scroll: bool = False,
+) -> dict[str, Any]:
+    return {
+        "id": tid,
+        "columns": [c[0] for c in columns],
+        "headers": [{"key": k, "text": text, "cls": cls} for k, text, cls in columns],
+        "rows": rows,
+        "caption": caption,
+        "note": note,
+        "scroll": scroll,
+    }
+
+
+def render_html(data: dict[str, Any], lang: str) -> str:
+    """The report page for ``data`` (a document from :func:`huitouke.report.data.collect`,
+    optionally with ``predictions``) in ``lang`` (``zh`` or ``en``)."""
+    if lang not in i18n.LANGS:
+        raise ValueError(f"lang must be one of {i18n.LANGS}, got {lang!r}")
+    f = _Fmt(lang, data.get("currency"))
+    figures: dict[str, go.Figure] = {}
+    sections = [
+        _metrics_section(data, f, figures),
+        _cohort_section(data, f, figures),
+        _ladder_section(data, f, figures),
+        _cycle_section(data, f, figures),
+        _rfm_section(data, f, figures),
+        _layers_section(data, f, figures),
+        _due_section(data, f, figures),
+    ]
+    pred = _predictions_section(data, f, figures)
+    if pred is not None:
+        sections.append(pred)
+
+    source = data["source"]
+    if source["kind"] == "sample":
+        source_text = f.tr("report.source.sample", name=source["name"])
+    elif source["kind"] == "store":
+        source_text = f.tr("report.source.store", url=source["label"])
+    else:
+        source_text = source["label"]
+    meta = [
+        {"label": f.tr("report.source"), "value": source_text, "hint": None},
+        {
+            "label": f.tr("report.data_period"),
+            "value": f"{f.date(data['data_start'])} – {f.date(data['data_end'])}"
+            if data["data_start"]
+            else "—",
+            "hint": None,
+        },
+        {
+            "label": f.tr("report.as_of"),
+            "value": f.date(data["as_of"]),
+            "hint": f.tr("report.as_of_hint"),
+        },
+        {"label": f.tr("report.timezone"), "value": data["timezone"], "hint": None},
+        {"label": f.tr("report.currency"), "value": f.currency, "hint": None},
+        {
+            "label": f.tr("report.generated"),
+            "value": data["generated_at"].replace("T", " "),
+            "hint": None,
+        },
+    ]
+    page = {
+        "html_lang": _HTML_LANG[lang],
+        "version": data.get("version", ""),
+        "title": f.tr("report.title"),
+        "tagline": f.tr("report.tagline"),
+        "source": source_text,
+        "meta": meta,
+        "kpis": _kpis(data, f),
+        "notice": f.tr("report.sample_note") if source["kind"] == "sample" else None,
+        "counted_note": f.tr("report.counted_note"),
+        "contents_label": f.tr("report.contents"),
+        "definition_label": f.tr("report.definition"),
+        "sections": sections,
+        "footer": f.tr("report.footer", version=data.get("version", "")),
+        "css": _css(),
+        "plotly_js": plotly_js(),
+        "figures": {fid: charts.figure_json(fig) for fid, fig in figures.items()},
+        "report_data_json": json.dumps(data, ensure_ascii=False, allow_nan=False).replace(
+            "</", "<\\/"
+        ),
+    }
+    return _env().get_template("report.html.j2").render(page=page)
+
+
+# --- KPI cards --------------------------------------------------------------------------------
+
+
+def last_full_period(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest month that ends on or before the last day of data (a month still running
+    would understate every rate)."""
+    periods = data["metrics"]["periods"]
+    end = data.get("data_end")
+    full = [p for p in periods if end is None or p["period_end"] <= end]
+    return full[-1] if full else (periods[-1] if periods else None)
+
+
+def last_buyback_period(data: dict[str, Any]) -> dict[str, Any] | None:
+    with_rate = [p for p in data["metrics"]["periods"] if p.get("buyback_rate") is not None]
+    return with_rate[-1] if with_rate else None
+
+
+def _kpis(data: dict[str, Any], f: _Fmt) -> list[dict[str, Any]]:
+    tot = data["totals"]
+    kpis = [
+        {
+            "key": "customers",
+            "label": f.tr("kpi.customers"),
+            "value": f.count(tot["customers"]),
+            "raw": tot["customers"],
+            "sub": None,
+            "accent": False,
+        },
+        {
+            "key": "orders",
+            "label": f.tr("kpi.orders"),
+            "value": f.count(tot["orders"]),
+            "raw": tot["orders"],
+            "sub": None,
+            "accent": False,
+        },
+        {
+            "key": "revenue",
+            "label": f.tr("kpi.revenue"),
+            "value": f.money_short(tot["revenue"]),
+            "raw": tot["revenue"],
+            "sub": f.money(tot["revenue"])
+            if tot["revenue"] is not None and abs(tot["revenue"]) >= 100_000
+            else None,
+            "accent": False,
+        },
+        {
+            "key": "aov",
+            "label": f.tr("kpi.aov"),
+            "value": f.money(tot["aov"]),
+            "raw": tot["aov"],
+            "sub": None,
+            "accent": False,
+        },
+        {
+            "key": "repeat_customers",
+            "label": f.tr("kpi.repeat_customers"),
+            "value": f.count(tot["repeat_customers"]),
+            "raw": tot["repeat_customers"],
+            "sub": f.tr("kpi.repeat_customers_sub", share=f.pct(tot["repeat_customer_share"])),
+            "accent": False,
+        },
+    ]
+    last = last_full_period(data)
+    if last is not None:
+        sub = f.tr("kpi.last_month", period=last["period"])
+        kpis.append(
+            {
+                "key": "in_period_repurchase_rate",
+                "label": f.tr("kpi.in_period_rate"),
+                "value": f.pct(last["in_period_repurchase_rate"]),
+                "raw": last["in_period_repurchase_rate"],
+                "sub": sub,
+                "accent": True,
+            }
+        )
+        kpis.append(
+            {
+                "key": "returning_buyer_share",
+                "label": f.tr("kpi.returning_share"),
+                "value": f.pct(last["returning_buyer_share"]),
+                "raw": last["returning_buyer_share"],
+                "sub": sub,
+                "accent": True,
+            }
+        )
+    bb = last_buyback_period(data)
+    if bb is not None:
+        kpis.append(
+            {
+                "key": "buyback_rate",
+                "label": f.tr("kpi.buyback_rate"),
+                "value": f.pct(bb["buyback_rate"]),
+                "raw": bb["buyback_rate"],
+                "sub": f.tr("kpi.buyback_of", period=bb["period"]),
+                "accent": True,
+            }
+        )
+    if data["cycle"]["median"] is not None:
+        kpis.append(
+            {
+                "key": "median_cycle",
+                "label": f.tr("kpi.median_cycle"),
+                "value": f.tr("kpi.days", n=f.days(data["cycle"]["median"])),
+                "raw": data["cycle"]["median"],
+                "sub": None,
+                "accent": False,
+            }
+        )
+    kpis.append(
+        {
+            "key": "due",
+            "label": f.tr("kpi.due"),
+            "value": f.count(data["due"]["count"]),
+            "raw": data["due"]["count"],
+            "sub": f"{f.date(data['due']['start'])} – {f.date(data['due']['end'])}",
+            "accent": False,
+        }
+    )
+    return kpis
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def _section(sid: str, title: str, intro: str | None, **kw: Any) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "title": title,
+        "intro": intro,
+        "notes": kw.get("notes", []),
+        "charts": kw.get("charts", []),
+        "grid": kw.get("grid", False),
+        "stats": kw.get("stats", []),
+        "definitions": kw.get("definitions", []),
+        "tables": kw.get("tables", []),
+    }
+
+
+def _chart(
+    figures: dict[str, go.Figure], cid: str, fig: go.Figure, size: str = ""
+) -> dict[str, Any]:
+    figures[cid] = fig
+    title = fig.layout.title.text if fig.layout.title and fig.layout.title.text else cid
+    return {"id": cid, "size": size, "title": title}
+
+
+#: columns of the monthly table: (key in the metrics JSON, message key, kind)
+METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("buyers", "metric.buyers", "int"),
+    ("new_buyers", "metric.new_buyers", "int"),
+    ("returning_buyers", "metric.returning_buyers", "int"),
+    ("orders", "metric.orders", "int"),
+    ("revenue", "metric.revenue", "num"),
+    ("aov", "metric.aov", "num"),
+    ("in_period_repurchase_rate", "metric.in_period_repurchase_rate", "pct"),
+    ("customer_repurchase_rate", "metric.customer_repurchase_rate", "pct"),
+    ("order_repurchase_rate", "metric.order_repurchase_rate", "pct"),
+    ("buyback_rate", "metric.buyback_rate", "pct"),
+    ("returning_buyer_share", "metric.returning_buyer_share", "pct"),
+    ("returning_revenue_share", "metric.returning_revenue_share", "pct"),
+)
+
+
+def _fmt_kind(f: _Fmt, kind: str, v: Any) -> str:
+    if kind == "int":
+        return f.count(v)
+    if kind == "pct":
+        return f.pct(v)
+    if kind == "days":
+        return f.days(v)
+    return f.num(v)
+
+
+def _metrics_section(
+    data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]
+) -> dict[str, Any]:
+    periods = data["metrics"]["periods"]
+    cur = f" ({f.currency})"
+    columns = [("period", f.tr("metric.period"), "")] + [
+        (key, f.tr(msg) + (cur if key in ("revenue", "aov") else ""), "")
+        for key, msg, _ in METRIC_COLUMNS
+    ]
+    rows = [
+        [_cell(p["period"], p["period"])]
+        + [_cell(_fmt_kind(f, kind, p.get(key)), p.get(key)) for key, _, kind in METRIC_COLUMNS]
+        for p in periods
+    ]
+    charts_ = []
+    if periods:
+        charts_ = [
+            _chart(figures, "chart-rates", charts.rates_chart(periods, f.tr)),
+            _chart(figures, "chart-buyers", charts.buyers_chart(periods, f.tr, f.currency)),
+        ]
+    return _section(
+        "metrics",
+        f.tr("sec.metrics.title"),
+        f.tr("sec.metrics.intro"),
+        charts=charts_,
+        definitions=[
+            f.tr("report.counted_note"),
+            f.tr("def.buyers"),
+            f.tr("def.in_period_repurchase_rate"),
+            f.tr("def.customer_repurchase_rate"),
+            f.tr("def.order_repurchase_rate"),
+            f.tr("def.buyback_rate"),
+            f.tr("def.returning_share"),
+            f.tr("def.aov"),
+        ],
+        tables=[_table("table-metrics", columns, rows, scroll=len(rows) > 14)],
+    )
+
+
+def _cohort_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -> dict[str, Any]:
+    c = data["cohorts"]
+    charts_ = []
+    if c["cohorts"]:
+        charts_ = [
+            _chart(
+                figures,
+                "chart-cohorts",
+                charts.cohort_chart(
+                    c["cohorts"], c["sizes"], c["k"], c["share"], c["revenue"], f.tr, f.currency
+                ),
+                "tall" if len(c["cohorts"]) > 12 else "",
+            )
+        ]
+    return _section(
+        "cohorts",
+        f.tr("sec.cohorts.title"),
+        f.tr("sec.cohorts.intro"),
+        charts=charts_,
+        notes=[] if charts_ else [f.tr("report.no_data")],
+        definitions=[f.tr("def.cohorts")],
+    )
+
+
+def _ladder_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -> dict[str, Any]:
+    steps = data["ladder"]
+    columns = [
+        ("step", f.tr("axis.step"), ""),
+        ("reached_k", f.tr("ladder.customers_k"), ""),
+        ("reached_k_plus_1", f.tr("ladder.customers_k1"), ""),
+        ("share", f.tr("ladder.share"), ""),
+        ("median_days", f.tr("ladder.median_days"), ""),
+    ]
+    rows = [
+        [
+            _cell(f.tr("ladder.step", k=s["k"], k1=s["k"] + 1), s["k"]),
+            _cell(f.count(s["reached_k"]), s["reached_k"]),
+            _cell(f.count(s["reached_k_plus_1"]), s["reached_k_plus_1"]),
+            _cell(f.pct(s["share"]), s["share"]),
+            _cell(f.days(s["median_days"]), s["median_days"]),
+        ]
+        for s in steps
+    ]
+    return _section(
+        "ladder",
+        f.tr("sec.ladder.title"),
+        f.tr("sec.ladder.intro"),
+        charts=[_chart(figures, "chart-ladder", charts.ladder_chart(steps, f.tr))] if steps else [],
+        definitions=[f.tr("def.ladder")],
+        tables=[_table("table-ladder", columns, rows)],
+    )
+
+
+def _cycle_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -> dict[str, Any]:
+    c = data["cycle"]
+    h = c["histogram"]
+    stats = []
+    charts_ = []
+    if c["customers_with_cycle"]:
+        stats.append(
+            f.tr(
+                "cycle.stats",
+                n=f.count(c["customers_with_cycle"]),
+                median=f.days(c["median"]),
+                q1=f.days(c["q1"]),
+                q3=f.days(c["q3"]),
+            )
+        )
+        charts_ = [
+            _chart(
+                figures,
+                "chart-cycle",
+                charts.cycle_chart(h["edges"], h["counts"], h["width"], c["median"], f.tr),
+            )
+        ]
+    else:
+        stats.append(f.tr("report.no_data"))
+    return _section(
+        "cycle",
+        f.tr("sec.cycle.title"),
+        f.tr("sec.cycle.intro"),
+        charts=charts_,
+        stats=stats,
+        definitions=[f.tr("def.cycle")],
+    )
+
+
+def _segment_table(
+    tid: str, rows_in: list[dict[str, Any]], f: _Fmt, label_prefix: str, *, strategy: bool
+) -> dict[str, Any]:
+    cur = f" ({f.currency})"
+    columns = [
+        ("key", f.tr("layer.layer" if strategy else "rfm.segment"), ""),
+        ("customers", f.tr("rfm.customers"), ""),
+        ("share", f.tr("rfm.customer_share"), ""),
+        ("revenue", f.tr("rfm.spend") + cur, ""),
+        ("revenue_share", f.tr("rfm.spend_share"), ""),
+        ("avg_spend", f.tr("rfm.avg_spend") + cur, ""),
+    ]
+    if strategy:
+        columns.append(("strategy", f.tr("layer.strategy"), "text"))
+    rows = []
+    for r in rows_in:
+        row = [
+            _cell(
+                f.tr(f"{label_prefix}.{r['key']}"), r["key"], pill=r["key"] if strategy else None
+            ),
+            _cell(f.count(r["customers"]), r["customers"]),
+            _cell(f.pct(r["share"]), r["share"]),
+            _cell(f.num(r["revenue"]), r["revenue"]),
+            _cell(f.pct(r["revenue_share"]), r["revenue_share"]),
+            _cell(f.num(r["avg_spend"]), r["avg_spend"]),
+        ]
+        if strategy:
+            row.append(_cell(r[f"strategy_{f.lang}"], None, "strategy"))
+        rows.append(row)
+    return _table(tid, columns, rows)
+
+
+def _chart_rows(rows: list[dict[str, Any]], f: _Fmt, prefix: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": r["key"],
+            "label": f.tr(f"{prefix}.{r['key']}"),
+            "customers": r["customers"],
+            "customer_share": r["share"] or 0.0,
+            "spend_share": r["revenue_share"] or 0.0,
+        }
+        for r in rows
+    ]
+
+
+def _rfm_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -> dict[str, Any]:
+    rows = data["rfm"]
+    return _section(
+        "rfm",
+        f.tr("sec.rfm.title"),
+        f.tr("sec.rfm.intro"),
+        charts=[
+            _chart(
+                figures, "chart-rfm", charts.rfm_chart(_chart_rows(rows, f, "analytics.rfm"), f.tr)
+            )
+        ],
+        definitions=[
+            f.tr(
+                "def.rfm",
+                segments=f.tr("report.list_sep").join(
+                    f.tr(f"analytics.rfm.{r['key']}") for r in rows
+                ),
+            )
+        ],
+        tables=[_segment_table("table-rfm", rows, f, "analytics.rfm", strategy=False)],
+    )
+
+
+def _layers_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -> dict[str, Any]:
+    rows = data["layers"]
+    w = data["windows"]
+    return _section(
+        "layers",
+        f.tr("sec.layers.title"),
+        f.tr("sec.layers.intro"),
+        charts=[
+            _chart(
+                figures,
+                "chart-layers",
+                charts.layers_chart(_chart_rows(rows, f, "analytics.layer"), f.tr),
+            )
+        ],
+        definitions=[
+            f.tr(
+                "def.layers",
+                new=w["new_days"],
+                cooling=w["cooling_days"],
+                high=w["high_winback_days"],
+                lost=w["lost_days"],
+            )
+        ],
+        tables=[_segment_table("table-layers", rows, f, "analytics.layer", strategy=True)],
+    )
+
+
+def _due_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -> dict[str, Any]:
+    due = data["due"]
+    cur = f" ({f.currency})"
+    columns = [
+        ("customer_id", f.tr("due.customer"), ""),
+        ("next_expected_date", f.tr("due.expected"), ""),
+        ("last_order_date", f.tr("due.last_order"), ""),
+        ("cycle_days", f.tr("due.cycle"), ""),
+        ("orders", f.tr("due.orders"), ""),
+        ("spend", f.tr("due.spend") + cur, ""),
+        ("layer", f.tr("due.layer"), ""),
+    ]
+    rows = [
+        [
+            _cell(c["customer_id"], c["customer_id"]),
+            _cell(f.date(c["next_expected_date"]), c["next_expected_date"]),
+            _cell(f.date(c["last_order_date"]), c["last_order_date"]),
+            _cell(f.days(c["cycle_days"]), c["cycle_days"]),
+            _cell(f.count(c["orders"]), c["orders"]),
+            _cell(f.num(c["spend"]), c["spend"]),
+            _cell(f.tr(f"analytics.layer.{c['layer']}"), c["layer"], pill=c["layer"]),
+        ]
+        for c in due["customers"]
+    ]
+    n = due["count"]
+    if n == 0:
+        note = f.tr("due.none")
+    elif n > len(rows):
+        note = (
+            f.tr("due.truncated", n=f.count(n), shown=f.count(len(rows)))
+            + " "
+            + f.tr("report.download_hint")
+        )
+    else:
+        note = f.tr("due.count", n=f.count(n))
+    days = [f.short_date(d["date"]) for d in due["by_day"]]
+    counts = [d["customers"] for d in due["by_day"]]
+    return _section(
+        "due",
+        f.tr("sec.due.title"),
+        f.tr("sec.due.intro", start=f.date(due["start"]), end=f.date(due["end"])),
+        charts=[_chart(figures, "chart-due", charts.due_chart(days, counts, f.tr), "short")],
+        definitions=[f.tr("def.due")],
+        tables=[_table("table-due", columns, rows, note=note, scroll=len(rows) > 15)]
+        if rows
+        else [],
+        stats=[] if rows else [note],
+    )
+
+
+def _predictions_section(
+    data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]
+) -> dict[str, Any] | None:
+    pred = data.get("predictions")
+    if pred is None:
+        return None
+    title = f.tr("sec.pred.title")
+    if pred["status"] == "unavailable":
+        return _section("predictions", title, f.tr("sec.pred.unavailable"))
+    if pred["status"] != "ok":
+        reason = pred.get("reason_zh" if f.lang == "zh" else "reason") or pred.get("reason", "")
+        return _section("predictions", title, f.tr("sec.pred.failed", reason=reason))
+
+    horizon = pred["horizon_days"]
+    bands = pred["bands"]
+    band_rows = [
+        (f.tr("pred.band.alive"), bands["alive"], _BAND_COLORS[0]),
+        (f.tr("pred.band.uncertain"), bands["uncertain"], _BAND_COLORS[1]),
+        (f.tr("pred.band.dormant"), bands["dormant"], _BAND_COLORS[2]),
+    ]
+    charts_ = [
+        _chart(
+            figures, "chart-alive", charts.alive_chart(pred["p_alive_histogram"], band_rows, f.tr)
+        ),
+        _chart(
+            figures,
+            "chart-value",
+            charts.value_chart(
+                pred["clv_values_binned"]["edges"],
+                pred["clv_values_binned"]["counts"],
+                pred["clv_values_binned"]["width"],
+                f.tr,
+                f.currency,
+            ),
+        ),
+    ]
+    # calendar: Monday-start weeks as columns, weekdays as rows
+    cal = pred["calendar"]
+    if cal:
+        first = date.fromisoformat(cal[0]["date"])
+        monday = first - timedelta(days=first.weekday())
+        last = date.fromisoformat(cal[-1]["date"])
+        n_weeks = (last - monday).days // 7 + 1
+        z: list[list[float | None]] = [[None] * n_weeks for _ in range(7)]
+        labels: list[list[str]] = [[""] * n_weeks for _ in range(7)]
+        for d in cal:
+            day = date.fromisoformat(d["date"])
+            col = (day - monday).days // 7
+            z[day.weekday()][col] = d["customers"]
+            labels[day.weekday()][col] = f.date(d["date"])
+        week_labels = [
+            f.short_date((monday + timedelta(days=7 * i)).isoformat()) for i in range(n_weeks)
+        ]
+        names = get_day_names("abbreviated", locale=_BABEL_LOCALE[f.lang])
+        weekday_names = [names[i] for i in range(7)]
+        charts_.append(
+            _chart(
+                figures,
+                "chart-calendar",
+                charts.calendar_chart(week_labels, weekday_names, z, labels, f.tr),
+            )
+        )
+    tracking = pred["tracking"]
+    stats = [
+        f.tr(
+            "pred.summary",
+            alive=f.count(bands["alive"]),
+            customers=f.count(pred["customers"]),
+            orders=f.num(pred["expected_orders"], 0),
+            revenue=f.money(pred["expected_revenue"]),
+            horizon=horizon,
+            clv=f.money(pred["clv_total"]),
+        ),
+    ]
+    if tracking["status"] == "ok":
+        charts_.append(
+            _chart(
+                figures,
+                "chart-tracking",
+                charts.tracking_chart(
+                    tracking["weeks"],
+                    tracking["actual"],
+                    tracking["predicted"],
+                    tracking["calibration_weeks"],
+                    f.tr,
+                ),
+            )
+        )
+        stats.append(
+            f.tr("pred.tracking_note", cal_end=f.date(tracking["calibration_end"]))
+            + " "
+            + f.tr(
+                "pred.kpi.holdout",
+                actual=f.count(tracking["holdout_actual"]),
+                predicted=f.num(tracking["holdout_predicted"], 0),
+            )
+        )
+    stats.append(f.tr("pred.calendar_note", n=f.count(pred["likely_to_order"])))
+    cur = f" ({f.currency})"
+    columns = [
+        ("customer_id", f.tr("pred.customer"), ""),
+        ("p_alive", f.tr("pred.p_alive"), ""),
+        ("expected_orders", f.tr("pred.expected_orders", horizon=horizon), ""),
+        ("expected_revenue", f.tr("pred.expected_revenue", horizon=horizon) + cur, ""),
+        ("clv", f.tr("pred.clv") + cur, ""),
+        ("next_order_median", f.tr("pred.next_median"), ""),
+        ("next_order_interval", f.tr("pred.next_interval"), ""),
+    ]
+    rows = [
+        [
+            _cell(r["customer_id"], r["customer_id"]),
+            _cell(f.pct(r["p_alive"]), r["p_alive"]),
+            _cell(f.num(r["expected_orders"], 2), r["expected_orders"]),
+            _cell(f.num(r["expected_revenue"]), r["expected_revenue"]),
+            _cell(f.num(r["clv"]), r["clv"]),
+            _cell(f.date(r["next_order_median"]), r["next_order_median"]),
+            _cell(f"{f.date(r['next_order_lower'])} – {f.date(r['next_order_upper'])}", None),
+        ]
+        for r in pred["top"]
+    ]
+    params = ", ".join(f"{k} = {f.num(v, 4)}" for k, v in pred["params"].items())
+    param_rows = [
+        [
+            _cell(pred["model_label"], pred["model"]),
+            _cell(params, None, "text"),
+            _cell(f.num(pred["log_likelihood"], 2), pred["log_likelihood"]),
+        ]
+    ]
+    if pred["gamma_gamma"]:
+        gg = ", ".join(f"{k} = {f.num(v, 4)}" for k, v in pred["gamma_gamma"].items())
+        param_rows.append(
+            [_cell("Gamma-Gamma", "gamma_gamma"), _cell(gg, None, "text"), _cell("", None)]
+        )
+    return _section(
+        "predictions",
+        title,
+        f.tr("sec.pred.intro", model=pred["model_label"], horizon=horizon)
+        + (" " + f.tr("sec.pred.auto") if pred["comparison"] else ""),
+        charts=charts_,
+        grid=True,
+        stats=stats,
+        definitions=[f.tr("def.pred"), f.tr("def.pred_value"), f.tr("def.pred_calendar")],
+        tables=[
+            _table("table-top", columns, rows, caption=f.tr("pred.top")),
+            _table(
+                "table-params",
+                [
+                    ("model", f.tr("pred.model"), ""),
+                    ("params", f.tr("pred.params"), "text"),
+                    ("ll", f.tr("pred.log_likelihood"), ""),
+                ],
+                param_rows,
+                caption=f.tr("pred.params"),
+            ),
+        ],
+    )
