@@ -1,0 +1,195 @@
+"""Consent and unsubscribes, and what the contact rules need to know about customers.
+
+Consent starts from the ``customers.consent`` flags (``{"sms": true, "email": false}``)
+and is then changed by the append-only ``consent_events`` in time order: ``granted`` and
+``revoked`` set a channel's flag; ``unsubscribed`` removes the customer from a channel (or
+from every channel, ``*``) and only a later explicit ``granted`` event for that channel brings
+them back — re-importing customers with ``"sms": true`` never undoes an unsubscribe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from huitouke.core.orders import COUNTED_STATUSES
+from huitouke.errors import InputError
+from huitouke.messaging.rules import ALL_CHANNELS, CustomerContext
+from huitouke.messaging.tables import consent_events
+from huitouke.store.tables import customers, orders
+
+__all__ = [
+    "CONSENT_ACTIONS",
+    "customer_by_phone",
+    "effective_consent",
+    "load_customer_contexts",
+    "normalize_phone",
+    "record_consent",
+    "unsubscribe",
+]
+
+CONSENT_ACTIONS = ("granted", "revoked", "unsubscribed")
+_CHUNK = 500
+
+
+def _chunks(items: list[str], n: int = _CHUNK) -> Iterable[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def effective_consent(
+    flags: Mapping[str, Any] | None, events: Iterable[tuple[str, str]]
+) -> tuple[dict[str, bool], frozenset[str]]:
+    """Fold ``(channel, action)`` events (oldest first) over the customer's consent flags."""
+    consent = {str(k): bool(v) for k, v in (flags or {}).items()}
+    unsub: set[str] = set()
+    for channel, action in events:
+        if action == "granted":
+            if channel == ALL_CHANNELS:
+                unsub.clear()
+                for ch in list(consent):
+                    consent[ch] = True
+            else:
+                unsub.discard(channel)
+                consent[channel] = True
+        elif action == "revoked":
+            if channel == ALL_CHANNELS:
+                for ch in list(consent):
+                    consent[ch] = False
+            else:
+                consent[channel] = False
+        elif action == "unsubscribed":
+            unsub.add(channel)
+    return consent, frozenset(unsub)
+
+
+def load_customer_contexts(
+    conn: Connection, customer_ids: Iterable[str]
+) -> dict[str, CustomerContext]:
+    """Contexts for the contact rules; unknown customers get no consent at all."""
+    ids = sorted(set(customer_ids))
+    flags: dict[str, Any] = {}
+    zones: dict[str, str | None] = {}
+    events: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    last_order: dict[str, datetime] = {}
+    for chunk in _chunks(ids):
+        for cid, consent, tz in conn.execute(
+            select(customers.c.customer_id, customers.c.consent, customers.c.timezone).where(
+                customers.c.customer_id.in_(chunk)
+            )
+        ):
+            flags[cid] = consent
+            zones[cid] = tz
+        for cid, channel, action in conn.execute(
+            select(consent_events.c.customer_id, consent_events.c.channel, consent_events.c.action)
+            .where(consent_events.c.customer_id.in_(chunk))
+            .order_by(consent_events.c.occurred_at, consent_events.c.event_id)
+        ):
+            events[cid].append((channel, action))
+        for cid, at in conn.execute(
+            select(orders.c.customer_id, func.max(orders.c.ordered_at))
+            .where(orders.c.customer_id.in_(chunk), orders.c.status.in_(COUNTED_STATUSES))
+            .group_by(orders.c.customer_id)
+        ):
+            if at is not None:
+                last_order[cid] = (
+                    at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+                )
+    out = {}
+    for cid in ids:
+        consent, unsub = effective_consent(flags.get(cid), events.get(cid, ()))
+        lo = last_order.get(cid)
+        if lo is not None and lo.tzinfo is None:
+            lo = lo.replace(tzinfo=UTC)
+        out[cid] = CustomerContext(
+            customer_id=cid,
+            consent=consent,
+            unsubscribed=unsub,
+            timezone=zones.get(cid),
+            last_order_at=lo,
+        )
+    return out
+
+
+def record_consent(
+    conn: Connection,
+    customer_id: str,
+    channel: str,
+    action: str,
+    *,
+    source: str,
+    at: datetime,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Append one consent event (the history is never rewritten)."""
+    if action not in CONSENT_ACTIONS:
+        raise InputError(
+            f"consent action must be one of {', '.join(CONSENT_ACTIONS)}, not {action!r}",
+            code="input.bad_consent_action",
+            message_zh=f"同意操作应为 {', '.join(CONSENT_ACTIONS)} 之一,而不是 {action!r}",
+        )
+    if not channel:
+        raise InputError(
+            "consent needs a channel (or * for all)",
+            code="input.bad_channel",
+            message_zh="需要指定渠道(或 * 表示全部)",
+        )
+    if at.tzinfo is None:
+        raise InputError(
+            "consent time must carry a time zone",
+            code="input.naive_datetime",
+            message_zh="时间必须带时区",
+        )
+    conn.execute(
+        insert(consent_events).values(
+            customer_id=customer_id,
+            channel=channel,
+            action=action,
+            source=source,
+            detail=dict(detail or {}),
+            occurred_at=at,
+        )
+    )
+
+
+def unsubscribe(
+    conn: Connection,
+    customer_id: str,
+    channel: str = ALL_CHANNELS,
+    *,
+    source: str,
+    at: datetime,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Record an unsubscribe; it wins over every consent flag until a later explicit opt-in."""
+    record_consent(conn, customer_id, channel, "unsubscribed", source=source, at=at, detail=detail)
+
+
+_NON_DIGITS = re.compile(r"\D")
+
+
+def normalize_phone(phone: str) -> str:
+    """Digits only, without a leading +86/0086/86 country code for 13-digit CN mobiles."""
+    digits = _NON_DIGITS.sub("", phone or "")
+    if digits.startswith("0086"):
+        digits = digits[4:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits
+
+
+def customer_by_phone(conn: Connection, phone: str) -> list[str]:
+    """Customer ids whose phone number matches (after normalising both sides)."""
+    wanted = normalize_phone(phone)
+    if not wanted:
+        return []
+    tail = wanted[-8:]
+    rows = conn.execute(
+        select(customers.c.customer_id, customers.c.phone).where(customers.c.phone.like(f"%{tail}"))
+    ).all()
+    return sorted(cid for cid, p in rows if p and normalize_phone(p) == wanted)

@@ -1,0 +1,606 @@
+"""The dispatcher: claims due outbox rows, re-checks the contact rules, sends, marks sent once.
+
+One round (:meth:`Dispatcher.run_once`) is three short steps:
+
+1. **Claim and decide** (one transaction). Due rows — ``queued``/``failed`` with
+   ``not_before <= now``, or ``sending`` whose lease ran out because a worker died — are
+   flipped to ``sending`` with a fresh lease (``UPDATE … WHERE message_id IN (SELECT … LIMIT
+   n [FOR UPDATE SKIP LOCKED]) RETURNING``). Service notices come first. The contact rules
+   run against the customers' consent and what was sent to them; on PostgreSQL the
+   customers of the batch are serialised with transaction advisory locks (in key order, so
+   two workers cannot deadlock) so two workers never both spend the last unit of a cap, and on
+   SQLite the claim's write lock does the same. Allowed rows reserve their contact in
+   ``contact_log``; delayed rows go back to the queue with their new ``not_before``; refused
+   rows become ``suppressed`` with the reason code.
+2. **Send** outside any transaction, concurrently, each channel through its token bucket.
+   Every send carries the ``message_id`` as idempotency key.
+3. **Record** (one transaction): ``sent`` exactly once — only while this worker still holds
+   the lease (a fenced update) — with the provider's id and an ``accepted`` receipt;
+   transient failures go back as ``failed`` with exponential backoff and jitter; permanent
+   failures and exhausted attempts become ``dead`` with their reason.
+
+A worker killed anywhere leaves rows ``sending`` under a lease that expires; the next
+worker takes them over and sends again with the same idempotency key, so a sink that
+de-duplicates by it sees each message exactly once. Channels that cannot de-duplicate
+declare it (``delivery``), see :mod:`huitouke.messaging.channels.base`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, delete, insert, select, text, update
+
+from huitouke.messaging.channels.base import (
+    Channel,
+    ChannelError,
+    OutgoingMessage,
+    PermanentSendError,
+    SendResult,
+)
+from huitouke.messaging.consent import load_customer_contexts
+from huitouke.messaging.rules import (
+    Contact,
+    ContactPolicy,
+    CustomerContext,
+    Decision,
+    PlannedMessage,
+    evaluate,
+)
+from huitouke.messaging.tables import contact_log, delivery_receipts, outbox
+from huitouke.store.db import Store
+
+__all__ = ["DispatchStats", "Dispatcher", "TokenBucket", "utcnow"]
+
+log = logging.getLogger("huitouke.messaging.dispatcher")
+
+RECLAIMED = "crash.reclaimed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up; ``acquire`` waits for one."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self.rate = float(rate)
+        self.capacity = float(burst if burst is not None else max(1.0, rate))
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+                self.stamp = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.rate
+            time.sleep(wait)
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    delayed: int = 0
+    suppressed: int = 0
+    failed: int = 0
+    dead: int = 0
+    lost_lease: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: DispatchStats) -> None:
+        for k in ("claimed", "sent", "delayed", "suppressed", "failed", "dead", "lost_lease"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        for k, v in other.reasons.items():
+            self.reasons[k] = self.reasons.get(k, 0) + v
+
+    def count(self, reason: str) -> None:
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claimed": self.claimed,
+            "sent": self.sent,
+            "delayed": self.delayed,
+            "suppressed": self.suppressed,
+            "failed": self.failed,
+            "dead": self.dead,
+            "lost_lease": self.lost_lease,
+            "reasons": dict(sorted(self.reasons.items())),
+        }
+
+
+@dataclass
+class _Claimed:
+    row: Any
+    decision: Decision | None = None
+    result: SendResult | None = None
+    error: ChannelError | None = None
+
+
+def _lock_key(customer_id: str) -> int:
+    return int.from_bytes(
+        hashlib.sha256(customer_id.encode("utf-8")).digest()[:8], "big", signed=True
+    )
+
+
+class Dispatcher:
+    """Sends due outbox rows through ``channels`` (logical channel name → :class:`Channel`).
+
+    ``clock`` gives "now" (aware UTC) for claims, rules and records — tests drive it;
+    rate limits (messages per second per channel) run on the real monotonic clock.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        clock: Callable[[], datetime] = utcnow,
+        rate_limits: Mapping[str, float] | None = None,
+        *,
+        policy: ContactPolicy | None = None,
+        worker_id: str | None = None,
+        lease_seconds: float = 120.0,
+        max_attempts: int = 8,
+        batch_size: int = 500,
+        concurrency: int = 16,
+        backoff_base: float = 30.0,
+        backoff_cap: float = 6 * 3600.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.channels = dict(channels)
+        self.clock = clock
+        self.rate_limits = dict(rate_limits or {})
+        self.buckets = {ch: TokenBucket(r) for ch, r in self.rate_limits.items() if r and r > 0}
+        self.policy = policy or ContactPolicy()
+        self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+        self.batch_size = batch_size
+        self.concurrency = max(1, concurrency)
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.rng = rng or random.Random()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pg = store.dialect == "postgresql"
+
+    # -- public ------------------------------------------------------------------------------
+    def run_once(self, limit: int | None = None) -> DispatchStats:
+        """One claim → send → record round of at most ``limit`` (default batch size) rows."""
+        stats = DispatchStats()
+        n = min(limit or self.batch_size, self.batch_size)
+        if n <= 0 or not self.channels:
+            return stats
+        owner = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
+        with self.store.begin() as conn:
+            claimed = self._claim(conn, n, owner)
+            stats.claimed = len(claimed)
+            if not claimed:
+                return stats
+            to_send = self._decide(conn, claimed, stats)
+        if to_send:
+            self._send_all(to_send)
+            with self.store.begin() as conn:
+                self._record(conn, to_send, owner, stats)
+        return stats
+
+    def drain(self, max_rounds: int = 1_000_000) -> DispatchStats:
+        """Run rounds until nothing is due (tests and ``worker --once``)."""
+        total = DispatchStats()
+        for _ in range(max_rounds):
+            s = self.run_once()
+            total.add(s)
+            if s.claimed == 0:
+                break
+        return total
+
+    def run_forever(self, stop_event: threading.Event, idle_sleep: float = 1.0) -> DispatchStats:
+        """Dispatch until ``stop_event`` is set; the round in flight always finishes."""
+        total = DispatchStats()
+        failures = 0
+        while not stop_event.is_set():
+            try:
+                s = self.run_once()
+                failures = 0
+            except Exception:  # a database hiccup must not kill the worker
+                failures += 1
+                log.exception("dispatch round failed (%d in a row)", failures)
+                stop_event.wait(min(30.0, 0.5 * 2**failures))
+                continue
+            total.add(s)
+            if s.claimed == 0:
+                stop_event.wait(idle_sleep)
+        return total
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for ch in self.channels.values():
+            ch.close()
+
+    # -- 1. claim and decide ------------------------------------------------------------------
+    def _claim(self, conn: Connection, n: int, owner: str) -> list[_Claimed]:
+        now = self.clock()
+        c = outbox.c
+        due = (
+            (c.status.in_(("queued", "failed")) & (c.not_before <= now))
+            | ((c.status == "sending") & (c.lease_until < now))
+        ) & c.channel.in_(sorted(self.channels))
+        sub = (
+            select(c.message_id)
+            .where(due)
+            .order_by(c.priority, c.not_before, c.message_id)
+            .limit(n)
+        )
+        if self._pg:
+            sub = sub.with_for_update(skip_locked=True)
+        est = 0.0
+        rates = [self.rate_limits[ch] for ch in self.channels if self.rate_limits.get(ch)]
+        if rates:
+            est = n / min(rates)
+        stmt = (
+            update(outbox)
+            .where(c.message_id.in_(sub.scalar_subquery()))
+            .values(
+                # SET expressions see the old row: remember that a dead worker held it.
+                reason_code=case((c.status == "sending", RECLAIMED), else_=c.reason_code),
+                status="sending",
+                lease_owner=owner,
+                lease_until=now + self.lease + timedelta(seconds=est),
+                attempts=c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(*c)
+        )
+        rows = list(conn.execute(stmt).all())
+        rows.sort(key=lambda r: (r.priority, r.not_before, r.message_id))
+        return [_Claimed(r) for r in rows]
+
+    def _decide(
+        self, conn: Connection, claimed: list[_Claimed], stats: DispatchStats
+    ) -> list[_Claimed]:
+        now = self.clock()
+        customer_ids = sorted({cl.row.customer_id for cl in claimed})
+        if self._pg:
+            keys = sorted({_lock_key(cid) for cid in customer_ids})
+            conn.execute(
+                text(
+                    "SELECT count(pg_advisory_xact_lock(k)) FROM "
+                    "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS s"
+                ),
+                {"keys": keys},
+            )
+        contexts = load_customer_contexts(conn, customer_ids)
+        history = self._history(conn, customer_ids, {cl.row.message_id for cl in claimed}, now)
+        ids = [cl.row.message_id for cl in claimed]
+        # A reclaimed row may hold the dead worker's reservation: it is decided afresh.
+        conn.execute(delete(contact_log).where(contact_log.c.message_id.in_(ids)))
+
+        to_send: list[_Claimed] = []
+        reserve: list[dict[str, Any]] = []
+        delayed: list[dict[str, Any]] = []
+        finished: list[dict[str, Any]] = []
+        for cl in claimed:
+            r = cl.row
+            channel = self.channels[r.channel]
+            if r.reason_code == RECLAIMED and channel.delivery == "at_most_once":
+                finished.append(
+                    self._final(r, "dead", "crash.unknown", now, "worker stopped mid-send")
+                )
+                stats.dead += 1
+                stats.count("crash.unknown")
+                continue
+            if r.attempts > self.max_attempts:
+                finished.append(self._final(r, "dead", "attempts.exhausted", now, r.last_error))
+                stats.dead += 1
+                stats.count("attempts.exhausted")
+                continue
+            ctx = contexts.get(r.customer_id) or CustomerContext(r.customer_id)
+            planned = PlannedMessage(
+                channel=r.channel,
+                kind=r.kind,
+                planned_at=r.planned_at,
+                expires_at=r.expires_at,
+                suppress_if_ordered=r.suppress_if_ordered,
+                audience=r.audience,
+            )
+            decision = evaluate(ctx, planned, history.get(r.customer_id, ()), now, self.policy)
+            cl.decision = decision
+            if decision.allowed:
+                to_send.append(cl)
+                if r.audience != "customer":
+                    continue  # staff notices do not contact the customer: no cap is spent
+                history.setdefault(r.customer_id, []).append(Contact(r.channel, r.kind, now))
+                reserve.append(
+                    {
+                        "message_id": r.message_id,
+                        "customer_id": r.customer_id,
+                        "channel": r.channel,
+                        "kind": r.kind,
+                        "contacted_at": now,
+                    }
+                )
+            elif decision.deliver_after is not None:
+                delayed.append(
+                    {
+                        "b_id": r.message_id,
+                        "b_not_before": decision.deliver_after,
+                        "b_reason": decision.reason_code,
+                        "b_attempts": max(0, r.attempts - 1),
+                        "b_now": now,
+                    }
+                )
+                stats.delayed += 1
+                stats.count(decision.reason_code)
+            else:
+                finished.append(self._final(r, "suppressed", decision.reason_code, now, None))
+                stats.suppressed += 1
+                stats.count(decision.reason_code)
+        if reserve:
+            conn.execute(insert(contact_log), reserve)
+        if delayed:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.message_id == bindparam("b_id"))
+                .values(
+                    status="queued",
+                    not_before=bindparam("b_not_before"),
+                    reason_code=bindparam("b_reason"),
+                    attempts=bindparam("b_attempts"),
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=bindparam("b_now"),
+                ),
+                delayed,
+            )
+        if finished:
+            self._write_final(conn, finished)
+        return to_send
+
+    def _history(
+        self, conn: Connection, customer_ids: list[str], exclude: set[str], now: datetime
+    ) -> dict[str, list[Contact]]:
+        hist: dict[str, list[Contact]] = defaultdict(list)
+        window = self.policy.longest_window
+        for i in range(0, len(customer_ids), 500):
+            chunk = customer_ids[i : i + 500]
+            if window > timedelta(0):
+                for cid, ch, kind, at, mid in conn.execute(
+                    select(
+                        contact_log.c.customer_id,
+                        contact_log.c.channel,
+                        contact_log.c.kind,
+                        contact_log.c.contacted_at,
+                        contact_log.c.message_id,
+                    ).where(
+                        contact_log.c.customer_id.in_(chunk),
+                        contact_log.c.contacted_at > now - window,
+                    )
+                ):
+                    if mid not in exclude:
+                        hist[cid].append(Contact(ch, kind, at))
+            for cid, ch, at, mid in conn.execute(
+                select(
+                    outbox.c.customer_id, outbox.c.channel, outbox.c.not_before, outbox.c.message_id
+                ).where(
+                    outbox.c.customer_id.in_(chunk),
+                    outbox.c.kind == "transactional",
+                    outbox.c.status.in_(("queued", "failed")),
+                    outbox.c.not_before <= now,
+                )
+            ):
+                if mid not in exclude:
+                    hist[cid].append(Contact(ch, "transactional", at, pending=True))
+        return hist
+
+    @staticmethod
+    def _final(
+        r: Any, status: str, reason: str, now: datetime, error: str | None
+    ) -> dict[str, Any]:
+        return {
+            "b_id": r.message_id,
+            "b_status": status,
+            "b_reason": reason,
+            "b_error": error,
+            "b_now": now,
+        }
+
+    @staticmethod
+    def _write_final(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.message_id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                reason_code=bindparam("b_reason"),
+                last_error=bindparam("b_error"),
+                lease_owner=None,
+                lease_until=None,
+                updated_at=bindparam("b_now"),
+            ),
+            rows,
+        )
+
+    # -- 2. send ------------------------------------------------------------------------------
+    def _send_one(self, cl: _Claimed) -> None:
+        r = cl.row
+        bucket = self.buckets.get(r.channel)
+        if bucket is not None:
+            bucket.acquire()
+        msg = OutgoingMessage(
+            message_id=r.message_id,
+            customer_id=r.customer_id,
+            channel=r.channel,
+            kind=r.kind,
+            recipient=r.recipient,
+            rendered=dict(r.rendered or {}),
+            payload=dict(r.payload or {}),
+            journey_id=r.journey_id,
+            step_id=r.step_id,
+            campaign_id=r.campaign_id,
+            attempt=r.attempts,
+        )
+        try:
+            cl.result = self.channels[r.channel].send(msg)
+        except ChannelError as exc:
+            cl.error = exc
+        except Exception as exc:  # a channel bug is a failed send, not a dead worker
+            log.exception("channel %s raised on %s", r.channel, r.message_id)
+            cl.error = ChannelError(f"{type(exc).__name__}: {exc}", code="channel.crash")
+
+    def _send_all(self, to_send: list[_Claimed]) -> None:
+        if self.concurrency == 1 or len(to_send) == 1:
+            for cl in to_send:
+                self._send_one(cl)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="huitouke-send")
+        list(self._pool.map(self._send_one, to_send))
+
+    # -- 3. record ----------------------------------------------------------------------------
+    def _backoff(self, attempts: int) -> timedelta:
+        raw = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        return timedelta(seconds=raw * self.rng.uniform(0.5, 1.0))
+
+    def _record(
+        self, conn: Connection, done: list[_Claimed], owner: str, stats: DispatchStats
+    ) -> None:
+        now = self.clock()
+        sent: list[dict[str, Any]] = []
+        receipts: list[dict[str, Any]] = []
+        retry: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
+        unreserve: list[str] = []
+        for cl in done:
+            r = cl.row
+            if cl.result is not None:
+                sent.append(
+                    {
+                        "b_id": r.message_id,
+                        "b_owner": owner,
+                        "b_pid": cl.result.provider_message_id,
+                        "b_now": now,
+                    }
+                )
+                receipts.append(
+                    {
+                        "message_id": r.message_id,
+                        "channel": r.channel,
+                        "provider": cl.result.provider,
+                        "provider_message_id": cl.result.provider_message_id,
+                        "status": "accepted"
+                        if cl.result.status not in ("delivered", "failed")
+                        else cl.result.status,
+                        "detail": cl.result.detail,
+                        "received_at": now,
+                    }
+                )
+                continue
+            err = cl.error or ChannelError("no result", code="channel.crash")
+            unreserve.append(r.message_id)
+            if isinstance(err, PermanentSendError) or r.attempts >= self.max_attempts:
+                reason = err.code if isinstance(err, PermanentSendError) else "attempts.exhausted"
+                dead.append(
+                    {
+                        "b_id": r.message_id,
+                        "b_owner": owner,
+                        "b_reason": reason,
+                        "b_error": str(err)[:2000],
+                        "b_now": now,
+                    }
+                )
+                stats.dead += 1
+                stats.count(reason)
+            else:
+                wait = self._backoff(r.attempts)
+                if err.retry_after is not None:
+                    wait = max(wait, timedelta(seconds=err.retry_after))
+                retry.append(
+                    {
+                        "b_id": r.message_id,
+                        "b_owner": owner,
+                        "b_error": f"[{err.code}] {err}"[:2000],
+                        "b_not_before": now + wait,
+                        "b_now": now,
+                    }
+                )
+                stats.failed += 1
+                stats.count(err.code)
+        fenced = (outbox.c.message_id == bindparam("b_id")) & (
+            outbox.c.lease_owner == bindparam("b_owner")
+        )
+        if sent:
+            res = conn.execute(
+                update(outbox)
+                .where(fenced & (outbox.c.status == "sending"))
+                .values(
+                    status="sent",
+                    sent_at=bindparam("b_now"),
+                    provider_message_id=bindparam("b_pid"),
+                    reason_code=None,
+                    last_error=None,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=bindparam("b_now"),
+                ),
+                sent,
+            )
+            marked = res.rowcount if res.rowcount is not None and res.rowcount >= 0 else len(sent)
+            stats.sent += marked
+            stats.lost_lease += len(sent) - marked
+            if len(sent) != marked:
+                log.warning("%d sends lost their lease to another worker", len(sent) - marked)
+            conn.execute(insert(delivery_receipts), receipts)
+        if retry:
+            conn.execute(
+                update(outbox)
+                .where(fenced)
+                .values(
+                    status="failed",
+                    not_before=bindparam("b_not_before"),
+                    last_error=bindparam("b_error"),
+                    reason_code=None,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=bindparam("b_now"),
+                ),
+                retry,
+            )
+        if dead:
+            conn.execute(
+                update(outbox)
+                .where(fenced)
+                .values(
+                    status="dead",
+                    reason_code=bindparam("b_reason"),
+                    last_error=bindparam("b_error"),
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=bindparam("b_now"),
+                ),
+                dead,
+            )
+        if unreserve:
+            conn.execute(delete(contact_log).where(contact_log.c.message_id.in_(unreserve)))
