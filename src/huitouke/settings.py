@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     contact_caps: str = Field(
         "marketing:*:3/7d,marketing:sms:1/3d,marketing:sms:4/30d",
         description="Frequency caps per customer, comma-separated `kind:channel:count/window` "
-        "(kind marketing|transactional|*, channel or * for all channels, window in d or h); "
+        "(kind: marketing, transactional or *; channel: a name or * for all; window in d or h); "
         "sliding windows. Empty: no caps.",
     )
     public_base_url: str = Field(
@@ -126,6 +126,16 @@ class Settings(BaseSettings):
         "",
         description="Token providers must pass (?token=) to inbound SMS and receipt callbacks "
         "(empty: derived from secret_key; see `huitouke inbound-token`).",
+    )
+
+    # --- journeys and measurement -----------------------------------------------------------
+    holdout_salt: str = Field(
+        "huitouke-holdout-v1",
+        description="Salt of the holdout hash (journey id + customer id). Changing it reshuffles "
+        "every journey's holdout group.",
+    )
+    attribution_window_days: int = Field(
+        7, description="An order within N days after a send (or holdout assignment) is attributed to it."
     )
 
     @field_validator("timezone")

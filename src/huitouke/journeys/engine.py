@@ -137,6 +137,10 @@ class GateDecision:
 class ContactGate(Protocol):
     """The contact rules seen from the engine (implemented over ``messaging.rules``)."""
 
+    def prepare(self, customer_ids: Sequence[str]) -> None:
+        """Load what the checks of these customers need, in one batch."""
+        ...
+
     def check(self, message: PlannedMessage) -> GateDecision:
         """Decide one message; an allowed one counts towards later checks (caps)."""
         ...
@@ -627,6 +631,7 @@ def _apply_gate(rows: pd.DataFrame, gate: ContactGate) -> pd.DataFrame:
     )
     if len(idx) == 0:
         return rows
+    gate.prepare(sorted(set(rows["customer_id"].iloc[idx])))
     reasons = rows["reason_code"].to_numpy(dtype=object).copy()
     status = rows["status"].to_numpy(dtype=object).copy()
     deliver = rows["deliver_after"].to_numpy(dtype=object).copy()
@@ -657,6 +662,9 @@ class FunctionGate:
 
     def __init__(self, fn: GateFunction) -> None:
         self._fn = fn
+
+    def prepare(self, customer_ids: Sequence[str]) -> None:
+        return None
 
     def check(self, message: PlannedMessage) -> GateDecision:
         return self._fn(message)

@@ -26,6 +26,12 @@ MESSAGES = {
         "zh": "没有该渠道的联系方式",
         "en": "no address for this channel",
     },
+    "journeys.word.next_tier": {"zh": "更高等级会员", "en": "the next tier"},
+    "journeys.word.reward": {"zh": "奖励", "en": "your reward"},
+    "journeys.reason.already_queued": {
+        "zh": "此前的运行已放入发件箱",
+        "en": "already in the outbox from an earlier run",
+    },
     "journeys.col.journey": {"zh": "旅程", "en": "journey"},
     "journeys.col.customer": {"zh": "顾客", "en": "customer"},
     "journeys.col.step": {"zh": "步骤", "en": "step"},

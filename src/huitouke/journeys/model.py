@@ -198,6 +198,8 @@ class SendStep(_Strict):
     related_products: int = Field(0, ge=0, le=10)
     coupon_template: str | None = None
     expires_after_hours: int = Field(48, ge=1, le=24 * 30)
+    #: where the tracked link (``{{ link }}``) leads; default: the shop's public address
+    link: str | None = Field(None, max_length=1500)
 
 
 class CouponStep(_Strict):

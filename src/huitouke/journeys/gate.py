@@ -1,0 +1,133 @@
+"""The contact rules of messaging, as the journey engine's gate.
+
+:class:`MessagingGate` asks :func:`huitouke.messaging.rules.evaluate` about each planned
+message at its send time. Each message it lets through (now or delayed) is added to that
+customer's history, so the caps also count the messages planned earlier in the same run —
+and the engine checks transactional care before marketing, so care wins a capped slot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, select
+
+from huitouke.journeys.engine import GateDecision, PlannedMessage
+from huitouke.messaging.consent import load_customer_contexts
+from huitouke.messaging.outbox import dedupe_key as outbox_key
+from huitouke.messaging.rules import Contact, ContactPolicy, CustomerContext, evaluate
+from huitouke.messaging.rules import PlannedMessage as RulesMessage
+from huitouke.messaging.tables import contact_log, outbox
+
+__all__ = ["Loaded", "Loader", "MessagingGate", "db_loader"]
+
+
+@dataclass
+class Loaded:
+    """What the rules need about a batch of customers."""
+
+    contexts: Mapping[str, CustomerContext]
+    #: contacts that count towards caps (sent, or queued to be sent)
+    history: Mapping[str, list[Contact]]
+    #: outbox keys that already exist: re-planning them would change nothing
+    keys: set[str]
+
+
+Loader = Callable[[Sequence[str]], Loaded]
+
+
+class MessagingGate:
+    """A :class:`~huitouke.journeys.engine.ContactGate` over messaging's contact rules."""
+
+    def __init__(
+        self,
+        policy: ContactPolicy,
+        loader: Loader,
+        *,
+        planned_at: datetime,
+        suppress_if_ordered: Callable[[PlannedMessage], bool] | None = None,
+    ) -> None:
+        self.policy = policy
+        self._loader = loader
+        self._planned_at = planned_at
+        self._suppress = suppress_if_ordered
+        self._contexts: dict[str, CustomerContext] = {}
+        self._history: dict[str, list[Contact]] = defaultdict(list)
+        self._queued: set[str] = set()
+
+    def prepare(self, customer_ids: Sequence[str]) -> None:
+        loaded = self._loader(customer_ids)
+        self._contexts.update(loaded.contexts)
+        for cid, contacts in loaded.history.items():
+            self._history[cid] = list(contacts)
+        self._queued.update(loaded.keys)
+
+    def check(self, message: PlannedMessage) -> GateDecision:
+        cid = message.customer_id
+        key = outbox_key(message.journey_id, cid, message.step_id, message.occurrence)
+        if key in self._queued:
+            # planned by an earlier run of the same day: the outbox already has it
+            return GateDecision(False, "already_queued")
+        ctx = self._contexts.get(cid) or CustomerContext(customer_id=cid)
+        rm = RulesMessage(
+            channel=message.channel,
+            kind="transactional" if message.kind == "transactional" else "marketing",
+            planned_at=self._planned_at,
+            expires_at=message.expires_at,
+            suppress_if_ordered=self._suppress(message) if self._suppress else False,
+        )
+        d = evaluate(ctx, rm, self._history[cid], message.send_at, self.policy)
+        if d.allowed or d.deliver_after is not None:
+            at = d.deliver_after or message.send_at
+            self._history[cid].append(Contact(message.channel, message.kind, at))
+            if d.allowed:
+                return GateDecision(True, "ok")
+            return GateDecision(True, d.reason_code, d.deliver_after)
+        return GateDecision(False, d.reason_code)
+
+
+def db_loader(conn: Connection, policy: ContactPolicy, now: datetime) -> Loader:
+    """Contexts from the store (consent, unsubscribes, zone, last order) and history from
+    the contact log plus messages already queued in the outbox (they will be sent)."""
+
+    def load(ids: Sequence[str]) -> Loaded:
+        contexts = load_customer_contexts(conn, ids)
+        hist: dict[str, list[Contact]] = defaultdict(list)
+        keys: set[str] = set()
+        since = now - max(policy.longest_window, timedelta(days=1))
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            logged = set()
+            for mid, cid, ch, kind, at in conn.execute(
+                select(
+                    contact_log.c.message_id,
+                    contact_log.c.customer_id,
+                    contact_log.c.channel,
+                    contact_log.c.kind,
+                    contact_log.c.contacted_at,
+                ).where(contact_log.c.customer_id.in_(chunk), contact_log.c.contacted_at > since)
+            ):
+                logged.add(mid)
+                hist[cid].append(Contact(ch, kind, at))
+            for mid, key, cid, ch, kind, at, status in conn.execute(
+                select(
+                    outbox.c.message_id,
+                    outbox.c.dedupe_key,
+                    outbox.c.customer_id,
+                    outbox.c.channel,
+                    outbox.c.kind,
+                    outbox.c.not_before,
+                    outbox.c.status,
+                ).where(outbox.c.customer_id.in_(chunk))
+            ):
+                keys.add(key)
+                if status in ("queued", "sending") and mid not in logged:
+                    # will be sent: counts towards the caps like a sent one
+                    hist[cid].append(Contact(ch, kind, at))
+        return Loaded(contexts, hist, keys)
+
+    return load
