@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from huitouke.errors import InputError
+from huitouke.errors import InputError, ModelFitError
 from huitouke.models._base import (
     FittedModel,
     FloatArray,
@@ -61,6 +61,13 @@ class ContinuousBTYD(FittedModel):
         w = validate_weights(weights, x.size)
         (ux, utx, ut), uw, _ = compress_rows(x, tx, t, weights=w)
         keep = uw > 0
+        if not np.any(ux[keep] > 0):
+            raise ModelFitError(
+                f"{self._model_name}: no customer has a repeat order, so the purchase rate "
+                "cannot be estimated; use a longer calibration period or more customers",
+                code="model.not_identified",
+                message_zh=f"{self._model_name}:没有任何客户复购,无法估计购买率;请延长校准期或增加客户",
+            )
         data = _Data((ux[keep], utx[keep], ut[keep]), uw[keep])
         return self._fit_data(data)
 

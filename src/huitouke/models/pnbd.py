@@ -229,22 +229,34 @@ class ParetoNBD(ContinuousBTYD):
 
     def _eventual(self, x: FloatArray, T: FloatArray) -> FloatArray:
         """H(∞) = E[λ/(λ+μ)] for λ ~ Gamma(r+x, α+T), μ ~ Gamma(s, β+T): the chance that a
-        customer alive at T orders again before dying. Closed form through ₂F₁ with its
-        argument in [0, 1) on either side of α+T = β+T (Pfaff transformation)."""
+        customer alive at T orders again before dying. With B = X/(X+Y) ~ Beta(r', s)
+        this is an Euler integral, so (for α' ≤ β', else by symmetry on μ/(λ+μ))::
+
+            H(∞) = r'/(r'+s) · ₂F₁(1, s; r'+s+1; 1 − α'/β')
+                 = 1 − s/(r'+s) · ₂F₁(1, r'; r'+s+1; 1 − β'/α')
+
+        Both series have argument in [0, 1) and c − a − b > 0, so they converge up to 1.
+        """
         r, alpha, s, beta = self._p()
         rp, ap, bp = r + x, alpha + T, beta + T
-        base = rp / (rp + s)
         lower = ap <= bp
         with np.errstate(all="ignore"):
-            v1 = hyp2f1(1.0, s, rp + s + 1.0, 1.0 - ap / bp)
-            v2 = bp / ap * hyp2f1(1.0, rp + 1.0, rp + s + 1.0, 1.0 - bp / ap)
-        return np.asarray(np.clip(base * np.where(lower, v1, v2), 0.0, 1.0), dtype=np.float64)
+            v1 = rp / (rp + s) * hyp2f1(1.0, s, rp + s + 1.0, 1.0 - ap / bp)
+            v2 = 1.0 - s / (rp + s) * hyp2f1(1.0, rp, rp + s + 1.0, 1.0 - bp / ap)
+        out = np.where(lower, v1, v2)
+        bad = ~np.isfinite(out)
+        if np.any(bad):
+            # scipy's ₂F₁ gives up very near z = 1 with c − a − b small: integrate instead
+            out[bad] = np.exp(
+                self._log_h(np.full(int(bad.sum()), np.inf), x[bad], T[bad], nodes=96)
+            )
+        return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
 
-    def _log_h(self, u: FloatArray, x: FloatArray, T: FloatArray) -> FloatArray:
+    def _log_h(self, u: FloatArray, x: FloatArray, T: FloatArray, nodes: int = 24) -> FloatArray:
         r, alpha, s, beta = self._p()
         rp, ap, bp = r + x, alpha + T, beta + T
         log_i, _, _, _ = log_power_integral(
-            ap, rp + 1.0, bp, np.full(x.shape, s), np.zeros(x.shape), u, 24
+            ap, rp + 1.0, bp, np.full(x.shape, s), np.zeros(x.shape), u, nodes
         )
         return np.asarray(np.log(rp) + rp * np.log(ap) + s * np.log(bp) + log_i, dtype=np.float64)
 
