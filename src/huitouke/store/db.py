@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -103,7 +103,52 @@ class Store:
 
     # -- reads for analytics ----------------------------------------------------------------
     def load_orders(self) -> pa.Table:
-        """All orders as the canonical Arrow table (see :mod:`huitouke.core.orders`)."""
+        """All orders as the canonical Arrow table (see :mod:`huitouke.core.orders`).
+
+        On SQLite the rows are read through the raw ``sqlite3`` cursor and converted to
+        Arrow column by column (timestamps parsed by Arrow, scaled-integer money turned into
+        decimal128 without Python Decimals); the result is identical to the generic path.
+        """
+        if self.dialect == "sqlite":
+            return self._load_orders_sqlite()
+        return self._load_orders_generic()
+
+    def _load_orders_sqlite(self) -> pa.Table:
+        cols = [c.name for c in ORDERS_SCHEMA]
+        with self.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            cur = raw.cursor()
+            try:
+                cur.execute(f"SELECT {', '.join(cols)} FROM orders")
+                chunks: list[pa.Table] = []
+                while True:
+                    rows = cur.fetchmany(500_000)
+                    if not rows:
+                        break
+                    chunks.append(_sqlite_rows_to_arrow(rows, cols))
+            finally:
+                cur.close()
+        if not chunks:
+            return ORDERS_SCHEMA.empty_table()
+        return pa.concat_tables(chunks).combine_chunks()
+
+    def load_lines(self) -> pa.Table:
+        """All order lines: order_id, line_no, sku, product_name, category, quantity,
+        unit_price (decimal128(18, 4)), ordered by order and line."""
+        from huitouke.store.orders_repo import LINES_SCHEMA
+
+        cols = list(LINES_SCHEMA.names)
+        with self.connect() as conn:
+            rows = conn.execute(
+                select(*[t.order_lines.c[c] for c in cols]).order_by(
+                    t.order_lines.c.order_id, t.order_lines.c.line_no
+                )
+            ).all()
+        data: dict[str, list[Any]] = {c: [row[i] for row in rows] for i, c in enumerate(cols)}
+        return pa.table(data, schema=LINES_SCHEMA)
+
+    def _load_orders_generic(self) -> pa.Table:
         cols = [c.name for c in ORDERS_SCHEMA]
         with self.connect() as conn:
             rows = conn.execute(select(*[t.orders.c[c] for c in cols])).all()
@@ -117,6 +162,37 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _scaled_money(values: tuple[Any, ...]) -> pa.Array:
+    """SQLite's Money integers (value × 10,000) as decimal128(18, 4), bit for bit."""
+    import numpy as np
+
+    from huitouke.core.orders import MONEY
+
+    v = np.asarray(values, dtype=np.int64)
+    words = np.empty(2 * len(v), dtype=np.int64)
+    words[0::2] = v
+    words[1::2] = v >> 63  # two's-complement sign extension into the high word
+    return pa.Array.from_buffers(MONEY, len(v), [None, pa.py_buffer(words.tobytes())])
+
+
+def _sqlite_rows_to_arrow(rows: Sequence[Any], cols: list[str]) -> pa.Table:
+    columns = list(zip(*rows, strict=True))
+    data: dict[str, pa.Array] = {}
+    for name, values in zip(cols, columns, strict=True):
+        if name in ("amount", "refunded_amount"):
+            data[name] = _scaled_money(values)
+        elif name == "ordered_at":
+            # SQLAlchemy writes 'YYYY-MM-DD HH:MM:SS.ffffff' naive UTC
+            data[name] = (
+                pa.array(values, pa.string())
+                .cast(pa.timestamp("us"))
+                .cast(pa.timestamp("us", tz="UTC"))
+            )
+        else:
+            data[name] = pa.array(values, pa.string())
+    return pa.table(data, schema=ORDERS_SCHEMA)
 
 
 def open_store(url: str | None = None, *, migrate: bool = True) -> Store:

@@ -1,0 +1,394 @@
+"""From a preset's canonical string columns to validated orders, lines and rejects.
+
+Presets only say *where* each canonical field is in their file and how their statuses read;
+everything else — parsing, the reject rules, duplicate merging and line aggregation — is
+here, once, vectorised.
+
+Status tokens a preset may produce besides the four canonical statuses:
+``closed`` (a closed trade: ``refunded`` / ``partially_refunded`` when money was refunded,
+``cancelled`` otherwise), ``!unpaid`` (rejected: unpaid orders are not stored) and
+``!unknown`` (rejected: status not understood). For ``paid`` and ``partially_refunded``
+rows a refunded amount > 0 sets the status from the amounts (refund ≥ amount → refunded);
+``refunded`` without a refunded amount means the whole amount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from huitouke.core.orders import MONEY, ORDERS_SCHEMA
+from huitouke.importing.convert import clean, mask, parse_instant, parse_int, parse_money
+from huitouke.importing.messages import reason_texts
+from huitouke.importing.sources import RawData
+from huitouke.store.orders_repo import LINES_SCHEMA, reduce_to_latest_state
+
+__all__ = ["Canon", "Reject", "RejectSink", "build"]
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One rejected row: where it is, which field, the value and why (en + zh)."""
+
+    file: str
+    line: int
+    field: str
+    value: str
+    reason_code: str
+    reason_en: str
+    reason_zh: str
+
+
+@dataclass
+class RejectSink:
+    """Collects rejected rows by row index; the first reason found for a row wins."""
+
+    raw: RawData
+    n: int
+    alive: np.ndarray = field(init=False)
+    _items: list[tuple[np.ndarray, str, list[Any], str, dict[str, Any]]] = field(
+        default_factory=list
+    )
+
+    def __post_init__(self) -> None:
+        self.alive = np.ones(self.n, dtype=bool)
+
+    def reject(
+        self,
+        bad: np.ndarray,
+        field_name: str,
+        values: pa.Array | None,
+        code: str,
+        **params: Any,
+    ) -> None:
+        rows = np.flatnonzero(bad & self.alive)
+        if len(rows) == 0:
+            return
+        self.alive[rows] = False
+        vals = values.take(pa.array(rows)).to_pylist() if values is not None else [None] * len(rows)
+        self._items.append((rows, field_name, vals, code, params))
+
+    def materialise(self, extra: list[Reject] | None = None) -> list[Reject]:
+        out: list[Reject] = list(extra or [])
+        if self._items:
+            lines = self.raw.lines()
+        name = self.raw.path.name
+        for rows, fname, vals, code, params in self._items:
+            for r, v in zip(rows.tolist(), vals, strict=True):
+                value = "" if v is None else str(v)
+                en, zh = reason_texts(code, **{"value": value, **params})
+                line = int(lines[r]) if r < len(lines) else 0
+                out.append(Reject(name, line, fname, value, code, en, zh))
+        out.sort(key=lambda x: (x.line, x.field))
+        return out
+
+
+@dataclass
+class Canon:
+    """Canonical fields as row-aligned string arrays (``None`` = the file has no such field).
+
+    ``amount_scope`` is ``"order"`` when the amount column holds the order total (repeated
+    or blank on an order's further line rows) and ``"line"`` when each row's amount is the
+    line's and the order amount is their sum.
+    """
+
+    order_id: pa.Array | None
+    customer_id: pa.Array | None
+    ordered_at: pa.Array | None
+    amount: pa.Array | None = None
+    status: pa.Array | None = None  # canonical status tokens (see module doc)
+    status_raw: pa.Array | None = None  # original text, for reject messages
+    refunded_amount: pa.Array | None = None
+    currency: pa.Array | str = "CNY"
+    channel: pa.Array | str | None = None
+    sku: pa.Array | None = None
+    product_name: pa.Array | None = None
+    category: pa.Array | None = None
+    quantity: pa.Array | None = None
+    unit_price: pa.Array | None = None
+    name: pa.Array | None = None
+    phone: pa.Array | None = None
+    email: pa.Array | None = None
+    amount_scope: str = "order"
+    amount_from_lines: bool = False  # no amount column: Σ quantity × unit price
+    fill_order_fields: bool = False  # order fields only on an order's first row (Shopify)
+    day_first: bool = False
+    abs_line_quantities: pa.Array | None = None  # bool per row: credit note lines (Online Retail)
+    pre_rejects: list[tuple[np.ndarray, str, pa.Array | None, str]] = field(default_factory=list)
+    generated_ids: bool = False
+
+
+@dataclass
+class Built:
+    orders: pa.Table
+    lines: pa.Table | None
+    customers: pa.Table | None
+    rejects: list[Reject]
+    rows_read: int
+
+
+def _const(value: str | None, n: int) -> pa.Array:
+    return pa.array([value] * n, pa.string()) if value is not None else pa.nulls(n, pa.string())
+
+
+def _str(arr: pa.Array | str | None, n: int) -> pa.Array:
+    if arr is None or isinstance(arr, str):
+        return _const(arr, n)
+    return clean(arr)
+
+
+def build(raw: RawData, c: Canon, zone: str) -> Built:
+    n = raw.num_rows
+    sink = RejectSink(raw, n)
+    extra: list[Reject] = []
+    for line, got, expected in raw.malformed:
+        en, zh = reason_texts("import.malformed_row", value=got, expected=expected)
+        extra.append(Reject(raw.path.name, line, "*", "", "import.malformed_row", en, zh))
+    for bad, fname, vals, code in c.pre_rejects:
+        sink.reject(bad, fname, vals, code)
+
+    order_id = _str(c.order_id, n)
+    customer_id = _str(c.customer_id, n)
+    ordered_raw = _str(c.ordered_at, n)
+    amount_raw = _str(c.amount, n)
+    refund_raw = _str(c.refunded_amount, n)
+    currency = pc.utf8_upper(_str(c.currency, n))
+    channel = _str(c.channel, n)
+    status_tok = _str(c.status, n) if c.status is not None else _const("paid", n)
+    status_raw = _str(c.status_raw, n) if c.status_raw is not None else status_tok
+    name, phone, email = _str(c.name, n), _str(c.phone, n), _str(c.email, n)
+    has_lines = any(x is not None for x in (c.sku, c.product_name, c.quantity, c.unit_price))
+    sku, pname, cat = _str(c.sku, n), _str(c.product_name, n), _str(c.category, n)
+    qty_raw, uprice_raw = _str(c.quantity, n), _str(c.unit_price, n)
+
+    if c.fill_order_fields:
+        (customer_id, ordered_raw, amount_raw, refund_raw, currency, channel, status_tok,
+         status_raw, name, phone, email) = _fill_forward(
+            order_id,
+            [customer_id, ordered_raw, amount_raw, refund_raw, currency, channel, status_tok,
+             status_raw, name, phone, email],
+        )  # fmt: skip
+
+    sink.reject(mask(pc.is_null(order_id)), "order_id", order_id, "import.missing_order_id")
+    sink.reject(
+        mask(pc.is_null(customer_id)), "customer_id", customer_id, "import.missing_customer_id"
+    )
+    ordered_at, bad_ts = parse_instant(ordered_raw, zone, day_first=c.day_first)
+    sink.reject(mask(pc.is_null(ordered_raw)), "ordered_at", ordered_raw, "import.missing_date")
+    sink.reject(bad_ts, "ordered_at", ordered_raw, "import.bad_date")
+    sink.reject(mask(pc.equal(status_tok, "!unpaid")), "status", status_raw, "import.unpaid")
+    sink.reject(
+        mask(pc.equal(status_tok, "!unknown")), "status", status_raw, "import.unknown_status"
+    )
+    bad_cur = mask(pc.invert(pc.match_substring_regex(pc.fill_null(currency, "X"), r"^[A-Z]{3}$")))
+    sink.reject(bad_cur, "currency", currency, "import.bad_currency")
+
+    quantity = unit_price = None
+    if has_lines:
+        quantity, bad_q = parse_int(qty_raw) if c.quantity is not None else (None, None)
+        if quantity is not None and bad_q is not None:
+            sink.reject(bad_q, "quantity", qty_raw, "import.bad_quantity")
+            if c.abs_line_quantities is not None:
+                quantity = pc.if_else(c.abs_line_quantities, pc.abs(quantity), quantity)
+            sink.reject(mask(pc.less(quantity, 0)), "quantity", qty_raw, "import.bad_quantity")
+        unit_price, bad_p = parse_money(uprice_raw)
+        sink.reject(bad_p, "unit_price", uprice_raw, "import.bad_amount")
+        sink.reject(mask(pc.less(unit_price, pa.scalar(0, MONEY))), "unit_price", uprice_raw,
+                    "import.negative_amount")  # fmt: skip
+
+    if c.amount_from_lines:
+        if quantity is None:
+            quantity = pa.array(np.ones(n, dtype=np.int64))
+        q = pc.fill_null(quantity, 1).cast(pa.decimal128(19, 0))
+        amount = pc.multiply(unit_price, q).cast(MONEY) if unit_price is not None else None
+        sink.reject(mask(pc.is_null(uprice_raw)), "unit_price", uprice_raw, "import.missing_amount")
+        assert amount is not None
+    else:
+        amount, bad_amt = parse_money(amount_raw)
+        sink.reject(mask(pc.is_null(amount_raw)), "amount", amount_raw, "import.missing_amount")
+        sink.reject(bad_amt, "amount", amount_raw, "import.bad_amount")
+    sink.reject(
+        mask(pc.less(amount, pa.scalar(0, MONEY))), "amount", amount_raw, "import.negative_amount"
+    )
+    refunded, bad_ref = parse_money(refund_raw)
+    sink.reject(bad_ref, "refunded_amount", refund_raw, "import.bad_amount")
+    sink.reject(
+        mask(pc.less(refunded, pa.scalar(0, MONEY))),
+        "refunded_amount",
+        refund_raw,
+        "import.negative_amount",
+    )
+
+    keep = sink.alive
+    idx = pa.array(np.flatnonzero(keep))
+
+    def k(a: pa.Array) -> pa.Array:
+        return a.take(idx)
+
+    rows = pa.table(
+        {
+            "order_id": k(order_id),
+            "customer_id": k(customer_id),
+            "ordered_at": k(ordered_at),
+            "amount": k(amount),
+            "currency": k(currency),
+            "status": k(status_tok),
+            "refunded_amount": k(refunded),
+            "channel": k(channel),
+            "_row": idx.cast(pa.int64()),
+            "_name": k(name),
+            "_phone": k(phone),
+            "_email": k(email),
+        }
+    )
+    lines_t = None
+    if has_lines:
+        lines_t = pa.table(
+            {
+                "order_id": k(order_id),
+                "sku": k(sku),
+                "product_name": k(pname),
+                "category": k(cat),
+                "quantity": k(quantity) if quantity is not None else pa.nulls(len(idx), pa.int64()),
+                "unit_price": k(unit_price)
+                if unit_price is not None
+                else pa.nulls(len(idx), MONEY),
+                "_row": idx.cast(pa.int64()),
+            }
+        )
+    orders, lines_out, _dup_rows = _collapse(rows, lines_t, c.amount_scope, c.amount_from_lines)
+    orders = _resolve_status(orders, sink_refund_check=True)
+    # refund larger than the amount: reject those rows (after aggregation, per order)
+    over = mask(pc.greater(orders.column("refunded_amount"), orders.column("amount")))
+    if over.any():
+        bad_rows = orders.column("_row").to_numpy()[over]
+        flag = np.zeros(n, dtype=bool)
+        flag[bad_rows] = True
+        sink.reject(flag, "refunded_amount", refund_raw, "import.refund_exceeds_amount")
+        orders = orders.filter(pa.array(~over))
+        if lines_out is not None:
+            lines_out = lines_out.filter(
+                pc.is_in(lines_out.column("order_id"), value_set=orders.column("order_id"))
+            )
+    customers = _customers(orders)
+    final = orders.select([f.name for f in ORDERS_SCHEMA]).cast(ORDERS_SCHEMA)
+    final = reduce_to_latest_state(final)
+    return Built(final, lines_out, customers, sink.materialise(extra), n + len(raw.malformed))
+
+
+def _fill_forward(key: pa.Array, cols: list[pa.Array]) -> list[pa.Array]:
+    """Each column's first non-null value within its key, broadcast to all the key's rows."""
+    names = [f"c{i}" for i in range(len(cols))]
+    t = pa.table({"k": key, **dict(zip(names, cols, strict=True))})
+    agg = t.group_by("k", use_threads=False).aggregate([(nm, "first") for nm in names])
+    joined = (
+        t.select(["k"])
+        .append_column("_i", pa.array(np.arange(len(key))))
+        .join(agg, "k", join_type="left outer")
+    )
+    joined = joined.sort_by("_i")
+    return [
+        pc.if_else(pc.is_valid(c), c, joined.column(f"{nm}_first").combine_chunks())
+        for nm, c in zip(names, cols, strict=True)
+    ]
+
+
+def _collapse(
+    rows: pa.Table, lines: pa.Table | None, scope: str, from_lines: bool
+) -> tuple[pa.Table, pa.Table | None, int]:
+    """Merge repeated rows of one order: identical export rows count once; line rows
+    become the order's lines; the order-level fields follow the later-state rule."""
+    n = rows.num_rows
+    unique = n == 0 or pc.count_distinct(rows.column("order_id")).as_py() == n
+    if unique:
+        if lines is not None:
+            lines = lines.append_column("line_no", pa.array(np.ones(n, dtype=np.int32)))
+            lines = lines.select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
+        return rows, lines, 0
+    # 1) identical duplicate rows (all canonical fields equal) count once
+    keycols = [c for c in rows.column_names if c != "_row"]
+    if lines is not None:
+        both = rows.append_column("_sku", lines.column("sku"))
+        both = both.append_column("_pn", lines.column("product_name"))
+        both = both.append_column("_q", lines.column("quantity"))
+        both = both.append_column("_up", lines.column("unit_price"))
+        keycols = [*keycols, "_sku", "_pn", "_q", "_up"]
+    else:
+        both = rows
+    firsts = both.group_by(keycols, use_threads=False).aggregate([("_row", "min")])
+    keep_rows = pc.is_in(rows.column("_row"), value_set=firsts.column("_row_min"))
+    dropped = n - int(pc.sum(keep_rows.cast(pa.int64())).as_py() or 0)
+    rows = rows.filter(keep_rows)
+    if lines is not None:
+        lines = lines.filter(keep_rows)
+    # 2) the order's amount: a sum of line amounts, or the order-level amount
+    if scope == "line" or from_lines:
+        sums = rows.group_by("order_id", use_threads=False).aggregate([("amount", "sum")])
+        sums = sums.rename_columns(["order_id", "_sum"])
+        rows = rows.join(sums, "order_id", join_type="left outer").sort_by("_row")
+        rows = rows.set_column(
+            rows.column_names.index("amount"), "amount", rows.column("_sum").cast(MONEY)
+        ).drop_columns(["_sum"])
+    # 3) lines numbered per order in file order
+    if lines is not None:
+        lines = lines.sort_by([("order_id", "ascending"), ("_row", "ascending")])
+        oid = lines.column("order_id").combine_chunks()
+        m = len(oid)
+        if m:
+            starts = np.ones(m, dtype=bool)
+            starts[1:] = mask(pc.not_equal(oid.slice(1), oid.slice(0, m - 1)))
+            idx = np.arange(m)
+            run_start = np.maximum.accumulate(np.where(starts, idx, 0))
+            line_no = (idx - run_start + 1).astype(np.int32)
+        else:
+            line_no = np.zeros(0, dtype=np.int32)
+        lines = lines.append_column("line_no", pa.array(line_no))
+        lines = lines.select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
+    return rows, lines, dropped
+
+
+def _resolve_status(t: pa.Table, *, sink_refund_check: bool = True) -> pa.Table:
+    st = t.column("status").combine_chunks()
+    amount = t.column("amount").combine_chunks()
+    ref = t.column("refunded_amount").combine_chunks()
+    zero = pa.scalar(0, MONEY)
+    ref_given = pc.is_valid(ref)
+    ref0 = pc.fill_null(ref, zero)
+    full = pc.greater_equal(ref0, amount)
+    pos = pc.greater(ref0, zero)
+    by_amount = pc.if_else(full, pa.scalar("refunded"), pa.scalar("partially_refunded"))
+    paidlike = pc.is_in(st, value_set=pa.array(["paid", "partially_refunded"]))
+    new = pc.if_else(pc.and_(paidlike, pos), by_amount, st)
+    closed = pc.equal(st, "closed")
+    new = pc.if_else(closed, pc.if_else(pos, by_amount, pa.scalar("cancelled")), new)
+    # "refunded" without a refunded amount means the whole amount
+    is_ref = pc.equal(new, "refunded")
+    ref_final = pc.if_else(pc.and_(is_ref, pc.invert(pc.and_(ref_given, pos))), amount, ref0)
+    t = t.set_column(t.column_names.index("status"), "status", new)
+    return t.set_column(t.column_names.index("refunded_amount"), "refunded_amount", ref_final)
+
+
+def _customers(orders: pa.Table) -> pa.Table | None:
+    name, phone, email = (orders.column(c) for c in ("_name", "_phone", "_email"))
+    if all(c.null_count == len(c) for c in (name, phone, email)):
+        return None
+    t = pa.table(
+        {
+            "customer_id": orders.column("customer_id"),
+            "name": name,
+            "phone": phone,
+            "email": email,
+            "_row": orders.column("_row"),
+        }
+    )
+    has = pc.or_(pc.or_(pc.is_valid(name), pc.is_valid(phone)), pc.is_valid(email))
+    t = t.filter(has).sort_by([("_row", "descending")])
+    # latest row with a value wins per attribute
+    agg = t.group_by("customer_id", use_threads=False).aggregate(
+        [("name", "first"), ("phone", "first"), ("email", "first")]
+    )
+    return agg.rename_columns(["customer_id", "name", "phone", "email"])

@@ -1,0 +1,74 @@
+"""User-facing texts of the import context (zh + en)."""
+
+from __future__ import annotations
+
+from huitouke.i18n import register
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # reasons a row is rejected (reason codes are "import.<key>")
+    "import.missing_customer_id": {
+        "en": "customer id is missing",
+        "zh": "缺少客户编号",
+    },
+    "import.missing_order_id": {"en": "order id is missing", "zh": "缺少订单编号"},
+    "import.bad_date": {
+        "en": "not a date/time that can be read",
+        "zh": "无法识别的日期时间",
+    },
+    "import.missing_date": {"en": "order date is missing", "zh": "缺少下单时间"},
+    "import.bad_amount": {"en": "not an amount that can be read", "zh": "无法识别的金额"},
+    "import.missing_amount": {"en": "amount is missing", "zh": "缺少金额"},
+    "import.negative_amount": {"en": "amount is negative", "zh": "金额为负数"},
+    "import.refund_exceeds_amount": {
+        "en": "refunded amount is larger than the order amount",
+        "zh": "退款金额大于订单金额",
+    },
+    "import.bad_quantity": {"en": "quantity is not a whole number ≥ 0", "zh": "数量不是非负整数"},
+    "import.unpaid": {
+        "en": "order is not paid (status {value}); unpaid orders are not stored",
+        "zh": "订单未付款(状态:{value}),未付款订单不入库",
+    },
+    "import.unknown_status": {
+        "en": "unknown order status {value!r}",
+        "zh": "无法识别的订单状态 {value!r}",
+    },
+    "import.bad_currency": {
+        "en": "currency must be a 3-letter ISO 4217 code",
+        "zh": "币种必须是 3 位 ISO 4217 代码",
+    },
+    "import.malformed_row": {
+        "en": "row has {value} fields but the header has {expected}",
+        "zh": "该行有 {value} 个字段,而表头有 {expected} 个",
+    },
+    "import.conflicting_duplicate": {
+        "en": "the same order appears again with a different customer",
+        "zh": "同一订单再次出现但客户不同",
+    },
+    # CLI
+    "import.summary": {
+        "en": "batch {batch_id}: {rows_read} rows read, {inserted} orders inserted, "
+        "{updated} updated, {unchanged} unchanged, {rejected} rows rejected",
+        "zh": "批次 {batch_id}:读取 {rows_read} 行,新增订单 {inserted},更新 {updated},"
+        "未变化 {unchanged},拒收 {rejected} 行",
+    },
+    "import.dry_run_summary": {
+        "en": "dry run ({preset}): {rows_read} rows read, {orders} orders, {lines} lines, "
+        "{rejected} rows rejected — nothing stored",
+        "zh": "试运行({preset}):读取 {rows_read} 行,订单 {orders},明细 {lines},"
+        "拒收 {rejected} 行 —— 未写入",
+    },
+    "import.rejects_written": {
+        "en": "rejected rows written to {path}",
+        "zh": "拒收的行已写入 {path}",
+    },
+    "import.progress_read": {"en": "reading", "zh": "读取"},
+    "import.progress_write": {"en": "writing", "zh": "写入"},
+}
+
+register(MESSAGES)
+
+
+def reason_texts(code: str, **params: object) -> tuple[str, str]:
+    """(English, Chinese) text of a reject reason code."""
+    texts = MESSAGES[code]
+    return texts["en"].format(**params), texts["zh"].format(**params)

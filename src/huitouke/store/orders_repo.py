@@ -1,0 +1,630 @@
+"""The one order upsert every writer uses (file import, the REST service, tests).
+
+The later-state rule
+--------------------
+Orders are upserted by ``order_id``. An incoming row replaces the stored one only when it is
+not an *older state* of the order:
+
+* status rank: ``paid`` (0) < ``partially_refunded`` (1) < ``refunded`` = ``cancelled`` (2);
+  the incoming rank must be ≥ the stored rank, and
+* ``refunded_amount`` never decreases: the incoming refunded amount must be ≥ the stored one.
+
+When both hold and anything differs, every field is replaced (so a corrected amount or
+channel of an order in the same state is applied, the row imported last winning); otherwise
+the stored row is kept unchanged. Re-importing an older export therefore never undoes a
+refund or a cancellation, and importing the same file twice changes nothing. Inside one
+batch, several rows of the same order are first reduced with the same rule
+(:func:`reduce_to_latest_state`; ties → the later row).
+
+Customers: every new ``customer_id`` gets a ``customers`` row; name, phone and email
+given with the batch fill or replace the stored ones (empty values never erase).
+Lines: when lines are given, the lines of each order the batch inserted or changed are
+replaced by the batch's lines for it; products are upserted by ``sku``.
+
+Fast paths: on SQLite the rows go through the raw ``sqlite3`` connection's
+``executemany`` inside the caller's SQLAlchemy transaction, written exactly as
+:class:`~huitouke.store.types.Money` (integer × 10,000) and SQLAlchemy's ``DateTime``
+(``'YYYY-MM-DD HH:MM:SS.ffffff'``, naive UTC) write them. On PostgreSQL they are ``COPY``-ed
+into a temporary table and upserted with one ``INSERT … SELECT … ON CONFLICT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Connection
+
+from huitouke.core.orders import MONEY, ORDERS_SCHEMA
+from huitouke.errors import InputError
+
+__all__ = [
+    "LINES_SCHEMA",
+    "STATUS_RANK",
+    "UpsertCounts",
+    "lines_table",
+    "orders_table",
+    "reduce_to_latest_state",
+    "upsert_orders",
+]
+
+STATUS_RANK = {"paid": 0, "partially_refunded": 1, "refunded": 2, "cancelled": 2}
+
+LINES_SCHEMA = pa.schema(
+    [
+        pa.field("order_id", pa.string(), nullable=False),
+        pa.field("line_no", pa.int32(), nullable=False),
+        pa.field("sku", pa.string()),
+        pa.field("product_name", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("quantity", pa.int64()),
+        pa.field("unit_price", MONEY),
+    ]
+)
+
+CUSTOMER_ATTRS = ("name", "phone", "email")
+_CHUNK = 100_000
+_TS_FMT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+# -- inputs --------------------------------------------------------------------------------
+def orders_table(orders: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
+    """The canonical orders table from a table or from dicts (aware datetimes, Decimals)."""
+    if isinstance(orders, pa.Table):
+        missing = [f.name for f in ORDERS_SCHEMA if f.name not in orders.column_names]
+        if missing:
+            raise InputError(
+                f"orders lack the fields {missing}",
+                code="orders.missing_fields",
+                message_zh=f"订单缺少字段 {missing}",
+            )
+        table = orders.select(ORDERS_SCHEMA.names)
+        try:
+            table = table.cast(ORDERS_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            raise InputError(
+                f"orders do not fit the canonical schema: {exc}",
+                code="orders.bad_types",
+                message_zh=f"订单字段类型不符:{exc}",
+            ) from exc
+    else:
+        rows = []
+        for i, o in enumerate(orders):
+            row = {
+                "refunded_amount": Decimal(0),
+                "currency": "CNY",
+                "status": "paid",
+                "channel": None,
+            }
+            row.update({k: v for k, v in o.items() if k in ORDERS_SCHEMA.names})
+            ts = row.get("ordered_at")
+            if not isinstance(ts, datetime) or ts.tzinfo is None:
+                raise InputError(
+                    f"order {i}: ordered_at must be a datetime with a time zone",
+                    code="orders.naive_datetime",
+                    message_zh=f"第 {i} 个订单:ordered_at 必须是带时区的时间",
+                    details={"index": i, "order_id": row.get("order_id")},
+                )
+            for k in ("amount", "refunded_amount"):
+                if row.get(k) is not None and not isinstance(row[k], Decimal):
+                    row[k] = Decimal(str(row[k]))
+            rows.append(row)
+        try:
+            table = pa.Table.from_pylist(rows, schema=ORDERS_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+            raise InputError(
+                f"orders do not fit the canonical schema: {exc}",
+                code="orders.bad_types",
+                message_zh=f"订单字段类型不符:{exc}",
+            ) from exc
+    _validate(table)
+    return table
+
+
+def _validate(t: pa.Table) -> None:
+    def fail(what: str, what_zh: str, bad: pa.Array) -> None:
+        idx = int(np.flatnonzero(np.asarray(bad.fill_null(True).to_numpy(zero_copy_only=False)))[0])
+        oid = t.column("order_id")[idx].as_py()
+        raise InputError(
+            f"order {oid!r}: {what}",
+            code="orders.invalid",
+            message_zh=f"订单 {oid!r}:{what_zh}",
+            details={"order_id": oid, "index": idx},
+        )
+
+    for col in ("order_id", "customer_id", "ordered_at", "amount", "currency", "status"):
+        c = t.column(col)
+        if c.null_count:
+            fail(f"{col} is missing", f"缺少 {col}", pc.is_null(c).combine_chunks())
+        if pa.types.is_string(c.type):
+            empty = pc.equal(c, "").combine_chunks()
+            if pc.any(empty).as_py():
+                fail(f"{col} is empty", f"{col} 为空", empty)
+    st = pc.is_in(t.column("status"), value_set=pa.array(list(STATUS_RANK))).combine_chunks()
+    if not pc.all(st).as_py():
+        fail(f"status must be one of {sorted(STATUS_RANK)}", "订单状态无效", pc.invert(st))
+    zero = pa.scalar(0, MONEY)
+    ref = pc.fill_null(t.column("refunded_amount"), zero)
+    for bad, en, zh in (
+        (pc.less(t.column("amount"), zero), "amount is negative", "金额为负数"),
+        (pc.less(ref, zero), "refunded amount is negative", "退款金额为负数"),
+        (
+            pc.greater(ref, t.column("amount")),
+            "refunded amount exceeds the amount",
+            "退款金额大于订单金额",
+        ),
+    ):
+        bad = bad.combine_chunks()
+        if pc.any(bad).as_py():
+            fail(en, zh, bad)
+    cur = pc.match_substring_regex(t.column("currency"), r"^[A-Z]{3}$").combine_chunks()
+    if not pc.all(cur).as_py():
+        fail("currency must be a 3-letter ISO 4217 code", "币种必须是 3 位代码", pc.invert(cur))
+
+
+def lines_table(lines: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
+    if isinstance(lines, pa.Table):
+        cols = {}
+        for f in LINES_SCHEMA:
+            cols[f.name] = (
+                lines.column(f.name)
+                if f.name in lines.column_names
+                else pa.nulls(lines.num_rows, f.type)
+            )
+        return pa.table(cols).cast(LINES_SCHEMA)
+    rows = []
+    for ln in lines:
+        row = {f.name: ln.get(f.name) for f in LINES_SCHEMA}
+        if row["unit_price"] is not None and not isinstance(row["unit_price"], Decimal):
+            row["unit_price"] = Decimal(str(row["unit_price"]))
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=LINES_SCHEMA)
+
+
+def reduce_to_latest_state(orders: pa.Table) -> pa.Table:
+    """One row per ``order_id`` by the later-state rule (ties → the later row)."""
+    n = orders.num_rows
+    if n == 0 or pc.count_distinct(orders.column("order_id")).as_py() == n:
+        return orders
+    rank = _rank(orders.column("status"))
+    t = orders.append_column("_rank", rank).append_column(
+        "_i", pa.array(np.arange(n, dtype=np.int64))
+    )
+    t = t.sort_by(
+        [("order_id", "ascending"), ("_rank", "ascending"), ("refunded_amount", "ascending"),
+         ("_i", "ascending")]
+    )  # fmt: skip
+    oid = t.column("order_id").combine_chunks()
+    last = np.ones(n, dtype=bool)
+    last[:-1] = np.asarray(
+        pc.not_equal(oid.slice(0, n - 1), oid.slice(1)).to_numpy(zero_copy_only=False), dtype=bool
+    )
+    t = t.filter(pa.array(last)).sort_by("_i")
+    return t.drop_columns(["_rank", "_i"])
+
+
+def _rank(status: pa.ChunkedArray | pa.Array) -> pa.Array:
+    keys = pa.array(list(STATUS_RANK))
+    ranks = pa.array(list(STATUS_RANK.values()), pa.int8())
+    return ranks.take(pc.index_in(status, value_set=keys))
+
+
+# -- the upsert ----------------------------------------------------------------------------
+def upsert_orders(
+    conn: Connection,
+    orders: pa.Table | Sequence[dict[str, Any]],
+    lines: pa.Table | Sequence[dict[str, Any]] | None = None,
+    customers: pa.Table | Sequence[dict[str, Any]] | None = None,
+    batch_id: int | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> UpsertCounts:
+    """Insert or update orders by the later-state rule, inside the caller's transaction.
+
+    ``customers`` (optional) has ``customer_id`` and any of ``name``, ``phone``, ``email``;
+    ``progress`` (optional) is called with the number of order rows written so far.
+    """
+    table = reduce_to_latest_state(orders_table(orders))
+    lt = lines_table(lines) if lines is not None else None
+    ct = _customers_table(customers) if customers is not None else None
+    now = datetime.now(UTC)
+    if conn.dialect.name == "sqlite":
+        return _upsert_sqlite(conn, table, lt, ct, batch_id, now, progress)
+    return _upsert_postgres(conn, table, lt, ct, batch_id, now, progress)
+
+
+def _customers_table(customers: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
+    if not isinstance(customers, pa.Table):
+        customers = pa.Table.from_pylist(
+            [{k: c.get(k) for k in ("customer_id", *CUSTOMER_ATTRS)} for c in customers]
+        )
+    cols = {"customer_id": customers.column("customer_id").cast(pa.string())}
+    for a in CUSTOMER_ATTRS:
+        cols[a] = (
+            customers.column(a).cast(pa.string())
+            if a in customers.column_names
+            else pa.nulls(customers.num_rows, pa.string())
+        )
+    return pa.table(cols)
+
+
+def _money_ints(arr: pa.ChunkedArray | pa.Array) -> list[int | None]:
+    """Decimal(18,4) → the scaled integers Money stores on SQLite, without Python Decimals."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if len(arr) == 0:
+        return []
+    arr = arr.cast(MONEY)
+    buf = arr.buffers()[1]
+    assert buf is not None
+    words = np.frombuffer(buf, dtype=np.int64, count=2 * (arr.offset + len(arr)))
+    low = words[0::2][arr.offset :]  # |value| < 10^18 < 2^63: the low word is the value
+    out: list[int | None] = low.tolist()
+    if arr.null_count:
+        valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        out = [v if ok else None for v, ok in zip(out, valid.tolist(), strict=True)]
+    return out
+
+
+def _ts_text(arr: pa.ChunkedArray | pa.Array) -> list[str]:
+    naive = arr.cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+    return pc.strftime(naive, format="%Y-%m-%d %H:%M:%S").to_pylist()  # %S carries .ffffff
+
+
+def _rank_sql(col: str) -> str:
+    return f"(CASE {col} WHEN 'paid' THEN 0 WHEN 'partially_refunded' THEN 1 ELSE 2 END)"
+
+
+_ORDER_COLS = (
+    "order_id",
+    "customer_id",
+    "ordered_at",
+    "amount",
+    "currency",
+    "status",
+    "refunded_amount",
+    "channel",
+    "batch_id",
+    "updated_at",
+)
+_VALUE_COLS = _ORDER_COLS[1:8]
+
+
+def _upsert_sql(distinct: str, source: str) -> str:
+    sets = ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLS[1:])
+    differs = " OR ".join(f"excluded.{c} {distinct} orders.{c}" for c in _VALUE_COLS)
+    return (
+        f"INSERT INTO orders ({', '.join(_ORDER_COLS)}) {source} "
+        f"ON CONFLICT (order_id) DO UPDATE SET {sets} "
+        f"WHERE {_rank_sql('excluded.status')} >= {_rank_sql('orders.status')} "
+        f"AND excluded.refunded_amount >= orders.refunded_amount AND ({differs})"
+    )
+
+
+def _customer_sql(distinct: str, source: str, now_param: str) -> str:
+    sets = ", ".join(f"{a} = COALESCE(excluded.{a}, customers.{a})" for a in CUSTOMER_ATTRS)
+    differs = " OR ".join(
+        f"(excluded.{a} IS NOT NULL AND excluded.{a} {distinct} customers.{a})"
+        for a in CUSTOMER_ATTRS
+    )
+    return (
+        "INSERT INTO customers (customer_id, name, phone, email, tags, attributes, consent, "
+        f"created_at, updated_at) {source} "
+        f"ON CONFLICT (customer_id) DO UPDATE SET {sets}, updated_at = {now_param} "
+        f"WHERE {differs}"
+    )
+
+
+def _customer_rows(orders: pa.Table, customers: pa.Table | None) -> pa.Table:
+    uniq = pa.table({"customer_id": pc.unique(orders.column("customer_id").combine_chunks())})
+    if customers is None or customers.num_rows == 0:
+        for a in CUSTOMER_ATTRS:
+            uniq = uniq.append_column(a, pa.nulls(uniq.num_rows, pa.string()))
+        return uniq
+    c = customers.group_by("customer_id", use_threads=False).aggregate(
+        [(a, "last") for a in CUSTOMER_ATTRS]
+    )
+    c = c.rename_columns(["customer_id", *CUSTOMER_ATTRS])
+    extra = pa.table({"customer_id": c.column("customer_id")})
+    allids = pa.concat_tables([uniq, extra]).group_by("customer_id").aggregate([])
+    return allids.join(c, "customer_id", join_type="left outer")
+
+
+def _upsert_sqlite(
+    conn: Connection,
+    orders: pa.Table,
+    lines: pa.Table | None,
+    customers: pa.Table | None,
+    batch_id: int | None,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+) -> UpsertCounts:
+    raw: Any = conn.connection.dbapi_connection
+    cur = raw.cursor()
+    now_s = now.replace(tzinfo=None).strftime(_TS_FMT)
+    n = orders.num_rows
+    try:
+        # customers first: the first write takes SQLite's write lock, so the order counts
+        # below cannot race another writer.
+        crow = _customer_rows(orders, customers)
+        cur.executemany(
+            _customer_sql("IS NOT", "VALUES (?, ?, ?, ?, '[]', '{}', '{}', ?, ?)", "?"),
+            zip(
+                crow.column("customer_id").to_pylist(),
+                *(crow.column(a).to_pylist() for a in CUSTOMER_ATTRS),
+                [now_s] * crow.num_rows,
+                [now_s] * crow.num_rows,
+                [now_s] * crow.num_rows,
+                strict=True,
+            ),
+        )
+        before = cur.execute("SELECT count(*) FROM orders").fetchone()[0]
+        changed = 0
+        sql = _upsert_sql("IS NOT", "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        for start in range(0, n, _CHUNK):
+            part = orders.slice(start, _CHUNK)
+            m = part.num_rows
+            rows = zip(
+                part.column("order_id").to_pylist(),
+                part.column("customer_id").to_pylist(),
+                _ts_text(part.column("ordered_at")),
+                _money_ints(part.column("amount")),
+                part.column("currency").to_pylist(),
+                part.column("status").to_pylist(),
+                _money_ints(part.column("refunded_amount")),
+                part.column("channel").to_pylist(),
+                [batch_id] * m,
+                [now_s] * m,
+                strict=True,
+            )
+            cur.executemany(sql, rows)
+            changed += max(cur.rowcount, 0)
+            if progress is not None:
+                progress(start + m)
+        after = cur.execute("SELECT count(*) FROM orders").fetchone()[0]
+        if lines is not None and lines.num_rows:
+            _lines_sqlite(cur, lines, now_s, orders)
+    finally:
+        cur.close()
+    inserted = after - before
+    return UpsertCounts(inserted, changed - inserted, n - changed)
+
+
+def _applied_ids_sqlite(cur: Any, now_s: str, orders: pa.Table) -> pa.Array:
+    if orders.num_rows <= 2000:
+        ids = orders.column("order_id").to_pylist()
+        out: list[str] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = ",".join("?" * len(chunk))
+            out += [
+                r[0]
+                for r in cur.execute(
+                    f"SELECT order_id FROM orders WHERE updated_at = ? AND order_id IN ({q})",
+                    [now_s, *chunk],
+                )
+            ]
+        return pa.array(out, pa.string())
+    rows = cur.execute("SELECT order_id FROM orders WHERE updated_at = ?", (now_s,)).fetchall()
+    return pa.array([r[0] for r in rows], pa.string())
+
+
+def _lines_sqlite(cur: Any, lines: pa.Table, now_s: str, orders: pa.Table) -> None:
+    applied = _applied_ids_sqlite(cur, now_s, orders)
+    lines = lines.filter(pc.is_in(lines.column("order_id"), value_set=applied))
+    if lines.num_rows == 0:
+        return
+    ids = pc.unique(lines.column("order_id").combine_chunks()).to_pylist()
+    cur.executemany("DELETE FROM order_lines WHERE order_id = ?", ((i,) for i in ids))
+    cur.executemany(
+        "INSERT INTO order_lines (order_id, line_no, sku, product_name, category, quantity, "
+        "unit_price) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        zip(
+            lines.column("order_id").to_pylist(),
+            lines.column("line_no").to_pylist(),
+            lines.column("sku").to_pylist(),
+            lines.column("product_name").to_pylist(),
+            lines.column("category").to_pylist(),
+            pc.fill_null(lines.column("quantity"), 0).to_pylist(),
+            _money_ints(lines.column("unit_price")),
+            strict=True,
+        ),
+    )
+    prods = _products(lines, orders)
+    if prods is not None:
+        cur.executemany(
+            "INSERT INTO products (sku, name, category, unit_price, currency) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sku) DO UPDATE SET "
+            "name = COALESCE(excluded.name, products.name), "
+            "category = COALESCE(excluded.category, products.category), "
+            "unit_price = COALESCE(excluded.unit_price, products.unit_price), "
+            "currency = COALESCE(excluded.currency, products.currency)",
+            zip(
+                prods.column("sku").to_pylist(),
+                prods.column("name").to_pylist(),
+                prods.column("category").to_pylist(),
+                _money_ints(prods.column("unit_price")),
+                prods.column("currency").to_pylist(),
+                strict=True,
+            ),
+        )
+
+
+def _products(lines: pa.Table, orders: pa.Table) -> pa.Table | None:
+    with_sku = lines.filter(pc.is_valid(lines.column("sku")))
+    if with_sku.num_rows == 0:
+        return None
+    cur = orders.select(["order_id", "currency"])
+    t = with_sku.append_column("_i", pa.array(np.arange(with_sku.num_rows, dtype=np.int64)))
+    t = t.join(cur, "order_id", join_type="left outer")
+    # the last line seen of each sku describes the product
+    last = t.group_by("sku", use_threads=False).aggregate([("_i", "max")])
+    p = t.filter(pc.is_in(t.column("_i"), value_set=last.column("_i_max"))).sort_by("sku")
+    p = p.select(["sku", "product_name", "category", "unit_price", "currency"])
+    return p.rename_columns(["sku", "name", "category", "unit_price", "currency"])
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------
+def _copy_rows(cur: Any, table: str, cols: Sequence[str], rows: Any) -> None:
+    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+        for r in rows:
+            cp.write_row(r)
+
+
+def _money_text(arr: pa.ChunkedArray | pa.Array) -> list[str | None]:
+    return arr.cast(MONEY).cast(pa.string()).to_pylist()
+
+
+def _upsert_postgres(
+    conn: Connection,
+    orders: pa.Table,
+    lines: pa.Table | None,
+    customers: pa.Table | None,
+    batch_id: int | None,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+) -> UpsertCounts:
+    raw: Any = conn.connection.dbapi_connection
+    now_s = now.replace(tzinfo=None).strftime(_TS_FMT)
+    n = orders.num_rows
+    with raw.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _ht_orders (order_id text, customer_id text, "
+            "ordered_at timestamp, amount numeric(18,4), currency text, status text, "
+            "refunded_amount numeric(18,4), channel text) ON COMMIT DROP"
+        )
+        cur.execute("TRUNCATE _ht_orders")
+        cols = _ORDER_COLS[:8]
+        for start in range(0, n, _CHUNK):
+            part = orders.slice(start, _CHUNK)
+            _copy_rows(
+                cur,
+                "_ht_orders",
+                cols,
+                zip(
+                    part.column("order_id").to_pylist(),
+                    part.column("customer_id").to_pylist(),
+                    _ts_text(part.column("ordered_at")),
+                    _money_text(part.column("amount")),
+                    part.column("currency").to_pylist(),
+                    part.column("status").to_pylist(),
+                    _money_text(part.column("refunded_amount")),
+                    part.column("channel").to_pylist(),
+                    strict=True,
+                ),
+            )
+            if progress is not None:
+                progress(start + part.num_rows)
+        crow = _customer_rows(orders, customers)
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _ht_customers (customer_id text, name text, "
+            "phone text, email text) ON COMMIT DROP"
+        )
+        cur.execute("TRUNCATE _ht_customers")
+        _copy_rows(
+            cur,
+            "_ht_customers",
+            ("customer_id", *CUSTOMER_ATTRS),
+            zip(
+                crow.column("customer_id").to_pylist(),
+                *(crow.column(a).to_pylist() for a in CUSTOMER_ATTRS),
+                strict=True,
+            ),
+        )
+        cur.execute(
+            _customer_sql(
+                "IS DISTINCT FROM",
+                "SELECT customer_id, name, phone, email, '[]'::json, '{}'::json, '{}'::json, "
+                "%(now)s::timestamp, %(now)s::timestamp FROM _ht_customers ORDER BY customer_id",
+                "%(now)s::timestamp",
+            ),
+            {"now": now_s},
+        )
+        source = (
+            f"SELECT {', '.join(_ORDER_COLS[:8])}, %(batch)s, %(now)s::timestamp "
+            "FROM _ht_orders ORDER BY order_id"
+        )
+        cur.execute(
+            f"WITH up AS ({_upsert_sql('IS DISTINCT FROM', source)} RETURNING (xmax = 0) AS ins) "
+            "SELECT count(*) FILTER (WHERE ins), count(*) FROM up",
+            {"batch": batch_id, "now": now_s},
+        )
+        inserted, changed = cur.fetchone()
+        if lines is not None and lines.num_rows:
+            _lines_postgres(cur, lines, orders, now_s)
+    return UpsertCounts(int(inserted), int(changed) - int(inserted), n - int(changed))
+
+
+def _lines_postgres(cur: Any, lines: pa.Table, orders: pa.Table, now_s: str) -> None:
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _ht_lines (order_id text, line_no int, sku text, "
+        "product_name text, category text, quantity int, unit_price numeric(18,4)) ON COMMIT DROP"
+    )
+    cur.execute("TRUNCATE _ht_lines")
+    _copy_rows(
+        cur,
+        "_ht_lines",
+        LINES_SCHEMA.names,
+        zip(
+            lines.column("order_id").to_pylist(),
+            lines.column("line_no").to_pylist(),
+            lines.column("sku").to_pylist(),
+            lines.column("product_name").to_pylist(),
+            lines.column("category").to_pylist(),
+            pc.fill_null(lines.column("quantity"), 0).to_pylist(),
+            _money_text(lines.column("unit_price")),
+            strict=True,
+        ),
+    )
+    applied = (
+        "SELECT o.order_id FROM orders o JOIN (SELECT DISTINCT order_id FROM _ht_lines) l "
+        "ON l.order_id = o.order_id WHERE o.updated_at = %(now)s::timestamp"
+    )
+    cur.execute(f"DELETE FROM order_lines WHERE order_id IN ({applied})", {"now": now_s})
+    cur.execute(
+        f"INSERT INTO order_lines ({', '.join(LINES_SCHEMA.names)}) "
+        f"SELECT {', '.join(LINES_SCHEMA.names)} FROM _ht_lines WHERE order_id IN ({applied}) "
+        "ORDER BY order_id, line_no",
+        {"now": now_s},
+    )
+    prods = _products(lines, orders)
+    if prods is not None:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _ht_products (sku text, name text, category text, "
+            "unit_price numeric(18,4), currency text) ON COMMIT DROP"
+        )
+        cur.execute("TRUNCATE _ht_products")
+        _copy_rows(
+            cur,
+            "_ht_products",
+            ("sku", "name", "category", "unit_price", "currency"),
+            zip(
+                prods.column("sku").to_pylist(),
+                prods.column("name").to_pylist(),
+                prods.column("category").to_pylist(),
+                _money_text(prods.column("unit_price")),
+                prods.column("currency").to_pylist(),
+                strict=True,
+            ),
+        )
+        cur.execute(
+            "INSERT INTO products (sku, name, category, unit_price, currency) "
+            "SELECT sku, name, category, unit_price, currency FROM _ht_products ORDER BY sku "
+            "ON CONFLICT (sku) DO UPDATE SET name = COALESCE(excluded.name, products.name), "
+            "category = COALESCE(excluded.category, products.category), "
+            "unit_price = COALESCE(excluded.unit_price, products.unit_price), "
+            "currency = COALESCE(excluded.currency, products.currency)"
+        )

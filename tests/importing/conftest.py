@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shared_data_dir() -> Path:
+    """The shared real data sets, if present (HUITOUKE_SHARED_DATA overrides)."""
+    return Path(os.environ.get("HUITOUKE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_online_retail() -> Path:
+    p = shared_data_dir() / "online_retail" / "online_retail_invoices.csv"
+    if not p.exists():
+        pytest.skip(f"the shared Online Retail data set is absent ({p}); set HUITOUKE_SHARED_DATA")
+    return p
