@@ -1,0 +1,133 @@
+"""Journey results on the real store: conversions by group, uplift, revenue, cost, clicks."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import update
+
+from huitouke.errors import ConflictError
+from huitouke.journeys.tables import journey_assignments
+from huitouke.measurement.attribution import campaign_results, journey_results
+from huitouke.measurement.codes import claim_code, create_codes
+from huitouke.measurement.links import make_link_token, record_click, verify_link_token
+from huitouke.measurement.stats import diff_proportions
+from huitouke.messaging.outbox import OutboxMessage, enqueue
+from huitouke.messaging.tables import outbox
+from huitouke.store.db import Store
+from huitouke.store.tables import orders
+
+T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
+
+
+def order(oid: str, cid: str, at: datetime, amount: str = "100") -> dict[str, object]:
+    return {
+        "order_id": oid,
+        "customer_id": cid,
+        "ordered_at": at,
+        "amount": Decimal(amount),
+        "currency": "CNY",
+        "status": "paid",
+        "refunded_amount": Decimal(0),
+        "updated_at": at,
+    }
+
+
+def test_results_by_hand(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(
+            journey_assignments.insert(),
+            [
+                {
+                    "journey_id": "j",
+                    "customer_id": f"{g}{i}",
+                    "occurrence": "o",
+                    "group": "treatment" if g == "t" else "holdout",
+                    "anchor_date": date(2026, 3, 10),
+                    "assigned_on": date(2026, 3, 10),
+                    "assigned_at": T0,
+                }
+                for g in "th"
+                for i in range(10)
+            ],
+        )
+        rows = [order(f"ot{i}", f"t{i}", T0 + timedelta(days=2)) for i in range(6)]
+        rows.append(order("ot6", "t6", T0 + timedelta(days=8)))  # outside the 7-day window
+        rows.append(order("ot7-before", "t7", T0 - timedelta(days=1)))  # before: not a conversion
+        rows += [order(f"oh{i}", f"h{i}", T0 + timedelta(days=3), "50") for i in range(2)]
+        conn.execute(orders.insert(), rows)
+        enqueue(
+            conn,
+            [
+                OutboxMessage(
+                    journey_id="j",
+                    customer_id=f"t{i}",
+                    step_id="s",
+                    occurrence="o",
+                    channel="sms",
+                    rendered={"text": "短信", "sms_segments": 1},
+                )
+                for i in range(8)
+            ],
+            now=T0,
+        )
+        conn.execute(update(outbox).values(status="sent", sent_at=T0 + timedelta(minutes=1)))
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.customer_id.in_(["t0", "t1"]))
+            .values(delivered_at=T0 + timedelta(minutes=2))
+        )
+        tok = make_link_token(
+            "k",
+            journey_id="j",
+            customer_id="t0",
+            step_id="s",
+            occurrence="o",
+            url="https://x.example",
+        )
+        record_click(conn, verify_link_token(tok, "k"), T0 + timedelta(hours=1))
+        record_click(conn, verify_link_token(tok, "k"), T0 + timedelta(hours=2))
+    with store.connect() as conn:
+        [r] = journey_results(conn, date(2026, 3, 31), price_per_segment=Decimal("0.045"))
+        early = journey_results(conn, date(2026, 3, 12))
+    assert (r["audience"], r["treatment"], r["holdout"], r["in_window"]) == (20, 10, 10, 0)
+    assert (r["sent"], r["delivered"], r["clicked"]) == (8, 2, 1)
+    assert (r["converted_treatment"], r["converted_holdout"]) == (6, 2)
+    assert r["conversion_treatment"] == 0.6 and r["conversion_holdout"] == 0.2
+    ci = diff_proportions(6, 10, 2, 10)
+    assert r["incremental_repurchase"] == pytest.approx(0.4)
+    assert r["incremental_ci95"] == [ci.low, ci.high]
+    assert r["revenue_treatment"] == "600.00" and r["revenue_holdout"] == "100.00"
+    # (600/10 − 100/10) × 10 = 500
+    assert r["incremental_revenue"] == "500.00"
+    assert r["cost"] == "0.36"  # 8 segments × 0.045
+    assert r["roi"] == pytest.approx((500 - 0.36) / 0.36)
+    assert r["cost_per_incremental_customer"] == "0.09"  # 0.36 / 4
+    # last touch: the 6 in-window orders of sent customers (t6's order is too late)
+    assert r["attributed_orders"] == 6 and r["attributed_revenue"] == "600.00"
+    # on 12 March the windows are still open: nothing is concluded yet
+    assert early[0]["in_window"] == 20 and early[0]["conversion_treatment"] is None
+
+
+def test_insert_campaign_codes_claims_and_conversions(store: Store) -> None:
+    with store.begin() as conn:
+        codes = create_codes(conn, "spring-cards", 5, T0)
+        assert len(set(codes)) == 5 and all(len(c) == 10 for c in codes)
+        claim_code(conn, codes[0].lower(), "a", T0)
+        claim_code(conn, codes[0], "a", T0)  # same customer again: no-op
+        with pytest.raises(ConflictError):
+            claim_code(conn, codes[0], "b", T0)
+        claim_code(conn, codes[1], "b", T0)
+        conn.execute(orders.insert(), [order("oa", "a", T0 + timedelta(days=1), "88")])
+    with store.connect() as conn:
+        [r] = campaign_results(conn, date(2026, 3, 31))
+    assert r == {
+        "campaign_id": "spring-cards",
+        "currency": "CNY",
+        "printed": 5,
+        "claimed": 2,
+        "converted": 1,
+        "revenue": "88.00",
+    }
