@@ -313,6 +313,29 @@ class Analytics:
             return None
         return row["lo"], row["hi"]
 
+    def until(self, as_of: date) -> Analytics:
+        """The same analytics on the orders placed up to the local day ``as_of`` (inclusive):
+        what the numbers were on that day."""
+        limit = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), self.zone)
+        keep = pc.less(
+            self.orders.column("ordered_at"),
+            pa.scalar(limit.astimezone(ZoneInfo("UTC")), pa.timestamp("us", tz="UTC")),
+        )
+        return Analytics(
+            self.orders.filter(keep),
+            timezone=self.timezone,
+            lines=self.lines,
+            merge_same_day=self.merge_same_day,
+            currency=self.currency,
+            windows=self.windows,
+            lifecycle_rules=self.lifecycle_rules,
+        )
+
+    @property
+    def date_span(self) -> tuple[date, date] | None:
+        """The first and last local dates with a counted order (None without any)."""
+        return self._date_span
+
     def _windows(self, windows: LayerWindows | None) -> LayerWindows:
         return windows or self.windows or LayerWindows.from_settings()
 

@@ -1,0 +1,597 @@
+"""Analytics commands: `metrics`, `customers`, `segments`, `cohorts`, `ladder`,
+`churn-reasons`, `decompose` — thin over :class:`huitouke.analytics.Analytics`.
+
+Orders come from PATH (an order file read by the importer, exactly what importing it into a
+fresh store and loading it back gives) or, without PATH, from the configured store.
+Machine-readable output goes to stdout (or ``--out``); notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import typer
+
+from huitouke.errors import InputError
+
+__all__ = ["Loaded", "load_orders", "register"]
+
+CENT = Decimal("0.01")
+FORMATS = ("table", "json", "csv", "xlsx")
+
+
+@dataclass
+class Loaded:
+    orders: pa.Table
+    lines: pa.Table | None
+    source: str
+
+
+def _store_lines(store: Any) -> pa.Table | None:
+    from sqlalchemy import select
+
+    from huitouke.store.tables import order_lines
+
+    cols = ["order_id", "sku", "product_name", "category", "quantity", "unit_price"]
+    with store.connect() as conn:
+        rows = conn.execute(select(*[order_lines.c[c] for c in cols])).all()
+    if not rows:
+        return None
+    data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+    data["unit_price"] = [None if v is None else Decimal(v) for v in data["unit_price"]]
+    return pa.table(
+        {
+            "order_id": pa.array(data["order_id"], pa.string()),
+            "sku": pa.array(data["sku"], pa.string()),
+            "product_name": pa.array(data["product_name"], pa.string()),
+            "category": pa.array(data["category"], pa.string()),
+            "quantity": pa.array(data["quantity"], pa.int64()),
+            "unit_price": pa.array(data["unit_price"], pa.decimal128(18, 4)),
+        }
+    )
+
+
+def load_orders(
+    path: Path | None, *, preset: str | None, timezone: str | None, database_url: str | None = None
+) -> Loaded:
+    """Orders (and lines) from an order file or the configured store."""
+    if path is not None:
+        from huitouke.importing import read_orders
+
+        result = read_orders(path, preset, timezone=timezone)
+        if result.rejects:
+            typer.echo(
+                f"{len(result.rejects)} row(s) of {path} were rejected; run `huitouke import` "
+                f"to see why — analysing the rest ({len(result.rejects)} 行被拒收)",
+                err=True,
+            )
+        return Loaded(result.orders, result.lines, str(path))
+    from huitouke.store.db import open_store
+
+    store = open_store(database_url)
+    try:
+        return Loaded(store.load_orders(), _store_lines(store), "store")
+    finally:
+        store.dispose()
+
+
+def _parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(
+            f"{option} {value!r}: expected a date YYYY-MM-DD",
+            code="input.bad_date",
+            message_zh=f"{option} {value!r}:日期格式应为 YYYY-MM-DD",
+            details={"option": option},
+        ) from exc
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
+    if fmt not in allowed:
+        raise InputError(
+            f"--format must be one of {', '.join(allowed)}, got {fmt!r}",
+            code="input.bad_format",
+            message_zh=f"--format 只能是 {', '.join(allowed)},实际为 {fmt!r}",
+        )
+    return fmt
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def _plain(v: Any) -> Any:
+    """A JSON/CSV/Excel-friendly value: money to cents, dates ISO, NaN/None to None."""
+    if v is None:
+        return None
+    if isinstance(v, Decimal):
+        return float(v.quantize(CENT, rounding=ROUND_HALF_EVEN))
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):  # numpy scalars
+        return v.item()
+    return v
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): _plain(v) for k, v in row.items()} for row in df.to_dict("records")]
+
+
+def _cell(v: Any, col: str) -> str:
+    v = _plain(v)
+    if v is None:
+        return "—"
+    if isinstance(v, float) and (col.endswith("_rate") or col.endswith("share")):
+        return f"{v:.1%}"
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    return str(v)
+
+
+def _label(col: str, lang: str) -> str:
+    from huitouke.i18n import all_messages, t
+
+    key = f"analytics.{col}"
+    return t(key, lang) if key in all_messages() else col
+
+
+def _table(df: pd.DataFrame, title: str, lang: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in df.columns:
+        table.add_column(
+            _label(str(c), lang),
+            justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left",
+        )
+    for row in df.itertuples(index=False):
+        table.add_row(*[_cell(v, str(c)) for v, c in zip(row, df.columns, strict=True)])
+    Console(width=max(120, 16 * len(df.columns))).print(table)
+
+
+def _excel_frame(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.DatetimeTZDtype):
+            # Excel has no zones: wall-clock time in the merchant's zone
+            out[c] = out[c].dt.tz_localize(None)
+        elif out[c].dtype == object:
+            out[c] = [float(v) if isinstance(v, Decimal) else v for v in out[c]]
+    return out
+
+
+def _emit(
+    sheets: dict[str, pd.DataFrame],
+    fmt: str,
+    out: Path | None,
+    lang: str,
+    *,
+    json_body: Any = None,
+) -> None:
+    """Write one or more frames in ``fmt`` to ``out`` (or stdout)."""
+    if fmt == "xlsx":
+        if out is None:
+            raise InputError(
+                "--format xlsx needs --out FILE.xlsx",
+                code="input.out_required",
+                message_zh="--format xlsx 需要用 --out 指定 .xlsx 文件",
+            )
+        with pd.ExcelWriter(out, engine="openpyxl") as xw:
+            for name, df in sheets.items():
+                _excel_frame(df).to_excel(xw, sheet_name=name[:31], index=False)
+        typer.echo(str(out), err=True)
+        return
+    if fmt == "table":
+        for name, df in sheets.items():
+            _table(df, name, lang)
+        return
+    if fmt == "json":
+        body = json_body
+        if body is None:
+            body = (
+                {name: _records(df) for name, df in sheets.items()}
+                if len(sheets) > 1
+                else _records(next(iter(sheets.values())))
+            )
+        text = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+    else:  # csv
+        buf = io.StringIO()
+        for i, (name, df) in enumerate(sheets.items()):
+            rows = _records(df)
+            if len(sheets) > 1:
+                if i:
+                    buf.write("\n")
+                buf.write(f"# {name}\n")
+            w = csv.DictWriter(buf, fieldnames=[str(c) for c in df.columns], lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+        text = buf.getvalue()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
+        typer.echo(str(out), err=True)
+
+
+# --- options -------------------------------------------------------------------------------------
+
+PATH_ARG = typer.Argument(
+    None,
+    help="Order file (CSV/TSV/Excel/Parquet); omitted: the configured store. "
+    "订单文件;省略时使用已配置的数据库。",
+    exists=True,
+    dir_okay=False,
+)
+PRESET_OPT = typer.Option(
+    None,
+    "--preset",
+    help="Import preset of PATH (detected when omitted). 导入预设(省略时自动识别)。",
+)
+TZ_OPT = typer.Option(
+    None, "--timezone", help="The merchant's IANA time zone (default: settings). 商家时区。"
+)
+CURRENCY_OPT = typer.Option(
+    None, "--currency", help="Analyse one currency of a multi-currency shop. 指定币种。"
+)
+MERGE_OPT = typer.Option(
+    None,
+    "--merge-same-day/--no-merge-same-day",
+    help="Count a customer's orders on one day as one (default: settings). 同一天的多笔订单合并为一笔。",
+)
+LANG_OPT = typer.Option(None, "--lang", help="Labels in zh or en (default: settings). 语言。")
+OUT_OPT = typer.Option(None, "--out", "-o", help="Write to FILE instead of stdout. 输出文件。")
+AS_OF_OPT = typer.Option(
+    None,
+    "--as-of",
+    help="Reference date YYYY-MM-DD (default: the day of the last order). 参考日期(默认最后一笔订单的日期)。",
+)
+
+
+@dataclass
+class _Ctx:
+    analytics: Any
+    lang: str
+    loaded: Loaded
+
+
+def _open(
+    path: Path | None,
+    preset: str | None,
+    timezone: str | None,
+    currency: str | None,
+    merge: bool | None,
+    lang: str | None,
+) -> _Ctx:
+    from huitouke.analytics import Analytics, LayerWindows
+    from huitouke.settings import get_settings
+
+    s = get_settings()
+    zone = timezone or s.timezone
+    loaded = load_orders(path, preset=preset, timezone=timezone, database_url=s.database_url)
+    a = Analytics(
+        loaded.orders,
+        timezone=zone,
+        lines=loaded.lines,
+        merge_same_day=s.merge_same_day_orders if merge is None else merge,
+        currency=currency,
+        windows=LayerWindows.from_settings(s),
+    )
+    lang = lang or s.lang
+    if lang not in ("zh", "en"):
+        raise InputError(
+            f"--lang must be zh or en, got {lang!r}",
+            code="input.bad_lang",
+            message_zh=f"--lang 只能是 zh 或 en,实际为 {lang!r}",
+        )
+    return _Ctx(a, lang, loaded)
+
+
+def _as_of(ctx: _Ctx, value: str | None) -> date:
+    day = _parse_date(value, "--as-of")
+    if day is not None:
+        return day
+    span = ctx.analytics.date_span
+    if span is None:
+        raise InputError(
+            "there are no counted orders to analyse",
+            code="input.no_orders",
+            message_zh="没有可统计的订单",
+        )
+    return span[1]
+
+
+def _localise(df: pd.DataFrame, col: str, prefix: str, lang: str) -> pd.DataFrame:
+    from huitouke.i18n import t
+
+    out = df.copy()
+    out.insert(1, "name", [t(f"analytics.{prefix}.{v}", lang) for v in out[col]])
+    return out
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("metrics")
+    def metrics_cmd(
+        path: Path | None = PATH_ARG,
+        preset: str | None = PRESET_OPT,
+        period: str = typer.Option(
+            "month", "--period", help="day, week, month, quarter or year. 统计周期。"
+        ),
+        start: str | None = typer.Option(None, "--start", help="First day YYYY-MM-DD. 起始日期。"),
+        end: str | None = typer.Option(None, "--end", help="Last day YYYY-MM-DD. 结束日期。"),
+        timezone: str | None = TZ_OPT,
+        fmt: str = typer.Option("table", "--format", "-f", help="json, table or csv. 输出格式。"),
+        currency: str | None = CURRENCY_OPT,
+        merge_same_day: bool | None = MERGE_OPT,
+        lang: str | None = LANG_OPT,
+        out: Path | None = OUT_OPT,
+        as_of: str | None = typer.Option(
+            None, "--as-of", help="Only orders up to this day YYYY-MM-DD. 只统计该日及之前的订单。"
+        ),
+    ) -> None:
+        """Repurchase metrics per period (复购率, 回购率, 老客占比 …).
+        按周期输出复购指标(复购率、回购率、老客占比等)。"""
+        _check_format(fmt, ("json", "table", "csv"))
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        a = ctx.analytics
+        lo, hi = _parse_date(start, "--start"), _parse_date(end, "--end")
+        cut = _parse_date(as_of, "--as-of")
+        if cut is not None:
+            a = a.until(cut)  # history after the as-of day does not exist yet
+            hi = min(hi, cut) if hi else None
+        if fmt == "json":
+            _emit({}, "json", out, ctx.lang, json_body=a.metrics_json(period, start=lo, end=hi))
+            return
+        df = a.period_metrics(period, start=lo, end=hi)
+        if fmt == "table":
+            df = df[
+                [
+                    "period",
+                    "buyers",
+                    "orders",
+                    "revenue",
+                    "aov",
+                    "returning_buyers",
+                    "customer_repurchase_rate",
+                    "in_period_repurchase_rate",
+                    "order_repurchase_rate",
+                    "buyback_rate",
+                    "returning_revenue_share",
+                ]
+            ]
+        _emit({"metrics": df}, fmt, out, ctx.lang)
+
+    @app.command("customers")
+    def customers_cmd(
+        path: Path | None = PATH_ARG,
+        preset: str | None = PRESET_OPT,
+        as_of: str | None = AS_OF_OPT,
+        timezone: str | None = TZ_OPT,
+        fmt: str = typer.Option(
+            "table", "--format", "-f", help="csv, json, table or xlsx. 输出格式。"
+        ),
+        currency: str | None = CURRENCY_OPT,
+        merge_same_day: bool | None = MERGE_OPT,
+        lang: str | None = LANG_OPT,
+        out: Path | None = OUT_OPT,
+        due_days: int | None = typer.Option(
+            None,
+            "--due-within",
+            help="Only customers expected to order within N days. 仅输出 N 天内预计复购的客户。",
+        ),
+    ) -> None:
+        """One row per customer: orders, spend, last order, cycle, next expected date, RFM,
+        layer, lifecycle. 每位客户一行:订单数、消费额、最近购买、购买周期、预计下次购买、RFM、分层、生命周期。"""
+        _check_format(fmt, FORMATS)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        day = _as_of(ctx, as_of)
+        df = ctx.analytics.customers(day)
+        if due_days is not None:
+            df = ctx.analytics.due_for_reminder(day, due_days, customers=df)
+        cols = [
+            "customer_id",
+            "orders",
+            "spend",
+            "first_order_at",
+            "last_order_at",
+            "days_since_last",
+            "cycle_days",
+            "next_expected_date",
+            "next_expected_source",
+            "r_score",
+            "f_score",
+            "m_score",
+            "rfm_segment",
+            "layer",
+            "lifecycle",
+        ]
+        if ctx.analytics.lines is not None:
+            cols.insert(8, "main_category")
+        df = df[cols]
+        typer.echo(f"as of {day} ({len(df)} customers / 客户)", err=True)
+        _emit({"customers": df}, fmt, out, ctx.lang)
+
+    @app.command("segments")
+    def segments_cmd(
+        path: Path | None = PATH_ARG,
+        preset: str | None = PRESET_OPT,
+        as_of: str | None = AS_OF_OPT,
+        timezone: str | None = TZ_OPT,
+        fmt: str = typer.Option(
+            "table", "--format", "-f", help="json, table, csv or xlsx. 输出格式。"
+        ),
+        currency: str | None = CURRENCY_OPT,
+        merge_same_day: bool | None = MERGE_OPT,
+        lang: str | None = LANG_OPT,
+        out: Path | None = OUT_OPT,
+    ) -> None:
+        """RFM segments and the seed layering with the strategy per layer.
+        RFM 分群与分层(新顾客/活跃/高挽回/低挽回/流失)及对应策略。"""
+        _check_format(fmt, FORMATS)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        day = _as_of(ctx, as_of)
+        seg = ctx.analytics.segments(day)
+        rfm = _localise(seg["rfm"], "segment", "rfm", ctx.lang)
+        layers = _localise(seg["layers"], "layer", "layer", ctx.lang)
+        typer.echo(f"as of {day}", err=True)
+        if fmt == "table":
+            layers = layers.drop(
+                columns=["strategy_en" if ctx.lang == "zh" else "strategy_zh", "from_seed"]
+            )
+        if fmt == "json":
+            body = {"as_of": day.isoformat(), "rfm": _records(rfm), "layers": _records(layers)}
+            _emit({}, "json", out, ctx.lang, json_body=body)
+            return
+        _emit({"rfm": rfm, "layers": layers}, fmt, out, ctx.lang)
+
+    @app.command("cohorts")
+    def cohorts_cmd(
+        path: Path | None = PATH_ARG,
+        preset: str | None = PRESET_OPT,
+        value: str = typer.Option("share", "--value", help="share, customers or revenue. 取值。"),
+        timezone: str | None = TZ_OPT,
+        fmt: str = typer.Option(
+            "table", "--format", "-f", help="json, table, csv or xlsx. 输出格式。"
+        ),
+        currency: str | None = CURRENCY_OPT,
+        merge_same_day: bool | None = MERGE_OPT,
+        lang: str | None = LANG_OPT,
+        out: Path | None = OUT_OPT,
+    ) -> None:
+        """Cohort retention by first-order month (k = months since).
+        按首购月份的同期群留存矩阵(k = 之后第几个月)。"""
+        _check_format(fmt, FORMATS)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        m = ctx.analytics.cohorts(value)
+        df = m.reset_index()
+        df.columns = ["cohort"] + [f"k{k}" for k in m.columns]
+        if fmt == "table" and value == "share":
+            df = df.copy()
+            for c in df.columns[1:]:
+                df[c] = ["—" if v is None else f"{v:.1%}" for v in df[c]]
+        _emit({f"cohorts_{value}": df}, fmt, out, ctx.lang)
+
+    @app.command("ladder")
+    def ladder_cmd(
+        path: Path | None = PATH_ARG,
+        preset: str | None = PRESET_OPT,
+        max_k: int = typer.Option(5, "--max-k", min=1, help="Last step k. 最大购买次数。"),
+        timezone: str | None = TZ_OPT,
+        fmt: str = typer.Option(
+            "table", "--format", "-f", help="json, table, csv or xlsx. 输出格式。"
+        ),
+        currency: str | None = CURRENCY_OPT,
+        merge_same_day: bool | None = MERGE_OPT,
+        lang: str | None = LANG_OPT,
+        out: Path | None = OUT_OPT,
+    ) -> None:
+        """Purchase ladder: share moving from purchase k to k+1, median days between.
+        购买阶梯:第 k 次到第 k+1 次购买的转化率与间隔天数中位数。"""
+        _check_format(fmt, FORMATS)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        df = ctx.analytics.ladder(max_k)
+        if fmt == "table":
+            df = df.copy()
+            df["share"] = ["—" if v is None else f"{v:.1%}" for v in df["share"]]
+        _emit({"ladder": df}, fmt, out, ctx.lang)
+
+    @app.command("decompose")
+    def decompose_cmd(
+        path: Path | None = PATH_ARG,
+        preset: str | None = PRESET_OPT,
+        period: str = typer.Option(
+            "month", "--period", help="day, week, month, quarter or year. 统计周期。"
+        ),
+        visitors: Path | None = typer.Option(
+            None,
+            "--visitors",
+            exists=True,
+            dir_okay=False,
+            help="CSV with columns period, visitors (optional). 访客数文件(可选)。",
+        ),
+        timezone: str | None = TZ_OPT,
+        fmt: str = typer.Option(
+            "table", "--format", "-f", help="json, table, csv or xlsx. 输出格式。"
+        ),
+        currency: str | None = CURRENCY_OPT,
+        merge_same_day: bool | None = MERGE_OPT,
+        lang: str | None = LANG_OPT,
+        out: Path | None = OUT_OPT,
+    ) -> None:
+        """Revenue = visitors × conversion × AOV × orders per buyer, per period.
+        销售额 = 流量 × 转化率 × 客单价 × 人均订单数。"""
+        _check_format(fmt, FORMATS)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        v = _read_visitors(visitors) if visitors else None
+        df = ctx.analytics.revenue_decomposition(period, v)
+        _emit({"decomposition": df}, fmt, out, ctx.lang)
+
+    @app.command("churn-reasons")
+    def churn_cmd(
+        survey: Path = typer.Argument(
+            ..., help="Survey file (CSV or Excel) with customer_id, reason. 回访调查文件。"
+        ),
+        fmt: str = typer.Option(
+            "table", "--format", "-f", help="json, table, csv or xlsx. 输出格式。"
+        ),
+        lang: str | None = LANG_OPT,
+        out: Path | None = OUT_OPT,
+    ) -> None:
+        """Structure analysis of the reasons lost customers give (share × 100%).
+        流失原因结构分析(各原因占比)。"""
+        from huitouke.analytics import churn_reasons, read_survey
+        from huitouke.settings import get_settings
+
+        _check_format(fmt, FORMATS)
+        df = churn_reasons(read_survey(survey))
+        if fmt == "table":
+            df = df.copy()
+            df["share"] = [f"{v:.1%}" for v in df["share"]]
+            df = df.drop(columns=["share_pct"])
+        _emit({"churn_reasons": df}, fmt, out, lang or get_settings().lang)
+
+
+def _read_visitors(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"period", "visitors"} <= set(reader.fieldnames):
+            raise InputError(
+                f"{path}: needs columns period, visitors (has {', '.join(reader.fieldnames or [])})",
+                code="input.missing_column",
+                message_zh=f"{path}:需要 period、visitors 两列",
+                details={"file": str(path)},
+            )
+        for line, row in enumerate(reader, start=2):
+            try:
+                n = int(row["visitors"])
+                if n < 0:
+                    raise ValueError
+            except (TypeError, ValueError) as exc:
+                raise InputError(
+                    f"{path}, line {line}, field visitors: {row['visitors']!r} is not a whole number ≥ 0",
+                    code="input.bad_number",
+                    message_zh=f"{path} 第 {line} 行 visitors:{row['visitors']!r} 不是非负整数",
+                    details={"file": str(path), "line": line, "field": "visitors"},
+                ) from exc
+            out[row["period"].strip()] = n
+    return out
