@@ -188,7 +188,7 @@ def customer_by_phone(conn: Connection, phone: str) -> list[str]:
     wanted = normalize_phone(phone)
     if not wanted:
         return []
-    tail = wanted[-8:]
+    tail = wanted[-4:]  # stored numbers may carry spaces or dashes: filter loosely, compare exactly
     rows = conn.execute(
         select(customers.c.customer_id, customers.c.phone).where(customers.c.phone.like(f"%{tail}"))
     ).all()
