@@ -586,7 +586,10 @@ def _shopify(raw: RawData, mapping: dict[str, str]) -> Canon:
     if missing:
         raise _missing_error("shopify", missing, raw.header, raw.path.name)
     g = {f: _col(raw, c) for f, c in cols.items()}
-    email = pc.utf8_lower(clean(g["email"])) if g.get("email") is not None else None
+    # Shopify has no customer id column: the customer is their e-mail (lower-cased), else
+    # their phone
+    email_src = g.get("email") if g.get("email") is not None else g.get("customer_id")
+    email = pc.utf8_lower(clean(email_src)) if email_src is not None else None
     phone = clean(g["phone"]) if g.get("phone") is not None else None
     cust = email
     if phone is not None:
