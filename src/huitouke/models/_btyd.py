@@ -19,6 +19,7 @@ from huitouke.models._base import (
     FittedModel,
     FloatArray,
     _Data,
+    _wsum,
     as_float_array,
     compress_rows,
     validate_rfm,
@@ -74,8 +75,8 @@ class ContinuousBTYD(FittedModel):
     def _rate_guess(self, data: _Data) -> float:
         x, _, t = data.columns
         w = data.weights
-        total_t = float(t @ w)
-        rate = (float(x @ w) + 0.5 * float(w.sum())) / max(total_t, 1e-9)
+        total_t = _wsum(t, w)
+        rate = (_wsum(x, w) + 0.5 * float(w.sum())) / max(total_t, 1e-9)
         return max(rate, 1e-9)
 
     # -- predictions every model provides ------------------------------------------------

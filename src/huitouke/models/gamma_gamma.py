@@ -24,6 +24,7 @@ from huitouke.models._base import (
     FloatArray,
     _bad,
     _Data,
+    _wsum,
     as_float_array,
     check_integer,
     check_same_length,
@@ -79,7 +80,7 @@ class GammaGamma(FittedModel):
 
     def _initial_params(self, data: _Data) -> list[FloatArray]:
         _, m = data.columns
-        mean = float(m @ data.weights) / float(data.weights.sum())
+        mean = _wsum(m, data.weights) / float(data.weights.sum())
         return [
             np.array([1.0, 2.0, mean]),
             np.array([5.0, 3.0, 3 * mean]),

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import digamma, gammaln, hyp2f1
 
-from huitouke.models._base import FloatArray, _Data, compress_rows, unique_codes
+from huitouke.models._base import FloatArray, _Data, _wsum, compress_rows, unique_codes
 from huitouke.models._btyd import ContinuousBTYD, _horizon
 from huitouke.models._special import gauss_legendre, log_nb_pmf, log_power_integral
 
@@ -61,7 +61,7 @@ class ParetoNBD(ContinuousBTYD):
     def _initial_params(self, data: _Data) -> list[FloatArray]:
         rate = self._rate_guess(data)
         _, _, t = data.columns
-        mean_t = max(float(t @ data.weights) / float(data.weights.sum()), 1e-6)
+        mean_t = max(_wsum(t, data.weights) / float(data.weights.sum()), 1e-6)
         return [
             np.array([1.0, 1.0 / rate, 1.0, mean_t]),
             np.array([0.5, 0.5 / rate, 0.5, mean_t / 2]),
