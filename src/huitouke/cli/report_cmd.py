@@ -23,13 +23,13 @@ class LoadedOrders:
 
 
 def _sample(timezone: str | None) -> LoadedOrders:
+    from huitouke.cli.analytics_cmd import load_orders
     from huitouke.data import CDNOW_MASTER
-    from huitouke.importing import read_orders
 
-    result = read_orders(CDNOW_MASTER, "cdnow", timezone=timezone)
+    loaded = load_orders(CDNOW_MASTER, preset="cdnow", timezone=timezone)
     return LoadedOrders(
-        result.orders,
-        result.lines,
+        loaded.orders,
+        loaded.lines,
         {
             "kind": "sample",
             "label": CDNOW_MASTER.name,
@@ -39,9 +39,11 @@ def _sample(timezone: str | None) -> LoadedOrders:
     )
 
 
-def _store_orders(database_url: str) -> pa.Table | None:
-    """The store's orders, or None when there is no store or it holds no orders (the
-    SQLite file is not created just by looking)."""
+def _store_has_orders(database_url: str) -> bool:
+    """Whether the store holds any order — without creating a SQLite file just by looking."""
+    from sqlalchemy import func, select
+
+    from huitouke.store import tables as t
     from huitouke.store.db import Store
 
     store = Store(database_url)
@@ -49,13 +51,13 @@ def _store_orders(database_url: str) -> pa.Table | None:
         if store.dialect == "sqlite":
             db = store.engine.url.database
             if not db or db == ":memory:" or not Path(db).expanduser().exists():
-                return None
+                return False
         if not store.is_migrated():
-            return None
-        orders = store.load_orders()
+            return False
+        with store.connect() as conn:
+            return bool(conn.execute(select(func.count()).select_from(t.orders)).scalar())
     finally:
         store.dispose()
-    return orders if orders.num_rows else None
 
 
 def load_report_orders(
@@ -67,8 +69,9 @@ def load_report_orders(
     database_url: str,
 ) -> LoadedOrders:
     """Where the report's orders come from: a file, the bundled sample, or the store —
-    and the sample again when there is no file and the store holds no orders."""
-    from huitouke.importing import read_orders
+    and the sample again when there is no file and the store holds no orders. Files and
+    the store are read exactly as ``huitouke metrics`` reads them."""
+    from huitouke.cli.analytics_cmd import load_orders
 
     if sample and path is not None:
         raise InputError(
@@ -79,20 +82,13 @@ def load_report_orders(
     if sample:
         return _sample(timezone)
     if path is not None:
-        result = read_orders(path, preset, timezone=timezone)
-        if result.rejects:
-            typer.echo(
-                f"{len(result.rejects)} rows of {path} were rejected (run `huitouke import` to "
-                "see them); reporting on the rest",
-                err=True,
-            )
+        loaded = load_orders(path, preset=preset, timezone=timezone, database_url=database_url)
         return LoadedOrders(
-            result.orders,
-            result.lines,
-            {"kind": "file", "label": Path(path).name, "preset": result.preset},
+            loaded.orders,
+            loaded.lines,
+            {"kind": "file", "label": Path(path).name, "preset": preset},
         )
-    orders = _store_orders(database_url)
-    if orders is None:
+    if not _store_has_orders(database_url):
         typer.echo(
             "the store holds no orders: reporting on the bundled CDNOW sample instead "
             "(商店数据库中没有订单,改用内置 CDNOW 示例数据;用 --sample 可直接指定)",
@@ -101,8 +97,9 @@ def load_report_orders(
         return _sample(timezone)
     from sqlalchemy.engine import make_url
 
+    loaded = load_orders(None, preset=None, timezone=timezone, database_url=database_url)
     label = make_url(database_url).render_as_string(hide_password=True)
-    return LoadedOrders(orders, None, {"kind": "store", "label": label})
+    return LoadedOrders(loaded.orders, loaded.lines, {"kind": "store", "label": label})
 
 
 def register(app: typer.Typer) -> None:
@@ -155,6 +152,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the repurchase report (one offline HTML file) and print its path.
         生成复购报告(单个离线 HTML 文件)并输出其路径。"""
+        from huitouke.analytics import LayerWindows
         from huitouke.report import build_report_data, render_html
         from huitouke.settings import get_settings
 
@@ -187,6 +185,7 @@ def register(app: typer.Typer) -> None:
             as_of=day,
             lines=loaded.lines,
             merge_same_day=settings.merge_same_day_orders,
+            windows=LayerWindows.from_settings(settings),
             currency=currency,
             predictions=predictions,
             horizon_days=horizon,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from huitouke.analytics.segments import LayerWindows
 from huitouke.report import messages as _messages  # noqa: F401  (registers texts)
 from huitouke.report.data import SCHEMA, collect, default_as_of
 from huitouke.report.render import render_html
@@ -43,6 +44,7 @@ def build_report_data(
     lines: pa.Table | None = None,
     merge_same_day: bool = False,
     currency: str | None = None,
+    windows: LayerWindows | None = None,
     predictions: bool = True,
     horizon_days: int = 90,
     model: str = "auto",
@@ -50,7 +52,8 @@ def build_report_data(
 ) -> dict[str, Any]:
     """Every number of the report for ``orders`` (the canonical orders table).
 
-    ``as_of`` defaults to the local date of the last counted order. ``source`` describes
+    ``as_of`` defaults to the local date of the last counted order (as in the CLI);
+    ``windows`` are the seed-layering windows (default: settings). ``source`` describes
     where the orders came from: ``{"kind": "file" | "store" | "sample", "label": …}``.
     With ``predictions`` the document gains a ``predictions`` part (status ``ok``, or
     ``failed`` with the reason when the models cannot be fitted on these data).
@@ -59,7 +62,12 @@ def build_report_data(
     from huitouke.errors import InputError
 
     with Analytics(
-        orders, timezone=timezone, lines=lines, merge_same_day=merge_same_day, currency=currency
+        orders,
+        timezone=timezone,
+        lines=lines,
+        merge_same_day=merge_same_day,
+        currency=currency,
+        windows=windows,
     ) as analytics:
         if as_of is None:
             as_of = default_as_of(analytics)

@@ -154,8 +154,10 @@ def rates_chart(periods: Sequence[dict[str, Any]], tr: Translator) -> go.Figure:
 
 def buyers_chart(periods: Sequence[dict[str, Any]], tr: Translator, currency: str) -> go.Figure:
     labels = [p["period"] for p in periods]
-    returning = [int(p["returning_buyers"]) for p in periods]
-    new = [int(p["buyers"]) - int(p["returning_buyers"]) for p in periods]
+    # new (first order ever in the month) + earlier customers = buyers; a new customer who
+    # buys twice in the month is a returning buyer too, so returning_buyers would overlap
+    new = [int(p["new_buyers"]) for p in periods]
+    earlier = [int(p["buyers"]) - int(p["new_buyers"]) for p in periods]
     revenue = [float(p["revenue"]) for p in periods]
     ret_rev = [float(p["revenue"]) * (_f(p.get("returning_revenue_share")) or 0.0) for p in periods]
     new_rev = [r - rr for r, rr in zip(revenue, ret_rev, strict=True)]
@@ -164,9 +166,7 @@ def buyers_chart(periods: Sequence[dict[str, Any]], tr: Translator, currency: st
         go.Bar(x=labels, y=new, name=tr("series.new_buyers"), marker_color=COLORS["teal_light"])
     )
     fig.add_trace(
-        go.Bar(
-            x=labels, y=returning, name=tr("series.returning_buyers"), marker_color=COLORS["teal"]
-        )
+        go.Bar(x=labels, y=earlier, name=tr("series.earlier_buyers"), marker_color=COLORS["teal"])
     )
     fig.add_trace(
         go.Scatter(

@@ -90,15 +90,10 @@ def to_jsonable(obj: Any) -> Any:
 
 def default_as_of(analytics: Analytics) -> date | None:
     """The local date of the last counted order: the report reads "as of the end of the
-    data" unless told otherwise, so an old export gives a meaningful report."""
-    metrics = analytics.period_metrics("day")
-    if metrics.empty:
-        return None
-    with_orders = metrics[metrics["orders"] > 0]
-    if with_orders.empty:
-        return None
-    last = with_orders["period_start"].iloc[-1]
-    return last if isinstance(last, date) else pd.Timestamp(last).date()
+    data" unless told otherwise (as ``huitouke customers`` does), so an old export gives a
+    meaningful report."""
+    span = analytics.date_span
+    return None if span is None else span[1]
 
 
 def collect(

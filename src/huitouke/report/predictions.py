@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from huitouke.core.orders import COUNTED_STATUSES
-from huitouke.errors import HuitoukeError
+from huitouke.errors import HuitoukeError, ModelFitError
 
 __all__ = ["ALIVE", "DORMANT", "collect_predictions", "counted_transactions"]
 
@@ -41,6 +41,10 @@ WEEK = 7.0
 TOP_ROWS = 20
 #: weeks shown in the next-order calendar
 CALENDAR_WEEKS = 8
+#: below this many customers (or repeat customers) the four model parameters are not
+#: identified and the section says so instead of showing noise
+MIN_CUSTOMERS = 30
+MIN_REPEAT_CUSTOMERS = 5
 
 
 def counted_transactions(orders: pa.Table, timezone: str, currency: str | None) -> pd.DataFrame:
@@ -105,6 +109,15 @@ def _collect(
     x = summary["frequency"].to_numpy()
     tx_ = summary["recency"].to_numpy()
     T = summary["T"].to_numpy()
+    n_repeat = int((x > 0).sum())
+    if x.size < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_CUSTOMERS:
+        raise ModelFitError(
+            f"too little data for a model: {x.size} customers, {n_repeat} with a repeat order "
+            f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
+            code="model.too_little_data",
+            message_zh=f"数据太少,无法建模:{x.size} 位顾客,其中 {n_repeat} 位有复购"
+            f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
+        )
 
     if model_name == "auto":
         selection = select_model(x, tx_, T)
@@ -151,6 +164,15 @@ def _collect(
     dist = m.next_order_distribution(x, tx_, T, coverage=0.8)
     median_days = dist["median"].to_numpy() * WEEK
     p_none = dist["p_no_further_order"].to_numpy()
+    for name, arr in (("P(alive)", p_alive), ("expected orders", expected), ("CLV", clv)):
+        if not np.all(np.isfinite(arr)):
+            raise ModelFitError(
+                f"the fitted {_MODEL_LABELS.get(chosen, chosen)} model gives non-finite "
+                f"{name} on these data; its parameters are not identified",
+                code="model.not_finite",
+                message_zh=f"拟合的 {_MODEL_LABELS.get(chosen, chosen)} 模型在这份数据上给出了"
+                f"非有限的 {name};模型参数无法识别",
+            )
 
     n = int(x.size)
     alive_n = int((p_alive >= ALIVE).sum())

@@ -1,0 +1,274 @@
+"""The report's numbers: hand-checked on a small file, equal to the CLI's on CDNOW, and the
+visible tables equal to the embedded data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from huitouke.data import CDNOW_MASTER
+from huitouke.report import render_html
+
+from .htmlparse import Report, parse_number
+
+HUITOUKE = [sys.executable, "-m", "huitouke"]
+PCT_TOL = 0.0005 + 1e-9  # percentages are shown with one decimal
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HUITOUKE, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def _close(shown: str, value: Any, kind: str) -> bool:
+    got = parse_number(shown)
+    if value is None:
+        return got is None
+    if got is None:
+        return False
+    tol = PCT_TOL if kind == "pct" else 0.005 + 1e-9
+    return abs(got - float(value)) <= tol
+
+
+# --- a small file, computed by hand from the BRIEF definitions ------------------------------
+
+#: per month: buyers, orders, revenue, returning buyers, in-period (≥2 orders) share,
+#: order repurchase rate, buy-back rate, returning revenue share
+EXPECTED = {
+    # Jan: A (2 orders, second is a repeat), B (first order at 23:30 on the 31st)
+    "2024-01": (2, 3, 210.00, 1, 1 / 2, 1 / 3, 2 / 2, 50 / 210),
+    # Feb: A, B (00:10 on the 1st — a repeat), C (refund not counted); D cancelled
+    "2024-02": (3, 3, 190.00, 2, 0.0, 0.0, 1 / 3, 150 / 190),
+    # Mar: E new, A returning; last month has no buy-back rate
+    "2024-03": (2, 2, 30.00, 1, 0.0, 0.0, None, 10 / 30),
+}
+
+
+#: buyers whose first order ever falls in the month (A is new *and* returning in January)
+NEW_BUYERS = {"2024-01": 2, "2024-02": 1, "2024-03": 1}
+
+
+def test_small_file_matches_hand_computation(small_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    res = run_cli(
+        "report",
+        str(small_csv),
+        "--lang",
+        "en",
+        "--out",
+        str(out),
+        "--timezone",
+        "Asia/Shanghai",
+        "--no-predictions",
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == str(out.resolve())
+    report = Report(out.read_text(encoding="utf-8"))
+    rows = {r["period"]: r for r in report.table("table-metrics")}
+    assert list(rows) == list(EXPECTED)
+    for period, (buyers, orders, revenue, ret, inp, orr, bb, rrs) in EXPECTED.items():
+        r = rows[period]
+        assert parse_number(r["buyers"]) == buyers, period
+        assert parse_number(r["orders"]) == orders, period
+        assert parse_number(r["revenue"]) == pytest.approx(revenue), period
+        assert parse_number(r["returning_buyers"]) == ret, period
+        assert parse_number(r["new_buyers"]) == NEW_BUYERS[period], period
+        assert _close(r["customer_repurchase_rate"], ret / buyers, "pct"), period
+        assert _close(r["returning_buyer_share"], ret / buyers, "pct"), period
+        assert _close(r["in_period_repurchase_rate"], inp, "pct"), period
+        assert _close(r["order_repurchase_rate"], orr, "pct"), period
+        assert _close(r["buyback_rate"], bb, "pct"), period
+        assert _close(r["returning_revenue_share"], rrs, "pct"), period
+    data = report.data
+    assert data["as_of"] == "2024-03-04"  # the day of the last counted order
+    assert data["totals"]["customers"] == 4  # D's only order was cancelled
+    assert data["totals"]["orders"] == 8
+    assert data["totals"]["revenue"] == pytest.approx(430.00)
+    # ladder: 4 customers made purchase 1, A and B a second, A a third and fourth
+    ladder = {s["k"]: s for s in data["ladder"]}
+    assert (ladder[1]["reached_k"], ladder[1]["reached_k_plus_1"]) == (4, 2)
+    assert (ladder[2]["reached_k"], ladder[2]["reached_k_plus_1"]) == (2, 1)
+    assert (ladder[3]["reached_k"], ladder[3]["reached_k_plus_1"]) == (1, 1)
+    assert ladder[1]["median_days"] == pytest.approx((15 + 1) / 2)  # A 01-05→01-20, B 01-31→02-01
+    # layers as of 2024-03-04 (45-day window): A and B returning, C and E one order each
+    layers = {r["key"]: r["customers"] for r in data["layers"]}
+    assert layers["active"] == 2  # A (last order today), B (last 2024-02-01, 32 days)
+    assert layers["new"] == 2  # C (one counted order 18 days ago), E (today)
+    assert sum(layers.values()) == 4
+
+
+def test_report_metrics_equal_the_cli(small_csv: Path, tmp_path: Path) -> None:
+    """`huitouke metrics --format json` and the report's embedded numbers are the same."""
+    out = tmp_path / "r.html"
+    rep = run_cli("report", str(small_csv), "--out", str(out), "--no-predictions")
+    assert rep.returncode == 0, rep.stderr
+    met = run_cli("metrics", str(small_csv), "--format", "json")
+    assert met.returncode == 0, met.stderr
+    cli = json.loads(met.stdout)
+    report = Report(out.read_text(encoding="utf-8"))
+    assert report.data["metrics"]["periods"] == cli["periods"]
+
+    seg = run_cli("segments", str(small_csv), "--format", "json")
+    assert seg.returncode == 0, seg.stderr
+    cli_seg = json.loads(seg.stdout)
+    assert cli_seg["as_of"] == report.data["as_of"]
+    for key, name in (("rfm", "segment"), ("layers", "layer")):
+        mine = [(r["key"], r["customers"], r["revenue"], r["avg_spend"]) for r in report.data[key]]
+        theirs = [(r[name], r["customers"], r["revenue"], r["avg_spend"]) for r in cli_seg[key]]
+        assert mine == theirs, key
+
+
+@pytest.mark.slow
+def test_sample_report_equals_cli_metrics_on_cdnow(sample_data: dict[str, Any]) -> None:
+    met = run_cli(
+        "metrics",
+        str(CDNOW_MASTER),
+        "--preset",
+        "cdnow",
+        "--timezone",
+        "Asia/Shanghai",
+        "--format",
+        "json",
+    )
+    assert met.returncode == 0, met.stderr
+    cli = json.loads(met.stdout)
+    assert sample_data["metrics"]["periods"] == cli["periods"]
+    assert len(cli["periods"]) == 18  # 1997-01 .. 1998-06
+
+
+# --- the visible tables show the embedded numbers -----------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_visible_tables_equal_embedded_data(sample_html: dict[str, Path], lang: str) -> None:
+    report = Report(sample_html[lang].read_text(encoding="utf-8"))
+    data = report.data
+    periods = data["metrics"]["periods"]
+    rows = report.table("table-metrics")
+    assert [r["period"] for r in rows] == [p["period"] for p in periods]
+    kinds = {
+        "buyers": "int", "new_buyers": "int", "returning_buyers": "int", "orders": "int",
+        "revenue": "num", "aov": "num",
+        "in_period_repurchase_rate": "pct", "customer_repurchase_rate": "pct",
+        "order_repurchase_rate": "pct", "buyback_rate": "pct",
+        "returning_buyer_share": "pct", "returning_revenue_share": "pct",
+    }  # fmt: skip
+    for row, p in zip(rows, periods, strict=True):
+        for key, kind in kinds.items():
+            assert _close(row[key], p[key], kind), (p["period"], key, row[key], p[key])
+
+    ladder = report.table("table-ladder")
+    for row, step in zip(ladder, data["ladder"], strict=True):
+        assert parse_number(row["reached_k"]) == step["reached_k"]
+        assert parse_number(row["reached_k_plus_1"]) == step["reached_k_plus_1"]
+        assert _close(row["share"], step["share"], "pct")
+
+    for tid, key in (("table-layers", "layers"), ("table-rfm", "rfm")):
+        shown = report.table(tid)
+        assert len(shown) == len(data[key])
+        for row, seg in zip(shown, data[key], strict=True):
+            assert parse_number(row["customers"]) == seg["customers"]
+            assert _close(row["revenue"], seg["revenue"], "num")
+            assert _close(row["share"], seg["share"], "pct")
+        assert sum(s["customers"] for s in data[key]) == data["totals"]["customers"]
+
+    due = report.table("table-due")
+    assert len(due) == len(data["due"]["customers"]) > 0
+    assert [r["customer_id"] for r in due] == [c["customer_id"] for c in data["due"]["customers"]]
+
+    assert parse_number(report.kpis["customers"]) == data["totals"]["customers"]
+    assert parse_number(report.kpis["orders"]) == data["totals"]["orders"]
+    assert parse_number(report.kpis["due"]) == data["due"]["count"]
+
+
+def test_sample_totals_are_cdnow(sample_data: dict[str, Any]) -> None:
+    """The bundled master: 69,659 transactions of 23,570 customers, 1997-01-01..1998-06-30."""
+    t = sample_data["totals"]
+    assert (t["customers"], t["orders"]) == (23_570, 69_659)
+    assert sum(p["orders"] for p in sample_data["metrics"]["periods"]) == 69_659
+    assert sample_data["data_start"] == "1997-01-01"
+    assert sample_data["data_end"] == "1998-06-30"
+    assert sample_data["as_of"] == "1998-06-30"
+    # every customer's first order is in 1997-01..03: three cohorts, sizes adding up
+    assert sample_data["cohorts"]["cohorts"] == ["1997-01", "1997-02", "1997-03"]
+    assert sum(sample_data["cohorts"]["sizes"]) == 23_570
+    assert sample_data["ladder"][0]["reached_k"] == 23_570
+
+
+def test_predictions_on_the_sample(sample_data: dict[str, Any]) -> None:
+    pred = sample_data["predictions"]
+    assert pred["status"] == "ok", pred
+    assert pred["model"] in ("bgnbd", "pnbd", "mbgnbd")
+    assert sum(pred["bands"].values()) == pred["customers"] == 23_570
+    assert sum(pred["p_alive_histogram"]) == 23_570
+    assert sum(pred["clv_values_binned"]["counts"]) == 23_570
+    assert 0 < pred["expected_orders"] < 23_570
+    tr = pred["tracking"]
+    assert tr["status"] == "ok"
+    assert len(tr["weeks"]) == len(tr["actual"]) == len(tr["predicted"])
+    # in-sample (calibration) weeks: the model's total is close to the actual total
+    cal = tr["calibration_weeks"]
+    assert sum(tr["predicted"][:cal]) == pytest.approx(sum(tr["actual"][:cal]), rel=0.05)
+    assert sum(c["customers"] for c in pred["calendar"]) <= pred["likely_to_order"]
+
+
+def test_predictions_fail_visibly_on_too_little_data(small_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    res = run_cli("report", str(small_csv), "--lang", "zh", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    report = Report(out.read_text(encoding="utf-8"))
+    pred = report.data["predictions"]
+    if pred["status"] == "ok":  # a fit on 4 customers may converge; then it must render
+        assert 'id="chart-alive"' in report.html
+    else:
+        assert pred["status"] == "failed" and pred["reason"]
+        assert "本节省略" in report.html
+
+
+def test_render_rejects_unknown_language(sample_data: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="lang"):
+        render_html(sample_data, "fr")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--as-of", "2024-13-01"], "--as-of"),
+        (["--lang", "fr"], "--lang"),
+        (["--model", "nope"], "--model"),
+    ],
+)
+def test_bad_options_get_a_clear_error(
+    small_csv: Path, tmp_path: Path, args: list[str], needle: str
+) -> None:
+    res = run_cli("report", str(small_csv), "--out", str(tmp_path / "r.html"), *args)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert needle in res.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_no_path_and_empty_store_reports_on_the_sample(tmp_path: Path) -> None:
+    db = tmp_path / "nothing-here.db"
+    out = tmp_path / "out" / "report.html"
+    res = run_cli(
+        "report", "--out", str(out), "--lang", "en", "--no-predictions",
+        env={"HUITOUKE_DATABASE_URL": f"sqlite:///{db}"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == str(out.resolve())
+    assert "CDNOW" in res.stderr
+    assert not db.exists(), "looking at the store must not create it"
+    report = Report(out.read_text(encoding="utf-8"))
+    assert report.data["source"]["kind"] == "sample"
+    assert report.data["totals"]["orders"] == 69_659
