@@ -145,6 +145,17 @@ def test_sample_report_equals_cli_metrics_on_cdnow(sample_data: dict[str, Any]) 
     cli = json.loads(met.stdout)
     assert sample_data["metrics"]["periods"] == cli["periods"]
     assert len(cli["periods"]) == 18  # 1997-01 .. 1998-06
+    seg = run_cli(
+        "segments", str(CDNOW_MASTER), "--preset", "cdnow", "--timezone", "Asia/Shanghai",
+        "--format", "json",
+    )  # fmt: skip
+    assert seg.returncode == 0, seg.stderr
+    cli_seg = json.loads(seg.stdout)
+    assert cli_seg["as_of"] == sample_data["as_of"]
+    for key, name in (("rfm", "segment"), ("layers", "layer")):
+        mine = [(r["key"], r["customers"], r["revenue"]) for r in sample_data[key]]
+        theirs = [(r[name], r["customers"], r["revenue"]) for r in cli_seg[key]]
+        assert mine == theirs, key
 
 
 # --- the visible tables show the embedded numbers -----------------------------------------------

@@ -79,7 +79,13 @@ def _base_layout(title: str, *, height: int = 380, **extra: Any) -> dict[str, An
         "height": height,
         "margin": {"l": 56, "r": 24, "t": 56, "b": 48},
         "hoverlabel": {"font": {"family": _FONT}},
-        "legend": {"orientation": "h", "y": -0.18, "x": 0.0, "font": {"size": 11.5}},
+        "legend": {
+            "orientation": "h",
+            "y": -0.26,
+            "yanchor": "top",
+            "x": 0.0,
+            "font": {"size": 11.5},
+        },
         "colorway": [
             COLORS["teal"],
             COLORS["orange"],
@@ -565,8 +571,8 @@ def alive_chart(
     )
     fig.update_layout(
         xaxis=_axis(tr("axis.p_alive"), domain=[0.46, 1.0], range=[0, 1], tickformat=".1f"),
-        yaxis=_axis(tr("axis.customers"), rangemode="tozero"),
-        legend={"orientation": "h", "y": -0.18, "x": 0.0},
+        # no y title: it would sit on the donut; the hover gives the counts
+        yaxis=_axis("", rangemode="tozero"),
     )
     return fig
 
@@ -678,7 +684,7 @@ def tracking_chart(
             font={"color": COLORS["slate"], "size": 11},
         )
     fig.update_layout(
-        xaxis=_axis(tr("axis.week"), type="category", nticks=14),
+        xaxis=_axis(tr("axis.week"), type="category", nticks=8, tickangle=0),
         yaxis=_axis(tr("axis.repeat_purchases"), rangemode="tozero"),
         hovermode="x unified",
     )

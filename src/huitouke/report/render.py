@@ -310,7 +310,7 @@ def _kpis(data: dict[str, Any], f: _Fmt) -> list[dict[str, Any]]:
             "label": f.tr("kpi.due"),
             "value": f.count(data["due"]["count"]),
             "raw": data["due"]["count"],
-            "sub": f"{f.date(data['due']['start'])} – {f.date(data['due']['end'])}",
+            "sub": f"{f.short_date(data['due']['start'])} – {f.short_date(data['due']['end'])}",
             "accent": False,
         }
     )
