@@ -33,21 +33,21 @@ class Order:
 
 def counted_orders(orders: pd.DataFrame, zone: str, merge_same_day: bool = False) -> list[Order]:
     """BRIEF: only orders that are paid and not fully refunded or cancelled count."""
-    out: list[Order] = []
-    for r in orders.itertuples(index=False):
-        if r.status not in COUNTED:
-            continue
-        ts = pd.Timestamp(r.ordered_at)
-        local = ts.tz_convert(zone)
-        out.append(
-            Order(
-                str(r.order_id),
-                str(r.customer_id),
-                ts.to_pydatetime(),
-                local.date(),
-                Decimal(r.amount) - Decimal(r.refunded_amount),
-            )
+    kept = orders[orders["status"].isin(COUNTED)]
+    instants = pd.to_datetime(kept["ordered_at"], utc=True)
+    local_dates = instants.dt.tz_convert(zone).dt.date
+    out = [
+        Order(str(oid), str(cid), ts.to_pydatetime(), d, Decimal(amt) - Decimal(ref))
+        for oid, cid, ts, d, amt, ref in zip(
+            kept["order_id"],
+            kept["customer_id"],
+            instants,
+            local_dates,
+            kept["amount"],
+            kept["refunded_amount"],
+            strict=True,
         )
+    ]
     if merge_same_day:
         groups: dict[tuple[str, date], list[Order]] = defaultdict(list)
         for o in out:

@@ -145,20 +145,6 @@ def _validate_orders(orders: pa.Table) -> pa.Table:
             message_zh=f"未知的订单状态 {sorted(statuses - known)};应为 {sorted(known)}",
             details={"column": "status"},
         )
-    if table.num_rows:
-        counts = pc.value_counts(table.column("order_id"))
-        dup_mask = pc.greater(counts.field("counts"), 1)
-        dups = pc.filter(counts.field("values"), dup_mask)
-        if len(dups):
-            sample = dups.to_pylist()[:5]
-            raise InputError(
-                f"{len(dups)} order id(s) occur more than once (e.g. {', '.join(map(str, sample))}); "
-                "deduplicate by order id before analysing (the importer does)",
-                code="input.duplicate_order_id",
-                message_zh=f"有 {len(dups)} 个订单号重复(如 {', '.join(map(str, sample))});"
-                "请先按订单号去重(导入时会自动去重)",
-                details={"column": "order_id", "duplicates": sample},
-            )
     return table
 
 
@@ -251,6 +237,7 @@ class Analytics:
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         self._con.register("orders", self.orders)
+        self._refuse_duplicate_ids()
         if self.lines is not None:
             self._con.register("order_lines", self.lines)
         grid = pa.table(
@@ -264,6 +251,30 @@ class Analytics:
         self._materialised: set[str] = set()
 
     # -- plumbing -------------------------------------------------------------------------------
+    def _refuse_duplicate_ids(self) -> None:
+        # A parallel hash aggregate in DuckDB: several times faster than Arrow's value_counts.
+        dups = [
+            r[0]
+            for r in self._con.execute(
+                "SELECT order_id FROM orders GROUP BY order_id HAVING COUNT(*) > 1 "
+                "ORDER BY order_id LIMIT 5"
+            ).fetchall()
+        ]
+        if dups:
+            (n,) = self._con.execute(
+                "SELECT COUNT(*) FROM (SELECT order_id FROM orders GROUP BY order_id "
+                "HAVING COUNT(*) > 1) d"
+            ).fetchone() or (0,)
+            self._con.close()
+            raise InputError(
+                f"{n} order id(s) occur more than once (e.g. {', '.join(map(str, dups))}); "
+                "deduplicate by order id before analysing (the importer does)",
+                code="input.duplicate_order_id",
+                message_zh=f"有 {n} 个订单号重复(如 {', '.join(map(str, dups))});"
+                "请先按订单号去重(导入时会自动去重)",
+                details={"column": "order_id", "duplicates": dups},
+            )
+
     def close(self) -> None:
         self._con.close()
 
@@ -600,8 +611,7 @@ class Analytics:
         return as_of
 
     def _customer_frame(self, table: pa.Table) -> pd.DataFrame:
-        df = table.to_pandas(date_as_object=True)
-        df["spend"] = [_dec(v) for v in df["spend"]]
+        df = table.to_pandas(date_as_object=True)  # decimal128 arrives as Decimal objects
         for c in ("first_order_at", "last_order_at"):
             df[c] = pd.to_datetime(df[c], utc=True).dt.tz_convert(self.timezone)
         for c in ("cycle_days", "used_cycle", "p_alive", "main_category"):
@@ -637,11 +647,13 @@ class Analytics:
         total = len(df)
 
         def summary(col: str, names: tuple[str, ...]) -> pd.DataFrame:
+            grouped = df.groupby(col, sort=False)["spend"]
+            counts = grouped.size().to_dict()
+            sums = grouped.agg(lambda x: sum(x, Decimal(0))).to_dict() if total else {}
             rows = []
             for name in names:
-                part = df[df[col] == name]
-                rev = sum(part["spend"], Decimal(0))
-                n = len(part)
+                n = int(counts.get(name, 0))
+                rev = sums.get(name, Decimal(0))
                 rows.append(
                     {
                         col if col != "rfm_segment" else "segment": name,

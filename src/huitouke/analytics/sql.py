@@ -88,8 +88,8 @@ WHERE status IN ({statuses}){cur}"""
 
 def counted_sql(merge_same_day: bool) -> Step:
     """One row per counted order with ``seq`` (1 = the customer's first counted order ever;
-    ties on the instant broken by order id), the previous order's local date and the gap in
-    days. With ``merge_same_day`` a customer's orders on one local day are one order (the
+    ties on the instant broken by order id), the local dates of the customer's previous and
+    next orders and the gap in days since the previous one. With ``merge_same_day`` a customer's orders on one local day are one order (the
     earliest instant and the smallest order id represent it; revenues add up)."""
     source = "counted_base"
     if merge_same_day:
@@ -104,7 +104,8 @@ SELECT customer_id, order_id, ordered_at, local_date, revenue,
        ROW_NUMBER() OVER w AS seq,
        FIRST_VALUE(local_date) OVER w AS first_date,
        LAG(local_date) OVER w AS prev_date,
-       date_diff('day', LAG(local_date) OVER w, local_date) AS gap_days
+       LEAD(local_date) OVER w AS next_date,
+       CAST(date_diff('day', LAG(local_date) OVER w, local_date) AS INTEGER) AS gap_days
 FROM {source}
 WINDOW w AS (PARTITION BY customer_id ORDER BY ordered_at, order_id)"""
     return Step("counted", sql.strip())
@@ -134,16 +135,16 @@ FROM (
 # --- per period -------------------------------------------------------------------------------
 
 
-def _bucket(kind: str | None, custom: Period | None) -> str:
+def _bucket(col: str, kind: str | None, custom: Period | None) -> str:
     if custom is not None:
         return (
-            f"CASE WHEN local_date BETWEEN {lit(custom.start)} AND {lit(custom.end)} "
+            f"CASE WHEN {col} BETWEEN {lit(custom.start)} AND {lit(custom.end)} "
             f"THEN {lit(custom.start)} "
-            f"WHEN local_date BETWEEN {lit(custom.next_start)} AND {lit(custom.next_end)} "
+            f"WHEN {col} BETWEEN {lit(custom.next_start)} AND {lit(custom.next_end)} "
             f"THEN {lit(custom.next_start)} END"
         )
     assert kind is not None
-    return f"CAST(date_trunc({lit(kind)}, local_date) AS DATE)"
+    return f"CAST(date_trunc({lit(kind)}, {col}) AS DATE)"
 
 
 def period_sql(kind: str | None = None, custom: Period | None = None) -> str:
@@ -158,32 +159,51 @@ def period_sql(kind: str | None = None, custom: Period | None = None) -> str:
     * returning revenue share = revenue of non-first orders / revenue(P).
 
     A rate whose denominator is zero (an empty period) is null.
+
+    One pass over the orders, no per-customer grouping, because each customer-level count
+    is a count of marked orders, using the periods of the customer's previous and next
+    orders (``prev_p``, ``next_p``):
+
+    * a buyer of P ⇔ exactly one *first order in P* (``prev_p`` ≠ P);
+    * a buyer of P who is not returning ⇔ their first order ever is in P and their next
+      order is not (``seq = 1`` and ``next_p`` ≠ P);
+    * a buyer with ≥2 orders in P ⇔ their first order in P has ``next_p`` = P;
+    * a buyer of P who buys again in P′ ⇔ exactly one order in P′ has ``prev_p`` = P.
     """
-    bucket = _bucket(kind, custom)
+    b_now = _bucket("local_date", kind, custom)
+    b_prev = _bucket("prev_date", kind, custom)
+    b_next = _bucket("next_date", kind, custom)
     sql = f"""
-WITH cp AS (
-    SELECT period_start, customer_id, COUNT(*) AS n, SUM(revenue) AS revenue,
-           MAX(CASE WHEN seq > 1 THEN 1 ELSE 0 END) AS is_returning,
-           MAX(CASE WHEN seq = 1 THEN 1 ELSE 0 END) AS is_new,
-           SUM(CASE WHEN seq > 1 THEN revenue ELSE 0 END) AS returning_revenue
-    FROM (SELECT {bucket} AS period_start, customer_id, seq, revenue FROM counted) b
-    WHERE period_start IS NOT NULL
-    GROUP BY period_start, customer_id
+WITH b AS (
+    SELECT {b_now} AS period_start, {b_prev} AS prev_p, {b_next} AS next_p, seq, revenue
+    FROM counted
 ),
 agg AS (
-    SELECT period_start, COUNT(*) AS buyers, SUM(n) AS orders, SUM(revenue) AS revenue,
-           SUM(is_returning) AS returning_buyers, SUM(is_new) AS new_buyers,
-           SUM(CASE WHEN n >= 2 THEN 1 ELSE 0 END) AS multi_buyers,
-           SUM(n - 1) AS repeat_orders, SUM(returning_revenue) AS returning_revenue
-    FROM cp
+    SELECT period_start,
+           COUNT(*) AS orders,
+           SUM(revenue) AS revenue,
+           SUM(CASE WHEN prev_p IS NULL OR prev_p <> period_start THEN 1 ELSE 0 END) AS buyers,
+           SUM(CASE WHEN seq = 1 THEN 1 ELSE 0 END) AS new_buyers,
+           SUM(CASE WHEN seq = 1 AND (next_p IS NULL OR next_p <> period_start)
+                    THEN 1 ELSE 0 END) AS first_only_buyers,
+           SUM(CASE WHEN (prev_p IS NULL OR prev_p <> period_start) AND next_p = period_start
+                    THEN 1 ELSE 0 END) AS multi_buyers,
+           SUM(CASE WHEN seq > 1 THEN revenue ELSE 0 END) AS returning_revenue
+    FROM b
+    WHERE period_start IS NOT NULL
     GROUP BY period_start
 ),
+m AS (
+    SELECT period_start, orders, revenue, buyers, new_buyers, multi_buyers, returning_revenue,
+           buyers - first_only_buyers AS returning_buyers,
+           orders - buyers AS repeat_orders
+    FROM agg
+),
 bb AS (
-    SELECT a.period_start, COUNT(*) AS buyback_buyers
-    FROM cp a
-    JOIN periods p ON p.period_start = a.period_start
-    JOIN cp b ON b.customer_id = a.customer_id AND b.period_start = p.next_start
-    GROUP BY a.period_start
+    SELECT p.period_start, COUNT(*) AS buyback_buyers
+    FROM b
+    JOIN periods p ON b.prev_p = p.period_start AND b.period_start = p.next_start
+    GROUP BY p.period_start
 )
 SELECT p.period, p.period_start, p.period_end,
        COALESCE(a.buyers, 0) AS buyers,
@@ -209,7 +229,7 @@ SELECT p.period, p.period_start, p.period_end,
        CASE WHEN a.buyers > 0
             THEN CAST(a.returning_buyers AS DOUBLE) / a.buyers END AS returning_buyer_share
 FROM periods p
-LEFT JOIN agg a ON a.period_start = p.period_start
+LEFT JOIN m a ON a.period_start = p.period_start
 LEFT JOIN bb ON bb.period_start = p.period_start
 ORDER BY p.period_start"""
     return sql.strip()
@@ -219,17 +239,20 @@ ORDER BY p.period_start"""
 
 
 def cohort_sql() -> str:
-    """Customers and revenue by first-order month (cohort) and months since (k)."""
+    """Customers and revenue by first-order month (cohort) and months since (k). A customer
+    counts once in (cohort, k) through their first order of that month."""
     sql = """
-SELECT cohort, k, COUNT(*) AS customers, SUM(revenue) AS revenue
+SELECT cohort, k,
+       SUM(CASE WHEN prev_date IS NULL OR prev_m <> m THEN 1 ELSE 0 END) AS customers,
+       SUM(revenue) AS revenue
 FROM (
-    SELECT customer_id,
-           CAST(date_trunc('month', first_date) AS DATE) AS cohort,
+    SELECT CAST(date_trunc('month', first_date) AS DATE) AS cohort,
            (year(local_date) * 12 + month(local_date))
              - (year(first_date) * 12 + month(first_date)) AS k,
-           SUM(revenue) AS revenue
+           year(local_date) * 12 + month(local_date) AS m,
+           year(prev_date) * 12 + month(prev_date) AS prev_m,
+           prev_date, revenue
     FROM counted
-    GROUP BY 1, 2, 3
 ) ck
 GROUP BY cohort, k
 ORDER BY cohort, k"""
@@ -290,12 +313,21 @@ def _lifecycle_case(w: LayerWindows, r: LifecycleRules) -> str:
             ELSE 'maturity' END"""
 
 
-def _score(order_by: str) -> str:
+def _rank_cte(name: str, col: str, desc: bool) -> str:
+    """Min-rank (SQL ``RANK()``) of each distinct value of ``col``: 1 + the customers with a
+    worse value. Ranking the distinct values and joining back costs a sort of the distinct
+    values only, not of every customer."""
+    order = "v DESC" if desc else "v"
+    return f"""{name} AS (
+    SELECT v, SUM(cnt) OVER (ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+              - cnt + 1 AS rnk
+    FROM (SELECT {col} AS v, COUNT(*) AS cnt FROM cyc GROUP BY {col}) d
+)"""
+
+
+def _score(rank_col: str) -> str:
     """BRIEF quintile score 1–5: ``1 + floor(5 (rank − 1) / n)``, ties share the lowest rank."""
-    return (
-        f"1 + CAST(FLOOR(5.0 * (RANK() OVER (ORDER BY {order_by}) - 1) "
-        f"/ COUNT(*) OVER ()) AS INTEGER)"
-    )
+    return f"1 + CAST(FLOOR(5.0 * ({rank_col} - 1) / nn.n) AS INTEGER)"
 
 
 def customers_sql(
@@ -371,13 +403,21 @@ cyc AS (
                 ELSE 'none' END AS next_expected_source
     FROM base
 ),
+{_rank_cte("r_rank", "days_since_last", desc=True)},
+{_rank_cte("f_rank", "orders", desc=False)},
+{_rank_cte("m_rank", "spend", desc=False)},
+nn AS (SELECT COUNT(*) AS n FROM cyc),
 s AS (
     SELECT cyc.*,
            last_order_date + CAST(FLOOR(used_cycle + 0.5) AS INTEGER) AS next_expected_date,
-           {_score("days_since_last DESC")} AS r_score,
-           {_score("orders")} AS f_score,
-           {_score("spend")} AS m_score
+           {_score("r_rank.rnk")} AS r_score,
+           {_score("f_rank.rnk")} AS f_score,
+           {_score("m_rank.rnk")} AS m_score
     FROM cyc
+    CROSS JOIN nn
+    JOIN r_rank ON r_rank.v = cyc.days_since_last
+    JOIN f_rank ON f_rank.v = cyc.orders
+    JOIN m_rank ON m_rank.v = cyc.spend
 ),
 t AS (
     SELECT s.*, {pa_col}
