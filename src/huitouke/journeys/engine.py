@@ -636,8 +636,24 @@ def _apply_gate(rows: pd.DataFrame, gate: ContactGate) -> pd.DataFrame:
     status = rows["status"].to_numpy(dtype=object).copy()
     deliver = rows["deliver_after"].to_numpy(dtype=object).copy()
     # within one journey, earlier steps first; the journeys are already in priority order
-    for pos, r in zip(idx, _records(rows.iloc[idx]), strict=True):
-        msg = PlannedMessage.from_record(r)
+    sub = rows.iloc[idx]
+    cols = [
+        sub[c].tolist()
+        for c in (
+            "journey_id",
+            "customer_id",
+            "step_id",
+            "occurrence",
+            "channel",
+            "kind",
+            "template",
+            "send_at",
+            "expires_at",
+            "coupon_template",
+        )
+    ]
+    for pos, vals in zip(idx, zip(*cols, strict=True), strict=True):
+        msg = PlannedMessage(*vals)
         d = gate.check(msg)
         if not d.allowed:
             reasons[pos] = d.reason_code

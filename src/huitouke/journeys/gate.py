@@ -12,13 +12,14 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import Connection, select
 
 from huitouke.journeys.engine import GateDecision, PlannedMessage
 from huitouke.messaging.consent import load_customer_contexts
 from huitouke.messaging.outbox import dedupe_key as outbox_key
-from huitouke.messaging.rules import Contact, ContactPolicy, CustomerContext, evaluate
+from huitouke.messaging.rules import Contact, ContactPolicy, CustomerContext, Decision, evaluate
 from huitouke.messaging.rules import PlannedMessage as RulesMessage
 from huitouke.messaging.tables import contact_log, outbox
 
@@ -57,6 +58,7 @@ class MessagingGate:
         self._contexts: dict[str, CustomerContext] = {}
         self._history: dict[str, list[Contact]] = defaultdict(list)
         self._queued: set[str] = set()
+        self._memo: dict[tuple[object, ...], Decision] = {}
 
     def prepare(self, customer_ids: Sequence[str]) -> None:
         loaded = self._loader(customer_ids)
@@ -67,22 +69,58 @@ class MessagingGate:
 
     def check(self, message: PlannedMessage) -> GateDecision:
         cid = message.customer_id
-        key = outbox_key(message.journey_id, cid, message.step_id, message.occurrence)
-        if key in self._queued:
+        if (
+            self._queued
+            and outbox_key(message.journey_id, cid, message.step_id, message.occurrence)
+            in self._queued
+        ):
             # planned by an earlier run of the same day: the outbox already has it
             return GateDecision(False, "already_queued")
         ctx = self._contexts.get(cid) or CustomerContext(customer_id=cid)
-        rm = RulesMessage(
-            channel=message.channel,
-            kind="transactional" if message.kind == "transactional" else "marketing",
-            planned_at=self._planned_at,
-            expires_at=message.expires_at,
-            suppress_if_ordered=self._suppress(message) if self._suppress else False,
+        suppress = self._suppress(message) if self._suppress else False
+        channel = message.channel
+        kind: Literal["transactional", "marketing"] = (
+            "transactional" if message.kind == "transactional" else "marketing"
         )
-        d = evaluate(ctx, rm, self._history[cid], message.send_at, self.policy)
+        hist = self._history[cid]
+        # The rules read only these parts of the customer; customers alike in them, with the
+        # same history, get the same decision — so it is computed once per distinct key.
+        unsub = frozenset(u for u in ctx.unsubscribed if u in (channel, "*"))
+        last = ctx.last_order_at if suppress and kind == "marketing" else None
+        key = (
+            channel,
+            kind,
+            message.send_at,
+            message.expires_at,
+            suppress,
+            bool(ctx.consent.get(channel, False)),
+            unsub,
+            ctx.timezone,
+            last,
+            tuple(hist),
+        )
+        d = self._memo.get(key)
+        if d is None:
+            rm = RulesMessage(
+                channel=channel,
+                kind=kind,
+                planned_at=self._planned_at,
+                expires_at=message.expires_at,
+                suppress_if_ordered=suppress,
+            )
+            norm = CustomerContext(
+                customer_id=cid,
+                consent={channel: bool(ctx.consent.get(channel, False))},
+                unsubscribed=unsub,
+                timezone=ctx.timezone,
+                last_order_at=last,
+            )
+            d = evaluate(norm, rm, hist, message.send_at, self.policy)
+            if len(self._memo) < 200_000:
+                self._memo[key] = d
         if d.allowed or d.deliver_after is not None:
             at = d.deliver_after or message.send_at
-            self._history[cid].append(Contact(message.channel, message.kind, at))
+            hist.append(Contact(channel, message.kind, at))
             if d.allowed:
                 return GateDecision(True, "ok")
             return GateDecision(True, d.reason_code, d.deliver_after)
