@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from huitouke.errors import ConflictError, StoreError
@@ -111,25 +111,48 @@ class Account:
 
 
 def lock_accounts(
-    conn: Connection, keys: Iterable[tuple[str, str]], now: datetime
+    conn: Connection,
+    keys: Iterable[tuple[str, str]],
+    now: datetime,
+    *,
+    optional: Iterable[tuple[str, str]] = (),
 ) -> dict[tuple[str, str], Account]:
-    """Get or create the (customer, asset) accounts and lock them in primary-key order."""
-    wanted = sorted(set(keys))
+    """Get or create the (customer, asset) accounts and lock them in primary-key order.
+
+    Accounts in ``optional`` are locked when they exist but not created: a missing one
+    comes back as an unsaved zero-balance :class:`Account` (``account_id == 0``) that
+    :func:`post` creates on its first non-zero entry.
+    """
+    opt = set(optional)
+    wanted = sorted(set(keys) | opt)
     if not wanted:
         return {}
     a = lt.accounts.c
-    cond = or_(*[and_(a.customer_id == c, a.asset == s) for c, s in wanted])
-    stmt = (
-        select(a.account_id, a.customer_id, a.asset, a.balance).where(cond).order_by(a.account_id)
-    )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    rows = conn.execute(stmt).all()
+
+    def select_locked(pairs: list[tuple[str, str]]) -> list[Any]:
+        # IN on both columns (not an OR of ANDs) so the UNIQUE (customer_id, asset) index
+        # is used; the few extra combinations it may match are filtered out below.
+        stmt = (
+            select(a.account_id, a.customer_id, a.asset, a.balance)
+            .where(
+                a.customer_id.in_(sorted({c for c, _ in pairs})),
+                a.asset.in_(sorted({s for _, s in pairs})),
+            )
+            .order_by(a.account_id)
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        want = set(pairs)
+        return [r for r in conn.execute(stmt).all() if (r.customer_id, r.asset) in want]
+
     found = {
         (r.customer_id, r.asset): Account(r.account_id, r.customer_id, r.asset, r.balance)
-        for r in rows
+        for r in select_locked(wanted)
     }
-    missing = [k for k in wanted if k not in found]
+    missing = [k for k in wanted if k not in found and k not in opt]
+    for k in opt:
+        if k not in found:
+            found[k] = Account(0, k[0], k[1], ZERO)
     if missing:
         insert_ignore(
             conn,
@@ -141,15 +164,7 @@ def lock_accounts(
             "customer_id",
             "asset",
         )
-        cond2 = or_(*[and_(a.customer_id == c, a.asset == s) for c, s in missing])
-        stmt2 = (
-            select(a.account_id, a.customer_id, a.asset, a.balance)
-            .where(cond2)
-            .order_by(a.account_id)
-        )
-        if conn.dialect.name == "postgresql":
-            stmt2 = stmt2.with_for_update()
-        for r in conn.execute(stmt2).all():
+        for r in select_locked(missing):
             found[(r.customer_id, r.asset)] = Account(
                 r.account_id, r.customer_id, r.asset, r.balance
             )
@@ -179,6 +194,11 @@ def post(
     """Write one ledger entry and move the cached balance by ``delta`` (the account is locked)."""
     if delta == 0:
         return
+    if acct.account_id == 0:  # an optional account met its first entry: create it now
+        created = lock_accounts(conn, [(acct.customer_id, acct.asset)], now)[
+            (acct.customer_id, acct.asset)
+        ]
+        acct.account_id, acct.balance = created.account_id, created.balance
     before = acct.balance
     after = before + delta
     if after < 0:

@@ -350,7 +350,9 @@ class LoyaltyService:
         """Credit points, paying any points debt first. Returns (credited, debt_settled, lot_id)."""
         if points <= 0:
             return ZERO, ZERO, None
-        accts = lock_accounts(conn, [(customer_id, POINTS), (customer_id, POINTS_DEBT)], now)
+        accts = lock_accounts(
+            conn, [(customer_id, POINTS)], now, optional=[(customer_id, POINTS_DEBT)]
+        )
         debt = accts[(customer_id, POINTS_DEBT)]
         settle = min(points, debt.balance)
         post(conn, debt, -settle, kind="debt_settled", key=f"{key}:debt", now=now, reference=ref)
@@ -383,7 +385,9 @@ class LoyaltyService:
         """Reverse ``amount`` of an asset: what is left is taken, the rest becomes a debt."""
         if amount <= 0:
             return ZERO, ZERO
-        accts = lock_accounts(conn, [(customer_id, asset), (customer_id, debt_asset)], now)
+        accts = lock_accounts(
+            conn, [(customer_id, asset)], now, optional=[(customer_id, debt_asset)]
+        )
         taken, shortfall = debit_fifo(
             conn,
             accts[(customer_id, asset)],
@@ -698,33 +702,37 @@ class LoyaltyService:
         local_day = o.ordered_at.astimezone(self.zone).date().isoformat()
         for card in self.program.stamp_cards:
             sc = lt.stamp_cards.c
-            insert_ignore(
-                conn,
-                lt.stamp_cards,
-                {
-                    "customer_id": o.customer_id,
-                    "card_id": card.id,
-                    "cycle": 1,
-                    "rewarded_upto": 0,
-                    "completed": 0,
-                    "updated_at": now,
-                },
-                "customer_id",
-                "card_id",
-            )
             cs = select(lt.stamp_cards).where(
                 sc.customer_id == o.customer_id, sc.card_id == card.id
             )
             if conn.dialect.name == "postgresql":
                 cs = cs.with_for_update()
-            card_state = conn.execute(cs).one()
+            card_state = conn.execute(cs).first()
+            if card_state is None:
+                insert_ignore(
+                    conn,
+                    lt.stamp_cards,
+                    {
+                        "customer_id": o.customer_id,
+                        "card_id": card.id,
+                        "cycle": 1,
+                        "rewarded_upto": 0,
+                        "completed": 0,
+                        "updated_at": now,
+                    },
+                    "customer_id",
+                    "card_id",
+                )
+                card_state = conn.execute(cs).one()
             n = stamps_for_order(
                 card, o.amount, already_stamped_today=card_state.last_stamp_day == local_day
             )
             if n <= 0:
                 continue
             asset, debt_asset = stamps_asset(card.id), stamps_debt_asset(card.id)
-            accts = lock_accounts(conn, [(o.customer_id, asset), (o.customer_id, debt_asset)], now)
+            accts = lock_accounts(
+                conn, [(o.customer_id, asset)], now, optional=[(o.customer_id, debt_asset)]
+            )
             acct, debt = accts[(o.customer_id, asset)], accts[(o.customer_id, debt_asset)]
             settle = min(Decimal(n), debt.balance)
             post(

@@ -1,0 +1,256 @@
+"""Order events per second through the loyalty earn rules, with 1M members.
+
+Target (issue "Loyalty ledger and the REST service"): >= 1,000 order events/s on SQLite and
+on PostgreSQL with 1,000,000 members. Each event is one unit of work (its own transaction):
+idempotency claim, points (lot + entry + balance), stamp card, tier re-evaluation over the
+rolling window, order facts. The store is pre-populated with N customers, each with a
+loyalty member row and a points account holding a lot, by bulk inserts.
+
+Side by side in one run: the same event stream against a 10,000-member store (the baseline
+population, far below where the Open Loyalty issues report failures near 69k customers), so
+the ratio shows what 1M members cost; and the ratio to the 1,000 events/s target.
+
+    python bench/bench_loyalty.py                       # SQLite + PostgreSQL, 1M members
+    python bench/bench_loyalty.py --quick               # 50k members, fewer events
+    HUITOUKE_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/bench_loyalty.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+from huitouke.loyalty import LoyaltyService, load_program
+from huitouke.loyalty import tables as lt
+from huitouke.store import tables as st
+from huitouke.store.db import Store
+
+EXAMPLE = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "huitouke"
+    / "loyalty"
+    / "examples"
+    / "hotpot.yaml"
+)
+T0 = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
+TARGET = 1000.0
+
+
+def populate(store: Store, n: int, chunk: int = 20_000) -> float:
+    """Bulk-insert n customers, members and funded points accounts; returns seconds."""
+    t = time.perf_counter()
+    now = T0 - timedelta(days=30)
+    for start in range(0, n, chunk):
+        ids = [f"m{i:07d}" for i in range(start, min(n, start + chunk))]
+        with store.begin() as conn:
+            conn.execute(
+                insert(st.customers),
+                [
+                    {
+                        "customer_id": c,
+                        "phone": None,
+                        "tags": [],
+                        "attributes": {},
+                        "consent": {},
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for c in ids
+                ],
+            )
+            conn.execute(
+                insert(lt.members),
+                [
+                    {
+                        "customer_id": c,
+                        "tier": "member",
+                        "tier_since": now,
+                        "tier_valid_until": now + timedelta(days=365),
+                        "preferences": {},
+                        "paid_orders": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for c in ids
+                ],
+            )
+            conn.execute(
+                insert(lt.accounts),
+                [
+                    {
+                        "customer_id": c,
+                        "asset": "points",
+                        "balance": Decimal(100),
+                        "updated_at": now,
+                    }
+                    for c in ids
+                ],
+            )
+            # account ids follow insertion order: the first of this chunk is start + 1
+            first = start + 1
+            conn.execute(
+                insert(lt.lots),
+                [
+                    {
+                        "account_id": first + k,
+                        "amount": Decimal(100),
+                        "remaining": Decimal(100),
+                        "reference": "seed",
+                        "earned_at": now,
+                        "expires_at": now + timedelta(days=365),
+                    }
+                    for k in range(len(ids))
+                ],
+            )
+            conn.execute(
+                insert(lt.entries),
+                [
+                    {
+                        "idempotency_key": f"seed:{c}",
+                        "account_id": first + k,
+                        "delta": Decimal(100),
+                        "balance_before": Decimal(0),
+                        "balance_after": Decimal(100),
+                        "kind": "earn",
+                        "reference": "seed",
+                        "created_at": now,
+                    }
+                    for k, c in enumerate(ids)
+                ],
+            )
+    return time.perf_counter() - t
+
+
+def events(n_members: int, n_events: int, seed: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n_events):
+        at = T0 + timedelta(seconds=30 * i)
+        out.append(
+            {
+                "order_id": f"e{seed}-{i}",
+                "customer_id": f"m{rng.randrange(n_members):07d}",
+                "ordered_at": at,
+                "amount": Decimal(rng.randrange(50, 600)),
+                "currency": "CNY",
+                "status": "paid",
+                "refunded_amount": Decimal(0),
+            }
+        )
+    return out
+
+
+def run_events(store: Store, svc: LoyaltyService, evs: list[dict[str, Any]]) -> float:
+    """One transaction per event on a long-lived connection (as a pooled service would)."""
+    t = time.perf_counter()
+    with store.connect() as conn:
+        for ev in evs:
+            with conn.begin():
+                svc.apply_order(conn, ev)
+    return len(evs) / (time.perf_counter() - t)
+
+
+def fresh(backend: str, pg_admin: str | None) -> tuple[Store, Any]:
+    if backend == "sqlite":
+        d = tempfile.mkdtemp(prefix="huitouke-bench-")
+        s = Store(f"sqlite:///{d}/bench.db")
+        s.migrate()
+        return s, None
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    assert pg_admin is not None
+    base = make_url(pg_admin)
+    name = f"huitouke_bench_{uuid.uuid4().hex[:8]}"
+    conninfo = f"host={base.host or '127.0.0.1'} port={base.port or 5432} user={base.username or 'postgres'} dbname={base.database or 'postgres'}"
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    s = Store(
+        str(
+            base.set(drivername="postgresql+psycopg", database=name).render_as_string(
+                hide_password=False
+            )
+        )
+    )
+    s.migrate()
+
+    def drop() -> None:
+        s.dispose()
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return s, drop
+
+
+def bench(backend: str, members: int, n_events: int, pg_admin: str | None) -> dict[str, Any]:
+    program = load_program(EXAMPLE)
+    svc = LoyaltyService(program, clock=lambda: T0 + timedelta(days=1))
+    out: dict[str, Any] = {"backend": backend}
+    for label, n in (("baseline", 10_000), ("full", members)):
+        store, drop = fresh(backend, pg_admin)
+        try:
+            out[f"{label}_populate_s"] = populate(store, n)
+            run_events(store, svc, events(n, min(300, n_events), seed=1))  # warm-up
+            out[f"{label}_eps"] = run_events(store, svc, events(n, n_events, seed=2))
+            from huitouke.loyalty import verify_ledger
+
+            with store.connect() as conn:
+                sample = [f"m{i:07d}" for i in range(0, n, max(1, n // 2000))]
+                out[f"{label}_discrepancies"] = len(verify_ledger(conn, customer_ids=sample))
+        finally:
+            if drop:
+                drop()
+            else:
+                store.dispose()
+    out["members"] = members
+    out["events"] = n_events
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--members", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=5_000)
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--quick", action="store_true", help="50k members, 1,000 events")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.members, args.events = 50_000, 1_000
+    pg = os.environ.get("HUITOUKE_BENCH_POSTGRES_URL") or os.environ.get(
+        "HUITOUKE_TEST_POSTGRES_URL"
+    )
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    print(
+        "| backend | members | events/s | vs 10k members | vs target 1,000/s | populate (s) | ledger sample ok |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for b in backends:
+        if b == "postgres" and not pg:
+            print("| postgres | — | skipped: set HUITOUKE_BENCH_POSTGRES_URL | | | | |")
+            continue
+        r = bench(b, args.members, args.events, pg)
+        ok = r["full_discrepancies"] == 0 and r["baseline_discrepancies"] == 0
+        print(
+            f"| {b} | {r['members']:,} | {r['full_eps']:,.0f} | {r['full_eps'] / r['baseline_eps']:.2f}× "
+            f"(10k: {r['baseline_eps']:,.0f}/s) | {r['full_eps'] / TARGET:.2f}× | {r['full_populate_s']:.0f} | {'yes' if ok else 'NO'} |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
