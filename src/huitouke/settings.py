@@ -138,6 +138,21 @@ class Settings(BaseSettings):
         7, description="An order within N days after a send (or holdout assignment) is attributed to it."
     )
 
+    # --- prediction ------------------------------------------------------------------------
+    prediction_margin: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of spend kept as profit in `huitouke predict`'s CLV (1.0: CLV is "
+        "discounted revenue; e.g. 0.3 for a 30% gross margin).",
+    )
+    prediction_discount_rate: float = Field(
+        0.10,
+        ge=0.0,
+        description="Annual discount rate of `huitouke predict`'s CLV (0.10 = 10% a year), "
+        "applied monthly.",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _valid_zone(cls, v: str) -> str:

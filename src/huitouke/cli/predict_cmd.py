@@ -1,0 +1,328 @@
+"""`huitouke predict`: per-customer repurchase forecasts — thin over
+:func:`huitouke.prediction.predict`.
+
+Orders come from PATH (read by the importer) or, without PATH, from the configured store,
+through the analytics CLI's loader. One row per customer goes to stdout (or ``--out``);
+progress and notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+
+from huitouke.errors import InputError
+
+__all__ = ["register"]
+
+FORMATS = ("table", "json", "csv")
+UNITS = {"day": "D", "week": "W"}
+#: rows a terminal table shows when --top is not given
+TABLE_ROWS = 20
+_TABLE_COLUMNS = (
+    "customer_id",
+    "frequency",
+    "p_alive",
+    "expected_orders",
+    "expected_spend",
+    "clv",
+    "next_order_median",
+    "next_order_low",
+    "next_order_high",
+    "p_no_further_order",
+    "churn_risk_label",
+)
+
+
+def _plain(v: Any) -> Any:
+    """JSON value: money (Decimal, already in cents) as a number, dates ISO, NaN as null."""
+    if v is None:
+        return None
+    if isinstance(v, Decimal):
+        return float(v)
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):  # numpy scalars
+        return v.item()
+    return v
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [str(c) for c in df.columns]
+    return [
+        {c: _plain(v) for c, v in zip(cols, row, strict=True)}
+        for row in df.itertuples(index=False, name=None)
+    ]
+
+
+def _csv_text(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([str(c) for c in df.columns])
+    for row in df.itertuples(index=False, name=None):
+        # Decimal keeps its exact cents; dates ISO; None empty
+        w.writerow(
+            ["" if v is None else v.isoformat() if hasattr(v, "isoformat") else v for v in row]
+        )
+    return buf.getvalue()
+
+
+def _table(df: pd.DataFrame, title: str, lang: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from huitouke.i18n import t
+
+    table = Table(title=title)
+    for c in _TABLE_COLUMNS:
+        table.add_column(
+            t(f"prediction.{c}", lang),
+            justify="left" if c.startswith(("customer", "churn", "next")) else "right",
+        )
+    for row in df[list(_TABLE_COLUMNS)].itertuples(index=False, name=None):
+        cells = []
+        for c, v in zip(_TABLE_COLUMNS, row, strict=True):
+            if v is None:
+                cells.append("—")
+            elif c.startswith("p_"):
+                cells.append(f"{v:.1%}")
+            elif c == "expected_orders":
+                cells.append(f"{v:.2f}")
+            elif isinstance(v, Decimal):
+                cells.append(f"{v:,.2f}")
+            elif hasattr(v, "isoformat"):
+                cells.append(v.isoformat())
+            else:
+                cells.append(str(v))
+        table.add_row(*cells)
+    Console(width=max(170, 15 * len(_TABLE_COLUMNS))).print(table)
+
+
+def _write(text: str, out: Path | None, fmt: str) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"--out {out}: cannot write: {exc.strerror or exc}",
+            code="input.bad_out",
+            message_zh=f"--out {out}:无法写入:{exc.strerror or exc}",
+            details={"option": "--out", "path": str(out)},
+        ) from exc
+    typer.echo(str(out), err=True)
+
+
+def register(app: typer.Typer) -> None:
+    from huitouke.cli.analytics_cmd import LANG_OPT, PATH_ARG, PRESET_OPT, TZ_OPT
+
+    @app.command("predict")
+    def predict_cmd(
+        path: Path | None = PATH_ARG,
+        preset: str | None = PRESET_OPT,
+        model: str = typer.Option(
+            "auto",
+            "--model",
+            "-m",
+            help="auto (lowest BIC), bgnbd, pnbd or mbgnbd. 模型:auto(按 BIC 自动选择)、bgnbd、pnbd、mbgnbd。",
+        ),
+        horizon: str = typer.Option(
+            "90d",
+            "--horizon",
+            help="Forecast horizon: Nd days, Nw weeks or Nm calendar months. 预测期:天(d)、周(w)或月(m)。",
+        ),
+        as_of: str | None = typer.Option(
+            None,
+            "--as-of",
+            help="Reference day YYYY-MM-DD; later orders are ignored (default: the last order day). "
+            "参考日期,之后的订单不计(默认最后一笔订单的日期)。",
+        ),
+        timezone: str | None = TZ_OPT,
+        fmt: str = typer.Option("table", "--format", "-f", help="json, csv or table. 输出格式。"),
+        out: Path | None = typer.Option(
+            None, "--out", "-o", help="Write to FILE instead of stdout. 输出文件。", dir_okay=False
+        ),
+        currency: str | None = typer.Option(
+            None, "--currency", help="Model one currency of a multi-currency shop. 指定币种。"
+        ),
+        unit: str = typer.Option(
+            "day", "--unit", help="Time unit of frequency/recency/T: day or week. 时间单位。"
+        ),
+        merge_same_day: bool = typer.Option(
+            True,
+            "--merge-same-day/--no-merge-same-day",
+            help="Merge a customer's orders on one day, as the models assume (default). 同一天的订单合并为一笔(模型惯例,默认)。",
+        ),
+        margin: float | None = typer.Option(
+            None,
+            "--margin",
+            help="Share of spend kept as profit for CLV, 0–1 (default: settings). 毛利率(默认取设置)。",
+        ),
+        discount_rate: float | None = typer.Option(
+            None,
+            "--discount-rate",
+            help="Annual discount rate for CLV, e.g. 0.1 (default: settings). 年折现率(默认取设置)。",
+        ),
+        top: int | None = typer.Option(
+            None,
+            "--top",
+            help="Only the N customers of highest CLV. 只输出客户终身价值最高的 N 位。",
+        ),
+        lang: str | None = LANG_OPT,
+    ) -> None:
+        """Per-customer forecast: P(alive), expected orders and spend, CLV, next-order date.
+        逐客户预测:存活概率、预计订单与消费、客户终身价值、预计下次下单日期。"""
+        from huitouke.cli.analytics_cmd import _parse_date, load_orders
+        from huitouke.i18n import t
+        from huitouke.prediction import (
+            MODEL_CHOICES,
+            alive_summary,
+            churn_risk_label,
+            parse_horizon,
+            predict,
+        )
+        from huitouke.prediction.transactions import last_order_day
+        from huitouke.settings import get_settings
+
+        if fmt not in FORMATS:
+            raise InputError(
+                f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}",
+                code="input.bad_format",
+                message_zh=f"--format 只能是 {', '.join(FORMATS)},实际为 {fmt!r}",
+                details={"option": "--format"},
+            )
+        if model not in MODEL_CHOICES:
+            raise InputError(
+                f"--model must be one of {', '.join(MODEL_CHOICES)}, got {model!r}",
+                code="input.model_argument",
+                message_zh=f"--model 只能是 {', '.join(MODEL_CHOICES)},实际为 {model!r}",
+                details={"option": "--model"},
+            )
+        if unit not in UNITS:
+            raise InputError(
+                f"--unit must be day or week, got {unit!r}",
+                code="input.bad_unit",
+                message_zh=f"--unit 只能是 day 或 week,实际为 {unit!r}",
+                details={"option": "--unit"},
+            )
+        if top is not None and top < 1:
+            raise InputError(
+                f"--top must be at least 1, got {top}",
+                code="input.bad_top",
+                message_zh=f"--top 至少为 1,实际为 {top}",
+                details={"option": "--top"},
+            )
+        s = get_settings()
+        lang = lang or s.lang
+        if lang not in ("zh", "en"):
+            raise InputError(
+                f"--lang must be zh or en, got {lang!r}",
+                code="input.bad_lang",
+                message_zh=f"--lang 只能是 zh 或 en,实际为 {lang!r}",
+            )
+        zone = timezone or s.timezone
+        parse_horizon(horizon)  # fail on a bad horizon before reading any data
+        day = _parse_date(as_of, "--as-of")
+
+        started = time.perf_counter()
+        loaded = load_orders(path, preset=preset, timezone=timezone, database_url=s.database_url)
+        typer.echo(
+            t(
+                "prediction.progress.read",
+                lang,
+                orders=f"{loaded.orders.num_rows:,}",
+                source=loaded.source,
+            ),
+            err=True,
+        )
+        if day is None:
+            day = last_order_day(loaded.orders, timezone=zone, currency=currency)
+        horizon_days = parse_horizon(horizon, day)
+        typer.echo(t("prediction.progress.fit", lang, model=model), err=True)
+        result = predict(
+            loaded.orders,
+            as_of=day,
+            timezone=zone,
+            model=model,
+            horizon_days=horizon_days,
+            unit=UNITS[unit],
+            currency=currency,
+            merge_same_day=merge_same_day,
+            margin=margin,
+            discount_rate=discount_rate,
+        )
+        if result.comparison is not None:
+            bic = float(result.comparison["bic"].to_dict()[result.model])
+            typer.echo(
+                t("prediction.progress.chosen", lang, model=result.model_label, bic=f"{bic:,.2f}"),
+                err=True,
+            )
+        if result.spend_source != "gamma_gamma":
+            typer.echo(
+                t("prediction.progress.spend_fallback", lang, reason=result.spend_note), err=True
+            )
+        typer.echo(
+            t(
+                "prediction.progress.done",
+                lang,
+                customers=f"{len(result.customers):,}",
+                seconds=f"{time.perf_counter() - started:.2f}",
+            ),
+            err=True,
+        )
+
+        df = result.customers
+        df.insert(
+            list(df.columns).index("churn_risk") + 1,
+            "churn_risk_label",
+            df["churn_risk"].map({c: churn_risk_label(c, lang) for c in df["churn_risk"].unique()}),
+        )
+        total = len(df)
+        if top is None and fmt == "table" and total > TABLE_ROWS:
+            top = TABLE_ROWS
+            typer.echo(
+                t("prediction.progress.top", lang, shown=TABLE_ROWS, total=f"{total:,}"), err=True
+            )
+        if top is not None:
+            order = df["clv"].astype(float).to_numpy().argsort(kind="stable")[::-1]
+            df = df.iloc[order[:top]].reset_index(drop=True)
+
+        if fmt == "table":
+            title = t(
+                "prediction.table.title",
+                lang,
+                model=result.model_label,
+                days=horizon_days,
+                as_of=day.isoformat(),
+            )
+            _table(df, title, lang)
+            return
+        if fmt == "csv":
+            _write(_csv_text(df), out, fmt)
+            return
+        body = {
+            "model": result.model,
+            "params": result.params,
+            "horizon_days": horizon_days,
+            "as_of": day.isoformat(),
+            **{
+                k: v
+                for k, v in result.meta().items()
+                if k not in ("model", "params", "horizon_days", "as_of")
+            },
+            "summary": _records(alive_summary(result.customers, lang)),
+            "customers": _records(df),
+        }
+        _write(json.dumps(body, ensure_ascii=False, indent=1) + "\n", out, fmt)

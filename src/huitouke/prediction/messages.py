@@ -1,0 +1,72 @@
+"""User-facing texts of the prediction context (zh and en)."""
+
+from __future__ import annotations
+
+from huitouke.i18n import register
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # churn-risk bands on P(alive)
+    "prediction.risk.low": {"zh": "低流失风险", "en": "Low churn risk"},
+    "prediction.risk.medium": {"zh": "中流失风险", "en": "Medium churn risk"},
+    "prediction.risk.high": {"zh": "高流失风险", "en": "High churn risk"},
+    "prediction.risk.lost": {"zh": "已流失", "en": "Lost"},
+    # alive vs dormant
+    "prediction.status.alive": {"zh": "活跃", "en": "Alive"},
+    "prediction.status.uncertain": {"zh": "不确定", "en": "Uncertain"},
+    "prediction.status.dormant": {"zh": "沉睡", "en": "Dormant"},
+    # model names
+    "prediction.model.bgnbd": {"zh": "BG/NBD 模型", "en": "BG/NBD"},
+    "prediction.model.pnbd": {"zh": "Pareto/NBD 模型", "en": "Pareto/NBD"},
+    "prediction.model.mbgnbd": {"zh": "MBG/NBD 模型", "en": "MBG/NBD"},
+    # columns
+    "prediction.customer_id": {"zh": "客户编号", "en": "Customer"},
+    "prediction.frequency": {"zh": "复购次数", "en": "Repeat orders"},
+    "prediction.recency": {"zh": "末单时客龄", "en": "Recency"},
+    "prediction.T": {"zh": "客龄", "en": "Age (T)"},
+    "prediction.p_alive": {"zh": "存活概率", "en": "P(alive)"},
+    "prediction.expected_orders": {"zh": "预计订单数", "en": "Expected orders"},
+    "prediction.p_order_in_horizon": {"zh": "期内下单概率", "en": "P(order in horizon)"},
+    "prediction.expected_order_value": {"zh": "预计客单价", "en": "Expected order value"},
+    "prediction.expected_spend": {"zh": "预计消费", "en": "Expected spend"},
+    "prediction.clv": {"zh": "客户终身价值", "en": "CLV"},
+    "prediction.next_order_median": {"zh": "预计下单日", "en": "Next order (median)"},
+    "prediction.next_order_low": {"zh": "最早(10%)", "en": "Next order, 10%"},
+    "prediction.next_order_high": {"zh": "最晚(90%)", "en": "Next order, 90%"},
+    "prediction.p_no_further_order": {"zh": "不再下单概率", "en": "P(no further order)"},
+    "prediction.churn_risk": {"zh": "流失风险", "en": "Churn risk"},
+    "prediction.churn_risk_label": {"zh": "流失风险", "en": "Churn risk"},
+    "prediction.model": {"zh": "模型", "en": "Model"},
+    "prediction.currency": {"zh": "币种", "en": "Currency"},
+    # CLI progress
+    "prediction.progress.read": {
+        "zh": "已读取 {orders} 笔订单({source})",
+        "en": "read {orders} orders ({source})",
+    },
+    "prediction.progress.fit": {
+        "zh": "拟合模型 {model}…",
+        "en": "fitting {model}…",
+    },
+    "prediction.progress.chosen": {
+        "zh": "按 BIC 选择了 {model}(BIC {bic})",
+        "en": "chose {model} by BIC ({bic})",
+    },
+    "prediction.progress.done": {
+        "zh": "已为 {customers} 位客户打分,用时 {seconds} 秒",
+        "en": "scored {customers} customers in {seconds} s",
+    },
+    "prediction.progress.spend_fallback": {
+        "zh": "Gamma-Gamma 模型不可用({reason});预计客单价改用客户自己的平均订单金额",
+        "en": "Gamma-Gamma unavailable ({reason}); expected order value is each customer's "
+        "own mean order value",
+    },
+    "prediction.progress.top": {
+        "zh": "仅显示按客户终身价值排序的前 {shown} 位(共 {total} 位);用 --top 或 --format csv 查看全部",
+        "en": "showing the top {shown} of {total} customers by CLV; use --top or --format csv for all",
+    },
+    "prediction.table.title": {
+        "zh": "复购预测({model},未来 {days} 天,截至 {as_of})",
+        "en": "Repurchase prediction ({model}, next {days} days, as of {as_of})",
+    },
+}
+
+register(MESSAGES)

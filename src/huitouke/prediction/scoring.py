@@ -1,0 +1,494 @@
+"""Per-customer repurchase scores: P(alive), expected orders and spend, CLV, next-order date.
+
+The pipeline, vectorised end to end (no per-customer Python loop):
+
+1. counted orders up to ``as_of`` (the merchant's local day, orders on that day included);
+2. the RFM summary of :func:`huitouke.models.summary_from_transactions` in the chosen unit
+   (days by default), a customer's orders on one local day merged into one as the BTYD
+   models assume (``merge_same_day=False`` keeps them apart);
+3. the order-count model: BG/NBD, Pareto/NBD, MBG/NBD or ``auto`` (lowest BIC);
+4. the Gamma-Gamma spend model on repeat buyers (Fader & Hardie 2013);
+5. per customer: P(alive), expected orders in the horizon, P(≥1 order in the horizon),
+   expected order value and spend, CLV, the next-order median and 80% interval as dates,
+   P(no further order), a churn-risk band.
+
+See docs/predict.md for the definitions and references.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from huitouke.errors import HuitoukeError, InputError, ModelFitError
+from huitouke.i18n import t
+from huitouke.models import (
+    MODELS,
+    GammaGamma,
+    customer_lifetime_value,
+    fit_model,
+    select_model,
+    summary_from_transactions,
+)
+from huitouke.models._btyd import ContinuousBTYD
+from huitouke.models.summary import unit_days
+from huitouke.prediction import messages as _messages  # noqa: F401  (registers texts)
+from huitouke.prediction.transactions import as_local_day, counted_transactions
+
+__all__ = [
+    "CHURN_RISK_BANDS",
+    "MODEL_CHOICES",
+    "MODEL_LABELS",
+    "Prediction",
+    "alive_summary",
+    "churn_risk",
+    "churn_risk_label",
+    "predict",
+    "predict_customers",
+]
+
+#: ``--model`` choices
+MODEL_CHOICES = ("auto", *MODELS)
+MODEL_LABELS = {"bgnbd": "BG/NBD", "pnbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
+
+#: churn-risk bands on P(alive), highest first: (code, lower bound inclusive).
+#: low ≥ 0.7 and high/lost < 0.3 match the report's alive / dormant split.
+CHURN_RISK_BANDS: tuple[tuple[str, float], ...] = (
+    ("low", 0.7),
+    ("medium", 0.3),
+    ("high", 0.1),
+    ("lost", 0.0),
+)
+#: alive vs dormant groups of the bands
+_STATUS = {"low": "alive", "medium": "uncertain", "high": "dormant", "lost": "dormant"}
+
+#: days in an average month, the CLV discounting period
+MONTH_DAYS = 365.25 / 12.0
+#: the share of an order value's interval the next-order interval covers
+COVERAGE = 0.8
+
+_MONEY = pa.decimal128(18, 2)
+_CENT = Decimal("0.01")
+
+
+def churn_risk(p_alive: np.ndarray | pd.Series) -> np.ndarray:
+    """Band codes ``low`` (P(alive) ≥ 0.7), ``medium`` (0.3–0.7), ``high`` (0.1–0.3),
+    ``lost`` (< 0.1), as an object array."""
+    p = np.asarray(p_alive, dtype=np.float64)
+    codes = np.array([c for c, _ in CHURN_RISK_BANDS], dtype=object)
+    bounds = np.array([b for _, b in CHURN_RISK_BANDS])
+    # index of the first band whose lower bound the value reaches
+    idx = np.argmax(p[:, None] >= bounds[None, :], axis=1)
+    return codes[idx]
+
+
+def churn_risk_label(code: str, lang: str = "zh") -> str:
+    """The user-facing name of a churn-risk band code."""
+    return t(f"prediction.risk.{code}", lang)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything :func:`predict` computed: the per-customer ``customers`` frame and the
+    model behind it."""
+
+    customers: pd.DataFrame
+    model: str
+    params: dict[str, float]
+    log_likelihood: float
+    comparison: pd.DataFrame | None
+    fitted: ContinuousBTYD
+    spend_source: str
+    spend_params: dict[str, float]
+    spend_note: str
+    as_of: date
+    horizon_days: int
+    unit: str
+    unit_days: float
+    currency: str
+    timezone: str
+    margin: float
+    discount_rate: float
+    merge_same_day: bool
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_label(self) -> str:
+        return MODEL_LABELS.get(self.model, self.model)
+
+    def meta(self) -> dict[str, Any]:
+        """The JSON-friendly description of the run (everything but the customer rows)."""
+        comparison = None
+        if self.comparison is not None:
+            comparison = [
+                {
+                    "model": str(name),
+                    "log_likelihood": _num(row["log_likelihood"]),
+                    "aic": _num(row["aic"]),
+                    "bic": _num(row["bic"]),
+                    "error": str(row["error"]) or None,
+                }
+                for name, row in self.comparison.iterrows()
+            ]
+        return {
+            "model": self.model,
+            "model_label": self.model_label,
+            "params": self.params,
+            "log_likelihood": self.log_likelihood,
+            "comparison": comparison,
+            "horizon_days": self.horizon_days,
+            "as_of": self.as_of.isoformat(),
+            "timezone": self.timezone,
+            "currency": self.currency,
+            "unit": self.unit,
+            "merge_same_day": self.merge_same_day,
+            "spend_model": self.spend_source,
+            "spend_params": self.spend_params,
+            "margin": self.margin,
+            "annual_discount_rate": self.discount_rate,
+        }
+
+
+def _num(v: Any) -> float | None:
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def _unit_name(unit: str | float) -> str:
+    d = unit_days(unit)
+    return "day" if d == 1.0 else "week" if d == 7.0 else f"{d:g} days"
+
+
+def _money(values: np.ndarray) -> pa.Array:
+    """Floats to exact Decimal money rounded half-even to cents, without a Python loop:
+    integer cents, then a decimal cast and a scale by 0.01."""
+    cents = np.rint(np.asarray(values, dtype=np.float64) * 100.0).astype(np.int64)
+    as_dec = pa.array(cents, pa.int64()).cast(pa.decimal128(19, 0))
+    scaled = pc.multiply(as_dec, pa.scalar(_CENT, pa.decimal128(3, 2)))
+    return scaled.cast(_MONEY)
+
+
+def _dates(as_of: date, offsets_days: np.ndarray) -> pa.Array:
+    """``as_of`` + each offset (days, rounded up to a whole day, at least the next day) as
+    ``date32``; offsets that are not finite or beyond year 9999 are null."""
+    u = np.asarray(offsets_days, dtype=np.float64)
+    epoch = (as_of - date(1970, 1, 1)).days
+    limit = (date(9999, 12, 31) - as_of).days
+    ok = np.isfinite(u) & (u <= limit)
+    whole = np.where(ok, np.maximum(np.ceil(np.where(ok, u, 0.0)), 1.0), 0.0)
+    whole = np.minimum(whole, limit).astype(np.int64)
+    return pa.array(epoch + whole, pa.int32(), mask=~ok).cast(pa.date32())
+
+
+def predict(
+    orders: pa.Table,
+    *,
+    as_of: Any,
+    timezone: str,
+    model: str = "auto",
+    horizon_days: int = 90,
+    unit: str | float = "D",
+    currency: str | None = None,
+    merge_same_day: bool = True,
+    margin: float | None = None,
+    discount_rate: float | None = None,
+    coverage: float = COVERAGE,
+) -> Prediction:
+    """Fit the chosen model on the counted orders up to ``as_of`` and score every customer.
+
+    ``as_of`` is the merchant's local day (a ``date``, ``YYYY-MM-DD`` or an aware
+    datetime); orders on that day count and the forecasts start after it. ``margin``
+    (share of spend kept) and ``discount_rate`` (annual) default to the settings
+    ``prediction_margin`` and ``prediction_discount_rate``. See
+    :func:`predict_customers` for the columns.
+    """
+    if model not in MODEL_CHOICES:
+        raise InputError(
+            f"unknown model {model!r}; choose from {', '.join(MODEL_CHOICES)}",
+            code="input.model_argument",
+            message_zh=f"未知模型 {model!r};可选 {', '.join(MODEL_CHOICES)}",
+            details={"argument": "model"},
+        )
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, int | np.integer):
+        raise InputError(
+            f"`horizon_days` must be a whole number of days, got {horizon_days!r}",
+            code="input.bad_horizon",
+            message_zh=f"`horizon_days` 必须是整数天,实际为 {horizon_days!r}",
+            details={"argument": "horizon_days"},
+        )
+    if horizon_days < 1:
+        raise InputError(
+            f"`horizon_days` must be at least 1, got {horizon_days}",
+            code="input.bad_horizon",
+            message_zh=f"`horizon_days` 至少为 1,实际为 {horizon_days}",
+            details={"argument": "horizon_days"},
+        )
+    if margin is None or discount_rate is None:
+        from huitouke.settings import get_settings
+
+        s = get_settings()
+        margin = s.prediction_margin if margin is None else margin
+        discount_rate = s.prediction_discount_rate if discount_rate is None else discount_rate
+    if not (math.isfinite(margin) and 0.0 <= margin <= 1.0):
+        raise InputError(
+            f"`margin` must be a share between 0 and 1, got {margin!r}",
+            code="input.bad_margin",
+            message_zh=f"`margin`(毛利率)必须介于 0 和 1 之间,实际为 {margin!r}",
+            details={"argument": "margin"},
+        )
+    if not (math.isfinite(discount_rate) and discount_rate >= 0.0):
+        raise InputError(
+            f"`discount_rate` must be a non-negative annual rate, got {discount_rate!r}",
+            code="input.bad_discount_rate",
+            message_zh=f"`discount_rate`(年折现率)必须为非负数,实际为 {discount_rate!r}",
+            details={"argument": "discount_rate"},
+        )
+    days_per_unit = unit_days(unit)
+    day = as_local_day(as_of, timezone)
+
+    tx, cur = counted_transactions(orders, timezone=timezone, currency=currency, until=day)
+    if tx.empty:
+        raise InputError(
+            f"there are no counted orders on or before {day.isoformat()}",
+            code="input.no_orders",
+            message_zh=f"{day.isoformat()} 及之前没有可统计的订单",
+            details={"as_of": day.isoformat()},
+        )
+    summary = summary_from_transactions(
+        tx,
+        date_col="day",
+        observation_end=pd.Timestamp(day),
+        unit=days_per_unit,
+        merge_same_day=merge_same_day,
+        amount_col="amount",
+    )
+    x = summary["frequency"].to_numpy()
+    tx_ = summary["recency"].to_numpy()
+    T = summary["T"].to_numpy()
+    if not np.any(x > 0):
+        raise ModelFitError(
+            f"none of the {x.size} customers has a repeat order by {day.isoformat()}: "
+            "a repurchase model needs some repeat buyers",
+            code="model.not_identified",
+            message_zh=f"截至 {day.isoformat()},{x.size} 位客户都没有复购,无法拟合复购模型",
+            details={"customers": int(x.size)},
+        )
+
+    comparison: pd.DataFrame | None = None
+    if model == "auto":
+        selection = select_model(x, tx_, T)
+        m, chosen, comparison = selection.model, selection.name, selection.table
+    else:
+        m, chosen = fit_model(model, x, tx_, T), model
+
+    horizon = horizon_days / days_per_unit
+    expected = np.asarray(m.conditional_expected_purchases(horizon, x, tx_, T))
+    p_any = np.asarray(m.probability_of_any_purchase(horizon, x, tx_, T))
+    dist = m.next_order_distribution(x, tx_, T, coverage=coverage)
+    p_alive = dist["p_alive"].to_numpy()
+
+    value, spend_source, spend_params, spend_note = _order_value(summary, tx, merge_same_day)
+    monthly = (1.0 + discount_rate) ** (1.0 / 12.0) - 1.0
+    clv = customer_lifetime_value(
+        m,
+        x,
+        tx_,
+        T,
+        value,
+        horizon=horizon,
+        period=MONTH_DAYS / days_per_unit,
+        discount_rate=monthly,
+        margin=margin,
+    )
+    for name, arr in (("P(alive)", p_alive), ("expected orders", expected), ("CLV", clv)):
+        if not np.all(np.isfinite(arr)):
+            label = MODEL_LABELS.get(chosen, chosen)
+            raise ModelFitError(
+                f"the fitted {label} model gives non-finite {name} on these data; "
+                "try another --model",
+                code="model.not_finite",
+                message_zh=f"拟合的 {label} 模型在这份数据上给出非有限的 {name};请换一个模型",
+            )
+
+    to_days = days_per_unit
+    table = pa.table(
+        {
+            "customer_id": pa.array(summary.index.astype(str).to_numpy(), pa.string()),
+            "frequency": pa.array(x.astype(np.int64)),
+            "recency": pa.array(tx_),
+            "T": pa.array(T),
+            "p_alive": pa.array(p_alive),
+            "expected_orders": pa.array(expected),
+            "p_order_in_horizon": pa.array(p_any),
+            "expected_order_value": _money(value),
+            "expected_spend": _money(value * expected),
+            "clv": _money(clv),
+            "next_order_median": _dates(day, dist["median"].to_numpy() * to_days),
+            "next_order_low": _dates(day, dist["lower"].to_numpy() * to_days),
+            "next_order_high": _dates(day, dist["upper"].to_numpy() * to_days),
+            "p_no_further_order": pa.array(dist["p_no_further_order"].to_numpy()),
+            "churn_risk": pa.array(churn_risk(p_alive), pa.string()),
+        }
+    )
+    frame = table.to_pandas(date_as_object=True)
+    frame["model"] = chosen
+    frame.attrs.update(
+        {"model": chosen, "params": dict(m.params_), "as_of": day.isoformat(), "currency": cur}
+    )
+    return Prediction(
+        customers=frame,
+        model=chosen,
+        params={k: float(v) for k, v in m.params_.items()},
+        log_likelihood=float(m.log_likelihood_),
+        comparison=comparison,
+        fitted=m,
+        spend_source=spend_source,
+        spend_params=spend_params,
+        spend_note=spend_note,
+        as_of=day,
+        horizon_days=int(horizon_days),
+        unit=_unit_name(unit),
+        unit_days=days_per_unit,
+        currency=cur,
+        timezone=timezone,
+        margin=float(margin),
+        discount_rate=float(discount_rate),
+        merge_same_day=merge_same_day,
+    )
+
+
+def _order_value(
+    summary: pd.DataFrame, tx: pd.DataFrame, merge_same_day: bool
+) -> tuple[np.ndarray, str, dict[str, float], str]:
+    """Expected value of one future order per customer.
+
+    Gamma-Gamma (Fader & Hardie 2013, eq. 5): ``(γ + m_x·x)·p / (p·x + q − 1)``, fitted on
+    repeat buyers with a positive mean repeat value. When it cannot be used (too few
+    repeat buyers, q ≤ 1), each customer's own mean order value (first order included).
+    With same-day merging an "order" is a day's orders, so the value is per merged order,
+    matching the expected order count.
+    """
+    x = summary["frequency"].to_numpy()
+    mv = summary["monetary_value"].to_numpy()
+    fit_rows = (x > 0) & (mv > 0)
+    try:
+        if int(fit_rows.sum()) < 3:
+            raise ModelFitError(
+                f"only {int(fit_rows.sum())} repeat buyers with a positive spend",
+                code="model.too_little_data",
+            )
+        gg = GammaGamma().fit(x[fit_rows], mv[fit_rows])
+        value = np.asarray(gg.conditional_expected_average_profit(x, mv), dtype=np.float64)
+        if not np.all(np.isfinite(value)):
+            raise ModelFitError("non-finite expected spend", code="model.not_finite")
+        return value, "gamma_gamma", {k: float(v) for k, v in gg.params_.items()}, ""
+    except HuitoukeError as exc:
+        if merge_same_day:
+            per_order = tx.groupby(["customer_id", "day"], sort=False)["amount"].sum()
+            own = per_order.groupby(level="customer_id").mean()
+        else:
+            own = tx.groupby("customer_id")["amount"].mean()
+        own = own.reindex(summary.index)
+        return own.to_numpy(dtype=np.float64), "own_mean", {}, exc.message
+
+
+def predict_customers(
+    orders: pa.Table,
+    *,
+    as_of: Any,
+    timezone: str,
+    model: str = "auto",
+    horizon_days: int = 90,
+    unit: str | float = "D",
+    currency: str | None = None,
+    merge_same_day: bool = True,
+    margin: float | None = None,
+    discount_rate: float | None = None,
+) -> pd.DataFrame:
+    """One row per customer with a counted order on or before ``as_of``, sorted by id.
+
+    Columns:
+
+    - ``customer_id``; ``frequency`` (repeat orders), ``recency`` (age at the last order)
+      and ``T`` (age at ``as_of``) in ``unit`` (days by default);
+    - ``p_alive`` — P(still a customer at ``as_of``);
+    - ``expected_orders`` — expected orders in the ``horizon_days`` after ``as_of``;
+    - ``p_order_in_horizon`` — P(at least one order in the horizon);
+    - ``expected_order_value`` (Decimal, cents) — Gamma-Gamma conditional expected value
+      of an order (or the customer's own mean order value when Gamma-Gamma cannot be
+      fitted); ``expected_spend`` = that × ``expected_orders``, rounded to cents;
+    - ``clv`` (Decimal) — margin × expected order value × expected orders in the horizon,
+      discounted monthly at the annual ``discount_rate``;
+    - ``next_order_median``, ``next_order_low``, ``next_order_high`` (``datetime.date`` in
+      the merchant's zone) — ``as_of`` + the median and the central 80% interval of the
+      time to the next order *given that there is one* (rounded up to whole days); None
+      when beyond any calendar;
+    - ``p_no_further_order`` — P(the customer never orders again);
+    - ``churn_risk`` — ``low`` / ``medium`` / ``high`` / ``lost`` on P(alive)
+      (:data:`CHURN_RISK_BANDS`; :func:`churn_risk_label` gives the zh/en name);
+    - ``model`` — the model used (``bgnbd``, ``pnbd`` or ``mbgnbd``).
+
+    ``frame.attrs`` holds ``model``, ``params``, ``as_of`` and ``currency``; call
+    :func:`predict` for the full run (comparison table, spend model…).
+    """
+    return predict(
+        orders,
+        as_of=as_of,
+        timezone=timezone,
+        model=model,
+        horizon_days=horizon_days,
+        unit=unit,
+        currency=currency,
+        merge_same_day=merge_same_day,
+        margin=margin,
+        discount_rate=discount_rate,
+    ).customers
+
+
+def alive_summary(customers: pd.DataFrame, lang: str | None = None) -> pd.DataFrame:
+    """Alive vs dormant: one row per churn-risk band (low, medium, high, lost) with
+    ``status`` (alive / uncertain / dormant), ``p_alive_from`` / ``p_alive_to``,
+    ``customers``, ``share``, and the sums of ``expected_orders``, ``expected_spend`` and
+    ``clv`` (Decimal). With ``lang``, a ``label`` column in that language."""
+    need = ("churn_risk", "expected_orders", "expected_spend", "clv")
+    missing = [c for c in need if c not in customers.columns]
+    if missing:
+        raise InputError(
+            f"`customers` lacks columns {missing}; pass the frame of predict_customers",
+            code="input.missing_column",
+            message_zh=f"`customers` 缺少列 {missing};请传入 predict_customers 的结果",
+            details={"columns": missing},
+        )
+    n = len(customers)
+    grouped = customers.groupby("churn_risk", sort=False)
+    counts = grouped.size()
+    orders = grouped["expected_orders"].sum()
+    spend = grouped["expected_spend"].sum()
+    clv = grouped["clv"].sum()
+    rows = []
+    upper = 1.0
+    for code, lower in CHURN_RISK_BANDS:
+        row: dict[str, Any] = {
+            "band": code,
+            "status": _STATUS[code],
+            "p_alive_from": lower,
+            "p_alive_to": upper,
+            "customers": int(counts.get(code, 0)),
+            "share": float(counts.get(code, 0)) / n if n else 0.0,
+            "expected_orders": float(orders.get(code, 0.0)),
+            "expected_spend": Decimal(spend.get(code, Decimal("0"))),
+            "clv": Decimal(clv.get(code, Decimal("0"))),
+        }
+        if lang is not None:
+            row["label"] = churn_risk_label(code, lang)
+        rows.append(row)
+        upper = lower
+    return pd.DataFrame(rows)
