@@ -21,6 +21,7 @@ def test_no_key_is_401(client, keys: Keys) -> None:
     assert r.json()["error"]["code"] == "auth.missing_key"
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     "header",
     [

@@ -65,6 +65,7 @@ def test_unknown_customer_is_404_with_code(client, keys: Keys) -> None:
     assert r.status_code == 404
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # validation precedes the store
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -86,6 +87,7 @@ def test_validation_errors_are_422_naming_the_field(client, keys: Keys, body, fi
     assert all(f["reason"] for f in err["details"]["fields"])
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_malformed_json_is_422(client, keys: Keys) -> None:
     r = client.put(
         "/v1/customers/c1",
@@ -96,6 +98,7 @@ def test_malformed_json_is_422(client, keys: Keys) -> None:
     assert r.json()["error"]["code"] == "input.invalid"
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_language_follows_accept_language(client, keys: Keys) -> None:
     zh = client.get(
         "/v1/customers/nobody", headers=keys.h("read", **{"Accept-Language": "zh-CN,zh;q=0.9"})

@@ -39,6 +39,8 @@ ROUTER_MODULES = (
     "huitouke.service.routers.loyalty",
     "huitouke.service.routers.metrics",
     "huitouke.service.routers.admin",
+    # the messaging context's public callbacks (unsubscribe page, inbound SMS, receipts)
+    "huitouke.messaging.api",
 )
 
 DESCRIPTION = """

@@ -55,6 +55,7 @@ def _doc(text: str) -> dict[str, Any]:
 
 #: Documented on every /v1 route so clients (and schema checks) know the error shape.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("The body could not be read (not UTF-8 or not parseable): http.bad_request."),
     401: _doc("Missing, unknown or revoked API key (auth.missing_key / auth.invalid_key)."),
     403: _doc("The key's scope is too low (auth.forbidden)."),
     422: _doc("Invalid input (input.invalid, details.fields names each field)."),
@@ -111,7 +112,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     lang = request_lang(request)
-    if exc.status_code == 404:
+    if exc.status_code == 400:
+        code, message = "http.bad_request", t("service.bad_request", lang)
+    elif exc.status_code == 404:
         code, message = "http.not_found", t("service.not_found", lang, path=request.url.path)
     elif exc.status_code == 405:
         code = "http.method_not_allowed"

@@ -14,6 +14,10 @@ MESSAGES = {
         "zh": "请求参数无效:{fields}",
         "en": "invalid request: {fields}",
     },
+    "service.bad_request": {
+        "zh": "无法读取请求体(须为 UTF-8 编码的 JSON)",
+        "en": "the request body could not be read (send UTF-8 JSON)",
+    },
     "service.not_found": {"zh": "没有这个地址:{path}", "en": "no such endpoint: {path}"},
     "service.method_not_allowed": {
         "zh": "该地址不支持 {method} 方法",
