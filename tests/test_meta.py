@@ -37,9 +37,7 @@ def test_every_user_facing_text_has_zh_and_en() -> None:
 
 def test_error_tree_is_public_and_coded() -> None:
     exported = {name for name in dir(errors) if isinstance(getattr(errors, name), type)}
-    classes = {
-        n for n in exported if issubclass(getattr(errors, n), errors.HuitoukeError)
-    }
+    classes = {n for n in exported if issubclass(getattr(errors, n), errors.HuitoukeError)}
     assert classes == set(errors.__all__)
     for name in errors.__all__:
         cls = getattr(errors, name)
