@@ -417,6 +417,13 @@ def check_redeemable(
         raise ConflictError(
             "coupon was voided", code="coupon.voided", message_zh="优惠券已作废", details=details
         )
+    if coupon.holder != customer_id:
+        raise ForbiddenError(
+            "this customer does not hold the coupon",
+            code="coupon.not_holder",
+            message_zh="该顾客不是优惠券持有人",
+            details=details,
+        )
     if coupon.status == "expired" or now >= coupon.valid_until:
         raise ConflictError(
             "coupon expired",
@@ -430,13 +437,6 @@ def check_redeemable(
             code="coupon.not_yet_valid",
             message_zh="优惠券尚未生效",
             details={**details, "valid_from": coupon.valid_from.isoformat()},
-        )
-    if coupon.holder != customer_id:
-        raise ForbiddenError(
-            "this customer does not hold the coupon",
-            code="coupon.not_holder",
-            message_zh="该顾客不是优惠券持有人",
-            details=details,
         )
     if order_amount is not None and order_amount < template.min_order_amount:
         raise ConflictError(

@@ -1311,8 +1311,13 @@ class LoyaltyService:
             )
         row = self._coupon_row(conn, canon, lock=True)
         template = self._template_or_default(row)
+        # A coupon not valid yet (a spend-back coupon's delay) can already be gifted.
         check_redeemable(
-            self._view(row), template, customer_id=from_customer, now=now, order_amount=None
+            self._view(row),
+            template,
+            customer_id=from_customer,
+            now=max(now, row.valid_from),
+            order_amount=None,
         )
         if not template.transferable or row.transfers >= template.max_transfers:
             raise ConflictError(

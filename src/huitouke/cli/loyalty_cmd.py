@@ -1,0 +1,594 @@
+"""`huitouke loyalty …`: the loyalty operations for scripts and operators.
+
+A thin layer over :class:`huitouke.loyalty.LoyaltyService`: each command is one unit of
+work on the store, prints its JSON result on stdout, and is idempotent by the key it is
+given (``--key``), exactly like the REST API. The program comes from ``--program FILE`` or,
+without it, from the program stored in the database (``huitouke loyalty program save``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from huitouke.errors import InputError, NotFoundError
+from huitouke.i18n import t
+
+DEFAULT_PROGRAM_ID = "default"
+
+loyalty_app = typer.Typer(
+    help="Loyalty ledger: points, coupons, stamps, stored value… 会员忠诚度账本。",
+    no_args_is_help=True,
+)
+program_app = typer.Typer(help="Loyalty programs. 会员方案。", no_args_is_help=True)
+customer_app = typer.Typer(help="A customer's loyalty. 顾客的会员权益。", no_args_is_help=True)
+points_app = typer.Typer(help="Points. 积分。", no_args_is_help=True)
+coupon_app = typer.Typer(help="Coupons. 优惠券。", no_args_is_help=True)
+sv_app = typer.Typer(help="Stored value. 储值。", no_args_is_help=True)
+membership_app = typer.Typer(help="Paid membership. 付费会员。", no_args_is_help=True)
+referral_app = typer.Typer(help="Referrals. 转介绍。", no_args_is_help=True)
+groupbuy_app = typer.Typer(help="Group buy. 拼团。", no_args_is_help=True)
+order_app = typer.Typer(help="Order events. 订单事件。", no_args_is_help=True)
+
+PROGRAM_OPT = typer.Option(
+    None, "--program", help="Program file (YAML/JSON); default: the stored program. 会员方案文件。"
+)
+DB_OPT = typer.Option(None, "--database-url", help="Store URL. 数据库地址。")
+KEY_OPT = typer.Option(
+    ..., "--key", help="Idempotency key: re-running with the same key changes nothing. 幂等键。"
+)
+
+
+def _out(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _lang() -> str:
+    from huitouke.settings import get_settings
+
+    return get_settings().lang
+
+
+def _store(database_url: str | None) -> Any:
+    from huitouke.store.db import open_store
+
+    return open_store(database_url)
+
+
+def _as_of(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(
+            f"--as-of: not an ISO date/time: {value!r}",
+            code="input.invalid",
+            details={"field": "as_of"},
+        ) from exc
+    if dt.tzinfo is None:
+        from huitouke.settings import get_settings
+
+        dt = dt.replace(tzinfo=get_settings().zone)
+    return dt
+
+
+def _service(program: Path | None, database_url: str | None) -> Any:
+    """(bound service, store) for the chosen program."""
+    from huitouke.loyalty import LoyaltyService, get_program, load_program
+
+    store = _store(database_url)
+    if program is not None:
+        prog = load_program(program)
+    else:
+        with store.connect() as conn:
+            stored = get_program(conn, DEFAULT_PROGRAM_ID)
+        if stored is None:
+            raise NotFoundError(
+                t("loyalty.no_program", "en"),
+                code="loyalty.no_program",
+                message_zh=t("loyalty.no_program", "zh"),
+            )
+        prog = stored
+    return LoyaltyService(prog).bound(store)
+
+
+# -- program -----------------------------------------------------------------------------
+@program_app.command("validate")
+def program_validate(file: Path = typer.Argument(..., help="Program file. 会员方案文件。")) -> None:
+    """Validate a program file; errors name the field. 校验会员方案文件。"""
+    from huitouke.loyalty import load_program
+
+    prog = load_program(file)
+    typer.echo(t("loyalty.program_ok", _lang(), program=prog.id), err=True)
+    _out({"id": prog.id, "valid": True})
+
+
+@program_app.command("show")
+def program_show(program: Path | None = PROGRAM_OPT, database_url: str | None = DB_OPT) -> None:
+    """Show the effective program as JSON. 查看会员方案。"""
+    svc = _service(program, database_url)
+    _out(svc.service.program.to_document())
+
+
+@program_app.command("save")
+def program_save(
+    file: Path = typer.Argument(..., help="Program file. 会员方案文件。"),
+    program_id: str = typer.Option(
+        DEFAULT_PROGRAM_ID,
+        "--id",
+        help="Store under this id (the service runs 'default'). 保存的方案编号。",
+    ),
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Store a program in the database (versioned). 保存会员方案到数据库。"""
+    from huitouke.loyalty import load_program, save_program
+
+    prog = load_program(file).model_copy(update={"id": program_id})
+    store = _store(database_url)
+    with store.begin() as conn:
+        version = save_program(conn, prog, now=datetime.now(UTC))
+    typer.echo(t("loyalty.program_saved", _lang(), program=program_id, version=version), err=True)
+    _out({"id": program_id, "version": version})
+
+
+# -- customer ----------------------------------------------------------------------------
+@customer_app.command("show")
+def customer_show(
+    customer_id: str,
+    as_of: str | None = typer.Option(None, "--as-of", help="ISO date/time. 截止时间。"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Points, tier, stamp cards, stored value, coupons, membership. 顾客权益一览。"""
+    svc = _service(program, database_url)
+    with svc.store.connect() as conn:
+        data = svc.service.customer_loyalty(conn, customer_id, as_of=_as_of(as_of))
+        data["balances"] = svc.service.balances(conn, customer_id)
+    _out(data)
+
+
+@customer_app.command("history")
+def customer_history(
+    customer_id: str,
+    limit: int = typer.Option(50, "--limit"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """The customer's latest ledger entries. 账本流水。"""
+    svc = _service(program, database_url)
+    with svc.store.connect() as conn:
+        _out(svc.service.history(conn, customer_id, limit=limit))
+
+
+@customer_app.command("preferences")
+def customer_preferences(
+    customer_id: str,
+    pairs: list[str] = typer.Argument(..., help="key=value pairs, e.g. size=L. 偏好,如 size=L。"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Remember preferences (size, taste…). 记录顾客偏好。"""
+    prefs = {}
+    for p in pairs:
+        if "=" not in p:
+            raise InputError(
+                f"{p!r}: expected key=value", code="input.invalid", details={"field": "preferences"}
+            )
+        k, v = p.split("=", 1)
+        prefs[k] = v
+    _out(_service(program, database_url).set_preferences(customer_id, prefs))
+
+
+# -- orders ------------------------------------------------------------------------------
+@order_app.command("apply")
+def order_apply(
+    order_id: str = typer.Option(..., "--order-id"),
+    customer_id: str = typer.Option(..., "--customer"),
+    amount: str = typer.Option(..., "--amount"),
+    ordered_at: str | None = typer.Option(
+        None, "--at", help="ISO date/time (default now). 下单时间。"
+    ),
+    status: str = typer.Option(
+        "paid", "--status", help="paid|partially_refunded|refunded|cancelled"
+    ),
+    refunded: str = typer.Option("0", "--refunded"),
+    currency: str = typer.Option("", "--currency"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Apply one order event (idempotent per order and state). 应用一个订单事件。"""
+    svc = _service(program, database_url)
+    order = {
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "ordered_at": _as_of(ordered_at),
+        "amount": amount,
+        "currency": currency,
+        "status": status,
+        "refunded_amount": refunded,
+    }
+    _out(svc.apply_order(order))
+
+
+@order_app.command("apply-file")
+def order_apply_file(
+    file: Path = typer.Argument(
+        ..., help="JSON lines, one order event per line. 每行一个订单 JSON。"
+    ),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Apply a stream of order events (each its own unit of work). 批量应用订单事件。"""
+    svc = _service(program, database_url)
+    applied = replayed = 0
+    with file.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"{file}:{lineno}: not JSON: {exc.msg}",
+                    code="input.invalid",
+                    details={"file": str(file), "line": lineno},
+                ) from exc
+            try:
+                res = svc.apply_order(ev)
+            except InputError as exc:
+                exc.details.update({"file": str(file), "line": lineno})
+                raise
+            replayed += bool(res.get("replayed"))
+            applied += 1
+    _out({"events": applied, "replayed": replayed})
+
+
+# -- points ------------------------------------------------------------------------------
+@points_app.command("adjust")
+def points_adjust(
+    customer_id: str,
+    delta: str = typer.Argument(..., help="+N credits, -N debits. 正数加分,负数扣分。"),
+    reason: str = typer.Option(..., "--reason"),
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Adjust points (credit or FIFO debit). 调整积分。"""
+    _out(
+        _service(program, database_url).adjust_points(
+            customer_id, delta, reason=reason, idempotency_key=key
+        )
+    )
+
+
+@points_app.command("redeem")
+def points_redeem(
+    customer_id: str,
+    points: str | None = typer.Argument(None),
+    reward: str | None = typer.Option(None, "--reward", help="Catalogue reward id. 兑换项。"),
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Redeem points for a reward coupon or a cash discount. 积分兑换。"""
+    _out(
+        _service(program, database_url).redeem_points(
+            customer_id, points, reward=reward, idempotency_key=key
+        )
+    )
+
+
+@points_app.command("expiring")
+def points_expiring(
+    within_days: int = typer.Option(30, "--within-days"),
+    customer_id: str | None = typer.Option(None, "--customer"),
+    as_of: str | None = typer.Option(None, "--as-of"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Points, stamps and coupons expiring soon. 即将过期。"""
+    svc = _service(program, database_url)
+    with svc.store.connect() as conn:
+        _out(svc.service.expiring_soon(conn, customer_id, within_days, _as_of(as_of)))
+
+
+# -- coupons -----------------------------------------------------------------------------
+@coupon_app.command("issue")
+def coupon_issue(
+    template_id: str,
+    customer_id: str,
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Issue a coupon. 发券。"""
+    _out(
+        _service(program, database_url).issue_coupon(template_id, customer_id, idempotency_key=key)
+    )
+
+
+@coupon_app.command("redeem")
+def coupon_redeem(
+    code: str,
+    order_id: str = typer.Option(..., "--order-id"),
+    customer_id: str = typer.Option(..., "--customer"),
+    amount: str | None = typer.Option(
+        None, "--amount", help="Order amount (checks the threshold). 订单金额。"
+    ),
+    redemption_id: str | None = typer.Option(None, "--redemption-id"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Redeem a coupon on an order. 核销优惠券。"""
+    _out(
+        _service(program, database_url).redeem_coupon(
+            code,
+            order_id=order_id,
+            customer_id=customer_id,
+            order_amount=amount,
+            redemption_id=redemption_id,
+        )
+    )
+
+
+@coupon_app.command("void")
+def coupon_void(
+    code: str,
+    reason: str = typer.Option("", "--reason"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Void an unredeemed coupon. 作废优惠券。"""
+    _out(_service(program, database_url).void_coupon(code, reason=reason))
+
+
+@coupon_app.command("gift")
+def coupon_gift(
+    code: str,
+    from_customer: str,
+    to_customer: str,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Gift a coupon to a friend. 转赠优惠券。"""
+    _out(_service(program, database_url).gift_coupon(code, from_customer, to_customer))
+
+
+@coupon_app.command("show")
+def coupon_show(
+    code: str, program: Path | None = PROGRAM_OPT, database_url: str | None = DB_OPT
+) -> None:
+    """A coupon and its history. 查看优惠券。"""
+    svc = _service(program, database_url)
+    with svc.store.connect() as conn:
+        _out(svc.service.coupon(conn, code))
+
+
+@coupon_app.command("quote")
+def coupon_quote(
+    customer_id: str,
+    amount: str,
+    codes: list[str] = typer.Option([], "--coupon", help="Coupon codes, in order. 优惠券码。"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Price an order: member discount, coupons, points to earn. 结算试算。"""
+    svc = _service(program, database_url)
+    with svc.store.connect() as conn:
+        _out(svc.service.checkout_quote(conn, customer_id, amount, None, codes))
+
+
+# -- stored value ------------------------------------------------------------------------
+@sv_app.command("topup")
+def sv_topup(
+    customer_id: str,
+    amount: str,
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Top up (bonus per the program's rules). 充值。"""
+    _out(_service(program, database_url).topup(customer_id, amount, idempotency_key=key))
+
+
+@sv_app.command("spend")
+def sv_spend(
+    customer_id: str,
+    amount: str,
+    order_id: str = typer.Option(..., "--order-id"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Pay an order from stored value. 储值消费。"""
+    _out(_service(program, database_url).spend_stored_value(customer_id, amount, order_id=order_id))
+
+
+@sv_app.command("refund")
+def sv_refund(
+    customer_id: str,
+    amount: str | None = typer.Argument(None),
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Refund unspent paid balance. 退还储值本金。"""
+    _out(
+        _service(program, database_url).refund_stored_value(
+            customer_id, amount, idempotency_key=key
+        )
+    )
+
+
+@sv_app.command("release-bonus")
+def sv_release(
+    as_of: str | None = typer.Option(None, "--as-of"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Release due bonus installments. 释放到期赠送金。"""
+    _out(_service(program, database_url).release_bonus(_as_of(as_of)))
+
+
+# -- membership ----------------------------------------------------------------------------
+@membership_app.command("buy")
+def membership_buy(
+    customer_id: str,
+    plan_id: str,
+    key: str = KEY_OPT,
+    paid_with: str = typer.Option("external", "--paid-with", help="external|stored_value"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Buy a paid membership. 购买付费会员。"""
+    _out(
+        _service(program, database_url).buy_membership(
+            customer_id, plan_id, idempotency_key=key, paid_with=paid_with
+        )
+    )
+
+
+@membership_app.command("renew")
+def membership_renew(
+    customer_id: str,
+    key: str = KEY_OPT,
+    plan_id: str | None = typer.Option(None, "--plan"),
+    paid_with: str = typer.Option("external", "--paid-with"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Renew a paid membership. 续费。"""
+    _out(
+        _service(program, database_url).renew_membership(
+            customer_id, idempotency_key=key, plan_id=plan_id, paid_with=paid_with
+        )
+    )
+
+
+# -- referral ------------------------------------------------------------------------------
+@referral_app.command("code")
+def referral_code(
+    customer_id: str, program: Path | None = PROGRAM_OPT, database_url: str | None = DB_OPT
+) -> None:
+    """The customer's referral code. 推荐码。"""
+    _out(_service(program, database_url).referral_code(customer_id))
+
+
+@referral_app.command("register")
+def referral_register(
+    customer_id: str,
+    code: str,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Record that a new customer came with a referral code. 登记推荐关系。"""
+    _out(_service(program, database_url).register_referral(customer_id, code))
+
+
+@referral_app.command("release")
+def referral_release(
+    as_of: str | None = typer.Option(None, "--as-of"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Reward referrals whose refund window has passed. 发放推荐奖励。"""
+    _out(_service(program, database_url).release_referral_rewards(_as_of(as_of)))
+
+
+# -- group buy ------------------------------------------------------------------------------
+@groupbuy_app.command("open")
+def groupbuy_open(
+    deal_id: str,
+    leader_id: str,
+    key: str = KEY_OPT,
+    paid_with: str = typer.Option("external", "--paid-with"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Open a group for a deal. 开团。"""
+    _out(
+        _service(program, database_url).groupbuy_open(
+            deal_id, leader_id, idempotency_key=key, paid_with=paid_with
+        )
+    )
+
+
+@groupbuy_app.command("join")
+def groupbuy_join(
+    group_id: str,
+    customer_id: str,
+    paid_with: str = typer.Option("external", "--paid-with"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Join a group. 参团。"""
+    _out(_service(program, database_url).groupbuy_join(group_id, customer_id, paid_with=paid_with))
+
+
+@groupbuy_app.command("settle")
+def groupbuy_settle(
+    as_of: str | None = typer.Option(None, "--as-of"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Fail overdue groups and release reservations. 结算超时拼团。"""
+    _out(_service(program, database_url).groupbuy_settle(_as_of(as_of)))
+
+
+@groupbuy_app.command("show")
+def groupbuy_show(
+    group_id: str, program: Path | None = PROGRAM_OPT, database_url: str | None = DB_OPT
+) -> None:
+    """Show a group. 查看拼团。"""
+    svc = _service(program, database_url)
+    with svc.store.connect() as conn:
+        _out(svc.service.groupbuy(conn, group_id))
+
+
+# -- batch jobs ----------------------------------------------------------------------------
+@loyalty_app.command("expire")
+def expire_cmd(
+    as_of: str | None = typer.Option(None, "--as-of"),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Expire points, stamps, coupons, memberships; review tiers. 过期处理与等级复核。"""
+    _out(_service(program, database_url).expire(_as_of(as_of)))
+
+
+@loyalty_app.command("verify")
+def verify_cmd(database_url: str | None = DB_OPT) -> None:
+    """Check Σ entries == balance for every account (exit 7 when not). 校验账本。"""
+    from huitouke.loyalty import verify_ledger
+
+    store = _store(database_url)
+    with store.connect() as conn:
+        problems = verify_ledger(conn)
+    lang = _lang()
+    if problems:
+        typer.echo(t("loyalty.ledger_broken", lang, n=len(problems)), err=True)
+        _out([asdict(p) for p in problems])
+        sys.exit(7)
+    typer.echo(t("loyalty.ledger_ok", lang), err=True)
+    _out([])
+
+
+def register(app: typer.Typer) -> None:
+    from huitouke.loyalty import messages as _messages  # noqa: F401  (registers the texts)
+
+    loyalty_app.add_typer(program_app, name="program")
+    loyalty_app.add_typer(customer_app, name="customer")
+    loyalty_app.add_typer(order_app, name="order")
+    loyalty_app.add_typer(points_app, name="points")
+    loyalty_app.add_typer(coupon_app, name="coupon")
+    loyalty_app.add_typer(sv_app, name="stored-value")
+    loyalty_app.add_typer(membership_app, name="membership")
+    loyalty_app.add_typer(referral_app, name="referral")
+    loyalty_app.add_typer(groupbuy_app, name="groupbuy")
+    app.add_typer(loyalty_app, name="loyalty")
