@@ -215,6 +215,10 @@ def test_layer_windows_and_strategy_table() -> None:
         "lost": "lost",
     }
     seg = a.segments(date(2024, 7, 1))
+    # the SQL summary and the summary of a given customers frame agree
+    via_frame = a.segments(date(2024, 7, 1), customers=a.customers(date(2024, 7, 1)))
+    for part in ("rfm", "layers"):
+        assert seg[part].equals(via_frame[part])
     layers = seg["layers"].set_index("layer")
     assert list(layers["customers"]) == [1, 1, 1, 1, 1, 1]
     assert layers.loc["new", "strategy_zh"] == LAYER_STRATEGY["new"]["zh"]

@@ -249,6 +249,7 @@ class Analytics:
         )
         self._con.register("rfm_segment_map", grid)
         self._materialised: set[str] = set()
+        self._customers_cache: tuple[tuple[Any, ...], pa.Table] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
     def _refuse_duplicate_ids(self) -> None:
@@ -308,6 +309,12 @@ class Analytics:
                     kind = "VIEW" if step.kind == "view" else "TABLE"
                     self._con.execute(f"CREATE OR REPLACE TEMP {kind} {dep} AS {step.sql}")
                     self._materialised.add(dep)
+
+    def prepare(self) -> Analytics:
+        """Materialise the shared steps now (counted orders, and category orders when lines
+        are given) instead of on the first query; returns self."""
+        self._ensure("counted", *(["category_orders"] if self.lines is not None else []))
+        return self
 
     def sql(self, query: str) -> pa.Table:
         """Run a query of :mod:`huitouke.analytics.sql` (after the steps it reads)."""
@@ -568,8 +575,20 @@ class Analytics:
         (own / category / shop / none), r_score, f_score, m_score, rfm_segment, layer,
         lifecycle, p_alive. See :func:`huitouke.analytics.sql.customers_sql`.
         """
+        return self._customer_frame(self._customers_arrow(as_of, windows, p_alive))
+
+    def _customers_arrow(
+        self,
+        as_of: date | datetime,
+        windows: LayerWindows | None,
+        p_alive: pd.Series | None = None,
+    ) -> pa.Table:
         as_of = self._check_as_of(as_of)
         w = self._windows(windows)
+        key = (as_of, w)
+        cached = self._customers_cache
+        if p_alive is None and cached is not None and cached[0] == key:
+            return cached[1]
         steps = ["counted"] + (["category_orders"] if self.lines is not None else [])
         self._ensure(*steps)
         with self._lock:
@@ -590,7 +609,10 @@ class Analytics:
                     with_p_alive=p_alive is not None,
                 )
             )
-        return self._customer_frame(table)
+        if p_alive is None:
+            # segments() right after customers() for the same day reuses the rows
+            self._customers_cache = (key, table)
+        return table
 
     def _check_as_of(self, as_of: date | datetime) -> date | datetime:
         if isinstance(as_of, datetime) and as_of.tzinfo is None:
@@ -643,17 +665,35 @@ class Analytics:
         """``{"rfm": …, "layers": …}``: per RFM segment and per seed layer, the customers,
         their share of all customers, their revenue (spend to date, Decimal) and average
         spend; the layer table carries the seed's strategy (zh and en)."""
-        df = customers if customers is not None else self.customers(as_of, windows=windows)
-        total = len(df)
+        if customers is not None:
+            total = len(customers)
+
+            def counts_sums(col: str) -> tuple[dict[str, int], dict[str, Decimal]]:
+                counts: dict[str, int] = {}
+                sums: dict[str, Decimal] = {}
+                for name, spend in zip(customers[col], customers["spend"], strict=True):
+                    counts[name] = counts.get(name, 0) + 1
+                    sums[name] = sums.get(name, Decimal(0)) + spend
+                return counts, sums
+        else:
+            rows_table = self._customers_arrow(as_of, windows)
+            total = rows_table.num_rows
+
+            def counts_sums(col: str) -> tuple[dict[str, int], dict[str, Decimal]]:
+                with self._lock:
+                    self._con.register("customer_rows", rows_table)
+                    res = self.sql(
+                        f"SELECT {col} AS name, COUNT(*) AS n, SUM(spend) AS revenue "
+                        f"FROM customer_rows GROUP BY {col}"
+                    ).to_pylist()
+                return {r["name"]: r["n"] for r in res}, {r["name"]: r["revenue"] for r in res}
 
         def summary(col: str, names: tuple[str, ...]) -> pd.DataFrame:
-            grouped = df.groupby(col, sort=False)["spend"]
-            counts = grouped.size().to_dict()
-            sums = grouped.agg(lambda x: sum(x, Decimal(0))).to_dict() if total else {}
+            counts, sums = counts_sums(col)
             rows = []
             for name in names:
                 n = int(counts.get(name, 0))
-                rev = sums.get(name, Decimal(0))
+                rev = _dec(sums.get(name, Decimal(0)))
                 rows.append(
                     {
                         col if col != "rfm_segment" else "segment": name,
