@@ -116,7 +116,7 @@ class PlannedMessage:
             channel=r["channel"],
             kind=r["kind"],
             template=r["template"],
-            send_at=r["deliver_after"] if r.get("deliver_after") is not None else r["send_at"],
+            send_at=r["deliver_after"] if _present(r.get("deliver_after")) else r["send_at"],
             expires_at=r["expires_at"],
             coupon_template=r["coupon_template"],
         )
@@ -210,7 +210,7 @@ class Plan:
                     "reason_code": r["reason_code"],
                     "reason": reason_text(r["reason_code"], lang),
                     "send_at": _iso(
-                        r["deliver_after"] if r["deliver_after"] is not None else r["send_at"]
+                        r["deliver_after"] if _present(r["deliver_after"]) else r["send_at"]
                     ),
                     "dedupe_key": r["dedupe_key"],
                 }
@@ -228,6 +228,10 @@ class Plan:
 
     def messages(self) -> list[PlannedMessage]:
         return [PlannedMessage.from_record(r) for r in _records(self.planned())]
+
+
+def _present(v: Any) -> bool:
+    return v is not None and not pd.isna(v)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -665,7 +669,8 @@ def _apply_gate(rows: pd.DataFrame, gate: ContactGate) -> pd.DataFrame:
     rows = rows.copy()
     rows["reason_code"] = reasons
     rows["status"] = status
-    rows["deliver_after"] = deliver
+    # object dtype: a mix of None and datetimes must not become NaT
+    rows["deliver_after"] = pd.Series(deliver, index=rows.index, dtype=object)
     return rows
 
 

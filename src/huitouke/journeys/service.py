@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 from huitouke.errors import InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.journeys.calendar import HOLIDAYS, Promotion, default_promotions
-from huitouke.journeys.engine import EvaluationContext, Plan, _records, evaluate
+from huitouke.journeys.engine import EvaluationContext, Plan, _present, _records, evaluate
 from huitouke.journeys.gate import MessagingGate, db_loader
 from huitouke.journeys.model import BranchStep, CouponStep, Journey, SendStep
 from huitouke.journeys.tables import journey_assignments, order_events
@@ -361,7 +361,7 @@ def _write(
             if step.channel == "email"
             else None
         )
-        send_at = r["deliver_after"] if r["deliver_after"] is not None else r["send_at"]
+        send_at = r["deliver_after"] if _present(r["deliver_after"]) else r["send_at"]
         messages.append(
             OutboxMessage(
                 journey_id=j.id,
