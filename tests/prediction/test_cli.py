@@ -11,6 +11,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
@@ -98,7 +99,7 @@ def test_json_shape_and_numbers_match_the_library(auto_json: dict, cdnow_orders:
         assert row["expected_orders"] == pytest.approx(r["expected_orders"], rel=1e-9)
         assert row["clv"] == float(r["clv"]) and row["expected_spend"] == float(r["expected_spend"])
         assert row["next_order_median"] == (
-            r["next_order_median"].isoformat() if r["next_order_median"] else None
+            None if pd.isna(r["next_order_median"]) else r["next_order_median"].isoformat()
         )
         assert row["churn_risk_label"] in {
             "Low churn risk",

@@ -121,7 +121,7 @@ def test_scores_equal_the_models_called_directly(bgnbd_weeks, reference: pd.Data
         days = dist[q].to_numpy() * 7
         got = df[col].to_numpy()
         for i in range(0, len(days), 97):
-            if got[i] is None:
+            if pd.isna(got[i]):
                 assert not days[i] <= (date.max - CAL_END).days  # beyond any calendar
                 continue
             assert got[i] == CAL_END + timedelta(days=max(1, math.ceil(days[i])))

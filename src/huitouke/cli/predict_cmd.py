@@ -43,16 +43,18 @@ _TABLE_COLUMNS = (
 )
 
 
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
 def _plain(v: Any) -> Any:
     """JSON value: money (Decimal, already in cents) as a number, dates ISO, NaN as null."""
-    if v is None:
+    if _missing(v):
         return None
     if isinstance(v, Decimal):
         return float(v)
     if hasattr(v, "isoformat"):
         return v.isoformat()
-    if isinstance(v, float) and math.isnan(v):
-        return None
     if hasattr(v, "item"):  # numpy scalars
         return v.item()
     return v
@@ -73,7 +75,7 @@ def _csv_text(df: pd.DataFrame) -> str:
     for row in df.itertuples(index=False, name=None):
         # Decimal keeps its exact cents; dates ISO; None empty
         w.writerow(
-            ["" if v is None else v.isoformat() if hasattr(v, "isoformat") else v for v in row]
+            ["" if _missing(v) else v.isoformat() if hasattr(v, "isoformat") else v for v in row]
         )
     return buf.getvalue()
 
@@ -93,7 +95,7 @@ def _table(df: pd.DataFrame, title: str, lang: str) -> None:
     for row in df[list(_TABLE_COLUMNS)].itertuples(index=False, name=None):
         cells = []
         for c, v in zip(_TABLE_COLUMNS, row, strict=True):
-            if v is None:
+            if _missing(v):
                 cells.append("—")
             elif c.startswith("p_"):
                 cells.append(f"{v:.1%}")

@@ -176,6 +176,10 @@ def _money(values: np.ndarray) -> pa.Array:
     return scaled.cast(_MONEY)
 
 
+def _arrow_backed(t: pa.DataType) -> pd.ArrowDtype | None:
+    return pd.ArrowDtype(t) if pa.types.is_decimal(t) or pa.types.is_date(t) else None
+
+
 def _dates(as_of: date, offsets_days: np.ndarray) -> pa.Array:
     """``as_of`` + each offset (days, rounded up to a whole day, at least the next day) as
     ``date32``; offsets that are not finite or beyond year 9999 are null."""
@@ -338,7 +342,10 @@ def predict(
             "churn_risk": pa.array(churn_risk(p_alive), pa.string()),
         }
     )
-    frame = table.to_pandas(date_as_object=True)
+    # money and dates stay Arrow-backed (exact decimal128 / date32): a million customers
+    # would otherwise cost millions of Python Decimal and date objects; elements still come
+    # out as Decimal and datetime.date
+    frame = table.to_pandas(types_mapper=_arrow_backed)
     frame["model"] = chosen
     frame.attrs.update(
         {"model": chosen, "params": dict(m.params_), "as_of": day.isoformat(), "currency": cur}
@@ -422,7 +429,9 @@ def predict_customers(
     - ``p_alive`` — P(still a customer at ``as_of``);
     - ``expected_orders`` — expected orders in the ``horizon_days`` after ``as_of``;
     - ``p_order_in_horizon`` — P(at least one order in the horizon);
-    - ``expected_order_value`` (Decimal, cents) — Gamma-Gamma conditional expected value
+    - ``expected_order_value`` (Decimal, cents; the money columns are Arrow-backed
+      ``decimal128(18, 2)`` and the dates ``date32``, whose elements are ``Decimal`` and
+      ``datetime.date``) — Gamma-Gamma conditional expected value
       of an order (or the customer's own mean order value when Gamma-Gamma cannot be
       fitted); ``expected_spend`` = that × ``expected_orders``, rounded to cents;
     - ``clv`` (Decimal) — margin × expected order value × expected orders in the horizon,
