@@ -221,17 +221,45 @@ def test_predictions_on_the_sample(sample_data: dict[str, Any]) -> None:
     pred = sample_data["predictions"]
     assert pred["status"] == "ok", pred
     assert pred["model"] in ("bgnbd", "pnbd", "mbgnbd")
-    assert sum(pred["bands"].values()) == pred["customers"] == 23_570
+    assert sum(b["customers"] for b in pred["bands"]) == pred["customers"] == 23_570
     assert sum(pred["p_alive_histogram"]) == 23_570
-    assert sum(pred["clv_values_binned"]["counts"]) == 23_570
+    assert sum(pred["clv_bins"]["counts"]) == 23_570
     assert 0 < pred["expected_orders"] < 23_570
+    assert pred["clv_total"] == pytest.approx(sum(b["clv"] for b in pred["bands"]), abs=0.05)
+    assert [t["clv"] for t in pred["top"]] == sorted((t["clv"] for t in pred["top"]), reverse=True)
     tr = pred["tracking"]
-    assert tr["status"] == "ok"
+    assert tr["status"] == "ok", tr
     assert len(tr["weeks"]) == len(tr["actual"]) == len(tr["predicted"])
     # in-sample (calibration) weeks: the model's total is close to the actual total
     cal = tr["calibration_weeks"]
     assert sum(tr["predicted"][:cal]) == pytest.approx(sum(tr["actual"][:cal]), rel=0.05)
     assert sum(c["customers"] for c in pred["calendar"]) <= pred["likely_to_order"]
+
+
+@pytest.mark.slow
+def test_report_predictions_equal_huitouke_predict(tmp_path: Path) -> None:
+    """The predictions section shows `huitouke predict`'s numbers (CDNOW 1/10 sample)."""
+    sample = CDNOW_MASTER.with_name("CDNOW_sample.txt")
+    out = tmp_path / "r.html"
+    rep = run_cli("report", str(sample), "--preset", "cdnow", "--out", str(out))
+    assert rep.returncode == 0, rep.stderr
+    pred = Report(out.read_text(encoding="utf-8")).data["predictions"]
+    assert pred["status"] == "ok", pred
+    cli = run_cli("predict", str(sample), "--preset", "cdnow", "--format", "json", "--top", "20")
+    assert cli.returncode == 0, cli.stderr
+    body = json.loads(cli.stdout)
+    assert (pred["model"], pred["params"], pred["as_of"]) == (
+        body["model"],
+        body["params"],
+        body["as_of"],
+    )
+    mine = [(b["band"], b["customers"], b["expected_spend"], b["clv"]) for b in pred["bands"]]
+    theirs = [(b["band"], b["customers"], b["expected_spend"], b["clv"]) for b in body["summary"]]
+    assert mine == theirs
+    keys = ("customer_id", "clv", "expected_spend", "p_alive", "next_order_median", "churn_risk")
+    assert [tuple(t[k] for k in keys) for t in pred["top"]] == [
+        tuple(c[k] for k in keys) for c in body["customers"]
+    ]
 
 
 def test_predictions_fail_visibly_on_too_little_data(small_csv: Path, tmp_path: Path) -> None:

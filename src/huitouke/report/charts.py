@@ -561,8 +561,15 @@ def alive_chart(
             x=centers,
             y=list(histogram),
             width=[0.92 / nb] * nb,
+            # the churn-risk bands: lost < 0.1, high < 0.3, medium < 0.7, low
             marker_color=[
-                "#6b7280" if c < 0.3 else ("#ca8a04" if c < 0.7 else COLORS["green"])
+                "#6b7280"
+                if c < 0.1
+                else "#ea580c"
+                if c < 0.3
+                else "#ca8a04"
+                if c < 0.7
+                else "#16a34a"
                 for c in centers
             ],
             showlegend=False,

@@ -273,16 +273,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     # -- predictions ----------------------------------------------------------------------
     "sec.pred.title": {"zh": "复购预测", "en": "Repurchase predictions"},
     "sec.pred.intro": {
-        "zh": "用 {model} 模型(按周拟合,同日订单合并)估计每位顾客是否仍“活跃”、未来 {horizon} 天会下几单、价值多少、下次大约何时购买。",
-        "en": "A {model} model (fitted in weeks, same-day orders merged) estimates whether each customer is still “alive”, how many orders they will place in the next {horizon} days, what they are worth and when their next order is due.",
+        "zh": "用 {model} 模型(按天计时、同日订单合并,与 `huitouke predict` 相同)估计每位顾客是否仍“活跃”、未来 {horizon} 天会下几单、价值多少、下次大约何时购买。",
+        "en": "A {model} model (time in days, same-day orders merged, as in `huitouke predict`) estimates whether each customer is still “alive”, how many orders they will place in the next {horizon} days, what they are worth and when their next order is due.",
     },
     "sec.pred.auto": {
         "zh": "模型按 BIC 从 BG/NBD、Pareto/NBD、MBG/NBD 中自动选出。",
         "en": "The model was chosen by BIC among BG/NBD, Pareto/NBD and MBG/NBD.",
-    },
-    "sec.pred.unavailable": {
-        "zh": "预测模块不可用,本节省略。",
-        "en": "The prediction models are not available; this section is left out.",
     },
     "sec.pred.failed": {
         "zh": "模型无法在这份数据上拟合({reason}),本节省略。",
@@ -299,54 +295,61 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "留出期验证:每周重复购买(实际 vs 预测)",
         "en": "Holdout tracking: weekly repeat purchases (actual vs predicted)",
     },
-    "pred.band.alive": {"zh": "活跃(P≥0.7)", "en": "Alive (P≥0.7)"},
-    "pred.band.uncertain": {"zh": "不确定(0.3–0.7)", "en": "Uncertain (0.3–0.7)"},
-    "pred.band.dormant": {"zh": "沉睡(P<0.3)", "en": "Dormant (P<0.3)"},
     "axis.p_alive": {"zh": "P(活跃)", "en": "P(alive)"},
-    "axis.value": {"zh": "一年价值(CLV)", "en": "One-year value (CLV)"},
+    "axis.value": {
+        "zh": "顾客价值(CLV)",
+        "en": "Customer value (CLV)",
+    },
     "axis.week": {"zh": "周", "en": "Week"},
     "axis.repeat_purchases": {"zh": "重复购买次数", "en": "Repeat purchases"},
     "series.actual": {"zh": "实际", "en": "Actual"},
     "series.predicted": {"zh": "模型预测", "en": "Model"},
     "series.calibration_end": {"zh": "拟合期结束", "en": "End of calibration"},
-    "pred.kpi.holdout": {
-        "zh": "留出期:实际 {actual} 次 / 预测 {predicted} 次",
-        "en": "Holdout: {actual} actual / {predicted} predicted",
-    },
     "pred.tracking_note": {
-        "zh": "模型只用 {cal_end} 之前的数据拟合,之后的每周预测与实际对比,检验模型是否可信。",
-        "en": "The model is fitted only on data before {cal_end}; each later week's prediction is compared with what actually happened, to check the model can be trusted.",
+        "zh": "{model} 只用 {cal_end} 及之前的数据拟合;之后每周的预测与实际对比,检验模型是否可信。留出期按每位顾客的历史预测:实际 {actual} 次 / 预测 {predicted} 次。",
+        "en": "The {model} model is fitted only on data up to {cal_end}; each later week's prediction is compared with what actually happened, to check the model can be trusted. Holdout, predicted from each customer's history: {actual} actual / {predicted} predicted repeat purchases.",
     },
     "pred.top": {"zh": "价值最高的顾客", "en": "Most valuable customers"},
     "pred.customer": {"zh": "顾客", "en": "Customer"},
     "pred.p_alive": {"zh": "P(活跃)", "en": "P(alive)"},
     "pred.summary": {
-        "zh": "{customers} 位顾客中 {alive} 位仍活跃(P≥0.7);未来 {horizon} 天预期 {orders} 单、收入 {revenue};一年期顾客价值合计 {clv}。",
-        "en": "{alive} of {customers} customers are alive (P≥0.7); the next {horizon} days should bring {orders} orders and {revenue}; one-year customer value totals {clv}.",
+        "zh": "{customers} 位顾客中 {alive} 位仍活跃(P≥0.7);未来 {horizon} 天预期 {orders} 单、消费 {revenue};顾客价值(CLV)合计 {clv}。",
+        "en": "{alive} of {customers} customers are alive (P≥0.7); the next {horizon} days should bring {orders} orders and {revenue}; customer value (CLV) totals {clv}.",
     },
     "pred.calendar_note": {
         "zh": "下次购买日历只统计很可能再次购买(不再购买概率 < 50%)的 {n} 位顾客,按其下次购买时间的中位数所在日期计数。",
         "en": "The next-order calendar counts the {n} customers likely to order again (P(no further order) < 50%) on the date of their median next order.",
     },
     "def.pred_value": {
-        "zh": "顾客价值(CLV):未来一年预期收入按每月 1% 折现之和(毛利率按 100% 计,即收入口径)。",
-        "en": "Customer value (CLV): expected revenue over the next year, discounted at 1% a month (margin 100%, i.e. revenue).",
+        "zh": "顾客价值(CLV):未来 {horizon} 天的预期消费 × 毛利率 {margin},按年折现率 {rate} 逐月折现(设置项 prediction_margin、prediction_discount_rate)。",
+        "en": "Customer value (CLV): expected spend over the next {horizon} days × margin {margin}, discounted monthly at {rate} a year (settings prediction_margin and prediction_discount_rate).",
     },
     "def.pred_calendar": {
-        "zh": "留出期验证:模型只用前一半数据拟合,逐周预测这些顾客的重复购买次数(同日合并),再与后一半的实际数比较。",
-        "en": "Holdout check: the model is fitted on the first half of the data only and predicts these customers' weekly repeat purchases (same-day orders merged), compared with what happened in the second half.",
+        "zh": "留出期验证:同一模型只用前一半数据拟合,逐周预测这些顾客的重复购买次数(同日合并),再与后一半的实际数比较。",
+        "en": "Holdout check: the same model is fitted on the first half of the data only and predicts these customers' weekly repeat purchases (same-day orders merged), compared with what happened in the second half.",
     },
     "pred.expected_orders": {"zh": "{horizon} 天预期订单", "en": "Expected orders, {horizon} days"},
     "pred.expected_revenue": {
         "zh": "{horizon} 天预期收入",
         "en": "Expected revenue, {horizon} days",
     },
-    "pred.clv": {"zh": "一年价值(CLV)", "en": "One-year value (CLV)"},
+    "pred.clv": {
+        "zh": "顾客价值(CLV)",
+        "en": "Customer value (CLV)",
+    },
     "pred.model": {"zh": "模型", "en": "Model"},
     "pred.log_likelihood": {"zh": "对数似然", "en": "Log-likelihood"},
     "pred.next_median": {"zh": "下次购买(中位数)", "en": "Next order (median)"},
     "pred.next_interval": {"zh": "80% 区间", "en": "80% interval"},
     "pred.params": {"zh": "模型参数", "en": "Model parameters"},
+    "def.pred_bands": {
+        "zh": "流失风险按 P(活跃) 分档:低 ≥ 0.7(活跃),中 0.3–0.7,高 0.1–0.3,已流失 < 0.1(高与已流失合称沉睡)。",
+        "en": "Churn risk by P(alive): low ≥ 0.7 (alive), medium 0.3–0.7, high 0.1–0.3, lost < 0.1 (high and lost together are dormant).",
+    },
+    "pred.churn_risk": {
+        "zh": "流失风险",
+        "en": "Churn risk",
+    },
 }
 
 register(MESSAGES)

@@ -28,9 +28,6 @@ __all__ = ["render_html"]
 _HTML_LANG = {"zh": "zh-CN", "en": "en"}
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_US"}
 
-#: P(alive) band colours (alive, uncertain, dormant)
-_BAND_COLORS = ("#16a34a", "#ca8a04", "#6b7280")
-
 
 @cache
 def _env() -> Environment:
@@ -640,26 +637,32 @@ def _due_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -
     )
 
 
+_RISK_COLORS = {"low": "#16a34a", "medium": "#ca8a04", "high": "#ea580c", "lost": "#6b7280"}
+
+
 def _predictions_section(
     data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]
 ) -> dict[str, Any] | None:
     pred = data.get("predictions")
     if pred is None:
         return None
+    from huitouke.prediction import churn_risk_label
+
     title = f.tr("sec.pred.title")
-    if pred["status"] == "unavailable":
-        return _section("predictions", title, f.tr("sec.pred.unavailable"))
     if pred["status"] != "ok":
         reason = pred.get("reason_zh" if f.lang == "zh" else "reason") or pred.get("reason", "")
         return _section("predictions", title, f.tr("sec.pred.failed", reason=reason))
 
     horizon = pred["horizon_days"]
-    bands = pred["bands"]
     band_rows = [
-        (f.tr("pred.band.alive"), bands["alive"], _BAND_COLORS[0]),
-        (f.tr("pred.band.uncertain"), bands["uncertain"], _BAND_COLORS[1]),
-        (f.tr("pred.band.dormant"), bands["dormant"], _BAND_COLORS[2]),
+        (
+            churn_risk_label(b["band"], f.lang),
+            b["customers"],
+            _RISK_COLORS.get(b["band"], "#64748b"),
+        )
+        for b in pred["bands"]
     ]
+    bins = pred["clv_bins"]
     charts_ = [
         _chart(
             figures, "chart-alive", charts.alive_chart(pred["p_alive_histogram"], band_rows, f.tr)
@@ -667,13 +670,7 @@ def _predictions_section(
         _chart(
             figures,
             "chart-value",
-            charts.value_chart(
-                pred["clv_values_binned"]["edges"],
-                pred["clv_values_binned"]["counts"],
-                pred["clv_values_binned"]["width"],
-                f.tr,
-                f.currency,
-            ),
+            charts.value_chart(bins["edges"], bins["counts"], bins["width"], f.tr, f.currency),
         ),
     ]
     # calendar: Monday-start weeks as columns, weekdays as rows
@@ -694,33 +691,33 @@ def _predictions_section(
             f.short_date((monday + timedelta(days=7 * i)).isoformat()) for i in range(n_weeks)
         ]
         names = get_day_names("abbreviated", locale=_BABEL_LOCALE[f.lang])
-        weekday_names = [names[i] for i in range(7)]
         charts_.append(
             _chart(
                 figures,
                 "chart-calendar",
-                charts.calendar_chart(week_labels, weekday_names, z, labels, f.tr),
+                charts.calendar_chart(week_labels, [names[i] for i in range(7)], z, labels, f.tr),
             )
         )
-    tracking = pred["tracking"]
+    alive = sum(b["customers"] for b in pred["bands"] if b["status"] == "alive")
     stats = [
         f.tr(
             "pred.summary",
-            alive=f.count(bands["alive"]),
+            alive=f.count(alive),
             customers=f.count(pred["customers"]),
             orders=f.num(pred["expected_orders"], 0),
-            revenue=f.money(pred["expected_revenue"]),
+            revenue=f.money(pred["expected_spend"]),
             horizon=horizon,
             clv=f.money(pred["clv_total"]),
-        ),
+        )
     ]
+    tracking = pred["tracking"]
     if tracking["status"] == "ok":
         charts_.append(
             _chart(
                 figures,
                 "chart-tracking",
                 charts.tracking_chart(
-                    tracking["weeks"],
+                    [f.short_date(w) for w in tracking["weeks"]],
                     tracking["actual"],
                     tracking["predicted"],
                     tracking["calibration_weeks"],
@@ -729,34 +726,37 @@ def _predictions_section(
             )
         )
         stats.append(
-            f.tr("pred.tracking_note", cal_end=f.date(tracking["calibration_end"]))
-            + " "
-            + f.tr(
-                "pred.kpi.holdout",
+            f.tr(
+                "pred.tracking_note",
+                cal_end=f.date(tracking["calibration_end"]),
+                model=tracking["model_label"],
                 actual=f.count(tracking["holdout_actual"]),
                 predicted=f.num(tracking["holdout_predicted"], 0),
             )
         )
     stats.append(f.tr("pred.calendar_note", n=f.count(pred["likely_to_order"])))
+
     cur = f" ({f.currency})"
     columns = [
         ("customer_id", f.tr("pred.customer"), ""),
         ("p_alive", f.tr("pred.p_alive"), ""),
         ("expected_orders", f.tr("pred.expected_orders", horizon=horizon), ""),
-        ("expected_revenue", f.tr("pred.expected_revenue", horizon=horizon) + cur, ""),
+        ("expected_spend", f.tr("pred.expected_revenue", horizon=horizon) + cur, ""),
         ("clv", f.tr("pred.clv") + cur, ""),
         ("next_order_median", f.tr("pred.next_median"), ""),
         ("next_order_interval", f.tr("pred.next_interval"), ""),
+        ("churn_risk", f.tr("pred.churn_risk"), ""),
     ]
     rows = [
         [
             _cell(r["customer_id"], r["customer_id"]),
             _cell(f.pct(r["p_alive"]), r["p_alive"]),
             _cell(f.num(r["expected_orders"], 2), r["expected_orders"]),
-            _cell(f.num(r["expected_revenue"]), r["expected_revenue"]),
+            _cell(f.num(r["expected_spend"]), r["expected_spend"]),
             _cell(f.num(r["clv"]), r["clv"]),
             _cell(f.date(r["next_order_median"]), r["next_order_median"]),
-            _cell(f"{f.date(r['next_order_lower'])} – {f.date(r['next_order_upper'])}", None),
+            _cell(f"{f.date(r['next_order_low'])} – {f.date(r['next_order_high'])}", None),
+            _cell(churn_risk_label(r["churn_risk"], f.lang), r["churn_risk"]),
         ]
         for r in pred["top"]
     ]
@@ -768,20 +768,32 @@ def _predictions_section(
             _cell(f.num(pred["log_likelihood"], 2), pred["log_likelihood"]),
         ]
     ]
-    if pred["gamma_gamma"]:
-        gg = ", ".join(f"{k} = {f.num(v, 4)}" for k, v in pred["gamma_gamma"].items())
+    if pred.get("spend_model") == "gamma_gamma" and pred.get("spend_params"):
+        gg = ", ".join(f"{k} = {f.num(v, 4)}" for k, v in pred["spend_params"].items())
         param_rows.append(
             [_cell("Gamma-Gamma", "gamma_gamma"), _cell(gg, None, "text"), _cell("", None)]
         )
+    intro = f.tr("sec.pred.intro", model=pred["model_label"], horizon=horizon)
+    if pred.get("comparison"):
+        intro += " " + f.tr("sec.pred.auto")
     return _section(
         "predictions",
         title,
-        f.tr("sec.pred.intro", model=pred["model_label"], horizon=horizon)
-        + (" " + f.tr("sec.pred.auto") if pred["comparison"] else ""),
+        intro,
         charts=charts_,
         grid=True,
         stats=stats,
-        definitions=[f.tr("def.pred"), f.tr("def.pred_value"), f.tr("def.pred_calendar")],
+        definitions=[
+            f.tr("def.pred"),
+            f.tr(
+                "def.pred_value",
+                horizon=horizon,
+                margin=f.pct(pred["margin"], 0),
+                rate=f.pct(pred["annual_discount_rate"], 0),
+            ),
+            f.tr("def.pred_bands"),
+            f.tr("def.pred_calendar"),
+        ],
         tables=[
             _table("table-top", columns, rows, caption=f.tr("pred.top")),
             _table(
