@@ -35,7 +35,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -189,49 +189,93 @@ class Dispatcher:
     def run_once(self, limit: int | None = None) -> DispatchStats:
         """One claim → send → record round of at most ``limit`` (default batch size) rows."""
         stats = DispatchStats()
-        n = min(limit or self.batch_size, self.batch_size)
-        if n <= 0 or not self.channels:
-            return stats
-        owner = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
-        with self.store.begin() as conn:
-            claimed = self._claim(conn, n, owner)
-            stats.claimed = len(claimed)
-            if not claimed:
-                return stats
-            to_send = self._decide(conn, claimed, stats)
-        if to_send:
+        batch = self._claim_and_decide(limit, stats)
+        if batch is not None:
+            owner, to_send = batch
             self._send_all(to_send)
             with self.store.begin() as conn:
                 self._record(conn, to_send, owner, stats)
         return stats
 
-    def drain(self, max_rounds: int = 1_000_000) -> DispatchStats:
-        """Run rounds until nothing is due (tests and ``worker --once``)."""
+    def _claim_and_decide(
+        self, limit: int | None, stats: DispatchStats
+    ) -> tuple[str, list[_Claimed]] | None:
+        n = min(limit or self.batch_size, self.batch_size)
+        if n <= 0 or not self.channels:
+            return None
+        owner = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
+        with self.store.begin() as conn:
+            claimed = self._claim(conn, n, owner)
+            stats.claimed = len(claimed)
+            if not claimed:
+                return None
+            to_send = self._decide(conn, claimed, stats)
+        return (owner, to_send) if to_send else None
+
+    def _pipeline(self, stop: threading.Event | None, idle_sleep: float) -> DispatchStats:
+        """Rounds with the next claim overlapping the current sends.
+
+        While batch *k* is on the wire, batch *k+1* is claimed and decided (its rules see
+        batch *k*'s contacts, reserved when *k* was decided); batch *k* is recorded once its
+        sends return. ``stop=None`` (drain) ends when nothing is due and nothing in flight.
+        """
         total = DispatchStats()
-        for _ in range(max_rounds):
-            s = self.run_once()
-            total.add(s)
-            if s.claimed == 0:
-                break
-        return total
+        sender = ThreadPoolExecutor(1, thread_name_prefix="huitouke-round")
+        inflight: tuple[Future[None], str, list[_Claimed], DispatchStats] | None = None
+        failures = 0
+        try:
+            while True:
+                stats = DispatchStats()
+                batch = None
+                if stop is None or not stop.is_set():
+                    try:
+                        batch = self._claim_and_decide(None, stats)
+                        failures = 0
+                    except Exception:  # a database hiccup must not kill the worker
+                        if stop is None:
+                            raise
+                        failures += 1
+                        log.exception("claim failed (%d in a row)", failures)
+                        stop.wait(min(30.0, 0.5 * 2**failures))
+                if inflight is not None:
+                    fut, owner, sent, st = inflight
+                    fut.result()
+                    self._record_with_retry(sent, owner, st)
+                    total.add(st)
+                    inflight = None
+                if batch is not None:
+                    owner, to_send = batch
+                    inflight = (sender.submit(self._send_all, to_send), owner, to_send, stats)
+                    continue
+                total.add(stats)
+                if stats.claimed:
+                    continue  # everything claimed was delayed or suppressed: look again
+                if stop is None or stop.is_set():
+                    return total
+                stop.wait(idle_sleep)
+        finally:
+            sender.shutdown(wait=True)
+
+    def _record_with_retry(self, sent: list[_Claimed], owner: str, stats: DispatchStats) -> None:
+        # The sends happened: try hard to record them, or the lease expires and they go again.
+        for attempt in range(5):
+            try:
+                with self.store.begin() as conn:
+                    self._record(conn, sent, owner, stats)
+                return
+            except Exception:
+                if attempt == 4:
+                    raise
+                log.exception("recording a round failed; retrying")
+                time.sleep(0.2 * 2**attempt)
+
+    def drain(self) -> DispatchStats:
+        """Dispatch until nothing is due (tests and ``worker --once``)."""
+        return self._pipeline(None, 0.0)
 
     def run_forever(self, stop_event: threading.Event, idle_sleep: float = 1.0) -> DispatchStats:
-        """Dispatch until ``stop_event`` is set; the round in flight always finishes."""
-        total = DispatchStats()
-        failures = 0
-        while not stop_event.is_set():
-            try:
-                s = self.run_once()
-                failures = 0
-            except Exception:  # a database hiccup must not kill the worker
-                failures += 1
-                log.exception("dispatch round failed (%d in a row)", failures)
-                stop_event.wait(min(30.0, 0.5 * 2**failures))
-                continue
-            total.add(s)
-            if s.claimed == 0:
-                stop_event.wait(idle_sleep)
-        return total
+        """Dispatch until ``stop_event`` is set; sends in flight are always recorded first."""
+        return self._pipeline(stop_event, idle_sleep)
 
     def close(self) -> None:
         if self._pool is not None:
