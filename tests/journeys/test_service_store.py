@@ -158,3 +158,45 @@ def test_dry_run_json_is_serialisable(store: Store, lang: str) -> None:
     res = run_journeys(store, list(BUILTIN.values()), AS_OF, settings=settings(), dry_run=True)
     text = json.dumps(res.to_json(lang), default=str, ensure_ascii=False)
     assert "second_order" in text and res.to_json()["dry_run"] is True
+
+
+def test_shipping_notice_carries_related_products_from_order_lines(store: Store) -> None:
+    from huitouke.store.tables import order_lines, products
+
+    seed(store, n=4)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    with store.begin() as conn:
+        conn.execute(
+            products.insert(), [{"sku": "tea", "name": "龙井茶"}, {"sku": "cup", "name": "茶杯"}]
+        )
+        # earlier orders of c0..c2: tea then cup; c3 just bought tea and it ships today
+        extra = []
+        lines = []
+        for i in range(3):
+            extra.append(
+                {
+                    "order_id": f"x{i}",
+                    "customer_id": f"c{i}",
+                    "ordered_at": at("2026-03-16"),
+                    "amount": Decimal(10),
+                    "currency": "CNY",
+                    "status": "paid",
+                    "refunded_amount": Decimal(0),
+                    "updated_at": now,
+                }
+            )
+            lines += [
+                {"order_id": f"o{i}", "line_no": 0, "sku": "tea", "quantity": 1},
+                {"order_id": f"x{i}", "line_no": 0, "sku": "cup", "quantity": 1},
+            ]
+        lines.append({"order_id": "o3", "line_no": 0, "sku": "tea", "quantity": 1})
+        conn.execute(orders.insert(), extra)
+        conn.execute(order_lines.insert(), lines)
+        record_event(conn, "o3", "order_shipped", "c3", at("2026-03-20", 1))
+    res = run_journeys(
+        store, [BUILTIN["post_purchase_shipped"]], AS_OF, settings=settings(), dry_run=False
+    )
+    assert res.enqueued == 1
+    with store.connect() as conn:
+        row = conn.execute(select(outbox)).mappings().one()
+    assert "茶杯" in row["rendered"]["text"]

@@ -126,6 +126,19 @@ def _suppress_steps(journeys: Sequence[Journey]) -> set[tuple[str, str]]:
     return out
 
 
+def _wants_recommendations(journeys: Sequence[Journey]) -> bool:
+    return any(isinstance(s, SendStep) and s.related_products for j in journeys for s in j.steps)
+
+
+def _product_names(store: Store) -> dict[str, str]:
+    from huitouke.store.tables import products
+
+    with store.connect() as conn:
+        return {
+            r.sku: r.name or r.sku for r in conn.execute(select(products.c.sku, products.c.name))
+        }
+
+
 def run_journeys(
     store: Store,
     journeys: Sequence[Journey],
@@ -154,6 +167,14 @@ def run_journeys(
     start = datetime.combine(as_of - timedelta(days=40), time(0), tzinfo=zone)
     end = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=zone)
     suppress = _suppress_steps(journeys)
+    if recommender is None and not dry_run and _wants_recommendations(journeys):
+        from huitouke.journeys.associations import Recommender, baskets_from_store
+
+        baskets = baskets_from_store(store)
+        if len(baskets):
+            recommender = Recommender.fit(
+                baskets, kind="both", min_count=2, names=_product_names(store)
+            )
     with store.begin() as conn:
         events = load_events(conn, start, end)
         gate = MessagingGate(
