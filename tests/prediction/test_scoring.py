@@ -320,3 +320,23 @@ def test_settings_supply_margin_and_discount_rate(
     clv = np.array([float(v) for v in half.customers["clv"]])
     spend = np.array([float(v) for v in half.customers["expected_spend"]])
     np.testing.assert_allclose(clv, 0.5 * spend, atol=0.011)
+
+
+def test_expectations_stay_finite_when_drop_out_has_no_heterogeneity() -> None:
+    # data whose drop-out probability is the same for everyone send BG/NBD's a and b to
+    # ~1e6, where scipy's ₂F₁ fails; the expectation then tends to the fixed-p formula
+    m = BGNBD().set_params(r=0.17, alpha=11.2, a=2.7e6, b=4.2e6)
+    x = np.array([0.0, 1.0, 2.0, 10.0])
+    tx = np.array([0.0, 185.0, 29.0, 300.0])
+    T = np.array([400.0, 644.0, 413.0, 320.0])
+    got = m.conditional_expected_purchases(90.0, x, tx, T)
+    assert np.all(np.isfinite(got))
+    p0 = 2.7e6 / (2.7e6 + 4.2e6 + x)
+    limit = -np.expm1(-(0.17 + x) * np.log1p(p0 * 90.0 / (11.2 + T))) / p0
+    np.testing.assert_allclose(got, m.probability_alive(x, tx, T) * limit, rtol=1e-5)
+    # and it joins the exact formula smoothly where both work (a + b ≈ 2,500)
+    small = BGNBD().set_params(r=0.17, alpha=11.2, a=1000.0, b=1500.0)
+    exact = small.conditional_expected_purchases(90.0, x, tx, T)
+    p1 = 1000.0 / (2500.0 + x)
+    approx = -np.expm1(-(0.17 + x) * np.log1p(p1 * 90.0 / (11.2 + T))) / p1
+    np.testing.assert_allclose(exact, small.probability_alive(x, tx, T) * approx, rtol=1e-3)

@@ -148,6 +148,12 @@ def beta_geometric_expectation(
                 lo = _bg_core(tt[near], rr[near], aa_[near], np.full(near.sum(), 1.0 - h), bb[near])
                 hi = _bg_core(tt[near], rr[near], aa_[near], np.full(near.sum(), 1.0 + h), bb[near])
                 val[near] = (lo + hi) / 2.0
+        # scipy's ₂F₁ fails once a, b' pass ~1e4 (data with no drop-out heterogeneity send
+        # them to ~1e6); Beta(a, b') is then a point mass at p = a/(a+b') up to O(1/(a+b'))
+        bad = ~np.isfinite(val) & (a_ + bb > 1e3)
+        if np.any(bad):
+            p0 = a_[bad] / (a_[bad] + bb[bad])
+            val[bad] = -np.expm1(-rr[bad] * np.log1p(p0 * tt[bad] / aa_[bad])) / p0
         out[rest] = val
     return out
 

@@ -43,7 +43,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "read {orders} orders ({source})",
     },
     "prediction.progress.fit": {
-        "zh": "拟合模型 {model}…",
+        "zh": "正在拟合 {model}…",
         "en": "fitting {model}…",
     },
     "prediction.progress.chosen": {
