@@ -36,7 +36,7 @@ def test_public_api_is_complete() -> None:
     public = {
         n
         for n in dir(loyalty)
-        if not n.startswith("_") and n[0].isupper() or n in ("load_program", "verify_ledger")
+        if (not n.startswith("_") and n[0].isupper()) or n in ("load_program", "verify_ledger")
     }
     assert {"LoyaltyService", "Program", "load_program", "verify_ledger", "Discrepancy"} <= set(
         loyalty.__all__
