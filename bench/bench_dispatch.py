@@ -174,7 +174,7 @@ class _FreshClientWebhook:
         pass
 
 
-def _run(url: str, n: int, sink_url: str, *, naive: bool) -> float:
+def _run(url: str, n: int, sink_url: str, *, naive: bool) -> tuple[float, float]:
     from huitouke.messaging.channels.webhook import WebhookChannel
     from huitouke.messaging.dispatcher import Dispatcher
     from huitouke.messaging.rules import ContactPolicy, parse_caps
@@ -201,22 +201,23 @@ def _run(url: str, n: int, sink_url: str, *, naive: bool) -> float:
         d = Dispatcher(
             store, {"webhook": ch}, policy=policy, batch_size=1000, concurrency=CONCURRENCY
         )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stats = d.drain()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     d.close()
     store.dispose()
     if stats.sent != n:
         raise SystemExit(f"{journey}: sent {stats.sent} of {n}: {stats.to_dict()}")
-    return elapsed
+    return elapsed, cpu
 
 
 def bench_backend(
     name: str, url: str, n: int, n_naive: int, sink_url: str, port: int
 ) -> dict[str, Any]:
     before = _sink_stats(port)["accepted"]
-    t_batch = _run(url, n, sink_url, naive=False)
-    t_naive = _run(url, n_naive, sink_url, naive=True)
+    load = os.getloadavg()[0]
+    t_batch, cpu_batch = _run(url, n, sink_url, naive=False)
+    t_naive, cpu_naive = _run(url, n_naive, sink_url, naive=True)
     after = _sink_stats(port)
     assert after["accepted"] - before == n + n_naive, "sink did not receive every message once"
     assert after["bad_signature"] == 0
@@ -229,6 +230,9 @@ def bench_backend(
         "naive_messages": n_naive,
         "naive_msgs_per_s": round(rate_n),
         "ratio": round(rate_b / rate_n, 1),
+        "batched_cpu_ms_per_msg": round(cpu_batch / n * 1000, 3),
+        "naive_cpu_ms_per_msg": round(cpu_naive / n_naive * 1000, 3),
+        "load_average": round(load, 1),
     }
 
 
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--quick", action="store_true", help="2,000 messages (naive: 300)")
+    ap.add_argument("--quick", action="store_true", help="2,000 messages (naive: 200)")
     ap.add_argument(
         "--messages", type=int, default=None, help="messages for the batched run (default 20,000)"
     )
@@ -247,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     n = args.messages or (2_000 if args.quick else 20_000)
-    n_naive = max(100, n // 10) if not args.quick else 300
+    n_naive = max(100, n // 50) if not args.quick else 200
 
     q: Any = mp.Queue()
     sink = mp.Process(target=_sink_main, args=(q,), daemon=True)
@@ -281,12 +285,15 @@ def main(argv: list[str] | None = None) -> int:
                     c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     finally:
         sink.terminate()
-    print("| backend | messages | huitouke dispatcher | naive one-by-one | ratio |")
-    print("|---|---|---|---|---|")
+    print(
+        "| backend | messages | huitouke dispatcher | naive one-by-one | ratio | CPU ms/msg (huitouke / naive) | load avg |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
             f"| {r['backend']} | {r['messages']:,} | {r['batched_msgs_per_s']:,} msg/s ({r['batched_seconds']} s) "
-            f"| {r['naive_msgs_per_s']:,} msg/s ({r['naive_messages']:,} msgs) | {r['ratio']}× |"
+            f"| {r['naive_msgs_per_s']:,} msg/s ({r['naive_messages']:,} msgs) | {r['ratio']}× "
+            f"| {r['batched_cpu_ms_per_msg']} / {r['naive_cpu_ms_per_msg']} | {r['load_average']} |"
         )
     print(json.dumps(results), file=sys.stderr)
     return 0
