@@ -73,6 +73,16 @@ def _open(path: Path, screenshot: Path) -> dict[str, Any]:
                     height: el.getBoundingClientRect().height,
                 }))"""
             )
+            # print: the table of contents goes, the charts stay
+            page.emulate_media(media="print")
+            printed = page.evaluate(
+                """() => ({
+                    toc: getComputedStyle(document.querySelector('nav.toc')).display,
+                    charts: Array.from(document.querySelectorAll('[data-figure]'))
+                        .filter(el => getComputedStyle(el).display !== 'none').length,
+                })"""
+            )
+            page.emulate_media(media="screen")
             title = page.title()
             lang = page.evaluate("document.documentElement.lang")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -86,6 +96,7 @@ def _open(path: Path, screenshot: Path) -> dict[str, Any]:
         "charts": charts,
         "title": title,
         "lang": lang,
+        "printed": printed,
     }
 
 
@@ -104,6 +115,7 @@ def _check(result: dict[str, Any], screenshot: Path) -> None:
         assert c["marks"] >= 1, f"{cid} drew no marks"
         assert c["width"] > 200 and c["height"] > 200, f"{cid} has no room: {c}"
     assert screenshot.exists() and screenshot.stat().st_size > 50_000
+    assert result["printed"] == {"toc": "none", "charts": len(CHARTS)}
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

@@ -106,6 +106,9 @@ def test_small_file_matches_hand_computation(small_csv: Path, tmp_path: Path) ->
     assert layers["active"] == 2  # A (last order today), B (last 2024-02-01, 32 days)
     assert layers["new"] == 2  # C (one counted order 18 days ago), E (today)
     assert sum(layers.values()) == 4
+    # lifecycle: A (4 orders) and B (2 orders, 32 days < max(2 × 1-day cycle, 45)) in growth
+    stages = {r["key"]: r["customers"] for r in data["lifecycle"]}
+    assert stages == {"acquisition": 2, "growth": 2, "maturity": 0, "decline": 0, "lost": 0}
 
 
 def test_report_metrics_equal_the_cli(small_csv: Path, tmp_path: Path) -> None:
@@ -185,7 +188,11 @@ def test_visible_tables_equal_embedded_data(sample_html: dict[str, Path], lang: 
         assert parse_number(row["reached_k_plus_1"]) == step["reached_k_plus_1"]
         assert _close(row["share"], step["share"], "pct")
 
-    for tid, key in (("table-layers", "layers"), ("table-rfm", "rfm")):
+    for tid, key in (
+        ("table-layers", "layers"),
+        ("table-rfm", "rfm"),
+        ("table-lifecycle", "lifecycle"),
+    ):
         shown = report.table(tid)
         assert len(shown) == len(data[key])
         for row, seg in zip(shown, data[key], strict=True):
@@ -268,11 +275,10 @@ def test_predictions_fail_visibly_on_too_little_data(small_csv: Path, tmp_path: 
     assert res.returncode == 0, res.stderr
     report = Report(out.read_text(encoding="utf-8"))
     pred = report.data["predictions"]
-    if pred["status"] == "ok":  # a fit on 4 customers may converge; then it must render
-        assert 'id="chart-alive"' in report.html
-    else:
-        assert pred["status"] == "failed" and pred["reason"]
-        assert "本节省略" in report.html
+    assert pred["status"] == "failed"
+    assert "4 customers" in pred["reason"] and "4 位顾客" in pred["reason_zh"]
+    assert "本节省略" in report.html and pred["reason_zh"] in report.html
+    assert 'id="chart-alive"' not in report.html
 
 
 def test_render_rejects_unknown_language(sample_data: dict[str, Any]) -> None:

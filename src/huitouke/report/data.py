@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from huitouke.analytics.segments import LayerWindows
+from huitouke.analytics.segments import LIFECYCLE_STAGES, LayerWindows
 
 if TYPE_CHECKING:
     from huitouke.analytics import Analytics
@@ -110,6 +110,7 @@ def collect(
     pm = analytics.period_metrics("month")
     customers = analytics.customers(as_of)
     windows = analytics.windows or LayerWindows.from_settings()
+    rules = analytics.lifecycle_rules
 
     # -- totals -----------------------------------------------------------------------------
     orders_total = int(pm["orders"].sum()) if not pm.empty else 0
@@ -172,6 +173,23 @@ def collect(
         row["strategy_en"] = rec["strategy_en"]
         row["from_seed"] = bool(rec["from_seed"])
 
+    # -- lifecycle stages ----------------------------------------------------------------------
+    spend_total = revenue_total_of(customers)
+    lifecycle = []
+    for stage in LIFECYCLE_STAGES:
+        part = customers[customers["lifecycle"] == stage]
+        spend = sum(part["spend"], Decimal(0))
+        lifecycle.append(
+            {
+                "key": stage,
+                "customers": len(part),
+                "share": len(part) / n_customers if n_customers else None,
+                "revenue": money(spend),
+                "revenue_share": float(spend / spend_total) if spend_total else None,
+                "avg_spend": money(spend / len(part)) if len(part) else None,
+            }
+        )
+
     # -- reminders ----------------------------------------------------------------------------
     due_df = analytics.due_for_reminder(as_of, days=due_days, customers=customers)
     end = as_of + timedelta(days=due_days)
@@ -228,6 +246,11 @@ def collect(
             "cycle": cycle,
             "rfm": rfm,
             "layers": layers,
+            "lifecycle": lifecycle,
+            "lifecycle_rules": {
+                "overdue_factor": rules.overdue_factor,
+                "maturity_orders": rules.maturity_orders,
+            },
             "due": due,
         }
     )

@@ -239,6 +239,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "chart.layers.title": {"zh": "各层人数与消费", "en": "Customers and spend per layer"},
     "layer.layer": {"zh": "分层", "en": "Layer"},
     "layer.strategy": {"zh": "建议动作", "en": "Recommended action"},
+    "lifecycle.caption": {"zh": "客户生命周期阶段", "en": "Customer lifecycle stages"},
+    "lifecycle.stage": {"zh": "阶段", "en": "Stage"},
+    "def.lifecycle": {
+        "zh": "获取期:1 笔订单;提升期:2–{growth_max} 笔且仍活跃;成熟期:≥{mature} 笔且仍活跃;衰退期:距最近一次购买已超过购买周期的 {factor} 倍(至少 {new} 天;没有周期时超过 {cooling} 天);离开期:超过 {lost} 天未购买。",
+        "en": "Acquisition: 1 order; growth: 2–{growth_max} orders, still active; maturity: ≥{mature} orders, still active; decline: days since the last order exceed {factor}× the purchase cycle (at least {new} days; {cooling} days without a cycle); lost: no order for more than {lost} days.",
+    },
     # -- reminders ------------------------------------------------------------------------
     "sec.due.title": {
         "zh": "未来 7 天待提醒顾客",

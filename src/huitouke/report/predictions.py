@@ -75,7 +75,22 @@ def _collect(
     horizon_days: int,
     model: str,
 ) -> dict[str, Any]:
-    from huitouke.prediction import alive_summary, predict
+    from huitouke.prediction import alive_summary, counted_transactions, predict
+
+    # enough data to identify a model? (customers, and customers buying on ≥ 2 days)
+    tx, _ = counted_transactions(orders, timezone=timezone, currency=currency, until=as_of)
+    days = tx[["customer_id", "day"]].drop_duplicates()
+    per_customer = days.groupby("customer_id").size()
+    n = len(per_customer)
+    n_repeat = int((per_customer > 1).sum())
+    if n < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_CUSTOMERS:
+        raise ModelFitError(
+            f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
+            f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
+            code="model.too_little_data",
+            message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
+            f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
+        )
 
     result = predict(
         orders,
@@ -86,16 +101,6 @@ def _collect(
         currency=currency,
     )
     df = result.customers
-    n = len(df)
-    n_repeat = int((df["frequency"] > 0).sum())
-    if n < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_CUSTOMERS:
-        raise ModelFitError(
-            f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
-            f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
-            code="model.too_little_data",
-            message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
-            f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
-        )
 
     p_alive = df["p_alive"].to_numpy(dtype=np.float64)
     clv = df["clv"].astype(float).to_numpy()

@@ -492,12 +492,19 @@ def _cycle_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure])
     )
 
 
+_FIRST_COLUMN = {
+    "analytics.rfm": "rfm.segment",
+    "analytics.layer": "layer.layer",
+    "analytics.lifecycle": "lifecycle.stage",
+}
+
+
 def _segment_table(
     tid: str, rows_in: list[dict[str, Any]], f: _Fmt, label_prefix: str, *, strategy: bool
 ) -> dict[str, Any]:
     cur = f" ({f.currency})"
     columns = [
-        ("key", f.tr("layer.layer" if strategy else "rfm.segment"), ""),
+        ("key", f.tr("layer.layer" if strategy else _FIRST_COLUMN[label_prefix]), ""),
         ("customers", f.tr("rfm.customers"), ""),
         ("share", f.tr("rfm.customer_share"), ""),
         ("revenue", f.tr("rfm.spend") + cur, ""),
@@ -583,7 +590,24 @@ def _layers_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]
                 lost=w["lost_days"],
             )
         ],
-        tables=[_segment_table("table-layers", rows, f, "analytics.layer", strategy=True)],
+        tables=[
+            _segment_table("table-layers", rows, f, "analytics.layer", strategy=True),
+            {
+                **_segment_table(
+                    "table-lifecycle", data["lifecycle"], f, "analytics.lifecycle", strategy=False
+                ),
+                "caption": f.tr("lifecycle.caption"),
+                "note": f.tr(
+                    "def.lifecycle",
+                    factor=f.num(data["lifecycle_rules"]["overdue_factor"], 0),
+                    new=w["new_days"],
+                    cooling=w["cooling_days"],
+                    lost=w["lost_days"],
+                    mature=data["lifecycle_rules"]["maturity_orders"],
+                    growth_max=data["lifecycle_rules"]["maturity_orders"] - 1,
+                ),
+            },
+        ],
     )
 
 
