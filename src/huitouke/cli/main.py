@@ -64,14 +64,19 @@ def main(argv: list[str] | None = None) -> Any:
 
 def run() -> None:
     """Console-script entry point."""
-    import click
+    # Typer bundles its own Click: usage errors derive from typer's TyperException.
+    from typer.exceptions import Abort, Exit, TyperException
 
     try:
         main()
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except Abort:
         sys.exit(130)
+    except TyperException as exc:
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(str(exc), err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
