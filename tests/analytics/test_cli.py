@@ -203,3 +203,29 @@ def test_decimal_revenue_in_the_store_round_trip() -> None:
     loaded = open_store(get_settings().database_url).load_orders()
     pm = Analytics(loaded).period_metrics("month")
     assert pm["revenue"].tolist() == [Decimal("10"), Decimal("25.5"), Decimal("20.25")]
+
+
+def test_metrics_on_the_bundled_cdnow_file_match_the_reference(cdnow_pd) -> None:
+    """The importer's CDNOW through the CLI gives the reference's numbers (dates are
+    merchant-zone dates on both sides)."""
+    pytest.importorskip("huitouke.importing")
+    from huitouke.data import CDNOW_MASTER
+
+    body = json.loads(_invoke("metrics", str(CDNOW_MASTER), "--format", "json"))
+    want = ref.period_metrics(cdnow_pd, "Asia/Shanghai", "month")
+    assert len(body["periods"]) == len(want) == 18
+    for got, w in zip(body["periods"], want, strict=True):
+        assert got["period"] == w["period"]
+        for k in ("buyers", "orders", "returning_buyers", "new_buyers"):
+            assert got[k] == w[k], (got["period"], k)
+        for k in (
+            "customer_repurchase_rate",
+            "in_period_repurchase_rate",
+            "order_repurchase_rate",
+            "buyback_rate",
+        ):
+            assert got[k] == (None if w[k] is None else pytest.approx(w[k], rel=1e-12)), (
+                got["period"],
+                k,
+            )
+        assert got["revenue"] == pytest.approx(float(w["revenue"]), abs=0.005)
