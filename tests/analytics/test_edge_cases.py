@@ -261,3 +261,29 @@ def test_edge_mix_matches_reference() -> None:
             assert_periods_equal(
                 got, ref.period_metrics(t.to_pandas(), "Asia/Shanghai", kind, merge)
             )
+
+
+def test_revenue_decomposition_identity() -> None:
+    t = orders_table(
+        [
+            order("1", "a", "2024-01-10", "10"),
+            order("2", "a", "2024-01-11", "20.5"),
+            order("3", "b", "2024-01-12", "7"),
+            order("4", "b", "2024-03-12", "3", status="partially_refunded", refunded="1"),
+        ]
+    )
+    a = Analytics(t)
+    rows = a.revenue_decomposition("month", visitors={"2024-01": 400}).to_dict("records")
+    jan, feb, mar = rows
+    assert (jan["visitors"], jan["conversion"], jan["orders_per_buyer"]) == (400, 2 / 400, 1.5)
+    assert type(jan["visitors"]) is int
+    assert jan["aov"] * 3 == jan["revenue"] == Decimal("37.5")
+    assert float(jan["aov"]) * 400 * jan["conversion"] * jan["orders_per_buyer"] == pytest.approx(
+        37.5
+    )
+    assert feb["aov"] is None and feb["revenue"] == 0
+    # without visitors the identity is buyers × AOV × orders per buyer
+    assert mar["visitors"] is None and mar["conversion"] is None
+    assert float(mar["aov"]) * mar["buyers"] * mar["orders_per_buyer"] == pytest.approx(2.0)
+    with pytest.raises(InputError):
+        a.revenue_decomposition("month", visitors={"2024-01": -1})

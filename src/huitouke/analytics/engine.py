@@ -746,7 +746,7 @@ class Analytics:
                     "revenue": revenue,
                 }
             )
-        return pd.DataFrame(
+        df = pd.DataFrame(
             rows,
             columns=[
                 "period",
@@ -759,6 +759,10 @@ class Analytics:
                 "revenue",
             ],
         )
+        for c in ("visitors", "conversion", "aov", "orders_per_buyer"):
+            # None where undefined; visitors stay whole numbers
+            df[c] = pd.Series([r[c] for r in rows], index=df.index, dtype=object)
+        return df
 
     # -- Spark ------------------------------------------------------------------------------------
     def spark_sql(self, as_of: date, period: str = "month") -> dict[str, str]:
