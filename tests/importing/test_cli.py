@@ -50,22 +50,30 @@ def test_cli_import_dry_run_and_errors(tmp_path: Path, capsys: pytest.CaptureFix
     assert Store(url).load_orders().num_rows == 6919  # the dry run stored nothing
 
 
-def test_cli_maps_errors_to_exit_codes(tmp_path: Path) -> None:
+def test_cli_maps_errors_to_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huitouke.settings import get_settings
+
+    monkeypatch.setenv("HUITOUKE_LANG", "en")
+    get_settings.cache_clear()
     bad = tmp_path / "x.csv"
     bad.write_text("order_id,amount\n1,2\n", encoding="utf-8")
-    r = run_cli(
-        [
-            "import",
-            str(bad),
-            "--preset",
-            "generic",
-            "--database-url",
-            f"sqlite:///{tmp_path / 'a.db'}",
-        ],
-        {"HUITOUKE_LANG": "en"},
-    )
-    assert r.returncode == 2
-    assert "import.missing_columns" in r.stderr and "customer_id" in r.stderr
+    with pytest.raises(SystemExit) as ei:
+        main(
+            [
+                "import",
+                str(bad),
+                "--preset",
+                "generic",
+                "--database-url",
+                f"sqlite:///{tmp_path / 'a.db'}",
+            ]
+        )
+    get_settings.cache_clear()
+    assert ei.value.code == 2
+    err = capsys.readouterr().err
+    assert "import.missing_columns" in err and "customer_id" in err
 
 
 def _big_csv(path: Path, n: int) -> None:

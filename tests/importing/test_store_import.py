@@ -215,3 +215,46 @@ def test_online_retail_into_store(store: Store, shared_online_retail: Path) -> N
     assert s.orders_inserted == 18_532 and s.rows_rejected == 0
     total = sum(r["amount"] for r in store.load_orders().to_pylist())
     assert total > Decimal("8000000")
+
+
+def test_bulk_path_keeps_indexes_and_the_database_backstop(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    store.migrate()
+    import_file(store, CDNOW_MASTER, progress=False)  # ≥ 50k rows into an empty table
+    with store.connect() as conn:
+        names = {i["name"] for i in sa.inspect(conn).get_indexes("orders")}
+        con = conn.connection.dbapi_connection
+        assert con is not None
+        assert con.execute("PRAGMA ignore_check_constraints").fetchone()[0] == 0
+    assert {"ix_orders_customer_ordered", "ix_orders_ordered_at"} <= names
+    # the per-batch check catches a row that slipped past validation
+    from huitouke.errors import StoreError
+    from huitouke.store.orders_repo import _check_batch_sqlite
+
+    with store.begin() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA ignore_check_constraints = ON")
+        raw.execute(
+            "INSERT INTO orders VALUES ('bad', 'c', '2024-01-01 00:00:00.000000', -1, 'CNY', "
+            "'paid', 0, NULL, NULL, '2030-01-01 00:00:00.000000')"
+        )
+        raw.execute("PRAGMA ignore_check_constraints = OFF")
+        with pytest.raises(StoreError):
+            _check_batch_sqlite(raw.cursor(), "2030-01-01 00:00:00.000000")
+        conn.rollback()
+    store.dispose()
+
+
+def test_fast_sqlite_load_orders_equals_the_generic_path(sqlite_url: str, tmp_path: Path) -> None:
+    store = Store(sqlite_url)
+    store.migrate()
+    import_file(store, CDNOW_SAMPLE, progress=False)
+    p = write(
+        tmp_path, "x.csv", HEADER + "z1,c1,2024-01-31 23:59:59.123456,0.0001,refunded,0.0001,,\n"
+    )
+    import_file(store, p, progress=False)
+    fast = store.load_orders()
+    assert fast.equals(store._load_orders_generic())
+    assert fast.num_rows == 6920
+    store.dispose()

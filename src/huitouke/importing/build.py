@@ -22,10 +22,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from huitouke.core.orders import MONEY, ORDERS_SCHEMA
-from huitouke.importing.convert import clean, mask, parse_instant, parse_int, parse_money
+from huitouke.importing.convert import (
+    clean,
+    mask,
+    on_dictionary,
+    parse_instant,
+    parse_int,
+    parse_money,
+)
 from huitouke.importing.messages import reason_texts
 from huitouke.importing.sources import RawData
-from huitouke.store.orders_repo import LINES_SCHEMA, reduce_to_latest_state
+from huitouke.store.orders_repo import LINES_SCHEMA, all_distinct, reduce_to_latest_state
 
 __all__ = ["Canon", "Reject", "RejectSink", "build"]
 
@@ -132,7 +139,7 @@ class Built:
 
 
 def _const(value: str | None, n: int) -> pa.Array:
-    return pa.array([value] * n, pa.string()) if value is not None else pa.nulls(n, pa.string())
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def _str(arr: pa.Array | str | None, n: int) -> pa.Array:
@@ -184,7 +191,12 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
     sink.reject(
         mask(pc.equal(status_tok, "!unknown")), "status", status_raw, "import.unknown_status"
     )
-    bad_cur = mask(pc.invert(pc.match_substring_regex(pc.fill_null(currency, "X"), r"^[A-Z]{3}$")))
+    bad_cur = mask(
+        on_dictionary(
+            pc.fill_null(currency, "X"),
+            lambda v: pc.invert(pc.match_substring_regex(v, r"^[A-Z]{3}$")),
+        )
+    )
     sink.reject(bad_cur, "currency", currency, "import.bad_currency")
 
     quantity = unit_price = None
@@ -260,8 +272,8 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
                 "_row": idx.cast(pa.int64()),
             }
         )
-    orders, lines_out, _dup_rows = _collapse(rows, lines_t, c.amount_scope, c.amount_from_lines)
-    orders = _resolve_status(orders, sink_refund_check=True)
+    orders, lines_out, unique = _collapse(rows, lines_t, c.amount_scope, c.amount_from_lines)
+    orders = _resolve_status(orders)
     # refund larger than the amount: reject those rows (after aggregation, per order)
     over = mask(pc.greater(orders.column("refunded_amount"), orders.column("amount")))
     if over.any():
@@ -276,7 +288,8 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
             )
     customers = _customers(orders)
     final = orders.select([f.name for f in ORDERS_SCHEMA]).cast(ORDERS_SCHEMA)
-    final = reduce_to_latest_state(final)
+    if not unique:
+        final = reduce_to_latest_state(final)
     return Built(final, lines_out, customers, sink.materialise(extra), n + len(raw.malformed))
 
 
@@ -299,16 +312,16 @@ def _fill_forward(key: pa.Array, cols: list[pa.Array]) -> list[pa.Array]:
 
 def _collapse(
     rows: pa.Table, lines: pa.Table | None, scope: str, from_lines: bool
-) -> tuple[pa.Table, pa.Table | None, int]:
+) -> tuple[pa.Table, pa.Table | None, bool]:
     """Merge repeated rows of one order: identical export rows count once; line rows
     become the order's lines; the order-level fields follow the later-state rule."""
     n = rows.num_rows
-    unique = n == 0 or pc.count_distinct(rows.column("order_id")).as_py() == n
+    unique = n == 0 or all_distinct(rows.column("order_id"))
     if unique:
         if lines is not None:
             lines = lines.append_column("line_no", pa.array(np.ones(n, dtype=np.int32)))
             lines = lines.select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
-        return rows, lines, 0
+        return rows, lines, True
     # 1) identical duplicate rows (all canonical fields equal) count once
     keycols = [c for c in rows.column_names if c != "_row"]
     if lines is not None:
@@ -321,7 +334,6 @@ def _collapse(
         both = rows
     firsts = both.group_by(keycols, use_threads=False).aggregate([("_row", "min")])
     keep_rows = pc.is_in(rows.column("_row"), value_set=firsts.column("_row_min"))
-    dropped = n - int(pc.sum(keep_rows.cast(pa.int64())).as_py() or 0)
     rows = rows.filter(keep_rows)
     if lines is not None:
         lines = lines.filter(keep_rows)
@@ -348,10 +360,10 @@ def _collapse(
             line_no = np.zeros(0, dtype=np.int32)
         lines = lines.append_column("line_no", pa.array(line_no))
         lines = lines.select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
-    return rows, lines, dropped
+    return rows, lines, False
 
 
-def _resolve_status(t: pa.Table, *, sink_refund_check: bool = True) -> pa.Table:
+def _resolve_status(t: pa.Table) -> pa.Table:
     st = t.column("status").combine_chunks()
     amount = t.column("amount").combine_chunks()
     ref = t.column("refunded_amount").combine_chunks()

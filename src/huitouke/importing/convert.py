@@ -14,10 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from huitouke.core.orders import MONEY
+from huitouke.store.orders_repo import on_dictionary
 
 __all__ = [
     "clean",
     "mask",
+    "on_dictionary",
     "parse_instant",
     "parse_int",
     "parse_money",
@@ -40,17 +42,30 @@ def clean(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     if not pa.types.is_string(arr.type):
         arr = arr.cast(pa.string())
     s = pc.utf8_trim_whitespace(arr)
+    guarded = False
     if pc.any(pc.starts_with(s, "=")).as_py():
         s = pc.replace_substring_regex(s, r'^="(.*)"$', r"\1")
+        guarded = True
     if pc.any(pc.starts_with(s, "'")).as_py():
         s = pc.replace_substring_regex(s, r"^'", "")
-    s = pc.utf8_trim_whitespace(s)
-    return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+        guarded = True
+    if guarded:
+        s = pc.utf8_trim_whitespace(s)
+    empty = pc.equal(s, "")
+    if not pc.any(empty).as_py():
+        return s
+    return pc.if_else(empty, pa.scalar(None, pa.string()), s)
 
 
 def parse_money(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Decimal amounts (18, 4), rounded half away from zero; accepts thousands separators and
     currency signs. Scientific notation and text are bad."""
+    try:  # fast path: plain decimal numbers throughout
+        wide = arr.cast(WIDE)
+        money = pc.round(wide, 4, round_mode="half_towards_infinity").cast(MONEY)
+        return money, np.zeros(len(arr), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     s = pc.replace_substring_regex(arr, r"[,\s¥￥$£€元]|RMB|CNY|USD|GBP", "")
     s = pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
     ok = pc.match_substring_regex(s, r"^[+-]?(\d{1,14}(\.\d{0,18})?|\.\d{1,18})$")
@@ -91,6 +106,12 @@ def parse_instant(
     n = len(arr)
     if n == 0:
         return pa.array([], pa.timestamp("us", tz="UTC")), np.zeros(0, dtype=bool)
+    try:  # fast path: ISO-like wall-clock times throughout
+        naive = arr.cast(pa.timestamp("us"))
+        zoned = pc.assume_timezone(naive, zone, ambiguous="earliest", nonexistent="earliest")
+        return zoned.cast(pa.timestamp("us", tz="UTC")), np.zeros(n, dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     s = arr
     strict = pc.match_substring_regex(s, _ISO_STRICT)
     if not pc.all(pc.or_(strict, pc.is_null(s))).as_py():

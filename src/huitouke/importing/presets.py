@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from huitouke.errors import ImportFileError
 from huitouke.importing.build import Canon
-from huitouke.importing.convert import clean, mask
+from huitouke.importing.convert import clean, mask, on_dictionary
 from huitouke.importing.sources import RawData, norm_header
 
 __all__ = ["PRESETS", "Preset", "resolve_columns"]
@@ -150,14 +150,16 @@ def _map_status(
     text → ``!unknown``; empty → ``default``."""
     if values is None:
         return None
-    v = clean(values)
-    key = pc.utf8_lower(pc.replace_substring_regex(v, r"[\s,，_\-]+", ""))
     keys = pa.array([norm_status(k) for k in table])
     vals = pa.array(list(table.values()), pa.string())
-    idx = pc.index_in(key, value_set=keys)
-    mapped = vals.take(idx)
-    out = pc.if_else(pc.is_null(v), pa.scalar(default), mapped)
-    return pc.fill_null(out, "!unknown")
+
+    def tokens(v: pa.Array) -> pa.Array:
+        key = pc.utf8_lower(pc.replace_substring_regex(v, r"[\s,，_\-]+", ""))
+        mapped = vals.take(pc.index_in(key, value_set=keys))
+        out = pc.if_else(pc.is_null(v), pa.scalar(default), mapped)
+        return pc.fill_null(out, "!unknown")
+
+    return on_dictionary(clean(values), tokens)
 
 
 def norm_status(s: str) -> str:

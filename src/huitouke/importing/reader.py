@@ -131,12 +131,11 @@ def read_orders(
 
             timezone = get_settings().timezone
     zone = _zone(timezone)
-    if progress:
+    if progress and p.stat().st_size > 5_000_000:
+        # a plain line, not a spinner: no refresh thread racing Arrow's pools at exit
         from rich.console import Console
 
-        console = Console(stderr=True)
-        with console.status(f"reading {p.name} ({chosen.name})"):
-            return _read(p, grid, chosen, header_idx, zone, mapping, sheet)
+        Console(stderr=True).print(f"reading {p.name} ({chosen.name}) …", highlight=False)
     return _read(p, grid, chosen, header_idx, zone, mapping, sheet)
 
 

@@ -63,6 +63,7 @@ def _bar(enabled: bool, total: int, label: str) -> Iterator[object]:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # refreshed by hand on each chunk: no background refresh thread
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -70,9 +71,15 @@ def _bar(enabled: bool, total: int, label: str) -> Iterator[object]:
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
+        auto_refresh=False,
     ) as prog:
         task = prog.add_task(label, total=total)
-        yield lambda done: prog.update(task, completed=done)
+
+        def update(done: int) -> None:
+            prog.update(task, completed=done)
+            prog.refresh()
+
+        yield update
 
 
 def import_file(
