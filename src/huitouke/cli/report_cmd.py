@@ -153,6 +153,7 @@ def register(app: typer.Typer) -> None:
         """Write the repurchase report (one offline HTML file) and print its path.
         生成复购报告(单个离线 HTML 文件)并输出其路径。"""
         from huitouke.analytics import LayerWindows
+        from huitouke.i18n import t
         from huitouke.report import build_report_data, render_html
         from huitouke.settings import get_settings
 
@@ -197,8 +198,14 @@ def register(app: typer.Typer) -> None:
         target.write_text(html, encoding="utf-8")
         totals = data["totals"]
         typer.echo(
-            f"{totals['customers']:,} customers, {totals['orders']:,} orders, "
-            f"as of {data['as_of']} ({data['timezone']})",
+            t(
+                "report.cli.done",
+                lang,
+                customers=f"{totals['customers']:,}",
+                orders=f"{totals['orders']:,}",
+                as_of=data["as_of"],
+                tz=data["timezone"],
+            ),
             err=True,
         )
         typer.echo(str(target))

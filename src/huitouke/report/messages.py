@@ -41,6 +41,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "只计入已支付且未全额退款、未取消的订单;部分退款的订单仍计入,收入按实付减退款计。",
         "en": "Only orders that are paid and not fully refunded or cancelled count; a partially refunded order still counts, with revenue = amount paid − amount refunded.",
     },
+    "report.cli.done": {
+        "zh": "{customers} 位顾客、{orders} 笔订单,参考日期 {as_of}({tz})",
+        "en": "{customers} customers, {orders} orders, as of {as_of} ({tz})",
+    },
     "report.contents": {"zh": "目录", "en": "Contents"},
     "report.footer": {
         "zh": "由 huitouke {version} 生成 · 所有数字与命令行 `huitouke metrics` 的输出一致 · 本文件离线可用",
