@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # --- service -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `huitouke serve` binds to.")
     port: int = Field(8000, description="Port `huitouke serve` listens on.")
+    api_key_cache_seconds: float = Field(
+        2.0,
+        description="How long a worker trusts an API key it has verified (0: check the store on "
+        "every request). A key revoked through the API stops working at once in that worker; "
+        "in other workers and after `huitouke apikey revoke` within this many seconds.",
+    )
     secret_key: str = Field(
         "change-me",
         description="Secret for signed links (unsubscribe, tracked clicks) and webhook HMACs. "

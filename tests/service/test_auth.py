@@ -12,7 +12,7 @@ from huitouke.service.apikeys import authenticate, create_api_key, hash_key, lis
 from huitouke.service.tables import api_keys
 from huitouke.store.db import Store
 
-from .conftest import Keys
+from .conftest import Keys, make_keys
 
 
 def test_no_key_is_401(client, keys: Keys) -> None:
@@ -124,3 +124,26 @@ def test_cli_prints_the_key_once_as_the_last_line(store_url: str, store: Store) 
     assert res.exit_code == 0
     with store.connect() as conn:
         assert [k.active for k in list_api_keys(conn) if k.key_id == found.key_id] == [False]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_key_cache_trusts_a_key_for_its_ttl_only(store: Store) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from huitouke.service import create_app
+    from huitouke.service.apikeys import revoke_api_key
+    from huitouke.settings import Settings
+
+    keys = make_keys(store)
+    app = create_app(Settings(database_url=store.url, api_key_cache_seconds=0.5), store)
+    client = TestClient(app)
+    headers = keys.h("read")
+    assert client.get("/v1/customers/x", headers=headers).status_code == 404
+    with store.begin() as conn:  # revoked elsewhere (the CLI, another worker)
+        key_id = authenticate(conn, keys.read).key_id
+        revoke_api_key(conn, key_id, now=datetime.now(UTC))
+    assert client.get("/v1/customers/x", headers=headers).status_code == 404  # still trusted
+    time.sleep(0.6)
+    assert client.get("/v1/customers/x", headers=headers).status_code == 401

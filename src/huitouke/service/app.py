@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from huitouke.i18n import t
 from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
-from huitouke.service.context import ServiceContext, system_clock
+from huitouke.service.context import KeyCache, ServiceContext, system_clock
 from huitouke.service.deps import get_ctx
 from huitouke.service.error_handlers import install_error_handlers
 from huitouke.service.masking import install_log_masking
@@ -106,6 +107,19 @@ class AccessLogMiddleware:
                 )
 
 
+def _keep_sqlite_open(store: Store) -> Any:
+    """Hold one idle connection to a SQLite store while the app runs.
+
+    The store opens a connection per unit of work. When the *last* connection to a WAL
+    database closes, SQLite checkpoints and resets the WAL, and the next writer must set it
+    up again — two synchronous disk flushes per request. One connection kept open for the
+    app's lifetime keeps the WAL in place (SQLite still checkpoints it every 1,000 pages).
+    """
+    if store.dialect != "sqlite":
+        return None
+    return store.engine.raw_connection()
+
+
 def create_app(
     settings: Settings | None = None,
     store: Store | None = None,
@@ -120,9 +134,24 @@ def create_app(
         if migrate:
             store.migrate()
     install_log_masking()
-    ctx = ServiceContext(settings=settings, store=store, clock=clock or system_clock)
+    ctx = ServiceContext(
+        settings=settings,
+        store=store,
+        clock=clock or system_clock,
+        keys=KeyCache(settings.api_key_cache_seconds),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        keeper = _keep_sqlite_open(store)
+        try:
+            yield
+        finally:
+            if keeper is not None:
+                keeper.close()
 
     app = FastAPI(
+        lifespan=lifespan,
         title=t("service.title", "en"),
         version=_version(),
         description=DESCRIPTION,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from huitouke.errors import AuthError
 from huitouke.i18n import t
@@ -21,19 +22,21 @@ bearer = HTTPBearer(
 )
 
 
-def get_ctx(request: Request) -> ServiceContext:
+# Dependencies are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the
+# thread pool, and a thread hop per dependency per request costs more than the work.
+async def get_ctx(request: Request) -> ServiceContext:
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 
 
-def get_lang(request: Request) -> str:
+async def get_lang(request: Request) -> str:
     return request_lang(request)
 
 
-def require(scope: Scope) -> Callable[..., ApiKey]:
+def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that admits keys of ``scope`` or higher (read < operator < admin)."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
     ) -> ApiKey:
@@ -43,9 +46,17 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
                 code="auth.missing_key",
                 message_zh=t("service.missing_key", "zh"),
             )
-        ctx = get_ctx(request)
-        with ctx.store.connect() as conn:
-            key = authenticate(conn, credentials.credentials)
+        ctx: ServiceContext = request.app.state.ctx
+        presented = credentials.credentials
+        key = ctx.keys.get(presented)
+        if key is None:
+
+            def lookup() -> ApiKey:
+                with ctx.store.connect() as conn:
+                    return authenticate(conn, presented)
+
+            key = await run_in_threadpool(lookup)
+            ctx.keys.put(presented, key)
         check_scope(key, scope)
         request.state.api_key = key
         return key

@@ -15,9 +15,12 @@ the client see ``503 store.busy``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -44,27 +47,86 @@ class StoreBusyError(StoreError):
     default_code = "store.busy"
 
 
+class _SqliteWriter:
+    """The one write connection of this process to a SQLite database, behind a lock.
+
+    SQLite admits one writer at a time anyway. Its busy handler makes a waiting writer
+    sleep and poll with growing pauses (up to 100 ms), so dozens of threads contending for
+    the write lock would spend most of their time asleep after it was freed; queuing them on
+    a Python lock hands the database over at once. Between processes (several workers)
+    SQLite's busy timeout still arbitrates. Reusing one connection also spares every unit of
+    work a connect and the connection pragmas, and keeps SQLite's statement cache warm.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.conn: Connection | None = None
+
+    def _connection(self) -> Connection:
+        conn = self.conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.store.engine.connect()
+            # Take transactions out of the sqlite3 module's hands so they can be IMMEDIATE.
+            conn.connection.driver_connection.isolation_level = None  # type: ignore[union-attr]
+            self.conn = conn
+        return conn
+
+    def _discard(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+
+    @contextmanager
+    def unit(self) -> Iterator[Connection]:
+        with self.lock:
+            conn = self._connection()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                self._discard()
+                raise
+            try:
+                yield conn
+            except BaseException as exc:
+                try:
+                    conn.rollback()
+                except Exception:
+                    self._discard()
+                    raise exc from None
+                if isinstance(exc, DBAPIError):
+                    self._discard()  # the driver may be in any state: start afresh
+                raise
+            try:
+                conn.commit()
+            except BaseException:
+                self._discard()
+                raise
+
+
+_WRITERS: weakref.WeakKeyDictionary[Store, _SqliteWriter] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer(store: Store) -> _SqliteWriter:
+    with _WRITERS_GUARD:
+        w = _WRITERS.get(store)
+        if w is None:
+            w = _WRITERS[store] = _SqliteWriter(store)
+        return w
+
+
 @contextmanager
 def write_unit(store: Store) -> Iterator[Connection]:
-    """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+    """One write transaction (``BEGIN IMMEDIATE`` on SQLite's shared write connection)."""
     if store.dialect != "sqlite":
         with store.begin() as conn:
             yield conn
         return
-    with store.engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        # Take the transaction out of the sqlite3 module's hands so it can be IMMEDIATE.
-        raw.isolation_level = None  # type: ignore[union-attr]
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
-        finally:
-            raw.isolation_level = ""  # type: ignore[union-attr]
+    with _writer(store).unit() as conn:
+        yield conn
 
 
 @contextmanager

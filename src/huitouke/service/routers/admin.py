@@ -73,7 +73,9 @@ def delete_api_key(
 ) -> dict[str, Any]:
     """Revoke an API key (kept for the audit trail). 吊销 API 密钥。"""
     now = ctx.clock()
-    return run_write(ctx.store, lambda conn: revoke_api_key(conn, key_id, now=now)).to_dict()
+    revoked = run_write(ctx.store, lambda conn: revoke_api_key(conn, key_id, now=now))
+    ctx.keys.evict(key_id)
+    return revoked.to_dict()
 
 
 @router.get("/settings", response_model=dict[str, Any])
