@@ -81,6 +81,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "analytics.reason": {"zh": "流失原因", "en": "Reason"},
     "analytics.no_answer": {"zh": "(未回答)", "en": "(no answer)"},
     "analytics.no_orders": {"zh": "没有可统计的订单", "en": "No counted orders"},
+    # prediction columns merged into `huitouke customers`
+    "analytics.p_alive": {"zh": "存活概率", "en": "P(alive)"},
+    "analytics.expected_orders": {"zh": "预期订单数", "en": "Expected orders"},
+    "analytics.expected_spend": {"zh": "预期消费", "en": "Expected spend"},
+    "analytics.clv": {"zh": "客户终身价值", "en": "CLV"},
+    "analytics.next_order_median": {"zh": "下次购买(中位)", "en": "Next order (median)"},
+    "analytics.next_order_low": {"zh": "下次购买(10%)", "en": "Next order (10%)"},
+    "analytics.next_order_high": {"zh": "下次购买(90%)", "en": "Next order (90%)"},
+    "analytics.p_no_further_order": {"zh": "不再购买概率", "en": "P(no further order)"},
+    "analytics.churn_risk": {"zh": "流失风险", "en": "Churn risk"},
 }
 
 register(MESSAGES)

@@ -317,6 +317,49 @@ def _as_of(ctx: _Ctx, value: str | None) -> date:
     return span[1]
 
 
+PREDICTION_COLUMNS = [
+    "customer_id",
+    "p_alive",
+    "expected_orders",
+    "expected_spend",
+    "clv",
+    "next_order_median",
+    "next_order_low",
+    "next_order_high",
+    "p_no_further_order",
+    "churn_risk",
+]
+
+
+def _predictions(
+    ctx: _Ctx,
+    day: date,
+    timezone: str | None,
+    currency: str | None,
+    model: str,
+    horizon: str,
+) -> pd.DataFrame | None:
+    """The model's per-customer scores, or None (with a note) when the data cannot be modelled."""
+    from huitouke.errors import ModelFitError
+    from huitouke.prediction import parse_horizon, predict_customers
+    from huitouke.settings import get_settings
+
+    s = get_settings()
+    try:
+        return predict_customers(
+            ctx.loaded.orders,
+            as_of=day,
+            timezone=timezone or s.timezone,
+            model=model,
+            horizon_days=parse_horizon(horizon, day),
+            currency=currency,
+        )
+    except ModelFitError as exc:
+        note = "预测列已省略" if ctx.lang == "zh" else "prediction columns left out"
+        typer.echo(f"{note}: [{exc.code}] {exc.localized(ctx.lang)}", err=True)
+        return None
+
+
 def _localise(df: pd.DataFrame, col: str, prefix: str, lang: str) -> pd.DataFrame:
     from huitouke.i18n import t
 
@@ -398,13 +441,28 @@ def register(app: typer.Typer) -> None:
             "--due-within",
             help="Only customers expected to order within N days. 仅输出 N 天内预计复购的客户。",
         ),
+        predict: bool = typer.Option(
+            True,
+            "--predict/--no-predict",
+            help="Add model predictions (P(alive), expected orders and spend, CLV, next-order "
+            "interval, churn risk). 附加模型预测列(存活概率、预期订单与消费、CLV、下次购买区间、流失风险)。",
+        ),
+        model: str = typer.Option(
+            "auto", "--model", help="auto, bgnbd, pnbd or mbgnbd. 预测模型。"
+        ),
+        horizon: str = typer.Option(
+            "90d", "--horizon", help="Prediction horizon: Nd, Nw or Nm. 预测期。"
+        ),
     ) -> None:
         """One row per customer: orders, spend, last order, cycle, next expected date, RFM,
-        layer, lifecycle. 每位客户一行:订单数、消费额、最近购买、购买周期、预计下次购买、RFM、分层、生命周期。"""
+        layer, lifecycle, and the model's predictions.
+        每位客户一行:订单数、消费额、最近购买、购买周期、预计下次购买、RFM、分层、生命周期及模型预测。"""
         _check_format(fmt, FORMATS)
         ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
         day = _as_of(ctx, as_of)
-        df = ctx.analytics.customers(day)
+        scores = _predictions(ctx, day, timezone, currency, model, horizon) if predict else None
+        p_alive = None if scores is None else scores.set_index("customer_id")["p_alive"]
+        df = ctx.analytics.customers(day, p_alive=p_alive)
         if due_days is not None:
             df = ctx.analytics.due_for_reminder(day, due_days, customers=df)
         cols = [
@@ -427,6 +485,8 @@ def register(app: typer.Typer) -> None:
         if ctx.analytics.lines is not None:
             cols.insert(8, "main_category")
         df = df[cols]
+        if scores is not None:
+            df = df.merge(scores[PREDICTION_COLUMNS], on="customer_id", how="left")
         typer.echo(f"as of {day} ({len(df)} customers / 客户)", err=True)
         _emit({"customers": df}, fmt, out, ctx.lang)
 
