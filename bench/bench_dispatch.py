@@ -174,20 +174,73 @@ class _FreshClientWebhook:
         pass
 
 
+def _policy() -> Any:
+    from datetime import time as dtime
+
+    from huitouke.messaging.rules import ContactPolicy, parse_caps
+
+    # Quiet hours off for the benchmark (start == end); caps and consent still checked.
+    return ContactPolicy(
+        caps=parse_caps("marketing:*:3/7d,marketing:webhook:1/3d"),
+        quiet_start=dtime(0),
+        quiet_end=dtime(0),
+        default_zone="UTC",
+    )
+
+
+def _worker_proc(url: str, sink_url: str, out: Any, ready: Any, go: Any) -> None:
+    from huitouke.messaging.channels.webhook import WebhookChannel
+    from huitouke.messaging.dispatcher import Dispatcher
+    from huitouke.store.db import Store
+
+    store = Store(url)
+    ch = WebhookChannel(sink_url, SECRET, max_connections=CONCURRENCY)
+    d = Dispatcher(
+        store, {"webhook": ch}, policy=_policy(), batch_size=1000, concurrency=CONCURRENCY
+    )
+    ready.release()
+    go.wait()  # the clock starts when every worker is imported and connected
+    c0 = time.process_time()
+    stats = d.drain()
+    d.close()
+    store.dispose()
+    out.put((stats.sent, time.process_time() - c0))
+
+
+def _run_workers(url: str, n: int, sink_url: str, workers: int) -> tuple[float, float]:
+    """``workers`` dispatcher processes draining one outbox together."""
+    journey = f"multi-{uuid.uuid4().hex[:6]}"
+    _prepare(url, n, journey).dispose()
+    out: Any = mp.Queue()
+    ready: Any = mp.Semaphore(0)
+    go: Any = mp.Event()
+    procs = [
+        mp.Process(target=_worker_proc, args=(url, sink_url, out, ready, go))
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.acquire(timeout=120)
+    t0 = time.perf_counter()
+    go.set()
+    results = [out.get(timeout=1800) for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    sent = sum(r[0] for r in results)
+    if sent != n:
+        raise SystemExit(f"{journey}: {workers} workers sent {sent} of {n}")
+    return elapsed, sum(r[1] for r in results)
+
+
 def _run(url: str, n: int, sink_url: str, *, naive: bool) -> tuple[float, float]:
     from huitouke.messaging.channels.webhook import WebhookChannel
     from huitouke.messaging.dispatcher import Dispatcher
-    from huitouke.messaging.rules import ContactPolicy, parse_caps
 
     journey = f"{'naive' if naive else 'batched'}-{uuid.uuid4().hex[:6]}"
     store = _prepare(url, n, journey)
-    policy = ContactPolicy(
-        caps=parse_caps("marketing:*:3/7d,marketing:webhook:1/3d"), default_zone="UTC"
-    )
-    # Quiet hours off for the benchmark (the rules still run): start == end.
-    policy = ContactPolicy(
-        caps=policy.caps, quiet_start=policy.quiet_start, quiet_end=policy.quiet_start
-    )
+    policy = _policy()
     if naive:
         d = Dispatcher(
             store,
@@ -212,18 +265,21 @@ def _run(url: str, n: int, sink_url: str, *, naive: bool) -> tuple[float, float]
 
 
 def bench_backend(
-    name: str, url: str, n: int, n_naive: int, sink_url: str, port: int
+    name: str, url: str, n: int, n_naive: int, sink_url: str, port: int, workers: int = 1
 ) -> dict[str, Any]:
     before = _sink_stats(port)["accepted"]
     load = os.getloadavg()[0]
-    t_batch, cpu_batch = _run(url, n, sink_url, naive=False)
+    if workers > 1:
+        t_batch, cpu_batch = _run_workers(url, n, sink_url, workers)
+    else:
+        t_batch, cpu_batch = _run(url, n, sink_url, naive=False)
     t_naive, cpu_naive = _run(url, n_naive, sink_url, naive=True)
     after = _sink_stats(port)
     assert after["accepted"] - before == n + n_naive, "sink did not receive every message once"
     assert after["bad_signature"] == 0
     rate_b, rate_n = n / t_batch, n_naive / t_naive
     return {
-        "backend": name,
+        "backend": name if workers == 1 else f"{name}, {workers} workers",
         "messages": n,
         "batched_seconds": round(t_batch, 2),
         "batched_msgs_per_s": round(rate_b),
@@ -244,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--messages", type=int, default=None, help="messages for the batched run (default 20,000)"
     )
+    ap.add_argument("--workers", type=int, default=1, help="dispatcher processes (default 1)")
     ap.add_argument(
         "--postgres",
         default=os.environ.get("HUITOUKE_TEST_POSTGRES_URL"),
@@ -263,7 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             results.append(
                 bench_backend(
-                    "sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", n, n_naive, sink_url, port
+                    "sqlite",
+                    f"sqlite:///{Path(tmp) / 'bench.db'}",
+                    n,
+                    n_naive,
+                    sink_url,
+                    port,
+                    args.workers,
                 )
             )
         if args.postgres:
@@ -279,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                 url = base.set(drivername="postgresql+psycopg", database=dbname).render_as_string(
                     hide_password=False
                 )
-                results.append(bench_backend("postgresql", url, n, n_naive, sink_url, port))
+                results.append(
+                    bench_backend("postgresql", url, n, n_naive, sink_url, port, args.workers)
+                )
             finally:
                 with psycopg.connect(conninfo, autocommit=True) as c:
                     c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
