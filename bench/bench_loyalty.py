@@ -173,7 +173,7 @@ def fresh(backend: str, pg_admin: str | None) -> tuple[Store, Any]:
 
     assert pg_admin is not None
     base = make_url(pg_admin)
-    name = f"huitouke_bench_{uuid.uuid4().hex[:8]}"
+    name = f"huitouke_bench_loyalty_{uuid.uuid4().hex[:8]}"
     conninfo = f"host={base.host or '127.0.0.1'} port={base.port or 5432} user={base.username or 'postgres'} dbname={base.database or 'postgres'}"
     with psycopg.connect(conninfo, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
