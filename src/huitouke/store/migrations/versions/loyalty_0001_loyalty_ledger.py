@@ -12,7 +12,6 @@ from alembic import op
 
 import huitouke.store.types
 
-
 revision: str = "loyalty_0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("loyalty",)
