@@ -23,7 +23,25 @@ from sqlalchemy import (
 
 from huitouke.store.types import Money, UTCDateTime
 
-__all__ = ["customers", "import_batches", "metadata", "order_lines", "orders", "products"]
+__all__ = [
+    "CONTEXT_TABLE_MODULES",
+    "customers",
+    "import_batches",
+    "load_all_tables",
+    "metadata",
+    "order_lines",
+    "orders",
+    "products",
+]
+
+#: Modules of the other contexts that declare their tables on :data:`metadata`.
+CONTEXT_TABLE_MODULES = (
+    "huitouke.journeys.tables",
+    "huitouke.loyalty.tables",
+    "huitouke.measurement.tables",
+    "huitouke.messaging.tables",
+    "huitouke.service.tables",
+)
 
 metadata = MetaData(
     naming_convention={
@@ -115,3 +133,12 @@ import_batches = Table(
     Column("rows_rejected", Integer, nullable=False, default=0),
     Column("status", String(20), nullable=False),
 )
+
+
+def load_all_tables() -> MetaData:
+    """The metadata with every context's tables declared (migrations and schema checks)."""
+    import importlib
+
+    for name in CONTEXT_TABLE_MODULES:
+        importlib.import_module(name)
+    return metadata

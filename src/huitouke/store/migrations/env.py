@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from huitouke.store.tables import metadata
+from huitouke.store.tables import load_all_tables
 
 config = context.config
 engine = config.attributes["engine"]
@@ -12,7 +12,7 @@ engine = config.attributes["engine"]
 with engine.begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=load_all_tables(),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
