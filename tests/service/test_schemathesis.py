@@ -38,6 +38,9 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+#: Routes another context mounts on the app (messaging callbacks answer providers in their
+#: own formats): fuzzed for server errors only.
+FOREIGN = ("/v1/inbound/", "/v1/receipts/", "/u/")
 #: Examples per operation and mode: bounded so the whole run takes about a minute per backend.
 EXAMPLES = {GenerationMode.POSITIVE: 15, GenerationMode.NEGATIVE: 8}
 
@@ -56,6 +59,7 @@ def test_fuzz_every_operation(store: Store, store_url: str) -> None:
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
+        checks = [not_a_server_error] if operation.path.startswith(FOREIGN) else CHECKS
         for mode, n in EXAMPLES.items():
 
             @settings(
@@ -68,7 +72,7 @@ def test_fuzz_every_operation(store: Store, store_url: str) -> None:
             )
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
-                case.call_and_validate(headers=headers, checks=CHECKS)
+                case.call_and_validate(headers=headers, checks=checks)  # noqa: B023
 
             try:
                 run()
