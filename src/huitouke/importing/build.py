@@ -368,6 +368,15 @@ def _resolve_status(t: pa.Table) -> pa.Table:
     amount = t.column("amount").combine_chunks()
     ref = t.column("refunded_amount").combine_chunks()
     zero = pa.scalar(0, MONEY)
+    if ref.null_count == len(ref):
+        # no refunded amounts in the file: statuses alone decide (fast path)
+        st = on_dictionary(
+            st, lambda v: pc.if_else(pc.equal(v, "closed"), pa.scalar("cancelled"), v)
+        )
+        is_ref = on_dictionary(st, lambda v: pc.equal(v, "refunded"))
+        ref_final = pc.if_else(is_ref, amount, pc.fill_null(ref, zero))
+        t = t.set_column(t.column_names.index("status"), "status", st)
+        return t.set_column(t.column_names.index("refunded_amount"), "refunded_amount", ref_final)
     ref_given = pc.is_valid(ref)
     ref0 = pc.fill_null(ref, zero)
     full = pc.greater_equal(ref0, amount)

@@ -135,6 +135,7 @@ def import_file(
                 res.customers,
                 batch_id,
                 progress=cb,  # type: ignore[arg-type]
+                one_row_per_order=True,
             )
         conn.execute(
             update(t.import_batches)

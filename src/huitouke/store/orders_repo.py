@@ -71,7 +71,6 @@ LINES_SCHEMA = pa.schema(
 CUSTOMER_ATTRS = ("name", "phone", "email")
 _CHUNK = 100_000
 _BULK = 50_000  # rows from which the SQLite bulk path (big cache, index rebuild) is used
-_BULK_CACHE_KIB = 256 * 1024
 _TS_FMT = "%Y-%m-%d %H:%M:%S.%f"
 
 
@@ -252,13 +251,18 @@ def upsert_orders(
     batch_id: int | None = None,
     *,
     progress: Callable[[int], None] | None = None,
+    one_row_per_order: bool = False,
 ) -> UpsertCounts:
     """Insert or update orders by the later-state rule, inside the caller's transaction.
 
     ``customers`` (optional) has ``customer_id`` and any of ``name``, ``phone``, ``email``;
-    ``progress`` (optional) is called with the number of order rows written so far.
+    ``progress`` (optional) is called with the number of order rows written so far;
+    ``one_row_per_order`` says the caller already reduced the table to one row per order id
+    (``read_orders`` does), which skips that pass.
     """
-    table = reduce_to_latest_state(orders_table(orders))
+    table = orders_table(orders)
+    if not one_row_per_order:
+        table = reduce_to_latest_state(table)
     lt = lines_table(lines) if lines is not None else None
     ct = _customers_table(customers) if customers is not None else None
     now = datetime.now(UTC)
@@ -380,12 +384,9 @@ def _upsert_sqlite(
     n = orders.num_rows
     if n > 1:
         orders = orders.sort_by("order_id")  # primary-key probes and inserts stay local
-    old_cache = cur.execute("PRAGMA cache_size").fetchone()[0]
     rebuilt: list[tuple[str, str]] = []
     checks_off = False
     try:
-        if n >= _BULK:
-            cur.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")
         # customers first: the first write takes SQLite's write lock, so the order counts
         # below cannot race another writer.
         crow = _customer_rows(orders, customers)
@@ -404,7 +405,9 @@ def _upsert_sqlite(
         if n >= _BULK and n >= before:
             # A load as large as the table: drop the secondary indexes and build them once
             # at the end (sorted builds beat a million random index inserts). DDL is
-            # transactional in SQLite, so an interrupted batch restores them too.
+            # transactional in SQLite, so an interrupted batch restores them too. The rows
+            # come sorted by order_id, so the table and its key index grow by appends and
+            # the default page cache suffices (a big cache made the rebuild 4× slower).
             rebuilt = cur.execute(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
                 "AND tbl_name = 'orders' AND sql IS NOT NULL"
@@ -455,7 +458,6 @@ def _upsert_sqlite(
     finally:
         if checks_off:
             cur.execute("PRAGMA ignore_check_constraints = OFF")
-        cur.execute(f"PRAGMA cache_size = {int(old_cache)}")
         cur.close()
     inserted = after - before
     return UpsertCounts(inserted, changed - inserted, n - changed)
