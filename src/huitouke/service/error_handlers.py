@@ -57,7 +57,10 @@ def _doc(text: str) -> dict[str, Any]:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _doc("The body could not be read (not UTF-8 or not parseable): http.bad_request."),
     401: _doc("Missing, unknown or revoked API key (auth.missing_key / auth.invalid_key)."),
-    403: _doc("The key's scope is too low (auth.forbidden)."),
+    403: _doc(
+        "The key's scope is too low (auth.forbidden), or the customer may not act on the "
+        "object (coupon.not_holder)."
+    ),
     422: _doc("Invalid input (input.invalid, details.fields names each field)."),
     503: _doc("The store stayed busy through every retry (store.busy); retry later."),
 }

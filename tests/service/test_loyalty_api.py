@@ -1,0 +1,219 @@
+"""The loyalty endpoints over HTTP (program: the shop example), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from huitouke.store.db import Store
+
+from .conftest import Keys
+from .test_orders_api import install_shop_program, order
+
+
+@pytest.fixture
+def shop(store: Store) -> Store:
+    install_shop_program(store)
+    return store
+
+
+def issue(
+    client: Any, keys: Keys, customer: str = "c1", key: str = "i1", template: str = "fixed20"
+) -> str:
+    r = client.post(
+        "/v1/coupons",
+        json={"template": template, "customer_id": customer, "idempotency_key": key},
+        headers=keys.h("operator"),
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["code"])
+
+
+def test_customer_loyalty_contract(client, keys: Keys, shop: Store) -> None:
+    client.post("/v1/orders", json=order(), headers=keys.h("operator"))
+    client.post(
+        "/v1/customers/c1/topups",
+        json={"amount": "200", "idempotency_key": "t1"},
+        headers=keys.h("operator"),
+    )
+    v = client.get("/v1/customers/c1/loyalty", headers=keys.h("read")).json()
+    assert set(v) >= {"points_balance", "tier", "stamp_cards", "stored_value", "coupons"}
+    assert v["points_balance"] == "309" and v["tier"]["id"] == "v1"
+    # 充200送200: 200 paid now, the 200 bonus as 20 a month for 10 months (first now)
+    assert v["stored_value"] == {"paid": "200", "bonus": "20", "pending_bonus": "180"}
+    assert all(isinstance(Decimal(c["value"]), Decimal) for c in v["coupons"] if c["value"])
+    assert {c["status"] for c in v["coupons"]} == {"issued"}
+    assert (
+        client.get("/v1/customers/c1/loyalty/balances", headers=keys.h("read")).json()["points"]
+        == "309"
+    )
+    history = client.get("/v1/customers/c1/loyalty/history?limit=5", headers=keys.h("read")).json()
+    assert history and all({"asset", "delta", "before", "after"} <= set(e) for e in history)
+
+
+def test_redeem_once_then_409_and_replay(client, keys: Keys, shop: Store) -> None:
+    code = issue(client, keys)
+    body = {"order_id": "o9", "customer_id": "c1", "order_amount": "100"}
+    first = client.post(f"/v1/coupons/{code}/redeem", json=body, headers=keys.h("operator"))
+    assert first.status_code == 200 and first.json()["discount"] == "20"
+    replay = client.post(f"/v1/coupons/{code}/redeem", json=body, headers=keys.h("operator"))
+    assert replay.json() == first.json() and replay.headers["Idempotent-Replayed"] == "true"
+    other = client.post(
+        f"/v1/coupons/{code}/redeem", json={**body, "order_id": "o10"}, headers=keys.h("operator")
+    )
+    assert other.status_code == 409 and other.json()["error"]["code"] == "coupon.already_redeemed"
+    r = client.post("/v1/coupons/ZZZZ-ZZZZ-ZZZZ/redeem", json=body, headers=keys.h("operator"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "coupon.not_found"
+    assert (
+        client.post(f"/v1/coupons/{code}/redeem", json=body, headers=keys.h("read")).status_code
+        == 403
+    )
+    events = client.get(f"/v1/coupons/{code}", headers=keys.h("read")).json()["events"]
+    assert [e["kind"] for e in events].count("redeemed") == 1
+
+
+def test_gift_void_and_holder_checks(client, keys: Keys, shop: Store) -> None:
+    code = issue(client, keys)
+    g = client.post(
+        f"/v1/coupons/{code}/gift",
+        json={"from_customer": "c1", "to_customer": "c2"},
+        headers=keys.h("operator"),
+    )
+    assert g.status_code == 200 and g.json()["holder"] == "c2"
+    not_holder = client.post(
+        f"/v1/coupons/{code}/redeem",
+        json={"order_id": "o1", "customer_id": "c1"},
+        headers=keys.h("operator"),
+    )
+    assert (not_holder.status_code, not_holder.json()["error"]["code"]) == (
+        403,
+        "coupon.not_holder",
+    )
+    v = client.post(f"/v1/coupons/{code}/void", json={"reason": "test"}, headers=keys.h("operator"))
+    assert v.status_code == 200 and v.json()["status"] == "voided"
+    assert client.get(f"/v1/coupons/{code}", headers=keys.h("read")).json()["status"] == "voided"
+
+
+def test_points_membership_groupbuy_and_jobs(client, keys: Keys, shop: Store) -> None:
+    client.post("/v1/orders", json=order(amount="2500"), headers=keys.h("operator"))
+    r = client.post(
+        "/v1/customers/c1/points/redeem",
+        json={"reward": "coupon20", "idempotency_key": "p1"},
+        headers=keys.h("operator"),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["coupon"]["template"] == "fixed20"
+    bad = client.post(
+        "/v1/customers/c1/points/adjust",
+        json={"delta": "abc", "reason": "x", "idempotency_key": "a1"},
+        headers=keys.h("operator"),
+    )
+    assert (
+        bad.status_code == 422 and bad.json()["error"]["details"]["fields"][0]["field"] == "delta"
+    )
+    no_key = client.post(
+        "/v1/customers/c1/topups", json={"amount": "100"}, headers=keys.h("operator")
+    )
+    assert (
+        no_key.status_code == 422
+        and no_key.json()["error"]["details"]["fields"][0]["field"] == "idempotency_key"
+    )
+    hdr = client.post(
+        "/v1/customers/c1/topups",
+        json={"amount": "100"},
+        headers=keys.h("operator", **{"Idempotency-Key": "t9"}),
+    )
+    assert hdr.status_code == 200
+
+    m = client.post(
+        "/v1/customers/c1/memberships",
+        json={"plan_id": "plus_month", "idempotency_key": "m1"},
+        headers=keys.h("operator"),
+    )
+    assert m.status_code == 200 and m.json()["plan"] == "plus_month"
+    q = client.post(
+        "/v1/checkout/quote",
+        json={"customer_id": "c1", "amount": "300"},
+        headers=keys.h("operator"),
+    ).json()
+    assert q["member_discount"]["percent"] == "50" and q["total"] == "150"
+
+    g = client.post(
+        "/v1/group-buys",
+        json={"deal_id": "tea3", "leader_id": "c1", "idempotency_key": "g1"},
+        headers=keys.h("operator"),
+    ).json()
+    for c in ("c2", "c3"):
+        j = client.post(
+            f"/v1/group-buys/{g['group_id']}/join",
+            json={"customer_id": c},
+            headers=keys.h("operator"),
+        )
+        assert j.status_code == 200, j.text
+    assert (
+        client.get(f"/v1/group-buys/{g['group_id']}", headers=keys.h("read")).json()["status"]
+        == "formed"
+    )
+    assert client.get("/v1/group-buys/NOPE", headers=keys.h("read")).status_code == 404
+
+    soon = client.get(
+        "/v1/points/expiring?within_days=60&customer_id=c1", headers=keys.h("read")
+    ).json()
+    assert {x["kind"] for x in soon} <= {"points", "stamps", "coupon"} and soon
+    for job in (
+        "expire",
+        "release-bonus",
+        "release-referral-rewards",
+        "settle-group-buys",
+        "review-tiers",
+    ):
+        assert (
+            client.post(f"/v1/loyalty/jobs/{job}", json={}, headers=keys.h("operator")).status_code
+            == 200
+        )
+    assert client.get("/v1/loyalty/verify", headers=keys.h("admin")).json() == {
+        "ok": True,
+        "discrepancies": [],
+    }
+
+
+def test_referral_over_http(client, keys: Keys, shop: Store) -> None:
+    code = client.post("/v1/customers/c1/referral-code", headers=keys.h("operator")).json()["code"]
+    r = client.post(
+        "/v1/referrals",
+        json={"referred_customer_id": "c2", "code": code},
+        headers=keys.h("operator"),
+    )
+    assert r.status_code == 200, r.text
+    self_ref = client.post(
+        "/v1/referrals",
+        json={"referred_customer_id": "c1", "code": code},
+        headers=keys.h("operator"),
+    )
+    assert self_ref.status_code in (409, 422)
+
+
+def test_program_get_put_and_validation(client, keys: Keys, store: Store) -> None:
+    default = client.get("/v1/program", headers=keys.h("read")).json()
+    assert default["currency"] == "CNY"
+    bad = client.put(
+        "/v1/program", json={"earn": {"points_per_unit": "lots"}}, headers=keys.h("admin")
+    )
+    assert bad.status_code == 422
+    assert "earn.points_per_unit" in bad.json()["error"]["message"]
+    assert (
+        client.put("/v1/program", json={"name": "x"}, headers=keys.h("operator")).status_code == 403
+    )
+    ok = client.put(
+        "/v1/program",
+        json={
+            "name": "咖啡",
+            "coupon_templates": [{"id": "latte", "kind": "free_item", "value": 28, "sku": "latte"}],
+        },
+        headers=keys.h("admin"),
+    )
+    assert ok.status_code == 200 and ok.json()["version"] == 1
+    assert client.get("/v1/program", headers=keys.h("read")).json()["name"] == "咖啡"
+    assert issue(client, keys, template="latte")
