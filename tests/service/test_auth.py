@@ -147,3 +147,43 @@ def test_key_cache_trusts_a_key_for_its_ttl_only(store: Store) -> None:
     assert client.get("/v1/customers/x", headers=headers).status_code == 404  # still trusted
     time.sleep(0.6)
     assert client.get("/v1/customers/x", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_cli_profile_set_show_consent(store_url: str, store: Store) -> None:
+    import json
+
+    runner = CliRunner()
+    base = ["--database-url", store_url]
+    r = runner.invoke(
+        cli_app,
+        [
+            "profile",
+            "set",
+            "c9",
+            "--name",
+            "张三",
+            "--phone",
+            "13812345678",
+            "--consent",
+            "sms=on",
+            *base,
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        cli_app, ["profile", "set", "c9", "--email", "z@example.com", "--tag", "vip", *base]
+    )
+    shown = json.loads(runner.invoke(cli_app, ["profile", "show", "c9", *base]).output)
+    assert (shown["name"], shown["email"], shown["tags"], shown["consent"]) == (
+        "张三",
+        "z@example.com",
+        ["vip"],
+        {"sms": True},
+    )
+    masked = json.loads(runner.invoke(cli_app, ["profile", "show", "c9", "--masked", *base]).output)
+    assert (masked["name"], masked["phone"]) == ("张*", "138****5678")
+    r = runner.invoke(cli_app, ["profile", "consent", "c9", "sms=off", "email=on", *base])
+    assert json.loads(r.output) == {"sms": False, "email": True}
+    bad = runner.invoke(cli_app, ["profile", "set", "c9", "--phone", "call me", *base])
+    assert bad.exit_code != 0

@@ -16,6 +16,50 @@ from huitouke.settings import get_settings
 apikey_app = typer.Typer(
     help="API keys for the REST service. REST 服务的 API 密钥。", no_args_is_help=True
 )
+profile_app = typer.Typer(
+    help="Customer profiles and consent per channel (as the REST API). 顾客资料与各渠道营销同意。",
+    no_args_is_help=True,
+)
+
+
+def _parse_consent(items: list[str]) -> dict[str, bool]:
+    from huitouke.errors import InputError
+
+    out: dict[str, bool] = {}
+    for item in items:
+        channel, sep, value = item.partition("=")
+        flag = {
+            "on": True,
+            "yes": True,
+            "true": True,
+            "1": True,
+            "off": False,
+            "no": False,
+            "false": False,
+            "0": False,
+        }.get(value.strip().lower())
+        if not sep or flag is None or not channel.strip():
+            raise InputError(
+                f"consent {item!r}: write CHANNEL=on|off (e.g. sms=off)",
+                code="input.invalid",
+                message_zh=f"同意设置 {item!r} 格式应为 渠道=on|off(例如 sms=off)",
+                details={"field": "consent", "value": item},
+            )
+        out[channel.strip().lower()] = flag
+    return out
+
+
+def _profile_json(row: dict[str, Any], masked: bool) -> str:
+    from huitouke.service.masking import mask_email, mask_name, mask_phone
+
+    out = dict(row)
+    if masked:
+        out["name"], out["phone"], out["email"] = (
+            mask_name(out.get("name")),
+            mask_phone(out.get("phone")),
+            mask_email(out.get("email")),
+        )
+    return json.dumps(out, ensure_ascii=False, indent=2, default=str)
 
 
 def log_config(level: str = "info") -> dict[str, Any]:
@@ -161,3 +205,106 @@ def register(app: typer.Typer) -> None:
         typer.echo(t("cli.apikey.revoked", _lang(), key_id=key_id))
 
     app.add_typer(apikey_app, name="apikey")
+
+    @profile_app.command("show")
+    def profile_show(
+        customer_id: str = typer.Argument(..., help="Customer id. 顾客编号。"),
+        masked: bool = typer.Option(False, "--masked", help="Mask name, phone, e-mail. 脱敏显示。"),
+        database_url: str | None = typer.Option(None, "--database-url", help="Store URL."),
+    ) -> None:
+        """Show a profile as JSON. 以 JSON 显示顾客资料。"""
+        from huitouke.service.customers import get_customer
+
+        store = _store(database_url)
+        try:
+            with store.connect() as conn:
+                row = get_customer(conn, customer_id)
+        finally:
+            store.dispose()
+        typer.echo(_profile_json(row, masked))
+
+    @profile_app.command("set")
+    def profile_set(
+        customer_id: str = typer.Argument(..., help="Customer id. 顾客编号。"),
+        name: str | None = typer.Option(None, "--name", help="Name. 姓名。"),
+        phone: str | None = typer.Option(None, "--phone", help="Phone. 手机号。"),
+        email: str | None = typer.Option(None, "--email", help="E-mail. 邮箱。"),
+        birthday: str | None = typer.Option(None, "--birthday", help="YYYY-MM-DD. 生日。"),
+        timezone: str | None = typer.Option(None, "--timezone", help="IANA zone. 时区。"),
+        tag: list[str] = typer.Option([], "--tag", help="A tag (repeatable). 标签(可重复)。"),
+        consent: list[str] = typer.Option(
+            [], "--consent", help="CHANNEL=on|off (repeatable). 渠道同意。"
+        ),
+        database_url: str | None = typer.Option(None, "--database-url", help="Store URL."),
+    ) -> None:
+        """Create a profile or change the given fields (others are kept), validated as the API
+        does. 新建或修改顾客资料(未给出的字段保持不变)。"""
+        from pydantic import ValidationError
+
+        from huitouke.errors import InputError, NotFoundError
+        from huitouke.service.customers import get_customer, put_customer
+        from huitouke.service.schemas import CustomerProfileIn
+
+        store = _store(database_url)
+        try:
+            with store.begin() as conn:
+                try:
+                    current = get_customer(conn, customer_id)
+                except NotFoundError:
+                    current = {}
+                doc = {
+                    k: current.get(k)
+                    for k in CustomerProfileIn.model_fields
+                    if current.get(k) is not None
+                }
+                given = {
+                    "name": name,
+                    "phone": phone,
+                    "email": email,
+                    "birthday": birthday,
+                    "timezone": timezone,
+                }
+                doc.update({k: v for k, v in given.items() if v is not None})
+                if tag:
+                    doc["tags"] = list(dict.fromkeys([*(doc.get("tags") or []), *tag]))
+                if consent:
+                    doc["consent"] = {**(doc.get("consent") or {}), **_parse_consent(consent)}
+                try:
+                    profile = CustomerProfileIn.model_validate(doc)
+                except ValidationError as exc:
+                    fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+                    raise InputError(
+                        f"invalid profile: {', '.join(fields)}",
+                        code="input.invalid",
+                        message_zh=f"顾客资料有误:{', '.join(fields)}",
+                        details={"fields": fields},
+                    ) from exc
+                row, _ = put_customer(
+                    conn, customer_id, profile.model_dump(), now=datetime.now(UTC)
+                )
+        finally:
+            store.dispose()
+        typer.echo(_profile_json(row, masked=False))
+
+    @profile_app.command("consent")
+    def profile_consent(
+        customer_id: str = typer.Argument(..., help="Customer id. 顾客编号。"),
+        settings_: list[str] = typer.Argument(
+            ..., metavar="CHANNEL=on|off...", help="e.g. sms=off email=on"
+        ),
+        database_url: str | None = typer.Option(None, "--database-url", help="Store URL."),
+    ) -> None:
+        """Grant or withdraw consent per channel. 按渠道设置营销同意。"""
+        from huitouke.service.customers import merge_consent
+
+        store = _store(database_url)
+        try:
+            with store.begin() as conn:
+                row = merge_consent(
+                    conn, customer_id, _parse_consent(settings_), now=datetime.now(UTC)
+                )
+        finally:
+            store.dispose()
+        typer.echo(json.dumps(row["consent"], ensure_ascii=False))
+
+    app.add_typer(profile_app, name="profile")
