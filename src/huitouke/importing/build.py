@@ -32,7 +32,7 @@ from huitouke.importing.convert import (
 )
 from huitouke.importing.messages import reason_texts
 from huitouke.importing.sources import RawData
-from huitouke.store.orders_repo import LINES_SCHEMA, all_distinct, reduce_to_latest_state
+from huitouke.store.orders_repo import LINES_SCHEMA, has_adjacent_equal, reduce_to_latest_state
 
 __all__ = ["Canon", "Reject", "RejectSink", "build"]
 
@@ -316,7 +316,14 @@ def _collapse(
     """Merge repeated rows of one order: identical export rows count once; line rows
     become the order's lines; the order-level fields follow the later-state rule."""
     n = rows.num_rows
-    unique = n == 0 or all_distinct(rows.column("order_id"))
+    if n > 1:
+        # one stable sort by order id: it tells whether ids repeat (adjacent equal) and
+        # hands the store rows in key order; the rows keep their file order within an id
+        idx = pc.sort_indices(rows.column("order_id"))
+        rows = rows.take(idx)
+        if lines is not None:
+            lines = lines.take(idx)
+    unique = n < 2 or not has_adjacent_equal(rows.column("order_id"))
     if unique:
         if lines is not None:
             lines = lines.append_column("line_no", pa.array(np.ones(n, dtype=np.int32)))
@@ -370,10 +377,10 @@ def _resolve_status(t: pa.Table) -> pa.Table:
     zero = pa.scalar(0, MONEY)
     if ref.null_count == len(ref):
         # no refunded amounts in the file: statuses alone decide (fast path)
-        st = on_dictionary(
-            st, lambda v: pc.if_else(pc.equal(v, "closed"), pa.scalar("cancelled"), v)
-        )
-        is_ref = on_dictionary(st, lambda v: pc.equal(v, "refunded"))
+        closed = pc.equal(st, "closed")
+        if pc.any(closed).as_py():
+            st = pc.if_else(closed, pa.scalar("cancelled"), st)
+        is_ref = pc.equal(st, "refunded")
         ref_final = pc.if_else(is_ref, amount, pc.fill_null(ref, zero))
         t = t.set_column(t.column_names.index("status"), "status", st)
         return t.set_column(t.column_names.index("refunded_amount"), "refunded_amount", ref_final)

@@ -24,8 +24,8 @@ replaced by the batch's lines for it; products are upserted by ``sku``.
 Fast paths: on SQLite the rows go through the raw ``sqlite3`` connection's
 ``executemany`` inside the caller's SQLAlchemy transaction, written exactly as
 :class:`~huitouke.store.types.Money` (integer × 10,000) and SQLAlchemy's ``DateTime``
-(``'YYYY-MM-DD HH:MM:SS.ffffff'``, naive UTC) write them. On PostgreSQL they are ``COPY``-ed
-into a temporary table and upserted with one ``INSERT … SELECT … ON CONFLICT``.
+(``'YYYY-MM-DD HH:MM:SS.ffffff'``, naive UTC) write them. On PostgreSQL they are ``COPY``-ed (CSV
+written by Arrow) into a temporary table and upserted with one ``INSERT … SELECT … ON CONFLICT``.
 """
 
 from __future__ import annotations
@@ -214,6 +214,19 @@ def all_distinct(col: pa.ChunkedArray | pa.Array) -> bool:
     return len(pc.unique(col)) == len(col)
 
 
+def has_adjacent_equal(col: pa.ChunkedArray | pa.Array) -> bool:
+    """Some value equals its neighbour (on sorted input: some value repeats)."""
+    a = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(a)
+    return n > 1 and bool(pc.any(pc.equal(a.slice(0, n - 1), a.slice(1))).as_py())
+
+
+def is_sorted(col: pa.ChunkedArray | pa.Array) -> bool:
+    a = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(a)
+    return n < 2 or bool(pc.all(pc.less_equal(a.slice(0, n - 1), a.slice(1))).as_py())
+
+
 def reduce_to_latest_state(orders: pa.Table) -> pa.Table:
     """One row per ``order_id`` by the later-state rule (ties → the later row)."""
     n = orders.num_rows
@@ -382,7 +395,7 @@ def _upsert_sqlite(
     cur = raw.cursor()
     now_s = now.replace(tzinfo=None).strftime(_TS_FMT)
     n = orders.num_rows
-    if n > 1:
+    if n > 1 and not is_sorted(orders.column("order_id")):
         orders = orders.sort_by("order_id")  # primary-key probes and inserts stay local
     rebuilt: list[tuple[str, str]] = []
     checks_off = False
@@ -569,14 +582,21 @@ def _products(lines: pa.Table, orders: pa.Table) -> pa.Table | None:
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
-def _copy_rows(cur: Any, table: str, cols: Sequence[str], rows: Any) -> None:
-    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
-        for r in rows:
-            cp.write_row(r)
+def _copy_arrow(cur: Any, table: str, data: pa.Table) -> None:
+    """COPY an Arrow table in as CSV written by Arrow (quoted strings, so an empty string
+    and NULL stay apart) — no Python object per value."""
+    import io
 
+    import pyarrow.csv as pacsv
 
-def _money_text(arr: pa.ChunkedArray | pa.Array) -> list[str | None]:
-    return arr.cast(MONEY).cast(pa.string()).to_pylist()
+    buf = io.BytesIO()
+    pacsv.write_csv(data, buf, write_options=pacsv.WriteOptions(include_header=False))
+    payload = buf.getbuffer()
+    with cur.copy(
+        f"COPY {table} ({', '.join(data.column_names)}) FROM STDIN WITH (FORMAT csv)"
+    ) as cp:
+        for i in range(0, len(payload), 1 << 23):
+            cp.write(payload[i : i + (1 << 23)])
 
 
 def _upsert_postgres(
@@ -598,25 +618,12 @@ def _upsert_postgres(
             "refunded_amount numeric(18,4), channel text) ON COMMIT DROP"
         )
         cur.execute("TRUNCATE _ht_orders")
-        cols = _ORDER_COLS[:8]
         for start in range(0, n, _CHUNK):
             part = orders.slice(start, _CHUNK)
-            _copy_rows(
-                cur,
-                "_ht_orders",
-                cols,
-                zip(
-                    part.column("order_id").to_pylist(),
-                    part.column("customer_id").to_pylist(),
-                    _ts_text(part.column("ordered_at")),
-                    _money_text(part.column("amount")),
-                    part.column("currency").to_pylist(),
-                    part.column("status").to_pylist(),
-                    _money_text(part.column("refunded_amount")),
-                    part.column("channel").to_pylist(),
-                    strict=True,
-                ),
-            )
+            naive = part.column("ordered_at").cast(pa.timestamp("us", tz="UTC"))
+            naive = naive.cast(pa.timestamp("us")).cast(pa.string())
+            part = part.set_column(part.column_names.index("ordered_at"), "ordered_at", naive)
+            _copy_arrow(cur, "_ht_orders", part.select(list(_ORDER_COLS[:8])))
             if progress is not None:
                 progress(start + part.num_rows)
         crow = _customer_rows(orders, customers)
@@ -625,16 +632,7 @@ def _upsert_postgres(
             "phone text, email text) ON COMMIT DROP"
         )
         cur.execute("TRUNCATE _ht_customers")
-        _copy_rows(
-            cur,
-            "_ht_customers",
-            ("customer_id", *CUSTOMER_ATTRS),
-            zip(
-                crow.column("customer_id").to_pylist(),
-                *(crow.column(a).to_pylist() for a in CUSTOMER_ATTRS),
-                strict=True,
-            ),
-        )
+        _copy_arrow(cur, "_ht_customers", crow.select(["customer_id", *CUSTOMER_ATTRS]))
         cur.execute(
             _customer_sql(
                 "IS DISTINCT FROM",
@@ -665,19 +663,12 @@ def _lines_postgres(cur: Any, lines: pa.Table, orders: pa.Table, now_s: str) -> 
         "product_name text, category text, quantity int, unit_price numeric(18,4)) ON COMMIT DROP"
     )
     cur.execute("TRUNCATE _ht_lines")
-    _copy_rows(
+    qty = pc.fill_null(lines.column("quantity"), 0)
+    _copy_arrow(
         cur,
         "_ht_lines",
-        LINES_SCHEMA.names,
-        zip(
-            lines.column("order_id").to_pylist(),
-            lines.column("line_no").to_pylist(),
-            lines.column("sku").to_pylist(),
-            lines.column("product_name").to_pylist(),
-            lines.column("category").to_pylist(),
-            pc.fill_null(lines.column("quantity"), 0).to_pylist(),
-            _money_text(lines.column("unit_price")),
-            strict=True,
+        lines.set_column(lines.column_names.index("quantity"), "quantity", qty).select(
+            LINES_SCHEMA.names
         ),
     )
     applied = (
@@ -698,19 +689,7 @@ def _lines_postgres(cur: Any, lines: pa.Table, orders: pa.Table, now_s: str) -> 
             "unit_price numeric(18,4), currency text) ON COMMIT DROP"
         )
         cur.execute("TRUNCATE _ht_products")
-        _copy_rows(
-            cur,
-            "_ht_products",
-            ("sku", "name", "category", "unit_price", "currency"),
-            zip(
-                prods.column("sku").to_pylist(),
-                prods.column("name").to_pylist(),
-                prods.column("category").to_pylist(),
-                _money_text(prods.column("unit_price")),
-                prods.column("currency").to_pylist(),
-                strict=True,
-            ),
-        )
+        _copy_arrow(cur, "_ht_products", prods)
         cur.execute(
             "INSERT INTO products (sku, name, category, unit_price, currency) "
             "SELECT sku, name, category, unit_price, currency FROM _ht_products ORDER BY sku "
