@@ -403,14 +403,19 @@ def _upsert_sqlite(
         # customers first: the first write takes SQLite's write lock, so the order counts
         # below cannot race another writer.
         crow = _customer_rows(orders, customers)
+        # attributes absent from the whole batch are bound once as NULL literals
+        attr_lit = {a: "NULL" for a in CUSTOMER_ATTRS if crow.column(a).null_count == len(crow)}
+        bound = [a for a in CUSTOMER_ATTRS if a not in attr_lit]
+        placeholders = ", ".join(attr_lit.get(a, "?") for a in CUSTOMER_ATTRS)
         cur.executemany(
-            _customer_sql("IS NOT", "VALUES (?, ?, ?, ?, '[]', '{}', '{}', ?, ?)", "?"),
+            _customer_sql(
+                "IS NOT",
+                f"VALUES (?, {placeholders}, '[]', '{{}}', '{{}}', '{now_s}', '{now_s}')",
+                f"'{now_s}'",
+            ),
             zip(
                 crow.column("customer_id").to_pylist(),
-                *(crow.column(a).to_pylist() for a in CUSTOMER_ATTRS),
-                [now_s] * crow.num_rows,
-                [now_s] * crow.num_rows,
-                [now_s] * crow.num_rows,
+                *(crow.column(a).to_pylist() for a in bound),
                 strict=True,
             ),
         )
