@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # --- service -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `huitouke serve` binds to.")
     port: int = Field(8000, description="Port `huitouke serve` listens on.")
+    service_threads: int = Field(
+        40,
+        description="Worker threads per `huitouke serve` process that run the database work of "
+        "requests (fewer threads contend less for Python's GIL; writes to SQLite run one at a "
+        "time anyway).",
+    )
     api_key_cache_seconds: float = Field(
         2.0,
         description="How long a worker trusts an API key it has verified (0: check the store on "

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -143,6 +144,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # the pool that runs sync endpoints (and so every unit of work)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(
+            1, settings.service_threads
+        )
         keeper = _keep_sqlite_open(store)
         try:
             yield
