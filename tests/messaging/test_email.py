@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
+from pathlib import Path
+from typing import Any
 
 from msg_support import SmtpCapture, add_customers
 from sqlalchemy import select
@@ -135,3 +137,120 @@ def test_unreachable_server_is_transient() -> None:
                 rendered={"text": "hi"},
             )
         )
+
+
+def test_starttls_and_login(tmp_path: Path) -> None:
+    """STARTTLS upgrade and AUTH against a real aiosmtpd server with a throw-away certificate."""
+    import shutil
+    import ssl
+    import subprocess
+
+    import pytest
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+    from msg_support import free_port
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(str(cert), str(key))
+    got: list[Any] = []
+    tls_seen: list[bool] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            tls_seen.append(session.ssl is not None)
+            got.append(envelope)
+            return "250 OK"
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = auth_data.login == b"shop" and auth_data.password == b"pw"
+        return AuthResult(success=ok)
+
+    port = free_port()
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_ctx,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        ch = SmtpChannel(
+            "127.0.0.1",
+            port,
+            from_addr="shop@huitouke.test",
+            secret=SECRET,
+            public_base_url="https://shop.example",
+            username="shop",
+            password="pw",
+            starttls=True,
+            ssl_context=client_ctx,
+        )
+        ch.send(
+            OutgoingMessage(
+                message_id="m-tls",
+                customer_id="c",
+                channel="email",
+                kind="transactional",
+                recipient="a@example.com",
+                rendered={"text": "您的订单已发货", "lang": "zh"},
+            )
+        )
+        ch.close()
+        assert tls_seen == [True] and got[0].rcpt_tos == ["a@example.com"]
+        from huitouke.messaging.channels.base import PermanentSendError
+
+        plain = SmtpChannel(
+            "127.0.0.1",
+            port,
+            from_addr="shop@huitouke.test",
+            secret=SECRET,
+            public_base_url="https://shop.example",
+            starttls=False,
+            timeout=5,
+        )
+        # The server insists on STARTTLS: a plain-text client is refused, permanently.
+        with pytest.raises(PermanentSendError) as err:
+            plain.send(
+                OutgoingMessage(
+                    message_id="m2",
+                    customer_id="c",
+                    channel="email",
+                    kind="transactional",
+                    recipient="a@example.com",
+                    rendered={"text": "x"},
+                )
+            )
+        assert err.value.code == "smtp.530"
+    finally:
+        controller.stop()

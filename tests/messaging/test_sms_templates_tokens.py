@@ -69,7 +69,7 @@ TEMPLATE = MessageTemplate.from_dict(
         "channel": "sms",
         "kind": "marketing",
         "body": {
-            "zh": "{{ customer.name }},您常买的{{ order['items'][0].name }}快用完了吧?{{ coupon.value|money }}券已到账,{{ coupon.expires_at|date }}前有效",
+            "zh": "{{ customer.name }},您常买的{{ order.lines[0].name }}快用完了吧?{{ coupon.value|money }}券已到账,{{ coupon.expires_at|date }}前有效",
             "en": "{{ customer.name }}, low on {{ order['items'][0].name }}? A {{ coupon.value|money }} coupon is yours until {{ coupon.expires_at|date }}",
         },
     }

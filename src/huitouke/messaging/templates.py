@@ -6,13 +6,14 @@ A template names its channel and kind and holds one text per language::
     channel: sms
     kind: marketing
     body:
-      zh: "{{ customer.name }},您常买的{{ order.items[0].name }}快用完了吧?{{ coupon.value|money }}券已到账"
-      en: "{{ customer.name }}, running low on {{ order.items[0].name }}? A {{ coupon.value|money }} coupon is yours"
+      zh: "{{ customer.name }},您常买的{{ order.lines[0].name }}快用完了吧?{{ coupon.value|money }}券已到账"
+      en: "{{ customer.name }}, running low on {{ order.lines[0].name }}? A {{ coupon.value|money }} coupon is yours"
     subject: {zh: "...", en: "..."}      # email only
     html: {zh: "...", en: "..."}         # email only, autoescaped
 
 The context has ``customer`` (id, name, phone_masked, email, tags, attributes), ``order``
-(the last order: id, ordered_at, amount, currency, items), ``coupon`` (code, value,
+(the last order: order_id, ordered_at, amount, currency, ``lines`` — also ``order['items']``),
+``coupon`` (code, value,
 currency, expires_at …), ``recommendations`` (a list of products: sku, name, url …),
 ``shop`` (name) and ``unsubscribe_url``. Templates run in Jinja2's immutable sandbox with
 undefined fields as errors: a merchant-edited template cannot reach Python internals and a
@@ -261,9 +262,14 @@ def template_context(
         "tags": list(customer.get("tags") or []),
         "attributes": dict(customer.get("attributes") or {}),
     }
+    order_ctx = None
+    if order is not None:
+        order_ctx = dict(order)
+        # ``order.items`` would be the dict method inside Jinja: ``order.lines`` is the alias.
+        order_ctx.setdefault("lines", list(order_ctx.get("items") or []))
     ctx: dict[str, Any] = {
         "customer": cust,
-        "order": dict(order) if order is not None else None,
+        "order": order_ctx,
         "coupon": dict(coupon) if coupon is not None else None,
         "recommendations": [dict(r) for r in recommendations],
         "shop": {"name": shop_name},
