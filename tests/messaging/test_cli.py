@@ -72,7 +72,14 @@ def test_worker_once_outbox_and_retry(env: tuple[Store, Path]) -> None:
             conn,
             [
                 OutboxMessage(
-                    "j", cid, "s", "1", "file", {"text": f"hello {cid}"}, kind="transactional"
+                    "j",
+                    cid,
+                    "s",
+                    "1",
+                    "file",
+                    {"text": f"hello {cid}"},
+                    kind="transactional",
+                    recipient="13812345678",
                 )
                 for cid in ("c1", "c2")
             ],
@@ -86,6 +93,9 @@ def test_worker_once_outbox_and_retry(env: tuple[Store, Path]) -> None:
     ] == "hello c1"
     listed = run("outbox", "list", "--status", "suppressed")
     assert [r["customer_id"] for r in listed] == ["c2"]  # type: ignore[union-attr]
+    assert listed[0]["recipient"] == "138****5678"  # type: ignore[index]
+    full = run("outbox", "list", "--status", "suppressed", "--unmask")
+    assert full[0]["recipient"] == "13812345678"  # type: ignore[index]
     assert run("outbox", "dead") == []
     retried = run("outbox", "retry", listed[0]["message_id"])  # type: ignore[index]
     assert retried == {"requeued": 1}

@@ -27,6 +27,18 @@ def _store(database_url: str | None) -> Any:
     return open_store(database_url)
 
 
+def mask_recipient(value: str | None) -> str | None:
+    """138****5678 for phones, w***@example.cn for addresses."""
+    from huitouke.messaging.templates import mask_phone
+
+    if not value:
+        return value
+    if "@" in value:
+        user, _, domain = value.partition("@")
+        return f"{user[:1]}***@{domain}"
+    return mask_phone(value)
+
+
 def parse_rates(values: list[str] | None, channels: list[str]) -> dict[str, float]:
     """``["20"]`` → that rate for every channel; ``["sms=10", "webhook=500"]`` → per channel."""
     out: dict[str, float] = {}
@@ -170,11 +182,15 @@ def register(app: typer.Typer) -> None:
         customer: str | None = typer.Option(None, "--customer", help="Customer id. 顾客。"),
         channel_: str | None = typer.Option(None, "--channel", help="Channel. 渠道。"),
         limit: int = typer.Option(50, "--limit", help="Rows. 行数。"),
+        unmask: bool = typer.Option(
+            False, "--unmask", help="Show phone numbers and addresses in full. 显示完整号码与地址。"
+        ),
         database_url: str | None = typer.Option(
             None, "--database-url", help="Store URL. 数据库地址。"
         ),
     ) -> None:
-        """List outbox messages as JSON, newest first. 列出发件箱消息(JSON)。"""
+        """List outbox messages as JSON, newest first; recipients masked.
+        列出发件箱消息(JSON),收件人打码。"""
         from huitouke.messaging.outbox import list_messages
 
         store = _store(database_url)
@@ -187,6 +203,9 @@ def register(app: typer.Typer) -> None:
                 channel=channel_,
                 limit=limit,
             )
+        if not unmask:
+            for r in rows:
+                r["recipient"] = mask_recipient(r.get("recipient"))
         _echo_json(rows)
 
     @outbox_app.command("dead")
