@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             from sqlalchemy.engine import make_url
 
             base = make_url(args.postgres)
-            dbname = f"huitouke_bench_{uuid.uuid4().hex[:8]}"
+            dbname = f"msgbench_{uuid.uuid4().hex[:8]}"
             conninfo = f"host={base.host or '127.0.0.1'} port={base.port or 5432} user={base.username or 'postgres'} dbname={base.database or 'postgres'}"
             with psycopg.connect(conninfo, autocommit=True) as c:
                 c.execute(f'CREATE DATABASE "{dbname}"')
