@@ -68,6 +68,12 @@ def test_chinese_headers_bom_and_mapping(tmp_path: Path) -> None:
         mapping={"单据": "order_id", "客户": "customer_id", "日子": "ordered_at", "钱": "amount"},
     )
     assert by_id(res2.orders)["A1"]["amount"] == Decimal("10.0000")
+    # a mapping without a preset means generic
+    res3 = read_orders(
+        tmp_path / "m.csv",
+        mapping={"单据": "order_id", "客户": "customer_id", "日子": "ordered_at", "钱": "amount"},
+    )
+    assert res3.preset == "generic" and res3.orders.num_rows == 1
 
 
 def test_gbk_file_is_decoded(tmp_path: Path) -> None:

@@ -121,6 +121,8 @@ def read_orders(
     ``mapping`` maps file columns to canonical fields (``{"下单日期": "ordered_at"}``).
     """
     p = Path(path)
+    if mapping and preset is None:
+        preset = "generic"  # a column mapping names generic fields
     grid = preview(p, sheet=sheet, encoding=encoding)
     chosen, header_idx = _choose(grid, preset, mapping, p)
     if timezone is None:
