@@ -8,7 +8,9 @@ progress/errors on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -62,6 +64,20 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
 
 
+def _exit_now(code: int) -> None:
+    """Leave at once after an error, skipping interpreter teardown.
+
+    Under load, Arrow's C++ thread pools can still be winding down while the interpreter
+    finalises after an exception, which aborts the process ("terminate called without an
+    active exception", exit 134) and hides the real exit code. Nothing is left to save on an
+    error path, so flush what was printed and exit with the intended code.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def run() -> None:
     """Console-script entry point."""
     # Typer bundles its own Click: usage errors derive from typer's TyperException.
@@ -70,13 +86,19 @@ def run() -> None:
     try:
         main()
     except Exit as exc:
-        sys.exit(exc.exit_code)
+        if exc.exit_code:
+            _exit_now(exc.exit_code)
     except Abort:
-        sys.exit(130)
+        _exit_now(130)
     except TyperException as exc:
         show = getattr(exc, "show", None)
         if callable(show):
             show()
         else:
             typer.echo(str(exc), err=True)
-        sys.exit(getattr(exc, "exit_code", 2))
+        _exit_now(int(getattr(exc, "exit_code", 2)))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code:
+            _exit_now(code)
+        raise
