@@ -72,6 +72,11 @@ def _serve(sink: Sink) -> tuple[ThreadingHTTPServer, threading.Thread]:
         def _handle(self) -> None:
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n else b""
+            if len(body) < n:
+                # The client died mid-body (the kill tests do that on purpose): like any
+                # HTTP server, treat the truncated request as never received.
+                self.close_connection = True
+                return
             req = Request(
                 self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
             )
