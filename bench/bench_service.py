@@ -356,7 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         "--members", type=int, default=None, help="customers in the store (default 100,000)"
     )
     p.add_argument("--clients", type=int, default=50)
-    p.add_argument("--rate", type=float, default=100.0, help="open-loop arrival rate, all clients together (0: skip)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        help="open-loop arrival rate, all clients together (0: skip)",
+    )
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--time-limit", type=float, default=120.0, help="seconds per phase")
     p.add_argument("--json", type=Path, default=None, help="write the rows here")
