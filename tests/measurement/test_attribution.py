@@ -10,6 +10,8 @@ from sqlalchemy import update
 
 from huitouke.errors import ConflictError
 from huitouke.journeys.tables import journey_assignments
+from huitouke.loyalty.program import load_program
+from huitouke.loyalty.service import LoyaltyService
 from huitouke.measurement.attribution import campaign_results, journey_results
 from huitouke.measurement.codes import claim_code, create_codes
 from huitouke.measurement.links import make_link_token, record_click, verify_link_token
@@ -102,7 +104,8 @@ def test_results_by_hand(store: Store) -> None:
     assert r["revenue_treatment"] == "600.00" and r["revenue_holdout"] == "100.00"
     # (600/10 − 100/10) × 10 = 500
     assert r["incremental_revenue"] == "500.00"
-    assert r["cost"] == "0.36"  # 8 segments × 0.045
+    assert r["sms_cost"] == r["cost"] == "0.36"  # 8 segments × 0.045; no coupons
+    assert (r["coupons_redeemed"], r["coupon_cost"]) == (0, "0.00")
     assert r["roi"] == pytest.approx((500 - 0.36) / 0.36)
     assert r["cost_per_incremental_customer"] == "0.09"  # 0.36 / 4
     # last touch: the 6 in-window orders of sent customers (t6's order is too late)
@@ -130,4 +133,67 @@ def test_insert_campaign_codes_claims_and_conversions(store: Store) -> None:
         "claimed": 2,
         "converted": 1,
         "revenue": "88.00",
+        "coupons_redeemed": 0,
+        "coupon_cost": "0.00",
     }
+
+
+def _loyalty(clock: list[datetime]) -> LoyaltyService:
+    program = load_program(
+        {
+            "coupon_templates": [
+                {"id": "fixed10", "kind": "fixed", "value": 10, "valid_days": 30},
+                {"id": "pct20", "kind": "percent", "percent": 20, "max_discount": 15},
+            ]
+        }
+    )
+    return LoyaltyService(program, clock=lambda: clock[0])
+
+
+def test_coupon_cost_by_hand(store: Store) -> None:
+    """SMS cost plus the discounts of coupons redeemed on the journey's attributed orders."""
+    test_results_by_hand(store)  # the journey "j" above: ROI on SMS cost alone was checked
+    clock = [T0]
+    loyalty = _loyalty(clock)
+    with store.begin() as conn:
+        issued = {
+            cid: loyalty.issue_coupon(conn, tpl, cid, idempotency_key=f"k-{cid}")["code"]
+            for cid, tpl in (
+                ("t0", "fixed10"),
+                ("t1", "pct20"),
+                ("t3", "fixed10"),  # never redeemed
+                ("t6", "fixed10"),
+                ("h0", "fixed10"),
+            )
+        }
+        [card] = create_codes(conn, "cards", 1, T0)
+        card_coupon = claim_code(conn, card, "t2", T0, loyalty=loyalty, coupon_template="fixed10")[
+            "coupon_code"
+        ]
+        clock[0] = T0 + timedelta(days=2)
+        for cid, code, oid in (
+            ("t0", issued["t0"], "ot0"),  # attributed to j: 10.00
+            ("t1", issued["t1"], "ot1"),  # attributed: 20% of 100 = 20, capped at 15.00
+            ("t2", card_coupon, "ot2"),  # attributed order, but the card campaign's coupon
+            ("h0", issued["h0"], "oh0"),  # holdout: no message, no attribution
+        ):
+            loyalty.redeem_coupon(
+                conn, code, order_id=oid, customer_id=cid, order_amount=Decimal("100")
+            )
+        clock[0] = T0 + timedelta(days=8)
+        # t6's order on day 8 is outside the window: not attributed, its coupon not counted
+        loyalty.redeem_coupon(
+            conn, issued["t6"], order_id="ot6", customer_id="t6", order_amount=Decimal("100")
+        )
+    with store.connect() as conn:
+        [r] = journey_results(conn, date(2026, 3, 31), price_per_segment=Decimal("0.045"))
+        [camp] = campaign_results(conn, date(2026, 3, 31))
+        before = journey_results(conn, date(2026, 3, 11))  # redemptions not yet made
+    assert r["coupons_redeemed"] == 2
+    assert (r["sms_cost"], r["coupon_cost"], r["cost"]) == ("0.36", "25.00", "25.36")
+    assert r["incremental_revenue"] == "500.00"
+    assert r["roi"] == pytest.approx((500 - 25.36) / 25.36)
+    assert r["cost_per_incremental_customer"] == "6.34"  # 25.36 / (0.4 × 10)
+    assert (camp["campaign_id"], camp["claimed"], camp["converted"]) == ("cards", 1, 1)
+    assert (camp["coupons_redeemed"], camp["coupon_cost"]) == (1, "10.00")
+    assert before[0]["coupon_cost"] == "0.00" and before[0]["cost"] == before[0]["sms_cost"]

@@ -17,9 +17,14 @@ Definitions (BRIEF "Measure it"):
   treatment assignments;
 - *attributed orders* (last touch): each order is credited to the latest message actually
   sent to that customer within ``window_days`` before it, across all journeys;
-- *cost*: SMS segments of the journey's sent messages × the price per segment;
-  *ROI* = (incremental revenue − cost) / cost; *cost per incremental customer* = cost /
-  (incremental repurchase × treatment assignments).
+- *SMS cost*: SMS segments of the journey's sent messages × the price per segment;
+- *coupon cost*: the discounts of the coupons redeemed on the journey's attributed orders,
+  as the loyalty ledger recorded them at redemption (``loyalty_coupons.discount``);
+- *cost* = SMS cost + coupon cost; *ROI* = (incremental revenue − cost) / cost; *cost per
+  incremental customer* = cost / (incremental repurchase × treatment assignments).
+
+Insert campaigns count the coupons their claimed codes issued and that were redeemed by
+``as_of``, and the discounts of those redemptions (``coupon_cost``).
 """
 
 from __future__ import annotations
@@ -93,6 +98,40 @@ def _money(v: Decimal) -> str:
     return str(v.quantize(_CENT))
 
 
+def _coupon_redemptions(
+    conn: Connection, order_ids: Sequence[str], until: datetime
+) -> pd.DataFrame:
+    """Coupons redeemed on ``order_ids`` by ``until``: one row per coupon with its discount.
+
+    The discount is the one the loyalty service recorded at redemption; a redemption made
+    without an order amount on a percent coupon has none on the ledger and counts as 0.
+    Coupons that came with a package-insert card are that campaign's cost, not a journey's.
+    """
+    from huitouke.loyalty.tables import coupons
+
+    c = coupons.c
+    rows: list[tuple[Any, ...]] = []
+    ids = sorted(set(order_ids))
+    for i in range(0, len(ids), 500):
+        rows += conn.execute(
+            select(c.redeemed_order_id, c.code, c.discount)
+            .select_from(coupons.outerjoin(campaign_codes, campaign_codes.c.coupon_code == c.code))
+            .where(
+                c.redeemed_order_id.in_(ids[i : i + 500]),
+                c.status == "redeemed",
+                c.redeemed_at < until,
+                campaign_codes.c.code.is_(None),
+            )
+        ).all()
+    df = pd.DataFrame(rows, columns=["order_id", "code", "discount"])
+    df["discount"] = pd.Series(
+        [Decimal(0) if d is None else Decimal(d) for d in df["discount"]],
+        index=df.index,
+        dtype=object,
+    )
+    return df
+
+
 def journey_results(
     conn: Connection,
     as_of: date,
@@ -154,6 +193,8 @@ def journey_results(
         columns=["journey_id", "customer_id"],
     )
     last_touch = _last_touch(sent, ords, window)
+    redeemed = _coupon_redemptions(conn, list(last_touch["order_id"]), end)
+    coupon_journey = redeemed.merge(last_touch[["order_id", "journey_id"]], on="order_id")
     out = []
     for jid, a in assign.groupby("journey_id", sort=True):
         done = a[a["at"] + window <= end]
@@ -167,7 +208,10 @@ def journey_results(
         ci = diff_proportions(xt, nt, xh, nh)
         js = sent[sent["journey_id"] == jid]
         segments = int(js.loc[js["channel"] == "sms", "segments"].fillna(0).sum())
-        cost = (Decimal(segments) * Decimal(price_per_segment)).quantize(Decimal("0.0001"))
+        sms_cost = (Decimal(segments) * Decimal(price_per_segment)).quantize(Decimal("0.0001"))
+        jc = coupon_journey[coupon_journey["journey_id"] == jid]
+        coupon_cost = sum(jc["discount"], Decimal(0))
+        cost = sms_cost + coupon_cost
         inc_rev = None
         if nt and nh:
             inc_rev = ((rt / nt) - (rh / nh)) * nt
@@ -197,6 +241,9 @@ def journey_results(
                 "incremental_revenue": _money(inc_rev) if inc_rev is not None else None,
                 "attributed_orders": len(lt),
                 "attributed_revenue": _money(sum(lt["revenue"], Decimal(0))) if len(lt) else "0.00",
+                "coupons_redeemed": len(jc),
+                "sms_cost": _money(sms_cost),
+                "coupon_cost": _money(coupon_cost),
                 "cost": _money(cost),
                 "roi": float((inc_rev - cost) / cost) if inc_rev is not None and cost > 0 else None,
                 "cost_per_incremental_customer": (
@@ -252,6 +299,18 @@ def campaign_results(
         _orders_of(conn, sorted(set(claims["customer_id"])), end) if len(claims) else pd.DataFrame()
     )
     conv = _conversions(claims, ords, window) if len(claims) else claims
+    from huitouke.loyalty.tables import coupons
+
+    k = coupons.c
+    # the coupons the claimed cards issued, redeemed (on any order) by the end of as_of
+    spent: dict[str, tuple[int, Decimal]] = {}
+    for cid, discount in conn.execute(
+        select(cc.campaign_id, k.discount)
+        .join(coupons, k.code == cc.coupon_code)
+        .where(cc.claimed_at < end, k.status == "redeemed", k.redeemed_at < end)
+    ):
+        n, total = spent.get(cid, (0, Decimal(0)))
+        spent[cid] = (n + 1, total + (Decimal(discount) if discount is not None else Decimal(0)))
     out = []
     for cid in sorted(printed):
         c = conv[conv["campaign_id"] == cid] if len(conv) else conv
@@ -263,6 +322,8 @@ def campaign_results(
                 "claimed": len(c),
                 "converted": int(c["converted"].sum()) if len(c) else 0,
                 "revenue": _money(sum(c["revenue"], Decimal(0))) if len(c) else "0.00",
+                "coupons_redeemed": spent.get(cid, (0, Decimal(0)))[0],
+                "coupon_cost": _money(spent.get(cid, (0, Decimal(0)))[1]),
             }
         )
     return out
