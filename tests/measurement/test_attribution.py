@@ -95,6 +95,7 @@ def test_results_by_hand(store: Store) -> None:
         [r] = journey_results(conn, date(2026, 3, 31), price_per_segment=Decimal("0.045"))
         early = journey_results(conn, date(2026, 3, 12))
     assert (r["audience"], r["treatment"], r["holdout"], r["in_window"]) == (20, 10, 10, 0)
+    assert (r["treatment_measured"], r["holdout_measured"]) == (10, 10)
     assert (r["sent"], r["delivered"], r["clicked"]) == (8, 2, 1)
     assert (r["converted_treatment"], r["converted_holdout"]) == (6, 2)
     assert r["conversion_treatment"] == 0.6 and r["conversion_holdout"] == 0.2
@@ -112,6 +113,7 @@ def test_results_by_hand(store: Store) -> None:
     assert r["attributed_orders"] == 6 and r["attributed_revenue"] == "600.00"
     # on 12 March the windows are still open: nothing is concluded yet
     assert early[0]["in_window"] == 20 and early[0]["conversion_treatment"] is None
+    assert (early[0]["treatment_measured"], early[0]["holdout_measured"]) == (0, 0)
 
 
 def test_insert_campaign_codes_claims_and_conversions(store: Store) -> None:

@@ -60,3 +60,13 @@ def sample_html(
         p.write_text(render_html(sample_data, lang), encoding="utf-8")
         paths[lang] = p
     return paths
+
+
+@pytest.fixture(scope="session")
+def reminders_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A SQLite store where two reminder journeys really ran (see reminders_store.py)."""
+    from .reminders_store import build_reminders_store
+
+    work = tmp_path_factory.mktemp("reminders")
+    url = f"sqlite:///{work / 'store.db'}"
+    return {"url": url, **build_reminders_store(url, work)}

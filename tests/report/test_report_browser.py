@@ -31,6 +31,8 @@ CHARTS = [
     "chart-layers", "chart-due", "chart-alive", "chart-value", "chart-calendar", "chart-tracking",
 ]  # fmt: skip
 
+PREDICTION_CHARTS = ["chart-alive", "chart-value", "chart-calendar", "chart-tracking"]
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
@@ -100,14 +102,15 @@ def _open(path: Path, screenshot: Path) -> dict[str, Any]:
     }
 
 
-def _check(result: dict[str, Any], screenshot: Path) -> None:
+def _check(result: dict[str, Any], screenshot: Path, charts: list[str] | None = None) -> None:
+    charts = CHARTS if charts is None else charts
     bad = [(t, m) for t, m in result["console"] if t in ("error", "warning", "assert")]
     assert bad == [], bad
     assert result["errors"] == []
     # only the file itself: no CDN, no fonts, no tiles
     assert all(u.startswith("file://") for u in result["requests"]), result["requests"]
     drawn = {c["id"]: c for c in result["charts"]}
-    assert sorted(drawn) == sorted(CHARTS)
+    assert sorted(drawn) == sorted(charts)
     for cid, c in drawn.items():
         assert c["plotly"], f"{cid} was not turned into a plotly chart"
         assert c["svgs"] >= 1, f"{cid} has no main svg"
@@ -115,7 +118,7 @@ def _check(result: dict[str, Any], screenshot: Path) -> None:
         assert c["marks"] >= 1, f"{cid} drew no marks"
         assert c["width"] > 200 and c["height"] > 200, f"{cid} has no room: {c}"
     assert screenshot.exists() and screenshot.stat().st_size > 50_000
-    assert result["printed"] == {"toc": "none", "charts": len(CHARTS)}
+    assert result["printed"] == {"toc": "none", "charts": len(charts)}
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -142,6 +145,36 @@ def test_readme_main_job_in_chromium(tmp_path: Path) -> None:
     assert res.stdout.strip().splitlines()[-1] == str(out.resolve())
     shot = ARTIFACTS / "report_cli_sample.png"
     _check(_open(out, shot), shot)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_store_report_with_reminders_draws_in_chromium(
+    reminders_store: dict[str, Any], tmp_path: Path, lang: str
+) -> None:
+    """`huitouke report` on a store where journeys ran: the reminders section and its
+    uplift chart draw with no console error, next to the other sections."""
+    from .reminders_store import REPORT_AS_OF
+
+    out = tmp_path / f"report_reminders_{lang}.html"
+    res = subprocess.run(
+        [
+            sys.executable, "-m", "huitouke", "report", "--as-of", REPORT_AS_OF.isoformat(),
+            "--lang", lang, "--no-predictions", "--out", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HUITOUKE_DATABASE_URL": reminders_store["url"]},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    report = Report(out.read_text(encoding="utf-8"))
+    assert len(report.data["reminders"]["journeys"]) == 2
+    shot = ARTIFACTS / f"report_reminders_{lang}.png"
+    result = _open(out, shot)
+    expected = [c for c in CHARTS if c not in PREDICTION_CHARTS] + ["chart-uplift"]
+    _check(result, shot, expected)
+    uplift = next(c for c in result["charts"] if c["id"] == "chart-uplift")
+    assert uplift["marks"] >= 2  # one point per journey
 
 
 # --- static checks of the page (no browser needed, but kept next to the browser checks) -----

@@ -192,6 +192,17 @@ def register(app: typer.Typer) -> None:
             horizon_days=horizon,
             model=model,
         )
+        if loaded.source["kind"] == "store":
+            from huitouke.report import reminders_from_store
+
+            data["reminders"] = reminders_from_store(
+                settings.database_url,
+                date.fromisoformat(data["as_of"]),
+                window_days=settings.attribution_window_days,
+                timezone=timezone or settings.timezone,
+                price_per_segment=settings.sms_price_per_segment,
+                currency=settings.currency,
+            )
         html = render_html(data, lang)
         target = out.expanduser().resolve()
         target.parent.mkdir(parents=True, exist_ok=True)

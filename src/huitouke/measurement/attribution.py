@@ -9,7 +9,8 @@ Definitions (BRIEF "Measure it"):
   or cancelled) within ``window_days`` after the assignment's send time — the same rule for
   treatment and holdout (intention to treat: a treatment customer whose message was blocked
   by a cap still counts as treatment). Assignments whose window has not ended by ``as_of``
-  are left out of the conversion figures and counted as ``in_window``;
+  are left out of the conversion figures and counted as ``in_window``; the rest of each
+  group is ``treatment_measured`` / ``holdout_measured``;
 - *conversion rate* = converted / assignments of the group; *incremental repurchase* =
   treatment rate − holdout rate, with Newcombe's 95% interval (:mod:`.stats`);
 - *revenue* of a group: revenue of the converting orders in the windows; *incremental
@@ -226,6 +227,8 @@ def journey_results(
                 "treatment": int((a["group"] == "treatment").sum()),
                 "holdout": int((a["group"] == "holdout").sum()),
                 "in_window": len(a) - len(done),
+                "treatment_measured": nt,
+                "holdout_measured": nh,
                 "sent": len(js),
                 "delivered": int(js["delivered_at"].notna().sum()),
                 "clicked": int(clicks.loc[clicks["journey_id"] == jid, "customer_id"].nunique()),

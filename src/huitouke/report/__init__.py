@@ -9,6 +9,10 @@
 models can be fitted, through :mod:`huitouke.models`; :func:`render_html` formats that one
 document. The document is embedded in the page as ``<script type="application/json"
 id="report-data">`` so scripts and tests can read the exact numbers back.
+
+On a store, :func:`reminders_from_store` adds the journey and package-insert results
+(``data["reminders"]``, the numbers of ``huitouke journeys results``); ``huitouke report``
+does this whenever it reports on the configured store.
 """
 
 from __future__ import annotations
@@ -21,9 +25,16 @@ import pyarrow as pa
 from huitouke.analytics.segments import LayerWindows
 from huitouke.report import messages as _messages  # noqa: F401  (registers texts)
 from huitouke.report.data import SCHEMA, collect, default_as_of
+from huitouke.report.reminders import collect_reminders, reminders_from_store
 from huitouke.report.render import render_html
 
-__all__ = ["SCHEMA", "build_report_data", "render_html"]
+__all__ = [
+    "SCHEMA",
+    "build_report_data",
+    "collect_reminders",
+    "reminders_from_store",
+    "render_html",
+]
 
 
 def _version() -> str:

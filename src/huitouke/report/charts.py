@@ -29,6 +29,7 @@ __all__ = [
     "rates_chart",
     "rfm_chart",
     "tracking_chart",
+    "uplift_chart",
     "value_chart",
 ]
 
@@ -694,5 +695,62 @@ def tracking_chart(
         xaxis=_axis(tr("axis.week"), type="category", nticks=8, tickangle=0),
         yaxis=_axis(tr("axis.repeat_purchases"), rangemode="tozero"),
         hovermode="x unified",
+    )
+    return fig
+
+
+def uplift_chart(
+    labels: Sequence[str],
+    diffs: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    hover: Sequence[str],
+    tr: Translator,
+) -> go.Figure:
+    """Incremental repurchase (treatment − holdout) per journey: a point and its 95%
+    interval, with the zero line; green where the whole interval is above zero, red where
+    it is below, grey where it includes zero (not shown to work or fail yet)."""
+    colors = [
+        COLORS["green"] if lo > 0 else COLORS["rose"] if hi < 0 else COLORS["slate"]
+        for lo, hi in zip(lows, highs, strict=True)
+    ]
+    height = max(300, 130 + 46 * len(labels))
+    fig = go.Figure(layout=_base_layout(tr("chart.uplift.title"), height=height))
+    fig.add_trace(
+        go.Scatter(
+            x=list(diffs),
+            y=list(labels),
+            mode="markers",
+            name=tr("series.uplift"),
+            marker={"size": 11, "color": colors, "symbol": "diamond"},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [h - d for d, h in zip(diffs, highs, strict=True)],
+                "arrayminus": [d - lo for d, lo in zip(diffs, lows, strict=True)],
+                "color": COLORS["slate"],
+                "thickness": 2,
+                "width": 6,
+            },
+            customdata=list(hover),
+            hovertemplate="%{y}: %{x:+.1%}<br>%{customdata}<extra></extra>",
+        )
+    )
+    fig.add_shape(
+        type="line",
+        xref="x",
+        yref="paper",
+        x0=0,
+        x1=0,
+        y0=0,
+        y1=1,
+        line={"color": COLORS["grey"], "dash": "dot", "width": 1.5},
+    )
+    span = max([abs(v) for v in (*lows, *highs)] or [0.1])
+    fig.update_layout(
+        xaxis=_axis(tr("axis.uplift"), tickformat="+.0%", range=[-span * 1.15, span * 1.15]),
+        yaxis=_axis("", type="category", autorange="reversed"),
+        showlegend=False,
+        margin={"l": 56, "r": 24, "t": 56, "b": 56},
     )
     return fig

@@ -360,6 +360,92 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "流失风险",
         "en": "Churn risk",
     },
+    # -- reminders (journeys and package-insert campaigns) --------------------------------
+    "sec.rem.title": {"zh": "复购提醒效果", "en": "Reminders and their effect"},
+    "sec.rem.intro": {
+        "zh": "每个提醒旅程都与随机留出、不发送提醒的对照组比较,差值就是提醒带来的增量复购(与 `huitouke journeys results` 相同,截至 {as_of},归因窗口 {window} 天)。",
+        "en": "Each reminder journey is compared with a random holdout group that gets no reminder; the difference is the repurchase the reminder added (as `huitouke journeys results`, up to {as_of}, attribution window {window} days).",
+    },
+    "rem.none": {
+        "zh": "这个数据库里还没有运行过提醒旅程,也没有包裹卡活动。用 `huitouke journeys enable 旅程` 和 `huitouke journeys run` 开始提醒,效果会显示在这里。",
+        "en": "No reminder journey has run on this store yet, and there is no package-insert campaign. Start with `huitouke journeys enable JOURNEY` and `huitouke journeys run`; the results will show here.",
+    },
+    "rem.no_journeys": {
+        "zh": "还没有运行过提醒旅程。",
+        "en": "No reminder journey has run yet.",
+    },
+    "rem.open": {
+        "zh": "所有旅程的归因窗口都还没有结束,暂时不能下结论({n} 个分配仍在窗口内)。",
+        "en": "Every journey's attribution window is still open, so nothing can be concluded yet ({n} assignments are still inside their window).",
+    },
+    "rem.summary": {
+        "zh": "{journeys} 个旅程覆盖 {audience} 人次(其中对照组 {holdout}),已发送 {sent} 条消息;增量收入合计 {revenue},成本合计 {cost}(短信 {sms} + 优惠券 {coupon})。",
+        "en": "{journeys} journeys reached {audience} assignments ({holdout} in holdout) and sent {sent} messages; incremental revenue {revenue} in total, cost {cost} (SMS {sms} + coupons {coupon}).",
+    },
+    "chart.uplift.title": {
+        "zh": "增量复购率(实验组 − 对照组)及 95% 置信区间",
+        "en": "Incremental repurchase (treatment − holdout) with its 95% interval",
+    },
+    "series.uplift": {"zh": "增量复购率", "en": "Incremental repurchase"},
+    "axis.uplift": {
+        "zh": "增量复购率(百分点)",
+        "en": "Incremental repurchase (percentage points)",
+    },
+    "rem.hover": {
+        "zh": "实验组 {t}({xt}/{nt}) · 对照组 {h}({xh}/{nh}) · 95% 区间 {low} 至 {high}",
+        "en": "treatment {t} ({xt}/{nt}) · holdout {h} ({xh}/{nh}) · 95% interval {low} to {high}",
+    },
+    "rem.reach.caption": {"zh": "触达与转化", "en": "Reach and conversions"},
+    "rem.effect.caption": {"zh": "增量效果与投入产出", "en": "Uplift, revenue and return"},
+    "rem.inserts.caption": {"zh": "包裹卡活动", "en": "Package-insert campaigns"},
+    "rem.journey": {"zh": "旅程", "en": "Journey"},
+    "rem.audience": {"zh": "覆盖人次", "en": "Audience"},
+    "rem.treatment": {"zh": "实验组", "en": "Treatment"},
+    "rem.holdout": {"zh": "对照组", "en": "Holdout"},
+    "rem.in_window": {"zh": "窗口未结束", "en": "Window open"},
+    "rem.sent": {"zh": "已发送", "en": "Sent"},
+    "rem.delivered": {"zh": "已送达", "en": "Delivered"},
+    "rem.clicked": {"zh": "点击人数", "en": "Clicked"},
+    "rem.converted_t": {"zh": "实验组转化", "en": "Converted (treatment)"},
+    "rem.converted_h": {"zh": "对照组转化", "en": "Converted (holdout)"},
+    "rem.conv_t": {"zh": "实验组转化率", "en": "Conversion (treatment)"},
+    "rem.conv_h": {"zh": "对照组转化率", "en": "Conversion (holdout)"},
+    "rem.uplift": {"zh": "增量复购率", "en": "Incremental repurchase"},
+    "rem.ci_low": {"zh": "95% 下限", "en": "95% low"},
+    "rem.ci_high": {"zh": "95% 上限", "en": "95% high"},
+    "rem.inc_revenue": {"zh": "增量收入", "en": "Incremental revenue"},
+    "rem.sms_cost": {"zh": "短信成本", "en": "SMS cost"},
+    "rem.coupon_cost": {"zh": "优惠券成本", "en": "Coupon cost"},
+    "rem.cost": {"zh": "总成本", "en": "Cost"},
+    "rem.roi": {"zh": "投资回报率 ROI", "en": "ROI"},
+    "rem.cpic": {"zh": "每增量顾客成本", "en": "Cost per incremental customer"},
+    "rem.attributed": {"zh": "归因订单", "en": "Attributed orders"},
+    "rem.campaign": {"zh": "活动", "en": "Campaign"},
+    "rem.printed": {"zh": "印制卡片", "en": "Cards printed"},
+    "rem.claimed": {"zh": "已领取", "en": "Claimed"},
+    "rem.converted": {"zh": "领取后下单", "en": "Converted"},
+    "rem.revenue": {"zh": "收入", "en": "Revenue"},
+    "rem.coupons_redeemed": {"zh": "已核销券", "en": "Coupons redeemed"},
+    "def.rem.groups": {
+        "zh": "覆盖人次:旅程在参考日期前分配的顾客(每次触发一次),按顾客稳定随机分为实验组和对照组;对照组不发送。已发送、已送达:该旅程状态为已发送、有送达回执的消息;点击人数:打开过该旅程跟踪链接的顾客数。",
+        "en": "Audience: customers a journey assigned (once per occurrence) by the as-of date, split at random — stably per customer — into treatment and holdout; the holdout gets nothing. Sent / delivered: the journey's messages with status sent / with a delivery receipt; clicked: customers who opened a tracked link of the journey.",
+    },
+    "def.rem.converted": {
+        "zh": "转化:分配后 {window} 天内下了计入统计的订单(已支付,未全额退款或取消);两组规则相同(意向处理:被频控拦下的实验组顾客仍算实验组)。窗口尚未结束的分配不计入转化率。转化率 = 转化 ÷ 该组分配数。",
+        "en": "Converted: a counted order (paid, not fully refunded or cancelled) within {window} days after the assignment; the same rule for both groups (intention to treat: a treatment customer a cap kept from a message still counts as treatment). Assignments whose window is still open are left out of the rates. Conversion = converted ÷ assignments of the group.",
+    },
+    "def.rem.uplift": {
+        "zh": "增量复购率 = 实验组转化率 − 对照组转化率,95% 置信区间用 Newcombe 混合得分法(1998,方法 10);区间跨过 0 表示还不能确定提醒有效果。增量收入 =(实验组每人收入 − 对照组每人收入)× 实验组人数。",
+        "en": "Incremental repurchase = treatment conversion − holdout conversion, with Newcombe's hybrid score 95% interval (1998, method 10); an interval across 0 means the effect is not established yet. Incremental revenue = (treatment revenue per assignment − holdout revenue per assignment) × treatment assignments.",
+    },
+    "def.rem.cost": {
+        "zh": "成本 = 短信成本(已发送短信的条数分段 × 每段 {price})+ 优惠券成本(归因到该旅程的订单上核销的优惠券的优惠金额,取自会员账本)。ROI =(增量收入 − 成本)÷ 成本;每增量顾客成本 = 成本 ÷(增量复购率 × 实验组人数)。归因(最后触达):每笔订单归给下单前 {window} 天内最后一条实际发给该顾客的消息。",
+        "en": "Cost = SMS cost (segments of the sent SMS × {price} per segment) + coupon cost (the discounts of coupons redeemed on orders attributed to the journey, from the loyalty ledger). ROI = (incremental revenue − cost) ÷ cost; cost per incremental customer = cost ÷ (incremental repurchase × treatment assignments). Attribution (last touch): each order is credited to the latest message actually sent to that customer within {window} days before it.",
+    },
+    "def.rem.inserts": {
+        "zh": "包裹卡:每张卡片一个唯一券码;领取后 {window} 天内下单算转化;已核销券与优惠券成本为卡片发出的优惠券中截至参考日期已核销的张数与优惠金额。",
+        "en": "Package inserts: one unique code per card; an order within {window} days after the claim is a conversion; coupons redeemed and coupon cost count the coupons the claimed cards issued that were redeemed by the as-of date, and their discounts.",
+    },
 }
 
 register(MESSAGES)

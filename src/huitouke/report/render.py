@@ -75,6 +75,13 @@ class _Fmt:
     def money(self, v: float | None) -> str:
         return "—" if v is None else i18n.fmt_money(Decimal(str(v)), self.currency, self.lang)
 
+    def amount(self, v: str | None, digits: int = 2) -> str:
+        """A money string of the measurement JSON ("500.00"), shown without rounding drift."""
+        return "—" if v is None else i18n.fmt_number(Decimal(v), self.lang, digits=digits)
+
+    def money_str(self, v: str | None) -> str:
+        return "—" if v is None else i18n.fmt_money(Decimal(v), self.currency, self.lang)
+
     def money_short(self, v: float | None) -> str:
         """Compact money for KPI cards (万 / M); the exact amount goes in the card's note."""
         if v is None:
@@ -138,6 +145,9 @@ def render_html(data: dict[str, Any], lang: str) -> str:
     pred = _predictions_section(data, f, figures)
     if pred is not None:
         sections.append(pred)
+    rem = _reminders_section(data, f, figures)
+    if rem is not None:
+        sections.append(rem)
 
     source = data["source"]
     if source["kind"] == "sample":
@@ -831,4 +841,231 @@ def _predictions_section(
                 caption=f.tr("pred.params"),
             ),
         ],
+    )
+
+
+# --- reminders: journeys and package-insert campaigns ---------------------------------------
+
+
+def _journey_labels(rem: dict[str, Any], lang: str) -> dict[str, str]:
+    """Display name per journey id; an id is added where two journeys share a name."""
+    names = {
+        jid: rem.get("journey_names", {}).get(jid, {}).get(lang, jid)
+        for jid in (r["journey_id"] for r in rem["journeys"])
+    }
+    counts: dict[str, int] = {}
+    for n in names.values():
+        counts[n] = counts.get(n, 0) + 1
+    return {jid: (n if counts[n] == 1 else f"{n} ({jid})") for jid, n in names.items()}
+
+
+def _unit_price(v: str, f: _Fmt) -> str:
+    """A price per SMS segment in full (0.045 CNY: cents would round it to 0.04)."""
+    exp = Decimal(v).normalize().as_tuple().exponent
+    digits = max(2, -exp) if isinstance(exp, int) else 2
+    return f"{f.amount(v, digits)} {f.currency}"
+
+
+def _sum_money(values: list[str | None]) -> str:
+    return str(sum((Decimal(v) for v in values if v is not None), Decimal(0)))
+
+
+def _reminders_section(
+    data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]
+) -> dict[str, Any] | None:
+    """Journey and insert-campaign results (:mod:`.reminders`); absent when the document
+    has none (a report on a file or on the sample: nothing was sent from there)."""
+    rem = data.get("reminders")
+    if rem is None:
+        return None
+    window = rem["window_days"]
+    title = f.tr("sec.rem.title")
+    intro = f.tr("sec.rem.intro", as_of=f.date(rem["as_of"]), window=window)
+    journeys = rem["journeys"]
+    camps = rem["insert_campaigns"]
+    definitions = [
+        f.tr("def.rem.groups"),
+        f.tr("def.rem.converted", window=window),
+        f.tr("def.rem.uplift"),
+        f.tr(
+            "def.rem.cost",
+            price=_unit_price(rem["sms_price_per_segment"], f),
+            window=window,
+        ),
+        f.tr("def.rem.inserts", window=window),
+    ]
+    if not journeys and not camps:
+        return _section("reminders", title, intro, notes=[f.tr("rem.none")])
+
+    labels = _journey_labels(rem, f.lang)
+    stats: list[str] = []
+    charts_: list[dict[str, Any]] = []
+    tables: list[dict[str, Any]] = []
+    if journeys:
+        stats.append(
+            f.tr(
+                "rem.summary",
+                journeys=f.count(len(journeys)),
+                audience=f.count(sum(r["audience"] for r in journeys)),
+                holdout=f.count(sum(r["holdout"] for r in journeys)),
+                sent=f.count(sum(r["sent"] for r in journeys)),
+                revenue=f.money_str(_sum_money([r["incremental_revenue"] for r in journeys])),
+                cost=f.money_str(_sum_money([r["cost"] for r in journeys])),
+                sms=f.money_str(_sum_money([r["sms_cost"] for r in journeys])),
+                coupon=f.money_str(_sum_money([r["coupon_cost"] for r in journeys])),
+            )
+        )
+        done = [r for r in journeys if r["incremental_repurchase"] is not None]
+        if done:
+            charts_.append(
+                _chart(
+                    figures,
+                    "chart-uplift",
+                    charts.uplift_chart(
+                        [labels[r["journey_id"]] for r in done],
+                        [r["incremental_repurchase"] for r in done],
+                        [r["incremental_ci95"][0] for r in done],
+                        [r["incremental_ci95"][1] for r in done],
+                        [
+                            f.tr(
+                                "rem.hover",
+                                t=f.pct(r["conversion_treatment"]),
+                                xt=r["converted_treatment"],
+                                nt=r["treatment_measured"],
+                                h=f.pct(r["conversion_holdout"]),
+                                xh=r["converted_holdout"],
+                                nh=r["holdout_measured"],
+                                low=f.pct(r["incremental_ci95"][0]),
+                                high=f.pct(r["incremental_ci95"][1]),
+                            )
+                            for r in done
+                        ],
+                        f.tr,
+                    ),
+                    "short",
+                )
+            )
+        else:
+            stats.append(f.tr("rem.open", n=f.count(sum(r["in_window"] for r in journeys))))
+        tables += _journey_tables(journeys, labels, f)
+    else:
+        stats.append(f.tr("rem.no_journeys"))
+    if camps:
+        tables.append(_inserts_table(camps, f))
+    return _section(
+        "reminders",
+        title,
+        intro,
+        charts=charts_,
+        stats=stats,
+        definitions=definitions,
+        tables=tables,
+    )
+
+
+def _journey_tables(
+    journeys: list[dict[str, Any]], labels: dict[str, str], f: _Fmt
+) -> list[dict[str, Any]]:
+    cur = f" ({f.currency})"
+    reach_cols = [
+        ("journey_id", f.tr("rem.journey"), "text"),
+        ("audience", f.tr("rem.audience"), ""),
+        ("treatment", f.tr("rem.treatment"), ""),
+        ("holdout", f.tr("rem.holdout"), ""),
+        ("in_window", f.tr("rem.in_window"), ""),
+        ("sent", f.tr("rem.sent"), ""),
+        ("delivered", f.tr("rem.delivered"), ""),
+        ("clicked", f.tr("rem.clicked"), ""),
+        ("converted_treatment", f.tr("rem.converted_t"), ""),
+        ("converted_holdout", f.tr("rem.converted_h"), ""),
+        ("attributed_orders", f.tr("rem.attributed"), ""),
+    ]
+    effect_cols = [
+        ("journey_id", f.tr("rem.journey"), "text"),
+        ("conversion_treatment", f.tr("rem.conv_t"), ""),
+        ("conversion_holdout", f.tr("rem.conv_h"), ""),
+        ("incremental_repurchase", f.tr("rem.uplift"), ""),
+        ("ci_low", f.tr("rem.ci_low"), ""),
+        ("ci_high", f.tr("rem.ci_high"), ""),
+        ("incremental_revenue", f.tr("rem.inc_revenue") + cur, ""),
+        ("sms_cost", f.tr("rem.sms_cost") + cur, ""),
+        ("coupon_cost", f.tr("rem.coupon_cost") + cur, ""),
+        ("cost", f.tr("rem.cost") + cur, ""),
+        ("roi", f.tr("rem.roi"), ""),
+        ("cost_per_incremental_customer", f.tr("rem.cpic") + cur, ""),
+    ]
+    reach = []
+    effect = []
+    for r in journeys:
+        name = _cell(labels[r["journey_id"]], r["journey_id"], "text")
+        reach.append(
+            [name]
+            + [
+                _cell(f.count(r[k]), r[k])
+                for k, _, _ in reach_cols[1:]  # every other column is a count
+            ]
+        )
+        ci = r["incremental_ci95"] or [None, None]
+        effect.append(
+            [
+                name,
+                _cell(f.pct(r["conversion_treatment"]), r["conversion_treatment"]),
+                _cell(f.pct(r["conversion_holdout"]), r["conversion_holdout"]),
+                _cell(f.pct(r["incremental_repurchase"]), r["incremental_repurchase"]),
+                _cell(f.pct(ci[0]), ci[0]),
+                _cell(f.pct(ci[1]), ci[1]),
+                _cell(f.amount(r["incremental_revenue"]), r["incremental_revenue"]),
+                _cell(f.amount(r["sms_cost"]), r["sms_cost"]),
+                _cell(f.amount(r["coupon_cost"]), r["coupon_cost"]),
+                _cell(f.amount(r["cost"]), r["cost"]),
+                _cell(f.pct(r["roi"]), r["roi"]),
+                _cell(
+                    f.amount(r["cost_per_incremental_customer"]),
+                    r["cost_per_incremental_customer"],
+                ),
+            ]
+        )
+    return [
+        _table(
+            "table-journeys-reach",
+            reach_cols,
+            reach,
+            caption=f.tr("rem.reach.caption"),
+            scroll=len(reach) > 15,
+        ),
+        _table(
+            "table-journeys-effect",
+            effect_cols,
+            effect,
+            caption=f.tr("rem.effect.caption"),
+            scroll=len(effect) > 15,
+        ),
+    ]
+
+
+def _inserts_table(camps: list[dict[str, Any]], f: _Fmt) -> dict[str, Any]:
+    cur = f" ({f.currency})"
+    cols = [
+        ("campaign_id", f.tr("rem.campaign"), "text"),
+        ("printed", f.tr("rem.printed"), ""),
+        ("claimed", f.tr("rem.claimed"), ""),
+        ("converted", f.tr("rem.converted"), ""),
+        ("revenue", f.tr("rem.revenue") + cur, ""),
+        ("coupons_redeemed", f.tr("rem.coupons_redeemed"), ""),
+        ("coupon_cost", f.tr("rem.coupon_cost") + cur, ""),
+    ]
+    rows = [
+        [
+            _cell(c["campaign_id"], c["campaign_id"], "text"),
+            _cell(f.count(c["printed"]), c["printed"]),
+            _cell(f.count(c["claimed"]), c["claimed"]),
+            _cell(f.count(c["converted"]), c["converted"]),
+            _cell(f.amount(c["revenue"]), c["revenue"]),
+            _cell(f.count(c["coupons_redeemed"]), c["coupons_redeemed"]),
+            _cell(f.amount(c["coupon_cost"]), c["coupon_cost"]),
+        ]
+        for c in camps
+    ]
+    return _table(
+        "table-inserts", cols, rows, caption=f.tr("rem.inserts.caption"), scroll=len(rows) > 15
     )
