@@ -1,0 +1,1350 @@
+"""Order events applied in batches: one unit of work, set-based reads and writes.
+
+:meth:`LoyaltyService.apply_orders` (and :meth:`~LoyaltyService.apply_order`, a batch of
+one) runs here. The effects are computed with the same pure rules as everywhere else
+(:mod:`huitouke.loyalty.rules`); only the input/output is batched:
+
+1. claim every event's idempotency key with one ``INSERT … ON CONFLICT DO NOTHING
+   RETURNING`` (on SQLite that first write takes the database write lock before anything
+   is read); keys claimed earlier return their stored result, marked ``replayed``; a key
+   repeated inside the batch is applied once and its later copies are replays;
+2. load everything the batch touches in a handful of queries: its orders, members (created
+   when missing), stamp cards, accounts, the lots a debit may need, the orders in the tier
+   window, coupon counts and the coupons refunded orders issued. On PostgreSQL rows are
+   locked with ``SELECT … FOR UPDATE ORDER BY`` their primary key, tables always in the
+   same order (members, orders, stamp cards, accounts). The member row comes first: events
+   of one customer queue on it, so an order found missing cannot appear meanwhile;
+3. apply the events one after another in memory, in the order given — exactly what the same
+   events sent one by one would do (refunds of orders earlier in the batch, tier upgrades
+   mid-batch, stamp ladders, spend-back coupons all see the batch's own earlier effects);
+4. write entries, lots, balances, orders, members, cards, coupons and the stored results
+   with one ``executemany`` per statement.
+
+The ledger rules are unchanged: every balance move is one entry whose ``balance_before`` is
+the previous entry's ``balance_after``; balances never go negative (checked here and by the
+database); lots are spent earliest-expiring first.
+
+Accounts first needed by the batch are created at the end. On PostgreSQL another
+transaction may create the same account meanwhile; if it already holds a balance the batch
+refuses with ``loyalty.concurrent_update`` (transient: run it again) rather than write a
+wrong ``balance_before``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from huitouke.errors import ConflictError, InputError, NotFoundError, StoreError
+from huitouke.loyalty import codes
+from huitouke.loyalty import tables as lt
+from huitouke.loyalty.program import CouponTemplate, TierBenefits
+from huitouke.loyalty.rules import (
+    LotView,
+    allocate_fifo,
+    best_benefits,
+    compute_earn,
+    coupon_value_for_order,
+    expiry_at,
+    proportional_target,
+    qualified_tier,
+    stamp_advance,
+    stamps_for_order,
+    tier_period_end,
+    tier_window_start,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from huitouke.loyalty.service import LoyaltyService, OrderEvent
+
+__all__ = ["apply_orders", "order_op_key"]
+
+ZERO = Decimal(0)
+POINTS, POINTS_DEBT = "points", "points_debt"
+COUNTED = ("paid", "partially_refunded")
+#: rows per IN (...) list: far below SQLite's bound-parameter limit
+CHUNK = 2000
+
+AcctKey = tuple[str, str]
+EVENT_BLANK: dict[str, Any] = {
+    "old_status": None,
+    "from_customer": None,
+    "to_customer": None,
+    "order_id": None,
+    "old_value": None,
+    "new_value": None,
+}
+
+
+def order_op_key(o: OrderEvent) -> str:
+    from huitouke.loyalty.service import fmt
+
+    return f"order:{o.order_id}:{o.status}:{fmt(o.refunded_amount)}"
+
+
+def _chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+@dataclass
+class _Acct:
+    customer_id: str
+    asset: str
+    balance: Decimal
+    account_id: int | None  # None: not in the database yet
+    required: bool = False  # the sequential path would have created it
+    dirty: bool = False
+
+
+@dataclass
+class _Lot:
+    lot_id: int
+    key: AcctKey
+    amount: Decimal
+    remaining: Decimal
+    expires_at: datetime | None
+    earned_at: datetime | None = None
+    reference: str | None = None
+    new: bool = False
+    dirty: bool = False
+
+
+@dataclass
+class _Coupon:
+    row: dict[str, Any]
+    new: bool
+    value_changed: bool = False
+    voided: bool = False
+    # places that show the code (effects), patched if the generated code collides
+    refs: list[tuple[Any, Any]] = field(default_factory=list)
+
+
+class _Batch:
+    def __init__(self, svc: LoyaltyService, conn: Connection, now: datetime) -> None:
+        self.svc = svc
+        self.program = svc.program
+        self.zone = svc.zone
+        self.conn = conn
+        self.now = now
+        self.pg = conn.dialect.name == "postgresql"
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.orders_by_customer: dict[str, dict[str, dict[str, Any]]] = {}
+        self.new_orders: list[str] = []
+        self.dirty_orders: set[str] = set()
+        self.members: dict[str, dict[str, Any]] = {}
+        self.dirty_members: set[str] = set()
+        self.memberships: dict[str, list[Any]] = {}
+        self.cards: dict[tuple[str, str], dict[str, Any]] = {}
+        self.dirty_cards: set[tuple[str, str]] = set()
+        self.accounts: dict[AcctKey, _Acct] = {}
+        self.queried: set[AcctKey] = set()
+        self.lots: dict[AcctKey, dict[int, _Lot]] = {}
+        self.lots_loaded: set[AcctKey] = set()
+        self.entries: list[tuple[_Acct, dict[str, Any]]] = []
+        self.coupon_counts: dict[tuple[str, str], int] = {}
+        self.coupons_by_order: dict[str, list[_Coupon]] = {}
+        self.new_coupons: list[_Coupon] = []
+        self.db_coupons: list[_Coupon] = []
+        self.coupon_events: list[tuple[_Coupon, dict[str, Any]]] = []
+        self.referral_registered: set[str] = set()
+        self._lot_ids: list[int] = []
+        self._lot_next: int | None = None
+        self.lot_budget = 16
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _select(self, stmt: Any) -> list[Any]:
+        if self.pg:
+            stmt = stmt.with_for_update()
+        return list(self.conn.execute(stmt).all())
+
+    def _insert_ignore(self, table: Any, rows: list[dict[str, Any]], *index: str) -> list[Any]:
+        if not rows:
+            return []
+        mod: Any = postgresql if self.pg else sqlite
+        pk = next(iter(table.primary_key.columns))
+        stmt = mod.insert(table).on_conflict_do_nothing(index_elements=list(index) or None)
+        return list(self.conn.execute(stmt.returning(pk), rows).scalars().all())
+
+    # -- load ------------------------------------------------------------------------------
+    def load(self, events: list[OrderEvent]) -> None:
+        conn = self.conn
+        lo = lt.orders.c
+        customers = sorted({o.customer_id for o in events})
+        order_ids = sorted({o.order_id for o in events})
+        # 1. members: locked, created when missing
+        self._load_members(customers)
+        missing = [c for c in customers if c not in self.members]
+        if missing:
+            self._insert_ignore(
+                lt.members,
+                [
+                    {
+                        "customer_id": c,
+                        "preferences": {},
+                        "paid_orders": 0,
+                        "created_at": self.now,
+                        "updated_at": self.now,
+                    }
+                    for c in missing
+                ],
+                "customer_id",
+            )
+            self._load_members(missing)
+        # 2. the batch's own orders, locked (after the members: events of one customer
+        #    queue on the member row, so an order read here cannot be inserted meanwhile)
+        for ids in _chunks(order_ids):
+            for r in self._select(
+                select(lt.orders).where(lo.order_id.in_(ids)).order_by(lo.order_id)
+            ):
+                self._add_order(dict(r._mapping))
+        in_db = set(self.orders)
+        # which events will earn (first sight of an order, in a counted status)
+        seen = set(in_db)
+        earning: set[str] = set()
+        reversing: set[str] = set()
+        for o in events:
+            if o.order_id not in seen:
+                seen.add(o.order_id)
+                if o.status in COUNTED:
+                    earning.add(o.customer_id)
+                    if o.refund_total > 0:
+                        reversing.add(o.customer_id)
+            elif o.refund_total > 0:
+                reversing.add(o.customer_id)
+        # 3. stamp cards of earning customers, locked, created when missing
+        cards = [c.id for c in self.program.stamp_cards]
+        if cards and earning:
+            need = sorted((c, k) for c in earning for k in cards)
+            self._load_cards(sorted(earning))
+            absent = [p for p in need if p not in self.cards]
+            if absent:
+                self._insert_ignore(
+                    lt.stamp_cards,
+                    [
+                        {
+                            "customer_id": c,
+                            "card_id": k,
+                            "cycle": 1,
+                            "rewarded_upto": 0,
+                            "completed": 0,
+                            "updated_at": self.now,
+                        }
+                        for c, k in absent
+                    ],
+                    "customer_id",
+                    "card_id",
+                )
+                self._load_cards(sorted({c for c, _ in absent}))
+        # 4. accounts, locked in primary-key order
+        assets = [POINTS, POINTS_DEBT]
+        for k in cards:
+            assets += [f"stamps:{k}", f"stamps_debt:{k}"]
+        self._load_accounts(customers, assets)
+        # 5. lots a debit may need: stamp accounts of earning customers (cards complete),
+        #    points and stamps of customers with a refund
+        want = [
+            acct
+            for (c, s), acct in self.accounts.items()
+            if acct.account_id is not None
+            and (
+                (c in earning and s.startswith("stamps:"))
+                or (c in reversing and (s == POINTS or s.startswith("stamps:")))
+            )
+        ]
+        self._load_lots(want)
+        # 6. orders in the tier window
+        tiers = self.program.tiers
+        if tiers is not None:
+            start = tier_window_start(tiers, self.now, self.zone)
+            for cs in _chunks(customers):
+                for r in conn.execute(
+                    select(lt.orders).where(
+                        lo.customer_id.in_(cs),
+                        lo.earned.is_(True),
+                        lo.ordered_at >= start,
+                        lo.ordered_at <= self.now,
+                    )
+                ).all():
+                    if r.order_id not in self.orders:
+                        self._add_order(dict(r._mapping))
+        # 7. coupons already issued, for templates with a per-customer limit
+        limited = [t.id for t in self.program.coupon_templates if t.max_per_customer is not None]
+        if limited and earning:
+            c = lt.coupons.c
+            for cs in _chunks(sorted(earning)):
+                for r in conn.execute(
+                    select(c.template_id, c.issued_to, func.count().label("n"))
+                    .where(c.issued_to.in_(cs), c.template_id.in_(limited))
+                    .group_by(c.template_id, c.issued_to)
+                ).all():
+                    self.coupon_counts[(r.template_id, r.issued_to)] = int(r.n)
+        # 8. coupons issued by orders already stored that this batch may refund
+        refunded = sorted({o.order_id for o in events if o.refund_total > 0} & in_db)
+        if refunded:
+            c = lt.coupons.c
+            for ids in _chunks(refunded):
+                for r in conn.execute(
+                    select(lt.coupons).where(c.source == "order", c.source_ref.in_(ids))
+                ).all():
+                    cp = _Coupon(dict(r._mapping), new=False)
+                    self.coupons_by_order.setdefault(r.source_ref, []).append(cp)
+                    self.db_coupons.append(cp)
+        # 9. memberships (benefits) and registered referrals (first orders)
+        if self.program.membership_plans:
+            ms = lt.memberships.c
+            for cs in _chunks(customers):
+                for r in conn.execute(
+                    select(lt.memberships).where(ms.customer_id.in_(cs), ms.status != "cancelled")
+                ).all():
+                    self.memberships.setdefault(r.customer_id, []).append(r)
+        if self.program.referral is not None:
+            firsts = sorted(c for c in earning if self.members[c]["paid_orders"] == 0)
+            r_ = lt.referrals.c
+            for cs in _chunks(firsts):
+                self.referral_registered.update(
+                    conn.execute(
+                        select(r_.referred_id).where(
+                            r_.referred_id.in_(cs), r_.status == "registered"
+                        )
+                    ).scalars()
+                )
+        self.lot_budget = max(16, len(events) * (1 + len(cards)))
+
+    def _add_order(self, row: dict[str, Any]) -> None:
+        row["stamps"] = dict(row.get("stamps") or {})
+        self.orders[row["order_id"]] = row
+        self.orders_by_customer.setdefault(row["customer_id"], {})[row["order_id"]] = row
+
+    def _load_members(self, customers: Sequence[str]) -> None:
+        m = lt.members.c
+        for cs in _chunks(customers):
+            for r in self._select(
+                select(lt.members).where(m.customer_id.in_(cs)).order_by(m.customer_id)
+            ):
+                self.members[r.customer_id] = dict(r._mapping)
+
+    def _load_cards(self, customers: Sequence[str]) -> None:
+        sc = lt.stamp_cards.c
+        for cs in _chunks(customers):
+            for r in self._select(
+                select(lt.stamp_cards)
+                .where(sc.customer_id.in_(cs))
+                .order_by(sc.customer_id, sc.card_id)
+            ):
+                self.cards[(r.customer_id, r.card_id)] = dict(r._mapping)
+
+    def _load_accounts(self, customers: Sequence[str], assets: Sequence[str]) -> None:
+        a = lt.accounts.c
+        want = {(c, s) for c in customers for s in assets}
+        for cs in _chunks(customers):
+            for r in self._select(
+                select(a.account_id, a.customer_id, a.asset, a.balance)
+                .where(a.customer_id.in_(cs), a.asset.in_(sorted(set(assets))))
+                .order_by(a.account_id)
+            ):
+                key = (r.customer_id, r.asset)
+                if key in want and key not in self.accounts:
+                    self.accounts[key] = _Acct(r.customer_id, r.asset, r.balance, r.account_id)
+        self.queried |= want
+
+    def _load_lots(self, accts: list[_Acct]) -> None:
+        todo = [x for x in accts if (x.customer_id, x.asset) not in self.lots_loaded]
+        by_id = {x.account_id: (x.customer_id, x.asset) for x in todo}
+        for x in todo:
+            key = (x.customer_id, x.asset)
+            self.lots_loaded.add(key)
+            self.lots.setdefault(key, {})
+        if not by_id:
+            return
+        lo = lt.lots.c
+        for ids in _chunks(sorted(i for i in by_id if i is not None)):
+            for r in self.conn.execute(
+                select(lo.lot_id, lo.account_id, lo.amount, lo.remaining, lo.expires_at).where(
+                    lo.account_id.in_(ids), lo.remaining > 0
+                )
+            ).all():
+                key = by_id[r.account_id]
+                self.lots[key][r.lot_id] = _Lot(r.lot_id, key, r.amount, r.remaining, r.expires_at)
+
+    # -- ledger in memory ----------------------------------------------------------------------
+    def acct(self, customer_id: str, asset: str) -> _Acct:
+        key = (customer_id, asset)
+        if key not in self.accounts:
+            if key not in self.queried:  # an asset outside the program's current cards
+                self._load_accounts([customer_id], [asset])
+            if key not in self.accounts:
+                self.accounts[key] = _Acct(customer_id, asset, ZERO, None)
+        return self.accounts[key]
+
+    def post(
+        self,
+        acct: _Acct,
+        delta: Decimal,
+        *,
+        kind: str,
+        key: str,
+        reference: str | None,
+        lot_id: int | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        if delta == 0:
+            return
+        before = acct.balance
+        after = before + delta
+        if after < 0:
+            raise ConflictError(
+                f"{acct.asset} balance {before} cannot cover {-delta}",
+                code=f"{acct.asset.split(':')[0]}.insufficient",
+                message_zh=f"余额 {before} 不足 {-delta}",
+                details={"asset": acct.asset, "balance": str(before), "requested": str(-delta)},
+            )
+        self.entries.append(
+            (
+                acct,
+                {
+                    "idempotency_key": key,
+                    "delta": delta,
+                    "balance_before": before,
+                    "balance_after": after,
+                    "kind": kind,
+                    "reference": reference,
+                    "lot_id": lot_id,
+                    "expires_at": expires_at,
+                    "created_at": self.now,
+                },
+            )
+        )
+        acct.balance = after
+        acct.dirty = acct.required = True
+
+    def _next_lot_id(self) -> int:
+        if self.pg:
+            if not self._lot_ids:
+                self._lot_ids = list(
+                    self.conn.execute(
+                        text(
+                            "SELECT nextval(pg_get_serial_sequence('loyalty_lots', 'lot_id')) "
+                            "FROM generate_series(1, :n)"
+                        ),
+                        {"n": self.lot_budget},
+                    ).scalars()
+                )
+                self._lot_ids.reverse()
+            return int(self._lot_ids.pop())
+        if self._lot_next is None:
+            top = self.conn.execute(select(func.max(lt.lots.c.lot_id))).scalar_one()
+            self._lot_next = int(top or 0) + 1
+        n = self._lot_next
+        self._lot_next += 1
+        return n
+
+    def credit_lot(
+        self,
+        acct: _Acct,
+        amount: Decimal,
+        *,
+        kind: str,
+        key: str,
+        earned_at: datetime,
+        expires_at: datetime | None,
+        reference: str | None,
+    ) -> int | None:
+        if amount <= 0:
+            return None
+        lot_id = self._next_lot_id()
+        k = (acct.customer_id, acct.asset)
+        self.lots.setdefault(k, {})[lot_id] = _Lot(
+            lot_id, k, amount, amount, expires_at, earned_at, reference, new=True
+        )
+        self.post(
+            acct,
+            amount,
+            kind=kind,
+            key=key,
+            reference=reference,
+            lot_id=lot_id,
+            expires_at=expires_at,
+        )
+        return lot_id
+
+    def debit_fifo(
+        self,
+        acct: _Acct,
+        amount: Decimal,
+        *,
+        kind: str,
+        key: str,
+        reference: str | None,
+        prefer: int | None = None,
+        allow_partial: bool = False,
+    ) -> tuple[Decimal, Decimal]:
+        if amount <= 0:
+            return ZERO, ZERO
+        k = (acct.customer_id, acct.asset)
+        if acct.account_id is not None:
+            self._load_lots([acct])
+        lots = self.lots.get(k, {})
+        views = [LotView(x.lot_id, x.remaining, x.expires_at) for x in lots.values()]
+        allocations, shortfall = allocate_fifo(views, amount, prefer=prefer)
+        if shortfall > 0 and not allow_partial:
+            raise ConflictError(
+                f"{acct.asset} balance {acct.balance} cannot cover {amount}",
+                code=f"{acct.asset.split(':')[0]}.insufficient",
+                message_zh=f"余额 {acct.balance} 不足 {amount}",
+                details={
+                    "asset": acct.asset,
+                    "balance": str(acct.balance),
+                    "requested": str(amount),
+                },
+            )
+        taken = ZERO
+        for lot_id, take in allocations:
+            lot = lots[lot_id]
+            lot.remaining -= take
+            lot.dirty = True
+            self.post(
+                acct, -take, kind=kind, key=f"{key}#{lot_id}", reference=reference, lot_id=lot_id
+            )
+            taken += take
+        return taken, shortfall
+
+    def earn_points(
+        self, customer_id: str, points: Decimal, *, key: str, ref: str, earned_at: datetime
+    ) -> tuple[Decimal, Decimal, int | None]:
+        if points <= 0:
+            return ZERO, ZERO, None
+        pts = self.acct(customer_id, POINTS)
+        pts.required = True
+        debt = self.acct(customer_id, POINTS_DEBT)
+        settle = min(points, debt.balance)
+        self.post(debt, -settle, kind="debt_settled", key=f"{key}:debt", reference=ref)
+        lot = self.credit_lot(
+            pts,
+            points - settle,
+            kind="earn",
+            key=key,
+            earned_at=earned_at,
+            expires_at=expiry_at(self.program.points_expiry, earned_at, self.zone),
+            reference=ref,
+        )
+        return points - settle, settle, lot
+
+    def take_back(
+        self,
+        customer_id: str,
+        asset: str,
+        debt_asset: str,
+        amount: Decimal,
+        *,
+        key: str,
+        ref: str,
+        prefer: int | None,
+    ) -> tuple[Decimal, Decimal]:
+        if amount <= 0:
+            return ZERO, ZERO
+        acct = self.acct(customer_id, asset)
+        acct.required = True
+        debt = self.acct(customer_id, debt_asset)
+        taken, shortfall = self.debit_fifo(
+            acct,
+            amount,
+            kind="reversal",
+            key=key,
+            reference=ref,
+            prefer=prefer,
+            allow_partial=True,
+        )
+        self.post(debt, shortfall, kind="debt", key=f"{key}:debt", reference=ref)
+        return taken, shortfall
+
+    # -- coupons -------------------------------------------------------------------------------
+    def issue(
+        self,
+        template: CouponTemplate,
+        customer_id: str,
+        *,
+        key: str,
+        source: str,
+        source_ref: str | None,
+        order_amount: Decimal | None = None,
+    ) -> dict[str, Any] | None:
+        ck = (template.id, customer_id)
+        limit = template.max_per_customer
+        if limit is not None and self.coupon_counts.get(ck, 0) >= limit:
+            return None
+        value = (
+            coupon_value_for_order(template, order_amount or ZERO)
+            if template.kind == "spend_back"
+            else template.value
+        )
+        valid_from = self.now + timedelta(days=template.delay_days)
+        row = {
+            "code": codes.generate(),
+            "template_id": template.id,
+            "kind": template.kind,
+            "holder_id": customer_id,
+            "issued_to": customer_id,
+            "status": "issued",
+            "value": value,
+            "percent": template.percent,
+            "currency": self.program.currency,
+            "valid_from": valid_from,
+            "valid_until": valid_from + timedelta(days=template.valid_days),
+            "issued_at": self.now,
+            "source": source,
+            "source_ref": source_ref,
+            "transfers": 0,
+            "issue_key": key,
+        }
+        cp = _Coupon(row, new=True)
+        self.new_coupons.append(cp)
+        self.coupon_counts[ck] = self.coupon_counts.get(ck, 0) + 1
+        if source == "order" and source_ref is not None:
+            self.coupons_by_order.setdefault(source_ref, []).append(cp)
+        self._event(
+            cp,
+            kind="issued",
+            old_status=None,
+            new_status="issued",
+            to_customer=customer_id,
+            new_value=value,
+            order_id=source_ref if source == "order" else None,
+        )
+        out = self.svc._coupon_json(
+            {**row, "redeemed_order_id": None, "redeemed_at": None, "discount": None}
+        )
+        cp.refs.append((out, "code"))
+        return out
+
+    def _event(self, cp: _Coupon, **values: Any) -> None:
+        self.coupon_events.append((cp, {**values, "created_at": self.now}))
+
+    # -- benefits and tiers ----------------------------------------------------------------
+    def benefits(self, member: Mapping[str, Any], at: datetime) -> Decimal:
+        """The points multiplier (the better of tier and active paid membership)."""
+        tier_b: TierBenefits | None = None
+        if self.program.tiers is not None and member["tier"]:
+            lv = self.program.tiers.level(member["tier"])
+            tier_b = lv.benefits if lv else None
+        plan_b: TierBenefits | None = None
+        active = [
+            r
+            for r in self.memberships.get(member["customer_id"], [])
+            if r.starts_at <= at < r.ends_at
+        ]
+        if active:
+            ms = max(active, key=lambda r: r.ends_at)
+            try:
+                plan_b = self.program.plan(ms.plan_id).benefits
+            except NotFoundError:  # a plan that left the program gives nothing
+                plan_b = None
+        mult, _disc = best_benefits(tier_b, plan_b)
+        return mult
+
+    def tier_metric(self, customer_id: str) -> Decimal:
+        tiers = self.program.tiers
+        assert tiers is not None
+        start = tier_window_start(tiers, self.now, self.zone)
+        rows = [
+            r
+            for r in self.orders_by_customer.get(customer_id, {}).values()
+            if r["earned"] and start <= r["ordered_at"] <= self.now
+        ]
+        if tiers.metric == "orders":
+            return Decimal(sum(1 for r in rows if r["status"] in COUNTED))
+        if tiers.metric == "spend":
+            return sum((r["amount"] - r["refunded_amount"] for r in rows), ZERO)
+        return sum((r["points_earned"] - r["points_reversed"] for r in rows), ZERO)
+
+    def tier_after_order(self, member: dict[str, Any], effects: dict[str, Any]) -> dict[str, Any]:
+        from huitouke.loyalty.service import fmt
+
+        tiers = self.program.tiers
+        if tiers is None:
+            return {}
+        value = self.tier_metric(member["customer_id"])
+        q = qualified_tier(tiers, value)
+        cur = member["tier"] if tiers.level(member["tier"]) else None
+        if cur is None or tiers.rank(q) > tiers.rank(cur):
+            effects["tier"] = {"from": cur, "to": q, "metric": fmt(value)}
+            return {
+                "tier": q,
+                "tier_since": self.now,
+                "tier_valid_until": tier_period_end(tiers, self.now, self.zone),
+                "tier_grace_until": None,
+            }
+        if tiers.rank(q) == tiers.rank(cur):
+            return {
+                "tier_valid_until": tier_period_end(tiers, self.now, self.zone),
+                "tier_grace_until": None,
+            }
+        return {}
+
+    # -- one event -------------------------------------------------------------------------
+    def apply(self, o: OrderEvent, op_key: str) -> dict[str, Any]:
+        effects: dict[str, Any] = {
+            "order_id": o.order_id,
+            "customer_id": o.customer_id,
+            "status": o.status,
+            "points_earned": "0",
+            "points_debt_settled": "0",
+            "points_reversed": "0",
+            "points_debt_added": "0",
+            "stamps": [],
+            "coupons_issued": [],
+            "coupons_voided": [],
+            "coupons_adjusted": [],
+            "tier": None,
+            "referral": None,
+            "ignored": None,
+        }
+        existing = self.orders.get(o.order_id)
+        if existing is not None and existing["customer_id"] != o.customer_id:
+            raise ConflictError(
+                f"order {o.order_id} belongs to customer {existing['customer_id']}, "
+                f"not {o.customer_id}",
+                code="order.customer_mismatch",
+                message_zh=f"订单 {o.order_id} 属于顾客 {existing['customer_id']}",
+                details={"order_id": o.order_id},
+            )
+        member = self.members[o.customer_id]
+        if existing is None:
+            earned = o.status in COUNTED
+            state: dict[str, Any] = {
+                "order_id": o.order_id,
+                "customer_id": o.customer_id,
+                "ordered_at": o.ordered_at,
+                "amount": o.amount,
+                "currency": o.currency or self.program.currency,
+                "status": "paid" if earned else o.status,
+                "refunded_amount": ZERO,
+                "earned": False,
+                "first_paid": False,
+                "points_earned": ZERO,
+                "points_reversed": ZERO,
+                "points_lot_id": None,
+                "stamps": {},
+                "updated_at": self.now,
+            }
+            if earned:
+                state["first_paid"] = member["paid_orders"] == 0
+                state["earned"] = True
+                self._earn(o, member, op_key, state, effects)
+            self._add_order(state)
+            self.new_orders.append(o.order_id)
+            if earned:
+                self._after_paid(o, member, op_key, state, effects)
+            if earned and o.refund_total > 0:
+                self._reverse(o, state, op_key, effects)
+            elif not earned:
+                effects["ignored"] = "not_paid"
+        elif not existing["earned"]:
+            # Refunded or cancelled before it was ever seen paid: that state is final.
+            effects["ignored"] = "stale" if o.status in COUNTED else "no_change"
+        elif o.refund_total > existing["refunded_amount"]:
+            self._reverse(o, existing, op_key, effects)
+        else:
+            effects["ignored"] = (
+                "stale" if o.refund_total < existing["refunded_amount"] else "no_change"
+            )
+        return effects
+
+    def _earn(
+        self,
+        o: OrderEvent,
+        member: dict[str, Any],
+        op_key: str,
+        state: dict[str, Any],
+        effects: dict[str, Any],
+    ) -> None:
+        from huitouke.loyalty.service import fmt
+
+        mult = self.benefits(member, o.ordered_at)
+        res = compute_earn(
+            self.program.earn,
+            o.amount,
+            o.ordered_at,
+            self.zone,
+            lines=o.lines,
+            member_multiplier=mult,
+        )
+        ref = f"order:{o.order_id}"
+        credited, settled, lot = self.earn_points(
+            o.customer_id, res.points, key=f"{op_key}:points", ref=ref, earned_at=o.ordered_at
+        )
+        state["points_earned"] = res.points
+        state["points_lot_id"] = lot
+        effects["points_earned"] = fmt(credited)
+        effects["points_debt_settled"] = fmt(settled)
+        effects["campaigns"] = list(res.campaigns)
+        local_day = o.ordered_at.astimezone(self.zone).date().isoformat()
+        for card in self.program.stamp_cards:
+            cs = self.cards[(o.customer_id, card.id)]
+            n = stamps_for_order(
+                card, o.amount, already_stamped_today=cs["last_stamp_day"] == local_day
+            )
+            if n <= 0:
+                continue
+            acct = self.acct(o.customer_id, f"stamps:{card.id}")
+            acct.required = True
+            debt = self.acct(o.customer_id, f"stamps_debt:{card.id}")
+            settle = min(Decimal(n), debt.balance)
+            self.post(
+                debt,
+                -settle,
+                kind="debt_settled",
+                key=f"{op_key}:stamps:{card.id}:debt",
+                reference=ref,
+            )
+            add = int(Decimal(n) - settle)
+            before = int(acct.balance)
+            exp = o.ordered_at + timedelta(days=card.expire_days) if card.expire_days else None
+            lot_id = self.credit_lot(
+                acct,
+                Decimal(add),
+                kind="stamp",
+                key=f"{op_key}:stamps:{card.id}",
+                earned_at=o.ordered_at,
+                expires_at=exp,
+                reference=ref,
+            )
+            adv = stamp_advance(card, before, cs["rewarded_upto"], add)
+            used = before + add - adv.balance
+            if used > 0:
+                self.debit_fifo(
+                    acct,
+                    Decimal(used),
+                    kind="card_completed",
+                    key=f"{op_key}:stamps:{card.id}:done",
+                    reference=ref,
+                )
+            issued: list[dict[str, Any]] = []
+            for i, (step, template_id) in enumerate(adv.rewards):
+                c = self.issue(
+                    self.program.template(template_id),
+                    o.customer_id,
+                    key=f"{op_key}:stamps:{card.id}:reward:{i}",
+                    source="stamp_card",
+                    source_ref=f"{card.id}:{cs['cycle']}:{step}",
+                )
+                if c is not None:
+                    issued.append(c)
+                    effects["coupons_issued"].append(c)
+            cs.update(
+                rewarded_upto=adv.rewarded_upto,
+                cycle=cs["cycle"] + adv.completions,
+                completed=cs["completed"] + adv.completions,
+                last_stamp_day=local_day,
+                updated_at=self.now,
+            )
+            self.dirty_cards.add((o.customer_id, card.id))
+            state["stamps"][card.id] = {"stamps": n, "lot_id": lot_id, "reversed": 0}
+            rewards = [c["code"] for c in issued]
+            for idx, c in enumerate(issued):
+                self._ref_of(c).refs.append((rewards, idx))
+            effects["stamps"].append(
+                {
+                    "card": card.id,
+                    "added": n,
+                    "debt_settled": int(settle),
+                    "balance": int(acct.balance),
+                    "completed_cards": adv.completions,
+                    "rewards": rewards,
+                }
+            )
+
+    def _ref_of(self, coupon_json: dict[str, Any]) -> _Coupon:
+        for cp in reversed(self.new_coupons):
+            if any(container is coupon_json for container, _ in cp.refs):
+                return cp
+        raise AssertionError("coupon not issued in this batch")  # pragma: no cover
+
+    def _after_paid(
+        self,
+        o: OrderEvent,
+        member: dict[str, Any],
+        op_key: str,
+        state: dict[str, Any],
+        effects: dict[str, Any],
+    ) -> None:
+        first = bool(state["first_paid"])
+        for i, rule in enumerate(self.program.order_coupons):
+            if o.amount < rule.min_order_amount or (rule.first_order_only and not first):
+                continue
+            c = self.issue(
+                self.program.template(rule.template),
+                o.customer_id,
+                key=f"{op_key}:coupon:{i}",
+                source="order",
+                source_ref=o.order_id,
+                order_amount=o.amount,
+            )
+            if c is not None:
+                effects["coupons_issued"].append(c)
+        member["paid_orders"] += 1
+        member["updated_at"] = self.now
+        member.update(self.tier_after_order(member, effects))
+        self.dirty_members.add(o.customer_id)
+        if first and o.customer_id in self.referral_registered:
+            self.referral_registered.discard(o.customer_id)
+            effects["referral"] = self.svc._attribute_referral(self.conn, o, self.now)
+
+    def _reverse(
+        self, o: OrderEvent, state: dict[str, Any], op_key: str, effects: dict[str, Any]
+    ) -> None:
+        from huitouke.loyalty.service import fmt
+
+        amount = state["amount"]
+        refund = min(o.refund_total, amount)
+        full = refund >= amount
+        target = proportional_target(state["points_earned"], amount, refund)
+        delta = target - state["points_reversed"]
+        ref = f"order:{o.order_id}"
+        taken, short = self.take_back(
+            o.customer_id,
+            POINTS,
+            POINTS_DEBT,
+            delta,
+            key=f"{op_key}:reverse",
+            ref=ref,
+            prefer=state["points_lot_id"],
+        )
+        effects["points_reversed"] = fmt(taken)
+        effects["points_debt_added"] = fmt(short)
+        stamps = dict(state["stamps"])
+        if full:
+            for card_id, info in stamps.items():
+                todo = int(info["stamps"]) - int(info.get("reversed", 0))
+                if todo <= 0:
+                    continue
+                t2, s2 = self.take_back(
+                    o.customer_id,
+                    f"stamps:{card_id}",
+                    f"stamps_debt:{card_id}",
+                    Decimal(todo),
+                    key=f"{op_key}:reverse:stamps:{card_id}",
+                    ref=ref,
+                    prefer=info.get("lot_id"),
+                )
+                stamps[card_id] = {**info, "reversed": int(info.get("reversed", 0)) + todo}
+                effects["stamps"].append(
+                    {"card": card_id, "reversed": int(t2), "debt_added": int(s2)}
+                )
+        kept: list[str] = []
+        for cp in sorted(self.coupons_by_order.get(o.order_id, []), key=lambda x: x.row["code"]):
+            row = cp.row
+            if row["status"] != "issued":
+                if row["status"] == "redeemed":
+                    cp.refs.append((kept, len(kept)))
+                    kept.append(row["code"])
+                continue
+            if full:
+                row["status"] = "voided"
+                cp.voided = True
+                self._event(
+                    cp,
+                    kind="voided",
+                    old_status="issued",
+                    new_status="voided",
+                    order_id=o.order_id,
+                )
+                voided = effects["coupons_voided"]
+                cp.refs.append((voided, len(voided)))
+                voided.append(row["code"])
+            elif row["kind"] == "spend_back" and row["value"] is not None:
+                tpl = self.svc._template_or_default(SimpleNamespace(**row))
+                new_value = (
+                    coupon_value_for_order(tpl, amount - refund)
+                    if tpl.kind == "spend_back"
+                    else row["value"]
+                )
+                if new_value is not None and new_value < row["value"]:
+                    old = row["value"]
+                    row["value"] = new_value
+                    cp.value_changed = True
+                    self._event(
+                        cp,
+                        kind="adjusted",
+                        old_status="issued",
+                        new_status="issued",
+                        order_id=o.order_id,
+                        old_value=old,
+                        new_value=new_value,
+                    )
+                    adj = {"code": row["code"], "value": fmt(new_value)}
+                    cp.refs.append((adj, "code"))
+                    effects["coupons_adjusted"].append(adj)
+        if kept:
+            effects["coupons_kept"] = kept
+        state.update(
+            refunded_amount=refund,
+            status="refunded" if full and o.status != "cancelled" else o.status,
+            points_reversed=state["points_reversed"] + delta,
+            stamps=stamps,
+            updated_at=self.now,
+        )
+        if o.order_id not in self.new_orders:
+            self.dirty_orders.add(o.order_id)
+        if full and state.get("first_paid"):
+            r = lt.referrals.c
+            res = self.conn.execute(
+                update(lt.referrals)
+                .where(
+                    r.referred_id == o.customer_id,
+                    r.first_order_id == o.order_id,
+                    r.status == "attributed",
+                )
+                .values(status="rejected", reason="first_order_refunded", updated_at=self.now)
+            )
+            if res.rowcount:
+                effects["referral"] = {"status": "rejected", "reason": "first_order_refunded"}
+
+    # -- write -------------------------------------------------------------------------------
+    def flush(self) -> None:
+        conn = self.conn
+        self._create_accounts()
+        lo, a, o, m, sc, c = (
+            lt.lots.c,
+            lt.accounts.c,
+            lt.orders.c,
+            lt.members.c,
+            lt.stamp_cards.c,
+            lt.coupons.c,
+        )
+
+        def acct_id(key: AcctKey) -> int:
+            aid = self.accounts[key].account_id
+            assert aid is not None
+            return aid
+
+        new_lots = [x for lots in self.lots.values() for x in lots.values() if x.new]
+        new_lots.sort(key=lambda x: x.lot_id)
+        if new_lots:
+            conn.execute(
+                lt.lots.insert(),
+                [
+                    {
+                        "lot_id": x.lot_id,
+                        "account_id": acct_id(x.key),
+                        "amount": x.amount,
+                        "remaining": x.remaining,
+                        "reference": x.reference,
+                        "earned_at": x.earned_at,
+                        "expires_at": x.expires_at,
+                    }
+                    for x in new_lots
+                ],
+            )
+        moved = [x for lots in self.lots.values() for x in lots.values() if x.dirty and not x.new]
+        if moved:
+            conn.execute(
+                update(lt.lots)
+                .where(lo.lot_id == bindparam("b_lot"))
+                .values(remaining=bindparam("b_remaining", type_=lo.remaining.type)),
+                [{"b_lot": x.lot_id, "b_remaining": x.remaining} for x in moved],
+            )
+        if self.entries:
+            conn.execute(
+                lt.entries.insert(),
+                [{**e, "account_id": acct.account_id} for acct, e in self.entries],
+            )
+        changed = [x for x in self.accounts.values() if x.dirty]
+        if changed:
+            conn.execute(
+                update(lt.accounts)
+                .where(a.account_id == bindparam("b_id"))
+                .values(
+                    balance=bindparam("b_balance", type_=a.balance.type),
+                    updated_at=bindparam("b_at", type_=a.updated_at.type),
+                ),
+                [{"b_id": x.account_id, "b_balance": x.balance, "b_at": self.now} for x in changed],
+            )
+        if self.new_orders:
+            cols = [col.name for col in lt.orders.columns]
+            conn.execute(
+                lt.orders.insert(),
+                [{k: self.orders[i][k] for k in cols} for i in self.new_orders],
+            )
+        if self.dirty_orders:
+            conn.execute(
+                update(lt.orders)
+                .where(o.order_id == bindparam("b_id"))
+                .values(
+                    refunded_amount=bindparam("b_refunded", type_=o.refunded_amount.type),
+                    status=bindparam("b_status", type_=o.status.type),
+                    points_reversed=bindparam("b_reversed", type_=o.points_reversed.type),
+                    stamps=bindparam("b_stamps", type_=o.stamps.type),
+                    updated_at=bindparam("b_at", type_=o.updated_at.type),
+                ),
+                [
+                    {
+                        "b_id": i,
+                        "b_refunded": self.orders[i]["refunded_amount"],
+                        "b_status": self.orders[i]["status"],
+                        "b_reversed": self.orders[i]["points_reversed"],
+                        "b_stamps": self.orders[i]["stamps"],
+                        "b_at": self.orders[i]["updated_at"],
+                    }
+                    for i in sorted(self.dirty_orders)
+                ],
+            )
+        if self.dirty_members:
+            conn.execute(
+                update(lt.members)
+                .where(m.customer_id == bindparam("b_id"))
+                .values(
+                    paid_orders=bindparam("b_paid", type_=m.paid_orders.type),
+                    tier=bindparam("b_tier", type_=m.tier.type),
+                    tier_since=bindparam("b_since", type_=m.tier_since.type),
+                    tier_valid_until=bindparam("b_until", type_=m.tier_valid_until.type),
+                    tier_grace_until=bindparam("b_grace", type_=m.tier_grace_until.type),
+                    updated_at=bindparam("b_at", type_=m.updated_at.type),
+                ),
+                [
+                    {
+                        "b_id": cid,
+                        "b_paid": mm["paid_orders"],
+                        "b_tier": mm["tier"],
+                        "b_since": mm["tier_since"],
+                        "b_until": mm["tier_valid_until"],
+                        "b_grace": mm["tier_grace_until"],
+                        "b_at": mm["updated_at"],
+                    }
+                    for cid in sorted(self.dirty_members)
+                    for mm in (self.members[cid],)
+                ],
+            )
+        if self.dirty_cards:
+            conn.execute(
+                update(lt.stamp_cards)
+                .where(sc.customer_id == bindparam("b_c"), sc.card_id == bindparam("b_k"))
+                .values(
+                    rewarded_upto=bindparam("b_upto", type_=sc.rewarded_upto.type),
+                    cycle=bindparam("b_cycle", type_=sc.cycle.type),
+                    completed=bindparam("b_done", type_=sc.completed.type),
+                    last_stamp_day=bindparam("b_day", type_=sc.last_stamp_day.type),
+                    updated_at=bindparam("b_at", type_=sc.updated_at.type),
+                ),
+                [
+                    {
+                        "b_c": ck,
+                        "b_k": kk,
+                        "b_upto": cs["rewarded_upto"],
+                        "b_cycle": cs["cycle"],
+                        "b_done": cs["completed"],
+                        "b_day": cs["last_stamp_day"],
+                        "b_at": cs["updated_at"],
+                    }
+                    for (ck, kk) in sorted(self.dirty_cards)
+                    for cs in (self.cards[(ck, kk)],)
+                ],
+            )
+        self._write_coupons()
+        valued = [cp for cp in self.db_coupons if cp.value_changed]
+        if valued:
+            conn.execute(
+                update(lt.coupons)
+                .where(c.code == bindparam("b_code"))
+                .values(value=bindparam("b_value", type_=c.value.type)),
+                [{"b_code": cp.row["code"], "b_value": cp.row["value"]} for cp in valued],
+            )
+        voided = [cp for cp in self.db_coupons if cp.voided]
+        if voided:
+            conn.execute(
+                update(lt.coupons)
+                .where(c.code == bindparam("b_code"), c.status == "issued")
+                .values(status="voided"),
+                [{"b_code": cp.row["code"]} for cp in voided],
+            )
+        if self.coupon_events:
+            conn.execute(
+                lt.coupon_events.insert(),
+                [{**EVENT_BLANK, **ev, "code": cp.row["code"]} for cp, ev in self.coupon_events],
+            )
+
+    def _create_accounts(self) -> None:
+        todo = sorted(
+            (x for x in self.accounts.values() if x.account_id is None and x.required),
+            key=lambda x: (x.customer_id, x.asset),
+        )
+        if not todo:
+            return
+        self._insert_ignore(
+            lt.accounts,
+            [
+                {
+                    "customer_id": x.customer_id,
+                    "asset": x.asset,
+                    "balance": ZERO,
+                    "updated_at": self.now,
+                }
+                for x in todo
+            ],
+            "customer_id",
+            "asset",
+        )
+        a = lt.accounts.c
+        by_key = {(x.customer_id, x.asset): x for x in todo}
+        for cs in _chunks(sorted({x.customer_id for x in todo})):
+            for r in self._select(
+                select(a.account_id, a.customer_id, a.asset, a.balance)
+                .where(a.customer_id.in_(cs), a.asset.in_(sorted({x.asset for x in todo})))
+                .order_by(a.account_id)
+            ):
+                x = by_key.get((r.customer_id, r.asset))
+                if x is None:
+                    continue
+                if r.balance != 0:
+                    raise ConflictError(
+                        f"account {r.asset} of {r.customer_id} was created by a concurrent "
+                        "transaction; run the batch again",
+                        code="loyalty.concurrent_update",
+                        message_zh="账户被并发事务创建,请重试本批次",
+                        details={"customer_id": r.customer_id, "asset": r.asset},
+                    )
+                x.account_id = r.account_id
+        if any(x.account_id is None for x in todo):  # pragma: no cover - row vanished
+            raise StoreError(
+                "an account created by this batch is missing", code="store.inconsistent"
+            )
+
+    def _write_coupons(self) -> None:
+        if not self.new_coupons:
+            return
+        rows = [cp.row for cp in self.new_coupons]
+        inserted = set(self._insert_ignore(lt.coupons, rows, "code"))
+        for cp in self.new_coupons:
+            if cp.row["code"] in inserted:
+                continue
+            for _ in range(5):  # a 55-bit random code collided: draw another
+                code = codes.generate()
+                if self._insert_ignore(lt.coupons, [{**cp.row, "code": code}], "code"):
+                    break
+            else:  # pragma: no cover
+                raise ConflictError(
+                    "could not generate a unique coupon code", code="coupon.code_collision"
+                )
+            cp.row["code"] = code
+            for container, k in cp.refs:
+                container[k] = code
+
+
+def _parse_all(orders: Iterable[Mapping[str, Any]]) -> list[OrderEvent]:
+    from huitouke.loyalty.service import parse_order
+
+    items = list(orders)
+    out = []
+    for i, raw in enumerate(items):
+        try:
+            out.append(parse_order(raw))
+        except InputError as exc:
+            if len(items) == 1:
+                raise
+            raise InputError(
+                f"orders[{i}].{exc.message}",
+                code=exc.code,
+                message_zh=f"orders[{i}].{exc.message_zh}",
+                details={**exc.details, "index": i},
+            ) from exc
+    return out
+
+
+def apply_orders(
+    svc: LoyaltyService, conn: Connection, orders: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """See :meth:`LoyaltyService.apply_orders`."""
+    events = _parse_all(orders)
+    if not events:
+        return []
+    now = svc.now()
+    keys = [order_op_key(o) for o in events]
+    batch = _Batch(svc, conn, now)
+    # 1. claim every key at once
+    first_of: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first_of.setdefault(k, i)
+    claim_rows = [
+        {
+            "op_key": k,
+            "kind": "order",
+            "customer_id": events[i].customer_id,
+            "result": None,
+            "created_at": now,
+        }
+        for k, i in first_of.items()
+    ]
+    claimed: set[str] = set()
+    for rows in _chunks(claim_rows):
+        claimed.update(batch._insert_ignore(lt.operations, list(rows), "op_key"))
+    prior: dict[str, dict[str, Any]] = {}
+    older = sorted(set(first_of) - claimed)
+    op = lt.operations.c
+    for ks in _chunks(older):
+        for r in conn.execute(select(op.op_key, op.result).where(op.op_key.in_(ks))).all():
+            if r.result is None:  # pragma: no cover - only if the row vanished
+                raise StoreError(
+                    f"operation {r.op_key!r} is claimed but has no result",
+                    code="store.inconsistent",
+                )
+            prior[r.op_key] = dict(r.result)
+    if len(prior) != len(older):  # pragma: no cover
+        raise StoreError("a claimed operation vanished", code="store.inconsistent")
+    # 2. which events run now (first copy of a newly claimed key, in the program's currency)
+    fresh = [i for k, i in sorted(first_of.items(), key=lambda kv: kv[1]) if k in claimed]
+    stored: dict[str, dict[str, Any]] = {}
+    active: list[int] = []
+    for i in fresh:
+        o = events[i]
+        if o.currency and o.currency.upper() != svc.program.currency:
+            stored[keys[i]] = _skeleton(o, "currency")
+        else:
+            active.append(i)
+    if active:
+        batch.load([events[i] for i in active])
+        for i in active:
+            stored[keys[i]] = batch.apply(events[i], keys[i])
+        batch.flush()
+    if stored:
+        conn.execute(
+            update(lt.operations)
+            .where(op.op_key == bindparam("b_key"))
+            .values(result=bindparam("b_result", type_=op.result.type)),
+            [{"b_key": k, "b_result": v} for k, v in stored.items()],
+        )
+    out: list[dict[str, Any]] = []
+    for i, k in enumerate(keys):
+        if k in prior:
+            out.append({**copy.deepcopy(prior[k]), "replayed": True})
+        elif first_of[k] == i:
+            out.append({**stored[k], "replayed": False})
+        else:  # the same event twice in one batch: the later copy is a replay
+            out.append({**copy.deepcopy(stored[k]), "replayed": True})
+    return out
+
+
+def _skeleton(o: OrderEvent, ignored: str) -> dict[str, Any]:
+    return {
+        "order_id": o.order_id,
+        "customer_id": o.customer_id,
+        "status": o.status,
+        "points_earned": "0",
+        "points_debt_settled": "0",
+        "points_reversed": "0",
+        "points_debt_added": "0",
+        "stamps": [],
+        "coupons_issued": [],
+        "coupons_voided": [],
+        "coupons_adjusted": [],
+        "tier": None,
+        "referral": None,
+        "ignored": ignored,
+    }
