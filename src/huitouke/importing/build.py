@@ -236,10 +236,11 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
     )
 
     keep = sink.alive
-    idx = pa.array(np.flatnonzero(keep))
+    everything = bool(keep.all())
+    idx = pa.array(np.arange(n) if everything else np.flatnonzero(keep))
 
     def k(a: pa.Array) -> pa.Array:
-        return a.take(idx)
+        return a if everything else a.take(idx)  # no copy when no row was rejected
 
     rows = pa.table(
         {

@@ -60,6 +60,10 @@ def clean(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
 def parse_money(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Decimal amounts (18, 4), rounded half away from zero; accepts thousands separators and
     currency signs. Scientific notation and text are bad."""
+    try:  # fastest path: plain numbers with at most 4 decimals (exact, nothing to round)
+        return arr.cast(MONEY), np.zeros(len(arr), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     try:  # fast path: plain decimal numbers throughout
         wide = arr.cast(WIDE)
         money = pc.round(wide, 4, round_mode="half_towards_infinity").cast(MONEY)

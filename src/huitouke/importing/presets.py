@@ -154,12 +154,14 @@ def _map_status(
     vals = pa.array(list(table.values()), pa.string())
 
     def tokens(v: pa.Array) -> pa.Array:
+        v = clean(v)
         key = pc.utf8_lower(pc.replace_substring_regex(v, r"[\s,，_\-]+", ""))
         mapped = vals.take(pc.index_in(key, value_set=keys))
         out = pc.if_else(pc.is_null(v), pa.scalar(default), mapped)
         return pc.fill_null(out, "!unknown")
 
-    return on_dictionary(clean(values), tokens)
+    # once per distinct text (cleaning included), not once per row
+    return on_dictionary(values, tokens)
 
 
 def norm_status(s: str) -> str:

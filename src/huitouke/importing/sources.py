@@ -71,7 +71,8 @@ def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> tuple[
         except UnicodeDecodeError as exc:
             raise _encoding_error(path, data, exc.start, tried="utf-16") from exc
     try:
-        data.decode("utf-8")
+        if not data.isascii():  # ASCII is UTF-8: no 1-byte-per-char copy of the file
+            data.decode("utf-8")
         utf8_error: UnicodeDecodeError | None = None
     except UnicodeDecodeError as exc:
         utf8_error = exc
@@ -168,7 +169,7 @@ def preview(path: Path, *, sheet: str | int | None = None, encoding: str | None 
     if suffix in PARQUET_SUFFIXES:
         return _preview_parquet(path)
     data = path.read_bytes()
-    if not data.strip():
+    if _blank(data):
         raise _empty(path)
     body, enc = decode_bytes(data, path, encoding)
     head = body[: 1 << 16].decode("utf-8", errors="ignore")
@@ -190,6 +191,11 @@ def preview(path: Path, *, sheet: str | int | None = None, encoding: str | None 
     rows = [next(csv.reader([line], delimiter=delim), []) for line in lines]
     rows = [[c.strip() for c in r] for r in rows]
     return Grid("csv", rows, line_nos, delim, body, enc)
+
+
+def _blank(data: bytes) -> bool:
+    """Only whitespace (without copying the file as ``data.strip()`` would)."""
+    return not data or data.isspace()
 
 
 def _empty(path: Path) -> ImportFileError:
@@ -393,7 +399,7 @@ def _load_csv(
         return "skip"
 
     first_line = header_line + 1
-    if not data.strip():
+    if _blank(data):
         empty = pa.table({h: pa.array([], pa.string()) for h in header})
         return RawData(path, empty, header, "csv", enc, lambda: np.zeros(0, dtype=np.int64))
     try:
