@@ -3,7 +3,8 @@
 A code is ``length`` random symbols of Crockford's base32 alphabet (no I, L, O, U: nothing
 to confuse with 1, 0 or V, no accidental words) drawn from :mod:`secrets`, followed by one
 check symbol computed with the Luhn mod-32 algorithm, which catches every single-symbol
-typo and every swap of two adjacent different symbols. The default 11 random symbols carry
+typo and every swap of two adjacent different symbols except ``0Z`` ↔ ``Z0`` (Luhn mod N's
+one blind spot: the first and last symbols of the alphabet). The default 11 random symbols carry
 55 bits: guessing one valid code among a million issued needs ~3.6e10 tries on average.
 
 Codes are displayed in groups of four (``7KQ2-M9XD-4HTR``); :func:`normalize` accepts

@@ -40,8 +40,9 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
 from huitouke.errors import ConflictError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
@@ -201,12 +202,26 @@ class _Batch:
             self._load_members(missing)
         # 2. the batch's own orders, locked (after the members: events of one customer
         #    queue on the member row, so an order read here cannot be inserted meanwhile)
+        #    with, in the same query, the customers' orders in the tier window (for a small
+        #    batch; a large one reads the window separately, customer by customer chunk)
+        tiers = self.program.tiers
+        start = tier_window_start(tiers, self.now, self.zone) if tiers is not None else None
+        window_inline = start is not None and len(order_ids) <= CHUNK and len(customers) <= CHUNK
         for ids in _chunks(order_ids):
-            for r in self._select(
-                select(lt.orders).where(lo.order_id.in_(ids)).order_by(lo.order_id)
-            ):
+            cond: ColumnElement[bool] = lo.order_id.in_(ids)
+            if window_inline:
+                cond = or_(
+                    cond,
+                    and_(
+                        lo.customer_id.in_(customers),
+                        lo.earned.is_(True),
+                        lo.ordered_at >= start,
+                        lo.ordered_at <= self.now,
+                    ),
+                )
+            for r in self._select(select(lt.orders).where(cond).order_by(lo.order_id)):
                 self._add_order(dict(r._mapping))
-        in_db = set(self.orders)
+        in_db = {i for i in order_ids if i in self.orders}
         # which events will earn (first sight of an order, in a counted status)
         seen = set(in_db)
         earning: set[str] = set()
@@ -262,9 +277,7 @@ class _Batch:
         ]
         self._load_lots(want)
         # 6. orders in the tier window
-        tiers = self.program.tiers
-        if tiers is not None:
-            start = tier_window_start(tiers, self.now, self.zone)
+        if start is not None and not window_inline:
             for cs in _chunks(customers):
                 for r in conn.execute(
                     select(lt.orders).where(
@@ -277,7 +290,14 @@ class _Batch:
                     if r.order_id not in self.orders:
                         self._add_order(dict(r._mapping))
         # 7. coupons already issued, for templates with a per-customer limit
-        limited = [t.id for t in self.program.coupon_templates if t.max_per_customer is not None]
+        reachable = {r.template for r in self.program.order_coupons} | {
+            st.template for card in self.program.stamp_cards for st in card.rewards
+        }
+        limited = sorted(
+            t.id
+            for t in self.program.coupon_templates
+            if t.max_per_customer is not None and t.id in reachable
+        )
         if limited and earning:
             c = lt.coupons.c
             for cs in _chunks(sorted(earning)):
