@@ -72,3 +72,12 @@ def test_huge_pages_are_off_during_an_import_and_restored_after() -> None:
     with no_transparent_huge_pages():
         assert libc.prctl(get_thp_disable, 0, 0, 0, 0) == 1
     assert libc.prctl(get_thp_disable, 0, 0, 0, 0) == 0
+
+
+def test_few_values_pylist_equals_to_pylist() -> None:
+    from huitouke.store.orders_repo import _few_values_pylist
+
+    few = pa.chunked_array([pa.array(["paid", None, "refunded"] * 50), pa.array(["paid", None])])
+    assert _few_values_pylist(few) == few.to_pylist()
+    many = pa.array([f"c{i}" for i in range(100)] + [None])
+    assert _few_values_pylist(many) == many.to_pylist()
