@@ -15,6 +15,7 @@ Usage::
 
     python bench/bench_import.py            # 1M rows
     python bench/bench_import.py --quick    # 100k rows
+    python bench/bench_import.py --repeat 3 # three side-by-side pairs (a shared machine is noisy)
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--postgres-url", default=os.environ.get("HUITOUKE_TEST_POSTGRES_URL"))
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--repeat", type=int, default=1, help="side-by-side pairs per backend")
     args = ap.parse_args(argv)
     n = 100_000 if args.quick else args.rows
     results: list[dict[str, Any]] = []
@@ -179,10 +181,17 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
 
-        pair("sqlite", f"sqlite:///{d / 'ours.db'}", f"sqlite:///{d / 'naive.db'}")
+        for i in range(args.repeat):
+            pair("sqlite", f"sqlite:///{d / f'ours{i}.db'}", f"sqlite:///{d / f'naive{i}.db'}")
+            for f in d.glob("*.db*"):
+                f.unlink()
         if args.postgres_url and not args.no_postgres:
-            with scratch_postgres(args.postgres_url) as a, scratch_postgres(args.postgres_url) as b:
-                pair("postgresql", a, b)
+            for _ in range(args.repeat):
+                with (
+                    scratch_postgres(args.postgres_url) as a,
+                    scratch_postgres(args.postgres_url) as b,
+                ):
+                    pair("postgresql", a, b)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
