@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from huitouke.analytics import segments as _segments
+
 __all__ = [
     "CHANNELS",
     "EVENTS",
@@ -39,21 +41,11 @@ __all__ = [
 
 CHANNELS = ("sms", "email", "webhook", "wecom", "dingtalk", "console")
 EVENTS = ("order_paid", "order_shipped", "order_delivered", "order_completed")
-LAYERS = ("new", "active", "cooling", "high_winback", "low_winback", "lost")
-LIFECYCLES = ("acquisition", "growth", "maturity", "decline", "lost")
-RFM_SEGMENTS = (
-    "champions",
-    "loyal",
-    "potential_loyalist",
-    "new",
-    "promising",
-    "need_attention",
-    "about_to_sleep",
-    "at_risk",
-    "cant_lose",
-    "hibernating",
-    "lost",
-)
+# The vocabularies of the analytics context: one definition, so a journey's audience
+# filters can never name a segment the analytics do not produce.
+LAYERS = _segments.LAYERS
+LIFECYCLES = _segments.LIFECYCLE_STAGES
+RFM_SEGMENTS = _segments.RFM_SEGMENTS
 #: Date columns of the customers frame a ``date`` trigger may anchor on.
 DATE_FIELDS = (
     "next_expected_date",
