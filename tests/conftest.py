@@ -44,7 +44,11 @@ def postgres_url() -> Iterator[str]:
     conninfo = f"host={base.host or '127.0.0.1'} port={base.port or 5432} user={base.username or 'postgres'} dbname={base.database or 'postgres'}"
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = str(base.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False))
+    url = str(
+        base.set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False
+        )
+    )
     try:
         yield url
     finally:

@@ -15,7 +15,16 @@ from decimal import Decimal
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 
-__all__ = ["LANGS", "all_messages", "fmt_date", "fmt_money", "fmt_number", "fmt_pct", "register", "t"]
+__all__ = [
+    "LANGS",
+    "all_messages",
+    "fmt_date",
+    "fmt_money",
+    "fmt_number",
+    "fmt_pct",
+    "register",
+    "t",
+]
 
 LANGS = ("zh", "en")
 _LOCALE = {"zh": "zh_Hans_CN", "en": "en_US"}
@@ -41,7 +50,9 @@ def t(key: str, lang: str = "zh", /, **params: object) -> str:
 
 
 def fmt_number(value: float | Decimal | int, lang: str = "zh", digits: int = 2) -> str:
-    return format_decimal(value, format=f"#,##0.{'0' * digits}" if digits else "#,##0", locale=_LOCALE[lang])
+    return format_decimal(
+        value, format=f"#,##0.{'0' * digits}" if digits else "#,##0", locale=_LOCALE[lang]
+    )
 
 
 def fmt_pct(value: float | None, lang: str = "zh", digits: int = 1) -> str:

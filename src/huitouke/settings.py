@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     lang: str = Field("zh", description="Default language of user-facing text: zh or en.")
 
     # --- segments (BRIEF: seed layering) -------------------------------------------------
-    layer_new_days: int = Field(45, description="新顾客/活跃老顾客 window: last order within N days.")
+    layer_new_days: int = Field(
+        45, description="新顾客/活跃老顾客 window: last order within N days."
+    )
     layer_cooling_days: int = Field(
         90, description="观察期 ends (高挽回 starts) when the last order is N days old."
     )
@@ -96,7 +98,9 @@ class Settings(BaseSettings):
         "", description="SMS signature (店名) shown as 【…】 and sent as the provider's SignName."
     )
     sms_footer: str = Field("回T退订", description="Unsubscribe footer appended to marketing SMS.")
-    sms_provider: str = Field("", description="SMS channel provider: aliyun, tencent, file or empty (off).")
+    sms_provider: str = Field(
+        "", description="SMS channel provider: aliyun, tencent, file or empty (off)."
+    )
     aliyun_access_key_id: str = Field("", description="Aliyun AccessKey ID for dysmsapi SendSms.")
     aliyun_access_key_secret: str = Field("", description="Aliyun AccessKey secret.")
     aliyun_sms_endpoint: str = Field(
@@ -120,13 +124,19 @@ class Settings(BaseSettings):
     smtp_username: str = Field("", description="SMTP login (empty: no AUTH).")
     smtp_password: str = Field("", description="SMTP password.")
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
-    smtp_ssl: bool = Field(False, description="Connect with implicit TLS (SMTPS, usually port 465).")
+    smtp_ssl: bool = Field(
+        False, description="Connect with implicit TLS (SMTPS, usually port 465)."
+    )
     email_from: str = Field("shop@example.com", description="From address of emails.")
-    webhook_url: str = Field("", description="Endpoint of the signed JSON webhook channel (empty: off).")
+    webhook_url: str = Field(
+        "", description="Endpoint of the signed JSON webhook channel (empty: off)."
+    )
     webhook_secret: str = Field(
         "", description="HMAC-SHA256 key of webhook signatures (empty: use secret_key)."
     )
-    wecom_robot_url: str = Field("", description="WeCom (企业微信) group robot webhook URL (empty: off).")
+    wecom_robot_url: str = Field(
+        "", description="WeCom (企业微信) group robot webhook URL (empty: off)."
+    )
     dingtalk_robot_url: str = Field(
         "", description="DingTalk (钉钉) group robot webhook URL with access_token (empty: off)."
     )
@@ -147,7 +157,8 @@ class Settings(BaseSettings):
         "every journey's holdout group.",
     )
     attribution_window_days: int = Field(
-        7, description="An order within N days after a send (or holdout assignment) is attributed to it."
+        7,
+        description="An order within N days after a send (or holdout assignment) is attributed to it.",
     )
 
     # --- prediction ------------------------------------------------------------------------
@@ -171,7 +182,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)") from exc
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)"
+            ) from exc
         return v
 
     @field_validator("lang")
