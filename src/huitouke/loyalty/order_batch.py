@@ -33,6 +33,7 @@ wrong ``balance_before``.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,7 +41,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -174,6 +175,58 @@ class _Batch:
         pk = next(iter(table.primary_key.columns))
         stmt = mod.insert(table).on_conflict_do_nothing(index_elements=list(index) or None)
         return list(self.conn.execute(stmt.returning(pk), rows).scalars().all())
+
+    def _bulk_update(
+        self, table: Any, keys: Sequence[str], cols: Sequence[str], rows: list[dict[str, Any]]
+    ) -> None:
+        """Set ``cols`` on the rows matched by ``keys``; each dict maps column names to values.
+
+        PostgreSQL: one ``UPDATE … FROM unnest(arrays)`` statement (one round trip, one plan)
+        instead of a statement per row; SQLite (in-process): ``executemany``.
+        """
+        if not rows:
+            return
+        c = table.c
+        if not self.pg:
+            stmt = (
+                update(table)
+                .where(*[c[k] == bindparam(f"k_{k}", type_=c[k].type) for k in keys])
+                .values({col: bindparam(f"v_{col}", type_=c[col].type) for col in cols})
+            )
+            self.conn.execute(
+                stmt,
+                [
+                    {**{f"k_{k}": r[k] for k in keys}, **{f"v_{col}": r[col] for col in cols}}
+                    for r in rows
+                ],
+            )
+            return
+        dialect = self.conn.dialect
+        names = [*keys, *cols]
+        params: dict[str, list[Any]] = {}
+        casts, sets = [], []
+        for i, name in enumerate(names):
+            col = c[name]
+            if isinstance(col.type, JSON):
+                values = [None if r[name] is None else json.dumps(r[name]) for r in rows]
+                sql_type, use = "text", f"v.c{i}::json"
+            else:
+                proc = col.type.bind_processor(dialect)
+                values = [proc(r[name]) if proc else r[name] for r in rows]
+                sql_type, use = col.type.compile(dialect=dialect), f"v.c{i}"
+            params[f"p{i}"] = values
+            casts.append(f"CAST(:p{i} AS {sql_type}[])")
+            if name in cols:
+                sets.append(f"{name} = {use}")
+        where = " AND ".join(f"t.{k} = v.c{i}" for i, k in enumerate(keys))
+        cnames = ", ".join(f"c{i}" for i in range(len(names)))
+        self.conn.execute(
+            text(
+                f"UPDATE {table.name} AS t SET {', '.join(sets)} "
+                f"FROM unnest({', '.join(casts)}) AS v({cnames}) WHERE {where}"
+            ),
+            params,
+        )
 
     # -- load ------------------------------------------------------------------------------
     def load(self, events: list[OrderEvent]) -> None:
@@ -1032,14 +1085,7 @@ class _Batch:
     def flush(self) -> None:
         conn = self.conn
         self._create_accounts()
-        lo, a, o, m, sc, c = (
-            lt.lots.c,
-            lt.accounts.c,
-            lt.orders.c,
-            lt.members.c,
-            lt.stamp_cards.c,
-            lt.coupons.c,
-        )
+        c = lt.coupons.c
 
         def acct_id(key: AcctKey) -> int:
             aid = self.accounts[key].account_id
@@ -1065,118 +1111,65 @@ class _Batch:
                 ],
             )
         moved = [x for lots in self.lots.values() for x in lots.values() if x.dirty and not x.new]
-        if moved:
-            conn.execute(
-                update(lt.lots)
-                .where(lo.lot_id == bindparam("b_lot"))
-                .values(remaining=bindparam("b_remaining", type_=lo.remaining.type)),
-                [{"b_lot": x.lot_id, "b_remaining": x.remaining} for x in moved],
-            )
+        self._bulk_update(
+            lt.lots,
+            ["lot_id"],
+            ["remaining"],
+            [{"lot_id": x.lot_id, "remaining": x.remaining} for x in moved],
+        )
         if self.entries:
             conn.execute(
                 lt.entries.insert(),
                 [{**e, "account_id": acct.account_id} for acct, e in self.entries],
             )
-        changed = [x for x in self.accounts.values() if x.dirty]
-        if changed:
-            conn.execute(
-                update(lt.accounts)
-                .where(a.account_id == bindparam("b_id"))
-                .values(
-                    balance=bindparam("b_balance", type_=a.balance.type),
-                    updated_at=bindparam("b_at", type_=a.updated_at.type),
-                ),
-                [{"b_id": x.account_id, "b_balance": x.balance, "b_at": self.now} for x in changed],
-            )
+        self._bulk_update(
+            lt.accounts,
+            ["account_id"],
+            ["balance", "updated_at"],
+            [
+                {"account_id": x.account_id, "balance": x.balance, "updated_at": self.now}
+                for x in self.accounts.values()
+                if x.dirty
+            ],
+        )
         if self.new_orders:
             cols = [col.name for col in lt.orders.columns]
             conn.execute(
                 lt.orders.insert(),
                 [{k: self.orders[i][k] for k in cols} for i in self.new_orders],
             )
-        if self.dirty_orders:
-            conn.execute(
-                update(lt.orders)
-                .where(o.order_id == bindparam("b_id"))
-                .values(
-                    refunded_amount=bindparam("b_refunded", type_=o.refunded_amount.type),
-                    status=bindparam("b_status", type_=o.status.type),
-                    points_reversed=bindparam("b_reversed", type_=o.points_reversed.type),
-                    stamps=bindparam("b_stamps", type_=o.stamps.type),
-                    updated_at=bindparam("b_at", type_=o.updated_at.type),
-                ),
-                [
-                    {
-                        "b_id": i,
-                        "b_refunded": self.orders[i]["refunded_amount"],
-                        "b_status": self.orders[i]["status"],
-                        "b_reversed": self.orders[i]["points_reversed"],
-                        "b_stamps": self.orders[i]["stamps"],
-                        "b_at": self.orders[i]["updated_at"],
-                    }
-                    for i in sorted(self.dirty_orders)
-                ],
-            )
-        if self.dirty_members:
-            conn.execute(
-                update(lt.members)
-                .where(m.customer_id == bindparam("b_id"))
-                .values(
-                    paid_orders=bindparam("b_paid", type_=m.paid_orders.type),
-                    tier=bindparam("b_tier", type_=m.tier.type),
-                    tier_since=bindparam("b_since", type_=m.tier_since.type),
-                    tier_valid_until=bindparam("b_until", type_=m.tier_valid_until.type),
-                    tier_grace_until=bindparam("b_grace", type_=m.tier_grace_until.type),
-                    updated_at=bindparam("b_at", type_=m.updated_at.type),
-                ),
-                [
-                    {
-                        "b_id": cid,
-                        "b_paid": mm["paid_orders"],
-                        "b_tier": mm["tier"],
-                        "b_since": mm["tier_since"],
-                        "b_until": mm["tier_valid_until"],
-                        "b_grace": mm["tier_grace_until"],
-                        "b_at": mm["updated_at"],
-                    }
-                    for cid in sorted(self.dirty_members)
-                    for mm in (self.members[cid],)
-                ],
-            )
-        if self.dirty_cards:
-            conn.execute(
-                update(lt.stamp_cards)
-                .where(sc.customer_id == bindparam("b_c"), sc.card_id == bindparam("b_k"))
-                .values(
-                    rewarded_upto=bindparam("b_upto", type_=sc.rewarded_upto.type),
-                    cycle=bindparam("b_cycle", type_=sc.cycle.type),
-                    completed=bindparam("b_done", type_=sc.completed.type),
-                    last_stamp_day=bindparam("b_day", type_=sc.last_stamp_day.type),
-                    updated_at=bindparam("b_at", type_=sc.updated_at.type),
-                ),
-                [
-                    {
-                        "b_c": ck,
-                        "b_k": kk,
-                        "b_upto": cs["rewarded_upto"],
-                        "b_cycle": cs["cycle"],
-                        "b_done": cs["completed"],
-                        "b_day": cs["last_stamp_day"],
-                        "b_at": cs["updated_at"],
-                    }
-                    for (ck, kk) in sorted(self.dirty_cards)
-                    for cs in (self.cards[(ck, kk)],)
-                ],
-            )
+        self._bulk_update(
+            lt.orders,
+            ["order_id"],
+            ["refunded_amount", "status", "points_reversed", "stamps", "updated_at"],
+            [self.orders[i] for i in sorted(self.dirty_orders)],
+        )
+        self._bulk_update(
+            lt.members,
+            ["customer_id"],
+            [
+                "paid_orders",
+                "tier",
+                "tier_since",
+                "tier_valid_until",
+                "tier_grace_until",
+                "updated_at",
+            ],
+            [self.members[cid] for cid in sorted(self.dirty_members)],
+        )
+        self._bulk_update(
+            lt.stamp_cards,
+            ["customer_id", "card_id"],
+            ["rewarded_upto", "cycle", "completed", "last_stamp_day", "updated_at"],
+            [self.cards[k] for k in sorted(self.dirty_cards)],
+        )
         self._write_coupons()
-        valued = [cp for cp in self.db_coupons if cp.value_changed]
-        if valued:
-            conn.execute(
-                update(lt.coupons)
-                .where(c.code == bindparam("b_code"))
-                .values(value=bindparam("b_value", type_=c.value.type)),
-                [{"b_code": cp.row["code"], "b_value": cp.row["value"]} for cp in valued],
-            )
+        self._bulk_update(
+            lt.coupons,
+            ["code"],
+            ["value"],
+            [cp.row for cp in self.db_coupons if cp.value_changed],
+        )
         voided = [cp for cp in self.db_coupons if cp.voided]
         if voided:
             conn.execute(
@@ -1334,11 +1327,11 @@ def apply_orders(
             stored[keys[i]] = batch.apply(events[i], keys[i])
         batch.flush()
     if stored:
-        conn.execute(
-            update(lt.operations)
-            .where(op.op_key == bindparam("b_key"))
-            .values(result=bindparam("b_result", type_=op.result.type)),
-            [{"b_key": k, "b_result": v} for k, v in stored.items()],
+        batch._bulk_update(
+            lt.operations,
+            ["op_key"],
+            ["result"],
+            [{"op_key": k, "result": v} for k, v in stored.items()],
         )
     out: list[dict[str, Any]] = []
     for i, k in enumerate(keys):
