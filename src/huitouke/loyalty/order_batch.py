@@ -228,6 +228,31 @@ class _Batch:
             params,
         )
 
+    def _insert_many(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        """Insert rows (same keys each): ``COPY … FROM STDIN`` on PostgreSQL, executemany on
+        SQLite. Values go through the columns' own bind processing (Money, UTCDateTime)."""
+        if not rows:
+            return
+        if not self.pg:
+            self.conn.execute(table.insert(), rows)
+            return
+        dialect = self.conn.dialect
+        names = [c.name for c in table.columns if c.name in rows[0]]
+        procs: list[Any] = []
+        for name in names:
+            col = table.c[name]
+            if isinstance(col.type, JSON):
+                procs.append(lambda v: None if v is None else json.dumps(v))
+            else:
+                procs.append(col.type.bind_processor(dialect))
+        raw: Any = self.conn.connection.driver_connection
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp,
+        ):
+            for r in rows:
+                cp.write_row([p(r[n]) if p else r[n] for n, p in zip(names, procs, strict=True)])
+
     # -- load ------------------------------------------------------------------------------
     def load(self, events: list[OrderEvent]) -> None:
         conn = self.conn
@@ -1095,8 +1120,8 @@ class _Batch:
         new_lots = [x for lots in self.lots.values() for x in lots.values() if x.new]
         new_lots.sort(key=lambda x: x.lot_id)
         if new_lots:
-            conn.execute(
-                lt.lots.insert(),
+            self._insert_many(
+                lt.lots,
                 [
                     {
                         "lot_id": x.lot_id,
@@ -1117,11 +1142,9 @@ class _Batch:
             ["remaining"],
             [{"lot_id": x.lot_id, "remaining": x.remaining} for x in moved],
         )
-        if self.entries:
-            conn.execute(
-                lt.entries.insert(),
-                [{**e, "account_id": acct.account_id} for acct, e in self.entries],
-            )
+        self._insert_many(
+            lt.entries, [{**e, "account_id": acct.account_id} for acct, e in self.entries]
+        )
         self._bulk_update(
             lt.accounts,
             ["account_id"],
@@ -1132,12 +1155,10 @@ class _Batch:
                 if x.dirty
             ],
         )
-        if self.new_orders:
-            cols = [col.name for col in lt.orders.columns]
-            conn.execute(
-                lt.orders.insert(),
-                [{k: self.orders[i][k] for k in cols} for i in self.new_orders],
-            )
+        cols = [col.name for col in lt.orders.columns]
+        self._insert_many(
+            lt.orders, [{k: self.orders[i][k] for k in cols} for i in self.new_orders]
+        )
         self._bulk_update(
             lt.orders,
             ["order_id"],
