@@ -62,3 +62,57 @@ def test_cli_validate_names_the_bad_field(
     f.write_text("earn:\n  points_per_unit: lots\n", encoding="utf-8")
     _, err = _run(capsys, "program", "validate", str(f), code=2)
     assert "earn.points_per_unit" in err
+
+
+def test_apply_file_in_batches_equals_one_by_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = [
+        {
+            "order_id": f"o{i}",
+            "customer_id": f"c{i % 3}",
+            "ordered_at": f"2026-05-0{1 + i % 5}T12:00:00+08:00",
+            "amount": str(100 + 37 * i),
+            "currency": "CNY",
+            "status": "paid",
+        }
+        for i in range(7)
+    ]
+    events.append({**events[2], "status": "refunded", "refunded_amount": events[2]["amount"]})
+    stream = tmp_path / "events.jsonl"
+    stream.write_text("\n".join(json.dumps(e) for e in events) + "\n", encoding="utf-8")
+
+    balances = {}
+    for batch in ("1", "3"):
+        db = ["--database-url", f"sqlite:///{tmp_path / f'b{batch}.db'}"]
+        _run(capsys, "program", "save", str(EXAMPLES / "shop.yaml"), *db)
+        out = json.loads(_run(capsys, "order", "apply-file", str(stream), "--batch", batch, *db)[0])
+        assert out == {"events": 8, "replayed": 0}
+        again = _run(capsys, "order", "apply-file", str(stream), "--batch", batch, *db)[0]
+        assert json.loads(again) == {"events": 8, "replayed": 8}
+        balances[batch] = [
+            json.loads(_run(capsys, "customer", "show", f"c{c}", *db)[0])["points_balance"]
+            for c in range(3)
+        ]
+        assert json.loads(_run(capsys, "verify", *db)[0]) == []
+    assert balances["1"] == balances["3"]
+
+
+def test_apply_file_names_the_line_of_a_bad_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'h.db'}"]
+    _run(capsys, "program", "save", str(EXAMPLES / "shop.yaml"), *db)
+    good = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "ordered_at": "2026-05-01T12:00:00+08:00",
+        "amount": "100",
+        "currency": "CNY",
+        "status": "paid",
+    }
+    bad = {**good, "order_id": "o2", "amount": "-5"}
+    stream = tmp_path / "events.jsonl"
+    stream.write_text(json.dumps(good) + "\n\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    _, err = _run(capsys, "order", "apply-file", str(stream), *db, code=2)
+    assert "line: 3" in err

@@ -224,29 +224,46 @@ def order_apply_file(
     ),
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
+    batch: int = typer.Option(
+        500, "--batch", min=1, help="Events per unit of work. 每个事务的事件数。"
+    ),
 ) -> None:
-    """Apply a stream of order events (each its own unit of work). 批量应用订单事件。"""
+    """Apply a stream of order events, in batches of --batch (one unit of work each).
+    批量应用订单事件(每批一个事务)。"""
     svc = _service(program, database_url)
     applied = replayed = 0
+    events: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        nonlocal applied, replayed
+        if not events:
+            return
+        try:
+            results = svc.apply_orders([ev for _, ev in events])
+        except InputError as exc:
+            index = exc.details.get("index")
+            if isinstance(index, int) and 0 <= index < len(events):
+                exc.details.update({"file": str(file), "line": events[index][0]})
+            raise
+        replayed += sum(bool(r.get("replayed")) for r in results)
+        applied += len(results)
+        events.clear()
+
     with file.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                ev = json.loads(line)
+                events.append((lineno, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise InputError(
                     f"{file}:{lineno}: not JSON: {exc.msg}",
                     code="input.invalid",
                     details={"file": str(file), "line": lineno},
                 ) from exc
-            try:
-                res = svc.apply_order(ev)
-            except InputError as exc:
-                exc.details.update({"file": str(file), "line": lineno})
-                raise
-            replayed += bool(res.get("replayed"))
-            applied += 1
+            if len(events) >= batch:
+                flush()
+    flush()
     _out({"events": applied, "replayed": replayed})
 
 
