@@ -1552,27 +1552,15 @@ class LoyaltyService:
         if prior is not None:
             return prior
         accts = lock_accounts(conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS)], now)
-        paid, bonus = accts[(customer_id, SV_PAID)], accts[(customer_id, SV_BONUS)]
-        from_paid, from_bonus = split_stored_spend(
-            paid.balance, bonus.balance, amt, self.program.stored_value.spend_order
-        )
-        post(
+        from_paid, from_bonus = self._debit_stored_value(
             conn,
-            paid,
-            -from_paid,
+            accts,
+            customer_id,
+            amt,
             kind="spend",
-            key=f"{op_key}:paid",
+            key=op_key,
+            ref=f"order:{order_id}",
             now=now,
-            reference=f"order:{order_id}",
-        )
-        post(
-            conn,
-            bonus,
-            -from_bonus,
-            kind="spend",
-            key=f"{op_key}:bonus",
-            now=now,
-            reference=f"order:{order_id}",
         )
         return finish(
             conn,
@@ -1691,30 +1679,31 @@ class LoyaltyService:
                 details={"field": "paid_with"},
             )
         accts = lock_accounts(conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS)], now)
-        p, b = split_stored_spend(
-            accts[(customer_id, SV_PAID)].balance,
-            accts[(customer_id, SV_BONUS)].balance,
-            fee,
-            self.program.stored_value.spend_order,
+        self._debit_stored_value(
+            conn, accts, customer_id, fee, kind="spend", key=key, ref=ref, now=now
         )
-        post(
-            conn,
-            accts[(customer_id, SV_PAID)],
-            -p,
-            kind="spend",
-            key=f"{key}:paid",
-            now=now,
-            reference=ref,
+
+    def _debit_stored_value(
+        self,
+        conn: Connection,
+        accts: Mapping[tuple[str, str], Any],
+        customer_id: str,
+        amount: Decimal,
+        *,
+        kind: str,
+        key: str,
+        ref: str,
+        now: datetime,
+    ) -> tuple[Decimal, Decimal]:
+        """Take ``amount`` from the paid and bonus balances in the program's spending order,
+        one entry each (keys ``<key>:paid`` and ``<key>:bonus``); returns the two parts."""
+        paid, bonus = accts[(customer_id, SV_PAID)], accts[(customer_id, SV_BONUS)]
+        from_paid, from_bonus = split_stored_spend(
+            paid.balance, bonus.balance, amount, self.program.stored_value.spend_order
         )
-        post(
-            conn,
-            accts[(customer_id, SV_BONUS)],
-            -b,
-            kind="spend",
-            key=f"{key}:bonus",
-            now=now,
-            reference=ref,
-        )
+        post(conn, paid, -from_paid, kind=kind, key=f"{key}:paid", now=now, reference=ref)
+        post(conn, bonus, -from_bonus, kind=kind, key=f"{key}:bonus", now=now, reference=ref)
+        return from_paid, from_bonus
 
     def buy_membership(
         self,
@@ -2268,30 +2257,16 @@ class LoyaltyService:
             accts = lock_accounts(
                 conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS), (customer_id, SV_HELD)], now
             )
-            held_paid, held_bonus = split_stored_spend(
-                accts[(customer_id, SV_PAID)].balance,
-                accts[(customer_id, SV_BONUS)].balance,
-                grp.price,
-                self.program.stored_value.spend_order,
-            )
             ref = f"groupbuy:{group_id}"
-            post(
+            held_paid, held_bonus = self._debit_stored_value(
                 conn,
-                accts[(customer_id, SV_PAID)],
-                -held_paid,
+                accts,
+                customer_id,
+                grp.price,
                 kind="hold",
-                key=f"{op_key}:hold:paid",
+                key=f"{op_key}:hold",
+                ref=ref,
                 now=now,
-                reference=ref,
-            )
-            post(
-                conn,
-                accts[(customer_id, SV_BONUS)],
-                -held_bonus,
-                kind="hold",
-                key=f"{op_key}:hold:bonus",
-                now=now,
-                reference=ref,
             )
             post(
                 conn,
