@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -31,7 +31,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from huitouke.errors import ConflictError, StoreError
 from huitouke.store.db import Store
 
-__all__ = ["StoreBusyError", "read_unit", "run_read", "run_write", "write_unit"]
+__all__ = [
+    "StoreBusyError",
+    "WalCheckpointer",
+    "read_unit",
+    "run_read",
+    "run_write",
+    "start_checkpointer",
+    "stop_checkpointer",
+    "write_unit",
+]
 
 T = TypeVar("T")
 log = logging.getLogger("huitouke.service")
@@ -62,13 +71,20 @@ class _SqliteWriter:
         self.store = store
         self.lock = threading.Lock()
         self.conn: Connection | None = None
+        self.checkpointer: WalCheckpointer | None = None
 
     def _connection(self) -> Connection:
         conn = self.conn
         if conn is None or conn.closed or conn.invalidated:
             conn = self.store.engine.connect()
+            raw = conn.connection.driver_connection
             # Take transactions out of the sqlite3 module's hands so they can be IMMEDIATE.
-            conn.connection.driver_connection.isolation_level = None  # type: ignore[union-attr]
+            raw.isolation_level = None  # type: ignore[union-attr]
+            if self.checkpointer is not None:
+                # The checkpointer thread copies the WAL into the database; a commit that
+                # crossed the auto-checkpoint threshold would otherwise do it (and its
+                # fsync) while holding the write lock, stalling every queued writer.
+                raw.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
             self.conn = conn
         return conn
 
@@ -104,6 +120,84 @@ class _SqliteWriter:
             except BaseException:
                 self._discard()
                 raise
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite WAL from a background thread, off the request path.
+
+    In WAL mode every commit appends to the write-ahead log and, by default, the commit that
+    takes the log past 1,000 pages copies it back into the database file and syncs it —
+    tens to hundreds of milliseconds during which that writer holds the write lock. With
+    the service's writer connection's auto-checkpoint turned off, this thread runs a
+    ``PASSIVE`` checkpoint every ``interval`` seconds on its own connection instead: it
+    copies what no reader still needs without taking the write lock, so writers go on
+    appending; once a checkpoint has copied the whole log, the next writer starts the log
+    over from its beginning and it stops growing. Other processes writing the same
+    database (the CLI, a second worker) keep SQLite's default auto-checkpoint.
+    """
+
+    def __init__(self, store: Store, interval: float = 1.0) -> None:
+        self.store = store
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name="huitouke-wal-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        raw = self.store.engine.raw_connection()
+        try:
+            while not self._stop.wait(self.interval):
+                self.checkpoint(raw)
+            self.checkpoint(raw)
+        finally:
+            raw.close()
+
+    def checkpoint(self, raw: Any) -> None:
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cur.fetchall()
+            finally:
+                cur.close()
+            self.checkpoints += 1
+        except Exception as exc:  # the next round tries again; a failure must not kill it
+            log.warning("WAL checkpoint failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+def start_checkpointer(store: Store, interval: float = 1.0) -> WalCheckpointer | None:
+    """Start checkpointing ``store``'s WAL in the background (SQLite only) and turn off the
+    auto-checkpoint of this process's writer connection; ``None`` for other databases."""
+    if store.dialect != "sqlite" or interval <= 0:
+        return None
+    cp = WalCheckpointer(store, interval)
+    w = _writer(store)
+    with w.lock:
+        w.checkpointer = cp
+        w._discard()  # reopened with the auto-checkpoint off
+    cp.start()
+    return cp
+
+
+def stop_checkpointer(store: Store, cp: WalCheckpointer | None) -> None:
+    if cp is None:
+        return
+    w = _writer(store)
+    with w.lock:
+        w.checkpointer = None
+        w._discard()
+    cp.stop()
 
 
 _WRITERS: weakref.WeakKeyDictionary[Store, _SqliteWriter] = weakref.WeakKeyDictionary()
@@ -157,6 +251,11 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 
 def _is_transient(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        # The connection died (a database restart, a killed backend, a network blip): the
+        # pool has dropped it and its older siblings; the unit runs again on a new one. If
+        # its commit had reached the database, the rerun finds its own idempotency key.
+        return True
     state = _sqlstate(exc)
     if state is not None:
         return state in _PG_TRANSIENT or state == _PG_UNIQUE
@@ -197,6 +296,15 @@ def run_write(store: Store, fn: Callable[[Connection], T], *, attempts: int = 8)
     raise AssertionError("unreachable")
 
 
-def run_read(store: Store, fn: Callable[[Connection], T]) -> T:
-    with read_unit(store) as conn:
-        return fn(conn)
+def run_read(store: Store, fn: Callable[[Connection], T], *, attempts: int = 3) -> T:
+    """Run ``fn`` on one consistent snapshot; runs it again on a fresh connection if the
+    one it had was dropped by the database."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with read_unit(store) as conn:
+                return fn(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == attempts:
+                raise
+            log.info("connection lost during a read (attempt %d/%d): %s", attempt, attempts, exc)
+    raise AssertionError("unreachable")

@@ -56,7 +56,10 @@ class Store:
         elif self.dialect == "postgresql":
             if parsed.drivername == "postgresql":
                 url = str(parsed.set(drivername="postgresql+psycopg"))
-            kwargs["pool_pre_ping"] = True
+            # No ping before every checkout (a round trip per unit of work): a connection
+            # the server dropped fails on use, SQLAlchemy then discards every pooled
+            # connection older than the failure, and the service's units of work run again
+            # on a fresh one (huitouke.service.uow).
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 60
         else:
