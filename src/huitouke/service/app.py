@@ -26,6 +26,7 @@ from huitouke.service.context import KeyCache, ServiceContext, system_clock
 from huitouke.service.deps import get_ctx
 from huitouke.service.error_handlers import install_error_handlers
 from huitouke.service.masking import install_log_masking
+from huitouke.service.uow import start_checkpointer, stop_checkpointer
 from huitouke.settings import Settings, get_settings
 from huitouke.store.db import Store
 
@@ -149,9 +150,11 @@ def create_app(
             1, settings.service_threads
         )
         keeper = _keep_sqlite_open(store)
+        checkpointer = start_checkpointer(store, settings.sqlite_checkpoint_seconds)
         try:
             yield
         finally:
+            stop_checkpointer(store, checkpointer)
             if keeper is not None:
                 keeper.close()
 

@@ -29,7 +29,7 @@ from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
-from huitouke.service.programs import PROGRAM_ID, loyalty_service
+from huitouke.service.programs import PROGRAM_ID, forget_program, loyalty_service
 from huitouke.service.schemas import ID_PATTERN, Identifier, Instant, MoneyIn, OrderLineIn, Text
 from huitouke.service.uow import run_read, run_write
 
@@ -745,6 +745,7 @@ def put_program_doc(
     program = load_program({**document, "id": PROGRAM_ID})
     now = ctx.clock()
     version = run_write(ctx.store, lambda c: save_program(c, program, now=now))
+    forget_program(ctx)
     return {"program_id": PROGRAM_ID, "version": version, "program": program.to_document()}
 
 
