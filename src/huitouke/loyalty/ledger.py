@@ -16,13 +16,14 @@ Rules every writer here follows:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from huitouke.errors import ConflictError, StoreError
@@ -46,20 +47,36 @@ __all__ = [
 ZERO = Decimal(0)
 
 
-def insert_ignore(
-    conn: Connection, table: Any, values: dict[str, Any] | list[dict[str, Any]], *index: str
-) -> int:
-    """``INSERT … ON CONFLICT DO NOTHING``; returns how many rows were inserted."""
-    if conn.dialect.name == "postgresql":
+# Statements on the hot paths are built once, with bind parameters, and reused: SQLAlchemy
+# then skips building the statement and its cache key on every call (most of the Python
+# time of a small unit of work), and only binds the parameters.
+@functools.cache
+def _insert_ignore_stmt(dialect: str, table: Any, index: tuple[str, ...]) -> Any:
+    if dialect == "postgresql":
         stmt: Any = postgresql.insert(table).on_conflict_do_nothing(
             index_elements=list(index) or None
         )
     else:
         stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(index) or None)
     # RETURNING tells what was inserted on every driver (rowcount is -1 on some).
-    pk = next(iter(table.primary_key.columns))
-    res = conn.execute(stmt.returning(pk), values)
+    return stmt.returning(next(iter(table.primary_key.columns)))
+
+
+def insert_ignore(
+    conn: Connection, table: Any, values: dict[str, Any] | list[dict[str, Any]], *index: str
+) -> int:
+    """``INSERT … ON CONFLICT DO NOTHING``; returns how many rows were inserted."""
+    res = conn.execute(_insert_ignore_stmt(conn.dialect.name, table, index), values)
     return len(res.all())
+
+
+_op = lt.operations.c
+_OP_RESULT = select(_op.result).where(_op.op_key == bindparam("k"))
+_OP_FINISH = (
+    update(lt.operations)
+    .where(_op.op_key == bindparam("k"))
+    .values(result=bindparam("r", type_=_op.result.type))
+)
 
 
 # -- operations ----------------------------------------------------------------------------
@@ -81,9 +98,7 @@ def claim(
     )
     if inserted:
         return None
-    row = conn.execute(
-        select(lt.operations.c.result).where(lt.operations.c.op_key == op_key)
-    ).first()
+    row = conn.execute(_OP_RESULT, {"k": op_key}).first()
     if row is None or row.result is None:  # pragma: no cover - only if the row vanished
         raise StoreError(
             f"operation {op_key!r} is claimed but has no result", code="store.inconsistent"
@@ -95,9 +110,7 @@ def claim(
 
 def finish(conn: Connection, op_key: str, result: dict[str, Any]) -> dict[str, Any]:
     stored = {k: v for k, v in result.items() if k != "replayed"}
-    conn.execute(
-        update(lt.operations).where(lt.operations.c.op_key == op_key).values(result=stored)
-    )
+    conn.execute(_OP_FINISH, {"k": op_key, "r": stored})
     return {**stored, "replayed": False}
 
 
@@ -108,6 +121,29 @@ class Account:
     customer_id: str
     asset: str
     balance: Decimal
+
+
+_acc = lt.accounts.c
+# IN on both columns (not an OR of ANDs) so the UNIQUE (customer_id, asset) index is used;
+# the few extra combinations it may match are filtered out by the caller.
+_LOCK_ACCOUNTS = (
+    select(_acc.account_id, _acc.customer_id, _acc.asset, _acc.balance)
+    .where(
+        _acc.customer_id.in_(bindparam("cs", expanding=True)),
+        _acc.asset.in_(bindparam("ss", expanding=True)),
+    )
+    .order_by(_acc.account_id)
+)
+_LOCK_ACCOUNTS_PG = _LOCK_ACCOUNTS.with_for_update()
+_ENTRY_INSERT = lt.entries.insert()
+_SET_BALANCE = (
+    update(lt.accounts)
+    .where(_acc.account_id == bindparam("aid"))
+    .values(
+        balance=bindparam("bal", type_=_acc.balance.type),
+        updated_at=bindparam("at", type_=_acc.updated_at.type),
+    )
+)
 
 
 def lock_accounts(
@@ -127,23 +163,12 @@ def lock_accounts(
     wanted = sorted(set(keys) | opt)
     if not wanted:
         return {}
-    a = lt.accounts.c
+    stmt = _LOCK_ACCOUNTS_PG if conn.dialect.name == "postgresql" else _LOCK_ACCOUNTS
 
     def select_locked(pairs: list[tuple[str, str]]) -> list[Any]:
-        # IN on both columns (not an OR of ANDs) so the UNIQUE (customer_id, asset) index
-        # is used; the few extra combinations it may match are filtered out below.
-        stmt = (
-            select(a.account_id, a.customer_id, a.asset, a.balance)
-            .where(
-                a.customer_id.in_(sorted({c for c, _ in pairs})),
-                a.asset.in_(sorted({s for _, s in pairs})),
-            )
-            .order_by(a.account_id)
-        )
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
+        params = {"cs": sorted({c for c, _ in pairs}), "ss": sorted({s for _, s in pairs})}
         want = set(pairs)
-        return [r for r in conn.execute(stmt).all() if (r.customer_id, r.asset) in want]
+        return [r for r in conn.execute(stmt, params).all() if (r.customer_id, r.asset) in want]
 
     found = {
         (r.customer_id, r.asset): Account(r.account_id, r.customer_id, r.asset, r.balance)
@@ -209,7 +234,7 @@ def post(
             details={"asset": acct.asset, "balance": str(before), "requested": str(-delta)},
         )
     conn.execute(
-        lt.entries.insert(),
+        _ENTRY_INSERT,
         {
             "idempotency_key": key,
             "account_id": acct.account_id,
@@ -223,11 +248,7 @@ def post(
             "created_at": now,
         },
     )
-    conn.execute(
-        update(lt.accounts)
-        .where(lt.accounts.c.account_id == acct.account_id)
-        .values(balance=after, updated_at=now)
-    )
+    conn.execute(_SET_BALANCE, {"aid": acct.account_id, "bal": after, "at": now})
     acct.balance = after
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from huitouke.errors import ConflictError, InputError, NotFoundError
 from huitouke.loyalty import codes, order_batch
@@ -233,6 +233,31 @@ def _lines(lines: Iterable[Mapping[str, Any]] | None) -> tuple[Line, ...]:
             )
         )
     return tuple(out)
+
+
+# Statements of the hot paths, built once with bind parameters (see loyalty.ledger).
+_cp = lt.coupons.c
+_COUPON = select(lt.coupons).where(_cp.code == bindparam("b_code"))
+_COUPON_FOR_UPDATE = _COUPON.with_for_update()
+_COUPON_AND_ORDER_COUPONS = select(lt.coupons).where(
+    or_(_cp.code == bindparam("b_code"), _cp.redeemed_order_id == bindparam("b_order"))
+)
+_REDEEM = (
+    update(lt.coupons)
+    .where(
+        _cp.code == bindparam("b_code"),
+        _cp.status == "issued",
+        _cp.holder_id == bindparam("b_holder"),
+    )
+    .values(
+        status="redeemed",
+        redeemed_order_id=bindparam("b_order"),
+        redemption_id=bindparam("b_rid"),
+        redeemed_at=bindparam("b_at", type_=_cp.redeemed_at.type),
+        discount=bindparam("b_discount", type_=_cp.discount.type),
+    )
+)
+_COUPON_EVENT = lt.coupon_events.insert()
 
 
 class LoyaltyService:
@@ -512,18 +537,20 @@ class LoyaltyService:
         }
 
     def _coupon_row(self, conn: Connection, code: str, *, lock: bool = False) -> Any:
-        stmt = select(lt.coupons).where(lt.coupons.c.code == code)
-        if lock and conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
+        stmt = _COUPON_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _COUPON
+        row = conn.execute(stmt, {"b_code": code}).first()
         if row is None:
-            raise NotFoundError(
-                f"no coupon {code!r}",
-                code="coupon.not_found",
-                message_zh=f"没有这张优惠券 {code!r}",
-                details={"code": code},
-            )
+            raise self._no_coupon(code)
         return row
+
+    @staticmethod
+    def _no_coupon(code: str) -> NotFoundError:
+        return NotFoundError(
+            f"no coupon {code!r}",
+            code="coupon.not_found",
+            message_zh=f"没有这张优惠券 {code!r}",
+            details={"code": code},
+        )
 
     def _template_or_default(self, row: Any) -> CouponTemplate:
         try:
@@ -729,14 +756,17 @@ class LoyaltyService:
                     details={"redemption_id": redemption_id},
                 )
             return prior
-        row = self._coupon_row(conn, canon)
+        # The coupon and the coupons already redeemed on this order, in one query.
+        rows = conn.execute(_COUPON_AND_ORDER_COUPONS, {"b_code": canon, "b_order": order_id})
+        row, others_rows = None, []
+        for r in rows:
+            if r.code == canon:
+                row = r
+            elif r.status == "redeemed" and r.redeemed_order_id == order_id:
+                others_rows.append(r)
+        if row is None:
+            raise self._no_coupon(canon)
         template = self._template_or_default(row)
-        c = lt.coupons.c
-        others_rows = conn.execute(
-            select(c.template_id, c.value, c.kind).where(
-                c.redeemed_order_id == order_id, c.status == "redeemed", c.code != canon
-            )
-        ).all()
         others = [self._template_or_default(r) for r in others_rows]
         ln = _lines(lines)
         check_redeemable(
@@ -753,15 +783,15 @@ class LoyaltyService:
             coupon_discount(template, row.value, amount, ln) if amount is not None else row.value
         )
         res = conn.execute(
-            update(lt.coupons)
-            .where(c.code == canon, c.status == "issued", c.holder_id == customer_id)
-            .values(
-                status="redeemed",
-                redeemed_order_id=order_id,
-                redemption_id=redemption_id or op_key,
-                redeemed_at=now,
-                discount=discount,
-            )
+            _REDEEM,
+            {
+                "b_code": canon,
+                "b_holder": customer_id,
+                "b_order": order_id,
+                "b_rid": redemption_id or op_key,
+                "b_at": now,
+                "b_discount": discount,
+            },
         )
         if res.rowcount != 1:
             # Lost a race: report the state the winner left.
@@ -776,7 +806,7 @@ class LoyaltyService:
                 details={"code": canon},
             )
         conn.execute(
-            lt.coupon_events.insert(),
+            _COUPON_EVENT,
             {
                 "code": canon,
                 "kind": "redeemed",
