@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -149,11 +150,15 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(
             1, settings.service_threads
         )
+        switch = sys.getswitchinterval()
+        if settings.thread_switch_ms > 0:
+            sys.setswitchinterval(settings.thread_switch_ms / 1000)
         keeper = _keep_sqlite_open(store)
         checkpointer = start_checkpointer(store, settings.sqlite_checkpoint_seconds)
         try:
             yield
         finally:
+            sys.setswitchinterval(switch)
             stop_checkpointer(store, checkpointer)
             if keeper is not None:
                 keeper.close()
