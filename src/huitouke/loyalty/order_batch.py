@@ -48,7 +48,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from huitouke.errors import ConflictError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
-from huitouke.loyalty.program import CouponTemplate, TierBenefits
+from huitouke.loyalty.ledger import claim, finish
+from huitouke.loyalty.program import CouponTemplate, StampCard, TierBenefits
 from huitouke.loyalty.rules import (
     LotView,
     allocate_fifo,
@@ -60,6 +61,7 @@ from huitouke.loyalty.rules import (
     qualified_tier,
     stamp_advance,
     stamps_for_order,
+    stamps_for_visit,
     tier_period_end,
     tier_window_start,
 )
@@ -67,7 +69,7 @@ from huitouke.loyalty.rules import (
 if TYPE_CHECKING:  # pragma: no cover
     from huitouke.loyalty.service import LoyaltyService, OrderEvent
 
-__all__ = ["apply_orders", "order_op_key"]
+__all__ = ["add_stamps", "apply_orders", "order_op_key"]
 
 ZERO = Decimal(0)
 POINTS, POINTS_DEBT = "points", "points_debt"
@@ -260,24 +262,7 @@ class _Batch:
         customers = sorted({o.customer_id for o in events})
         order_ids = sorted({o.order_id for o in events})
         # 1. members: locked, created when missing
-        self._load_members(customers)
-        missing = [c for c in customers if c not in self.members]
-        if missing:
-            self._insert_ignore(
-                lt.members,
-                [
-                    {
-                        "customer_id": c,
-                        "preferences": {},
-                        "paid_orders": 0,
-                        "created_at": self.now,
-                        "updated_at": self.now,
-                    }
-                    for c in missing
-                ],
-                "customer_id",
-            )
-            self._load_members(missing)
+        self._ensure_members(customers)
         # 2. the batch's own orders, locked (after the members: events of one customer
         #    queue on the member row, so an order read here cannot be inserted meanwhile)
         #    with, in the same query, the customers' orders in the tier window (for a small
@@ -316,27 +301,7 @@ class _Batch:
         # 3. stamp cards of earning customers, locked, created when missing
         cards = [c.id for c in self.program.stamp_cards]
         if cards and earning:
-            need = sorted((c, k) for c in earning for k in cards)
-            self._load_cards(sorted(earning))
-            absent = [p for p in need if p not in self.cards]
-            if absent:
-                self._insert_ignore(
-                    lt.stamp_cards,
-                    [
-                        {
-                            "customer_id": c,
-                            "card_id": k,
-                            "cycle": 1,
-                            "rewarded_upto": 0,
-                            "completed": 0,
-                            "updated_at": self.now,
-                        }
-                        for c, k in absent
-                    ],
-                    "customer_id",
-                    "card_id",
-                )
-                self._load_cards(sorted({c for c, _ in absent}))
+            self._ensure_cards(sorted(earning), cards)
         # 4. accounts, locked in primary-key order
         assets = [POINTS, POINTS_DEBT]
         for k in cards:
@@ -416,6 +381,81 @@ class _Batch:
                     ).scalars()
                 )
         self.lot_budget = max(16, len(events) * (1 + len(cards)))
+
+    def load_card(self, customer_id: str, card: StampCard) -> None:
+        """Load (and lock) what adding stamps to one card needs, outside an order: the member
+        and the card (created when missing), the card's accounts and lots, and the coupons
+        already issued of the ladder's templates that have a per-customer limit."""
+        self._ensure_members([customer_id])
+        self._ensure_cards([customer_id], [card.id])
+        self._load_accounts([customer_id], [f"stamps:{card.id}", f"stamps_debt:{card.id}"])
+        self._load_lots(
+            [
+                x
+                for x in self.accounts.values()
+                if x.account_id is not None and x.asset == f"stamps:{card.id}"
+            ]
+        )
+        limited = sorted(
+            {
+                r.template
+                for r in card.rewards
+                if self.program.template(r.template).max_per_customer is not None
+            }
+        )
+        if limited:
+            c = lt.coupons.c
+            for r in self.conn.execute(
+                select(c.template_id, func.count().label("n"))
+                .where(c.issued_to == customer_id, c.template_id.in_(limited))
+                .group_by(c.template_id)
+            ).all():
+                self.coupon_counts[(r.template_id, customer_id)] = int(r.n)
+
+    def _ensure_members(self, customers: Sequence[str]) -> None:
+        """Load and lock the members, creating the missing ones."""
+        self._load_members(customers)
+        missing = [c for c in customers if c not in self.members]
+        if missing:
+            self._insert_ignore(
+                lt.members,
+                [
+                    {
+                        "customer_id": c,
+                        "preferences": {},
+                        "paid_orders": 0,
+                        "created_at": self.now,
+                        "updated_at": self.now,
+                    }
+                    for c in missing
+                ],
+                "customer_id",
+            )
+            self._load_members(missing)
+
+    def _ensure_cards(self, customers: Sequence[str], cards: Sequence[str]) -> None:
+        """Load and lock the customers' stamp cards, creating the missing ones."""
+        need = sorted((c, k) for c in customers for k in cards)
+        self._load_cards(customers)
+        absent = [p for p in need if p not in self.cards]
+        if absent:
+            self._insert_ignore(
+                lt.stamp_cards,
+                [
+                    {
+                        "customer_id": c,
+                        "card_id": k,
+                        "cycle": 1,
+                        "rewarded_upto": 0,
+                        "completed": 0,
+                        "updated_at": self.now,
+                    }
+                    for c, k in absent
+                ],
+                "customer_id",
+                "card_id",
+            )
+            self._load_cards(sorted({c for c, _ in absent}))
 
     def _add_order(self, row: dict[str, Any]) -> None:
         row["stamps"] = dict(row.get("stamps") or {})
@@ -892,73 +932,95 @@ class _Batch:
             )
             if n <= 0:
                 continue
-            acct = self.acct(o.customer_id, f"stamps:{card.id}")
-            acct.required = True
-            debt = self.acct(o.customer_id, f"stamps_debt:{card.id}")
-            settle = min(Decimal(n), debt.balance)
-            self.post(
-                debt,
-                -settle,
-                kind="debt_settled",
-                key=f"{op_key}:stamps:{card.id}:debt",
-                reference=ref,
-            )
-            add = int(Decimal(n) - settle)
-            before = int(acct.balance)
-            exp = o.ordered_at + timedelta(days=card.expire_days) if card.expire_days else None
-            lot_id = self.credit_lot(
-                acct,
-                Decimal(add),
-                kind="stamp",
+            stamp, issued, lot_id = self.add_stamps(
+                o.customer_id,
+                card,
+                n,
                 key=f"{op_key}:stamps:{card.id}",
+                ref=ref,
                 earned_at=o.ordered_at,
-                expires_at=exp,
-                reference=ref,
+                local_day=local_day,
             )
-            adv = stamp_advance(card, before, cs["rewarded_upto"], add)
-            used = before + add - adv.balance
-            if used > 0:
-                self.debit_fifo(
-                    acct,
-                    Decimal(used),
-                    kind="card_completed",
-                    key=f"{op_key}:stamps:{card.id}:done",
-                    reference=ref,
-                )
-            issued: list[dict[str, Any]] = []
-            for i, (step, template_id) in enumerate(adv.rewards):
-                c = self.issue(
-                    self.program.template(template_id),
-                    o.customer_id,
-                    key=f"{op_key}:stamps:{card.id}:reward:{i}",
-                    source="stamp_card",
-                    source_ref=f"{card.id}:{cs['cycle']}:{step}",
-                )
-                if c is not None:
-                    issued.append(c)
-                    effects["coupons_issued"].append(c)
-            cs.update(
-                rewarded_upto=adv.rewarded_upto,
-                cycle=cs["cycle"] + adv.completions,
-                completed=cs["completed"] + adv.completions,
-                last_stamp_day=local_day,
-                updated_at=self.now,
-            )
-            self.dirty_cards.add((o.customer_id, card.id))
+            effects["coupons_issued"].extend(issued)
             state["stamps"][card.id] = {"stamps": n, "lot_id": lot_id, "reversed": 0}
-            rewards = [c["code"] for c in issued]
-            for idx, c in enumerate(issued):
-                self._ref_of(c).refs.append((rewards, idx))
-            effects["stamps"].append(
-                {
-                    "card": card.id,
-                    "added": n,
-                    "debt_settled": int(settle),
-                    "balance": int(acct.balance),
-                    "completed_cards": adv.completions,
-                    "rewards": rewards,
-                }
+            effects["stamps"].append(stamp)
+
+    def add_stamps(
+        self,
+        customer_id: str,
+        card: StampCard,
+        n: int,
+        *,
+        key: str,
+        ref: str,
+        earned_at: datetime,
+        local_day: str | None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
+        """Put ``n`` stamps on a customer's card (orders, visits and grants all come here).
+
+        Stamps owed (``stamps_debt:<card>``, from refunds of a completed card) are settled
+        first; the rest is a lot expiring ``expire_days`` after ``earned_at``. Every ladder
+        step reached pays its coupon once per card; at ``size`` the card completes (its stamps
+        are used up) and the next card starts with the leftover. ``local_day`` (when given)
+        becomes the card's last stamped day. Entry keys: ``key`` (the lot), ``key:debt``,
+        ``key:done``, ``key:reward:<i>``. Returns (the stamp effect, coupons issued, lot id).
+        """
+        cs = self.cards[(customer_id, card.id)]
+        acct = self.acct(customer_id, f"stamps:{card.id}")
+        acct.required = True
+        debt = self.acct(customer_id, f"stamps_debt:{card.id}")
+        settle = min(Decimal(n), debt.balance)
+        self.post(debt, -settle, kind="debt_settled", key=f"{key}:debt", reference=ref)
+        add = int(Decimal(n) - settle)
+        before = int(acct.balance)
+        exp = earned_at + timedelta(days=card.expire_days) if card.expire_days else None
+        lot_id = self.credit_lot(
+            acct,
+            Decimal(add),
+            kind="stamp",
+            key=key,
+            earned_at=earned_at,
+            expires_at=exp,
+            reference=ref,
+        )
+        adv = stamp_advance(card, before, cs["rewarded_upto"], add)
+        used = before + add - adv.balance
+        if used > 0:
+            self.debit_fifo(
+                acct, Decimal(used), kind="card_completed", key=f"{key}:done", reference=ref
             )
+        issued: list[dict[str, Any]] = []
+        for i, (step, template_id) in enumerate(adv.rewards):
+            c = self.issue(
+                self.program.template(template_id),
+                customer_id,
+                key=f"{key}:reward:{i}",
+                source="stamp_card",
+                source_ref=f"{card.id}:{cs['cycle']}:{step}",
+            )
+            if c is not None:
+                issued.append(c)
+        cs.update(
+            rewarded_upto=adv.rewarded_upto,
+            cycle=cs["cycle"] + adv.completions,
+            completed=cs["completed"] + adv.completions,
+            updated_at=self.now,
+        )
+        if local_day is not None:
+            cs["last_stamp_day"] = local_day
+        self.dirty_cards.add((customer_id, card.id))
+        rewards = [c["code"] for c in issued]
+        for idx, c in enumerate(issued):
+            self._ref_of(c).refs.append((rewards, idx))
+        stamp = {
+            "card": card.id,
+            "added": n,
+            "debt_settled": int(settle),
+            "balance": int(acct.balance),
+            "completed_cards": adv.completions,
+            "rewards": rewards,
+        }
+        return stamp, issued, lot_id
 
     def _ref_of(self, coupon_json: dict[str, Any]) -> _Coupon:
         for cp in reversed(self.new_coupons):
@@ -1382,3 +1444,97 @@ def _skeleton(o: OrderEvent, ignored: str) -> dict[str, Any]:
         "referral": None,
         "ignored": ignored,
     }
+
+
+#: how far a visit may lie ahead of the service's clock (the till's clock runs a little fast)
+VISIT_CLOCK_SKEW = timedelta(minutes=5)
+#: the most stamps one grant may put on a card
+MAX_GRANT = 1000
+
+
+def add_stamps(
+    svc: LoyaltyService,
+    conn: Connection,
+    customer_id: str,
+    card_id: str,
+    *,
+    idempotency_key: str,
+    stamps: int | None = None,
+    visited_at: datetime | str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """See :meth:`LoyaltyService.add_stamps`."""
+    from huitouke.loyalty.service import _aware, iso
+
+    card = svc.program.stamp_card(card_id)
+    now = svc.now()
+    at = now if visited_at is None else _aware(visited_at, "visited_at")
+    if at > now + VISIT_CLOCK_SKEW:
+        raise InputError(
+            f"visited_at: {iso(at)} is in the future",
+            code="input.invalid",
+            message_zh=f"visited_at:{iso(at)} 晚于当前时间",
+            details={"field": "visited_at"},
+        )
+    grant = stamps is not None
+    if grant:
+        if isinstance(stamps, bool) or not isinstance(stamps, int) or not 1 <= stamps <= MAX_GRANT:
+            raise InputError(
+                f"stamps: a whole number from 1 to {MAX_GRANT}",
+                code="input.invalid",
+                message_zh=f"stamps:须为 1 到 {MAX_GRANT} 的整数",
+                details={"field": "stamps"},
+            )
+        if not reason:
+            raise InputError(
+                "reason: required when granting stamps",
+                code="input.missing_field",
+                message_zh="补章须填写原因 reason",
+                details={"field": "reason"},
+            )
+    else:
+        stamps_for_visit(card, already_stamped_today=False)  # the card counts visits at all
+    op_key = f"stamps:{idempotency_key}"
+    prior = claim(conn, op_key, "stamps", customer_id, now)
+    if prior is not None:
+        return prior
+    batch = _Batch(svc, conn, now)
+    batch.load_card(customer_id, card)
+    local_day = at.astimezone(svc.zone).date().isoformat()
+    cs = batch.cards[(customer_id, card.id)]
+    if grant:
+        assert stamps is not None
+        n = stamps
+    else:
+        n = stamps_for_visit(card, already_stamped_today=cs["last_stamp_day"] == local_day)
+    result: dict[str, Any] = {
+        "customer_id": customer_id,
+        "card": card.id,
+        "kind": "grant" if grant else "visit",
+        "reason": reason or None,
+        "visited_at": iso(at),
+        "day": local_day,
+        "added": 0,
+        "debt_settled": 0,
+        "balance": int(batch.acct(customer_id, f"stamps:{card.id}").balance),
+        "completed_cards": 0,
+        "rewards": [],
+        "coupons_issued": [],
+        "ignored": None,
+    }
+    if n > 0:
+        ref = f"grant:{reason}" if grant else f"visit:{idempotency_key}"
+        stamp, issued, _lot = batch.add_stamps(
+            customer_id,
+            card,
+            n,
+            key=op_key,
+            ref=ref[:255],
+            earned_at=at,
+            local_day=None if grant else local_day,
+        )
+        result.update({k: v for k, v in stamp.items() if k != "card"}, coupons_issued=issued)
+    else:
+        result["ignored"] = "already_stamped_today"
+    batch.flush()  # may patch a colliding coupon code in the result
+    return finish(conn, op_key, result)

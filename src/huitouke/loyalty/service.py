@@ -580,6 +580,46 @@ class LoyaltyService:
         return order_batch.apply_orders(self, conn, orders)
 
     # ===================================================================================
+    # Stamp cards
+    # ===================================================================================
+    def add_stamps(
+        self,
+        conn: Connection,
+        customer_id: str,
+        card_id: str,
+        *,
+        idempotency_key: str,
+        stamps: int | None = None,
+        visited_at: datetime | str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Stamps without an order: a visit (``stamps`` omitted) or an operator's grant of
+        ``stamps`` with a ``reason``. Idempotent by ``idempotency_key``.
+
+        A visit earns what the card's rules give a visit (:func:`~huitouke.loyalty.rules.
+        stamps_for_visit`): one stamp on a ``per: visit`` card, none (``ignored:
+        "already_stamped_today"``) when its local day (``visited_at``, default now, in the
+        program's zone) already earned a stamp from an order or a visit; a card counting
+        orders or amounts, or visits only with an order of a minimum amount, refuses
+        (``stamps.not_per_visit``, ``stamps.order_required``). A grant adds ``stamps``
+        (1–1000) whatever the card counts and leaves the card's stamped day alone. Either
+        way the stamps go through the same code as order stamps: owed stamps are settled
+        first, each ladder step reached pays its coupon once per card, and at ``size`` the
+        card completes and the next one starts with the leftover stamps. The stamps expire
+        ``expire_days`` after ``visited_at``.
+        """
+        return order_batch.add_stamps(
+            self,
+            conn,
+            customer_id,
+            card_id,
+            idempotency_key=idempotency_key,
+            stamps=stamps,
+            visited_at=visited_at,
+            reason=reason,
+        )
+
+    # ===================================================================================
     # Tiers
     # ===================================================================================
     def _tier_metric(self, conn: Connection, customer_id: str, as_of: datetime) -> Decimal:
