@@ -116,3 +116,22 @@ def test_apply_file_names_the_line_of_a_bad_event(
     stream.write_text(json.dumps(good) + "\n\n" + json.dumps(bad) + "\n", encoding="utf-8")
     _, err = _run(capsys, "order", "apply-file", str(stream), *db, code=2)
     assert "line: 3" in err
+
+
+def test_cli_stamps_visit_and_grant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'h.db'}"]
+    _run(capsys, "program", "save", str(EXAMPLES / "cafe.yaml"), *db)
+    at = ["--at", "2026-05-01T09:00:00+08:00"]
+    v = json.loads(_run(capsys, "stamps", "visit", "c1", "coffee", *at, "--key", "v1", *db)[0])
+    assert v["added"] == 1 and v["coupons_issued"][0]["template"] == "americano"
+    again = _run(capsys, "stamps", "visit", "c1", "coffee", *at, "--key", "v1", *db)[0]
+    assert json.loads(again)["replayed"] is True
+    same = _run(capsys, "stamps", "visit", "c1", "coffee", *at, "--key", "v2", *db)[0]
+    assert json.loads(same)["ignored"] == "already_stamped_today"
+    g = _run(capsys, "stamps", "grant", "c1", "coffee", "4", "--reason", "r", "--key", "g", *db)
+    assert json.loads(g[0])["balance"] == 5
+    _, err = _run(capsys, "stamps", "visit", "c1", "tea", "--key", "v3", *db, code=3)
+    assert "stamp_card.not_found" in err
+    show = json.loads(_run(capsys, "customer", "show", "c1", *db)[0])
+    assert show["stamp_cards"][0]["stamps"] == 5
+    assert json.loads(_run(capsys, "verify", *db)[0]) == []
