@@ -56,23 +56,27 @@ from huitouke.loyalty.rules import (
     best_benefits,
     compute_earn,
     coupon_value_for_order,
+    currency_unit,
     expiry_at,
     proportional_target,
     qualified_tier,
     stamp_advance,
     stamps_for_order,
     stamps_for_visit,
+    stored_value_return_split,
+    stored_value_return_target,
     tier_period_end,
     tier_window_start,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from huitouke.loyalty.service import LoyaltyService, OrderEvent
+    from huitouke.loyalty.service import LoyaltyService, OrderEvent, StoredValueOnOrder
 
 __all__ = ["add_stamps", "apply_orders", "order_op_key"]
 
 ZERO = Decimal(0)
 POINTS, POINTS_DEBT = "points", "points_debt"
+SV_PAID, SV_BONUS = "stored_paid", "stored_bonus"
 COUNTED = ("paid", "partially_refunded")
 #: rows per IN (...) list: far below SQLite's bound-parameter limit
 CHUNK = 2000
@@ -160,6 +164,7 @@ class _Batch:
         self.db_coupons: list[_Coupon] = []
         self.coupon_events: list[tuple[_Coupon, dict[str, Any]]] = []
         self.referral_registered: set[str] = set()
+        self.stored_value: dict[tuple[str, str], StoredValueOnOrder] = {}
         self._lot_ids: list[int] = []
         self._lot_next: int | None = None
         self.lot_budget = 16
@@ -307,6 +312,15 @@ class _Batch:
         for k in cards:
             assets += [f"stamps:{k}", f"stamps_debt:{k}"]
         self._load_accounts(customers, assets)
+        # 4b. stored value paid on the orders the batch refunds (given back in proportion):
+        #     the customers' stored-value accounts, locked, then the payments' entries
+        if self.program.stored_value.return_on_order_refund:
+            from huitouke.loyalty.service import stored_value_on_orders
+
+            pairs = sorted({(o.customer_id, o.order_id) for o in events if o.refund_total > 0})
+            if pairs:
+                self._load_accounts(sorted({c for c, _ in pairs}), [SV_PAID, SV_BONUS])
+                self.stored_value = stored_value_on_orders(conn, pairs)
         # 5. lots a debit may need: stamp accounts of earning customers (cards complete),
         #    points and stamps of customers with a refund
         want = [
@@ -894,7 +908,52 @@ class _Batch:
             effects["ignored"] = (
                 "stale" if o.refund_total < existing["refunded_amount"] else "no_change"
             )
+        self._return_stored_value(o, op_key, effects)
         return effects
+
+    def _return_stored_value(self, o: OrderEvent, op_key: str, effects: dict[str, Any]) -> None:
+        """Give back the refunded share of the stored value paid on the order.
+
+        The target is cumulative (everything on a full refund, else the share rounded half
+        up to the currency's minor unit) and counts what any earlier give-back returned, so
+        it does not depend on whether the order earned or on the arrival order of its
+        states: a stale state's target is below what was already returned and gives nothing.
+        """
+        from huitouke.loyalty.service import SV_RETURN, fmt
+
+        rec = self.stored_value.get((o.customer_id, o.order_id))
+        if rec is None or rec.spent <= 0:
+            return
+        unit = currency_unit(self.program.currency)
+        target = stored_value_return_target(
+            rec.spent,
+            o.amount,
+            o.refund_total,
+            full=o.status in ("refunded", "cancelled"),
+            unit=unit,
+        )
+        give = target - rec.returned
+        if give <= 0:
+            return
+        to_paid, to_bonus = stored_value_return_split(
+            rec.spent_paid, rec.spent_bonus, rec.back_paid, rec.back_bonus, give, unit=unit
+        )
+        ref = f"order:{o.order_id}"
+        for asset, part in ((SV_PAID, to_paid), (SV_BONUS, to_bonus)):
+            self.post(
+                self.acct(o.customer_id, asset),
+                part,
+                kind=SV_RETURN,
+                key=f"{op_key}:sv_return:{asset.removeprefix('stored_')}",
+                reference=ref,
+            )
+        rec.back_paid += to_paid
+        rec.back_bonus += to_bonus
+        effects["stored_value_returned"] = {
+            "amount": fmt(give),
+            "paid": fmt(to_paid),
+            "bonus": fmt(to_bonus),
+        }
 
     def _earn(
         self,

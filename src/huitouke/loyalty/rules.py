@@ -375,6 +375,12 @@ def split_stored_spend(
     return p, amount - p
 
 
+def _plain(v: Decimal) -> str:
+    """A decimal without exponent or trailing zeros ("120", "0.5")."""
+    s = format(v.normalize(), "f")
+    return "0" if s == "-0" else s
+
+
 def currency_unit(currency: str) -> Decimal:
     """The currency's minor unit: 0.01 for CNY and USD, 1 for JPY, 0.001 for KWD (ISO 4217
     exponents from the CLDR data Babel ships; unknown codes get 0.01)."""
@@ -427,11 +433,12 @@ def stored_value_return_split(
             details={"field": "amount"},
         )
     if amount > left:
+        s, lf = _plain(spent), _plain(left)
         raise ConflictError(
-            f"only {left} of the {spent} paid with stored value is left to give back",
+            f"only {lf} of the {s} paid with stored value is left to give back",
             code="stored_value.return_exceeds_spend",
-            message_zh=f"该订单储值支付 {spent},尚可退回 {left}",
-            details={"spent": str(spent), "returned": str(spent - left), "requested": str(amount)},
+            message_zh=f"该订单储值支付 {s},尚可退回 {lf}",
+            details={"spent": s, "returned": _plain(spent - left), "requested": _plain(amount)},
         )
     returned = spent - left + amount
     target = (spent_bonus * returned / spent).quantize(unit, rounding=ROUND_FLOOR)
