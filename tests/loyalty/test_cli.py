@@ -135,3 +135,21 @@ def test_cli_stamps_visit_and_grant(tmp_path: Path, capsys: pytest.CaptureFixtur
     show = json.loads(_run(capsys, "customer", "show", "c1", *db)[0])
     assert show["stamp_cards"][0]["stamps"] == 5
     assert json.loads(_run(capsys, "verify", *db)[0]) == []
+
+
+def test_cli_stored_value_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'h.db'}"]
+    _run(capsys, "program", "save", str(EXAMPLES / "shop.yaml"), *db)
+    _run(capsys, "stored-value", "topup", "c1", "200", "--key", "t1", *db)
+    _run(capsys, "stored-value", "spend", "c1", "210", "--order-id", "o1", *db)
+    rev = ["stored-value", "reverse", "c1", "--order-id", "o1"]
+    out = json.loads(_run(capsys, *rev, "21", "--key", "r1", *db)[0])
+    assert (out["to_paid"], out["to_bonus"], out["returned"]) == ("20", "1", "21")
+    assert json.loads(_run(capsys, *rev, "21", "--key", "r1", *db)[0])["replayed"] is True
+    _, err = _run(capsys, *rev, "500", "--key", "r2", *db, code=4)
+    assert "stored_value.return_exceeds_spend" in err
+    rest = json.loads(_run(capsys, *rev, "--key", "r3", *db)[0])
+    assert (rest["amount"], rest["to_paid"], rest["to_bonus"]) == ("189", "180", "9")
+    show = json.loads(_run(capsys, "customer", "show", "c1", *db)[0])
+    assert show["stored_value"]["paid"] == "200" and show["stored_value"]["bonus"] == "20"
+    assert json.loads(_run(capsys, "verify", *db)[0]) == []

@@ -276,3 +276,55 @@ def test_stamps_visit_and_grant_over_http(client, keys: Keys, store: Store) -> N
         r = client.post(url, json=payload, headers=keys.h(scope))
         assert r.status_code == status, (payload, r.text)
     assert client.get("/v1/loyalty/verify", headers=keys.h("admin")).json()["ok"] is True
+
+
+def test_stored_value_given_back_over_http(client, keys: Keys, shop: Store) -> None:
+    op = keys.h("operator")
+    client.post("/v1/orders", json=order(amount="300"), headers=op)
+    # shop.yaml: 充200送200, the first 20 of the bonus at once; paid first
+    client.post(
+        "/v1/customers/c1/topups", json={"amount": "200", "idempotency_key": "t"}, headers=op
+    )
+    s = client.post(
+        "/v1/customers/c1/stored-value/spend", json={"amount": "210", "order_id": "o1"}, headers=op
+    ).json()
+    assert (s["from_paid"], s["from_bonus"]) == ("200", "10")
+    url = "/v1/customers/c1/stored-value/reverse"
+    r = client.post(
+        url, json={"order_id": "o1", "amount": "21", "idempotency_key": "r1"}, headers=op
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["to_paid"], r.json()["to_bonus"]) == ("20", "1")
+    replay = client.post(
+        url,
+        json={"order_id": "o1", "amount": "21"},
+        headers=keys.h("operator", **{"Idempotency-Key": "r1"}),
+    )
+    assert replay.json() == r.json() and replay.headers["Idempotent-Replayed"] == "true"
+    too_much = client.post(
+        url, json={"order_id": "o1", "amount": "190", "idempotency_key": "r2"}, headers=op
+    )
+    assert too_much.status_code == 409
+    assert too_much.json()["error"]["code"] == "stored_value.return_exceeds_spend"
+    none = client.post(url, json={"order_id": "o2", "idempotency_key": "r3"}, headers=op)
+    assert (
+        none.status_code == 404 and none.json()["error"]["code"] == "stored_value.spend_not_found"
+    )
+    assert (
+        client.post(
+            url, json={"order_id": "o1", "idempotency_key": "r4"}, headers=keys.h("read")
+        ).status_code
+        == 403
+    )
+    # the order's refund gives back its share: half of 210 = 105, of which 21 came back
+    half = client.post(
+        "/v1/orders",
+        json=order(amount="300", status="partially_refunded", refunded_amount="150"),
+        headers=op,
+    ).json()
+    assert half["loyalty"]["stored_value_returned"] == {"amount": "84", "paid": "80", "bonus": "4"}
+    full = client.post("/v1/orders", json=order(amount="300", status="refunded"), headers=op).json()
+    assert full["loyalty"]["stored_value_returned"]["amount"] == "105"
+    view = client.get("/v1/customers/c1/loyalty", headers=keys.h("read")).json()
+    assert view["stored_value"] == {"paid": "200", "bonus": "20", "pending_bonus": "180"}
+    assert client.get("/v1/loyalty/verify", headers=keys.h("admin")).json()["ok"] is True

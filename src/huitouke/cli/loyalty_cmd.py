@@ -495,6 +495,25 @@ def sv_refund(
     )
 
 
+@sv_app.command("reverse")
+def sv_reverse(
+    customer_id: str,
+    amount: str | None = typer.Argument(
+        None, help="Default: everything not given back yet. 默认:全部未退回部分。"
+    ),
+    order_id: str = typer.Option(..., "--order-id"),
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Give back stored value paid on an order (split like the payment). 退回订单的储值支付。"""
+    _out(
+        _service(program, database_url).reverse_stored_value_spend(
+            customer_id, order_id, amount, idempotency_key=key
+        )
+    )
+
+
 @sv_app.command("release-bonus")
 def sv_release(
     as_of: str | None = typer.Option(None, "--as-of"),

@@ -573,6 +573,50 @@ def refund_stored_value(
     )
 
 
+class SvReverseIn(_In):
+    order_id: Identifier
+    amount: MoneyIn | None = Field(
+        None, description="Default: everything paid on the order not given back yet."
+    )
+    idempotency_key: IdemKey | None = None
+
+
+@router.post(
+    "/customers/{customer_id}/stored-value/reverse",
+    response_model=dict[str, Any],
+    responses={
+        404: {
+            "model": ErrorResponse,
+            "description": "stored_value.spend_not_found: no stored value was paid on the order.",
+        },
+        409: {
+            "model": ErrorResponse,
+            "description": "stored_value.return_exceeds_spend: more than is left to give back.",
+        },
+    },
+)
+def reverse_stored_value_spend(
+    customer_id: CustomerId,
+    body: SvReverseIn,
+    response: Response,
+    idempotency_key: HeaderKey = None,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Give back stored value paid on an order (all that is left, or ``amount``), to the
+    paid and bonus balances in the proportion the payment took them. Order events that
+    refund the order do this by themselves (program ``stored_value.return_on_order_refund``).
+    退回订单的储值支付(按原支付的本金/赠送比例)。"""
+    key = _idem(body.idempotency_key, idempotency_key)
+    return _write(
+        ctx,
+        response,
+        lambda s, c: s.reverse_stored_value_spend(
+            c, customer_id, body.order_id, body.amount, idempotency_key=key
+        ),
+    )
+
+
 # -- paid membership -------------------------------------------------------------------------
 class MembershipIn(_In):
     plan_id: Identifier | None = Field(None, description="Required to buy; optional to renew.")
