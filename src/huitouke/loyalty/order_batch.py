@@ -45,7 +45,7 @@ from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, tex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from huitouke.errors import ConflictError, InputError, NotFoundError, StoreError
+from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.ledger import claim, finish
@@ -1466,7 +1466,12 @@ def apply_orders(
     if active:
         batch.load([events[i] for i in active])
         for i in active:
-            stored[keys[i]] = batch.apply(events[i], keys[i])
+            try:
+                stored[keys[i]] = batch.apply(events[i], keys[i])
+            except HuitoukeError as exc:  # a conflict rejects the batch: say which event
+                if len(events) > 1:
+                    exc.details.setdefault("index", i)
+                raise
         batch.flush()
     if stored:
         batch._bulk_update(

@@ -639,7 +639,8 @@ class LoyaltyService:
         customer see the batch's earlier effects: refunds of orders paid earlier in the
         batch, tier upgrades, stamp ladders, spend-back coupons). An event repeated within
         the batch is applied once; its later copies come back ``replayed``. A bad event
-        (``InputError`` naming ``orders[i].field``) or a conflict rejects the whole batch.
+        (``InputError`` naming ``orders[i].field``) or a conflict (its ``details["index"]``
+        names the event) rejects the whole batch.
         See :mod:`huitouke.loyalty.order_batch`.
         """
         return order_batch.apply_orders(self, conn, orders)
