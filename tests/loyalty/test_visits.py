@@ -119,6 +119,58 @@ def test_visits_complete_the_card_exactly_as_orders_do(
     assert_ledger_ok(store)
 
 
+def test_visits_recorded_late_check_every_stamped_day(
+    store: Store, make_svc: Make, clock: Clock
+) -> None:
+    """A visit for an earlier day is checked against that day's orders and visits, not only
+    the card's last stamped day; and it does not move the last stamped day back."""
+    svc = make_svc("cafe").bound(store)
+    d1, d2, d3 = (T0 - k * DAY for k in (3, 2, 1))
+    svc.apply_order(order("o1", amount="30", at=d1))
+    assert svc.add_stamps("c1", "coffee", idempotency_key="v2", visited_at=d2)["added"] == 1
+    assert svc.add_stamps("c1", "coffee", idempotency_key="v3", visited_at=d3)["added"] == 1
+    # late records for day 1 (an order stamped it) and day 2 (a visit did): nothing
+    late1 = svc.add_stamps(
+        "c1", "coffee", idempotency_key="late1", visited_at=d1 + timedelta(hours=1)
+    )
+    late2 = svc.add_stamps("c1", "coffee", idempotency_key="late2", visited_at=d2)
+    assert late1["ignored"] == late2["ignored"] == "already_stamped_today"
+    # a day nobody stamped still counts, and leaves day 3 the card's last stamped day
+    d0 = T0 - 5 * DAY
+    assert svc.add_stamps("c1", "coffee", idempotency_key="v0", visited_at=d0)["added"] == 1
+    o3 = svc.apply_order(order("o3", amount="30", at=d3))
+    assert o3["stamps"] == []  # day 3 was stamped by a visit
+    with store.connect() as conn:
+        sc = lt.stamp_cards.c
+        last = conn.execute(sa.select(sc.last_stamp_day).where(sc.customer_id == "c1")).scalar()
+    assert last == d3.astimezone(svc.service.zone).date().isoformat()
+    assert _card(svc, store)["stamps"] == 4
+    assert_ledger_ok(store)
+
+
+def test_a_visit_that_only_settles_owed_stamps_still_uses_the_day(
+    store: Store, make_svc: Make, clock: Clock
+) -> None:
+    program = {
+        "id": "x",
+        "coupon_templates": [{"id": "free", "kind": "fixed", "value": 10}],
+        "stamp_cards": [
+            {"id": "v", "per": "visit", "size": 2, "rewards": [{"stamps": 2, "template": "free"}]}
+        ],
+    }
+    svc = make_svc(program).bound(store)
+    svc.apply_order(order("o1", amount="10", at=T0 - 5 * DAY))
+    svc.apply_order(order("o2", amount="10", at=T0 - 4 * DAY))  # completes the card
+    svc.apply_order(order("o2", amount="10", at=T0 - 4 * DAY, status="refunded", refunded="10"))
+    day = T0 - 2 * DAY
+    v = svc.add_stamps("c1", "v", idempotency_key="a", visited_at=day)
+    assert (v["added"], v["debt_settled"], v["balance"]) == (1, 1, 0)  # no lot: owed stamp paid
+    svc.add_stamps("c1", "v", idempotency_key="b", visited_at=T0 - DAY)  # a later day
+    again = svc.add_stamps("c1", "v", idempotency_key="c", visited_at=day + timedelta(hours=2))
+    assert again["ignored"] == "already_stamped_today"
+    assert_ledger_ok(store)
+
+
 def _templates(result: dict[str, Any]) -> list[str]:
     return [c["template"] for c in result["coupons_issued"]]
 
@@ -142,7 +194,7 @@ def test_grant_adds_n_stamps_with_a_reason_outside_the_daily_rule(
     assert {h["reference"] for h in hist if h["kind"] == "stamp"} == {
         "grant:migrated card",
         "grant:complaint",
-        "visit:v1",
+        "visit:2026-03-01:v1",
     }
     assert_ledger_ok(store)
 

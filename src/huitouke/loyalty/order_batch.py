@@ -36,7 +36,7 @@ import copy
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -425,6 +425,41 @@ class _Batch:
                 .group_by(c.template_id)
             ).all():
                 self.coupon_counts[(r.template_id, customer_id)] = int(r.n)
+
+    def day_stamped(self, customer_id: str, card_id: str, at: datetime, local_day: str) -> bool:
+        """Whether the card already earned a stamp on ``local_day`` (the local day of
+        ``at``) from an order or a visit: the card's last stamped day, a visit's entries
+        (their reference names the day: ``visit:<day>:<key>``, on the card's stamp or owed-
+        stamp account, so a visit that only settled owed stamps counts too), or an order of
+        the customer placed that day that put stamps on this card (even if a refund took them
+        back later). Grants do not count. Read under the member's lock."""
+        if self.cards[(customer_id, card_id)]["last_stamp_day"] == local_day:
+            return True
+        a, e = lt.accounts.c, lt.entries.c
+        visit = self.conn.execute(
+            select(e.entry_id)
+            .select_from(lt.entries.join(lt.accounts, a.account_id == e.account_id))
+            .where(
+                a.customer_id == customer_id,
+                a.asset.in_((f"stamps:{card_id}", f"stamps_debt:{card_id}")),
+                e.reference.like(f"visit:{local_day}:%"),
+            )
+            .limit(1)
+        ).first()
+        if visit is not None:
+            return True
+        day = at.astimezone(self.zone).date()
+        start = datetime.combine(day, time(0), tzinfo=self.zone)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
+        lo = lt.orders.c
+        for stamps in self.conn.execute(
+            select(lo.stamps).where(
+                lo.customer_id == customer_id, lo.ordered_at >= start, lo.ordered_at < end
+            )
+        ).scalars():
+            if int((stamps or {}).get(card_id, {}).get("stamps", 0)) > 0:
+                return True
+        return False
 
     def _ensure_members(self, customers: Sequence[str]) -> None:
         """Load and lock the members, creating the missing ones."""
@@ -1570,7 +1605,9 @@ def add_stamps(
         assert stamps is not None
         n = stamps
     else:
-        n = stamps_for_visit(card, already_stamped_today=cs["last_stamp_day"] == local_day)
+        n = stamps_for_visit(
+            card, already_stamped_today=batch.day_stamped(customer_id, card.id, at, local_day)
+        )
     result: dict[str, Any] = {
         "customer_id": customer_id,
         "card": card.id,
@@ -1587,7 +1624,8 @@ def add_stamps(
         "ignored": None,
     }
     if n > 0:
-        ref = f"grant:{reason}" if grant else f"visit:{idempotency_key}"
+        ref = f"grant:{reason}" if grant else f"visit:{local_day}:{idempotency_key}"
+        last = cs["last_stamp_day"]
         stamp, issued, _lot = batch.add_stamps(
             customer_id,
             card,
@@ -1595,7 +1633,9 @@ def add_stamps(
             key=op_key,
             ref=ref[:255],
             earned_at=at,
-            local_day=None if grant else local_day,
+            # the card's last stamped day only moves forward (a visit recorded late for an
+            # earlier day must not reopen the later day to order stamps)
+            local_day=None if grant or (last is not None and last > local_day) else local_day,
         )
         result.update({k: v for k, v in stamp.items() if k != "card"}, coupons_issued=issued)
     else:
