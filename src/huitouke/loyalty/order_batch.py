@@ -28,6 +28,11 @@ Accounts first needed by the batch are created at the end. On PostgreSQL another
 transaction may create the same account meanwhile; if it already holds a balance the batch
 refuses with ``loyalty.concurrent_update`` (transient: run it again) rather than write a
 wrong ``balance_before``.
+
+Refunds also give back the stored value paid on the order (``_Batch._return_stored_value``,
+the same pure split as :meth:`LoyaltyService.reverse_stored_value_spend`). Stamps without an
+order (:func:`add_stamps`: visits and grants) run through the same in-memory ledger and the
+same stamp code as order stamps (``_Batch.add_stamps``), as a batch of one card.
 """
 
 from __future__ import annotations
