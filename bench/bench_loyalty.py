@@ -15,8 +15,15 @@ Side by side in one run, on the same 1M-member store:
 and the batch path's ratio to the single path and to the 1,000 events/s target. Both streams
 draw customers at random from the members, so a batch holds some repeated customers.
 
+``--rest`` measures the same two paths through HTTP instead: a real ``huitouke serve``
+process (one worker) on the populated store, the hotpot program saved as the service's
+program, and one client sending one request at a time — ``POST /v1/orders/batch`` with
+``--batch`` events per request against ``POST /v1/orders``, one event per request (each
+request one unit of work: the order upsert plus its loyalty effects).
+
     python bench/bench_loyalty.py                       # SQLite + PostgreSQL, 1M members
     python bench/bench_loyalty.py --quick               # 50k members, fewer events
+    python bench/bench_loyalty.py --quick --rest        # the REST endpoints, 50k members
     HUITOUKE_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/bench_loyalty.py
 """
 
@@ -170,6 +177,21 @@ def events(n_members: int, n_events: int, seed: int = 7) -> list[dict[str, Any]]
     return out
 
 
+def json_events(evs: list[dict[str, Any]], start: datetime) -> list[dict[str, Any]]:
+    """The events as REST bodies, moved to end just before ``start`` (the server's clock is
+    the real one, and a future order would fall outside the tier window)."""
+    shift = start - (evs[-1]["ordered_at"] + timedelta(minutes=1)) if evs else timedelta(0)
+    return [
+        {
+            **ev,
+            "ordered_at": (ev["ordered_at"] + shift).isoformat(),
+            "amount": str(ev["amount"]),
+            "refunded_amount": str(ev["refunded_amount"]),
+        }
+        for ev in evs
+    ]
+
+
 def run_events(store: Store, svc: LoyaltyService, evs: list[dict[str, Any]]) -> float:
     """One transaction per event on a long-lived connection (as a pooled service would)."""
     t = time.perf_counter()
@@ -251,6 +273,100 @@ def bench(
     return out
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_rest(
+    backend: str, members: int, n_single: int, n_batch: int, size: int, pg_admin: str | None
+) -> dict[str, Any]:
+    """``POST /v1/orders/batch`` against ``POST /v1/orders`` on a real server process."""
+    import signal
+    import subprocess
+
+    import httpx
+
+    from huitouke.loyalty import save_program, verify_ledger
+    from huitouke.service.apikeys import create_api_key
+
+    out: dict[str, Any] = {"backend": backend, "members": members}
+    store, drop = fresh(backend, pg_admin)
+    proc = None
+    log_fd, log_name = tempfile.mkstemp(prefix="bench_loyalty_", suffix=".log")
+    try:
+        out["populate_s"] = populate(store, members)
+        settle(store)
+        now = datetime.now(UTC)
+        with store.begin() as conn:
+            save_program(conn, load_program(EXAMPLE).model_copy(update={"id": "default"}), now=now)
+            key = create_api_key(conn, scope="operator", name="bench", now=now)[1]
+        port = free_port()
+        env = {**os.environ, "HUITOUKE_DATABASE_URL": str(store.engine.url.render_as_string(False))}
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "huitouke", "serve", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", "1", "--no-access-log",
+                "--log-level", "warning",
+            ],
+            env=env, stdout=log_fd, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"server did not start; log: {log_name}")
+            time.sleep(0.2)
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+
+            def single(evs: list[dict[str, Any]]) -> float:
+                t = time.perf_counter()
+                for ev in evs:
+                    r = client.post("/v1/orders", json=ev)
+                    assert r.status_code == 200, r.text
+                return len(evs) / (time.perf_counter() - t)
+
+            def batched(evs: list[dict[str, Any]]) -> float:
+                t = time.perf_counter()
+                for i in range(0, len(evs), size):
+                    r = client.post("/v1/orders/batch", json={"events": evs[i : i + size]})
+                    assert r.status_code == 200, r.text
+                    assert r.json()["replayed"] == 0
+                return len(evs) / (time.perf_counter() - t)
+
+            single(json_events(events(members, 100, seed=1), now))  # warm-up
+            batched(json_events(events(members, 2 * size, seed=3), now))
+            out["single_eps"] = single(json_events(events(members, n_single, seed=2), now))
+            t = time.perf_counter()
+            out["batch_eps"] = batched(json_events(events(members, n_batch, seed=4), now))
+            out["batch_request_s"] = (time.perf_counter() - t) / -(-n_batch // size)
+        with store.connect() as conn:
+            sample = [e["customer_id"] for e in events(members, n_batch, seed=4)[:2000]]
+            out["discrepancies"] = len(verify_ledger(conn, customer_ids=sample))
+    finally:
+        os.close(log_fd)
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if drop:
+            drop()
+        else:
+            store.dispose()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -261,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=500, help="events per apply_orders call")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--quick", action="store_true", help="50k members, fewer events")
+    ap.add_argument(
+        "--rest",
+        action="store_true",
+        help="through a `huitouke serve` process: POST /v1/orders/batch vs POST /v1/orders",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.members, args.events, args.single_events = 50_000, 4_000, 300
@@ -268,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         "HUITOUKE_TEST_POSTGRES_URL"
     )
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if args.rest:
+        return main_rest(args, backends, pg)
     print(
         "| backend | members | apply_orders events/s (batch) | apply_order events/s | "
         "batch vs single | vs target 1,000/s | populate (s) | ledger sample ok |"
@@ -283,6 +406,28 @@ def main(argv: list[str] | None = None) -> int:
             f"| {b} | {r['members']:,} | {r['batch_eps']:,.0f} ({args.batch}/call) "
             f"| {r['single_eps']:,.0f} | {r['batch_eps'] / r['single_eps']:.1f}× "
             f"| {r['batch_eps'] / TARGET:.2f}× | {r['populate_s']:.0f} | {'yes' if ok else 'NO'} |",
+            flush=True,
+        )
+    return 0
+
+
+def main_rest(args: argparse.Namespace, backends: list[str], pg: str | None) -> int:
+    print(
+        "| backend | members | POST /v1/orders/batch events/s | s per batch request "
+        "| POST /v1/orders events/s | batch vs single | populate (s) | ledger sample ok |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for b in backends:
+        if b == "postgres" and not pg:
+            print("| postgres | — | skipped: set HUITOUKE_BENCH_POSTGRES_URL | | | | | |")
+            continue
+        r = bench_rest(b, args.members, args.single_events, args.events, args.batch, pg)
+        ok = r["discrepancies"] == 0
+        print(
+            f"| {b} | {r['members']:,} | {r['batch_eps']:,.0f} ({args.batch}/request) "
+            f"| {r['batch_request_s']:.2f} | {r['single_eps']:,.0f} "
+            f"| {r['batch_eps'] / r['single_eps']:.1f}× | {r['populate_s']:.0f} "
+            f"| {'yes' if ok else 'NO'} |",
             flush=True,
         )
     return 0

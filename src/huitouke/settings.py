@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         "every request). A key revoked through the API stops working at once in that worker; "
         "in other workers and after `huitouke apikey revoke` within this many seconds.",
     )
+    orders_batch_max: int = Field(
+        1000,
+        ge=1,
+        le=10_000,
+        description="Most order events one `POST /v1/orders/batch` request may carry (one unit "
+        "of work: on SQLite it holds the write lock while it runs).",
+    )
     secret_key: str = Field(
         "change-me",
         description="Secret for signed links (unsubscribe, tracked clicks) and webhook HMACs. "

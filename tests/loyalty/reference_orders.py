@@ -24,16 +24,20 @@ from huitouke.loyalty.ledger import (
 from huitouke.loyalty.rules import (
     compute_earn,
     coupon_value_for_order,
+    currency_unit,
     proportional_target,
     qualified_tier,
     stamp_advance,
     stamps_for_order,
+    stored_value_return_target,
     tier_period_end,
 )
 from huitouke.loyalty.service import (
     COUNTED,
     POINTS,
     POINTS_DEBT,
+    SV_BONUS,
+    SV_PAID,
     ZERO,
     LoyaltyService,
     OrderEvent,
@@ -41,6 +45,7 @@ from huitouke.loyalty.service import (
     parse_order,
     stamps_asset,
     stamps_debt_asset,
+    stored_value_on_orders,
 )
 
 
@@ -156,7 +161,39 @@ class ReferenceLoyalty(LoyaltyService):
                 effects["ignored"] = (
                     "stale" if o.refund_total < existing.refunded_amount else "no_change"
                 )
+        self._give_back_stored_value(conn, o, now, op_key, effects)
         return finish(conn, op_key, effects)
+
+    def _give_back_stored_value(
+        self, conn: Connection, o: OrderEvent, now: datetime, op_key: str, effects: dict[str, Any]
+    ) -> None:
+        """The refunded share of the stored value paid on the order, one statement at a time
+        (the accounts locked, the payment's entries summed in SQL, then two posts)."""
+        if not self.program.stored_value.return_on_order_refund or o.refund_total <= 0:
+            return
+        c = o.customer_id
+        accts = lock_accounts(conn, [], now, optional=[(c, SV_PAID), (c, SV_BONUS)])
+        rec = stored_value_on_orders(conn, [(c, o.order_id)]).get((c, o.order_id))
+        if rec is None or rec.spent <= 0:
+            return
+        target = stored_value_return_target(
+            rec.spent,
+            o.amount,
+            o.refund_total,
+            full=o.status in ("refunded", "cancelled"),
+            unit=currency_unit(self.program.currency),
+        )
+        give = target - rec.returned
+        if give <= 0:
+            return
+        to_paid, to_bonus = self._return_stored_value(
+            conn, accts, c, rec, give, key=f"{op_key}:sv_return", ref=f"order:{o.order_id}", now=now
+        )
+        effects["stored_value_returned"] = {
+            "amount": fmt(give),
+            "paid": fmt(to_paid),
+            "bonus": fmt(to_bonus),
+        }
 
     def _earn_order(
         self,

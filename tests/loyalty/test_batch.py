@@ -3,7 +3,8 @@
 Three lanes replay the same random stream of order events (paid, partial and full refunds,
 cancellations, orders first seen refunded, stale states, replays, other currencies, several
 events of one customer in a batch) interleaved with other operations (points spent, coupons
-redeemed, a paid membership bought, a referral registered, the clock moving):
+redeemed, a paid membership bought, a referral registered, orders paid with stored value —
+which refunds give back —, the clock moving):
 
 - ``reference``: the sequential implementation as it was before batching
   (``reference_orders.ReferenceLoyalty``), one event per transaction;
@@ -72,6 +73,11 @@ SMALL: dict[str, Any] = {
         }
     ],
     "referral": {"referred_reward": {"points": 5}, "refund_window_days": 3},
+    # a bonus at once, spent first: stored-value payments take both balances
+    "stored_value": {
+        "spend_order": "bonus_first",
+        "topup_rules": [{"min_amount": 50, "bonus_percent": 30}],
+    },
 }
 
 
@@ -121,12 +127,17 @@ def make_stream(rng: random.Random, program: str) -> list[tuple[Any, ...]]:
             ev = dict(rng.choice(events))  # a replay
         else:
             op = rng.random()
-            if op < 0.45:
+            if op < 0.35:
                 items.append(("spend", rng.choice(customers), rng.choice([1, 1, 2, 3])))
-            elif op < 0.6:
+            elif op < 0.47:
                 items.append(("redeem", rng.choice(customers), f"x{i}"))
-            elif op < 0.75 and program == "shop":
+            elif op < 0.59 and program == "shop":
                 items.append(("membership", rng.choice(customers), f"m{i}"))
+            elif op < 0.82:  # pay (part of) an order with stored value, topped up first
+                base = rng.choice(orders)
+                topup = rng.choice(["50", "100", "137.5"])
+                pay = rng.choice(["20", "33.33", "47.5", "80.01"])
+                items.append(("sv", base["customer_id"], base["order_id"], topup, pay, f"v{i}"))
             else:
                 days = rng.choice([1, 3, 20, 120])
                 offset += timedelta(days=days)
@@ -213,6 +224,12 @@ def _boundary(
         clock.advance(days=2)  # past any delay_days
         return svc.redeem_coupon(
             conn, code, order_id=p + item[2], customer_id=p + item[1], order_amount="5000"
+        )
+    if kind == "sv":
+        _, customer, order_id, topup, pay, key = item
+        svc.topup(conn, p + customer, topup, idempotency_key=p + key)
+        return svc.spend_stored_value(
+            conn, p + customer, pay, order_id=p + order_id, idempotency_key=p + key
         )
     if kind == "membership":
         return svc.buy_membership(conn, p + item[1], "plus_month", idempotency_key=p + item[2])

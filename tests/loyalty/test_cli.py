@@ -116,3 +116,40 @@ def test_apply_file_names_the_line_of_a_bad_event(
     stream.write_text(json.dumps(good) + "\n\n" + json.dumps(bad) + "\n", encoding="utf-8")
     _, err = _run(capsys, "order", "apply-file", str(stream), *db, code=2)
     assert "line: 3" in err
+
+
+def test_cli_stamps_visit_and_grant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'h.db'}"]
+    _run(capsys, "program", "save", str(EXAMPLES / "cafe.yaml"), *db)
+    at = ["--at", "2026-05-01T09:00:00+08:00"]
+    v = json.loads(_run(capsys, "stamps", "visit", "c1", "coffee", *at, "--key", "v1", *db)[0])
+    assert v["added"] == 1 and v["coupons_issued"][0]["template"] == "americano"
+    again = _run(capsys, "stamps", "visit", "c1", "coffee", *at, "--key", "v1", *db)[0]
+    assert json.loads(again)["replayed"] is True
+    same = _run(capsys, "stamps", "visit", "c1", "coffee", *at, "--key", "v2", *db)[0]
+    assert json.loads(same)["ignored"] == "already_stamped_today"
+    g = _run(capsys, "stamps", "grant", "c1", "coffee", "4", "--reason", "r", "--key", "g", *db)
+    assert json.loads(g[0])["balance"] == 5
+    _, err = _run(capsys, "stamps", "visit", "c1", "tea", "--key", "v3", *db, code=3)
+    assert "stamp_card.not_found" in err
+    show = json.loads(_run(capsys, "customer", "show", "c1", *db)[0])
+    assert show["stamp_cards"][0]["stamps"] == 5
+    assert json.loads(_run(capsys, "verify", *db)[0]) == []
+
+
+def test_cli_stored_value_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'h.db'}"]
+    _run(capsys, "program", "save", str(EXAMPLES / "shop.yaml"), *db)
+    _run(capsys, "stored-value", "topup", "c1", "200", "--key", "t1", *db)
+    _run(capsys, "stored-value", "spend", "c1", "210", "--order-id", "o1", *db)
+    rev = ["stored-value", "reverse", "c1", "--order-id", "o1"]
+    out = json.loads(_run(capsys, *rev, "21", "--key", "r1", *db)[0])
+    assert (out["to_paid"], out["to_bonus"], out["returned"]) == ("20", "1", "21")
+    assert json.loads(_run(capsys, *rev, "21", "--key", "r1", *db)[0])["replayed"] is True
+    _, err = _run(capsys, *rev, "500", "--key", "r2", *db, code=4)
+    assert "stored_value.return_exceeds_spend" in err
+    rest = json.loads(_run(capsys, *rev, "--key", "r3", *db)[0])
+    assert (rest["amount"], rest["to_paid"], rest["to_bonus"]) == ("189", "180", "9")
+    show = json.loads(_run(capsys, "customer", "show", "c1", *db)[0])
+    assert show["stored_value"]["paid"] == "200" and show["stored_value"]["bonus"] == "20"
+    assert json.loads(_run(capsys, "verify", *db)[0]) == []

@@ -107,3 +107,46 @@ def test_concurrent_order_events_and_replays_keep_the_ledger_exact(
     kept = sum(10 + i for i in range(30) if i % 3)
     assert total - debts == kept
     assert_ledger_ok(store)
+
+
+def test_concurrent_visits_give_one_stamp_per_day(
+    store: Store, make_svc: Callable[[Any], LoyaltyService]
+) -> None:
+    """Threads recording visits (each its own key) for two customers on three days, in
+    interleaved day order: one stamp per customer and local day."""
+    from datetime import timedelta
+
+    from .conftest import T0
+
+    svc = make_svc("cafe").bound(store)
+    days = [T0 - timedelta(days=d) for d in range(3)]
+    errors: list[BaseException] = []
+    added: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def worker(t: int) -> None:
+        barrier.wait()
+        for i in range(12):
+            day, cust = days[(i + t) % 3], f"c{i % 2}"
+            try:
+                r = svc.add_stamps(cust, "coffee", idempotency_key=f"{t}-{i}", visited_at=day)
+            except BaseException as exc:  # pragma: no cover - reported below
+                with lock:
+                    errors.append(exc)
+                continue
+            with lock:
+                added.append(r["added"])
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert len(added) == 48 and sum(added) == 2 * 3  # two customers, three days
+    with store.connect() as conn:
+        assert [
+            svc.service.customer_loyalty(conn, c)["stamp_cards"][0]["stamps"] for c in ("c0", "c1")
+        ] == [3, 3]
+    assert_ledger_ok(store)

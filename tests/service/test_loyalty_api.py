@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from huitouke.store.db import Store
 
 from .conftest import Keys
 from .test_orders_api import install_shop_program, order
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "huitouke" / "loyalty" / "examples"
 
 
 @pytest.fixture
@@ -217,3 +221,110 @@ def test_program_get_put_and_validation(client, keys: Keys, store: Store) -> Non
     assert ok.status_code == 200 and ok.json()["version"] == 1
     assert client.get("/v1/program", headers=keys.h("read")).json()["name"] == "咖啡"
     assert issue(client, keys, template="latte")
+
+
+def test_stamps_visit_and_grant_over_http(client, keys: Keys, store: Store) -> None:
+    cafe = yaml.safe_load((EXAMPLES / "cafe.yaml").read_text(encoding="utf-8"))
+    r = client.put("/v1/program", json=cafe, headers=keys.h("admin"))
+    assert r.status_code == 200, r.text
+    url = "/v1/customers/c1/stamps"
+    body = {"card_id": "coffee", "visited_at": "2026-03-01T09:00:00+08:00"}
+    first = client.post(url, json={**body, "idempotency_key": "v1"}, headers=keys.h("operator"))
+    assert first.status_code == 200, first.text
+    v = first.json()
+    assert (v["added"], v["balance"], v["day"], v["ignored"]) == (1, 1, "2026-03-01", None)
+    assert [c["template"] for c in v["coupons_issued"]] == ["americano"]
+    # the Idempotency-Key header works too; a replay answers the same body
+    again = client.post(url, json=body, headers=keys.h("operator", **{"Idempotency-Key": "v1"}))
+    assert again.json() == v and again.headers["Idempotent-Replayed"] == "true"
+    same_day = client.post(
+        url,
+        json={**body, "visited_at": "2026-03-01T20:00:00+08:00", "idempotency_key": "v2"},
+        headers=keys.h("operator"),
+    ).json()
+    assert same_day["added"] == 0 and same_day["ignored"] == "already_stamped_today"
+    grant = client.post(
+        url,
+        json={"card_id": "coffee", "stamps": 4, "reason": "paper card", "idempotency_key": "g1"},
+        headers=keys.h("operator"),
+    ).json()
+    assert grant["balance"] == 5 and [c["template"] for c in grant["coupons_issued"]] == ["latte"]
+    cards = client.get("/v1/customers/c1/loyalty", headers=keys.h("read")).json()["stamp_cards"]
+    assert cards[0]["stamps"] == 5 and cards[0]["next_reward"]["template"] == "signature"
+    # errors: a grant needs a reason; no key; unknown card; read scope; future visit
+    bad = [
+        ({"card_id": "coffee", "stamps": 2, "idempotency_key": "x"}, "operator", 422),
+        ({"card_id": "coffee"}, "operator", 422),
+        ({"card_id": "tea", "idempotency_key": "x"}, "operator", 404),
+        ({"card_id": "coffee", "idempotency_key": "x"}, "read", 403),
+        (
+            {"card_id": "coffee", "stamps": 0, "reason": "r", "idempotency_key": "x"},
+            "operator",
+            422,
+        ),
+        (
+            {
+                "card_id": "coffee",
+                "visited_at": "2199-01-01T00:00:00+00:00",
+                "idempotency_key": "x",
+            },
+            "operator",
+            422,
+        ),
+    ]
+    for payload, scope, status in bad:
+        r = client.post(url, json=payload, headers=keys.h(scope))
+        assert r.status_code == status, (payload, r.text)
+    assert client.get("/v1/loyalty/verify", headers=keys.h("admin")).json()["ok"] is True
+
+
+def test_stored_value_given_back_over_http(client, keys: Keys, shop: Store) -> None:
+    op = keys.h("operator")
+    client.post("/v1/orders", json=order(amount="300"), headers=op)
+    # shop.yaml: 充200送200, the first 20 of the bonus at once; paid first
+    client.post(
+        "/v1/customers/c1/topups", json={"amount": "200", "idempotency_key": "t"}, headers=op
+    )
+    s = client.post(
+        "/v1/customers/c1/stored-value/spend", json={"amount": "210", "order_id": "o1"}, headers=op
+    ).json()
+    assert (s["from_paid"], s["from_bonus"]) == ("200", "10")
+    url = "/v1/customers/c1/stored-value/reverse"
+    r = client.post(
+        url, json={"order_id": "o1", "amount": "21", "idempotency_key": "r1"}, headers=op
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["to_paid"], r.json()["to_bonus"]) == ("20", "1")
+    replay = client.post(
+        url,
+        json={"order_id": "o1", "amount": "21"},
+        headers=keys.h("operator", **{"Idempotency-Key": "r1"}),
+    )
+    assert replay.json() == r.json() and replay.headers["Idempotent-Replayed"] == "true"
+    too_much = client.post(
+        url, json={"order_id": "o1", "amount": "190", "idempotency_key": "r2"}, headers=op
+    )
+    assert too_much.status_code == 409
+    assert too_much.json()["error"]["code"] == "stored_value.return_exceeds_spend"
+    none = client.post(url, json={"order_id": "o2", "idempotency_key": "r3"}, headers=op)
+    assert (
+        none.status_code == 404 and none.json()["error"]["code"] == "stored_value.spend_not_found"
+    )
+    assert (
+        client.post(
+            url, json={"order_id": "o1", "idempotency_key": "r4"}, headers=keys.h("read")
+        ).status_code
+        == 403
+    )
+    # the order's refund gives back its share: half of 210 = 105, of which 21 came back
+    half = client.post(
+        "/v1/orders",
+        json=order(amount="300", status="partially_refunded", refunded_amount="150"),
+        headers=op,
+    ).json()
+    assert half["loyalty"]["stored_value_returned"] == {"amount": "84", "paid": "80", "bonus": "4"}
+    full = client.post("/v1/orders", json=order(amount="300", status="refunded"), headers=op).json()
+    assert full["loyalty"]["stored_value_returned"]["amount"] == "105"
+    view = client.get("/v1/customers/c1/loyalty", headers=keys.h("read")).json()
+    assert view["stored_value"] == {"paid": "200", "bonus": "20", "pending_bonus": "180"}
+    assert client.get("/v1/loyalty/verify", headers=keys.h("admin")).json()["ok"] is True

@@ -30,6 +30,9 @@ program_app = typer.Typer(help="Loyalty programs. 会员方案。", no_args_is_h
 customer_app = typer.Typer(help="A customer's loyalty. 顾客的会员权益。", no_args_is_help=True)
 points_app = typer.Typer(help="Points. 积分。", no_args_is_help=True)
 coupon_app = typer.Typer(help="Coupons. 优惠券。", no_args_is_help=True)
+stamps_app = typer.Typer(
+    help="Stamps without an order: visits and grants. 到店集章与补章。", no_args_is_help=True
+)
 sv_app = typer.Typer(help="Stored value. 储值。", no_args_is_help=True)
 membership_app = typer.Typer(help="Paid membership. 付费会员。", no_args_is_help=True)
 referral_app = typer.Typer(help="Referrals. 转介绍。", no_args_is_help=True)
@@ -316,6 +319,55 @@ def points_expiring(
         _out(svc.service.expiring_soon(conn, customer_id, within_days, _as_of(as_of)))
 
 
+# -- stamps ------------------------------------------------------------------------------
+@stamps_app.command("visit")
+def stamps_visit(
+    customer_id: str,
+    card_id: str,
+    visited_at: str | None = typer.Option(
+        None, "--at", help="ISO date/time of the visit (default now). 到店时间。"
+    ),
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Record a visit: one stamp per local day on a per-visit card. 记录到店(每天最多一枚章)。"""
+    _out(
+        _service(program, database_url).add_stamps(
+            customer_id,
+            card_id,
+            idempotency_key=key,
+            visited_at=_as_of(visited_at) if visited_at is not None else None,
+        )
+    )
+
+
+@stamps_app.command("grant")
+def stamps_grant(
+    customer_id: str,
+    card_id: str,
+    stamps: int = typer.Argument(..., min=1, max=1000, help="How many stamps. 补章数量。"),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the ledger). 原因。"),
+    at: str | None = typer.Option(
+        None, "--at", help="ISO date/time the stamps count from (default now). 起算时间。"
+    ),
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Grant stamps on a card (operator correction; the ladder pays as usual). 人工补章。"""
+    _out(
+        _service(program, database_url).add_stamps(
+            customer_id,
+            card_id,
+            idempotency_key=key,
+            stamps=stamps,
+            reason=reason,
+            visited_at=_as_of(at) if at is not None else None,
+        )
+    )
+
+
 # -- coupons -----------------------------------------------------------------------------
 @coupon_app.command("issue")
 def coupon_issue(
@@ -439,6 +491,25 @@ def sv_refund(
     _out(
         _service(program, database_url).refund_stored_value(
             customer_id, amount, idempotency_key=key
+        )
+    )
+
+
+@sv_app.command("reverse")
+def sv_reverse(
+    customer_id: str,
+    amount: str | None = typer.Argument(
+        None, help="Default: everything not given back yet. 默认:全部未退回部分。"
+    ),
+    order_id: str = typer.Option(..., "--order-id"),
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Give back stored value paid on an order (split like the payment). 退回订单的储值支付。"""
+    _out(
+        _service(program, database_url).reverse_stored_value_spend(
+            customer_id, order_id, amount, idempotency_key=key
         )
     )
 
@@ -604,6 +675,7 @@ def register(app: typer.Typer) -> None:
     loyalty_app.add_typer(order_app, name="order")
     loyalty_app.add_typer(points_app, name="points")
     loyalty_app.add_typer(coupon_app, name="coupon")
+    loyalty_app.add_typer(stamps_app, name="stamps")
     loyalty_app.add_typer(sv_app, name="stored-value")
     loyalty_app.add_typer(membership_app, name="membership")
     loyalty_app.add_typer(referral_app, name="referral")

@@ -28,6 +28,11 @@ Accounts first needed by the batch are created at the end. On PostgreSQL another
 transaction may create the same account meanwhile; if it already holds a balance the batch
 refuses with ``loyalty.concurrent_update`` (transient: run it again) rather than write a
 wrong ``balance_before``.
+
+Refunds also give back the stored value paid on the order (``_Batch._return_stored_value``,
+the same pure split as :meth:`LoyaltyService.reverse_stored_value_spend`). Stamps without an
+order (:func:`add_stamps`: visits and grants) run through the same in-memory ledger and the
+same stamp code as order stamps (``_Batch.add_stamps``), as a batch of one card.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import copy
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -45,32 +50,38 @@ from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, tex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from huitouke.errors import ConflictError, InputError, NotFoundError, StoreError
+from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
-from huitouke.loyalty.program import CouponTemplate, TierBenefits
+from huitouke.loyalty.ledger import claim, finish
+from huitouke.loyalty.program import CouponTemplate, StampCard, TierBenefits
 from huitouke.loyalty.rules import (
     LotView,
     allocate_fifo,
     best_benefits,
     compute_earn,
     coupon_value_for_order,
+    currency_unit,
     expiry_at,
     proportional_target,
     qualified_tier,
     stamp_advance,
     stamps_for_order,
+    stamps_for_visit,
+    stored_value_return_split,
+    stored_value_return_target,
     tier_period_end,
     tier_window_start,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from huitouke.loyalty.service import LoyaltyService, OrderEvent
+    from huitouke.loyalty.service import LoyaltyService, OrderEvent, StoredValueOnOrder
 
-__all__ = ["apply_orders", "order_op_key"]
+__all__ = ["add_stamps", "apply_orders", "order_op_key"]
 
 ZERO = Decimal(0)
 POINTS, POINTS_DEBT = "points", "points_debt"
+SV_PAID, SV_BONUS = "stored_paid", "stored_bonus"
 COUNTED = ("paid", "partially_refunded")
 #: rows per IN (...) list: far below SQLite's bound-parameter limit
 CHUNK = 2000
@@ -158,6 +169,7 @@ class _Batch:
         self.db_coupons: list[_Coupon] = []
         self.coupon_events: list[tuple[_Coupon, dict[str, Any]]] = []
         self.referral_registered: set[str] = set()
+        self.stored_value: dict[tuple[str, str], StoredValueOnOrder] = {}
         self._lot_ids: list[int] = []
         self._lot_next: int | None = None
         self.lot_budget = 16
@@ -260,24 +272,7 @@ class _Batch:
         customers = sorted({o.customer_id for o in events})
         order_ids = sorted({o.order_id for o in events})
         # 1. members: locked, created when missing
-        self._load_members(customers)
-        missing = [c for c in customers if c not in self.members]
-        if missing:
-            self._insert_ignore(
-                lt.members,
-                [
-                    {
-                        "customer_id": c,
-                        "preferences": {},
-                        "paid_orders": 0,
-                        "created_at": self.now,
-                        "updated_at": self.now,
-                    }
-                    for c in missing
-                ],
-                "customer_id",
-            )
-            self._load_members(missing)
+        self._ensure_members(customers)
         # 2. the batch's own orders, locked (after the members: events of one customer
         #    queue on the member row, so an order read here cannot be inserted meanwhile)
         #    with, in the same query, the customers' orders in the tier window (for a small
@@ -316,32 +311,21 @@ class _Batch:
         # 3. stamp cards of earning customers, locked, created when missing
         cards = [c.id for c in self.program.stamp_cards]
         if cards and earning:
-            need = sorted((c, k) for c in earning for k in cards)
-            self._load_cards(sorted(earning))
-            absent = [p for p in need if p not in self.cards]
-            if absent:
-                self._insert_ignore(
-                    lt.stamp_cards,
-                    [
-                        {
-                            "customer_id": c,
-                            "card_id": k,
-                            "cycle": 1,
-                            "rewarded_upto": 0,
-                            "completed": 0,
-                            "updated_at": self.now,
-                        }
-                        for c, k in absent
-                    ],
-                    "customer_id",
-                    "card_id",
-                )
-                self._load_cards(sorted({c for c, _ in absent}))
+            self._ensure_cards(sorted(earning), cards)
         # 4. accounts, locked in primary-key order
         assets = [POINTS, POINTS_DEBT]
         for k in cards:
             assets += [f"stamps:{k}", f"stamps_debt:{k}"]
         self._load_accounts(customers, assets)
+        # 4b. stored value paid on the orders the batch refunds (given back in proportion):
+        #     the customers' stored-value accounts, locked, then the payments' entries
+        if self.program.stored_value.return_on_order_refund:
+            from huitouke.loyalty.service import stored_value_on_orders
+
+            pairs = sorted({(o.customer_id, o.order_id) for o in events if o.refund_total > 0})
+            if pairs:
+                self._load_accounts(sorted({c for c, _ in pairs}), [SV_PAID, SV_BONUS])
+                self.stored_value = stored_value_on_orders(conn, pairs)
         # 5. lots a debit may need: stamp accounts of earning customers (cards complete),
         #    points and stamps of customers with a refund
         want = [
@@ -416,6 +400,116 @@ class _Batch:
                     ).scalars()
                 )
         self.lot_budget = max(16, len(events) * (1 + len(cards)))
+
+    def load_card(self, customer_id: str, card: StampCard) -> None:
+        """Load (and lock) what adding stamps to one card needs, outside an order: the member
+        and the card (created when missing), the card's accounts and lots, and the coupons
+        already issued of the ladder's templates that have a per-customer limit."""
+        self._ensure_members([customer_id])
+        self._ensure_cards([customer_id], [card.id])
+        self._load_accounts([customer_id], [f"stamps:{card.id}", f"stamps_debt:{card.id}"])
+        self._load_lots(
+            [
+                x
+                for x in self.accounts.values()
+                if x.account_id is not None and x.asset == f"stamps:{card.id}"
+            ]
+        )
+        limited = sorted(
+            {
+                r.template
+                for r in card.rewards
+                if self.program.template(r.template).max_per_customer is not None
+            }
+        )
+        if limited:
+            c = lt.coupons.c
+            for r in self.conn.execute(
+                select(c.template_id, func.count().label("n"))
+                .where(c.issued_to == customer_id, c.template_id.in_(limited))
+                .group_by(c.template_id)
+            ).all():
+                self.coupon_counts[(r.template_id, customer_id)] = int(r.n)
+
+    def day_stamped(self, customer_id: str, card_id: str, at: datetime, local_day: str) -> bool:
+        """Whether the card already earned a stamp on ``local_day`` (the local day of
+        ``at``) from an order or a visit: the card's last stamped day, a visit's entries
+        (their reference names the day: ``visit:<day>:<key>``, on the card's stamp or owed-
+        stamp account, so a visit that only settled owed stamps counts too), or an order of
+        the customer placed that day that put stamps on this card (even if a refund took them
+        back later). Grants do not count. Read under the member's lock."""
+        if self.cards[(customer_id, card_id)]["last_stamp_day"] == local_day:
+            return True
+        a, e = lt.accounts.c, lt.entries.c
+        visit = self.conn.execute(
+            select(e.entry_id)
+            .select_from(lt.entries.join(lt.accounts, a.account_id == e.account_id))
+            .where(
+                a.customer_id == customer_id,
+                a.asset.in_((f"stamps:{card_id}", f"stamps_debt:{card_id}")),
+                e.reference.like(f"visit:{local_day}:%"),
+            )
+            .limit(1)
+        ).first()
+        if visit is not None:
+            return True
+        day = at.astimezone(self.zone).date()
+        start = datetime.combine(day, time(0), tzinfo=self.zone)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
+        lo = lt.orders.c
+        for stamps in self.conn.execute(
+            select(lo.stamps).where(
+                lo.customer_id == customer_id, lo.ordered_at >= start, lo.ordered_at < end
+            )
+        ).scalars():
+            if int((stamps or {}).get(card_id, {}).get("stamps", 0)) > 0:
+                return True
+        return False
+
+    def _ensure_members(self, customers: Sequence[str]) -> None:
+        """Load and lock the members, creating the missing ones."""
+        self._load_members(customers)
+        missing = [c for c in customers if c not in self.members]
+        if missing:
+            self._insert_ignore(
+                lt.members,
+                [
+                    {
+                        "customer_id": c,
+                        "preferences": {},
+                        "paid_orders": 0,
+                        "created_at": self.now,
+                        "updated_at": self.now,
+                    }
+                    for c in missing
+                ],
+                "customer_id",
+            )
+            self._load_members(missing)
+
+    def _ensure_cards(self, customers: Sequence[str], cards: Sequence[str]) -> None:
+        """Load and lock the customers' stamp cards, creating the missing ones."""
+        need = sorted((c, k) for c in customers for k in cards)
+        self._load_cards(customers)
+        absent = [p for p in need if p not in self.cards]
+        if absent:
+            self._insert_ignore(
+                lt.stamp_cards,
+                [
+                    {
+                        "customer_id": c,
+                        "card_id": k,
+                        "cycle": 1,
+                        "rewarded_upto": 0,
+                        "completed": 0,
+                        "updated_at": self.now,
+                    }
+                    for c, k in absent
+                ],
+                "customer_id",
+                "card_id",
+            )
+            self._load_cards(sorted({c for c, _ in absent}))
 
     def _add_order(self, row: dict[str, Any]) -> None:
         row["stamps"] = dict(row.get("stamps") or {})
@@ -854,7 +948,52 @@ class _Batch:
             effects["ignored"] = (
                 "stale" if o.refund_total < existing["refunded_amount"] else "no_change"
             )
+        self._return_stored_value(o, op_key, effects)
         return effects
+
+    def _return_stored_value(self, o: OrderEvent, op_key: str, effects: dict[str, Any]) -> None:
+        """Give back the refunded share of the stored value paid on the order.
+
+        The target is cumulative (everything on a full refund, else the share rounded half
+        up to the currency's minor unit) and counts what any earlier give-back returned, so
+        it does not depend on whether the order earned or on the arrival order of its
+        states: a stale state's target is below what was already returned and gives nothing.
+        """
+        from huitouke.loyalty.service import SV_RETURN, fmt
+
+        rec = self.stored_value.get((o.customer_id, o.order_id))
+        if rec is None or rec.spent <= 0:
+            return
+        unit = currency_unit(self.program.currency)
+        target = stored_value_return_target(
+            rec.spent,
+            o.amount,
+            o.refund_total,
+            full=o.status in ("refunded", "cancelled"),
+            unit=unit,
+        )
+        give = target - rec.returned
+        if give <= 0:
+            return
+        to_paid, to_bonus = stored_value_return_split(
+            rec.spent_paid, rec.spent_bonus, rec.back_paid, rec.back_bonus, give, unit=unit
+        )
+        ref = f"order:{o.order_id}"
+        for asset, part in ((SV_PAID, to_paid), (SV_BONUS, to_bonus)):
+            self.post(
+                self.acct(o.customer_id, asset),
+                part,
+                kind=SV_RETURN,
+                key=f"{op_key}:sv_return:{asset.removeprefix('stored_')}",
+                reference=ref,
+            )
+        rec.back_paid += to_paid
+        rec.back_bonus += to_bonus
+        effects["stored_value_returned"] = {
+            "amount": fmt(give),
+            "paid": fmt(to_paid),
+            "bonus": fmt(to_bonus),
+        }
 
     def _earn(
         self,
@@ -892,73 +1031,95 @@ class _Batch:
             )
             if n <= 0:
                 continue
-            acct = self.acct(o.customer_id, f"stamps:{card.id}")
-            acct.required = True
-            debt = self.acct(o.customer_id, f"stamps_debt:{card.id}")
-            settle = min(Decimal(n), debt.balance)
-            self.post(
-                debt,
-                -settle,
-                kind="debt_settled",
-                key=f"{op_key}:stamps:{card.id}:debt",
-                reference=ref,
-            )
-            add = int(Decimal(n) - settle)
-            before = int(acct.balance)
-            exp = o.ordered_at + timedelta(days=card.expire_days) if card.expire_days else None
-            lot_id = self.credit_lot(
-                acct,
-                Decimal(add),
-                kind="stamp",
+            stamp, issued, lot_id = self.add_stamps(
+                o.customer_id,
+                card,
+                n,
                 key=f"{op_key}:stamps:{card.id}",
+                ref=ref,
                 earned_at=o.ordered_at,
-                expires_at=exp,
-                reference=ref,
+                local_day=local_day,
             )
-            adv = stamp_advance(card, before, cs["rewarded_upto"], add)
-            used = before + add - adv.balance
-            if used > 0:
-                self.debit_fifo(
-                    acct,
-                    Decimal(used),
-                    kind="card_completed",
-                    key=f"{op_key}:stamps:{card.id}:done",
-                    reference=ref,
-                )
-            issued: list[dict[str, Any]] = []
-            for i, (step, template_id) in enumerate(adv.rewards):
-                c = self.issue(
-                    self.program.template(template_id),
-                    o.customer_id,
-                    key=f"{op_key}:stamps:{card.id}:reward:{i}",
-                    source="stamp_card",
-                    source_ref=f"{card.id}:{cs['cycle']}:{step}",
-                )
-                if c is not None:
-                    issued.append(c)
-                    effects["coupons_issued"].append(c)
-            cs.update(
-                rewarded_upto=adv.rewarded_upto,
-                cycle=cs["cycle"] + adv.completions,
-                completed=cs["completed"] + adv.completions,
-                last_stamp_day=local_day,
-                updated_at=self.now,
-            )
-            self.dirty_cards.add((o.customer_id, card.id))
+            effects["coupons_issued"].extend(issued)
             state["stamps"][card.id] = {"stamps": n, "lot_id": lot_id, "reversed": 0}
-            rewards = [c["code"] for c in issued]
-            for idx, c in enumerate(issued):
-                self._ref_of(c).refs.append((rewards, idx))
-            effects["stamps"].append(
-                {
-                    "card": card.id,
-                    "added": n,
-                    "debt_settled": int(settle),
-                    "balance": int(acct.balance),
-                    "completed_cards": adv.completions,
-                    "rewards": rewards,
-                }
+            effects["stamps"].append(stamp)
+
+    def add_stamps(
+        self,
+        customer_id: str,
+        card: StampCard,
+        n: int,
+        *,
+        key: str,
+        ref: str,
+        earned_at: datetime,
+        local_day: str | None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], int | None]:
+        """Put ``n`` stamps on a customer's card (orders, visits and grants all come here).
+
+        Stamps owed (``stamps_debt:<card>``, from refunds of a completed card) are settled
+        first; the rest is a lot expiring ``expire_days`` after ``earned_at``. Every ladder
+        step reached pays its coupon once per card; at ``size`` the card completes (its stamps
+        are used up) and the next card starts with the leftover. ``local_day`` (when given)
+        becomes the card's last stamped day. Entry keys: ``key`` (the lot), ``key:debt``,
+        ``key:done``, ``key:reward:<i>``. Returns (the stamp effect, coupons issued, lot id).
+        """
+        cs = self.cards[(customer_id, card.id)]
+        acct = self.acct(customer_id, f"stamps:{card.id}")
+        acct.required = True
+        debt = self.acct(customer_id, f"stamps_debt:{card.id}")
+        settle = min(Decimal(n), debt.balance)
+        self.post(debt, -settle, kind="debt_settled", key=f"{key}:debt", reference=ref)
+        add = int(Decimal(n) - settle)
+        before = int(acct.balance)
+        exp = earned_at + timedelta(days=card.expire_days) if card.expire_days else None
+        lot_id = self.credit_lot(
+            acct,
+            Decimal(add),
+            kind="stamp",
+            key=key,
+            earned_at=earned_at,
+            expires_at=exp,
+            reference=ref,
+        )
+        adv = stamp_advance(card, before, cs["rewarded_upto"], add)
+        used = before + add - adv.balance
+        if used > 0:
+            self.debit_fifo(
+                acct, Decimal(used), kind="card_completed", key=f"{key}:done", reference=ref
             )
+        issued: list[dict[str, Any]] = []
+        for i, (step, template_id) in enumerate(adv.rewards):
+            c = self.issue(
+                self.program.template(template_id),
+                customer_id,
+                key=f"{key}:reward:{i}",
+                source="stamp_card",
+                source_ref=f"{card.id}:{cs['cycle']}:{step}",
+            )
+            if c is not None:
+                issued.append(c)
+        cs.update(
+            rewarded_upto=adv.rewarded_upto,
+            cycle=cs["cycle"] + adv.completions,
+            completed=cs["completed"] + adv.completions,
+            updated_at=self.now,
+        )
+        if local_day is not None:
+            cs["last_stamp_day"] = local_day
+        self.dirty_cards.add((customer_id, card.id))
+        rewards = [c["code"] for c in issued]
+        for idx, c in enumerate(issued):
+            self._ref_of(c).refs.append((rewards, idx))
+        stamp = {
+            "card": card.id,
+            "added": n,
+            "debt_settled": int(settle),
+            "balance": int(acct.balance),
+            "completed_cards": adv.completions,
+            "rewards": rewards,
+        }
+        return stamp, issued, lot_id
 
     def _ref_of(self, coupon_json: dict[str, Any]) -> _Coupon:
         for cp in reversed(self.new_coupons):
@@ -1345,7 +1506,12 @@ def apply_orders(
     if active:
         batch.load([events[i] for i in active])
         for i in active:
-            stored[keys[i]] = batch.apply(events[i], keys[i])
+            try:
+                stored[keys[i]] = batch.apply(events[i], keys[i])
+            except HuitoukeError as exc:  # a conflict rejects the batch: say which event
+                if len(events) > 1:
+                    exc.details.setdefault("index", i)
+                raise
         batch.flush()
     if stored:
         batch._bulk_update(
@@ -1382,3 +1548,102 @@ def _skeleton(o: OrderEvent, ignored: str) -> dict[str, Any]:
         "referral": None,
         "ignored": ignored,
     }
+
+
+#: how far a visit may lie ahead of the service's clock (the till's clock runs a little fast)
+VISIT_CLOCK_SKEW = timedelta(minutes=5)
+#: the most stamps one grant may put on a card
+MAX_GRANT = 1000
+
+
+def add_stamps(
+    svc: LoyaltyService,
+    conn: Connection,
+    customer_id: str,
+    card_id: str,
+    *,
+    idempotency_key: str,
+    stamps: int | None = None,
+    visited_at: datetime | str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """See :meth:`LoyaltyService.add_stamps`."""
+    from huitouke.loyalty.service import _aware, iso
+
+    card = svc.program.stamp_card(card_id)
+    now = svc.now()
+    at = now if visited_at is None else _aware(visited_at, "visited_at")
+    if at > now + VISIT_CLOCK_SKEW:
+        raise InputError(
+            f"visited_at: {iso(at)} is in the future",
+            code="input.invalid",
+            message_zh=f"visited_at:{iso(at)} 晚于当前时间",
+            details={"field": "visited_at"},
+        )
+    grant = stamps is not None
+    if grant:
+        if isinstance(stamps, bool) or not isinstance(stamps, int) or not 1 <= stamps <= MAX_GRANT:
+            raise InputError(
+                f"stamps: a whole number from 1 to {MAX_GRANT}",
+                code="input.invalid",
+                message_zh=f"stamps:须为 1 到 {MAX_GRANT} 的整数",
+                details={"field": "stamps"},
+            )
+        if not reason:
+            raise InputError(
+                "reason: required when granting stamps",
+                code="input.missing_field",
+                message_zh="补章须填写原因 reason",
+                details={"field": "reason"},
+            )
+    else:
+        stamps_for_visit(card, already_stamped_today=False)  # the card counts visits at all
+    op_key = f"stamps:{idempotency_key}"
+    prior = claim(conn, op_key, "stamps", customer_id, now)
+    if prior is not None:
+        return prior
+    batch = _Batch(svc, conn, now)
+    batch.load_card(customer_id, card)
+    local_day = at.astimezone(svc.zone).date().isoformat()
+    cs = batch.cards[(customer_id, card.id)]
+    if grant:
+        assert stamps is not None
+        n = stamps
+    else:
+        n = stamps_for_visit(
+            card, already_stamped_today=batch.day_stamped(customer_id, card.id, at, local_day)
+        )
+    result: dict[str, Any] = {
+        "customer_id": customer_id,
+        "card": card.id,
+        "kind": "grant" if grant else "visit",
+        "reason": reason or None,
+        "visited_at": iso(at),
+        "day": local_day,
+        "added": 0,
+        "debt_settled": 0,
+        "balance": int(batch.acct(customer_id, f"stamps:{card.id}").balance),
+        "completed_cards": 0,
+        "rewards": [],
+        "coupons_issued": [],
+        "ignored": None,
+    }
+    if n > 0:
+        ref = f"grant:{reason}" if grant else f"visit:{local_day}:{idempotency_key}"
+        last = cs["last_stamp_day"]
+        stamp, issued, _lot = batch.add_stamps(
+            customer_id,
+            card,
+            n,
+            key=op_key,
+            ref=ref[:255],
+            earned_at=at,
+            # the card's last stamped day only moves forward (a visit recorded late for an
+            # earlier day must not reopen the later day to order stamps)
+            local_day=None if grant or (last is not None and last > local_day) else local_day,
+        )
+        result.update({k: v for k, v in stamp.items() if k != "card"}, coupons_issued=issued)
+    else:
+        result["ignored"] = "already_stamped_today"
+    batch.flush()  # may patch a colliding coupon code in the result
+    return finish(conn, op_key, result)

@@ -351,12 +351,18 @@ class TopupRule(_Model):
 
 
 class StoredValue(_Model):
-    """Stored value (储值): paid balance + bonus balance, never negative."""
+    """Stored value (储值): paid balance + bonus balance, never negative.
+
+    With ``return_on_order_refund`` an order event that refunds (part of) an order gives
+    back the stored value paid on that order in proportion to the refunded share, to the
+    paid and bonus balances in the proportion the payment took them.
+    """
 
     spend_order: Literal["paid_first", "bonus_first"] = "paid_first"
     min_topup: Decimal = Decimal(0)
     topup_rules: list[TopupRule] = Field(default_factory=list)
     refund_forfeits_bonus: bool = True
+    return_on_order_refund: bool = True
 
 
 class MembershipPlan(_Model):

@@ -40,12 +40,16 @@ __all__ = [
     "compute_earn",
     "coupon_discount",
     "coupon_value_for_order",
+    "currency_unit",
     "expiry_at",
     "proportional_target",
     "qualified_tier",
     "split_stored_spend",
     "stamp_advance",
     "stamps_for_order",
+    "stamps_for_visit",
+    "stored_value_return_split",
+    "stored_value_return_target",
     "tier_period_end",
     "tier_window_start",
     "topup_bonus",
@@ -252,6 +256,31 @@ def stamps_for_order(card: StampCard, amount: Decimal, *, already_stamped_today:
     return n
 
 
+def stamps_for_visit(card: StampCard, *, already_stamped_today: bool) -> int:
+    """Stamps a visit without an order earns: one on a ``per: visit`` card, none when the
+    local day already earned a stamp (from an order or a visit).
+
+    A card that counts orders or amounts, or visits only with an order of at least
+    ``min_order_amount``, refuses a visit without an order (``ConflictError``).
+    """
+    if card.per != "visit":
+        raise ConflictError(
+            f"stamp card {card.id!r} counts {card.per}s, not visits",
+            code="stamps.not_per_visit",
+            message_zh=f"集章卡 {card.id!r} 按{'订单' if card.per == 'order' else '金额'}集章,不按到店",
+            details={"card_id": card.id, "per": card.per},
+        )
+    if card.min_order_amount > 0:
+        raise ConflictError(
+            f"stamp card {card.id!r} counts a visit only with an order of at least "
+            f"{card.min_order_amount}",
+            code="stamps.order_required",
+            message_zh=f"集章卡 {card.id!r} 需消费满 {card.min_order_amount} 才算一次到店",
+            details={"card_id": card.id, "min_order_amount": str(card.min_order_amount)},
+        )
+    return 0 if already_stamped_today else 1
+
+
 @dataclass
 class StampAdvance:
     """The outcome of adding stamps to a card (see :func:`stamp_advance`)."""
@@ -344,6 +373,80 @@ def split_stored_spend(
         return amount - b, b
     p = min(paid, amount)
     return p, amount - p
+
+
+def _plain(v: Decimal) -> str:
+    """A decimal without exponent or trailing zeros ("120", "0.5")."""
+    s = format(v.normalize(), "f")
+    return "0" if s == "-0" else s
+
+
+def currency_unit(currency: str) -> Decimal:
+    """The currency's minor unit: 0.01 for CNY and USD, 1 for JPY, 0.001 for KWD (ISO 4217
+    exponents from the CLDR data Babel ships; unknown codes get 0.01)."""
+    from babel.numbers import get_currency_precision
+
+    return Decimal(1).scaleb(-get_currency_precision(currency))
+
+
+def stored_value_return_target(
+    spent: Decimal, amount: Decimal, refunded: Decimal, *, full: bool, unit: Decimal
+) -> Decimal:
+    """How much of ``spent`` (stored value paid on an order of ``amount``) a refund of
+    ``refunded`` gives back in total: everything on a full refund, else the refunded share
+    rounded half up to the currency's minor ``unit``, never more than ``spent``."""
+    if full:
+        return spent
+    if refunded <= 0 or amount <= 0 or spent <= 0:
+        return ZERO
+    if refunded >= amount:
+        return spent
+    return min(spent, (spent * refunded / amount).quantize(unit, rounding=ROUND_HALF_UP))
+
+
+def stored_value_return_split(
+    spent_paid: Decimal,
+    spent_bonus: Decimal,
+    back_paid: Decimal,
+    back_bonus: Decimal,
+    amount: Decimal,
+    *,
+    unit: Decimal,
+) -> tuple[Decimal, Decimal]:
+    """(to paid, to bonus) for giving back ``amount`` of a stored-value payment that took
+    ``spent_paid`` + ``spent_bonus``, of which ``back_paid`` + ``back_bonus`` came back before.
+
+    The bonus part follows the split of the payment, cumulatively: after this give-back the
+    bonus returned in total is ``spent_bonus × returned / spent`` rounded *down* to the
+    currency's minor ``unit``; the remainder goes to paid. Bounds keep each part within what
+    is left of it, so the parts sum to ``amount``, never exceed what was taken, and giving
+    back everything that is left returns exactly ``spent_paid`` and ``spent_bonus``.
+    Refuses an amount above what is left (``stored_value.return_exceeds_spend``).
+    """
+    spent = spent_paid + spent_bonus
+    left = spent - back_paid - back_bonus
+    if amount <= 0:
+        raise InputError(
+            "amount must be > 0",
+            code="input.invalid",
+            message_zh="金额必须大于 0",
+            details={"field": "amount"},
+        )
+    if amount > left:
+        s, lf = _plain(spent), _plain(left)
+        raise ConflictError(
+            f"only {lf} of the {s} paid with stored value is left to give back",
+            code="stored_value.return_exceeds_spend",
+            message_zh=f"该订单储值支付 {s},尚可退回 {lf}",
+            details={"spent": s, "returned": _plain(spent - left), "requested": _plain(amount)},
+        )
+    returned = spent - left + amount
+    target = (spent_bonus * returned / spent).quantize(unit, rounding=ROUND_FLOOR)
+    bonus = target - back_bonus
+    low = max(ZERO, amount - (spent_paid - back_paid))  # paid cannot take more than is left
+    high = min(amount, spent_bonus - back_bonus)
+    bonus = min(max(bonus, low), high)
+    return amount - bonus, bonus
 
 
 # -- coupons -------------------------------------------------------------------------------

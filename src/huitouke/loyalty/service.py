@@ -48,10 +48,12 @@ from huitouke.loyalty.rules import (
     compute_earn,
     coupon_discount,
     coupon_value_for_order,
+    currency_unit,
     expiry_at,
     money,
     qualified_tier,
     split_stored_spend,
+    stored_value_return_split,
     tier_period_end,
     tier_window_start,
     topup_bonus,
@@ -70,6 +72,8 @@ SV_PAID, SV_BONUS, SV_PENDING, SV_HELD = (
 )
 COUNTED = ("paid", "partially_refunded")
 STATUSES = ("paid", "partially_refunded", "refunded", "cancelled")
+#: entry kind of stored value given back to the balances an order's payment came from
+SV_RETURN = "spend_reversal"
 
 
 def stamps_asset(card_id: str) -> str:
@@ -219,6 +223,67 @@ def parse_order(order: Mapping[str, Any]) -> OrderEvent:
         refunded_amount=refunded,
         lines=tuple(lines),
     )
+
+
+@dataclass
+class StoredValueOnOrder:
+    """What one customer paid for one order with stored value, and what came back since."""
+
+    spent_paid: Decimal = ZERO
+    spent_bonus: Decimal = ZERO
+    back_paid: Decimal = ZERO
+    back_bonus: Decimal = ZERO
+
+    @property
+    def spent(self) -> Decimal:
+        return self.spent_paid + self.spent_bonus
+
+    @property
+    def returned(self) -> Decimal:
+        return self.back_paid + self.back_bonus
+
+
+def stored_value_on_orders(
+    conn: Connection, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], StoredValueOnOrder]:
+    """For each (customer, order id): the stored value paid on the order (``spend`` entries
+    on ``stored_paid`` / ``stored_bonus`` referencing ``order:<id>``) and what was given back
+    (``spend_reversal`` entries). Pairs without any such entry are left out. Read under the
+    caller's lock on the two accounts."""
+    wanted = sorted(set(pairs))
+    out: dict[tuple[str, str], StoredValueOnOrder] = {}
+    a, e = lt.accounts.c, lt.entries.c
+    for i in range(0, len(wanted), 1000):
+        chunk = wanted[i : i + 1000]
+        refs = {f"order:{order_id}": order_id for _, order_id in chunk}
+        want = set(chunk)
+        rows = conn.execute(
+            select(a.customer_id, a.asset, e.reference, e.kind, func.sum(e.delta).label("total"))
+            .select_from(lt.entries.join(lt.accounts, a.account_id == e.account_id))
+            .where(
+                a.customer_id.in_(sorted({c for c, _ in chunk})),
+                a.asset.in_((SV_PAID, SV_BONUS)),
+                e.reference.in_(sorted(refs)),
+                e.kind.in_(("spend", SV_RETURN)),
+            )
+            .group_by(a.customer_id, a.asset, e.reference, e.kind)
+        ).all()
+        for r in rows:
+            key = (r.customer_id, refs[r.reference])
+            if key not in want:
+                continue
+            rec = out.setdefault(key, StoredValueOnOrder())
+            total = Decimal(r.total)  # SUM keeps the Money type: an exact Decimal
+            if r.kind == "spend":
+                if r.asset == SV_PAID:
+                    rec.spent_paid -= total
+                else:
+                    rec.spent_bonus -= total
+            elif r.asset == SV_PAID:
+                rec.back_paid += total
+            else:
+                rec.back_bonus += total
+    return out
 
 
 def _lines(lines: Iterable[Mapping[str, Any]] | None) -> tuple[Line, ...]:
@@ -601,10 +666,51 @@ class LoyaltyService:
         customer see the batch's earlier effects: refunds of orders paid earlier in the
         batch, tier upgrades, stamp ladders, spend-back coupons). An event repeated within
         the batch is applied once; its later copies come back ``replayed``. A bad event
-        (``InputError`` naming ``orders[i].field``) or a conflict rejects the whole batch.
+        (``InputError`` naming ``orders[i].field``) or a conflict (its ``details["index"]``
+        names the event) rejects the whole batch.
         See :mod:`huitouke.loyalty.order_batch`.
         """
         return order_batch.apply_orders(self, conn, orders)
+
+    # ===================================================================================
+    # Stamp cards
+    # ===================================================================================
+    def add_stamps(
+        self,
+        conn: Connection,
+        customer_id: str,
+        card_id: str,
+        *,
+        idempotency_key: str,
+        stamps: int | None = None,
+        visited_at: datetime | str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Stamps without an order: a visit (``stamps`` omitted) or an operator's grant of
+        ``stamps`` with a ``reason``. Idempotent by ``idempotency_key``.
+
+        A visit earns what the card's rules give a visit (:func:`~huitouke.loyalty.rules.
+        stamps_for_visit`): one stamp on a ``per: visit`` card, none (``ignored:
+        "already_stamped_today"``) when its local day (``visited_at``, default now, in the
+        program's zone) already earned a stamp from an order or a visit; a card counting
+        orders or amounts, or visits only with an order of a minimum amount, refuses
+        (``stamps.not_per_visit``, ``stamps.order_required``). A grant adds ``stamps``
+        (1–1000) whatever the card counts and leaves the card's stamped day alone. Either
+        way the stamps go through the same code as order stamps: owed stamps are settled
+        first, each ladder step reached pays its coupon once per card, and at ``size`` the
+        card completes and the next one starts with the leftover stamps. The stamps expire
+        ``expire_days`` after ``visited_at``.
+        """
+        return order_batch.add_stamps(
+            self,
+            conn,
+            customer_id,
+            card_id,
+            idempotency_key=idempotency_key,
+            stamps=stamps,
+            visited_at=visited_at,
+            reason=reason,
+        )
 
     # ===================================================================================
     # Tiers
@@ -1675,6 +1781,122 @@ class LoyaltyService:
                 "balances": self._sv_balances(accts, customer_id),
             },
         )
+
+    def reverse_stored_value_spend(
+        self,
+        conn: Connection,
+        customer_id: str,
+        order_id: str,
+        amount: Decimal | str | int | None = None,
+        *,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Give back stored value paid on an order (a refund of a stored-value payment).
+
+        ``amount`` (default: everything not given back yet) may not exceed what the
+        customer's stored-value payments on ``order_id`` took minus what came back since
+        (``stored_value.return_exceeds_spend``; ``stored_value.spend_not_found`` when no
+        stored value was paid on the order). It returns to the paid and bonus balances in
+        the proportion the payment took them: cumulatively, the bonus part is rounded down
+        to the currency's minor unit and the remainder goes to paid (see
+        :func:`~huitouke.loyalty.rules.stored_value_return_split`). One entry per balance
+        (kind ``spend_reversal``, keys ``<op>:paid`` / ``<op>:bonus``) referencing
+        ``order:<order_id>``; idempotent by ``idempotency_key``.
+
+        Order events that refund an order give stored value back by themselves when the
+        program's ``stored_value.return_on_order_refund`` is on (the default); this
+        operation is for refunds not reported as order events, and counts what they gave.
+        """
+        amt = None if amount is None else _positive(_dec(amount, "amount"), "amount")
+        now = self.now()
+        op_key = f"sv_reverse:{idempotency_key}"
+        prior = claim(conn, op_key, "sv_reverse", customer_id, now)
+        if prior is not None:
+            return prior
+        accts = lock_accounts(
+            conn, [], now, optional=[(customer_id, SV_PAID), (customer_id, SV_BONUS)]
+        )
+        rec = stored_value_on_orders(conn, [(customer_id, order_id)]).get(
+            (customer_id, order_id), StoredValueOnOrder()
+        )
+        if rec.spent <= 0:
+            raise NotFoundError(
+                f"customer {customer_id} paid nothing with stored value on order {order_id}",
+                code="stored_value.spend_not_found",
+                message_zh=f"顾客 {customer_id} 的订单 {order_id} 没有储值支付",
+                details={"customer_id": customer_id, "order_id": order_id},
+            )
+        left = rec.spent - rec.returned
+        if amt is None:
+            if left <= 0:
+                raise ConflictError(
+                    f"the {rec.spent} paid with stored value on order {order_id} was all "
+                    "given back already",
+                    code="stored_value.return_exceeds_spend",
+                    message_zh=f"订单 {order_id} 的储值支付 {rec.spent} 已全部退回",
+                    details={"spent": str(rec.spent), "returned": str(rec.returned)},
+                )
+            amt = left
+        to_paid, to_bonus = self._return_stored_value(
+            conn, accts, customer_id, rec, amt, key=op_key, ref=f"order:{order_id}", now=now
+        )
+        return finish(
+            conn,
+            op_key,
+            {
+                "customer_id": customer_id,
+                "order_id": order_id,
+                "amount": fmt(amt),
+                "to_paid": fmt(to_paid),
+                "to_bonus": fmt(to_bonus),
+                "spent": fmt(rec.spent),
+                "returned": fmt(rec.returned),
+                "balances": self._sv_balances(accts, customer_id),
+            },
+        )
+
+    def _return_stored_value(
+        self,
+        conn: Connection,
+        accts: Mapping[tuple[str, str], Account],
+        customer_id: str,
+        rec: StoredValueOnOrder,
+        amount: Decimal,
+        *,
+        key: str,
+        ref: str,
+        now: datetime,
+    ) -> tuple[Decimal, Decimal]:
+        """Post a give-back of ``amount`` split like the payment; updates ``rec``."""
+        to_paid, to_bonus = stored_value_return_split(
+            rec.spent_paid,
+            rec.spent_bonus,
+            rec.back_paid,
+            rec.back_bonus,
+            amount,
+            unit=currency_unit(self.program.currency),
+        )
+        post(
+            conn,
+            accts[(customer_id, SV_PAID)],
+            to_paid,
+            kind=SV_RETURN,
+            key=f"{key}:paid",
+            now=now,
+            reference=ref,
+        )
+        post(
+            conn,
+            accts[(customer_id, SV_BONUS)],
+            to_bonus,
+            kind=SV_RETURN,
+            key=f"{key}:bonus",
+            now=now,
+            reference=ref,
+        )
+        rec.back_paid += to_paid
+        rec.back_bonus += to_bonus
+        return to_paid, to_bonus
 
     # ===================================================================================
     # Paid membership (付费会员)

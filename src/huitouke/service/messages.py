@@ -32,6 +32,10 @@ MESSAGES = {
         "zh": "没有编号为 {customer_id} 的顾客",
         "en": "no customer with id {customer_id}",
     },
+    "service.batch_too_long": {
+        "zh": "一次最多提交 {limit} 个订单事件,本次 {n} 个",
+        "en": "at most {limit} order events per request, got {n}",
+    },
     "service.order_not_found": {
         "zh": "没有编号为 {order_id} 的订单",
         "en": "no order with id {order_id}",

@@ -185,6 +185,67 @@ def set_preferences(
     )
 
 
+# -- stamp cards -------------------------------------------------------------------------------
+class StampsIn(_In):
+    card_id: Identifier
+    stamps: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Grant this many stamps (needs a reason). Omitted: record a visit.",
+    )
+    visited_at: Instant | None = Field(
+        None,
+        description="When the visit happened (default: now); picks the local day and starts "
+        "the stamps' expiry.",
+    )
+    reason: (
+        Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ID_PATTERN)] | None
+    ) = Field(None, description="Why the stamps are granted (required with stamps).")
+    idempotency_key: IdemKey | None = None
+
+
+@router.post(
+    "/customers/{customer_id}/stamps",
+    response_model=dict[str, Any],
+    responses={
+        **_ERRS,
+        409: {
+            "model": ErrorResponse,
+            "description": "stamps.not_per_visit (the card counts orders or amounts), "
+            "stamps.order_required (the card counts visits only with an order).",
+        },
+    },
+)
+def add_stamps(
+    customer_id: CustomerId,
+    body: StampsIn,
+    response: Response,
+    idempotency_key: HeaderKey = None,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Stamps without an order: record a visit (one stamp per local day on a per-visit
+    card; a day that already earned one gives none and says so, ``ignored:
+    already_stamped_today``) or grant N stamps with a reason. The ladder pays its coupons and
+    the card completes and restarts exactly as with order stamps.
+    到店集章(每个自然日最多一枚)或人工补章;奖励阶梯与满卡规则与订单集章相同。"""
+    key = _idem(body.idempotency_key, idempotency_key)
+    return _write(
+        ctx,
+        response,
+        lambda s, c: s.add_stamps(
+            c,
+            customer_id,
+            body.card_id,
+            idempotency_key=key,
+            stamps=body.stamps,
+            visited_at=body.visited_at,
+            reason=body.reason,
+        ),
+    )
+
+
 # -- coupons -----------------------------------------------------------------------------------
 class IssueIn(_In):
     template: Identifier
@@ -509,6 +570,50 @@ def refund_stored_value(
         ctx,
         response,
         lambda s, c: s.refund_stored_value(c, customer_id, body.amount, idempotency_key=key),
+    )
+
+
+class SvReverseIn(_In):
+    order_id: Identifier
+    amount: MoneyIn | None = Field(
+        None, description="Default: everything paid on the order not given back yet."
+    )
+    idempotency_key: IdemKey | None = None
+
+
+@router.post(
+    "/customers/{customer_id}/stored-value/reverse",
+    response_model=dict[str, Any],
+    responses={
+        404: {
+            "model": ErrorResponse,
+            "description": "stored_value.spend_not_found: no stored value was paid on the order.",
+        },
+        409: {
+            "model": ErrorResponse,
+            "description": "stored_value.return_exceeds_spend: more than is left to give back.",
+        },
+    },
+)
+def reverse_stored_value_spend(
+    customer_id: CustomerId,
+    body: SvReverseIn,
+    response: Response,
+    idempotency_key: HeaderKey = None,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Give back stored value paid on an order (all that is left, or ``amount``), to the
+    paid and bonus balances in the proportion the payment took them. Order events that
+    refund the order do this by themselves (program ``stored_value.return_on_order_refund``).
+    退回订单的储值支付(按原支付的本金/赠送比例)。"""
+    key = _idem(body.idempotency_key, idempotency_key)
+    return _write(
+        ctx,
+        response,
+        lambda s, c: s.reverse_stored_value_spend(
+            c, customer_id, body.order_id, body.amount, idempotency_key=key
+        ),
     )
 
 

@@ -1,15 +1,19 @@
 """Order events: ``POST /v1/orders`` upserts the order and applies its loyalty effects in
-one unit of work; idempotent by ``order_id`` and state."""
+one unit of work; idempotent by ``order_id`` and state. ``POST /v1/orders/batch`` does the
+same for many events in one unit of work, through the loyalty batch path."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
-from huitouke.errors import NotFoundError
+from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
@@ -44,25 +48,78 @@ class OrderResult(BaseModel):
     )
 
 
+class OrderBatchResult(OrderResult):
+    replayed: bool = Field(
+        description="True when this event changed nothing (the header of POST /v1/orders)."
+    )
+
+
+class OrdersBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[OrderIn] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="Order events, applied in this order (at most HUITOUKE_ORDERS_BATCH_MAX, "
+        "default 1,000).",
+    )
+
+
+class OrdersBatchOut(BaseModel):
+    events: int = Field(description="How many events the request carried.")
+    replayed: int = Field(description="How many of them changed nothing.")
+    results: list[OrderBatchResult] = Field(
+        description="Per event, in order: what POST /v1/orders returns for it, and replayed."
+    )
+
+
 def _money(v: Any) -> str:
     return format(v, "f")
 
 
 def stored_order(conn: Connection, order_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(orders).where(orders.c.order_id == order_id)).first()
-    if row is None:
-        return None
-    o = dict(row._mapping)
-    lines = [
-        dict(r._mapping)
+    return stored_orders(conn, [order_id]).get(order_id)
+
+
+def stored_orders(conn: Connection, order_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The orders as stored, each with its lines (by ``line_no``), by order id."""
+    ids = sorted(set(order_ids))
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        for row in conn.execute(select(orders).where(orders.c.order_id.in_(chunk))):
+            out[row.order_id] = {**row._mapping, "lines": []}
         for r in conn.execute(
             select(order_lines)
-            .where(order_lines.c.order_id == order_id)
-            .order_by(order_lines.c.line_no)
-        )
+            .where(order_lines.c.order_id.in_(chunk))
+            .order_by(order_lines.c.order_id, order_lines.c.line_no)
+        ):
+            out[r.order_id]["lines"].append(dict(r._mapping))
+    return out
+
+
+def _loyalty_event(stored: dict[str, Any]) -> dict[str, Any]:
+    # The loyalty ledger follows the order's stored (latest) state, not the event:
+    # a late "paid" after a refund must not earn again.
+    event = dict(stored)
+    event["lines"] = [
+        {**ln, "unit_price": ln["unit_price"] if ln["unit_price"] is not None else 0}
+        for ln in stored["lines"]
     ]
-    o["lines"] = lines
-    return o
+    return event
+
+
+def _order_rows(body: OrderIn, currency: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """The order row and its lines (None: the event carries no lines, keep the stored ones)."""
+    order = body.model_dump(exclude={"lines"})
+    order["currency"] = order["currency"] or currency
+    if body.lines is None:
+        return order, None
+    lines = [
+        {"order_id": body.order_id, "line_no": i, **ln.model_dump()}
+        for i, ln in enumerate(body.lines, start=1)
+    ]
+    return order, lines
 
 
 def present_order(o: dict[str, Any]) -> dict[str, Any]:
@@ -113,25 +170,13 @@ def post_order(
     (partially_refunded, refunded, cancelled) applies the reversal; an older state arriving
     late never undoes a newer one.
     """
-    order = body.model_dump(exclude={"lines"})
-    order["currency"] = order["currency"] or ctx.settings.currency
-    lines = [
-        {"order_id": body.order_id, "line_no": i, **ln.model_dump()}
-        for i, ln in enumerate(body.lines or [], start=1)
-    ]
+    order, lines = _order_rows(body, ctx.settings.currency)
 
     def unit(conn: Connection) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        counts = upsert_orders(conn, [order], lines=lines if body.lines is not None else None)
+        counts = upsert_orders(conn, [order], lines=lines)
         stored = stored_order(conn, body.order_id)
         assert stored is not None
-        # The loyalty ledger follows the order's stored (latest) state, not the event:
-        # a late "paid" after a refund must not earn again.
-        event = dict(stored)
-        event["lines"] = [
-            {**ln, "unit_price": ln["unit_price"] if ln["unit_price"] is not None else 0}
-            for ln in stored["lines"]
-        ]
-        effects = loyalty_service(conn, ctx).apply_order(conn, event)
+        effects = loyalty_service(conn, ctx).apply_order(conn, _loyalty_event(stored))
         replayed = bool(effects.pop("replayed", False)) and counts.unchanged == 1
         return stored, effects, replayed
 
@@ -156,3 +201,131 @@ def get_order(
     if o is None:
         raise _not_found(order_id)
     return present_order(o)
+
+
+# -- batches -----------------------------------------------------------------------------------
+def _indexed_loc(loc: Sequence[Any]) -> tuple[Any, ...]:
+    """``("body", "events", 12, "amount")`` → ``("body", "events[12].amount")``."""
+    if len(loc) < 2 or loc[0] != "body" or loc[1] != "events":
+        return tuple(loc)
+    text = ""
+    for part in loc[1:]:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return ("body", text)
+
+
+class _IndexedEventsRoute(APIRoute):
+    """Names a bad event of a batch by its index: ``events[12].amount``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = [{**e, "loc": _indexed_loc(e.get("loc", ()))} for e in exc.errors()]
+                raise RequestValidationError(errors, body=exc.body) from None
+
+        return route
+
+
+def _segments(order_ids: Sequence[str]) -> list[tuple[int, int]]:
+    """Consecutive runs of events with distinct order ids: ``[(start, end), …]``.
+
+    Within a run every order is upserted once, so the state stored after the run is, for
+    each of its orders, the state after that order's event — what the loyalty ledger would
+    have seen with the events sent one by one. A repeated order id starts a new run.
+    """
+    out: list[tuple[int, int]] = []
+    start, seen = 0, set[str]()
+    for i, oid in enumerate(order_ids):
+        if oid in seen:
+            out.append((start, i))
+            start, seen = i, set()
+        seen.add(oid)
+    out.append((start, len(order_ids)))
+    return out
+
+
+def post_orders_batch(
+    body: OrdersBatchIn,
+    response: Response,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Record many order events and apply their loyalty effects in one unit of work.
+    批量记录订单事件(同一事务),逐条返回与单条接口相同的结果。
+
+    Each event gets exactly the body ``POST /v1/orders`` would have returned had the events
+    been posted one by one in this order, plus ``replayed`` (the single endpoint's header).
+    A bad event fails the whole request and stores nothing: validation errors name it
+    (``events[12].amount``), a conflict carries ``details.index``. At most
+    ``HUITOUKE_ORDERS_BATCH_MAX`` events (default 1,000). Re-posting the batch changes
+    nothing and answers every event ``replayed: true`` (then with the header
+    ``Idempotent-Replayed: true``).
+    """
+    limit = ctx.settings.orders_batch_max
+    if len(body.events) > limit:
+        raise InputError(
+            t("service.batch_too_long", "en", n=len(body.events), limit=limit),
+            code="input.invalid",
+            message_zh=t("service.batch_too_long", "zh", n=len(body.events), limit=limit),
+            details={
+                "fields": [{"field": "events", "reason": f"at most {limit}", "type": "too_long"}]
+            },
+        )
+    prepared = [_order_rows(ev, ctx.settings.currency) for ev in body.events]
+    ids = [ev.order_id for ev in body.events]
+
+    def unit(conn: Connection) -> list[dict[str, Any]]:
+        svc = loyalty_service(conn, ctx)
+        out: list[dict[str, Any]] = []
+        for start, end in _segments(ids):
+            seg, seg_ids = prepared[start:end], ids[start:end]
+            before = {
+                r.order_id: dict(r._mapping)
+                for r in conn.execute(select(orders).where(orders.c.order_id.in_(seg_ids)))
+            }
+            with_lines = [(o, ls) for o, ls in seg if ls is not None]
+            if with_lines:
+                upsert_orders(
+                    conn, [o for o, _ in with_lines], lines=[x for _, ls in with_lines for x in ls]
+                )
+            without = [o for o, ls in seg if ls is None]
+            if without:
+                upsert_orders(conn, without)
+            stored = stored_orders(conn, seg_ids)
+            try:
+                effects = svc.apply_orders(conn, [_loyalty_event(stored[i]) for i in seg_ids])
+            except HuitoukeError as exc:
+                index = exc.details.get("index")  # within the run; the request's index:
+                if isinstance(index, int):
+                    exc.details["index"] = start + index
+                elif end - start == 1:
+                    exc.details["index"] = start
+                raise
+            for oid, eff in zip(seg_ids, effects, strict=True):
+                row = {k: v for k, v in stored[oid].items() if k != "lines"}
+                replayed = bool(eff.pop("replayed", False)) and before.get(oid) == row
+                out.append(
+                    {"order": present_order(stored[oid]), "loyalty": eff, "replayed": replayed}
+                )
+        return out
+
+    results = run_write(ctx.store, unit)
+    n_replayed = sum(r["replayed"] for r in results)
+    if n_replayed == len(results):
+        response.headers["Idempotent-Replayed"] = "true"
+    return {"events": len(results), "replayed": n_replayed, "results": results}
+
+
+router.add_api_route(
+    "/batch",
+    post_orders_batch,
+    methods=["POST"],
+    response_model=OrdersBatchOut,
+    responses={409: {"model": ErrorResponse}},
+    route_class_override=_IndexedEventsRoute,
+    summary="Post Orders Batch",
+)
