@@ -883,22 +883,7 @@ class _Batch:
 
     # -- one event -------------------------------------------------------------------------
     def apply(self, o: OrderEvent, op_key: str) -> dict[str, Any]:
-        effects: dict[str, Any] = {
-            "order_id": o.order_id,
-            "customer_id": o.customer_id,
-            "status": o.status,
-            "points_earned": "0",
-            "points_debt_settled": "0",
-            "points_reversed": "0",
-            "points_debt_added": "0",
-            "stamps": [],
-            "coupons_issued": [],
-            "coupons_voided": [],
-            "coupons_adjusted": [],
-            "tier": None,
-            "referral": None,
-            "ignored": None,
-        }
+        effects = _skeleton(o, None)
         existing = self.orders.get(o.order_id)
         if existing is not None and existing["customer_id"] != o.customer_id:
             raise ConflictError(
@@ -1531,7 +1516,8 @@ def apply_orders(
     return out
 
 
-def _skeleton(o: OrderEvent, ignored: str) -> dict[str, Any]:
+def _skeleton(o: OrderEvent, ignored: str | None) -> dict[str, Any]:
+    """The effects of an event before anything is applied (``ignored``: why nothing will be)."""
     return {
         "order_id": o.order_id,
         "customer_id": o.customer_id,
