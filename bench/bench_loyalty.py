@@ -35,7 +35,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -43,6 +42,9 @@ from typing import Any
 
 from sqlalchemy import insert
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench_common import Server, pg_database, settle
 from huitouke.loyalty import LoyaltyService, load_program
 from huitouke.loyalty import tables as lt
 from huitouke.store import tables as st
@@ -145,19 +147,6 @@ def populate(store: Store, n: int, chunk: int = 20_000) -> float:
     return time.perf_counter() - t
 
 
-def settle(store: Store) -> None:
-    """Let the freshly bulk-loaded store reach a steady state before timing: on PostgreSQL
-    VACUUM ANALYZE and a CHECKPOINT, so that autovacuum and the checkpointer working through
-    a million fresh rows do not compete with the timed runs on the machine's two cores."""
-    if store.engine.dialect.name != "postgresql":
-        return
-    from sqlalchemy import text
-
-    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE"))
-        conn.execute(text("CHECKPOINT"))
-
-
 def events(n_members: int, n_events: int, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out = []
@@ -219,28 +208,14 @@ def fresh(backend: str, pg_admin: str | None) -> tuple[Store, Any]:
         s = Store(f"sqlite:///{d}/bench.db")
         s.migrate()
         return s, None
-    import psycopg
-    from sqlalchemy.engine import make_url
-
     assert pg_admin is not None
-    base = make_url(pg_admin)
-    name = f"huitouke_bench_loyalty_{uuid.uuid4().hex[:8]}"
-    conninfo = f"host={base.host or '127.0.0.1'} port={base.port or 5432} user={base.username or 'postgres'} dbname={base.database or 'postgres'}"
-    with psycopg.connect(conninfo, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    s = Store(
-        str(
-            base.set(drivername="postgresql+psycopg", database=name).render_as_string(
-                hide_password=False
-            )
-        )
-    )
+    url, drop_db = pg_database(pg_admin, prefix="huitouke_bench_loyalty")
+    s = Store(url)
     s.migrate()
 
     def drop() -> None:
         s.dispose()
-        with psycopg.connect(conninfo, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_db()
 
     return s, drop
 
@@ -273,30 +248,15 @@ def bench(
     return out
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def bench_rest(
     backend: str, members: int, n_single: int, n_batch: int, size: int, pg_admin: str | None
 ) -> dict[str, Any]:
     """``POST /v1/orders/batch`` against ``POST /v1/orders`` on a real server process."""
-    import signal
-    import subprocess
-
-    import httpx
-
     from huitouke.loyalty import save_program, verify_ledger
     from huitouke.service.apikeys import create_api_key
 
     out: dict[str, Any] = {"backend": backend, "members": members}
     store, drop = fresh(backend, pg_admin)
-    proc = None
-    log_fd, log_name = tempfile.mkstemp(prefix="bench_loyalty_", suffix=".log")
     try:
         out["populate_s"] = populate(store, members)
         settle(store)
@@ -304,66 +264,49 @@ def bench_rest(
         with store.begin() as conn:
             save_program(conn, load_program(EXAMPLE).model_copy(update={"id": "default"}), now=now)
             key = create_api_key(conn, scope="operator", name="bench", now=now)[1]
-        port = free_port()
-        env = {**os.environ, "HUITOUKE_DATABASE_URL": str(store.engine.url.render_as_string(False))}
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "huitouke", "serve", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", "1", "--no-access-log",
-                "--log-level", "warning",
-            ],
-            env=env, stdout=log_fd, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"server did not start; log: {log_name}")
-            time.sleep(0.2)
-        headers = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
-
-            def single(evs: list[dict[str, Any]]) -> float:
-                t = time.perf_counter()
-                for ev in evs:
-                    r = client.post("/v1/orders", json=ev)
-                    assert r.status_code == 200, r.text
-                return len(evs) / (time.perf_counter() - t)
-
-            def batched(evs: list[dict[str, Any]]) -> float:
-                t = time.perf_counter()
-                for i in range(0, len(evs), size):
-                    r = client.post("/v1/orders/batch", json={"events": evs[i : i + size]})
-                    assert r.status_code == 200, r.text
-                    assert r.json()["replayed"] == 0
-                return len(evs) / (time.perf_counter() - t)
-
-            single(json_events(events(members, 100, seed=1), now))  # warm-up
-            batched(json_events(events(members, 2 * size, seed=3), now))
-            out["single_eps"] = single(json_events(events(members, n_single, seed=2), now))
-            t = time.perf_counter()
-            out["batch_eps"] = batched(json_events(events(members, n_batch, seed=4), now))
-            out["batch_request_s"] = (time.perf_counter() - t) / -(-n_batch // size)
+        with Server(store.engine.url.render_as_string(hide_password=False)) as srv:
+            out.update(_rest_runs(srv.base, key, members, n_single, n_batch, size, now))
         with store.connect() as conn:
             sample = [e["customer_id"] for e in events(members, n_batch, seed=4)[:2000]]
             out["discrepancies"] = len(verify_ledger(conn, customer_ids=sample))
     finally:
-        os.close(log_fd)
-        if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         if drop:
             drop()
         else:
             store.dispose()
+    return out
+
+
+def _rest_runs(
+    base: str, key: str, members: int, n_single: int, n_batch: int, size: int, now: datetime
+) -> dict[str, float]:
+    import httpx
+
+    out: dict[str, float] = {}
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+
+        def single(evs: list[dict[str, Any]]) -> float:
+            t = time.perf_counter()
+            for ev in evs:
+                r = client.post("/v1/orders", json=ev)
+                assert r.status_code == 200, r.text
+            return len(evs) / (time.perf_counter() - t)
+
+        def batched(evs: list[dict[str, Any]]) -> float:
+            t = time.perf_counter()
+            for i in range(0, len(evs), size):
+                r = client.post("/v1/orders/batch", json={"events": evs[i : i + size]})
+                assert r.status_code == 200, r.text
+                assert r.json()["replayed"] == 0
+            return len(evs) / (time.perf_counter() - t)
+
+        single(json_events(events(members, 100, seed=1), now))  # warm-up
+        batched(json_events(events(members, 2 * size, seed=3), now))
+        out["single_eps"] = single(json_events(events(members, n_single, seed=2), now))
+        t = time.perf_counter()
+        out["batch_eps"] = batched(json_events(events(members, n_batch, seed=4), now))
+        out["batch_request_s"] = (time.perf_counter() - t) / -(-n_batch // size)
     return out
 
 

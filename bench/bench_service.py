@@ -38,21 +38,19 @@ import json
 import math
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench_common import Server, pg_database, settle
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.program import load_program
 from huitouke.loyalty.programs_repo import save_program
@@ -119,48 +117,6 @@ def seed(store: Store, members: int, coupons: int) -> tuple[str, list[tuple[str,
 
 
 # -- server ---------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    workers: int
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        env = {**os.environ, "HUITOUKE_DATABASE_URL": self.url}
-        self.log = tempfile.NamedTemporaryFile(prefix="bench_service_", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "huitouke", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port), "--workers", str(self.workers),
-                "--no-access-log", "--log-level", "warning",
-            ],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not start; log: {self.log.name}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc), to report CPU per request: a
     figure that, unlike latency, does not depend on what else the machine is running."""
@@ -361,19 +317,6 @@ def run_async(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
-def settle(store: Store) -> None:
-    """Let a freshly seeded PostgreSQL store reach a steady state before timing (VACUUM
-    ANALYZE and a CHECKPOINT), so autovacuum and the checkpointer working through the seed
-    rows do not run during the timed phases."""
-    if store.dialect != "postgresql":
-        return
-    from sqlalchemy import text
-
-    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE"))
-        conn.execute(text("CHECKPOINT"))
-
-
 def run_backend(label: str, url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     store = Store(url)
     store.migrate()
@@ -400,7 +343,7 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> list[dict[str
     rows: list[dict[str, Any]] = []
     with Server(url, args.workers) as srv:
         assert srv.proc is not None
-        base = f"http://127.0.0.1:{srv.port}"
+        base = srv.base
         health = [("GET", "/health", None)] * n
         rng = random.Random(1)
         contended = [
@@ -442,31 +385,6 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> list[dict[str
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
     return rows
-
-
-def pg_database(admin: str, *, synchronous_commit: str = "on") -> tuple[str, Any]:
-    """A fresh database for the run. ``synchronous_commit=off`` (a diagnostic, not a
-    setting to run a ledger with: a crash may lose the last acknowledged commits) shows the
-    service's latency without the wait for the disk to flush each commit's WAL."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"huitouke_bench_{uuid.uuid4().hex[:10]}"
-    base = make_url(admin)
-    conninfo = f"host={base.host or '127.0.0.1'} port={base.port or 5432} user={base.username or 'postgres'} dbname={base.database or 'postgres'}"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-        if synchronous_commit != "on":
-            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-
-    def drop() -> None:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    url = base.set(drivername="postgresql+psycopg", database=name).render_as_string(
-        hide_password=False
-    )
-    return url, drop
 
 
 def main(argv: list[str] | None = None) -> int:
