@@ -3,7 +3,6 @@ the caller) and read-check-write sequences never interleave."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -136,9 +135,10 @@ def psycopg_admin(url: str) -> object:
 
 
 def test_wal_checkpointer_keeps_checkpoints_off_the_write_path(sqlite_url: str) -> None:
-    """With the checkpointer running, the service's writer connection never checkpoints
-    (auto-checkpoint 0) while the background thread copies the WAL back, so the log does
-    not grow without bound; stopping it gives the writer SQLite's default back."""
+    """With the checkpointer running, the background thread copies the WAL back and the
+    service's writer connection checkpoints only at its far higher backstop, which bounds
+    the log even when commits never pause; stopping it gives the writer SQLite's default
+    back."""
     from pathlib import Path
 
     from huitouke.service.uow import start_checkpointer, stop_checkpointer
@@ -149,7 +149,7 @@ def test_wal_checkpointer_keeps_checkpoints_off_the_write_path(sqlite_url: str) 
     wal = Path(str(store.engine.url.database) + "-wal")
     keeper = store.engine.raw_connection()  # as the app does: the WAL is never torn down
     try:
-        cp = start_checkpointer(store, 0.05)
+        cp = start_checkpointer(store, 0.05, backstop_frames=800)
         assert cp is not None
 
         def add(conn: sa.Connection, i: int) -> int:
@@ -163,16 +163,17 @@ def test_wal_checkpointer_keeps_checkpoints_off_the_write_path(sqlite_url: str) 
 
         sizes = []
         for i in range(3000):
-            assert run_write(store, lambda c, i=i: add(c, i)) == 0
-            if i % 500 == 499:
-                time.sleep(0.2)  # let the checkpointer catch up
+            assert run_write(store, lambda c, i=i: add(c, i)) == 800
+            if i % 250 == 249:
                 sizes.append(wal.stat().st_size)
         assert cp.checkpoints > 0
-        # Without any checkpoint these 3,000 commits leave a WAL of ~30 MB (measured). The
-        # file is a high-water mark (a restarted log reuses it from the start): it stops
-        # growing once the checkpointer keeps up.
-        assert max(sizes) < 10_000_000, sizes
-        assert sizes[-1] <= 1.25 * sizes[1], sizes
+        # Without any checkpoint these 3,000 commits, written without a pause, leave a WAL
+        # of ~30 MB (measured). A checkpoint from the other thread alone rarely finds the
+        # log fully copied when the next commit comes, so the log would not start over; the
+        # writer's backstop at 800 frames (3.3 MB) does it. The file is a high-water mark:
+        # a checkpoint the writer finds the other thread running is retried at the next
+        # commit, so the log may run a little past 800 frames.
+        assert max(sizes) < 4_000_000, sizes
         stop_checkpointer(store, cp)
         assert run_write(store, lambda c: add(c, 99_999)) == 1000
         count = sa.select(sa.func.count()).select_from(customers)

@@ -82,9 +82,12 @@ class _SqliteWriter:
             raw.isolation_level = None  # type: ignore[union-attr]
             if self.checkpointer is not None:
                 # The checkpointer thread copies the WAL into the database; a commit that
-                # crossed the auto-checkpoint threshold would otherwise do it (and its
-                # fsync) while holding the write lock, stalling every queued writer.
-                raw.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
+                # crossed the default threshold of 1,000 pages would otherwise do it (and
+                # its fsync) while holding the write lock, stalling every queued writer.
+                # The writer keeps a far higher threshold as the backstop that bounds the
+                # log when writes never pause (see WalCheckpointer).
+                backstop = self.checkpointer.backstop_frames
+                raw.execute(f"PRAGMA wal_autocheckpoint={backstop}")  # type: ignore[union-attr]
             self.conn = conn
         return conn
 
@@ -122,6 +125,11 @@ class _SqliteWriter:
                 raise
 
 
+# The service's writer checkpoints a log of this many frames itself (40 MiB with SQLite's
+# 4 KiB pages), should the background checkpointer not have let the log start over.
+BACKSTOP_FRAMES = 10_000
+
+
 class WalCheckpointer:
     """Checkpoints a SQLite WAL from a background thread, off the request path.
 
@@ -134,11 +142,23 @@ class WalCheckpointer:
     appending; once a checkpoint has copied the whole log, the next writer starts the log
     over from its beginning and it stops growing. Other processes writing the same
     database (the CLI, a second worker) keep SQLite's default auto-checkpoint.
+
+    Under writes that never pause, a checkpoint from another connection never finds the
+    whole log copied at the moment the next commit comes, so the log would never start
+    over and would grow without bound (and a thread starved of CPU runs few rounds). The
+    writer therefore keeps an auto-checkpoint at ``backstop_frames`` (10 times SQLite's
+    default): the commit that crosses it checkpoints the log itself — by then this thread
+    has copied nearly all of it, so that commit copies the rest and syncs — and the next
+    commit starts the log from the beginning. The bound is deterministic; the cost is one
+    short stall per ``backstop_frames`` frames instead of one long one per 1,000.
     """
 
-    def __init__(self, store: Store, interval: float = 1.0) -> None:
+    def __init__(
+        self, store: Store, interval: float = 1.0, backstop_frames: int = BACKSTOP_FRAMES
+    ) -> None:
         self.store = store
         self.interval = interval
+        self.backstop_frames = backstop_frames
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.checkpoints = 0
@@ -176,12 +196,15 @@ class WalCheckpointer:
             self._thread.join(timeout=30)
 
 
-def start_checkpointer(store: Store, interval: float = 1.0) -> WalCheckpointer | None:
-    """Start checkpointing ``store``'s WAL in the background (SQLite only) and turn off the
-    auto-checkpoint of this process's writer connection; ``None`` for other databases."""
+def start_checkpointer(
+    store: Store, interval: float = 1.0, backstop_frames: int = BACKSTOP_FRAMES
+) -> WalCheckpointer | None:
+    """Start checkpointing ``store``'s WAL in the background (SQLite only) and raise the
+    auto-checkpoint of this process's writer connection to ``backstop_frames``; ``None``
+    for other databases."""
     if store.dialect != "sqlite" or interval <= 0:
         return None
-    cp = WalCheckpointer(store, interval)
+    cp = WalCheckpointer(store, interval, backstop_frames)
     w = _writer(store)
     with w.lock:
         w.checkpointer = cp
