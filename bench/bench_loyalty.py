@@ -19,11 +19,15 @@ draw customers at random from the members, so a batch holds some repeated custom
 process (one worker) on the populated store, the hotpot program saved as the service's
 program, and one client sending one request at a time — ``POST /v1/orders/batch`` with
 ``--batch`` events per request against ``POST /v1/orders``, one event per request (each
-request one unit of work: the order upsert plus its loyalty effects).
+request one unit of work: the order upsert plus its loyalty effects). Then ``--clients``
+concurrent clients post single events (``POST /v1/orders``, closed loop, the lean load
+generator of ``bench_service``), side by side with group commit on (the default) and off
+(``HUITOUKE_ORDERS_GROUP_COMMIT_MAX=1``: one unit of work per event): events/s and p99.
 
     python bench/bench_loyalty.py                       # SQLite + PostgreSQL, 1M members
     python bench/bench_loyalty.py --quick               # 50k members, fewer events
     python bench/bench_loyalty.py --quick --rest        # the REST endpoints, 50k members
+    python bench/bench_loyalty.py --rest --clients 50   # ... 1M members, 50 concurrent clients
     HUITOUKE_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/postgres python bench/bench_loyalty.py
 """
 
@@ -44,7 +48,7 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench_common import Server, pg_database, settle
+from _bench_common import Server, drive, pg_database, run_async, settle
 from huitouke.loyalty import LoyaltyService, load_program
 from huitouke.loyalty import tables as lt
 from huitouke.store import tables as st
@@ -249,7 +253,14 @@ def bench(
 
 
 def bench_rest(
-    backend: str, members: int, n_single: int, n_batch: int, size: int, pg_admin: str | None
+    backend: str,
+    members: int,
+    n_single: int,
+    n_batch: int,
+    size: int,
+    pg_admin: str | None,
+    clients: int,
+    n_concurrent: int,
 ) -> dict[str, Any]:
     """``POST /v1/orders/batch`` against ``POST /v1/orders`` on a real server process."""
     from huitouke.loyalty import save_program, verify_ledger
@@ -264,10 +275,15 @@ def bench_rest(
         with store.begin() as conn:
             save_program(conn, load_program(EXAMPLE).model_copy(update={"id": "default"}), now=now)
             key = create_api_key(conn, scope="operator", name="bench", now=now)[1]
-        with Server(store.engine.url.render_as_string(hide_password=False)) as srv:
+        url = store.engine.url.render_as_string(hide_password=False)
+        with Server(url) as srv:
             out.update(_rest_runs(srv.base, key, members, n_single, n_batch, size, now))
+            out["group"] = _concurrent_singles(srv.base, key, members, clients, n_concurrent, 5)
+        with Server(url, env={"HUITOUKE_ORDERS_GROUP_COMMIT_MAX": "1"}) as srv:
+            out["alone"] = _concurrent_singles(srv.base, key, members, clients, n_concurrent, 6)
         with store.connect() as conn:
             sample = [e["customer_id"] for e in events(members, n_batch, seed=4)[:2000]]
+            sample += [e["customer_id"] for e in events(members, n_concurrent, seed=5)[:1000]]
             out["discrepancies"] = len(verify_ledger(conn, customer_ids=sample))
     finally:
         if drop:
@@ -310,6 +326,19 @@ def _rest_runs(
     return out
 
 
+def _concurrent_singles(
+    base: str, key: str, members: int, clients: int, n: int, seed: int
+) -> dict[str, float]:
+    """``n`` single events from ``clients`` concurrent clients (closed loop): events/s, p99."""
+    now = datetime.now(UTC)
+    warm = [("POST", "/v1/orders", ev) for ev in json_events(events(members, 200, seed + 100), now)]
+    run_async(drive(base, key, warm, clients=clients, rate=None, time_limit=60, name="warm"))
+    evs = [("POST", "/v1/orders", ev) for ev in json_events(events(members, n, seed), now)]
+    r = run_async(drive(base, key, evs, clients=clients, rate=None, time_limit=600, name="orders"))
+    assert r.errors == 0 and r.statuses == {200: n}, (r.errors, r.statuses)
+    return {"eps": n / r.seconds, "p50_ms": r.pct(50), "p99_ms": r.pct(99)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -325,9 +354,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="through a `huitouke serve` process: POST /v1/orders/batch vs POST /v1/orders",
     )
+    ap.add_argument("--clients", type=int, default=50, help="--rest: concurrent clients")
+    ap.add_argument(
+        "--concurrent-events", type=int, default=10_000, help="--rest: events they post"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.members, args.events, args.single_events = 50_000, 4_000, 300
+        args.concurrent_events = 3_000
     pg = os.environ.get("HUITOUKE_BENCH_POSTGRES_URL") or os.environ.get(
         "HUITOUKE_TEST_POSTGRES_URL"
     )
@@ -355,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_rest(args: argparse.Namespace, backends: list[str], pg: str | None) -> int:
+    rows: list[tuple[str, dict[str, Any]]] = []
     print(
         "| backend | members | POST /v1/orders/batch events/s | s per batch request "
         "| POST /v1/orders events/s | batch vs single | populate (s) | ledger sample ok |"
@@ -364,7 +399,16 @@ def main_rest(args: argparse.Namespace, backends: list[str], pg: str | None) -> 
         if b == "postgres" and not pg:
             print("| postgres | — | skipped: set HUITOUKE_BENCH_POSTGRES_URL | | | | | |")
             continue
-        r = bench_rest(b, args.members, args.single_events, args.events, args.batch, pg)
+        r = bench_rest(
+            b,
+            args.members,
+            args.single_events,
+            args.events,
+            args.batch,
+            pg,
+            args.clients,
+            args.concurrent_events,
+        )
         ok = r["discrepancies"] == 0
         print(
             f"| {b} | {r['members']:,} | {r['batch_eps']:,.0f} ({args.batch}/request) "
@@ -372,6 +416,22 @@ def main_rest(args: argparse.Namespace, backends: list[str], pg: str | None) -> 
             f"| {r['batch_eps'] / r['single_eps']:.1f}× | {r['populate_s']:.0f} "
             f"| {'yes' if ok else 'NO'} |",
             flush=True,
+        )
+        rows.append((b, r))
+    print(
+        f"\n{args.clients} concurrent clients, {args.concurrent_events:,} single events each "
+        "way (POST /v1/orders, closed loop):\n"
+    )
+    print(
+        "| backend | group commit events/s | p50 / p99 ms | one unit per event events/s "
+        "| p50 / p99 ms | group vs one per event |"
+    )
+    print("|---|---|---|---|---|---|")
+    for b, r in rows:
+        g, a = r["group"], r["alone"]
+        print(
+            f"| {b} | {g['eps']:,.0f} | {g['p50_ms']:.0f} / {g['p99_ms']:.0f} | {a['eps']:,.0f} "
+            f"| {a['p50_ms']:.0f} / {a['p99_ms']:.0f} | {g['eps'] / a['eps']:.1f}× |"
         )
     return 0
 

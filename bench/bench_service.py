@@ -32,16 +32,13 @@ latency, they barely depend on what else the machine is doing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +47,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench_common import Server, pg_database, settle
+from _bench_common import Server, drive, pg_database, run_async, settle
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.program import load_program
 from huitouke.loyalty.programs_repo import save_program
@@ -149,172 +146,6 @@ def machine_busy_seconds() -> float:
         return float("nan")
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in first[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-# -- load generator -------------------------------------------------------------------------------
-@dataclass
-class Result:
-    name: str
-    latencies_ms: list[float]
-    statuses: dict[int, int]
-    seconds: float
-    errors: int
-    server_cpu_s: float = float("nan")
-    machine_busy_s: float = float("nan")
-
-    def pct(self, q: float) -> float:
-        xs = sorted(self.latencies_ms)
-        if not xs:
-            return float("nan")
-        i = min(len(xs) - 1, max(0, math.ceil(q / 100 * len(xs)) - 1))  # nearest rank
-        return xs[i]
-
-    def row(self) -> dict[str, Any]:
-        n = len(self.latencies_ms)
-        return {
-            "phase": self.name,
-            "requests": n,
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "errors": self.errors,
-            "throughput_rps": round(n / self.seconds, 1) if self.seconds else None,
-            "p50_ms": round(self.pct(50), 2),
-            "p95_ms": round(self.pct(95), 2),
-            "p99_ms": round(self.pct(99), 2),
-            "max_ms": round(max(self.latencies_ms), 2) if n else None,
-            "server_cpu_ms_per_request": round(self.server_cpu_s * 1000 / n, 2) if n else None,
-            "machine_cpu_ms_per_request": round(self.machine_busy_s * 1000 / n, 2) if n else None,
-        }
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection of the load generator.
-
-    A minimal client on asyncio streams: a general-purpose client (httpx) costs the
-    generator a few hundred microseconds of CPU per request on the same two cores the
-    server runs on, which would show up as server latency. Requests are pre-encoded; the
-    response is read by ``Content-Length`` (or chunks) and its body discarded after the
-    status is counted.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, raw: bytes) -> int:
-        if self.writer is None or self.reader is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        reader = self.reader
-        self.writer.write(raw)
-        status_line = await reader.readline()
-        if not status_line:
-            raise ConnectionError("connection closed by the server")
-        status = int(status_line.split(b" ", 2)[1])
-        length, chunked, close = 0, False, False
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                close = b"close" in value.lower()
-        if chunked:
-            while True:
-                size = int((await reader.readline()).split(b";")[0], 16)
-                await reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        elif length:
-            await reader.readexactly(length)
-        if close:
-            self.close()
-        return status
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-def encode(host: str, key: str, method: str, path: str, body: dict[str, Any] | None) -> bytes:
-    data = json.dumps(body).encode() if body is not None else b""
-    head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-    )
-    return head.encode() + data
-
-
-async def drive(
-    base: str,
-    key: str,
-    requests: list[tuple[str, str, dict[str, Any] | None]],
-    *,
-    clients: int,
-    rate: float | None,
-    time_limit: float,
-    name: str,
-) -> Result:
-    """Send ``requests`` with at most ``clients`` in flight (closed loop), or at ``rate``
-    per second (open loop); stop issuing after ``time_limit`` seconds.
-
-    Each client owns one keep-alive connection. In the open loop a request's latency is
-    measured from its scheduled send time, so a stalled server cannot hide its queue.
-    """
-    host, _, port = base.removeprefix("http://").partition(":")
-    encoded = [encode(host, key, m, p, b) for m, p, b in requests]
-    lat: list[float] = []
-    statuses: dict[int, int] = {}
-    errors = 0
-    queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
-    for item in enumerate(encoded):
-        queue.put_nowait(item)
-    conns = [Connection(host, int(port)) for _ in range(clients)]
-    start = time.perf_counter()
-    stop_at = start + time_limit
-
-    async def worker(conn: Connection) -> None:
-        nonlocal errors
-        while not queue.empty():
-            i, raw = queue.get_nowait()
-            scheduled = start + i / rate if rate else None
-            if scheduled is not None:
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if time.perf_counter() > stop_at:
-                return
-            t0 = scheduled if scheduled is not None else time.perf_counter()
-            try:
-                status = await conn.request(raw)
-            except (OSError, ValueError, asyncio.IncompleteReadError):
-                conn.close()
-                errors += 1
-                continue
-            statuses[status] = statuses.get(status, 0) + 1
-            lat.append((time.perf_counter() - t0) * 1000)
-
-    try:
-        await asyncio.gather(*(worker(c) for c in conns))
-    finally:
-        for c in conns:
-            c.close()
-    seconds = time.perf_counter() - start
-    return Result(name, lat, statuses, seconds, errors)
-
-
-def run_async(coro: Any) -> Any:
-    """Run the load generator on uvloop when it is installed (less client CPU)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 def run_backend(label: str, url: str, args: argparse.Namespace) -> list[dict[str, Any]]:

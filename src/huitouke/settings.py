@@ -101,6 +101,14 @@ class Settings(BaseSettings):
         description="Most order events one `POST /v1/orders/batch` request may carry (one unit "
         "of work: on SQLite it holds the write lock while it runs).",
     )
+    orders_group_commit_max: int = Field(
+        200,
+        ge=1,
+        le=10_000,
+        description="Most `POST /v1/orders` events that arrive together one `huitouke serve` "
+        "worker commits in one unit of work (group commit: each is answered as if posted "
+        "alone; 1: one unit per event).",
+    )
     secret_key: str = Field(
         "change-me",
         description="Secret for signed links (unsubscribe, tracked clicks) and webhook HMACs. "

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select
 from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.service.apikeys import ApiKey
+from huitouke.service.combine import GroupCommit
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
@@ -155,8 +156,38 @@ def _not_found(order_id: str) -> NotFoundError:
     )
 
 
+Prepared = tuple[dict[str, Any], list[dict[str, Any]] | None]
+
+
+def _apply_one(ctx: ServiceContext, prepared: Prepared) -> dict[str, Any]:
+    """One order event in its own unit of work: ``{order, loyalty, replayed}``."""
+    order, lines = prepared
+
+    def unit(conn: Connection) -> dict[str, Any]:
+        counts = upsert_orders(conn, [order], lines=lines)
+        stored = stored_order(conn, order["order_id"])
+        assert stored is not None
+        effects = loyalty_service(conn, ctx).apply_order(conn, _loyalty_event(stored))
+        replayed = bool(effects.pop("replayed", False)) and counts.unchanged == 1
+        return {"order": present_order(stored), "loyalty": effects, "replayed": replayed}
+
+    return run_write(ctx.store, unit)
+
+
+def _group_commit(ctx: ServiceContext) -> GroupCommit[Prepared, dict[str, Any]]:
+    """This process's group commit of ``POST /v1/orders`` (one per service context)."""
+    gc = ctx.cache.get("orders.group_commit")
+    if gc is None:
+        gc = ctx.cache["orders.group_commit"] = GroupCommit(
+            lambda items: run_write(ctx.store, lambda conn: _apply_events(conn, ctx, items)),
+            lambda item: _apply_one(ctx, item),
+            ctx.settings.orders_group_commit_max,
+        )
+    return gc
+
+
 @router.post("", response_model=OrderResult, responses={409: {"model": ErrorResponse}})
-def post_order(
+async def post_order(
     body: OrderIn,
     response: Response,
     ctx: ServiceContext = Depends(get_ctx),
@@ -169,21 +200,15 @@ def post_order(
     (with the header ``Idempotent-Replayed: true``). A later state of the order
     (partially_refunded, refunded, cancelled) applies the reversal; an older state arriving
     late never undoes a newer one.
+
+    Events posted concurrently are committed together (group commit, at most
+    ``HUITOUKE_ORDERS_GROUP_COMMIT_MAX`` per unit of work), each answered exactly as if it
+    had been posted alone after the ones before it; an event that fails fails alone.
     """
-    order, lines = _order_rows(body, ctx.settings.currency)
-
-    def unit(conn: Connection) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        counts = upsert_orders(conn, [order], lines=lines)
-        stored = stored_order(conn, body.order_id)
-        assert stored is not None
-        effects = loyalty_service(conn, ctx).apply_order(conn, _loyalty_event(stored))
-        replayed = bool(effects.pop("replayed", False)) and counts.unchanged == 1
-        return stored, effects, replayed
-
-    stored, effects, replayed = run_write(ctx.store, unit)
-    if replayed:
+    result = await _group_commit(ctx).submit(_order_rows(body, ctx.settings.currency))
+    if result["replayed"]:
         response.headers["Idempotent-Replayed"] = "true"
-    return {"order": present_order(stored), "loyalty": effects}
+    return {"order": result["order"], "loyalty": result["loyalty"]}
 
 
 @router.get(
@@ -248,6 +273,46 @@ def _segments(order_ids: Sequence[str]) -> list[tuple[int, int]]:
     return out
 
 
+def _apply_events(
+    conn: Connection, ctx: ServiceContext, prepared: Sequence[Prepared]
+) -> list[dict[str, Any]]:
+    """Order events in one unit of work, each with what ``POST /v1/orders`` would have
+    returned had they been posted one by one in this order: ``{order, loyalty, replayed}``.
+    A conflict's ``details.index`` names the event."""
+    svc = loyalty_service(conn, ctx)
+    ids = [o["order_id"] for o, _ in prepared]
+    out: list[dict[str, Any]] = []
+    for start, end in _segments(ids):
+        seg, seg_ids = prepared[start:end], ids[start:end]
+        before = {
+            r.order_id: dict(r._mapping)
+            for r in conn.execute(select(orders).where(orders.c.order_id.in_(seg_ids)))
+        }
+        with_lines = [(o, ls) for o, ls in seg if ls is not None]
+        if with_lines:
+            upsert_orders(
+                conn, [o for o, _ in with_lines], lines=[x for _, ls in with_lines for x in ls]
+            )
+        without = [o for o, ls in seg if ls is None]
+        if without:
+            upsert_orders(conn, without)
+        stored = stored_orders(conn, seg_ids)
+        try:
+            effects = svc.apply_orders(conn, [_loyalty_event(stored[i]) for i in seg_ids])
+        except HuitoukeError as exc:
+            index = exc.details.get("index")  # within the run; the request's index:
+            if isinstance(index, int):
+                exc.details["index"] = start + index
+            elif end - start == 1:
+                exc.details["index"] = start
+            raise
+        for oid, eff in zip(seg_ids, effects, strict=True):
+            row = {k: v for k, v in stored[oid].items() if k != "lines"}
+            replayed = bool(eff.pop("replayed", False)) and before.get(oid) == row
+            out.append({"order": present_order(stored[oid]), "loyalty": eff, "replayed": replayed})
+    return out
+
+
 def post_orders_batch(
     body: OrdersBatchIn,
     response: Response,
@@ -276,44 +341,7 @@ def post_orders_batch(
             },
         )
     prepared = [_order_rows(ev, ctx.settings.currency) for ev in body.events]
-    ids = [ev.order_id for ev in body.events]
-
-    def unit(conn: Connection) -> list[dict[str, Any]]:
-        svc = loyalty_service(conn, ctx)
-        out: list[dict[str, Any]] = []
-        for start, end in _segments(ids):
-            seg, seg_ids = prepared[start:end], ids[start:end]
-            before = {
-                r.order_id: dict(r._mapping)
-                for r in conn.execute(select(orders).where(orders.c.order_id.in_(seg_ids)))
-            }
-            with_lines = [(o, ls) for o, ls in seg if ls is not None]
-            if with_lines:
-                upsert_orders(
-                    conn, [o for o, _ in with_lines], lines=[x for _, ls in with_lines for x in ls]
-                )
-            without = [o for o, ls in seg if ls is None]
-            if without:
-                upsert_orders(conn, without)
-            stored = stored_orders(conn, seg_ids)
-            try:
-                effects = svc.apply_orders(conn, [_loyalty_event(stored[i]) for i in seg_ids])
-            except HuitoukeError as exc:
-                index = exc.details.get("index")  # within the run; the request's index:
-                if isinstance(index, int):
-                    exc.details["index"] = start + index
-                elif end - start == 1:
-                    exc.details["index"] = start
-                raise
-            for oid, eff in zip(seg_ids, effects, strict=True):
-                row = {k: v for k, v in stored[oid].items() if k != "lines"}
-                replayed = bool(eff.pop("replayed", False)) and before.get(oid) == row
-                out.append(
-                    {"order": present_order(stored[oid]), "loyalty": eff, "replayed": replayed}
-                )
-        return out
-
-    results = run_write(ctx.store, unit)
+    results = run_write(ctx.store, lambda conn: _apply_events(conn, ctx, prepared))
     n_replayed = sum(r["replayed"] for r in results)
     if n_replayed == len(results):
         response.headers["Idempotent-Replayed"] = "true"
