@@ -233,6 +233,55 @@ def test_an_order_first_seen_cancelled_still_gives_back(store: Store, make_svc: 
     assert_ledger_ok(store)
 
 
+def test_a_payment_recorded_after_the_refund_comes_back_at_once(
+    store: Store, make_svc: Make
+) -> None:
+    """The till reported the refund before the stored-value payment: the payment gives back
+    the refunded share itself, and the order's later events count it."""
+    svc = make_svc(PROGRAM).bound(store)
+    svc.apply_order(order("o1", amount="300"))
+    svc.apply_order(order("o1", amount="300", status="partially_refunded", refunded="100"))
+    s = _pay(svc, "c1", "o1", "100", "120", "s1")  # 100 paid + 20 bonus, after the refund
+    assert (s["from_paid"], s["from_bonus"]) == ("100", "20")
+    # a third of 120, as the refund event would have given had the payment come first
+    assert s["returned_at_once"] == {"amount": "40", "paid": "33.34", "bonus": "6.66"}
+    assert s["balances"] == {"paid": "33.34", "bonus": "36.66", "pending_bonus": "0"}
+    again = _pay(svc, "c1", "o1", "100", "120", "s1")
+    assert again == {**s, "replayed": True}  # the same answer, nothing given twice
+    full = svc.apply_order(order("o1", amount="300", status="refunded", refunded="300"))
+    assert full["stored_value_returned"]["amount"] == "80"  # the rest, counted once
+    assert _sv(svc, store) == {"paid": "100", "bonus": "50", "pending_bonus": "0"}
+    assert_ledger_ok(store)
+
+
+@pytest.mark.parametrize("status", ["refunded", "cancelled"])
+def test_a_payment_on_an_order_refunded_in_full_all_comes_back(
+    store: Store, make_svc: Make, status: str
+) -> None:
+    svc = make_svc(PROGRAM).bound(store)
+    svc.apply_order(order("o1", amount="90", status=status, refunded="90"))
+    s = _pay(svc, "c1", "o1", "100", "90", "s1")
+    assert s["returned_at_once"] == {"amount": "90", "paid": "90", "bonus": "0"}
+    assert _sv(svc, store)["paid"] == "100"
+    assert_ledger_ok(store)
+
+
+def test_a_payment_gives_nothing_back_without_a_refund_of_its_order(
+    store: Store, make_svc: Make
+) -> None:
+    svc = make_svc(PROGRAM).bound(store)
+    svc.apply_order(order("o1", amount="300"))  # paid, not refunded
+    svc.apply_order(order("o2", "c2", amount="300", status="refunded", refunded="300"))
+    assert _pay(svc, "c1", "o1", "100", "50", "s1")["returned_at_once"] is None
+    assert _pay(svc, "c1", "o2", "100", "50", "s2")["returned_at_once"] is None  # c2's order
+    assert _pay(svc, "c1", "o3", "100", "50", "s3")["returned_at_once"] is None  # unknown
+    doc = {**PROGRAM, "stored_value": {**PROGRAM["stored_value"], "return_on_order_refund": False}}
+    off = make_svc(doc).bound(store)
+    off.apply_order(order("o4", amount="100", status="refunded", refunded="100"))
+    assert _pay(off, "c1", "o4", "100", "50", "s4")["returned_at_once"] is None
+    assert_ledger_ok(store)
+
+
 def test_the_program_can_leave_stored_value_to_the_operator(store: Store, make_svc: Make) -> None:
     doc = {**PROGRAM, "stored_value": {**PROGRAM["stored_value"], "return_on_order_refund": False}}
     svc = make_svc(doc).bound(store)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from huitouke.loyalty.ledger import verify_ledger
 from huitouke.service.combine import GroupCommit
 from huitouke.store.db import Store
@@ -52,25 +54,40 @@ def test_requests_that_arrive_while_a_unit_runs_share_the_next_unit() -> None:
     assert (gc.units, gc.items, gc.fallbacks) == (4, 11, 0)
 
 
-def test_a_failed_unit_is_run_again_one_by_one_so_only_the_culprit_fails() -> None:
+class BadItem(ValueError):
+    def __init__(self, index: int) -> None:
+        super().__init__(f"bad item at {index}")
+        self.index = index
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["culprit-named", "bisect"])
+def test_a_failed_unit_is_split_so_only_the_culprit_fails(named: bool) -> None:
     release = threading.Event()
     stored: list[int] = []
+    calls: list[list[int]] = []
 
     def many(items: Sequence[int]) -> list[int]:
         release.wait(5)
+        calls.append(list(items))
         if 3 in items:
-            raise ValueError("bad item 3")  # the unit stores nothing
+            raise BadItem(list(items).index(3))  # the unit stores nothing
         stored.extend(items)
         return list(items)
 
     def one(item: int) -> int:
         release.wait(5)
+        calls.append([item])
         if item == 3:
-            raise ValueError("bad item 3")
+            raise BadItem(0)
         stored.append(item)
         return item
 
-    gc: GroupCommit[int, int] = GroupCommit(many, one, max_items=100)
+    culprit = (lambda exc, n: exc.index if isinstance(exc, BadItem) else None) if named else None
+    gc: GroupCommit[int, int] = (
+        GroupCommit(many, one, max_items=100, culprit=culprit)
+        if culprit
+        else GroupCommit(many, one, max_items=100)
+    )
 
     async def main() -> list[Any]:
         first = asyncio.ensure_future(gc.submit(0))
@@ -82,9 +99,15 @@ def test_a_failed_unit_is_run_again_one_by_one_so_only_the_culprit_fails() -> No
 
     out = _run(main())
     assert out[:3] == [0, 1, 2] and out[4:] == [4, 5]
-    assert isinstance(out[3], ValueError) and str(out[3]) == "bad item 3"
-    assert sorted(stored) == [0, 1, 2, 4, 5]
-    assert gc.fallbacks == 1
+    assert isinstance(out[3], BadItem)
+    assert stored == [0, 1, 2, 4, 5]  # arrival order kept
+    if named:  # before the culprit, the culprit alone, after it
+        assert calls == [[0], [1, 2, 3, 4, 5], [1, 2], [3], [4, 5]]
+        assert gc.fallbacks == 1
+    else:  # halves until the culprit is alone
+        assert calls == [[0], [1, 2, 3, 4, 5], [1, 2], [3, 4, 5], [3], [4, 5]]
+        assert gc.fallbacks == 2
+    assert gc.items == 6
 
 
 def test_a_cancelled_request_does_not_break_the_queue() -> None:

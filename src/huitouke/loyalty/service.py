@@ -54,6 +54,7 @@ from huitouke.loyalty.rules import (
     qualified_tier,
     split_stored_spend,
     stored_value_return_split,
+    stored_value_return_target,
     tier_period_end,
     tier_window_start,
     topup_bonus,
@@ -1680,7 +1681,14 @@ class LoyaltyService:
         order_id: str,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Pay (part of) an order from stored value, paid or bonus first per the program."""
+        """Pay (part of) an order from stored value, paid or bonus first per the program.
+
+        With ``stored_value.return_on_order_refund`` a payment recorded after the ledger has
+        applied a refund of the order (the till reported them out of order) gives back at
+        once the refunded share of everything paid on the order, as the refund event would
+        have had the payment come first (``returned_at_once``); the order's later events
+        count it, so nothing comes back twice.
+        """
         amt = _positive(_dec(amount, "amount"), "amount")
         now = self.now()
         op_key = f"sv_spend:{idempotency_key or order_id}"
@@ -1698,6 +1706,13 @@ class LoyaltyService:
             ref=f"order:{order_id}",
             now=now,
         )
+        returned = None
+        if self.program.stored_value.return_on_order_refund:
+            # Read after the lock on the stored-value accounts, which a refund event of this
+            # customer takes before reading the payments: one of the two sees the other.
+            returned = self._return_on_refunded_order(
+                conn, accts, customer_id, order_id, key=f"{op_key}:sv_return", now=now
+            )
         return finish(
             conn,
             op_key,
@@ -1707,9 +1722,49 @@ class LoyaltyService:
                 "amount": fmt(amt),
                 "from_paid": fmt(from_paid),
                 "from_bonus": fmt(from_bonus),
+                "returned_at_once": returned,
                 "balances": self._sv_balances(accts, customer_id),
             },
         )
+
+    def _return_on_refunded_order(
+        self,
+        conn: Connection,
+        accts: Mapping[tuple[str, str], Account],
+        customer_id: str,
+        order_id: str,
+        *,
+        key: str,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """Give back what the order's applied refund owes of the stored value paid on it
+        (the order event's own rule), when the ledger has the order as this customer's
+        and (partly) refunded; ``None`` when nothing is owed."""
+        lo = lt.orders.c
+        row = conn.execute(
+            select(lo.customer_id, lo.amount, lo.status, lo.refunded_amount).where(
+                lo.order_id == order_id
+            )
+        ).first()
+        if row is None or row.customer_id != customer_id:
+            return None
+        full = row.status in ("refunded", "cancelled")
+        if not full and row.refunded_amount <= 0:
+            return None
+        rec = stored_value_on_orders(conn, [(customer_id, order_id)]).get(
+            (customer_id, order_id), StoredValueOnOrder()
+        )
+        unit = currency_unit(self.program.currency)
+        target = stored_value_return_target(
+            rec.spent, row.amount, row.refunded_amount, full=full, unit=unit
+        )
+        give = target - rec.returned
+        if give <= 0:
+            return None
+        to_paid, to_bonus = self._return_stored_value(
+            conn, accts, customer_id, rec, give, key=key, ref=f"order:{order_id}", now=now
+        )
+        return {"amount": fmt(give), "paid": fmt(to_paid), "bonus": fmt(to_bonus)}
 
     def refund_stored_value(
         self,

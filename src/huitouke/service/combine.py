@@ -9,9 +9,11 @@ nothing waits for a timer — and under heavy load the units grow, so the fixed 
 once per unit instead of once per request.
 
 Each request still gets its own outcome. If the combined unit fails (one bad item, a
-conflict, a database error) it has stored nothing, and its items are run again one by one
-(``run_one``), each in its own unit, so only the item at fault fails — with the error it
-would have got alone.
+conflict, a database error) it has stored nothing, and it is split: when the error names
+the item at fault (``culprit``), the items before it run as one unit, the culprit alone
+(``run_one``: it gets the error it would have got alone), then the items after it;
+otherwise the two halves run separately, and so on. Arrival order is kept, only the item at
+fault fails, and one bad item costs a few more units, not one unit per item.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ class GroupCommit(Generic[T, R]):
     ``max_items`` items.
 
     ``run_many(items)`` returns one result per item, in order, or raises (then nothing may
-    have been stored); ``run_one(item)`` returns the item's result or raises its error.
-    Both run in the server's worker threads, one unit at a time per event loop.
+    have been stored); ``run_one(item)`` returns the item's result or raises its error;
+    ``culprit(error, n)`` may name the index of the item that made a unit of ``n`` items
+    fail. ``run_many`` and ``run_one`` run in the server's worker threads, one unit at a
+    time per event loop.
     """
 
     def __init__(
@@ -51,9 +55,11 @@ class GroupCommit(Generic[T, R]):
         run_many: Callable[[Sequence[T]], Sequence[R]],
         run_one: Callable[[T], R],
         max_items: int,
+        culprit: Callable[[Exception, int], int | None] = lambda exc, n: None,
     ) -> None:
         self.run_many = run_many
         self.run_one = run_one
+        self.culprit = culprit
         self.max_items = max(1, max_items)
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue[T, R]] = (
             weakref.WeakKeyDictionary()
@@ -99,18 +105,24 @@ class GroupCommit(Generic[T, R]):
         finally:
             q.draining = False
 
-    def _run(self, items: list[T]) -> list[R | BaseException]:
+    def _run(self, items: Sequence[T]) -> list[R | BaseException]:
+        if not items:
+            return []
         self.units += 1
-        self.items += len(items)
-        if len(items) > 1:
+        if len(items) == 1:
+            self.items += 1
             try:
-                return list(self.run_many(items))
-            except Exception:  # nothing stored: each item on its own, only the culprit fails
-                self.fallbacks += 1
-        out: list[R | BaseException] = []
-        for item in items:
-            try:
-                out.append(self.run_one(item))
+                return [self.run_one(items[0])]
             except Exception as exc:
-                out.append(exc)
+                return [exc]
+        try:
+            out: list[R | BaseException] = list(self.run_many(items))
+        except Exception as exc:  # nothing stored: split, so only the culprit fails
+            self.fallbacks += 1
+            i = self.culprit(exc, len(items))
+            if i is None or not 0 <= i < len(items):
+                mid = len(items) // 2
+                return self._run(items[:mid]) + self._run(items[mid:])
+            return self._run(items[:i]) + self._run(items[i : i + 1]) + self._run(items[i + 1 :])
+        self.items += len(items)
         return out

@@ -174,6 +174,12 @@ def _apply_one(ctx: ServiceContext, prepared: Prepared) -> dict[str, Any]:
     return run_write(ctx.store, unit)
 
 
+def _culprit(exc: Exception, n: int) -> int | None:
+    """The event a failed unit's error names (a conflict's ``details.index``)."""
+    index = exc.details.get("index") if isinstance(exc, HuitoukeError) else None
+    return index if isinstance(index, int) else None
+
+
 def _group_commit(ctx: ServiceContext) -> GroupCommit[Prepared, dict[str, Any]]:
     """This process's group commit of ``POST /v1/orders`` (one per service context)."""
     gc = ctx.cache.get("orders.group_commit")
@@ -182,6 +188,7 @@ def _group_commit(ctx: ServiceContext) -> GroupCommit[Prepared, dict[str, Any]]:
             lambda items: run_write(ctx.store, lambda conn: _apply_events(conn, ctx, items)),
             lambda item: _apply_one(ctx, item),
             ctx.settings.orders_group_commit_max,
+            _culprit,
         )
     return gc
 
