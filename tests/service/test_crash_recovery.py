@@ -95,8 +95,20 @@ def snapshot(store: Store) -> dict[str, Any]:
     }
 
 
+class Progress:
+    """Acknowledged events, counted across senders."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.n += 1
+
+
 def post_all(
-    base_url: str, key: str, events: list[dict[str, Any]], progress: list[int] | None = None
+    base_url: str, key: str, events: list[dict[str, Any]], progress: Progress | None = None
 ) -> int:
     """Post every event in order; an event whose answer never came is sent again once the
     server answers (at-least-once). Returns how many sends failed in transport."""
@@ -121,13 +133,36 @@ def post_all(
             assert r.status_code == 200, (events[i], r.text)
             i += 1
             if progress is not None:
-                progress[0] = i
+                progress.add()
     return failures
 
 
+def post_concurrently(
+    base_url: str, key: str, events: list[dict[str, Any]], senders: int, progress: Progress
+) -> int:
+    """``senders`` feeds at once, each with the events of its customers in stream order
+    (what matters to a customer's ledger is the order of that customer's events), so the
+    server commits events of several feeds together (group commit)."""
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(senders)]
+    for ev in events:
+        lanes[int(ev["customer_id"][1:]) % senders].append(ev)
+    failures = [0] * senders
+
+    def run(i: int) -> None:
+        failures[i] = post_all(base_url, key, lanes[i], progress)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(failures)
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("senders", [1, 6], ids=["one-feed", "six-feeds"])
 def test_sigkill_mid_stream_loses_nothing_and_replay_changes_nothing(
-    store: Store, store_url: str, tmp_path: Path, sqlite_url: str
+    store: Store, store_url: str, tmp_path: Path, sqlite_url: str, senders: int
 ) -> None:
     install_shop_program(store)
     key = make_keys(store).operator
@@ -135,24 +170,24 @@ def test_sigkill_mid_stream_loses_nothing_and_replay_changes_nothing(
     server = LiveServer(store_url, tmp_path / "server.log").start()
     rng = random.Random(5)
     kills: list[int] = []
-    progress = [0]
+    progress = Progress()
     # kill points: after a random number of acknowledged events, plus a random few ms so the
     # kill lands inside the next request (parsing, in the transaction, or answering)
     targets = sorted(rng.sample(range(20, len(events) - 20), KILLS))
 
     def killer() -> None:
         for target in targets:
-            while progress[0] < target:
+            while progress.n < target:
                 time.sleep(0.001)
             time.sleep(rng.uniform(0, 0.02))
             server.kill()  # SIGKILL: no shutdown, no rollback by the server, nothing flushed
-            kills.append(progress[0])
+            kills.append(progress.n)
             server.start()
 
     k = threading.Thread(target=killer)
     k.start()
     try:
-        transport_failures = post_all(server.base_url, key, events, progress)
+        transport_failures = post_concurrently(server.base_url, key, events, senders, progress)
     finally:
         k.join()
     try:
