@@ -38,8 +38,10 @@ same stamp code as order stamps (``_Batch.add_stamps``), as a batch of one card.
 from __future__ import annotations
 
 import copy
+import functools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -48,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.engine import Dialect
 
 from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
@@ -106,6 +108,220 @@ def order_op_key(o: OrderEvent) -> str:
 def _chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+# -- statements ------------------------------------------------------------------------------
+# Every statement of the order path is built once, with bind parameters (``expanding`` ones
+# for the IN lists), and only executed per call: building a select, its IN lists and its
+# cache key on every call was about half of the Python time of a one-event unit of work.
+# The locking reads come in pairs: (plain, ``FOR UPDATE``) for PostgreSQL.
+def _locking(stmt: Any) -> tuple[Any, Any]:
+    return stmt, stmt.with_for_update()
+
+
+def _in(name: str) -> Any:
+    return bindparam(name, expanding=True)
+
+
+_m, _sc, _ac, _lo = lt.members.c, lt.stamp_cards.c, lt.accounts.c, lt.orders.c
+_lt, _cp, _ms, _rf, _op = (
+    lt.lots.c,
+    lt.coupons.c,
+    lt.memberships.c,
+    lt.referrals.c,
+    lt.operations.c,
+)
+_MEMBER_COLUMNS = tuple(c.name for c in lt.members.columns)
+_CARD_COLUMNS = tuple(c.name for c in lt.stamp_cards.columns)
+_ORDER_COLUMNS = tuple(c.name for c in lt.orders.columns)
+_START = bindparam("start", type_=_lo.ordered_at.type)
+_NOW = bindparam("now", type_=_lo.ordered_at.type)
+
+_MEMBERS = _locking(
+    select(lt.members).where(_m.customer_id.in_(_in("cs"))).order_by(_m.customer_id)
+)
+_CARDS = _locking(
+    select(lt.stamp_cards)
+    .where(_sc.customer_id.in_(_in("cs")))
+    .order_by(_sc.customer_id, _sc.card_id)
+)
+_ACCOUNTS = _locking(
+    select(_ac.account_id, _ac.customer_id, _ac.asset, _ac.balance)
+    .where(_ac.customer_id.in_(_in("cs")), _ac.asset.in_(_in("ss")))
+    .order_by(_ac.account_id)
+)
+#: the batch's own orders
+_ORDERS = _locking(select(lt.orders).where(_lo.order_id.in_(_in("ids"))).order_by(_lo.order_id))
+#: the batch's own orders and, in the same query, the customers' orders in the tier window
+_ORDERS_AND_WINDOW = _locking(
+    select(lt.orders)
+    .where(
+        or_(
+            _lo.order_id.in_(_in("ids")),
+            and_(
+                _lo.customer_id.in_(_in("cs")),
+                _lo.earned.is_(True),
+                _lo.ordered_at >= _START,
+                _lo.ordered_at <= _NOW,
+            ),
+        )
+    )
+    .order_by(_lo.order_id)
+)
+#: the customers' orders in the tier window (no lock)
+_WINDOW = select(lt.orders).where(
+    _lo.customer_id.in_(_in("cs")),
+    _lo.earned.is_(True),
+    _lo.ordered_at >= _START,
+    _lo.ordered_at <= _NOW,
+)
+_LOTS = select(_lt.lot_id, _lt.account_id, _lt.amount, _lt.remaining, _lt.expires_at).where(
+    _lt.account_id.in_(_in("ids")), _lt.remaining > 0
+)
+_LOT_MAX = select(func.max(_lt.lot_id))
+_LOT_IDS_PG = text(
+    "SELECT nextval(pg_get_serial_sequence('loyalty_lots', 'lot_id')) FROM generate_series(1, :n)"
+)
+_COUPON_COUNTS = (
+    select(_cp.template_id, _cp.issued_to, func.count().label("n"))
+    .where(_cp.issued_to.in_(_in("cs")), _cp.template_id.in_(_in("ts")))
+    .group_by(_cp.template_id, _cp.issued_to)
+)
+_ORDER_COUPONS = select(lt.coupons).where(_cp.source == "order", _cp.source_ref.in_(_in("ids")))
+_MEMBERSHIPS = select(lt.memberships).where(
+    _ms.customer_id.in_(_in("cs")), _ms.status != "cancelled"
+)
+_REFERRALS_REGISTERED = select(_rf.referred_id).where(
+    _rf.referred_id.in_(_in("cs")), _rf.status == "registered"
+)
+_REFERRAL_REJECT = (
+    update(lt.referrals)
+    .where(
+        _rf.referred_id == bindparam("cid"),
+        _rf.first_order_id == bindparam("oid"),
+        _rf.status == "attributed",
+    )
+    .values(
+        status="rejected",
+        reason="first_order_refunded",
+        updated_at=bindparam("now", type_=_rf.updated_at.type),
+    )
+)
+_OPERATION_RESULTS = select(_op.op_key, _op.result).where(_op.op_key.in_(_in("ks")))
+_VOID_COUPON = (
+    update(lt.coupons)
+    .where(_cp.code == bindparam("b_code"), _cp.status == "issued")
+    .values(status="voided")
+)
+_COUPON_EVENT_INSERT = lt.coupon_events.insert()
+
+
+@functools.cache
+def _insert_ignore_stmt(
+    dialect: str, table: Any, index: tuple[str, ...], returning: tuple[str, ...] | None
+) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` the primary key (``returning=None``) or
+    the named columns: what comes back is what was inserted."""
+    mod: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = mod.insert(table).on_conflict_do_nothing(index_elements=list(index) or None)
+    if returning is None:
+        return stmt.returning(next(iter(table.primary_key.columns)))
+    return stmt.returning(*(table.c[n] for n in returning))
+
+
+@functools.cache
+def _insert_stmt(table: Any) -> Any:
+    return table.insert()
+
+
+@functools.cache
+def _update_many_stmt(
+    table: Any, keys: tuple[str, ...], cols: tuple[str, ...]
+) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """``UPDATE … SET cols WHERE keys`` for ``executemany``, and (parameter, column) names."""
+    c = table.c
+    stmt = (
+        update(table)
+        .where(*[c[k] == bindparam(f"k_{k}", type_=c[k].type) for k in keys])
+        .values({col: bindparam(f"v_{col}", type_=c[col].type) for col in cols})
+    )
+    names = tuple((f"k_{k}", k) for k in keys) + tuple((f"v_{col}", col) for col in cols)
+    return stmt, names
+
+
+def _json_text(v: Any) -> Any:
+    return None if v is None else json.dumps(v)
+
+
+#: column (name, value converter) lists and SQL of the PostgreSQL bulk writes, per dialect
+#: (bind processors and type names depend on the dialect instance)
+_PG_WRITES: weakref.WeakKeyDictionary[Dialect, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _pg_cache(dialect: Dialect) -> dict[Any, Any]:
+    cache = _PG_WRITES.get(dialect)
+    if cache is None:
+        cache = _PG_WRITES[dialect] = {}
+    return cache
+
+
+def _pg_update_many(
+    dialect: Dialect, table: Any, keys: tuple[str, ...], cols: tuple[str, ...]
+) -> tuple[Any, list[tuple[str, str, Callable[[Any], Any] | None]]]:
+    """``UPDATE … FROM unnest(arrays)``: the statement and, per array parameter, the column
+    and how its values are converted."""
+    cache = _pg_cache(dialect)
+    ck = ("update", table, keys, cols)
+    hit = cache.get(ck)
+    if hit is not None:
+        return hit
+    c = table.c
+    names = [*keys, *cols]
+    convert: list[tuple[str, str, Callable[[Any], Any] | None]] = []
+    casts, sets = [], []
+    for i, name in enumerate(names):
+        col = c[name]
+        if isinstance(col.type, JSON):
+            proc: Callable[[Any], Any] | None = _json_text
+            sql_type, use = "text", f"v.c{i}::json"
+        else:
+            proc = col.type.bind_processor(dialect)
+            sql_type, use = col.type.compile(dialect=dialect), f"v.c{i}"
+        convert.append((f"p{i}", name, proc))
+        casts.append(f"CAST(:p{i} AS {sql_type}[])")
+        if name in cols:
+            sets.append(f"{name} = {use}")
+    where = " AND ".join(f"t.{k} = v.c{i}" for i, k in enumerate(keys))
+    cnames = ", ".join(f"c{i}" for i in range(len(names)))
+    stmt = text(
+        f"UPDATE {table.name} AS t SET {', '.join(sets)} "
+        f"FROM unnest({', '.join(casts)}) AS v({cnames}) WHERE {where}"
+    )
+    cache[ck] = (stmt, convert)
+    return stmt, convert
+
+
+def _pg_copy(
+    dialect: Dialect, table: Any, keys: frozenset[str]
+) -> tuple[str, list[str], list[Callable[[Any], Any] | None]]:
+    """``COPY table (columns) FROM STDIN`` for rows with ``keys``: the SQL, the columns (in
+    the table's order) and their value converters."""
+    cache = _pg_cache(dialect)
+    ck = ("copy", table, keys)
+    hit = cache.get(ck)
+    if hit is not None:
+        return hit
+    names = [c.name for c in table.columns if c.name in keys]
+    procs: list[Callable[[Any], Any] | None] = []
+    for name in names:
+        col = table.c[name]
+        if isinstance(col.type, JSON):
+            procs.append(_json_text)
+        else:
+            procs.append(col.type.bind_processor(dialect))
+    out = (f"COPY {table.name} ({', '.join(names)}) FROM STDIN", names, procs)
+    cache[ck] = out
+    return out
 
 
 @dataclass
@@ -175,18 +391,27 @@ class _Batch:
         self.lot_budget = 16
 
     # -- helpers ---------------------------------------------------------------------------
-    def _select(self, stmt: Any) -> list[Any]:
-        if self.pg:
-            stmt = stmt.with_for_update()
-        return list(self.conn.execute(stmt).all())
+    def _select(self, stmts: tuple[Any, Any], params: Mapping[str, Any]) -> list[Any]:
+        """Run a locking read: ``stmts`` is (plain, ``FOR UPDATE``), see :func:`_locking`."""
+        return list(self.conn.execute(stmts[1] if self.pg else stmts[0], params).all())
 
     def _insert_ignore(self, table: Any, rows: list[dict[str, Any]], *index: str) -> list[Any]:
+        """``INSERT … ON CONFLICT DO NOTHING``; returns the primary keys inserted."""
         if not rows:
             return []
-        mod: Any = postgresql if self.pg else sqlite
-        pk = next(iter(table.primary_key.columns))
-        stmt = mod.insert(table).on_conflict_do_nothing(index_elements=list(index) or None)
-        return list(self.conn.execute(stmt.returning(pk), rows).scalars().all())
+        stmt = _insert_ignore_stmt(self.conn.dialect.name, table, index, None)
+        return list(self.conn.execute(stmt, rows).scalars().all())
+
+    def _insert_ignore_rows(
+        self, table: Any, rows: list[dict[str, Any]], index: tuple[str, ...], cols: tuple[str, ...]
+    ) -> list[Any]:
+        """``INSERT … ON CONFLICT DO NOTHING RETURNING cols``: the rows inserted, as the
+        database stores them (a row this transaction inserted is its own: on PostgreSQL no
+        other transaction can change or lock it, on SQLite the write lock is held)."""
+        if not rows:
+            return []
+        stmt = _insert_ignore_stmt(self.conn.dialect.name, table, index, cols)
+        return list(self.conn.execute(stmt, rows).all())
 
     def _bulk_update(
         self, table: Any, keys: Sequence[str], cols: Sequence[str], rows: list[dict[str, Any]]
@@ -198,46 +423,17 @@ class _Batch:
         """
         if not rows:
             return
-        c = table.c
         if not self.pg:
-            stmt = (
-                update(table)
-                .where(*[c[k] == bindparam(f"k_{k}", type_=c[k].type) for k in keys])
-                .values({col: bindparam(f"v_{col}", type_=c[col].type) for col in cols})
-            )
-            self.conn.execute(
-                stmt,
-                [
-                    {**{f"k_{k}": r[k] for k in keys}, **{f"v_{col}": r[col] for col in cols}}
-                    for r in rows
-                ],
-            )
+            stmt, names = _update_many_stmt(table, tuple(keys), tuple(cols))
+            self.conn.execute(stmt, [{p: r[n] for p, n in names} for r in rows])
             return
-        dialect = self.conn.dialect
-        names = [*keys, *cols]
-        params: dict[str, list[Any]] = {}
-        casts, sets = [], []
-        for i, name in enumerate(names):
-            col = c[name]
-            if isinstance(col.type, JSON):
-                values = [None if r[name] is None else json.dumps(r[name]) for r in rows]
-                sql_type, use = "text", f"v.c{i}::json"
-            else:
-                proc = col.type.bind_processor(dialect)
-                values = [proc(r[name]) if proc else r[name] for r in rows]
-                sql_type, use = col.type.compile(dialect=dialect), f"v.c{i}"
-            params[f"p{i}"] = values
-            casts.append(f"CAST(:p{i} AS {sql_type}[])")
-            if name in cols:
-                sets.append(f"{name} = {use}")
-        where = " AND ".join(f"t.{k} = v.c{i}" for i, k in enumerate(keys))
-        cnames = ", ".join(f"c{i}" for i in range(len(names)))
+        stmt, convert = _pg_update_many(self.conn.dialect, table, tuple(keys), tuple(cols))
         self.conn.execute(
-            text(
-                f"UPDATE {table.name} AS t SET {', '.join(sets)} "
-                f"FROM unnest({', '.join(casts)}) AS v({cnames}) WHERE {where}"
-            ),
-            params,
+            stmt,
+            {
+                p: [proc(r[name]) for r in rows] if proc else [r[name] for r in rows]
+                for p, name, proc in convert
+            },
         )
 
     def _insert_many(self, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -246,29 +442,18 @@ class _Batch:
         if not rows:
             return
         if not self.pg:
-            self.conn.execute(table.insert(), rows)
+            self.conn.execute(_insert_stmt(table), rows)
             return
-        dialect = self.conn.dialect
-        names = [c.name for c in table.columns if c.name in rows[0]]
-        procs: list[Any] = []
-        for name in names:
-            col = table.c[name]
-            if isinstance(col.type, JSON):
-                procs.append(lambda v: None if v is None else json.dumps(v))
-            else:
-                procs.append(col.type.bind_processor(dialect))
+        sql, names, procs = _pg_copy(self.conn.dialect, table, frozenset(rows[0]))
+        pairs = list(zip(names, procs, strict=True))
         raw: Any = self.conn.connection.driver_connection
-        with (
-            raw.cursor() as cur,
-            cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp,
-        ):
+        with raw.cursor() as cur, cur.copy(sql) as cp:
             for r in rows:
-                cp.write_row([p(r[n]) if p else r[n] for n, p in zip(names, procs, strict=True)])
+                cp.write_row([p(r[n]) if p else r[n] for n, p in pairs])
 
     # -- load ------------------------------------------------------------------------------
     def load(self, events: list[OrderEvent]) -> None:
         conn = self.conn
-        lo = lt.orders.c
         customers = sorted({o.customer_id for o in events})
         order_ids = sorted({o.order_id for o in events})
         # 1. members: locked, created when missing
@@ -281,18 +466,14 @@ class _Batch:
         start = tier_window_start(tiers, self.now, self.zone) if tiers is not None else None
         window_inline = start is not None and len(order_ids) <= CHUNK and len(customers) <= CHUNK
         for ids in _chunks(order_ids):
-            cond: ColumnElement[bool] = lo.order_id.in_(ids)
             if window_inline:
-                cond = or_(
-                    cond,
-                    and_(
-                        lo.customer_id.in_(customers),
-                        lo.earned.is_(True),
-                        lo.ordered_at >= start,
-                        lo.ordered_at <= self.now,
-                    ),
+                rows = self._select(
+                    _ORDERS_AND_WINDOW,
+                    {"ids": ids, "cs": customers, "start": start, "now": self.now},
                 )
-            for r in self._select(select(lt.orders).where(cond).order_by(lo.order_id)):
+            else:
+                rows = self._select(_ORDERS, {"ids": ids})
+            for r in rows:
                 self._add_order(dict(r._mapping))
         in_db = {i for i in order_ids if i in self.orders}
         # which events will earn (first sight of an order, in a counted status)
@@ -341,14 +522,7 @@ class _Batch:
         # 6. orders in the tier window
         if start is not None and not window_inline:
             for cs in _chunks(customers):
-                for r in conn.execute(
-                    select(lt.orders).where(
-                        lo.customer_id.in_(cs),
-                        lo.earned.is_(True),
-                        lo.ordered_at >= start,
-                        lo.ordered_at <= self.now,
-                    )
-                ).all():
+                for r in conn.execute(_WINDOW, {"cs": cs, "start": start, "now": self.now}).all():
                     if r.order_id not in self.orders:
                         self._add_order(dict(r._mapping))
         # 7. coupons already issued, for templates with a per-customer limit
@@ -361,43 +535,27 @@ class _Batch:
             if t.max_per_customer is not None and t.id in reachable
         )
         if limited and earning:
-            c = lt.coupons.c
             for cs in _chunks(sorted(earning)):
-                for r in conn.execute(
-                    select(c.template_id, c.issued_to, func.count().label("n"))
-                    .where(c.issued_to.in_(cs), c.template_id.in_(limited))
-                    .group_by(c.template_id, c.issued_to)
-                ).all():
+                for r in conn.execute(_COUPON_COUNTS, {"cs": cs, "ts": limited}).all():
                     self.coupon_counts[(r.template_id, r.issued_to)] = int(r.n)
         # 8. coupons issued by orders already stored that this batch may refund
         refunded = sorted({o.order_id for o in events if o.refund_total > 0} & in_db)
         if refunded:
-            c = lt.coupons.c
             for ids in _chunks(refunded):
-                for r in conn.execute(
-                    select(lt.coupons).where(c.source == "order", c.source_ref.in_(ids))
-                ).all():
+                for r in conn.execute(_ORDER_COUPONS, {"ids": ids}).all():
                     cp = _Coupon(dict(r._mapping), new=False)
                     self.coupons_by_order.setdefault(r.source_ref, []).append(cp)
                     self.db_coupons.append(cp)
         # 9. memberships (benefits) and registered referrals (first orders)
         if self.program.membership_plans:
-            ms = lt.memberships.c
             for cs in _chunks(customers):
-                for r in conn.execute(
-                    select(lt.memberships).where(ms.customer_id.in_(cs), ms.status != "cancelled")
-                ).all():
+                for r in conn.execute(_MEMBERSHIPS, {"cs": cs}).all():
                     self.memberships.setdefault(r.customer_id, []).append(r)
         if self.program.referral is not None:
             firsts = sorted(c for c in earning if self.members[c]["paid_orders"] == 0)
-            r_ = lt.referrals.c
             for cs in _chunks(firsts):
                 self.referral_registered.update(
-                    conn.execute(
-                        select(r_.referred_id).where(
-                            r_.referred_id.in_(cs), r_.status == "registered"
-                        )
-                    ).scalars()
+                    conn.execute(_REFERRALS_REGISTERED, {"cs": cs}).scalars()
                 )
         self.lot_budget = max(16, len(events) * (1 + len(cards)))
 
@@ -471,7 +629,7 @@ class _Batch:
         self._load_members(customers)
         missing = [c for c in customers if c not in self.members]
         if missing:
-            self._insert_ignore(
+            inserted = self._insert_ignore_rows(
                 lt.members,
                 [
                     {
@@ -483,9 +641,16 @@ class _Batch:
                     }
                     for c in missing
                 ],
-                "customer_id",
+                ("customer_id",),
+                _MEMBER_COLUMNS,
             )
-            self._load_members(missing)
+            # the rows inserted come back whole; only those another transaction created
+            # meanwhile are read (and locked) again
+            for r in inserted:
+                self.members[r.customer_id] = dict(r._mapping)
+            rest = [c for c in missing if c not in self.members]
+            if rest:
+                self._load_members(rest)
 
     def _ensure_cards(self, customers: Sequence[str], cards: Sequence[str]) -> None:
         """Load and lock the customers' stamp cards, creating the missing ones."""
@@ -493,7 +658,7 @@ class _Batch:
         self._load_cards(customers)
         absent = [p for p in need if p not in self.cards]
         if absent:
-            self._insert_ignore(
+            inserted = self._insert_ignore_rows(
                 lt.stamp_cards,
                 [
                     {
@@ -506,10 +671,15 @@ class _Batch:
                     }
                     for c, k in absent
                 ],
-                "customer_id",
-                "card_id",
+                ("customer_id", "card_id"),
+                _CARD_COLUMNS,
             )
-            self._load_cards(sorted({c for c, _ in absent}))
+            # as for members: only cards another transaction created meanwhile are read again
+            for r in inserted:
+                self.cards[(r.customer_id, r.card_id)] = dict(r._mapping)
+            rest = sorted({c for c, k in absent if (c, k) not in self.cards})
+            if rest:
+                self._load_cards(rest)
 
     def _add_order(self, row: dict[str, Any]) -> None:
         row["stamps"] = dict(row.get("stamps") or {})
@@ -517,32 +687,20 @@ class _Batch:
         self.orders_by_customer.setdefault(row["customer_id"], {})[row["order_id"]] = row
 
     def _load_members(self, customers: Sequence[str]) -> None:
-        m = lt.members.c
         for cs in _chunks(customers):
-            for r in self._select(
-                select(lt.members).where(m.customer_id.in_(cs)).order_by(m.customer_id)
-            ):
+            for r in self._select(_MEMBERS, {"cs": cs}):
                 self.members[r.customer_id] = dict(r._mapping)
 
     def _load_cards(self, customers: Sequence[str]) -> None:
-        sc = lt.stamp_cards.c
         for cs in _chunks(customers):
-            for r in self._select(
-                select(lt.stamp_cards)
-                .where(sc.customer_id.in_(cs))
-                .order_by(sc.customer_id, sc.card_id)
-            ):
+            for r in self._select(_CARDS, {"cs": cs}):
                 self.cards[(r.customer_id, r.card_id)] = dict(r._mapping)
 
     def _load_accounts(self, customers: Sequence[str], assets: Sequence[str]) -> None:
-        a = lt.accounts.c
         want = {(c, s) for c in customers for s in assets}
+        ss = sorted(set(assets))
         for cs in _chunks(customers):
-            for r in self._select(
-                select(a.account_id, a.customer_id, a.asset, a.balance)
-                .where(a.customer_id.in_(cs), a.asset.in_(sorted(set(assets))))
-                .order_by(a.account_id)
-            ):
+            for r in self._select(_ACCOUNTS, {"cs": cs, "ss": ss}):
                 key = (r.customer_id, r.asset)
                 if key in want and key not in self.accounts:
                     self.accounts[key] = _Acct(r.customer_id, r.asset, r.balance, r.account_id)
@@ -557,13 +715,8 @@ class _Batch:
             self.lots.setdefault(key, {})
         if not by_id:
             return
-        lo = lt.lots.c
         for ids in _chunks(sorted(i for i in by_id if i is not None)):
-            for r in self.conn.execute(
-                select(lo.lot_id, lo.account_id, lo.amount, lo.remaining, lo.expires_at).where(
-                    lo.account_id.in_(ids), lo.remaining > 0
-                )
-            ).all():
+            for r in self.conn.execute(_LOTS, {"ids": ids}).all():
                 key = by_id[r.account_id]
                 self.lots[key][r.lot_id] = _Lot(r.lot_id, key, r.amount, r.remaining, r.expires_at)
 
@@ -622,18 +775,12 @@ class _Batch:
         if self.pg:
             if not self._lot_ids:
                 self._lot_ids = list(
-                    self.conn.execute(
-                        text(
-                            "SELECT nextval(pg_get_serial_sequence('loyalty_lots', 'lot_id')) "
-                            "FROM generate_series(1, :n)"
-                        ),
-                        {"n": self.lot_budget},
-                    ).scalars()
+                    self.conn.execute(_LOT_IDS_PG, {"n": self.lot_budget}).scalars()
                 )
                 self._lot_ids.reverse()
             return int(self._lot_ids.pop())
         if self._lot_next is None:
-            top = self.conn.execute(select(func.max(lt.lots.c.lot_id))).scalar_one()
+            top = self.conn.execute(_LOT_MAX).scalar_one()
             self._lot_next = int(top or 0) + 1
         n = self._lot_next
         self._lot_next += 1
@@ -1239,15 +1386,8 @@ class _Batch:
         if o.order_id not in self.new_orders:
             self.dirty_orders.add(o.order_id)
         if full and state.get("first_paid"):
-            r = lt.referrals.c
             res = self.conn.execute(
-                update(lt.referrals)
-                .where(
-                    r.referred_id == o.customer_id,
-                    r.first_order_id == o.order_id,
-                    r.status == "attributed",
-                )
-                .values(status="rejected", reason="first_order_refunded", updated_at=self.now)
+                _REFERRAL_REJECT, {"cid": o.customer_id, "oid": o.order_id, "now": self.now}
             )
             if res.rowcount:
                 effects["referral"] = {"status": "rejected", "reason": "first_order_refunded"}
@@ -1256,7 +1396,6 @@ class _Batch:
     def flush(self) -> None:
         conn = self.conn
         self._create_accounts()
-        c = lt.coupons.c
 
         def acct_id(key: AcctKey) -> int:
             aid = self.accounts[key].account_id
@@ -1301,9 +1440,8 @@ class _Batch:
                 if x.dirty
             ],
         )
-        cols = [col.name for col in lt.orders.columns]
         self._insert_many(
-            lt.orders, [{k: self.orders[i][k] for k in cols} for i in self.new_orders]
+            lt.orders, [{k: self.orders[i][k] for k in _ORDER_COLUMNS} for i in self.new_orders]
         )
         self._bulk_update(
             lt.orders,
@@ -1339,15 +1477,10 @@ class _Batch:
         )
         voided = [cp for cp in self.db_coupons if cp.voided]
         if voided:
-            conn.execute(
-                update(lt.coupons)
-                .where(c.code == bindparam("b_code"), c.status == "issued")
-                .values(status="voided"),
-                [{"b_code": cp.row["code"]} for cp in voided],
-            )
+            conn.execute(_VOID_COUPON, [{"b_code": cp.row["code"]} for cp in voided])
         if self.coupon_events:
             conn.execute(
-                lt.coupon_events.insert(),
+                _COUPON_EVENT_INSERT,
                 [{**EVENT_BLANK, **ev, "code": cp.row["code"]} for cp, ev in self.coupon_events],
             )
 
@@ -1358,7 +1491,7 @@ class _Batch:
         )
         if not todo:
             return
-        self._insert_ignore(
+        inserted = self._insert_ignore_rows(
             lt.accounts,
             [
                 {
@@ -1369,18 +1502,19 @@ class _Batch:
                 }
                 for x in todo
             ],
-            "customer_id",
-            "asset",
+            ("customer_id", "asset"),
+            ("account_id", "customer_id", "asset"),
         )
-        a = lt.accounts.c
         by_key = {(x.customer_id, x.asset): x for x in todo}
-        for cs in _chunks(sorted({x.customer_id for x in todo})):
-            for r in self._select(
-                select(a.account_id, a.customer_id, a.asset, a.balance)
-                .where(a.customer_id.in_(cs), a.asset.in_(sorted({x.asset for x in todo})))
-                .order_by(a.account_id)
-            ):
-                x = by_key.get((r.customer_id, r.asset))
+        # The accounts inserted come back with their ids (at a zero balance: this transaction's
+        # own rows); only those another transaction created meanwhile are read and locked.
+        for r in inserted:
+            by_key[(r.customer_id, r.asset)].account_id = r.account_id
+        rest = {k: x for k, x in by_key.items() if x.account_id is None}
+        ss = sorted({x.asset for x in rest.values()})
+        for cs in _chunks(sorted({x.customer_id for x in rest.values()})):
+            for r in self._select(_ACCOUNTS, {"cs": cs, "ss": ss}):
+                x = rest.get((r.customer_id, r.asset))
                 if x is None:
                     continue
                 if r.balance != 0:
@@ -1467,9 +1601,8 @@ def apply_orders(
         claimed.update(batch._insert_ignore(lt.operations, list(rows), "op_key"))
     prior: dict[str, dict[str, Any]] = {}
     older = sorted(set(first_of) - claimed)
-    op = lt.operations.c
     for ks in _chunks(older):
-        for r in conn.execute(select(op.op_key, op.result).where(op.op_key.in_(ks))).all():
+        for r in conn.execute(_OPERATION_RESULTS, {"ks": ks}).all():
             if r.result is None:  # pragma: no cover - only if the row vanished
                 raise StoreError(
                     f"operation {r.op_key!r} is claimed but has no result",

@@ -244,6 +244,23 @@ class StoredValueOnOrder:
         return self.back_paid + self.back_bonus
 
 
+_sva, _sve = lt.accounts.c, lt.entries.c
+#: stored-value payments and give-backs on orders, by customer, asset, reference and kind
+_STORED_VALUE_ON_ORDERS = (
+    select(
+        _sva.customer_id, _sva.asset, _sve.reference, _sve.kind, func.sum(_sve.delta).label("total")
+    )
+    .select_from(lt.entries.join(lt.accounts, _sva.account_id == _sve.account_id))
+    .where(
+        _sva.customer_id.in_(bindparam("cs", expanding=True)),
+        _sva.asset.in_((SV_PAID, SV_BONUS)),
+        _sve.reference.in_(bindparam("refs", expanding=True)),
+        _sve.kind.in_(("spend", SV_RETURN)),
+    )
+    .group_by(_sva.customer_id, _sva.asset, _sve.reference, _sve.kind)
+)
+
+
 def stored_value_on_orders(
     conn: Connection, pairs: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredValueOnOrder]:
@@ -253,21 +270,13 @@ def stored_value_on_orders(
     caller's lock on the two accounts."""
     wanted = sorted(set(pairs))
     out: dict[tuple[str, str], StoredValueOnOrder] = {}
-    a, e = lt.accounts.c, lt.entries.c
     for i in range(0, len(wanted), 1000):
         chunk = wanted[i : i + 1000]
         refs = {f"order:{order_id}": order_id for _, order_id in chunk}
         want = set(chunk)
         rows = conn.execute(
-            select(a.customer_id, a.asset, e.reference, e.kind, func.sum(e.delta).label("total"))
-            .select_from(lt.entries.join(lt.accounts, a.account_id == e.account_id))
-            .where(
-                a.customer_id.in_(sorted({c for c, _ in chunk})),
-                a.asset.in_((SV_PAID, SV_BONUS)),
-                e.reference.in_(sorted(refs)),
-                e.kind.in_(("spend", SV_RETURN)),
-            )
-            .group_by(a.customer_id, a.asset, e.reference, e.kind)
+            _STORED_VALUE_ON_ORDERS,
+            {"cs": sorted({c for c, _ in chunk}), "refs": sorted(refs)},
         ).all()
         for r in rows:
             key = (r.customer_id, refs[r.reference])
