@@ -148,6 +148,37 @@ def test_visits_recorded_late_check_every_stamped_day(
     assert_ledger_ok(store)
 
 
+def test_orders_arriving_out_of_order_check_the_day_they_were_placed(
+    store: Store, make_svc: Make, clock: Clock
+) -> None:
+    """An order placed on a day before the card's last stamped day is checked against that
+    day's orders and visits (one stamp per day on a visit card), and does not move the last
+    stamped day back — one by one and within one batch alike."""
+    d1, d2, d3 = (T0 - k * DAY for k in (3, 2, 1))
+    zone_day = make_svc("cafe").zone
+    for lane in ("one", "batch"):
+        svc = make_svc("cafe").bound(store)
+        c = f"{lane}-c"
+        assert svc.add_stamps(c, "coffee", idempotency_key=f"{lane}-v2", visited_at=d2)["added"]
+        evs = [
+            order(f"{lane}-a", c, amount="30", at=d3),  # stamps day 3
+            order(f"{lane}-b", c, amount="30", at=d1),  # day 1, late: a stamp
+            order(f"{lane}-c", c, amount="30", at=d1 + timedelta(hours=2)),  # day 1 again
+            order(f"{lane}-d", c, amount="30", at=d2 + timedelta(hours=1)),  # a visit did
+            order(f"{lane}-e", c, amount="30", at=d3 + timedelta(hours=1)),  # day 3 again
+        ]
+        res = svc.apply_orders(evs) if lane == "batch" else [svc.apply_order(e) for e in evs]
+        assert [sum(s["added"] for s in r["stamps"]) for r in res] == [1, 1, 0, 0, 0], lane
+        late = svc.add_stamps(c, "coffee", idempotency_key=f"{lane}-late", visited_at=d1)
+        assert late["ignored"] == "already_stamped_today"
+        assert _card(svc, store, c)["stamps"] == 3
+        with store.connect() as conn:
+            sc = lt.stamp_cards.c
+            last = conn.execute(sa.select(sc.last_stamp_day).where(sc.customer_id == c)).scalar()
+        assert last == d3.astimezone(zone_day).date().isoformat()
+    assert_ledger_ok(store)
+
+
 def test_a_visit_that_only_settles_owed_stamps_still_uses_the_day(
     store: Store, make_svc: Make, clock: Clock
 ) -> None:

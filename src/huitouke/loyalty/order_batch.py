@@ -595,7 +595,8 @@ class _Batch:
         (their reference names the day: ``visit:<day>:<key>``, on the card's stamp or owed-
         stamp account, so a visit that only settled owed stamps counts too), or an order of
         the customer placed that day that put stamps on this card (even if a refund took them
-        back later). Grants do not count. Read under the member's lock."""
+        back later) — stored, or applied earlier in this batch. Grants do not count. Read
+        under the member's lock."""
         if self.cards[(customer_id, card_id)]["last_stamp_day"] == local_day:
             return True
         a, e = lt.accounts.c, lt.entries.c
@@ -615,14 +616,20 @@ class _Batch:
         start = datetime.combine(day, time(0), tzinfo=self.zone)
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
         lo = lt.orders.c
-        for stamps in self.conn.execute(
+        stored = self.conn.execute(
             select(lo.stamps).where(
                 lo.customer_id == customer_id, lo.ordered_at >= start, lo.ordered_at < end
             )
-        ).scalars():
-            if int((stamps or {}).get(card_id, {}).get("stamps", 0)) > 0:
-                return True
-        return False
+        ).scalars()
+        in_batch = (
+            r["stamps"]
+            for r in self.orders_by_customer.get(customer_id, {}).values()
+            if start <= r["ordered_at"] < end
+        )
+        return any(
+            int((stamps or {}).get(card_id, {}).get("stamps", 0)) > 0
+            for stamps in (*stored, *in_batch)
+        )
 
     def _ensure_members(self, customers: Sequence[str]) -> None:
         """Load and lock the members, creating the missing ones."""
@@ -1158,9 +1165,15 @@ class _Batch:
         local_day = o.ordered_at.astimezone(self.zone).date().isoformat()
         for card in self.program.stamp_cards:
             cs = self.cards[(o.customer_id, card.id)]
-            n = stamps_for_order(
-                card, o.amount, already_stamped_today=cs["last_stamp_day"] == local_day
-            )
+            last = cs["last_stamp_day"]
+            # Every stamped day is on or before the card's last stamped day (it only moves
+            # forward), so a later day is unstamped; an order placed before it (arriving
+            # out of order) is checked against that day's orders and visits.
+            if card.per == "visit" and last is not None and local_day < last:
+                stamped = self.day_stamped(o.customer_id, card.id, o.ordered_at, local_day)
+            else:
+                stamped = last == local_day
+            n = stamps_for_order(card, o.amount, already_stamped_today=stamped)
             if n <= 0:
                 continue
             stamp, issued, lot_id = self.add_stamps(
@@ -1170,7 +1183,7 @@ class _Batch:
                 key=f"{op_key}:stamps:{card.id}",
                 ref=ref,
                 earned_at=o.ordered_at,
-                local_day=local_day,
+                local_day=None if last is not None and last > local_day else local_day,
             )
             effects["coupons_issued"].extend(issued)
             state["stamps"][card.id] = {"stamps": n, "lot_id": lot_id, "reversed": 0}
