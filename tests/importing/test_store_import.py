@@ -258,3 +258,116 @@ def test_fast_sqlite_load_orders_equals_the_generic_path(sqlite_url: str, tmp_pa
     assert fast.equals(store._load_orders_generic())
     assert fast.num_rows == 6920
     store.dispose()
+
+
+def _tricky_writes() -> list[
+    tuple[list[dict[str, object]], list[dict[str, object]], list[dict[str, object]]]
+]:
+    """Upserts (orders, lines, customers) with what text and casts can get wrong: NULL and
+    empty strings, quotes, commas and newlines, CJK, sub-second instants, money with four
+    decimals, NULL quantities — then later states, an older state that must not win, and
+    lines replaced with their order."""
+
+    def o(i: int, **kw: object) -> dict[str, object]:
+        row: dict[str, object] = {
+            "order_id": f"o{i:03d}",
+            "customer_id": f"c{i % 9}",
+            "ordered_at": datetime(2026, 3, 1, 23, 59, 59, 123456, tzinfo=UTC),
+            "amount": Decimal("1234.5678") + i,
+            "currency": "CNY",
+            "status": "paid",
+            "refunded_amount": Decimal(0),
+            "channel": None if i % 3 == 0 else ("" if i % 3 == 1 else '淘宝, "tmall"\nshop'),
+        }
+        row.update(kw)
+        return row
+
+    def ln(i: int, no: int, **kw: object) -> dict[str, object]:
+        row: dict[str, object] = {
+            "order_id": f"o{i:03d}", "line_no": no, "sku": f"S{no}",
+            "product_name": 'Tea, "green"' if no == 1 else None, "category": "",
+            "quantity": None if no == 2 else no, "unit_price": Decimal("0.0001") * no,
+        }  # fmt: skip
+        row.update(kw)
+        return row
+
+    first = [o(i) for i in range(40)]
+    lines1 = [ln(i, no) for i in range(0, 40, 2) for no in (1, 2, 3)]
+    people = [
+        {"customer_id": "c1", "name": "张三", "phone": "", "email": None},
+        {"customer_id": "c2", "name": None, "phone": "13800000000", "email": "a@b.c"},
+    ]
+    later = [o(i, status="refunded", refunded_amount=Decimal("1234.5678") + i) for i in range(5)]
+    later += [o(5, status="partially_refunded", refunded_amount=Decimal("1.0001"))]
+    older = [o(i) for i in range(3)]  # an old export: must not undo the refunds
+    lines2 = [ln(0, 1, product_name="换了"), ln(4, 7)]
+    return [
+        (first, lines1, people),
+        (later, [], [{"customer_id": "c1", "name": None, "phone": "139", "email": ""}]),
+        (older, [], []),
+        (
+            [
+                o(0, status="refunded", refunded_amount=Decimal("1234.5678"), channel="y"),
+                o(4, status="refunded", refunded_amount=Decimal("1238.5678"), channel="x"),
+            ],
+            lines2,
+            [],
+        ),
+    ]
+
+
+def test_postgres_small_writes_by_arrays_equal_copy(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small upserts go to PostgreSQL as bound arrays, large ones through COPY into temporary
+    tables; the same writes through either path leave the same rows and counts."""
+    import huitouke.store.orders_repo as repo
+
+    store = Store(postgres_url)
+    store.migrate()
+    tables = (t.orders, t.customers, t.order_lines, t.products)
+    outcomes = []
+    try:
+        for limit in (repo._PG_ARRAYS_MAX, 0):  # arrays, then COPY for everything
+            monkeypatch.setattr(repo, "_PG_ARRAYS_MAX", limit)
+            with store.begin() as conn:
+                for tb in tables:
+                    conn.execute(tb.delete())
+            counts = []
+            for orders_, lines_, people in _tricky_writes():
+                with store.begin() as conn:
+                    c = upsert_orders(conn, orders_, lines=lines_ or None, customers=people or None)
+                counts.append((c.inserted, c.updated, c.unchanged))
+            with store.connect() as conn:
+                rows = {
+                    tb.name: sorted(
+                        tuple(
+                            (k, v)
+                            for k, v in r.items()
+                            if k not in ("created_at", "updated_at", "batch_id")
+                        )
+                        for r in conn.execute(sa.select(tb)).mappings().all()
+                    )
+                    for tb in tables
+                }
+            outcomes.append((counts, rows))
+    finally:
+        store.dispose()
+    (counts_a, rows_a), (counts_b, rows_b) = outcomes
+    assert counts_a == counts_b == [(40, 0, 0), (0, 6, 0), (0, 0, 3), (0, 2, 0)]
+    assert rows_a == rows_b
+    orders_ = {r[0][1]: dict(r) for r in rows_a["orders"]}
+    assert orders_["o000"]["status"] == "refunded" and orders_["o001"]["channel"] == ""
+    assert (
+        orders_["o003"]["channel"] is None and orders_["o002"]["channel"] == '淘宝, "tmall"\nshop'
+    )
+    assert orders_["o007"]["ordered_at"] == datetime(2026, 3, 1, 23, 59, 59, 123456, tzinfo=UTC)
+    assert orders_["o007"]["amount"] == Decimal("1241.5678")
+    people_ = {r[0][1]: dict(r) for r in rows_a["customers"]}
+    assert (people_["c1"]["name"], people_["c1"]["phone"]) == ("张三", "139")
+    lines_ = {(r[0][1], r[1][1]): dict(r) for r in rows_a["order_lines"]}
+    assert lines_[("o000", 1)]["product_name"] == "换了" and ("o000", 2) not in lines_
+    assert (
+        lines_[("o002", 2)]["quantity"] == 0
+        and lines_[("o002", 1)]["product_name"] == 'Tea, "green"'
+    )
