@@ -71,7 +71,6 @@ from huitouke.loyalty.rules import (
     stamps_for_order,
     stamps_for_visit,
     stored_value_return_split,
-    stored_value_return_target,
     tier_period_end,
     tier_window_start,
 )
@@ -1104,14 +1103,9 @@ class _Batch:
         if rec is None or rec.spent <= 0:
             return
         unit = currency_unit(self.program.currency)
-        target = stored_value_return_target(
-            rec.spent,
-            o.amount,
-            o.refund_total,
-            full=o.status in ("refunded", "cancelled"),
-            unit=unit,
+        give = rec.owed(
+            o.amount, o.refund_total, full=o.status in ("refunded", "cancelled"), unit=unit
         )
-        give = target - rec.returned
         if give <= 0:
             return
         to_paid, to_bonus = stored_value_return_split(

@@ -243,6 +243,13 @@ class StoredValueOnOrder:
     def returned(self) -> Decimal:
         return self.back_paid + self.back_bonus
 
+    def owed(self, amount: Decimal, refunded: Decimal, *, full: bool, unit: Decimal) -> Decimal:
+        """What a refund of ``refunded`` of an order of ``amount`` (``full``: refunded or
+        cancelled) still owes back of this stored value: the cumulative target
+        (:func:`~huitouke.loyalty.rules.stored_value_return_target`) minus what came back."""
+        target = stored_value_return_target(self.spent, amount, refunded, full=full, unit=unit)
+        return target - self.returned
+
 
 _sva, _sve = lt.accounts.c, lt.entries.c
 #: stored-value payments and give-backs on orders, by customer, asset, reference and kind
@@ -1764,10 +1771,7 @@ class LoyaltyService:
             (customer_id, order_id), StoredValueOnOrder()
         )
         unit = currency_unit(self.program.currency)
-        target = stored_value_return_target(
-            rec.spent, row.amount, row.refunded_amount, full=full, unit=unit
-        )
-        give = target - rec.returned
+        give = rec.owed(row.amount, row.refunded_amount, full=full, unit=unit)
         if give <= 0:
             return None
         to_paid, to_bonus = self._return_stored_value(
