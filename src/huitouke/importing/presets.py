@@ -47,7 +47,8 @@ def _syn(*names: str) -> tuple[str, ...]:
 
 GENERIC_SYNONYMS: dict[str, tuple[str, ...]] = {
     "order_id": _syn("order_id", "order id", "order no", "order_no", "order number", "orderid",
-                     "order", "invoice", "invoice_no", "invoiceno", "transaction_id", "订单号",
+                     "order", "invoice", "invoice_no", "invoiceno", "transaction_id", "ticket",
+                     "ticket_no", "receipt", "receipt_no", "小票号", "小票编号", "订单号",
                      "订单编号", "订单id", "单号", "交易号", "流水号"),
     "customer_id": _syn("customer_id", "customer", "customerid", "customer no", "client_id",
                         "buyer_id", "buyer", "user_id", "userid", "member_id", "member",
@@ -241,6 +242,7 @@ def _generic(raw: RawData, mapping: dict[str, str]) -> Canon:
             pa.array([stem] * n), pa.array(raw.lines()).cast(pa.string()), ":"
         )
     return Canon(
+        columns=cols,
         order_id=order_id,
         customer_id=g.get("customer_id"),
         ordered_at=g.get("ordered_at"),
@@ -343,6 +345,7 @@ def _online_retail(raw: RawData, mapping: dict[str, str]) -> Canon:
         # credit notes carry negative quantities: the note is stored as a cancelled order
         # for the absolute amount
         return Canon(
+            columns=cols,
             order_id=inv,
             customer_id=cust,
             ordered_at=g["ordered_at"],
@@ -356,10 +359,12 @@ def _online_retail(raw: RawData, mapping: dict[str, str]) -> Canon:
             amount_scope="line",
             amount_from_lines=True,
             abs_line_quantities=pa.array(credit),
+            date_order="mdy",  # the UCI data: 12/1/2010 8:26
         )
     amt = clean(g["amount"])
     amt = pc.if_else(pa.array(credit), pc.replace_substring_regex(amt, r"^-", ""), amt)
     return Canon(
+        columns=cols,
         order_id=inv,
         customer_id=cust,
         ordered_at=g["ordered_at"],
@@ -367,6 +372,7 @@ def _online_retail(raw: RawData, mapping: dict[str, str]) -> Canon:
         status=status,
         currency="GBP",
         channel=g.get("channel"),
+        date_order="mdy",
     )
 
 
@@ -433,6 +439,7 @@ def _taobao(raw: RawData, mapping: dict[str, str]) -> Canon:
     if alipay is not None and cols["customer_id"] != _find(raw.header, "买家支付宝账号"):
         cust = pc.if_else(pc.is_null(cust), clean(alipay), cust)
     return Canon(
+        columns=cols,
         order_id=g["order_id"],
         customer_id=cust,
         ordered_at=g["ordered_at"],
@@ -531,6 +538,7 @@ def _youzan(raw: RawData, mapping: dict[str, str]) -> Canon:
         status = pc.if_else(override, rs, status)
     has_lines = any(k in cols for k in ("product_name", "sku", "quantity", "unit_price"))
     return Canon(
+        columns=cols,
         order_id=g["order_id"],
         customer_id=g["customer_id"],
         ordered_at=g["ordered_at"],
@@ -608,6 +616,7 @@ def _shopify(raw: RawData, mapping: dict[str, str]) -> Canon:
         to_cancel = pc.and_(cancelled, pc.is_in(status, value_set=pa.array(["paid"])))
         status = pc.if_else(to_cancel, pa.scalar("cancelled"), status)
     return Canon(
+        columns=cols,
         order_id=g["order_id"],
         customer_id=cust,
         ordered_at=g["ordered_at"],
