@@ -458,3 +458,53 @@ def test_summary_groups_rejects_by_reason_and_strict_exits_non_zero(
     assert (tmp_path / "r.rejects.csv").exists()
     ok = write(tmp_path, "ok.csv", "order_id,customer_id,ordered_at,amount\nk1,c1,2024-01-01,1\n")
     assert cli.json(str(ok), "--strict")["orders_inserted"] == 1
+
+
+# -- Taobao item titles ----------------------------------------------------------------------
+def test_taobao_titles_joined_in_one_cell_become_order_lines(cli: Cli, tmp_path: Path) -> None:
+    header = (
+        "订单编号,买家会员名,买家支付宝账号,买家应付货款,买家实际支付金额,订单状态,"
+        "订单创建时间,订单付款时间,宝贝标题 ,宝贝种类 ,宝贝总数量,店铺名称\n"
+    )
+    rows = [
+        # two items, one of each
+        '"=""3372145678901234501""",tb_alice,a@x.cn,228.00,228.00,交易成功,2024-01-05 10:00:00,'
+        '2024-01-05 10:01:00,"【明前】西湖龙井 250g 礼盒装，安吉白茶 100g",2,2,回头客茶铺',
+        # the same tea again: product-level repurchase
+        '"=""3372145678901234502""",tb_alice,a@x.cn,150.00,150.00,交易成功,2024-02-20 10:00:00,'
+        "2024-02-20 10:01:00,安吉白茶 100g,1,3,回头客茶铺",
+        # three items, five pieces: which item had the extra pieces is not in the report
+        '"=""3372145678901234503""",tb_bob,b@x.cn,300.00,300.00,交易成功,2024-01-07 10:00:00,'
+        '2024-01-07 10:01:00,"大红袍 100g，正山小种 100g，茉莉花茶 50g",3,5,回头客茶铺',
+        # two items the cell does not separate: one line with the whole text, not a guess
+        '"=""3372145678901234504""",tb_carol,c@x.cn,80.00,80.00,交易成功,2024-01-08 10:00:00,'
+        "2024-01-08 10:01:00,普洱 熟茶 357g 饼 紧压,2,2,回头客茶铺",
+    ]
+    f = write(
+        tmp_path, "ExportOrderList.csv", "订单报表\n" + header + "\n".join(rows) + "\n", "gbk"
+    )
+    s = cli.json(str(f))
+    assert s["preset"] == "taobao" and s["orders_inserted"] == 4 and s["rows_rejected"] == 0
+    import sqlite3
+
+    con = sqlite3.connect(cli.url.removeprefix("sqlite:///"))
+    got = con.execute(
+        "SELECT substr(order_id, -2), line_no, sku, product_name, quantity FROM order_lines "
+        "ORDER BY order_id, line_no"
+    ).fetchall()
+    con.close()
+    assert got == [
+        ("01", 1, "【明前】西湖龙井 250g 礼盒装", "【明前】西湖龙井 250g 礼盒装", 1),
+        ("01", 2, "安吉白茶 100g", "安吉白茶 100g", 1),
+        ("02", 1, "安吉白茶 100g", "安吉白茶 100g", 3),
+        ("03", 1, "大红袍 100g", "大红袍 100g", 1),  # at least one of each
+        ("03", 2, "正山小种 100g", "正山小种 100g", 1),
+        ("03", 3, "茉莉花茶 50g", "茉莉花茶 50g", 1),
+        ("04", 1, "普洱 熟茶 357g 饼 紧压", "普洱 熟茶 357g 饼 紧压", 2),
+    ]
+    from huitouke.journeys.associations import baskets_from_store
+
+    baskets = baskets_from_store(Store(cli.url))
+    alice = baskets[baskets["customer_id"] == "tb_alice"]
+    repeat = alice.groupby(alice.columns[-1])["order_id"].nunique()
+    assert repeat["安吉白茶 100g"] == 2  # the same product bought in two orders

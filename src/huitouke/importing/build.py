@@ -34,6 +34,7 @@ from huitouke.importing.convert import (
 from huitouke.importing.dates import DateOrder, DateOrderUnclear, parse_instant
 from huitouke.importing.messages import reason_texts
 from huitouke.importing.sources import RawData
+from huitouke.importing.titles import kinds_by_order, split_titles
 from huitouke.store.orders_repo import LINES_SCHEMA, has_adjacent_equal, reduce_to_latest_state
 
 __all__ = ["Canon", "Reject", "RejectSink", "build"]
@@ -130,6 +131,8 @@ class Canon:
     pre_rejects: list[tuple[np.ndarray, str, pa.Array | None, str]] = field(default_factory=list)
     generated_ids: bool = False
     columns: dict[str, str] = field(default_factory=dict)  # field → the file's column name
+    item_kinds: pa.Array | None = None  # items joined in product_name (Taobao 宝贝种类)
+    sku_from_title: bool = False  # no item codes in the export: a line's title is its sku
 
 
 @dataclass
@@ -330,6 +333,12 @@ def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None)
             lines_out = lines_out.filter(
                 pc.is_in(lines_out.column("order_id"), value_set=orders.column("order_id"))
             )
+    if c.item_kinds is not None and lines_out is not None:
+        kinds, _ = parse_int(_str(c.item_kinds, n))
+        lines_out = split_titles(lines_out, kinds_by_order(k(order_id), k(kinds)))
+    if c.sku_from_title and lines_out is not None:
+        sku_col = pc.coalesce(lines_out.column("sku"), lines_out.column("product_name"))
+        lines_out = lines_out.set_column(lines_out.column_names.index("sku"), "sku", sku_col)
     customers = _customers(orders)
     final = orders.select([f.name for f in ORDERS_SCHEMA]).cast(ORDERS_SCHEMA)
     if not unique:

@@ -399,7 +399,7 @@ TAOBAO_SYNONYMS: dict[str, tuple[str, ...]] = {
     "refunded_amount": _syn("退款金额"),
     "channel": _syn("店铺名称"),
     "product_name": _syn("宝贝标题", "商品标题"),
-    "quantity": _syn("宝贝总数量", "商品总数量", "购买数量"),
+    "quantity": _syn("宝贝总数量", "商品总数量", "购买数量", "商品数量"),
     "name": _syn("收货人姓名", "买家姓名"),
     "phone": _syn("联系手机", "联系电话", "买家手机号"),
 }
@@ -451,6 +451,8 @@ def _taobao(raw: RawData, mapping: dict[str, str]) -> Canon:
         channel=g.get("channel") or "taobao",
         product_name=g.get("product_name"),
         quantity=g.get("quantity"),
+        item_kinds=_col(raw, _find(raw.header, "宝贝种类") or _find(raw.header, "商品种类")),
+        sku_from_title=True,
         name=g.get("name"),
         phone=g.get("phone"),
     )
