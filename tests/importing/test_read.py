@@ -334,8 +334,11 @@ def test_online_retail_line_level_original(tmp_path: Path) -> None:
     assert res.lines is not None and res.lines.num_rows == 4
 
 
-def test_presets_are_the_documented_six() -> None:
-    assert list(PRESETS) == ["generic", "cdnow", "online-retail", "taobao", "youzan", "shopify"]
+def test_presets_are_the_documented_ones() -> None:
+    assert list(PRESETS) == [
+        "generic", "cdnow", "online-retail", "taobao", "youzan", "shopify",
+        "pinduoduo", "douyin", "jd", "kuaishou", "wechat",
+    ]  # fmt: skip
 
 
 def test_bad_mapping_and_unknown_preset(tmp_path: Path) -> None:

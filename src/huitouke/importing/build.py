@@ -15,6 +15,7 @@ rows a refunded amount > 0 sets the status from the amounts (refund ≥ amount �
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal as Dec
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,7 @@ class Canon:
     columns: dict[str, str] = field(default_factory=dict)  # field → the file's column name
     item_kinds: pa.Array | None = None  # items joined in product_name (Taobao 宝贝种类)
     sku_from_title: bool = False  # no item codes in the export: a line's title is its sku
+    fen_fields: frozenset[str] = frozenset()  # money fields the export writes in fen (分)
 
 
 @dataclass
@@ -245,6 +247,8 @@ def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None)
                 quantity = pc.if_else(c.abs_line_quantities, pc.abs(quantity), quantity)
             sink.reject(mask(pc.less(quantity, 0)), "quantity", qty_raw, "import.bad_quantity")
         unit_price, bad_p, amb_p = parse_amount(uprice_raw, opts.decimal)
+        if "unit_price" in c.fen_fields:
+            unit_price = _from_fen(unit_price)
         sink.reject(amb_p, "unit_price", uprice_raw, "import.ambiguous_amount")
         sink.reject(bad_p, "unit_price", uprice_raw, "import.bad_amount")
         sink.reject(mask(pc.less(unit_price, pa.scalar(0, MONEY))), "unit_price", uprice_raw,
@@ -259,6 +263,8 @@ def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None)
         assert amount is not None
     else:
         amount, bad_amt, amb_amt = parse_amount(amount_raw, opts.decimal)
+        if "amount" in c.fen_fields:
+            amount = _from_fen(amount)
         sink.reject(mask(pc.is_null(amount_raw)), "amount", amount_raw, "import.missing_amount")
         sink.reject(amb_amt, "amount", amount_raw, "import.ambiguous_amount")
         sink.reject(bad_amt, "amount", amount_raw, "import.bad_amount")
@@ -266,6 +272,8 @@ def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None)
         mask(pc.less(amount, pa.scalar(0, MONEY))), "amount", amount_raw, "import.negative_amount"
     )
     refunded, bad_ref, amb_ref = parse_amount(refund_raw, opts.decimal)
+    if "refunded_amount" in c.fen_fields:
+        refunded = _from_fen(refunded)
     sink.reject(amb_ref, "refunded_amount", refund_raw, "import.ambiguous_amount")
     sink.reject(bad_ref, "refunded_amount", refund_raw, "import.bad_amount")
     sink.reject(
@@ -481,6 +489,11 @@ def refuse_mangled_ids(raw: RawData, ids: pa.Array, field_name: str, column: str
         details={"file": str(raw.path), "line": line, "column": col, "value": value,
                  "kind": kind},
     )  # fmt: skip
+
+
+def _from_fen(money: pa.Array) -> pa.Array:
+    """Fen (分) → yuan, exactly (1 fen = 0.01)."""
+    return pc.multiply(money, pa.scalar(Dec("0.01"), pa.decimal128(3, 2))).cast(MONEY)
 
 
 def _fill_forward(key: pa.Array, cols: list[pa.Array]) -> list[pa.Array]:

@@ -84,6 +84,14 @@ def parse_instant(
     s = arr
     if excel_serial:
         s = _excel_serials(s)
+    # Unix seconds (order APIs dumped to a file, e.g. WeChat's create_time): instants
+    epoch = pc.fill_null(pc.match_substring_regex(s, r"^1\d{9}$"), False)
+    any_epoch = bool(pc.any(epoch).as_py())
+    if any_epoch:
+        epoch_utc = pc.multiply(
+            pc.if_else(epoch, s, pa.scalar("0")).cast(pa.int64()), pa.scalar(1_000_000, pa.int64())
+        ).cast(pa.timestamp("us", tz="UTC"))
+        s = pc.if_else(epoch, pa.scalar("1970-01-01"), s)
     strict = pc.match_substring_regex(s, _ISO_STRICT)
     marker = None
     if not pc.all(pc.or_(strict, pc.is_null(s))).as_py():
@@ -120,6 +128,8 @@ def parse_instant(
             naive.cast(pa.int64()), pc.multiply(secs, pa.scalar(1_000_000, pa.int64()))
         ).cast(pa.timestamp("us", tz="UTC"))
         utc = pc.if_else(has_off, shifted, utc)
+    if any_epoch:
+        utc = pc.if_else(epoch, epoch_utc, utc)
     return utc, bad
 
 

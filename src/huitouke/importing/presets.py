@@ -741,3 +741,8 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }
+
+# the other Chinese platforms (拼多多, 抖店, 京东, 快手小店, 微信小店) live in their own module
+from huitouke.importing.platforms import PLATFORM_PRESETS  # noqa: E402
+
+PRESETS.update({p.name: p for p in PLATFORM_PRESETS})
