@@ -508,3 +508,24 @@ def test_taobao_titles_joined_in_one_cell_become_order_lines(cli: Cli, tmp_path:
     alice = baskets[baskets["customer_id"] == "tb_alice"]
     repeat = alice.groupby(alice.columns[-1])["order_id"].nunique()
     assert repeat["安吉白茶 100g"] == 2  # the same product bought in two orders
+
+
+def test_the_shop_zone_is_recorded_with_the_first_import(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huitouke.settings import get_settings
+    from huitouke.store.shop_profile import shop_zone
+
+    f = write(tmp_path, "a.csv", "order_id,customer_id,ordered_at,amount\na1,c1,2024-03-05,1\n")
+    s = cli.json(str(f))
+    assert s["shop_zone"] == "Asia/Shanghai" and s["warnings"] == []
+    assert shop_zone(Store(cli.url)) == "Asia/Shanghai"
+    # a later import under another zone keeps the recorded one and says so
+    monkeypatch.setenv("HUITOUKE_TIMEZONE", "Europe/London")
+    get_settings.cache_clear()
+    g = write(tmp_path, "b.csv", "order_id,customer_id,ordered_at,amount\nb1,c1,2024-03-06,1\n")
+    s = cli.json(str(g))
+    assert s["shop_zone"] == "Asia/Shanghai"
+    (w,) = s["warnings"]
+    assert "Asia/Shanghai" in w and "Europe/London" in w and "HUITOUKE_TIMEZONE" in w
+    assert shop_zone(Store(cli.url)) == "Asia/Shanghai"

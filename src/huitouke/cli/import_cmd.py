@@ -181,6 +181,7 @@ def register(app: typer.Typer) -> None:
                         "rejects_path": str(s.rejects_path) if s.rejects_path else None,
                         "warnings": [en if lang == "en" else zh for en, zh in s.warnings],
                         "zone": s.zone,
+                        "shop_zone": s.shop_zone,
                     },
                     ensure_ascii=False,
                 )

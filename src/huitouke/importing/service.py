@@ -40,7 +40,8 @@ class ImportSummary:
     preset: str = ""
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh)
-    zone: str = ""
+    zone: str = ""  # the zone the file's wall-clock times were read in
+    shop_zone: str = ""  # the shop's zone, recorded with its first import
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:
@@ -158,12 +159,38 @@ def import_file(
             write_rejects(out, res.rejects)
             raise rows_rejected_error(res, out)
         summary = _import_file(store, src, res, rejects_path=rejects_path, progress=progress)
+    shop_zone, zone_warnings = _record_shop_zone(store, summary.batch_id)
     return replace(
         summary,
         rejects_by_reason=res.rejects_by_reason(),
-        warnings=res.warnings,
+        warnings=[*res.warnings, *zone_warnings],
         zone=res.zone,
+        shop_zone=shop_zone,
     )
+
+
+def _record_shop_zone(store: Store, batch_id: int) -> tuple[str, list[tuple[str, str]]]:
+    """The shop's zone: recorded with its first import (the merchant zone then in force);
+    a later import under another merchant zone is told, since days and months would be
+    counted differently. (Its own small transaction after the batch: a crash in between
+    leaves the zone to the next import to record.)"""
+    from huitouke.settings import get_settings
+    from huitouke.store.shop_profile import TIMEZONE, record_first
+
+    current = get_settings().timezone
+    with store.begin() as conn:
+        recorded = record_first(conn, TIMEZONE, current, batch_id)
+    if recorded == current:
+        return recorded, []
+    return recorded, [
+        (
+            f"this store's orders were first imported with the merchant zone {recorded}, "
+            f"but HUITOUKE_TIMEZONE is now {current}: days, weeks and months in reports follow "
+            f"the setting in force. Set HUITOUKE_TIMEZONE={recorded} to count as before.",
+            f"本店首次导入订单时的商家时区为 {recorded},而当前 HUITOUKE_TIMEZONE 为 {current}:"
+            f"报表中的日、周、月按当前设置计算。如需与之前一致,请设置 HUITOUKE_TIMEZONE={recorded}。",
+        )
+    ]
 
 
 def strict_rejects_path(store: Store, source: Path) -> Path:
