@@ -86,11 +86,13 @@ def test_rows_sharing_an_id_with_other_customers_or_times_are_rejected_per_row(
         "A3,c4,2024-03-05 10:00,30,paid\n"
         "A3,c4,2024-03-05 10:00,30,paid\n"  # an identical export row: merged, not a collision
         "A4,c5,2024-03-05 10:00,40,paid\n"
-        "A4,c5,2024-03-05 10:00,40,refunded\n",  # a later state of the same order
+        "A4,c5,2024-03-05 10:00,40,refunded\n"  # a later state of the same order
+        "A5,c6,2024-03-05 10:00:59,50,paid\n"  # an order's rows stamped a minute apart
+        "A5,c6,2024-03-05 10:01:02,50,paid\n",
     )
     rej = tmp_path / "rej.csv"
     s = cli.json(str(f), "--rejects", str(rej))
-    assert s["orders_inserted"] == 2
+    assert s["orders_inserted"] == 3
     assert s["rows_rejected"] == 4
     assert s["rejects_by_reason"] == {"import.order_id_collision": 4}
     got = [(r["line"], r["value"], r["reason_code"]) for r in rejects(rej)]
@@ -104,7 +106,7 @@ def test_rows_sharing_an_id_with_other_customers_or_times_are_rejected_per_row(
     assert "different customers" in reasons["2"] and "different order times" in reasons["4"]
     assert "--order-key" in reasons["2"]
     o = cli.orders()
-    assert sorted(o) == ["A3", "A4"] and o["A4"]["status"] == "refunded"
+    assert sorted(o) == ["A3", "A4", "A5"] and o["A4"]["status"] == "refunded"
 
 
 def _pos_file(tmp_path: Path) -> Path:

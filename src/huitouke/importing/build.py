@@ -519,17 +519,29 @@ _WHAT = {
 }
 
 
+#: Rows of one order id whose times lie further apart than this are two orders. Within it
+#: they are one order whose line rows were stamped a little apart (a line export crossing a
+#: minute); a ticket number reused the next day is hours apart.
+SAME_ORDER_SPREAD = 3600 * 1_000_000  # microseconds
+
+
 def _collisions(rows: pa.Table) -> list[tuple[np.ndarray, str]]:
-    """Rows (by ``_row``) whose order id other rows share with another customer or another
-    order time: two orders under one id, never one order (sorted by order id on input)."""
+    """Rows (by ``_row``) whose order id other rows share with another customer or an order
+    time more than an hour away: two orders under one id, never one order."""
     agg = rows.group_by("order_id", use_threads=False).aggregate(
-        [("customer_id", "count_distinct"), ("ordered_at", "count_distinct")]
+        [("customer_id", "count_distinct"), ("ordered_at", "min"), ("ordered_at", "max")]
+    )
+    spread = pc.subtract(
+        agg.column("ordered_at_max").cast(pa.int64()), agg.column("ordered_at_min").cast(pa.int64())
+    )
+    tests = (
+        (pc.greater(agg.column("customer_id_count_distinct"), 1), "customer"),
+        (pc.greater(spread, SAME_ORDER_SPREAD), "time"),
     )
     out: list[tuple[np.ndarray, str]] = []
     seen = pa.array([], pa.string())
-    for col, what in (("customer_id_count_distinct", "customer"),
-                      ("ordered_at_count_distinct", "time")):  # fmt: skip
-        ids = agg.filter(pc.greater(agg.column(col), 1)).column("order_id")
+    for hit_ids, what in tests:
+        ids = agg.filter(hit_ids).column("order_id")
         ids = ids.filter(pc.invert(pc.is_in(ids, value_set=seen)))
         if len(ids):
             hit = pc.is_in(rows.column("order_id"), value_set=ids)

@@ -31,6 +31,7 @@ _WEEKDAY_RE = (
     r"(?i)\b(mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s*|(星期|周|礼拜)[一二三四五六日天]\s*"
 )
 _AMPM_RE = r"(?:上午|凌晨|早上|下午|晚上|中午|[aApP]\.?[mM]\.?)"
+_NAMES_HINT = r"[A-SU-Ya-su-y]|星期|礼拜|周[一二三四五六日天]"
 _EXCEL_SERIAL = r"^\d{5}(\.\d+)?$"
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # serial 1 = 1900-01-01 (Excel's 1900 leap-day bug)
 
@@ -95,14 +96,15 @@ def parse_instant(
     strict = pc.match_substring_regex(s, _ISO_STRICT)
     marker = None
     if not pc.all(pc.or_(strict, pc.is_null(s))).as_py():
-        if pc.any(pc.match_substring_regex(s, "[A-Za-z\u4e00-\u9fff]")).as_py():
+        # names need letters other than ISO's T and Z (or a Chinese weekday)
+        if pc.any(pc.match_substring_regex(s, _NAMES_HINT)).as_py():
             s = _month_names(s)
-            has_marker = pc.match_substring_regex(s, _AMPM_RE)
-            if pc.any(has_marker).as_py():
-                found = pc.extract_regex(s, rf"(?P<m>{_AMPM_RE})").field("m")
-                # (a row without a match extracts "", not null)
-                marker = pc.if_else(has_marker, pc.utf8_lower(found), pa.scalar(None, pa.string()))
-                s = pc.utf8_trim_whitespace(pc.replace_substring_regex(s, _AMPM_RE, " "))
+        has_marker = pc.match_substring_regex(s, _AMPM_RE)
+        if pc.any(has_marker).as_py():
+            found = pc.extract_regex(s, rf"(?P<m>{_AMPM_RE})").field("m")
+            # (a row without a match extracts "", not null)
+            marker = pc.if_else(has_marker, pc.utf8_lower(found), pa.scalar(None, pa.string()))
+            s = pc.utf8_trim_whitespace(pc.replace_substring_regex(s, _AMPM_RE, " "))
         s = _normalise_dates(s, date_order)
     has_off = pc.match_substring_regex(s, _OFFSET_TAIL)
     any_off = bool(pc.any(has_off).as_py())
