@@ -431,7 +431,7 @@ def _zone_warnings(
     ]
 
 
-_SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$"
+_SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE]\+\d+$"
 
 
 def refuse_mangled_ids(raw: RawData, ids: pa.Array, field_name: str, column: str | None) -> None:
@@ -443,12 +443,13 @@ def refuse_mangled_ids(raw: RawData, ids: pa.Array, field_name: str, column: str
         return
     example: int | None = None
     kind = ""
-    if pc.any(pc.match_substring(ids, "e", ignore_case=True)).as_py():
+    # cheap scans first (plain substring, byte lengths): the regexes run only on suspects
+    if pc.any(pc.match_substring(ids, "+")).as_py():  # 3.37215E+18
         sci = mask(pc.match_substring_regex(ids, _SCIENTIFIC))
         if sci.any():
             example, kind = int(np.flatnonzero(sci)[0]), "scientific"
-    if example is None:
-        long_ = mask(pc.greater(pc.utf8_length(ids), 15))
+    if example is None and (pc.max(pc.binary_length(ids)).as_py() or 0) > 15:
+        long_ = mask(pc.greater(pc.binary_length(ids), 15))
         if long_.any():
             idx = np.flatnonzero(long_)
             vals = ids.take(pa.array(idx))
@@ -456,7 +457,7 @@ def refuse_mangled_ids(raw: RawData, ids: pa.Array, field_name: str, column: str
             if digits.any():
                 dv = vals.filter(pa.array(digits))
                 zeroed = mask(pc.match_substring_regex(dv, r"^\d{15}0+$"))
-                lost = int(pc.sum(pc.subtract(pc.utf8_length(dv), 15)).as_py() or 0)
+                lost = int(pc.sum(pc.subtract(pc.binary_length(dv), 15)).as_py() or 0)
                 # all cut, and too many zeros to be chance (10⁻⁶)
                 if zeroed.all() and lost >= 6:
                     example, kind = int(idx[np.flatnonzero(digits)[0]]), "cut"
