@@ -316,6 +316,17 @@ def test_ambiguous_amounts_are_rejected_never_misread(cli: Cli, tmp_path: Path) 
     s = cli.json(str(g), "--decimal-comma", "--rejects", str(rej))
     assert s["rejects_by_reason"] == {"import.ambiguous_amount": 1}
     assert cli.orders()["d1"]["amount"] == Decimal("1299")
+    # declared: a decimal point refuses a decimal-comma value
+    k = write(
+        tmp_path,
+        "point.csv",
+        'order_id,customer_id,ordered_at,amount\nq1,c1,2024-03-05,1.299\nq2,c2,2024-03-05,"12,50"\n',
+    )
+    s = cli.json(str(k), "--decimal-point", "--rejects", str(rej))
+    assert s["rejects_by_reason"] == {"import.ambiguous_amount": 1}
+    assert cli.orders()["q1"]["amount"] == Decimal("1.299")
+    code, _, err = cli(str(k), "--decimal-point", "--decimal-comma")
+    assert code == 2 and "import.bad_option" in err
     # the default reading of a column without any comma is unchanged: 1.299 is 1.299
     h = write(
         tmp_path, "plain.csv", "order_id,customer_id,ordered_at,amount\np1,c,2024-03-05,1.299\n"
@@ -531,3 +542,35 @@ def test_the_shop_zone_is_recorded_with_the_first_import(
     (w,) = s["warnings"]
     assert "Asia/Shanghai" in w and "Europe/London" in w and "HUITOUKE_TIMEZONE" in w
     assert shop_zone(Store(cli.url)) == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize(
+    ("value", "local"),
+    [
+        ("2024-03-05 09:07:30", "2024-03-05 09:07:30"),
+        ("2024-03-05 09:07:30.250000", "2024-03-05 09:07:30.250000"),
+        ("2024-03-05", "2024-03-05 00:00:00"),
+        ("2024/3/5 9:07", "2024-03-05 09:07:00"),
+        ("2024.03.05 09:07", "2024-03-05 09:07:00"),
+        ("2024年3月5日 9:07", "2024-03-05 09:07:00"),
+        ("2024-03-05T09:07:00", "2024-03-05 09:07:00"),
+        ("20240305", "2024-03-05 00:00:00"),
+        ("3/25/2024 9:07", "2024-03-25 09:07:00"),
+        ("25/3/2024 9:07", "2024-03-25 09:07:00"),
+        ("25.3.2024", "2024-03-25 00:00:00"),
+        ("25-Mar-2024 9:07 PM", "2024-03-25 21:07:00"),
+        ("Monday, March 25, 2024", "2024-03-25 00:00:00"),
+        ("2024/3/25 下午9:07:00", "2024-03-25 21:07:00"),
+        ("2024-03-25 12:05 AM", "2024-03-25 00:05:00"),
+    ],
+)
+def test_every_documented_date_shape_reads(value: str, local: str, tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from huitouke.importing import read_orders
+
+    p = write(tmp_path, "d.csv", f'order_id,customer_id,ordered_at,amount\nx,c,"{value}",1\n')
+    res = read_orders(p, timezone="Asia/Shanghai")
+    assert res.rejects == []
+    got = res.orders.column("ordered_at")[0].as_py().astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"{got:%Y-%m-%d %H:%M:%S}" + (f".{got:%f}" if got.microsecond else "") == local
