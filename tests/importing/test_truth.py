@@ -252,9 +252,8 @@ def test_big5_is_recognised(cli: Cli, tmp_path: Path) -> None:
     rows = ["訂單編號,會員編號,下單時間,金額"]
     rows += [f"B{i},陳大文{i % 7},2024-02-{1 + i % 28:02d} 12:00,{100 + i}" for i in range(40)]
     f = write(tmp_path, "big5.csv", "\n".join(rows) + "\n", "big5")
-    s = cli.json(str(f), "--mapping", "訂單編號=order_id", "-m", "會員編號=customer_id",
-                 "-m", "下單時間=ordered_at", "-m", "金額=amount")  # fmt: skip
-    assert s["orders_inserted"] == 40
+    s = cli.json(str(f))  # traditional-Chinese headers are recognised too
+    assert s["preset"] == "generic" and s["orders_inserted"] == 40
     assert cli.orders()["B3"]["customer_id"] == "陳大文3"
 
 
@@ -574,3 +573,19 @@ def test_every_documented_date_shape_reads(value: str, local: str, tmp_path: Pat
     assert res.rejects == []
     got = res.orders.column("ordered_at")[0].as_py().astimezone(ZoneInfo("Asia/Shanghai"))
     assert f"{got:%Y-%m-%d %H:%M:%S}" + (f".{got:%f}" if got.microsecond else "") == local
+
+
+def test_a_utf8_file_with_a_stray_byte_stays_utf8(cli: Cli, tmp_path: Path) -> None:
+    rows = ["订单号,客户编号,下单时间,金额"]
+    rows += [f"单{i},王五{i},2024-01-02 10:00,{i}" for i in range(2, 80)]
+    data = bytearray("\n".join(rows).encode("utf-8") + b"\n")
+    at = data.index("单50,".encode()) + len("单50,".encode())
+    data[at] = 0xB0  # one byte of a hand edit in another encoding
+    f = tmp_path / "u8.csv"
+    f.write_bytes(bytes(data))
+    rej = tmp_path / "rej.csv"
+    s = cli.json(str(f), "--rejects", str(rej))
+    assert s["orders_inserted"] == 77
+    (r,) = rejects(rej)
+    assert r["line"] == "50" and "utf-8" in r["reason_en"]
+    assert cli.orders()["单51"]["customer_id"] == "王五51"  # not read as GB18030 mojibake

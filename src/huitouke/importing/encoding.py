@@ -164,6 +164,12 @@ def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> Decode
         if b"\x00" in data:
             raise encoding_error(path, data, data.index(b"\x00"), tried="utf-8")
         return Decoded(data, "utf-8")
+    # mostly UTF-8 with a few bad lines: GB18030 would accept the whole file but read its
+    # Chinese as the wrong characters, so a file whose other lines hold UTF-8 multi-byte
+    # text is UTF-8 (a GBK file's Chinese lines are almost never valid UTF-8)
+    mostly_utf8 = _decode_lines(data, "utf-8", 0)
+    if mostly_utf8 is not None and not mostly_utf8.body.isascii():
+        return mostly_utf8
     big5 = _looks_big5(data)
     if not big5:
         text = _strict(data, "gb18030")
