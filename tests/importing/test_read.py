@@ -83,16 +83,25 @@ def test_gbk_file_is_decoded(tmp_path: Path) -> None:
     assert by_id(res.orders)["单1"]["customer_id"] == "张三"
 
 
-def test_undecodable_file_names_offset_and_line(tmp_path: Path) -> None:
+def test_undecodable_line_is_rejected_and_an_unreadable_header_names_offset_and_line(
+    tmp_path: Path,
+) -> None:
     p = tmp_path / "bad.csv"
     p.write_bytes(
         b"order_id,customer_id,ordered_at,amount\no1,c1,2024-01-01,1\n\xff\xfe\xff\x00\x81\n"
     )
+    res = read_orders(p)
+    assert [(r.line, r.reason_code, r.value) for r in res.rejects] == [
+        (3, "import.undecodable_line", "0xFF")
+    ]
+    assert res.orders.num_rows == 1 and res.rows_read == 2
+    q = tmp_path / "badhead.csv"
+    q.write_bytes(b"order_id,customer_id,ordered_at,amount\xff\no1,c1,2024-01-01,1\n")
     with pytest.raises(ImportFileError) as ei:
-        read_orders(p)
+        read_orders(q)
     assert ei.value.code == "import.bad_encoding"
-    assert ei.value.details["line"] == 3
-    assert "bad.csv" in ei.value.message
+    assert ei.value.details["line"] == 1 and ei.value.details["byte_offset"] == 38
+    assert "badhead.csv" in ei.value.message
 
 
 def test_empty_and_header_only_files(tmp_path: Path) -> None:
@@ -325,8 +334,11 @@ def test_online_retail_line_level_original(tmp_path: Path) -> None:
     assert res.lines is not None and res.lines.num_rows == 4
 
 
-def test_presets_are_the_documented_six() -> None:
-    assert list(PRESETS) == ["generic", "cdnow", "online-retail", "taobao", "youzan", "shopify"]
+def test_presets_are_the_documented_ones() -> None:
+    assert list(PRESETS) == [
+        "generic", "cdnow", "online-retail", "taobao", "youzan", "shopify",
+        "pinduoduo", "douyin", "jd", "kuaishou", "wechat",
+    ]  # fmt: skip
 
 
 def test_bad_mapping_and_unknown_preset(tmp_path: Path) -> None:

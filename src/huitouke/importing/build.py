@@ -15,6 +15,7 @@ rows a refunded amount > 0 sets the status from the amounts (refund ≥ amount �
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal as Dec
 from typing import Any
 
 import numpy as np
@@ -22,16 +23,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from huitouke.core.orders import MONEY, ORDERS_SCHEMA
+from huitouke.errors import ImportFileError
 from huitouke.importing.convert import (
+    Decimal,
     clean,
     mask,
     on_dictionary,
-    parse_instant,
+    parse_amount,
     parse_int,
-    parse_money,
 )
+from huitouke.importing.dates import DateOrder, DateOrderUnclear, parse_instant
 from huitouke.importing.messages import reason_texts
 from huitouke.importing.sources import RawData
+from huitouke.importing.titles import kinds_by_order, split_titles
 from huitouke.store.orders_repo import LINES_SCHEMA, has_adjacent_equal, reduce_to_latest_state
 
 __all__ = ["Canon", "Reject", "RejectSink", "build"]
@@ -123,10 +127,14 @@ class Canon:
     amount_scope: str = "order"
     amount_from_lines: bool = False  # no amount column: Σ quantity × unit price
     fill_order_fields: bool = False  # order fields only on an order's first row (Shopify)
-    day_first: bool = False
+    date_order: DateOrder | None = None  # None: inferred from the file
     abs_line_quantities: pa.Array | None = None  # bool per row: credit note lines (Online Retail)
     pre_rejects: list[tuple[np.ndarray, str, pa.Array | None, str]] = field(default_factory=list)
     generated_ids: bool = False
+    columns: dict[str, str] = field(default_factory=dict)  # field → the file's column name
+    item_kinds: pa.Array | None = None  # items joined in product_name (Taobao 宝贝种类)
+    sku_from_title: bool = False  # no item codes in the export: a line's title is its sku
+    fen_fields: frozenset[str] = frozenset()  # money fields the export writes in fen (分)
 
 
 @dataclass
@@ -136,6 +144,7 @@ class Built:
     customers: pa.Table | None
     rejects: list[Reject]
     rows_read: int
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh)
 
 
 def _const(value: str | None, n: int) -> pa.Array:
@@ -148,13 +157,31 @@ def _str(arr: pa.Array | str | None, n: int) -> pa.Array:
     return clean(arr)
 
 
-def build(raw: RawData, c: Canon, zone: str) -> Built:
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read values the file itself may not settle (``None``/auto: infer)."""
+
+    decimal: Decimal = "auto"
+    date_order: DateOrder | None = None
+    merchant_zone: str | None = None  # the zone reports use (settings); default: the file's
+
+
+def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None) -> Built:
+    opts = options or ReadOptions()
     n = raw.num_rows
     sink = RejectSink(raw, n)
     extra: list[Reject] = []
     for line, got, expected in raw.malformed:
         en, zh = reason_texts("import.malformed_row", value=got, expected=expected)
         extra.append(Reject(raw.path.name, line, "*", "", "import.malformed_row", en, zh))
+    for b in raw.bad_lines:
+        en, zh = reason_texts(
+            "import.undecodable_line", value=f"0x{b.byte:02X}", offset=f"{b.offset:,}",
+            encoding=raw.encoding or "",
+        )  # fmt: skip
+        extra.append(
+            Reject(raw.path.name, b.line, "*", f"0x{b.byte:02X}", "import.undecodable_line", en, zh)
+        )
     for bad, fname, vals, code in c.pre_rejects:
         sink.reject(bad, fname, vals, code)
 
@@ -180,11 +207,23 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
              status_raw, name, phone, email],
         )  # fmt: skip
 
+    if not c.generated_ids:
+        refuse_mangled_ids(raw, order_id, "order_id", c.columns.get("order_id"))
+    if c.customer_id is not None:
+        refuse_mangled_ids(raw, customer_id, "customer_id", c.columns.get("customer_id"))
     sink.reject(mask(pc.is_null(order_id)), "order_id", order_id, "import.missing_order_id")
     sink.reject(
         mask(pc.is_null(customer_id)), "customer_id", customer_id, "import.missing_customer_id"
     )
-    ordered_at, bad_ts = parse_instant(ordered_raw, zone, day_first=c.day_first)
+    offsets: list[int] = []
+    try:
+        ordered_at, bad_ts = parse_instant(
+            ordered_raw, zone, date_order=opts.date_order or c.date_order,
+            excel_serial=raw.kind == "excel", offsets_seen=offsets,
+        )  # fmt: skip
+    except DateOrderUnclear as exc:
+        raise _date_order_error(raw, ordered_raw, exc, c.columns.get("ordered_at")) from exc
+    warnings = _zone_warnings(raw, ordered_at, offsets, opts.merchant_zone or zone)
     sink.reject(mask(pc.is_null(ordered_raw)), "ordered_at", ordered_raw, "import.missing_date")
     sink.reject(bad_ts, "ordered_at", ordered_raw, "import.bad_date")
     sink.reject(mask(pc.equal(status_tok, "!unpaid")), "status", status_raw, "import.unpaid")
@@ -207,7 +246,10 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
             if c.abs_line_quantities is not None:
                 quantity = pc.if_else(c.abs_line_quantities, pc.abs(quantity), quantity)
             sink.reject(mask(pc.less(quantity, 0)), "quantity", qty_raw, "import.bad_quantity")
-        unit_price, bad_p = parse_money(uprice_raw)
+        unit_price, bad_p, amb_p = parse_amount(uprice_raw, opts.decimal)
+        if "unit_price" in c.fen_fields:
+            unit_price = _from_fen(unit_price)
+        sink.reject(amb_p, "unit_price", uprice_raw, "import.ambiguous_amount")
         sink.reject(bad_p, "unit_price", uprice_raw, "import.bad_amount")
         sink.reject(mask(pc.less(unit_price, pa.scalar(0, MONEY))), "unit_price", uprice_raw,
                     "import.negative_amount")  # fmt: skip
@@ -220,13 +262,19 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
         sink.reject(mask(pc.is_null(uprice_raw)), "unit_price", uprice_raw, "import.missing_amount")
         assert amount is not None
     else:
-        amount, bad_amt = parse_money(amount_raw)
+        amount, bad_amt, amb_amt = parse_amount(amount_raw, opts.decimal)
+        if "amount" in c.fen_fields:
+            amount = _from_fen(amount)
         sink.reject(mask(pc.is_null(amount_raw)), "amount", amount_raw, "import.missing_amount")
+        sink.reject(amb_amt, "amount", amount_raw, "import.ambiguous_amount")
         sink.reject(bad_amt, "amount", amount_raw, "import.bad_amount")
     sink.reject(
         mask(pc.less(amount, pa.scalar(0, MONEY))), "amount", amount_raw, "import.negative_amount"
     )
-    refunded, bad_ref = parse_money(refund_raw)
+    refunded, bad_ref, amb_ref = parse_amount(refund_raw, opts.decimal)
+    if "refunded_amount" in c.fen_fields:
+        refunded = _from_fen(refunded)
+    sink.reject(amb_ref, "refunded_amount", refund_raw, "import.ambiguous_amount")
     sink.reject(bad_ref, "refunded_amount", refund_raw, "import.bad_amount")
     sink.reject(
         mask(pc.less(refunded, pa.scalar(0, MONEY))),
@@ -273,7 +321,13 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
                 "_row": idx.cast(pa.int64()),
             }
         )
-    orders, lines_out, unique = _collapse(rows, lines_t, c.amount_scope, c.amount_from_lines)
+    orders, lines_out, unique, collided = _collapse(
+        rows, lines_t, c.amount_scope, c.amount_from_lines
+    )
+    for rows_hit, what in collided:
+        flag = np.zeros(n, dtype=bool)
+        flag[rows_hit] = True
+        sink.reject(flag, "order_id", order_id, "import.order_id_collision", **_WHAT[what])
     orders = _resolve_status(orders)
     # refund larger than the amount: reject those rows (after aggregation, per order)
     over = mask(pc.greater(orders.column("refunded_amount"), orders.column("amount")))
@@ -287,11 +341,160 @@ def build(raw: RawData, c: Canon, zone: str) -> Built:
             lines_out = lines_out.filter(
                 pc.is_in(lines_out.column("order_id"), value_set=orders.column("order_id"))
             )
+    if c.item_kinds is not None and lines_out is not None:
+        kinds, _ = parse_int(_str(c.item_kinds, n))
+        lines_out = split_titles(lines_out, kinds_by_order(k(order_id), k(kinds)))
+    if c.sku_from_title and lines_out is not None:
+        sku_col = pc.coalesce(lines_out.column("sku"), lines_out.column("product_name"))
+        lines_out = lines_out.set_column(lines_out.column_names.index("sku"), "sku", sku_col)
     customers = _customers(orders)
     final = orders.select([f.name for f in ORDERS_SCHEMA]).cast(ORDERS_SCHEMA)
     if not unique:
         final = reduce_to_latest_state(final)
-    return Built(final, lines_out, customers, sink.materialise(extra), n + len(raw.malformed))
+    rows_read = n + len(raw.malformed) + len(raw.bad_lines)
+    return Built(final, lines_out, customers, sink.materialise(extra), rows_read, warnings)
+
+
+def _date_order_error(
+    raw: RawData, values: pa.Array, exc: DateOrderUnclear, column: str | None
+) -> ImportFileError:
+    lines = raw.lines()
+    shown = [f"{values[r].as_py()!r} (line {int(lines[r])})" for r in exc.rows]
+    shown_zh = [f"{values[r].as_py()!r}(第 {int(lines[r])} 行)" for r in exc.rows]
+    col = column or "ordered_at"
+    if exc.kind == "mixed":
+        en = (
+            f"the dates in column {col!r} mix day-first and month-first values: "
+            f"{shown[0]} and {shown[1]} cannot both be read in one order"
+        )
+        zh = (
+            f"列 {col!r} 的日期混用了“日/月”和“月/日”两种顺序:{shown_zh[0]} 与 "
+            f"{shown_zh[1]} 无法按同一顺序读取"
+        )
+    else:
+        en = (
+            f"the day/month order of column {col!r} cannot be told: no date has a day over "
+            f"12, so {shown[0]} reads two ways"
+        )
+        zh = f"无法判断列 {col!r} 的日/月顺序:没有大于 12 的日,{shown_zh[0]} 可有两种读法"
+    return ImportFileError(
+        f"{raw.path.name}: {en}. Nothing was imported; declare the order with "
+        f"--date-order dmy (day/month/year) or --date-order mdy (month/day/year).",
+        code="import.ambiguous_date_order",
+        message_zh=f"{raw.path.name}:{zh}。未导入任何数据;请用 --date-order dmy(日/月/年)或 "
+        f"--date-order mdy(月/日/年)指定。",
+        details={"file": str(raw.path), "column": col, "kind": exc.kind,
+                 "lines": [int(lines[r]) for r in exc.rows]},
+    )  # fmt: skip
+
+
+def _fmt_offset(secs: int) -> str:
+    sign = "-" if secs < 0 else "+"
+    h, m = divmod(abs(secs) // 60, 60)
+    return f"{sign}{h:02d}:{m:02d}"
+
+
+def _zone_warnings(
+    raw: RawData, instants: pa.Array, offsets: list[int], zone: str
+) -> list[tuple[str, str]]:
+    """A warning when the file's own UTC offsets are not the merchant zone's: the instants
+    are right, but days and hours in reports follow the merchant zone."""
+    if not offsets:
+        return []
+    from datetime import datetime as _dt
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    valid = instants.filter(pc.is_valid(instants))
+    step = max(1, len(valid) // 200)
+    zone_offsets: set[int] = set()
+    for v in valid[::step].to_pylist():
+        if isinstance(v, _dt):
+            off = v.astimezone(tz).utcoffset()
+            if off is not None:
+                zone_offsets.add(int(off.total_seconds()))
+    foreign = sorted(set(offsets) - zone_offsets)
+    if not foreign:
+        return []
+    seen = ", ".join(_fmt_offset(o) for o in foreign)
+    own = ", ".join(_fmt_offset(o) for o in sorted(zone_offsets)) or "?"
+    return [
+        (
+            f"{raw.path.name}: the order times carry the UTC offset {seen}, but the merchant's "
+            f"zone {zone} is {own}. The instants are kept as written; days, hours and periods "
+            f"in reports follow {zone}. If the shop is in another zone, set HUITOUKE_TIMEZONE "
+            f"(e.g. America/New_York) and import again.",
+            f"{raw.path.name}:下单时间带有 UTC 偏移 {seen},而商家时区 {zone} 为 {own}。"
+            f"时间点按原样保存;报表中的日期、小时和周期按 {zone} 计算。若店铺在其他时区,"
+            f"请设置 HUITOUKE_TIMEZONE(如 America/New_York)后重新导入。",
+        )
+    ]
+
+
+_SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE]\+\d+$"
+
+
+def refuse_mangled_ids(raw: RawData, ids: pa.Array, field_name: str, column: str | None) -> None:
+    """Refuse a file whose ids a spreadsheet program rewrote: in scientific notation
+    (``3.37215E+18``), or long numbers all cut to 15 significant digits (Excel keeps 15, so
+    ``3372145678901234567`` is saved as ``3372145678901230000``) — distinct orders or
+    customers would share one id."""
+    if len(ids) == 0:
+        return
+    example: int | None = None
+    kind = ""
+    # cheap scans first (plain substring, byte lengths): the regexes run only on suspects
+    if pc.any(pc.match_substring(ids, "+")).as_py():  # 3.37215E+18
+        sci = mask(pc.match_substring_regex(ids, _SCIENTIFIC))
+        if sci.any():
+            example, kind = int(np.flatnonzero(sci)[0]), "scientific"
+    if example is None and (pc.max(pc.binary_length(ids)).as_py() or 0) > 15:
+        long_ = mask(pc.greater(pc.binary_length(ids), 15))
+        if long_.any():
+            idx = np.flatnonzero(long_)
+            vals = ids.take(pa.array(idx))
+            digits = mask(pc.match_substring_regex(vals, r"^\d{16,}$"))
+            if digits.any():
+                dv = vals.filter(pa.array(digits))
+                zeroed = mask(pc.match_substring_regex(dv, r"^\d{15}0+$"))
+                lost = int(pc.sum(pc.subtract(pc.binary_length(dv), 15)).as_py() or 0)
+                # all cut, and too many zeros to be chance (10⁻⁶)
+                if zeroed.all() and lost >= 6:
+                    example, kind = int(idx[np.flatnonzero(digits)[0]]), "cut"
+    if example is None:
+        return
+    value = str(ids[example].as_py())
+    line = int(raw.lines()[example])
+    col = column or field_name
+    how_en = (
+        "is in scientific notation" if kind == "scientific"
+        else "and every other long id end in zeros after the 15th digit (Excel keeps 15)"
+    )  # fmt: skip
+    how_zh = (
+        "是科学计数法"
+        if kind == "scientific"
+        else "等长编号在第 15 位之后全是 0(Excel 只保留 15 位)"
+    )
+    raise ImportFileError(
+        f"{raw.path.name}: the ids in column {col!r} were changed by a spreadsheet program: "
+        f"{value!r} (line {line}) {how_en}, so different "
+        f"{'orders' if field_name == 'order_id' else 'customers'} would share one id. Nothing "
+        f"was imported. Export the file again from the platform and import it without opening "
+        f"it in Excel, or in Excel format the column as Text before entering or pasting the "
+        f"ids (Format Cells → Text) and save as CSV UTF-8.",
+        code="import.mangled_ids",
+        message_zh=f"{raw.path.name}:列 {col!r} 的编号已被表格软件改写:{value!r}(第 {line} 行)"
+        f"{how_zh},不同的{'订单' if field_name == 'order_id' else '客户'}会变成同一个编号。"
+        f"未导入任何数据。请从平台重新导出,不要用 Excel 打开后另存;或在 Excel 中先把该列"
+        f"设置为“文本”格式(设置单元格格式 → 文本)再粘贴编号,另存为 CSV UTF-8。",
+        details={"file": str(raw.path), "line": line, "column": col, "value": value,
+                 "kind": kind},
+    )  # fmt: skip
+
+
+def _from_fen(money: pa.Array) -> pa.Array:
+    """Fen (分) → yuan, exactly (1 fen = 0.01)."""
+    return pc.multiply(money, pa.scalar(Dec("0.01"), pa.decimal128(3, 2))).cast(MONEY)
 
 
 def _fill_forward(key: pa.Array, cols: list[pa.Array]) -> list[pa.Array]:
@@ -311,11 +514,50 @@ def _fill_forward(key: pa.Array, cols: list[pa.Array]) -> list[pa.Array]:
     ]
 
 
+_WHAT = {
+    "customer": {"what_en": "different customers", "what_zh": "不同的客户"},
+    "time": {"what_en": "different order times", "what_zh": "不同的下单时间"},
+}
+
+
+#: Rows of one order id whose times lie further apart than this are two orders. Within it
+#: they are one order whose line rows were stamped a little apart (a line export crossing a
+#: minute); a ticket number reused the next day is hours apart.
+SAME_ORDER_SPREAD = 3600 * 1_000_000  # microseconds
+
+
+def _collisions(rows: pa.Table) -> list[tuple[np.ndarray, str]]:
+    """Rows (by ``_row``) whose order id other rows share with another customer or an order
+    time more than an hour away: two orders under one id, never one order."""
+    agg = rows.group_by("order_id", use_threads=False).aggregate(
+        [("customer_id", "count_distinct"), ("ordered_at", "min"), ("ordered_at", "max")]
+    )
+    spread = pc.subtract(
+        agg.column("ordered_at_max").cast(pa.int64()), agg.column("ordered_at_min").cast(pa.int64())
+    )
+    tests = (
+        (pc.greater(agg.column("customer_id_count_distinct"), 1), "customer"),
+        (pc.greater(spread, SAME_ORDER_SPREAD), "time"),
+    )
+    out: list[tuple[np.ndarray, str]] = []
+    seen = pa.array([], pa.string())
+    for hit_ids, what in tests:
+        ids = agg.filter(hit_ids).column("order_id")
+        ids = ids.filter(pc.invert(pc.is_in(ids, value_set=seen)))
+        if len(ids):
+            hit = pc.is_in(rows.column("order_id"), value_set=ids)
+            out.append((rows.column("_row").filter(hit).to_numpy(), what))
+            seen = pa.concat_arrays([seen, ids.combine_chunks()])
+    return out
+
+
 def _collapse(
     rows: pa.Table, lines: pa.Table | None, scope: str, from_lines: bool
-) -> tuple[pa.Table, pa.Table | None, bool]:
+) -> tuple[pa.Table, pa.Table | None, bool, list[tuple[np.ndarray, str]]]:
     """Merge repeated rows of one order: identical export rows count once; line rows
-    become the order's lines; the order-level fields follow the later-state rule."""
+    become the order's lines; the order-level fields follow the later-state rule. Rows
+    whose shared id names different customers or times are not merged but returned as
+    collisions (their ``_row`` indices)."""
     n = rows.num_rows
     if n > 1:
         # one stable sort by order id: it tells whether ids repeat (adjacent equal) and
@@ -329,7 +571,14 @@ def _collapse(
         if lines is not None:
             lines = lines.append_column("line_no", pa.array(np.ones(n, dtype=np.int32)))
             lines = lines.select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
-        return rows, lines, True
+        return rows, lines, True, []
+    collided = _collisions(rows)
+    if collided:
+        hit = pa.array(np.concatenate([r for r, _ in collided]))
+        keep = pc.invert(pc.is_in(rows.column("_row"), value_set=hit))
+        rows = rows.filter(keep)
+        if lines is not None:
+            lines = lines.filter(keep)
     # 1) identical duplicate rows (all canonical fields equal) count once
     keycols = [c for c in rows.column_names if c != "_row"]
     if lines is not None:
@@ -368,7 +617,7 @@ def _collapse(
             line_no = np.zeros(0, dtype=np.int32)
         lines = lines.append_column("line_no", pa.array(line_no))
         lines = lines.select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
-    return rows, lines, False
+    return rows, lines, False, collided
 
 
 def _resolve_status(t: pa.Table) -> pa.Table:

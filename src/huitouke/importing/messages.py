@@ -44,6 +44,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the same order appears again with a different customer",
         "zh": "同一订单再次出现但客户不同",
     },
+    "import.undecodable_line": {
+        "en": "the line cannot be decoded as {encoding}: byte {value} at byte offset {offset} "
+        "(left out; fix the line or pass --encoding)",
+        "zh": "该行无法按 {encoding} 解码:字节偏移 {offset} 处的字节 {value}(已跳过;"
+        "请修正该行或用 --encoding 指定编码)",
+    },
+    "import.order_id_collision": {
+        "en": "order id collision: other rows with order id {value} name {what_en}; not merged "
+        "into one order (if the source's ids are not unique, give --order-key, "
+        "e.g. date,store,ticket)",
+        "zh": "订单编号冲突:订单编号 {value} 的其他行对应{what_zh},不合并为一个订单"
+        "(若来源的单号不唯一,请用 --order-key 组合多列,如 date,store,ticket)",
+    },
+    "import.ambiguous_amount": {
+        "en": "amount {value!r} is ambiguous: it reads differently with a decimal comma and a "
+        "decimal point, and the column or --decimal-comma/--decimal-point does not settle it",
+        "zh": "金额 {value!r} 有歧义:按小数逗号和小数点读法不同,而该列或 "
+        "--decimal-comma/--decimal-point 无法确定",
+    },
     # CLI
     "import.summary": {
         "en": "batch {batch_id}: {rows_read} rows read, {inserted} orders inserted, "
@@ -61,6 +80,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "rejected rows written to {path}",
         "zh": "拒收的行已写入 {path}",
     },
+    "import.rejects_by_reason": {"en": "rejected rows by reason:", "zh": "拒收行按原因统计:"},
     "import.progress_read": {"en": "reading", "zh": "读取"},
     "import.progress_write": {"en": "writing", "zh": "写入"},
 }

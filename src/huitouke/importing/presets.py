@@ -47,21 +47,25 @@ def _syn(*names: str) -> tuple[str, ...]:
 
 GENERIC_SYNONYMS: dict[str, tuple[str, ...]] = {
     "order_id": _syn("order_id", "order id", "order no", "order_no", "order number", "orderid",
-                     "order", "invoice", "invoice_no", "invoiceno", "transaction_id", "订单号",
-                     "订单编号", "订单id", "单号", "交易号", "流水号"),
+                     "order", "invoice", "invoice_no", "invoiceno", "transaction_id", "ticket",
+                     "ticket_no", "receipt", "receipt_no", "小票号", "小票编号", "订单号",
+                     "订单编号", "订单id", "单号", "交易号", "流水号", "訂單號", "訂單編號"),
     "customer_id": _syn("customer_id", "customer", "customerid", "customer no", "client_id",
                         "buyer_id", "buyer", "user_id", "userid", "member_id", "member",
                         "客户id", "客户编号", "客户号", "会员id", "会员号", "会员编号", "会员卡号",
-                        "买家", "买家id", "用户id", "顾客id", "顾客编号", "客户"),
+                        "买家", "买家id", "用户id", "顾客id", "顾客编号", "客户", "會員編號",
+                        "會員號", "客戶編號", "顧客編號"),
     "ordered_at": _syn("ordered_at", "order_date", "order date", "order_time", "date",
                        "datetime", "created_at", "created", "timestamp", "time", "purchase_date",
                        "transaction_date", "下单时间", "订单时间", "日期", "创建时间", "交易时间",
-                       "订单日期", "购买时间", "消费时间", "付款时间", "支付时间"),
+                       "订单日期", "购买时间", "消费时间", "付款时间", "支付时间", "下單時間", "訂單時間",
+                       "交易時間", "訂單日期"),
     "amount": _syn("amount", "total", "order_amount", "order_total", "revenue", "sales",
                    "paid_amount", "payment", "total_price", "totalprice", "value", "金额",
                    "实付金额", "订单金额", "支付金额", "实收金额", "消费金额", "付款金额",
-                   "成交金额", "销售额", "总金额"),
-    "status": _syn("status", "order_status", "state", "状态", "订单状态", "交易状态"),
+                   "成交金额", "销售额", "总金额", "金額", "實付金額", "訂單金額"),
+    "status": _syn("status", "order_status", "state", "状态", "订单状态", "交易状态", "訂單狀態",
+                   "狀態"),
     "currency": _syn("currency", "currency_code", "币种", "货币"),
     "refunded_amount": _syn("refunded_amount", "refund", "refund_amount", "refunded",
                             "退款金额", "已退款金额", "退款"),
@@ -241,6 +245,7 @@ def _generic(raw: RawData, mapping: dict[str, str]) -> Canon:
             pa.array([stem] * n), pa.array(raw.lines()).cast(pa.string()), ":"
         )
     return Canon(
+        columns=cols,
         order_id=order_id,
         customer_id=g.get("customer_id"),
         ordered_at=g.get("ordered_at"),
@@ -343,6 +348,7 @@ def _online_retail(raw: RawData, mapping: dict[str, str]) -> Canon:
         # credit notes carry negative quantities: the note is stored as a cancelled order
         # for the absolute amount
         return Canon(
+            columns=cols,
             order_id=inv,
             customer_id=cust,
             ordered_at=g["ordered_at"],
@@ -356,10 +362,12 @@ def _online_retail(raw: RawData, mapping: dict[str, str]) -> Canon:
             amount_scope="line",
             amount_from_lines=True,
             abs_line_quantities=pa.array(credit),
+            date_order="mdy",  # the UCI data: 12/1/2010 8:26
         )
     amt = clean(g["amount"])
     amt = pc.if_else(pa.array(credit), pc.replace_substring_regex(amt, r"^-", ""), amt)
     return Canon(
+        columns=cols,
         order_id=inv,
         customer_id=cust,
         ordered_at=g["ordered_at"],
@@ -367,6 +375,7 @@ def _online_retail(raw: RawData, mapping: dict[str, str]) -> Canon:
         status=status,
         currency="GBP",
         channel=g.get("channel"),
+        date_order="mdy",
     )
 
 
@@ -393,7 +402,7 @@ TAOBAO_SYNONYMS: dict[str, tuple[str, ...]] = {
     "refunded_amount": _syn("退款金额"),
     "channel": _syn("店铺名称"),
     "product_name": _syn("宝贝标题", "商品标题"),
-    "quantity": _syn("宝贝总数量", "商品总数量", "购买数量"),
+    "quantity": _syn("宝贝总数量", "商品总数量", "购买数量", "商品数量"),
     "name": _syn("收货人姓名", "买家姓名"),
     "phone": _syn("联系手机", "联系电话", "买家手机号"),
 }
@@ -433,6 +442,7 @@ def _taobao(raw: RawData, mapping: dict[str, str]) -> Canon:
     if alipay is not None and cols["customer_id"] != _find(raw.header, "买家支付宝账号"):
         cust = pc.if_else(pc.is_null(cust), clean(alipay), cust)
     return Canon(
+        columns=cols,
         order_id=g["order_id"],
         customer_id=cust,
         ordered_at=g["ordered_at"],
@@ -444,6 +454,8 @@ def _taobao(raw: RawData, mapping: dict[str, str]) -> Canon:
         channel=g.get("channel") or "taobao",
         product_name=g.get("product_name"),
         quantity=g.get("quantity"),
+        item_kinds=_col(raw, _find(raw.header, "宝贝种类") or _find(raw.header, "商品种类")),
+        sku_from_title=True,
         name=g.get("name"),
         phone=g.get("phone"),
     )
@@ -531,6 +543,7 @@ def _youzan(raw: RawData, mapping: dict[str, str]) -> Canon:
         status = pc.if_else(override, rs, status)
     has_lines = any(k in cols for k in ("product_name", "sku", "quantity", "unit_price"))
     return Canon(
+        columns=cols,
         order_id=g["order_id"],
         customer_id=g["customer_id"],
         ordered_at=g["ordered_at"],
@@ -608,6 +621,7 @@ def _shopify(raw: RawData, mapping: dict[str, str]) -> Canon:
         to_cancel = pc.and_(cancelled, pc.is_in(status, value_set=pa.array(["paid"])))
         status = pc.if_else(to_cancel, pa.scalar("cancelled"), status)
     return Canon(
+        columns=cols,
         order_id=g["order_id"],
         customer_id=cust,
         ordered_at=g["ordered_at"],
@@ -730,3 +744,8 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }
+
+# the other Chinese platforms (拼多多, 抖店, 京东, 快手小店, 微信小店) live in their own module
+from huitouke.importing.platforms import PLATFORM_PRESETS  # noqa: E402
+
+PRESETS.update({p.name: p for p in PLATFORM_PRESETS})

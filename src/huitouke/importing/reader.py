@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from huitouke.errors import ImportFileError, InputError
-from huitouke.importing.build import Reject, build
+from huitouke.importing.build import ReadOptions, Reject, build
+from huitouke.importing.convert import Decimal
+from huitouke.importing.dates import DateOrder
 from huitouke.importing.presets import PRESETS, Preset
 from huitouke.importing.sources import Grid, RawData, load_raw, preview
 
-__all__ = ["ReadResult", "read_orders"]
+__all__ = ["ReadResult", "read_orders", "rejects_by_reason"]
 
 
 @dataclass
@@ -31,6 +34,19 @@ class ReadResult:
     rows_read: int
     encoding: str | None
     path: Path
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh)
+    zone: str = ""  # the zone the file's wall-clock times were read in
+
+    def rejects_by_reason(self) -> dict[str, int]:
+        """How many rows each reason rejected, the most frequent first."""
+        return rejects_by_reason(self.rejects)
+
+
+def rejects_by_reason(rejects: list[Reject]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rejects:
+        counts[r.reason_code] = counts.get(r.reason_code, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _zone(name: str) -> str:
@@ -112,6 +128,9 @@ def read_orders(
     sheet: str | int | None = None,
     progress: bool = False,
     encoding: str | None = None,
+    order_key: list[str] | None = None,
+    decimal: Decimal = "auto",
+    date_order: DateOrder | None = None,
 ) -> ReadResult:
     """Read and validate an order file.
 
@@ -119,26 +138,75 @@ def read_orders(
     wall-clock times in the file: by default the preset's own (online-retail:
     Europe/London) or else the merchant's zone from settings (default Asia/Shanghai).
     ``mapping`` maps file columns to canonical fields (``{"下单日期": "ordered_at"}``).
+    ``order_key`` names columns whose values together identify an order, for sources
+    whose order ids are not unique (a ticket number that restarts every day:
+    ``["date", "store", "ticket"]``). ``decimal`` declares the decimal separator of
+    amounts (``"comma"``/``"point"``; inferred per column by default) and ``date_order``
+    the day/month order (``"dmy"``/``"mdy"``/``"ymd"``; inferred per file by default).
     """
+    from huitouke.settings import get_settings
+
     p = Path(path)
     if mapping and preset is None:
         preset = "generic"  # a column mapping names generic fields
     grid = preview(p, sheet=sheet, encoding=encoding)
     chosen, header_idx = _choose(grid, preset, mapping, p)
+    merchant_zone = get_settings().timezone
     if timezone is None:
-        if chosen.zone:
-            timezone = chosen.zone
-        else:
-            from huitouke.settings import get_settings
-
-            timezone = get_settings().timezone
+        timezone = chosen.zone or merchant_zone
     zone = _zone(timezone)
+    if date_order is not None and date_order not in ("dmy", "mdy", "ymd"):
+        raise InputError(
+            f"--date-order {date_order!r}: expected dmy, mdy or ymd",
+            code="import.bad_option",
+            message_zh=f"--date-order {date_order!r}:应为 dmy、mdy 或 ymd",
+        )
+    if decimal not in ("auto", "comma", "point"):
+        raise InputError(
+            f"decimal separator {decimal!r}: expected auto, comma or point",
+            code="import.bad_option",
+            message_zh=f"小数分隔符 {decimal!r}:应为 auto、comma 或 point",
+        )
+    options = ReadOptions(decimal=decimal, date_order=date_order, merchant_zone=merchant_zone)
     if progress and p.stat().st_size > 5_000_000:
         # a plain line, not a spinner: no refresh thread racing Arrow's pools at exit
         from rich.console import Console
 
         Console(stderr=True).print(f"reading {p.name} ({chosen.name}) …", highlight=False)
-    return _read(p, grid, chosen, header_idx, zone, mapping, sheet)
+    return _read(p, grid, chosen, header_idx, zone, mapping, sheet, order_key, options)
+
+
+ORDER_KEY_COLUMN = "(order key)"
+
+
+def _with_order_key(raw: RawData, columns: list[str], mapping: dict[str, str]) -> None:
+    """A column joining the named columns' values (``2024-03-05|S1|17``), mapped to the
+    order id; a row missing any part has no order id (and is rejected for it)."""
+    from huitouke.importing.convert import clean
+    from huitouke.importing.sources import norm_header
+
+    by_norm = {norm_header(h): h for h in raw.header}
+    found: list[str] = []
+    for col in columns:
+        actual = col if col in raw.header else by_norm.get(norm_header(col))
+        if actual is None:
+            raise ImportFileError(
+                f"--order-key {','.join(columns)}: the file has no column {col!r}; columns "
+                f"found: {', '.join(raw.header)}",
+                code="import.bad_order_key",
+                message_zh=f"--order-key {','.join(columns)}:文件中没有列 {col!r};"
+                f"现有列:{', '.join(raw.header)}",
+                details={"column": col, "columns_found": raw.header},
+            )
+        found.append(actual)
+    parts = [clean(raw.table.column(c)) for c in found]
+    key = pc.binary_join_element_wise(*parts, "|")
+    raw.table = raw.table.append_column(ORDER_KEY_COLUMN, key)
+    raw.header = [*raw.header, ORDER_KEY_COLUMN]
+    for c, f in list(mapping.items()):
+        if f == "order_id":
+            del mapping[c]
+    mapping[ORDER_KEY_COLUMN] = "order_id"
 
 
 def _read(
@@ -149,17 +217,22 @@ def _read(
     zone: str,
     mapping: dict[str, str] | None,
     sheet: str | int | None,
+    order_key: list[str] | None,
+    options: ReadOptions,
 ) -> ReadResult:
     raw: RawData = load_raw(p, grid, header_idx, sheet=sheet)
-    if raw.num_rows == 0 and not raw.malformed:
+    if raw.num_rows == 0 and not raw.malformed and not raw.bad_lines:
         raise ImportFileError(
             f"{p.name}: the file has a header but no data rows",
             code="import.empty_file",
             message_zh=f"{p.name}:文件只有表头,没有数据行",
             details={"file": str(p)},
         )
-    canon = chosen.make(raw, dict(mapping or {}))
-    built = build(raw, canon, zone)
+    maps = dict(mapping or {})
+    if order_key:
+        _with_order_key(raw, order_key, maps)
+    canon = chosen.make(raw, maps)
+    built = build(raw, canon, zone, options)
     return ReadResult(
         built.orders,
         built.lines,
@@ -169,4 +242,6 @@ def _read(
         built.rows_read,
         raw.encoding,
         p,
+        built.warnings,
+        zone,
     )

@@ -8,14 +8,17 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import insert, update
 
+from huitouke.errors import ImportFileError
 from huitouke.importing.build import Reject
-from huitouke.importing.reader import read_orders
+from huitouke.importing.convert import Decimal
+from huitouke.importing.dates import DateOrder
+from huitouke.importing.reader import ReadResult, read_orders
 from huitouke.store import tables as t
 from huitouke.store.db import Store
 from huitouke.store.orders_repo import upsert_orders
@@ -35,6 +38,10 @@ class ImportSummary:
     rows_rejected: int
     rejects_path: Path | None
     preset: str = ""
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh)
+    zone: str = ""  # the zone the file's wall-clock times were read in
+    shop_zone: str = ""  # the shop's zone, recorded with its first import
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:
@@ -124,6 +131,10 @@ def import_file(
     progress: bool = True,
     sheet: str | int | None = None,
     encoding: str | None = None,
+    order_key: list[str] | None = None,
+    decimal: Decimal = "auto",
+    date_order: DateOrder | None = None,
+    strict: bool = False,
 ) -> ImportSummary:
     """Import one file as one batch: all of its good rows or nothing.
 
@@ -131,42 +142,90 @@ def import_file(
     lines and products commit together, so an interrupted import (even ``kill -9``) leaves
     the store as it was before the batch. Rejected rows are written to ``rejects_path``
     (default: next to the SQLite store) when there are any, or always when it is given.
+    With ``strict``, a file with any rejected row stores nothing: the rejects are written
+    and ``import.rows_rejected`` is raised. ``order_key``, ``decimal`` and ``date_order``
+    are :func:`~huitouke.importing.reader.read_orders`'s.
     """
+    src = Path(path)
     with no_transparent_huge_pages():
-        return _import_file(
-            store,
-            Path(path),
-            preset,
-            timezone=timezone,
-            mapping=mapping,
-            rejects_path=rejects_path,
-            progress=progress,
-            sheet=sheet,
-            encoding=encoding,
+        res = read_orders(
+            src, preset, timezone=timezone, mapping=mapping, sheet=sheet, progress=progress,
+            encoding=encoding, order_key=order_key, decimal=decimal, date_order=date_order,
+        )  # fmt: skip
+        if strict and res.rejects:
+            out = (
+                Path(rejects_path) if rejects_path is not None else strict_rejects_path(store, src)
+            )
+            write_rejects(out, res.rejects)
+            raise rows_rejected_error(res, out)
+        summary = _import_file(store, src, res, rejects_path=rejects_path, progress=progress)
+    shop_zone, zone_warnings = _record_shop_zone(store, summary.batch_id)
+    return replace(
+        summary,
+        rejects_by_reason=res.rejects_by_reason(),
+        warnings=[*res.warnings, *zone_warnings],
+        zone=res.zone,
+        shop_zone=shop_zone,
+    )
+
+
+def _record_shop_zone(store: Store, batch_id: int) -> tuple[str, list[tuple[str, str]]]:
+    """The shop's zone: recorded with its first import (the merchant zone then in force);
+    a later import under another merchant zone is told, since days and months would be
+    counted differently. (Its own small transaction after the batch: a crash in between
+    leaves the zone to the next import to record.)"""
+    from huitouke.settings import get_settings
+    from huitouke.store.shop_profile import TIMEZONE, record_first
+
+    current = get_settings().timezone
+    with store.begin() as conn:
+        recorded = record_first(conn, TIMEZONE, current, batch_id)
+    if recorded == current:
+        return recorded, []
+    return recorded, [
+        (
+            f"this store's orders were first imported with the merchant zone {recorded}, "
+            f"but HUITOUKE_TIMEZONE is now {current}: days, weeks and months in reports follow "
+            f"the setting in force. Set HUITOUKE_TIMEZONE={recorded} to count as before.",
+            f"本店首次导入订单时的商家时区为 {recorded},而当前 HUITOUKE_TIMEZONE 为 {current}:"
+            f"报表中的日、周、月按当前设置计算。如需与之前一致,请设置 HUITOUKE_TIMEZONE={recorded}。",
         )
+    ]
+
+
+def strict_rejects_path(store: Store, source: Path) -> Path:
+    """Where a refused strict import reports its rejects (no batch number: none was made)."""
+    return default_rejects_path(store, source, 0).with_name(f"{source.stem}.rejects.csv")
+
+
+def rows_rejected_error(res: ReadResult, rejects: Path | None) -> ImportFileError:
+    by_reason = res.rejects_by_reason()
+    listed = ", ".join(f"{code} ×{n}" for code, n in by_reason.items())
+    where_en = f"; they are listed in {rejects}" if rejects is not None else ""
+    where_zh = f";明细见 {rejects}" if rejects is not None else ""
+    return ImportFileError(
+        f"{res.path.name}: {len(res.rejects)} rows rejected ({listed}) and --strict was "
+        f"given, so nothing was imported{where_en}.",
+        code="import.rows_rejected",
+        message_zh=f"{res.path.name}:拒收 {len(res.rejects)} 行({listed}),因指定了 --strict,"
+        f"未导入任何数据{where_zh}。",
+        details={
+            "file": str(res.path),
+            "rows_rejected": len(res.rejects),
+            "by_reason": by_reason,
+            "rejects_path": str(rejects) if rejects is not None else None,
+        },
+    )
 
 
 def _import_file(
     store: Store,
     src: Path,
-    preset: str | None,
+    res: ReadResult,
     *,
-    timezone: str | None,
-    mapping: dict[str, str] | None,
     rejects_path: str | os.PathLike[str] | None,
     progress: bool,
-    sheet: str | int | None,
-    encoding: str | None,
 ) -> ImportSummary:
-    res = read_orders(
-        src,
-        preset,
-        timezone=timezone,
-        mapping=mapping,
-        sheet=sheet,
-        progress=progress,
-        encoding=encoding,
-    )
     started = datetime.now(UTC)
     with store.begin() as conn:
         pk = conn.execute(

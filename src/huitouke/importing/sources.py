@@ -5,11 +5,8 @@ Every source format (CSV, TSV, whitespace separated text, Excel, Parquet) become
 tell the 1-based physical line of any row (header = its own line, usually 1) so that every
 rejected row can be reported where the merchant will find it.
 
-Encoding: UTF-8 (with or without BOM) is tried strictly first, then GB18030 (a superset of
-GBK/GB2312, what Chinese seller exports use), then UTF-16 with a BOM, and only then
-charset-normalizer's guess, accepted when it decodes the whole file cleanly. A file that
-none of them decode raises ``import.bad_encoding`` naming the byte offset and line of the
-first undecodable byte.
+Encodings: see :mod:`huitouke.importing.encoding` (lines it cannot decode travel with the
+grid and the raw data as :class:`~huitouke.importing.encoding.BadLine`).
 """
 
 from __future__ import annotations
@@ -29,8 +26,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from huitouke.errors import ImportFileError
+from huitouke.importing.encoding import BadLine, decode_bytes, encoding_error
 
-__all__ = ["Grid", "RawData", "decode_bytes", "load_raw", "norm_header", "preview"]
+__all__ = ["Grid", "RawData", "load_raw", "norm_header", "preview"]
 
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".dat", ""}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
@@ -43,80 +41,6 @@ _NORM_RE = re.compile(r"[\s_\-./()（）:：#]+")
 def norm_header(name: str) -> str:
     """A header cell reduced for matching: lower case, no spaces/underscores/punctuation."""
     return _NORM_RE.sub("", str(name).replace("\ufeff", "")).lower()
-
-
-# -- encodings ---------------------------------------------------------------------------
-def _line_of_offset(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
-
-
-def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> tuple[bytes, str]:
-    """The file's bytes as UTF-8 (without BOM) and the encoding they were read in."""
-    if encoding:
-        try:
-            return data.decode(encoding).lstrip("\ufeff").encode("utf-8"), encoding
-        except (UnicodeDecodeError, LookupError) as exc:
-            off = getattr(exc, "start", 0)
-            raise _encoding_error(path, data, off, tried=encoding) from exc
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _encoding_error(path, data, exc.start + 3, tried="utf-8 (BOM)") from exc
-        return data, "utf-8-sig"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16").encode("utf-8"), "utf-16"
-        except UnicodeDecodeError as exc:
-            raise _encoding_error(path, data, exc.start, tried="utf-16") from exc
-    try:
-        if not data.isascii():  # ASCII is UTF-8: no 1-byte-per-char copy of the file
-            data.decode("utf-8")
-        utf8_error: UnicodeDecodeError | None = None
-    except UnicodeDecodeError as exc:
-        utf8_error = exc
-    if utf8_error is None:
-        if b"\x00" in data:
-            raise _encoding_error(path, data, data.index(b"\x00"), tried="utf-8")
-        return data, "utf-8"
-    try:
-        text = data.decode("gb18030")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and "\x00" not in text:
-        return text.encode("utf-8"), "gb18030"
-    guessed = _guess_encoding(data)
-    if guessed is not None:
-        return guessed[0].encode("utf-8"), guessed[1]
-    raise _encoding_error(path, data, utf8_error.start, tried="utf-8, gb18030")
-
-
-def _guess_encoding(data: bytes) -> tuple[str, str] | None:
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data[: 1 << 20]).best()
-    if best is None or best.encoding in (None, "ascii", "utf_8") or best.chaos > 0.05:
-        return None
-    try:
-        text = data.decode(best.encoding)
-    except (UnicodeDecodeError, LookupError):
-        return None
-    if "\x00" in text:
-        return None
-    return text, best.encoding
-
-
-def _encoding_error(path: Path, data: bytes, offset: int, *, tried: str) -> ImportFileError:
-    line = _line_of_offset(data, offset)
-    return ImportFileError(
-        f"{path.name}: cannot decode the file as text (tried {tried}); first bad byte at "
-        f"offset {offset}, line {line}. Save it as UTF-8 or GBK CSV, or pass --encoding.",
-        code="import.bad_encoding",
-        message_zh=f"{path.name}:无法按文本解码(已尝试 {tried});第一个无效字节在偏移 {offset},"
-        f"第 {line} 行。请另存为 UTF-8 或 GBK 编码的 CSV,或用 --encoding 指定编码。",
-        details={"file": str(path), "byte_offset": offset, "line": line, "tried": tried},
-    )
 
 
 # -- previews ------------------------------------------------------------------------------
@@ -132,12 +56,16 @@ class Grid:
     encoding: str | None = None
     sheet: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    bad_lines: tuple[BadLine, ...] = ()  # text lines that could not be decoded
 
 
 def _sniff_delimiter(lines: Sequence[str]) -> str | None:
     best, best_count = None, 0
     for d in (",", "\t", ";", "|"):
         counts = [line.count(d) for line in lines if line.strip()]
+        # title rows above the header ("订单报表") have no delimiter: judge by the others
+        while len(counts) > 1 and counts[0] == 0:
+            counts = counts[1:]
         if not counts:
             continue
         c = min(counts[:5]) if len(counts) > 1 else counts[0]
@@ -171,7 +99,8 @@ def preview(path: Path, *, sheet: str | int | None = None, encoding: str | None 
     data = path.read_bytes()
     if _blank(data):
         raise _empty(path)
-    body, enc = decode_bytes(data, path, encoding)
+    decoded = decode_bytes(data, path, encoding)
+    body, enc = decoded.body, decoded.encoding
     head = body[: 1 << 16].decode("utf-8", errors="ignore")
     raw_lines = head.splitlines()
     lines: list[str] = []
@@ -184,13 +113,18 @@ def preview(path: Path, *, sheet: str | int | None = None, encoding: str | None 
             break
     if not lines:
         raise _empty(path)
+    if decoded.bad_lines and decoded.bad_lines[0].line < line_nos[0]:
+        # nothing readable above it: the header itself cannot be decoded
+        raise encoding_error(
+            path, data, decoded.bad_lines[0].offset, tried=enc, encoding=decoded.encoding
+        )
     delim = _sniff_delimiter(lines[:10])
     if delim is None or (suffix == ".txt" and delim == "," and "," not in lines[0]):
         rows = [line.split() for line in lines]
-        return Grid("whitespace", rows, line_nos, None, body, enc)
+        return Grid("whitespace", rows, line_nos, None, body, enc, bad_lines=decoded.bad_lines)
     rows = [next(csv.reader([line], delimiter=delim), []) for line in lines]
     rows = [[c.strip() for c in r] for r in rows]
-    return Grid("csv", rows, line_nos, delim, body, enc)
+    return Grid("csv", rows, line_nos, delim, body, enc, bad_lines=decoded.bad_lines)
 
 
 def _blank(data: bytes) -> bool:
@@ -300,6 +234,7 @@ class RawData:
     _lines: Callable[[], np.ndarray]
     malformed: list[tuple[int, int, int]] = field(default_factory=list)  # (line, got, expected)
     _cache: np.ndarray | None = None
+    bad_lines: tuple[BadLine, ...] = ()  # lines that could not be decoded (left out)
 
     @property
     def num_rows(self) -> int:
@@ -347,9 +282,19 @@ def load_raw(
         start = _offset_after_line(body, header_line)
         header = _dedupe_names(grid.rows[header_index])
     data = body[start:]
+    above = [b for b in grid.bad_lines if b.line <= header_line]
+    if above:
+        # the header itself (or a title above it) is unreadable: the encoding is wrong
+        raise encoding_error(
+            path, path.read_bytes(), above[0].offset, tried=grid.encoding or "?",
+            encoding=grid.encoding,
+        )  # fmt: skip
     if grid.kind == "whitespace":
-        return _load_whitespace(path, data, header, header_line, grid.encoding)
-    return _load_csv(path, data, header, header_line, grid.delimiter or ",", grid.encoding)
+        raw = _load_whitespace(path, data, header, header_line, grid.encoding)
+    else:
+        raw = _load_csv(path, data, header, header_line, grid.delimiter or ",", grid.encoding)
+    raw.bad_lines = grid.bad_lines
+    return raw
 
 
 def _offset_after_line(body: bytes, line: int) -> int:

@@ -32,6 +32,7 @@ __all__ = [
     "order_lines",
     "orders",
     "products",
+    "shop_profile",
 ]
 
 #: Modules of the other contexts that declare their tables on :data:`metadata`.
@@ -132,6 +133,17 @@ import_batches = Table(
     Column("orders_updated", Integer, nullable=False, default=0),
     Column("rows_rejected", Integer, nullable=False, default=0),
     Column("status", String(20), nullable=False),
+)
+
+# What the store knows about the shop itself, one value per key — e.g. ``timezone``: the
+# merchant zone in force when the first orders were imported (see store/shop_profile.py).
+shop_profile = Table(
+    "shop_profile",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("batch_id", Integer),
 )
 
 
