@@ -303,17 +303,40 @@ def test_bad_options_get_a_clear_error(
     assert not (tmp_path / "r.html").exists()
 
 
-def test_no_path_and_empty_store_reports_on_the_sample(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_no_path_and_empty_or_missing_store_is_an_error(tmp_path: Path, lang: str) -> None:
+    """Never a silent report on the sample: the merchant would read CDNOW's numbers as theirs."""
     db = tmp_path / "nothing-here.db"
     out = tmp_path / "out" / "report.html"
+    env = {"HUITOUKE_DATABASE_URL": f"sqlite:///{db}", "HUITOUKE_LANG": lang}
+    res = run_cli("report", "--out", str(out), "--no-predictions", env=env)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "input.no_orders" in res.stderr and str(db) in res.stderr
+    if lang == "en":
+        assert "no orders in sqlite:///" in res.stderr and "import first, or --sample" in res.stderr
+    else:
+        assert "中没有订单" in res.stderr and "--sample" in res.stderr
+    assert not out.exists() and not db.exists(), "looking at the store must not create it"
+    # a store that exists but holds no orders: the same error
+    from huitouke.store.db import open_store
+
+    open_store(f"sqlite:///{db}").dispose()
+    assert db.exists()
+    res = run_cli("report", "--out", str(out), "--no-predictions", env=env)
+    assert res.returncode == 2 and "input.no_orders" in res.stderr, res.stderr
+    assert not out.exists()
+
+
+def test_sample_is_the_explicit_way(tmp_path: Path) -> None:
+    db = tmp_path / "nothing-here.db"
+    out = tmp_path / "report.html"
     res = run_cli(
-        "report", "--out", str(out), "--lang", "en", "--no-predictions",
+        "report", "--sample", "--out", str(out), "--lang", "en", "--no-predictions",
         env={"HUITOUKE_DATABASE_URL": f"sqlite:///{db}"},
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == str(out.resolve())
-    assert "CDNOW" in res.stderr
-    assert not db.exists(), "looking at the store must not create it"
+    assert not db.exists()
     report = Report(out.read_text(encoding="utf-8"))
     assert report.data["source"]["kind"] == "sample"
     assert report.data["totals"]["orders"] == 69_659
