@@ -454,7 +454,9 @@ def register(app: typer.Typer) -> None:
         start: str | None = typer.Option(None, "--start", help="First day YYYY-MM-DD. 起始日期。"),
         end: str | None = typer.Option(None, "--end", help="Last day YYYY-MM-DD. 结束日期。"),
         timezone: str | None = TZ_OPT,
-        fmt: str = typer.Option("table", "--format", "-f", help="json, table or csv. 输出格式。"),
+        fmt: str = typer.Option(
+            "table", "--format", "-f", help="json, table, csv or xlsx. 输出格式。"
+        ),
         currency: str | None = CURRENCY_OPT,
         merge_same_day: bool | None = MERGE_OPT,
         lang: str | None = LANG_OPT,
@@ -465,7 +467,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Repurchase metrics per period (复购率, 回购率, 老客占比 …).
         按周期输出复购指标(复购率、回购率、老客占比等)。"""
-        _check_format(fmt, ("json", "table", "csv"))
+        _check_format(fmt, FORMATS)
         ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         a = ctx.analytics
         lo, hi = _parse_date(start, "--start"), _parse_date(end, "--end")
@@ -477,7 +479,13 @@ def register(app: typer.Typer) -> None:
             _emit({}, "json", out, ctx.lang, json_body=a.metrics_json(period, start=lo, end=hi))
             return
         df = a.period_metrics(period, start=lo, end=hi)
+        partial = not df.empty and not bool(df["complete"].all())
         if fmt == "table":
+            df = df.assign(
+                period=[
+                    p if c else f"{p} *" for p, c in zip(df["period"], df["complete"], strict=True)
+                ]
+            )
             df = df[
                 [
                     "period",
@@ -494,6 +502,10 @@ def register(app: typer.Typer) -> None:
                 ]
             ]
         _emit({"metrics": df}, fmt, out, ctx.lang)
+        if fmt == "table" and partial:
+            from huitouke.i18n import t
+
+            typer.echo(t("analytics.partial_footnote", ctx.lang, end=str(a.coverage_end)))
 
     @app.command("customers")
     def customers_cmd(
