@@ -68,7 +68,7 @@ def test_export_ending_mid_january_marks_january_and_holds_back_decembers_buybac
 def test_the_same_shop_once_january_is_complete_shows_the_true_rates(tmp_path: Path) -> None:
     full = str(_write(tmp_path, None))
     body = _metrics(full, "--as-of", "2025-01-31")
-    nov, dec, jan = body["periods"]
+    _nov, dec, jan = body["periods"]
     assert jan["complete"] is True
     assert dec["buyback_rate"] == pytest.approx(shop.DECEMBER_BUYBACK_TRUE)  # 21.0%
     assert jan["in_period_repurchase_rate"] == pytest.approx(shop.JANUARY_RATE_TRUE)  # 7.1%
