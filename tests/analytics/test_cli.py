@@ -269,3 +269,20 @@ def test_sample_option_of_the_analytics_commands(tmp_path: Path) -> None:
     assert sum(p["orders"] for p in body["periods"]) == 69_659
     result = runner.invoke(app, ["metrics", "--sample", __file__])
     assert result.exit_code != 0
+
+
+def test_customers_table_reads_in_the_chosen_language() -> None:
+    """zh tables show segment, layer and lifecycle names and wall-clock times — not
+    `champions` or ISO timestamps; files keep the codes."""
+    _seed_store()
+    args = ["customers", "--format", "table", "--as-of", "2024-03-31", "--no-predict"]
+    zh = _invoke(*args, "--lang", "zh")
+    assert "新顾客" in zh and "观察期" in zh and "获取期" in zh  # c: new; b: cooling
+    assert "2024-03-10 09:00" in zh  # a's last order, Shanghai wall clock
+    assert "T09:00" not in zh and "+08:00" not in zh
+    for code in ("cooling", "acquisition", "new ", "own"):
+        assert code not in zh, code
+    en = _invoke(*args, "--lang", "en")
+    assert "Cooling" in en and "Acquisition" in en and "2024-03-10 09:00" in en
+    body = json.loads(_invoke("customers", "--format", "json", "--as-of", "2024-03-31"))
+    assert {c["layer"] for c in body} >= {"new", "cooling"}  # machine formats keep codes

@@ -431,6 +431,36 @@ def _predictions(
         return None
 
 
+#: coded columns of the customer table and the message prefix of their names
+_CODED = {
+    "rfm_segment": "analytics.rfm",
+    "layer": "analytics.layer",
+    "lifecycle": "analytics.lifecycle",
+    "next_expected_source": "analytics.source",
+    "churn_risk": "prediction.risk",
+}
+
+
+def _readable(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The customer table as a person reads it in ``lang``: segment, layer and lifecycle
+    names instead of codes, times as the merchant's wall clock (no ISO "T" and offset).
+    Only for ``--format table``: files keep the codes and the ISO times."""
+    from huitouke.i18n import all_messages, t
+
+    known = all_messages()
+    out = df.copy()
+    for col, prefix in _CODED.items():
+        if col in out.columns:
+            out[col] = [
+                v if v is None or f"{prefix}.{v}" not in known else t(f"{prefix}.{v}", lang)
+                for v in out[col]
+            ]
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = [None if pd.isna(v) else v.strftime("%Y-%m-%d %H:%M") for v in out[col]]
+    return out
+
+
 def _localise(df: pd.DataFrame, col: str, prefix: str, lang: str) -> pd.DataFrame:
     from huitouke.i18n import t
 
@@ -573,6 +603,8 @@ def register(app: typer.Typer) -> None:
         if scores is not None:
             df = df.merge(scores[PREDICTION_COLUMNS], on="customer_id", how="left")
         typer.echo(f"as of {day} ({len(df)} customers / 客户)", err=True)
+        if fmt == "table":
+            df = _readable(df, ctx.lang)
         _emit({"customers": df}, fmt, out, ctx.lang)
 
     @app.command("segments")
