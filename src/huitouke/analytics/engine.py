@@ -687,11 +687,12 @@ class Analytics:
     def due_for_reminder(
         self, as_of: date, days: int = 7, *, customers: pd.DataFrame | None = None
     ) -> pd.DataFrame:
-        """Customers whose expected next order date falls in ``[as_of, as_of + days]``,
+        """Customers whose expected next order date falls in the ``days`` days from
+        ``as_of`` on — ``[as_of, as_of + days − 1]``, so 7 days are today and the 6 after —
         soonest first (excluding the lost layer)."""
         df = customers if customers is not None else self.customers(as_of)
         day = as_of.date() if isinstance(as_of, datetime) else as_of
-        hi = day + timedelta(days=days)
+        hi = day + timedelta(days=days - 1)
         mask = df["next_expected_date"].map(lambda d: d is not None and day <= d <= hi)
         mask &= df["layer"] != "lost"
         return df[mask].sort_values(["next_expected_date", "customer_id"]).reset_index(drop=True)

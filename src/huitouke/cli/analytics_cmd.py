@@ -554,7 +554,8 @@ def register(app: typer.Typer) -> None:
         due_days: int | None = typer.Option(
             None,
             "--due-within",
-            help="Only customers expected to order within N days. 仅输出 N 天内预计复购的客户。",
+            help="Only customers expected to order within N days (today and the N−1 after). "
+            "仅输出 N 天内(含今天)预计复购的客户。",
         ),
         predict: bool = typer.Option(
             True,

@@ -470,6 +470,20 @@ def ladder_chart(steps: Sequence[dict[str, Any]], tr: Translator) -> go.Figure:
     return fig
 
 
+def _bin_labels(edges: Sequence[float], width: float, fmt: str) -> list[str]:
+    """Hover labels of histogram bars: "a–b", and "≥ a" for the last bar, which collects
+    every value above the 98th percentile (so "a–b" would hide the long tail)."""
+    out = [f"{e:{fmt}}–{e + width:{fmt}}" for e in edges]
+    if out:
+        out[-1] = f"≥ {edges[-1]:{fmt}}"
+    return out
+
+
+def _open_last_bar(edges: Sequence[float], fmt: str) -> list[str]:
+    """Bar texts: only the last bar is labelled, "≥ a"."""
+    return [""] * (len(edges) - 1) + [f"≥ {edges[-1]:{fmt}}"] if edges else []
+
+
 def cycle_chart(
     edges: Sequence[float],
     counts: Sequence[int],
@@ -485,8 +499,11 @@ def cycle_chart(
             width=[width * 0.92] * len(edges),
             marker_color=COLORS["teal"],
             name=tr("axis.customers"),
-            customdata=[[e, e + width] for e in edges],
-            hovertemplate="%{customdata[0]:.0f}–%{customdata[1]:.0f}: %{y:,}<extra></extra>",
+            customdata=_bin_labels(edges, width, ".0f"),
+            text=_open_last_bar(edges, ".0f"),
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{customdata}: %{y:,}<extra></extra>",
         )
     )
     if median is not None:
@@ -677,8 +694,11 @@ def value_chart(
             y=list(counts),
             width=[width * 0.92] * len(edges),
             marker_color=COLORS["indigo"],
-            customdata=[[e, e + width] for e in edges],
-            hovertemplate="%{customdata[0]:,.0f}–%{customdata[1]:,.0f}: %{y:,}<extra></extra>",
+            customdata=_bin_labels(edges, width, ",.0f"),
+            text=_open_last_bar(edges, ",.0f"),
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{customdata}: %{y:,}<extra></extra>",
             showlegend=False,
         )
     )

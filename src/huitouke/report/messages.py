@@ -97,6 +97,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "* Incomplete month: the data cover it only up to {end}; its figures will change with later orders and are not comparable with complete months. The buy-back rate needs the whole next month, so it shows — while the next month is incomplete.",
     },
     "chart.partial": {"zh": "不完整", "en": "incomplete"},
+    "new.side_by_side": {
+        "zh": "两个“新”并不相同:RFM 分群的“新客户”有 {rfm} 人,是最近一次购买得分 R = 5 且购买次数得分 F = 1 的顾客(在全体顾客中按五分位相对打分);分层的“新顾客”有 {layer} 人,是只有 1 笔订单、且这笔订单在 {days} 天内的顾客(固定窗口)。",
+        "en": "The two “new” are not the same: the RFM segment “New” has {rfm} customers — recency score R = 5 and frequency score F = 1, scored by quintile relative to all customers; the layer “New” has {layer} customers — exactly one order, placed within the last {days} days (a fixed window).",
+    },
     "series.partial": {"zh": "(不完整)", "en": " (incomplete)"},
     "chart.rates.title": {
         "zh": "复购率、回购率与老客占比",

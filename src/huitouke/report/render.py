@@ -611,12 +611,27 @@ def _chart_rows(rows: list[dict[str, Any]], f: _Fmt, prefix: str) -> list[dict[s
     ]
 
 
+def _two_news(data: dict[str, Any], f: _Fmt) -> str:
+    """The RFM "new" and the layer "new" counts side by side, with what each means."""
+
+    def count(rows: list[dict[str, Any]]) -> int:
+        return next((int(r["customers"]) for r in rows if r["key"] == "new"), 0)
+
+    return f.tr(
+        "new.side_by_side",
+        rfm=f.count(count(data["rfm"])),
+        layer=f.count(count(data["layers"])),
+        days=data["windows"]["new_days"],
+    )
+
+
 def _rfm_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -> dict[str, Any]:
     rows = data["rfm"]
     return _section(
         "rfm",
         f.tr("sec.rfm.title"),
         f.tr("sec.rfm.intro"),
+        stats=[_two_news(data, f)],
         charts=[
             _chart(
                 figures, "chart-rfm", charts.rfm_chart(_chart_rows(rows, f, "analytics.rfm"), f.tr)
@@ -641,6 +656,7 @@ def _layers_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]
         "layers",
         f.tr("sec.layers.title"),
         f.tr("sec.layers.intro"),
+        stats=[_two_news(data, f)],
         charts=[
             _chart(
                 figures,
