@@ -105,26 +105,50 @@ def all_period_keys(first: date, last: date, kind: str) -> list[str]:
     return keys
 
 
+def last_day_of(key: str, first: date, kind: str) -> date:
+    """The last day with period key ``key``, walking day by day from a day ``first`` inside it."""
+    d = first
+    while period_key(d + timedelta(days=1), kind) == key:
+        d += timedelta(days=1)
+    return d
+
+
 def _ratio(n: float, d: float) -> float | None:
     return None if d == 0 else n / d
 
 
 def period_metrics(
-    orders: pd.DataFrame, zone: str, kind: str, merge_same_day: bool = False
+    orders: pd.DataFrame,
+    zone: str,
+    kind: str,
+    merge_same_day: bool = False,
+    coverage_end: date | None = None,
 ) -> list[dict[str, Any]]:
+    """Per period, the BRIEF's metrics; ``complete`` when every day of the period is on or
+    before ``coverage_end`` (default: the last counted order's local day), and the buy-back
+    rate only when the next period is complete."""
     counted = counted_orders(orders, zone, merge_same_day)
     if not counted:
         return []
     first_order_id = {c: lst[0].order_id for c, lst in by_customer(counted).items()}
-    keys = all_period_keys(
-        min(o.local_date for o in counted), max(o.local_date for o in counted), kind
-    )
+    last_data = max(o.local_date for o in counted)
+    covered = coverage_end if coverage_end is not None else last_data
+    keys = all_period_keys(min(o.local_date for o in counted), last_data, kind)
+    first_day: dict[str, date] = {}
+    d = min(o.local_date for o in counted)
+    while period_key(d, kind) == keys[0] and d > date(1, 1, 1):
+        d -= timedelta(days=1)
+    d += timedelta(days=1)  # the first day of the first period
+    while d <= last_data:
+        first_day.setdefault(period_key(d, kind), d)
+        d += timedelta(days=1)
+    last_day = {k: last_day_of(k, first_day[k], kind) for k in keys}
     per: dict[str, list[Order]] = defaultdict(list)
     for o in counted:
         per[period_key(o.local_date, kind)].append(o)
     buyers_of = {k: {o.customer_id for o in per[k]} for k in keys}
     rows = []
-    for i, k in enumerate(keys):
+    for k in keys:
         os_ = per[k]
         n_c: dict[str, int] = defaultdict(int)
         for o in os_:
@@ -138,8 +162,12 @@ def period_metrics(
         )
         multi = sum(1 for n in n_c.values() if n >= 2)
         repeat = sum(max(0, n - 1) for n in n_c.values())
-        if i + 1 < len(keys):
-            bb = len(buyers_of[k] & buyers_of[keys[i + 1]])
+        # the next period's days are the days after this one's last day, up to its last day
+        nxt_first = last_day[k] + timedelta(days=1)
+        nxt_key = period_key(nxt_first, kind)
+        nxt_complete = last_day_of(nxt_key, nxt_first, kind) <= covered
+        if nxt_complete:
+            bb = len(buyers_of[k] & buyers_of.get(nxt_key, set()))
             buyback = _ratio(bb, buyers)
         else:
             bb, buyback = None, None
@@ -161,12 +189,18 @@ def period_metrics(
                 "buyback_rate": buyback,
                 "returning_revenue_share": None if revenue <= 0 else float(ret_rev / revenue),
                 "aov": None if not os_ else revenue / len(os_),
+                "complete": last_day[k] <= covered,
+                "buyback_null_reason": None
+                if buyback is not None
+                else ("no_buyers" if buyers == 0 else "next_period_incomplete"),
             }
         )
     return rows
 
 
-def range_metrics(orders: pd.DataFrame, zone: str, start: date, end: date) -> dict[str, Any]:
+def range_metrics(
+    orders: pd.DataFrame, zone: str, start: date, end: date, coverage_end: date | None = None
+) -> dict[str, Any]:
     counted = counted_orders(orders, zone)
     first_order_id = {c: lst[0].order_id for c, lst in by_customer(counted).items()}
     length = (end - start).days + 1
@@ -174,13 +208,14 @@ def range_metrics(orders: pd.DataFrame, zone: str, start: date, end: date) -> di
     inside = [o for o in counted if start <= o.local_date <= end]
     buyers = {o.customer_id for o in inside}
     nxt = {o.customer_id for o in counted if nxt_s <= o.local_date <= nxt_e}
-    last = max(o.local_date for o in counted)
+    covered = coverage_end or max(o.local_date for o in counted)
     returning = {o.customer_id for o in inside if o.order_id != first_order_id[o.customer_id]}
     return {
         "buyers": len(buyers),
         "orders": len(inside),
         "returning_buyers": len(returning),
-        "buyback_rate": _ratio(len(buyers & nxt), len(buyers)) if nxt_s <= last else None,
+        "buyback_rate": _ratio(len(buyers & nxt), len(buyers)) if nxt_e <= covered else None,
+        "complete": end <= covered,
     }
 
 

@@ -229,3 +229,60 @@ def test_metrics_on_the_bundled_cdnow_file_match_the_reference(cdnow_pd) -> None
                 k,
             )
         assert got["revenue"] == pytest.approx(float(w["revenue"]), abs=0.005)
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "huitouke", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+@pytest.mark.parametrize("command", ["metrics", "customers", "segments"])
+def test_empty_or_missing_store_is_an_error_not_an_empty_answer(
+    tmp_path: Path, command: str
+) -> None:
+    db = tmp_path / "missing.db"
+    for lang, needle in (("en", "import first, or --sample"), ("zh", "中没有订单")):
+        env = {"HUITOUKE_DATABASE_URL": f"sqlite:///{db}", "HUITOUKE_LANG": lang}
+        proc = _run(command, "--format", "json", env=env)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert proc.stdout == ""
+        assert "input.no_orders" in proc.stderr and needle in proc.stderr
+        assert f"sqlite:///{db}" in proc.stderr
+        assert not db.exists(), "looking at the store must not create it"
+    from huitouke.store.db import open_store
+
+    open_store(f"sqlite:///{db}").dispose()  # migrated, but no orders
+    proc = _run(command, "--format", "json", env={"HUITOUKE_DATABASE_URL": f"sqlite:///{db}"})
+    assert proc.returncode == 2 and "input.no_orders" in proc.stderr, proc.stderr
+
+
+def test_sample_option_of_the_analytics_commands(tmp_path: Path) -> None:
+    body = json.loads(_invoke("metrics", "--sample", "--format", "json", "--period", "year"))
+    assert [p["period"] for p in body["periods"]] == ["1997", "1998"]
+    assert sum(p["orders"] for p in body["periods"]) == 69_659
+    result = runner.invoke(app, ["metrics", "--sample", __file__])
+    assert result.exit_code != 0
+
+
+def test_customers_table_reads_in_the_chosen_language() -> None:
+    """zh tables show segment, layer and lifecycle names and wall-clock times — not
+    `champions` or ISO timestamps; files keep the codes."""
+    _seed_store()
+    args = ["customers", "--format", "table", "--as-of", "2024-03-31", "--no-predict"]
+    zh = _invoke(*args, "--lang", "zh")
+    assert "新顾客" in zh and "观察期" in zh and "获取期" in zh  # c: new; b: cooling
+    assert "2024-03-10 09:00" in zh  # a's last order, Shanghai wall clock
+    assert "T09:00" not in zh and "+08:00" not in zh
+    for code in ("cooling", "acquisition", "new ", "own"):
+        assert code not in zh, code
+    en = _invoke(*args, "--lang", "en")
+    assert "Cooling" in en and "Acquisition" in en and "2024-03-10 09:00" in en
+    body = json.loads(_invoke("customers", "--format", "json", "--as-of", "2024-03-31"))
+    assert {c["layer"] for c in body} >= {"new", "cooling"}  # machine formats keep codes

@@ -62,7 +62,16 @@ def test_refunds_and_cancellations() -> None:
     assert (feb["buyers"], feb["orders"], feb["returning_buyers"]) == (2, 2, 1)
     assert feb["returning_revenue"] == Decimal("20")
     assert feb["returning_revenue_share"] == pytest.approx(20 / 80)
+    # The data end on 8 February: February is partial, so January's buy-back is not known…
+    assert feb["complete"] is False and jan["complete"] is True
+    assert jan["buyback_rate"] is None
+    assert jan["buyback_null_reason"] == "next_period_incomplete"
+    # …until the data are said to cover February.
+    jan, feb = (
+        Analytics(t, coverage_end=date(2024, 2, 29)).period_metrics("month").to_dict("records")
+    )
     assert jan["buyback_rate"] == 1.0 and feb["buyback_rate"] is None
+    assert feb["complete"] is True and jan["buyback_null_reason"] is None
 
 
 def test_duplicate_order_ids_are_refused() -> None:
@@ -158,7 +167,15 @@ def test_start_end_restrict_the_periods_but_not_the_history() -> None:
     )
     assert [r["period"] for r in rows] == ["2024-03", "2024-04"]
     assert rows[0]["returning_buyers"] == 1  # January's order is history
-    assert rows[1]["buyback_rate"] == 1.0  # May is in the data, so April's buy-back is known
+    # May is in the data but not all of it (the data end on 10 May)
+    assert rows[1]["buyback_rate"] is None
+    assert rows[1]["buyback_null_reason"] == "next_period_incomplete"
+    rows = (
+        Analytics(t, coverage_end=date(2024, 5, 31))
+        .period_metrics("month", start=date(2024, 3, 1), end=date(2024, 4, 30))
+        .to_dict("records")
+    )
+    assert rows[1]["buyback_rate"] == 1.0  # all of May is covered: April's buy-back is known
 
 
 def test_period_labels() -> None:
@@ -218,7 +235,7 @@ def test_metrics_json_contract() -> None:
             order("3", "b", "2024-02-11", "1.50"),
         ]
     )
-    body = Analytics(t).metrics_json("month")
+    body = Analytics(t, coverage_end=date(2024, 2, 29)).metrics_json("month")
     import json
 
     json.dumps(body)  # plain JSON types only
@@ -235,8 +252,13 @@ def test_metrics_json_contract() -> None:
         "buyback_rate",
         "returning_revenue_share",
         "aov",
+        "complete",
+        "buyback_null_reason",
     }
     assert required <= set(jan)
+    assert body["coverage_end"] == "2024-02-29"
+    assert (jan["complete"], feb["complete"]) == (True, True)
+    assert feb["buyback_null_reason"] == "next_period_incomplete"
     assert jan["revenue"] == 10.0 and feb["revenue"] == 21.5  # rounded half-even to cents
     assert jan["buyback_rate"] == 1.0 and feb["buyback_rate"] is None
     assert feb["customer_repurchase_rate"] == 0.5

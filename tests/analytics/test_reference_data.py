@@ -48,6 +48,8 @@ def assert_periods_equal(got: pd.DataFrame, want: list[dict[str, Any]]) -> None:
                 assert g[c] is None, (where, c, g[c])
             else:
                 assert g[c] == pytest.approx(w[c], rel=1e-12, abs=0), (where, c)
+        assert bool(g["complete"]) == w["complete"], (where, "complete")
+        assert g["buyback_null_reason"] == w["buyback_null_reason"], (where, "reason")
         if w["aov"] is None:
             assert g["aov"] is None
         else:
@@ -62,6 +64,38 @@ def test_cdnow_period_metrics_match_reference(
     assert_periods_equal(
         a.period_metrics(period), ref.period_metrics(cdnow_pd, "Asia/Shanghai", period)
     )
+
+
+@pytest.mark.parametrize(
+    ("period", "cut"),
+    [("month", date(1998, 1, 19)), ("week", date(1998, 1, 19)), ("quarter", date(1998, 2, 28))],
+)
+def test_cdnow_cut_mid_period_matches_reference(
+    cdnow: pa.Table, cdnow_pd: pd.DataFrame, period: str, cut: date
+) -> None:
+    """An export that ends inside a period: that period is incomplete, and the buy-back rate
+    of the period before it is unknown — never a drop."""
+    a = Analytics(cdnow, timezone="Asia/Shanghai").until(cut)
+    local = pd.to_datetime(cdnow_pd["ordered_at"], utc=True).dt.tz_convert("Asia/Shanghai")
+    want = ref.period_metrics(
+        cdnow_pd[local.dt.date <= cut], "Asia/Shanghai", period, coverage_end=cut
+    )
+    got = a.period_metrics(period)
+    assert_periods_equal(got, want)
+    assert not got["complete"].iloc[-1] and got["complete"].iloc[:-1].all()
+    assert got["buyback_null_reason"].iloc[-2] == "next_period_incomplete"
+
+
+def test_cdnow_coverage_past_the_last_order_matches_reference(
+    cdnow: pa.Table, cdnow_pd: pd.DataFrame
+) -> None:
+    """Data said to cover July 1998 (an --as-of after the last order): June's buy-back is
+    known, and is 0 — nobody bought in July."""
+    a = Analytics(cdnow, coverage_end=date(1998, 7, 31))
+    got = a.period_metrics("month")
+    want = ref.period_metrics(cdnow_pd, "Asia/Shanghai", "month", coverage_end=date(1998, 7, 31))
+    assert_periods_equal(got, want)
+    assert got["buyback_rate"].iloc[-1] == 0.0 and got["complete"].all()
 
 
 def test_cdnow_merge_same_day_matches_reference(cdnow: pa.Table, cdnow_pd: pd.DataFrame) -> None:
@@ -92,7 +126,7 @@ def test_cdnow_range_metrics_match_reference(cdnow: pa.Table, cdnow_pd: pd.DataF
         got = a.range_metrics(start, end).iloc[0]
         want = ref.range_metrics(cdnow_pd, "Asia/Shanghai", start, end)
         assert got["period"] == f"{start}..{end}"
-        for c in ("buyers", "orders", "returning_buyers"):
+        for c in ("buyers", "orders", "returning_buyers", "complete"):
             assert got[c] == want[c], c
         if want["buyback_rate"] is None:
             assert got["buyback_rate"] is None

@@ -92,6 +92,16 @@ class Report:
         self.kpis = p.kpis
         self.urls = p.urls
 
+    def kpi_block(self, key: str) -> str:
+        """The visible text of KPI card ``key`` (label, value, period, comparisons)."""
+        start = self.html.index(f'data-kpi="{key}"')
+        ends = [
+            self.html.find(marker, start + 1) for marker in ('data-kpi="', '<p class="', "<nav")
+        ]
+        end = min(e for e in ends if e > 0)
+        html = self.html[start:end]
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html.split(">", 1)[1])).strip()
+
     @property
     def data(self) -> dict[str, Any]:
         return json.loads(self.scripts["report-data"])

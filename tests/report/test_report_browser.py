@@ -43,7 +43,7 @@ pytestmark = [
 ]
 
 
-def _open(path: Path, screenshot: Path) -> dict[str, Any]:
+def _open(path: Path, screenshot: Path, probe: str | None = None) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     console: list[tuple[str, str]] = []
@@ -75,6 +75,7 @@ def _open(path: Path, screenshot: Path) -> dict[str, Any]:
                     height: el.getBoundingClientRect().height,
                 }))"""
             )
+            probed = page.evaluate(probe) if probe else None
             # print: the table of contents goes, the charts stay
             page.emulate_media(media="print")
             printed = page.evaluate(
@@ -99,6 +100,7 @@ def _open(path: Path, screenshot: Path) -> dict[str, Any]:
         "title": title,
         "lang": lang,
         "printed": printed,
+        "probe": probed,
     }
 
 
@@ -175,6 +177,67 @@ def test_store_report_with_reminders_draws_in_chromium(
     _check(result, shot, expected)
     uplift = next(c for c in result["charts"] if c["id"] == "chart-uplift")
     assert uplift["marks"] >= 2  # one point per journey
+
+
+#: what the browser drew for the incomplete month
+PARTIAL_PROBE = """() => {
+    const buyers = document.getElementById('chart-buyers');
+    const rates = document.getElementById('chart-rates');
+    const lines = Array.from(rates.querySelectorAll('.scatterlayer path.js-line'));
+    const dashed = lines.filter(p => {
+        const d = getComputedStyle(p).strokeDasharray;
+        return d && d !== 'none';
+    }).length;
+    const hatched = Array.from(buyers.querySelectorAll('g.trace.bars path')).filter(
+        p => (p.style.fill || '').includes('url(')).length;
+    const cell = document.querySelector('#table-metrics td.partial');
+    const foot = document.getElementById('table-metrics-footnote');
+    const note = document.getElementById('partial-note');
+    return {
+        patterns: buyers.querySelectorAll('pattern').length,
+        hatched: hatched,
+        bars: buyers.querySelectorAll('g.trace.bars path').length,
+        dashed: dashed,
+        lines: lines.length,
+        cell: cell ? cell.textContent.trim() : null,
+        footnote: foot && getComputedStyle(foot).display !== 'none' ? foot.textContent : null,
+        note: note && note.getBoundingClientRect().height > 0 ? note.textContent : null,
+    };
+}"""
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_partial_month_is_marked_in_chromium(tmp_path: Path, lang: str) -> None:
+    """An export ending 2025-01-19: January's bars are hatched, its line segments dashed, its
+    table row starred with a footnote, and the note above the cards says why."""
+    import partial_export as shop
+
+    src = tmp_path / "orders.csv"
+    src.write_text(shop.csv_text(shop.EXPORT_END), encoding="utf-8")
+    out = tmp_path / f"report_partial_{lang}.html"
+    res = subprocess.run(
+        [
+            sys.executable, "-m", "huitouke", "report", str(src), "--lang", lang,
+            "--timezone", "Asia/Shanghai", "--no-predictions", "--out", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    shot = ARTIFACTS / f"report_partial_{lang}.png"
+    result = _open(out, shot, PARTIAL_PROBE)
+    _check(result, shot, [c for c in CHARTS if c not in PREDICTION_CHARTS])
+    probe = result["probe"]
+    assert probe["patterns"] >= 1, probe
+    # two stacked series: one hatched bar each, the two complete months plain
+    assert probe["bars"] == 6 and probe["hatched"] == 2, probe
+    # five rates drawn solid (two of them dotted/dashed by design) up to December, and the
+    # four with a January value continued dashed (December's buy-back rate is unknown)
+    assert probe["lines"] == 9 and probe["dashed"] == 2 + 4, probe
+    assert probe["cell"] == "2025-01 *"
+    assert probe["footnote"] and "2025" in probe["footnote"]
+    assert probe["note"] and "2025-01" in probe["note"] and "2024-12" in probe["note"]
 
 
 # --- static checks of the page (no browser needed, but kept next to the browser checks) -----

@@ -26,6 +26,7 @@ from huitouke.analytics.periods import (
     Period,
     check_kind,
     custom_range,
+    is_complete,
     periods_between,
 )
 from huitouke.analytics.segments import (
@@ -62,6 +63,8 @@ PERIOD_COLUMNS: tuple[str, ...] = (
     "buyback_rate",
     "returning_revenue_share",
     "returning_buyer_share",
+    "complete",
+    "buyback_null_reason",
 )
 _RATES = (
     "customer_repurchase_rate",
@@ -194,6 +197,10 @@ class Analytics:
     Periods are cut in ``timezone``. With ``merge_same_day`` a customer's orders on one
     local day count as one order. Orders in several currencies cannot be added up: pass
     ``currency`` to analyse one of them.
+
+    ``coverage_end`` is the last local day the data cover (default: the day of the last
+    counted order). A period ending after it is marked incomplete, and the buy-back rate of
+    a period whose next period is incomplete is None (see :meth:`period_metrics`).
     """
 
     def __init__(
@@ -207,6 +214,7 @@ class Analytics:
         windows: LayerWindows | None = None,
         lifecycle_rules: LifecycleRules | None = None,
         threads: int | None = None,
+        coverage_end: date | None = None,
     ) -> None:
         import duckdb
 
@@ -217,6 +225,7 @@ class Analytics:
         self.lines = _validate_lines(lines) if lines is not None else None
         self.windows = windows
         self.lifecycle_rules = lifecycle_rules or LifecycleRules()
+        self._coverage_end = coverage_end
         currencies = sorted(set(pc.unique(self.orders.column("currency")).to_pylist()))
         if currency is None:
             if len(currencies) > 1:
@@ -347,7 +356,22 @@ class Analytics:
             currency=self.currency,
             windows=self.windows,
             lifecycle_rules=self.lifecycle_rules,
+            # on that day the data covered that whole day, whenever its last order was
+            coverage_end=as_of,
         )
+
+    @property
+    def coverage_end(self) -> date | None:
+        """The last local day the data cover: the one given, else the day of the last
+        counted order (None without orders)."""
+        if self._coverage_end is not None:
+            return self._coverage_end
+        span = self._date_span
+        return None if span is None else span[1]
+
+    @coverage_end.setter
+    def coverage_end(self, day: date | None) -> None:
+        self._coverage_end = day
 
     @property
     def date_span(self) -> tuple[date, date] | None:
@@ -358,17 +382,19 @@ class Analytics:
         return windows or self.windows or LayerWindows.from_settings()
 
     # -- per period -------------------------------------------------------------------------------
-    def _register_periods(self, periods: list[Period], last_data: date | None) -> None:
+    def _register_periods(self, periods: list[Period]) -> None:
+        end = self.coverage_end
         table = pa.table(
             {
                 "period": pa.array([p.label for p in periods], pa.string()),
                 "period_start": pa.array([p.start for p in periods], pa.date32()),
                 "period_end": pa.array([p.end for p in periods], pa.date32()),
                 "next_start": pa.array([p.next_start for p in periods], pa.date32()),
-                # The buy-back rate needs the next period; past the data it is unknown.
-                "next_observed": pa.array(
-                    [last_data is not None and p.next_start <= last_data for p in periods],
-                    pa.bool_(),
+                "complete": pa.array([is_complete(p.end, end) for p in periods], pa.bool_()),
+                # The buy-back rate needs the whole next period: a partly observed one
+                # would read as customers not coming back.
+                "next_complete": pa.array(
+                    [is_complete(p.next_end, end) for p in periods], pa.bool_()
                 ),
             }
         )
@@ -395,6 +421,12 @@ class Analytics:
         df["buyback_buyers"] = df["buyback_buyers"].astype("Int64")
         for c in _RATES:
             df[c] = df[c].astype("object").where(df[c].notna(), None)
+        df["complete"] = df["complete"].astype(bool)
+        df["buyback_null_reason"] = (
+            df["buyback_null_reason"]
+            .astype("object")
+            .where(df["buyback_null_reason"].notna(), None)
+        )
         return df[list(PERIOD_COLUMNS)]
 
     def period_metrics(
@@ -405,8 +437,10 @@ class Analytics:
 
         Columns: :data:`PERIOD_COLUMNS`. ``revenue`` and ``aov`` are Decimal (aov rounded to
         4 places, half-even; None without orders). Rates are floats in [0, 1], None when
-        their denominator is 0 (an empty period) and ``buyback_rate`` None when the next
-        period lies after the last counted order.
+        their denominator is 0 (an empty period). ``complete`` is whether the data cover
+        the whole period (its last day on or before :attr:`coverage_end`); ``buyback_rate``
+        is None unless the next period is complete, and ``buyback_null_reason`` says why
+        (``no_buyers``, ``next_period_incomplete``).
         """
         kind = check_kind(period)
         span = self._date_span
@@ -417,7 +451,7 @@ class Analytics:
         periods = periods_between(lo, hi, kind)
         self._ensure("counted")
         with self._lock:
-            self._register_periods(periods, span[1] if span else None)
+            self._register_periods(periods)
             table = self.sql(q.period_sql(kind))
         return self._period_frame(table)
 
@@ -425,23 +459,26 @@ class Analytics:
         """The same metrics for one custom range ``[start, end]`` (inclusive); its buy-back
         rate compares with the following range of equal length."""
         p = custom_range(start, end)
-        span = self._date_span
         self._ensure("counted")
         with self._lock:
-            self._register_periods([p], span[1] if span else None)
+            self._register_periods([p])
             table = self.sql(q.period_sql(custom=p))
         return self._period_frame(table)
 
     def metrics_json(
         self, period: str = "month", *, start: date | None = None, end: date | None = None
     ) -> dict[str, Any]:
-        """The CLI's JSON contract: ``{"periods": [{"period", "buyers", "orders", "revenue",
-        "aov", "returning_buyers", "customer_repurchase_rate", "in_period_repurchase_rate",
-        "order_repurchase_rate", "buyback_rate", "returning_revenue_share", …}]}``.
+        """The CLI's JSON contract: ``{"period_kind", "timezone", "currency", "coverage_end",
+        "periods": [{"period", "buyers", "orders", "revenue", "aov", "returning_buyers",
+        "customer_repurchase_rate", "in_period_repurchase_rate", "order_repurchase_rate",
+        "buyback_rate", "returning_revenue_share", …, "complete", "buyback_null_reason"}],
+        "headline": …}`` — the headline is :func:`huitouke.analytics.compare.headline`.
 
         Money is the exact Decimal rounded half-even to 2 decimals and emitted as a JSON
         number; rates are numbers in [0, 1] or null (see :meth:`period_metrics`).
         """
+        from huitouke.analytics.compare import headline
+
         df = self.period_metrics(period, start=start, end=end)
         out = []
         for row in df.to_dict("records"):
@@ -459,13 +496,18 @@ class Analytics:
                     "returning_buyers": int(row["returning_buyers"]),
                     "new_buyers": int(row["new_buyers"]),
                     **{c: None if row[c] is None else float(row[c]) for c in _RATES},
+                    "complete": bool(row["complete"]),
+                    "buyback_null_reason": row["buyback_null_reason"],
                 }
             )
+        end = self.coverage_end
         return {
             "period_kind": period,
             "timezone": self.timezone,
             "currency": self.currency,
+            "coverage_end": None if end is None else end.isoformat(),
             "periods": out,
+            "headline": headline(out, period),
         }
 
     # -- cohorts and ladder ---------------------------------------------------------------------
@@ -645,11 +687,12 @@ class Analytics:
     def due_for_reminder(
         self, as_of: date, days: int = 7, *, customers: pd.DataFrame | None = None
     ) -> pd.DataFrame:
-        """Customers whose expected next order date falls in ``[as_of, as_of + days]``,
+        """Customers whose expected next order date falls in the ``days`` days from
+        ``as_of`` on — ``[as_of, as_of + days − 1]``, so 7 days are today and the 6 after —
         soonest first (excluding the lost layer)."""
         df = customers if customers is not None else self.customers(as_of)
         day = as_of.date() if isinstance(as_of, datetime) else as_of
-        hi = day + timedelta(days=days)
+        hi = day + timedelta(days=days - 1)
         mask = df["next_expected_date"].map(lambda d: d is not None and day <= d <= hi)
         mask &= df["layer"] != "lost"
         return df[mask].sort_values(["next_expected_date", "customer_id"]).reset_index(drop=True)

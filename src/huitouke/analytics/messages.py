@@ -91,6 +91,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "analytics.next_order_high": {"zh": "下次购买(90%)", "en": "Next order (90%)"},
     "analytics.p_no_further_order": {"zh": "不再购买概率", "en": "P(no further order)"},
     "analytics.churn_risk": {"zh": "流失风险", "en": "Churn risk"},
+    # what the next expected date is based on
+    "analytics.source.own": {"zh": "本人周期", "en": "own cycle"},
+    "analytics.source.category": {"zh": "品类周期", "en": "category cycle"},
+    "analytics.source.shop": {"zh": "全店周期", "en": "shop cycle"},
+    "analytics.source.none": {"zh": "无", "en": "none"},
+    # partial periods
+    "analytics.complete": {"zh": "完整", "en": "Complete"},
+    "analytics.buyback_null_reason": {"zh": "无回购率的原因", "en": "No buy-back rate because"},
+    "analytics.partial_footnote": {
+        "zh": "* 不完整的周期:数据只覆盖到 {end},其数字还会随之后的订单变化,不能与完整周期直接比较。回购率需要下一个周期完整,否则显示 —(用 --as-of 指定数据覆盖到的日期)。",
+        "en": "* Incomplete period: the data cover it only up to {end}; its figures will change with later orders and are not comparable with complete periods. The buy-back rate needs the whole next period, otherwise it shows — (use --as-of to say up to which day the data cover).",
+    },
 }
 
 register(MESSAGES)

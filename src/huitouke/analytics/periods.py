@@ -17,6 +17,15 @@ Rules:
 
 ``period_end`` is the last day inside the period (inclusive); ``next_start`` the first day
 of the next period.
+
+Completeness: the data cover every local day up to a *coverage end* (the day of the last
+counted order, or the as-of day the user gives). A period is complete when its last day is
+on or before the coverage end; its buy-back rate needs the next period complete too
+(:func:`is_complete`).
+
+Same period last year (:func:`year_ago_start`): the day one year earlier (29 February → 28
+February), the week 52 weeks earlier (so weekdays line up), the same month, quarter a year
+earlier, the previous year.
 """
 
 from __future__ import annotations
@@ -34,9 +43,12 @@ __all__ = [
     "PeriodKind",
     "bucket_start",
     "custom_range",
+    "is_complete",
     "next_start",
     "period_label",
     "periods_between",
+    "previous_start",
+    "year_ago_start",
 ]
 
 PeriodKind = Literal["day", "week", "month", "quarter", "year"]
@@ -96,6 +108,40 @@ def next_start(start: date, kind: str) -> date:
     if kind == "quarter":
         return _add_months(start, 3)
     return date(start.year + 1, 1, 1)
+
+
+def previous_start(start: date, kind: str) -> date:
+    """First day of the period before the one starting at ``start``."""
+    kind = check_kind(kind)
+    if kind == "day":
+        return start - timedelta(days=1)
+    if kind == "week":
+        return start - timedelta(days=7)
+    if kind == "month":
+        return _add_months(start, -1)
+    if kind == "quarter":
+        return _add_months(start, -3)
+    return date(start.year - 1, 1, 1)
+
+
+def year_ago_start(start: date, kind: str) -> date:
+    """First day of the same period one year before the one starting at ``start``."""
+    kind = check_kind(kind)
+    if kind == "day":
+        try:
+            return start.replace(year=start.year - 1)
+        except ValueError:  # 29 February
+            return date(start.year - 1, 2, 28)
+    if kind == "week":
+        return start - timedelta(weeks=52)
+    if kind in ("month", "quarter"):
+        return _add_months(start, -12)
+    return date(start.year - 1, 1, 1)
+
+
+def is_complete(period_last_day: date, coverage_end: date | None) -> bool:
+    """Whether the data cover a period whose last local day is ``period_last_day``."""
+    return coverage_end is not None and period_last_day <= coverage_end
 
 
 def period_label(start: date, kind: str) -> str:

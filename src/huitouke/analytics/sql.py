@@ -155,8 +155,12 @@ def period_sql(kind: str | None = None, custom: Period | None = None) -> str:
       (``seq > 1``); customer repurchase rate = returning / buyers;
     * in-period repurchase rate = customers with ≥2 orders in P / buyers;
     * order repurchase rate = Σ_c max(0, n_c − 1) / orders;
-    * buy-back rate = |buyers(P) ∩ buyers(P′)| / buyers(P), null when P′ lies past the data;
-    * returning revenue share = revenue of non-first orders / revenue(P).
+    * buy-back rate = |buyers(P) ∩ buyers(P′)| / buyers(P), null unless the data cover all
+      of P′ (``next_complete``) — a partly observed P′ would understate it;
+    * returning revenue share = revenue of non-first orders / revenue(P);
+    * ``complete``: whether the data cover all of P (from the ``periods`` relation), and
+      ``buyback_null_reason``: why the buy-back rate is null (``no_buyers`` or
+      ``next_period_incomplete``), null when it is known.
 
     A rate whose denominator is zero (an empty period) is null.
 
@@ -214,20 +218,23 @@ SELECT p.period, p.period_start, p.period_end,
        COALESCE(a.multi_buyers, 0) AS multi_buyers,
        COALESCE(a.repeat_orders, 0) AS repeat_orders,
        COALESCE(a.returning_revenue, CAST(0 AS DECIMAL(38, 4))) AS returning_revenue,
-       CASE WHEN p.next_observed THEN COALESCE(bb.buyback_buyers, 0) END AS buyback_buyers,
+       CASE WHEN p.next_complete THEN COALESCE(bb.buyback_buyers, 0) END AS buyback_buyers,
        CASE WHEN a.buyers > 0
             THEN CAST(a.returning_buyers AS DOUBLE) / a.buyers END AS customer_repurchase_rate,
        CASE WHEN a.buyers > 0
             THEN CAST(a.multi_buyers AS DOUBLE) / a.buyers END AS in_period_repurchase_rate,
        CASE WHEN a.orders > 0
             THEN CAST(a.repeat_orders AS DOUBLE) / a.orders END AS order_repurchase_rate,
-       CASE WHEN a.buyers > 0 AND p.next_observed
+       CASE WHEN a.buyers > 0 AND p.next_complete
             THEN CAST(COALESCE(bb.buyback_buyers, 0) AS DOUBLE) / a.buyers END AS buyback_rate,
        CASE WHEN a.revenue > 0
             THEN CAST(a.returning_revenue AS DOUBLE) / CAST(a.revenue AS DOUBLE)
        END AS returning_revenue_share,
        CASE WHEN a.buyers > 0
-            THEN CAST(a.returning_buyers AS DOUBLE) / a.buyers END AS returning_buyer_share
+            THEN CAST(a.returning_buyers AS DOUBLE) / a.buyers END AS returning_buyer_share,
+       p.complete,
+       CASE WHEN COALESCE(a.buyers, 0) = 0 THEN 'no_buyers'
+            WHEN NOT p.next_complete THEN 'next_period_incomplete' END AS buyback_null_reason
 FROM periods p
 LEFT JOIN m a ON a.period_start = p.period_start
 LEFT JOIN bb ON bb.period_start = p.period_start

@@ -61,10 +61,67 @@ def _store_lines(store: Any) -> pa.Table | None:
     )
 
 
+def store_label(database_url: str) -> str:
+    """The store's URL as it may be shown (password hidden)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL fails later with its own error
+        return database_url
+
+
+def store_has_orders(database_url: str) -> bool:
+    """Whether the store holds any order — without creating a SQLite file just by looking."""
+    from sqlalchemy import func, select
+
+    from huitouke.store import tables as t
+    from huitouke.store.db import Store
+
+    store = Store(database_url)
+    try:
+        if store.dialect == "sqlite":
+            db = store.engine.url.database
+            if not db or db == ":memory:" or not Path(db).expanduser().exists():
+                return False
+        if not store.is_migrated():
+            return False
+        with store.connect() as conn:
+            return bool(conn.execute(select(func.count()).select_from(t.orders)).scalar())
+    finally:
+        store.dispose()
+
+
+def no_orders_error(database_url: str) -> InputError:
+    label = store_label(database_url)
+    return InputError(
+        f"no orders in {label}; import first, or --sample",
+        code="input.no_orders",
+        message_zh=f"{label} 中没有订单;请先导入,或用 --sample",
+        details={"store": label},
+    )
+
+
 def load_orders(
-    path: Path | None, *, preset: str | None, timezone: str | None, database_url: str | None = None
+    path: Path | None,
+    *,
+    preset: str | None,
+    timezone: str | None,
+    database_url: str | None = None,
+    sample: bool = False,
 ) -> Loaded:
-    """Orders (and lines) from an order file or the configured store."""
+    """Orders (and lines) from an order file, the bundled sample (``sample``) or the
+    configured store — an empty or missing store is an error, never silently the sample."""
+    if sample:
+        from huitouke.data import CDNOW_MASTER
+
+        if path is not None:
+            raise InputError(
+                "give either PATH or --sample, not both",
+                code="input.conflicting_options",
+                message_zh="PATH 与 --sample 只能二选一",
+            )
+        path, preset = CDNOW_MASTER, "cdnow"
     if path is not None:
         from huitouke.importing import read_orders
 
@@ -78,6 +135,12 @@ def load_orders(
         return Loaded(result.orders, result.lines, str(path))
     from huitouke.store.db import open_store
 
+    if database_url is None:
+        from huitouke.settings import get_settings
+
+        database_url = get_settings().database_url
+    if not store_has_orders(database_url):
+        raise no_orders_error(database_url)
     store = open_store(database_url)
     try:
         return Loaded(store.load_orders(), _store_lines(store), "store")
@@ -244,6 +307,11 @@ PRESET_OPT = typer.Option(
     "--preset",
     help="Import preset of PATH (detected when omitted). 导入预设(省略时自动识别)。",
 )
+SAMPLE_OPT = typer.Option(
+    False,
+    "--sample",
+    help="Use the bundled CDNOW sample instead of PATH or the store. 使用内置 CDNOW 示例数据。",
+)
 TZ_OPT = typer.Option(
     None, "--timezone", help="The merchant's IANA time zone (default: settings). 商家时区。"
 )
@@ -278,13 +346,16 @@ def _open(
     currency: str | None,
     merge: bool | None,
     lang: str | None,
+    sample: bool = False,
 ) -> _Ctx:
     from huitouke.analytics import Analytics, LayerWindows
     from huitouke.settings import get_settings
 
     s = get_settings()
     zone = timezone or s.timezone
-    loaded = load_orders(path, preset=preset, timezone=timezone, database_url=s.database_url)
+    loaded = load_orders(
+        path, preset=preset, timezone=timezone, database_url=s.database_url, sample=sample
+    )
     a = Analytics(
         loaded.orders,
         timezone=zone,
@@ -360,6 +431,36 @@ def _predictions(
         return None
 
 
+#: coded columns of the customer table and the message prefix of their names
+_CODED = {
+    "rfm_segment": "analytics.rfm",
+    "layer": "analytics.layer",
+    "lifecycle": "analytics.lifecycle",
+    "next_expected_source": "analytics.source",
+    "churn_risk": "prediction.risk",
+}
+
+
+def _readable(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The customer table as a person reads it in ``lang``: segment, layer and lifecycle
+    names instead of codes, times as the merchant's wall clock (no ISO "T" and offset).
+    Only for ``--format table``: files keep the codes and the ISO times."""
+    from huitouke.i18n import all_messages, t
+
+    known = all_messages()
+    out = df.copy()
+    for col, prefix in _CODED.items():
+        if col in out.columns:
+            out[col] = [
+                v if v is None or f"{prefix}.{v}" not in known else t(f"{prefix}.{v}", lang)
+                for v in out[col]
+            ]
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = [None if pd.isna(v) else v.strftime("%Y-%m-%d %H:%M") for v in out[col]]
+    return out
+
+
 def _localise(df: pd.DataFrame, col: str, prefix: str, lang: str) -> pd.DataFrame:
     from huitouke.i18n import t
 
@@ -376,13 +477,16 @@ def register(app: typer.Typer) -> None:
     def metrics_cmd(
         path: Path | None = PATH_ARG,
         preset: str | None = PRESET_OPT,
+        sample: bool = SAMPLE_OPT,
         period: str = typer.Option(
             "month", "--period", help="day, week, month, quarter or year. 统计周期。"
         ),
         start: str | None = typer.Option(None, "--start", help="First day YYYY-MM-DD. 起始日期。"),
         end: str | None = typer.Option(None, "--end", help="Last day YYYY-MM-DD. 结束日期。"),
         timezone: str | None = TZ_OPT,
-        fmt: str = typer.Option("table", "--format", "-f", help="json, table or csv. 输出格式。"),
+        fmt: str = typer.Option(
+            "table", "--format", "-f", help="json, table, csv or xlsx. 输出格式。"
+        ),
         currency: str | None = CURRENCY_OPT,
         merge_same_day: bool | None = MERGE_OPT,
         lang: str | None = LANG_OPT,
@@ -393,8 +497,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Repurchase metrics per period (复购率, 回购率, 老客占比 …).
         按周期输出复购指标(复购率、回购率、老客占比等)。"""
-        _check_format(fmt, ("json", "table", "csv"))
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        _check_format(fmt, FORMATS)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         a = ctx.analytics
         lo, hi = _parse_date(start, "--start"), _parse_date(end, "--end")
         cut = _parse_date(as_of, "--as-of")
@@ -405,7 +509,13 @@ def register(app: typer.Typer) -> None:
             _emit({}, "json", out, ctx.lang, json_body=a.metrics_json(period, start=lo, end=hi))
             return
         df = a.period_metrics(period, start=lo, end=hi)
+        partial = not df.empty and not bool(df["complete"].all())
         if fmt == "table":
+            df = df.assign(
+                period=[
+                    p if c else f"{p} *" for p, c in zip(df["period"], df["complete"], strict=True)
+                ]
+            )
             df = df[
                 [
                     "period",
@@ -422,11 +532,16 @@ def register(app: typer.Typer) -> None:
                 ]
             ]
         _emit({"metrics": df}, fmt, out, ctx.lang)
+        if fmt == "table" and partial:
+            from huitouke.i18n import t
+
+            typer.echo(t("analytics.partial_footnote", ctx.lang, end=str(a.coverage_end)))
 
     @app.command("customers")
     def customers_cmd(
         path: Path | None = PATH_ARG,
         preset: str | None = PRESET_OPT,
+        sample: bool = SAMPLE_OPT,
         as_of: str | None = AS_OF_OPT,
         timezone: str | None = TZ_OPT,
         fmt: str = typer.Option(
@@ -439,7 +554,8 @@ def register(app: typer.Typer) -> None:
         due_days: int | None = typer.Option(
             None,
             "--due-within",
-            help="Only customers expected to order within N days. 仅输出 N 天内预计复购的客户。",
+            help="Only customers expected to order within N days (today and the N−1 after). "
+            "仅输出 N 天内(含今天)预计复购的客户。",
         ),
         predict: bool = typer.Option(
             True,
@@ -458,7 +574,7 @@ def register(app: typer.Typer) -> None:
         layer, lifecycle, and the model's predictions.
         每位客户一行:订单数、消费额、最近购买、购买周期、预计下次购买、RFM、分层、生命周期及模型预测。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         day = _as_of(ctx, as_of)
         scores = _predictions(ctx, day, timezone, currency, model, horizon) if predict else None
         p_alive = None if scores is None else scores.set_index("customer_id")["p_alive"]
@@ -488,12 +604,15 @@ def register(app: typer.Typer) -> None:
         if scores is not None:
             df = df.merge(scores[PREDICTION_COLUMNS], on="customer_id", how="left")
         typer.echo(f"as of {day} ({len(df)} customers / 客户)", err=True)
+        if fmt == "table":
+            df = _readable(df, ctx.lang)
         _emit({"customers": df}, fmt, out, ctx.lang)
 
     @app.command("segments")
     def segments_cmd(
         path: Path | None = PATH_ARG,
         preset: str | None = PRESET_OPT,
+        sample: bool = SAMPLE_OPT,
         as_of: str | None = AS_OF_OPT,
         timezone: str | None = TZ_OPT,
         fmt: str = typer.Option(
@@ -507,7 +626,7 @@ def register(app: typer.Typer) -> None:
         """RFM segments and the seed layering with the strategy per layer.
         RFM 分群与分层(新顾客/活跃/高挽回/低挽回/流失)及对应策略。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         day = _as_of(ctx, as_of)
         seg = ctx.analytics.segments(day)
         rfm = _localise(seg["rfm"], "segment", "rfm", ctx.lang)
@@ -527,6 +646,7 @@ def register(app: typer.Typer) -> None:
     def cohorts_cmd(
         path: Path | None = PATH_ARG,
         preset: str | None = PRESET_OPT,
+        sample: bool = SAMPLE_OPT,
         value: str = typer.Option("share", "--value", help="share, customers or revenue. 取值。"),
         timezone: str | None = TZ_OPT,
         fmt: str = typer.Option(
@@ -540,7 +660,7 @@ def register(app: typer.Typer) -> None:
         """Cohort retention by first-order month (k = months since).
         按首购月份的同期群留存矩阵(k = 之后第几个月)。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         m = ctx.analytics.cohorts(value)
         df = m.reset_index()
         df.columns = ["cohort"] + [f"k{k}" for k in m.columns]
@@ -554,6 +674,7 @@ def register(app: typer.Typer) -> None:
     def ladder_cmd(
         path: Path | None = PATH_ARG,
         preset: str | None = PRESET_OPT,
+        sample: bool = SAMPLE_OPT,
         max_k: int = typer.Option(5, "--max-k", min=1, help="Last step k. 最大购买次数。"),
         timezone: str | None = TZ_OPT,
         fmt: str = typer.Option(
@@ -567,7 +688,7 @@ def register(app: typer.Typer) -> None:
         """Purchase ladder: share moving from purchase k to k+1, median days between.
         购买阶梯:第 k 次到第 k+1 次购买的转化率与间隔天数中位数。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         df = ctx.analytics.ladder(max_k)
         if fmt == "table":
             df = df.copy()
@@ -578,6 +699,7 @@ def register(app: typer.Typer) -> None:
     def decompose_cmd(
         path: Path | None = PATH_ARG,
         preset: str | None = PRESET_OPT,
+        sample: bool = SAMPLE_OPT,
         period: str = typer.Option(
             "month", "--period", help="day, week, month, quarter or year. 统计周期。"
         ),
@@ -600,7 +722,7 @@ def register(app: typer.Typer) -> None:
         """Revenue = visitors × conversion × AOV × orders per buyer, per period.
         销售额 = 流量 × 转化率 × 客单价 × 人均订单数。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         v = _read_visitors(visitors) if visitors else None
         df = ctx.analytics.revenue_decomposition(period, v)
         _emit({"decomposition": df}, fmt, out, ctx.lang)

@@ -39,6 +39,35 @@ COMMAND_MODULES = (
     "huitouke.cli.admin_cmd",
 )
 
+
+def _fold_long_words_in_help() -> None:
+    """Fold, never crop, help text that does not fit its column.
+
+    Rich wraps at spaces and crops a "word" longer than the column with "…"; a Chinese
+    sentence has no spaces, so at 80 columns the zh half of most option helps was cut off.
+    Folding breaks such a run at the column edge instead (CJK text may break anywhere).
+    """
+    try:
+        from rich.text import Text
+        from typer import rich_utils
+    except ImportError:  # no Rich: Click's plain help wraps long words itself
+        return
+    make = getattr(rich_utils, "_make_rich_text", None)
+    if make is None or getattr(make, "_folds", False):
+        return
+
+    def folding(*args: Any, **kwargs: Any) -> Any:
+        out = make(*args, **kwargs)
+        if isinstance(out, Text):
+            out.overflow = "fold"
+        return out
+
+    folding._folds = True  # type: ignore[attr-defined]
+    rich_utils._make_rich_text = folding
+
+
+_fold_long_words_in_help()
+
 for _name in COMMAND_MODULES:
     try:
         _mod = importlib.import_module(_name)

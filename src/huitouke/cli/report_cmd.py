@@ -39,27 +39,6 @@ def _sample(timezone: str | None) -> LoadedOrders:
     )
 
 
-def _store_has_orders(database_url: str) -> bool:
-    """Whether the store holds any order — without creating a SQLite file just by looking."""
-    from sqlalchemy import func, select
-
-    from huitouke.store import tables as t
-    from huitouke.store.db import Store
-
-    store = Store(database_url)
-    try:
-        if store.dialect == "sqlite":
-            db = store.engine.url.database
-            if not db or db == ":memory:" or not Path(db).expanduser().exists():
-                return False
-        if not store.is_migrated():
-            return False
-        with store.connect() as conn:
-            return bool(conn.execute(select(func.count()).select_from(t.orders)).scalar())
-    finally:
-        store.dispose()
-
-
 def load_report_orders(
     path: Path | None,
     *,
@@ -68,10 +47,11 @@ def load_report_orders(
     sample: bool,
     database_url: str,
 ) -> LoadedOrders:
-    """Where the report's orders come from: a file, the bundled sample, or the store —
-    and the sample again when there is no file and the store holds no orders. Files and
-    the store are read exactly as ``huitouke metrics`` reads them."""
-    from huitouke.cli.analytics_cmd import load_orders
+    """Where the report's orders come from: a file, the bundled sample (``--sample``), or
+    the store — an empty or missing store is an error (``input.no_orders``), never a
+    silent switch to the sample. Files and the store are read exactly as ``huitouke
+    metrics`` reads them."""
+    from huitouke.cli.analytics_cmd import load_orders, no_orders_error, store_has_orders
 
     if sample and path is not None:
         raise InputError(
@@ -88,13 +68,8 @@ def load_report_orders(
             loaded.lines,
             {"kind": "file", "label": Path(path).name, "preset": preset},
         )
-    if not _store_has_orders(database_url):
-        typer.echo(
-            "the store holds no orders: reporting on the bundled CDNOW sample instead "
-            "(商店数据库中没有订单,改用内置 CDNOW 示例数据;用 --sample 可直接指定)",
-            err=True,
-        )
-        return _sample(timezone)
+    if not store_has_orders(database_url):
+        raise no_orders_error(database_url)
     from sqlalchemy.engine import make_url
 
     loaded = load_orders(None, preset=None, timezone=timezone, database_url=database_url)

@@ -172,7 +172,11 @@ def read_orders(
         # a plain line, not a spinner: no refresh thread racing Arrow's pools at exit
         from rich.console import Console
 
-        Console(stderr=True).print(f"reading {p.name} ({chosen.name}) …", highlight=False)
+        from huitouke.i18n import t
+        from huitouke.settings import get_settings
+
+        word = t("import.progress_read", get_settings().lang)
+        Console(stderr=True).print(f"{word} {p.name} ({chosen.name}) …", highlight=False)
     return _read(p, grid, chosen, header_idx, zone, mapping, sheet, order_key, options)
 
 

@@ -242,7 +242,11 @@ def _import_file(
         ).inserted_primary_key
         assert pk is not None
         batch_id = int(pk[0])
-        with _bar(progress, res.orders.num_rows, f"{src.name} → store") as cb:
+        from huitouke.i18n import t as text
+        from huitouke.settings import get_settings
+
+        label = f"{text('import.progress_write', get_settings().lang)} {src.name}"
+        with _bar(progress, res.orders.num_rows, label) as cb:
             counts = upsert_orders(
                 conn,
                 res.orders,

@@ -82,6 +82,10 @@ def build_report_data(
     ) as analytics:
         if as_of is None:
             as_of = default_as_of(analytics)
+        span = analytics.date_span
+        if as_of is not None and span is not None and as_of > span[1]:
+            # "as of" a day after the last order: the data are said to cover up to it
+            analytics.coverage_end = as_of
         if as_of is None:
             raise InputError(
                 "there are no counted orders (paid, not fully refunded or cancelled) to report on",

@@ -129,7 +129,48 @@ def _f(v: Any) -> float | None:
 # --- monthly metrics --------------------------------------------------------------------
 
 
+def _partial_from(periods: Sequence[dict[str, Any]]) -> int | None:
+    """Index of the first incomplete period (they are always the last ones), or None."""
+    for i, p in enumerate(periods):
+        if not p.get("complete", True):
+            return i
+    return None
+
+
+def _mark_partial(fig: go.Figure, first: int | None, n: int, tr: Translator) -> None:
+    """Shade the incomplete periods of a category x axis and label them."""
+    if first is None:
+        return
+    fig.add_shape(
+        type="rect",
+        xref="x",
+        yref="paper",
+        x0=first - 0.5,
+        x1=n - 0.5,
+        y0=0,
+        y1=1,
+        fillcolor="#94a3b8",
+        opacity=0.12,
+        line={"width": 0},
+        layer="below",
+        name="partial",
+    )
+    fig.add_annotation(
+        x=first - 0.5,
+        y=1.0,
+        xref="x",
+        yref="paper",
+        text=tr("chart.partial"),
+        showarrow=False,
+        xanchor="left",
+        yanchor="bottom",
+        font={"color": COLORS["slate"], "size": 11},
+    )
+
+
 def rates_chart(periods: Sequence[dict[str, Any]], tr: Translator) -> go.Figure:
+    """The monthly rates as lines; the part over incomplete months is dashed (its own trace,
+    in the same legend group) so a month still running never reads as a drop."""
     labels = [p["period"] for p in periods]
     series = [
         ("in_period_repurchase_rate", COLORS["teal"], "solid"),
@@ -138,19 +179,46 @@ def rates_chart(periods: Sequence[dict[str, Any]], tr: Translator) -> go.Figure:
         ("returning_revenue_share", COLORS["indigo"], "dot"),
         ("order_repurchase_rate", COLORS["slate"], "dash"),
     ]
+    first = _partial_from(periods)
     fig = go.Figure(layout=_base_layout(tr("chart.rates.title"), height=400))
     for key, color, dash in series:
+        values = [_f(p.get(key)) for p in periods]
+        name = tr(f"metric.{key}")
+        solid = (
+            values if first is None else [v if i < first else None for i, v in enumerate(values)]
+        )
         fig.add_trace(
             go.Scatter(
                 x=labels,
-                y=[_f(p.get(key)) for p in periods],
-                name=tr(f"metric.{key}"),
+                y=solid,
+                name=name,
+                legendgroup=key,
                 mode="lines+markers",
                 line={"color": color, "width": 2.4, "dash": dash},
                 marker={"size": 5},
-                hovertemplate="%{x}: %{y:.1%}<extra>" + tr(f"metric.{key}") + "</extra>",
+                hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>",
             )
         )
+        if first is None or all(v is None for v in values[first:]):
+            continue
+        # from the last complete month on, dashed and with open markers
+        tail = [v if i >= first - 1 else None for i, v in enumerate(values)]
+        fig.add_trace(
+            go.Scatter(
+                x=labels,
+                y=tail,
+                name=name + tr("series.partial"),
+                legendgroup=key,
+                showlegend=False,
+                mode="lines+markers",
+                line={"color": color, "width": 2.0, "dash": "dash"},
+                marker={"size": 6, "symbol": "circle-open"},
+                opacity=0.75,
+                meta="partial",
+                hovertemplate="%{x}: %{y:.1%}<extra>" + name + tr("series.partial") + "</extra>",
+            )
+        )
+    _mark_partial(fig, first, len(periods), tr)
     fig.update_layout(
         xaxis=_axis(tr("axis.month"), type="category"),
         yaxis=_axis(tr("axis.rate"), tickformat=".0%", rangemode="tozero"),
@@ -168,12 +236,25 @@ def buyers_chart(periods: Sequence[dict[str, Any]], tr: Translator, currency: st
     revenue = [float(p["revenue"]) for p in periods]
     ret_rev = [float(p["revenue"]) * (_f(p.get("returning_revenue_share")) or 0.0) for p in periods]
     new_rev = [r - rr for r, rr in zip(revenue, ret_rev, strict=True)]
+    # bars of incomplete months are hatched: they are not comparable with the others
+    first = _partial_from(periods)
+    hatch = ["/" if first is not None and i >= first else "" for i in range(len(periods))]
     fig = go.Figure(layout=_base_layout(tr("chart.buyers.title"), height=400))
     fig.add_trace(
-        go.Bar(x=labels, y=new, name=tr("series.new_buyers"), marker_color=COLORS["teal_light"])
+        go.Bar(
+            x=labels,
+            y=new,
+            name=tr("series.new_buyers"),
+            marker={"color": COLORS["teal_light"], "pattern": {"shape": hatch, "solidity": 0.5}},
+        )
     )
     fig.add_trace(
-        go.Bar(x=labels, y=earlier, name=tr("series.earlier_buyers"), marker_color=COLORS["teal"])
+        go.Bar(
+            x=labels,
+            y=earlier,
+            name=tr("series.earlier_buyers"),
+            marker={"color": COLORS["teal"], "pattern": {"shape": hatch, "solidity": 0.5}},
+        )
     )
     fig.add_trace(
         go.Scatter(
@@ -197,6 +278,7 @@ def buyers_chart(periods: Sequence[dict[str, Any]], tr: Translator, currency: st
             hovertemplate="%{x}: %{y:,.0f}<extra></extra>",
         )
     )
+    _mark_partial(fig, first, len(periods), tr)
     fig.update_layout(
         barmode="stack",
         xaxis=_axis(tr("axis.month"), type="category"),
@@ -388,6 +470,20 @@ def ladder_chart(steps: Sequence[dict[str, Any]], tr: Translator) -> go.Figure:
     return fig
 
 
+def _bin_labels(edges: Sequence[float], width: float, fmt: str) -> list[str]:
+    """Hover labels of histogram bars: "a–b", and "≥ a" for the last bar, which collects
+    every value above the 98th percentile (so "a–b" would hide the long tail)."""
+    out = [f"{e:{fmt}}–{e + width:{fmt}}" for e in edges]
+    if out:
+        out[-1] = f"≥ {edges[-1]:{fmt}}"
+    return out
+
+
+def _open_last_bar(edges: Sequence[float], fmt: str) -> list[str]:
+    """Bar texts: only the last bar is labelled, "≥ a"."""
+    return [""] * (len(edges) - 1) + [f"≥ {edges[-1]:{fmt}}"] if edges else []
+
+
 def cycle_chart(
     edges: Sequence[float],
     counts: Sequence[int],
@@ -403,8 +499,11 @@ def cycle_chart(
             width=[width * 0.92] * len(edges),
             marker_color=COLORS["teal"],
             name=tr("axis.customers"),
-            customdata=[[e, e + width] for e in edges],
-            hovertemplate="%{customdata[0]:.0f}–%{customdata[1]:.0f}: %{y:,}<extra></extra>",
+            customdata=_bin_labels(edges, width, ".0f"),
+            text=_open_last_bar(edges, ".0f"),
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{customdata}: %{y:,}<extra></extra>",
         )
     )
     if median is not None:
@@ -595,8 +694,11 @@ def value_chart(
             y=list(counts),
             width=[width * 0.92] * len(edges),
             marker_color=COLORS["indigo"],
-            customdata=[[e, e + width] for e in edges],
-            hovertemplate="%{customdata[0]:,.0f}–%{customdata[1]:,.0f}: %{y:,}<extra></extra>",
+            customdata=_bin_labels(edges, width, ",.0f"),
+            text=_open_last_bar(edges, ",.0f"),
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{customdata}: %{y:,}<extra></extra>",
             showlegend=False,
         )
     )

@@ -192,8 +192,9 @@ def collect(
 
     # -- reminders ----------------------------------------------------------------------------
     due_df = analytics.due_for_reminder(as_of, days=due_days, customers=customers)
-    end = as_of + timedelta(days=due_days)
-    by_day = {as_of + timedelta(days=i): 0 for i in range(due_days + 1)}
+    # "the next 7 days" are 7 days: today and the 6 after it
+    end = as_of + timedelta(days=due_days - 1)
+    by_day = {as_of + timedelta(days=i): 0 for i in range(due_days)}
     for d in due_df["next_expected_date"]:
         by_day[d] = by_day.get(d, 0) + 1
     due = {

@@ -67,7 +67,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "占全部顾客 {share}",
         "en": "{share} of all customers",
     },
-    "kpi.last_month": {"zh": "最近完整月 {period}", "en": "Last full month {period}"},
+    "kpi.last_month": {"zh": "最近完整月 {period}", "en": "Last complete month {period}"},
+    "kpi.vs_previous": {"zh": "较上月 {change}", "en": "{change} vs previous month"},
+    "kpi.vs_year": {"zh": "较去年同月 {change}", "en": "{change} vs same month last year"},
+    "kpi.pp": {"zh": "{change} 个百分点", "en": "{change} pp"},
+    "kpi.partial": {
+        "zh": "{period} 尚不完整(数据截至 {end}),所以卡片取最近完整月 {last}、回购率取 {buyback};表格与图表用 *、斜线柱和虚线标出不完整的月份。",
+        "en": "{period} is incomplete (the data end on {end}), so the cards show the last complete month, {last}, and the buy-back rate of {buyback}; tables and charts mark incomplete months with *, hatched bars and dashed lines.",
+    },
+    "kpi.none_complete": {
+        "zh": "还没有完整的月份(数据截至 {end}),所以没有月度复购率卡片。",
+        "en": "No month is complete yet (the data end on {end}), so there are no monthly rate cards.",
+    },
     "kpi.in_period_rate": {"zh": "复购率", "en": "Repurchase rate"},
     "kpi.buyback_rate": {"zh": "回购率", "en": "Buy-back rate"},
     "kpi.returning_share": {"zh": "老客占比", "en": "Returning share"},
@@ -78,9 +89,19 @@ MESSAGES: dict[str, dict[str, str]] = {
     # -- metrics section ------------------------------------------------------------------
     "sec.metrics.title": {"zh": "月度复购指标", "en": "Monthly repurchase metrics"},
     "sec.metrics.intro": {
-        "zh": "每月有多少顾客再次购买、下个月还回来多少、收入里有多少来自老客。回购率看的是“下个月”,所以最后一个月没有回购率。",
-        "en": "How many customers buy again each month, how many come back the next month, and how much revenue comes from returning customers. The buy-back rate looks at the next month, so the last month has none.",
+        "zh": "每月有多少顾客再次购买、下个月还回来多少、收入里有多少来自老客。回购率看的是“下个月”,所以下个月还不完整的月份没有回购率。",
+        "en": "How many customers buy again each month, how many come back the next month, and how much revenue comes from returning customers. The buy-back rate looks at the next month, so a month whose next month is not complete yet has none.",
     },
+    "metric.partial_footnote": {
+        "zh": "* 不完整的月份:数据只覆盖到 {end},该月的数字还会随之后的订单变化,不能与完整月份直接比较。回购率需要下个月完整,下个月尚不完整时显示 —。",
+        "en": "* Incomplete month: the data cover it only up to {end}; its figures will change with later orders and are not comparable with complete months. The buy-back rate needs the whole next month, so it shows — while the next month is incomplete.",
+    },
+    "chart.partial": {"zh": "不完整", "en": "incomplete"},
+    "new.side_by_side": {
+        "zh": "两个“新”并不相同:RFM 分群的“新客户”有 {rfm} 人,是最近一次购买得分 R = 5 且购买次数得分 F = 1 的顾客(在全体顾客中按五分位相对打分);分层的“新顾客”有 {layer} 人,是只有 1 笔订单、且这笔订单在 {days} 天内的顾客(固定窗口)。",
+        "en": "The two “new” are not the same: the RFM segment “New” has {rfm} customers — recency score R = 5 and frequency score F = 1, scored by quintile relative to all customers; the layer “New” has {layer} customers — exactly one order, placed within the last {days} days (a fixed window).",
+    },
+    "series.partial": {"zh": "(不完整)", "en": " (incomplete)"},
     "chart.rates.title": {
         "zh": "复购率、回购率与老客占比",
         "en": "Repurchase rate, buy-back rate and returning share",

@@ -114,8 +114,10 @@ def _table(
     caption: str | None = None,
     note: str | None = None,
     scroll: bool = False,
+    footnote: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "footnote": footnote,
         "id": tid,
         "columns": [c[0] for c in columns],
         "headers": [{"key": k, "text": text, "cls": cls} for k, text, cls in columns],
@@ -186,6 +188,7 @@ def render_html(data: dict[str, Any], lang: str) -> str:
         "source": source_text,
         "meta": meta,
         "kpis": _kpis(data, f),
+        "partial_note": partial_note(data, f),
         "notice": f.tr("report.sample_note") if source["kind"] == "sample" else None,
         "counted_note": f.tr("report.counted_note"),
         "contents_label": f.tr("report.contents"),
@@ -205,18 +208,61 @@ def render_html(data: dict[str, Any], lang: str) -> str:
 # --- KPI cards --------------------------------------------------------------------------------
 
 
+def _by_label(data: dict[str, Any], label: str | None) -> dict[str, Any] | None:
+    if label is None:
+        return None
+    return next((p for p in data["metrics"]["periods"] if p["period"] == label), None)
+
+
 def last_full_period(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The latest month that ends on or before the last day of data (a month still running
-    would understate every rate)."""
-    periods = data["metrics"]["periods"]
-    end = data.get("data_end")
-    full = [p for p in periods if end is None or p["period_end"] <= end]
-    return full[-1] if full else (periods[-1] if periods else None)
+    """The last complete month (a month still running would understate every rate)."""
+    return _by_label(data, data["metrics"]["headline"]["period"])
 
 
 def last_buyback_period(data: dict[str, Any]) -> dict[str, Any] | None:
-    with_rate = [p for p in data["metrics"]["periods"] if p.get("buyback_rate") is not None]
-    return with_rate[-1] if with_rate else None
+    """The last month whose buy-back rate is known (its next month complete)."""
+    return _by_label(data, data["metrics"]["headline"]["buyback_period"])
+
+
+def _points(f: _Fmt, v: float) -> str:
+    """A change of a rate in percentage points: "+1.2 pp" / "+1.2 个百分点"."""
+    n = f.num(abs(v) * 100, 1)
+    sign = "+" if v > 0.00005 else "−" if v < -0.00005 else "±"
+    return f.tr("kpi.pp", change=f"{sign}{n}")
+
+
+def _compare(f: _Fmt, entry: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The card's comparison lines: against the previous month and the same month a year
+    earlier (rates in percentage points), each when that month is in the data."""
+    out: list[dict[str, str]] = []
+    if not entry:
+        return out
+    for key, msg in (("vs_previous", "kpi.vs_previous"), ("vs_year_ago", "kpi.vs_year")):
+        v = entry.get(key)
+        if v is None:
+            continue
+        cls = "up" if v > 0.00005 else "down" if v < -0.00005 else "flat"
+        out.append({"key": key, "cls": cls, "text": f.tr(msg, change=_points(f, v)), "raw": v})
+    return out
+
+
+def partial_note(data: dict[str, Any], f: _Fmt) -> str | None:
+    """Why the cards do not show the last month: it is incomplete."""
+    metrics = data["metrics"]
+    periods = metrics["periods"]
+    end = metrics.get("coverage_end")
+    if not periods or periods[-1]["complete"] or end is None:
+        return None
+    head = metrics["headline"]
+    if head["period"] is None:
+        return f.tr("kpi.none_complete", end=f.date(end))
+    return f.tr(
+        "kpi.partial",
+        period=periods[-1]["period"],
+        end=f.date(end),
+        last=head["period"],
+        buyback=head["buyback_period"] or "—",
+    )
 
 
 def _kpis(data: dict[str, Any], f: _Fmt) -> list[dict[str, Any]]:
@@ -265,29 +311,26 @@ def _kpis(data: dict[str, Any], f: _Fmt) -> list[dict[str, Any]]:
             "accent": False,
         },
     ]
+    head = data["metrics"]["headline"]
     last = last_full_period(data)
     if last is not None:
         sub = f.tr("kpi.last_month", period=last["period"])
-        kpis.append(
-            {
-                "key": "in_period_repurchase_rate",
-                "label": f.tr("kpi.in_period_rate"),
-                "value": f.pct(last["in_period_repurchase_rate"]),
-                "raw": last["in_period_repurchase_rate"],
-                "sub": sub,
-                "accent": True,
-            }
-        )
-        kpis.append(
-            {
-                "key": "returning_buyer_share",
-                "label": f.tr("kpi.returning_share"),
-                "value": f.pct(last["returning_buyer_share"]),
-                "raw": last["returning_buyer_share"],
-                "sub": sub,
-                "accent": True,
-            }
-        )
+        for key, label in (
+            ("in_period_repurchase_rate", "kpi.in_period_rate"),
+            ("returning_buyer_share", "kpi.returning_share"),
+        ):
+            kpis.append(
+                {
+                    "key": key,
+                    "label": f.tr(label),
+                    "value": f.pct(last[key]),
+                    "raw": last[key],
+                    "sub": sub,
+                    "period": last["period"],
+                    "compare": _compare(f, head["metrics"].get(key)),
+                    "accent": True,
+                }
+            )
     bb = last_buyback_period(data)
     if bb is not None:
         kpis.append(
@@ -297,6 +340,8 @@ def _kpis(data: dict[str, Any], f: _Fmt) -> list[dict[str, Any]]:
                 "value": f.pct(bb["buyback_rate"]),
                 "raw": bb["buyback_rate"],
                 "sub": f.tr("kpi.buyback_of", period=bb["period"]),
+                "period": bb["period"],
+                "compare": _compare(f, head["metrics"].get("buyback_rate")),
                 "accent": True,
             }
         )
@@ -321,6 +366,8 @@ def _kpis(data: dict[str, Any], f: _Fmt) -> list[dict[str, Any]]:
             "accent": False,
         }
     )
+    for kpi in kpis:
+        kpi.setdefault("compare", [])
     return kpis
 
 
@@ -386,10 +433,20 @@ def _metrics_section(
         for key, msg, _ in METRIC_COLUMNS
     ]
     rows = [
-        [_cell(p["period"], p["period"])]
+        [
+            _cell(p["period"], p["period"])
+            if p.get("complete", True)
+            else _cell(p["period"] + " *", p["period"], "partial")
+        ]
         + [_cell(_fmt_kind(f, kind, p.get(key)), p.get(key)) for key, _, kind in METRIC_COLUMNS]
         for p in periods
     ]
+    end = data["metrics"].get("coverage_end")
+    footnote = (
+        f.tr("metric.partial_footnote", end=f.date(end))
+        if end is not None and any(not p.get("complete", True) for p in periods)
+        else None
+    )
     charts_ = []
     if periods:
         charts_ = [
@@ -411,7 +468,7 @@ def _metrics_section(
             f.tr("def.returning_share"),
             f.tr("def.aov"),
         ],
-        tables=[_table("table-metrics", columns, rows, scroll=len(rows) > 14)],
+        tables=[_table("table-metrics", columns, rows, scroll=len(rows) > 14, footnote=footnote)],
     )
 
 
@@ -554,12 +611,27 @@ def _chart_rows(rows: list[dict[str, Any]], f: _Fmt, prefix: str) -> list[dict[s
     ]
 
 
+def _two_news(data: dict[str, Any], f: _Fmt) -> str:
+    """The RFM "new" and the layer "new" counts side by side, with what each means."""
+
+    def count(rows: list[dict[str, Any]]) -> int:
+        return next((int(r["customers"]) for r in rows if r["key"] == "new"), 0)
+
+    return f.tr(
+        "new.side_by_side",
+        rfm=f.count(count(data["rfm"])),
+        layer=f.count(count(data["layers"])),
+        days=data["windows"]["new_days"],
+    )
+
+
 def _rfm_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]) -> dict[str, Any]:
     rows = data["rfm"]
     return _section(
         "rfm",
         f.tr("sec.rfm.title"),
         f.tr("sec.rfm.intro"),
+        stats=[_two_news(data, f)],
         charts=[
             _chart(
                 figures, "chart-rfm", charts.rfm_chart(_chart_rows(rows, f, "analytics.rfm"), f.tr)
@@ -584,6 +656,7 @@ def _layers_section(data: dict[str, Any], f: _Fmt, figures: dict[str, go.Figure]
         "layers",
         f.tr("sec.layers.title"),
         f.tr("sec.layers.intro"),
+        stats=[_two_news(data, f)],
         charts=[
             _chart(
                 figures,

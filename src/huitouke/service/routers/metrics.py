@@ -27,7 +27,15 @@ class MetricsOut(BaseModel):
     currency: str | None
     periods: list[dict[str, Any]] = Field(
         description="One object per period: period, period_start, period_end, buyers, orders, "
-        "revenue, aov, returning_buyers, new_buyers and the BRIEF's rates (null when undefined)."
+        "revenue, aov, returning_buyers, new_buyers and the BRIEF's rates (null when undefined), "
+        "complete (the data cover the whole period) and buyback_null_reason."
+    )
+    coverage_end: str | None = Field(
+        None, description="The last local day the data cover (ISO date); null without orders."
+    )
+    headline: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The last complete period against the one before and a year earlier.",
     )
 
 
