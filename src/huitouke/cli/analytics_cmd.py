@@ -338,8 +338,8 @@ def _predictions(
     currency: str | None,
     model: str,
     horizon: str,
-) -> pd.DataFrame | None:
-    """The model's per-customer scores, or None (with a note) when the data cannot be modelled."""
+) -> pd.DataFrame | str:
+    """The model's per-customer scores, or the note saying why no model could be fitted."""
     from huitouke.errors import ModelFitError
     from huitouke.prediction import parse_horizon, predict_customers
     from huitouke.settings import get_settings
@@ -355,9 +355,11 @@ def _predictions(
             currency=currency,
         )
     except ModelFitError as exc:
-        note = "预测列已省略" if ctx.lang == "zh" else "prediction columns left out"
-        typer.echo(f"{note}: [{exc.code}] {exc.localized(ctx.lang)}", err=True)
-        return None
+        # the columns stay (empty) and every row says why: never a silently missing column
+        note = "模型无法拟合,预测列为空" if ctx.lang == "zh" else "no model could be fitted"
+        text = f"{note}: [{exc.code}] {exc.localized(ctx.lang)}"
+        typer.echo(text, err=True)
+        return text
 
 
 def _localise(df: pd.DataFrame, col: str, prefix: str, lang: str) -> pd.DataFrame:
@@ -461,7 +463,9 @@ def register(app: typer.Typer) -> None:
         ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
         day = _as_of(ctx, as_of)
         scores = _predictions(ctx, day, timezone, currency, model, horizon) if predict else None
-        p_alive = None if scores is None else scores.set_index("customer_id")["p_alive"]
+        p_alive = (
+            scores.set_index("customer_id")["p_alive"] if isinstance(scores, pd.DataFrame) else None
+        )
         df = ctx.analytics.customers(day, p_alive=p_alive)
         if due_days is not None:
             df = ctx.analytics.due_for_reminder(day, due_days, customers=df)
@@ -485,8 +489,12 @@ def register(app: typer.Typer) -> None:
         if ctx.analytics.lines is not None:
             cols.insert(8, "main_category")
         df = df[cols]
-        if scores is not None:
+        if isinstance(scores, pd.DataFrame):
             df = df.merge(scores[PREDICTION_COLUMNS], on="customer_id", how="left")
+        elif isinstance(scores, str):
+            for col in PREDICTION_COLUMNS[1:]:
+                df[col] = None
+            df["prediction_note"] = scores
         typer.echo(f"as of {day} ({len(df)} customers / 客户)", err=True)
         _emit({"customers": df}, fmt, out, ctx.lang)
 

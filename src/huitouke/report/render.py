@@ -810,6 +810,9 @@ def _predictions_section(
     intro = f.tr("sec.pred.intro", model=pred["model_label"], horizon=horizon)
     if pred.get("comparison"):
         intro += " " + f.tr("sec.pred.auto")
+        why = (pred.get("selection") or {}).get("reason_zh" if f.lang == "zh" else "reason")
+        if why:
+            intro += " " + f.tr("sec.pred.why", reason=why)
     return _section(
         "predictions",
         title,
