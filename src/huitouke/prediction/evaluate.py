@@ -61,6 +61,7 @@ class ModelCheck:
     reason: str
     reason_zh: str
     bic: float | None
+    params: dict[str, float]
     predicted: float | None
     actual: int
     error: float | None
@@ -76,6 +77,7 @@ class ModelCheck:
             "reason": self.reason or None,
             "reason_zh": self.reason_zh or None,
             "bic": self.bic,
+            "params": self.params,
             "predicted_repeat_orders": self.predicted,
             "actual_repeat_orders": self.actual,
             "error": self.error,
@@ -235,6 +237,7 @@ def evaluate_models(
                 reason=str(row["error"]),
                 reason_zh=str(row["error_zh"]),
                 bic=_finite(float(row["bic"])),
+                params={} if m is None else {k: float(v) for k, v in m.params_.items()},
                 predicted=predicted,
                 actual=actual,
                 error=err,
