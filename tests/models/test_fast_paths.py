@@ -62,3 +62,20 @@ def test_whole_number_compression_matches_hashing(fractional: bool) -> None:
     np.testing.assert_array_equal(ux[inv], x)
     np.testing.assert_array_equal(ut[inv], t)
     assert w.sum() == x.size
+
+
+def test_penalised_fit_information_includes_the_penalty() -> None:
+    """Nobody drops out: unpenalised, a runs to 0; the penalised fit is finite and its
+    information matrix (with the penalty's curvature) is positive definite, so auto can use
+    it. Without the penalty term the unpenalised curvature there is singular."""
+    from huitouke.models import diagnose_fit
+
+    rng = np.random.default_rng(2)
+    ages = rng.integers(30, 400, 4000).astype(np.float64)
+    x, tx, t = simulate_bgnbd(4000, 0.8, 60.0, 1e-4, 5.0, ages, rng, resolution=1.0)
+    problem = diagnose_fit(BGNBD().fit(x, tx, t), x, tx, t)
+    assert problem is not None and problem.code == "parameter_bound"
+    m = BGNBD(penalizer=1e-3).fit(x, tx, t)
+    assert diagnose_fit(m, x, tx, t) is None
+    np.linalg.cholesky(m.covariance_)
+    assert all(np.isfinite(v) and v > 0 for v in m.standard_errors_.values())

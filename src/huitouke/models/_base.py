@@ -440,6 +440,13 @@ class FittedModel:
                 2 * h
             )
         hess = (hess + hess.T) / 2
+        if self.penalizer:
+            # a penalised fit's information includes the penalty's curvature: the
+            # objective adds penalizer·n·Σ(ln p)², whose second derivative in p is
+            # 2·penalizer·n·(1 − ln p)/p² (at the optimum the total is stationary, so this
+            # natural-parameter Hessian is positive definite exactly when the log one is)
+            n = float(data.weights.sum())
+            hess = hess + np.diag(2 * self.penalizer * n * (1 - np.log(params)) / params**2)
         cov: FloatArray
         try:
             cov = np.asarray(np.linalg.inv(hess), dtype=np.float64)
