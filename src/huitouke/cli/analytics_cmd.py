@@ -331,37 +331,6 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def _predictions(
-    ctx: _Ctx,
-    day: date,
-    timezone: str | None,
-    currency: str | None,
-    model: str,
-    horizon: str,
-) -> pd.DataFrame | str:
-    """The model's per-customer scores, or the note saying why no model could be fitted."""
-    from huitouke.errors import ModelFitError
-    from huitouke.prediction import parse_horizon, predict_customers
-    from huitouke.settings import get_settings
-
-    s = get_settings()
-    try:
-        return predict_customers(
-            ctx.loaded.orders,
-            as_of=day,
-            timezone=timezone or s.timezone,
-            model=model,
-            horizon_days=parse_horizon(horizon, day),
-            currency=currency,
-        )
-    except ModelFitError as exc:
-        # the columns stay (empty) and every row says why: never a silently missing column
-        note = "模型无法拟合,预测列为空" if ctx.lang == "zh" else "no model could be fitted"
-        text = f"{note}: [{exc.code}] {exc.localized(ctx.lang)}"
-        typer.echo(text, err=True)
-        return text
-
-
 def _localise(df: pd.DataFrame, col: str, prefix: str, lang: str) -> pd.DataFrame:
     from huitouke.i18n import t
 
@@ -462,11 +431,24 @@ def register(app: typer.Typer) -> None:
         _check_format(fmt, FORMATS)
         ctx = _open(path, preset, timezone, currency, merge_same_day, lang)
         day = _as_of(ctx, as_of)
-        scores = _predictions(ctx, day, timezone, currency, model, horizon) if predict else None
-        p_alive = (
-            scores.set_index("customer_id")["p_alive"] if isinstance(scores, pd.DataFrame) else None
+        from huitouke.app.customer_frame import customer_frame
+        from huitouke.prediction import parse_horizon
+        from huitouke.settings import get_settings
+
+        view = customer_frame(
+            ctx.analytics,
+            ctx.loaded.orders,
+            as_of=day,
+            timezone=timezone or get_settings().timezone,
+            model=model,
+            horizon_days=parse_horizon(horizon, day),
+            currency=currency,
+            predictions=predict,
+            lang=ctx.lang,
         )
-        df = ctx.analytics.customers(day, p_alive=p_alive)
+        df = view.frame
+        if view.error is not None:
+            typer.echo(view.note(ctx.lang), err=True)
         if due_days is not None:
             df = ctx.analytics.due_for_reminder(day, due_days, customers=df)
         cols = [
@@ -488,13 +470,11 @@ def register(app: typer.Typer) -> None:
         ]
         if ctx.analytics.lines is not None:
             cols.insert(8, "main_category")
+        if predict:
+            cols += PREDICTION_COLUMNS[1:]
+            if view.error is not None:
+                cols.append("prediction_note")
         df = df[cols]
-        if isinstance(scores, pd.DataFrame):
-            df = df.merge(scores[PREDICTION_COLUMNS], on="customer_id", how="left")
-        elif isinstance(scores, str):
-            for col in PREDICTION_COLUMNS[1:]:
-                df[col] = None
-            df["prediction_note"] = scores
         typer.echo(f"as of {day} ({len(df)} customers / 客户)", err=True)
         _emit({"customers": df}, fmt, out, ctx.lang)
 
