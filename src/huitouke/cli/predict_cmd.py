@@ -384,8 +384,7 @@ def register(app: typer.Typer) -> None:
                 currency=currency,
                 merge_same_day=merge_same_day,
             )
-            if fmt != "json" or out is not None:
-                _evaluation_table(check, lang)
+            _evaluation_table(check, lang)  # stderr: stdout stays the customers' rows
 
         df = result.customers
         df.insert(
