@@ -402,35 +402,6 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def _predictions(
-    ctx: _Ctx,
-    day: date,
-    timezone: str | None,
-    currency: str | None,
-    model: str,
-    horizon: str,
-) -> pd.DataFrame | None:
-    """The model's per-customer scores, or None (with a note) when the data cannot be modelled."""
-    from huitouke.errors import ModelFitError
-    from huitouke.prediction import parse_horizon, predict_customers
-    from huitouke.settings import get_settings
-
-    s = get_settings()
-    try:
-        return predict_customers(
-            ctx.loaded.orders,
-            as_of=day,
-            timezone=timezone or s.timezone,
-            model=model,
-            horizon_days=parse_horizon(horizon, day),
-            currency=currency,
-        )
-    except ModelFitError as exc:
-        note = "预测列已省略" if ctx.lang == "zh" else "prediction columns left out"
-        typer.echo(f"{note}: [{exc.code}] {exc.localized(ctx.lang)}", err=True)
-        return None
-
-
 #: coded columns of the customer table and the message prefix of their names
 _CODED = {
     "rfm_segment": "analytics.rfm",
@@ -576,9 +547,24 @@ def register(app: typer.Typer) -> None:
         _check_format(fmt, FORMATS)
         ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         day = _as_of(ctx, as_of)
-        scores = _predictions(ctx, day, timezone, currency, model, horizon) if predict else None
-        p_alive = None if scores is None else scores.set_index("customer_id")["p_alive"]
-        df = ctx.analytics.customers(day, p_alive=p_alive)
+        from huitouke.app.customer_frame import customer_frame
+        from huitouke.prediction import parse_horizon
+        from huitouke.settings import get_settings
+
+        view = customer_frame(
+            ctx.analytics,
+            ctx.loaded.orders,
+            as_of=day,
+            timezone=timezone or get_settings().timezone,
+            model=model,
+            horizon_days=parse_horizon(horizon, day),
+            currency=currency,
+            predictions=predict,
+            lang=ctx.lang,
+        )
+        df = view.frame
+        if view.error is not None:
+            typer.echo(view.note(ctx.lang), err=True)
         if due_days is not None:
             df = ctx.analytics.due_for_reminder(day, due_days, customers=df)
         cols = [
@@ -600,9 +586,11 @@ def register(app: typer.Typer) -> None:
         ]
         if ctx.analytics.lines is not None:
             cols.insert(8, "main_category")
+        if predict:
+            cols += PREDICTION_COLUMNS[1:]
+            if view.error is not None:
+                cols.append("prediction_note")
         df = df[cols]
-        if scores is not None:
-            df = df.merge(scores[PREDICTION_COLUMNS], on="customer_id", how="left")
         typer.echo(f"as of {day} ({len(df)} customers / 客户)", err=True)
         if fmt == "table":
             df = _readable(df, ctx.lang)

@@ -127,6 +127,55 @@ def _write(text: str, out: Path | None, fmt: str) -> None:
     typer.echo(str(out), err=True)
 
 
+def _evaluation_table(check: Any, lang: str) -> None:
+    """The holdout check as a table on stderr (stdout stays the customers' rows)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from huitouke.i18n import t
+
+    title = t(
+        "prediction.eval.title",
+        lang,
+        cal_end=check.calibration_end.isoformat(),
+        end=check.holdout_end.isoformat(),
+        days=check.holdout_days,
+        customers=f"{check.customers:,}",
+        actual=f"{check.actual_repeat_orders:,}",
+    )
+    table = Table(title=title)
+    for key in ("model", "status", "predicted", "actual", "error", "coverage", "reason"):
+        table.add_column(t(f"prediction.eval.{key}", lang), justify="left")
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{v:+.1%}"
+
+    for m in check.models:
+        label = m.to_dict()["model_label"] + (" *" if m.penalized else "")
+        cov = (
+            "—"
+            if m.coverage_observed is None
+            else f"{m.coverage_observed:.1%} ({m.coverage_expected or 0:.1%})"
+        )
+        table.add_row(
+            label,
+            t(f"prediction.eval.status.{m.status}", lang),
+            "—" if m.predicted is None else f"{m.predicted:,.1f}",
+            f"{m.actual:,}",
+            pct(m.error),
+            cov,
+            m.reason_zh if lang == "zh" else m.reason,
+        )
+    console = Console(stderr=True, width=160)
+    if check.note:
+        console.print(
+            t("prediction.eval.none", lang, reason=check.note_zh if lang == "zh" else check.note)
+        )
+        return
+    console.print(table)
+    console.print(t("prediction.eval.legend", lang, coverage=f"{check.coverage:.0%}"))
+
+
 def register(app: typer.Typer) -> None:
     from huitouke.cli.analytics_cmd import LANG_OPT, PATH_ARG, PRESET_OPT, TZ_OPT
 
@@ -138,7 +187,7 @@ def register(app: typer.Typer) -> None:
             "auto",
             "--model",
             "-m",
-            help="auto (lowest BIC), bgnbd, pnbd or mbgnbd. 模型:auto(按 BIC 自动选择)、bgnbd、pnbd、mbgnbd。",
+            help="auto (lowest BIC of the usable fits), bgnbd, pnbd or mbgnbd. 模型:auto(在可用拟合中按 BIC 自动选择)、bgnbd、pnbd、mbgnbd。",
         ),
         horizon: str = typer.Option(
             "90d",
@@ -183,6 +232,22 @@ def register(app: typer.Typer) -> None:
             help="Only the N customers of highest CLV. 只输出客户终身价值最高的 N 位。",
         ),
         lang: str | None = LANG_OPT,
+        sample: bool = typer.Option(
+            False,
+            "--sample",
+            help="Use the bundled CDNOW sample instead of PATH or the store. 使用内置 CDNOW 样例数据。",
+        ),
+        evaluate: bool = typer.Option(
+            False,
+            "--evaluate",
+            help="Also check every model on a holdout: the last --holdout-share of the history. "
+            "同时用留出期检验每个模型(历史的最后 --holdout-share 部分)。",
+        ),
+        holdout_share: float = typer.Option(
+            0.3,
+            "--holdout-share",
+            help="Share of the history's span held out by --evaluate (default 0.3). 留出比例(默认 0.3)。",
+        ),
     ) -> None:
         """Per-customer forecast: P(alive), expected orders and spend, CLV, next-order date.
         逐客户预测:存活概率、预计订单与消费、客户终身价值、预计下次下单日期。"""
@@ -238,8 +303,29 @@ def register(app: typer.Typer) -> None:
         parse_horizon(horizon)  # fail on a bad horizon before reading any data
         day = _parse_date(as_of, "--as-of")
 
+        if not 0.0 < holdout_share < 1.0:
+            raise InputError(
+                f"--holdout-share must be between 0 and 1 (exclusive), got {holdout_share}",
+                code="input.bad_split",
+                message_zh=f"--holdout-share 必须介于 0 和 1 之间,实际为 {holdout_share}",
+                details={"option": "--holdout-share"},
+            )
+        if sample and path is not None:
+            raise InputError(
+                "give either PATH or --sample, not both",
+                code="input.conflicting_options",
+                message_zh="PATH 与 --sample 只能二选一",
+            )
+
         started = time.perf_counter()
-        loaded = load_orders(path, preset=preset, timezone=timezone, database_url=s.database_url)
+        if sample:
+            from huitouke.data import CDNOW_MASTER
+
+            loaded = load_orders(CDNOW_MASTER, preset="cdnow", timezone=timezone)
+        else:
+            loaded = load_orders(
+                path, preset=preset, timezone=timezone, database_url=s.database_url
+            )
         typer.echo(
             t(
                 "prediction.progress.read",
@@ -266,9 +352,9 @@ def register(app: typer.Typer) -> None:
             discount_rate=discount_rate,
         )
         if result.comparison is not None:
-            bic = float(result.comparison["bic"].to_dict()[result.model])
+            why = result.selection_reason_zh if lang == "zh" else result.selection_reason
             typer.echo(
-                t("prediction.progress.chosen", lang, model=result.model_label, bic=f"{bic:,.2f}"),
+                t("prediction.progress.chosen", lang, model=result.model_label, reason=why),
                 err=True,
             )
         if result.spend_source != "gamma_gamma":
@@ -284,6 +370,21 @@ def register(app: typer.Typer) -> None:
             ),
             err=True,
         )
+
+        check = None
+        if evaluate:
+            from huitouke.prediction import evaluate_models
+
+            check = evaluate_models(
+                loaded.orders,
+                timezone=zone,
+                as_of=day,
+                holdout_share=holdout_share,
+                unit=UNITS[unit],
+                currency=currency,
+                merge_same_day=merge_same_day,
+            )
+            _evaluation_table(check, lang)  # stderr: stdout stays the customers' rows
 
         df = result.customers
         df.insert(
@@ -324,6 +425,7 @@ def register(app: typer.Typer) -> None:
                 for k, v in result.meta().items()
                 if k not in ("model", "params", "horizon_days", "as_of")
             },
+            "evaluation": None if check is None else check.to_dict(),
             "summary": _records(alive_summary(result.customers, lang)),
             "customers": _records(df),
         }

@@ -2,8 +2,9 @@
 
 - analytics: ``Analytics(orders).customers(as_of)`` — orders, first/last order, cycle,
   expected next-order date, RFM segment, seed layer, lifecycle;
-- models: P(alive) from a BG/NBD fit on the same orders (left empty when the fit fails,
-  e.g. too few repeat buyers — filters on P(alive) then match nobody);
+- models: P(alive) from the same model policy as ``huitouke predict`` / ``customers``
+  (``auto``; left empty when no model can be fitted, e.g. too few repeat buyers — filters
+  on P(alive) then match nobody);
 - customers table: birthday, tags, language;
 - loyalty: the earliest day points expire, the gap to the next tier (as a share of that
   tier's threshold) and the stamps still missing to the next reward.
@@ -16,8 +17,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import select
 
 from huitouke.errors import HuitoukeError
@@ -28,23 +29,20 @@ from huitouke.store.tables import customers as customers_t
 __all__ = ["customers_frame", "p_alive_series"]
 
 
-def p_alive_series(orders: pd.DataFrame, as_of: date) -> pd.Series | None:
-    """P(alive) per customer from a BG/NBD fit (Fader, Hardie & Lee 2005, eq. 13)."""
-    from huitouke.models import BGNBD, summary_from_transactions
+def p_alive_series(orders: pa.Table, as_of: date, timezone: str) -> pd.Series | None:
+    """P(alive) per customer from the one model policy of ``huitouke predict`` and
+    ``huitouke customers`` (:func:`huitouke.prediction.predict_customers`, ``auto``: the
+    usable fit of lowest BIC, on the counted orders up to ``as_of``), so a customer's
+    lifecycle is the same here as there; None when no model can be fitted."""
+    from huitouke.prediction import predict_customers
 
     try:
-        summ = summary_from_transactions(
-            orders,
-            customer_col="customer_id",
-            date_col="ordered_at",
-            amount_col=None,
-            observation_end=as_of,
-        )
-        model = BGNBD().fit(summ["frequency"], summ["recency"], summ["T"])
-        p = model.probability_alive(summ["frequency"], summ["recency"], summ["T"])
-    except (HuitoukeError, ValueError, FloatingPointError):
+        scores = predict_customers(orders, as_of=as_of, timezone=timezone, model="auto")
+    except HuitoukeError:
         return None
-    return pd.Series(np.asarray(p, dtype=float), index=summ.index.astype(str))
+    return pd.Series(
+        scores["p_alive"].to_numpy(dtype=float), index=scores["customer_id"].astype(str)
+    )
 
 
 def customers_frame(
@@ -61,19 +59,7 @@ def customers_frame(
     orders = store.load_orders()
     if orders.num_rows == 0:
         return pd.DataFrame(columns=["customer_id", "orders", "last_order_at", "first_order_at"])
-    pa_series = None
-    if with_p_alive:
-        odf = orders.select(["customer_id", "ordered_at", "status"]).to_pandas()
-        odf = odf[odf["status"].isin(["paid", "partially_refunded"])]
-        # local wall-clock days: the models count days in the merchant's zone
-        odf["ordered_at"] = (
-            pd.to_datetime(odf["ordered_at"], utc=True)
-            .dt.tz_convert(settings.timezone)
-            .dt.tz_localize(None)
-        )
-        odf = odf[odf["ordered_at"].dt.date <= as_of]
-        if len(odf):
-            pa_series = p_alive_series(odf, as_of)
+    pa_series = p_alive_series(orders, as_of, settings.timezone) if with_p_alive else None
     with Analytics(orders, timezone=settings.timezone) as an:
         df = an.customers(as_of, p_alive=pa_series)
     ids = df["customer_id"].astype(str).tolist()

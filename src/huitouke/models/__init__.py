@@ -15,17 +15,21 @@ from huitouke.models.bgbb import BGBB
 from huitouke.models.bgnbd import BGNBD, MBGNBD
 from huitouke.models.clv import customer_lifetime_value
 from huitouke.models.evaluation import (
-    MODELS,
     HoldoutEvaluation,
-    ModelSelection,
     NextOrderCalibration,
     evaluate_holdout,
-    fit_model,
     next_order_calibration,
-    select_model,
 )
 from huitouke.models.gamma_gamma import GammaGamma
 from huitouke.models.pnbd import ParetoNBD
+from huitouke.models.selection import (
+    MODELS,
+    FitProblem,
+    ModelSelection,
+    diagnose_fit,
+    fit_model,
+    select_model,
+)
 from huitouke.models.summary import (
     calibration_and_holdout_summary,
     first_holdout_order,
@@ -37,6 +41,7 @@ __all__ = [
     "BGNBD",
     "MBGNBD",
     "MODELS",
+    "FitProblem",
     "GammaGamma",
     "HoldoutEvaluation",
     "ModelSelection",
@@ -44,6 +49,7 @@ __all__ = [
     "ParetoNBD",
     "calibration_and_holdout_summary",
     "customer_lifetime_value",
+    "diagnose_fit",
     "evaluate_holdout",
     "first_holdout_order",
     "fit_model",

@@ -35,6 +35,11 @@ from huitouke.models._special import (
 __all__ = ["BGNBD", "MBGNBD"]
 
 
+def _dot(u: FloatArray, v: FloatArray) -> float:
+    """Σ u·v without BLAS (see :func:`huitouke.models._base._wsum`)."""
+    return float(np.einsum("i,i->", u, v))
+
+
 class _BetaGeo(ContinuousBTYD):
     """BG/NBD when ``_shift == 0``, MBG/NBD when ``_shift == 1``.
 
@@ -100,6 +105,94 @@ class _BetaGeo(ContinuousBTYD):
         d_a = da1[xi] + w2 / a
         d_b = w1 * db1[xi] + w2 * db2[xi]
         return ll, np.vstack([d_r, d_alpha, d_a, d_b])
+
+    def _loglik_sum(self, params: FloatArray, data: _Data) -> tuple[float, FloatArray]:
+        """The total of :meth:`_loglik` and its gradient, grouped to spare per-row work.
+
+        With ``t1 = c1(x) − (r+x)·log(α+T)`` and ``z = t2 − t1 = (c2 − c1)(x) + (r+x)·D``,
+        ``D = log(α+T) − log(α+t_x)``, a row's log-likelihood is
+        ``lx(x) + t1 + softplus(z)`` and the second term's share is ``w2 = sigmoid(z)``.
+        Every part that depends on x alone or T alone is summed per distinct value (weights
+        pre-aggregated once per fit); per row only ``z``, one ``exp`` and one ``log1p``
+        remain, and the gradient needs only ``Σ w·w2·(…)``.
+        """
+        r, alpha, a, b = params
+        x = data.columns[0]
+        w = data.weights
+        xu, xi, tu, ti, su, si, w_x, w_t, wx_t = self._grouped(data)
+        d = float(self._shift)
+        xd = xu + d
+        has2 = xd > 0
+        xm = np.where(has2, xd, 1.0)
+        lbab = betaln(a, b)
+        c1 = betaln(a, b + xd) - lbab
+        c2 = np.where(has2, betaln(a + 1, b + xm - 1) - lbab, -np.inf)
+        psi_ab = digamma(a + b)
+        psi_abx = digamma(a + b + xd)
+        log_alpha = np.log(alpha)
+        base_r = digamma(r + xu) - digamma(r) + log_alpha
+        da1 = psi_ab - psi_abx
+        db1 = digamma(b + xd) - digamma(b) + psi_ab - psi_abx
+        db2 = np.where(has2, digamma(b + xm - 1), 0.0) - digamma(b) + psi_ab - psi_abx
+        lx = gammaln(r + xu) - gammaln(r) + r * log_alpha
+        log_at = np.log(alpha + tu)
+        log_as = np.log(alpha + su)
+        inv_at = 1.0 / (alpha + tu)
+        inv_as = 1.0 / (alpha + su)
+        rw_t = r * w_t + wx_t  # Σ w·(r+x) per distinct T
+
+        # per row: z, softplus(z) and sigmoid(z) from one exp and one log1p
+        rx = x + r
+        dlog = log_at[ti]
+        dlog -= log_as[si]
+        z = rx * dlog
+        z += (c2 - c1)[xi]
+        e = np.abs(z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        sp = np.log1p(e)
+        sp += np.maximum(z, 0.0)
+        inv = e + 1.0
+        np.reciprocal(inv, out=inv)
+        w2 = np.where(z >= 0.0, inv, e * inv)
+        ww2 = w2
+        ww2 *= w
+        dinv = inv_at[ti]
+        dinv -= inv_as[si]
+
+        total = float(w_x @ (lx + c1) - rw_t @ log_at + _dot(w, sp))
+        s_ww2 = float(ww2.sum())
+        by_x = np.bincount(xi, weights=ww2, minlength=xu.size)
+        g_r = float(w_x @ base_r - w_t @ log_at + _dot(ww2, dlog))
+        g_alpha = float(r / alpha * w.sum() - rw_t @ inv_at + np.einsum("i,i,i->", ww2, rx, dinv))
+        g_a = float(w_x @ da1 + s_ww2 / a)
+        g_b = float(w_x @ db1 + by_x @ (db2 - db1))
+        return total, np.array([g_r, g_alpha, g_a, g_b])
+
+    def _grouped(self, data: _Data) -> tuple[Any, ...]:
+        """Distinct values of x, T and t_x, each row's codes and the weights summed per
+        distinct x and T — data-only, computed once per fit."""
+        found = data.cache.get("betageo_grouped")
+        if found is not None:
+            return tuple(found)
+        x, tx, T = data.columns
+        w = data.weights
+        xu, xi = unique_codes(x, data.cache, "x")
+        tu, ti = unique_codes(T, data.cache, "T")
+        su, si = unique_codes(tx, data.cache, "tx")
+        out = (
+            xu,
+            xi,
+            tu,
+            ti,
+            su,
+            si,
+            np.bincount(xi, weights=w, minlength=xu.size),
+            np.bincount(ti, weights=w, minlength=tu.size),
+            np.bincount(ti, weights=w * x, minlength=tu.size),
+        )
+        data.cache["betageo_grouped"] = out
+        return out
 
     def _p(self) -> tuple[float, float, float, float]:
         v = self._require_fit()

@@ -3,25 +3,22 @@
 - :func:`evaluate_holdout`: predicted vs actual orders in a holdout period — in total,
   per customer (MAE, RMSE) and by calibration frequency (the classic "conditional
   expectations" table of Fader, Hardie & Lee 2005, fig. 4).
-- :func:`select_model` / :func:`fit_model`: fit the candidates and keep the best by BIC
-  (or AIC, or log-likelihood); ``"auto"`` does this for BG/NBD, Pareto/NBD and MBG/NBD.
+- :func:`select_model` / :func:`fit_model` (defined in :mod:`huitouke.models.selection`,
+  re-exported here): fit the candidates, reject unusable fits and keep the best by BIC.
 - :func:`next_order_calibration`: how well the next-order interval and P(no further
   order) match what customers then did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
-from huitouke.errors import InputError, ModelFitError
+from huitouke.errors import InputError
 from huitouke.models._btyd import ContinuousBTYD
-from huitouke.models.bgnbd import BGNBD, MBGNBD
-from huitouke.models.pnbd import ParetoNBD
+from huitouke.models.selection import MODELS, ModelSelection, fit_model, select_model
 
 __all__ = [
     "MODELS",
@@ -33,9 +30,6 @@ __all__ = [
     "next_order_calibration",
     "select_model",
 ]
-
-#: names accepted by :func:`fit_model` (and the CLI's ``--model``)
-MODELS: dict[str, type[ContinuousBTYD]] = {"bgnbd": BGNBD, "pnbd": ParetoNBD, "mbgnbd": MBGNBD}
 
 _SPLIT_COLUMNS = ("frequency_cal", "recency_cal", "T_cal", "frequency_holdout", "duration_holdout")
 
@@ -105,102 +99,6 @@ def evaluate_holdout(
         rmse=float(np.sqrt(np.mean(err**2))),
         by_frequency=table,
     )
-
-
-@dataclass(frozen=True)
-class ModelSelection:
-    """The chosen model and the comparison table (one row per candidate)."""
-
-    name: str
-    model: ContinuousBTYD
-    table: pd.DataFrame
-
-
-def select_model(
-    frequency: ArrayLike,
-    recency: ArrayLike,
-    T: ArrayLike,
-    weights: ArrayLike | None = None,
-    *,
-    candidates: Sequence[str] = ("bgnbd", "pnbd", "mbgnbd"),
-    criterion: str = "bic",
-) -> ModelSelection:
-    """Fit every candidate and keep the one with the lowest BIC (or AIC, or the highest
-    log-likelihood). A candidate whose fit fails is listed with its error and skipped."""
-    if criterion not in ("bic", "aic", "log_likelihood"):
-        raise InputError(
-            f"`criterion` must be 'bic', 'aic' or 'log_likelihood', got {criterion!r}",
-            code="input.model_argument",
-            message_zh=f"`criterion` 必须是 'bic'、'aic' 或 'log_likelihood',实际为 {criterion!r}",
-            details={"argument": "criterion"},
-        )
-    unknown = [c for c in candidates if c not in MODELS]
-    if unknown or not candidates:
-        raise InputError(
-            f"unknown model(s) {unknown}; choose from {list(MODELS)}",
-            code="input.model_argument",
-            message_zh=f"未知模型 {unknown};可选 {list(MODELS)}",
-            details={"argument": "candidates"},
-        )
-    rows = []
-    fitted: dict[str, ContinuousBTYD] = {}
-    for name in candidates:
-        try:
-            m = MODELS[name]().fit(frequency, recency, T, weights)
-        except ModelFitError as exc:
-            rows.append(
-                {
-                    "model": name,
-                    "log_likelihood": np.nan,
-                    "aic": np.nan,
-                    "bic": np.nan,
-                    "error": exc.message,
-                }
-            )
-            continue
-        fitted[name] = m
-        rows.append(
-            {
-                "model": name,
-                "log_likelihood": m.log_likelihood_,
-                "aic": m.aic,
-                "bic": m.bic,
-                "error": "",
-            }
-        )
-    table = pd.DataFrame(rows).set_index("model")
-    if not fitted:
-        raise ModelFitError(
-            "no candidate model could be fitted: "
-            + "; ".join(f"{k}: {v}" for k, v in table["error"].items()),
-            code="model.not_converged",
-            message_zh="没有任何候选模型拟合成功",
-            details={"errors": table["error"].to_dict()},
-        )
-    scores = table.loc[list(fitted), criterion]
-    best = str(scores.idxmax() if criterion == "log_likelihood" else scores.idxmin())
-    return ModelSelection(name=best, model=fitted[best], table=table)
-
-
-def fit_model(
-    name: str,
-    frequency: ArrayLike,
-    recency: ArrayLike,
-    T: ArrayLike,
-    weights: ArrayLike | None = None,
-) -> ContinuousBTYD:
-    """Fit the model called ``name`` (``bgnbd``, ``pnbd``, ``mbgnbd``) or, for ``auto``,
-    the best of them by BIC."""
-    if name == "auto":
-        return select_model(frequency, recency, T, weights).model
-    if name not in MODELS:
-        raise InputError(
-            f"unknown model {name!r}; choose from {['auto', *MODELS]}",
-            code="input.model_argument",
-            message_zh=f"未知模型 {name!r};可选 {['auto', *MODELS]}",
-            details={"argument": "model"},
-        )
-    return MODELS[name]().fit(frequency, recency, T, weights)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ Glue from the canonical orders table to :mod:`huitouke.models`::
     # expected_order_value, expected_spend, clv, next_order_median/low/high,
     # p_no_further_order, churn_risk, model
 
-- :func:`predict` / :func:`predict_customers` — fit (``auto`` = lowest BIC) and score;
+- :func:`predict` / :func:`predict_customers` — fit (``auto`` = lowest BIC among the
+  usable fits, see :mod:`huitouke.models.selection`) and score;
+- :func:`evaluate_models` — hold out the last 30% of the history and check every model's
+  predicted repeat orders and next-order interval coverage against what happened;
 - :func:`alive_summary` — customers and value per churn-risk band (alive vs dormant);
 - :func:`holdout_tracking` — calibration/holdout split at a date: actual vs predicted
   weekly and cumulative repeat transactions (the Fader–Hardie tracking plot);
@@ -18,6 +21,12 @@ Glue from the canonical orders table to :mod:`huitouke.models`::
 See docs/predict.md.
 """
 
+from huitouke.prediction.evaluate import (
+    DEFAULT_HOLDOUT_SHARE,
+    HoldoutCheck,
+    ModelCheck,
+    evaluate_models,
+)
 from huitouke.prediction.horizon import parse_horizon
 from huitouke.prediction.scoring import (
     CHURN_RISK_BANDS,
@@ -35,14 +44,18 @@ from huitouke.prediction.transactions import counted_transactions
 
 __all__ = [
     "CHURN_RISK_BANDS",
+    "DEFAULT_HOLDOUT_SHARE",
     "MODEL_CHOICES",
     "MODEL_LABELS",
+    "HoldoutCheck",
     "HoldoutTracking",
+    "ModelCheck",
     "Prediction",
     "alive_summary",
     "churn_risk",
     "churn_risk_label",
     "counted_transactions",
+    "evaluate_models",
     "holdout_tracking",
     "parse_horizon",
     "predict",

@@ -47,8 +47,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "fitting {model}…",
     },
     "prediction.progress.chosen": {
-        "zh": "按 BIC 选择了 {model}(BIC {bic})",
-        "en": "chose {model} by BIC ({bic})",
+        "zh": "自动选择了 {model}。理由:{reason}",
+        "en": "auto chose {model}. Why: {reason}",
     },
     "prediction.progress.done": {
         "zh": "已为 {customers} 位客户打分,用时 {seconds} 秒",
@@ -62,6 +62,39 @@ MESSAGES: dict[str, dict[str, str]] = {
     "prediction.progress.top": {
         "zh": "仅显示按客户终身价值排序的前 {shown} 位(共 {total} 位);用 --top 或 --format csv 查看全部",
         "en": "showing the top {shown} of {total} customers by CLV; use --top or --format csv for all",
+    },
+    # holdout check (--evaluate)
+    "prediction.eval.title": {
+        "zh": "留出期检验:用 {cal_end} 及之前的订单拟合,检验 {cal_end} 之后至 {end}({days} 天)"
+        "{customers} 位客户的 {actual} 次实际复购",
+        "en": "Holdout check: fitted on orders up to {cal_end}, checked on the {actual} actual "
+        "repeat orders of {customers} customers from {cal_end} to {end} ({days} days)",
+    },
+    "prediction.eval.model": {"zh": "模型", "en": "Model"},
+    "prediction.eval.status": {"zh": "状态", "en": "Status"},
+    "prediction.eval.predicted": {"zh": "预测复购", "en": "Predicted repeat orders"},
+    "prediction.eval.actual": {"zh": "实际复购", "en": "Actual"},
+    "prediction.eval.error": {"zh": "误差", "en": "Error"},
+    "prediction.eval.coverage": {
+        "zh": "区间覆盖率(模型预期)",
+        "en": "Interval coverage (expected)",
+    },
+    "prediction.eval.reason": {"zh": "说明", "en": "Note"},
+    "prediction.eval.status.chosen": {"zh": "自动选中", "en": "chosen by auto"},
+    "prediction.eval.status.accepted": {"zh": "可用", "en": "usable"},
+    "prediction.eval.status.rejected": {"zh": "被拒绝", "en": "rejected"},
+    "prediction.eval.status.failed": {"zh": "拟合失败", "en": "failed"},
+    "prediction.eval.none": {
+        "zh": "留出期检验:没有模型能在校准期上拟合({reason})",
+        "en": "Holdout check: no model could be fitted on the calibration period ({reason})",
+    },
+    "prediction.eval.legend": {
+        "zh": "误差 =(预测 − 实际)÷ 实际;覆盖率:留出期内下单的客户中,首单落在其 {coverage} 下次下单区间内的比例"
+        "(括号内为模型在留出期截断下的预期);* 为正则化拟合。",
+        "en": "Error = (predicted − actual) ÷ actual; coverage: of the customers who ordered in "
+        "the holdout, the share whose first order fell inside their {coverage} next-order "
+        "interval (in brackets what the model expects once the holdout cuts it); * a "
+        "regularised fit.",
     },
     "prediction.table.title": {
         "zh": "复购预测({model},未来 {days} 天,截至 {as_of})",

@@ -6,7 +6,8 @@ The pipeline, vectorised end to end (no per-customer Python loop):
 2. the RFM summary of :func:`huitouke.models.summary_from_transactions` in the chosen unit
    (days by default), a customer's orders on one local day merged into one as the BTYD
    models assume (``merge_same_day=False`` keeps them apart);
-3. the order-count model: BG/NBD, Pareto/NBD, MBG/NBD or ``auto`` (lowest BIC);
+3. the order-count model: BG/NBD, Pareto/NBD, MBG/NBD or ``auto`` (the lowest BIC among
+   the fits that pass :func:`huitouke.models.diagnose_fit`);
 4. the Gamma-Gamma spend model on repeat buyers (Fader & Hardie 2013);
 5. per customer: P(alive), expected orders in the horizon, P(≥1 order in the horizon),
    expected order value and spend, CLV, the next-order median and 80% interval as dates,
@@ -119,6 +120,11 @@ class Prediction:
     discount_rate: float
     merge_same_day: bool
     extras: dict[str, Any] = field(default_factory=dict)
+    #: why ``auto`` chose this model and rejected the others (en / zh); empty otherwise
+    selection_reason: str = ""
+    selection_reason_zh: str = ""
+    #: the ridge penalty of the chosen fit (non-zero only when auto had to regularise)
+    penalizer: float = 0.0
 
     @property
     def model_label(self) -> str:
@@ -134,7 +140,11 @@ class Prediction:
                     "log_likelihood": _num(row["log_likelihood"]),
                     "aic": _num(row["aic"]),
                     "bic": _num(row["bic"]),
+                    "penalizer": _num(row.get("penalizer", 0.0)),
+                    "status": str(row.get("status", "")) or None,
+                    "problem": str(row.get("problem", "")) or None,
                     "error": str(row["error"]) or None,
+                    "error_zh": str(row.get("error_zh", "")) or None,
                 }
                 for name, row in self.comparison.iterrows()
             ]
@@ -144,6 +154,11 @@ class Prediction:
             "params": self.params,
             "log_likelihood": self.log_likelihood,
             "comparison": comparison,
+            "selection": {
+                "reason": self.selection_reason or None,
+                "reason_zh": self.selection_reason_zh or None,
+                "penalizer": self.penalizer,
+            },
             "horizon_days": self.horizon_days,
             "as_of": self.as_of.isoformat(),
             "timezone": self.timezone,
@@ -287,13 +302,16 @@ def predict(
         )
 
     comparison: pd.DataFrame | None = None
+    horizon = horizon_days / days_per_unit
+    reason = reason_zh = ""
+    penalizer = 0.0
     if model == "auto":
-        selection = select_model(x, tx_, T)
+        # rejects degenerate fits and falls back by BIC (huitouke.models.selection)
+        selection = select_model(x, tx_, T, horizon=horizon)
         m, chosen, comparison = selection.model, selection.name, selection.table
+        reason, reason_zh, penalizer = selection.reason, selection.reason_zh, selection.penalizer
     else:
         m, chosen = fit_model(model, x, tx_, T), model
-
-    horizon = horizon_days / days_per_unit
     expected = np.asarray(m.conditional_expected_purchases(horizon, x, tx_, T))
     p_any = np.asarray(m.probability_of_any_purchase(horizon, x, tx_, T))
     dist = m.next_order_distribution(x, tx_, T, coverage=coverage)
@@ -369,6 +387,9 @@ def predict(
         margin=float(margin),
         discount_rate=float(discount_rate),
         merge_same_day=merge_same_day,
+        selection_reason=reason,
+        selection_reason_zh=reason_zh,
+        penalizer=penalizer,
     )
 
 

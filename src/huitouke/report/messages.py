@@ -308,9 +308,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "A {model} model (time in days, same-day orders merged, as in `huitouke predict`) estimates whether each customer is still “alive”, how many orders they will place in the next {horizon} days, what they are worth and when their next order is due.",
     },
     "sec.pred.auto": {
-        "zh": "模型按 BIC 从 BG/NBD、Pareto/NBD、MBG/NBD 中自动选出。",
-        "en": "The model was chosen by BIC among BG/NBD, Pareto/NBD and MBG/NBD.",
+        "zh": "模型按 BIC 从 BG/NBD、Pareto/NBD、MBG/NBD 中能用的拟合里自动选出(参数趋于极限、信息矩阵奇异、预测非有限或不合理的拟合会被拒绝)。",
+        "en": "The model was chosen by BIC among the usable fits of BG/NBD, Pareto/NBD and MBG/NBD (fits whose parameters run to a limit, whose information matrix is singular or whose predictions are not finite or implausible are rejected).",
     },
+    "sec.pred.why": {"zh": "选择理由:{reason}", "en": "Why: {reason}"},
     "sec.pred.failed": {
         "zh": "模型无法在这份数据上拟合({reason}),本节省略。",
         "en": "The model could not be fitted on these data ({reason}); this section is left out.",

@@ -13,7 +13,10 @@ customer. This module only aggregates for the charts:
 - ``calendar``: customers likely to order again (P(no further order) < 0.5) counted on the
   date of their median next order, for the eight weeks after ``as_of``;
 - ``top``: the customers of highest CLV, in the order of ``huitouke predict --top``;
-- ``tracking``: weekly repeat purchases, actual vs the model refitted on the first half.
+- ``tracking``: weekly repeat purchases, actual vs the model refitted on the first half;
+- ``evaluation``: every model fitted without the last 30% of the span, its predicted vs
+  actual repeat orders there and its next-order interval coverage
+  (:func:`~huitouke.prediction.evaluate_models`, as ``huitouke predict --evaluate``).
 """
 
 from __future__ import annotations
@@ -167,7 +170,21 @@ def _collect(
         "likely_to_order": len(likely),
         "top": top,
         "tracking": _tracking(orders, timezone, currency, as_of, result.model),
+        "evaluation": _evaluation(orders, timezone, currency, as_of),
     }
+
+
+def _evaluation(
+    orders: pa.Table, timezone: str, currency: str | None, as_of: date
+) -> dict[str, Any]:
+    """The holdout check of ``huitouke predict --evaluate`` (last 30% of the span held out)."""
+    from huitouke.prediction import evaluate_models
+
+    try:
+        check = evaluate_models(orders, timezone=timezone, as_of=as_of, currency=currency)
+    except HuitoukeError as exc:
+        return {"status": "skipped", "reason": exc.message, "reason_zh": exc.message_zh}
+    return {"status": "ok", **check.to_dict()}
 
 
 def _iso(v: Any) -> str | None:

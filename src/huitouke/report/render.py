@@ -842,6 +842,7 @@ def _predictions_section(
             )
         )
     stats.append(f.tr("pred.calendar_note", n=f.count(pred["likely_to_order"])))
+    holdout_tables = _holdout_tables(pred.get("evaluation"), f, stats)
 
     cur = f" ({f.currency})"
     columns = [
@@ -883,6 +884,9 @@ def _predictions_section(
     intro = f.tr("sec.pred.intro", model=pred["model_label"], horizon=horizon)
     if pred.get("comparison"):
         intro += " " + f.tr("sec.pred.auto")
+        why = (pred.get("selection") or {}).get("reason_zh" if f.lang == "zh" else "reason")
+        if why:
+            intro += " " + f.tr("sec.pred.why", reason=why)
     return _section(
         "predictions",
         title,
@@ -913,8 +917,53 @@ def _predictions_section(
                 param_rows,
                 caption=f.tr("pred.params"),
             ),
+            *holdout_tables,
         ],
     )
+
+
+def _holdout_tables(ev: dict[str, Any] | None, f: _Fmt, stats: list[str]) -> list[dict[str, Any]]:
+    """The holdout check as a table (one row per model), or a line saying why it is absent."""
+    if not ev:
+        return []
+    if ev.get("status") != "ok" or ev.get("note"):
+        reason = ev.get("reason_zh" if f.lang == "zh" else "reason") or ev.get(
+            "note_zh" if f.lang == "zh" else "note"
+        )
+        stats.append(f.tr("prediction.eval.none", reason=reason or ""))
+        return []
+    rows = []
+    for m in ev["models"]:
+        err = m["error"]
+        cov = m["coverage_observed"]
+        rows.append(
+            [
+                _cell(m["model_label"] + (" *" if m["penalized"] else ""), m["model"]),
+                _cell(f.tr(f"prediction.eval.status.{m['status']}"), m["status"]),
+                _cell(f.num(m["predicted_repeat_orders"], 1), m["predicted_repeat_orders"]),
+                _cell(f.count(m["actual_repeat_orders"]), m["actual_repeat_orders"]),
+                _cell("—" if err is None else f"{err:+.1%}", err),
+                _cell(
+                    "—" if cov is None else f"{f.pct(cov)} ({f.pct(m['coverage_expected'])})",
+                    cov,
+                ),
+                _cell((m["reason_zh"] if f.lang == "zh" else m["reason"]) or "", None, "text"),
+            ]
+        )
+    caption = f.tr(
+        "prediction.eval.title",
+        cal_end=f.date(ev["calibration_end"]),
+        end=f.date(ev["holdout_end"]),
+        days=ev["holdout_days"],
+        customers=f.count(ev["customers"]),
+        actual=f.count(ev["actual_repeat_orders"]),
+    )
+    columns = [
+        (key, f.tr(f"prediction.eval.{key}"), "text" if key == "reason" else "")
+        for key in ("model", "status", "predicted", "actual", "error", "coverage", "reason")
+    ]
+    note = f.tr("prediction.eval.legend", coverage=f.pct(ev["coverage"], 0))
+    return [_table("table-pred-holdout", columns, rows, caption=caption, note=note)]
 
 
 # --- reminders: journeys and package-insert campaigns ---------------------------------------

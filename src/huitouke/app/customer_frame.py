@@ -1,0 +1,116 @@
+"""One per-customer view with one model policy.
+
+:func:`customer_frame` joins the analytics' per-customer table (orders, spend, cycle, RFM,
+layer, lifecycle) with the repurchase model's scores. The model policy is one function,
+:func:`model_scores`: :func:`huitouke.prediction.predict` with ``model="auto"`` by default
+(the usable fit of lowest BIC, see :mod:`huitouke.models.selection`) on the counted orders
+up to ``as_of`` — the same run as ``huitouke predict`` and the report's predictions — and its
+P(alive) feeds the lifecycle stage (decline / lost on low P(alive)), so the lifecycle is
+computed from the same model everywhere the frame is used.
+
+When no model can be fitted the prediction columns stay, empty, and ``prediction_note``
+says why on every row: never a silently missing column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from huitouke.errors import ModelFitError
+
+__all__ = ["PREDICTION_COLUMNS", "CustomerFrame", "customer_frame", "model_scores"]
+
+#: the model's columns in the frame (besides ``customer_id``)
+PREDICTION_COLUMNS = (
+    "p_alive",
+    "expected_orders",
+    "expected_spend",
+    "clv",
+    "next_order_median",
+    "next_order_low",
+    "next_order_high",
+    "p_no_further_order",
+    "churn_risk",
+)
+
+
+@dataclass(frozen=True)
+class CustomerFrame:
+    """The frame, the model used (None when none could be fitted) and, then, why."""
+
+    frame: pd.DataFrame
+    model: str | None
+    error: ModelFitError | None = None
+
+    def note(self, lang: str) -> str | None:
+        if self.error is None:
+            return None
+        head = "模型无法拟合,预测列为空" if lang == "zh" else "no model could be fitted"
+        return f"{head}: [{self.error.code}] {self.error.localized(lang)}"
+
+
+def model_scores(
+    orders: pa.Table,
+    *,
+    as_of: date,
+    timezone: str,
+    model: str = "auto",
+    horizon_days: int = 90,
+    currency: str | None = None,
+) -> pd.DataFrame:
+    """The per-customer scores of the one model policy (raises :class:`ModelFitError`
+    when no model can be fitted)."""
+    from huitouke.prediction import predict_customers
+
+    return predict_customers(
+        orders,
+        as_of=as_of,
+        timezone=timezone,
+        model=model,
+        horizon_days=horizon_days,
+        currency=currency,
+    )
+
+
+def customer_frame(
+    analytics: Any,
+    orders: pa.Table,
+    *,
+    as_of: date,
+    timezone: str,
+    model: str = "auto",
+    horizon_days: int = 90,
+    currency: str | None = None,
+    predictions: bool = True,
+    lang: str = "en",
+) -> CustomerFrame:
+    """``analytics.customers(as_of)`` with the model's P(alive) in its lifecycle and, with
+    ``predictions``, the :data:`PREDICTION_COLUMNS` (see the module docstring)."""
+    if not predictions:
+        return CustomerFrame(analytics.customers(as_of), None)
+    try:
+        scores = model_scores(
+            orders,
+            as_of=as_of,
+            timezone=timezone,
+            model=model,
+            horizon_days=horizon_days,
+            currency=currency,
+        )
+    except ModelFitError as exc:
+        frame = analytics.customers(as_of)
+        out = CustomerFrame(frame, None, exc)
+        for col in PREDICTION_COLUMNS:
+            frame[col] = None
+        frame["prediction_note"] = out.note(lang)
+        return out
+    frame = analytics.customers(as_of, p_alive=scores.set_index("customer_id")["p_alive"])
+    # the analytics echo P(alive) back; the model's own columns replace the echo
+    frame = frame.drop(columns=[c for c in PREDICTION_COLUMNS if c in frame.columns])
+    frame = frame.merge(scores[["customer_id", *PREDICTION_COLUMNS]], on="customer_id", how="left")
+    return CustomerFrame(frame, str(scores["model"].iloc[0]) if len(scores) else model)
