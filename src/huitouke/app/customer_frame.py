@@ -8,7 +8,10 @@ up to ``as_of`` — the same run as ``huitouke predict`` and the report's predic
 P(alive) feeds the lifecycle stage (decline / lost on low P(alive)), so the lifecycle is
 computed from the same model everywhere the frame is used.
 
-When no model can be fitted the prediction columns stay, empty, and ``prediction_note``
+Below the data threshold (:func:`huitouke.prediction.transactions.require_enough_data`:
+30 customers, 5 of them buying on two days or more — the report uses the same) and when no
+model can be fitted, the lifecycle comes from the analytics alone, the prediction columns
+stay, empty, and ``prediction_note``
 says why on every row: never a silently missing column.
 """
 
@@ -64,10 +67,10 @@ def model_scores(
     currency: str | None = None,
 ) -> pd.DataFrame:
     """The per-customer scores of the one model policy (raises :class:`ModelFitError`
-    when no model can be fitted)."""
-    from huitouke.prediction import predict_customers
+    when the data are below the prediction threshold or no model can be fitted)."""
+    from huitouke.prediction import policy_scores
 
-    return predict_customers(
+    return policy_scores(
         orders,
         as_of=as_of,
         timezone=timezone,

@@ -31,13 +31,13 @@ __all__ = ["customers_frame", "p_alive_series"]
 
 def p_alive_series(orders: pa.Table, as_of: date, timezone: str) -> pd.Series | None:
     """P(alive) per customer from the one model policy of ``huitouke predict`` and
-    ``huitouke customers`` (:func:`huitouke.prediction.predict_customers`, ``auto``: the
-    usable fit of lowest BIC, on the counted orders up to ``as_of``), so a customer's
+    ``huitouke customers`` (:func:`huitouke.prediction.policy_scores`: ``auto``, the
+    usable fit of lowest BIC, on the counted orders up to ``as_of``, above the data threshold), so a customer's
     lifecycle is the same here as there; None when no model can be fitted."""
-    from huitouke.prediction import predict_customers
+    from huitouke.prediction import policy_scores
 
     try:
-        scores = predict_customers(orders, as_of=as_of, timezone=timezone, model="auto")
+        scores = policy_scores(orders, as_of=as_of, timezone=timezone)
     except HuitoukeError:
         return None
     return pd.Series(

@@ -36,6 +36,7 @@ from huitouke.prediction.scoring import (
     alive_summary,
     churn_risk,
     churn_risk_label,
+    policy_scores,
     predict,
     predict_customers,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "evaluate_models",
     "holdout_tracking",
     "parse_horizon",
+    "policy_scores",
     "predict",
     "predict_customers",
 ]

@@ -42,7 +42,11 @@ from huitouke.models import (
 from huitouke.models._btyd import ContinuousBTYD
 from huitouke.models.summary import unit_days
 from huitouke.prediction import messages as _messages  # noqa: F401  (registers texts)
-from huitouke.prediction.transactions import as_local_day, counted_transactions
+from huitouke.prediction.transactions import (
+    as_local_day,
+    counted_transactions,
+    require_enough_data,
+)
 
 __all__ = [
     "CHURN_RISK_BANDS",
@@ -522,3 +526,28 @@ def alive_summary(customers: pd.DataFrame, lang: str | None = None) -> pd.DataFr
         rows.append(row)
         upper = lower
     return pd.DataFrame(rows)
+
+
+def policy_scores(
+    orders: pa.Table,
+    *,
+    as_of: date,
+    timezone: str,
+    model: str = "auto",
+    horizon_days: int = 90,
+    currency: str | None = None,
+) -> pd.DataFrame:
+    """The one model policy of every per-customer view (``huitouke customers``, the
+    journeys' frame): :func:`predict_customers` once the data pass
+    :func:`~huitouke.prediction.transactions.require_enough_data` (the threshold the report
+    uses too). Raises :class:`~huitouke.errors.ModelFitError` below it or when no model can
+    be fitted."""
+    require_enough_data(orders, timezone=timezone, currency=currency, until=as_of)
+    return predict_customers(
+        orders,
+        as_of=as_of,
+        timezone=timezone,
+        model=model,
+        horizon_days=horizon_days,
+        currency=currency,
+    )

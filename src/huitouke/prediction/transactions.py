@@ -131,3 +131,38 @@ def last_order_day(orders: pa.Table, *, timezone: str, currency: str | None = No
         )
     last: date = frame["day"].max().date()
     return last
+
+
+#: below this many customers (or customers buying on two days or more) the model parameters
+#: are not identified: the predictions are left out with a reason instead of showing noise
+MIN_CUSTOMERS = 30
+MIN_REPEAT_CUSTOMERS = 5
+
+
+def require_enough_data(
+    orders: pa.Table,
+    *,
+    timezone: str,
+    currency: str | None = None,
+    until: date | None = None,
+) -> tuple[int, int]:
+    """``(customers, repeat customers)`` of the counted orders up to ``until``; raises
+    ``model.too_little_data`` when the counted orders up to ``until`` have fewer
+    than :data:`MIN_CUSTOMERS` customers or :data:`MIN_REPEAT_CUSTOMERS` customers with
+    orders on two days or more — the one data threshold of every door's predictions."""
+    from huitouke.errors import ModelFitError
+
+    tx, _ = counted_transactions(orders, timezone=timezone, currency=currency, until=until)
+    per_customer = tx[["customer_id", "day"]].drop_duplicates().groupby("customer_id").size()
+    n = len(per_customer)
+    n_repeat = int((per_customer > 1).sum())
+    if n < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_CUSTOMERS:
+        raise ModelFitError(
+            f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
+            f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
+            code="model.too_little_data",
+            message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
+            f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
+            details={"customers": n, "repeat_customers": n_repeat},
+        )
+    return n, n_repeat

@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from huitouke.errors import HuitoukeError, ModelFitError
+from huitouke.errors import HuitoukeError
+from huitouke.prediction.transactions import (
+    MIN_CUSTOMERS,
+    MIN_REPEAT_CUSTOMERS,
+    require_enough_data,
+)
 
 __all__ = [
     "CALENDAR_WEEKS",
@@ -43,10 +48,6 @@ __all__ = [
 TOP_ROWS = 20
 #: weeks shown in the next-order calendar
 CALENDAR_WEEKS = 8
-#: below this many customers (or repeat customers) the model parameters are not identified
-#: and the section says so instead of showing noise
-MIN_CUSTOMERS = 30
-MIN_REPEAT_CUSTOMERS = 5
 
 
 def collect_predictions(
@@ -78,22 +79,9 @@ def _collect(
     horizon_days: int,
     model: str,
 ) -> dict[str, Any]:
-    from huitouke.prediction import alive_summary, counted_transactions, predict
+    from huitouke.prediction import alive_summary, predict
 
-    # enough data to identify a model? (customers, and customers buying on ≥ 2 days)
-    tx, _ = counted_transactions(orders, timezone=timezone, currency=currency, until=as_of)
-    days = tx[["customer_id", "day"]].drop_duplicates()
-    per_customer = days.groupby("customer_id").size()
-    n = len(per_customer)
-    n_repeat = int((per_customer > 1).sum())
-    if n < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_CUSTOMERS:
-        raise ModelFitError(
-            f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
-            f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
-            code="model.too_little_data",
-            message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
-            f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
-        )
+    n, n_repeat = require_enough_data(orders, timezone=timezone, currency=currency, until=as_of)
 
     result = predict(
         orders,
