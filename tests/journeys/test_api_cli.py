@@ -1,4 +1,4 @@
-"""The journeys and measurement HTTP routers (mounted on the service app) and the CLI."""
+"""The journeys and measurement HTTP routers (as the production app mounts them) and the CLI."""
 
 from __future__ import annotations
 
@@ -41,14 +41,10 @@ class Keys:
 
 @pytest.fixture
 def client(store: Store, store_url: str) -> Iterator[tuple[TestClient, Keys, Settings]]:
-    from huitouke.journeys.api import router as journeys_router
-    from huitouke.measurement.api import router as measurement_router
     from huitouke.service import create_app
 
     settings = Settings(database_url=store_url, lang="en", secret_key="s3cret", holdout_salt="api")
-    app = create_app(settings, store)
-    app.include_router(journeys_router)
-    app.include_router(measurement_router)
+    app = create_app(settings, store)  # the production app mounts both routers
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c, Keys(store), settings
 

@@ -27,6 +27,7 @@ class LiveServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -34,7 +35,12 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> LiveServer:
-        env = {**os.environ, "HUITOUKE_DATABASE_URL": self.database_url, "HUITOUKE_LANG": "en"}
+        env = {
+            **os.environ,
+            "HUITOUKE_DATABASE_URL": self.database_url,
+            "HUITOUKE_LANG": "en",
+            **self.env,
+        }
         cmd = [
             sys.executable, "-m", "huitouke", "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),

@@ -15,7 +15,7 @@ from huitouke.measurement.links import record_click, verify_link_token
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
-from huitouke.service.error_handlers import ERROR_RESPONSES
+from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import loyalty_service
 from huitouke.service.uow import run_write
 
@@ -52,7 +52,14 @@ class ClaimIn(BaseModel):
     coupon_template: str | None = None
 
 
-@router.post("/v1/insert-codes/{code}/claim", summary="Claim a package-insert code for a customer")
+@router.post(
+    "/v1/insert-codes/{code}/claim",
+    summary="Claim a package-insert code for a customer",
+    responses={
+        404: {"model": ErrorResponse, "description": "insert_code.not_found"},
+        409: {"model": ErrorResponse, "description": "insert_code.used"},
+    },
+)
 def claim(
     code: str,
     body: ClaimIn,
