@@ -13,10 +13,12 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+from huitouke.errors import ConfigError
+
+__all__ = ["Settings", "get_settings", "load_settings"]
 
 
 class Settings(BaseSettings):
@@ -241,6 +243,40 @@ class Settings(BaseSettings):
         return None
 
 
+#: Chinese reasons of the validators above (pydantic's own messages are English only).
+_REASON_ZH = {
+    "timezone": "未知时区(请用 IANA 名称,例如 Asia/Shanghai)",
+    "lang": "只能是 zh 或 en",
+}
+
+
+def settings_error(exc: ValidationError) -> ConfigError:
+    """One line naming every bad variable, its value and why, in en and zh."""
+    en, zh = [], []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err.get("loc", ())) or "?"
+        var = f"HUITOUKE_{field.upper()}"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f"={value!r}"
+        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        en.append(f"{var}{shown}: {reason}")
+        zh.append(f"{var}{shown}:{_REASON_ZH.get(field, reason)}")
+    return ConfigError(
+        "invalid setting " + "; ".join(en),
+        code="settings.invalid",
+        message_zh="设置无效 " + ";".join(zh),
+    )
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; :class:`ConfigError` ``settings.invalid`` (one
+    line naming the variable) instead of pydantic's traceback when one is invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise settings_error(exc) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

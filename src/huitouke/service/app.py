@@ -28,7 +28,7 @@ from huitouke.service.deps import get_ctx
 from huitouke.service.error_handlers import install_error_handlers
 from huitouke.service.masking import install_log_masking
 from huitouke.service.uow import start_checkpointer, stop_checkpointer
-from huitouke.settings import Settings, get_settings
+from huitouke.settings import Settings, get_settings, load_settings
 from huitouke.store.db import Store
 
 __all__ = ["ROUTER_MODULES", "create_app", "route_table"]
@@ -211,4 +211,4 @@ def route_table(app: FastAPI) -> list[tuple[str, str]]:
 def app_from_env() -> FastAPI:
     """uvicorn factory for `huitouke serve`: settings from the environment; the CLI has
     already migrated the store, so workers do not race to migrate it."""
-    return create_app(Settings(), migrate=False)
+    return create_app(load_settings(), migrate=False)
