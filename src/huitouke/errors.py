@@ -11,7 +11,8 @@ Tree::
     HuitoukeError
     ├── ConfigError            (settings.*)           500 / exit 2
     ├── InputError             (input.*)              422 / exit 2
-    │   └── ImportFileError    (import.*)             422 / exit 2
+    │   ├── ImportFileError    (import.*)             422 / exit 2
+    │   └── TooLargeError      (request.too_large)    413 / exit 2
     ├── NotFoundError          (*.not_found)          404 / exit 3
     ├── ConflictError          (*.conflict, *.used)   409 / exit 4
     ├── AuthError              (auth.*)               401 / exit 5
@@ -35,6 +36,7 @@ __all__ = [
     "ModelFitError",
     "NotFoundError",
     "StoreError",
+    "TooLargeError",
 ]
 
 
@@ -84,6 +86,13 @@ class InputError(HuitoukeError):
 
 class ImportFileError(InputError):
     default_code = "import.invalid_file"
+
+
+class TooLargeError(InputError):
+    """More input than a limit allows (a request body over its size limit)."""
+
+    http_status = 413
+    default_code = "request.too_large"
 
 
 class NotFoundError(HuitoukeError):

@@ -108,7 +108,7 @@ def test_tracked_link_redirect_records_click(
     c, _, settings = client
     url = tracked_url(
         "http://testserver",
-        settings.secret_key,
+        settings.secret_key.get_secret_value(),
         journey_id="j",
         customer_id="c1",
         step_id="s",

@@ -80,7 +80,7 @@ def printed_urls(store: Store, settings: Settings) -> dict[str, str]:
     return {
         "tracked_link": tracked_url(
             base,
-            settings.secret_key,
+            settings.secret_key.get_secret_value(),
             journey_id="second_order",
             customer_id="c1",
             step_id="s0",
@@ -89,7 +89,10 @@ def printed_urls(store: Store, settings: Settings) -> dict[str, str]:
         ),
         "insert_card": insert_card_url(base, code),
         "unsubscribe": unsubscribe_url(
-            base, make_unsubscribe_token("c1", "email", settings.secret_key, message_id="m1")
+            base,
+            make_unsubscribe_token(
+                "c1", "email", settings.secret_key.get_secret_value(), message_id="m1"
+            ),
         ),
     }
 

@@ -26,6 +26,7 @@ from huitouke.service import messages as _messages  # noqa: F401  (registers the
 from huitouke.service.context import KeyCache, ServiceContext, system_clock
 from huitouke.service.deps import get_ctx
 from huitouke.service.error_handlers import install_error_handlers
+from huitouke.service.limits import RequestGuard
 from huitouke.service.masking import install_log_masking
 from huitouke.service.uow import start_checkpointer, stop_checkpointer
 from huitouke.settings import Settings, get_settings, load_settings
@@ -182,6 +183,8 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    # outermost last: the access log sees the guard's 401/413 answers too
+    app.add_middleware(RequestGuard, ctx=ctx)
     app.add_middleware(AccessLogMiddleware)
 
     @app.get("/health", tags=["health"])

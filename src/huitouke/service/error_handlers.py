@@ -61,6 +61,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "The key's scope is too low (auth.forbidden), or the customer may not act on the "
         "object (coupon.not_holder)."
     ),
+    413: _doc("The body is larger than the endpoint takes (request.too_large)."),
     422: _doc("Invalid input (input.invalid, details.fields names each field)."),
     503: _doc("The store stayed busy through every retry (store.busy); retry later."),
 }
