@@ -6,6 +6,9 @@ stable ``code`` (``snake.case``), a message in English and Chinese, and optional
 HTTP statuses (through ``http_status``) and only the CLI maps them to exit codes and
 friendly text; the domain never imports either.
 
+Every code in use is documented once in docs/errors.md (code, HTTP status, exit code, meaning
+in en and zh); a test collects the codes from the source and keeps the two equal.
+
 Tree::
 
     HuitoukeError

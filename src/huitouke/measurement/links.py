@@ -56,7 +56,7 @@ def tracked_url(base_url: str, secret: str, **claim: str) -> str:
     return f"{base_url.rstrip('/')}/r/{make_link_token(secret, **claim)}"
 
 
-def _bad(reason: str, code: str = "link.invalid") -> InputError:
+def _bad(reason: str, *, code: str) -> InputError:
     return InputError(
         f"invalid link token ({reason})",
         code=code,
@@ -72,13 +72,13 @@ def verify_link_token(token: str, secret: str) -> LinkClaim:
         raise _bad("old format", code="link.old_format")
     payload = open_sealed(secret, _PURPOSE, token)
     if payload is None:
-        raise _bad("bad signature")
+        raise _bad("bad signature", code="link.invalid")
     try:
         j, c, s, o, url = json.loads(payload)
     except (ValueError, TypeError) as exc:
-        raise _bad("malformed payload") from exc
+        raise _bad("malformed payload", code="link.invalid") from exc
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise _bad("bad target")
+        raise _bad("bad target", code="link.invalid")
     return LinkClaim(str(j), str(c), str(s), str(o), url, hashlib.sha256(payload).hexdigest()[:32])
 
 
