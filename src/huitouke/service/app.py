@@ -27,7 +27,7 @@ from huitouke.service.context import KeyCache, ServiceContext, system_clock
 from huitouke.service.deps import get_ctx
 from huitouke.service.error_handlers import install_error_handlers
 from huitouke.service.limits import RequestGuard
-from huitouke.service.masking import install_log_masking
+from huitouke.service.masking import ReadKeyMasking, install_log_masking
 from huitouke.service.uow import start_checkpointer, stop_checkpointer
 from huitouke.settings import Settings, get_settings, load_settings
 from huitouke.store.db import Store
@@ -184,6 +184,7 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     # outermost last: the access log sees the guard's 401/413 answers too
+    app.add_middleware(ReadKeyMasking)
     app.add_middleware(RequestGuard, ctx=ctx)
     app.add_middleware(AccessLogMiddleware)
 
