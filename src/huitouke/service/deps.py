@@ -22,6 +22,9 @@ bearer = HTTPBearer(
 )
 
 
+_VERIFIED = "huitouke.verified_key"
+
+
 # Dependencies are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the
 # thread pool, and a thread hop per dependency per request costs more than the work.
 async def get_ctx(request: Request) -> ServiceContext:
@@ -43,6 +46,11 @@ async def authenticated_key(request: Request, presented: str | None) -> ApiKey:
             code="auth.missing_key",
             message_zh=t("service.missing_key", "zh"),
         )
+    # verified once per request: the guard's check serves the scope dependency too
+    state: dict[str, object] = request.scope.setdefault("state", {})
+    verified = state.get(_VERIFIED)
+    if isinstance(verified, tuple) and verified[0] == presented:
+        return verified[1]
     ctx: ServiceContext = request.app.state.ctx
     key = ctx.keys.get(presented)
     if key is None:
@@ -53,6 +61,7 @@ async def authenticated_key(request: Request, presented: str | None) -> ApiKey:
 
         key = await run_in_threadpool(lookup)
         ctx.keys.put(presented, key)
+    state[_VERIFIED] = (presented, key)
     return key
 
 
