@@ -117,7 +117,10 @@ def test_tracked_link_redirect_records_click(
     )
     r = c.get(url.removeprefix("http://testserver"), follow_redirects=False)
     assert r.status_code == 307 and r.headers["location"] == "https://shop.example/p/9"
-    assert c.get("/r/forged.token", follow_redirects=False).status_code == 422
+    # a forged token gets a page saying so (400), an old-format one a page saying it is
+    # from an earlier version (410); neither records a click
+    assert c.get("/r/forgedtoken", follow_redirects=False).status_code == 400
+    assert c.get("/r/forged.token", follow_redirects=False).status_code == 410
     with store.connect() as conn:
         rows = conn.execute(select(link_clicks)).mappings().all()
     assert len(rows) == 1 and rows[0]["customer_id"] == "c1"
