@@ -6,12 +6,16 @@ stable ``code`` (``snake.case``), a message in English and Chinese, and optional
 HTTP statuses (through ``http_status``) and only the CLI maps them to exit codes and
 friendly text; the domain never imports either.
 
+Every code in use is documented once in docs/errors.md (code, HTTP status, exit code, meaning
+in en and zh); a test collects the codes from the source and keeps the two equal.
+
 Tree::
 
     HuitoukeError
     ├── ConfigError            (settings.*)           500 / exit 2
     ├── InputError             (input.*)              422 / exit 2
-    │   └── ImportFileError    (import.*)             422 / exit 2
+    │   ├── ImportFileError    (import.*)             422 / exit 2
+    │   └── TooLargeError      (request.too_large)    413 / exit 2
     ├── NotFoundError          (*.not_found)          404 / exit 3
     ├── ConflictError          (*.conflict, *.used)   409 / exit 4
     ├── AuthError              (auth.*)               401 / exit 5
@@ -35,6 +39,7 @@ __all__ = [
     "ModelFitError",
     "NotFoundError",
     "StoreError",
+    "TooLargeError",
 ]
 
 
@@ -84,6 +89,13 @@ class InputError(HuitoukeError):
 
 class ImportFileError(InputError):
     default_code = "import.invalid_file"
+
+
+class TooLargeError(InputError):
+    """More input than a limit allows (a request body over its size limit)."""
+
+    http_status = 413
+    default_code = "request.too_large"
 
 
 class NotFoundError(HuitoukeError):

@@ -4,6 +4,13 @@ Every setting is read from the environment with the prefix ``HUITOUKE_`` (for ex
 ``HUITOUKE_TIMEZONE=Europe/London``) or from a ``.env`` file in the working directory.
 Each field's ``description`` is its documentation: ``docs/settings.md`` is generated from
 this class (``huitouke settings --markdown``) and a test fails when the two disagree.
+
+Secrets (keys, passwords, tokens, and URLs that carry a token) are :class:`~pydantic.SecretStr`:
+they print as ``**********`` wherever a setting is shown or logged, and code that needs one
+asks for it with ``.get_secret_value()``. :meth:`Settings.public_dump` is what the CLI and
+the API show: every secret ``***`` (or empty when unset), a secret URL reduced to its
+scheme and host, the store URL without its password. A new secret declared ``SecretStr``
+is hidden everywhere without further work.
 """
 
 from __future__ import annotations
@@ -11,12 +18,42 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+from huitouke.errors import ConfigError
+
+__all__ = ["Settings", "get_settings", "load_settings", "mask_url"]
+
+
+def mask_url(url: str) -> str:
+    """``https://user:pw@host:8443/hook?key=…`` → ``https://host:8443/***``: the scheme and the
+    host say where it points; user, password, path and query may be the credential."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    if not parts.scheme or not host:
+        return "***"
+    return f"{parts.scheme}://{host}{port}/***"
+
+
+def _mask_store_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return mask_url(url)
 
 
 class Settings(BaseSettings):
@@ -109,8 +146,23 @@ class Settings(BaseSettings):
         "worker commits in one unit of work (group commit: each is answered as if posted "
         "alone; 1: one unit per event).",
     )
-    secret_key: str = Field(
-        "change-me",
+    request_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body, in bytes, `huitouke serve` reads (2 MiB). A larger "
+        "one is answered 413 `request.too_large` before it is read: at once when its "
+        "Content-Length says so, as soon as the limit is passed when it is sent in chunks. "
+        "Requests with a body to an endpoint that needs a key are authenticated before "
+        "anything of the body is read.",
+    )
+    orders_batch_event_bytes: int = Field(
+        8192,
+        ge=512,
+        description="Room per order event in `POST /v1/orders/batch`: that endpoint reads at "
+        "most `orders_batch_max` times this many bytes (8 MiB by default).",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr("change-me"),
         description="Secret for signed links (unsubscribe, tracked clicks) and webhook HMACs. "
         "Set a long random value in production.",
     )
@@ -139,7 +191,9 @@ class Settings(BaseSettings):
         "", description="SMS channel provider: aliyun, tencent, file or empty (off)."
     )
     aliyun_access_key_id: str = Field("", description="Aliyun AccessKey ID for dysmsapi SendSms.")
-    aliyun_access_key_secret: str = Field("", description="Aliyun AccessKey secret.")
+    aliyun_access_key_secret: SecretStr = Field(
+        SecretStr(""), description="Aliyun AccessKey secret."
+    )
     aliyun_sms_endpoint: str = Field(
         "https://dysmsapi.aliyuncs.com/", description="Aliyun SMS API endpoint."
     )
@@ -147,7 +201,7 @@ class Settings(BaseSettings):
         "", description="Default Aliyun SMS template code (a message may name its own)."
     )
     tencent_secret_id: str = Field("", description="Tencent Cloud SecretId for SMS SendSms.")
-    tencent_secret_key: str = Field("", description="Tencent Cloud SecretKey.")
+    tencent_secret_key: SecretStr = Field(SecretStr(""), description="Tencent Cloud SecretKey.")
     tencent_sms_endpoint: str = Field(
         "https://sms.tencentcloudapi.com/", description="Tencent Cloud SMS API endpoint."
     )
@@ -159,30 +213,33 @@ class Settings(BaseSettings):
     smtp_host: str = Field("", description="SMTP server for the email channel (empty: email off).")
     smtp_port: int = Field(587, description="SMTP port.")
     smtp_username: str = Field("", description="SMTP login (empty: no AUTH).")
-    smtp_password: str = Field("", description="SMTP password.")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_ssl: bool = Field(
         False, description="Connect with implicit TLS (SMTPS, usually port 465)."
     )
     email_from: str = Field("shop@example.com", description="From address of emails.")
-    webhook_url: str = Field(
-        "", description="Endpoint of the signed JSON webhook channel (empty: off)."
+    webhook_url: SecretStr = Field(
+        SecretStr(""), description="Endpoint of the signed JSON webhook channel (empty: off)."
     )
-    webhook_secret: str = Field(
-        "", description="HMAC-SHA256 key of webhook signatures (empty: use secret_key)."
+    webhook_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC-SHA256 key of webhook signatures (empty: use secret_key)."
     )
-    wecom_robot_url: str = Field(
-        "", description="WeCom (企业微信) group robot webhook URL (empty: off)."
+    wecom_robot_url: SecretStr = Field(
+        SecretStr(""), description="WeCom (企业微信) group robot webhook URL (empty: off)."
     )
-    dingtalk_robot_url: str = Field(
-        "", description="DingTalk (钉钉) group robot webhook URL with access_token (empty: off)."
+    dingtalk_robot_url: SecretStr = Field(
+        SecretStr(""),
+        description="DingTalk (钉钉) group robot webhook URL with access_token (empty: off).",
     )
-    dingtalk_secret: str = Field("", description="DingTalk robot signing secret (SEC…), if set.")
+    dingtalk_secret: SecretStr = Field(
+        SecretStr(""), description="DingTalk robot signing secret (SEC…), if set."
+    )
     file_channel_path: str = Field(
         "", description="JSON-lines file of the file (dry-run) channel; '-' prints to the console."
     )
-    inbound_token: str = Field(
-        "",
+    inbound_token: SecretStr = Field(
+        SecretStr(""),
         description="Token providers must pass (?token=) to inbound SMS and receipt callbacks "
         "(empty: derived from secret_key; see `huitouke inbound-token`).",
     )
@@ -231,6 +288,23 @@ class Settings(BaseSettings):
             raise ValueError("lang must be 'zh' or 'en'")
         return v
 
+    def public_dump(self) -> dict[str, Any]:
+        """Every setting as JSON values, secrets hidden (what `huitouke settings` and
+        ``GET /v1/settings`` show)."""
+        out: dict[str, Any] = self.model_dump(mode="json")
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                secret = value.get_secret_value()
+                out[name] = mask_url(secret) if name.endswith("_url") else ("***" if secret else "")
+        out["database_url"] = _mask_store_url(self.database_url)
+        return out
+
+    @classmethod
+    def is_secret(cls, name: str) -> bool:
+        field = cls.model_fields.get(name)
+        return field is not None and field.annotation is SecretStr
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -241,6 +315,40 @@ class Settings(BaseSettings):
         return None
 
 
+#: Chinese reasons of the validators above (pydantic's own messages are English only).
+_REASON_ZH = {
+    "timezone": "未知时区(请用 IANA 名称,例如 Asia/Shanghai)",
+    "lang": "只能是 zh 或 en",
+}
+
+
+def settings_error(exc: ValidationError) -> ConfigError:
+    """One line naming every bad variable, its value and why, in en and zh."""
+    en, zh = [], []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err.get("loc", ())) or "?"
+        var = f"HUITOUKE_{field.upper()}"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) or Settings.is_secret(field) else f"={value!r}"
+        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        en.append(f"{var}{shown}: {reason}")
+        zh.append(f"{var}{shown}:{_REASON_ZH.get(field, reason)}")
+    return ConfigError(
+        "invalid setting " + "; ".join(en),
+        code="settings.invalid",
+        message_zh="设置无效 " + ";".join(zh),
+    )
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; :class:`ConfigError` ``settings.invalid`` (one
+    line naming the variable) instead of pydantic's traceback when one is invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise settings_error(exc) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -1,4 +1,4 @@
-"""The journeys and measurement HTTP routers (mounted on the service app) and the CLI."""
+"""The journeys and measurement HTTP routers (as the production app mounts them) and the CLI."""
 
 from __future__ import annotations
 
@@ -41,14 +41,10 @@ class Keys:
 
 @pytest.fixture
 def client(store: Store, store_url: str) -> Iterator[tuple[TestClient, Keys, Settings]]:
-    from huitouke.journeys.api import router as journeys_router
-    from huitouke.measurement.api import router as measurement_router
     from huitouke.service import create_app
 
     settings = Settings(database_url=store_url, lang="en", secret_key="s3cret", holdout_salt="api")
-    app = create_app(settings, store)
-    app.include_router(journeys_router)
-    app.include_router(measurement_router)
+    app = create_app(settings, store)  # the production app mounts both routers
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c, Keys(store), settings
 
@@ -112,7 +108,7 @@ def test_tracked_link_redirect_records_click(
     c, _, settings = client
     url = tracked_url(
         "http://testserver",
-        settings.secret_key,
+        settings.secret_key.get_secret_value(),
         journey_id="j",
         customer_id="c1",
         step_id="s",
@@ -121,7 +117,10 @@ def test_tracked_link_redirect_records_click(
     )
     r = c.get(url.removeprefix("http://testserver"), follow_redirects=False)
     assert r.status_code == 307 and r.headers["location"] == "https://shop.example/p/9"
-    assert c.get("/r/forged.token", follow_redirects=False).status_code == 422
+    # a forged token gets a page saying so (400), an old-format one a page saying it is
+    # from an earlier version (410); neither records a click
+    assert c.get("/r/forgedtoken", follow_redirects=False).status_code == 400
+    assert c.get("/r/forged.token", follow_redirects=False).status_code == 410
     with store.connect() as conn:
         rows = conn.execute(select(link_clicks)).mappings().all()
     assert len(rows) == 1 and rows[0]["customer_id"] == "c1"

@@ -28,7 +28,9 @@ def client(store: Store) -> TestClient:
 def test_unsubscribe_page_then_one_click(store: Store) -> None:
     add_customers(store, [{"customer_id": "c1", "consent": {"email": True, "sms": True}}])
     c = client(store)
-    tok = make_unsubscribe_token("c1", "email", SETTINGS.secret_key, message_id="m1")
+    tok = make_unsubscribe_token(
+        "c1", "email", SETTINGS.secret_key.get_secret_value(), message_id="m1"
+    )
     page = c.get(f"/u/{tok}")
     assert page.status_code == 200
     assert (

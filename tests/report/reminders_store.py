@@ -179,7 +179,9 @@ def build_reminders_store(url: str, work: Path) -> dict[str, Any]:
         for m in sent[:3]:
             token = m[3]["link"].rsplit("/r/", 1)[1]
             record_click(
-                conn, verify_link_token(token, settings.secret_key), SEND_AT + timedelta(hours=1)
+                conn,
+                verify_link_token(token, settings.secret_key.get_secret_value()),
+                SEND_AT + timedelta(hours=1),
             )
         # later orders: most treatment customers of the coupon push redeem their coupon
         later = SEND_AT + timedelta(days=3)

@@ -27,6 +27,9 @@ class LiveServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    log_level: str = "warning"
+    access_log: bool = False
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -34,11 +37,17 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> LiveServer:
-        env = {**os.environ, "HUITOUKE_DATABASE_URL": self.database_url, "HUITOUKE_LANG": "en"}
+        env = {
+            **os.environ,
+            "HUITOUKE_DATABASE_URL": self.database_url,
+            "HUITOUKE_LANG": "en",
+            **self.env,
+        }
         cmd = [
             sys.executable, "-m", "huitouke", "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-            "--no-access-log", "--log-level", "warning",
+            "--access-log" if self.access_log else "--no-access-log",
+            "--log-level", self.log_level,
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -83,14 +83,25 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return app(args=argv, standalone_mode=False)
     except HuitoukeError as exc:
-        from huitouke.settings import get_settings
-
-        lang = get_settings().lang
+        lang = _error_lang()
         label = "错误" if lang == "zh" else "error"
         typer.echo(f"{label} [{exc.code}]: {exc.localized(lang)}", err=True)
         for key, value in exc.details.items():
             typer.echo(f"  {key}: {value}", err=True)
         sys.exit(exc.exit_code)
+
+
+def _error_lang() -> str:
+    """The merchant's language for an error; from the environment when the settings
+    themselves are what failed."""
+    from huitouke.errors import ConfigError
+    from huitouke.settings import get_settings
+
+    try:
+        return get_settings().lang
+    except ConfigError:
+        lang = os.environ.get("HUITOUKE_LANG", "zh")
+        return lang if lang in ("zh", "en") else "zh"
 
 
 def _exit_now(code: int) -> None:

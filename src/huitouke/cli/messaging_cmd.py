@@ -414,7 +414,8 @@ def register(app: typer.Typer) -> None:
         s = get_settings()
         typer.echo(
             unsubscribe_url(
-                s.public_base_url, make_unsubscribe_token(customer, channel_, s.secret_key)
+                s.public_base_url,
+                make_unsubscribe_token(customer, channel_, s.secret_key.get_secret_value()),
             )
         )
 

@@ -1,5 +1,6 @@
 """HTTP face of journeys: CRUD of stored journeys, switch built-ins on/off, run or dry-run
-a day, order fulfilment events, and results. The lead mounts ``router`` in the service app."""
+a day, order fulfilment events, and results. The service mounts ``router`` (its
+``ROUTER_MODULES``)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,17 @@ from huitouke.journeys.service import get_journey, record_event, run_journeys
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, get_lang, require
-from huitouke.service.error_handlers import ERROR_RESPONSES
+from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import loyalty_service
 from huitouke.service.uow import run_read, run_write
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"], responses=ERROR_RESPONSES)
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "journey.not_found"}
+}
 
 
 class JourneyState(BaseModel):
@@ -46,7 +51,9 @@ def list_journeys(
     return run_read(ctx.store, lambda conn: [_state(r) for r in repo.all_journeys(conn)])
 
 
-@router.get("/{journey_id}", response_model=JourneyState, summary="One journey")
+@router.get(
+    "/{journey_id}", response_model=JourneyState, summary="One journey", responses=_NOT_FOUND
+)
 def get_one(
     journey_id: str, ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("read"))
 ) -> JourneyState:
@@ -58,7 +65,13 @@ def get_one(
     return run_read(ctx.store, read)
 
 
-@router.post("", response_model=JourneyState, status_code=201, summary="Create a journey")
+@router.post(
+    "",
+    response_model=JourneyState,
+    status_code=201,
+    summary="Create a journey",
+    responses={409: {"model": ErrorResponse, "description": "journey.conflict"}},
+)
 def create(
     definition: dict[str, Any] = Body(
         ..., description="A journey (same fields as the YAML files)."
@@ -85,7 +98,9 @@ def create(
     return run_write(ctx.store, write)
 
 
-@router.put("/{journey_id}", response_model=JourneyState, summary="Replace a journey")
+@router.put(
+    "/{journey_id}", response_model=JourneyState, summary="Replace a journey", responses=_NOT_FOUND
+)
 def replace(
     journey_id: str,
     definition: dict[str, Any] = Body(...),
@@ -103,7 +118,9 @@ def replace(
     return run_write(ctx.store, write)
 
 
-@router.delete("/{journey_id}", status_code=204, summary="Delete a stored journey")
+@router.delete(
+    "/{journey_id}", status_code=204, summary="Delete a stored journey", responses=_NOT_FOUND
+)
 def delete(
     journey_id: str,
     ctx: ServiceContext = Depends(get_ctx),
@@ -112,7 +129,12 @@ def delete(
     run_write(ctx.store, lambda conn: repo.delete_journey(conn, journey_id))
 
 
-@router.post("/{journey_id}/enable", response_model=JourneyState, summary="Switch a journey on")
+@router.post(
+    "/{journey_id}/enable",
+    response_model=JourneyState,
+    summary="Switch a journey on",
+    responses=_NOT_FOUND,
+)
 def enable(
     journey_id: str,
     ctx: ServiceContext = Depends(get_ctx),
@@ -127,7 +149,12 @@ def enable(
     return run_write(ctx.store, write)
 
 
-@router.post("/{journey_id}/disable", response_model=JourneyState, summary="Switch a journey off")
+@router.post(
+    "/{journey_id}/disable",
+    response_model=JourneyState,
+    summary="Switch a journey off",
+    responses=_NOT_FOUND,
+)
 def disable(
     journey_id: str,
     ctx: ServiceContext = Depends(get_ctx),

@@ -23,7 +23,13 @@ from huitouke.errors import ConfigError, InputError
 from huitouke.i18n import register, t
 from huitouke.settings import Settings
 
-__all__ = ["callback_list", "find_cjk_font", "write_callback_list", "write_insert_cards"]
+__all__ = [
+    "callback_list",
+    "find_cjk_font",
+    "insert_card_url",
+    "write_callback_list",
+    "write_insert_cards",
+]
 
 register(
     {
@@ -93,6 +99,11 @@ def find_cjk_font(configured: str = "") -> tuple[str, int]:
     )
 
 
+def insert_card_url(base_url: str, code: str) -> str:
+    """The address an insert card's QR code holds (the service's ``GET /claim/{code}``)."""
+    return f"{base_url.rstrip('/')}/claim/{code}"
+
+
 def write_insert_cards(
     out: Path,
     campaign_id: str,
@@ -129,7 +140,7 @@ def write_insert_cards(
         pdf.set_dash_pattern(dash=2, gap=2)  # cut lines
         pdf.rect(x, y, card_w, card_h)
         pdf.set_dash_pattern()
-        url = f"{base_url.rstrip('/')}/claim/{code}"
+        url = insert_card_url(base_url, code)
         buf = io.BytesIO()
         segno.make(url, error="m").save(buf, kind="png", scale=6, border=2)
         buf.seek(0)

@@ -335,7 +335,7 @@ def _write(
             recs = recommender.for_customer(r["customer_id"], k=step.related_products)
         link = tracked_url(
             settings.public_base_url,
-            settings.secret_key,
+            settings.secret_key.get_secret_value(),
             journey_id=j.id,
             customer_id=r["customer_id"],
             step_id=r["step_id"],

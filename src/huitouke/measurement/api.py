@@ -10,12 +10,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from huitouke.errors import InputError
+from huitouke.i18n import register, t
 from huitouke.measurement.codes import claim_code
 from huitouke.measurement.links import record_click, verify_link_token
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
-from huitouke.service.error_handlers import ERROR_RESPONSES
+from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import loyalty_service
 from huitouke.service.uow import run_write
 
@@ -24,11 +26,54 @@ __all__ = ["router"]
 router = APIRouter(tags=["measurement"], responses=ERROR_RESPONSES)
 
 
-@router.get("/r/{token}", summary="Tracked link: record the click and redirect", status_code=307)
+register(
+    {
+        "link.page_title": {"zh": "链接无效", "en": "Link not valid"},
+        "link.invalid_page": {
+            "zh": "此链接无效或已被改动。请从店铺的最新消息中打开链接。",
+            "en": "This link is not valid or was altered. Please open the link from the "
+            "shop's latest message.",
+        },
+        "link.old_format_page": {
+            "zh": "此链接来自旧版本,已停用。请从店铺的最新消息中打开链接。",
+            "en": "This link comes from an earlier version and no longer works. Please open "
+            "the link from the shop's latest message.",
+        },
+    }
+)
+
+
+def _link_error_page(exc: InputError) -> HTMLResponse:
+    """A page a person can read (the link was clicked in a message, not called by code)."""
+    old = exc.code == "link.old_format"
+    key = "link.old_format_page" if old else "link.invalid_page"
+    title = f"{t('link.page_title', 'zh')} · {t('link.page_title', 'en')}"
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>"
+        f"<p lang=zh-CN>{html.escape(t(key, 'zh'))}</p><p lang=en>{html.escape(t(key, 'en'))}</p>"
+        f"<p><small>{html.escape(exc.code)}</small></p>",
+        status_code=410 if old else 400,
+    )
+
+
+@router.get(
+    "/r/{token}",
+    summary="Tracked link: record the click and redirect",
+    status_code=307,
+    response_model=None,
+    responses={
+        400: {"description": "link.invalid: a page saying the link is not valid"},
+        410: {"description": "link.old_format: a page saying the link is from an old version"},
+    },
+)
 def redirect(
     token: str, request: Request, ctx: ServiceContext = Depends(get_ctx)
-) -> RedirectResponse:
-    claim = verify_link_token(token, ctx.settings.secret_key)
+) -> RedirectResponse | HTMLResponse:
+    try:
+        claim = verify_link_token(token, ctx.settings.secret_key.get_secret_value())
+    except InputError as exc:
+        return _link_error_page(exc)
     ua = request.headers.get("user-agent")
     run_write(ctx.store, lambda conn: record_click(conn, claim, ctx.clock(), ua))
     return RedirectResponse(claim.url, status_code=307)
@@ -52,7 +97,14 @@ class ClaimIn(BaseModel):
     coupon_template: str | None = None
 
 
-@router.post("/v1/insert-codes/{code}/claim", summary="Claim a package-insert code for a customer")
+@router.post(
+    "/v1/insert-codes/{code}/claim",
+    summary="Claim a package-insert code for a customer",
+    responses={
+        404: {"model": ErrorResponse, "description": "insert_code.not_found"},
+        409: {"model": ErrorResponse, "description": "insert_code.used"},
+    },
+)
 def claim(
     code: str,
     body: ClaimIn,

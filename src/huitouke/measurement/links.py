@@ -1,41 +1,33 @@
-"""Tracked links: signed tokens that say which message a click came from.
+"""Tracked links: opaque tokens that say which message a click came from.
 
-A token is ``base64url(JSON [journey, customer, step, occurrence, url]) . base64url(HMAC)``
-with HMAC-SHA256 over the payload under the service's secret, truncated to 16 bytes. Nothing
-is stored when the link is made; the redirect endpoint verifies the signature, records the
-click and sends the browser on. Because the target URL is inside the signed payload, the
-endpoint cannot be abused as an open redirect.
+A token seals (:mod:`huitouke.core.sealed`: encrypted and authenticated under the service's
+secret, purpose ``link``) the JSON ``[journey, customer, step, occurrence, url]``. Nothing
+is stored when the link is made, and nothing of it can be read from the link: a customer id
+that is a phone number does not travel in clear through SMS gateways, mail scanners and
+browser histories. The redirect endpoint opens the token, records the click and sends the
+browser on; because the target URL is inside the sealed payload, the endpoint cannot be
+abused as an open redirect.
+
+Links of the first format (readable ``base64(JSON).base64(HMAC)``, with a ``.``) are refused
+with ``link.old_format``: they exposed the customer id, and the page says so plainly.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
 
+from huitouke.core.sealed import open_sealed, seal
 from huitouke.errors import InputError
 from huitouke.measurement.tables import link_clicks
 
 __all__ = ["LinkClaim", "make_link_token", "record_click", "tracked_url", "verify_link_token"]
 
-_MAC_BYTES = 16
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, payload: bytes) -> bytes:
-    return hmac.new(("link:" + secret).encode(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
+_PURPOSE = "link"
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,7 @@ def make_link_token(
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode()
-    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+    return seal(secret, _PURPOSE, payload)
 
 
 def tracked_url(base_url: str, secret: str, **claim: str) -> str:
@@ -64,30 +56,29 @@ def tracked_url(base_url: str, secret: str, **claim: str) -> str:
     return f"{base_url.rstrip('/')}/r/{make_link_token(secret, **claim)}"
 
 
-def _bad(reason: str) -> InputError:
+def _bad(reason: str, *, code: str) -> InputError:
     return InputError(
         f"invalid link token ({reason})",
-        code="link.invalid",
+        code=code,
         message_zh=f"链接无效({reason})",
         details={"reason": reason},
     )
 
 
 def verify_link_token(token: str, secret: str) -> LinkClaim:
-    """The claim of a genuine token; :class:`InputError` ``link.invalid`` otherwise."""
-    try:
-        p64, m64 = token.split(".", 1)
-        payload, mac = _unb64(p64), _unb64(m64)
-    except (ValueError, TypeError) as exc:
-        raise _bad("malformed") from exc
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
-        raise _bad("bad signature")
+    """The claim of a genuine token; :class:`InputError` ``link.invalid`` otherwise
+    (``link.old_format`` for a link of the first, readable format)."""
+    if "." in token:
+        raise _bad("old format", code="link.old_format")
+    payload = open_sealed(secret, _PURPOSE, token)
+    if payload is None:
+        raise _bad("bad signature", code="link.invalid")
     try:
         j, c, s, o, url = json.loads(payload)
     except (ValueError, TypeError) as exc:
-        raise _bad("malformed payload") from exc
+        raise _bad("malformed payload", code="link.invalid") from exc
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise _bad("bad target")
+        raise _bad("bad target", code="link.invalid")
     return LinkClaim(str(j), str(c), str(s), str(o), url, hashlib.sha256(payload).hexdigest()[:32])
 
 

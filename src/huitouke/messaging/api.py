@@ -88,7 +88,7 @@ p.en{{color:#555}}button{{font-size:1rem;padding:.5rem 1.2rem;margin:.3rem 0}}</
 
 def _claim(ctx: _Ctx, token: str) -> UnsubscribeClaim | HTMLResponse:
     try:
-        return verify_unsubscribe_token(token, ctx.settings.secret_key)
+        return verify_unsubscribe_token(token, ctx.settings.secret_key.get_secret_value())
     except AuthError:
         return _page(
             "unsubscribe.title",

@@ -16,11 +16,13 @@ __all__ = ["build_channels", "inbound_token", "make_dispatcher", "webhook_secret
 
 
 def webhook_secret(settings: Settings) -> str:
-    return settings.webhook_secret or settings.secret_key
+    return settings.webhook_secret.get_secret_value() or settings.secret_key.get_secret_value()
 
 
 def inbound_token(settings: Settings) -> str:
-    return settings.inbound_token or derive_inbound_token(settings.secret_key)
+    return settings.inbound_token.get_secret_value() or derive_inbound_token(
+        settings.secret_key.get_secret_value()
+    )
 
 
 def build_channels(settings: Settings, only: Iterable[str] | None = None) -> dict[str, Channel]:
@@ -31,10 +33,12 @@ def build_channels(settings: Settings, only: Iterable[str] | None = None) -> dic
     def want(name: str) -> bool:
         return wanted is None or name in wanted
 
-    if settings.webhook_url and want("webhook"):
+    if settings.webhook_url.get_secret_value() and want("webhook"):
         from huitouke.messaging.channels.webhook import WebhookChannel
 
-        out["webhook"] = WebhookChannel(settings.webhook_url, webhook_secret(settings))
+        out["webhook"] = WebhookChannel(
+            settings.webhook_url.get_secret_value(), webhook_secret(settings)
+        )
     if settings.smtp_host and want("email"):
         from huitouke.messaging.channels.smtp import SmtpChannel
 
@@ -42,22 +46,23 @@ def build_channels(settings: Settings, only: Iterable[str] | None = None) -> dic
             settings.smtp_host,
             settings.smtp_port,
             from_addr=settings.email_from,
-            secret=settings.secret_key,
+            secret=settings.secret_key.get_secret_value(),
             public_base_url=settings.public_base_url,
             username=settings.smtp_username,
-            password=settings.smtp_password,
+            password=settings.smtp_password.get_secret_value(),
             starttls=settings.smtp_starttls,
             use_ssl=settings.smtp_ssl,
         )
-    if settings.wecom_robot_url and want("wecom"):
+    if settings.wecom_robot_url.get_secret_value() and want("wecom"):
         from huitouke.messaging.channels.robots import WeComRobotChannel
 
-        out["wecom"] = WeComRobotChannel(settings.wecom_robot_url)
-    if settings.dingtalk_robot_url and want("dingtalk"):
+        out["wecom"] = WeComRobotChannel(settings.wecom_robot_url.get_secret_value())
+    if settings.dingtalk_robot_url.get_secret_value() and want("dingtalk"):
         from huitouke.messaging.channels.robots import DingTalkRobotChannel
 
         out["dingtalk"] = DingTalkRobotChannel(
-            settings.dingtalk_robot_url, settings.dingtalk_secret
+            settings.dingtalk_robot_url.get_secret_value(),
+            settings.dingtalk_secret.get_secret_value(),
         )
     if settings.sms_provider and want("sms"):
         out["sms"] = _sms_channel(settings)
@@ -82,7 +87,9 @@ def _sms_channel(settings: Settings) -> Channel:
     if provider == "aliyun":
         from huitouke.messaging.channels.aliyun import AliyunSmsChannel
 
-        if not (settings.aliyun_access_key_id and settings.aliyun_access_key_secret):
+        if not (
+            settings.aliyun_access_key_id and settings.aliyun_access_key_secret.get_secret_value()
+        ):
             raise ConfigError(
                 "Aliyun SMS needs HUITOUKE_ALIYUN_ACCESS_KEY_ID and _SECRET",
                 code="settings.channel_missing",
@@ -90,7 +97,7 @@ def _sms_channel(settings: Settings) -> Channel:
             )
         return AliyunSmsChannel(
             settings.aliyun_access_key_id,
-            settings.aliyun_access_key_secret,
+            settings.aliyun_access_key_secret.get_secret_value(),
             sign_name=settings.sms_sign_name,
             template_code=settings.aliyun_sms_template_code,
             endpoint=settings.aliyun_sms_endpoint,
@@ -100,7 +107,7 @@ def _sms_channel(settings: Settings) -> Channel:
 
         if not (
             settings.tencent_secret_id
-            and settings.tencent_secret_key
+            and settings.tencent_secret_key.get_secret_value()
             and settings.tencent_sms_app_id
         ):
             raise ConfigError(
@@ -110,7 +117,7 @@ def _sms_channel(settings: Settings) -> Channel:
             )
         return TencentSmsChannel(
             settings.tencent_secret_id,
-            settings.tencent_secret_key,
+            settings.tencent_secret_key.get_secret_value(),
             app_id=settings.tencent_sms_app_id,
             sign_name=settings.sms_sign_name,
             template_id=settings.tencent_sms_template_id,

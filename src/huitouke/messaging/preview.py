@@ -62,7 +62,7 @@ def customer_template_context(
             "currency": last.currency,
             "items": items,
         }
-    token = make_unsubscribe_token(customer_id, channel, settings.secret_key)
+    token = make_unsubscribe_token(customer_id, channel, settings.secret_key.get_secret_value())
     return template_context(
         dict(row._mapping),
         order=order,

@@ -1,19 +1,26 @@
-"""Signed tokens for unsubscribe links (and the inbound callback token).
+"""Opaque tokens for unsubscribe links (and the inbound callback token).
 
-A token is ``base64url(payload) "." base64url(HMAC-SHA256(secret_key, payload))`` where the
-payload is compact JSON ``{"c": customer_id, "ch": channel or "*", "m": message_id,
-"iat": issued unix seconds}``. It does not expire — an unsubscribe link must keep working
-for as long as the email sits in an inbox — and it is compared in constant time.
+A token seals (:mod:`huitouke.core.sealed`: encrypted and authenticated under the service's
+secret, purpose ``unsubscribe``) the compact JSON ``{"c": customer_id, "ch": channel or "*",
+"m": message_id, "iat": issued unix seconds}``: the link says nothing about who it belongs
+to. It does not expire — an unsubscribe link must keep working for as long as the email sits
+in an inbox — and it is compared in constant time.
+
+Links of the first format (``base64url(payload) "." base64url(HMAC-SHA256)``, readable) are
+still honoured when their signature is genuine: they are in inboxes already, and leaving a
+list must always work. New links are never made in that format.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass
 
+from huitouke.core.sealed import open_sealed, seal
 from huitouke.errors import AuthError
 
 __all__ = [
@@ -24,13 +31,7 @@ __all__ = [
     "verify_unsubscribe_token",
 ]
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+_PURPOSE = "unsubscribe"
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,6 @@ class UnsubscribeClaim:
     channel: str
     message_id: str | None
     issued_at: int
-
-
-def _mac(secret: str, payload: bytes) -> bytes:
-    return hmac.new(b"unsubscribe:" + secret.encode("utf-8"), payload, hashlib.sha256).digest()
 
 
 def make_unsubscribe_token(
@@ -59,7 +56,19 @@ def make_unsubscribe_token(
         ensure_ascii=False,
         sort_keys=True,
     ).encode("utf-8")
-    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+    return seal(secret, _PURPOSE, payload)
+
+
+def _old_format_payload(token: str, secret: str) -> bytes | None:
+    """The payload of a genuine token of the first (readable, signed) format."""
+    try:
+        p64, s64 = token.split(".", 1)
+        payload = base64.urlsafe_b64decode(p64 + "=" * (-len(p64) % 4))
+        sig = base64.urlsafe_b64decode(s64 + "=" * (-len(s64) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    mac = hmac.new(b"unsubscribe:" + secret.encode("utf-8"), payload, hashlib.sha256).digest()
+    return payload if hmac.compare_digest(sig, mac) else None
 
 
 def verify_unsubscribe_token(token: str, secret: str) -> UnsubscribeClaim:
@@ -69,13 +78,11 @@ def verify_unsubscribe_token(token: str, secret: str) -> UnsubscribeClaim:
         code="unsubscribe.bad_token",
         message_zh="退订链接无效或已被篡改",
     )
-    try:
-        p64, s64 = token.split(".", 1)
-        payload = _unb64(p64)
-        sig = _unb64(s64)
-    except (ValueError, TypeError) as exc:
-        raise bad from exc
-    if not hmac.compare_digest(sig, _mac(secret, payload)):
+    if "." in token:
+        payload = _old_format_payload(token, secret)
+    else:
+        payload = open_sealed(secret, _PURPOSE, token)
+    if payload is None:
         raise bad
     try:
         data = json.loads(payload)

@@ -26,23 +26,30 @@ from huitouke.service import messages as _messages  # noqa: F401  (registers the
 from huitouke.service.context import KeyCache, ServiceContext, system_clock
 from huitouke.service.deps import get_ctx
 from huitouke.service.error_handlers import install_error_handlers
-from huitouke.service.masking import install_log_masking
+from huitouke.service.limits import RequestGuard
+from huitouke.service.masking import ReadKeyMasking, install_log_masking
 from huitouke.service.uow import start_checkpointer, stop_checkpointer
-from huitouke.settings import Settings, get_settings
+from huitouke.settings import Settings, get_settings, load_settings
 from huitouke.store.db import Store
 
-__all__ = ["ROUTER_MODULES", "create_app"]
+__all__ = ["ROUTER_MODULES", "create_app", "route_table"]
 
 access_log = logging.getLogger("huitouke.service.access")
 
-#: Feature routers, included in this order. A router whose context has not been built
-#: into this installation (its module is absent) is left out, never faked.
+#: Every router of the service, included in this order: the one list of what `huitouke
+#: serve` answers. A module missing from an installation is an error, never a silent gap
+#: (tests compare the built app's routes with docs/api.md and with every URL the product
+#: prints).
 ROUTER_MODULES = (
     "huitouke.service.routers.orders",
     "huitouke.service.routers.customers",
     "huitouke.service.routers.loyalty",
     "huitouke.service.routers.metrics",
     "huitouke.service.routers.admin",
+    # the journeys context: stored journeys, runs, fulfilment events, results
+    "huitouke.journeys.api",
+    # measurement: tracked links /r/{token}, package-insert QR pages and claims
+    "huitouke.measurement.api",
     # the messaging context's public callbacks (unsubscribe page, inbound SMS, receipts)
     "huitouke.messaging.api",
 )
@@ -171,9 +178,14 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        # no OAuth2 flow here: keys are bearer tokens, so no Swagger redirect page
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    # outermost last: the access log sees the guard's 401/413 answers too
+    app.add_middleware(ReadKeyMasking)
+    app.add_middleware(RequestGuard, ctx=ctx)
     app.add_middleware(AccessLogMiddleware)
 
     @app.get("/health", tags=["health"])
@@ -184,17 +196,23 @@ def create_app(
         return {"status": "ok", "database": c.store.dialect}
 
     for name in ROUTER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        app.include_router(module.router)
+        app.include_router(importlib.import_module(name).router)
     return app
+
+
+def route_table(app: FastAPI) -> list[tuple[str, str]]:
+    """Every ``(method, path)`` the app answers, sorted (HEAD, implied by GET, left out)."""
+    from fastapi.routing import iter_route_contexts
+
+    out: set[tuple[str, str]] = set()
+    for route in iter_route_contexts(app.routes):
+        for method in route.methods or ():
+            if method != "HEAD" and route.path:
+                out.add((method, route.path))
+    return sorted(out)
 
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for `huitouke serve`: settings from the environment; the CLI has
     already migrated the store, so workers do not race to migrate it."""
-    return create_app(Settings(), migrate=False)
+    return create_app(load_settings(), migrate=False)

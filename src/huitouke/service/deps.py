@@ -14,12 +14,15 @@ from huitouke.service.apikeys import ApiKey, Scope, authenticate, check_scope
 from huitouke.service.context import ServiceContext
 from huitouke.service.error_handlers import request_lang
 
-__all__ = ["bearer", "get_ctx", "get_lang", "require"]
+__all__ = ["authenticated_key", "bearer", "get_ctx", "get_lang", "require"]
 
 bearer = HTTPBearer(
     auto_error=False,
     description="An API key from `huitouke apikey create --scope read|operator|admin`.",
 )
+
+
+_VERIFIED = "huitouke.verified_key"
 
 
 # Dependencies are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the
@@ -33,6 +36,35 @@ async def get_lang(request: Request) -> str:
     return request_lang(request)
 
 
+async def authenticated_key(request: Request, presented: str | None) -> ApiKey:
+    """The active key ``presented`` (from the worker's cache or the store); :class:`AuthError`
+    when it is missing, unknown or revoked. The request guard calls it before a body is
+    read, the scope dependencies after."""
+    if not presented:
+        raise AuthError(
+            t("service.missing_key", "en"),
+            code="auth.missing_key",
+            message_zh=t("service.missing_key", "zh"),
+        )
+    # verified once per request: the guard's check serves the scope dependency too
+    state: dict[str, object] = request.scope.setdefault("state", {})
+    verified = state.get(_VERIFIED)
+    if isinstance(verified, tuple) and verified[0] == presented:
+        return verified[1]
+    ctx: ServiceContext = request.app.state.ctx
+    key = ctx.keys.get(presented)
+    if key is None:
+
+        def lookup() -> ApiKey:
+            with ctx.store.connect() as conn:
+                return authenticate(conn, presented)
+
+        key = await run_in_threadpool(lookup)
+        ctx.keys.put(presented, key)
+    state[_VERIFIED] = (presented, key)
+    return key
+
+
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that admits keys of ``scope`` or higher (read < operator < admin)."""
 
@@ -40,23 +72,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
     ) -> ApiKey:
-        if credentials is None or not credentials.credentials:
-            raise AuthError(
-                t("service.missing_key", "en"),
-                code="auth.missing_key",
-                message_zh=t("service.missing_key", "zh"),
-            )
-        ctx: ServiceContext = request.app.state.ctx
-        presented = credentials.credentials
-        key = ctx.keys.get(presented)
-        if key is None:
-
-            def lookup() -> ApiKey:
-                with ctx.store.connect() as conn:
-                    return authenticate(conn, presented)
-
-            key = await run_in_threadpool(lookup)
-            ctx.keys.put(presented, key)
+        key = await authenticated_key(request, credentials.credentials if credentials else None)
         check_scope(key, scope)
         request.state.api_key = key
         return key

@@ -61,6 +61,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "The key's scope is too low (auth.forbidden), or the customer may not act on the "
         "object (coupon.not_holder)."
     ),
+    413: _doc("The body is larger than the endpoint takes (request.too_large)."),
     422: _doc("Invalid input (input.invalid, details.fields names each field)."),
     503: _doc("The store stayed busy through every retry (store.busy); retry later."),
 }
@@ -73,7 +74,7 @@ def request_lang(request: Request) -> str:
     )
 
 
-def _body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def _body(*, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
@@ -109,31 +110,34 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     names = ", ".join(dict.fromkeys(f["field"] for f in fields))
     lang = request_lang(request)
     message = t("service.invalid_input", lang, fields=names)
-    return JSONResponse(_body("input.invalid", message, {"fields": fields}), status_code=422)
+    return JSONResponse(
+        _body(code="input.invalid", message=message, details={"fields": fields}), status_code=422
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     lang = request_lang(request)
     if exc.status_code == 400:
-        code, message = "http.bad_request", t("service.bad_request", lang)
+        body = _body(code="http.bad_request", message=t("service.bad_request", lang))
     elif exc.status_code == 404:
-        code, message = "http.not_found", t("service.not_found", lang, path=request.url.path)
+        path = request.url.path
+        body = _body(code="http.not_found", message=t("service.not_found", lang, path=path))
     elif exc.status_code == 405:
-        code = "http.method_not_allowed"
         message = t("service.method_not_allowed", lang, method=request.method)
+        body = _body(code="http.method_not_allowed", message=message)
     else:
-        code = f"http.{exc.status_code}"
         message = t("service.http_error", lang, status=exc.status_code)
-    return JSONResponse(
-        _body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-    )
+        body = _body(code=f"http.{exc.status_code}", message=message)
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s: unhandled error", request.method, request.url.path, exc_info=exc)
     lang = request_lang(request)
-    return JSONResponse(_body("internal", t("service.internal", lang)), status_code=500)
+    return JSONResponse(
+        _body(code="internal", message=t("service.internal", lang)), status_code=500
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

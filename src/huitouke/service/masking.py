@@ -9,19 +9,30 @@ service masks them in responses to keys of the ``read`` scope and *always* in lo
   starred; a ``+86`` country code is kept as it is);
 - ``张三`` → ``张*``, ``欧阳娜娜`` → ``欧***``, ``John Smith`` → ``J*** S****``;
 - ``alice@example.com`` → ``a****@example.com``.
+
+Customer ids are often phone numbers (the Youzan preset keys buyers by their mobile): for
+``read`` keys, :class:`ReadKeyMasking` masks every customer-id field of a JSON answer whose
+value is a phone number, and phone numbers in error messages, whatever the endpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 __all__ = [
+    "CUSTOMER_ID_FIELDS",
     "PERSONAL_FIELDS",
     "MaskingFilter",
+    "ReadKeyMasking",
     "install_log_masking",
+    "mask_customer_ids",
     "mask_email",
     "mask_mapping",
     "mask_name",
@@ -182,3 +193,94 @@ def install_log_masking() -> MaskingFilter:
             if _FILTER not in handler.filters:
                 handler.addFilter(_FILTER)
     return _FILTER
+
+
+# -- customer ids that are phone numbers (read keys) -------------------------------------------
+
+#: Fields whose value is a customer id.
+CUSTOMER_ID_FIELDS = frozenset(
+    {
+        "customer_id",
+        "customer",
+        "holder",
+        "holder_id",
+        "from_customer",
+        "to_customer",
+        "leader_id",
+        "referrer_id",
+        "referred_id",
+        "referred_customer_id",
+        "claimed_by",
+        "issued_to",
+    }
+)
+
+
+def _is_phone(value: str) -> bool:
+    return bool(_CN_MOBILE.fullmatch(value) or _INTL_PHONE.fullmatch(value))
+
+
+def mask_customer_ids(data: Any) -> Any:
+    """A copy of a JSON value with every customer id that is a phone number masked (and
+    phone numbers in ``message`` texts): what a ``read`` key may see."""
+    if isinstance(data, list):
+        return [mask_customer_ids(v) for v in data]
+    if not isinstance(data, Mapping):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, str) and key in CUSTOMER_ID_FIELDS and _is_phone(value):
+            out[key] = mask_phone(value)
+        elif isinstance(value, str) and key == "message":
+            out[key] = mask_text(value)
+        else:
+            out[key] = mask_customer_ids(value)
+    return out
+
+
+class ReadKeyMasking:
+    """ASGI middleware: the JSON answers to ``read`` keys go through :func:`mask_customer_ids`.
+
+    The scope dependency (``require``) records the request's key in ``request.state``; the
+    answer of a request made with a read key is buffered, masked and re-encoded. Answers to
+    operator and admin keys, and non-JSON answers, pass untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def masking_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                key = state.get("api_key")
+                ctype = dict(message.get("headers", [])).get(b"content-type", b"")
+                if getattr(key, "scope", None) == "read" and ctype.startswith(b"application/json"):
+                    start = message
+                    return
+                await send(message)
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            with contextlib.suppress(ValueError):  # not JSON after all: sent as it came
+                data = json.loads(body)
+                masked = mask_customer_ids(data)
+                if masked != data:  # untouched answers keep their bytes
+                    body = json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode()
+            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, masking_send)

@@ -44,6 +44,10 @@ MESSAGES = {
         "zh": "退款金额 {refunded} 超过订单金额 {amount}",
         "en": "refunded_amount {refunded} exceeds amount {amount}",
     },
+    "service.too_large": {
+        "zh": "请求体过大:此接口最多接受 {limit} 字节",
+        "en": "request body too large: this endpoint takes at most {limit} bytes",
+    },
     "cli.apikey.created": {
         "zh": "已创建 API 密钥 {key_id}(权限 {scope},名称 {name})。密钥只显示这一次,请妥善保存:",
         "en": "created API key {key_id} (scope {scope}, name {name}). It is shown only this once; store it safely:",

@@ -83,7 +83,6 @@ def get_settings_view(
     ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("admin"))
 ) -> dict[str, Any]:
     """The effective settings (secrets hidden). 当前生效的设置(隐藏密钥)。"""
-    data = ctx.settings.model_dump(mode="json")
-    data["secret_key"] = "***"
+    data = ctx.settings.public_dump()
     data["database_url"] = ctx.store.engine.url.render_as_string(hide_password=True)
     return data

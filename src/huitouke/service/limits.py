@@ -1,0 +1,161 @@
+"""The request guard: body size limits and authentication before a body is read.
+
+An ASGI middleware in front of every route. For a request that carries a body it
+
+1. authenticates first — the API key of a ``/v1`` endpoint, the inbound token of the
+   providers' callbacks — and answers 401 without reading a byte of the body when that
+   fails, so an anonymous client cannot make the server buffer or parse anything;
+2. answers 413 ``request.too_large`` at once when ``Content-Length`` exceeds the endpoint's
+   limit, and otherwise counts the bytes as the application reads them: a body sent in
+   chunks is cut off as soon as it passes the limit and answered 413, whatever the
+   application was doing with it.
+
+The limit is ``HUITOUKE_REQUEST_MAX_BYTES`` (2 MiB by default); a batch endpoint gets room for
+its batch maximum (``orders_batch_max × orders_batch_event_bytes``). Rejections carry
+``Connection: close``: the unread rest of the body is never read.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from huitouke.errors import AuthError, HuitoukeError, TooLargeError
+from huitouke.i18n import t
+from huitouke.service.context import ServiceContext
+from huitouke.service.deps import authenticated_key
+from huitouke.service.lang import negotiate_lang
+from huitouke.settings import Settings
+
+__all__ = ["BATCH_LIMITS", "RequestGuard", "body_limit"]
+
+#: Endpoints that take a batch: their limit grows with the batch maximum.
+BATCH_LIMITS: dict[str, Callable[[Settings], int]] = {
+    "/v1/orders/batch": lambda s: s.orders_batch_max * s.orders_batch_event_bytes,
+}
+#: Callbacks authenticated by the inbound token (``?token=``) instead of an API key.
+_TOKEN_PATHS = ("/v1/inbound/", "/v1/receipts/")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """The most bytes of body ``path`` may receive."""
+    batch = BATCH_LIMITS.get(path.rstrip("/"))
+    base = settings.request_max_bytes
+    return max(base, batch(settings)) if batch is not None else base
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the application when a streamed body passes its limit."""
+
+
+def _too_large(limit: int) -> TooLargeError:
+    return TooLargeError(
+        t("service.too_large", "en", limit=limit),
+        code="request.too_large",
+        message_zh=t("service.too_large", "zh", limit=limit),
+        details={"limit_bytes": limit},
+    )
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, ctx: ServiceContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: HuitoukeError) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        lang = negotiate_lang(headers.get("accept-language"), self.ctx.settings.lang)
+        response = JSONResponse(
+            {"error": exc.to_dict(lang)},
+            status_code=exc.http_status,
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> None:
+        path: str = scope["path"]
+        if path.startswith(_TOKEN_PATHS):
+            from huitouke.messaging.bootstrap import inbound_token
+
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            given = query.get("token", "")
+            if not hmac.compare_digest(given.encode(), inbound_token(self.ctx.settings).encode()):
+                raise AuthError(
+                    "missing or wrong inbound token",
+                    code="auth.bad_inbound_token",
+                    message_zh="回调令牌缺失或错误",
+                )
+        elif path.startswith("/v1/"):
+            request = Request(scope)
+            scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+            await authenticated_key(
+                request, presented.strip() if scheme.lower() == "bearer" else None
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length_header = headers.get(b"content-length")
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        try:
+            declared = int(length_header) if length_header is not None else None
+        except ValueError:
+            declared = None
+        has_body = chunked or (declared or 0) > 0 or scope["method"] in _BODY_METHODS
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(self.ctx.settings, scope["path"])
+        try:
+            await self._authenticate(scope)
+        except HuitoukeError as exc:
+            await self._reject(scope, receive, send, exc)
+            return
+        if declared is not None and declared > limit:
+            await self._reject(scope, receive, send, _too_large(limit))
+            return
+
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                raise _BodyTooLarge
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                # whatever the application made of the cut-off body, the answer is 413
+                if not started:
+                    started = True
+                    await self._reject(scope, receive, send, _too_large(limit))
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+            if not started:  # the cut-off body ended the application with an error
+                started = True
+                await self._reject(scope, receive, send, _too_large(limit))
