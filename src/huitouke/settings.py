@@ -187,6 +187,24 @@ class Settings(BaseSettings):
         "(empty: derived from secret_key; see `huitouke inbound-token`).",
     )
 
+    at_most_once_channels: str = Field(
+        "",
+        description="Channels sent at most once, comma-separated (e.g. `email,sms`): each message "
+        "is marked as started before it leaves, and one a crashed worker had started is "
+        "dead-lettered (`crash.unknown`), never sent twice.",
+    )
+    dispatch_mark_every: int = Field(
+        32,
+        ge=1,
+        description="The dispatcher commits sent marks every N provider answers (or after "
+        "`dispatch_mark_ms`); a killed worker repeats at most concurrency + N messages.",
+    )
+    dispatch_mark_ms: float = Field(
+        20.0,
+        ge=0.0,
+        description="Longest wait, in milliseconds, before a provider's answer is committed as sent.",
+    )
+
     # --- journeys and measurement -----------------------------------------------------------
     holdout_salt: str = Field(
         "huitouke-holdout-v1",
