@@ -1,0 +1,1 @@
+"""Use cases every door (CLI, REST, console, connectors, scheduler) calls, each rule once."""
