@@ -135,6 +135,10 @@ class Settings(BaseSettings):
         "", description="SMS signature (店名) shown as 【…】 and sent as the provider's SignName."
     )
     sms_footer: str = Field("回T退订", description="Unsubscribe footer appended to marketing SMS.")
+    sms_footer_en: str = Field(
+        "Reply STOP to opt out",
+        description="Unsubscribe footer of marketing SMS in English (kept in GSM-7).",
+    )
     sms_provider: str = Field(
         "", description="SMS channel provider: aliyun, tencent, file or empty (off)."
     )

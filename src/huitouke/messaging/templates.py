@@ -315,8 +315,13 @@ def render(
     *,
     sms_sign_name: str = "",
     sms_footer: str = "回T退订",
+    sms_footer_en: str = "Reply STOP to opt out",
 ) -> Rendered:
-    """Render ``template`` in ``lang`` (falling back to the other language if it lacks one)."""
+    """Render ``template`` in ``lang`` (falling back to the other language if it lacks one).
+
+    A marketing SMS ends with the opt-out footer of the language it is written in:
+    ``sms_footer`` for Chinese, ``sms_footer_en`` (plain GSM-7) for English, so an English
+    text does not turn into UCS-2 (and cost more segments) because of a Chinese footer."""
     if lang not in template.body:
         fallback = next((lg for lg in LANGS if lg in template.body), None)
         if fallback is None:
@@ -347,7 +352,10 @@ def render(
     count = None
     if template.channel == "sms":
         text = compose_sms(
-            text, sign_name=sms_sign_name, footer=sms_footer, marketing=template.kind == "marketing"
+            text,
+            sign_name=sms_sign_name,
+            footer=sms_footer if lang == "zh" else sms_footer_en,
+            marketing=template.kind == "marketing",
         )
         count = count_sms(text)
     return Rendered(
