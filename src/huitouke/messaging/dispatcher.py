@@ -22,8 +22,9 @@ One round (:meth:`Dispatcher.run_once`) is:
    on the wire or answered-but-unrecorded, so a worker killed at any instant leaves at most
    that many messages that went out and are not marked sent.
 
-A killed worker's rows stay ``sending`` under a lease that expires; the next worker takes
-them over. Rows that never left are sent once; the at most ``concurrency + mark_every`` that
+A live worker renews the lease of its claim before a round sends and with every commit of
+answers. A killed worker's rows stay ``sending`` under a lease that expires; the next worker
+takes them over. Rows that never left are sent once; the at most ``concurrency + mark_every`` that
 left but were not recorded go again with the same idempotency key (a sink that de-duplicates
 by it sees each message exactly once). Channels delivered **at most once** (the channel says
 so, or ``at_most_once`` names it) are instead marked ``send.started`` in a commit before each
@@ -213,8 +214,25 @@ class Dispatcher:
         batch = self._claim_and_decide(limit, stats)
         if batch is not None:
             owner, to_send = batch
+            self._renew_lease(owner)
             self._send_all(to_send, owner, stats)
         return stats
+
+    def _renew_lease(self, owner: str, conn: Connection | None = None) -> None:
+        """A live worker keeps its claim: the lease runs from now again. Called before a
+        round starts sending (it may have waited behind the round before it) and with every
+        commit of answers, so only a dead or stuck worker's rows are ever taken over."""
+        now = self.clock()
+        stmt = (
+            update(outbox)
+            .where((outbox.c.lease_owner == owner) & (outbox.c.status == "sending"))
+            .values(lease_until=now + self.lease)
+        )
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self.store.begin() as c:
+            c.execute(stmt)
 
     @property
     def unrecorded_bound(self) -> int:
@@ -269,6 +287,8 @@ class Dispatcher:
                     inflight = None
                 if batch is not None:
                     owner, to_send = batch
+                    # before the next claim can look at these rows again
+                    self._renew_lease(owner)
                     inflight = (sender.submit(self._send_all, to_send, owner, stats), stats)
                     continue
                 total.add(stats)
@@ -288,6 +308,7 @@ class Dispatcher:
             try:
                 with self.store.begin() as conn:
                     self._record(conn, sent, owner, stats)
+                    self._renew_lease(owner, conn)
                 return
             except Exception:
                 if attempt == 4:
