@@ -9,7 +9,7 @@ on the same database:
 
 - **huitouke**: the real :class:`Dispatcher` — batched claims (``UPDATE … RETURNING``), the
   contact rules at send time, a pooled keep-alive ``httpx`` client, 32 concurrent sends,
-  one transaction to record each batch;
+  a commit of the answers every 32 acknowledgements or 20 ms (never a whole batch at once);
 - **naive baseline**: one message at a time — claim one row, check the rules, open a new
   HTTP connection, send, mark it sent — the way a first outbox worker is often written
   (``batch_size=1, concurrency=1``, a fresh client per message).

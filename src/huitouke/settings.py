@@ -187,6 +187,10 @@ class Settings(BaseSettings):
         "", description="SMS signature (店名) shown as 【…】 and sent as the provider's SignName."
     )
     sms_footer: str = Field("回T退订", description="Unsubscribe footer appended to marketing SMS.")
+    sms_footer_en: str = Field(
+        "Reply STOP to opt out",
+        description="Unsubscribe footer of marketing SMS in English (kept in GSM-7).",
+    )
     sms_provider: str = Field(
         "", description="SMS channel provider: aliyun, tencent, file or empty (off)."
     )
@@ -242,6 +246,24 @@ class Settings(BaseSettings):
         SecretStr(""),
         description="Token providers must pass (?token=) to inbound SMS and receipt callbacks "
         "(empty: derived from secret_key; see `huitouke inbound-token`).",
+    )
+
+    at_most_once_channels: str = Field(
+        "",
+        description="Channels sent at most once, comma-separated (e.g. `email,sms`): each message "
+        "is marked as started before it leaves, and one a crashed worker had started is "
+        "dead-lettered (`crash.unknown`), never sent twice.",
+    )
+    dispatch_mark_every: int = Field(
+        32,
+        ge=1,
+        description="The dispatcher commits sent marks every N provider answers (or after "
+        "`dispatch_mark_ms`); a killed worker repeats at most concurrency + N messages.",
+    )
+    dispatch_mark_ms: float = Field(
+        20.0,
+        ge=0.0,
+        description="Longest wait, in milliseconds, before a provider's answer is committed as sent.",
     )
 
     # --- journeys and measurement -----------------------------------------------------------

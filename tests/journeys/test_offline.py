@@ -19,6 +19,7 @@ from huitouke.journeys.offline import (
     write_callback_list,
     write_insert_cards,
 )
+from huitouke.messaging.consent import unsubscribe
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 from huitouke.store.tables import customers, order_lines, orders, products
@@ -134,3 +135,26 @@ def test_callback_list_csv_and_xlsx(store: Store, tmp_path: Path) -> None:
     x = write_callback_list(got, tmp_path / "calls.xlsx", lang="en")
     ws = load_workbook(x).active
     assert ws is not None and ws["A1"].value == "customer id" and ws["J2"].value == "茶杯"
+
+    # b unsubscribes from everything, a only from SMS: b is left off the list, a stays
+    with store.begin() as conn:
+        unsubscribe(conn, "b", "*", source="email_link", at=now)
+        unsubscribe(conn, "a", "sms", source="sms_reply", at=now)
+    again = callback_list(
+        store, datetime(2026, 1, 1).date(), settings=Settings(), layers=["high_winback"]
+    )
+    assert [r["customer_id"] for r in again] == ["a"]
+    # unsubscribed from every channel they had is the same as from all
+    with store.begin() as conn:
+        conn.execute(
+            customers.update()
+            .where(customers.c.customer_id == "a")
+            .values(consent={"sms": True, "email": True})
+        )
+        unsubscribe(conn, "a", "email", source="email_link", at=now)
+    assert (
+        callback_list(
+            store, datetime(2026, 1, 1).date(), settings=Settings(), layers=["high_winback"]
+        )
+        == []
+    )

@@ -146,8 +146,30 @@ def test_coupon_steps_are_skipped_and_counted_without_a_loyalty_program(store: S
         dry_run=False,
     )
     assert res.enqueued == 0
-    # 4 coupon steps + the 2 coupon messages that passed the contact rules (c0, c1 did not)
-    assert res.skipped_at_render == {"coupon.unknown_template": 6}
+    # 2 coupon steps + the 2 coupon messages that passed the contact rules; c0 (no consent)
+    # and c1 (unsubscribed) get no coupon: the journey's message may not reach them
+    assert res.skipped_at_render == {"coupon.unknown_template": 4}
+    coupons = res.plan.rows[res.plan.rows["action"] == "coupon"].set_index("customer_id")
+    assert coupons["reason_code"].to_dict() == {
+        "c0": "coupon_unreachable",
+        "c1": "coupon_unreachable",
+        "c2": "planned",
+        "c3": "planned",
+    }
+
+
+def test_a_journey_may_issue_coupons_to_customers_its_messages_cannot_reach(
+    store: Store,
+) -> None:
+    seed(store, n=4)
+    with store.begin() as conn:
+        conn.execute(orders.update().values(ordered_at=at("2026-03-06")))
+    journey = BUILTIN["second_order"].model_copy(
+        update={"holdout": 0.0, "coupons_for_unreachable": True}
+    )
+    res = run_journeys(store, [journey], AS_OF, settings=settings(), dry_run=False)
+    assert res.skipped_at_render == {"coupon.unknown_template": 6}  # 4 coupon steps + 2 sends
+    assert "coupon_unreachable" not in set(res.plan.rows["reason_code"])
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

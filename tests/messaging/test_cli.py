@@ -133,3 +133,39 @@ def test_template_preview_and_unsubscribe(env: tuple[Store, Path], tmp_path: Pat
     link = str(run("unsubscribe-link", "c1")).strip()
     assert verify_unsubscribe_token(link.rsplit("/", 1)[1], "cli-secret").customer_id == "c1"
     assert len(str(run("inbound-token")).strip()) == 32
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{{ 1/0 }}", "template.render_error"),
+        ("{{ range(200000)|list|length }}", "template.too_long"),
+        ("{% for i in range(9000) %}{{ 'x' * 50 }}{% endfor %}", "template.too_long"),
+        ("{{ 'x' * 10000000 }}", "template.too_long"),
+        ("{{ 9 ** 9999999 }}", "template.too_long"),
+        (
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+            "template.too_slow",
+        ),
+    ],
+)
+def test_a_runaway_template_is_a_template_error_not_a_traceback(
+    env: tuple[Store, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    body: str,
+    code: str,
+) -> None:
+    store, _ = env
+    add_customers(store, [{"customer_id": "c1", "name": "王芳", "consent": {"email": True}}])
+    tpl = tmp_path / "t.yaml"
+    tpl.write_text(
+        json.dumps({"name": "bad", "channel": "email", "kind": "marketing", "body": body}),
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as failed:
+        main(["template", "preview", str(tpl), "--customer", "c1"])
+    assert failed.value.code == 2  # bad input, not a crash
+    err = capsys.readouterr().err
+    assert code in err and "Traceback" not in err
+    assert "template: bad" in err and "part: body" in err  # names template and part

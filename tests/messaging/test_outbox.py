@@ -16,7 +16,7 @@ from huitouke.messaging.channels.base import OutgoingMessage, SendResult
 from huitouke.messaging.channels.http import RetryPolicy
 from huitouke.messaging.channels.webhook import WebhookChannel
 from huitouke.messaging.consent import load_customer_contexts, record_consent, unsubscribe
-from huitouke.messaging.dispatcher import Dispatcher
+from huitouke.messaging.dispatcher import Dispatcher, DispatchStats
 from huitouke.messaging.outbox import (
     OutboxMessage,
     campaign_cost,
@@ -307,6 +307,20 @@ def test_at_most_once_channel_dead_letters_after_a_crash(store: Store) -> None:
     stats = Dispatcher(store, {"webhook": again}, clock).drain()
     assert stats.dead == 1 and again.sent == []
     assert _rows(store)[0]["reason_code"] == "crash.unknown"
+
+
+def test_at_most_once_sends_a_dead_workers_rows_it_never_started(store: Store) -> None:
+    """Only a started send is lost: rows a dead worker claimed but never sent go out once."""
+    add_customers(store, [{"customer_id": c, "consent": {"webhook": True}} for c in "ab"])
+    with store.begin() as conn:
+        enqueue(conn, [msg("a"), msg("b")], now=NOON)
+    clock = Clock(NOON)
+    dead = Dispatcher(store, {"webhook": RecordingChannel()}, clock, lease_seconds=5)
+    assert dead._claim_and_decide(None, DispatchStats()) is not None  # claimed, then killed
+    clock.now += timedelta(seconds=10)
+    again = RecordingChannel()
+    stats = Dispatcher(store, {"webhook": again}, clock, at_most_once=["webhook"]).drain()
+    assert stats.sent == 2 and stats.dead == 0 and len(again.sent) == 2
 
 
 def test_transactional_goes_first_and_is_not_capped(store: Store) -> None:

@@ -39,6 +39,13 @@ def _as_of(value: str | None) -> date:
         ) from exc
 
 
+def _warn(entry: dict[str, Any], lang: str) -> None:
+    from huitouke.i18n import t
+
+    text = entry["message_zh"] if lang == "zh" else entry["message"]
+    typer.echo(f"{t('journeys.word.warning', lang)}: {text}", err=True)
+
+
 def _store(database_url: str | None) -> Any:
     from huitouke.store.db import open_store
 
@@ -125,13 +132,19 @@ def enable_cmd(
     journey_id: str = typer.Argument(..., help="Journey id (a built-in or stored one). 旅程编号。"),
     database_url: str | None = typer.Option(None, "--database-url", help="Store URL. 数据库地址。"),
 ) -> None:
-    """Switch a journey on (built-ins are off until switched on). 启用旅程。"""
+    """Switch a journey on (built-ins are off until switched on); warns of what to fix before
+    it sends (e.g. an empty shop name). 启用旅程(并提示发送前需修正的设置)。"""
     from huitouke.journeys.repo import set_enabled
+    from huitouke.journeys.service import journey_warnings
+    from huitouke.settings import get_settings
 
+    settings = get_settings()
     store = _store(database_url)
     with store.begin() as conn:
-        set_enabled(conn, journey_id, True)
+        j = set_enabled(conn, journey_id, True)
     typer.echo(f"enabled {journey_id}")
+    for w in journey_warnings([j], settings):
+        _warn(w, settings.lang)
 
 
 @journeys_app.command("disable")
@@ -231,8 +244,12 @@ def run_cmd(
         typer.echo(
             f"{s['journey_id']:<26} {t('journeys.summary.due', lang)}={s['due_customers']:<7} {reasons}"
         )
-    w = res.to_json()["written"]
-    typer.echo(("DRY RUN " if dry_run else "") + json.dumps(w, ensure_ascii=False))
+    out = res.to_json(lang)
+    for f in out["failures"]:
+        typer.echo(f"{f['journey_id']:<26} FAILED [{f['code']}] {f['message']}", err=True)
+    for w in res.warnings:
+        _warn(w, lang)
+    typer.echo(("DRY RUN " if dry_run else "") + json.dumps(out["written"], ensure_ascii=False))
 
 
 @journeys_app.command("results")

@@ -359,6 +359,9 @@ def register(app: typer.Typer) -> None:
         messages: int = typer.Option(
             1, "--messages", "-n", help="Recipients, for the cost. 发送人数(估算费用)。"
         ),
+        lang: str | None = typer.Option(
+            None, "--lang", help="zh or en: the footer's language (default: setting). 尾注语言。"
+        ),
     ) -> None:
         """Count SMS length, segments and cost (signature and 回T退订 included). 计算短信字数、条数与费用。"""
         from huitouke.messaging.sms import compose_sms, count_sms, estimate_cost
@@ -368,7 +371,7 @@ def register(app: typer.Typer) -> None:
         full = compose_sms(
             text,
             sign_name=s.sms_sign_name if sign is None else sign,
-            footer=s.sms_footer,
+            footer=s.sms_footer if (lang or s.lang) == "zh" else s.sms_footer_en,
             marketing=not transactional,
         )
         c = count_sms(full)

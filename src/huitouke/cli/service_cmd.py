@@ -267,8 +267,6 @@ def register(app: typer.Typer) -> None:
                 doc.update({k: v for k, v in given.items() if v is not None})
                 if tag:
                     doc["tags"] = list(dict.fromkeys([*(doc.get("tags") or []), *tag]))
-                if consent:
-                    doc["consent"] = {**(doc.get("consent") or {}), **_parse_consent(consent)}
                 try:
                     profile = CustomerProfileIn.model_validate(doc)
                 except ValidationError as exc:
@@ -282,6 +280,17 @@ def register(app: typer.Typer) -> None:
                 row, _ = put_customer(
                     conn, customer_id, profile.model_dump(), now=datetime.now(UTC)
                 )
+                if consent:  # a choice recorded as consent events, as `profile consent` does
+                    from huitouke.app.consent import set_consent
+
+                    set_consent(
+                        conn,
+                        customer_id,
+                        _parse_consent(consent),
+                        source="cli",
+                        at=datetime.now(UTC),
+                    )
+                    row = get_customer(conn, customer_id)
         finally:
             store.dispose()
         typer.echo(_profile_json(row, masked=False))
@@ -294,17 +303,18 @@ def register(app: typer.Typer) -> None:
         ),
         database_url: str | None = typer.Option(None, "--database-url", help="Store URL."),
     ) -> None:
-        """Grant or withdraw consent per channel. 按渠道设置营销同意。"""
-        from huitouke.service.customers import merge_consent
+        """Record the customer's consent choice per channel (an opt-in after an unsubscribe
+        restores that channel); prints the consent the dispatcher applies. 按渠道记录营销同意。"""
+        from huitouke.app.consent import set_consent
 
         store = _store(database_url)
         try:
             with store.begin() as conn:
-                row = merge_consent(
-                    conn, customer_id, _parse_consent(settings_), now=datetime.now(UTC)
+                change = set_consent(
+                    conn, customer_id, _parse_consent(settings_), source="cli", at=datetime.now(UTC)
                 )
         finally:
             store.dispose()
-        typer.echo(json.dumps(row["consent"], ensure_ascii=False))
+        typer.echo(json.dumps(change.consent, ensure_ascii=False))
 
     app.add_typer(profile_app, name="profile")

@@ -35,6 +35,9 @@ class JourneyState(BaseModel):
     enabled: bool
     source: str = Field(description="builtin, api or file")
     definition: dict[str, Any]
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list, description="What to fix before it sends, e.g. an empty shop name."
+    )
 
 
 def _state(row: dict[str, Any]) -> JourneyState:
@@ -139,11 +142,22 @@ def enable(
     journey_id: str,
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("operator")),
+    lang: str = Depends(get_lang),
 ) -> JourneyState:
+    from huitouke.journeys.service import journey_warnings
+
     def write(conn: Connection) -> JourneyState:
         j = repo.set_enabled(conn, journey_id, True)
+        warnings = [
+            {"code": w["code"], "message": w["message_zh"] if lang == "zh" else w["message"]}
+            for w in journey_warnings([j], ctx.settings)
+        ]
         return JourneyState(
-            id=j.id, enabled=True, source="api", definition=j.model_dump(mode="json")
+            id=j.id,
+            enabled=True,
+            source="api",
+            definition=j.model_dump(mode="json"),
+            warnings=warnings,
         )
 
     return run_write(ctx.store, write)

@@ -28,9 +28,21 @@ MESSAGES = {
     },
     "journeys.word.next_tier": {"zh": "更高等级会员", "en": "the next tier"},
     "journeys.word.reward": {"zh": "奖励", "en": "your reward"},
+    "journeys.word.warning": {"zh": "警告", "en": "warning"},
     "journeys.reason.already_queued": {
         "zh": "此前的运行已放入发件箱",
         "en": "already in the outbox from an earlier run",
+    },
+    "journeys.reason.coupon_unreachable": {
+        "zh": "旅程的消息无法送达该顾客(未同意或已退订),不发券",
+        "en": "the journey's messages may not reach this customer (no consent or "
+        "unsubscribed): no coupon",
+    },
+    "journeys.warn.shop_name_missing": {
+        "zh": "旅程 {journey}:店铺名称/短信签名(HUITOUKE_SMS_SIGN_NAME)为空,"
+        "消息中店名的位置将是空白",
+        "en": "journey {journey}: the shop name / SMS signature (HUITOUKE_SMS_SIGN_NAME) is "
+        "empty, so its messages print a blank where the shop's name goes",
     },
     "journeys.col.journey": {"zh": "旅程", "en": "journey"},
     "journeys.col.customer": {"zh": "顾客", "en": "customer"},

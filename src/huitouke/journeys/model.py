@@ -254,6 +254,9 @@ class Journey(_Strict):
     active: ActiveWindow = ActiveWindow()
     catch_up_days: int = Field(0, ge=0, le=30)
     priority: int = Field(100, ge=0, le=1000)
+    #: issue the journey's coupons also to customers none of its send channels may reach
+    #: (no consent, unsubscribed); by default they are skipped as ``coupon_unreachable``
+    coupons_for_unreachable: bool = False
 
     @field_validator("id")
     @classmethod

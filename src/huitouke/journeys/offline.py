@@ -172,7 +172,9 @@ def callback_list(
 ) -> list[dict[str, Any]]:
     """Who to call (the chosen layers, most valuable first), their history and an offer:
     the item that customers who bought what they bought most often buy next (sequence rules),
-    else their category's best seller they have not bought."""
+    else their category's best seller they have not bought. Customers unsubscribed from all
+    channels (``*``, or from every channel they had consent for) are left out: they asked
+    not to be contacted."""
     from sqlalchemy import select
 
     from huitouke.journeys.associations import Recommender, baskets_from_store
@@ -183,6 +185,9 @@ def callback_list(
     if frame.empty:
         return []
     pick = frame[frame["layer"].isin(list(layers))].copy()
+    with store.connect() as conn:
+        out_of_reach = _unsubscribed_everywhere(conn, pick["customer_id"].astype(str).tolist())
+    pick = pick[~pick["customer_id"].astype(str).isin(out_of_reach)]
     pick["spend_num"] = pick["spend"].map(lambda v: Decimal(str(v)))
     pick = pick.sort_values(["spend_num", "customer_id"], ascending=[False, True]).head(limit)
     baskets = baskets_from_store(store, by="sku")
@@ -242,6 +247,18 @@ def callback_list(
             }
         )
     return rows
+
+
+def _unsubscribed_everywhere(conn: Any, customer_ids: Sequence[str]) -> set[str]:
+    from huitouke.messaging.consent import load_customer_contexts
+    from huitouke.messaging.rules import ALL_CHANNELS
+
+    out = set()
+    for cid, ctx in load_customer_contexts(conn, customer_ids).items():
+        had = set(ctx.consent)  # channels they ever had a consent flag or choice for
+        if ALL_CHANNELS in ctx.unsubscribed or (had and all(ctx.is_unsubscribed(ch) for ch in had)):
+            out.add(cid)
+    return out
 
 
 def write_callback_list(rows: Sequence[dict[str, Any]], out: Path, *, lang: str = "zh") -> Path:

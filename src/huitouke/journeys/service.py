@@ -1,14 +1,23 @@
-"""Running journeys against the store: one evaluation day as one unit of work.
+"""Running journeys against the store: one evaluation day, one unit of work per journey.
 
-``run_journeys`` builds the customers frame (analytics + models + loyalty + profiles),
-evaluates, and — unless it is a dry run — inside one transaction records the holdout and
-treatment assignments, issues the coupons (idempotent by the step's dedupe key), renders each
-message in the customer's language and enqueues it in messaging's outbox (idempotent by
-(journey, customer, step, occurrence)). Running the same day twice changes nothing.
+``run_journeys`` builds the customers frame (analytics + models + loyalty + profiles) and
+evaluates. Then, per journey: the dry run renders every message it plans (with a preview of
+each coupon) and reports what would fail; the real run, in one transaction per journey,
+records the holdout and treatment assignments, issues the coupons (idempotent by the step's
+dedupe key), renders each message in the customer's language and enqueues it in messaging's
+outbox (idempotent by (journey, customer, step, occurrence)). A journey that fails (a
+template that does not render, a coupon that cannot be issued) writes nothing and is reported
+with its error; the other journeys of the run go on. Running the same day twice changes
+nothing.
+
+A coupon is issued only to a customer the journey's messages may reach (consent and
+unsubscribes on at least one of its send channels), unless the journey says
+``coupons_for_unreachable: true``; the others are skipped as ``coupon_unreachable``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,7 +27,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Connection, select
 
-from huitouke.errors import InputError, NotFoundError
+from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.journeys.calendar import HOLIDAYS, Promotion, default_promotions
 from huitouke.journeys.engine import EvaluationContext, Plan, _present, _records, evaluate
@@ -42,10 +51,16 @@ class RunResult:
     enqueued: int = 0
     duplicates: int = 0
     skipped_at_render: dict[str, int] = field(default_factory=dict)
+    #: journeys that wrote nothing (or, in a dry run, would fail), with their error
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    #: things the merchant should fix, e.g. an empty shop name a template prints
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self, lang: str = "en", *, limit: int | None = None) -> dict[str, Any]:
         out = self.plan.to_json(lang, limit=limit)
         out["dry_run"] = self.dry_run
+        out["failures"] = [_localized(f, lang) for f in self.failures]
+        out["warnings"] = [_localized(w, lang) for w in self.warnings]
         out["written"] = {
             "assignments": self.assignments_inserted,
             "coupons": self.coupons_issued,
@@ -54,6 +69,12 @@ class RunResult:
             "skipped_at_render": self.skipped_at_render,
         }
         return out
+
+
+def _localized(entry: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    out = {k: v for k, v in entry.items() if k not in ("message", "message_zh")}
+    out["message"] = entry["message_zh"] if lang == "zh" else entry["message"]
+    return out
 
 
 def load_events(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:
@@ -167,7 +188,7 @@ def run_journeys(
     start = datetime.combine(as_of - timedelta(days=40), time(0), tzinfo=zone)
     end = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=zone)
     suppress = _suppress_steps(journeys)
-    if recommender is None and not dry_run and _wants_recommendations(journeys):
+    if recommender is None and _wants_recommendations(journeys):
         from huitouke.journeys.associations import Recommender, baskets_from_store
 
         baskets = baskets_from_store(store)
@@ -192,16 +213,161 @@ def run_journeys(
             explain_all=explain_all,
         )
         plan = evaluate(journeys, customers, ctx, as_of)
+        _skip_unreachable_coupons(conn, plan)
         result = RunResult(plan=plan, dry_run=dry_run)
+        result.warnings = journey_warnings(list(plan.journeys.values()), settings)
         if dry_run:
+            writer = _Writer(
+                conn, result, settings, now, promotions, loyalty, recommender, suppress
+            )
+            for jid in _journeys_with_work(plan):
+                try:
+                    writer.messages_of(jid, preview=True)
+                except HuitoukeError as exc:
+                    _fail(result, jid, exc)
             conn.rollback()
             return result
-        _write(conn, result, settings, now, promotions, loyalty, recommender, suppress)
+    for jid in _journeys_with_work(plan):
+        before = (
+            result.assignments_inserted,
+            result.coupons_issued,
+            result.enqueued,
+            result.duplicates,
+            dict(result.skipped_at_render),
+        )
+        try:
+            with store.begin() as conn:
+                writer = _Writer(
+                    conn, result, settings, now, promotions, loyalty, recommender, suppress
+                )
+                writer.write(jid)
+        except HuitoukeError as exc:  # rolled back: this journey wrote nothing
+            (
+                result.assignments_inserted,
+                result.coupons_issued,
+                result.enqueued,
+                result.duplicates,
+                result.skipped_at_render,
+            ) = before
+            _fail(result, jid, exc)
     return result
 
 
-def _insert_assignments(conn: Connection, plan: Plan, now: datetime) -> int:
+def _journeys_with_work(plan: Plan) -> list[str]:
+    """Journeys with rows to write (planned steps or treatment/holdout assignments)."""
+    rows = plan.rows
+    if rows.empty:
+        return []
+    busy = rows[(rows["status"] == "planned") | rows["group"].isin(["treatment", "holdout"])]
+    order = {j: i for i, j in enumerate(dict.fromkeys(rows["journey_id"]))}
+    return sorted(set(busy["journey_id"]), key=lambda j: order[j])
+
+
+def _fail(result: RunResult, journey_id: str, exc: HuitoukeError) -> None:
+    """Report a journey that wrote nothing; its planned rows become ``failed`` with the code."""
+    rows = result.plan.rows
+    mine = (rows["journey_id"] == journey_id) & (rows["status"] == "planned")
+    n = int(mine.sum())
+    rows.loc[mine, "status"] = "failed"
+    rows.loc[mine, "reason_code"] = exc.code
+    result.failures.append(
+        {
+            "journey_id": journey_id,
+            "code": exc.code,
+            "message": exc.message,
+            "message_zh": exc.message_zh,
+            "details": exc.details,
+            "steps_not_written": n,
+        }
+    )
+    for s in result.plan.summary:
+        if s["journey_id"] == journey_id:
+            by = dict(s["by_reason"])
+            by["planned"] = by.get("planned", 0) - n
+            if by["planned"] <= 0:
+                by.pop("planned")
+            by[exc.code] = by.get(exc.code, 0) + n
+            s["by_reason"] = by
+            s["planned"] = by.get("planned", 0)
+            s["failed"] = {"code": exc.code, "steps": n}
+
+
+def _skip_unreachable_coupons(conn: Connection, plan: Plan) -> None:
+    """A coupon step for a customer none of the journey's send channels may reach is skipped
+    (``coupon_unreachable``) unless the journey sets ``coupons_for_unreachable``."""
+    from huitouke.messaging.consent import load_customer_contexts
+
+    rows = plan.rows
+    if rows.empty:
+        return
+    coupon = (rows["status"] == "planned") & (rows["action"] == "coupon")
+    if not coupon.any():
+        return
+    channels = {
+        j.id: {s.channel for s in j.steps if isinstance(s, SendStep)}
+        for j in plan.journeys.values()
+        if not j.coupons_for_unreachable
+    }
+    cand = rows[coupon & rows["journey_id"].isin([j for j, ch in channels.items() if ch])]
+    if cand.empty:
+        return
+    contexts = load_customer_contexts(conn, sorted(set(cand["customer_id"])))
+    unreachable = [
+        i
+        for i, jid, cid in zip(cand.index, cand["journey_id"], cand["customer_id"], strict=True)
+        if not any(contexts[cid].allows(ch) for ch in channels[jid])
+    ]
+    if not unreachable:
+        return
+    rows.loc[unreachable, "status"] = "skipped"
+    rows.loc[unreachable, "reason_code"] = "coupon_unreachable"
+    by_j = rows.loc[unreachable, "journey_id"].value_counts()
+    for s in plan.summary:
+        n = int(by_j.get(s["journey_id"], 0))
+        if n:
+            by = dict(s["by_reason"])
+            by["planned"] = by.get("planned", 0) - n
+            if by["planned"] <= 0:
+                by.pop("planned")
+            by["coupon_unreachable"] = by.get("coupon_unreachable", 0) + n
+            s["by_reason"] = by
+            s["planned"] = by.get("planned", 0)
+
+
+_SHOP = re.compile(r"\bshop\s*(\.|\[)")
+
+
+def journey_warnings(journeys: Sequence[Journey], settings: Settings) -> list[dict[str, Any]]:
+    """What would go out wrong without being an error: a template printing the shop's name
+    (``shop.name``) while ``HUITOUKE_SMS_SIGN_NAME`` is empty, so "感谢第一次光临!" loses it."""
+    if settings.sms_sign_name.strip():
+        return []
+    out = []
+    for j in journeys:
+        uses = sorted(
+            name
+            for name, tpl in j.templates.items()
+            if any(
+                _SHOP.search(text or "") for v in (tpl.zh, tpl.en) for text in (v.body, v.subject)
+            )
+        )
+        sms = any(isinstance(s, SendStep) and s.channel == "sms" for s in j.steps)
+        if uses or sms:
+            out.append(
+                {
+                    "journey_id": j.id,
+                    "code": "journey.shop_name_missing",
+                    "message": t("journeys.warn.shop_name_missing", "en", journey=j.id),
+                    "message_zh": t("journeys.warn.shop_name_missing", "zh", journey=j.id),
+                    "details": {"templates": uses, "setting": "HUITOUKE_SMS_SIGN_NAME"},
+                }
+            )
+    return out
+
+
+def _insert_assignments(conn: Connection, plan: Plan, now: datetime, journey_id: str) -> int:
     a = plan.assignments()
+    a = a[a["journey_id"] == journey_id]
     if a.empty:
         return 0
     n = 0
@@ -262,39 +428,71 @@ def _occasion(occurrence: str, promotions: Mapping[str, Promotion], lang: str) -
     return ""
 
 
-def _write(
-    conn: Connection,
-    result: RunResult,
-    settings: Settings,
-    now: datetime,
-    promotions: Sequence[Promotion],
-    loyalty: Any,
-    recommender: Any,
-    suppress: set[tuple[str, str]],
-) -> None:
-    from huitouke.measurement.links import tracked_url
-    from huitouke.messaging.outbox import OutboxMessage, enqueue
-    from huitouke.messaging.templates import MessageTemplate, render, template_context
+def _preview_coupon(loyalty: Any, template_id: str, now: datetime) -> dict[str, Any] | None:
+    """What a coupon of ``template_id`` issued now would look like (the dry run's stand-in)."""
+    tpl = next((c for c in loyalty.program.coupon_templates if c.id == template_id), None)
+    if tpl is None:
+        return None
+    valid_from = now + timedelta(days=tpl.delay_days)
+    value = tpl.value if tpl.value is not None else (tpl.max_value or tpl.min_value)
+    return {
+        "code": "PREVIEW",
+        "status": "issued",
+        "template": tpl.id,
+        "kind": tpl.kind,
+        "value": str(value) if value is not None else None,
+        "percent": str(tpl.percent) if tpl.percent is not None else None,
+        "currency": loyalty.program.currency,
+        "valid_from": valid_from.isoformat(),
+        "valid_until": (valid_from + timedelta(days=tpl.valid_days)).isoformat(),
+    }
 
-    plan = result.plan
-    result.assignments_inserted = _insert_assignments(conn, plan, now)
-    planned = _records(plan.planned())
-    if not planned:
-        return
-    profiles = _profiles(conn, sorted({r["customer_id"] for r in planned}))
-    promos = {p.id: p for p in promotions}
-    coupons: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    skipped: dict[str, int] = {}
-    known_templates: set[str] | None = None
-    if loyalty is not None:
-        known_templates = {tpl.id for tpl in loyalty.program.coupon_templates}
 
-    def coupon_for(j: Journey, r: dict[str, Any], template_id: str) -> dict[str, Any] | None:
+class _Writer:
+    """Renders (and, for real, writes) one journey's planned steps at a time."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        result: RunResult,
+        settings: Settings,
+        now: datetime,
+        promotions: Sequence[Promotion],
+        loyalty: Any,
+        recommender: Any,
+        suppress: set[tuple[str, str]],
+    ) -> None:
+        self.conn = conn
+        self.result = result
+        self.settings = settings
+        self.now = now
+        self.promos = {p.id: p for p in promotions}
+        self.loyalty = loyalty
+        self.recommender = recommender
+        self.suppress = suppress
+        self.coupons: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.known_templates: set[str] | None = None
+        if loyalty is not None:
+            self.known_templates = {tpl.id for tpl in loyalty.program.coupon_templates}
+
+    def _skip(self, reason: str) -> None:
+        sk = self.result.skipped_at_render
+        sk[reason] = sk.get(reason, 0) + 1
+
+    def coupon_for(
+        self, j: Journey, r: dict[str, Any], template_id: str, *, preview: bool
+    ) -> dict[str, Any] | None:
         key = (j.id, r["customer_id"], r["occurrence"], template_id)
-        if key in coupons:
-            return coupons[key]
-        if loyalty is None or (known_templates is not None and template_id not in known_templates):
+        if key in self.coupons:
+            return self.coupons[key]
+        loyalty = self.loyalty
+        if loyalty is None or (
+            self.known_templates is not None and template_id not in self.known_templates
+        ):
             return None
+        if preview:
+            self.coupons[key] = _preview_coupon(loyalty, template_id, self.now) or {}
+            return self.coupons[key]
         # the coupon step's own dedupe key: a send that needs the coupon finds the same one
         step_id = next(
             (
@@ -305,106 +503,144 @@ def _write(
             r["step_id"],
         )
         idem = f"{j.id}|{r['customer_id']}|{step_id}|{r['occurrence']}"
-        coupons[key] = loyalty.issue_coupon(
-            conn, template_id, r["customer_id"], idempotency_key=idem
+        self.coupons[key] = loyalty.issue_coupon(
+            self.conn, template_id, r["customer_id"], idempotency_key=idem
         )
-        return coupons[key]
+        return self.coupons[key]
 
-    messages = []
-    for r in planned:
-        j = plan.journeys[r["journey_id"]]
-        step = j.steps[int(r["step_index"])]
-        if isinstance(step, CouponStep):
-            if coupon_for(j, r, step.coupon_template) is None:
-                skipped["coupon.unknown_template"] = skipped.get("coupon.unknown_template", 0) + 1
-            else:
-                result.coupons_issued += 1
-            continue
-        assert isinstance(step, SendStep)
-        prof = profiles.get(r["customer_id"], {"customer_id": r["customer_id"]})
-        attrs = prof.get("attributes") or {}
-        lang: str = attrs["lang"] if attrs.get("lang") in ("zh", "en") else settings.lang
-        coupon = None
-        if step.coupon_template:
-            coupon = coupon_for(j, r, step.coupon_template)
-            if coupon is None:
-                skipped["coupon.unknown_template"] = skipped.get("coupon.unknown_template", 0) + 1
+    def write(self, journey_id: str) -> None:
+        """Assignments, coupons and messages of one journey, in the caller's transaction."""
+        from huitouke.messaging.outbox import enqueue
+
+        self.result.assignments_inserted += _insert_assignments(
+            self.conn, self.result.plan, self.now, journey_id
+        )
+        messages = self.messages_of(journey_id, preview=False)
+        if messages:
+            counts = enqueue(self.conn, messages, now=self.now)
+            self.result.enqueued += counts.inserted
+            self.result.duplicates += counts.duplicates
+
+    def messages_of(self, journey_id: str, *, preview: bool) -> list[Any]:
+        """Render every planned step of the journey (issuing coupons unless ``preview``);
+        the first template or coupon error is raised, naming the customer and step."""
+        from huitouke.measurement.links import tracked_url
+        from huitouke.messaging.outbox import OutboxMessage
+        from huitouke.messaging.templates import MessageTemplate, render, template_context
+
+        plan = self.result.plan
+        settings = self.settings
+        rows = plan.rows
+        planned = _records(rows[(rows["journey_id"] == journey_id) & (rows["status"] == "planned")])
+        if not planned:
+            return []
+        profiles = _profiles(self.conn, sorted({r["customer_id"] for r in planned}))
+        j = plan.journeys[journey_id]
+        messages = []
+        for r in planned:
+            step = j.steps[int(r["step_index"])]
+            if isinstance(step, CouponStep):
+                if self.coupon_for(j, r, step.coupon_template, preview=preview) is None:
+                    self._skip("coupon.unknown_template")
+                elif not preview:
+                    self.result.coupons_issued += 1
                 continue
-        recs: list[dict[str, Any]] = []
-        if step.related_products and recommender is not None:
-            recs = recommender.for_customer(r["customer_id"], k=step.related_products)
-        link = tracked_url(
-            settings.public_base_url,
-            settings.secret_key.get_secret_value(),
-            journey_id=j.id,
-            customer_id=r["customer_id"],
-            step_id=r["step_id"],
-            occurrence=r["occurrence"],
-            url=step.link or settings.public_base_url,
-        )
-        due: date = r["due_date"]
-        anchor: date = r["anchor_date"]
-        extra = {
-            "occasion": _occasion(r["occurrence"], promos, lang),
-            "days_left": (anchor - due).days,
-            "link": link,
-            "points": {
-                "expiring": attrs.get("points_expiring", ""),
-                "expiring_on": anchor.isoformat(),
-            },
-            "tier": {"next": attrs.get("next_tier", t("journeys.word.next_tier", lang))},
-            "stamps": {"reward": attrs.get("stamp_reward", t("journeys.word.reward", lang))},
-        }
-        order = {"id": r["occurrence"]} if j.trigger.type == "event" else None
-        tpl = j.templates[step.template]
-        mt = MessageTemplate(
-            name=f"{j.id}.{step.template}",
-            channel=step.channel,
-            kind=step.kind,
-            body={"zh": tpl.zh.body, "en": tpl.en.body},
-            subject={k: v for k, v in (("zh", tpl.zh.subject), ("en", tpl.en.subject)) if v},
-        )
-        ctx = template_context(
-            prof,
-            order=order,
-            coupon=coupon,
-            recommendations=recs,
-            shop_name=settings.sms_sign_name,
-            extra=extra,
-        )
-        rendered = render(
-            mt, ctx, lang, sms_sign_name=settings.sms_sign_name, sms_footer=settings.sms_footer
-        )
-        recipient = (
-            prof.get("phone")
-            if step.channel == "sms"
-            else prof.get("email")
-            if step.channel == "email"
-            else None
-        )
-        send_at = r["deliver_after"] if _present(r["deliver_after"]) else r["send_at"]
-        messages.append(
-            OutboxMessage(
+            assert isinstance(step, SendStep)
+            prof = profiles.get(r["customer_id"], {"customer_id": r["customer_id"]})
+            attrs = prof.get("attributes") or {}
+            lang: str = attrs["lang"] if attrs.get("lang") in ("zh", "en") else settings.lang
+            coupon = None
+            if step.coupon_template:
+                coupon = self.coupon_for(j, r, step.coupon_template, preview=preview)
+                if coupon is None:
+                    self._skip("coupon.unknown_template")
+                    continue
+            recs: list[dict[str, Any]] = []
+            if step.related_products and self.recommender is not None:
+                recs = self.recommender.for_customer(r["customer_id"], k=step.related_products)
+            link = tracked_url(
+                settings.public_base_url,
+                settings.secret_key.get_secret_value(),
                 journey_id=j.id,
                 customer_id=r["customer_id"],
                 step_id=r["step_id"],
                 occurrence=r["occurrence"],
-                channel=step.channel,
-                rendered=rendered.to_payload(),
-                kind=step.kind,
-                recipient=recipient,
-                payload={"coupon": coupon["code"] if coupon else None, "link": link},
-                planned_at=now,
-                not_before=send_at,
-                expires_at=r["expires_at"],
-                suppress_if_ordered=(j.id, r["step_id"]) in suppress,
-                campaign_id=j.id,
+                url=step.link or settings.public_base_url,
             )
-        )
-    counts = enqueue(conn, messages, now=now)
-    result.enqueued = counts.inserted
-    result.duplicates = counts.duplicates
-    result.skipped_at_render = skipped
+            due: date = r["due_date"]
+            anchor: date = r["anchor_date"]
+            extra = {
+                "occasion": _occasion(r["occurrence"], self.promos, lang),
+                "days_left": (anchor - due).days,
+                "link": link,
+                "points": {
+                    "expiring": attrs.get("points_expiring", ""),
+                    "expiring_on": anchor.isoformat(),
+                },
+                "tier": {"next": attrs.get("next_tier", t("journeys.word.next_tier", lang))},
+                "stamps": {"reward": attrs.get("stamp_reward", t("journeys.word.reward", lang))},
+            }
+            order = {"id": r["occurrence"]} if j.trigger.type == "event" else None
+            tpl = j.templates[step.template]
+            mt = MessageTemplate(
+                name=f"{j.id}.{step.template}",
+                channel=step.channel,
+                kind=step.kind,
+                body={"zh": tpl.zh.body, "en": tpl.en.body},
+                subject={k: v for k, v in (("zh", tpl.zh.subject), ("en", tpl.en.subject)) if v},
+            )
+            ctx = template_context(
+                prof,
+                order=order,
+                coupon=coupon,
+                recommendations=recs,
+                shop_name=settings.sms_sign_name,
+                extra=extra,
+            )
+            try:
+                rendered = render(
+                    mt,
+                    ctx,
+                    lang,
+                    sms_sign_name=settings.sms_sign_name,
+                    sms_footer=settings.sms_footer,
+                    sms_footer_en=settings.sms_footer_en,
+                )
+            except HuitoukeError as exc:
+                exc.details = {
+                    **exc.details,
+                    "journey_id": j.id,
+                    "step_id": r["step_id"],
+                    "customer_id": r["customer_id"],
+                }
+                raise
+            recipient = (
+                prof.get("phone")
+                if step.channel == "sms"
+                else prof.get("email")
+                if step.channel == "email"
+                else None
+            )
+            send_at = r["deliver_after"] if _present(r["deliver_after"]) else r["send_at"]
+            messages.append(
+                OutboxMessage(
+                    journey_id=j.id,
+                    customer_id=r["customer_id"],
+                    step_id=r["step_id"],
+                    occurrence=r["occurrence"],
+                    channel=step.channel,
+                    rendered=rendered.to_payload(),
+                    kind=step.kind,
+                    recipient=recipient,
+                    payload={"coupon": coupon["code"] if coupon else None, "link": link},
+                    planned_at=self.now,
+                    not_before=send_at,
+                    expires_at=r["expires_at"],
+                    suppress_if_ordered=(j.id, r["step_id"]) in self.suppress,
+                    campaign_id=j.id,
+                )
+            )
+        return messages
 
 
 def get_journey(journeys: Sequence[Journey], journey_id: str) -> Journey:

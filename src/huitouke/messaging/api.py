@@ -124,7 +124,7 @@ def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
 def _do_unsubscribe(ctx: _Ctx, claim: UnsubscribeClaim, channel: str, source: str) -> None:
     with ctx.store.begin() as conn:
         current = load_customer_contexts(conn, [claim.customer_id])[claim.customer_id]
-        if channel in current.unsubscribed or "*" in current.unsubscribed:
+        if current.is_unsubscribed(channel):
             return  # a second click changes nothing
         unsubscribe(
             conn,

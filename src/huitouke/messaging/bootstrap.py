@@ -145,6 +145,12 @@ def make_dispatcher(
     **kwargs: object,
 ) -> Dispatcher:
     chans = dict(channels) if channels is not None else build_channels(settings, only)
+    kwargs.setdefault("mark_every", settings.dispatch_mark_every)
+    kwargs.setdefault("mark_ms", settings.dispatch_mark_ms)
+    kwargs.setdefault(
+        "at_most_once",
+        [c.strip() for c in settings.at_most_once_channels.split(",") if c.strip()],
+    )
     return Dispatcher(
         store,
         chans,

@@ -1,10 +1,12 @@
 """Consent and unsubscribes, and what the contact rules need to know about customers.
 
-Consent starts from the ``customers.consent`` flags (``{"sms": true, "email": false}``)
-and is then changed by the append-only ``consent_events`` in time order: ``granted`` and
-``revoked`` set a channel's flag; ``unsubscribed`` removes the customer from a channel (or
-from every channel, ``*``) and only a later explicit ``granted`` event for that channel brings
-them back — re-importing customers with ``"sms": true`` never undoes an unsubscribe.
+Consent starts from the ``customers.consent`` flags (``{"sms": true, "email": false}``, what
+a profile or an import brings) and is then changed by the append-only ``consent_events`` in
+time order: ``granted`` and ``revoked`` set a channel's consent; ``unsubscribed`` removes the
+customer from a channel (or from every channel, ``*``) and only a later ``granted`` event for
+that channel brings them back — for that channel only, even after an unsubscribe from all.
+Re-importing customers with ``"sms": true`` changes the flags, never an event, so it never
+undoes an unsubscribe. Changes go through :func:`huitouke.app.consent.set_consent`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def effective_consent(
                 for ch in list(consent):
                     consent[ch] = True
             else:
+                if ALL_CHANNELS in unsub:
+                    # back on this channel only: still out of every other one known so far
+                    # (a channel without a flag or event has no consent to lose)
+                    unsub.discard(ALL_CHANNELS)
+                    unsub.update(consent)
                 unsub.discard(channel)
                 consent[channel] = True
         elif action == "revoked":

@@ -1,6 +1,6 @@
-"""The dispatcher: claims due outbox rows, re-checks the contact rules, sends, marks sent once.
+"""The dispatcher: claims due outbox rows, re-checks the contact rules, sends, marks each sent.
 
-One round (:meth:`Dispatcher.run_once`) is three short steps:
+One round (:meth:`Dispatcher.run_once`) is:
 
 1. **Claim and decide** (one transaction). Due rows — ``queued``/``failed`` with
    ``not_before <= now``, or ``sending`` whose lease ran out because a worker died — are
@@ -12,30 +12,39 @@ One round (:meth:`Dispatcher.run_once`) is three short steps:
    SQLite the claim's write lock does the same. Allowed rows reserve their contact in
    ``contact_log``; delayed rows go back to the queue with their new ``not_before``; refused
    rows become ``suppressed`` with the reason code.
-2. **Send** outside any transaction, concurrently, each channel through its token bucket.
-   Every send carries the ``message_id`` as idempotency key.
-3. **Record** (one transaction): ``sent`` exactly once — only while this worker still holds
-   the lease (a fenced update) — with the provider's id and an ``accepted`` receipt;
-   transient failures go back as ``failed`` with exponential backoff and jitter; permanent
-   failures and exhausted attempts become ``dead`` with their reason.
+2. **Send and record as acknowledged.** Sends run outside any transaction, concurrently
+   (at most ``concurrency`` on the wire), each channel through its token bucket; every send
+   carries the ``message_id`` as idempotency key. Each provider answer goes to a writer
+   thread that commits ``sent`` (fenced by the lease, with the provider's id and an
+   ``accepted`` receipt), ``failed`` with backoff, or ``dead`` — every ``mark_every``
+   answers or ``mark_ms`` milliseconds after the oldest unrecorded one, whichever comes
+   first. A send may only start while fewer than ``concurrency + mark_every`` messages are
+   on the wire or answered-but-unrecorded, so a worker killed at any instant leaves at most
+   that many messages that went out and are not marked sent.
 
-A worker killed anywhere leaves rows ``sending`` under a lease that expires; the next
-worker takes them over and sends again with the same idempotency key, so a sink that
-de-duplicates by it sees each message exactly once. Channels that cannot de-duplicate
-declare it (``delivery``), see :mod:`huitouke.messaging.channels.base`.
+A live worker renews the lease of its claim before a round sends and with every commit of
+answers. A killed worker's rows stay ``sending`` under a lease that expires; the next worker
+takes them over. Rows that never left are sent once; the at most ``concurrency + mark_every`` that
+left but were not recorded go again with the same idempotency key (a sink that de-duplicates
+by it sees each message exactly once). Channels delivered **at most once** (the channel says
+so, or ``at_most_once`` names it) are instead marked ``send.started`` in a commit before each
+group of at most ``concurrency`` sends; a started row taken over from a dead worker becomes
+``dead`` (``crash.unknown``) and is never sent again. See
+:mod:`huitouke.messaging.channels.base`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import random
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,6 +75,10 @@ __all__ = ["DispatchStats", "Dispatcher", "TokenBucket", "utcnow"]
 log = logging.getLogger("huitouke.messaging.dispatcher")
 
 RECLAIMED = "crash.reclaimed"
+#: committed on an at-most-once row just before its send; a dead worker's started row is
+#: taken over as STARTED_RECLAIMED and dead-lettered instead of sent again
+STARTED = "send.started"
+STARTED_RECLAIMED = "crash.started"
 
 
 def utcnow() -> datetime:
@@ -167,6 +180,9 @@ class Dispatcher:
         backoff_base: float = 30.0,
         backoff_cap: float = 6 * 3600.0,
         rng: random.Random | None = None,
+        mark_every: int = 32,
+        mark_ms: float = 20.0,
+        at_most_once: Iterable[str] = (),
     ) -> None:
         self.store = store
         self.channels = dict(channels)
@@ -182,6 +198,12 @@ class Dispatcher:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.rng = rng or random.Random()
+        self.mark_every = max(1, mark_every)
+        self.mark_seconds = max(0.0, mark_ms) / 1000.0
+        self.at_most_once = frozenset(
+            {ch for ch, c in self.channels.items() if c.delivery == "at_most_once"}
+            | {ch for ch in at_most_once if ch in self.channels}
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._pg = store.dialect == "postgresql"
 
@@ -192,10 +214,31 @@ class Dispatcher:
         batch = self._claim_and_decide(limit, stats)
         if batch is not None:
             owner, to_send = batch
-            self._send_all(to_send)
-            with self.store.begin() as conn:
-                self._record(conn, to_send, owner, stats)
+            self._renew_lease(owner)
+            self._send_all(to_send, owner, stats)
         return stats
+
+    def _renew_lease(self, owner: str, conn: Connection | None = None) -> None:
+        """A live worker keeps its claim: the lease runs from now again. Called before a
+        round starts sending (it may have waited behind the round before it) and with every
+        commit of answers, so only a dead or stuck worker's rows are ever taken over."""
+        now = self.clock()
+        stmt = (
+            update(outbox)
+            .where((outbox.c.lease_owner == owner) & (outbox.c.status == "sending"))
+            .values(lease_until=now + self.lease)
+        )
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self.store.begin() as c:
+            c.execute(stmt)
+
+    @property
+    def unrecorded_bound(self) -> int:
+        """Most messages that can have left without being marked sent at any instant: what a
+        SIGKILL may repeat on at-least-once channels (and lose on at-most-once ones)."""
+        return self.concurrency + self.mark_every
 
     def _claim_and_decide(
         self, limit: int | None, stats: DispatchStats
@@ -221,7 +264,7 @@ class Dispatcher:
         """
         total = DispatchStats()
         sender = ThreadPoolExecutor(1, thread_name_prefix="huitouke-round")
-        inflight: tuple[Future[None], str, list[_Claimed], DispatchStats] | None = None
+        inflight: tuple[Future[None], DispatchStats] | None = None
         failures = 0
         try:
             while True:
@@ -238,14 +281,15 @@ class Dispatcher:
                         log.exception("claim failed (%d in a row)", failures)
                         stop.wait(min(30.0, 0.5 * 2**failures))
                 if inflight is not None:
-                    fut, owner, sent, st = inflight
+                    fut, st = inflight
                     fut.result()
-                    self._record_with_retry(sent, owner, st)
                     total.add(st)
                     inflight = None
                 if batch is not None:
                     owner, to_send = batch
-                    inflight = (sender.submit(self._send_all, to_send), owner, to_send, stats)
+                    # before the next claim can look at these rows again
+                    self._renew_lease(owner)
+                    inflight = (sender.submit(self._send_all, to_send, owner, stats), stats)
                     continue
                 total.add(stats)
                 if stats.claimed:
@@ -258,10 +302,13 @@ class Dispatcher:
 
     def _record_with_retry(self, sent: list[_Claimed], owner: str, stats: DispatchStats) -> None:
         # The sends happened: try hard to record them, or the lease expires and they go again.
+        if not sent:
+            return
         for attempt in range(5):
             try:
                 with self.store.begin() as conn:
                     self._record(conn, sent, owner, stats)
+                    self._renew_lease(owner, conn)
                 return
             except Exception:
                 if attempt == 4:
@@ -308,8 +355,13 @@ class Dispatcher:
             update(outbox)
             .where(c.message_id.in_(sub.scalar_subquery()))
             .values(
-                # SET expressions see the old row: remember that a dead worker held it.
-                reason_code=case((c.status == "sending", RECLAIMED), else_=c.reason_code),
+                # SET expressions see the old row: remember that a dead worker held it, and
+                # whether it had started an at-most-once send.
+                reason_code=case(
+                    ((c.status == "sending") & (c.reason_code == STARTED), STARTED_RECLAIMED),
+                    (c.status == "sending", RECLAIMED),
+                    else_=c.reason_code,
+                ),
                 status="sending",
                 lease_owner=owner,
                 lease_until=now + self.lease + timedelta(seconds=est),
@@ -348,8 +400,7 @@ class Dispatcher:
         finished: list[dict[str, Any]] = []
         for cl in claimed:
             r = cl.row
-            channel = self.channels[r.channel]
-            if r.reason_code == RECLAIMED and channel.delivery == "at_most_once":
+            if r.reason_code == STARTED_RECLAIMED and r.channel in self.at_most_once:
                 finished.append(
                     self._final(r, "dead", "crash.unknown", now, "worker stopped mid-send")
                 )
@@ -514,14 +565,62 @@ class Dispatcher:
             log.exception("channel %s raised on %s", r.channel, r.message_id)
             cl.error = ChannelError(f"{type(exc).__name__}: {exc}", code="channel.crash")
 
-    def _send_all(self, to_send: list[_Claimed]) -> None:
-        if self.concurrency == 1 or len(to_send) == 1:
-            for cl in to_send:
-                self._send_one(cl)
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="huitouke-send")
-        list(self._pool.map(self._send_one, to_send))
+    def _send_all(self, to_send: list[_Claimed], owner: str, stats: DispatchStats) -> None:
+        """Send ``to_send`` and record each answer as it arrives (see the module docstring)."""
+        writer = _AckWriter(self, owner, stats)
+        try:
+            later = [cl for cl in to_send if cl.row.channel not in self.at_most_once]
+            first = [cl for cl in to_send if cl.row.channel in self.at_most_once]
+            if self.concurrency == 1:
+                for cl in later:
+                    self._send_and_ack(cl, writer)
+                for cl in first:
+                    self._mark_started([cl], owner)
+                    self._send_and_ack(cl, writer)
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.concurrency, thread_name_prefix="huitouke-send"
+                )
+            pool = self._pool
+            futures = [pool.submit(self._send_and_ack, cl, writer) for cl in later]
+            # At most once: commit "started" for a group no larger than what can be on the
+            # wire, send it, and only then start the next group — a crash loses at most that.
+            for i in range(0, len(first), self.concurrency):
+                group = first[i : i + self.concurrency]
+                self._mark_started(group, owner)
+                done = [pool.submit(self._send_and_ack, cl, writer) for cl in group]
+                wait(done)
+                futures.extend(done)
+                for f in done:
+                    f.result()
+            wait(futures)
+            for f in futures:
+                f.result()  # a BaseException in a send (a simulated crash) stops the round
+        finally:
+            writer.close()
+
+    def _send_and_ack(self, cl: _Claimed, writer: _AckWriter) -> None:
+        writer.window.acquire()
+        try:
+            self._send_one(cl)
+        except BaseException:
+            writer.window.release()
+            raise
+        writer.put(cl)
+
+    def _mark_started(self, group: list[_Claimed], owner: str) -> None:
+        now = self.clock()
+        with self.store.begin() as conn:
+            conn.execute(
+                update(outbox)
+                .where(
+                    (outbox.c.message_id == bindparam("b_id"))
+                    & (outbox.c.lease_owner == bindparam("b_owner"))
+                )
+                .values(reason_code=STARTED, updated_at=bindparam("b_now")),
+                [{"b_id": cl.row.message_id, "b_owner": owner, "b_now": now} for cl in group],
+            )
 
     # -- 3. record ----------------------------------------------------------------------------
     def _backoff(self, attempts: int) -> timedelta:
@@ -648,3 +747,55 @@ class Dispatcher:
             )
         if unreserve:
             conn.execute(delete(contact_log).where(contact_log.c.message_id.in_(unreserve)))
+
+
+class _AckWriter:
+    """Records provider answers as they arrive: a commit every ``mark_every`` answers or
+    ``mark_seconds`` after the oldest unrecorded one. ``window`` admits a send only while
+    fewer than ``concurrency + mark_every`` messages are on the wire or unrecorded."""
+
+    def __init__(self, dispatcher: Dispatcher, owner: str, stats: DispatchStats) -> None:
+        self.d = dispatcher
+        self.owner = owner
+        self.stats = stats
+        self.window = threading.Semaphore(dispatcher.unrecorded_bound)
+        self.queue: queue.SimpleQueue[_Claimed | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="huitouke-marks", daemon=True)
+        self.thread.start()
+
+    def put(self, cl: _Claimed) -> None:
+        self.queue.put(cl)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        closing = False
+        while not closing:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + self.d.mark_seconds
+            while len(batch) < self.d.mark_every:
+                left = deadline - time.monotonic()
+                try:
+                    item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    closing = True
+                    break
+                batch.append(item)
+            try:
+                if self.error is None:
+                    self.d._record_with_retry(batch, self.owner, self.stats)
+            except BaseException as exc:  # keep admitting sends so the round can end
+                self.error = exc
+            finally:
+                for _ in batch:
+                    self.window.release()

@@ -98,7 +98,7 @@ def handle_inbound_sms(
             ids = customer_by_phone(conn, sms.phone)
             contexts = load_customer_contexts(conn, ids)
             for cid in ids:
-                if "sms" in contexts[cid].unsubscribed or "*" in contexts[cid].unsubscribed:
+                if contexts[cid].is_unsubscribed("sms"):
                     continue  # already out: a repeated "T" changes nothing
                 unsubscribe(
                     conn, cid, "sms", source="sms_reply", at=now, detail={"text": sms.text[:40]}

@@ -98,6 +98,7 @@ def preview(
         lang or settings.lang,
         sms_sign_name=settings.sms_sign_name,
         sms_footer=settings.sms_footer,
+        sms_footer_en=settings.sms_footer_en,
     )
     info: dict[str, Any] = {"customer_id": customer_id, **rendered.to_payload()}
     if rendered.sms is not None:

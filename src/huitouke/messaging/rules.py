@@ -193,6 +193,13 @@ class CustomerContext:
     timezone: str | None = None
     last_order_at: datetime | None = None
 
+    def is_unsubscribed(self, channel: str) -> bool:
+        return ALL_CHANNELS in self.unsubscribed or channel in self.unsubscribed
+
+    def allows(self, channel: str) -> bool:
+        """May a message reach the customer on ``channel`` (unsubscribe, then consent)?"""
+        return not self.is_unsubscribed(channel) and bool(self.consent.get(channel, False))
+
 
 @dataclass(frozen=True)
 class PlannedMessage:
@@ -290,7 +297,7 @@ def evaluate(
     if message.audience == "staff":
         return OK
     channel = message.channel
-    if ALL_CHANNELS in customer.unsubscribed or channel in customer.unsubscribed:
+    if customer.is_unsubscribed(channel):
         return Decision(False, "unsubscribed")
     if not customer.consent.get(channel, False):
         return Decision(False, "consent.missing")

@@ -18,14 +18,22 @@ currency, expires_at …), ``recommendations`` (a list of products: sku, name, u
 ``shop`` (name) and ``unsubscribe_url``. Templates run in Jinja2's immutable sandbox with
 undefined fields as errors: a merchant-edited template cannot reach Python internals and a
 misspelt field fails at preview, not silently at send time.
+
+A template is also bounded: each part renders to at most :data:`MAX_OUTPUT_CHARS` characters
+in at most :data:`MAX_RENDER_SECONDS` (``range`` counts its steps against the clock, and
+``*``/``**`` refuse results past the output limit), and a runtime error such as ``1/0`` is a
+``template.render_error`` naming the template, part and language — never a traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -36,6 +44,8 @@ from huitouke.i18n import LANGS, fmt_date, fmt_money
 from huitouke.messaging.sms import SmsCount, compose_sms, count_sms
 
 __all__ = [
+    "MAX_OUTPUT_CHARS",
+    "MAX_RENDER_SECONDS",
     "MessageTemplate",
     "Rendered",
     "mask_phone",
@@ -147,24 +157,105 @@ def _date(value: Any, lang: str = "zh") -> str:
     return str(value)
 
 
+#: longest text one part of a template may render to (an e-mail body is far shorter)
+MAX_OUTPUT_CHARS = 100_000
+#: longest one part of a template may take to render
+MAX_RENDER_SECONDS = 2.0
+_RANGE_MAX = 10_000
+
+
+class _TooLong(Exception):
+    pass
+
+
+class _TooSlow(Exception):
+    pass
+
+
+_deadline = threading.local()
+
+
+def _check_clock() -> None:
+    end = getattr(_deadline, "at", None)
+    if end is not None and time.monotonic() > end:
+        raise _TooSlow()
+
+
+class _BoundedRange:
+    """``range`` for templates: at most ``_RANGE_MAX`` steps, each counted against the clock."""
+
+    def __init__(self, *args: int) -> None:
+        self.r = range(*args)
+        if len(self.r) > _RANGE_MAX:
+            raise _TooLong(f"range of {len(self.r)} steps (at most {_RANGE_MAX})")
+
+    def __len__(self) -> int:
+        return len(self.r)
+
+    def __iter__(self) -> Iterator[int]:
+        for i, v in enumerate(self.r):
+            if i % 64 == 0:
+                _check_clock()
+            yield v
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _check_clock()
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(n, int)
+                if sized and len(seq) * n > MAX_OUTPUT_CHARS:
+                    raise _TooLong(f"a repetition of {len(seq) * n} items")
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise _TooLong(f"a power of {right}")
+        return super().call_binop(context, operator, left, right)
+
+
+@lru_cache(maxsize=8)
 def _env(lang: str, *, html: bool) -> jinja2.Environment:
-    env = ImmutableSandboxedEnvironment(
+    env = _Sandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=html,
         keep_trailing_newline=False,
     )
+    env.globals["range"] = _BoundedRange
     env.filters["money"] = lambda v, currency=None: _money(v, currency, lang)
     env.filters["date"] = lambda v: _date(v, lang)
     env.filters["mask_phone"] = mask_phone
     return env
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str, lang: str, html: bool) -> jinja2.Template:
+    return _env(lang, html=html).from_string(source)
+
+
+def _bounded_render(template: jinja2.Template, ctx: Mapping[str, Any]) -> str:
+    _deadline.at = time.monotonic() + MAX_RENDER_SECONDS
+    try:
+        out: list[str] = []
+        size = 0
+        for chunk in template.generate(**ctx):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise _TooLong(f"more than {MAX_OUTPUT_CHARS} characters")
+            _check_clock()
+            out.append(chunk)
+        return "".join(out)
+    finally:
+        _deadline.at = None
+
+
 def _render_one(
     source: str, ctx: Mapping[str, Any], *, name: str, part: str, lang: str, html: bool
 ) -> str:
     where = f"template {name!r} ({part}, {lang})"
+    details = {"template": name, "part": part, "lang": lang}
     try:
-        return _env(lang, html=html).from_string(source).render(**ctx).strip()
+        return _bounded_render(_compiled(source, lang, html), ctx).strip()
     except jinja2.TemplateSyntaxError as exc:
         raise InputError(
             f"{where}, line {exc.lineno}: {exc.message}",
@@ -186,6 +277,35 @@ def _render_one(
             message_zh=f"模板 {name!r}({part},{lang})包含不允许的操作:{exc}",
             details={"template": name, "part": part, "lang": lang},
         ) from exc
+    except (_TooLong, OverflowError, MemoryError) as exc:
+        raise InputError(
+            f"{where}: output too long: {exc}",
+            code="template.too_long",
+            message_zh=f"模板 {name!r}({part},{lang})输出过长:{exc}",
+            details={**details, "max_chars": MAX_OUTPUT_CHARS},
+        ) from exc
+    except _TooSlow as exc:
+        raise InputError(
+            f"{where}: rendering took longer than {MAX_RENDER_SECONDS:g} s",
+            code="template.too_slow",
+            message_zh=f"模板 {name!r}({part},{lang})渲染超过 {MAX_RENDER_SECONDS:g} 秒",
+            details={**details, "max_seconds": MAX_RENDER_SECONDS},
+        ) from exc
+    except jinja2.TemplateError as exc:
+        raise InputError(
+            f"{where}: {exc}",
+            code="template.render_error",
+            message_zh=f"模板 {name!r}({part},{lang})渲染出错:{exc}",
+            details=details,
+        ) from exc
+    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+        # what a template expression can raise on its data (1/0, "a" + 1, int("x"), x[9])
+        raise InputError(
+            f"{where}: {type(exc).__name__}: {exc}",
+            code="template.render_error",
+            message_zh=f"模板 {name!r}({part},{lang})渲染出错:{type(exc).__name__}: {exc}",
+            details={**details, "error": type(exc).__name__},
+        ) from exc
 
 
 def render(
@@ -195,8 +315,13 @@ def render(
     *,
     sms_sign_name: str = "",
     sms_footer: str = "回T退订",
+    sms_footer_en: str = "Reply STOP to opt out",
 ) -> Rendered:
-    """Render ``template`` in ``lang`` (falling back to the other language if it lacks one)."""
+    """Render ``template`` in ``lang`` (falling back to the other language if it lacks one).
+
+    A marketing SMS ends with the opt-out footer of the language it is written in:
+    ``sms_footer`` for Chinese, ``sms_footer_en`` (plain GSM-7) for English, so an English
+    text does not turn into UCS-2 (and cost more segments) because of a Chinese footer."""
     if lang not in template.body:
         fallback = next((lg for lg in LANGS if lg in template.body), None)
         if fallback is None:
@@ -227,7 +352,10 @@ def render(
     count = None
     if template.channel == "sms":
         text = compose_sms(
-            text, sign_name=sms_sign_name, footer=sms_footer, marketing=template.kind == "marketing"
+            text,
+            sign_name=sms_sign_name,
+            footer=sms_footer if lang == "zh" else sms_footer_en,
+            marketing=template.kind == "marketing",
         )
         count = count_sms(text)
     return Rendered(

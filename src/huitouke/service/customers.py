@@ -1,4 +1,5 @@
-"""Customer profile use cases (read, replace, consent per channel) on the core table."""
+"""Customer profile use cases (read, replace) on the core table; the consent they show is
+the one the dispatcher applies (:mod:`huitouke.app.consent`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from huitouke.errors import NotFoundError
 from huitouke.i18n import t
 from huitouke.store.tables import customers
 
-__all__ = ["get_customer", "merge_consent", "put_customer"]
+__all__ = ["get_customer", "put_customer"]
 
 _PROFILE_FIELDS = (
     "name",
@@ -49,9 +50,13 @@ def _row(conn: Connection, customer_id: str, *, lock: bool = False) -> dict[str,
 
 
 def get_customer(conn: Connection, customer_id: str) -> dict[str, Any]:
+    """The profile; ``consent`` is what the dispatcher applies (flags folded with events)."""
+    from huitouke.app.consent import consent_view
+
     row = _row(conn, customer_id)
     if row is None:
         raise _not_found(customer_id)
+    row["consent"] = consent_view(conn, customer_id)
     return row
 
 
@@ -80,20 +85,3 @@ def put_customer(
             .values(updated_at=now, **values)
         )
     return get_customer(conn, customer_id), False
-
-
-def merge_consent(
-    conn: Connection, customer_id: str, consent: dict[str, bool], *, now: datetime
-) -> dict[str, Any]:
-    """Set consent for the given channels, keeping the others as they are."""
-    existing = _row(conn, customer_id, lock=True)
-    if existing is None:
-        raise _not_found(customer_id)
-    merged = {**existing["consent"], **consent}
-    if merged != existing["consent"]:
-        conn.execute(
-            customers.update()
-            .where(customers.c.customer_id == customer_id)
-            .values(consent=merged, updated_at=now)
-        )
-    return get_customer(conn, customer_id)

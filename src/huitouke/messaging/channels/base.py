@@ -13,7 +13,8 @@ the sink can de-duplicate by (``Idempotency-Key`` header, SMTP ``Message-ID``, p
   and each message arrives exactly once (our webhooks; any sink that honours the key).
 - ``"at_least_once"``: re-sent after a crash; a duplicate is possible in that window.
 - ``"at_most_once"``: never re-sent after a crash; the row goes to dead letters with reason
-  ``crash.unknown`` for a person to check (``huitouke outbox retry``).
+  ``crash.unknown`` for a person to check (``huitouke outbox retry``). The dispatcher also
+  treats a channel this way when ``HUITOUKE_AT_MOST_ONCE_CHANNELS`` names it.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ worker dies after that ``250`` and before the outbox row is marked sent, the two
 choices are to send again (*at least once*: a duplicate with the same ``Message-ID``, which
 many mail stores and clients fold together) or to never send again (*at most once*: the row
 goes to dead letters as ``crash.unknown`` for a person to check). The default is at least
-once; ``delivery="at_most_once"`` switches. The window is the few milliseconds between the
-server's reply and the database commit.
+once; ``delivery="at_most_once"`` or the setting ``HUITOUKE_AT_MOST_ONCE_CHANNELS=email``
+switches. The window is bounded by the dispatcher: at most ``concurrency + mark_every``
+messages are answered or on the wire without being recorded.
 """
 
 from __future__ import annotations

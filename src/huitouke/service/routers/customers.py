@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
+from huitouke.app.consent import set_consent
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
-from huitouke.service.customers import get_customer, merge_consent, put_customer
+from huitouke.service.customers import get_customer, put_customer
 from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.masking import mask_email, mask_name, mask_phone
@@ -71,7 +72,14 @@ def update_consent(
     ctx: ServiceContext = Depends(get_ctx),
     key: ApiKey = Depends(require("operator")),
 ) -> CustomerOut:
-    """Grant or withdraw consent per channel (others unchanged). 按渠道设置营销同意。"""
+    """Record the customer's explicit consent choice per channel (others unchanged); an opt-in
+    after an unsubscribe restores that channel. Answers the consent the dispatcher applies.
+    按渠道记录顾客明确的同意选择;退订后明确同意可恢复该渠道。"""
     now = ctx.clock()
-    row = run_write(ctx.store, lambda conn: merge_consent(conn, customer_id, body.consent, now=now))
+
+    def write(conn: Any) -> dict[str, Any]:
+        set_consent(conn, customer_id, body.consent, source="api", at=now)
+        return get_customer(conn, customer_id)
+
+    row = run_write(ctx.store, write)
     return present_customer(row, key)
