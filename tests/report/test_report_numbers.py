@@ -344,3 +344,30 @@ def test_sample_is_the_explicit_way(tmp_path: Path) -> None:
     report = Report(out.read_text(encoding="utf-8"))
     assert report.data["source"]["kind"] == "sample"
     assert report.data["totals"]["orders"] == 69_659
+
+
+def test_report_shows_the_zone_recorded_with_the_first_import(
+    small_csv: Path, tmp_path: Path
+) -> None:
+    """The store remembers the zone its first import was counted in; a report counted in
+    another zone says so next to its own zone."""
+    db = tmp_path / "shop.db"
+    env = {"HUITOUKE_DATABASE_URL": f"sqlite:///{db}", "HUITOUKE_TIMEZONE": "Asia/Shanghai"}
+    res = run_cli("import", str(small_csv), env=env)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "same.html"
+    res = run_cli("report", "--out", str(out), "--no-predictions", "--lang", "en", env=env)
+    assert res.returncode == 0, res.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "the shop&#39;s zone recorded with its first import: Asia/Shanghai" in html or (
+        "the shop's zone recorded with its first import: Asia/Shanghai" in html
+    )
+    out = tmp_path / "other.html"
+    res = run_cli(
+        "report", "--out", str(out), "--no-predictions", "--lang", "zh",
+        env={**env, "HUITOUKE_TIMEZONE": "America/New_York"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "店铺首次导入时记录的时区是 Asia/Shanghai" in html
+    assert "America/New_York" in html

@@ -169,6 +169,14 @@ def register(app: typer.Typer) -> None:
         )
         if loaded.source["kind"] == "store":
             from huitouke.report import reminders_from_store
+            from huitouke.store.db import open_store
+            from huitouke.store.shop_profile import shop_zone
+
+            zone_store = open_store(settings.database_url)
+            try:
+                data["shop_timezone"] = shop_zone(zone_store)
+            finally:
+                zone_store.dispose()
 
             data["reminders"] = reminders_from_store(
                 settings.database_url,

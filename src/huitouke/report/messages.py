@@ -35,6 +35,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "layers, reminders and predictions treat this date as “today”",
     },
     "report.timezone": {"zh": "时区", "en": "Time zone"},
+    "report.timezone_recorded": {
+        "zh": "店铺首次导入时记录的时区:{zone}",
+        "en": "the shop's zone recorded with its first import: {zone}",
+    },
+    "report.timezone_differs": {
+        "zh": "注意:店铺首次导入时记录的时区是 {zone},与本报告所用时区不同,午夜前后的订单会落在不同的日期",
+        "en": "note: the shop's first import was counted in {zone}, not this zone; orders near midnight fall on other days",
+    },
     "report.currency": {"zh": "币种", "en": "Currency"},
     "report.generated": {"zh": "生成时间", "en": "Generated"},
     "report.counted_note": {

@@ -128,6 +128,17 @@ def _table(
     }
 
 
+def _zone_hint(f: Any, data: dict[str, Any]) -> str | None:
+    """For a store: the zone its first import recorded, and a warning when the report is
+    counted in another (orders near midnight then fall on other days)."""
+    shop = data.get("shop_timezone")
+    if not shop:
+        return None
+    if shop == data["timezone"]:
+        return str(f.tr("report.timezone_recorded", zone=shop))
+    return str(f.tr("report.timezone_differs", zone=shop))
+
+
 def render_html(data: dict[str, Any], lang: str) -> str:
     """The report page for ``data`` (a document from :func:`huitouke.report.data.collect`,
     optionally with ``predictions``) in ``lang`` (``zh`` or ``en``)."""
@@ -172,7 +183,11 @@ def render_html(data: dict[str, Any], lang: str) -> str:
             "value": f.date(data["as_of"]),
             "hint": f.tr("report.as_of_hint"),
         },
-        {"label": f.tr("report.timezone"), "value": data["timezone"], "hint": None},
+        {
+            "label": f.tr("report.timezone"),
+            "value": data["timezone"],
+            "hint": _zone_hint(f, data),
+        },
         {"label": f.tr("report.currency"), "value": f.currency, "hint": None},
         {
             "label": f.tr("report.generated"),
