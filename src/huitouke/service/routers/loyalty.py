@@ -31,7 +31,7 @@ from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import PROGRAM_ID, forget_program, loyalty_service
 from huitouke.service.schemas import ID_PATTERN, Identifier, Instant, MoneyIn, OrderLineIn, Text
-from huitouke.service.uow import run_read, run_write
+from huitouke.store.uow import run_read, run_write
 
 router = APIRouter(prefix="/v1", tags=["loyalty"], responses=ERROR_RESPONSES)
 
