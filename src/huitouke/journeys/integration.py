@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from huitouke.core.orders import COUNTED_STATUSES
 from huitouke.errors import HuitoukeError
 from huitouke.settings import Settings
 from huitouke.store.db import Store
@@ -64,7 +65,7 @@ def customers_frame(
     pa_series = None
     if with_p_alive:
         odf = orders.select(["customer_id", "ordered_at", "status"]).to_pandas()
-        odf = odf[odf["status"].isin(["paid", "partially_refunded"])]
+        odf = odf[odf["status"].isin(COUNTED_STATUSES)]
         # local wall-clock days: the models count days in the merchant's zone
         odf["ordered_at"] = (
             pd.to_datetime(odf["ordered_at"], utc=True)

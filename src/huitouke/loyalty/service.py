@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
+from huitouke.core.orders import COUNTED_STATUSES, OrderStatus
 from huitouke.errors import ConflictError, InputError, NotFoundError
 from huitouke.loyalty import codes, order_batch
 from huitouke.loyalty import tables as lt
@@ -72,8 +73,8 @@ SV_PAID, SV_BONUS, SV_PENDING, SV_HELD = (
     "stored_bonus_pending",
     "stored_held",
 )
-COUNTED = ("paid", "partially_refunded")
-STATUSES = ("paid", "partially_refunded", "refunded", "cancelled")
+COUNTED = COUNTED_STATUSES
+STATUSES = tuple(s.value for s in OrderStatus)
 #: entry kind of stored value given back to the balances an order's payment came from
 SV_RETURN = "spend_reversal"
 
