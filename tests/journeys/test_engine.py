@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pandas as pd
@@ -13,7 +14,6 @@ from hypothesis import strategies as st
 from huitouke.journeys.calendar import Promotion
 from huitouke.journeys.engine import (
     EvaluationContext,
-    FunctionGate,
     GateDecision,
     PlannedMessage,
     evaluate,
@@ -25,6 +25,19 @@ from huitouke.journeys.model import Journey, LocalizedText
 from .conftest import at, d, frame
 
 BUILTIN = {j.id: j for j in builtin_journeys()}
+
+
+class FunctionGate:
+    """A fake contact gate (``ContactGate``) over a plain function."""
+
+    def __init__(self, fn: Callable[[PlannedMessage], GateDecision]) -> None:
+        self._fn = fn
+
+    def prepare(self, customer_ids: Sequence[str]) -> None:
+        return None
+
+    def check(self, message: PlannedMessage) -> GateDecision:
+        return self._fn(message)
 
 
 def no_holdout(j: Journey) -> Journey:

@@ -7,7 +7,7 @@ reject exactly those rows with the field and reason.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
@@ -203,7 +203,3 @@ def _offset_seconds(off: pa.Array) -> pa.Array:
 def _digits(a: pa.Array) -> pa.Array:
     a = pc.fill_null(a, "0")
     return pc.if_else(pc.equal(a, ""), pa.scalar("0"), a).cast(pa.int64())
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

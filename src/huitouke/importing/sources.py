@@ -32,7 +32,6 @@ from huitouke.errors import ImportFileError
 
 __all__ = ["Grid", "RawData", "decode_bytes", "load_raw", "norm_header", "preview"]
 
-TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".dat", ""}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 PREVIEW_ROWS = 30

@@ -25,7 +25,6 @@ from huitouke.messaging import rules as _messaging_rules
 
 __all__ = [
     "CHANNELS",
-    "EVENTS",
     "LAYERS",
     "Audience",
     "BranchStep",
@@ -40,20 +39,12 @@ __all__ = [
     "step_schedule",
 ]
 
-EVENTS = ("order_paid", "order_shipped", "order_delivered", "order_completed")
 # The vocabularies of the analytics and messaging contexts: one definition, so a journey
 # can never name a segment the analytics do not produce or a channel messaging lacks.
 CHANNELS = _messaging_rules.CHANNELS
 LAYERS = _segments.LAYERS
 LIFECYCLES = _segments.LIFECYCLE_STAGES
 RFM_SEGMENTS = _segments.RFM_SEGMENTS
-#: Date columns of the customers frame a ``date`` trigger may anchor on.
-DATE_FIELDS = (
-    "next_expected_date",
-    "first_order_date",
-    "last_order_date",
-    "points_expiring_on",
-)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 

@@ -475,47 +475,6 @@ class LoyaltyService:
         )
         return points - settle, settle, lot
 
-    def _take_back(
-        self,
-        conn: Connection,
-        customer_id: str,
-        asset: str,
-        debt_asset: str,
-        amount: Decimal,
-        *,
-        key: str,
-        ref: str,
-        now: datetime,
-        prefer: int | None,
-    ) -> tuple[Decimal, Decimal]:
-        """Reverse ``amount`` of an asset: what is left is taken, the rest becomes a debt."""
-        if amount <= 0:
-            return ZERO, ZERO
-        accts = lock_accounts(
-            conn, [(customer_id, asset)], now, optional=[(customer_id, debt_asset)]
-        )
-        taken, shortfall = debit_fifo(
-            conn,
-            accts[(customer_id, asset)],
-            amount,
-            kind="reversal",
-            key=key,
-            now=now,
-            reference=ref,
-            prefer=prefer,
-            allow_partial=True,
-        )
-        post(
-            conn,
-            accts[(customer_id, debt_asset)],
-            shortfall,
-            kind="debt",
-            key=f"{key}:debt",
-            now=now,
-            reference=ref,
-        )
-        return taken, shortfall
-
     # -- coupons primitives ----------------------------------------------------------------
     def _issued_count(self, conn: Connection, template_id: str, customer_id: str) -> int:
         c = lt.coupons.c

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
-    "PERSONAL_FIELDS",
     "MaskingFilter",
     "install_log_masking",
     "mask_email",
@@ -29,10 +28,6 @@ __all__ = [
     "mask_text",
 ]
 
-#: Field names whose values are personal data (masked wherever they appear).
-PERSONAL_FIELDS = frozenset(
-    {"name", "customer_name", "real_name", "nickname", "contact_name", "phone", "mobile", "email"}
-)
 _NAME_FIELDS = frozenset({"name", "customer_name", "real_name", "nickname", "contact_name"})
 _PHONE_FIELDS = frozenset({"phone", "mobile"})
 

@@ -147,21 +147,6 @@ class Store:
             return ORDERS_SCHEMA.empty_table()
         return pa.concat_tables(chunks).combine_chunks()
 
-    def load_lines(self) -> pa.Table:
-        """All order lines: order_id, line_no, sku, product_name, category, quantity,
-        unit_price (decimal128(18, 4)), ordered by order and line."""
-        from huitouke.store.orders_repo import LINES_SCHEMA
-
-        cols = list(LINES_SCHEMA.names)
-        with self.connect() as conn:
-            rows = conn.execute(
-                select(*[t.order_lines.c[c] for c in cols]).order_by(
-                    t.order_lines.c.order_id, t.order_lines.c.line_no
-                )
-            ).all()
-        data: dict[str, list[Any]] = {c: [row[i] for row in rows] for i, c in enumerate(cols)}
-        return pa.table(data, schema=LINES_SCHEMA)
-
     def _load_orders_generic(self) -> pa.Table:
         cols = [c.name for c in ORDERS_SCHEMA]
         with self.connect() as conn:
