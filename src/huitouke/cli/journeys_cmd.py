@@ -247,7 +247,8 @@ def results_cmd(
     database_url: str | None = typer.Option(None, "--database-url", help="Store URL. 数据库地址。"),
 ) -> None:
     """Per journey: audience, holdout, sent, converted, uplift with 95% CI, revenue, cost, ROI. 旅程效果。"""
-    from huitouke.measurement.attribution import campaign_results, journey_results
+    from huitouke.journeys.results import journey_results
+    from huitouke.measurement.attribution import campaign_results
     from huitouke.settings import get_settings
 
     s = get_settings()

@@ -215,7 +215,8 @@ def results(
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("read")),
 ) -> dict[str, Any]:
-    from huitouke.measurement.attribution import campaign_results, journey_results
+    from huitouke.journeys.results import journey_results
+    from huitouke.measurement.attribution import campaign_results
 
     s = ctx.settings
     w = window_days or s.attribution_window_days
