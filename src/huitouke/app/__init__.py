@@ -1,0 +1,1 @@
+"""The application layer: use cases that span contexts, called by every door (CLI, REST)."""
