@@ -49,10 +49,13 @@ def _loyalty(store: Any) -> Any:
     """The merchant's loyalty service when a program is stored, else None."""
     from huitouke.loyalty.programs_repo import get_program
     from huitouke.loyalty.service import LoyaltyService
+    from huitouke.settings import get_settings
 
     with store.connect() as conn:
         program = get_program(conn)
-    return LoyaltyService(program) if program is not None else None
+    if program is None:
+        return None
+    return LoyaltyService(program.in_store_zone(get_settings().timezone))
 
 
 @journeys_app.command("list")

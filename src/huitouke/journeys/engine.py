@@ -147,7 +147,8 @@ class ContactGate(Protocol):
 class EvaluationContext:
     """Everything evaluation needs besides the journeys and the customers frame."""
 
-    timezone: str = "Asia/Shanghai"
+    #: the merchant's zone (``HUITOUKE_TIMEZONE``): local days, send times
+    timezone: str
     #: salt of the holdout hash; changing it reshuffles every holdout group
     salt: str = "huitouke-holdout-v1"
     #: order events: columns customer_id, event, at (UTC), order_id

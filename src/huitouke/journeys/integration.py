@@ -1,6 +1,6 @@
 """The customers frame the journeys read, assembled from the other contexts.
 
-- analytics: ``Analytics(orders).customers(as_of)`` — orders, first/last order, cycle,
+- analytics: ``Analytics(orders, timezone=…).customers(as_of)`` — orders, first/last order, cycle,
   expected next-order date, RFM segment, seed layer, lifecycle;
 - models: P(alive) from a BG/NBD fit on the same orders (left empty when the fit fails,
   e.g. too few repeat buyers — filters on P(alive) then match nobody);

@@ -847,7 +847,7 @@ def put_program_doc(
     _: ApiKey = Depends(require("admin")),
 ) -> dict[str, Any]:
     """Replace the loyalty program (validated; errors name each bad field). 替换会员方案。"""
-    program = load_program({**document, "id": PROGRAM_ID})
+    program = load_program({**document, "id": PROGRAM_ID}).in_store_zone(ctx.settings.timezone)
     now = ctx.clock()
     version = run_write(ctx.store, lambda c: save_program(c, program, now=now))
     forget_program(ctx)
