@@ -154,7 +154,7 @@ def _loyalty(clock: list[datetime]) -> LoyaltyService:
                 {"id": "pct20", "kind": "percent", "percent": 20, "max_discount": 15},
             ]
         }
-    )
+    ).in_store_zone(TZ)
     return LoyaltyService(program, clock=lambda: clock[0])
 
 
