@@ -266,3 +266,39 @@ def test_postgres_lock_not_available_ends_in_store_busy(
         assert run_write(store, lock_a, policy=FAST) == "locked"
     finally:
         store.dispose()
+
+
+def test_rest_answers_503_store_busy_after_the_retries(
+    quick_sqlite: Store, sqlite_url: str
+) -> None:
+    """Through the REST door: a write that meets another process's lock through every retry
+    answers 503 ``store.busy`` with ``Retry-After``, and goes through once the lock is gone."""
+    import warnings
+
+    from huitouke.service import create_app
+    from huitouke.service.apikeys import create_api_key
+    from huitouke.settings import Settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    with quick_sqlite.begin() as conn:
+        key = create_api_key(conn, scope="operator", name="t", now=NOW)[1]
+    h = {"Authorization": f"Bearer {key}"}
+    app = create_app(Settings(database_url=sqlite_url, lang="en"), quick_sqlite)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        other = _hold_write_lock(sqlite_url)
+        try:
+            r = client.put("/v1/customers/c1", json={"name": "A"}, headers=h)
+        finally:
+            other.rollback()
+            other.close()
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "1"
+        err = r.json()["error"]
+        assert err["code"] == "store.busy"
+        assert err["details"]["attempts"] == 8
+        assert err["details"]["reason"].startswith("SQLITE_BUSY")
+        ok = client.put("/v1/customers/c1", json={"name": "A"}, headers=h)
+        assert ok.status_code in (200, 201), ok.text
