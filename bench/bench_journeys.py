@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Loaded(ctx, {}, set())
 
     settings = Settings()
-    policy = ContactPolicy(caps=parse_caps(settings.contact_caps))
+    policy = ContactPolicy(caps=parse_caps(settings.contact_caps), default_zone=settings.timezone)
     journeys = [j.model_copy(update={"enabled": True}) for j in builtin_journeys()]
     promos = default_promotions(date(as_of.year, 1, 1), date(as_of.year + 1, 12, 31))
     now = datetime.combine(as_of, datetime.min.time(), tzinfo=UTC)
@@ -79,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = time.perf_counter()
     cpu = time.process_time()
     gate = MessagingGate(policy, loader, planned_at=now)
-    ctx = EvaluationContext(events=events, promotions=promos, gate=gate, salt="bench")
+    ctx = EvaluationContext(
+        timezone=settings.timezone, events=events, promotions=promos, gate=gate, salt="bench"
+    )
     plan = evaluate(journeys, customers, ctx, as_of)
     eval_s = time.perf_counter() - t
     eval_cpu = time.process_time() - cpu

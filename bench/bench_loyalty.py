@@ -227,7 +227,7 @@ def fresh(backend: str, pg_admin: str | None) -> tuple[Store, Any]:
 def bench(
     backend: str, members: int, n_single: int, n_batch: int, size: int, pg_admin: str | None
 ) -> dict[str, Any]:
-    program = load_program(EXAMPLE)
+    program = load_program(EXAMPLE).in_store_zone("Asia/Shanghai")
     svc = LoyaltyService(program, clock=lambda: T0 + timedelta(days=1))
     out: dict[str, Any] = {"backend": backend, "members": members}
     store, drop = fresh(backend, pg_admin)

@@ -53,6 +53,7 @@ from huitouke.loyalty.program import load_program
 from huitouke.loyalty.programs_repo import save_program
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.service.apikeys import create_api_key
+from huitouke.settings import Settings
 from huitouke.store import tables as st
 from huitouke.store.db import Store
 
@@ -68,7 +69,7 @@ def seed(store: Store, members: int, coupons: int) -> tuple[str, list[tuple[str,
     customer, round robin). Returns (key, [(code, holder)])."""
     now = datetime.now(UTC)
     doc = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    program = load_program({**doc, "id": "default"})
+    program = load_program({**doc, "id": "default"}).in_store_zone(Settings().timezone)
     with store.begin() as conn:
         save_program(conn, program, now=now)
         key = create_api_key(conn, scope="operator", name="bench", now=now)[1]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything the test suite needs and run it whole: lint (ruff), types (mypy), tests
+# Set up everything the test suite needs and run it whole: lint (ruff), types (mypy), layer
+# rules (import-linter contracts in pyproject.toml), tests
 # (pytest: unit, SQLite and PostgreSQL integration, end-to-end CLI/HTTP/browser).
 # PostgreSQL tests read HUITOUKE_TEST_POSTGRES_URL; without it they skip with a reason.
 set -euo pipefail
@@ -33,5 +34,7 @@ echo "== ruff" >&2
 .venv/bin/ruff format --check src tests bench
 echo "== mypy" >&2
 .venv/bin/mypy
+echo "== import contracts" >&2
+.venv/bin/lint-imports
 echo "== pytest" >&2
 exec .venv/bin/pytest "$@"

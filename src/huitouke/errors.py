@@ -22,6 +22,7 @@ Tree::
     │   └── ForbiddenError     (auth.forbidden)       403 / exit 5
     ├── ModelFitError          (model.*)              422 / exit 6
     └── StoreError             (store.*)              500 / exit 7
+        └── StoreBusyError     (store.busy)           503 / exit 8
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "InputError",
     "ModelFitError",
     "NotFoundError",
+    "StoreBusyError",
     "StoreError",
     "TooLargeError",
 ]
@@ -131,3 +133,12 @@ class StoreError(HuitoukeError):
     http_status = 500
     exit_code = 7
     default_code = "store.error"
+
+
+class StoreBusyError(StoreError):
+    """The store stayed locked or in conflict through every retry of the unit of work
+    (see :mod:`huitouke.store.uow`); running the same request again later may succeed."""
+
+    http_status = 503
+    exit_code = 8
+    default_code = "store.busy"

@@ -71,7 +71,7 @@ def test_metrics_json_from_a_generic_file(generic_csv: Path) -> None:
     pytest.importorskip("huitouke.importing")
     body = json.loads(_invoke("metrics", str(generic_csv), "--format", "json"))
     table = orders_table(ROWS)
-    assert body == Analytics(table).metrics_json("month")
+    assert body == Analytics(table, timezone="Asia/Shanghai").metrics_json("month")
     want = ref.period_metrics(table.to_pandas(), "Asia/Shanghai", "month")
     assert [p["period"] for p in body["periods"]] == ["2024-01", "2024-02", "2024-03"]
     for got, w in zip(body["periods"], want, strict=True):
@@ -118,7 +118,7 @@ def _seed_store() -> None:
 def test_store_path_when_no_file_is_given() -> None:
     _seed_store()
     body = json.loads(_invoke("metrics", "--format", "json"))
-    assert body == Analytics(orders_table(ROWS)).metrics_json("month")
+    assert body == Analytics(orders_table(ROWS), timezone="Asia/Shanghai").metrics_json("month")
     customers = json.loads(_invoke("customers", "--format", "json", "--as-of", "2024-03-31"))
     by = {c["customer_id"]: c for c in customers}
     assert by["a"]["orders"] == 3 and by["a"]["spend"] == 38.0
@@ -201,7 +201,7 @@ def test_decimal_revenue_in_the_store_round_trip() -> None:
     from huitouke.store.db import open_store
 
     loaded = open_store(get_settings().database_url).load_orders()
-    pm = Analytics(loaded).period_metrics("month")
+    pm = Analytics(loaded, timezone="Asia/Shanghai").period_metrics("month")
     assert pm["revenue"].tolist() == [Decimal("10"), Decimal("25.5"), Decimal("20.25")]
 
 

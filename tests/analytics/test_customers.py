@@ -63,12 +63,14 @@ def assert_customers_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
 def test_cdnow_customers_match_reference(
     cdnow: pa.Table, cdnow_pd: pd.DataFrame, as_of: date
 ) -> None:
-    a = Analytics(cdnow, windows=LayerWindows())
+    a = Analytics(cdnow, windows=LayerWindows(), timezone="Asia/Shanghai")
     assert_customers_equal(a.customers(as_of), ref.customers(cdnow_pd, "Asia/Shanghai", as_of))
 
 
 def test_cdnow_customers_zone_and_types(cdnow: pa.Table) -> None:
-    got = Analytics(cdnow, windows=LayerWindows()).customers(date(1998, 6, 30))
+    got = Analytics(cdnow, windows=LayerWindows(), timezone="Asia/Shanghai").customers(
+        date(1998, 6, 30)
+    )
     assert len(got) == 23_570
     assert str(got["first_order_at"].dt.tz) == "Asia/Shanghai"
     # CDNOW dates are merchant-zone dates: midnight local
@@ -78,7 +80,7 @@ def test_cdnow_customers_zone_and_types(cdnow: pa.Table) -> None:
 
 
 def test_as_of_datetime_cuts_by_the_instant(cdnow: pa.Table) -> None:
-    a = Analytics(cdnow, windows=LayerWindows())
+    a = Analytics(cdnow, windows=LayerWindows(), timezone="Asia/Shanghai")
     by_day = a.customers(date(1997, 3, 31))
     # Orders at or before the instant count: 23:59:59 local on Mar 31 takes every Mar 31
     # order (CDNOW orders are at local midnight); 23:59 on Mar 30 leaves Mar 31's out.
@@ -129,7 +131,7 @@ def _random_shop(seed: int, n_customers: int = 300) -> tuple[pa.Table, pa.Table]
 def test_generated_shop_with_lines_matches_reference(seed: int) -> None:
     orders, lines = _random_shop(seed)
     pdf, ldf = orders.to_pandas(), lines.to_pandas()
-    a = Analytics(orders, lines=lines, windows=LayerWindows())
+    a = Analytics(orders, lines=lines, windows=LayerWindows(), timezone="Asia/Shanghai")
     for as_of in (date(2023, 9, 1), date(2024, 6, 1)):
         got = a.customers(as_of)
         want = ref.customers(pdf, "Asia/Shanghai", as_of, lines=ldf)
@@ -168,7 +170,11 @@ def test_next_expected_date_sources() -> None:
             ("7", "z", None),
         ]
     )
-    got = Analytics(t, lines=lines).customers(date(2024, 2, 1)).set_index("customer_id")
+    got = (
+        Analytics(t, lines=lines, timezone="Asia/Shanghai")
+        .customers(date(2024, 2, 1))
+        .set_index("customer_id")
+    )
     # a: gaps 10 and 20 → median 15 → Jan 31 + 15
     assert got.loc["a", "cycle_days"] == 15.0 and got.loc["a", "next_expected_date"] == date(
         2024, 2, 15
@@ -181,15 +187,19 @@ def test_next_expected_date_sources() -> None:
         "d", "next_expected_date"
     ] == date(2024, 2, 14)
     # without lines, b falls back to the shop-wide cycle
-    no_lines = Analytics(t).customers(date(2024, 2, 1)).set_index("customer_id")
+    no_lines = (
+        Analytics(t, timezone="Asia/Shanghai").customers(date(2024, 2, 1)).set_index("customer_id")
+    )
     assert (
         no_lines.loc["b", "next_expected_source"] == "shop"
         and no_lines.loc["b", "main_category"] is None
     )
-    due = Analytics(t, lines=lines).due_for_reminder(date(2024, 2, 10), days=7)
+    due = Analytics(t, lines=lines, timezone="Asia/Shanghai").due_for_reminder(
+        date(2024, 2, 10), days=7
+    )
     assert list(due["customer_id"]) == ["d", "a"]  # Feb 14, Feb 15; b (Feb 19) is outside
     with pytest.raises(InputError):
-        Analytics(t).category_cycles()
+        Analytics(t, timezone="Asia/Shanghai").category_cycles()
 
 
 def test_layer_windows_and_strategy_table() -> None:
@@ -204,7 +214,7 @@ def test_layer_windows_and_strategy_table() -> None:
             order("7", "lost", "2023-07-06"),  # 361 days → lost
         ]
     )
-    a = Analytics(t, windows=LayerWindows())
+    a = Analytics(t, windows=LayerWindows(), timezone="Asia/Shanghai")
     got = a.customers(date(2024, 7, 1)).set_index("customer_id")["layer"].to_dict()
     assert got == {
         "new": "new",
@@ -242,7 +252,7 @@ def test_lifecycle_and_p_alive() -> None:
     ]  # cycle 10, 172 days ago
     rows += [order("n1", "acq", "2024-06-10")]
     t = orders_table(rows)
-    a = Analytics(t, windows=LayerWindows())
+    a = Analytics(t, windows=LayerWindows(), timezone="Asia/Shanghai")
     got = a.customers(date(2024, 6, 21)).set_index("customer_id")["lifecycle"].to_dict()
     assert got == {"mature": "maturity", "grow": "growth", "decl": "decline", "acq": "acquisition"}
     p = pd.Series({"mature": 0.05, "grow": 0.3, "acq": 0.9})
@@ -284,7 +294,9 @@ def test_sql_rules_equal_the_pure_rules() -> None:
                 cycle = None if n == 1 else float(gap)
                 expect[cid] = (layer_of(n, days, w), cycle)
     t = orders_table(rows)
-    got = Analytics(t, windows=w).customers(as_of).set_index("customer_id")
+    got = (
+        Analytics(t, windows=w, timezone="Asia/Shanghai").customers(as_of).set_index("customer_id")
+    )
     for cid, (layer, cycle) in expect.items():
         row = got.loc[cid]
         assert row["layer"] == layer, cid

@@ -35,7 +35,7 @@ def test_seed_example_order_repurchase_rate_is_30_percent() -> None:
         add(f"thrice{c}", 3)
     t = orders_table(rows)
     assert t.num_rows == 100
-    m = Analytics(t).period_metrics("month").iloc[0]
+    m = Analytics(t, timezone="Asia/Shanghai").period_metrics("month").iloc[0]
     assert (m["orders"], m["buyers"], m["repeat_orders"]) == (100, 70, 30)
     assert m["order_repurchase_rate"] == pytest.approx(0.30)
     assert m["in_period_repurchase_rate"] == pytest.approx(20 / 70)
@@ -54,7 +54,7 @@ def test_refunds_and_cancellations() -> None:
             order("a3", "a", "2024-02-08 10:00", "20"),
         ]
     )
-    jan, feb = Analytics(t).period_metrics("month").to_dict("records")
+    jan, feb = Analytics(t, timezone="Asia/Shanghai").period_metrics("month").to_dict("records")
     # Only a2 counts in January, with revenue 80 − 30.
     assert (jan["buyers"], jan["orders"], jan["revenue"]) == (1, 1, Decimal("50"))
     assert jan["returning_buyers"] == 0  # a's refunded order was not a counted first order
@@ -77,7 +77,7 @@ def test_refunds_and_cancellations() -> None:
 def test_duplicate_order_ids_are_refused() -> None:
     t = orders_table([order("x", "a", "2024-01-01"), order("x", "a", "2024-01-01")])
     with pytest.raises(InputError) as err:
-        Analytics(t)
+        Analytics(t, timezone="Asia/Shanghai")
     assert err.value.code == "input.duplicate_order_id"
     assert err.value.details["duplicates"] == ["x"]
 
@@ -89,10 +89,12 @@ def test_several_orders_on_one_day_and_merging() -> None:
         order("3", "a", "2024-05-01 23:59", "5", status="cancelled"),
         order("4", "b", "2024-05-02 10:00", "7"),
     ]
-    plain = Analytics(orders_table(rows)).period_metrics("day")
+    plain = Analytics(orders_table(rows), timezone="Asia/Shanghai").period_metrics("day")
     assert list(plain["orders"]) == [2, 1]
     assert plain.iloc[0]["customer_repurchase_rate"] == 1.0  # a's 2nd order is a repeat
-    merged = Analytics(orders_table(rows), merge_same_day=True).period_metrics("day")
+    merged = Analytics(
+        orders_table(rows), merge_same_day=True, timezone="Asia/Shanghai"
+    ).period_metrics("day")
     assert list(merged["orders"]) == [1, 1]
     assert merged.iloc[0]["revenue"] == Decimal("25")
     assert merged.iloc[0]["customer_repurchase_rate"] == 0.0
@@ -135,7 +137,7 @@ def test_dst_day_boundaries() -> None:
 
 def test_empty_periods_have_zeros_and_undefined_rates() -> None:
     t = orders_table([order("1", "a", "2024-01-10"), order("2", "a", "2024-04-10")])
-    rows = Analytics(t).period_metrics("month").to_dict("records")
+    rows = Analytics(t, timezone="Asia/Shanghai").period_metrics("month").to_dict("records")
     assert [r["period"] for r in rows] == ["2024-01", "2024-02", "2024-03", "2024-04"]
     feb = rows[1]
     assert (feb["buyers"], feb["orders"], feb["revenue"], feb["aov"]) == (0, 0, Decimal(0), None)
@@ -161,7 +163,7 @@ def test_start_end_restrict_the_periods_but_not_the_history() -> None:
         ]
     )
     rows = (
-        Analytics(t)
+        Analytics(t, timezone="Asia/Shanghai")
         .period_metrics("month", start=date(2024, 3, 1), end=date(2024, 4, 30))
         .to_dict("records")
     )
@@ -180,7 +182,7 @@ def test_start_end_restrict_the_periods_but_not_the_history() -> None:
 
 def test_period_labels() -> None:
     t = orders_table([order("1", "a", "2024-12-30 10:00"), order("2", "a", "2025-01-02 10:00")])
-    a = Analytics(t)
+    a = Analytics(t, timezone="Asia/Shanghai")
     assert list(a.period_metrics("week")["period"]) == ["2025-W01"]
     assert list(a.period_metrics("quarter")["period"]) == ["2024-Q4", "2025-Q1"]
     assert list(a.period_metrics("year")["period"]) == ["2024", "2025"]
@@ -191,10 +193,10 @@ def test_period_labels() -> None:
 
 def test_one_order_customers_and_no_orders() -> None:
     t = orders_table([order("1", "a", "2024-01-10"), order("2", "b", "2024-01-11")])
-    m = Analytics(t).period_metrics("month").iloc[0]
+    m = Analytics(t, timezone="Asia/Shanghai").period_metrics("month").iloc[0]
     assert (m["customer_repurchase_rate"], m["order_repurchase_rate"]) == (0.0, 0.0)
     empty = orders_table([order("1", "a", "2024-01-10", status="cancelled")])
-    a = Analytics(empty)
+    a = Analytics(empty, timezone="Asia/Shanghai")
     assert a.period_metrics("month").empty
     assert a.metrics_json()["periods"] == []
     assert a.customers(date(2024, 2, 1)).empty
@@ -208,22 +210,22 @@ def test_mixed_currencies_need_a_choice() -> None:
         ]
     )
     with pytest.raises(InputError) as err:
-        Analytics(t)
+        Analytics(t, timezone="Asia/Shanghai")
     assert err.value.code == "input.mixed_currency"
-    usd = Analytics(t, currency="USD").period_metrics("month").iloc[0]
+    usd = Analytics(t, currency="USD", timezone="Asia/Shanghai").period_metrics("month").iloc[0]
     assert (usd["orders"], usd["revenue"], usd["returning_buyers"]) == (1, Decimal("5"), 0)
 
 
 def test_bad_input_is_named() -> None:
     t = orders_table([order("1", "a", "2024-01-10")])
     with pytest.raises(InputError) as err:
-        Analytics(t.drop_columns(["status"]))
+        Analytics(t.drop_columns(["status"]), timezone="Asia/Shanghai")
     assert "status" in str(err.value)
     with pytest.raises(InputError):
         Analytics(t, timezone="Mars/Olympus")
     bad = t.set_column(5, "status", __import__("pyarrow").array(["shipped"]))
     with pytest.raises(InputError) as err:
-        Analytics(bad)
+        Analytics(bad, timezone="Asia/Shanghai")
     assert err.value.code == "input.bad_status"
 
 
@@ -235,7 +237,9 @@ def test_metrics_json_contract() -> None:
             order("3", "b", "2024-02-11", "1.50"),
         ]
     )
-    body = Analytics(t, coverage_end=date(2024, 2, 29)).metrics_json("month")
+    body = Analytics(t, timezone="Asia/Shanghai", coverage_end=date(2024, 2, 29)).metrics_json(
+        "month"
+    )
     import json
 
     json.dumps(body)  # plain JSON types only
@@ -279,7 +283,7 @@ def test_edge_mix_matches_reference() -> None:
     t = orders_table(rows)
     for kind in ("day", "week", "month"):
         for merge in (False, True):
-            got = Analytics(t, merge_same_day=merge).period_metrics(kind)
+            got = Analytics(t, merge_same_day=merge, timezone="Asia/Shanghai").period_metrics(kind)
             assert_periods_equal(
                 got, ref.period_metrics(t.to_pandas(), "Asia/Shanghai", kind, merge)
             )
@@ -294,7 +298,7 @@ def test_revenue_decomposition_identity() -> None:
             order("4", "b", "2024-03-12", "3", status="partially_refunded", refunded="1"),
         ]
     )
-    a = Analytics(t)
+    a = Analytics(t, timezone="Asia/Shanghai")
     rows = a.revenue_decomposition("month", visitors={"2024-01": 400}).to_dict("records")
     jan, feb, mar = rows
     assert (jan["visitors"], jan["conversion"], jan["orders_per_buyer"]) == (400, 2 / 400, 1.5)

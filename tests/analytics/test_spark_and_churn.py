@@ -46,7 +46,7 @@ def test_every_query_transpiles_to_spark(merge: bool, currency: str | None) -> N
 
 
 def test_engine_lists_its_spark_sql() -> None:
-    a = Analytics(orders_table([order("1", "a", "2024-01-01")]))
+    a = Analytics(orders_table([order("1", "a", "2024-01-01")]), timezone="Asia/Shanghai")
     out = a.spark_sql(date(2024, 6, 30))
     assert list(out)[:3] == ["counted_base", "counted", "category_orders"]
     assert out["counted"].startswith("CREATE OR REPLACE TEMPORARY VIEW counted AS")

@@ -4,6 +4,10 @@ import os
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+
+from huitouke.store import tables as t
+from huitouke.store.db import Store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,3 +23,11 @@ def shared_online_retail() -> Path:
     if not p.exists():
         pytest.skip(f"the shared Online Retail data set is absent ({p}); set HUITOUKE_SHARED_DATA")
     return p
+
+
+def stored_lines(store: Store) -> list[dict[str, object]]:
+    """Every stored order line, in order and line order."""
+    ol = t.order_lines
+    with store.connect() as conn:
+        rows = conn.execute(sa.select(ol).order_by(ol.c.order_id, ol.c.line_no)).mappings()
+        return [dict(r) for r in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pandas as pd
@@ -13,7 +14,6 @@ from hypothesis import strategies as st
 from huitouke.journeys.calendar import Promotion
 from huitouke.journeys.engine import (
     EvaluationContext,
-    FunctionGate,
     GateDecision,
     PlannedMessage,
     evaluate,
@@ -25,6 +25,19 @@ from huitouke.journeys.model import Journey, LocalizedText
 from .conftest import at, d, frame
 
 BUILTIN = {j.id: j for j in builtin_journeys()}
+
+
+class FunctionGate:
+    """A fake contact gate (``ContactGate``) over a plain function."""
+
+    def __init__(self, fn: Callable[[PlannedMessage], GateDecision]) -> None:
+        self._fn = fn
+
+    def prepare(self, customer_ids: Sequence[str]) -> None:
+        return None
+
+    def check(self, message: PlannedMessage) -> GateDecision:
+        return self._fn(message)
 
 
 def no_holdout(j: Journey) -> Journey:
@@ -55,7 +68,12 @@ def test_second_order_days_7_14_30_unless_ordered() -> None:
         # 2026-03-12 22:00 UTC is already 03-13 in Shanghai: day 7 in the merchant's zone
         {"customer_id": "late", "last_order_at": at("2026-03-12", hour=22)},
     )
-    plan = evaluate([no_holdout(BUILTIN["second_order"])], cust, EvaluationContext(), as_of)
+    plan = evaluate(
+        [no_holdout(BUILTIN["second_order"])],
+        cust,
+        EvaluationContext(timezone="Asia/Shanghai"),
+        as_of,
+    )
     assert reasons(plan) == {
         ("day7", "day7"): "planned",
         ("again", "day7"): "already_ordered",
@@ -101,7 +119,12 @@ def test_replenishment_three_days_before_expected_with_coupon_first() -> None:
             "next_expected_date": "2026-05-04",
         },
     )
-    plan = evaluate([no_holdout(BUILTIN["replenishment"])], cust, EvaluationContext(), as_of)
+    plan = evaluate(
+        [no_holdout(BUILTIN["replenishment"])],
+        cust,
+        EvaluationContext(timezone="Asia/Shanghai"),
+        as_of,
+    )
     assert reasons(plan) == {
         ("due", "coupon"): "planned",
         ("due", "remind"): "planned",
@@ -122,16 +145,18 @@ def test_holiday_broadcast_lists_only_the_audience_unless_explaining() -> None:
         {"customer_id": "old", "last_order_at": at("2025-06-01")},
     )
     j = no_holdout(BUILTIN["holiday_greetings"])
-    plan = evaluate([j], cust, EvaluationContext(), as_of)
+    plan = evaluate([j], cust, EvaluationContext(timezone="Asia/Shanghai"), as_of)
     assert reasons(plan) == {("recent", "greeting"): "planned"}
     assert plan.rows.iloc[0]["occurrence"] == "mid_autumn-2026"
     assert plan.summary[0]["by_reason"] == {"planned": 1, "not_in_audience": 1}
-    full = evaluate([j], cust, EvaluationContext(explain_all=True), as_of)
+    full = evaluate([j], cust, EvaluationContext(explain_all=True, timezone="Asia/Shanghai"), as_of)
     assert reasons(full) == {
         ("recent", "greeting"): "planned",
         ("old", "greeting"): "not_in_audience",
     }
-    assert evaluate([j], cust, EvaluationContext(), d("2026-09-24")).rows.empty
+    assert evaluate(
+        [j], cust, EvaluationContext(timezone="Asia/Shanghai"), d("2026-09-24")
+    ).rows.empty
 
 
 @pytest.mark.parametrize(
@@ -153,7 +178,9 @@ def test_promotion_countdown_7_3_1(day: str, step: str | None, days_left: int | 
         no_holdout(BUILTIN["promotion_countdown_90"]),
         no_holdout(BUILTIN["promotion_countdown_180"]),
     ]
-    plan = evaluate(js, cust, EvaluationContext(promotions=[promo]), d(day))
+    plan = evaluate(
+        js, cust, EvaluationContext(promotions=[promo], timezone="Asia/Shanghai"), d(day)
+    )
     got = reasons(plan)
     if step is None:
         assert got == {}
@@ -170,17 +197,21 @@ def test_birthday_leap_day_and_year_boundary() -> None:
         {"customer_id": "none", "last_order_at": at("2026-12-01")},
     )
     j = no_holdout(BUILTIN["birthday"])
-    plan = evaluate([j], leap, EvaluationContext(), d("2027-02-28"))
+    plan = evaluate([j], leap, EvaluationContext(timezone="Asia/Shanghai"), d("2027-02-28"))
     assert reasons(plan) == {("feb29", "coupon"): "planned", ("feb29", "greeting"): "planned"}
     assert set(plan.rows["occurrence"]) == {"2027"}
-    assert evaluate([j], leap, EvaluationContext(), d("2028-02-28")).rows.empty
-    assert not evaluate([j], leap, EvaluationContext(), d("2028-02-29")).rows.empty
+    assert evaluate(
+        [j], leap, EvaluationContext(timezone="Asia/Shanghai"), d("2028-02-28")
+    ).rows.empty
+    assert not evaluate(
+        [j], leap, EvaluationContext(timezone="Asia/Shanghai"), d("2028-02-29")
+    ).rows.empty
     # a greeting the day before a 1 January birthday belongs to the next year's occurrence
     early = j.model_copy(update={"trigger": j.trigger.model_copy(update={"offset_days": -1})})
     jan1 = frame(
         {"customer_id": "jan1", "last_order_at": at("2026-12-01"), "birthday": "1990-01-01"}
     )
-    plan = evaluate([early], jan1, EvaluationContext(), d("2026-12-31"))
+    plan = evaluate([early], jan1, EvaluationContext(timezone="Asia/Shanghai"), d("2026-12-31"))
     assert set(plan.rows["occurrence"]) == {"2027"}
 
 
@@ -195,7 +226,10 @@ def test_events_anchor_on_the_local_day_and_skip_unknown_customers() -> None:
         }
     )
     plan = evaluate(
-        [BUILTIN["post_purchase_shipped"]], cust, EvaluationContext(events=events), d("2026-03-20")
+        [BUILTIN["post_purchase_shipped"]],
+        cust,
+        EvaluationContext(events=events, timezone="Asia/Shanghai"),
+        d("2026-03-20"),
     )
     assert reasons(plan) == {("a", "notice"): "planned"}
     assert plan.rows.iloc[0]["occurrence"] == "o1" and plan.rows.iloc[0]["kind"] == "transactional"
@@ -208,7 +242,7 @@ def test_inactive_window_and_disabled() -> None:
         j.model_copy(update={"enabled": False}),
         j.model_copy(update={"active": j.active.model_copy(update={"end": d("2026-03-19")})}),
     ):
-        plan = evaluate([off], cust, EvaluationContext(), d("2026-03-20"))
+        plan = evaluate([off], cust, EvaluationContext(timezone="Asia/Shanghai"), d("2026-03-20"))
         assert plan.rows.empty and plan.summary[0]["active"] is False
 
 
@@ -243,7 +277,9 @@ def test_gate_reasons_delays_and_transactional_first() -> None:
         sent[m.customer_id] += 1
         return GateDecision(True, "ok")
 
-    ctx = EvaluationContext(promotions=[promo], events=events, gate=FunctionGate(rules))
+    ctx = EvaluationContext(
+        promotions=[promo], events=events, gate=FunctionGate(rules), timezone="Asia/Shanghai"
+    )
     js = [no_holdout(BUILTIN["promotion_countdown_90"]), BUILTIN["post_purchase_shipped"]]
     plan = evaluate(js, cust, ctx, as_of)
     got = reasons(plan)
@@ -265,7 +301,9 @@ def test_gate_reasons_delays_and_transactional_first() -> None:
 def test_dry_run_explains_holdout() -> None:
     j = BUILTIN["second_order"].model_copy(update={"holdout": 0.5})
     cust = frame(*({"customer_id": f"c{i}", "last_order_at": at("2026-03-13")} for i in range(40)))
-    plan = evaluate([j], cust, EvaluationContext(salt="s"), d("2026-03-20"))
+    plan = evaluate(
+        [j], cust, EvaluationContext(salt="s", timezone="Asia/Shanghai"), d("2026-03-20")
+    )
     items = plan.explain("en")
     held = [e for e in items if e["reason_code"] == "holdout"]
     assert held and all(e["status"] == "skipped" and e["group"] == "holdout" for e in held)
@@ -322,7 +360,12 @@ def test_property_holdout_never_receives_marketing(
         "promo", LocalizedText(zh="促", en="Sale"), as_of + timedelta(days=int(rng.integers(1, 8)))
     )
     js = [j.model_copy(update={"holdout": share}) for j in BUILTIN.values()]
-    plan = evaluate(js, cust, EvaluationContext(salt="prop", promotions=[promo]), as_of)
+    plan = evaluate(
+        js,
+        cust,
+        EvaluationContext(salt="prop", promotions=[promo], timezone="Asia/Shanghai"),
+        as_of,
+    )
     planned = plan.planned()
     for r in planned.itertuples():
         assert not is_holdout(r.journey_id, r.customer_id, share, "prop")

@@ -24,7 +24,10 @@ from huitouke.messaging.rules import Contact, ContactPolicy, CustomerContext, pa
 from .conftest import at, d, frame
 
 JOURNEYS = [j.model_copy(update={"holdout": 0.1}) for j in builtin_journeys()]
-POLICY = ContactPolicy(caps=parse_caps("marketing:*:2/7d,marketing:sms:1/3d,marketing:sms:3/30d"))
+POLICY = ContactPolicy(
+    caps=parse_caps("marketing:*:2/7d,marketing:sms:1/3d,marketing:sms:3/30d"),
+    default_zone="Asia/Shanghai",
+)
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -93,7 +96,12 @@ def test_planned_messages_respect_consent_quiet_hours_and_caps(
         "p", LocalizedText(zh="促", en="Sale"), as_of + timedelta(days=int(rng.integers(1, 8)))
     )
     gate = MessagingGate(POLICY, loader, planned_at=now)
-    plan = evaluate(js, frame(*rows), EvaluationContext(gate=gate, promotions=[promo]), as_of)
+    plan = evaluate(
+        js,
+        frame(*rows),
+        EvaluationContext(gate=gate, promotions=[promo], timezone="Asia/Shanghai"),
+        as_of,
+    )
     sends = plan.planned()
     sends = sends[sends["action"] == "send"]
     for r in sends.itertuples():

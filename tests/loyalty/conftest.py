@@ -69,6 +69,8 @@ def make_svc(clock: Clock) -> Callable[[Program | dict[str, Any] | str], Loyalty
             program = example(program)
         elif isinstance(program, dict):
             program = load_program(program)
+        if program.timezone is None:  # as the doors do, in the fixtures' store zone
+            program = program.in_store_zone("Asia/Shanghai")
         return LoyaltyService(program, clock=clock)
 
     return make

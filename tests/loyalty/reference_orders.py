@@ -52,6 +52,48 @@ from huitouke.loyalty.service import (
 class ReferenceLoyalty(LoyaltyService):
     """``apply_order`` one statement at a time, as shipped before ``apply_orders``."""
 
+    def _take_back(
+        self,
+        conn: Connection,
+        customer_id: str,
+        asset: str,
+        debt_asset: str,
+        amount: Decimal,
+        *,
+        key: str,
+        ref: str,
+        now: datetime,
+        prefer: int | None,
+    ) -> tuple[Decimal, Decimal]:
+        """Reverse ``amount`` of an asset: what is left is taken, the rest becomes a debt
+        (the sequential path's primitive; the batch path reverses in bulk)."""
+        if amount <= 0:
+            return ZERO, ZERO
+        accts = lock_accounts(
+            conn, [(customer_id, asset)], now, optional=[(customer_id, debt_asset)]
+        )
+        taken, shortfall = debit_fifo(
+            conn,
+            accts[(customer_id, asset)],
+            amount,
+            kind="reversal",
+            key=key,
+            now=now,
+            reference=ref,
+            prefer=prefer,
+            allow_partial=True,
+        )
+        post(
+            conn,
+            accts[(customer_id, debt_asset)],
+            shortfall,
+            kind="debt",
+            key=f"{key}:debt",
+            now=now,
+            reference=ref,
+        )
+        return taken, shortfall
+
     def apply_order(self, conn: Connection, order: Mapping[str, Any]) -> dict[str, Any]:
         """Apply an order event: paid → points, stamps, order coupons, tier, referral;
         refund/cancel → proportional reversal. Idempotent per (order id, status, refunded amount).

@@ -82,7 +82,8 @@ SMALL: dict[str, Any] = {
 
 
 def program_of(name: str) -> Program:
-    return load_program(SMALL) if name == "small" else example(name)
+    prog = load_program(SMALL) if name == "small" else example(name)
+    return prog if prog.timezone else prog.in_store_zone("Asia/Shanghai")
 
 
 LANES = ("reference", "single", "batch")

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import update
 
 from huitouke.errors import ConflictError
+from huitouke.journeys.results import journey_results
 from huitouke.journeys.tables import journey_assignments
 from huitouke.loyalty.program import load_program
 from huitouke.loyalty.service import LoyaltyService
-from huitouke.measurement.attribution import campaign_results, journey_results
+from huitouke.measurement.attribution import campaign_results
 from huitouke.measurement.codes import claim_code, create_codes
 from huitouke.measurement.links import make_link_token, record_click, verify_link_token
 from huitouke.measurement.stats import diff_proportions
@@ -20,6 +21,9 @@ from huitouke.messaging.outbox import OutboxMessage, enqueue
 from huitouke.messaging.tables import outbox
 from huitouke.store.db import Store
 from huitouke.store.tables import orders
+
+#: the merchant's zone the fixtures' days are cut in
+TZ = "Asia/Shanghai"
 
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 
@@ -92,8 +96,10 @@ def test_results_by_hand(store: Store) -> None:
         record_click(conn, verify_link_token(tok, "k"), T0 + timedelta(hours=1))
         record_click(conn, verify_link_token(tok, "k"), T0 + timedelta(hours=2))
     with store.connect() as conn:
-        [r] = journey_results(conn, date(2026, 3, 31), price_per_segment=Decimal("0.045"))
-        early = journey_results(conn, date(2026, 3, 12))
+        [r] = journey_results(
+            conn, date(2026, 3, 31), timezone=TZ, price_per_segment=Decimal("0.045")
+        )
+        early = journey_results(conn, date(2026, 3, 12), timezone=TZ)
     assert (r["audience"], r["treatment"], r["holdout"], r["in_window"]) == (20, 10, 10, 0)
     assert (r["treatment_measured"], r["holdout_measured"]) == (10, 10)
     assert (r["sent"], r["delivered"], r["clicked"]) == (8, 2, 1)
@@ -127,7 +133,7 @@ def test_insert_campaign_codes_claims_and_conversions(store: Store) -> None:
         claim_code(conn, codes[1], "b", T0)
         conn.execute(orders.insert(), [order("oa", "a", T0 + timedelta(days=1), "88")])
     with store.connect() as conn:
-        [r] = campaign_results(conn, date(2026, 3, 31))
+        [r] = campaign_results(conn, date(2026, 3, 31), timezone=TZ)
     assert r == {
         "campaign_id": "spring-cards",
         "currency": "CNY",
@@ -148,7 +154,7 @@ def _loyalty(clock: list[datetime]) -> LoyaltyService:
                 {"id": "pct20", "kind": "percent", "percent": 20, "max_discount": 15},
             ]
         }
-    )
+    ).in_store_zone(TZ)
     return LoyaltyService(program, clock=lambda: clock[0])
 
 
@@ -188,9 +194,11 @@ def test_coupon_cost_by_hand(store: Store) -> None:
             conn, issued["t6"], order_id="ot6", customer_id="t6", order_amount=Decimal("100")
         )
     with store.connect() as conn:
-        [r] = journey_results(conn, date(2026, 3, 31), price_per_segment=Decimal("0.045"))
-        [camp] = campaign_results(conn, date(2026, 3, 31))
-        before = journey_results(conn, date(2026, 3, 11))  # redemptions not yet made
+        [r] = journey_results(
+            conn, date(2026, 3, 31), timezone=TZ, price_per_segment=Decimal("0.045")
+        )
+        [camp] = campaign_results(conn, date(2026, 3, 31), timezone=TZ)
+        before = journey_results(conn, date(2026, 3, 11), timezone=TZ)  # redemptions not yet made
     assert r["coupons_redeemed"] == 2
     assert (r["sms_cost"], r["coupon_cost"], r["cost"]) == ("0.36", "25.00", "25.36")
     assert r["incremental_revenue"] == "500.00"

@@ -142,7 +142,9 @@ def test_aliyun_sms_end_to_end_through_the_outbox(store: Store, sink: Sink) -> N
     ch = AliyunSmsChannel(
         "ak-id", "ali-secret", sign_name="回头客", endpoint=sink.url.replace("/hook", "/")
     )
-    stats = Dispatcher(store, {"sms": ch}, lambda: NOON, policy=ContactPolicy()).drain()
+    stats = Dispatcher(
+        store, {"sms": ch}, lambda: NOON, policy=ContactPolicy(default_zone="Asia/Shanghai")
+    ).drain()
     ch.close()
     assert stats.sent == 1
     params = dict(parse_qsl(urlsplit(sink.requests[0].path).query))

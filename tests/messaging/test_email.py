@@ -54,7 +54,9 @@ def test_email_arrives_with_unsubscribe_headers(store: Store, smtp_server: SmtpC
     with store.begin() as conn:
         enqueue(conn, [m], now=NOON)
     ch = channel(smtp_server)
-    stats = Dispatcher(store, {"email": ch}, lambda: NOON, policy=ContactPolicy()).drain()
+    stats = Dispatcher(
+        store, {"email": ch}, lambda: NOON, policy=ContactPolicy(default_zone="Asia/Shanghai")
+    ).drain()
     ch.close()
     assert stats.sent == 1
     assert len(smtp_server.messages) == 1

@@ -61,9 +61,16 @@ def webhook(sink: Sink) -> WebhookChannel:
     )
 
 
+#: no caps, the default quiet hours, in the merchant zone of the fixtures
+NO_CAPS = ContactPolicy(default_zone="Asia/Shanghai")
+
+
 def dispatcher(store: Store, sink: Sink, clock: Clock, **kw: Any) -> Dispatcher:
     kw.setdefault(
-        "policy", ContactPolicy(caps=parse_caps("marketing:*:3/7d,marketing:webhook:1/3d"))
+        "policy",
+        ContactPolicy(
+            caps=parse_caps("marketing:*:3/7d,marketing:webhook:1/3d"), default_zone="Asia/Shanghai"
+        ),
     )
     return Dispatcher(store, {"webhook": webhook(sink)}, clock, **kw)
 
@@ -275,12 +282,14 @@ def test_a_dead_workers_lease_is_taken_over(store: Store) -> None:
         enqueue(conn, [msg("a"), msg("b")], now=NOON)
     clock = Clock(NOON)
     dying = RecordingChannel(crash=True)
-    d1 = Dispatcher(store, {"webhook": dying}, clock, lease_seconds=60, concurrency=1)
+    d1 = Dispatcher(
+        store, {"webhook": dying}, clock, lease_seconds=60, concurrency=1, policy=NO_CAPS
+    )
     with pytest.raises(SystemExit):
         d1.run_once()
     assert set(statuses(store).values()) == {"sending"}
     ok = RecordingChannel()
-    d2 = Dispatcher(store, {"webhook": ok}, clock, lease_seconds=60)
+    d2 = Dispatcher(store, {"webhook": ok}, clock, lease_seconds=60, policy=NO_CAPS)
     assert d2.run_once().claimed == 0  # the lease still holds
     clock.now += timedelta(seconds=61)
     assert d2.drain().sent == 2
@@ -300,11 +309,15 @@ def test_at_most_once_channel_dead_letters_after_a_crash(store: Store) -> None:
     clock = Clock(NOON)
     with pytest.raises(SystemExit):
         Dispatcher(
-            store, {"webhook": RecordingChannel("at_most_once", crash=True)}, clock, lease_seconds=5
+            store,
+            {"webhook": RecordingChannel("at_most_once", crash=True)},
+            clock,
+            lease_seconds=5,
+            policy=NO_CAPS,
         ).run_once()
     clock.now += timedelta(seconds=10)
     again = RecordingChannel("at_most_once")
-    stats = Dispatcher(store, {"webhook": again}, clock).drain()
+    stats = Dispatcher(store, {"webhook": again}, clock, policy=NO_CAPS).drain()
     assert stats.dead == 1 and again.sent == []
     assert _rows(store)[0]["reason_code"] == "crash.unknown"
 
@@ -337,7 +350,10 @@ def test_transactional_goes_first_and_is_not_capped(store: Store) -> None:
         )
     ch = RecordingChannel()
     stats = Dispatcher(
-        store, {"webhook": ch}, Clock(NOON), policy=ContactPolicy(caps=parse_caps("*:*:1/1d"))
+        store,
+        {"webhook": ch},
+        Clock(NOON),
+        policy=ContactPolicy(caps=parse_caps("*:*:1/1d"), default_zone="Asia/Shanghai"),
     ).drain()
     # The all-kinds cap of 1 a day lets the first service notice through; the rest are capped.
     assert ch.sent[0] in (
@@ -353,7 +369,7 @@ def test_transactional_goes_first_and_is_not_capped(store: Store) -> None:
         store,
         {"webhook": ch2},
         Clock(NOON),
-        policy=ContactPolicy(caps=parse_caps("marketing:*:1/1d")),
+        policy=ContactPolicy(caps=parse_caps("marketing:*:1/1d"), default_zone="Asia/Shanghai"),
     ).drain()
     assert stats.sent == 3 and ch2.sent[-1] == msg("a", step="promo").message_id
 

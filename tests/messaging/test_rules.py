@@ -24,7 +24,10 @@ from huitouke.messaging.rules import (
 )
 
 SH = ZoneInfo("Asia/Shanghai")
-POLICY = ContactPolicy(caps=parse_caps("marketing:*:3/7d,marketing:sms:1/3d,marketing:sms:4/30d"))
+POLICY = ContactPolicy(
+    caps=parse_caps("marketing:*:3/7d,marketing:sms:1/3d,marketing:sms:4/30d"),
+    default_zone="Asia/Shanghai",
+)
 ALICE = CustomerContext("alice", consent={"sms": True, "email": True})
 
 
@@ -68,7 +71,9 @@ def test_quiet_hours_drop_only_when_the_message_would_expire() -> None:
 
 
 def test_quiet_hours_off_when_start_equals_end() -> None:
-    policy = ContactPolicy(quiet_start=time(0, 0), quiet_end=time(0, 0))
+    policy = ContactPolicy(
+        quiet_start=time(0, 0), quiet_end=time(0, 0), default_zone="Asia/Shanghai"
+    )
     assert evaluate(ALICE, sms(), [], at(2026, 5, 6, 23, 0), policy).allowed
 
 
@@ -271,11 +276,13 @@ def test_property_quiet_hours_end_is_outside_quiet_hours(
     end = quiet_hours_end(now, z, time(s), time(e))
     if end is None:
         assert not _quiet(
-            now.astimezone(z).time(), ContactPolicy(quiet_start=time(s), quiet_end=time(e))
+            now.astimezone(z).time(),
+            ContactPolicy(quiet_start=time(s), quiet_end=time(e), default_zone="Asia/Shanghai"),
         )
     else:
         assert end > now
         assert not _quiet(
-            end.astimezone(z).time(), ContactPolicy(quiet_start=time(s), quiet_end=time(e))
+            end.astimezone(z).time(),
+            ContactPolicy(quiet_start=time(s), quiet_end=time(e), default_zone="Asia/Shanghai"),
         )
         assert end - now <= timedelta(hours=25)

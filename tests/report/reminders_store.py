@@ -125,7 +125,7 @@ def build_reminders_store(url: str, work: Path) -> dict[str, Any]:
                     {"id": "welcome10", "kind": "fixed", "value": 10, "valid_days": 30}
                 ]
             }
-        )
+        ).in_store_zone(settings.timezone)
         save_program(conn, program, now=t0)
     clock = [SEND_AT]
     loyalty = LoyaltyService(program, clock=lambda: clock[0])

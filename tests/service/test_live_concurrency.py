@@ -19,6 +19,7 @@ from huitouke.loyalty import tables as lt
 from huitouke.loyalty.ledger import verify_ledger
 from huitouke.loyalty.programs_repo import get_program
 from huitouke.loyalty.service import LoyaltyService
+from huitouke.settings import Settings
 from huitouke.store.db import Store
 
 from .conftest import make_keys
@@ -35,7 +36,7 @@ def issue_coupons(store: Store, n: int) -> list[tuple[str, str]]:
     with store.begin() as conn:
         program = get_program(conn)
         assert program is not None
-        svc = LoyaltyService(program)
+        svc = LoyaltyService(program.in_store_zone(Settings().timezone))
         out = []
         for i in range(n):
             c = svc.issue_coupon(conn, "fixed20", f"holder{i:03d}", idempotency_key=f"bench-{i}")

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from huitouke.service.uow import run_read, run_write
 from huitouke.store.db import Store
 from huitouke.store.tables import customers
+from huitouke.store.uow import run_read, run_write
 
 
 def test_concurrent_read_modify_write_is_exact(store: Store) -> None:
@@ -141,7 +141,7 @@ def test_wal_checkpointer_keeps_checkpoints_off_the_write_path(sqlite_url: str) 
     back."""
     from pathlib import Path
 
-    from huitouke.service.uow import start_checkpointer, stop_checkpointer
+    from huitouke.store.uow import start_checkpointer, stop_checkpointer
 
     store = Store(sqlite_url)
     store.migrate()

@@ -1,7 +1,7 @@
 """Exact repurchase analytics (BRIEF definitions), written once as SQL for DuckDB and Spark.
 
 >>> from huitouke.analytics import Analytics
->>> a = Analytics(orders)                      # the canonical orders Arrow table
+>>> a = Analytics(orders, timezone="Asia/Shanghai")  # canonical orders table, merchant zone
 >>> a.period_metrics("month")                  # 复购率 / 回购率 / 老客占比 per month
 >>> a.customers(as_of=date(2024, 6, 30))       # cycle, next expected date, RFM, layer, lifecycle
 

@@ -194,7 +194,8 @@ class Analytics:
     with unique order ids; ``lines`` the optional order lines (``order_id, sku,
     product_name, category, quantity, unit_price``) needed for category cycles. Only
     counted orders (paid, partially refunded) count; revenue = amount − refunded_amount.
-    Periods are cut in ``timezone``. With ``merge_same_day`` a customer's orders on one
+    Periods are cut in ``timezone`` (the merchant's zone, required: the doors pass the
+    settings' ``HUITOUKE_TIMEZONE``). With ``merge_same_day`` a customer's orders on one
     local day count as one order. Orders in several currencies cannot be added up: pass
     ``currency`` to analyse one of them.
 
@@ -207,7 +208,7 @@ class Analytics:
         self,
         orders: pa.Table,
         *,
-        timezone: str = "Asia/Shanghai",
+        timezone: str,
         lines: pa.Table | None = None,
         merge_same_day: bool = False,
         currency: str | None = None,

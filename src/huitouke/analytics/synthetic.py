@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from huitouke.core.orders import MONEY, ORDERS_SCHEMA
+from huitouke.core.orders import MONEY, ORDERS_SCHEMA, OrderStatus
 
 __all__ = ["decimal_array", "synthetic_orders"]
 
@@ -44,7 +44,7 @@ def synthetic_orders(
     ts = t0 + rng.integers(0, days * 86_400_000_000, n_orders, dtype=np.int64)
     yuan = np.maximum(1, rng.lognormal(4.5, 0.8, n_orders).astype(np.int64))
     status_codes = rng.choice(4, n_orders, p=[0.95, 0.02, 0.02, 0.01])
-    statuses = np.array(["paid", "partially_refunded", "refunded", "cancelled"])
+    statuses = np.array([s.value for s in OrderStatus])
     unscaled = yuan * 10_000
     refunded = np.where(
         status_codes == 2, unscaled, np.where(status_codes == 1, (yuan // 2) * 10_000, 0)

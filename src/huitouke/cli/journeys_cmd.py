@@ -56,10 +56,13 @@ def _loyalty(store: Any) -> Any:
     """The merchant's loyalty service when a program is stored, else None."""
     from huitouke.loyalty.programs_repo import get_program
     from huitouke.loyalty.service import LoyaltyService
+    from huitouke.settings import get_settings
 
     with store.connect() as conn:
         program = get_program(conn)
-    return LoyaltyService(program) if program is not None else None
+    if program is None:
+        return None
+    return LoyaltyService(program.in_store_zone(get_settings().timezone))
 
 
 @journeys_app.command("list")
@@ -264,7 +267,8 @@ def results_cmd(
     database_url: str | None = typer.Option(None, "--database-url", help="Store URL. 数据库地址。"),
 ) -> None:
     """Per journey: audience, holdout, sent, converted, uplift with 95% CI, revenue, cost, ROI. 旅程效果。"""
-    from huitouke.measurement.attribution import campaign_results, journey_results
+    from huitouke.journeys.results import journey_results
+    from huitouke.measurement.attribution import campaign_results
     from huitouke.settings import get_settings
 
     s = get_settings()

@@ -85,6 +85,7 @@ def _as_of(value: str | None) -> datetime:
 def _service(program: Path | None, database_url: str | None) -> Any:
     """(bound service, store) for the chosen program."""
     from huitouke.loyalty import LoyaltyService, get_program, load_program
+    from huitouke.settings import get_settings
 
     store = _store(database_url)
     if program is not None:
@@ -99,7 +100,7 @@ def _service(program: Path | None, database_url: str | None) -> Any:
                 message_zh=t("loyalty.no_program", "zh"),
             )
         prog = stored
-    return LoyaltyService(prog).bound(store)
+    return LoyaltyService(prog.in_store_zone(get_settings().timezone)).bound(store)
 
 
 # -- program -----------------------------------------------------------------------------
@@ -107,8 +108,9 @@ def _service(program: Path | None, database_url: str | None) -> Any:
 def program_validate(file: Path = typer.Argument(..., help="Program file. 会员方案文件。")) -> None:
     """Validate a program file; errors name the field. 校验会员方案文件。"""
     from huitouke.loyalty import load_program
+    from huitouke.settings import get_settings
 
-    prog = load_program(file)
+    prog = load_program(file).in_store_zone(get_settings().timezone)
     typer.echo(t("loyalty.program_ok", _lang(), program=prog.id), err=True)
     _out({"id": prog.id, "valid": True})
 
@@ -132,8 +134,10 @@ def program_save(
 ) -> None:
     """Store a program in the database (versioned). 保存会员方案到数据库。"""
     from huitouke.loyalty import load_program, save_program
+    from huitouke.settings import get_settings
 
     prog = load_program(file).model_copy(update={"id": program_id})
+    prog = prog.in_store_zone(get_settings().timezone)
     store = _store(database_url)
     with store.begin() as conn:
         version = save_program(conn, prog, now=datetime.now(UTC))

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from huitouke.core.orders import MONEY, ORDERS_SCHEMA
+from huitouke.core.orders import COUNTED_STATUSES, MONEY, ORDERS_SCHEMA
 from huitouke.errors import ImportFileError
 from huitouke.importing.convert import (
     Decimal,
@@ -639,7 +639,7 @@ def _resolve_status(t: pa.Table) -> pa.Table:
     full = pc.greater_equal(ref0, amount)
     pos = pc.greater(ref0, zero)
     by_amount = pc.if_else(full, pa.scalar("refunded"), pa.scalar("partially_refunded"))
-    paidlike = pc.is_in(st, value_set=pa.array(["paid", "partially_refunded"]))
+    paidlike = pc.is_in(st, value_set=pa.array(COUNTED_STATUSES))
     new = pc.if_else(pc.and_(paidlike, pos), by_amount, st)
     closed = pc.equal(st, "closed")
     new = pc.if_else(closed, pc.if_else(pos, by_amount, pa.scalar("cancelled")), new)

@@ -7,7 +7,6 @@ reject exactly those rows with the field and reason.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
@@ -157,7 +156,3 @@ def parse_int(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     bad = mask(pc.and_(pc.is_valid(s), pc.invert(ok)))
     good = pc.if_else(ok, pc.replace_substring_regex(s, r"\.0*$", ""), pa.scalar(None, pa.string()))
     return good.cast(pa.int64()), bad
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

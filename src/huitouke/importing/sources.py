@@ -30,7 +30,6 @@ from huitouke.importing.encoding import BadLine, decode_bytes, encoding_error
 
 __all__ = ["Grid", "RawData", "load_raw", "norm_header", "preview"]
 
-TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".dat", ""}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 PREVIEW_ROWS = 30

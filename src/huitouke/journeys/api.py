@@ -19,7 +19,7 @@ from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, get_lang, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import loyalty_service
-from huitouke.service.uow import run_read, run_write
+from huitouke.store.uow import run_read, run_write
 
 __all__ = ["router"]
 
@@ -256,7 +256,8 @@ def results(
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("read")),
 ) -> dict[str, Any]:
-    from huitouke.measurement.attribution import campaign_results, journey_results
+    from huitouke.journeys.results import journey_results
+    from huitouke.measurement.attribution import campaign_results
 
     s = ctx.settings
     w = window_days or s.attribution_window_days

@@ -21,7 +21,7 @@ due today appear only in the per-journey summary (``not_due``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -51,7 +51,6 @@ from huitouke.journeys.model import (
 )
 
 __all__ = [
-    "REASONS",
     "ContactGate",
     "EvaluationContext",
     "GateDecision",
@@ -61,8 +60,6 @@ __all__ = [
 ]
 
 #: reason codes the engine itself gives (messaging's contact rules add their own)
-REASONS = ("planned", "already_ordered", "not_ordered", "not_in_audience", "holdout")
-
 ROW_COLUMNS = [
     "journey_id",
     "customer_id",
@@ -150,7 +147,8 @@ class ContactGate(Protocol):
 class EvaluationContext:
     """Everything evaluation needs besides the journeys and the customers frame."""
 
-    timezone: str = "Asia/Shanghai"
+    #: the merchant's zone (``HUITOUKE_TIMEZONE``): local days, send times
+    timezone: str
     #: salt of the holdout hash; changing it reshuffles every holdout group
     salt: str = "huitouke-holdout-v1"
     #: order events: columns customer_id, event, at (UTC), order_id
@@ -672,20 +670,3 @@ def _apply_gate(rows: pd.DataFrame, gate: ContactGate) -> pd.DataFrame:
     # object dtype: a mix of None and datetimes must not become NaT
     rows["deliver_after"] = pd.Series(deliver, index=rows.index, dtype=object)
     return rows
-
-
-#: convenience for callers that build a gate from a function
-GateFunction = Callable[[PlannedMessage], GateDecision]
-
-
-class FunctionGate:
-    """A :class:`ContactGate` over a plain function."""
-
-    def __init__(self, fn: GateFunction) -> None:
-        self._fn = fn
-
-    def prepare(self, customer_ids: Sequence[str]) -> None:
-        return None
-
-    def check(self, message: PlannedMessage) -> GateDecision:
-        return self._fn(message)

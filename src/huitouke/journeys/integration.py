@@ -1,6 +1,6 @@
 """The customers frame the journeys read, assembled from the other contexts.
 
-- analytics: ``Analytics(orders).customers(as_of)`` — orders, first/last order, cycle,
+- analytics: ``Analytics(orders, timezone=…).customers(as_of)`` — orders, first/last order, cycle,
   expected next-order date, RFM segment, seed layer, lifecycle;
 - models: P(alive) from the same model policy as ``huitouke predict`` / ``customers``
   (``auto``; left empty when no model can be fitted, e.g. too few repeat buyers — filters

@@ -21,10 +21,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from huitouke.analytics import segments as _segments
+from huitouke.messaging import rules as _messaging_rules
 
 __all__ = [
     "CHANNELS",
-    "EVENTS",
     "LAYERS",
     "Audience",
     "BranchStep",
@@ -39,21 +39,20 @@ __all__ = [
     "step_schedule",
 ]
 
-CHANNELS = ("sms", "email", "webhook", "wecom", "dingtalk", "console")
-EVENTS = ("order_paid", "order_shipped", "order_delivered", "order_completed")
-# The vocabularies of the analytics context: one definition, so a journey's audience
-# filters can never name a segment the analytics do not produce.
+# The vocabularies of the analytics and messaging contexts: one definition, so a journey
+# can never name a segment the analytics do not produce or a channel messaging lacks.
+CHANNELS = _messaging_rules.CHANNELS
 LAYERS = _segments.LAYERS
 LIFECYCLES = _segments.LIFECYCLE_STAGES
 RFM_SEGMENTS = _segments.RFM_SEGMENTS
-#: Date columns of the customers frame a ``date`` trigger may anchor on.
-DATE_FIELDS = (
-    "next_expected_date",
-    "first_order_date",
-    "last_order_date",
-    "points_expiring_on",
-)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
+
+def _one_of(v: list[str] | None, known: tuple[str, ...], what: str) -> list[str] | None:
+    for s in v or []:
+        if s not in known:
+            raise ValueError(f"unknown {what} {s!r}; known: {', '.join(known)}")
+    return v
 
 
 class _Strict(BaseModel):
@@ -135,11 +134,9 @@ class Audience(_Strict):
     Columns are those of the customers frame (see :mod:`huitouke.journeys.frame`).
     """
 
-    layers: (
-        list[Literal["new", "active", "cooling", "high_winback", "low_winback", "lost"]] | None
-    ) = None
+    layers: list[str] | None = None
     rfm_segments: list[str] | None = None
-    lifecycles: list[Literal["acquisition", "growth", "maturity", "decline", "lost"]] | None = None
+    lifecycles: list[str] | None = None
     orders_min: int | None = Field(None, ge=0)
     orders_max: int | None = Field(None, ge=0)
     bought_within_days: int | None = Field(None, ge=1)
@@ -155,10 +152,17 @@ class Audience(_Strict):
     @field_validator("rfm_segments")
     @classmethod
     def _known_segments(cls, v: list[str] | None) -> list[str] | None:
-        for s in v or []:
-            if s not in RFM_SEGMENTS:
-                raise ValueError(f"unknown RFM segment {s!r}; known: {', '.join(RFM_SEGMENTS)}")
-        return v
+        return _one_of(v, RFM_SEGMENTS, "RFM segment")
+
+    @field_validator("layers")
+    @classmethod
+    def _known_layers(cls, v: list[str] | None) -> list[str] | None:
+        return _one_of(v, LAYERS, "layer")
+
+    @field_validator("lifecycles")
+    @classmethod
+    def _known_lifecycles(cls, v: list[str] | None) -> list[str] | None:
+        return _one_of(v, LIFECYCLES, "lifecycle stage")
 
     @model_validator(mode="after")
     def _bounds(self) -> Audience:
@@ -184,7 +188,7 @@ class SendStep(_Strict):
 
     type: Literal["send"]
     id: str | None = None
-    channel: Literal["sms", "email", "webhook", "wecom", "dingtalk", "console"]
+    channel: str
     template: str
     kind: Literal["marketing", "transactional"] = "marketing"
     related_products: int = Field(0, ge=0, le=10)
@@ -192,6 +196,13 @@ class SendStep(_Strict):
     expires_after_hours: int = Field(48, ge=1, le=24 * 30)
     #: where the tracked link (``{{ link }}``) leads; default: the shop's public address
     link: str | None = Field(None, max_length=1500)
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, v: str) -> str:
+        if v not in CHANNELS:
+            raise ValueError(f"unknown channel {v!r}; known: {', '.join(CHANNELS)}")
+        return v
 
 
 class CouponStep(_Strict):

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Connection, select
 
+from huitouke.core.orders import COUNTED_STATUSES
 from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.journeys.calendar import HOLIDAYS, Promotion, default_promotions
@@ -96,7 +97,7 @@ def load_events(conn: Connection, start: datetime, end: datetime) -> pd.DataFram
             select(orders_t.c.order_id, orders_t.c.customer_id, orders_t.c.ordered_at).where(
                 orders_t.c.ordered_at >= start,
                 orders_t.c.ordered_at < end,
-                orders_t.c.status.in_(("paid", "partially_refunded")),
+                orders_t.c.status.in_(COUNTED_STATUSES),
             )
         )
     ]

@@ -12,7 +12,7 @@ Layers:
 Quick start::
 
     from huitouke.loyalty import LoyaltyService, load_program
-    svc = LoyaltyService(load_program("cafe.yaml"))
+    svc = LoyaltyService(load_program("cafe.yaml").in_store_zone(settings.timezone))
     with store.begin() as conn:
         effects = svc.apply_order(conn, order)
 """

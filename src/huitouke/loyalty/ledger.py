@@ -364,9 +364,6 @@ class Discrepancy:
     actual: str
 
 
-LOT_ASSET_PREFIXES = ("points", "stamps:")
-
-
 def _is_lot_asset(asset: str) -> bool:
     return asset == "points" or asset.startswith("stamps:")
 

@@ -52,6 +52,7 @@ from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, tex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
+from huitouke.core.orders import COUNTED_STATUSES
 from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
@@ -83,7 +84,7 @@ __all__ = ["add_stamps", "apply_orders", "order_op_key"]
 ZERO = Decimal(0)
 POINTS, POINTS_DEBT = "points", "points_debt"
 SV_PAID, SV_BONUS = "stored_paid", "stored_bonus"
-COUNTED = ("paid", "partially_refunded")
+COUNTED = COUNTED_STATUSES
 #: rows per IN (...) list: far below SQLite's bound-parameter limit
 CHUNK = 2000
 

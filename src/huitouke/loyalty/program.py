@@ -425,7 +425,9 @@ class Program(_Model):
     id: str = "default"
     name: str = ""
     currency: str = "CNY"
-    timezone: str = "Asia/Shanghai"
+    #: the merchant's zone (local days of stamps, tiers, expiry). Omitted, it is the
+    #: store's zone (``HUITOUKE_TIMEZONE``); given, it must equal it (:meth:`in_store_zone`)
+    timezone: str | None = None
     earn: EarnRules = EarnRules()
     points_expiry: PointsExpiry = PointsExpiry()
     redemption: PointsRedemption = PointsRedemption()
@@ -441,7 +443,9 @@ class Program(_Model):
 
     @field_validator("timezone")
     @classmethod
-    def _zone(cls, v: str) -> str:
+    def _zone(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -495,8 +499,32 @@ class Program(_Model):
         return self
 
     # -- look-ups ------------------------------------------------------------------------
+    def in_store_zone(self, zone: str) -> Program:
+        """This program in the store's zone ``zone`` (the settings' ``HUITOUKE_TIMEZONE``,
+        passed by the door): the zone filled in when the program names none, the program
+        refused when it names another — a loyalty day must be the analytics' day."""
+        if self.timezone is None:
+            return self.model_copy(update={"timezone": zone})
+        if self.timezone != zone:
+            raise InputError(
+                f"timezone: the program's zone {self.timezone!r} is not the store's zone "
+                f"{zone!r} (HUITOUKE_TIMEZONE); remove it from the program or set the same zone",
+                code="loyalty.timezone_mismatch",
+                message_zh=f"timezone:会员方案的时区 {self.timezone!r} 与店铺时区 {zone!r}"
+                "(HUITOUKE_TIMEZONE)不一致;请从方案中删除该项或设为相同时区",
+                details={"field": "timezone", "program": self.timezone, "settings": zone},
+            )
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
+        if self.timezone is None:
+            raise InputError(
+                "the loyalty program has no time zone: it takes the store's (in_store_zone)",
+                code="loyalty.no_timezone",
+                message_zh="会员方案没有时区:应取店铺时区(in_store_zone)",
+                details={"field": "timezone"},
+            )
         return ZoneInfo(self.timezone)
 
     def template(self, template_id: str) -> CouponTemplate:

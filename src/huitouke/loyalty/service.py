@@ -15,7 +15,6 @@ in UTC.
 
 from __future__ import annotations
 
-import secrets as _secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
+from huitouke.core.orders import COUNTED_STATUSES, OrderStatus
 from huitouke.errors import ConflictError, InputError, NotFoundError
 from huitouke.loyalty import codes, order_batch
 from huitouke.loyalty import tables as lt
@@ -60,6 +60,8 @@ from huitouke.loyalty.rules import (
     topup_bonus,
 )
 from huitouke.store import tables as st
+from huitouke.store.db import Store
+from huitouke.store.uow import run_write
 
 __all__ = ["LoyaltyService", "OrderEvent", "fmt", "parse_order"]
 
@@ -71,8 +73,8 @@ SV_PAID, SV_BONUS, SV_PENDING, SV_HELD = (
     "stored_bonus_pending",
     "stored_held",
 )
-COUNTED = ("paid", "partially_refunded")
-STATUSES = ("paid", "partially_refunded", "refunded", "cancelled")
+COUNTED = COUNTED_STATUSES
+STATUSES = tuple(s.value for s in OrderStatus)
 #: entry kind of stored value given back to the balances an order's payment came from
 SV_RETURN = "spend_reversal"
 
@@ -357,7 +359,7 @@ class LoyaltyService:
             raise InputError("the loyalty clock returned a naive datetime", code="input.invalid")
         return t.astimezone(UTC)
 
-    def bound(self, store: Any) -> BoundLoyalty:
+    def bound(self, store: Store) -> BoundLoyalty:
         """The same use cases, each run in its own unit of work on ``store`` (with retries)."""
         return BoundLoyalty(self, store)
 
@@ -472,47 +474,6 @@ class LoyaltyService:
             reference=ref,
         )
         return points - settle, settle, lot
-
-    def _take_back(
-        self,
-        conn: Connection,
-        customer_id: str,
-        asset: str,
-        debt_asset: str,
-        amount: Decimal,
-        *,
-        key: str,
-        ref: str,
-        now: datetime,
-        prefer: int | None,
-    ) -> tuple[Decimal, Decimal]:
-        """Reverse ``amount`` of an asset: what is left is taken, the rest becomes a debt."""
-        if amount <= 0:
-            return ZERO, ZERO
-        accts = lock_accounts(
-            conn, [(customer_id, asset)], now, optional=[(customer_id, debt_asset)]
-        )
-        taken, shortfall = debit_fifo(
-            conn,
-            accts[(customer_id, asset)],
-            amount,
-            kind="reversal",
-            key=key,
-            now=now,
-            reference=ref,
-            prefer=prefer,
-            allow_partial=True,
-        )
-        post(
-            conn,
-            accts[(customer_id, debt_asset)],
-            shortfall,
-            kind="debt",
-            key=f"{key}:debt",
-            now=now,
-            reference=ref,
-        )
-        return taken, shortfall
 
     # -- coupons primitives ----------------------------------------------------------------
     def _issued_count(self, conn: Connection, template_id: str, customer_id: str) -> int:
@@ -2765,15 +2726,11 @@ def _phone(p: str | None) -> str | None:
 
 
 class BoundLoyalty:
-    """:class:`LoyaltyService` bound to a store: each call is its own unit of work.
+    """:class:`LoyaltyService` bound to a store: each call is its own unit of work, run by
+    the store's one retry policy (:func:`huitouke.store.uow.run_write`); the idempotency
+    keys make a rerun safe."""
 
-    Transient conflicts (SQLite "database is locked", PostgreSQL deadlock or serialization
-    failures) are retried a few times; the idempotency keys make a retry safe.
-    """
-
-    RETRIES = 5
-
-    def __init__(self, service: LoyaltyService, store: Any) -> None:
+    def __init__(self, service: LoyaltyService, store: Store) -> None:
         self.service = service
         self.store = store
 
@@ -2783,25 +2740,6 @@ class BoundLoyalty:
             raise AttributeError(name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            import time
-
-            from sqlalchemy.exc import DBAPIError
-
-            for attempt in range(self.RETRIES):
-                try:
-                    with self.store.begin() as conn:
-                        return fn(conn, *args, **kwargs)
-                except DBAPIError as exc:
-                    msg = str(exc.orig).lower()
-                    transient = (
-                        "locked" in msg
-                        or "deadlock" in msg
-                        or "could not serialize" in msg
-                        or "busy" in msg
-                    )
-                    if not transient or attempt == self.RETRIES - 1:
-                        raise
-                    time.sleep(0.05 * (attempt + 1) + _secrets.randbelow(50) / 1000)
-            raise AssertionError("unreachable")  # pragma: no cover
+            return run_write(self.store, lambda conn: fn(conn, *args, **kwargs))
 
         return call

@@ -19,7 +19,7 @@ from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import loyalty_service
-from huitouke.service.uow import run_write
+from huitouke.store.uow import run_write
 
 __all__ = ["router"]
 

@@ -171,7 +171,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         rate_limits: Mapping[str, float] | None = None,
         *,
-        policy: ContactPolicy | None = None,
+        policy: ContactPolicy,
         worker_id: str | None = None,
         lease_seconds: float = 120.0,
         max_attempts: int = 8,
@@ -189,7 +189,7 @@ class Dispatcher:
         self.clock = clock
         self.rate_limits = dict(rate_limits or {})
         self.buckets = {ch: TokenBucket(r) for ch, r in self.rate_limits.items() if r and r > 0}
-        self.policy = policy or ContactPolicy()
+        self.policy = policy
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts

@@ -73,6 +73,9 @@ REASON_CODES = (
 )
 
 ALL_CHANNELS = "*"
+#: The channels a message can be planned on (the logical names of the channel ports;
+#: ``console`` is the dry-run channel that writes each message as a JSON line).
+CHANNELS: tuple[str, ...] = ("sms", "email", "webhook", "wecom", "dingtalk", "console")
 #: How long a marketing message waits behind a due service notice before it is re-checked.
 TRANSACTIONAL_FIRST_DELAY = timedelta(minutes=1)
 
@@ -163,7 +166,8 @@ class ContactPolicy:
     caps: tuple[Cap, ...] = ()
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)
-    default_zone: str = "Asia/Shanghai"
+    #: the merchant's zone (``HUITOUKE_TIMEZONE``), for customers without their own
+    default_zone: str = field(kw_only=True)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ContactPolicy:
@@ -286,12 +290,11 @@ def evaluate(
     message: PlannedMessage,
     history: Iterable[Contact],
     now: datetime,
-    policy: ContactPolicy | None = None,
+    policy: ContactPolicy,
 ) -> Decision:
     """Decide whether ``message`` may be sent to ``customer`` at ``now`` (see module doc)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    policy = policy or ContactPolicy()
     if message.expires_at is not None and now >= message.expires_at:
         return Decision(False, "expired")
     if message.audience == "staff":

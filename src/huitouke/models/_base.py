@@ -10,7 +10,7 @@ intervals, AIC and BIC.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -242,9 +242,6 @@ def _wsum(values: FloatArray, weights: FloatArray) -> float:
     """Weighted sum in a plain loop: BLAS ``dot`` may wake a thread pool for every call,
     which costs more than the sum itself on a busy machine."""
     return float(np.einsum("i,i->", values, weights))
-
-
-LogLikFn = Callable[[FloatArray, tuple[FloatArray, ...]], tuple[FloatArray, FloatArray]]
 
 
 class FittedModel:

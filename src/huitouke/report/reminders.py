@@ -1,6 +1,6 @@
 """The report's reminders section: journey and package-insert results of the store.
 
-The numbers are :func:`huitouke.measurement.journey_results` and
+The numbers are :func:`huitouke.journeys.results.journey_results` and
 :func:`~huitouke.measurement.campaign_results` — the calls behind ``huitouke journeys
 results --format json`` and ``GET /v1/journeys/results/all`` — with the same settings
 (attribution window, SMS price per segment, currency), so the report and the CLI agree
@@ -33,7 +33,8 @@ def collect_reminders(
 ) -> dict[str, Any]:
     """The reminders document: ``journeys`` and ``insert_campaigns`` exactly as
     ``huitouke journeys results --format json`` gives them, plus display names."""
-    from huitouke.measurement import campaign_results, journey_results
+    from huitouke.journeys.results import journey_results
+    from huitouke.measurement import campaign_results
 
     journeys = journey_results(
         conn,

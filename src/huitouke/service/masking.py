@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "CUSTOMER_ID_FIELDS",
-    "PERSONAL_FIELDS",
     "MaskingFilter",
     "ReadKeyMasking",
     "install_log_masking",
@@ -40,10 +39,6 @@ __all__ = [
     "mask_text",
 ]
 
-#: Field names whose values are personal data (masked wherever they appear).
-PERSONAL_FIELDS = frozenset(
-    {"name", "customer_name", "real_name", "nickname", "contact_name", "phone", "mobile", "email"}
-)
 _NAME_FIELDS = frozenset({"name", "customer_name", "real_name", "nickname", "contact_name"})
 _PHONE_FIELDS = frozenset({"phone", "mobile"})
 

@@ -26,8 +26,8 @@ PROGRAM_ID = "default"
 
 
 def default_program(ctx: ServiceContext) -> Program:
-    return load_program(
-        {"id": PROGRAM_ID, "currency": ctx.settings.currency, "timezone": ctx.settings.timezone}
+    return load_program({"id": PROGRAM_ID, "currency": ctx.settings.currency}).in_store_zone(
+        ctx.settings.timezone
     )
 
 
@@ -47,6 +47,8 @@ def loyalty_service(conn: Connection, ctx: ServiceContext) -> LoyaltyService:
         svc = cached[1]
     else:
         program = get_program(conn, PROGRAM_ID) if version is not None else None
+        if program is not None:
+            program = program.in_store_zone(ctx.settings.timezone)
         svc = LoyaltyService(program or default_program(ctx), clock=ctx.clock)
     if ctx.cache.get("loyalty_generation", 0) == generation:
         # not if this worker saved a program meanwhile: what was read here may predate it

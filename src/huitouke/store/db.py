@@ -22,20 +22,28 @@ __all__ = ["Store", "open_store"]
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers never block the writer; a killed writer leaves the last commit intact.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL: readers never block the writer; a killed writer leaves the last commit intact.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    return on_connect
 
 
 class Store:
-    """One database: its engine, its migrations and its units of work."""
+    """One database: its engine, its migrations and its units of work.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    ``busy_timeout_ms`` (SQLite only) is how long a statement waits for another
+    connection's lock before failing with ``SQLITE_BUSY`` — which the unit of work's retry
+    policy then reruns (:mod:`huitouke.store.uow`).
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         try:
             parsed = make_url(url)
@@ -52,14 +60,17 @@ class Store:
             if db and db != ":memory:":
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs["poolclass"] = NullPool
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            kwargs["connect_args"] = {
+                "timeout": busy_timeout_ms / 1000,
+                "check_same_thread": False,
+            }
         elif self.dialect == "postgresql":
             if parsed.drivername == "postgresql":
                 url = str(parsed.set(drivername="postgresql+psycopg"))
             # No ping before every checkout (a round trip per unit of work): a connection
             # the server dropped fails on use, SQLAlchemy then discards every pooled
             # connection older than the failure, and the service's units of work run again
-            # on a fresh one (huitouke.service.uow).
+            # on a fresh one (huitouke.store.uow).
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 60
         else:
@@ -70,7 +81,7 @@ class Store:
             )
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout_ms))
 
     # -- schema ---------------------------------------------------------------------------
     def alembic_config(self) -> Any:
@@ -135,21 +146,6 @@ class Store:
         if not chunks:
             return ORDERS_SCHEMA.empty_table()
         return pa.concat_tables(chunks).combine_chunks()
-
-    def load_lines(self) -> pa.Table:
-        """All order lines: order_id, line_no, sku, product_name, category, quantity,
-        unit_price (decimal128(18, 4)), ordered by order and line."""
-        from huitouke.store.orders_repo import LINES_SCHEMA
-
-        cols = list(LINES_SCHEMA.names)
-        with self.connect() as conn:
-            rows = conn.execute(
-                select(*[t.order_lines.c[c] for c in cols]).order_by(
-                    t.order_lines.c.order_id, t.order_lines.c.line_no
-                )
-            ).all()
-        data: dict[str, list[Any]] = {c: [row[i] for row in rows] for i, c in enumerate(cols)}
-        return pa.table(data, schema=LINES_SCHEMA)
 
     def _load_orders_generic(self) -> pa.Table:
         cols = [c.name for c in ORDERS_SCHEMA]

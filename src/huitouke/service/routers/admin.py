@@ -11,7 +11,7 @@ from huitouke.service.apikeys import ApiKey, Scope, create_api_key, list_api_key
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
-from huitouke.service.uow import run_read, run_write
+from huitouke.store.uow import run_read, run_write
 
 router = APIRouter(prefix="/v1", tags=["admin"], responses=ERROR_RESPONSES)
 

@@ -14,7 +14,7 @@ from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.masking import mask_email, mask_name, mask_phone
 from huitouke.service.schemas import ID_PATTERN, ConsentIn, CustomerOut, CustomerProfileIn
-from huitouke.service.uow import run_read, run_write
+from huitouke.store.uow import run_read, run_write
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=ERROR_RESPONSES)
 

@@ -31,7 +31,7 @@ from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import PROGRAM_ID, forget_program, loyalty_service
 from huitouke.service.schemas import ID_PATTERN, Identifier, Instant, MoneyIn, OrderLineIn, Text
-from huitouke.service.uow import run_read, run_write
+from huitouke.store.uow import run_read, run_write
 
 router = APIRouter(prefix="/v1", tags=["loyalty"], responses=ERROR_RESPONSES)
 
@@ -847,7 +847,7 @@ def put_program_doc(
     _: ApiKey = Depends(require("admin")),
 ) -> dict[str, Any]:
     """Replace the loyalty program (validated; errors name each bad field). 替换会员方案。"""
-    program = load_program({**document, "id": PROGRAM_ID})
+    program = load_program({**document, "id": PROGRAM_ID}).in_store_zone(ctx.settings.timezone)
     now = ctx.clock()
     version = run_write(ctx.store, lambda c: save_program(c, program, now=now))
     forget_program(ctx)
