@@ -68,7 +68,9 @@ def test_refunds_and_cancellations() -> None:
     assert jan["buyback_null_reason"] == "next_period_incomplete"
     # …until the data are said to cover February.
     jan, feb = (
-        Analytics(t, coverage_end=date(2024, 2, 29)).period_metrics("month").to_dict("records")
+        Analytics(t, timezone="Asia/Shanghai", coverage_end=date(2024, 2, 29))
+        .period_metrics("month")
+        .to_dict("records")
     )
     assert jan["buyback_rate"] == 1.0 and feb["buyback_rate"] is None
     assert feb["complete"] is True and jan["buyback_null_reason"] is None
@@ -173,7 +175,7 @@ def test_start_end_restrict_the_periods_but_not_the_history() -> None:
     assert rows[1]["buyback_rate"] is None
     assert rows[1]["buyback_null_reason"] == "next_period_incomplete"
     rows = (
-        Analytics(t, coverage_end=date(2024, 5, 31))
+        Analytics(t, timezone="Asia/Shanghai", coverage_end=date(2024, 5, 31))
         .period_metrics("month", start=date(2024, 3, 1), end=date(2024, 4, 30))
         .to_dict("records")
     )

@@ -91,7 +91,7 @@ def test_cdnow_coverage_past_the_last_order_matches_reference(
 ) -> None:
     """Data said to cover July 1998 (an --as-of after the last order): June's buy-back is
     known, and is 0 — nobody bought in July."""
-    a = Analytics(cdnow, coverage_end=date(1998, 7, 31))
+    a = Analytics(cdnow, timezone="Asia/Shanghai", coverage_end=date(1998, 7, 31))
     got = a.period_metrics("month")
     want = ref.period_metrics(cdnow_pd, "Asia/Shanghai", "month", coverage_end=date(1998, 7, 31))
     assert_periods_equal(got, want)
