@@ -58,7 +58,7 @@ def _dispatched(store: Store, sink: Sink, occurrence: str) -> dict[str, bool]:
             now=now,
         )
     chan = WebhookChannel(sink.url, WEBHOOK_SECRET, retry=RetryPolicy(retries=1, base=0.01))
-    policy = ContactPolicy(quiet_start=time(0), quiet_end=time(0))
+    policy = ContactPolicy(quiet_start=time(0), quiet_end=time(0), default_zone="Asia/Shanghai")
     d = Dispatcher(store, {ch: chan for ch in CHANNELS}, policy=policy)
     try:
         d.drain()

@@ -328,11 +328,15 @@ def test_at_most_once_sends_a_dead_workers_rows_it_never_started(store: Store) -
     with store.begin() as conn:
         enqueue(conn, [msg("a"), msg("b")], now=NOON)
     clock = Clock(NOON)
-    dead = Dispatcher(store, {"webhook": RecordingChannel()}, clock, lease_seconds=5)
+    dead = Dispatcher(
+        store, {"webhook": RecordingChannel()}, clock, policy=NO_CAPS, lease_seconds=5
+    )
     assert dead._claim_and_decide(None, DispatchStats()) is not None  # claimed, then killed
     clock.now += timedelta(seconds=10)
     again = RecordingChannel()
-    stats = Dispatcher(store, {"webhook": again}, clock, at_most_once=["webhook"]).drain()
+    stats = Dispatcher(
+        store, {"webhook": again}, clock, policy=NO_CAPS, at_most_once=["webhook"]
+    ).drain()
     assert stats.sent == 2 and stats.dead == 0 and len(again.sent) == 2
 
 
