@@ -41,8 +41,10 @@ def test_cli_covers_the_operations(tmp_path: Path, capsys: pytest.CaptureFixture
         *db,
     ]
     out = json.loads(_run(capsys, *apply)[0])
-    assert out["points_earned"] == "310"
-    code = out["coupons_issued"][0]["code"]
+    # what POST /v1/orders/batch answers per event: the order as stored, its loyalty effects
+    assert out["order"]["amount"] == "300.0000" and out["order"]["currency"] == "CNY"
+    assert out["loyalty"]["points_earned"] == "310" and out["replayed"] is False
+    code = out["loyalty"]["coupons_issued"][0]["code"]
     assert json.loads(_run(capsys, *apply)[0])["replayed"] is True
     _run(capsys, "stored-value", "topup", "c1", "200", "--key", "t1", *db)
     assert json.loads(_run(capsys, "coupon", "gift", code, "c1", "c2", *db)[0])["holder"] == "c2"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import insert, update
 
+from huitouke.app.orders import OrderTable, record_order_events, stored_loyalty
 from huitouke.importing.build import Reject
 from huitouke.importing.reader import read_orders
 from huitouke.store import tables as t
 from huitouke.store.db import Store
-from huitouke.store.orders_repo import upsert_orders
 
 __all__ = ["ImportSummary", "import_file", "write_rejects"]
 
@@ -184,15 +184,14 @@ def _import_file(
         assert pk is not None
         batch_id = int(pk[0])
         with _bar(progress, res.orders.num_rows, f"{src.name} → store") as cb:
-            counts = upsert_orders(
+            # recorded as every door records order events: the orders, and their loyalty
+            # effects when a loyalty program is saved; an order id never changes hands
+            counts = record_order_events(
                 conn,
-                res.orders,
-                res.lines,
-                res.customers,
-                batch_id,
+                OrderTable(res.orders, res.lines, res.customers, batch_id, one_row_per_order=True),
+                loyalty=stored_loyalty(conn),
                 progress=cb,  # type: ignore[arg-type]
-                one_row_per_order=True,
-            )
+            ).counts
         conn.execute(
             update(t.import_batches)
             .where(t.import_batches.c.batch_id == batch_id)

@@ -78,7 +78,7 @@ from huitouke.loyalty.rules import (
 if TYPE_CHECKING:  # pragma: no cover
     from huitouke.loyalty.service import LoyaltyService, OrderEvent, StoredValueOnOrder
 
-__all__ = ["add_stamps", "apply_orders", "order_op_key"]
+__all__ = ["add_stamps", "apply_orders", "ignored_effects", "order_op_key"]
 
 ZERO = Decimal(0)
 POINTS, POINTS_DEBT = "points", "points_debt"
@@ -1654,6 +1654,12 @@ def apply_orders(
         else:  # the same event twice in one batch: the later copy is a replay
             out.append({**copy.deepcopy(stored[k]), "replayed": True})
     return out
+
+
+def ignored_effects(o: OrderEvent, why: str) -> dict[str, Any]:
+    """The answer for an event that changes nothing, and why (``stale``: an older state of
+    the order than the one recorded)."""
+    return _skeleton(o, why)
 
 
 def _skeleton(o: OrderEvent, ignored: str | None) -> dict[str, Any]:
