@@ -1731,7 +1731,20 @@ def add_stamps(
     else:
         stamps_for_visit(card, already_stamped_today=False)  # the card counts visits at all
     op_key = f"stamps:{idempotency_key}"
-    prior = claim(conn, op_key, "stamps", customer_id, now)
+    prior = claim(
+        conn,
+        op_key,
+        "stamps",
+        customer_id,
+        now,
+        request={
+            "customer_id": customer_id,
+            "card_id": card_id,
+            "stamps": stamps,
+            "visited_at": visited_at,
+            "reason": reason,
+        },
+    )
     if prior is not None:
         return prior
     batch = _Batch(svc, conn, now)
