@@ -76,11 +76,12 @@ def load_orders(
                 err=True,
             )
         return Loaded(result.orders, result.lines, str(path))
+    from huitouke.app.orders import load_orders as load_recorded_orders
     from huitouke.store.db import open_store
 
     store = open_store(database_url)
     try:
-        return Loaded(store.load_orders(), _store_lines(store), "store")
+        return Loaded(load_recorded_orders(store), _store_lines(store), "store")
     finally:
         store.dispose()
 
