@@ -108,8 +108,13 @@ def test_coupon_void_gift_and_redemption_keys(client: Any, keys: Keys, shop: Sto
     ]
     redeem = {"order_id": "o9", "customer_id": "c1", "order_amount": "100", "redemption_id": "r1"}
     assert client.post(f"/v1/coupons/{codes[0]}/redeem", json=redeem, headers=op).status_code == 200
-    r = client.post(f"/v1/coupons/{codes[1]}/redeem", json=redeem, headers=op)
+    # the same coupon and order with another amount: the key was used for another request
+    other = {**redeem, "order_amount": "250"}
+    r = client.post(f"/v1/coupons/{codes[0]}/redeem", json=other, headers=op)
     assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency.key_reused"
+    # another coupon: the more specific code redemptions always had
+    r = client.post(f"/v1/coupons/{codes[1]}/redeem", json=redeem, headers=op)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "coupon.redemption_id_reused"
     gift = {"from_customer": "c1", "to_customer": "c2", "idempotency_key": "g1"}
     assert client.post(f"/v1/coupons/{codes[1]}/gift", json=gift, headers=op).status_code == 200
     r = client.post(f"/v1/coupons/{codes[2]}/gift", json=gift, headers=op)

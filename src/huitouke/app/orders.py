@@ -69,6 +69,8 @@ LOYALTY_PROGRAM_ID = "default"
 _FINAL = max(STATUS_RANK.values())
 #: events applied to the ledger per call when a whole file is recorded
 _LOYALTY_CHUNK = 2000
+#: orders of a file from which its conflicts are looked for in one scan of ``orders``
+_SCAN_FROM = 200_000
 
 
 @dataclass(frozen=True)
@@ -419,7 +421,7 @@ def _refuse_table_conflicts(conn: Connection, table: pa.Table) -> None:
     """Refuse the batch when one of its orders names another identity than the stored one
     (the upsert kept the stored row): every conflict counted, the first ones named."""
     ids = table.column("order_id").to_pylist()
-    if len(ids) > 20_000:  # one scan beats thousands of IN lists
+    if len(ids) > _SCAN_FROM:  # one scan beats hundreds of IN lists
         rows = conn.execute(_IDENTITY).all()
     else:
         rows = []

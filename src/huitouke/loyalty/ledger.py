@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -110,6 +110,7 @@ def claim(
     now: datetime,
     *,
     request: Mapping[str, Any] | None = None,
+    reused: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any] | None:
     """Claim ``op_key`` for this unit of work; returns the stored result if it already ran.
 
@@ -118,6 +119,7 @@ def claim(
     ``idempotency.key_reused`` rather than answered with the first result, which would tell
     the caller that an operation it never made had succeeded (as Stripe does). Operations
     claimed before fingerprints were kept (``request_hash`` NULL) are answered as before.
+    ``reused`` (optional) sees the stored result first and may raise a more specific error.
     """
     fingerprint = None if request is None else request_hash(kind, request)
     inserted = insert_ignore(
@@ -141,6 +143,8 @@ def claim(
             f"operation {op_key!r} is claimed but has no result", code="store.inconsistent"
         )
     if fingerprint is not None and row.request_hash not in (None, fingerprint):
+        if reused is not None:
+            reused(dict(row.result))
         key = op_key.split(":", 1)[-1]
         raise InputError(
             t("loyalty.key_reused", "en", key=key),

@@ -904,8 +904,8 @@ class LoyaltyService:
                 "order_amount": amount,
                 "lines": [dict(ln) for ln in lines or ()],
             }
-        prior = claim(conn, op_key, "coupon_redeem", customer_id, now, request=request)
-        if prior is not None:
+
+        def same_coupon_and_order(prior: Mapping[str, Any]) -> None:
             if prior.get("code") != canon or prior.get("order_id") != order_id:
                 raise ConflictError(
                     f"redemption id {redemption_id!r} was used for another coupon or order",
@@ -913,6 +913,18 @@ class LoyaltyService:
                     message_zh="该核销编号已用于另一张券或订单",
                     details={"redemption_id": redemption_id},
                 )
+
+        prior = claim(
+            conn,
+            op_key,
+            "coupon_redeem",
+            customer_id,
+            now,
+            request=request,
+            reused=same_coupon_and_order,
+        )
+        if prior is not None:
+            same_coupon_and_order(prior)
             return prior
         # The coupon and the coupons already redeemed on this order, in one query.
         rows = conn.execute(_COUPON_AND_ORDER_COUPONS, {"b_code": canon, "b_order": order_id})
