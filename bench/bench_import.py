@@ -85,7 +85,7 @@ def timed(fn: Callable[[], Any], label: str = "") -> tuple[float, Any]:
 
 
 def run_huitouke(url: str, csv: Path) -> tuple[float, int]:
-    from huitouke.importing import import_file
+    from huitouke.app.imports import import_file
     from huitouke.store.db import Store
 
     store = Store(url)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from huitouke.app.imports import no_transparent_huge_pages
 from huitouke.importing import read_orders
 from huitouke.importing.convert import parse_money
-from huitouke.importing.service import no_transparent_huge_pages
 from huitouke.store.orders_repo import _ROWS, _insert_rows
 
 

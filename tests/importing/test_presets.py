@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from huitouke.importing import import_file, read_orders
+from huitouke.app.imports import import_file
+from huitouke.importing import read_orders
 from huitouke.store.db import Store
 
 from .conftest import stored_lines

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from huitouke.app.imports import import_file
 from huitouke.data import CDNOW_MASTER, CDNOW_SAMPLE
-from huitouke.errors import InputError
-from huitouke.importing import import_file, read_orders
+from huitouke.errors import ConflictError, InputError
+from huitouke.importing import read_orders
 from huitouke.store import tables as t
 from huitouke.store.db import Store
 from huitouke.store.orders_repo import upsert_orders
@@ -87,10 +88,21 @@ def test_later_state_wins_and_old_exports_do_not_undo_refunds(store: Store, tmp_
     o = orders_of(store)
     assert o["o1"]["status"] == "refunded"
     assert o["o1"]["refunded_amount"] == Decimal("100.0000")
-    # a correction in the same state is applied (the row imported last wins)
-    fix = write(tmp_path, "fix.csv", HEADER + "o2,c1,2024-01-02,85,paid,0,,\n")
-    assert import_file(store, fix, progress=False).orders_updated == 1
-    assert orders_of(store)["o2"]["amount"] == Decimal("85.0000")
+    # another amount or customer for a recorded order id is refused, never overwritten:
+    # the whole file is refused and names the order, the field and both values
+    before = orders_of(store)
+    for name, row, field in (
+        ("fix.csv", "o2,c1,2024-01-02,85,paid,0,,\n", "amount"),
+        ("other.csv", "o9,c9,2024-01-02,5,paid,0,,\no2,c7,2024-01-02,80,paid,0,,\n", "customer_id"),
+    ):
+        with pytest.raises(ConflictError) as info:
+            import_file(store, write(tmp_path, name, HEADER + row), progress=False)
+        assert info.value.code == "order.conflict"
+        assert info.value.details["count"] == 1
+        assert info.value.details["conflicts"][0]["order_id"] == "o2"
+        assert info.value.details["conflicts"][0]["field"] == field
+        assert "o2" in info.value.message
+        assert orders_of(store) == before
 
 
 def test_customers_created_and_attributes_filled(store: Store, tmp_path: Path) -> None:
@@ -118,7 +130,12 @@ def test_lines_and_products_replaced_with_their_order(store: Store, tmp_path: Pa
         head + "o1,c1,2024-01-01,paid,S1,Tea,drinks,2,3.5\n"
         "o1,c1,2024-01-01,paid,S2,Cake,food,1,10\n",
     )
-    v2 = write(tmp_path, "v2.csv", head + "o1,c1,2024-01-01,refunded,S1,Tea,drinks,2,3.5\n")
+    v2 = write(
+        tmp_path,
+        "v2.csv",
+        head + "o1,c1,2024-01-01,refunded,S1,Tea,drinks,2,3.5\n"
+        "o1,c1,2024-01-01,refunded,S3,Pie,food,1,10\n",
+    )
     import_file(store, v1, progress=False)
     lines = stored_lines(store)
     assert len(lines) == 2
@@ -129,13 +146,16 @@ def test_lines_and_products_replaced_with_their_order(store: Store, tmp_path: Pa
     lines = stored_lines(store)
     assert lines == [
         {"order_id": "o1", "line_no": 1, "sku": "S1", "product_name": "Tea", "category": "drinks",
-         "quantity": 2, "unit_price": Decimal("3.5000")}
+         "quantity": 2, "unit_price": Decimal("3.5000")},
+        {"order_id": "o1", "line_no": 2, "sku": "S3", "product_name": "Pie", "category": "food",
+         "quantity": 1, "unit_price": Decimal("10.0000")},
     ]  # fmt: skip
     with store.connect() as conn:
         prods = conn.execute(sa.select(t.products).order_by("sku")).mappings().all()
     assert [(p["sku"], p["name"], p["unit_price"]) for p in prods] == [
         ("S1", "Tea", Decimal("3.5000")),
         ("S2", "Cake", Decimal("10.0000")),
+        ("S3", "Pie", Decimal("10.0000")),
     ]
 
 
@@ -167,7 +187,7 @@ def test_a_failing_batch_leaves_the_store_as_it_was(
 ) -> None:
     import_file(store, CDNOW_SAMPLE, progress=False)
     before = store.load_orders()
-    import huitouke.importing.service as service
+    import huitouke.app.imports as service
 
     def boom(*a: object, **k: object) -> None:
         raise RuntimeError("disk full")

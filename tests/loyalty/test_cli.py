@@ -41,8 +41,10 @@ def test_cli_covers_the_operations(tmp_path: Path, capsys: pytest.CaptureFixture
         *db,
     ]
     out = json.loads(_run(capsys, *apply)[0])
-    assert out["points_earned"] == "310"
-    code = out["coupons_issued"][0]["code"]
+    # what POST /v1/orders/batch answers per event: the order as stored, its loyalty effects
+    assert out["order"]["amount"] == "300.0000" and out["order"]["currency"] == "CNY"
+    assert out["loyalty"]["points_earned"] == "310" and out["replayed"] is False
+    code = out["loyalty"]["coupons_issued"][0]["code"]
     assert json.loads(_run(capsys, *apply)[0])["replayed"] is True
     _run(capsys, "stored-value", "topup", "c1", "200", "--key", "t1", *db)
     assert json.loads(_run(capsys, "coupon", "gift", code, "c1", "c2", *db)[0])["holder"] == "c2"
@@ -153,3 +155,32 @@ def test_cli_stored_value_reverse(tmp_path: Path, capsys: pytest.CaptureFixture[
     show = json.loads(_run(capsys, "customer", "show", "c1", *db)[0])
     assert show["stored_value"]["paid"] == "200" and show["stored_value"]["bonus"] == "20"
     assert json.loads(_run(capsys, "verify", *db)[0]) == []
+
+
+def test_order_apply_writes_the_order_and_refuses_another_identity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`order apply` records the order as POST /v1/orders does: the orders row and the
+    ledger; the same order id with another customer or amount is refused (exit 4)."""
+    from huitouke.store.db import Store
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    db = ["--database-url", url]
+    _run(capsys, "program", "save", str(EXAMPLES / "shop.yaml"), *db)
+    base = ["order", "apply", "--order-id", "o1", "--at", "2026-05-01T12:00:00+08:00", *db]
+    first = json.loads(_run(capsys, *base, "--customer", "c1", "--amount", "300")[0])
+    assert first["order"]["customer_id"] == "c1" and first["loyalty"]["points_earned"] == "310"
+    for change, field in ((["--customer", "c2", "--amount", "300"], "customer_id"),
+                          (["--customer", "c1", "--amount", "3000"], "amount")):  # fmt: skip
+        _, err = _run(capsys, *base, *change, code=4)
+        assert "order.conflict" in err and field in err
+    store = Store(url)
+    try:
+        orders = store.load_orders().to_pylist()
+    finally:
+        store.dispose()
+    assert [(o["order_id"], o["customer_id"], str(o["amount"])) for o in orders] == [
+        ("o1", "c1", "300.0000")
+    ]
+    show = json.loads(_run(capsys, "customer", "show", "c1", *db)[0])
+    assert show["points_balance"] == "310"

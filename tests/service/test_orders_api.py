@@ -86,8 +86,13 @@ def test_refund_applies_and_a_late_paid_never_undoes_it(client, keys: Keys, shop
     full = client.post("/v1/orders", json=order(status="refunded"), headers=keys.h("operator"))
     assert full.json()["order"]["refunded_amount"] == "299.9000"
     late = client.post("/v1/orders", json=order(), headers=keys.h("operator"))
-    assert late.json() == full.json()
+    # the stale event changes nothing and says so (docs/api.md)
+    assert late.json()["order"] == full.json()["order"]
+    assert late.json()["loyalty"]["ignored"] == "stale"
+    assert late.json()["loyalty"]["points_earned"] == "0"
     assert late.headers["Idempotent-Replayed"] == "true"
+    again = client.post("/v1/orders", json=order(status="refunded"), headers=keys.h("operator"))
+    assert again.json() == full.json()  # the recorded state itself is a plain replay
     view = client.get("/v1/customers/c1/loyalty", headers=keys.h("read")).json()
     assert view["points_balance"] == "0"
     with shop.connect() as conn:
@@ -157,9 +162,62 @@ def test_order_of_another_customer_is_409(client, keys: Keys, shop: Store) -> No
     r = client.post(
         "/v1/orders", json=order(customer_id="c2", status="refunded"), headers=keys.h("operator")
     )
-    assert r.status_code == 409 and r.json()["error"]["code"] == "order.customer_mismatch"
+    assert r.status_code == 409 and r.json()["error"]["code"] == "order.conflict"
+    assert r.json()["error"]["details"]["field"] == "customer_id"
     # the whole unit of work rolled back: the order still belongs to c1 and is paid
     assert client.get("/v1/orders/o1", headers=keys.h("read")).json()["customer_id"] == "c1"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "stored"),
+    [
+        ({"customer_id": "c2"}, "customer_id", "c1"),
+        ({"amount": "2999.00"}, "amount", "299.9"),
+        ({"ordered_at": "2026-11-02T10:00:00+08:00"}, "ordered_at", "2026-11-01T02:00:00+00:00"),
+        ({"currency": "USD"}, "currency", "CNY"),
+    ],
+)
+def test_reposting_an_order_with_another_identity_is_409_naming_the_field(
+    client, keys: Keys, shop: Store, change: dict[str, Any], field: str, stored: str
+) -> None:
+    first = client.post("/v1/orders", json=order(), headers=keys.h("operator")).json()
+    r = client.post("/v1/orders", json=order(**change), headers=keys.h("operator"))
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["code"] == "order.conflict"
+    assert err["details"]["field"] == field and err["details"]["stored"] == stored
+    assert field in err["message"]
+    # nothing was rewritten: the order, its revenue and its points stay the first event's
+    assert client.get("/v1/orders/o1", headers=keys.h("read")).json() == first["order"]
+    view = client.get("/v1/customers/c1/loyalty", headers=keys.h("read")).json()
+    assert view["points_balance"] == first["loyalty"]["points_earned"]
+    with shop.connect() as conn:
+        assert verify_ledger(conn) == []
+    # the same event with only a new channel is recorded (not part of the order's identity)
+    ok = client.post("/v1/orders", json=order(channel="tmall"), headers=keys.h("operator"))
+    assert ok.status_code == 200 and ok.json()["order"]["channel"] == "tmall"
+
+
+def test_cancelled_after_partially_refunded_cancels(client, keys: Keys, shop: Store) -> None:
+    paid = client.post("/v1/orders", json=order(), headers=keys.h("operator")).json()
+    assert paid["loyalty"]["points_earned"] != "0"
+    part = order(status="partially_refunded", refunded_amount="100")
+    assert client.post("/v1/orders", json=part, headers=keys.h("operator")).status_code == 200
+    r = client.post("/v1/orders", json=order(status="cancelled"), headers=keys.h("operator"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["order"]["status"] == "cancelled"
+    assert body["order"]["refunded_amount"] == "100.0000"  # what was refunded stays recorded
+    assert body["loyalty"]["ignored"] is None and body["loyalty"]["points_reversed"] != "0"
+    assert "Idempotent-Replayed" not in r.headers
+    view = client.get("/v1/customers/c1/loyalty", headers=keys.h("read")).json()
+    assert view["points_balance"] == "0"
+    # the partial refund arriving again is stale now
+    late = client.post("/v1/orders", json=part, headers=keys.h("operator"))
+    assert late.json()["loyalty"]["ignored"] == "stale"
+    assert late.json()["order"]["status"] == "cancelled"
+    with shop.connect() as conn:
+        assert verify_ledger(conn) == []
 
 
 def test_metrics_are_the_cli_json(client, keys: Keys, shop: Store, store_url: str) -> None:

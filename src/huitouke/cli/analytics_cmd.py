@@ -133,6 +133,7 @@ def load_orders(
                 err=True,
             )
         return Loaded(result.orders, result.lines, str(path))
+    from huitouke.app.orders import load_orders as load_recorded_orders
     from huitouke.store.db import open_store
 
     if database_url is None:
@@ -143,7 +144,7 @@ def load_orders(
         raise no_orders_error(database_url)
     store = open_store(database_url)
     try:
-        return Loaded(store.load_orders(), _store_lines(store), "store")
+        return Loaded(load_recorded_orders(store), _store_lines(store), "store")
     finally:
         store.dispose()
 

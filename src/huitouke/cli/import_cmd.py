@@ -104,8 +104,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Import orders from a file, idempotently. 导入订单文件(可重复导入,不重复入库)。"""
+        from huitouke.app.imports import import_file
         from huitouke.i18n import t
-        from huitouke.importing import import_file, read_orders, write_rejects
+        from huitouke.importing import read_orders, write_rejects
         from huitouke.settings import get_settings
 
         lang = get_settings().lang
@@ -120,7 +121,7 @@ def register(app: typer.Typer) -> None:
         decimal: Decimal = "comma" if decimal_comma else "point" if decimal_point else "auto"
         dates = cast("DateOrder | None", date_order.lower() if date_order else None)
         if dry_run:
-            from huitouke.importing.service import rows_rejected_error
+            from huitouke.app.imports import rows_rejected_error
 
             res = read_orders(
                 file, preset, timezone=timezone, mapping=maps, sheet=sheet, progress=True,

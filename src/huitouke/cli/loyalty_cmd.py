@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from huitouke.errors import InputError, NotFoundError
+from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
 
 DEFAULT_PROGRAM_ID = "default"
@@ -194,6 +194,15 @@ def customer_preferences(
 
 
 # -- orders ------------------------------------------------------------------------------
+def _record(svc: Any, events: list[Any]) -> list[dict[str, Any]]:
+    """Order events recorded as every door records them: the orders rows and the ledger in
+    one unit of work (:func:`huitouke.app.orders.record_order_events`)."""
+    from huitouke.app.orders import record_order_events
+
+    with svc.store.begin() as conn:
+        return record_order_events(conn, events, loyalty=svc.service).results
+
+
 @order_app.command("apply")
 def order_apply(
     order_id: str = typer.Option(..., "--order-id"),
@@ -205,14 +214,20 @@ def order_apply(
     status: str = typer.Option(
         "paid", "--status", help="paid|partially_refunded|refunded|cancelled"
     ),
-    refunded: str = typer.Option("0", "--refunded"),
+    refunded: str | None = typer.Option(
+        None, "--refunded", help="Default: the amount when refunded, else 0. 退款金额。"
+    ),
     currency: str = typer.Option("", "--currency"),
+    channel: str | None = typer.Option(None, "--channel"),
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
-    """Apply one order event (idempotent per order and state). 应用一个订单事件。"""
+    """Record one order event: the order and its loyalty effects, as POST /v1/orders does
+    (idempotent per order and state). 记录一个订单事件(订单与积分等,同 POST /v1/orders)。"""
+    from huitouke.app.orders import order_event
+
     svc = _service(program, database_url)
-    order = {
+    raw = {
         "order_id": order_id,
         "customer_id": customer_id,
         "ordered_at": _as_of(ordered_at),
@@ -220,8 +235,9 @@ def order_apply(
         "currency": currency,
         "status": status,
         "refunded_amount": refunded,
+        "channel": channel,
     }
-    _out(svc.apply_order(order))
+    _out(_record(svc, [order_event(raw, currency=svc.service.program.currency)])[0])
 
 
 @order_app.command("apply-file")
@@ -235,22 +251,29 @@ def order_apply_file(
         500, "--batch", min=1, help="Events per unit of work. 每个事务的事件数。"
     ),
 ) -> None:
-    """Apply a stream of order events, in batches of --batch (one unit of work each).
-    批量应用订单事件(每批一个事务)。"""
+    """Record a stream of order events, in batches of --batch (one unit of work each), as
+    POST /v1/orders/batch does. 批量记录订单事件(每批一个事务)。"""
+    from huitouke.app.orders import order_event
+
     svc = _service(program, database_url)
+    currency = svc.service.program.currency
     applied = replayed = 0
     events: list[tuple[int, Any]] = []
+
+    def where(exc: HuitoukeError, lineno: int) -> HuitoukeError:
+        exc.details.update({"file": str(file), "line": lineno})
+        return exc
 
     def flush() -> None:
         nonlocal applied, replayed
         if not events:
             return
         try:
-            results = svc.apply_orders([ev for _, ev in events])
-        except InputError as exc:
+            results = _record(svc, [ev for _, ev in events])
+        except HuitoukeError as exc:
             index = exc.details.get("index")
             if isinstance(index, int) and 0 <= index < len(events):
-                exc.details.update({"file": str(file), "line": events[index][0]})
+                where(exc, events[index][0])
             raise
         replayed += sum(bool(r.get("replayed")) for r in results)
         applied += len(results)
@@ -261,13 +284,23 @@ def order_apply_file(
             if not line.strip():
                 continue
             try:
-                events.append((lineno, json.loads(line)))
+                raw = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(
                     f"{file}:{lineno}: not JSON: {exc.msg}",
                     code="input.invalid",
                     details={"file": str(file), "line": lineno},
                 ) from exc
+            if not isinstance(raw, dict):
+                raise InputError(
+                    f"{file}:{lineno}: not a JSON object",
+                    code="input.invalid",
+                    details={"file": str(file), "line": lineno},
+                )
+            try:
+                events.append((lineno, order_event(raw, currency=currency)))
+            except InputError as exc:
+                raise where(exc, lineno) from None
             if len(events) >= batch:
                 flush()
     flush()

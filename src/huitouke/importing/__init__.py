@@ -2,27 +2,26 @@
 
 Public API::
 
-    from huitouke.importing import read_orders, import_file, PRESETS
+    from huitouke.importing import read_orders, write_rejects, PRESETS
 
 ``read_orders(path, preset=None, *, timezone=None, mapping=None, sheet=None)`` reads and
 validates a file into a :class:`ReadResult` (canonical orders, lines, customer attributes,
-rejects); ``import_file(store, path, ...)`` stores it as one all-or-nothing batch through
-:func:`huitouke.store.orders_repo.upsert_orders`. See docs/import.md.
+rejects). Storing it is the application layer's use case,
+:func:`huitouke.app.imports.import_file`, which records the orders as every door does.
+See docs/import.md.
 """
 
 from huitouke.importing import messages as _messages  # noqa: F401  (registers texts)
 from huitouke.importing.build import Reject
 from huitouke.importing.presets import PRESETS, Preset
 from huitouke.importing.reader import ReadResult, read_orders
-from huitouke.importing.service import ImportSummary, import_file, write_rejects
+from huitouke.importing.rejects import write_rejects
 
 __all__ = [
     "PRESETS",
-    "ImportSummary",
     "Preset",
     "ReadResult",
     "Reject",
-    "import_file",
     "read_orders",
     "write_rejects",
 ]

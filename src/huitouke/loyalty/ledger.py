@@ -17,7 +17,9 @@ Rules every writer here follows:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,7 +28,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from huitouke.errors import ConflictError, StoreError
+from huitouke.errors import ConflictError, InputError, StoreError
+from huitouke.i18n import t
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.rules import LotView, allocate_fifo
 
@@ -41,6 +44,7 @@ __all__ = [
     "lock_accounts",
     "lots_of",
     "post",
+    "request_hash",
     "verify_ledger",
 ]
 
@@ -71,7 +75,7 @@ def insert_ignore(
 
 
 _op = lt.operations.c
-_OP_RESULT = select(_op.result).where(_op.op_key == bindparam("k"))
+_OP_RESULT = select(_op.result, _op.request_hash).where(_op.op_key == bindparam("k"))
 _OP_FINISH = (
     update(lt.operations)
     .where(_op.op_key == bindparam("k"))
@@ -80,10 +84,44 @@ _OP_FINISH = (
 
 
 # -- operations ----------------------------------------------------------------------------
+def _canonical(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return format(v.normalize(), "f") if v.is_finite() else str(v)
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, Mapping):
+        return {str(k): _canonical(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_canonical(x) for x in v]
+    return v
+
+
+def request_hash(kind: str, request: Mapping[str, Any]) -> str:
+    """The fingerprint of a request (its kind and payload; ``10`` and ``10.00`` alike)."""
+    text = json.dumps([kind, _canonical(request)], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def claim(
-    conn: Connection, op_key: str, kind: str, customer_id: str | None, now: datetime
+    conn: Connection,
+    op_key: str,
+    kind: str,
+    customer_id: str | None,
+    now: datetime,
+    *,
+    request: Mapping[str, Any] | None = None,
+    reused: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any] | None:
-    """Claim ``op_key`` for this unit of work; returns the stored result if it already ran."""
+    """Claim ``op_key`` for this unit of work; returns the stored result if it already ran.
+
+    ``request`` (the payload of a call whose key the caller chose) is fingerprinted with the
+    operation: the same key sent again with another payload is refused with 422
+    ``idempotency.key_reused`` rather than answered with the first result, which would tell
+    the caller that an operation it never made had succeeded (as Stripe does). Operations
+    claimed before fingerprints were kept (``request_hash`` NULL) are answered as before.
+    ``reused`` (optional) sees the stored result first and may raise a more specific error.
+    """
+    fingerprint = None if request is None else request_hash(kind, request)
     inserted = insert_ignore(
         conn,
         lt.operations,
@@ -93,6 +131,7 @@ def claim(
             "customer_id": customer_id,
             "result": None,
             "created_at": now,
+            "request_hash": fingerprint,
         },
         "op_key",
     )
@@ -102,6 +141,16 @@ def claim(
     if row is None or row.result is None:  # pragma: no cover - only if the row vanished
         raise StoreError(
             f"operation {op_key!r} is claimed but has no result", code="store.inconsistent"
+        )
+    if fingerprint is not None and row.request_hash not in (None, fingerprint):
+        if reused is not None:
+            reused(dict(row.result))
+        key = op_key.split(":", 1)[-1]
+        raise InputError(
+            t("loyalty.key_reused", "en", key=key),
+            code="idempotency.key_reused",
+            message_zh=t("loyalty.key_reused", "zh", key=key),
+            details={"idempotency_key": key, "operation": kind},
         )
     result = dict(row.result)
     result["replayed"] = True

@@ -26,6 +26,15 @@ MESSAGES = {
         "zh": "未指定会员方案:请用 --program 指定文件,或先执行 huitouke loyalty program save",
         "en": "no loyalty program: pass --program FILE or run `huitouke loyalty program save` first",
     },
+    "loyalty.key_reused": {
+        "zh": "幂等键 {key} 已用于另一个请求(内容不同):新的操作请使用新的键",
+        "en": "idempotency key {key} was already used with a different request: "
+        "use a new key for a new operation",
+    },
+    "loyalty.points_fractional": {
+        "zh": "{field}:积分须为整数(本方案 points.decimals = {decimals})",
+        "en": "{field}: points are whole units in this program (points.decimals = {decimals})",
+    },
 }
 
 register(MESSAGES)

@@ -79,7 +79,7 @@ from huitouke.loyalty.rules import (
 if TYPE_CHECKING:  # pragma: no cover
     from huitouke.loyalty.service import LoyaltyService, OrderEvent, StoredValueOnOrder
 
-__all__ = ["add_stamps", "apply_orders", "order_op_key"]
+__all__ = ["add_stamps", "apply_orders", "ignored_effects", "order_op_key"]
 
 ZERO = Decimal(0)
 POINTS, POINTS_DEBT = "points", "points_debt"
@@ -1657,6 +1657,12 @@ def apply_orders(
     return out
 
 
+def ignored_effects(o: OrderEvent, why: str) -> dict[str, Any]:
+    """The answer for an event that changes nothing, and why (``stale``: an older state of
+    the order than the one recorded)."""
+    return _skeleton(o, why)
+
+
 def _skeleton(o: OrderEvent, ignored: str | None) -> dict[str, Any]:
     """The effects of an event before anything is applied (``ignored``: why nothing will be)."""
     return {
@@ -1726,7 +1732,20 @@ def add_stamps(
     else:
         stamps_for_visit(card, already_stamped_today=False)  # the card counts visits at all
     op_key = f"stamps:{idempotency_key}"
-    prior = claim(conn, op_key, "stamps", customer_id, now)
+    prior = claim(
+        conn,
+        op_key,
+        "stamps",
+        customer_id,
+        now,
+        request={
+            "customer_id": customer_id,
+            "card_id": card_id,
+            "stamps": stamps,
+            "visited_at": visited_at,
+            "reason": reason,
+        },
+    )
     if prior is not None:
         return prior
     batch = _Batch(svc, conn, now)

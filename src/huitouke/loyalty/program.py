@@ -148,6 +148,22 @@ class RewardSpec(_Model):
     template: str | None = None
 
 
+def decimal_places(v: Decimal) -> int:
+    """How many decimal places ``v`` needs (``2.50`` → 1, ``300`` → 0)."""
+    exp = v.normalize().as_tuple().exponent
+    return max(0, -exp) if isinstance(exp, int) else 0
+
+
+class PointsSettings(_Model):
+    """How points are counted. ``decimals``: the decimal places a points amount may carry
+    (0, the default: whole points). Adjustments and redemptions with more places are refused
+    (``points.fractional``), and so are the program's own points amounts (per-order and
+    campaign bonus points, reward prices, referral rewards). Earning and take-backs round to
+    whole points (``earn.rounding``)."""
+
+    decimals: int = Field(0, ge=0, le=4)
+
+
 class Reward(_Model):
     """A catalogue entry: spend ``points`` to receive a coupon of ``template``."""
 
@@ -440,6 +456,7 @@ class Program(_Model):
     referral: Referral | None = None
     group_deals: list[GroupDeal] = Field(default_factory=list)
     stacking: StackingRules = StackingRules()
+    points: PointsSettings = PointsSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -487,6 +504,33 @@ class Program(_Model):
                     raise ValueError(
                         f"referral.milestones.{i}.upgrade_tier: unknown tier {m.upgrade_tier!r}"
                     )
+        amounts = [("earn.per_order", self.earn.per_order)]
+        amounts += [
+            (f"earn.campaigns.{i}.bonus_points", c.bonus_points)
+            for i, c in enumerate(self.earn.campaigns)
+        ]
+        amounts.append(("redemption.min_points", self.redemption.min_points))
+        amounts += [
+            (f"redemption.rewards.{i}.points", r.points)
+            for i, r in enumerate(self.redemption.rewards)
+        ]
+        if self.referral is not None:
+            amounts.append(
+                ("referral.referrer_reward.points", self.referral.referrer_reward.points)
+            )
+            amounts.append(
+                ("referral.referred_reward.points", self.referral.referred_reward.points)
+            )
+            amounts += [
+                (f"referral.milestones.{i}.reward.points", m.reward.points)
+                for i, m in enumerate(self.referral.milestones)
+            ]
+        for where, v in amounts:
+            if decimal_places(v) > self.points.decimals:
+                raise ValueError(
+                    f"{where}: {v} has more decimal places than points.decimals "
+                    f"({self.points.decimals})"
+                )
         for name, items in (
             ("stamp_cards", self.stamp_cards),
             ("membership_plans", self.membership_plans),

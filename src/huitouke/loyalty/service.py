@@ -15,6 +15,7 @@ in UTC.
 
 from __future__ import annotations
 
+import secrets as _secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from huitouke.core.orders import COUNTED_STATUSES, OrderStatus
 from huitouke.errors import ConflictError, InputError, NotFoundError
+from huitouke.i18n import t
 from huitouke.loyalty import codes, order_batch
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.ledger import (
@@ -37,7 +39,13 @@ from huitouke.loyalty.ledger import (
     lock_accounts,
     post,
 )
-from huitouke.loyalty.program import CouponTemplate, Program, RewardSpec, TierBenefits
+from huitouke.loyalty.program import (
+    CouponTemplate,
+    Program,
+    RewardSpec,
+    TierBenefits,
+    decimal_places,
+)
 from huitouke.loyalty.rules import (
     CouponView,
     Line,
@@ -476,6 +484,18 @@ class LoyaltyService:
         return points - settle, settle, lot
 
     # -- coupons primitives ----------------------------------------------------------------
+    def _points_amount(self, v: Decimal, field: str) -> Decimal:
+        """``v`` when it has no more decimal places than the program's ``points.decimals``."""
+        decimals = self.program.points.decimals
+        if decimal_places(v) > decimals:
+            raise InputError(
+                t("loyalty.points_fractional", "en", field=field, decimals=decimals),
+                code="points.fractional",
+                message_zh=t("loyalty.points_fractional", "zh", field=field, decimals=decimals),
+                details={"field": field, "decimals": decimals, "value": str(v)},
+            )
+        return v
+
     def _issued_count(self, conn: Connection, template_id: str, customer_id: str) -> int:
         c = lt.coupons.c
         return int(
@@ -793,7 +813,14 @@ class LoyaltyService:
         template = self.program.template(template_id)
         now = self.now()
         op_key = f"issue:{idempotency_key}"
-        prior = claim(conn, op_key, "coupon_issue", customer_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "coupon_issue",
+            customer_id,
+            now,
+            request={"template_id": template_id, "customer_id": customer_id},
+        )
         if prior is not None:
             return prior
         self._member(conn, customer_id, now)
@@ -830,8 +857,17 @@ class LoyaltyService:
         amount = _dec(order_amount, "order_amount") if order_amount is not None else None
         now = self.now()
         op_key = f"redeem:{redemption_id}" if redemption_id else f"redeem:{canon}:{order_id}"
-        prior = claim(conn, op_key, "coupon_redeem", customer_id, now)
-        if prior is not None:
+        request = None
+        if redemption_id:
+            request = {
+                "code": canon,
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "order_amount": amount,
+                "lines": [dict(ln) for ln in lines or ()],
+            }
+
+        def same_coupon_and_order(prior: Mapping[str, Any]) -> None:
             if prior.get("code") != canon or prior.get("order_id") != order_id:
                 raise ConflictError(
                     f"redemption id {redemption_id!r} was used for another coupon or order",
@@ -839,6 +875,18 @@ class LoyaltyService:
                     message_zh="该核销编号已用于另一张券或订单",
                     details={"redemption_id": redemption_id},
                 )
+
+        prior = claim(
+            conn,
+            op_key,
+            "coupon_redeem",
+            customer_id,
+            now,
+            request=request,
+            reused=same_coupon_and_order,
+        )
+        if prior is not None:
+            same_coupon_and_order(prior)
             return prior
         # The coupon and the coupons already redeemed on this order, in one query.
         rows = conn.execute(_COUPON_AND_ORDER_COUPONS, {"b_code": canon, "b_order": order_id})
@@ -922,7 +970,8 @@ class LoyaltyService:
         canon = self._canon(code)
         now = self.now()
         op_key = f"void:{idempotency_key or canon}"
-        prior = claim(conn, op_key, "coupon_void", None, now)
+        request = {"code": canon, "reason": reason} if idempotency_key else None
+        prior = claim(conn, op_key, "coupon_void", None, now, request=request)
         if prior is not None:
             return prior
         row = self._coupon_row(conn, canon, lock=True)
@@ -980,7 +1029,10 @@ class LoyaltyService:
         canon = self._canon(code)
         now = self.now()
         op_key = f"gift:{idempotency_key or f'{canon}:{from_customer}:{to_customer}'}"
-        prior = claim(conn, op_key, "coupon_gift", from_customer, now)
+        request = (
+            {"code": canon, "from": from_customer, "to": to_customer} if idempotency_key else None
+        )
+        prior = claim(conn, op_key, "coupon_gift", from_customer, now, request=request)
         if prior is not None:
             return prior
         if from_customer == to_customer:
@@ -1089,14 +1141,21 @@ class LoyaltyService:
         idempotency_key: str,
     ) -> dict[str, Any]:
         """Operator adjustment: a credit (a new lot, paying debt first) or a FIFO debit."""
-        d = _dec(delta, "delta")
+        d = self._points_amount(_dec(delta, "delta"), "delta")
         if d == 0:
             raise InputError(
                 "delta must not be 0", code="input.invalid", details={"field": "delta"}
             )
         now = self.now()
         op_key = f"adjust:{idempotency_key}"
-        prior = claim(conn, op_key, "points_adjust", customer_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "points_adjust",
+            customer_id,
+            now,
+            request={"customer_id": customer_id, "delta": d, "reason": reason},
+        )
         if prior is not None:
             return prior
         self._member(conn, customer_id, now)
@@ -1161,6 +1220,7 @@ class LoyaltyService:
                     "this program does not redeem points for cash",
                     code="points.cash_redemption_disabled",
                 )
+        pts = self._points_amount(pts, "points")
         if pts < red.min_points:
             raise ConflictError(
                 f"at least {red.min_points} points per redemption",
@@ -1168,7 +1228,14 @@ class LoyaltyService:
                 details={"min_points": str(red.min_points)},
             )
         op_key = f"redeem_points:{idempotency_key}"
-        prior = claim(conn, op_key, "points_redeem", customer_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "points_redeem",
+            customer_id,
+            now,
+            request={"customer_id": customer_id, "points": pts, "reward": reward},
+        )
         if prior is not None:
             return prior
         accts = lock_accounts(conn, [(customer_id, POINTS)], now)
@@ -1514,7 +1581,14 @@ class LoyaltyService:
             )
         now = self.now()
         op_key = f"topup:{idempotency_key}"
-        prior = claim(conn, op_key, "topup", customer_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "topup",
+            customer_id,
+            now,
+            request={"customer_id": customer_id, "amount": amt},
+        )
         if prior is not None:
             return prior
         self._member(conn, customer_id, now)
@@ -1668,8 +1742,19 @@ class LoyaltyService:
         """
         amt = _positive(_dec(amount, "amount"), "amount")
         now = self.now()
-        op_key = f"sv_spend:{idempotency_key or order_id}"
-        prior = claim(conn, op_key, "sv_spend", customer_id, now)
+        # Without a key every call is a payment of its own: two payments on one order are
+        # two spends (a till that retries must send a key to be safe).
+        op_key = f"sv_spend:{idempotency_key or f'{order_id}:{_secrets.token_hex(12)}'}"
+        prior = claim(
+            conn,
+            op_key,
+            "sv_spend",
+            customer_id,
+            now,
+            request={"customer_id": customer_id, "amount": amt, "order_id": order_id}
+            if idempotency_key
+            else None,
+        )
         if prior is not None:
             return prior
         accts = lock_accounts(conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS)], now)
@@ -1756,7 +1841,17 @@ class LoyaltyService:
         """
         now = self.now()
         op_key = f"sv_refund:{idempotency_key}"
-        prior = claim(conn, op_key, "sv_refund", customer_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "sv_refund",
+            customer_id,
+            now,
+            request={
+                "customer_id": customer_id,
+                "amount": None if amount is None else _dec(amount, "amount"),
+            },
+        )
         if prior is not None:
             return prior
         accts = lock_accounts(
@@ -1839,7 +1934,14 @@ class LoyaltyService:
         amt = None if amount is None else _positive(_dec(amount, "amount"), "amount")
         now = self.now()
         op_key = f"sv_reverse:{idempotency_key}"
-        prior = claim(conn, op_key, "sv_reverse", customer_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "sv_reverse",
+            customer_id,
+            now,
+            request={"customer_id": customer_id, "order_id": order_id, "amount": amt},
+        )
         if prior is not None:
             return prior
         accts = lock_accounts(
@@ -1999,7 +2101,14 @@ class LoyaltyService:
         plan = self.program.plan(plan_id)
         now = self.now()
         op_key = f"membership:{idempotency_key}"
-        prior = claim(conn, op_key, "membership_buy", customer_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "membership_buy",
+            customer_id,
+            now,
+            request={"customer_id": customer_id, "plan_id": plan_id, "paid_with": paid_with},
+        )
         if prior is not None:
             return prior
         self._member(conn, customer_id, now)
@@ -2052,7 +2161,14 @@ class LoyaltyService:
         """Renew: a new term starting when the current one ends (or now, if it lapsed)."""
         now = self.now()
         op_key = f"membership:{idempotency_key}"
-        prior = claim(conn, op_key, "membership_renew", customer_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "membership_renew",
+            customer_id,
+            now,
+            request={"customer_id": customer_id, "plan_id": plan_id, "paid_with": paid_with},
+        )
         if prior is not None:
             return prior
         self._member(conn, customer_id, now)
@@ -2450,7 +2566,14 @@ class LoyaltyService:
         deal = self.program.deal(deal_id)
         now = self.now()
         op_key = f"groupbuy_open:{idempotency_key}"
-        prior = claim(conn, op_key, "groupbuy_open", leader_id, now)
+        prior = claim(
+            conn,
+            op_key,
+            "groupbuy_open",
+            leader_id,
+            now,
+            request={"deal_id": deal_id, "leader_id": leader_id, "paid_with": paid_with},
+        )
         if prior is not None:
             return prior
         group_id = codes.generate(length=8, prefix="G")
@@ -2484,7 +2607,12 @@ class LoyaltyService:
         now = self.now()
         gid = codes.normalize(group_id)
         op_key = f"groupbuy_join:{idempotency_key or f'{gid}:{customer_id}'}"
-        prior = claim(conn, op_key, "groupbuy_join", customer_id, now)
+        request = (
+            {"group_id": gid, "customer_id": customer_id, "paid_with": paid_with}
+            if idempotency_key
+            else None
+        )
+        prior = claim(conn, op_key, "groupbuy_join", customer_id, now, request=request)
         if prior is not None:
             return prior
         return finish(conn, op_key, self._join(conn, gid, customer_id, paid_with, now, op_key))

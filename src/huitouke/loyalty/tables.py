@@ -66,6 +66,8 @@ operations = Table(
     Column("customer_id", String(128)),
     Column("result", JSON),
     Column("created_at", UTCDateTime, nullable=False),
+    # SHA-256 of the kind and payload of a call whose key the caller chose (ledger.claim)
+    Column("request_hash", String(64)),
 )
 
 members = Table(

@@ -7,14 +7,19 @@ not an *older state* of the order:
 
 * status rank: ``paid`` (0) < ``partially_refunded`` (1) < ``refunded`` = ``cancelled`` (2);
   the incoming rank must be ≥ the stored rank, and
-* ``refunded_amount`` never decreases: the incoming refunded amount must be ≥ the stored one.
+* ``refunded_amount`` never decreases: the incoming refunded amount must be ≥ the stored one,
+  except that a final state (``refunded``, ``cancelled``) always follows a counted one — a
+  ``cancelled`` carrying no refunded amount after a ``partially_refunded`` cancels the order
+  and keeps the amount already refunded.
 
-When both hold and anything differs, every field is replaced (so a corrected amount or
-channel of an order in the same state is applied, the row imported last winning); otherwise
-the stored row is kept unchanged. Re-importing an older export therefore never undoes a
-refund or a cancellation, and importing the same file twice changes nothing. Inside one
-batch, several rows of the same order are first reduced with the same rule
-(:func:`reduce_to_latest_state`; ties → the later row).
+The identity of an order — ``customer_id``, ``ordered_at``, ``amount``, ``currency``
+(:data:`IDENTITY_FIELDS`) — is never overwritten: a row that names another value for one of
+them leaves the stored row unchanged, and the caller (``huitouke.app.orders``) refuses it as
+a conflict. When the rule holds and anything else differs (status, refunded amount,
+channel), the row is replaced; otherwise the stored row is kept unchanged. Re-importing an
+older export therefore never undoes a refund or a cancellation, and importing the same file
+twice changes nothing. Inside one batch, several rows of the same order are first reduced
+with the same rule (:func:`reduce_to_latest_state`; ties → the later row).
 
 Customers: every new ``customer_id`` gets a ``customers`` row; name, phone and email
 given with the batch fill or replace the stored ones (empty values never erase).
@@ -45,6 +50,7 @@ from huitouke.core.orders import MONEY, ORDERS_SCHEMA
 from huitouke.errors import InputError, StoreError
 
 __all__ = [
+    "IDENTITY_FIELDS",
     "LINES_SCHEMA",
     "STATUS_RANK",
     "UpsertCounts",
@@ -55,6 +61,10 @@ __all__ = [
 ]
 
 STATUS_RANK = {"paid": 0, "partially_refunded": 1, "refunded": 2, "cancelled": 2}
+FINAL_RANK = 2
+#: what identifies an order besides its id: never overwritten by a later row
+IDENTITY_FIELDS = ("customer_id", "ordered_at", "amount", "currency")
+
 
 LINES_SCHEMA = pa.schema(
     [
@@ -79,6 +89,8 @@ class UpsertCounts:
     inserted: int
     updated: int
     unchanged: int
+    #: the ``updated_at`` of every row this call inserted or changed (and of no other row)
+    written_at: datetime | None = None
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -358,13 +370,25 @@ _VALUE_COLS = _ORDER_COLS[1:8]
 
 
 def _upsert_sql(distinct: str, source: str) -> str:
-    sets = ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLS[1:])
+    refund_grows = "excluded.refunded_amount >= orders.refunded_amount"
+    sets = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in _ORDER_COLS[1:]
+        if c not in IDENTITY_FIELDS and c != "refunded_amount"
+    )
+    sets += (
+        f", refunded_amount = CASE WHEN {refund_grows} THEN excluded.refunded_amount "
+        "ELSE orders.refunded_amount END"
+    )
     differs = " OR ".join(f"excluded.{c} {distinct} orders.{c}" for c in _VALUE_COLS)
+    same_identity = " AND ".join(f"excluded.{c} = orders.{c}" for c in IDENTITY_FIELDS)
+    rank_in, rank_stored = _rank_sql("excluded.status"), _rank_sql("orders.status")
     return (
         f"INSERT INTO orders ({', '.join(_ORDER_COLS)}) {source} "
         f"ON CONFLICT (order_id) DO UPDATE SET {sets} "
-        f"WHERE {_rank_sql('excluded.status')} >= {_rank_sql('orders.status')} "
-        f"AND excluded.refunded_amount >= orders.refunded_amount AND ({differs})"
+        f"WHERE {rank_in} >= {rank_stored} "
+        f"AND ({refund_grows} OR ({rank_in} = {FINAL_RANK} AND {rank_stored} < {FINAL_RANK})) "
+        f"AND {same_identity} AND ({differs})"
     )
 
 
@@ -497,7 +521,7 @@ def _upsert_sqlite(
             cur.execute("PRAGMA ignore_check_constraints = OFF")
         cur.close()
     inserted = after - before
-    return UpsertCounts(inserted, changed - inserted, n - changed)
+    return UpsertCounts(inserted, changed - inserted, n - changed, now)
 
 
 _ROWS = "<rows>"  # where _insert_rows puts its VALUES rows into a statement
@@ -778,7 +802,7 @@ def _upsert_postgres(
             progress(n)
         if lines is not None and lines.num_rows:
             _lines_postgres(cur, lines, orders, now_s, arrays)
-    return UpsertCounts(int(inserted), int(changed) - int(inserted), n - int(changed))
+    return UpsertCounts(int(inserted), int(changed) - int(inserted), n - int(changed), now)
 
 
 def _lines_postgres(cur: Any, lines: pa.Table, orders: pa.Table, now_s: str, arrays: bool) -> None:

@@ -351,6 +351,7 @@ def gift_coupon(
     code: CouponCode,
     body: GiftIn,
     response: Response,
+    idempotency_key: HeaderKey = None,
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
@@ -359,7 +360,11 @@ def gift_coupon(
         ctx,
         response,
         lambda s, c: s.gift_coupon(
-            c, code, body.from_customer, body.to_customer, idempotency_key=body.idempotency_key
+            c,
+            code,
+            body.from_customer,
+            body.to_customer,
+            idempotency_key=body.idempotency_key or idempotency_key,
         ),
     )
 
@@ -373,6 +378,7 @@ class VoidIn(_In):
 def void_coupon(
     code: CouponCode,
     response: Response,
+    idempotency_key: HeaderKey = None,
     body: VoidIn = Body(default_factory=VoidIn),
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("operator")),
@@ -382,7 +388,7 @@ def void_coupon(
         ctx,
         response,
         lambda s, c: s.void_coupon(
-            c, code, reason=body.reason, idempotency_key=body.idempotency_key
+            c, code, reason=body.reason, idempotency_key=body.idempotency_key or idempotency_key
         ),
     )
 
@@ -531,6 +537,7 @@ def spend_stored_value(
     customer_id: CustomerId,
     body: SpendIn,
     response: Response,
+    idempotency_key: HeaderKey = None,
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
@@ -543,7 +550,7 @@ def spend_stored_value(
             customer_id,
             body.amount,
             order_id=body.order_id,
-            idempotency_key=body.idempotency_key,
+            idempotency_key=body.idempotency_key or idempotency_key,
         ),
     )
 
@@ -768,6 +775,7 @@ def groupbuy_join(
     group_id: GroupId,
     body: GroupJoinIn,
     response: Response,
+    idempotency_key: HeaderKey = None,
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
@@ -780,7 +788,7 @@ def groupbuy_join(
             c,
             gid,
             body.customer_id,
-            idempotency_key=body.idempotency_key,
+            idempotency_key=body.idempotency_key or idempotency_key,
             paid_with=body.paid_with,
         ),
     )

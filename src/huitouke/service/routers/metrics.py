@@ -82,9 +82,10 @@ def get_metrics(
 ) -> dict[str, Any]:
     """Per-period repurchase metrics (BRIEF definitions). 按周期的复购指标(定义见产品说明)。"""
     from huitouke.analytics.engine import Analytics
+    from huitouke.app.orders import load_orders
 
     _check_range(period, start, end, as_of)
-    orders = ctx.store.load_orders()
+    orders = load_orders(ctx.store)
     s = ctx.settings
     with Analytics(
         orders, timezone=s.timezone, merge_same_day=s.merge_same_day_orders, currency=currency

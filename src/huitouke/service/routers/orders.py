@@ -1,6 +1,7 @@
 """Order events: ``POST /v1/orders`` upserts the order and applies its loyalty effects in
 one unit of work; idempotent by ``order_id`` and state. ``POST /v1/orders/batch`` does the
-same for many events in one unit of work, through the loyalty batch path."""
+same for many events in one unit of work. Both are doors over
+:func:`huitouke.app.orders.record_order_events`, the use case every door calls."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
+from huitouke.app.orders import (
+    OrderEventIn,
+    present_order,
+    record_order_events,
+    stored_order,
+)
 from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.service.apikeys import ApiKey
@@ -23,8 +30,6 @@ from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import loyalty_service
 from huitouke.service.schemas import ID_PATTERN, OrderIn
 from huitouke.service.uow import run_read, run_write
-from huitouke.store.orders_repo import upsert_orders
-from huitouke.store.tables import order_lines, orders
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=ERROR_RESPONSES)
 
@@ -74,77 +79,17 @@ class OrdersBatchOut(BaseModel):
     )
 
 
-def _money(v: Any) -> str:
-    return format(v, "f")
-
-
-def stored_order(conn: Connection, order_id: str) -> dict[str, Any] | None:
-    return stored_orders(conn, [order_id]).get(order_id)
-
-
-def stored_orders(conn: Connection, order_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The orders as stored, each with its lines (by ``line_no``), by order id."""
-    ids = sorted(set(order_ids))
-    out: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(ids), 1000):
-        chunk = ids[i : i + 1000]
-        for row in conn.execute(select(orders).where(orders.c.order_id.in_(chunk))):
-            out[row.order_id] = {**row._mapping, "lines": []}
-        for r in conn.execute(
-            select(order_lines)
-            .where(order_lines.c.order_id.in_(chunk))
-            .order_by(order_lines.c.order_id, order_lines.c.line_no)
-        ):
-            out[r.order_id]["lines"].append(dict(r._mapping))
-    return out
-
-
-def _loyalty_event(stored: dict[str, Any]) -> dict[str, Any]:
-    # The loyalty ledger follows the order's stored (latest) state, not the event:
-    # a late "paid" after a refund must not earn again.
-    event = dict(stored)
-    event["lines"] = [
-        {**ln, "unit_price": ln["unit_price"] if ln["unit_price"] is not None else 0}
-        for ln in stored["lines"]
-    ]
-    return event
-
-
-def _order_rows(body: OrderIn, currency: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+def _event(body: OrderIn, currency: str) -> OrderEventIn:
     """The order row and its lines (None: the event carries no lines, keep the stored ones)."""
     order = body.model_dump(exclude={"lines"})
     order["currency"] = order["currency"] or currency
     if body.lines is None:
-        return order, None
+        return OrderEventIn(order, None)
     lines = [
         {"order_id": body.order_id, "line_no": i, **ln.model_dump()}
         for i, ln in enumerate(body.lines, start=1)
     ]
-    return order, lines
-
-
-def present_order(o: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "order_id": o["order_id"],
-        "customer_id": o["customer_id"],
-        "ordered_at": o["ordered_at"].isoformat(),
-        "amount": _money(o["amount"]),
-        "currency": o["currency"],
-        "status": o["status"],
-        "refunded_amount": _money(o["refunded_amount"]),
-        "channel": o["channel"],
-        "lines": [
-            {
-                "line_no": ln["line_no"],
-                "sku": ln["sku"],
-                "product_name": ln["product_name"],
-                "category": ln["category"],
-                "quantity": ln["quantity"],
-                "unit_price": None if ln["unit_price"] is None else _money(ln["unit_price"]),
-            }
-            for ln in o["lines"]
-        ],
-    }
+    return OrderEventIn(order, lines)
 
 
 def _not_found(order_id: str) -> NotFoundError:
@@ -156,20 +101,12 @@ def _not_found(order_id: str) -> NotFoundError:
     )
 
 
-Prepared = tuple[dict[str, Any], list[dict[str, Any]] | None]
+def _apply_events(ctx: ServiceContext, events: Sequence[OrderEventIn]) -> list[dict[str, Any]]:
+    """Order events in one unit of work: per event ``{order, loyalty, replayed}``."""
 
-
-def _apply_one(ctx: ServiceContext, prepared: Prepared) -> dict[str, Any]:
-    """One order event in its own unit of work: ``{order, loyalty, replayed}``."""
-    order, lines = prepared
-
-    def unit(conn: Connection) -> dict[str, Any]:
-        counts = upsert_orders(conn, [order], lines=lines)
-        stored = stored_order(conn, order["order_id"])
-        assert stored is not None
-        effects = loyalty_service(conn, ctx).apply_order(conn, _loyalty_event(stored))
-        replayed = bool(effects.pop("replayed", False)) and counts.unchanged == 1
-        return {"order": present_order(stored), "loyalty": effects, "replayed": replayed}
+    def unit(conn: Connection) -> list[dict[str, Any]]:
+        loyalty = loyalty_service(conn, ctx)
+        return record_order_events(conn, events, loyalty=loyalty).results
 
     return run_write(ctx.store, unit)
 
@@ -180,13 +117,13 @@ def _culprit(exc: Exception, n: int) -> int | None:
     return index if isinstance(index, int) else None
 
 
-def _group_commit(ctx: ServiceContext) -> GroupCommit[Prepared, dict[str, Any]]:
+def _group_commit(ctx: ServiceContext) -> GroupCommit[OrderEventIn, dict[str, Any]]:
     """This process's group commit of ``POST /v1/orders`` (one per service context)."""
     gc = ctx.cache.get("orders.group_commit")
     if gc is None:
         gc = ctx.cache["orders.group_commit"] = GroupCommit(
-            lambda items: run_write(ctx.store, lambda conn: _apply_events(conn, ctx, items)),
-            lambda item: _apply_one(ctx, item),
+            lambda items: _apply_events(ctx, items),
+            lambda item: _apply_events(ctx, [item])[0],
             ctx.settings.orders_group_commit_max,
             _culprit,
         )
@@ -212,7 +149,7 @@ async def post_order(
     ``HUITOUKE_ORDERS_GROUP_COMMIT_MAX`` per unit of work), each answered exactly as if it
     had been posted alone after the ones before it; an event that fails fails alone.
     """
-    result = await _group_commit(ctx).submit(_order_rows(body, ctx.settings.currency))
+    result = await _group_commit(ctx).submit(_event(body, ctx.settings.currency))
     if result["replayed"]:
         response.headers["Idempotent-Replayed"] = "true"
     return {"order": result["order"], "loyalty": result["loyalty"]}
@@ -262,64 +199,6 @@ class _IndexedEventsRoute(APIRoute):
         return route
 
 
-def _segments(order_ids: Sequence[str]) -> list[tuple[int, int]]:
-    """Consecutive runs of events with distinct order ids: ``[(start, end), …]``.
-
-    Within a run every order is upserted once, so the state stored after the run is, for
-    each of its orders, the state after that order's event — what the loyalty ledger would
-    have seen with the events sent one by one. A repeated order id starts a new run.
-    """
-    out: list[tuple[int, int]] = []
-    start, seen = 0, set[str]()
-    for i, oid in enumerate(order_ids):
-        if oid in seen:
-            out.append((start, i))
-            start, seen = i, set()
-        seen.add(oid)
-    out.append((start, len(order_ids)))
-    return out
-
-
-def _apply_events(
-    conn: Connection, ctx: ServiceContext, prepared: Sequence[Prepared]
-) -> list[dict[str, Any]]:
-    """Order events in one unit of work, each with what ``POST /v1/orders`` would have
-    returned had they been posted one by one in this order: ``{order, loyalty, replayed}``.
-    A conflict's ``details.index`` names the event."""
-    svc = loyalty_service(conn, ctx)
-    ids = [o["order_id"] for o, _ in prepared]
-    out: list[dict[str, Any]] = []
-    for start, end in _segments(ids):
-        seg, seg_ids = prepared[start:end], ids[start:end]
-        before = {
-            r.order_id: dict(r._mapping)
-            for r in conn.execute(select(orders).where(orders.c.order_id.in_(seg_ids)))
-        }
-        with_lines = [(o, ls) for o, ls in seg if ls is not None]
-        if with_lines:
-            upsert_orders(
-                conn, [o for o, _ in with_lines], lines=[x for _, ls in with_lines for x in ls]
-            )
-        without = [o for o, ls in seg if ls is None]
-        if without:
-            upsert_orders(conn, without)
-        stored = stored_orders(conn, seg_ids)
-        try:
-            effects = svc.apply_orders(conn, [_loyalty_event(stored[i]) for i in seg_ids])
-        except HuitoukeError as exc:
-            index = exc.details.get("index")  # within the run; the request's index:
-            if isinstance(index, int):
-                exc.details["index"] = start + index
-            elif end - start == 1:
-                exc.details["index"] = start
-            raise
-        for oid, eff in zip(seg_ids, effects, strict=True):
-            row = {k: v for k, v in stored[oid].items() if k != "lines"}
-            replayed = bool(eff.pop("replayed", False)) and before.get(oid) == row
-            out.append({"order": present_order(stored[oid]), "loyalty": eff, "replayed": replayed})
-    return out
-
-
 def post_orders_batch(
     body: OrdersBatchIn,
     response: Response,
@@ -347,8 +226,7 @@ def post_orders_batch(
                 "fields": [{"field": "events", "reason": f"at most {limit}", "type": "too_long"}]
             },
         )
-    prepared = [_order_rows(ev, ctx.settings.currency) for ev in body.events]
-    results = run_write(ctx.store, lambda conn: _apply_events(conn, ctx, prepared))
+    results = _apply_events(ctx, [_event(ev, ctx.settings.currency) for ev in body.events])
     n_replayed = sum(r["replayed"] for r in results)
     if n_replayed == len(results):
         response.headers["Idempotent-Replayed"] = "true"

@@ -1,8 +1,10 @@
-"""``import_file``: the import use case — read, then one unit of work per batch."""
+"""``import_file``: the import use case — read a file with :mod:`huitouke.importing`, then
+record its orders in one unit of work through :func:`huitouke.app.orders.record_order_events`,
+as every other door records order events (the orders, and their loyalty effects when a
+program is saved)."""
 
 from __future__ import annotations
 
-import csv
 import ctypes
 import os
 import sys
@@ -14,18 +16,16 @@ from pathlib import Path
 
 from sqlalchemy import insert, update
 
+from huitouke.app.orders import OrderTable, record_order_events, stored_loyalty
 from huitouke.errors import ImportFileError
-from huitouke.importing.build import Reject
 from huitouke.importing.convert import Decimal
 from huitouke.importing.dates import DateOrder
 from huitouke.importing.reader import ReadResult, read_orders
+from huitouke.importing.rejects import write_rejects
 from huitouke.store import tables as t
 from huitouke.store.db import Store
-from huitouke.store.orders_repo import upsert_orders
 
-__all__ = ["ImportSummary", "import_file", "write_rejects"]
-
-REJECT_COLUMNS = ("file", "line", "field", "value", "reason_code", "reason_en", "reason_zh")
+__all__ = ["ImportSummary", "import_file"]
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,6 @@ class ImportSummary:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh)
     zone: str = ""  # the zone the file's wall-clock times were read in
     shop_zone: str = ""  # the shop's zone, recorded with its first import
-
-
-def write_rejects(path: Path, rejects: list[Reject]) -> None:
-    """The rejects as CSV (UTF-8 with BOM so that spreadsheet programs read the Chinese)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8-sig") as fh:
-        w = csv.writer(fh)
-        w.writerow(REJECT_COLUMNS)
-        for r in rejects:
-            w.writerow([r.file, r.line, r.field, r.value, r.reason_code, r.reason_en, r.reason_zh])
 
 
 def default_rejects_path(store: Store, source: Path, batch_id: int) -> Path:
@@ -247,15 +237,14 @@ def _import_file(
 
         label = f"{text('import.progress_write', get_settings().lang)} {src.name}"
         with _bar(progress, res.orders.num_rows, label) as cb:
-            counts = upsert_orders(
+            # recorded as every door records order events: the orders, and their loyalty
+            # effects when a loyalty program is saved; an order id never changes hands
+            counts = record_order_events(
                 conn,
-                res.orders,
-                res.lines,
-                res.customers,
-                batch_id,
+                OrderTable(res.orders, res.lines, res.customers, batch_id, one_row_per_order=True),
+                loyalty=stored_loyalty(conn),
                 progress=cb,  # type: ignore[arg-type]
-                one_row_per_order=True,
-            )
+            ).counts
         conn.execute(
             update(t.import_batches)
             .where(t.import_batches.c.batch_id == batch_id)
