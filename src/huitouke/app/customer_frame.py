@@ -2,17 +2,17 @@
 
 :func:`customer_frame` joins the analytics' per-customer table (orders, spend, cycle, RFM,
 layer, lifecycle) with the repurchase model's scores. The model policy is one function,
-:func:`model_scores`: :func:`huitouke.prediction.predict` with ``model="auto"`` by default
-(the usable fit of lowest BIC, see :mod:`huitouke.models.selection`) on the counted orders
-up to ``as_of`` — the same run as ``huitouke predict`` and the report's predictions — and its
-P(alive) feeds the lifecycle stage (decline / lost on low P(alive)), so the lifecycle is
-computed from the same model everywhere the frame is used.
+:func:`huitouke.prediction.policy_scores`: :func:`huitouke.prediction.predict` with
+``model="auto"`` by default (the usable fit of lowest BIC, see
+:mod:`huitouke.models.selection`) on the counted orders up to ``as_of`` — the same run as
+``huitouke predict``, the journeys' frame and the report's predictions — and its P(alive)
+feeds the lifecycle stage (decline / lost on low P(alive)), so the lifecycle is computed
+from the same model everywhere the frame is used.
 
 Below the data threshold (:func:`huitouke.prediction.transactions.require_enough_data`:
-30 customers, 5 of them buying on two days or more — the report uses the same) and when no
-model can be fitted, the lifecycle comes from the analytics alone, the prediction columns
-stay, empty, and ``prediction_note``
-says why on every row: never a silently missing column.
+30 customers, 5 of them buying on two days or more) and when no model can be fitted, the
+lifecycle comes from the analytics alone, the prediction columns stay, empty, and
+``prediction_note`` says why on every row: never a silently missing column.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from huitouke.errors import ModelFitError
 
-__all__ = ["PREDICTION_COLUMNS", "CustomerFrame", "customer_frame", "model_scores"]
+__all__ = ["PREDICTION_COLUMNS", "CustomerFrame", "customer_frame"]
 
 #: the model's columns in the frame (besides ``customer_id``)
 PREDICTION_COLUMNS = (
@@ -57,29 +57,6 @@ class CustomerFrame:
         return f"{head}: [{self.error.code}] {self.error.localized(lang)}"
 
 
-def model_scores(
-    orders: pa.Table,
-    *,
-    as_of: date,
-    timezone: str,
-    model: str = "auto",
-    horizon_days: int = 90,
-    currency: str | None = None,
-) -> pd.DataFrame:
-    """The per-customer scores of the one model policy (raises :class:`ModelFitError`
-    when the data are below the prediction threshold or no model can be fitted)."""
-    from huitouke.prediction import policy_scores
-
-    return policy_scores(
-        orders,
-        as_of=as_of,
-        timezone=timezone,
-        model=model,
-        horizon_days=horizon_days,
-        currency=currency,
-    )
-
-
 def customer_frame(
     analytics: Any,
     orders: pa.Table,
@@ -97,7 +74,9 @@ def customer_frame(
     if not predictions:
         return CustomerFrame(analytics.customers(as_of), None)
     try:
-        scores = model_scores(
+        from huitouke.prediction import policy_scores
+
+        scores = policy_scores(
             orders,
             as_of=as_of,
             timezone=timezone,

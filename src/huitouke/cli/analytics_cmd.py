@@ -389,20 +389,6 @@ def _as_of(ctx: _Ctx, value: str | None) -> date:
     return span[1]
 
 
-PREDICTION_COLUMNS = [
-    "customer_id",
-    "p_alive",
-    "expected_orders",
-    "expected_spend",
-    "clv",
-    "next_order_median",
-    "next_order_low",
-    "next_order_high",
-    "p_no_further_order",
-    "churn_risk",
-]
-
-
 #: coded columns of the customer table and the message prefix of their names
 _CODED = {
     "rfm_segment": "analytics.rfm",
@@ -548,7 +534,7 @@ def register(app: typer.Typer) -> None:
         _check_format(fmt, FORMATS)
         ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
         day = _as_of(ctx, as_of)
-        from huitouke.app.customer_frame import customer_frame
+        from huitouke.app.customer_frame import PREDICTION_COLUMNS, customer_frame
         from huitouke.prediction import parse_horizon
         from huitouke.settings import get_settings
 
@@ -588,7 +574,7 @@ def register(app: typer.Typer) -> None:
         if ctx.analytics.lines is not None:
             cols.insert(8, "main_category")
         if predict:
-            cols += PREDICTION_COLUMNS[1:]
+            cols += PREDICTION_COLUMNS
             if view.error is not None:
                 cols.append("prediction_note")
         df = df[cols]
