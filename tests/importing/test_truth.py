@@ -336,7 +336,10 @@ def test_ambiguous_amounts_are_rejected_never_misread(cli: Cli, tmp_path: Path) 
 
 # -- dates -----------------------------------------------------------------------------------
 def _dates_file(tmp_path: Path, name: str, values: list[str]) -> Path:
-    body = "".join(f't{i},c{i},"{v}",1\n' for i, v in enumerate(values))
+    """Orders ``<stem>-t0``, ``<stem>-t1`` … (each file its own orders: an order id that
+    came back with another time would be refused as ``order.conflict``)."""
+    stem = Path(name).stem
+    body = "".join(f'{stem}-t{i},c{i},"{v}",1\n' for i, v in enumerate(values))
     return write(tmp_path, name, "order_id,customer_id,ordered_at,amount\n" + body)
 
 
@@ -348,11 +351,11 @@ def _at(cli: Cli, oid: str) -> datetime:
 
 def test_day_month_order_is_inferred_per_file(cli: Cli, tmp_path: Path) -> None:
     cli.json(str(_dates_file(tmp_path, "dmy.csv", ["05/03/2024 10:00", "25/03/2024 10:00"])))
-    assert _at(cli, "t0") == datetime(2024, 3, 5, 2, 0, tzinfo=UTC)  # Shanghai 10:00
+    assert _at(cli, "dmy-t0") == datetime(2024, 3, 5, 2, 0, tzinfo=UTC)  # Shanghai 10:00
     cli.json(str(_dates_file(tmp_path, "mdy.csv", ["04/03/2024", "12/31/2024"])))
-    assert _at(cli, "t0") == datetime(2024, 4, 2, 16, 0, tzinfo=UTC)
+    assert _at(cli, "mdy-t0") == datetime(2024, 4, 2, 16, 0, tzinfo=UTC)
     cli.json(str(_dates_file(tmp_path, "dots.csv", ["7.3.2024", "28.2.2024"])))
-    assert _at(cli, "t0") == datetime(2024, 3, 6, 16, 0, tzinfo=UTC)
+    assert _at(cli, "dots-t0") == datetime(2024, 3, 6, 16, 0, tzinfo=UTC)
 
 
 def test_a_file_whose_day_month_order_is_unclear_is_refused(cli: Cli, tmp_path: Path) -> None:
@@ -362,7 +365,7 @@ def test_a_file_whose_day_month_order_is_unclear_is_refused(cli: Cli, tmp_path: 
     assert "'05/03/2024' (line 2)" in err and "--date-order" in err
     assert Store(cli.url).load_orders().num_rows == 0
     cli.json(str(f), "--date-order", "dmy")
-    assert _at(cli, "t1") == datetime(2024, 3, 5, 16, 0, tzinfo=UTC)
+    assert _at(cli, "amb-t1") == datetime(2024, 3, 5, 16, 0, tzinfo=UTC)
     g = _dates_file(tmp_path, "mix.csv", ["25/03/2024", "03/25/2024"])
     code, _, err = cli(str(g))
     assert code == 2 and "mix day-first and month-first" in err and "line 3" in err
@@ -382,7 +385,7 @@ def test_twelve_hour_times_and_month_names(cli: Cli, tmp_path: Path) -> None:
         "2024年3月5日 下午 1:05",
     ]
     cli.json(str(_dates_file(tmp_path, "h12.csv", values)))
-    sh = [_at(cli, f"t{i}").replace(tzinfo=None) for i in range(len(values))]
+    sh = [_at(cli, f"h12-t{i}").replace(tzinfo=None) for i in range(len(values))]
     # Shanghai is UTC+8: local 20:26 is 12:26 UTC
     assert [f"{t:%Y-%m-%d %H:%M}" for t in sh] == [
         "2024-03-05 12:26",
