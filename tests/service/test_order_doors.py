@@ -84,14 +84,14 @@ def _cli(*args: str) -> str:
     import contextlib
     import io
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             main(list(args))
             rc = 0
         except SystemExit as exc:
             rc = int(exc.code or 0)
-    assert rc == 0, out.getvalue()
+    assert rc == 0, (out.getvalue(), err.getvalue())
     return out.getvalue()
 
 

@@ -242,7 +242,7 @@ def _import_file(
             counts = record_order_events(
                 conn,
                 OrderTable(res.orders, res.lines, res.customers, batch_id, one_row_per_order=True),
-                loyalty=stored_loyalty(conn),
+                loyalty=stored_loyalty(conn, get_settings().timezone),
                 progress=cb,  # type: ignore[arg-type]
             ).counts
         conn.execute(

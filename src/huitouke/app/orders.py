@@ -196,10 +196,11 @@ def load_orders(store: Store) -> pa.Table:
     return store.load_orders()
 
 
-def stored_loyalty(conn: Connection) -> LoyaltyService | None:
-    """The loyalty program saved in the store, or ``None`` when there is none."""
+def stored_loyalty(conn: Connection, timezone: str) -> LoyaltyService | None:
+    """The loyalty program saved in the store, in the store's zone ``timezone`` (the
+    merchant's; a program naming another is refused), or ``None`` when there is none."""
     program = get_program(conn, LOYALTY_PROGRAM_ID)
-    return None if program is None else LoyaltyService(program)
+    return None if program is None else LoyaltyService(program.in_store_zone(timezone))
 
 
 def _money(v: Any) -> str:
