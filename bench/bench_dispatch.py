@@ -153,25 +153,41 @@ def _prepare(url: str, n: int, journey: str) -> Any:
 
 
 class _FreshClientWebhook:
-    """The naive baseline's channel: a new HTTP connection for every message."""
+    """The naive baseline's channel: a new ``httpx`` client and connection for every message
+    (what ``httpx.post(...)`` in a loop does), the same signed request as the real channel."""
 
     def __init__(self, url: str) -> None:
         from huitouke.messaging.channels.webhook import WebhookChannel
 
-        self.inner = WebhookChannel
+        self.document = WebhookChannel(url, SECRET)
         self.url = url
         self.name = "webhook"
         self.delivery = "idempotent"
 
     def send(self, message: Any) -> Any:
-        ch = self.inner(self.url, SECRET)
-        try:
-            return ch.send(message)
-        finally:
-            ch.close()
+        import httpx
+
+        from huitouke.messaging.channels.base import SendResult
+        from huitouke.messaging.channels.webhook import SIGNATURE_HEADER, sign_webhook
+
+        body = self.document.body(message)  # the real channel's JSON document
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": message.message_id,
+            SIGNATURE_HEADER: sign_webhook(SECRET, body, int(time.time())),
+        }
+        with httpx.Client(timeout=10.0) as client:
+            resp = client.post(self.url, content=body, headers=headers)
+        resp.raise_for_status()
+        return SendResult(
+            provider="webhook",
+            provider_message_id=None,
+            detail={"http_status": resp.status_code},
+            sent_at=datetime.now(UTC),
+        )
 
     def close(self) -> None:
-        pass
+        self.document.close()
 
 
 def _policy() -> Any:

@@ -206,6 +206,8 @@ class Dispatcher:
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pg = store.dialect == "postgresql"
+        #: when each live round's lease was last renewed (dispatcher clock)
+        self._renewed: dict[str, datetime] = {}
 
     # -- public ------------------------------------------------------------------------------
     def run_once(self, limit: int | None = None) -> DispatchStats:
@@ -220,9 +222,19 @@ class Dispatcher:
 
     def _renew_lease(self, owner: str, conn: Connection | None = None) -> None:
         """A live worker keeps its claim: the lease runs from now again. Called before a
-        round starts sending (it may have waited behind the round before it) and with every
-        commit of answers, so only a dead or stuck worker's rows are ever taken over."""
+        round starts sending (it may have waited behind the round before it) and with the
+        commits of answers, so only a dead or stuck worker's rows are ever taken over.
+
+        With a commit of answers (``conn`` given) the lease is renewed only once a quarter of
+        it has run since the last renewal: renewing rewrites every row of the round still
+        sending, and doing that with each commit of ``mark_every`` answers made recording a
+        round cost O(round² / mark_every) row writes."""
         now = self.clock()
+        if conn is not None:
+            last = self._renewed.get(owner)
+            if last is not None and now - last < self.lease / 4:
+                return
+        self._renewed[owner] = now
         stmt = (
             update(outbox)
             .where((outbox.c.lease_owner == owner) & (outbox.c.status == "sending"))
@@ -598,7 +610,10 @@ class Dispatcher:
             for f in futures:
                 f.result()  # a BaseException in a send (a simulated crash) stops the round
         finally:
-            writer.close()
+            try:
+                writer.close()
+            finally:
+                self._renewed.pop(owner, None)
 
     def _send_and_ack(self, cl: _Claimed, writer: _AckWriter) -> None:
         writer.window.acquire()

@@ -33,8 +33,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-import httpx
-
 from huitouke.messaging.channels.base import (
     Delivery,
     OutgoingMessage,
@@ -42,7 +40,12 @@ from huitouke.messaging.channels.base import (
     SendResult,
     TransientSendError,
 )
-from huitouke.messaging.channels.http import RetryPolicy, make_client, post_with_retries
+from huitouke.messaging.channels.http import (
+    HttpClient,
+    RetryPolicy,
+    make_client,
+    post_with_retries,
+)
 
 __all__ = [
     "AliyunSmsChannel",
@@ -100,7 +103,7 @@ class AliyunSmsChannel:
         template_code: str = "",
         endpoint: str = "https://dysmsapi.aliyuncs.com/",
         region: str = "cn-hangzhou",
-        client: httpx.Client | None = None,
+        client: HttpClient | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         nonce: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:

@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-import httpx
-
 from huitouke.messaging.channels.base import (
     Delivery,
     OutgoingMessage,
@@ -35,13 +33,18 @@ from huitouke.messaging.channels.base import (
     SendResult,
     TransientSendError,
 )
-from huitouke.messaging.channels.http import RetryPolicy, make_client, post_with_retries
+from huitouke.messaging.channels.http import (
+    HttpClient,
+    RetryPolicy,
+    make_client,
+    post_with_retries,
+)
 
 __all__ = ["DingTalkRobotChannel", "WeComRobotChannel", "dingtalk_sign"]
 
 
 def _post_json(
-    client: httpx.Client, url: str, doc: dict[str, Any], retry: RetryPolicy
+    client: HttpClient, url: str, doc: dict[str, Any], retry: RetryPolicy
 ) -> dict[str, Any]:
     body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     resp = post_with_retries(
@@ -67,7 +70,7 @@ class WeComRobotChannel:
     TRANSIENT = (-1, 45009)
 
     def __init__(
-        self, url: str, *, client: httpx.Client | None = None, retry: RetryPolicy | None = None
+        self, url: str, *, client: HttpClient | None = None, retry: RetryPolicy | None = None
     ) -> None:
         self.url = url
         self.client = client or make_client()
@@ -124,7 +127,7 @@ class DingTalkRobotChannel:
         url: str,
         secret: str = "",
         *,
-        client: httpx.Client | None = None,
+        client: HttpClient | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

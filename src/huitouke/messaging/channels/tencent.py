@@ -30,8 +30,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import httpx
-
 from huitouke.messaging.channels.base import (
     Delivery,
     OutgoingMessage,
@@ -39,7 +37,12 @@ from huitouke.messaging.channels.base import (
     SendResult,
     TransientSendError,
 )
-from huitouke.messaging.channels.http import RetryPolicy, make_client, post_with_retries
+from huitouke.messaging.channels.http import (
+    HttpClient,
+    RetryPolicy,
+    make_client,
+    post_with_retries,
+)
 
 __all__ = ["TencentSmsChannel", "canonical_request", "tc3_authorization", "tc3_signature"]
 
@@ -125,7 +128,7 @@ class TencentSmsChannel:
         template_id: str = "",
         endpoint: str = "https://sms.tencentcloudapi.com/",
         region: str = "ap-guangzhou",
-        client: httpx.Client | None = None,
+        client: HttpClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.secret_id = secret_id

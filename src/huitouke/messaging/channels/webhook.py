@@ -22,11 +22,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import httpx
-
 from huitouke.errors import AuthError
 from huitouke.messaging.channels.base import Delivery, OutgoingMessage, SendResult
-from huitouke.messaging.channels.http import RetryPolicy, make_client, post_with_retries
+from huitouke.messaging.channels.http import (
+    HttpClient,
+    RetryPolicy,
+    make_client,
+    post_with_retries,
+)
 
 __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "sign_webhook", "verify_webhook_signature"]
 
@@ -82,7 +85,7 @@ class WebhookChannel:
         url: str,
         secret: str,
         *,
-        client: httpx.Client | None = None,
+        client: HttpClient | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 10.0,
         max_connections: int = 64,
@@ -90,7 +93,6 @@ class WebhookChannel:
         name: str = "webhook",
     ) -> None:
         self.url = url
-        self._url = httpx.URL(url)  # parsed once: URL parsing is a visible share of a send
         self.secret = secret
         self.client = client or make_client(timeout, max_connections)
         self._own_client = client is None
@@ -128,7 +130,7 @@ class WebhookChannel:
             return {SIGNATURE_HEADER: sign_webhook(self.secret, body, int(self.clock()))}
 
         resp = post_with_retries(
-            self.client, self._url, content=body, headers=headers, retry=self.retry, sign=sign
+            self.client, self.url, content=body, headers=headers, retry=self.retry, sign=sign
         )
         provider_id: str | None = None
         if resp.headers.get("content-type", "").startswith("application/json"):
