@@ -1,0 +1,117 @@
+"""Fixtures of the console tests: a migrated store per backend, console users of each role
+made through the users use case, a movable clock, and an in-process client of the
+production app (``create_app``) that signs in through the real sign-in form."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from huitouke.service.users import create_user
+from huitouke.settings import Settings
+from huitouke.store.db import Store
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+PASSWORDS = {
+    "ana": "ana-admin-password-1",
+    "otto": "otto-operator-pass-2",
+    "rita": "rita-reads-only-pw-3",
+}
+ROLES = {"ana": "admin", "otto": "operator", "rita": "read"}
+
+
+class Clock:
+    """A clock the test moves by hand (the app's ``clock``)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def make_users(store: Store, now: datetime) -> None:
+    with store.begin() as conn:
+        for name, role in ROLES.items():
+            create_user(conn, name=name, role=role, password=PASSWORDS[name], now=now)
+
+
+def login_token(client: TestClient, next_path: str = "/") -> str:
+    page = client.get("/login", params={"next": next_path})
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+def sign_in(client: TestClient, name: str, password: str | None = None, next_path: str = "/"):  # type: ignore[no-untyped-def]
+    token = login_token(client, next_path)
+    return client.post(
+        "/login",
+        data={
+            "name": name,
+            "password": PASSWORDS[name] if password is None else password,
+            "csrf_token": token,
+            "next": next_path,
+        },
+        follow_redirects=False,
+    )
+
+
+def csrf_of(client: TestClient) -> str:
+    """The session's CSRF token, as the pages carry it."""
+    page = client.get("/")
+    assert page.status_code == 200, page.text
+    found = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+@dataclass
+class Console:
+    settings: Settings
+    store: Store
+    clock: Clock
+
+    def client(self, **settings: object) -> TestClient:
+        from huitouke.service import create_app
+
+        s = self.settings.model_copy(update=settings) if settings else self.settings
+        app = create_app(s, self.store, clock=self.clock)
+        return TestClient(app, raise_server_exceptions=True, base_url="http://127.0.0.1")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def console(store_url: str, store: Store, clock: Clock) -> Console:
+    make_users(store, clock.now)
+    settings = Settings(
+        database_url=store_url,
+        lang="en",
+        console_lockout_failures=3,
+        console_lockout_minutes=15,
+        console_login_rate_max=6,
+        console_login_rate_window_seconds=300,
+    )
+    return Console(settings, store, clock)
+
+
+@pytest.fixture
+def client(console: Console) -> Iterator[TestClient]:
+    with console.client() as c:
+        yield c
