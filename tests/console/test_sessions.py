@@ -5,6 +5,7 @@ passwords never stored in clear — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -391,5 +392,6 @@ def test_passwords_are_never_stored_in_clear(client, console: Console) -> None:
     if console.store.dialect == "sqlite":
         db = console.store.engine.url.database
         assert db
-        raw = open(db, "rb").read() + open(db + "-wal", "rb").read()
+        wal = Path(db + "-wal")
+        raw = Path(db).read_bytes() + (wal.read_bytes() if wal.exists() else b"")
         assert not re.search(b"eve-secret-password|ana-admin-password", raw)
