@@ -4,14 +4,20 @@ production app (``create_app``) that signs in through the real sign-in form."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from huitouke.data import CDNOW_SAMPLE
 from huitouke.service.users import create_user
 from huitouke.settings import Settings
 from huitouke.store.db import Store
@@ -115,3 +121,33 @@ def console(store_url: str, store: Store, clock: Clock) -> Console:
 def client(console: Console) -> Iterator[TestClient]:
     with console.client() as c:
         yield c
+
+
+def cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "huitouke", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HUITOUKE_DATABASE_URL": url, "HUITOUKE_LANG": "en"},
+    )
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A SQLite store with the bundled CDNOW sample imported by `huitouke import`, and the
+    JSON `huitouke metrics` prints for it (month and quarter)."""
+    work = tmp_path_factory.mktemp("shop")
+    url = f"sqlite:///{work / 'shop.db'}"
+    done = cli(url, "import", str(CDNOW_SAMPLE), "--preset", "cdnow")
+    assert done.returncode == 0, done.stderr
+    store = Store(url)
+    make_users(store, datetime.now(UTC))
+    metrics = {}
+    for period in ("month", "quarter"):
+        out = cli(url, "metrics", "--format", "json", "--period", period)
+        assert out.returncode == 0, out.stderr
+        metrics[period] = json.loads(out.stdout)
+    store.dispose()
+    return {"url": url, "metrics": metrics}

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,44 +13,13 @@ from typing import Any
 
 import pytest
 
-from huitouke.data import CDNOW_SAMPLE
 from huitouke.i18n import fmt_pct
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 
-from .conftest import make_users, sign_in
+from .conftest import cli, make_users, sign_in
 
 CARD_KEYS = ["in_period_repurchase_rate", "buyback_rate", "returning_buyer_share", "aov"]
-
-
-def cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "huitouke", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HUITOUKE_DATABASE_URL": url, "HUITOUKE_LANG": "en"},
-    )
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A SQLite store with the bundled CDNOW sample imported by `huitouke import`, and the
-    JSON `huitouke metrics` prints for it (month and quarter)."""
-    work = tmp_path_factory.mktemp("shop")
-    url = f"sqlite:///{work / 'shop.db'}"
-    done = cli(url, "import", str(CDNOW_SAMPLE), "--preset", "cdnow")
-    assert done.returncode == 0, done.stderr
-    store = Store(url)
-    make_users(store, datetime.now(UTC))
-    metrics = {}
-    for period in ("month", "quarter"):
-        out = cli(url, "metrics", "--format", "json", "--period", period)
-        assert out.returncode == 0, out.stderr
-        metrics[period] = json.loads(out.stdout)
-    store.dispose()
-    return {"url": url, "metrics": metrics}
 
 
 @pytest.fixture
@@ -145,6 +111,8 @@ def test_the_ladder_and_cohorts_are_the_analytics(shop, signed_in) -> None:
     rows = cbody["cohorts_share"] if isinstance(cbody, dict) else cbody
     grid = re.search(r'<table class="cohorts" id="cohort-grid">(.*?)</table>', page, re.S)
     assert grid
+    # CDNOW covers 18 months: the grid shows k = 0..12
+    assert re.findall(r"<th>k=(\d+)</th>", grid.group(1)) == [str(k) for k in range(13)]
     labels = re.findall(r"<tr><th>(\d{4}-\d{2})</th>", grid.group(1))
     assert labels == [r["cohort"] for r in rows][-len(labels) :]
     first = re.search(r"<tr><th>" + labels[0] + r"</th>(.*?)</tr>", grid.group(1), re.S)

@@ -23,12 +23,14 @@ __all__ = ["OverviewOptions", "overview"]
 @dataclass(frozen=True)
 class OverviewOptions:
     """What the overview is cut by: the merchant's zone (required), same-day merging, the
-    period kind, how many cohorts (most recent) and ladder steps are shown."""
+    period kind, how many cohorts (most recent), months after the first (k) and ladder steps
+    are shown."""
 
     timezone: str
     merge_same_day: bool = False
     period: str = "month"
     max_cohorts: int = 12
+    max_k: int = 12
     ladder_steps: int = 5
     windows: LayerWindows | None = None
 
@@ -60,8 +62,12 @@ def overview(store: Store, options: OverviewOptions) -> dict[str, Any]:
     if not share.empty:
         share = share.iloc[-options.max_cohorts :]
         size = size.loc[share.index]
-        n_k = len(share)  # the most recent cohort has one month, the oldest shown n_k
-        ks = [k for k in share.columns if int(k) < n_k]
+        # the months since the first order that any cohort shown has reached, at most max_k
+        ks = [
+            k
+            for k in share.columns
+            if int(k) <= options.max_k and any(v is not None for v in share[k])
+        ]
         cohorts = {
             "labels": [str(label) for label in share.index],
             "k": [int(k) for k in ks],

@@ -557,7 +557,6 @@ def _chart_options(
         "xAxis": {
             "type": "category",
             "data": [f"{r['k']} → {r['k'] + 1}" for r in ladder_rows],
-            "name": gettext("Purchase"),
         },
         "yAxis": {"type": "value", "axisLabel": {"formatter": "{value}%"}, "max": 100},
         "series": [
