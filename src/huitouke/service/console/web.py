@@ -8,6 +8,8 @@ Routes (all HTML, none in the OpenAPI schema):
 - ``POST /lang``: the signed-in user's choice of language (also kept in a cookie);
 - ``GET /``: the overview; ``GET /overview/fragment``: its cards, charts and tables, which
   the period switch reloads with htmx;
+- ``GET /customers`` (``?q=`` an id, phone or e-mail prefix; htmx reloads the rows as one
+  types), ``GET /customers/{id}``: profile, orders and loyalty balances;
 - ``GET /users``, ``POST /users``, ``POST /users/{name}/disable|enable``: the users, for
   admins;
 - ``GET /static/console/{name}``: the console's stylesheet, script and the vendored
@@ -94,6 +96,7 @@ PERIODS = ("month", "quarter", "week")
 #: texts the templates pick by value: period kinds, roles, user status
 CHOSEN_TEXTS = (
     N_("month"), N_("quarter"), N_("week"), N_("read"), N_("operator"), N_("admin"),
+    N_("paid"), N_("partially_refunded"), N_("refunded"), N_("cancelled"),
 )  # fmt: skip
 
 _env = Environment(
@@ -744,3 +747,84 @@ def users_enable(request: Request, name: str, csrf_token: str = Form("")) -> Res
     except HuitoukeError as exc:
         return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
     return _headers(RedirectResponse("/users", status_code=303))
+
+
+# -- customers -----------------------------------------------------------------------------------------
+
+
+def _masked(row: dict[str, Any], session: Session) -> dict[str, Any]:
+    """Names, phones and e-mail addresses masked for read users, as for read API keys."""
+    from huitouke.service.masking import mask_email, mask_name, mask_phone
+
+    if scope_allows(session.user.role, "operator"):
+        return row
+    return {
+        **row,
+        "name": mask_name(row.get("name")),
+        "phone": mask_phone(row.get("phone")),
+        "email": mask_email(row.get("email")),
+    }
+
+
+def _local(ctx: ServiceContext, value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
+
+
+@router.get("/customers")
+def customers_page(request: Request, q: str = "") -> Response:
+    """Customer search by id, phone or e-mail prefix. 顾客搜索。"""
+    from huitouke.service.customers import search_customers
+
+    guarded = _guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = _ctx(request)
+    lang = _lang(request, guarded)
+    query = q.strip()[:128]
+    rows = run_read(ctx.store, lambda conn: search_customers(conn, query, limit=50))
+    shown = [{**_masked(r, guarded), "last_order": _local(ctx, r["last_order_at"])} for r in rows]
+    template = "_customer_rows.html" if _is_htmx(request) else "customers.html"
+    return _render(
+        request, template, lang, session=guarded, q=query, customers=shown, limit=50,
+        fmt_count=lambda v: fmt_number(v, lang, 0),
+    )  # fmt: skip
+
+
+@router.get("/customers/{customer_id}")
+def customer_page(request: Request, customer_id: str) -> Response:
+    """One customer: profile, orders, loyalty balances. 顾客详情。"""
+    from huitouke.errors import NotFoundError
+    from huitouke.service.customers import customer_orders, get_customer
+    from huitouke.service.programs import loyalty_service
+
+    guarded = _guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = _ctx(request)
+    lang = _lang(request, guarded)
+
+    def read(conn: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+        profile = get_customer(conn, customer_id)
+        orders = customer_orders(conn, customer_id, limit=100)
+        loyalty = loyalty_service(conn, ctx).customer_loyalty(conn, customer_id)
+        return profile, orders, loyalty
+
+    try:
+        profile, orders, loyalty = run_read(ctx.store, read)
+    except NotFoundError as exc:
+        return _error_page(request, guarded, 404, exc.localized(lang))
+    shown_orders = [
+        {
+            **o,
+            "when": _local(ctx, o["ordered_at"]),
+            "amount_shown": fmt_money(o["amount"], o["currency"], lang),
+            "refunded_shown": fmt_money(o["refunded_amount"], o["currency"], lang),
+        }
+        for o in orders
+    ]
+    return _render(
+        request, "customer.html", lang, session=guarded, profile=_masked(profile, guarded),
+        orders=shown_orders, loyalty=loyalty, timezone=ctx.settings.timezone,
+    )  # fmt: skip
