@@ -1,7 +1,7 @@
 """The console in a real headless Chromium against a real `huitouke serve`: sign in, the
 overview loads with no console error and every chart drawn, the numbers are those of
 `huitouke metrics --format json`, the period switch (htmx) redraws, a phone-width screen
-needs no sideways scrolling, sign out — in zh and in en. Screenshots go to
+needs no sideways scrolling, customer search and a customer's page, sign out — in zh and in en. Screenshots go to
 tests/artifacts/ (ignored by git)."""
 
 from __future__ import annotations
@@ -148,6 +148,23 @@ def test_console_in_chromium(server: str, shop: dict[str, Any], lang: str) -> No
             )
             _check_charts(page)
             _check_cards(page, shop["metrics"]["quarter"], lang)
+
+            # customers: the search narrows the rows as one types (htmx), a row opens the page
+            page.goto(f"{server}/customers", wait_until="load")
+            assert page.locator("#customer-rows tr[data-customer]").count() == 50
+            page.fill("#customer-search", "0001")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#customer-rows tr[data-customer]').length > 0 && "
+                "Array.from(document.querySelectorAll('#customer-rows tr[data-customer]'))"
+                ".every(r => r.dataset.customer.startsWith('0001'))",
+                timeout=30_000,
+            )
+            first = page.locator("#customer-rows tr[data-customer] a").first
+            wanted = first.inner_text()
+            first.click()
+            page.wait_for_url(f"{server}/customers/{wanted}", timeout=30_000)
+            assert page.locator("#orders tbody tr[data-order]").count() >= 1
+            page.screenshot(path=str(ARTIFACTS / f"console_customer_{lang}.png"), full_page=True)
 
             # a phone-width screen: everything fits its width (tables scroll in their box)
             page.set_viewport_size({"width": 390, "height": 844})
