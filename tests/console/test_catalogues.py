@@ -81,3 +81,15 @@ def test_vendored_files_are_the_recorded_releases() -> None:
         assert (VENDOR / licence).stat().st_size > 100
     for path, _media in STATIC_FILES.values():
         assert path.is_file(), path
+
+
+def test_cookie_secure_setting_is_checked() -> None:
+    from huitouke.errors import ConfigError
+    from huitouke.settings import Settings, settings_error
+
+    with pytest.raises(Exception) as caught:
+        Settings(console_cookie_secure="sometimes")
+    err = settings_error(caught.value)  # type: ignore[arg-type]
+    assert isinstance(err, ConfigError) and err.code == "settings.invalid"
+    assert "HUITOUKE_CONSOLE_COOKIE_SECURE='sometimes'" in err.message
+    assert "只能是 auto、always 或 never" in err.message_zh

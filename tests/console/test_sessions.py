@@ -267,6 +267,17 @@ def test_the_htmx_header_carries_the_token(client, console: Console) -> None:
     assert client.get("/").text.count("总览") >= 1
 
 
+def test_an_unknown_language_is_refused(client, console: Console) -> None:
+    sign_in(client, "ana")
+    r = client.post("/lang", data={"lang": "fr", "csrf_token": csrf_of(client)})
+    assert r.status_code == 422 and "unknown language &#39;fr&#39;" in r.text
+    with console.store.connect() as conn:
+        lang = conn.execute(
+            select(console_users.c.lang).where(console_users.c.name == "ana")
+        ).scalar()
+    assert lang is None
+
+
 def test_the_token_is_per_session(console: Console) -> None:
     with console.client() as one, console.client() as two:
         sign_in(one, "ana")

@@ -84,6 +84,10 @@ MESSAGES = {
         "zh": "此操作需要 {required} 角色,当前用户为 {role}",
         "en": "this needs the {required} role; you are {role}",
     },
+    "console.err.bad_lang": {
+        "zh": "不支持的语言 {lang!r}:可选 zh、en",
+        "en": "unknown language {lang!r}: use zh or en",
+    },
     "console.err.self_disable": {
         "zh": "不能停用自己(请让另一位管理员操作)",
         "en": "you cannot disable yourself (ask another admin)",

@@ -411,7 +411,8 @@ def choose_language(
     if isinstance(guarded, Response):
         return guarded
     if lang not in LOCALES:
-        return _error_page(request, guarded, 422, f"lang: zh | en ({lang!r})")
+        message = t("console.err.bad_lang", _lang(request, guarded), lang=lang[:16])
+        return _error_page(request, guarded, 422, message)
     from huitouke.service.users import set_lang
 
     ctx = _ctx(request)
