@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from huitouke.data import CDNOW_SAMPLE
 from huitouke.service.users import create_user
@@ -47,10 +48,30 @@ class Clock:
         self.now += timedelta(**delta)
 
 
+_HASHES: dict[str, str] = {}
+
+
 def make_users(store: Store, now: datetime) -> None:
+    """The three users, as ``create_user`` makes them. Argon2 is slow by design (most of a
+    second on a busy machine), so the first call makes them with ``create_user`` and later
+    ones store the same rows with the hashes it made."""
+    from huitouke.service.tables import console_users
+
     with store.begin() as conn:
         for name, role in ROLES.items():
-            create_user(conn, name=name, role=role, password=PASSWORDS[name], now=now)
+            if name not in _HASHES:
+                create_user(conn, name=name, role=role, password=PASSWORDS[name], now=now)
+                _HASHES[name] = conn.execute(
+                    select(console_users.c.password_hash).where(console_users.c.name == name)
+                ).scalar_one()
+                continue
+            conn.execute(
+                console_users.insert().values(
+                    name=name, role=role, password_hash=_HASHES[name], lang=None,
+                    created_at=now, password_changed_at=now, disabled_at=None,
+                    failed_logins=0, locked_until=None, last_login_at=None,
+                )
+            )  # fmt: skip
 
 
 def login_token(client: TestClient, next_path: str = "/") -> str:
