@@ -1,33 +1,23 @@
 """The console in a real headless Chromium against a real `huitouke serve`: sign in, the
 overview loads with no console error and every chart drawn, the numbers are those of
-`huitouke metrics --format json`, the period switch (htmx) redraws, a phone-width screen
-needs no sideways scrolling, customer search and a customer's page, sign out — in zh and in en. Screenshots go to
-tests/artifacts/ (ignored by git)."""
+`huitouke metrics --format json`, the period switch (htmx) redraws, customer search and a
+customer's page, a phone-width screen needs no sideways scrolling, sign out — in zh and in
+en. Screenshots go to tests/artifacts/ (ignored by git)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from huitouke.i18n import fmt_pct
 
+# the report's browser tests' Chromium, flags and artefacts directory
+from report.test_report_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
+
 from .conftest import PASSWORDS
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CHARTS = ["chart-rates", "chart-buyers", "chart-ladder"]
 
 pytestmark = [

@@ -190,3 +190,25 @@ def test_users_cli(tmp_path: Path) -> None:
     assert old.error is not None and old.error.code == "auth.bad_credentials"
     assert new.error is None and new.session is not None
     store.dispose()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_orders_in_two_currencies_are_explained_on_the_page(console, client) -> None:
+    from huitouke.service.apikeys import create_api_key
+
+    with console.store.begin() as conn:
+        _, key = create_api_key(conn, scope="operator", name="pos", now=datetime.now(UTC))
+    for i, currency in enumerate(["CNY", "USD"]):
+        r = client.post(
+            "/v1/orders",
+            json={"order_id": f"o{i}", "customer_id": f"c{i}", "amount": "10.00",
+                  "ordered_at": "2026-05-01T10:00:00+08:00", "currency": currency,
+                  "status": "paid"},
+            headers={"Authorization": f"Bearer {key}"},
+        )  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+    sign_in(client, "rita")
+    page = client.get("/")
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert "currenc" in page.text

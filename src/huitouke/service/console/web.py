@@ -644,7 +644,10 @@ def overview_page(request: Request, period: str | None = None) -> Response:
     if isinstance(guarded, Response):
         return guarded
     lang = _lang(request, guarded)
-    values = _overview_values(request, lang, _period(period))
+    try:
+        values = _overview_values(request, lang, _period(period))
+    except HuitoukeError as exc:  # e.g. orders in several currencies: said on a page
+        return _error_page(request, guarded, exc.http_status, exc.localized(lang))
     return _render(request, "overview.html", lang, session=guarded, **values)
 
 
@@ -655,7 +658,10 @@ def overview_fragment(request: Request, period: str | None = None) -> Response:
     if isinstance(guarded, Response):
         return guarded
     lang = _lang(request, guarded)
-    values = _overview_values(request, lang, _period(period))
+    try:
+        values = _overview_values(request, lang, _period(period))
+    except HuitoukeError as exc:
+        return _error_page(request, guarded, exc.http_status, exc.localized(lang))
     return _render(request, "_overview_body.html", lang, session=guarded, **values)
 
 
