@@ -19,7 +19,8 @@ Tree::
     ├── NotFoundError          (*.not_found)          404 / exit 3
     ├── ConflictError          (*.conflict, *.used)   409 / exit 4
     ├── AuthError              (auth.*)               401 / exit 5
-    │   └── ForbiddenError     (auth.forbidden)       403 / exit 5
+    │   ├── ForbiddenError     (auth.forbidden)       403 / exit 5
+    │   └── TooManyAttemptsError (auth.rate_limited)  429 / exit 5
     ├── ModelFitError          (model.*)              422 / exit 6
     └── StoreError             (store.*)              500 / exit 7
         └── StoreBusyError     (store.busy)           503 / exit 8
@@ -42,6 +43,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "TooLargeError",
+    "TooManyAttemptsError",
 ]
 
 
@@ -121,6 +123,15 @@ class AuthError(HuitoukeError):
 class ForbiddenError(AuthError):
     http_status = 403
     default_code = "auth.forbidden"
+
+
+class TooManyAttemptsError(AuthError):
+    """Too many failed logins: from one client within the rate window
+    (``auth.rate_limited``), or for one user, who is then locked out for a while
+    (``auth.locked_out``)."""
+
+    http_status = 429
+    default_code = "auth.rate_limited"
 
 
 class ModelFitError(HuitoukeError):

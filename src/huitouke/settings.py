@@ -172,6 +172,44 @@ class Settings(BaseSettings):
         "Set a long random value in production.",
     )
 
+    # --- merchant console ------------------------------------------------------------------
+    console_session_idle_minutes: int = Field(
+        30,
+        ge=1,
+        description="A console session ends after this many minutes without a request "
+        "(the user signs in again).",
+    )
+    console_session_max_hours: int = Field(
+        12,
+        ge=1,
+        description="A console session ends this many hours after sign-in, however active.",
+    )
+    console_cookie_secure: str = Field(
+        "auto",
+        description="The console's cookies carry `Secure`: `auto` (when the request came over "
+        "https, or `public_base_url` is https), `always` or `never` (plain http on a trusted "
+        "network only).",
+    )
+    console_lockout_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed console sign-ins in a row after which the user is locked out "
+        "(`auth.locked_out`) for `console_lockout_minutes`.",
+    )
+    console_lockout_minutes: int = Field(
+        15, ge=1, description="How long a locked-out console user must wait before signing in."
+    )
+    console_login_rate_max: int = Field(
+        20,
+        ge=1,
+        description="Failed console sign-ins one client address may make within "
+        "`console_login_rate_window_seconds`; past that it is answered 429 "
+        "`auth.rate_limited` whatever the user name.",
+    )
+    console_login_rate_window_seconds: int = Field(
+        300, ge=1, description="The window of `console_login_rate_max`, in seconds."
+    )
+
     # --- messaging ---------------------------------------------------------------------
     sms_price_per_segment: Decimal = Field(
         Decimal("0.045"), description="Cost of one SMS segment, in the default currency."
@@ -308,6 +346,13 @@ class Settings(BaseSettings):
             ) from exc
         return v
 
+    @field_validator("console_cookie_secure")
+    @classmethod
+    def _valid_cookie_secure(cls, v: str) -> str:
+        if v not in ("auto", "always", "never"):
+            raise ValueError("console_cookie_secure must be 'auto', 'always' or 'never'")
+        return v
+
     @field_validator("lang")
     @classmethod
     def _valid_lang(cls, v: str) -> str:
@@ -341,6 +386,7 @@ class Settings(BaseSettings):
 _REASON_ZH = {
     "timezone": "未知时区(请用 IANA 名称,例如 Asia/Shanghai)",
     "lang": "只能是 zh 或 en",
+    "console_cookie_secure": "只能是 auto、always 或 never",
 }
 
 

@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "huitouke.cli.journeys_cmd",
     "huitouke.cli.messaging_cmd",
     "huitouke.cli.admin_cmd",
+    "huitouke.cli.users_cmd",
 )
 
 

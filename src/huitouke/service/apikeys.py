@@ -35,14 +35,21 @@ __all__ = [
     "hash_key",
     "list_api_keys",
     "revoke_api_key",
+    "scope_allows",
 ]
 
 Scope = Literal["read", "operator", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "operator", "admin")
 _RANK = {s: i for i, s in enumerate(SCOPES)}
+_RANK_OF: dict[str, int] = {str(s): i for i, s in enumerate(SCOPES)}
 KEY_PREFIX = "htk"
 # base62: the key selects with one double-click and survives URLs and shells unquoted
 _ALPHABET = string.ascii_letters + string.digits
+
+
+def scope_allows(have: str, required: str) -> bool:
+    """Whether the scope (or console role) ``have`` grants what ``required`` needs."""
+    return _RANK_OF[have] >= _RANK_OF[required]
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class ApiKey:
         return self.revoked_at is None
 
     def allows(self, required: Scope) -> bool:
-        return _RANK[self.scope] >= _RANK[required]
+        return scope_allows(self.scope, required)
 
     def to_dict(self) -> dict[str, object]:
         return {

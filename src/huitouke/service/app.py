@@ -52,6 +52,8 @@ ROUTER_MODULES = (
     "huitouke.measurement.api",
     # the messaging context's public callbacks (unsubscribe page, inbound SMS, receipts)
     "huitouke.messaging.api",
+    # the merchant console: /, /login, /logout and its pages (console users and sessions)
+    "huitouke.service.console.web",
 )
 
 DESCRIPTION = """

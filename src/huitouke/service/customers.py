@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, or_, select
 
 from huitouke.errors import NotFoundError
 from huitouke.i18n import t
-from huitouke.store.tables import customers
+from huitouke.store.tables import customers, orders
 
-__all__ = ["get_customer", "put_customer"]
+__all__ = ["customer_orders", "get_customer", "put_customer", "search_customers"]
 
 _PROFILE_FIELDS = (
     "name",
@@ -85,3 +85,62 @@ def put_customer(
             .values(updated_at=now, **values)
         )
     return get_customer(conn, customer_id), False
+
+
+def _prefix(text: str) -> str:
+    """A LIKE pattern for "starts with ``text``" (its own ``%``, ``_`` and ``\\`` literal)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Customers whose id, phone or e-mail starts with ``query`` (e-mail without regard to
+    case; an empty query lists the first customers by id), each with ``orders`` (every
+    recorded order) and ``last_order_at``; at most ``limit``, by id."""
+    q = query.strip()
+    stmt = select(
+        customers.c.customer_id, customers.c.name, customers.c.phone, customers.c.email
+    ).order_by(customers.c.customer_id)
+    if q:
+        pattern = _prefix(q)
+        stmt = stmt.where(
+            or_(
+                customers.c.customer_id.like(pattern, escape="\\"),
+                customers.c.phone.like(pattern, escape="\\"),
+                func.lower(customers.c.email).like(pattern.lower(), escape="\\"),
+            )
+        )
+    rows = [dict(r._mapping) for r in conn.execute(stmt.limit(limit))]
+    if not rows:
+        return rows
+    ids = [r["customer_id"] for r in rows]
+    counts = {
+        r.customer_id: (int(r.n), r.last)
+        for r in conn.execute(
+            select(
+                orders.c.customer_id,
+                func.count().label("n"),
+                func.max(orders.c.ordered_at).label("last"),
+            )
+            .where(orders.c.customer_id.in_(ids))
+            .group_by(orders.c.customer_id)
+        )
+    }
+    for r in rows:
+        n, last = counts.get(r["customer_id"], (0, None))
+        r["orders"] = n
+        r["last_order_at"] = last
+    return rows
+
+
+def customer_orders(
+    conn: Connection, customer_id: str, *, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The customer's recorded orders, newest first (at most ``limit``)."""
+    stmt = (
+        select(orders)
+        .where(orders.c.customer_id == customer_id)
+        .order_by(orders.c.ordered_at.desc(), orders.c.order_id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]

@@ -58,6 +58,62 @@ MESSAGES = {
         "zh": "huitouke 服务启动于 http://{host}:{port}(接口文档 /docs)",
         "en": "huitouke service on http://{host}:{port} (API docs at /docs)",
     },
+    # -- the console's errors (the pages themselves are translated by gettext catalogues) --
+    "console.err.bad_credentials": {
+        "zh": "用户名或密码错误",
+        "en": "wrong user name or password",
+    },
+    "console.err.locked_out": {
+        "zh": "登录失败次数过多,该用户已锁定至 {until}",
+        "en": "too many failed sign-ins: this user is locked until {until}",
+    },
+    "console.err.rate_limited": {
+        "zh": "此地址登录失败次数过多,请 {minutes} 分钟后再试",
+        "en": "too many failed sign-ins from this address; try again in {minutes} minutes",
+    },
+    "console.err.disabled": {"zh": "该用户已停用", "en": "this user is disabled"},
+    "console.err.no_session": {
+        "zh": "请先登录控制台(会话不存在或已过期)",
+        "en": "sign in to the console first (no session, or it has expired)",
+    },
+    "console.err.csrf": {
+        "zh": "表单已失效(缺少或错误的 CSRF 令牌),请刷新页面后重试",
+        "en": "the form is no longer valid (missing or wrong CSRF token); reload the page and retry",
+    },
+    "console.err.role": {
+        "zh": "此操作需要 {required} 角色,当前用户为 {role}",
+        "en": "this needs the {required} role; you are {role}",
+    },
+    "console.err.bad_lang": {
+        "zh": "不支持的语言 {lang!r}:可选 zh、en",
+        "en": "unknown language {lang!r}: use zh or en",
+    },
+    "console.err.self_disable": {
+        "zh": "不能停用自己(请让另一位管理员操作)",
+        "en": "you cannot disable yourself (ask another admin)",
+    },
+    "cli.users.created": {
+        "zh": "已创建控制台用户 {name}(角色 {role})",
+        "en": "created console user {name} (role {role})",
+    },
+    "cli.users.password_prompt": {
+        "zh": "请输入密码(至少 {n} 个字符):",
+        "en": "password (at least {n} characters): ",
+    },
+    "cli.users.password_changed": {
+        "zh": "已修改 {name} 的密码,其所有会话已结束",
+        "en": "changed the password of {name}; every session of theirs has ended",
+    },
+    "cli.users.disabled": {
+        "zh": "已停用 {name},其所有会话已结束",
+        "en": "disabled {name}; every session of theirs has ended",
+    },
+    "cli.users.enabled": {"zh": "已启用 {name}", "en": "enabled {name}"},
+    "cli.users.deleted": {"zh": "已删除 {name}", "en": "deleted {name}"},
+    "cli.users.none": {
+        "zh": "还没有控制台用户(huitouke users create 名称 --role admin)",
+        "en": "no console users yet (huitouke users create NAME --role admin)",
+    },
 }
 
 register(MESSAGES)

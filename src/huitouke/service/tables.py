@@ -1,18 +1,24 @@
-"""Tables of the service context: API keys (Alembic branch ``service``).
+"""Tables of the service context (Alembic branch ``service``): API keys, and the console's
+users, sessions and sign-in audit.
 
 A key is shown once at creation and never stored: the table keeps its public id (the
 lookup prefix) and the SHA-256 of the whole key. Keys are revoked, never deleted, so the
 audit trail of who could call the API survives.
+
+Console users keep an Argon2id hash of their password (never the password). A session is
+known by the SHA-256 of its random id: the id itself lives only in the browser's cookie,
+so a copy of the database opens no session. Every sign-in, failed sign-in and sign-out is
+one row of ``console_login_events`` (also what the per-client rate limit counts).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, Index, String, Table
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Table
 
 from huitouke.store.tables import metadata
 from huitouke.store.types import UTCDateTime
 
-__all__ = ["api_keys"]
+__all__ = ["api_keys", "console_login_events", "console_sessions", "console_users"]
 
 api_keys = Table(
     "api_keys",
@@ -26,4 +32,59 @@ api_keys = Table(
     Column("revoked_at", UTCDateTime),
     CheckConstraint("scope IN ('read', 'operator', 'admin')", name="scope_known"),
     Index("ix_api_keys_created_at", "created_at"),
+)
+
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # the same rights as the API key scopes (read < operator < admin)
+    Column("role", String(16), nullable=False),
+    # Argon2id, PHC string format ($argon2id$v=19$m=…,t=…,p=…$salt$hash)
+    Column("password_hash", String(255), nullable=False),
+    # the user's own choice of language (zh or en); NULL: cookie, then Accept-Language
+    Column("lang", String(8)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+    # failed sign-ins in a row, and until when the user is locked out after too many
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("last_login_at", UTCDateTime),
+    CheckConstraint("role IN ('read', 'operator', 'admin')", name="role_known"),
+    CheckConstraint("failed_logins >= 0", name="failed_logins_nonnegative"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    # hex SHA-256 of the session id the cookie carries
+    Column("session_hash", String(64), primary_key=True),
+    Column(
+        "user_name",
+        String(64),
+        ForeignKey("console_users.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # the per-session token every form and htmx request must carry
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    # the absolute end (created_at + console_session_max_hours)
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_console_sessions_user_name", "user_name"),
+)
+
+console_login_events = Table(
+    "console_login_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    # the name as typed (no foreign key: unknown names are audited too)
+    Column("user_name", String(64), nullable=False),
+    # ok, bad_password, unknown_user, disabled, locked_out, rate_limited, logout
+    Column("outcome", String(16), nullable=False),
+    Column("client", String(64), nullable=False),
+    Index("ix_console_login_events_client_at", "client", "at"),
+    Index("ix_console_login_events_at", "at"),
 )

@@ -1,8 +1,8 @@
 """HTTP plumbing shared by the HTTP channels: one pooled client, retries with backoff.
 
 The client is urllib3's connection pool (the engine under ``requests``): on the dispatcher's
-hot path it costs about half the CPU per request of an ``httpx.Client`` (0.36 against
-0.75 ms per signed POST to a loopback sink, 8 threads; ``bench/bench_dispatch.py``), and the
+hot path it costs about half the CPU per request of an ``httpx.Client`` (0.44 against
+0.85 ms per signed POST to a loopback sink from 8 threads; ``bench/bench_http_client.py``), and the
 channels need nothing that only httpx has — no HTTP/2, no async, no redirects.
 """
 

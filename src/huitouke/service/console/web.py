@@ -1,0 +1,837 @@
+"""The merchant console: server-rendered pages on the service's FastAPI app.
+
+Routes (all HTML, none in the OpenAPI schema):
+
+- ``GET /login``, ``POST /login``: sign in (a login CSRF token in a cookie and the form);
+  ``?next=`` returns to a local path only;
+- ``POST /logout``: sign out;
+- ``POST /lang``: the signed-in user's choice of language (also kept in a cookie);
+- ``GET /``: the overview; ``GET /overview/fragment``: its cards, charts and tables, which
+  the period switch reloads with htmx;
+- ``GET /customers`` (``?q=`` an id, phone or e-mail prefix; htmx reloads the rows as one
+  types), ``GET /customers/{id}``: profile, orders and loyalty balances;
+- ``GET /users``, ``POST /users``, ``POST /users/{name}/disable|enable``: the users, for
+  admins;
+- ``GET /static/console/{name}``: the console's stylesheet, script and the vendored
+  htmx and ECharts (nothing comes from a CDN).
+
+Every page and fragment needs a session: without one a page redirects to ``/login`` and an
+htmx request is answered 401 with ``HX-Redirect``. Every request that changes something
+(every non-GET route but ``POST /login``, which has its own token) must carry the
+session's CSRF token, as the form field ``csrf_token`` or the ``X-CSRF-Token`` header that
+htmx sends; without it: 403. A role lower than a route needs: 403. Pages are sent with
+``Cache-Control: no-store`` and a Content-Security-Policy that allows scripts from the
+console itself only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from huitouke.errors import HuitoukeError
+from huitouke.i18n import fmt_date, fmt_money, fmt_number, fmt_pct, t
+from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
+from huitouke.service.apikeys import SCOPES, Scope, scope_allows
+from huitouke.service.console.i18n import LANG_COOKIE, LOCALES, choose_lang, translations
+from huitouke.service.context import ServiceContext
+from huitouke.service.sessions import (
+    Session,
+    SessionPolicy,
+    load_session,
+    sign_in,
+    sign_out,
+)
+from huitouke.store.uow import run_read, run_write
+
+__all__ = [
+    "CSRF_HEADER",
+    "LOGIN_CSRF_COOKIE",
+    "SESSION_COOKIE",
+    "STATIC_FILES",
+    "router",
+    "safe_next",
+]
+
+router = APIRouter(include_in_schema=False)
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "htk_session"
+LOGIN_CSRF_COOKIE = "htk_login_csrf"
+CSRF_HEADER = "x-csrf-token"
+#: the files ``/static/console/{name}`` serves, and nothing else
+STATIC_FILES: dict[str, tuple[Path, str]] = {
+    "console.css": (HERE / "static" / "console.css", "text/css; charset=utf-8"),
+    "console.js": (HERE / "static" / "console.js", "text/javascript; charset=utf-8"),
+    "htmx.min.js": (HERE / "static" / "vendor" / "htmx.min.js", "text/javascript; charset=utf-8"),
+    "echarts.min.js": (
+        HERE / "static" / "vendor" / "echarts.min.js",
+        "text/javascript; charset=utf-8",
+    ),
+}
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+
+def N_(message: str) -> str:
+    """Marks a text for the catalogue where it is chosen by value (``_(period)``)."""
+    return message
+
+
+PERIODS = ("month", "quarter", "week")
+#: texts the templates pick by value: period kinds, roles, user status
+CHOSEN_TEXTS = (
+    N_("month"), N_("quarter"), N_("week"), N_("read"), N_("operator"), N_("admin"),
+    N_("paid"), N_("partially_refunded"), N_("refunded"), N_("cancelled"),
+)  # fmt: skip
+
+_env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+# -- request helpers ------------------------------------------------------------------------------
+
+
+def _ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def _policy(ctx: ServiceContext) -> SessionPolicy:
+    policy = ctx.cache.get("console.session_policy")
+    if not isinstance(policy, SessionPolicy):
+        policy = SessionPolicy.from_settings(ctx.settings)
+        ctx.cache["console.session_policy"] = policy
+    return policy
+
+
+def _now(ctx: ServiceContext) -> datetime:
+    return ctx.clock()
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request", "").lower() == "true"
+
+
+def _secure(request: Request, ctx: ServiceContext) -> bool:
+    mode = ctx.settings.console_cookie_secure
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    return request.url.scheme == "https" or ctx.settings.public_base_url.startswith("https://")
+
+
+def safe_next(value: str | None) -> str:
+    """``value`` when it is a path of this site (``/…``), else ``/``: never another host
+    (``//evil.example``, ``https://…``, ``/\\evil.example``) nor a script URL."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+def _session(request: Request) -> Session | None:
+    sid = request.cookies.get(SESSION_COOKIE)
+    if not sid:
+        return None
+    ctx = _ctx(request)
+    return load_session(ctx.store, sid, now=_now(ctx), policy=_policy(ctx))
+
+
+def _lang(request: Request, session: Session | None) -> str:
+    ctx = _ctx(request)
+    return choose_lang(
+        user_lang=session.user.lang if session else None,
+        cookie=request.cookies.get(LANG_COOKIE),
+        accept_language=request.headers.get("accept-language"),
+        default=ctx.settings.lang,
+    )
+
+
+def _headers(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = _CSP
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def _render(
+    request: Request,
+    template: str,
+    lang: str,
+    *,
+    session: Session | None,
+    status: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    tr = translations(lang)
+
+    def gettext(message: str, **params: Any) -> str:
+        text = tr.gettext(message)
+        return text % params if params else text
+
+    html = _env.get_template(template).render(
+        _=gettext,
+        lang=lang,
+        html_lang="zh-CN" if lang == "zh" else "en",
+        session=session,
+        user=session.user if session else None,
+        csrf_token=session.csrf_token if session else "",
+        path=request.url.path,
+        langs=list(LOCALES),
+        **values,
+    )
+    return _headers(HTMLResponse(html, status_code=status))  # type: ignore[return-value]
+
+
+def _error_page(
+    request: Request, session: Session | None, status: int, message: str
+) -> HTMLResponse:
+    lang = _lang(request, session)
+    return _render(
+        request, "error.html", lang, session=session, status=status, status_code=status,
+        message=message,
+    )  # fmt: skip
+
+
+def _login_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if _is_htmx(request):
+        # a fragment cannot be answered with the login page: htmx follows HX-Redirect
+        referer = request.headers.get("hx-current-url", "")
+        back = safe_next(urlsplit(referer).path) if referer else "/"
+        lang = _lang(request, None)
+        response = Response(
+            t("console.err.no_session", lang),
+            status_code=401,
+            media_type="text/plain; charset=utf-8",
+            headers={"HX-Redirect": f"/login?next={quote(back, safe='/')}"},
+        )
+        return _headers(response)
+    return _headers(RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303))
+
+
+def _guard(
+    request: Request,
+    *,
+    role: Scope = "read",
+    csrf: str | None = None,
+    check_csrf: bool = False,
+) -> Session | Response:
+    """The request's session, or the response that refuses it: the login redirect (no
+    session), 403 (CSRF token missing or wrong on a changing request, role too low)."""
+    session = _session(request)
+    if session is None:
+        return _login_redirect(request)
+    lang = _lang(request, session)
+    if check_csrf:
+        given = request.headers.get(CSRF_HEADER) or csrf or ""
+        if not hmac.compare_digest(given.encode(), session.csrf_token.encode()):
+            return _error_page(request, session, 403, t("console.err.csrf", lang))
+    if not scope_allows(session.user.role, role):
+        message = t("console.err.role", lang, required=role, role=session.user.role)
+        return _error_page(request, session, 403, message)
+    return session
+
+
+# -- static files --------------------------------------------------------------------------------
+
+
+@router.get("/static/console/{name}")
+def static_file(name: str) -> Response:
+    """The console's own stylesheet and script and the vendored libraries (no CDN)."""
+    entry = STATIC_FILES.get(name)
+    if entry is None:
+        return Response("not found", status_code=404, media_type="text/plain")
+    path, media = entry
+    response = FileResponse(path, media_type=media)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# -- sign in and out -------------------------------------------------------------------------------
+
+
+def _login_page(
+    request: Request,
+    *,
+    next_path: str,
+    lang: str,
+    error: str | None = None,
+    status: int = 200,
+    name: str = "",
+) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = _render(
+        request,
+        "login.html",
+        lang,
+        session=None,
+        status=status,
+        login_csrf=token,
+        next_path=next_path,
+        error=error,
+        name=name,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path="/login",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, _ctx(request)),
+    )
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None, lang: str | None = None) -> Response:
+    """The sign-in page. 登录页。"""
+    session = _session(request)
+    target = safe_next(next)
+    if session is not None:
+        return _headers(RedirectResponse(target, status_code=303))
+    chosen = lang if lang in LOCALES else None
+    page_lang = chosen or _lang(request, None)
+    response = _login_page(request, next_path=target, lang=page_lang)
+    if chosen:
+        response.set_cookie(
+            LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax", httponly=True,
+            secure=_secure(request, _ctx(request)),
+        )  # fmt: skip
+    return response
+
+
+@router.post("/login")
+def login_submit(
+    request: Request,
+    name: str = Form(""),
+    password: str = Form(""),
+    csrf_token: str = Form(""),
+    next: str = Form("/"),
+) -> Response:
+    """Sign in: a new session (the old one, if any, ends). 登录。"""
+    ctx = _ctx(request)
+    lang = _lang(request, None)
+    target = safe_next(next)
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
+        return _login_page(
+            request, next_path=target, lang=lang, error=t("console.err.csrf", lang), status=403
+        )
+    result = sign_in(
+        ctx.store,
+        name=name.strip(),
+        password=password,
+        client=_client(request),
+        now=_now(ctx),
+        policy=_policy(ctx),
+        previous_session_id=request.cookies.get(SESSION_COOKIE),
+    )
+    if result.error is not None or result.session_id is None or result.session is None:
+        error = result.error
+        assert isinstance(error, HuitoukeError)
+        return _login_page(
+            request,
+            next_path=target,
+            lang=lang,
+            error=error.localized(lang),
+            status=error.http_status,
+            name=name,
+        )
+    response = _headers(RedirectResponse(target, status_code=303))
+    response.set_cookie(
+        SESSION_COOKIE,
+        result.session_id,
+        max_age=ctx.settings.console_session_max_hours * 3600,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, ctx),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: str = Form("")) -> Response:
+    """Sign out: the session ends. 退出登录。"""
+    guarded = _guard(request, csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = _ctx(request)
+    sign_out(ctx.store, guarded, client=_client(request), now=_now(ctx))
+    response = _headers(RedirectResponse("/login", status_code=303))
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    if _is_htmx(request):
+        response = _headers(Response(status_code=204, headers={"HX-Redirect": "/login"}))
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/lang")
+def choose_language(
+    request: Request, lang: str = Form(...), csrf_token: str = Form(""), next: str = Form("/")
+) -> Response:
+    """The signed-in user's language (zh or en), kept with the user and in a cookie.
+    选择界面语言。"""
+    guarded = _guard(request, csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    if lang not in LOCALES:
+        message = t("console.err.bad_lang", _lang(request, guarded), lang=lang[:16])
+        return _error_page(request, guarded, 422, message)
+    from huitouke.service.users import set_lang
+
+    ctx = _ctx(request)
+    run_write(ctx.store, lambda conn: set_lang(conn, guarded.user.name, lang))
+    response = _headers(RedirectResponse(safe_next(next), status_code=303))
+    response.set_cookie(
+        LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True,
+        secure=_secure(request, ctx),
+    )  # fmt: skip
+    return response
+
+
+# -- the overview ----------------------------------------------------------------------------------
+
+
+def _change_text(entry: dict[str, Any] | None, lang: str, field: str) -> dict[str, Any] | None:
+    if not entry or entry.get(field) is None:
+        return None
+    change = float(entry[field])
+    sign = "+" if change > 0 else ("−" if change < 0 else "±")
+    if entry["change_kind"] == "points":
+        text = f"{sign}{fmt_number(abs(change) * 100, lang, 1)} pp"
+    else:
+        text = f"{sign}{fmt_pct(abs(change), lang, 1)}"
+    return {"text": text, "direction": "up" if change > 0 else ("down" if change < 0 else "flat")}
+
+
+#: the overview's cards: the headline metric and the label's gettext id
+CARDS: tuple[tuple[str, str], ...] = (
+    ("in_period_repurchase_rate", N_("Repurchase rate")),
+    ("buyback_rate", N_("Buy-back rate")),
+    ("returning_buyer_share", N_("Returning buyer share")),
+    ("aov", N_("Average order value")),
+)
+
+
+def _cards(data: dict[str, Any], lang: str, currency: str) -> list[dict[str, Any]]:
+    head = data["metrics"]["headline"]
+    cards = []
+    for key, label in CARDS:
+        entry = head["metrics"].get(key)
+        period = head["buyback_period"] if key == "buyback_rate" else head["period"]
+        value = None if entry is None else entry["value"]
+        if value is None:
+            shown = "—"
+        elif key == "aov":
+            shown = fmt_money(Decimal(str(value)), currency, lang)
+        else:
+            shown = fmt_pct(float(value), lang, 1)
+        cards.append(
+            {
+                "key": key,
+                "label": label,
+                "value": value,
+                "shown": shown,
+                "period": period,
+                "previous_period": head["buyback_previous_period"]
+                if key == "buyback_rate"
+                else head["previous_period"],
+                "vs_previous": _change_text(entry, lang, "vs_previous"),
+                "vs_year_ago": _change_text(entry, lang, "vs_year_ago"),
+            }
+        )
+    return cards
+
+
+def _chart_options(
+    data: dict[str, Any], gettext: Callable[..., str], currency: str
+) -> dict[str, Any]:
+    periods = data["metrics"]["periods"]
+    cats = [p["period"] if p["complete"] else f"{p['period']} *" for p in periods]
+
+    def pct_series(key: str, name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": "line",
+            "connectNulls": False,
+            "data": [None if p[key] is None else round(p[key] * 100, 2) for p in periods],
+        }
+
+    incomplete = [c for c, p in zip(cats, periods, strict=True) if not p["complete"]]
+    mark = (
+        {"silent": True, "itemStyle": {"color": "rgba(0,0,0,0.06)"},
+         "data": [[{"xAxis": incomplete[0]}, {"xAxis": incomplete[-1]}]]}
+        if incomplete else None
+    )  # fmt: skip
+    rates_series = [
+        pct_series("in_period_repurchase_rate", gettext("Repurchase rate")),
+        pct_series("buyback_rate", gettext("Buy-back rate")),
+        pct_series("returning_buyer_share", gettext("Returning buyer share")),
+    ]
+    if mark:
+        rates_series[0]["markArea"] = mark
+    grid = {"left": 48, "right": 48, "top": 40, "bottom": 56, "containLabel": True}
+    legend = {"top": 0, "type": "scroll"}
+    rates = {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "legend": legend,
+        "grid": grid,
+        "xAxis": {"type": "category", "data": cats},
+        "yAxis": {"type": "value", "axisLabel": {"formatter": "{value}%"}},
+        "dataZoom": [{"type": "inside"}],
+        "series": rates_series,
+    }
+    buyers_series: list[dict[str, Any]] = [
+        {
+            "name": gettext("New buyers"),
+            "type": "bar",
+            "stack": "buyers",
+            "data": [p["new_buyers"] for p in periods],
+        },
+        {
+            "name": gettext("Returning buyers"),
+            "type": "bar",
+            "stack": "buyers",
+            "data": [p["returning_buyers"] for p in periods],
+        },
+        {
+            "name": gettext("Average order value"),
+            "type": "line",
+            "yAxisIndex": 1,
+            "data": [p["aov"] for p in periods],
+        },
+    ]
+    if mark:
+        buyers_series[0]["markArea"] = mark
+    buyers = {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "legend": legend,
+        "grid": grid,
+        "xAxis": {"type": "category", "data": cats},
+        "yAxis": [
+            {"type": "value", "name": gettext("Buyers")},
+            {"type": "value", "name": currency, "splitLine": {"show": False}},
+        ],
+        "dataZoom": [{"type": "inside"}],
+        "series": buyers_series,
+    }
+    ladder_rows = data["ladder"]
+    ladder = {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "grid": grid,
+        "xAxis": {
+            "type": "category",
+            "data": [f"{r['k']} → {r['k'] + 1}" for r in ladder_rows],
+        },
+        "yAxis": {"type": "value", "axisLabel": {"formatter": "{value}%"}, "max": 100},
+        "series": [
+            {
+                "name": gettext("Share who buy again"),
+                "type": "bar",
+                "label": {"show": True, "position": "top", "formatter": "{c}%"},
+                "data": [None if r["share"] is None else round(r["share"] * 100, 1)
+                         for r in ladder_rows],
+            }
+        ],
+    }  # fmt: skip
+    return {"rates": rates, "buyers": buyers, "ladder": ladder}
+
+
+def _overview_values(request: Request, lang: str, period: str) -> dict[str, Any]:
+    from huitouke.app.overview import OverviewOptions, overview
+
+    ctx = _ctx(request)
+    s = ctx.settings
+    data = overview(
+        ctx.store,
+        OverviewOptions(timezone=s.timezone, merge_same_day=s.merge_same_day_orders, period=period),
+    )
+    currency = data["metrics"].get("currency") or s.currency
+    tr = translations(lang)
+
+    def gettext(message: str, **params: Any) -> str:
+        text = tr.gettext(message)
+        return text % params if params else text
+
+    periods = data["metrics"]["periods"]
+    last = periods[-1] if periods else None
+    coverage = data["metrics"]["coverage_end"]
+    cohort_rows = [
+        {
+            "label": label,
+            "size": size,
+            "cells": [
+                None if v is None else {"shown": fmt_pct(v, lang, 0), "level": round(v, 3)}
+                for v in row
+            ],
+        }
+        for label, size, row in zip(
+            data["cohorts"]["labels"], data["cohorts"]["size"], data["cohorts"]["share"],
+            strict=True,
+        )
+    ]  # fmt: skip
+    return {
+        "data": data,
+        "period": period,
+        "periods_allowed": PERIODS,
+        "cards": _cards(data, lang, currency),
+        "headline": data["metrics"]["headline"],
+        "coverage_end": fmt_date(datetime.fromisoformat(coverage).date(), lang)
+        if coverage
+        else None,
+        "last_incomplete": None if last is None or last["complete"] else last["period"],
+        "charts": {
+            name: json.dumps(option, ensure_ascii=False)
+            for name, option in _chart_options(data, gettext, currency).items()
+        },
+        "cohort_k": data["cohorts"]["k"],
+        "cohort_rows": cohort_rows,
+        "ladder": data["ladder"],
+        "fmt_pct": lambda v: fmt_pct(v, lang, 1),
+        "fmt_count": lambda v: fmt_number(v, lang, 0),
+        "timezone": s.timezone,
+        "currency": currency,
+    }
+
+
+def _period(value: str | None) -> str:
+    return value if value in PERIODS else "month"
+
+
+@router.get("/")
+def overview_page(request: Request, period: str | None = None) -> Response:
+    """The overview: repurchase cards, trends, cohorts, ladder. 总览。"""
+    guarded = _guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    lang = _lang(request, guarded)
+    try:
+        values = _overview_values(request, lang, _period(period))
+    except HuitoukeError as exc:  # e.g. orders in several currencies: said on a page
+        return _error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return _render(request, "overview.html", lang, session=guarded, **values)
+
+
+@router.get("/overview/fragment")
+def overview_fragment(request: Request, period: str | None = None) -> Response:
+    """The overview's cards, charts and tables for one period kind (htmx swaps it in)."""
+    guarded = _guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    lang = _lang(request, guarded)
+    try:
+        values = _overview_values(request, lang, _period(period))
+    except HuitoukeError as exc:
+        return _error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return _render(request, "_overview_body.html", lang, session=guarded, **values)
+
+
+# -- users (admins) --------------------------------------------------------------------------------
+
+
+def _users_page(
+    request: Request, session: Session, *, status: int = 200, error: str | None = None,
+    notice: str | None = None,
+) -> Response:  # fmt: skip
+    from huitouke.service.users import MIN_PASSWORD_LENGTH, list_users
+
+    ctx = _ctx(request)
+    lang = _lang(request, session)
+    users = run_read(ctx.store, list_users)
+    return _render(
+        request, "users.html", lang, session=session, status=status, users=users,
+        roles=SCOPES, error=error, notice=notice, min_length=MIN_PASSWORD_LENGTH,
+    )  # fmt: skip
+
+
+@router.get("/users")
+def users_page(request: Request) -> Response:
+    """Console users (admins only). 控制台用户(仅管理员)。"""
+    guarded = _guard(request, role="admin")
+    if isinstance(guarded, Response):
+        return guarded
+    return _users_page(request, guarded)
+
+
+@router.post("/users")
+def users_create(
+    request: Request,
+    name: str = Form(""),
+    role: str = Form("read"),
+    password: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Create a user (admins only). 新建用户。"""
+    from huitouke.service.users import create_user
+
+    guarded = _guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = _ctx(request)
+    lang = _lang(request, guarded)
+    try:
+        run_write(
+            ctx.store,
+            lambda conn: create_user(
+                conn, name=name.strip(), role=role, password=password, now=_now(ctx)
+            ),
+        )
+    except HuitoukeError as exc:
+        return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
+    return _headers(RedirectResponse("/users", status_code=303))
+
+
+@router.post("/users/{name}/disable")
+def users_disable(request: Request, name: str, csrf_token: str = Form("")) -> Response:
+    """Disable a user; their sessions end (admins only). 停用用户。"""
+    from huitouke.service.users import disable_user
+
+    guarded = _guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = _ctx(request)
+    lang = _lang(request, guarded)
+    if name == guarded.user.name:
+        return _users_page(request, guarded, status=409, error=t("console.err.self_disable", lang))
+    try:
+        run_write(ctx.store, lambda conn: disable_user(conn, name, now=_now(ctx)))
+    except HuitoukeError as exc:
+        return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
+    return _headers(RedirectResponse("/users", status_code=303))
+
+
+@router.post("/users/{name}/enable")
+def users_enable(request: Request, name: str, csrf_token: str = Form("")) -> Response:
+    """Enable a user again (admins only). 重新启用用户。"""
+    from huitouke.service.users import enable_user
+
+    guarded = _guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = _ctx(request)
+    lang = _lang(request, guarded)
+    try:
+        run_write(ctx.store, lambda conn: enable_user(conn, name))
+    except HuitoukeError as exc:
+        return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
+    return _headers(RedirectResponse("/users", status_code=303))
+
+
+# -- customers -----------------------------------------------------------------------------------------
+
+
+def _masked(row: dict[str, Any], session: Session) -> dict[str, Any]:
+    """Names, phones and e-mail addresses masked for read users, as for read API keys."""
+    from huitouke.service.masking import mask_email, mask_name, mask_phone
+
+    if scope_allows(session.user.role, "operator"):
+        return row
+    return {
+        **row,
+        "name": mask_name(row.get("name")),
+        "phone": mask_phone(row.get("phone")),
+        "email": mask_email(row.get("email")),
+    }
+
+
+def _local(ctx: ServiceContext, value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
+
+
+@router.get("/customers")
+def customers_page(request: Request, q: str = "") -> Response:
+    """Customer search by id, phone or e-mail prefix. 顾客搜索。"""
+    from huitouke.service.customers import search_customers
+
+    guarded = _guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = _ctx(request)
+    lang = _lang(request, guarded)
+    query = q.strip()[:128]
+    rows = run_read(ctx.store, lambda conn: search_customers(conn, query, limit=50))
+    shown = [{**_masked(r, guarded), "last_order": _local(ctx, r["last_order_at"])} for r in rows]
+    template = "_customer_rows.html" if _is_htmx(request) else "customers.html"
+    return _render(
+        request, template, lang, session=guarded, q=query, customers=shown, limit=50,
+        fmt_count=lambda v: fmt_number(v, lang, 0),
+    )  # fmt: skip
+
+
+@router.get("/customers/{customer_id}")
+def customer_page(request: Request, customer_id: str) -> Response:
+    """One customer: profile, orders, loyalty balances. 顾客详情。"""
+    from huitouke.errors import NotFoundError
+    from huitouke.service.customers import customer_orders, get_customer
+    from huitouke.service.programs import loyalty_service
+
+    guarded = _guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = _ctx(request)
+    lang = _lang(request, guarded)
+
+    def read(conn: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+        profile = get_customer(conn, customer_id)
+        orders = customer_orders(conn, customer_id, limit=100)
+        loyalty = loyalty_service(conn, ctx).customer_loyalty(conn, customer_id)
+        return profile, orders, loyalty
+
+    try:
+        profile, orders, loyalty = run_read(ctx.store, read)
+    except NotFoundError as exc:
+        return _error_page(request, guarded, 404, exc.localized(lang))
+    shown_orders = [
+        {
+            **o,
+            "when": _local(ctx, o["ordered_at"]),
+            "amount_shown": fmt_money(o["amount"], o["currency"], lang),
+            "refunded_shown": fmt_money(o["refunded_amount"], o["currency"], lang),
+        }
+        for o in orders
+    ]
+    return _render(
+        request, "customer.html", lang, session=guarded, profile=_masked(profile, guarded),
+        orders=shown_orders, loyalty=loyalty, timezone=ctx.settings.timezone,
+    )  # fmt: skip
