@@ -21,6 +21,7 @@ from huitouke.loyalty.ledger import (
     lock_accounts,
     post,
 )
+from huitouke.loyalty.members import benefits, ensure_member
 from huitouke.loyalty.rules import (
     compute_earn,
     coupon_value_for_order,
@@ -32,14 +33,14 @@ from huitouke.loyalty.rules import (
     stored_value_return_target,
     tier_period_end,
 )
-from huitouke.loyalty.service import (
+from huitouke.loyalty.service import LoyaltyService
+from huitouke.loyalty.vocab import (
     COUNTED,
     POINTS,
     POINTS_DEBT,
     SV_BONUS,
     SV_PAID,
     ZERO,
-    LoyaltyService,
     OrderEvent,
     fmt,
     parse_order,
@@ -140,7 +141,7 @@ class ReferenceLoyalty(LoyaltyService):
                 message_zh=f"订单 {o.order_id} 属于顾客 {existing.customer_id}",
                 details={"order_id": o.order_id},
             )
-        member = self._member(conn, o.customer_id, now)
+        member = ensure_member(self, conn, o.customer_id, now)
         if existing is None:
             earned = o.status in COUNTED
             state: dict[str, Any] = {
@@ -247,7 +248,7 @@ class ReferenceLoyalty(LoyaltyService):
         state: dict[str, Any],
         effects: dict[str, Any],
     ) -> None:
-        mult, _disc, _src = self._benefits(conn, member, o.ordered_at)
+        mult, _disc, _src = benefits(self, conn, member, o.ordered_at)
         res = compute_earn(
             self.program.earn,
             o.amount,

@@ -16,19 +16,18 @@ in UTC.
 from __future__ import annotations
 
 import secrets as _secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
-from huitouke.core.orders import COUNTED_STATUSES, OrderStatus
 from huitouke.errors import ConflictError, InputError, NotFoundError
 from huitouke.i18n import t
-from huitouke.loyalty import codes, order_batch
+from huitouke.loyalty import codes, members, order_batch
 from huitouke.loyalty import tables as lt
+from huitouke.loyalty.context import LoyaltyContext
 from huitouke.loyalty.ledger import (
     Account,
     claim,
@@ -39,18 +38,11 @@ from huitouke.loyalty.ledger import (
     lock_accounts,
     post,
 )
-from huitouke.loyalty.program import (
-    CouponTemplate,
-    Program,
-    RewardSpec,
-    TierBenefits,
-    decimal_places,
-)
+from huitouke.loyalty.members import active_membership, benefits, ensure_member
+from huitouke.loyalty.program import CouponTemplate, RewardSpec, decimal_places
 from huitouke.loyalty.rules import (
     CouponView,
-    Line,
     add_months,
-    best_benefits,
     bonus_schedule,
     check_redeemable,
     compute_earn,
@@ -62,270 +54,38 @@ from huitouke.loyalty.rules import (
     qualified_tier,
     split_stored_spend,
     stored_value_return_split,
-    stored_value_return_target,
     tier_period_end,
     tier_window_start,
     topup_bonus,
+)
+from huitouke.loyalty.vocab import (
+    COUNTED,
+    POINTS,
+    POINTS_DEBT,
+    SV_BONUS,
+    SV_HELD,
+    SV_PAID,
+    SV_PENDING,
+    SV_RETURN,
+    ZERO,
+    OrderEvent,
+    StoredValueOnOrder,
+    aware,
+    dec,
+    fmt,
+    iso,
+    parse_lines,
+    parse_order,
+    positive,
+    stamps_asset,
+    stamps_debt_asset,
+    stored_value_on_orders,
 )
 from huitouke.store import tables as st
 from huitouke.store.db import Store
 from huitouke.store.uow import run_write
 
 __all__ = ["LoyaltyService", "OrderEvent", "fmt", "parse_order"]
-
-ZERO = Decimal(0)
-POINTS, POINTS_DEBT = "points", "points_debt"
-SV_PAID, SV_BONUS, SV_PENDING, SV_HELD = (
-    "stored_paid",
-    "stored_bonus",
-    "stored_bonus_pending",
-    "stored_held",
-)
-COUNTED = COUNTED_STATUSES
-STATUSES = tuple(s.value for s in OrderStatus)
-#: entry kind of stored value given back to the balances an order's payment came from
-SV_RETURN = "spend_reversal"
-
-
-def stamps_asset(card_id: str) -> str:
-    return f"stamps:{card_id}"
-
-
-def stamps_debt_asset(card_id: str) -> str:
-    return f"stamps_debt:{card_id}"
-
-
-def fmt(v: Decimal | int | None) -> str | None:
-    """A decimal as a plain string without exponent or trailing zeros ("200", "12.5")."""
-    if v is None:
-        return None
-    d = Decimal(v).quantize(Decimal("0.0001"))
-    s = format(d.normalize(), "f")
-    return "0" if s in ("-0", "") else s
-
-
-def iso(v: datetime | None) -> str | None:
-    return v.astimezone(UTC).isoformat() if v is not None else None
-
-
-def _dec(value: Any, field: str) -> Decimal:
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        d = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError) as exc:
-        raise InputError(
-            f"{field}: not a decimal number: {value!r}",
-            code="input.invalid",
-            message_zh=f"{field}:不是有效的数字:{value!r}",
-            details={"field": field},
-        ) from exc
-    if not d.is_finite():
-        raise InputError(
-            f"{field}: not a finite number", code="input.invalid", details={"field": field}
-        )
-    return d
-
-
-def _aware(value: Any, field: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise InputError(
-                f"{field}: not an ISO 8601 instant: {value!r}",
-                code="input.invalid",
-                message_zh=f"{field}:不是有效的时间:{value!r}",
-                details={"field": field},
-            ) from exc
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InputError(
-            f"{field}: needs a time zone (an aware datetime)",
-            code="input.invalid",
-            message_zh=f"{field}:需要带时区的时间",
-            details={"field": field},
-        )
-    return value.astimezone(UTC)
-
-
-def _positive(v: Decimal, field: str) -> Decimal:
-    if v <= 0:
-        raise InputError(
-            f"{field} must be > 0",
-            code="input.invalid",
-            message_zh=f"{field} 必须大于 0",
-            details={"field": field},
-        )
-    return v
-
-
-@dataclass(frozen=True)
-class OrderEvent:
-    order_id: str
-    customer_id: str
-    ordered_at: datetime
-    amount: Decimal
-    currency: str
-    status: str
-    refunded_amount: Decimal
-    lines: tuple[Line, ...]
-
-    @property
-    def refund_total(self) -> Decimal:
-        """What has been taken back: everything for refunded/cancelled orders."""
-        if self.status in ("refunded", "cancelled"):
-            return self.amount
-        return self.refunded_amount
-
-
-def parse_order(order: Mapping[str, Any]) -> OrderEvent:
-    """Validate an order event; errors name the field."""
-    for f in ("order_id", "customer_id", "ordered_at", "amount", "status"):
-        if order.get(f) in (None, ""):
-            raise InputError(
-                f"{f}: required",
-                code="input.missing_field",
-                message_zh=f"缺少字段 {f}",
-                details={"field": f},
-            )
-    status = str(order["status"])
-    if status not in STATUSES:
-        raise InputError(
-            f"status: {status!r} is not one of {', '.join(STATUSES)}",
-            code="input.invalid",
-            message_zh=f"status:未知状态 {status!r}",
-            details={"field": "status"},
-        )
-    amount = _dec(order["amount"], "amount")
-    refunded = _dec(order.get("refunded_amount") or 0, "refunded_amount")
-    if amount < 0:
-        raise InputError("amount must be >= 0", code="input.invalid", details={"field": "amount"})
-    if refunded < 0 or refunded > amount:
-        raise InputError(
-            "refunded_amount must be between 0 and amount",
-            code="input.invalid",
-            message_zh="退款金额必须在 0 与订单金额之间",
-            details={"field": "refunded_amount"},
-        )
-    lines = []
-    for i, ln in enumerate(order.get("lines") or ()):
-        q = ln.get("quantity", 1)
-        if not isinstance(q, int) or q < 0:
-            raise InputError(
-                f"lines.{i}.quantity: a whole number >= 0",
-                code="input.invalid",
-                details={"field": f"lines.{i}.quantity"},
-            )
-        lines.append(
-            Line(
-                sku=ln.get("sku"),
-                category=ln.get("category"),
-                quantity=q,
-                unit_price=_dec(ln.get("unit_price", 0), f"lines.{i}.unit_price"),
-            )
-        )
-    return OrderEvent(
-        order_id=str(order["order_id"]),
-        customer_id=str(order["customer_id"]),
-        ordered_at=_aware(order["ordered_at"], "ordered_at"),
-        amount=amount,
-        currency=str(order.get("currency") or ""),
-        status=status,
-        refunded_amount=refunded,
-        lines=tuple(lines),
-    )
-
-
-@dataclass
-class StoredValueOnOrder:
-    """What one customer paid for one order with stored value, and what came back since."""
-
-    spent_paid: Decimal = ZERO
-    spent_bonus: Decimal = ZERO
-    back_paid: Decimal = ZERO
-    back_bonus: Decimal = ZERO
-
-    @property
-    def spent(self) -> Decimal:
-        return self.spent_paid + self.spent_bonus
-
-    @property
-    def returned(self) -> Decimal:
-        return self.back_paid + self.back_bonus
-
-    def owed(self, amount: Decimal, refunded: Decimal, *, full: bool, unit: Decimal) -> Decimal:
-        """What a refund of ``refunded`` of an order of ``amount`` (``full``: refunded or
-        cancelled) still owes back of this stored value: the cumulative target
-        (:func:`~huitouke.loyalty.rules.stored_value_return_target`) minus what came back."""
-        target = stored_value_return_target(self.spent, amount, refunded, full=full, unit=unit)
-        return target - self.returned
-
-
-_sva, _sve = lt.accounts.c, lt.entries.c
-#: stored-value payments and give-backs on orders, by customer, asset, reference and kind
-_STORED_VALUE_ON_ORDERS = (
-    select(
-        _sva.customer_id, _sva.asset, _sve.reference, _sve.kind, func.sum(_sve.delta).label("total")
-    )
-    .select_from(lt.entries.join(lt.accounts, _sva.account_id == _sve.account_id))
-    .where(
-        _sva.customer_id.in_(bindparam("cs", expanding=True)),
-        _sva.asset.in_((SV_PAID, SV_BONUS)),
-        _sve.reference.in_(bindparam("refs", expanding=True)),
-        _sve.kind.in_(("spend", SV_RETURN)),
-    )
-    .group_by(_sva.customer_id, _sva.asset, _sve.reference, _sve.kind)
-)
-
-
-def stored_value_on_orders(
-    conn: Connection, pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], StoredValueOnOrder]:
-    """For each (customer, order id): the stored value paid on the order (``spend`` entries
-    on ``stored_paid`` / ``stored_bonus`` referencing ``order:<id>``) and what was given back
-    (``spend_reversal`` entries). Pairs without any such entry are left out. Read under the
-    caller's lock on the two accounts."""
-    wanted = sorted(set(pairs))
-    out: dict[tuple[str, str], StoredValueOnOrder] = {}
-    for i in range(0, len(wanted), 1000):
-        chunk = wanted[i : i + 1000]
-        refs = {f"order:{order_id}": order_id for _, order_id in chunk}
-        want = set(chunk)
-        rows = conn.execute(
-            _STORED_VALUE_ON_ORDERS,
-            {"cs": sorted({c for c, _ in chunk}), "refs": sorted(refs)},
-        ).all()
-        for r in rows:
-            key = (r.customer_id, refs[r.reference])
-            if key not in want:
-                continue
-            rec = out.setdefault(key, StoredValueOnOrder())
-            total = Decimal(r.total)  # SUM keeps the Money type: an exact Decimal
-            if r.kind == "spend":
-                if r.asset == SV_PAID:
-                    rec.spent_paid -= total
-                else:
-                    rec.spent_bonus -= total
-            elif r.asset == SV_PAID:
-                rec.back_paid += total
-            else:
-                rec.back_bonus += total
-    return out
-
-
-def _lines(lines: Iterable[Mapping[str, Any]] | None) -> tuple[Line, ...]:
-    out = []
-    for i, ln in enumerate(lines or ()):
-        out.append(
-            Line(
-                ln.get("sku"),
-                ln.get("category"),
-                int(ln.get("quantity", 1)),
-                _dec(ln.get("unit_price", 0), f"lines.{i}.unit_price"),
-            )
-        )
-    return tuple(out)
-
 
 # Statements of the hot paths, built once with bind parameters (see loyalty.ledger).
 _cp = lt.coupons.c
@@ -352,20 +112,8 @@ _REDEEM = (
 _COUPON_EVENT = lt.coupon_events.insert()
 
 
-class LoyaltyService:
+class LoyaltyService(LoyaltyContext):
     """The loyalty use cases of one program (see the module docstring for the contract)."""
-
-    def __init__(self, program: Program, clock: Callable[[], datetime] | None = None) -> None:
-        self.program = program
-        self.zone = program.zone
-        self._clock = clock or (lambda: datetime.now(UTC))
-
-    # -- plumbing ------------------------------------------------------------------------
-    def now(self) -> datetime:
-        t = self._clock()
-        if t.tzinfo is None:
-            raise InputError("the loyalty clock returned a naive datetime", code="input.invalid")
-        return t.astimezone(UTC)
 
     def bound(self, store: Store) -> BoundLoyalty:
         """The same use cases, each run in its own unit of work on ``store`` (with retries)."""
@@ -387,66 +135,8 @@ class LoyaltyService:
         # SUM over Money columns keeps the Money type: the value is already an exact Decimal.
         return Decimal(raw) if raw is not None else ZERO
 
-    def _member(self, conn: Connection, customer_id: str, now: datetime) -> Any:
-        m = lt.members.c
-        stmt = select(lt.members).where(m.customer_id == customer_id)
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
-        if row is None:
-            insert_ignore(
-                conn,
-                lt.members,
-                {
-                    "customer_id": customer_id,
-                    "preferences": {},
-                    "paid_orders": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-                "customer_id",
-            )
-            row = conn.execute(stmt).first()
-        return row
-
-    def _active_membership(self, conn: Connection, customer_id: str, at: datetime) -> Any:
-        if not self.program.membership_plans:
-            return None
-        ms = lt.memberships.c
-        return conn.execute(
-            select(lt.memberships)
-            .where(
-                ms.customer_id == customer_id,
-                ms.status != "cancelled",
-                ms.starts_at <= at,
-                ms.ends_at > at,
-            )
-            .order_by(ms.ends_at.desc())
-            .limit(1)
-        ).first()
-
-    def _benefits(
-        self, conn: Connection, member: Any, at: datetime
-    ) -> tuple[Decimal, Decimal, str | None]:
-        """(points multiplier, discount percent, source of the discount) for a customer at ``at``."""
-        tier_b: TierBenefits | None = None
-        if self.program.tiers is not None and member is not None and member.tier:
-            lv = self.program.tiers.level(member.tier)
-            tier_b = lv.benefits if lv else None
-        ms = self._active_membership(conn, member.customer_id, at) if member is not None else None
-        plan_b: TierBenefits | None = None
-        if ms is not None:
-            try:
-                plan_b = self.program.plan(ms.plan_id).benefits
-            except NotFoundError:
-                plan_b = None
-        mult, disc = best_benefits(tier_b, plan_b)
-        source = None
-        if disc > 0:
-            source = (
-                "membership" if plan_b is not None and plan_b.discount_percent == disc else "tier"
-            )
-        return mult, disc, source
+    # members: :mod:`huitouke.loyalty.members`
+    set_preferences = members.set_preferences
 
     # -- points primitives -------------------------------------------------------------------
     def _earn_points(
@@ -745,7 +435,7 @@ class LoyaltyService:
         out = {"reviewed": 0, "extended": 0, "grace_started": 0, "downgraded": 0, "upgraded": 0}
         if tiers is None:
             return out
-        as_of = _aware(as_of, "as_of")
+        as_of = aware(as_of, "as_of")
         m = lt.members.c
         q = select(lt.members).where(m.tier_valid_until <= as_of).order_by(m.customer_id)
         if limit:
@@ -787,22 +477,6 @@ class LoyaltyService:
             )
         return out
 
-    def set_preferences(
-        self, conn: Connection, customer_id: str, preferences: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Remember a customer's preferences (size, taste…): a tier benefit shown at checkout."""
-        now = self.now()
-        self._member(conn, customer_id, now)
-        m = lt.members.c
-        cur = conn.execute(select(m.preferences).where(m.customer_id == customer_id)).scalar_one()
-        merged = {**(cur or {}), **dict(preferences)}
-        conn.execute(
-            update(lt.members)
-            .where(m.customer_id == customer_id)
-            .values(preferences=merged, updated_at=now)
-        )
-        return {"customer_id": customer_id, "preferences": merged}
-
     # ===================================================================================
     # Coupons
     # ===================================================================================
@@ -823,7 +497,7 @@ class LoyaltyService:
         )
         if prior is not None:
             return prior
-        self._member(conn, customer_id, now)
+        ensure_member(self, conn, customer_id, now)
         c = self._issue(
             conn,
             template,
@@ -854,7 +528,7 @@ class LoyaltyService:
         ``ConflictError(code="coupon.already_redeemed")``.
         """
         canon = self._canon(code)
-        amount = _dec(order_amount, "order_amount") if order_amount is not None else None
+        amount = dec(order_amount, "order_amount") if order_amount is not None else None
         now = self.now()
         op_key = f"redeem:{redemption_id}" if redemption_id else f"redeem:{canon}:{order_id}"
         request = None
@@ -900,7 +574,7 @@ class LoyaltyService:
             raise self._no_coupon(canon)
         template = self._template_or_default(row)
         others = [self._template_or_default(r) for r in others_rows]
-        ln = _lines(lines)
+        ln = parse_lines(lines)
         check_redeemable(
             self._view(row),
             template,
@@ -1092,7 +766,7 @@ class LoyaltyService:
                 "created_at": now,
             },
         )
-        self._member(conn, to_customer, now)
+        ensure_member(self, conn, to_customer, now)
         return finish(
             conn,
             op_key,
@@ -1141,7 +815,7 @@ class LoyaltyService:
         idempotency_key: str,
     ) -> dict[str, Any]:
         """Operator adjustment: a credit (a new lot, paying debt first) or a FIFO debit."""
-        d = self._points_amount(_dec(delta, "delta"), "delta")
+        d = self._points_amount(dec(delta, "delta"), "delta")
         if d == 0:
             raise InputError(
                 "delta must not be 0", code="input.invalid", details={"field": "delta"}
@@ -1158,7 +832,7 @@ class LoyaltyService:
         )
         if prior is not None:
             return prior
-        self._member(conn, customer_id, now)
+        ensure_member(self, conn, customer_id, now)
         ref = f"adjust:{reason}"[:255]
         if d > 0:
             credited, settled, _ = self._earn_points(
@@ -1200,7 +874,7 @@ class LoyaltyService:
         red = self.program.redemption
         rw = self.program.reward(reward) if reward is not None else None
         if rw is not None:
-            pts = rw.points if points is None else _dec(points, "points")
+            pts = rw.points if points is None else dec(points, "points")
             if pts != rw.points:
                 raise InputError(
                     f"points: reward {rw.id} costs {rw.points}",
@@ -1214,7 +888,7 @@ class LoyaltyService:
                     code="input.missing_field",
                     details={"field": "points"},
                 )
-            pts = _positive(_dec(points, "points"), "points")
+            pts = positive(dec(points, "points"), "points")
             if red.points_per_currency_unit is None:
                 raise ConflictError(
                     "this program does not redeem points for cash",
@@ -1285,7 +959,7 @@ class LoyaltyService:
     ) -> dict[str, Any]:
         """Expire what is due at ``as_of``: point and stamp lots, coupons, memberships,
         and review tiers whose period ended. Safe to re-run (each lot expires once)."""
-        as_of = _aware(as_of, "as_of")
+        as_of = aware(as_of, "as_of")
         now = self.now()
         out: dict[str, Any] = {
             "points": "0",
@@ -1368,7 +1042,7 @@ class LoyaltyService:
         self, conn: Connection, customer_id: str | None, within_days: int, as_of: datetime
     ) -> list[dict[str, Any]]:
         """Points, stamps and coupons that expire in ``(as_of, as_of + within_days]``."""
-        as_of = _aware(as_of, "as_of")
+        as_of = aware(as_of, "as_of")
         until = as_of + timedelta(days=within_days)
         lo, a, c = lt.lots.c, lt.accounts.c, lt.coupons.c
         q = (
@@ -1422,7 +1096,7 @@ class LoyaltyService:
         expiring_within_days: int = 30,
     ) -> dict[str, Any]:
         """Everything a customer holds, as of ``as_of`` (default: the clock)."""
-        at = _aware(as_of, "as_of") if as_of is not None else self.now()
+        at = aware(as_of, "as_of") if as_of is not None else self.now()
         bal = {}
         a = lt.accounts.c
         for r in conn.execute(select(a.asset, a.balance).where(a.customer_id == customer_id)).all():
@@ -1490,7 +1164,7 @@ class LoyaltyService:
                 cp["status"] = "expired"
         ms = None
         if self.program.membership_plans:
-            mrow = self._active_membership(conn, customer_id, at)
+            mrow = active_membership(self, conn, customer_id, at)
             if mrow is not None:
                 ms = {
                     "plan": mrow.plan_id,
@@ -1571,7 +1245,7 @@ class LoyaltyService:
         idempotency_key: str,
     ) -> dict[str, Any]:
         """Top up: the paid amount is available at once; the bonus follows its schedule."""
-        amt = _positive(_dec(amount, "amount"), "amount")
+        amt = positive(dec(amount, "amount"), "amount")
         sv = self.program.stored_value
         if amt < sv.min_topup:
             raise ConflictError(
@@ -1591,7 +1265,7 @@ class LoyaltyService:
         )
         if prior is not None:
             return prior
-        self._member(conn, customer_id, now)
+        ensure_member(self, conn, customer_id, now)
         accts = lock_accounts(
             conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS), (customer_id, SV_PENDING)], now
         )
@@ -1679,7 +1353,7 @@ class LoyaltyService:
         self, conn: Connection, as_of: datetime, *, limit: int | None = None
     ) -> dict[str, Any]:
         """Release every bonus installment due at ``as_of`` (pending → bonus balance)."""
-        as_of = _aware(as_of, "as_of")
+        as_of = aware(as_of, "as_of")
         now = self.now()
         br = lt.bonus_releases.c
         q = (
@@ -1740,7 +1414,7 @@ class LoyaltyService:
         have had the payment come first (``returned_at_once``); the order's later events
         count it, so nothing comes back twice.
         """
-        amt = _positive(_dec(amount, "amount"), "amount")
+        amt = positive(dec(amount, "amount"), "amount")
         now = self.now()
         # Without a key every call is a payment of its own: two payments on one order are
         # two spends (a till that retries must send a key to be safe).
@@ -1849,7 +1523,7 @@ class LoyaltyService:
             now,
             request={
                 "customer_id": customer_id,
-                "amount": None if amount is None else _dec(amount, "amount"),
+                "amount": None if amount is None else dec(amount, "amount"),
             },
         )
         if prior is not None:
@@ -1858,7 +1532,7 @@ class LoyaltyService:
             conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS), (customer_id, SV_PENDING)], now
         )
         paid = accts[(customer_id, SV_PAID)]
-        amt = paid.balance if amount is None else _positive(_dec(amount, "amount"), "amount")
+        amt = paid.balance if amount is None else positive(dec(amount, "amount"), "amount")
         if amt > paid.balance:
             raise ConflictError(
                 f"only {paid.balance} of paid stored value is refundable",
@@ -1931,7 +1605,7 @@ class LoyaltyService:
         program's ``stored_value.return_on_order_refund`` is on (the default); this
         operation is for refunds not reported as order events, and counts what they gave.
         """
-        amt = None if amount is None else _positive(_dec(amount, "amount"), "amount")
+        amt = None if amount is None else positive(dec(amount, "amount"), "amount")
         now = self.now()
         op_key = f"sv_reverse:{idempotency_key}"
         prior = claim(
@@ -2111,8 +1785,8 @@ class LoyaltyService:
         )
         if prior is not None:
             return prior
-        self._member(conn, customer_id, now)
-        if self._active_membership(conn, customer_id, now) is not None:
+        ensure_member(self, conn, customer_id, now)
+        if active_membership(self, conn, customer_id, now) is not None:
             raise ConflictError(
                 "a membership is already active; renew it instead",
                 code="membership.active",
@@ -2171,7 +1845,7 @@ class LoyaltyService:
         )
         if prior is not None:
             return prior
-        self._member(conn, customer_id, now)
+        ensure_member(self, conn, customer_id, now)
         ms = lt.memberships.c
         last = conn.execute(
             select(lt.memberships)
@@ -2229,14 +1903,14 @@ class LoyaltyService:
         """Price an order for a customer: member discount (the better of tier and paid
         membership), then coupons in the given order with stacking rules checked. Coupon
         thresholds are checked against the amount after the member discount. Read-only."""
-        amt = _dec(amount, "amount")
+        amt = dec(amount, "amount")
         now = self.now()
-        ln = _lines(lines)
+        ln = parse_lines(lines)
         member = conn.execute(
             select(lt.members).where(lt.members.c.customer_id == customer_id)
         ).first()
         mult, pct, source = (
-            self._benefits(conn, member, now) if member is not None else (Decimal(1), ZERO, None)
+            benefits(self, conn, member, now) if member is not None else (Decimal(1), ZERO, None)
         )
         if coupon_codes and not self.program.stacking.member_discount_with_coupons:
             pct, source = ZERO, None
@@ -2292,7 +1966,7 @@ class LoyaltyService:
     def referral_code(self, conn: Connection, customer_id: str) -> dict[str, Any]:
         """The customer's referral code (created once, then stable)."""
         now = self.now()
-        member = self._member(conn, customer_id, now)
+        member = ensure_member(self, conn, customer_id, now)
         if member.referral_code:
             return {"customer_id": customer_id, "code": member.referral_code}
         for _ in range(5):
@@ -2344,7 +2018,7 @@ class LoyaltyService:
                 message_zh="不能推荐自己",
                 details={"code": canon},
             )
-        member = self._member(conn, referred_customer_id, now)
+        member = ensure_member(self, conn, referred_customer_id, now)
         if member.paid_orders > 0:
             raise ConflictError(
                 "only new customers can be referred",
@@ -2470,7 +2144,7 @@ class LoyaltyService:
         out: dict[str, Any] = {"rewarded": 0, "rejected": 0, "milestones": 0, "details": []}
         if cfg is None:
             return out
-        as_of = _aware(as_of, "as_of")
+        as_of = aware(as_of, "as_of")
         now = self.now()
         r = lt.referrals.c
         q = (
@@ -2535,7 +2209,7 @@ class LoyaltyService:
                 )
                 if ms.upgrade_tier and self.program.tiers is not None:
                     tiers = self.program.tiers
-                    mem = self._member(conn, row.referrer_id, now)
+                    mem = ensure_member(self, conn, row.referrer_id, now)
                     if tiers.rank(ms.upgrade_tier) > tiers.rank(mem.tier):
                         conn.execute(
                             update(lt.members)
@@ -2747,7 +2421,7 @@ class LoyaltyService:
 
     def groupbuy_settle(self, conn: Connection, as_of: datetime) -> dict[str, Any]:
         """Fail every open group past its deadline and release each participant's reservation."""
-        as_of = _aware(as_of, "as_of")
+        as_of = aware(as_of, "as_of")
         now = self.now()
         g, gm = lt.groupbuys.c, lt.groupbuy_members.c
         out: dict[str, Any] = {"failed": 0, "released": 0, "groups": []}
