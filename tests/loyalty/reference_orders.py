@@ -12,6 +12,10 @@ from sqlalchemy import Connection, select, update
 
 from huitouke.errors import ConflictError
 from huitouke.loyalty import tables as lt
+from huitouke.loyalty.coupons import (
+    issue,
+    template_or_default,
+)
 from huitouke.loyalty.ledger import (
     claim,
     credit_lot,
@@ -345,7 +349,8 @@ class ReferenceLoyalty(LoyaltyService):
                 )
             issued = []
             for i, (step, template_id) in enumerate(adv.rewards):
-                c = self._issue(
+                c = issue(
+                    self,
                     conn,
                     self.program.template(template_id),
                     o.customer_id,
@@ -396,7 +401,8 @@ class ReferenceLoyalty(LoyaltyService):
         for i, rule in enumerate(self.program.order_coupons):
             if o.amount < rule.min_order_amount or (rule.first_order_only and not first):
                 continue
-            c = self._issue(
+            c = issue(
+                self,
                 conn,
                 self.program.template(rule.template),
                 o.customer_id,
@@ -509,7 +515,7 @@ class ReferenceLoyalty(LoyaltyService):
                 )
                 effects["coupons_voided"].append(row.code)
             elif row.kind == "spend_back" and row.value is not None:
-                tpl = self._template_or_default(row)
+                tpl = template_or_default(self, row)
                 new_value = (
                     coupon_value_for_order(tpl, amount - refund)
                     if tpl.kind == "spend_back"

@@ -55,6 +55,7 @@ from sqlalchemy.engine import Dialect
 from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
+from huitouke.loyalty.coupons import coupon_json, template_or_default
 from huitouke.loyalty.ledger import claim, finish
 from huitouke.loyalty.program import CouponTemplate, StampCard, TierBenefits
 from huitouke.loyalty.rules import (
@@ -972,9 +973,7 @@ class _Batch:
             new_value=value,
             order_id=source_ref if source == "order" else None,
         )
-        out = self.svc._coupon_json(
-            {**row, "redeemed_order_id": None, "redeemed_at": None, "discount": None}
-        )
+        out = coupon_json({**row, "redeemed_order_id": None, "redeemed_at": None, "discount": None})
         cp.refs.append((out, "code"))
         return out
 
@@ -1359,7 +1358,7 @@ class _Batch:
                 cp.refs.append((voided, len(voided)))
                 voided.append(row["code"])
             elif row["kind"] == "spend_back" and row["value"] is not None:
-                tpl = self.svc._template_or_default(SimpleNamespace(**row))
+                tpl = template_or_default(self.svc, SimpleNamespace(**row))
                 new_value = (
                     coupon_value_for_order(tpl, amount - refund)
                     if tpl.kind == "spend_back"
