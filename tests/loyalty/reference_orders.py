@@ -26,6 +26,9 @@ from huitouke.loyalty.ledger import (
     post,
 )
 from huitouke.loyalty.members import benefits, ensure_member
+from huitouke.loyalty.points import (
+    earn_points,
+)
 from huitouke.loyalty.rules import (
     compute_earn,
     coupon_value_for_order,
@@ -38,6 +41,10 @@ from huitouke.loyalty.rules import (
     tier_period_end,
 )
 from huitouke.loyalty.service import LoyaltyService
+from huitouke.loyalty.stored_value import (
+    return_stored_value,
+)
+from huitouke.loyalty.tiers import tier_metric
 from huitouke.loyalty.vocab import (
     COUNTED,
     POINTS,
@@ -233,8 +240,16 @@ class ReferenceLoyalty(LoyaltyService):
         give = target - rec.returned
         if give <= 0:
             return
-        to_paid, to_bonus = self._return_stored_value(
-            conn, accts, c, rec, give, key=f"{op_key}:sv_return", ref=f"order:{o.order_id}", now=now
+        to_paid, to_bonus = return_stored_value(
+            self,
+            conn,
+            accts,
+            c,
+            rec,
+            give,
+            key=f"{op_key}:sv_return",
+            ref=f"order:{o.order_id}",
+            now=now,
         )
         effects["stored_value_returned"] = {
             "amount": fmt(give),
@@ -261,7 +276,8 @@ class ReferenceLoyalty(LoyaltyService):
             lines=o.lines,
             member_multiplier=mult,
         )
-        credited, settled, lot = self._earn_points(
+        credited, settled, lot = earn_points(
+            self,
             conn,
             o.customer_id,
             res.points,
@@ -573,7 +589,7 @@ class ReferenceLoyalty(LoyaltyService):
         tiers = self.program.tiers
         if tiers is None:
             return {}
-        value = self._tier_metric(conn, member.customer_id, now)
+        value = tier_metric(self, conn, member.customer_id, now)
         q = qualified_tier(tiers, value)
         cur = member.tier if tiers.level(member.tier) else None
         if cur is None or tiers.rank(q) > tiers.rank(cur):

@@ -15,17 +15,24 @@ in UTC.
 
 from __future__ import annotations
 
-import secrets as _secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from huitouke.errors import ConflictError, InputError, NotFoundError
-from huitouke.i18n import t
-from huitouke.loyalty import codes, coupons, members, order_batch
+from huitouke.loyalty import (
+    codes,
+    coupons,
+    members,
+    membership,
+    order_batch,
+    points,
+    stored_value,
+    tiers,
+)
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
 from huitouke.loyalty.coupons import (
@@ -36,56 +43,36 @@ from huitouke.loyalty.coupons import (
     issue,
     template_or_default,
 )
-from huitouke.loyalty.ledger import (
-    Account,
-    claim,
-    credit_lot,
-    debit_fifo,
-    finish,
-    insert_ignore,
-    lock_accounts,
-    post,
-)
+from huitouke.loyalty.ledger import claim, finish, insert_ignore, lock_accounts, post
 from huitouke.loyalty.members import active_membership, benefits, ensure_member
-from huitouke.loyalty.program import CouponTemplate, RewardSpec, decimal_places
+from huitouke.loyalty.points import earn_points
+from huitouke.loyalty.program import CouponTemplate, RewardSpec
 from huitouke.loyalty.rules import (
-    add_months,
-    bonus_schedule,
     check_redeemable,
     compute_earn,
     coupon_discount,
-    currency_unit,
-    expiry_at,
     money,
-    qualified_tier,
-    split_stored_spend,
-    stored_value_return_split,
     tier_period_end,
-    tier_window_start,
-    topup_bonus,
 )
+from huitouke.loyalty.stored_value import debit_stored_value
+from huitouke.loyalty.tiers import review_tiers
 from huitouke.loyalty.vocab import (
-    COUNTED,
     POINTS,
     POINTS_DEBT,
     SV_BONUS,
     SV_HELD,
     SV_PAID,
     SV_PENDING,
-    SV_RETURN,
     ZERO,
     OrderEvent,
-    StoredValueOnOrder,
     aware,
     dec,
     fmt,
     iso,
     parse_lines,
     parse_order,
-    positive,
     stamps_asset,
     stamps_debt_asset,
-    stored_value_on_orders,
 )
 from huitouke.store import tables as st
 from huitouke.store.db import Store
@@ -108,60 +95,18 @@ class LoyaltyService(LoyaltyContext):
     gift_coupon = coupons.gift_coupon
     coupon = coupons.coupon
 
-    def _money_sum(self, conn: Connection, raw: Any) -> Decimal:
-        # SUM over Money columns keeps the Money type: the value is already an exact Decimal.
-        return Decimal(raw) if raw is not None else ZERO
+    # tiers: :mod:`huitouke.loyalty.tiers`
+    review_tiers = tiers.review_tiers
 
     # members: :mod:`huitouke.loyalty.members`
     set_preferences = members.set_preferences
 
     # -- points primitives -------------------------------------------------------------------
-    def _earn_points(
-        self,
-        conn: Connection,
-        customer_id: str,
-        points: Decimal,
-        *,
-        key: str,
-        ref: str,
-        now: datetime,
-        earned_at: datetime,
-        kind: str = "earn",
-    ) -> tuple[Decimal, Decimal, int | None]:
-        """Credit points, paying any points debt first. Returns (credited, debt_settled, lot_id)."""
-        if points <= 0:
-            return ZERO, ZERO, None
-        accts = lock_accounts(
-            conn, [(customer_id, POINTS)], now, optional=[(customer_id, POINTS_DEBT)]
-        )
-        debt = accts[(customer_id, POINTS_DEBT)]
-        settle = min(points, debt.balance)
-        post(conn, debt, -settle, kind="debt_settled", key=f"{key}:debt", now=now, reference=ref)
-        lot = credit_lot(
-            conn,
-            accts[(customer_id, POINTS)],
-            points - settle,
-            kind=kind,
-            key=key,
-            now=now,
-            earned_at=earned_at,
-            expires_at=expiry_at(self.program.points_expiry, earned_at, self.zone),
-            reference=ref,
-        )
-        return points - settle, settle, lot
+    # points: :mod:`huitouke.loyalty.points`
+    adjust_points = points.adjust_points
+    redeem_points = points.redeem_points
 
     # -- coupons primitives ----------------------------------------------------------------
-    def _points_amount(self, v: Decimal, field: str) -> Decimal:
-        """``v`` when it has no more decimal places than the program's ``points.decimals``."""
-        decimals = self.program.points.decimals
-        if decimal_places(v) > decimals:
-            raise InputError(
-                t("loyalty.points_fractional", "en", field=field, decimals=decimals),
-                code="points.fractional",
-                message_zh=t("loyalty.points_fractional", "zh", field=field, decimals=decimals),
-                details={"field": field, "decimals": decimals, "value": str(v)},
-            )
-        return v
 
     # ===================================================================================
     # Orders
@@ -238,79 +183,6 @@ class LoyaltyService(LoyaltyContext):
     # ===================================================================================
     # Tiers
     # ===================================================================================
-    def _tier_metric(self, conn: Connection, customer_id: str, as_of: datetime) -> Decimal:
-        tiers = self.program.tiers
-        assert tiers is not None
-        lo = lt.orders.c
-        start = tier_window_start(tiers, as_of, self.zone)
-        cond = and_(
-            lo.customer_id == customer_id,
-            lo.earned.is_(True),
-            lo.ordered_at >= start,
-            lo.ordered_at <= as_of,
-        )
-        if tiers.metric == "orders":
-            n = conn.execute(select(func.count()).where(cond, lo.status.in_(COUNTED))).scalar_one()
-            return Decimal(int(n))
-        if tiers.metric == "spend":
-            raw = conn.execute(
-                select(func.sum(lo.amount - lo.refunded_amount)).where(cond)
-            ).scalar_one()
-        else:
-            raw = conn.execute(
-                select(func.sum(lo.points_earned - lo.points_reversed)).where(cond)
-            ).scalar_one()
-        return self._money_sum(conn, raw)
-
-    def review_tiers(
-        self, conn: Connection, as_of: datetime, *, limit: int | None = None
-    ) -> dict[str, Any]:
-        """Downgrades at period end, after the grace period (see :class:`Tiers`)."""
-        tiers = self.program.tiers
-        out = {"reviewed": 0, "extended": 0, "grace_started": 0, "downgraded": 0, "upgraded": 0}
-        if tiers is None:
-            return out
-        as_of = aware(as_of, "as_of")
-        m = lt.members.c
-        q = select(lt.members).where(m.tier_valid_until <= as_of).order_by(m.customer_id)
-        if limit:
-            q = q.limit(limit)
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        for row in conn.execute(q).all():
-            out["reviewed"] += 1
-            value = self._tier_metric(conn, row.customer_id, as_of)
-            qt = qualified_tier(tiers, value)
-            cur_rank, q_rank = tiers.rank(row.tier), tiers.rank(qt)
-            vals: dict[str, Any]
-            if q_rank >= cur_rank:
-                vals = {
-                    "tier": qt,
-                    "tier_valid_until": tier_period_end(tiers, as_of, self.zone),
-                    "tier_grace_until": None,
-                }
-                out["upgraded" if q_rank > cur_rank else "extended"] += 1
-                if q_rank > cur_rank:
-                    vals["tier_since"] = as_of
-            elif row.tier_grace_until is None and tiers.grace_days > 0:
-                vals = {"tier_grace_until": row.tier_valid_until + timedelta(days=tiers.grace_days)}
-                out["grace_started"] += 1
-            elif row.tier_grace_until is not None and as_of < row.tier_grace_until:
-                continue
-            else:
-                vals = {
-                    "tier": qt,
-                    "tier_since": as_of,
-                    "tier_valid_until": tier_period_end(tiers, as_of, self.zone),
-                    "tier_grace_until": None,
-                }
-                out["downgraded"] += 1
-            conn.execute(
-                update(lt.members)
-                .where(m.customer_id == row.customer_id)
-                .values(**vals, updated_at=as_of)
-            )
-        return out
 
     # ===================================================================================
     # Coupons
@@ -319,152 +191,6 @@ class LoyaltyService(LoyaltyContext):
     # ===================================================================================
     # Points
     # ===================================================================================
-    def adjust_points(
-        self,
-        conn: Connection,
-        customer_id: str,
-        delta: Decimal | int | str,
-        *,
-        reason: str,
-        idempotency_key: str,
-    ) -> dict[str, Any]:
-        """Operator adjustment: a credit (a new lot, paying debt first) or a FIFO debit."""
-        d = self._points_amount(dec(delta, "delta"), "delta")
-        if d == 0:
-            raise InputError(
-                "delta must not be 0", code="input.invalid", details={"field": "delta"}
-            )
-        now = self.now()
-        op_key = f"adjust:{idempotency_key}"
-        prior = claim(
-            conn,
-            op_key,
-            "points_adjust",
-            customer_id,
-            now,
-            request={"customer_id": customer_id, "delta": d, "reason": reason},
-        )
-        if prior is not None:
-            return prior
-        ensure_member(self, conn, customer_id, now)
-        ref = f"adjust:{reason}"[:255]
-        if d > 0:
-            credited, settled, _ = self._earn_points(
-                conn, customer_id, d, key=op_key, ref=ref, now=now, earned_at=now, kind="adjust"
-            )
-            out = {
-                "customer_id": customer_id,
-                "credited": fmt(credited),
-                "debt_settled": fmt(settled),
-            }
-        else:
-            accts = lock_accounts(conn, [(customer_id, POINTS)], now)
-            debit_fifo(
-                conn,
-                accts[(customer_id, POINTS)],
-                -d,
-                kind="adjust",
-                key=op_key,
-                now=now,
-                reference=ref,
-            )
-            out = {"customer_id": customer_id, "debited": fmt(-d)}
-        out["points_balance"] = fmt(self._balance(conn, customer_id, POINTS))
-        out["reason"] = reason
-        return finish(conn, op_key, out)
-
-    def redeem_points(
-        self,
-        conn: Connection,
-        customer_id: str,
-        points: Decimal | int | str | None = None,
-        *,
-        reward: str | None = None,
-        idempotency_key: str,
-    ) -> dict[str, Any]:
-        """Spend points, earliest-expiring first: for a catalogue ``reward`` (a coupon) or
-        as a cash discount at ``redemption.points_per_currency_unit``."""
-        now = self.now()
-        red = self.program.redemption
-        rw = self.program.reward(reward) if reward is not None else None
-        if rw is not None:
-            pts = rw.points if points is None else dec(points, "points")
-            if pts != rw.points:
-                raise InputError(
-                    f"points: reward {rw.id} costs {rw.points}",
-                    code="input.invalid",
-                    details={"field": "points"},
-                )
-        else:
-            if points is None:
-                raise InputError(
-                    "points: required without a reward",
-                    code="input.missing_field",
-                    details={"field": "points"},
-                )
-            pts = positive(dec(points, "points"), "points")
-            if red.points_per_currency_unit is None:
-                raise ConflictError(
-                    "this program does not redeem points for cash",
-                    code="points.cash_redemption_disabled",
-                )
-        pts = self._points_amount(pts, "points")
-        if pts < red.min_points:
-            raise ConflictError(
-                f"at least {red.min_points} points per redemption",
-                code="points.below_minimum",
-                details={"min_points": str(red.min_points)},
-            )
-        op_key = f"redeem_points:{idempotency_key}"
-        prior = claim(
-            conn,
-            op_key,
-            "points_redeem",
-            customer_id,
-            now,
-            request={"customer_id": customer_id, "points": pts, "reward": reward},
-        )
-        if prior is not None:
-            return prior
-        accts = lock_accounts(conn, [(customer_id, POINTS)], now)
-        debit_fifo(
-            conn,
-            accts[(customer_id, POINTS)],
-            pts,
-            kind="redeem",
-            key=op_key,
-            now=now,
-            reference=f"reward:{reward}" if reward else "discount",
-        )
-        out: dict[str, Any] = {
-            "customer_id": customer_id,
-            "points": fmt(pts),
-            "points_balance": fmt(accts[(customer_id, POINTS)].balance),
-        }
-        if rw is not None:
-            out["reward"] = rw.id
-            out["coupon"] = issue(
-                self,
-                conn,
-                self.program.template(rw.template),
-                customer_id,
-                key=op_key,
-                now=now,
-                source="points",
-                source_ref=idempotency_key,
-            )
-        else:
-            assert red.points_per_currency_unit is not None
-            out["discount"] = fmt(money(pts / red.points_per_currency_unit))
-            out["currency"] = self.program.currency
-        return finish(conn, op_key, out)
-
-    def _balance(self, conn: Connection, customer_id: str, asset: str) -> Decimal:
-        a = lt.accounts.c
-        v = conn.execute(
-            select(a.balance).where(a.customer_id == customer_id, a.asset == asset)
-        ).scalar_one_or_none()
-        return v if v is not None else ZERO
 
     # ===================================================================================
     # Expiry
@@ -550,7 +276,7 @@ class LoyaltyService(LoyaltyContext):
             .values(status="expired")
         )
         out["memberships"] = int(res.rowcount or 0)
-        out["tiers"] = self.review_tiers(conn, as_of, limit=limit)
+        out["tiers"] = review_tiers(self, conn, as_of, limit=limit)
         return out
 
     def expiring_soon(
@@ -751,661 +477,19 @@ class LoyaltyService(LoyaltyContext):
     # ===================================================================================
     # Stored value (储值)
     # ===================================================================================
-    def topup(
-        self,
-        conn: Connection,
-        customer_id: str,
-        amount: Decimal | str | int,
-        *,
-        idempotency_key: str,
-    ) -> dict[str, Any]:
-        """Top up: the paid amount is available at once; the bonus follows its schedule."""
-        amt = positive(dec(amount, "amount"), "amount")
-        sv = self.program.stored_value
-        if amt < sv.min_topup:
-            raise ConflictError(
-                f"the minimum top-up is {sv.min_topup}",
-                code="stored_value.below_minimum",
-                details={"min_topup": str(sv.min_topup)},
-            )
-        now = self.now()
-        op_key = f"topup:{idempotency_key}"
-        prior = claim(
-            conn,
-            op_key,
-            "topup",
-            customer_id,
-            now,
-            request={"customer_id": customer_id, "amount": amt},
-        )
-        if prior is not None:
-            return prior
-        ensure_member(self, conn, customer_id, now)
-        accts = lock_accounts(
-            conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS), (customer_id, SV_PENDING)], now
-        )
-        post(
-            conn,
-            accts[(customer_id, SV_PAID)],
-            amt,
-            kind="topup",
-            key=op_key,
-            now=now,
-            reference=idempotency_key,
-        )
-        bonus, rule = topup_bonus(sv.topup_rules, amt)
-        schedule = []
-        released = ZERO
-        if bonus > 0 and rule is not None:
-            post(
-                conn,
-                accts[(customer_id, SV_PENDING)],
-                bonus,
-                kind="bonus_granted",
-                key=f"{op_key}:bonus",
-                now=now,
-                reference=idempotency_key,
-            )
-            for seq, (at, part) in enumerate(bonus_schedule(rule, bonus, now, self.zone)):
-                due = at <= now
-                conn.execute(
-                    lt.bonus_releases.insert(),
-                    {
-                        "customer_id": customer_id,
-                        "topup_key": op_key,
-                        "seq": seq,
-                        "release_at": at,
-                        "amount": part,
-                        "status": "released" if due else "pending",
-                        "done_at": now if due else None,
-                    },
-                )
-                if due:
-                    post(
-                        conn,
-                        accts[(customer_id, SV_PENDING)],
-                        -part,
-                        kind="bonus_release",
-                        key=f"{op_key}:release:{seq}",
-                        now=now,
-                        reference=idempotency_key,
-                    )
-                    post(
-                        conn,
-                        accts[(customer_id, SV_BONUS)],
-                        part,
-                        kind="bonus_release",
-                        key=f"{op_key}:release:{seq}:in",
-                        now=now,
-                        reference=idempotency_key,
-                    )
-                    released += part
-                schedule.append({"release_at": iso(at), "amount": fmt(part)})
-        return finish(
-            conn,
-            op_key,
-            {
-                "customer_id": customer_id,
-                "paid": fmt(amt),
-                "bonus": fmt(bonus),
-                "bonus_released": fmt(released),
-                "schedule": schedule,
-                "balances": self._sv_balances(accts, customer_id),
-            },
-        )
-
-    @staticmethod
-    def _sv_balances(
-        accts: Mapping[tuple[str, str], Account], customer_id: str
-    ) -> dict[str, str | None]:
-        def b(asset: str) -> str | None:
-            acct = accts.get((customer_id, asset))
-            return fmt(acct.balance if acct else ZERO)
-
-        return {"paid": b(SV_PAID), "bonus": b(SV_BONUS), "pending_bonus": b(SV_PENDING)}
-
-    def release_bonus(
-        self, conn: Connection, as_of: datetime, *, limit: int | None = None
-    ) -> dict[str, Any]:
-        """Release every bonus installment due at ``as_of`` (pending → bonus balance)."""
-        as_of = aware(as_of, "as_of")
-        now = self.now()
-        br = lt.bonus_releases.c
-        q = (
-            select(lt.bonus_releases)
-            .where(br.status == "pending", br.release_at <= as_of)
-            .order_by(br.customer_id, br.release_id)
-        )
-        if limit:
-            q = q.limit(limit)
-        n, total = 0, ZERO
-        for r in conn.execute(q).all():
-            accts = lock_accounts(
-                conn, [(r.customer_id, SV_PENDING), (r.customer_id, SV_BONUS)], now
-            )
-            res = conn.execute(
-                update(lt.bonus_releases)
-                .where(br.release_id == r.release_id, br.status == "pending")
-                .values(status="released", done_at=now)
-            )
-            if not res.rowcount:
-                continue
-            post(
-                conn,
-                accts[(r.customer_id, SV_PENDING)],
-                -r.amount,
-                kind="bonus_release",
-                key=f"{r.topup_key}:release:{r.seq}",
-                now=now,
-                reference=r.topup_key,
-            )
-            post(
-                conn,
-                accts[(r.customer_id, SV_BONUS)],
-                r.amount,
-                kind="bonus_release",
-                key=f"{r.topup_key}:release:{r.seq}:in",
-                now=now,
-                reference=r.topup_key,
-            )
-            n += 1
-            total += r.amount
-        return {"released": n, "amount": fmt(total)}
-
-    def spend_stored_value(
-        self,
-        conn: Connection,
-        customer_id: str,
-        amount: Decimal | str | int,
-        *,
-        order_id: str,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        """Pay (part of) an order from stored value, paid or bonus first per the program.
-
-        With ``stored_value.return_on_order_refund`` a payment recorded after the ledger has
-        applied a refund of the order (the till reported them out of order) gives back at
-        once the refunded share of everything paid on the order, as the refund event would
-        have had the payment come first (``returned_at_once``); the order's later events
-        count it, so nothing comes back twice.
-        """
-        amt = positive(dec(amount, "amount"), "amount")
-        now = self.now()
-        # Without a key every call is a payment of its own: two payments on one order are
-        # two spends (a till that retries must send a key to be safe).
-        op_key = f"sv_spend:{idempotency_key or f'{order_id}:{_secrets.token_hex(12)}'}"
-        prior = claim(
-            conn,
-            op_key,
-            "sv_spend",
-            customer_id,
-            now,
-            request={"customer_id": customer_id, "amount": amt, "order_id": order_id}
-            if idempotency_key
-            else None,
-        )
-        if prior is not None:
-            return prior
-        accts = lock_accounts(conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS)], now)
-        from_paid, from_bonus = self._debit_stored_value(
-            conn,
-            accts,
-            customer_id,
-            amt,
-            kind="spend",
-            key=op_key,
-            ref=f"order:{order_id}",
-            now=now,
-        )
-        returned = None
-        if self.program.stored_value.return_on_order_refund:
-            # Read after the lock on the stored-value accounts, which a refund event of this
-            # customer takes before reading the payments: one of the two sees the other.
-            returned = self._return_on_refunded_order(
-                conn, accts, customer_id, order_id, key=f"{op_key}:sv_return", now=now
-            )
-        return finish(
-            conn,
-            op_key,
-            {
-                "customer_id": customer_id,
-                "order_id": order_id,
-                "amount": fmt(amt),
-                "from_paid": fmt(from_paid),
-                "from_bonus": fmt(from_bonus),
-                "returned_at_once": returned,
-                "balances": self._sv_balances(accts, customer_id),
-            },
-        )
-
-    def _return_on_refunded_order(
-        self,
-        conn: Connection,
-        accts: Mapping[tuple[str, str], Account],
-        customer_id: str,
-        order_id: str,
-        *,
-        key: str,
-        now: datetime,
-    ) -> dict[str, Any] | None:
-        """Give back what the order's applied refund owes of the stored value paid on it
-        (the order event's own rule), when the ledger has the order as this customer's
-        and (partly) refunded; ``None`` when nothing is owed."""
-        lo = lt.orders.c
-        row = conn.execute(
-            select(lo.customer_id, lo.amount, lo.status, lo.refunded_amount).where(
-                lo.order_id == order_id
-            )
-        ).first()
-        if row is None or row.customer_id != customer_id:
-            return None
-        full = row.status in ("refunded", "cancelled")
-        if not full and row.refunded_amount <= 0:
-            return None
-        rec = stored_value_on_orders(conn, [(customer_id, order_id)]).get(
-            (customer_id, order_id), StoredValueOnOrder()
-        )
-        unit = currency_unit(self.program.currency)
-        give = rec.owed(row.amount, row.refunded_amount, full=full, unit=unit)
-        if give <= 0:
-            return None
-        to_paid, to_bonus = self._return_stored_value(
-            conn, accts, customer_id, rec, give, key=key, ref=f"order:{order_id}", now=now
-        )
-        return {"amount": fmt(give), "paid": fmt(to_paid), "bonus": fmt(to_bonus)}
-
-    def refund_stored_value(
-        self,
-        conn: Connection,
-        customer_id: str,
-        amount: Decimal | str | int | None = None,
-        *,
-        idempotency_key: str,
-    ) -> dict[str, Any]:
-        """Refund unspent *paid* balance (all of it by default) to the customer.
-
-        With ``stored_value.refund_forfeits_bonus`` a refund that empties the paid balance
-        also forfeits the bonus balance and every pending bonus installment (the bonus was
-        given for keeping the money with the merchant).
-        """
-        now = self.now()
-        op_key = f"sv_refund:{idempotency_key}"
-        prior = claim(
-            conn,
-            op_key,
-            "sv_refund",
-            customer_id,
-            now,
-            request={
-                "customer_id": customer_id,
-                "amount": None if amount is None else dec(amount, "amount"),
-            },
-        )
-        if prior is not None:
-            return prior
-        accts = lock_accounts(
-            conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS), (customer_id, SV_PENDING)], now
-        )
-        paid = accts[(customer_id, SV_PAID)]
-        amt = paid.balance if amount is None else positive(dec(amount, "amount"), "amount")
-        if amt > paid.balance:
-            raise ConflictError(
-                f"only {paid.balance} of paid stored value is refundable",
-                code="stored_value.insufficient",
-                message_zh=f"可退储值本金仅 {paid.balance}",
-                details={"refundable": str(paid.balance), "requested": str(amt)},
-            )
-        post(conn, paid, -amt, kind="refund", key=op_key, now=now, reference=idempotency_key)
-        forfeited = ZERO
-        if self.program.stored_value.refund_forfeits_bonus and paid.balance == 0:
-            bonus, pending = accts[(customer_id, SV_BONUS)], accts[(customer_id, SV_PENDING)]
-            forfeited = bonus.balance + pending.balance
-            post(
-                conn,
-                bonus,
-                -bonus.balance,
-                kind="bonus_forfeited",
-                key=f"{op_key}:bonus",
-                now=now,
-                reference=idempotency_key,
-            )
-            post(
-                conn,
-                pending,
-                -pending.balance,
-                kind="bonus_forfeited",
-                key=f"{op_key}:pending",
-                now=now,
-                reference=idempotency_key,
-            )
-            br = lt.bonus_releases.c
-            conn.execute(
-                update(lt.bonus_releases)
-                .where(br.customer_id == customer_id, br.status == "pending")
-                .values(status="forfeited", done_at=now)
-            )
-        return finish(
-            conn,
-            op_key,
-            {
-                "customer_id": customer_id,
-                "refunded": fmt(amt),
-                "bonus_forfeited": fmt(forfeited),
-                "balances": self._sv_balances(accts, customer_id),
-            },
-        )
-
-    def reverse_stored_value_spend(
-        self,
-        conn: Connection,
-        customer_id: str,
-        order_id: str,
-        amount: Decimal | str | int | None = None,
-        *,
-        idempotency_key: str,
-    ) -> dict[str, Any]:
-        """Give back stored value paid on an order (a refund of a stored-value payment).
-
-        ``amount`` (default: everything not given back yet) may not exceed what the
-        customer's stored-value payments on ``order_id`` took minus what came back since
-        (``stored_value.return_exceeds_spend``; ``stored_value.spend_not_found`` when no
-        stored value was paid on the order). It returns to the paid and bonus balances in
-        the proportion the payment took them: cumulatively, the bonus part is rounded down
-        to the currency's minor unit and the remainder goes to paid (see
-        :func:`~huitouke.loyalty.rules.stored_value_return_split`). One entry per balance
-        (kind ``spend_reversal``, keys ``<op>:paid`` / ``<op>:bonus``) referencing
-        ``order:<order_id>``; idempotent by ``idempotency_key``.
-
-        Order events that refund an order give stored value back by themselves when the
-        program's ``stored_value.return_on_order_refund`` is on (the default); this
-        operation is for refunds not reported as order events, and counts what they gave.
-        """
-        amt = None if amount is None else positive(dec(amount, "amount"), "amount")
-        now = self.now()
-        op_key = f"sv_reverse:{idempotency_key}"
-        prior = claim(
-            conn,
-            op_key,
-            "sv_reverse",
-            customer_id,
-            now,
-            request={"customer_id": customer_id, "order_id": order_id, "amount": amt},
-        )
-        if prior is not None:
-            return prior
-        accts = lock_accounts(
-            conn, [], now, optional=[(customer_id, SV_PAID), (customer_id, SV_BONUS)]
-        )
-        rec = stored_value_on_orders(conn, [(customer_id, order_id)]).get(
-            (customer_id, order_id), StoredValueOnOrder()
-        )
-        if rec.spent <= 0:
-            raise NotFoundError(
-                f"customer {customer_id} paid nothing with stored value on order {order_id}",
-                code="stored_value.spend_not_found",
-                message_zh=f"顾客 {customer_id} 的订单 {order_id} 没有储值支付",
-                details={"customer_id": customer_id, "order_id": order_id},
-            )
-        left = rec.spent - rec.returned
-        if amt is None:
-            if left <= 0:
-                raise ConflictError(
-                    f"the {rec.spent} paid with stored value on order {order_id} was all "
-                    "given back already",
-                    code="stored_value.return_exceeds_spend",
-                    message_zh=f"订单 {order_id} 的储值支付 {rec.spent} 已全部退回",
-                    details={"spent": str(rec.spent), "returned": str(rec.returned)},
-                )
-            amt = left
-        to_paid, to_bonus = self._return_stored_value(
-            conn, accts, customer_id, rec, amt, key=op_key, ref=f"order:{order_id}", now=now
-        )
-        return finish(
-            conn,
-            op_key,
-            {
-                "customer_id": customer_id,
-                "order_id": order_id,
-                "amount": fmt(amt),
-                "to_paid": fmt(to_paid),
-                "to_bonus": fmt(to_bonus),
-                "spent": fmt(rec.spent),
-                "returned": fmt(rec.returned),
-                "balances": self._sv_balances(accts, customer_id),
-            },
-        )
-
-    def _return_stored_value(
-        self,
-        conn: Connection,
-        accts: Mapping[tuple[str, str], Account],
-        customer_id: str,
-        rec: StoredValueOnOrder,
-        amount: Decimal,
-        *,
-        key: str,
-        ref: str,
-        now: datetime,
-    ) -> tuple[Decimal, Decimal]:
-        """Post a give-back of ``amount`` split like the payment; updates ``rec``."""
-        to_paid, to_bonus = stored_value_return_split(
-            rec.spent_paid,
-            rec.spent_bonus,
-            rec.back_paid,
-            rec.back_bonus,
-            amount,
-            unit=currency_unit(self.program.currency),
-        )
-        post(
-            conn,
-            accts[(customer_id, SV_PAID)],
-            to_paid,
-            kind=SV_RETURN,
-            key=f"{key}:paid",
-            now=now,
-            reference=ref,
-        )
-        post(
-            conn,
-            accts[(customer_id, SV_BONUS)],
-            to_bonus,
-            kind=SV_RETURN,
-            key=f"{key}:bonus",
-            now=now,
-            reference=ref,
-        )
-        rec.back_paid += to_paid
-        rec.back_bonus += to_bonus
-        return to_paid, to_bonus
+    # stored_value: :mod:`huitouke.loyalty.stored_value`
+    topup = stored_value.topup
+    release_bonus = stored_value.release_bonus
+    spend_stored_value = stored_value.spend_stored_value
+    refund_stored_value = stored_value.refund_stored_value
+    reverse_stored_value_spend = stored_value.reverse_stored_value_spend
 
     # ===================================================================================
     # Paid membership (付费会员)
     # ===================================================================================
-    def _term_end(self, start: datetime, plan_id: str) -> datetime:
-        plan = self.program.plan(plan_id)
-        if plan.term_days is not None:
-            return start + timedelta(days=plan.term_days)
-        assert plan.term_months is not None
-        local = start.astimezone(self.zone)
-        d = add_months(local.date(), plan.term_months)
-        return datetime.combine(
-            d, local.timetz().replace(tzinfo=None), tzinfo=self.zone
-        ).astimezone(UTC)
-
-    def _pay_fee(
-        self,
-        conn: Connection,
-        customer_id: str,
-        fee: Decimal,
-        paid_with: str,
-        key: str,
-        ref: str,
-        now: datetime,
-    ) -> None:
-        if paid_with == "external" or fee <= 0:
-            return
-        if paid_with != "stored_value":
-            raise InputError(
-                "paid_with must be 'external' or 'stored_value'",
-                code="input.invalid",
-                details={"field": "paid_with"},
-            )
-        accts = lock_accounts(conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS)], now)
-        self._debit_stored_value(
-            conn, accts, customer_id, fee, kind="spend", key=key, ref=ref, now=now
-        )
-
-    def _debit_stored_value(
-        self,
-        conn: Connection,
-        accts: Mapping[tuple[str, str], Any],
-        customer_id: str,
-        amount: Decimal,
-        *,
-        kind: str,
-        key: str,
-        ref: str,
-        now: datetime,
-    ) -> tuple[Decimal, Decimal]:
-        """Take ``amount`` from the paid and bonus balances in the program's spending order,
-        one entry each (keys ``<key>:paid`` and ``<key>:bonus``); returns the two parts."""
-        paid, bonus = accts[(customer_id, SV_PAID)], accts[(customer_id, SV_BONUS)]
-        from_paid, from_bonus = split_stored_spend(
-            paid.balance, bonus.balance, amount, self.program.stored_value.spend_order
-        )
-        post(conn, paid, -from_paid, kind=kind, key=f"{key}:paid", now=now, reference=ref)
-        post(conn, bonus, -from_bonus, kind=kind, key=f"{key}:bonus", now=now, reference=ref)
-        return from_paid, from_bonus
-
-    def buy_membership(
-        self,
-        conn: Connection,
-        customer_id: str,
-        plan_id: str,
-        *,
-        idempotency_key: str,
-        paid_with: str = "external",
-    ) -> dict[str, Any]:
-        """Buy a paid membership starting now; refused while one is active (renew instead)."""
-        plan = self.program.plan(plan_id)
-        now = self.now()
-        op_key = f"membership:{idempotency_key}"
-        prior = claim(
-            conn,
-            op_key,
-            "membership_buy",
-            customer_id,
-            now,
-            request={"customer_id": customer_id, "plan_id": plan_id, "paid_with": paid_with},
-        )
-        if prior is not None:
-            return prior
-        ensure_member(self, conn, customer_id, now)
-        if active_membership(self, conn, customer_id, now) is not None:
-            raise ConflictError(
-                "a membership is already active; renew it instead",
-                code="membership.active",
-                message_zh="已有生效中的付费会员,请续费",
-                details={"customer_id": customer_id},
-            )
-        self._pay_fee(conn, customer_id, plan.fee, paid_with, op_key, f"membership:{plan.id}", now)
-        end = self._term_end(now, plan.id)
-        conn.execute(
-            lt.memberships.insert(),
-            {
-                "customer_id": customer_id,
-                "plan_id": plan.id,
-                "starts_at": now,
-                "ends_at": end,
-                "fee": plan.fee,
-                "currency": self.program.currency,
-                "paid_with": paid_with,
-                "status": "active",
-                "idempotency_key": op_key,
-                "created_at": now,
-            },
-        )
-        return finish(
-            conn,
-            op_key,
-            {
-                "customer_id": customer_id,
-                "plan": plan.id,
-                "starts_at": iso(now),
-                "ends_at": iso(end),
-                "fee": fmt(plan.fee),
-                "paid_with": paid_with,
-            },
-        )
-
-    def renew_membership(
-        self,
-        conn: Connection,
-        customer_id: str,
-        *,
-        idempotency_key: str,
-        plan_id: str | None = None,
-        paid_with: str = "external",
-    ) -> dict[str, Any]:
-        """Renew: a new term starting when the current one ends (or now, if it lapsed)."""
-        now = self.now()
-        op_key = f"membership:{idempotency_key}"
-        prior = claim(
-            conn,
-            op_key,
-            "membership_renew",
-            customer_id,
-            now,
-            request={"customer_id": customer_id, "plan_id": plan_id, "paid_with": paid_with},
-        )
-        if prior is not None:
-            return prior
-        ensure_member(self, conn, customer_id, now)
-        ms = lt.memberships.c
-        last = conn.execute(
-            select(lt.memberships)
-            .where(ms.customer_id == customer_id, ms.status != "cancelled")
-            .order_by(ms.ends_at.desc())
-            .limit(1)
-        ).first()
-        if last is None and plan_id is None:
-            raise NotFoundError(
-                "no membership to renew",
-                code="membership.not_found",
-                message_zh="没有可续费的付费会员",
-                details={"customer_id": customer_id},
-            )
-        plan = self.program.plan(plan_id or (last.plan_id if last is not None else ""))
-        start = max(now, last.ends_at) if last is not None else now
-        end = self._term_end(start, plan.id)
-        self._pay_fee(conn, customer_id, plan.fee, paid_with, op_key, f"membership:{plan.id}", now)
-        conn.execute(
-            lt.memberships.insert(),
-            {
-                "customer_id": customer_id,
-                "plan_id": plan.id,
-                "starts_at": start,
-                "ends_at": end,
-                "fee": plan.fee,
-                "currency": self.program.currency,
-                "paid_with": paid_with,
-                "status": "active",
-                "idempotency_key": op_key,
-                "created_at": now,
-            },
-        )
-        return finish(
-            conn,
-            op_key,
-            {
-                "customer_id": customer_id,
-                "plan": plan.id,
-                "starts_at": iso(start),
-                "ends_at": iso(end),
-                "fee": fmt(plan.fee),
-                "paid_with": paid_with,
-            },
-        )
+    # membership: :mod:`huitouke.loyalty.membership`
+    buy_membership = membership.buy_membership
+    renew_membership = membership.renew_membership
 
     def checkout_quote(
         self,
@@ -1626,7 +710,8 @@ class LoyaltyService(LoyaltyContext):
     ) -> dict[str, Any]:
         out: dict[str, Any] = {"customer_id": customer_id, "points": "0", "coupon": None}
         if spec.points > 0:
-            _credited, _settled, _ = self._earn_points(
+            _credited, _settled, _ = earn_points(
+                self,
                 conn,
                 customer_id,
                 spec.points,
@@ -1857,7 +942,8 @@ class LoyaltyService(LoyaltyContext):
                 conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS), (customer_id, SV_HELD)], now
             )
             ref = f"groupbuy:{group_id}"
-            held_paid, held_bonus = self._debit_stored_value(
+            held_paid, held_bonus = debit_stored_value(
+                self,
                 conn,
                 accts,
                 customer_id,
