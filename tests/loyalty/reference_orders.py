@@ -29,6 +29,9 @@ from huitouke.loyalty.members import benefits, ensure_member
 from huitouke.loyalty.points import (
     earn_points,
 )
+from huitouke.loyalty.referrals import (
+    attribute_referral,
+)
 from huitouke.loyalty.rules import (
     compute_earn,
     coupon_value_for_order,
@@ -437,7 +440,7 @@ class ReferenceLoyalty(LoyaltyService):
             update(lt.members).where(lt.members.c.customer_id == o.customer_id).values(**values)
         )
         if first:
-            effects["referral"] = self._attribute_referral(conn, o, now)
+            effects["referral"] = attribute_referral(self, conn, o, now)
 
     # -- refunds -----------------------------------------------------------------------------
     def _reverse(

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,9 +55,11 @@ from sqlalchemy.engine import Dialect
 from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
+from huitouke.loyalty.context import LoyaltyContext
 from huitouke.loyalty.coupons import coupon_json, template_or_default
 from huitouke.loyalty.ledger import claim, finish
 from huitouke.loyalty.program import CouponTemplate, StampCard, TierBenefits
+from huitouke.loyalty.referrals import attribute_referral
 from huitouke.loyalty.rules import (
     LotView,
     allocate_fifo,
@@ -91,9 +93,6 @@ from huitouke.loyalty.vocab import (
     parse_order,
     stored_value_on_orders,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from huitouke.loyalty.service import LoyaltyService
 
 __all__ = ["add_stamps", "apply_orders", "ignored_effects", "order_op_key"]
 
@@ -368,7 +367,7 @@ class _Coupon:
 
 
 class _Batch:
-    def __init__(self, svc: LoyaltyService, conn: Connection, now: datetime) -> None:
+    def __init__(self, svc: LoyaltyContext, conn: Connection, now: datetime) -> None:
         self.svc = svc
         self.program = svc.program
         self.zone = svc.zone
@@ -1295,7 +1294,7 @@ class _Batch:
         self.dirty_members.add(o.customer_id)
         if first and o.customer_id in self.referral_registered:
             self.referral_registered.discard(o.customer_id)
-            effects["referral"] = self.svc._attribute_referral(self.conn, o, self.now)
+            effects["referral"] = attribute_referral(self.svc, self.conn, o, self.now)
 
     def _reverse(
         self, o: OrderEvent, state: dict[str, Any], op_key: str, effects: dict[str, Any]
@@ -1577,7 +1576,7 @@ def _parse_all(orders: Iterable[Mapping[str, Any]]) -> list[OrderEvent]:
 
 
 def apply_orders(
-    svc: LoyaltyService, conn: Connection, orders: Iterable[Mapping[str, Any]]
+    svc: LoyaltyContext, conn: Connection, orders: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """See :meth:`LoyaltyService.apply_orders`."""
     events = _parse_all(orders)
@@ -1686,7 +1685,7 @@ MAX_GRANT = 1000
 
 
 def add_stamps(
-    svc: LoyaltyService,
+    svc: LoyaltyContext,
     conn: Connection,
     customer_id: str,
     card_id: str,
