@@ -288,6 +288,7 @@ class ReferenceLoyalty(LoyaltyService):
             ref=f"order:{o.order_id}",
             now=now,
             earned_at=o.ordered_at,
+            kind="earn",
         )
         state["points_earned"] = res.points
         state["points_lot_id"] = lot

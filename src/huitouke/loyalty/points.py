@@ -35,9 +35,12 @@ def earn_points(
     ref: str,
     now: datetime,
     earned_at: datetime,
-    kind: str = "earn",
+    kind: str,
 ) -> tuple[Decimal, Decimal, int | None]:
-    """Credit points, paying any points debt first. Returns (credited, debt_settled, lot_id)."""
+    """Credit points, paying any points debt first. Returns (credited, debt_settled, lot_id).
+
+    For operator adjustments and referral rewards (``kind``); orders earn points in the batch
+    ledger (:mod:`~huitouke.loyalty.order_batch`), which writes every order effect."""
     if points <= 0:
         return ZERO, ZERO, None
     accts = lock_accounts(conn, [(customer_id, POINTS)], now, optional=[(customer_id, POINTS_DEBT)])
