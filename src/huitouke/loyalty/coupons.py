@@ -67,6 +67,7 @@ _COUPON_EVENT = lt.coupon_events.insert()
 
 
 def canonical_code(code: str) -> str:
+    """The coupon code normalised and its check digit verified (``coupon.not_found`` if not)."""
     try:
         return codes.normalize(code, check=True)
     except ValueError as exc:
@@ -100,6 +101,8 @@ def issue(
     order_amount: Decimal | None = None,
     strict_limit: bool = True,
 ) -> dict[str, Any] | None:
+    """Issue one coupon of ``template`` (its value: a spend-back share of ``order_amount``);
+    ``None`` when the per-customer limit is reached and ``strict_limit`` is off."""
     if (
         template.max_per_customer is not None
         and _issued_count(conn, template.id, customer_id) >= template.max_per_customer
@@ -161,6 +164,7 @@ def issue(
 
 
 def coupon_json(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A coupon row as the JSON the use cases return (also the batch ledger's order coupons)."""
     return {
         "code": r["code"],
         "status": r["status"],
@@ -183,6 +187,7 @@ def coupon_json(r: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def coupon_row(conn: Connection, code: str, *, lock: bool = False) -> Any:
+    """The coupon row of a normalised ``code`` (locked on PostgreSQL with ``lock``)."""
     stmt = _COUPON_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _COUPON
     row = conn.execute(stmt, {"b_code": code}).first()
     if row is None:
@@ -191,6 +196,7 @@ def coupon_row(conn: Connection, code: str, *, lock: bool = False) -> Any:
 
 
 def no_coupon(code: str) -> NotFoundError:
+    """The error for an unknown coupon code."""
     return NotFoundError(
         f"no coupon {code!r}",
         code="coupon.not_found",
@@ -200,6 +206,8 @@ def no_coupon(code: str) -> NotFoundError:
 
 
 def template_or_default(ctx: LoyaltyContext, row: Any) -> CouponTemplate:
+    """The coupon's template; a template that left the program after issuing gives way to
+    the coupon's own terms (used by the batch ledger for refunded spend-back coupons too)."""
     try:
         return ctx.program.template(row.template_id)
     except NotFoundError:
@@ -208,6 +216,7 @@ def template_or_default(ctx: LoyaltyContext, row: Any) -> CouponTemplate:
 
 
 def coupon_view(row: Any) -> CouponView:
+    """The fields of a coupon row the pure redemption check reads."""
     return CouponView(
         row.code,
         row.template_id,

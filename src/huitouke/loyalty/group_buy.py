@@ -290,6 +290,7 @@ def groupbuy_settle(ctx: LoyaltyContext, conn: Connection, as_of: datetime) -> d
 
 
 def groupbuy(ctx: LoyaltyContext, conn: Connection, group_id: str) -> dict[str, Any]:
+    """One group with its members."""
     gid = codes.normalize(group_id)
     g, gm = lt.groupbuys.c, lt.groupbuy_members.c
     grp = conn.execute(select(lt.groupbuys).where(g.group_id == gid)).first()

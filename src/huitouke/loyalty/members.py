@@ -22,6 +22,7 @@ __all__ = ["active_membership", "benefits", "ensure_member", "set_preferences"]
 
 
 def ensure_member(ctx: LoyaltyContext, conn: Connection, customer_id: str, now: datetime) -> Any:
+    """The customer's member row, created on first use (locked on PostgreSQL)."""
     m = lt.members.c
     stmt = select(lt.members).where(m.customer_id == customer_id)
     if conn.dialect.name == "postgresql":
@@ -45,6 +46,7 @@ def ensure_member(ctx: LoyaltyContext, conn: Connection, customer_id: str, now: 
 
 
 def active_membership(ctx: LoyaltyContext, conn: Connection, customer_id: str, at: datetime) -> Any:
+    """The paid membership active at ``at`` (the one ending last), or ``None``."""
     if not ctx.program.membership_plans:
         return None
     ms = lt.memberships.c

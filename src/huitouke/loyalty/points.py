@@ -215,6 +215,7 @@ def redeem_points(
 
 
 def balance(conn: Connection, customer_id: str, asset: str) -> Decimal:
+    """The cached balance of one of a customer's assets (0 without an account)."""
     a = lt.accounts.c
     v = conn.execute(
         select(a.balance).where(a.customer_id == customer_id, a.asset == asset)

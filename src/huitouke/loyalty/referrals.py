@@ -117,6 +117,8 @@ def register_referral(
 def attribute_referral(
     ctx: LoyaltyContext, conn: Connection, o: OrderEvent, now: datetime
 ) -> dict[str, Any] | None:
+    """At a referred customer's first paid order (called by the batch ledger): attribute the
+    referral, releasing rewards after the refund window, or reject it with a reason."""
     cfg = ctx.program.referral
     r = lt.referrals.c
     row = conn.execute(

@@ -159,6 +159,8 @@ def topup(
 def sv_balances(
     accts: Mapping[tuple[str, str], Account], customer_id: str
 ) -> dict[str, str | None]:
+    """The customer's stored-value balances for a result."""
+
     def b(asset: str) -> str | None:
         acct = accts.get((customer_id, asset))
         return fmt(acct.balance if acct else ZERO)

@@ -26,6 +26,7 @@ def _money_sum(conn: Connection, raw: Any) -> Decimal:
 def tier_metric(
     ctx: LoyaltyContext, conn: Connection, customer_id: str, as_of: datetime
 ) -> Decimal:
+    """The customer's tier metric (orders, spend or points) over the tier window up to ``as_of``."""
     tiers = ctx.program.tiers
     assert tiers is not None
     lo = lt.orders.c

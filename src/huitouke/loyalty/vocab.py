@@ -62,10 +62,12 @@ SV_RETURN = "spend_reversal"
 
 
 def stamps_asset(card_id: str) -> str:
+    """The ledger asset of a stamp card's stamps."""
     return f"stamps:{card_id}"
 
 
 def stamps_debt_asset(card_id: str) -> str:
+    """The ledger asset of the stamps a card owes (taken back by refunds after spending)."""
     return f"stamps_debt:{card_id}"
 
 
@@ -79,10 +81,12 @@ def fmt(v: Decimal | int | None) -> str | None:
 
 
 def iso(v: datetime | None) -> str | None:
+    """An instant as ISO 8601 in UTC (``None`` stays ``None``)."""
     return v.astimezone(UTC).isoformat() if v is not None else None
 
 
 def dec(value: Any, field: str) -> Decimal:
+    """``value`` as a finite Decimal; the error names ``field``."""
     if isinstance(value, float):
         value = repr(value)
     try:
@@ -102,6 +106,8 @@ def dec(value: Any, field: str) -> Decimal:
 
 
 def aware(value: Any, field: str) -> datetime:
+    """``value`` (an aware datetime or an ISO 8601 string with an offset) in UTC; the error
+    names ``field``."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -123,6 +129,7 @@ def aware(value: Any, field: str) -> datetime:
 
 
 def positive(v: Decimal, field: str) -> Decimal:
+    """``v`` when it is above zero; the error names ``field``."""
     if v <= 0:
         raise InputError(
             f"{field} must be > 0",
