@@ -12,6 +12,10 @@ from sqlalchemy import Connection, select, update
 
 from huitouke.errors import ConflictError
 from huitouke.loyalty import tables as lt
+from huitouke.loyalty.coupons import (
+    issue,
+    template_or_default,
+)
 from huitouke.loyalty.ledger import (
     claim,
     credit_lot,
@@ -20,6 +24,13 @@ from huitouke.loyalty.ledger import (
     insert_ignore,
     lock_accounts,
     post,
+)
+from huitouke.loyalty.members import benefits, ensure_member
+from huitouke.loyalty.points import (
+    earn_points,
+)
+from huitouke.loyalty.referrals import (
+    attribute_referral,
 )
 from huitouke.loyalty.rules import (
     compute_earn,
@@ -32,14 +43,18 @@ from huitouke.loyalty.rules import (
     stored_value_return_target,
     tier_period_end,
 )
-from huitouke.loyalty.service import (
+from huitouke.loyalty.service import LoyaltyService
+from huitouke.loyalty.stored_value import (
+    return_stored_value,
+)
+from huitouke.loyalty.tiers import tier_metric
+from huitouke.loyalty.vocab import (
     COUNTED,
     POINTS,
     POINTS_DEBT,
     SV_BONUS,
     SV_PAID,
     ZERO,
-    LoyaltyService,
     OrderEvent,
     fmt,
     parse_order,
@@ -140,7 +155,7 @@ class ReferenceLoyalty(LoyaltyService):
                 message_zh=f"订单 {o.order_id} 属于顾客 {existing.customer_id}",
                 details={"order_id": o.order_id},
             )
-        member = self._member(conn, o.customer_id, now)
+        member = ensure_member(self, conn, o.customer_id, now)
         if existing is None:
             earned = o.status in COUNTED
             state: dict[str, Any] = {
@@ -228,8 +243,16 @@ class ReferenceLoyalty(LoyaltyService):
         give = target - rec.returned
         if give <= 0:
             return
-        to_paid, to_bonus = self._return_stored_value(
-            conn, accts, c, rec, give, key=f"{op_key}:sv_return", ref=f"order:{o.order_id}", now=now
+        to_paid, to_bonus = return_stored_value(
+            self,
+            conn,
+            accts,
+            c,
+            rec,
+            give,
+            key=f"{op_key}:sv_return",
+            ref=f"order:{o.order_id}",
+            now=now,
         )
         effects["stored_value_returned"] = {
             "amount": fmt(give),
@@ -247,7 +270,7 @@ class ReferenceLoyalty(LoyaltyService):
         state: dict[str, Any],
         effects: dict[str, Any],
     ) -> None:
-        mult, _disc, _src = self._benefits(conn, member, o.ordered_at)
+        mult, _disc, _src = benefits(self, conn, member, o.ordered_at)
         res = compute_earn(
             self.program.earn,
             o.amount,
@@ -256,7 +279,8 @@ class ReferenceLoyalty(LoyaltyService):
             lines=o.lines,
             member_multiplier=mult,
         )
-        credited, settled, lot = self._earn_points(
+        credited, settled, lot = earn_points(
+            self,
             conn,
             o.customer_id,
             res.points,
@@ -264,6 +288,7 @@ class ReferenceLoyalty(LoyaltyService):
             ref=f"order:{o.order_id}",
             now=now,
             earned_at=o.ordered_at,
+            kind="earn",
         )
         state["points_earned"] = res.points
         state["points_lot_id"] = lot
@@ -344,7 +369,8 @@ class ReferenceLoyalty(LoyaltyService):
                 )
             issued = []
             for i, (step, template_id) in enumerate(adv.rewards):
-                c = self._issue(
+                c = issue(
+                    self,
                     conn,
                     self.program.template(template_id),
                     o.customer_id,
@@ -395,7 +421,8 @@ class ReferenceLoyalty(LoyaltyService):
         for i, rule in enumerate(self.program.order_coupons):
             if o.amount < rule.min_order_amount or (rule.first_order_only and not first):
                 continue
-            c = self._issue(
+            c = issue(
+                self,
                 conn,
                 self.program.template(rule.template),
                 o.customer_id,
@@ -414,7 +441,7 @@ class ReferenceLoyalty(LoyaltyService):
             update(lt.members).where(lt.members.c.customer_id == o.customer_id).values(**values)
         )
         if first:
-            effects["referral"] = self._attribute_referral(conn, o, now)
+            effects["referral"] = attribute_referral(self, conn, o, now)
 
     # -- refunds -----------------------------------------------------------------------------
     def _reverse(
@@ -508,7 +535,7 @@ class ReferenceLoyalty(LoyaltyService):
                 )
                 effects["coupons_voided"].append(row.code)
             elif row.kind == "spend_back" and row.value is not None:
-                tpl = self._template_or_default(row)
+                tpl = template_or_default(self, row)
                 new_value = (
                     coupon_value_for_order(tpl, amount - refund)
                     if tpl.kind == "spend_back"
@@ -566,7 +593,7 @@ class ReferenceLoyalty(LoyaltyService):
         tiers = self.program.tiers
         if tiers is None:
             return {}
-        value = self._tier_metric(conn, member.customer_id, now)
+        value = tier_metric(self, conn, member.customer_id, now)
         q = qualified_tier(tiers, value)
         cur = member.tier if tiers.level(member.tier) else None
         if cur is None or tiers.rank(q) > tiers.rank(cur):

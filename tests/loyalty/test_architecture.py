@@ -8,7 +8,7 @@ from pathlib import Path
 import huitouke.loyalty as loyalty
 
 PKG = Path(loyalty.__file__).parent
-PURE = ("program.py", "rules.py", "codes.py")
+PURE = ("program.py", "rules.py", "codes.py", "context.py")
 FORBIDDEN = (
     "sqlalchemy",
     "huitouke.store",

@@ -89,6 +89,7 @@ def _loyalty_columns(
     conn: Any, loyalty: Any, df: pd.DataFrame, as_of: date, settings: Settings
 ) -> None:
     from huitouke.loyalty import tables as lt
+    from huitouke.loyalty.tiers import tier_metric
 
     zone = ZoneInfo(settings.timezone)
     at = datetime.combine(as_of, time(23, 59, 59), tzinfo=zone).astimezone(UTC)
@@ -120,7 +121,7 @@ def _loyalty_columns(
             idx = next((i for i, lv in enumerate(levels) if lv.id == current), None)
             if idx is not None and idx + 1 < len(levels):
                 nxt = levels[idx + 1]
-                metric = Decimal(loyalty._tier_metric(conn, cid, at))
+                metric = Decimal(tier_metric(loyalty, conn, cid, at))
                 if nxt.threshold > 0:
                     gap[cid] = float(max(nxt.threshold - metric, Decimal(0)) / nxt.threshold)
     df["next_tier_gap_ratio"] = df["customer_id"].map(gap)

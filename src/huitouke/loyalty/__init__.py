@@ -7,7 +7,13 @@ Layers:
 - :mod:`~huitouke.loyalty.rules` and :mod:`~huitouke.loyalty.codes` — pure rules, no I/O;
 - :mod:`~huitouke.loyalty.tables`, :mod:`~huitouke.loyalty.ledger` — the ledger tables and
   its primitives (entries, lots, locking, idempotent operations, :func:`verify_ledger`);
-- :mod:`~huitouke.loyalty.service` — :class:`LoyaltyService`, one method per use case.
+- :mod:`~huitouke.loyalty.vocab` and :mod:`~huitouke.loyalty.context` — the shared
+  vocabulary (order events, formatting) and what every use case shares (program, clock);
+- one module per mechanic (:mod:`~huitouke.loyalty.coupons`, ``points``, ``tiers``,
+  ``members``, ``stored_value``, ``membership``, ``referrals``, ``group_buy``, ``expiry``,
+  ``views``), and :mod:`~huitouke.loyalty.order_batch`, the one writer of order effects;
+- :mod:`~huitouke.loyalty.service` — :class:`LoyaltyService`, the façade: one method per
+  use case, each the mechanic module's function.
 
 Quick start::
 

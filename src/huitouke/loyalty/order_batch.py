@@ -46,18 +46,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from huitouke.core.orders import COUNTED_STATUSES
 from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
+from huitouke.loyalty.context import LoyaltyContext
+from huitouke.loyalty.coupons import coupon_json, template_or_default
 from huitouke.loyalty.ledger import claim, finish
 from huitouke.loyalty.program import CouponTemplate, StampCard, TierBenefits
+from huitouke.loyalty.referrals import attribute_referral
 from huitouke.loyalty.rules import (
     LotView,
     allocate_fifo,
@@ -75,16 +77,25 @@ from huitouke.loyalty.rules import (
     tier_period_end,
     tier_window_start,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from huitouke.loyalty.service import LoyaltyService, OrderEvent, StoredValueOnOrder
+from huitouke.loyalty.vocab import (
+    COUNTED,
+    POINTS,
+    POINTS_DEBT,
+    SV_BONUS,
+    SV_PAID,
+    SV_RETURN,
+    ZERO,
+    OrderEvent,
+    StoredValueOnOrder,
+    aware,
+    fmt,
+    iso,
+    parse_order,
+    stored_value_on_orders,
+)
 
 __all__ = ["add_stamps", "apply_orders", "ignored_effects", "order_op_key"]
 
-ZERO = Decimal(0)
-POINTS, POINTS_DEBT = "points", "points_debt"
-SV_PAID, SV_BONUS = "stored_paid", "stored_bonus"
-COUNTED = COUNTED_STATUSES
 #: rows per IN (...) list: far below SQLite's bound-parameter limit
 CHUNK = 2000
 
@@ -100,8 +111,6 @@ EVENT_BLANK: dict[str, Any] = {
 
 
 def order_op_key(o: OrderEvent) -> str:
-    from huitouke.loyalty.service import fmt
-
     return f"order:{o.order_id}:{o.status}:{fmt(o.refunded_amount)}"
 
 
@@ -358,7 +367,7 @@ class _Coupon:
 
 
 class _Batch:
-    def __init__(self, svc: LoyaltyService, conn: Connection, now: datetime) -> None:
+    def __init__(self, svc: LoyaltyContext, conn: Connection, now: datetime) -> None:
         self.svc = svc
         self.program = svc.program
         self.zone = svc.zone
@@ -501,8 +510,6 @@ class _Batch:
         # 4b. stored value paid on the orders the batch refunds (given back in proportion):
         #     the customers' stored-value accounts, locked, then the payments' entries
         if self.program.stored_value.return_on_order_refund:
-            from huitouke.loyalty.service import stored_value_on_orders
-
             pairs = sorted({(o.customer_id, o.order_id) for o in events if o.refund_total > 0})
             if pairs:
                 self._load_accounts(sorted({c for c, _ in pairs}), [SV_PAID, SV_BONUS])
@@ -965,9 +972,7 @@ class _Batch:
             new_value=value,
             order_id=source_ref if source == "order" else None,
         )
-        out = self.svc._coupon_json(
-            {**row, "redeemed_order_id": None, "redeemed_at": None, "discount": None}
-        )
+        out = coupon_json({**row, "redeemed_order_id": None, "redeemed_at": None, "discount": None})
         cp.refs.append((out, "code"))
         return out
 
@@ -1012,8 +1017,6 @@ class _Batch:
         return sum((r["points_earned"] - r["points_reversed"] for r in rows), ZERO)
 
     def tier_after_order(self, member: dict[str, Any], effects: dict[str, Any]) -> dict[str, Any]:
-        from huitouke.loyalty.service import fmt
-
         tiers = self.program.tiers
         if tiers is None:
             return {}
@@ -1098,8 +1101,6 @@ class _Batch:
         it does not depend on whether the order earned or on the arrival order of its
         states: a stale state's target is below what was already returned and gives nothing.
         """
-        from huitouke.loyalty.service import SV_RETURN, fmt
-
         rec = self.stored_value.get((o.customer_id, o.order_id))
         if rec is None or rec.spent <= 0:
             return
@@ -1137,8 +1138,6 @@ class _Batch:
         state: dict[str, Any],
         effects: dict[str, Any],
     ) -> None:
-        from huitouke.loyalty.service import fmt
-
         mult = self.benefits(member, o.ordered_at)
         res = compute_earn(
             self.program.earn,
@@ -1295,13 +1294,11 @@ class _Batch:
         self.dirty_members.add(o.customer_id)
         if first and o.customer_id in self.referral_registered:
             self.referral_registered.discard(o.customer_id)
-            effects["referral"] = self.svc._attribute_referral(self.conn, o, self.now)
+            effects["referral"] = attribute_referral(self.svc, self.conn, o, self.now)
 
     def _reverse(
         self, o: OrderEvent, state: dict[str, Any], op_key: str, effects: dict[str, Any]
     ) -> None:
-        from huitouke.loyalty.service import fmt
-
         amount = state["amount"]
         refund = min(o.refund_total, amount)
         full = refund >= amount
@@ -1360,7 +1357,7 @@ class _Batch:
                 cp.refs.append((voided, len(voided)))
                 voided.append(row["code"])
             elif row["kind"] == "spend_back" and row["value"] is not None:
-                tpl = self.svc._template_or_default(SimpleNamespace(**row))
+                tpl = template_or_default(self.svc, SimpleNamespace(**row))
                 new_value = (
                     coupon_value_for_order(tpl, amount - refund)
                     if tpl.kind == "spend_back"
@@ -1561,8 +1558,6 @@ class _Batch:
 
 
 def _parse_all(orders: Iterable[Mapping[str, Any]]) -> list[OrderEvent]:
-    from huitouke.loyalty.service import parse_order
-
     items = list(orders)
     out = []
     for i, raw in enumerate(items):
@@ -1581,7 +1576,7 @@ def _parse_all(orders: Iterable[Mapping[str, Any]]) -> list[OrderEvent]:
 
 
 def apply_orders(
-    svc: LoyaltyService, conn: Connection, orders: Iterable[Mapping[str, Any]]
+    svc: LoyaltyContext, conn: Connection, orders: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """See :meth:`LoyaltyService.apply_orders`."""
     events = _parse_all(orders)
@@ -1690,7 +1685,7 @@ MAX_GRANT = 1000
 
 
 def add_stamps(
-    svc: LoyaltyService,
+    svc: LoyaltyContext,
     conn: Connection,
     customer_id: str,
     card_id: str,
@@ -1701,11 +1696,9 @@ def add_stamps(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """See :meth:`LoyaltyService.add_stamps`."""
-    from huitouke.loyalty.service import _aware, iso
-
     card = svc.program.stamp_card(card_id)
     now = svc.now()
-    at = now if visited_at is None else _aware(visited_at, "visited_at")
+    at = now if visited_at is None else aware(visited_at, "visited_at")
     if at > now + VISIT_CLOCK_SKEW:
         raise InputError(
             f"visited_at: {iso(at)} is in the future",

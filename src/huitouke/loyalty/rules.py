@@ -2,7 +2,8 @@
 
 Every function here takes plain values (the program, amounts, instants) and returns plain
 values, so each mechanic is unit-tested without a store and the persistence layer
-(:mod:`huitouke.loyalty.service`) only moves their results into the ledger.
+(the mechanic modules and the batch ledger, :mod:`huitouke.loyalty.order_batch`) only move
+their results into the ledger.
 """
 
 from __future__ import annotations

@@ -1,0 +1,223 @@
+"""Points (积分) outside orders: the credit primitive (debt settled first), operator
+adjustments and redemptions for rewards or a cash discount. Orders earn and take back
+points in :mod:`~huitouke.loyalty.order_batch`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from huitouke.errors import ConflictError, InputError
+from huitouke.i18n import t
+from huitouke.loyalty import tables as lt
+from huitouke.loyalty.context import LoyaltyContext
+from huitouke.loyalty.coupons import issue
+from huitouke.loyalty.ledger import claim, credit_lot, debit_fifo, finish, lock_accounts, post
+from huitouke.loyalty.members import ensure_member
+from huitouke.loyalty.program import decimal_places
+from huitouke.loyalty.rules import expiry_at, money
+from huitouke.loyalty.vocab import POINTS, POINTS_DEBT, ZERO, dec, fmt, positive
+
+__all__ = ["adjust_points", "balance", "earn_points", "points_amount", "redeem_points"]
+
+
+def earn_points(
+    ctx: LoyaltyContext,
+    conn: Connection,
+    customer_id: str,
+    points: Decimal,
+    *,
+    key: str,
+    ref: str,
+    now: datetime,
+    earned_at: datetime,
+    kind: str,
+) -> tuple[Decimal, Decimal, int | None]:
+    """Credit points, paying any points debt first. Returns (credited, debt_settled, lot_id).
+
+    For operator adjustments and referral rewards (``kind``); orders earn points in the batch
+    ledger (:mod:`~huitouke.loyalty.order_batch`), which writes every order effect."""
+    if points <= 0:
+        return ZERO, ZERO, None
+    accts = lock_accounts(conn, [(customer_id, POINTS)], now, optional=[(customer_id, POINTS_DEBT)])
+    debt = accts[(customer_id, POINTS_DEBT)]
+    settle = min(points, debt.balance)
+    post(conn, debt, -settle, kind="debt_settled", key=f"{key}:debt", now=now, reference=ref)
+    lot = credit_lot(
+        conn,
+        accts[(customer_id, POINTS)],
+        points - settle,
+        kind=kind,
+        key=key,
+        now=now,
+        earned_at=earned_at,
+        expires_at=expiry_at(ctx.program.points_expiry, earned_at, ctx.zone),
+        reference=ref,
+    )
+    return points - settle, settle, lot
+
+
+def points_amount(ctx: LoyaltyContext, v: Decimal, field: str) -> Decimal:
+    """``v`` when it has no more decimal places than the program's ``points.decimals``."""
+    decimals = ctx.program.points.decimals
+    if decimal_places(v) > decimals:
+        raise InputError(
+            t("loyalty.points_fractional", "en", field=field, decimals=decimals),
+            code="points.fractional",
+            message_zh=t("loyalty.points_fractional", "zh", field=field, decimals=decimals),
+            details={"field": field, "decimals": decimals, "value": str(v)},
+        )
+    return v
+
+
+def adjust_points(
+    ctx: LoyaltyContext,
+    conn: Connection,
+    customer_id: str,
+    delta: Decimal | int | str,
+    *,
+    reason: str,
+    idempotency_key: str,
+) -> dict[str, Any]:
+    """Operator adjustment: a credit (a new lot, paying debt first) or a FIFO debit."""
+    d = points_amount(ctx, dec(delta, "delta"), "delta")
+    if d == 0:
+        raise InputError("delta must not be 0", code="input.invalid", details={"field": "delta"})
+    now = ctx.now()
+    op_key = f"adjust:{idempotency_key}"
+    prior = claim(
+        conn,
+        op_key,
+        "points_adjust",
+        customer_id,
+        now,
+        request={"customer_id": customer_id, "delta": d, "reason": reason},
+    )
+    if prior is not None:
+        return prior
+    ensure_member(ctx, conn, customer_id, now)
+    ref = f"adjust:{reason}"[:255]
+    if d > 0:
+        credited, settled, _ = earn_points(
+            ctx, conn, customer_id, d, key=op_key, ref=ref, now=now, earned_at=now, kind="adjust"
+        )
+        out = {
+            "customer_id": customer_id,
+            "credited": fmt(credited),
+            "debt_settled": fmt(settled),
+        }
+    else:
+        accts = lock_accounts(conn, [(customer_id, POINTS)], now)
+        debit_fifo(
+            conn,
+            accts[(customer_id, POINTS)],
+            -d,
+            kind="adjust",
+            key=op_key,
+            now=now,
+            reference=ref,
+        )
+        out = {"customer_id": customer_id, "debited": fmt(-d)}
+    out["points_balance"] = fmt(balance(conn, customer_id, POINTS))
+    out["reason"] = reason
+    return finish(conn, op_key, out)
+
+
+def redeem_points(
+    ctx: LoyaltyContext,
+    conn: Connection,
+    customer_id: str,
+    points: Decimal | int | str | None = None,
+    *,
+    reward: str | None = None,
+    idempotency_key: str,
+) -> dict[str, Any]:
+    """Spend points, earliest-expiring first: for a catalogue ``reward`` (a coupon) or
+    as a cash discount at ``redemption.points_per_currency_unit``."""
+    now = ctx.now()
+    red = ctx.program.redemption
+    rw = ctx.program.reward(reward) if reward is not None else None
+    if rw is not None:
+        pts = rw.points if points is None else dec(points, "points")
+        if pts != rw.points:
+            raise InputError(
+                f"points: reward {rw.id} costs {rw.points}",
+                code="input.invalid",
+                details={"field": "points"},
+            )
+    else:
+        if points is None:
+            raise InputError(
+                "points: required without a reward",
+                code="input.missing_field",
+                details={"field": "points"},
+            )
+        pts = positive(dec(points, "points"), "points")
+        if red.points_per_currency_unit is None:
+            raise ConflictError(
+                "this program does not redeem points for cash",
+                code="points.cash_redemption_disabled",
+            )
+    pts = points_amount(ctx, pts, "points")
+    if pts < red.min_points:
+        raise ConflictError(
+            f"at least {red.min_points} points per redemption",
+            code="points.below_minimum",
+            details={"min_points": str(red.min_points)},
+        )
+    op_key = f"redeem_points:{idempotency_key}"
+    prior = claim(
+        conn,
+        op_key,
+        "points_redeem",
+        customer_id,
+        now,
+        request={"customer_id": customer_id, "points": pts, "reward": reward},
+    )
+    if prior is not None:
+        return prior
+    accts = lock_accounts(conn, [(customer_id, POINTS)], now)
+    debit_fifo(
+        conn,
+        accts[(customer_id, POINTS)],
+        pts,
+        kind="redeem",
+        key=op_key,
+        now=now,
+        reference=f"reward:{reward}" if reward else "discount",
+    )
+    out: dict[str, Any] = {
+        "customer_id": customer_id,
+        "points": fmt(pts),
+        "points_balance": fmt(accts[(customer_id, POINTS)].balance),
+    }
+    if rw is not None:
+        out["reward"] = rw.id
+        out["coupon"] = issue(
+            ctx,
+            conn,
+            ctx.program.template(rw.template),
+            customer_id,
+            key=op_key,
+            now=now,
+            source="points",
+            source_ref=idempotency_key,
+        )
+    else:
+        assert red.points_per_currency_unit is not None
+        out["discount"] = fmt(money(pts / red.points_per_currency_unit))
+        out["currency"] = ctx.program.currency
+    return finish(conn, op_key, out)
+
+
+def balance(conn: Connection, customer_id: str, asset: str) -> Decimal:
+    """The cached balance of one of a customer's assets (0 without an account)."""
+    a = lt.accounts.c
+    v = conn.execute(
+        select(a.balance).where(a.customer_id == customer_id, a.asset == asset)
+    ).scalar_one_or_none()
+    return v if v is not None else ZERO
