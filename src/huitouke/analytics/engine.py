@@ -87,6 +87,13 @@ LINES_COLUMNS: tuple[str, ...] = (
 )
 
 CENT = Decimal("0.01")
+
+#: The checks every engine runs on the orders it registered (portable SQL, like the queries).
+CURRENCIES_SQL = "SELECT DISTINCT currency FROM orders"
+DUPLICATES_SQL = (
+    "SELECT order_id, COUNT(*) OVER () AS n FROM orders GROUP BY order_id "
+    "HAVING COUNT(*) > 1 ORDER BY order_id LIMIT 5"
+)
 _Q4 = Decimal("0.0001")
 
 
@@ -278,10 +285,7 @@ class Analytics:
     # -- plumbing -------------------------------------------------------------------------------
     def _refuse_duplicate_ids(self) -> None:
         # A parallel hash aggregate: several times faster than Arrow's value_counts.
-        rows = self._backend.query(
-            "SELECT order_id, COUNT(*) OVER () AS n FROM orders GROUP BY order_id "
-            "HAVING COUNT(*) > 1 ORDER BY order_id LIMIT 5"
-        ).to_pylist()
+        rows = self._backend.query(DUPLICATES_SQL).to_pylist()
         if rows:
             dups = [r["order_id"] for r in rows]
             n = int(rows[0]["n"])

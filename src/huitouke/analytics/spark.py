@@ -63,6 +63,19 @@ _SPARK_TYPES = {
 }
 
 
+#: The checks of orders Spark reads itself (the Arrow table's are made in Python).
+NULLS_SQL = (
+    "SELECT "
+    + ", ".join(
+        f"SUM(CASE WHEN {f.name} IS NULL THEN 1 ELSE 0 END) AS {f.name}"
+        for f in ORDERS_SCHEMA
+        if not f.nullable
+    )
+    + " FROM orders"
+)
+STATUSES_SQL = "SELECT DISTINCT status FROM orders"
+
+
 def _java() -> str | None:
     home = os.environ.get("JAVA_HOME")
     if home and os.access(os.path.join(home, "bin", "java"), os.X_OK):
@@ -281,11 +294,7 @@ class SparkAnalytics(Analytics):
     def _check_read_orders(self) -> None:
         """Empty required values and unknown statuses of orders Spark read itself."""
         required = [f.name for f in ORDERS_SCHEMA if not f.nullable]
-        counts = self._backend.query(
-            "SELECT "
-            + ", ".join(f"SUM(CASE WHEN {c} IS NULL THEN 1 ELSE 0 END) AS {c}" for c in required)
-            + " FROM orders"
-        ).to_pylist()[0]
+        counts = self._backend.query(NULLS_SQL).to_pylist()[0]
         for c in required:
             n = int(counts[c] or 0)
             if n:
@@ -296,10 +305,7 @@ class SparkAnalytics(Analytics):
                     details={"column": c},
                 )
         known = {s.value for s in OrderStatus}
-        statuses = {
-            r["status"]
-            for r in self._backend.query("SELECT DISTINCT status FROM orders").to_pylist()
-        }
+        statuses = {r["status"] for r in self._backend.query(STATUSES_SQL).to_pylist()}
         if statuses - known:
             raise InputError(
                 f"unknown order status(es) {sorted(statuses - known)}; expected {sorted(known)}",

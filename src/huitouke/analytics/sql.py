@@ -121,7 +121,7 @@ def category_orders_sql(merge_same_day: bool) -> Step:
     else:
         join = "JOIN counted c ON c.order_id = l.order_id"
     sql = f"""
-SELECT customer_id, category, order_id, local_date,
+SELECT customer_id, category, order_id, ordered_at, local_date,
        date_diff('day', LAG(local_date) OVER (PARTITION BY customer_id, category
                                               ORDER BY ordered_at, order_id), local_date) AS gap_days
 FROM (
