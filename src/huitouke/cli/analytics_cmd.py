@@ -364,7 +364,7 @@ def _open(
         raise InputError(
             f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
             code="input.bad_engine",
-            message_zh=f"--engine 只能是 {', '.join(ENGINES)},实际为 {engine!r}",
+            message_zh=f"--engine 只能是 {'、'.join(ENGINES)},实际为 {engine!r}",
             details={"option": "--engine"},
         )
     s = get_settings()
