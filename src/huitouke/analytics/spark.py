@@ -28,6 +28,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from huitouke.analytics import sql as q
 from huitouke.analytics.backends import Backend
@@ -198,7 +199,8 @@ class SparkAnalytics(Analytics):
     ``orders`` is the canonical orders Arrow table or a Parquet path/glob/URI of orders in
     the canonical columns. ``session`` is a SparkSession to use; without it one is made for
     ``master`` (default: the setting ``HUITOUKE_SPARK_MASTER``). The session's
-    ``spark.sql.session.timeZone`` is set to UTC. Other arguments as for ``Analytics``.
+    ``spark.sql.session.timeZone`` is set to UTC. ``before`` keeps only the orders placed
+    before that instant (what :meth:`until` passes). Other arguments as for ``Analytics``.
     """
 
     engine: ClassVar[str] = "spark"
@@ -249,20 +251,28 @@ class SparkAnalytics(Analytics):
         backend = self._backend
         assert isinstance(backend, SparkBackend)
         if isinstance(orders, pa.Table):
-            self.orders = _validate_orders(orders)
-            frame = self._session.createDataFrame(self.orders)
+            table = _validate_orders(orders)
+            if self._before is not None:
+                table = table.filter(
+                    pc.less(
+                        table.column("ordered_at"),
+                        pa.scalar(self._before, pa.timestamp("us", tz="UTC")),
+                    )
+                )
+            self.orders = table
+            frame = self._session.createDataFrame(table)
         elif isinstance(orders, str | os.PathLike):
             frame = self._read_parquet(str(orders))
+            if self._before is not None:
+                from pyspark.sql import functions as F
+
+                frame = frame.where(F.col("ordered_at") < F.lit(self._before))
         else:
             raise InputError(
                 f"orders must be a pyarrow.Table or a Parquet path, got {type(orders).__name__}",
                 code="input.bad_orders",
                 message_zh=f"订单必须是 pyarrow.Table 或 Parquet 路径,实际为 {type(orders).__name__}",
             )
-        if self._before is not None:
-            from pyspark.sql import functions as F
-
-            frame = frame.where(F.col("ordered_at") < F.lit(self._before))
         backend.register_frame("orders", frame)
         if not isinstance(orders, pa.Table):
             self._check_read_orders()
