@@ -65,7 +65,7 @@ def test_spark_without_java(
         pytest.skip("pyspark is not installed: the Java check is not reached")
     monkeypatch.setenv("HUITOUKE_LANG", lang)
     get_settings.cache_clear()
-    for cmd in ("metrics", "customers", "segments", "cohorts", "ladder"):
+    for cmd in ("metrics", "customers", "segments", "cohorts", "ladder", "decompose", "report"):
         code, err = run([cmd, str(orders_csv), "--engine", "spark"], capsys)
         assert code == 2, err
         assert "engine.spark_unavailable" in err

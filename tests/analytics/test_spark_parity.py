@@ -341,3 +341,21 @@ def test_money_survives_as_decimal(engines: tuple[Analytics, Analytics]) -> None
     _, sp = engines
     spend = sp.customers(AS_OF)["spend"]
     assert all(isinstance(v, Decimal) for v in spend)
+
+
+def test_report_data_same_on_spark(spark: Any) -> None:
+    """Every number of the report (`huitouke report --engine spark`) comes out the same."""
+    from huitouke.report import build_report_data
+
+    orders, lines = generated_orders(NY)
+    kw: dict[str, Any] = {
+        "timezone": NY,
+        "source": {"kind": "file", "label": "orders.csv"},
+        "lines": lines,
+        "predictions": False,
+    }
+    duck = build_report_data(orders, **kw)
+    on_spark = build_report_data(orders, spark=spark, **kw)
+    duck.pop("generated_at")
+    on_spark.pop("generated_at")
+    assert duck == on_spark

@@ -24,7 +24,7 @@ import typer
 
 from huitouke.errors import InputError
 
-__all__ = ["Loaded", "load_orders", "register"]
+__all__ = ["ENGINE_OPT", "Loaded", "load_orders", "open_spark", "register"]
 
 CENT = Decimal("0.01")
 FORMATS = ("table", "json", "csv", "xlsx")
@@ -340,6 +340,23 @@ AS_OF_OPT = typer.Option(
 )
 
 
+def open_spark(engine: str, master: str) -> Any:
+    """The SparkSession of ``--engine spark`` (None for duckdb); a wrong engine name or a
+    Spark that cannot run here is an error."""
+    if engine not in ENGINES:
+        raise InputError(
+            f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
+            code="input.bad_engine",
+            message_zh=f"--engine 只能是 {'、'.join(ENGINES)},实际为 {engine!r}",
+            details={"option": "--engine"},
+        )
+    if engine == "duckdb":
+        return None
+    from huitouke.analytics.spark import spark_session
+
+    return spark_session(master)
+
+
 @dataclass
 class _Ctx:
     analytics: Any
@@ -360,20 +377,10 @@ def _open(
     from huitouke.analytics import Analytics, LayerWindows
     from huitouke.settings import get_settings
 
-    if engine not in ENGINES:
-        raise InputError(
-            f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
-            code="input.bad_engine",
-            message_zh=f"--engine 只能是 {'、'.join(ENGINES)},实际为 {engine!r}",
-            details={"option": "--engine"},
-        )
     s = get_settings()
     zone = timezone or s.timezone
-    if engine == "spark":
-        from huitouke.analytics.spark import spark_session
-
-        # refuse before reading the orders when Spark cannot run here
-        session = spark_session(s.spark_master)
+    # refuse before reading the orders when Spark cannot run here
+    session = open_spark(engine, s.spark_master)
     loaded = load_orders(
         path, preset=preset, timezone=timezone, database_url=s.database_url, sample=sample
     )
@@ -384,7 +391,7 @@ def _open(
         "currency": currency,
         "windows": LayerWindows.from_settings(s),
     }
-    if engine == "spark":
+    if session is not None:
         from huitouke.analytics.spark import SparkAnalytics
 
         a: Analytics = SparkAnalytics(loaded.orders, session=session, **options)
