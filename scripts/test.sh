@@ -10,22 +10,24 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
 
 # System packages for the end-to-end tests: Debian's headless Chromium (the report and
-# dashboard are tested in a real browser), a CJK font (charts and PDF inserts show Chinese)
-# and poppler (PDF pages rendered to images).
+# dashboard are tested in a real browser), a CJK font (charts and PDF inserts show Chinese),
+# poppler (PDF pages rendered to images) and a Java runtime (the Spark engine's parity
+# tests run PySpark in a local JVM).
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 command -v pdftoppm >/dev/null || need+=(poppler-utils)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing ${need[*]} (apt)" >&2
         apt-get update -qq >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
     else
-        echo "warning: ${need[*]} missing and cannot be installed here; browser/PDF tests will skip" >&2
+        echo "warning: ${need[*]} missing and cannot be installed here; browser/PDF/Spark tests will skip" >&2
     fi
 fi
 

@@ -72,3 +72,35 @@ def store(store_url: str) -> Iterator[Store]:
         yield s
     finally:
         s.dispose()
+
+
+#: The Spark master of the parity tests: Spark in this process's JVM on two threads.
+SPARK_TEST_MASTER = "local[2]"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One SparkSession for the whole run (UI and progress bars off, 2 shuffle partitions,
+    session zone UTC); the tests skip with the reason when pyspark or Java is missing."""
+    from huitouke.analytics.spark import spark_unavailable
+
+    reason = spark_unavailable(SPARK_TEST_MASTER)
+    if reason is not None:
+        pytest.skip(f"Spark tests need pyspark (the spark extra) and Java: {reason}")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master(SPARK_TEST_MASTER)
+        .appName("huitouke-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()

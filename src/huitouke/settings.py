@@ -73,6 +73,13 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user@host/db.",
     )
 
+    # --- Spark engine ------------------------------------------------------------------
+    spark_master: str = Field(
+        "local[*]",
+        description="Spark master of `--engine spark`: local[N] / local[*] (Spark in this "
+        "process's JVM), spark://host:7077, or a Spark Connect URL sc://host:15002.",
+    )
+
     # --- merchant ----------------------------------------------------------------------
     timezone: str = Field(
         "Asia/Shanghai",

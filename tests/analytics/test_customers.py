@@ -147,6 +147,22 @@ def test_generated_shop_with_lines_matches_reference(seed: int) -> None:
         assert (r["median_days"], r["n_gaps"]) == want_c[r["category"]]
 
 
+def test_as_of_datetime_with_lines() -> None:
+    """An instant as as_of with order lines: the category history is cut at the instant too
+    (the category step carries each order's instant; it once lacked it and failed)."""
+    orders, lines = _random_shop(3, n_customers=120)
+    a = Analytics(orders, lines=lines, windows=LayerWindows(), timezone="Asia/Shanghai")
+    # 23:59:59.999999 local on the day: every order of that day is in, as with the date
+    end_of_day = datetime(2024, 6, 1, 16, tzinfo=UTC) - timedelta(microseconds=1)
+    by_instant = a.customers(end_of_day)
+    by_day = a.customers(date(2024, 6, 1))
+    cols = ["customer_id", "orders", "main_category", "next_expected_date", "next_expected_source"]
+    pd.testing.assert_frame_equal(by_instant[cols], by_day[cols])
+    assert by_instant["main_category"].notna().any()
+    cycles = a.category_cycles(end_of_day)
+    pd.testing.assert_frame_equal(cycles, a.category_cycles(date(2024, 6, 1)))
+
+
 def test_next_expected_date_sources() -> None:
     t = orders_table(
         [

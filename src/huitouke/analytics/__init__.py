@@ -7,7 +7,9 @@
 
 Layout: :mod:`.periods` and :mod:`.segments` hold the pure rules (period bucketing, the
 RFM grid, the seed layering and its strategies, lifecycle stages); :mod:`.sql` the queries;
-:mod:`.engine` runs them in the embedded DuckDB; :mod:`.churn` the survey structure analysis.
+:mod:`.engine` runs them in the embedded DuckDB (:mod:`.backends`), :mod:`.spark` on Apache
+Spark (``SparkAnalytics``, the same interface; :mod:`.portable` is the SQL subset both run
+alike); :mod:`.churn` the survey structure analysis.
 """
 
 from huitouke.analytics import messages as _messages  # noqa: F401  (registers texts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cached_property
 from typing import Any, ClassVar
@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from huitouke.analytics import sql as q
+from huitouke.analytics.backends import Backend, DuckDBBackend
 from huitouke.analytics.periods import (
     Period,
     check_kind,
@@ -86,6 +87,13 @@ LINES_COLUMNS: tuple[str, ...] = (
 )
 
 CENT = Decimal("0.01")
+
+#: The checks every engine runs on the orders it registered (portable SQL, like the queries).
+CURRENCIES_SQL = "SELECT DISTINCT currency FROM orders"
+DUPLICATES_SQL = (
+    "SELECT order_id, COUNT(*) OVER () AS n FROM orders GROUP BY order_id "
+    "HAVING COUNT(*) > 1 ORDER BY order_id LIMIT 5"
+)
 _Q4 = Decimal("0.0001")
 
 
@@ -204,9 +212,12 @@ class Analytics:
     a period whose next period is incomplete is None (see :meth:`period_metrics`).
     """
 
+    #: which backend runs the SQL ("duckdb"; "spark" for :class:`.spark.SparkAnalytics`)
+    engine: ClassVar[str] = "duckdb"
+
     def __init__(
         self,
-        orders: pa.Table,
+        orders: Any,
         *,
         timezone: str,
         lines: pa.Table | None = None,
@@ -217,66 +228,67 @@ class Analytics:
         threads: int | None = None,
         coverage_end: date | None = None,
     ) -> None:
-        import duckdb
-
         self.zone = _zone(timezone)
         self.timezone = timezone
         self.merge_same_day = merge_same_day
-        self.orders = _validate_orders(orders)
         self.lines = _validate_lines(lines) if lines is not None else None
         self.windows = windows
         self.lifecycle_rules = lifecycle_rules or LifecycleRules()
         self._coverage_end = coverage_end
-        currencies = sorted(set(pc.unique(self.orders.column("currency")).to_pylist()))
-        if currency is None:
-            if len(currencies) > 1:
-                raise InputError(
-                    f"orders are in several currencies ({', '.join(currencies)}); "
-                    "choose one with currency=…",
-                    code="input.mixed_currency",
-                    message_zh=f"订单含多种币种({', '.join(currencies)});请指定一种币种",
-                    details={"currencies": currencies},
-                )
-            currency = currencies[0] if currencies else None
-        self.currency = currency
-        self._filter_currency = len(currencies) > 1
         self._lock = threading.RLock()
-        self._con = duckdb.connect(":memory:")
-        # Results never depend on the machine's zone: instants come back in UTC.
-        self._con.execute("SET TimeZone = 'UTC'")
-        if threads:
-            self._con.execute(f"SET threads = {int(threads)}")
-        self._con.register("orders", self.orders)
-        self._refuse_duplicate_ids()
-        if self.lines is not None:
-            self._con.register("order_lines", self.lines)
-        grid = pa.table(
-            {
-                "r_score": pa.array([k[0] for k in RFM_GRID], pa.int32()),
-                "f_score": pa.array([k[1] for k in RFM_GRID], pa.int32()),
-                "segment": list(RFM_GRID.values()),
-            }
-        )
-        self._con.register("rfm_segment_map", grid)
         self._materialised: set[str] = set()
         self._customers_cache: tuple[tuple[Any, ...], pa.Table] | None = None
+        #: the canonical orders as an Arrow table (None when a backend reads them itself)
+        self.orders: pa.Table | None = None
+        self._backend: Backend = self._open_backend(threads)
+        try:
+            self._register_orders(orders)
+            currencies = sorted(
+                r["currency"]
+                for r in self._backend.query("SELECT DISTINCT currency FROM orders").to_pylist()
+            )
+            if currency is None:
+                if len(currencies) > 1:
+                    raise InputError(
+                        f"orders are in several currencies ({', '.join(currencies)}); "
+                        "choose one with currency=…",
+                        code="input.mixed_currency",
+                        message_zh=f"订单含多种币种({', '.join(currencies)});请指定一种币种",
+                        details={"currencies": currencies},
+                    )
+                currency = currencies[0] if currencies else None
+            self.currency = currency
+            self._filter_currency = len(currencies) > 1
+            self._refuse_duplicate_ids()
+            if self.lines is not None:
+                self._backend.register("order_lines", self.lines)
+            grid = pa.table(
+                {
+                    "r_score": pa.array([k[0] for k in RFM_GRID], pa.int32()),
+                    "f_score": pa.array([k[1] for k in RFM_GRID], pa.int32()),
+                    "segment": list(RFM_GRID.values()),
+                }
+            )
+            self._backend.register("rfm_segment_map", grid)
+        except BaseException:
+            self._backend.close()
+            raise
+
+    def _open_backend(self, threads: int | None) -> Backend:
+        return DuckDBBackend(threads)
+
+    def _register_orders(self, orders: Any) -> None:
+        """Check the orders and register them as the relation ``orders``."""
+        self.orders = _validate_orders(orders)
+        self._backend.register("orders", self.orders)
 
     # -- plumbing -------------------------------------------------------------------------------
     def _refuse_duplicate_ids(self) -> None:
-        # A parallel hash aggregate in DuckDB: several times faster than Arrow's value_counts.
-        dups = [
-            r[0]
-            for r in self._con.execute(
-                "SELECT order_id FROM orders GROUP BY order_id HAVING COUNT(*) > 1 "
-                "ORDER BY order_id LIMIT 5"
-            ).fetchall()
-        ]
-        if dups:
-            (n,) = self._con.execute(
-                "SELECT COUNT(*) FROM (SELECT order_id FROM orders GROUP BY order_id "
-                "HAVING COUNT(*) > 1) d"
-            ).fetchone() or (0,)
-            self._con.close()
+        # A parallel hash aggregate: several times faster than Arrow's value_counts.
+        rows = self._backend.query(DUPLICATES_SQL).to_pylist()
+        if rows:
+            dups = [r["order_id"] for r in rows]
+            n = int(rows[0]["n"])
             raise InputError(
                 f"{n} order id(s) occur more than once (e.g. {', '.join(map(str, dups))}); "
                 "deduplicate by order id before analysing (the importer does)",
@@ -287,7 +299,7 @@ class Analytics:
             )
 
     def close(self) -> None:
-        self._con.close()
+        self._backend.close()
 
     def __enter__(self) -> Analytics:
         return self
@@ -315,9 +327,7 @@ class Analytics:
                 for dep in (*self._DEPENDS[name], name):
                     if dep in self._materialised:
                         continue
-                    step = steps[dep]
-                    kind = "VIEW" if step.kind == "view" else "TABLE"
-                    self._con.execute(f"CREATE OR REPLACE TEMP {kind} {dep} AS {step.sql}")
+                    self._backend.materialise(steps[dep])
                     self._materialised.add(dep)
 
     def prepare(self) -> Analytics:
@@ -329,7 +339,7 @@ class Analytics:
     def sql(self, query: str) -> pa.Table:
         """Run a query of :mod:`huitouke.analytics.sql` (after the steps it reads)."""
         with self._lock:
-            return self._con.sql(query).to_arrow_table()
+            return self._backend.query(query)
 
     @cached_property
     def _date_span(self) -> tuple[date, date] | None:
@@ -345,20 +355,28 @@ class Analytics:
         """The same analytics on the orders placed up to the local day ``as_of`` (inclusive):
         what the numbers were on that day."""
         limit = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), self.zone)
+        # on that day the data covered that whole day, whenever its last order was
+        return self._derive(self._orders_before(limit.astimezone(UTC)), coverage_end=as_of)
+
+    def _orders_before(self, limit: datetime) -> Any:
+        """The orders argument of an engine over the orders placed before ``limit``."""
+        assert self.orders is not None
         keep = pc.less(
-            self.orders.column("ordered_at"),
-            pa.scalar(limit.astimezone(ZoneInfo("UTC")), pa.timestamp("us", tz="UTC")),
+            self.orders.column("ordered_at"), pa.scalar(limit, pa.timestamp("us", tz="UTC"))
         )
+        return self.orders.filter(keep)
+
+    def _derive(self, orders: Any, *, coverage_end: date | None) -> Analytics:
+        """An engine of the same kind and options over other orders."""
         return Analytics(
-            self.orders.filter(keep),
+            orders,
             timezone=self.timezone,
             lines=self.lines,
             merge_same_day=self.merge_same_day,
             currency=self.currency,
             windows=self.windows,
             lifecycle_rules=self.lifecycle_rules,
-            # on that day the data covered that whole day, whenever its last order was
-            coverage_end=as_of,
+            coverage_end=coverage_end,
         )
 
     @property
@@ -400,7 +418,7 @@ class Analytics:
             }
         )
         with self._lock:
-            self._con.register("periods", table)
+            self._backend.register("periods", table)
 
     def _period_frame(self, table: pa.Table) -> pd.DataFrame:
         df = table.to_pandas(date_as_object=True)
@@ -642,7 +660,7 @@ class Analytics:
                         "p_alive": pa.array(p_alive.astype(float).to_numpy(), pa.float64()),
                     }
                 )
-                self._con.register("p_alive", pa_tab)
+                self._backend.register("p_alive", pa_tab)
             table = self.sql(
                 q.customers_sql(
                     as_of,
@@ -725,7 +743,7 @@ class Analytics:
 
             def counts_sums(col: str) -> tuple[dict[str, int], dict[str, Decimal]]:
                 with self._lock:
-                    self._con.register("customer_rows", rows_table)
+                    self._backend.register("customer_rows", rows_table)
                     res = self.sql(
                         f"SELECT {col} AS name, COUNT(*) AS n, SUM(spend) AS revenue "
                         f"FROM customer_rows GROUP BY {col}"

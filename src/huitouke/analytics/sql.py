@@ -23,9 +23,10 @@ integers, an ISO 4217 code) are spliced into the text, always through :func:`lit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 from huitouke.analytics.periods import Period
 from huitouke.analytics.segments import LayerWindows, LifecycleRules
@@ -120,7 +121,7 @@ def category_orders_sql(merge_same_day: bool) -> Step:
     else:
         join = "JOIN counted c ON c.order_id = l.order_id"
     sql = f"""
-SELECT customer_id, category, order_id, local_date,
+SELECT customer_id, category, order_id, ordered_at, local_date,
        date_diff('day', LAG(local_date) OVER (PARTITION BY customer_id, category
                                               ORDER BY ordered_at, order_id), local_date) AS gap_days
 FROM (
@@ -445,14 +446,27 @@ ORDER BY t.customer_id"""
 # --- Spark ------------------------------------------------------------------------------------
 
 
-def to_spark(sql: str) -> str:
-    """The Spark SQL of a query (sqlglot, raising on anything it cannot express)."""
+def to_spark(sql: str, names: Mapping[str, str] | None = None) -> str:
+    """The Spark SQL of a query (sqlglot, raising on anything it cannot express), with the
+    relations named in ``names`` renamed (the Spark engine gives its temporary views names
+    of their own). Only queries in the portable subset (:mod:`.portable`) transpile to
+    Spark SQL that means the same; the Spark engine checks that before it runs one."""
+    return _to_spark(sql, tuple(sorted((names or {}).items())))
+
+
+@lru_cache(maxsize=512)
+def _to_spark(sql: str, names: tuple[tuple[str, str], ...]) -> str:
     import sqlglot
+    from sqlglot import exp
     from sqlglot.errors import ErrorLevel
 
-    out = sqlglot.transpile(
-        sql, read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE, pretty=True
-    )
+    out = []
+    for tree in sqlglot.parse(sql, read="duckdb"):
+        if tree is None:
+            continue
+        if names:
+            tree = exp.replace_tables(tree, dict(names))
+        out.append(tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE, pretty=True))
     return ";\n".join(out)
 
 

@@ -24,7 +24,7 @@ import typer
 
 from huitouke.errors import InputError
 
-__all__ = ["Loaded", "load_orders", "register"]
+__all__ = ["ENGINE_OPT", "Loaded", "load_orders", "open_spark", "register"]
 
 CENT = Decimal("0.01")
 FORMATS = ("table", "json", "csv", "xlsx")
@@ -326,11 +326,35 @@ MERGE_OPT = typer.Option(
 )
 LANG_OPT = typer.Option(None, "--lang", help="Labels in zh or en (default: settings). 语言。")
 OUT_OPT = typer.Option(None, "--out", "-o", help="Write to FILE instead of stdout. 输出文件。")
+ENGINE_OPT = typer.Option(
+    "duckdb",
+    "--engine",
+    help="duckdb (embedded, default) or spark (HUITOUKE_SPARK_MASTER; pip install "
+    "'huitouke[spark]' and Java 17). 计算引擎:duckdb(内嵌,默认)或 spark。",
+)
+ENGINES = ("duckdb", "spark")
 AS_OF_OPT = typer.Option(
     None,
     "--as-of",
     help="Reference date YYYY-MM-DD (default: the day of the last order). 参考日期(默认最后一笔订单的日期)。",
 )
+
+
+def open_spark(engine: str, master: str) -> Any:
+    """The SparkSession of ``--engine spark`` (None for duckdb); a wrong engine name or a
+    Spark that cannot run here is an error."""
+    if engine not in ENGINES:
+        raise InputError(
+            f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
+            code="input.bad_engine",
+            message_zh=f"--engine 只能是 {'、'.join(ENGINES)},实际为 {engine!r}",
+            details={"option": "--engine"},
+        )
+    if engine == "duckdb":
+        return None
+    from huitouke.analytics.spark import spark_session
+
+    return spark_session(master)
 
 
 @dataclass
@@ -348,23 +372,31 @@ def _open(
     merge: bool | None,
     lang: str | None,
     sample: bool = False,
+    engine: str = "duckdb",
 ) -> _Ctx:
     from huitouke.analytics import Analytics, LayerWindows
     from huitouke.settings import get_settings
 
     s = get_settings()
     zone = timezone or s.timezone
+    # refuse before reading the orders when Spark cannot run here
+    session = open_spark(engine, s.spark_master)
     loaded = load_orders(
         path, preset=preset, timezone=timezone, database_url=s.database_url, sample=sample
     )
-    a = Analytics(
-        loaded.orders,
-        timezone=zone,
-        lines=loaded.lines,
-        merge_same_day=s.merge_same_day_orders if merge is None else merge,
-        currency=currency,
-        windows=LayerWindows.from_settings(s),
-    )
+    options: dict[str, Any] = {
+        "timezone": zone,
+        "lines": loaded.lines,
+        "merge_same_day": s.merge_same_day_orders if merge is None else merge,
+        "currency": currency,
+        "windows": LayerWindows.from_settings(s),
+    }
+    if session is not None:
+        from huitouke.analytics.spark import SparkAnalytics
+
+        a: Analytics = SparkAnalytics(loaded.orders, session=session, **options)
+    else:
+        a = Analytics(loaded.orders, **options)
     lang = lang or s.lang
     if lang not in ("zh", "en"):
         raise InputError(
@@ -452,11 +484,12 @@ def register(app: typer.Typer) -> None:
         as_of: str | None = typer.Option(
             None, "--as-of", help="Only orders up to this day YYYY-MM-DD. 只统计该日及之前的订单。"
         ),
+        engine: str = ENGINE_OPT,
     ) -> None:
         """Repurchase metrics per period (复购率, 回购率, 老客占比 …).
         按周期输出复购指标(复购率、回购率、老客占比等)。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
         a = ctx.analytics
         lo, hi = _parse_date(start, "--start"), _parse_date(end, "--end")
         cut = _parse_date(as_of, "--as-of")
@@ -527,12 +560,13 @@ def register(app: typer.Typer) -> None:
         horizon: str = typer.Option(
             "90d", "--horizon", help="Prediction horizon: Nd, Nw or Nm. 预测期。"
         ),
+        engine: str = ENGINE_OPT,
     ) -> None:
         """One row per customer: orders, spend, last order, cycle, next expected date, RFM,
         layer, lifecycle, and the model's predictions.
         每位客户一行:订单数、消费额、最近购买、购买周期、预计下次购买、RFM、分层、生命周期及模型预测。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
         day = _as_of(ctx, as_of)
         from huitouke.app.customer_frame import PREDICTION_COLUMNS, customer_frame
         from huitouke.prediction import parse_horizon
@@ -597,11 +631,12 @@ def register(app: typer.Typer) -> None:
         merge_same_day: bool | None = MERGE_OPT,
         lang: str | None = LANG_OPT,
         out: Path | None = OUT_OPT,
+        engine: str = ENGINE_OPT,
     ) -> None:
         """RFM segments and the seed layering with the strategy per layer.
         RFM 分群与分层(新顾客/活跃/高挽回/低挽回/流失)及对应策略。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
         day = _as_of(ctx, as_of)
         seg = ctx.analytics.segments(day)
         rfm = _localise(seg["rfm"], "segment", "rfm", ctx.lang)
@@ -631,11 +666,12 @@ def register(app: typer.Typer) -> None:
         merge_same_day: bool | None = MERGE_OPT,
         lang: str | None = LANG_OPT,
         out: Path | None = OUT_OPT,
+        engine: str = ENGINE_OPT,
     ) -> None:
         """Cohort retention by first-order month (k = months since).
         按首购月份的同期群留存矩阵(k = 之后第几个月)。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
         m = ctx.analytics.cohorts(value)
         df = m.reset_index()
         df.columns = ["cohort"] + [f"k{k}" for k in m.columns]
@@ -659,11 +695,12 @@ def register(app: typer.Typer) -> None:
         merge_same_day: bool | None = MERGE_OPT,
         lang: str | None = LANG_OPT,
         out: Path | None = OUT_OPT,
+        engine: str = ENGINE_OPT,
     ) -> None:
         """Purchase ladder: share moving from purchase k to k+1, median days between.
         购买阶梯:第 k 次到第 k+1 次购买的转化率与间隔天数中位数。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
         df = ctx.analytics.ladder(max_k)
         if fmt == "table":
             df = df.copy()
@@ -693,11 +730,12 @@ def register(app: typer.Typer) -> None:
         merge_same_day: bool | None = MERGE_OPT,
         lang: str | None = LANG_OPT,
         out: Path | None = OUT_OPT,
+        engine: str = ENGINE_OPT,
     ) -> None:
         """Revenue = visitors × conversion × AOV × orders per buyer, per period.
         销售额 = 流量 × 转化率 × 客单价 × 人均订单数。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
         v = _read_visitors(visitors) if visitors else None
         df = ctx.analytics.revenue_decomposition(period, v)
         _emit({"decomposition": df}, fmt, out, ctx.lang)

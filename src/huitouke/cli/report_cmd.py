@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import typer
 
+from huitouke.cli.analytics_cmd import ENGINE_OPT, open_spark
 from huitouke.errors import InputError
 
 __all__ = ["LoadedOrders", "load_report_orders", "register"]
@@ -124,6 +125,7 @@ def register(app: typer.Typer) -> None:
         horizon: int = typer.Option(
             90, "--horizon", min=1, help="Prediction horizon in days. 预测期(天)。"
         ),
+        engine: str = ENGINE_OPT,
     ) -> None:
         """Write the repurchase report (one offline HTML file) and print its path.
         生成复购报告(单个离线 HTML 文件)并输出其路径。"""
@@ -147,6 +149,7 @@ def register(app: typer.Typer) -> None:
                 message_zh=f"--model 只能是 auto、bgnbd、pnbd 或 mbgnbd,实际为 {model!r}",
             )
         day = _parse_date(as_of) if as_of else None
+        spark = open_spark(engine, settings.spark_master)
         loaded = load_report_orders(
             path,
             preset=preset,
@@ -166,6 +169,7 @@ def register(app: typer.Typer) -> None:
             predictions=predictions,
             horizon_days=horizon,
             model=model,
+            spark=spark,
         )
         if loaded.source["kind"] == "store":
             from huitouke.report import reminders_from_store

@@ -60,6 +60,7 @@ def build_report_data(
     horizon_days: int = 90,
     model: str = "auto",
     due_days: int = 7,
+    spark: Any = None,
 ) -> dict[str, Any]:
     """Every number of the report for ``orders`` (the canonical orders table).
 
@@ -67,19 +68,27 @@ def build_report_data(
     ``windows`` are the seed-layering windows (default: settings). ``source`` describes
     where the orders came from: ``{"kind": "file" | "store" | "sample", "label": …}``.
     With ``predictions`` the document gains a ``predictions`` part (status ``ok``, or
-    ``failed`` with the reason when the models cannot be fitted on these data).
+    ``failed`` with the reason when the models cannot be fitted on these data). With a
+    SparkSession as ``spark`` the analytics run on Spark (:class:`SparkAnalytics`); the
+    predictions run in this process either way.
     """
     from huitouke.analytics import Analytics
     from huitouke.errors import InputError
 
-    with Analytics(
-        orders,
-        timezone=timezone,
-        lines=lines,
-        merge_same_day=merge_same_day,
-        currency=currency,
-        windows=windows,
-    ) as analytics:
+    options: dict[str, Any] = {
+        "timezone": timezone,
+        "lines": lines,
+        "merge_same_day": merge_same_day,
+        "currency": currency,
+        "windows": windows,
+    }
+    if spark is not None:
+        from huitouke.analytics.spark import SparkAnalytics
+
+        engine: Analytics = SparkAnalytics(orders, session=spark, **options)
+    else:
+        engine = Analytics(orders, **options)
+    with engine as analytics:
         if as_of is None:
             as_of = default_as_of(analytics)
         span = analytics.date_span

@@ -1,0 +1,183 @@
+"""The analytics on DuckDB and on Spark ``local[2]`` side by side, on the same generated orders.
+
+N orders / C customers (default 1M / 200k) are generated with seeded numpy
+(``huitouke.analytics.synthetic_orders``) and written to Parquet. Each engine runs in a child
+process of its own: monthly metrics (``metrics_json``), the cohort matrix, the ladder,
+customers with RFM / layers / lifecycle and the segment summaries. DuckDB reads the Parquet
+file into Arrow; Spark reads it itself (``SparkAnalytics(path)``), in a JVM the child starts
+(its start-up is reported apart). Wall time per step, the children's CPU seconds (the JVM
+included) and peak RSS are reported, and the results of both are checked equal (the JSON,
+the cohort matrix, the ladder and every customer row). The Spark/DuckDB ratio is of the
+analytics steps, without the JVM start.
+
+Usage::
+
+    python bench/bench_spark.py                 # 1M / 200k
+    python bench/bench_spark.py --orders 100000 --customers 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+ZONE = "Asia/Shanghai"
+AS_OF = date(2024, 12, 31)
+
+
+def child(engine: str, parquet: str, out: str) -> None:
+    from huitouke.analytics import Analytics, LayerWindows
+
+    steps: dict[str, float] = {}
+    results: dict[str, Any] = {}
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        value = fn()
+        steps[name] = time.perf_counter() - t
+        return value
+
+    windows = LayerWindows()
+    if engine == "spark":
+        from pyspark.sql import SparkSession
+
+        from huitouke.analytics.spark import SparkAnalytics
+
+        session = step(
+            "start Spark (JVM)",
+            lambda: (
+                SparkSession.builder.master("local[2]")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.shuffle.partitions", "4")
+                .config("spark.driver.memory", "4g")
+                .getOrCreate()
+            ),
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        a = step(
+            "read + validate",
+            lambda: SparkAnalytics(parquet, timezone=ZONE, windows=windows, session=session),
+        )
+    else:
+        a = step(
+            "read + validate",
+            lambda: Analytics(pq.read_table(parquet), timezone=ZONE, windows=windows),
+        )
+    step("counted orders", lambda: a.prepare())
+    results["metrics"] = step("period metrics, month", lambda: a.metrics_json("month"))
+    results["cohorts"] = step("cohorts", lambda: a.cohorts("customers"))
+    results["ladder"] = step("ladder", lambda: a.ladder())
+    results["customers"] = step("customers, RFM, layers, lifecycle", lambda: a.customers(AS_OF))
+    results["segments"] = step("segments", lambda: a.segments(AS_OF))
+    jvm: dict[str, float] = {}
+    if engine == "spark":
+        jvm = _proc_usage(session.sparkContext._gateway.proc.pid)
+    with open(out, "wb") as fh:
+        pickle.dump({"steps": steps, "results": results, "jvm": jvm}, fh)
+
+
+def _proc_usage(pid: int) -> dict[str, float]:
+    """CPU seconds and peak RSS (GiB) of a running process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024**2
+    return {"cpu": cpu, "peak_rss_gib": hwm}
+
+
+def run_child(engine: str, parquet: str, tmp: Path) -> dict[str, Any]:
+    out = str(tmp / f"{engine}.pickle")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, __file__, "--child", engine, parquet, out],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(out, "rb") as fh:
+        data: dict[str, Any] = pickle.load(fh)
+    data["wall"] = wall
+    data["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    data["peak_rss_gib"] = after.ru_maxrss / 1024**2  # the largest child so far (KiB → GiB)
+    return data
+
+
+def same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a["metrics"] == b["metrics"], "metrics differ"
+    pd.testing.assert_frame_equal(a["cohorts"], b["cohorts"], check_exact=True)
+    pd.testing.assert_frame_equal(a["ladder"], b["ladder"], check_exact=True)
+    pd.testing.assert_frame_equal(a["customers"], b["customers"], check_exact=True)
+    for k in ("rfm", "layers"):
+        pd.testing.assert_frame_equal(a["segments"][k], b["segments"][k], check_exact=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=1_000_000)
+    ap.add_argument("--customers", type=int, default=200_000)
+    ap.add_argument("--child", nargs=3, metavar=("ENGINE", "PARQUET", "OUT"))
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    from huitouke.analytics import synthetic_orders
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        parquet = str(tmp / "orders.parquet")
+        pq.write_table(synthetic_orders(args.orders, args.customers, seed=1), parquet)
+        load = os.getloadavg()[0]
+        runs = {e: run_child(e, parquet, tmp) for e in ("duckdb", "spark")}
+        same(runs["duckdb"]["results"], runs["spark"]["results"])
+    names = list(runs["spark"]["steps"])
+    print(
+        f"{date.today()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{args.orders:,} orders / {args.customers:,} customers, load average at start "
+        f"{load:.1f}; results equal: yes"
+    )
+    print("| step | DuckDB (s) | Spark local[2] (s) |")
+    print("|---|---:|---:|")
+    for n in names:
+        d_s = runs["duckdb"]["steps"].get(n)
+        print(f"| {n} | {'—' if d_s is None else f'{d_s:.2f}'} | {runs['spark']['steps'][n]:.2f} |")
+    work = {
+        e: sum(v for k, v in runs[e]["steps"].items() if k != "start Spark (JVM)") for e in runs
+    }
+    print(f"| **analytics (no JVM start)** | **{work['duckdb']:.2f}** | **{work['spark']:.2f}** |")
+    d = runs["duckdb"]
+    print(
+        f"duckdb: process wall {d['wall']:.1f} s, CPU {d['cpu']:.1f} s, "
+        f"peak RSS {d['peak_rss_gib']:.2f} GiB"
+    )
+    s, jvm = runs["spark"], runs["spark"]["jvm"]
+    print(
+        f"spark: process wall {s['wall']:.1f} s, JVM CPU "
+        f"{jvm['cpu']:.1f} s, JVM peak RSS {jvm['peak_rss_gib']:.2f} GiB"
+    )
+    print(f"ratio Spark / DuckDB (analytics steps): {work['spark'] / work['duckdb']:.1f}x")
+    print(json.dumps({e: runs[e]["steps"] for e in runs}))
+
+
+if __name__ == "__main__":
+    main()
