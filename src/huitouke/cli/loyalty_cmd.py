@@ -219,6 +219,12 @@ def order_apply(
     ),
     currency: str = typer.Option("", "--currency"),
     channel: str | None = typer.Option(None, "--channel"),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="The order id's namespace: the shop, platform or channel (default: default). "
+        "订单号所属来源(店铺/平台/渠道)。",
+    ),
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
@@ -228,6 +234,7 @@ def order_apply(
 
     svc = _service(program, database_url)
     raw = {
+        "source": source,
         "order_id": order_id,
         "customer_id": customer_id,
         "ordered_at": _as_of(ordered_at),

@@ -24,7 +24,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
-from huitouke.core.orders import COUNTED_STATUSES, OrderStatus
+from huitouke.core.orders import (
+    COUNTED_STATUSES,
+    DEFAULT_SOURCE,
+    OrderStatus,
+    order_ref,
+    split_order_ref,
+)
 from huitouke.errors import ConflictError, InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.loyalty import codes, order_batch
@@ -169,6 +175,13 @@ class OrderEvent:
     status: str
     refunded_amount: Decimal
     lines: tuple[Line, ...]
+    #: the order's source: it is identified by (source, order_id)
+    source: str = DEFAULT_SOURCE
+
+    @property
+    def ref(self) -> str:
+        """How the ledger's text references name the order (:func:`~huitouke.core.orders.order_ref`)."""
+        return order_ref(self.source, self.order_id)
 
     @property
     def refund_total(self) -> Decimal:
@@ -233,6 +246,7 @@ def parse_order(order: Mapping[str, Any]) -> OrderEvent:
         status=status,
         refunded_amount=refunded,
         lines=tuple(lines),
+        source=str(order.get("source") or DEFAULT_SOURCE),
     )
 
 
@@ -2412,16 +2426,14 @@ class LoyaltyService:
             conn.execute(
                 update(lt.referrals)
                 .where(r.referred_id == o.customer_id)
-                .values(status="rejected", reason=reason, first_order_id=o.order_id, updated_at=now)
+                .values(status="rejected", reason=reason, first_order_id=o.ref, updated_at=now)
             )
             return {"status": "rejected", "reason": reason, "referrer": row.referrer_id}
         release = o.ordered_at + timedelta(days=cfg.refund_window_days)
         conn.execute(
             update(lt.referrals)
             .where(r.referred_id == o.customer_id)
-            .values(
-                status="attributed", first_order_id=o.order_id, release_at=release, updated_at=now
-            )
+            .values(status="attributed", first_order_id=o.ref, release_at=release, updated_at=now)
         )
         return {"status": "attributed", "referrer": row.referrer_id, "release_at": iso(release)}
 
@@ -2481,8 +2493,11 @@ class LoyaltyService:
         if limit:
             q = q.limit(limit)
         for row in conn.execute(q).all():
+            first_source, first_id = split_order_ref(row.first_order_id or "")
             o = conn.execute(
-                select(lt.orders.c.status).where(lt.orders.c.order_id == row.first_order_id)
+                select(lt.orders.c.status).where(
+                    lt.orders.c.source == first_source, lt.orders.c.order_id == first_id
+                )
             ).scalar_one_or_none()
             if o in ("refunded", "cancelled"):
                 conn.execute(

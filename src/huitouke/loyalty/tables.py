@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from huitouke.core.orders import DEFAULT_SOURCE
 from huitouke.store.tables import metadata
 from huitouke.store.types import Money, UTCDateTime
 
@@ -145,9 +146,11 @@ lots = Table(
     Index("ix_loyalty_lots_expires", "expires_at"),
 )
 
+# keyed as the store's orders are: (source, order_id)
 orders = Table(
     "loyalty_orders",
     metadata,
+    Column("source", String(32), primary_key=True, default=DEFAULT_SOURCE),
     Column("order_id", String(128), primary_key=True),
     Column("customer_id", String(128), nullable=False),
     Column("ordered_at", UTCDateTime, nullable=False),

@@ -12,7 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
 )
 
+from huitouke.core.orders import DEFAULT_SOURCE
 from huitouke.store.types import Money, UTCDateTime
 
 __all__ = [
@@ -81,9 +82,12 @@ products = Table(
     Column("currency", String(3)),
 )
 
+# An order is identified by (source, order_id): its id lives in the namespace of the shop,
+# platform or channel it came from (huitouke.core.orders.DEFAULT_SOURCE unless told).
 orders = Table(
     "orders",
     metadata,
+    Column("source", String(32), primary_key=True, default=DEFAULT_SOURCE),
     Column("order_id", String(128), primary_key=True),
     Column("customer_id", String(128), nullable=False),
     Column("ordered_at", UTCDateTime, nullable=False),
@@ -108,9 +112,8 @@ orders = Table(
 order_lines = Table(
     "order_lines",
     metadata,
-    Column(
-        "order_id", String(128), ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True
-    ),
+    Column("source", String(32), primary_key=True, default=DEFAULT_SOURCE),
+    Column("order_id", String(128), primary_key=True),
     Column("line_no", Integer, primary_key=True),
     Column("sku", String(128)),
     Column("product_name", String(500)),
@@ -118,6 +121,9 @@ order_lines = Table(
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Money),
     CheckConstraint("quantity >= 0", name="quantity_nonnegative"),
+    ForeignKeyConstraint(
+        ["source", "order_id"], ["orders.source", "orders.order_id"], ondelete="CASCADE"
+    ),
 )
 
 import_batches = Table(
