@@ -292,3 +292,49 @@ def test_order_ids_with_control_characters_are_refused(store: Store, oid: str) -
     with pytest.raises(InputError) as exc, store.begin() as conn:
         upsert_orders(conn, [row])
     assert exc.value.code == "orders.invalid" and "control character" in str(exc.value)
+
+
+def test_stored_value_paid_on_one_source_comes_back_with_that_order_only(
+    client: Any, keys: Keys, store: Store
+) -> None:
+    install_shop_program(store)
+    op = keys.h("operator")
+    top = client.post(
+        "/v1/customers/c1/topups", json={"amount": "100", "idempotency_key": "t1"}, headers=op
+    )
+    assert top.status_code == 200, top.text
+    for source, amount in (("taobao", "100"), ("shopify", "80")):
+        r = client.post("/v1/orders", json=_ev("1001", "c1", 1, amount, source=source), headers=op)
+        assert r.status_code == 200, r.text
+    spend = client.post(
+        "/v1/customers/c1/stored-value/spend",
+        json={"amount": "60", "order_id": "1001", "source": "taobao"},
+        headers=op,
+    )
+    assert spend.status_code == 200, spend.text
+    assert (spend.json()["order_id"], spend.json()["source"]) == ("1001", "taobao")
+    # refunding Shopify's 1001 gives back nothing: the payment was on Taobao's 1001
+    r = client.post(
+        "/v1/orders",
+        json=_ev("1001", "c1", 1, "80", source="shopify", status="refunded"),
+        headers=op,
+    )
+    assert r.status_code == 200, r.text
+    assert "stored_value_returned" not in r.json()["loyalty"]
+    assert r.json()["loyalty"]["coupons_voided"] == []
+    r = client.post(
+        "/v1/orders",
+        json=_ev("1001", "c1", 1, "100", source="taobao", status="refunded"),
+        headers=op,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["loyalty"]["stored_value_returned"]["amount"] == "60"
+    assert len(r.json()["loyalty"]["coupons_voided"]) == 2  # spendback10 and next15
+    bad = client.post(
+        "/v1/customers/c1/stored-value/spend",
+        json={"amount": "1", "order_id": "1001", "source": "TB!"},
+        headers=op,
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "order.bad_source"
+    with store.connect() as conn:
+        assert verify_ledger(conn) == []

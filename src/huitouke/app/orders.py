@@ -37,7 +37,13 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, select
 
 from huitouke.app import messages as _messages  # noqa: F401  (registers texts)
-from huitouke.core.orders import DEFAULT_SOURCE, MONEY, is_source_name
+from huitouke.core.orders import (
+    DEFAULT_SOURCE,
+    MONEY,
+    is_source_name,
+    order_ref,
+    split_order_ref,
+)
 from huitouke.errors import ConflictError, HuitoukeError, InputError
 from huitouke.i18n import t
 from huitouke.loyalty.order_batch import ignored_effects
@@ -64,8 +70,10 @@ __all__ = [
     "check_source",
     "find_order",
     "load_orders",
+    "loyalty_order_ref",
     "order_event",
     "present_order",
+    "present_order_ref",
     "record_order_events",
     "stored_loyalty",
     "stored_order",
@@ -142,6 +150,23 @@ def check_source(source: Any, *, field: str = "source", **where: Any) -> str:
     if not is_source_name(source):
         raise bad_source(source, field=field, **{k: v for k, v in where.items() if v is not None})
     return str(source)
+
+
+def loyalty_order_ref(order_id: str, source: str | None, *, field: str = "source") -> str:
+    """The order a loyalty use case names by its id and source — a coupon redeemed on it, a
+    stored-value payment of it — as the ledger references it
+    (:func:`~huitouke.core.orders.order_ref`); ``source`` validated as :func:`check_source`
+    does (``None``: the default source)."""
+    return order_ref(check_source(source, field=field), order_id)
+
+
+def present_order_ref(result: dict[str, Any]) -> dict[str, Any]:
+    """A loyalty answer whose ``order_id`` is a ledger reference, with the order's id and
+    ``source`` apart (what the doors show)."""
+    ref = result.get("order_id")
+    if isinstance(ref, str):
+        result["source"], result["order_id"] = split_order_ref(ref)
+    return result
 
 
 def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:

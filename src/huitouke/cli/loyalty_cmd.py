@@ -427,10 +427,18 @@ def coupon_issue(
     )
 
 
+ORDER_SOURCE_OPT = typer.Option(
+    None,
+    "--source",
+    help="The order's source (the namespace of its id; default: default). 订单所属来源。",
+)
+
+
 @coupon_app.command("redeem")
 def coupon_redeem(
     code: str,
     order_id: str = typer.Option(..., "--order-id"),
+    source: str | None = ORDER_SOURCE_OPT,
     customer_id: str = typer.Option(..., "--customer"),
     amount: str | None = typer.Option(
         None, "--amount", help="Order amount (checks the threshold). 订单金额。"
@@ -440,13 +448,18 @@ def coupon_redeem(
     database_url: str | None = DB_OPT,
 ) -> None:
     """Redeem a coupon on an order. 核销优惠券。"""
+    from huitouke.app.orders import loyalty_order_ref, present_order_ref
+
+    ref = loyalty_order_ref(order_id, source, field="--source")
     _out(
-        _service(program, database_url).redeem_coupon(
-            code,
-            order_id=order_id,
-            customer_id=customer_id,
-            order_amount=amount,
-            redemption_id=redemption_id,
+        present_order_ref(
+            _service(program, database_url).redeem_coupon(
+                code,
+                order_id=ref,
+                customer_id=customer_id,
+                order_amount=amount,
+                redemption_id=redemption_id,
+            )
         )
     )
 
@@ -516,11 +529,16 @@ def sv_spend(
     customer_id: str,
     amount: str,
     order_id: str = typer.Option(..., "--order-id"),
+    source: str | None = ORDER_SOURCE_OPT,
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Pay an order from stored value. 储值消费。"""
-    _out(_service(program, database_url).spend_stored_value(customer_id, amount, order_id=order_id))
+    from huitouke.app.orders import loyalty_order_ref, present_order_ref
+
+    ref = loyalty_order_ref(order_id, source, field="--source")
+    svc = _service(program, database_url)
+    _out(present_order_ref(svc.spend_stored_value(customer_id, amount, order_id=ref)))
 
 
 @sv_app.command("refund")
@@ -546,14 +564,20 @@ def sv_reverse(
         None, help="Default: everything not given back yet. 默认:全部未退回部分。"
     ),
     order_id: str = typer.Option(..., "--order-id"),
+    source: str | None = ORDER_SOURCE_OPT,
     key: str = KEY_OPT,
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Give back stored value paid on an order (split like the payment). 退回订单的储值支付。"""
+    from huitouke.app.orders import loyalty_order_ref, present_order_ref
+
+    ref = loyalty_order_ref(order_id, source, field="--source")
     _out(
-        _service(program, database_url).reverse_stored_value_spend(
-            customer_id, order_id, amount, idempotency_key=key
+        present_order_ref(
+            _service(program, database_url).reverse_stored_value_spend(
+                customer_id, ref, amount, idempotency_key=key
+            )
         )
     )
 
