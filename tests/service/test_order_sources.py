@@ -330,6 +330,10 @@ def test_stored_value_paid_on_one_source_comes_back_with_that_order_only(
     assert r.status_code == 200, r.text
     assert r.json()["loyalty"]["stored_value_returned"]["amount"] == "60"
     assert len(r.json()["loyalty"]["coupons_voided"]) == 2  # spendback10 and next15
+    code = r.json()["loyalty"]["coupons_voided"][0]
+    coupon = client.get(f"/v1/coupons/{code}", headers=keys.h("read")).json()
+    voided = [e for e in coupon["events"] if e["kind"] == "voided"]
+    assert [(e["order_id"], e["order_source"]) for e in voided] == [("1001", "taobao")]
     bad = client.post(
         "/v1/customers/c1/stored-value/spend",
         json={"amount": "1", "order_id": "1001", "source": "TB!"},

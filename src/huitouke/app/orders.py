@@ -72,6 +72,7 @@ __all__ = [
     "load_orders",
     "loyalty_order_ref",
     "order_event",
+    "present_coupon",
     "present_order",
     "present_order_ref",
     "record_order_events",
@@ -167,6 +168,19 @@ def present_order_ref(result: dict[str, Any]) -> dict[str, Any]:
     if isinstance(ref, str):
         result["source"], result["order_id"] = split_order_ref(ref)
     return result
+
+
+def present_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
+    """A coupon with its history (``LoyaltyService.coupon``), the orders it names shown as
+    id and source apart: ``redeemed_order_id`` + ``redeemed_order_source``, each event's
+    ``order_id`` + ``order_source``."""
+    ref = coupon.get("redeemed_order_id")
+    if isinstance(ref, str):
+        coupon["redeemed_order_source"], coupon["redeemed_order_id"] = split_order_ref(ref)
+    for e in coupon.get("events") or ():
+        if isinstance(e.get("order_id"), str):
+            e["order_source"], e["order_id"] = split_order_ref(e["order_id"])
+    return coupon
 
 
 def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:

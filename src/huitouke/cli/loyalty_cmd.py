@@ -492,9 +492,11 @@ def coupon_show(
     code: str, program: Path | None = PROGRAM_OPT, database_url: str | None = DB_OPT
 ) -> None:
     """A coupon and its history. 查看优惠券。"""
+    from huitouke.app.orders import present_coupon
+
     svc = _service(program, database_url)
     with svc.store.connect() as conn:
-        _out(svc.service.coupon(conn, code))
+        _out(present_coupon(svc.service.coupon(conn, code)))
 
 
 @coupon_app.command("quote")

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection
 
-from huitouke.app.orders import loyalty_order_ref, present_order_ref
+from huitouke.app.orders import loyalty_order_ref, present_coupon, present_order_ref
 from huitouke.errors import InputError, NotFoundError
 from huitouke.loyalty import codes
 from huitouke.loyalty.ledger import verify_ledger
@@ -277,7 +277,7 @@ def get_coupon(
     code: CouponCode, ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("read"))
 ) -> dict[str, Any]:
     """One coupon with its event history. 查询优惠券及其流转记录。"""
-    return dict(_read(ctx, lambda s, c: s.coupon(c, code)))
+    return present_coupon(dict(_read(ctx, lambda s, c: s.coupon(c, code))))
 
 
 _ORDER_SOURCE = Field(
