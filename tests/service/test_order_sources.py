@@ -342,3 +342,17 @@ def test_stored_value_paid_on_one_source_comes_back_with_that_order_only(
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "order.bad_source"
     with store.connect() as conn:
         assert verify_ledger(conn) == []
+
+
+def test_fulfilment_events_of_two_sources_are_two_orders_events(
+    client: Any, keys: Keys, store: Store
+) -> None:
+    op = keys.h("operator")
+    ev = {"order_id": "1001", "customer_id": "c1", "event": "order_shipped",
+          "at": "2026-10-02T10:00:00+08:00"}  # fmt: skip
+    first = client.post("/v1/journeys/events", json={**ev, "source": "taobao"}, headers=op)
+    again = client.post("/v1/journeys/events", json={**ev, "source": "taobao"}, headers=op)
+    other = client.post("/v1/journeys/events", json={**ev, "source": "shopify"}, headers=op)
+    assert [r.json()["recorded"] for r in (first, again, other)] == [True, False, True]
+    bad = client.post("/v1/journeys/events", json={**ev, "source": "Tao"}, headers=op)
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "order.bad_source"

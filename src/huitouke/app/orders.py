@@ -40,7 +40,6 @@ from huitouke.app import messages as _messages  # noqa: F401  (registers texts)
 from huitouke.core.orders import (
     DEFAULT_SOURCE,
     MONEY,
-    is_source_name,
     order_ref,
     split_order_ref,
 )
@@ -54,7 +53,7 @@ from huitouke.store.orders_repo import (
     IDENTITY_FIELDS,
     STATUS_RANK,
     UpsertCounts,
-    bad_source,
+    check_source,
     orders_table,
     reduce_to_latest_state,
     upsert_orders,
@@ -70,8 +69,8 @@ __all__ = [
     "check_source",
     "find_order",
     "load_orders",
-    "loyalty_order_ref",
     "order_event",
+    "order_reference",
     "present_coupon",
     "present_order",
     "present_order_ref",
@@ -143,19 +142,10 @@ def _bad(field: str, en: str, zh: str) -> InputError:
     )
 
 
-def check_source(source: Any, *, field: str = "source", **where: Any) -> str:
-    """``source`` as a source name (``None`` or empty: the default source), or
-    ``order.bad_source`` naming ``field`` (and ``where`` — a row, an index)."""
-    if source is None or source == "":
-        return DEFAULT_SOURCE
-    if not is_source_name(source):
-        raise bad_source(source, field=field, **{k: v for k, v in where.items() if v is not None})
-    return str(source)
-
-
-def loyalty_order_ref(order_id: str, source: str | None, *, field: str = "source") -> str:
-    """The order a loyalty use case names by its id and source — a coupon redeemed on it, a
-    stored-value payment of it — as the ledger references it
+def order_reference(order_id: str, source: str | None, *, field: str = "source") -> str:
+    """The order a use case outside the orders table names by its id and source — a coupon
+    redeemed on it, a stored-value payment of it, a fulfilment event — as the ledger and
+    the journeys reference it
     (:func:`~huitouke.core.orders.order_ref`); ``source`` validated as :func:`check_source`
     does (``None``: the default source)."""
     return order_ref(check_source(source, field=field), order_id)

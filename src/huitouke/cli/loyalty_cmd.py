@@ -448,9 +448,9 @@ def coupon_redeem(
     database_url: str | None = DB_OPT,
 ) -> None:
     """Redeem a coupon on an order. 核销优惠券。"""
-    from huitouke.app.orders import loyalty_order_ref, present_order_ref
+    from huitouke.app.orders import order_reference, present_order_ref
 
-    ref = loyalty_order_ref(order_id, source, field="--source")
+    ref = order_reference(order_id, source, field="--source")
     _out(
         present_order_ref(
             _service(program, database_url).redeem_coupon(
@@ -536,9 +536,9 @@ def sv_spend(
     database_url: str | None = DB_OPT,
 ) -> None:
     """Pay an order from stored value. 储值消费。"""
-    from huitouke.app.orders import loyalty_order_ref, present_order_ref
+    from huitouke.app.orders import order_reference, present_order_ref
 
-    ref = loyalty_order_ref(order_id, source, field="--source")
+    ref = order_reference(order_id, source, field="--source")
     svc = _service(program, database_url)
     _out(present_order_ref(svc.spend_stored_value(customer_id, amount, order_id=ref)))
 
@@ -572,9 +572,9 @@ def sv_reverse(
     database_url: str | None = DB_OPT,
 ) -> None:
     """Give back stored value paid on an order (split like the payment). 退回订单的储值支付。"""
-    from huitouke.app.orders import loyalty_order_ref, present_order_ref
+    from huitouke.app.orders import order_reference, present_order_ref
 
-    ref = loyalty_order_ref(order_id, source, field="--source")
+    ref = order_reference(order_id, source, field="--source")
     _out(
         present_order_ref(
             _service(program, database_url).reverse_stored_value_spend(

@@ -54,6 +54,7 @@ from huitouke.core.orders import (
     MONEY,
     ORDERS_SCHEMA,
     SOURCE_PATTERN,
+    is_source_name,
     with_source,
 )
 from huitouke.errors import InputError, StoreError
@@ -63,6 +64,8 @@ __all__ = [
     "LINES_SCHEMA",
     "STATUS_RANK",
     "UpsertCounts",
+    "bad_source",
+    "check_source",
     "lines_table",
     "orders_table",
     "reduce_to_latest_state",
@@ -249,6 +252,17 @@ def bad_source(source: Any, **details: Any) -> InputError:
         "(如 taobao、shopify、store-2)",
         details={"source": source, **details},
     )
+
+
+def check_source(source: Any, *, field: str = "source", **where: Any) -> str:
+    """``source`` as a source name (``None`` or empty: the default source), or
+    ``order.bad_source`` naming ``field`` (and ``where`` — a row, an index): the one check
+    of a source a door was given."""
+    if source is None or source == "":
+        return DEFAULT_SOURCE
+    if not is_source_name(source):
+        raise bad_source(source, field=field, **{k: v for k, v in where.items() if v is not None})
+    return str(source)
 
 
 def lines_table(lines: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:

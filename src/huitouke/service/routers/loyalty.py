@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection
 
-from huitouke.app.orders import loyalty_order_ref, present_coupon, present_order_ref
+from huitouke.app.orders import order_reference, present_coupon, present_order_ref
 from huitouke.errors import InputError, NotFoundError
 from huitouke.loyalty import codes
 from huitouke.loyalty.ledger import verify_ledger
@@ -337,7 +337,7 @@ def redeem_coupon(
     """Redeem a coupon on an order. Of concurrent redemptions of one code exactly one
     succeeds; the others get 409 ``coupon.already_redeemed``. 核销优惠券(并发时只有一次成功)。"""
     lines = [ln.model_dump() for ln in body.lines] if body.lines is not None else None
-    ref = loyalty_order_ref(body.order_id, body.source)
+    ref = order_reference(body.order_id, body.source)
     return _write(
         ctx,
         response,
@@ -557,7 +557,7 @@ def spend_stored_value(
     _: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
     """Pay (part of) an order from stored value. 用储值支付订单。"""
-    ref = loyalty_order_ref(body.order_id, body.source)
+    ref = order_reference(body.order_id, body.source)
     return _write(
         ctx,
         response,
@@ -633,7 +633,7 @@ def reverse_stored_value_spend(
     refund the order do this by themselves (program ``stored_value.return_on_order_refund``).
     退回订单的储值支付(按原支付的本金/赠送比例)。"""
     key = _idem(body.idempotency_key, idempotency_key)
-    ref = loyalty_order_ref(body.order_id, body.source)
+    ref = order_reference(body.order_id, body.source)
     return _write(
         ctx,
         response,
