@@ -571,7 +571,7 @@ def _collapse(
     if unique:
         if lines is not None:
             lines = lines.append_column("line_no", pa.array(np.ones(n, dtype=np.int32)))
-            lines = with_source(lines).select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
+            lines = lines.select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
         return rows, lines, True, []
     collided = _collisions(rows)
     if collided:
@@ -617,7 +617,7 @@ def _collapse(
         else:
             line_no = np.zeros(0, dtype=np.int32)
         lines = lines.append_column("line_no", pa.array(line_no))
-        lines = with_source(lines).select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
+        lines = lines.select(LINES_SCHEMA.names).cast(LINES_SCHEMA)
     return rows, lines, False, collided
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "IDENTITY_FIELDS",
     "LINES_SCHEMA",
     "STATUS_RANK",
+    "STORE_LINES_SCHEMA",
     "UpsertCounts",
     "bad_source",
     "check_source",
@@ -78,9 +79,9 @@ FINAL_RANK = 2
 IDENTITY_FIELDS = ("customer_id", "ordered_at", "amount", "currency")
 
 
+#: an order's lines as a file gives them (the importer's output)
 LINES_SCHEMA = pa.schema(
     [
-        pa.field("source", pa.string(), nullable=False),
         pa.field("order_id", pa.string(), nullable=False),
         pa.field("line_no", pa.int32(), nullable=False),
         pa.field("sku", pa.string()),
@@ -90,6 +91,8 @@ LINES_SCHEMA = pa.schema(
         pa.field("unit_price", MONEY),
     ]
 )
+#: the lines the store writes: keyed by their order's (source, order_id)
+STORE_LINES_SCHEMA = pa.schema([pa.field("source", pa.string(), nullable=False), *LINES_SCHEMA])
 
 CUSTOMER_ATTRS = ("name", "phone", "email")
 _CHUNK = 100_000
@@ -269,21 +272,21 @@ def lines_table(lines: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
     if isinstance(lines, pa.Table):
         lines = with_source(lines)
         cols = {}
-        for f in LINES_SCHEMA:
+        for f in STORE_LINES_SCHEMA:
             cols[f.name] = (
                 lines.column(f.name)
                 if f.name in lines.column_names
                 else pa.nulls(lines.num_rows, f.type)
             )
-        return pa.table(cols).cast(LINES_SCHEMA)
+        return pa.table(cols).cast(STORE_LINES_SCHEMA)
     rows = []
     for ln in lines:
-        row = {f.name: ln.get(f.name) for f in LINES_SCHEMA}
+        row = {f.name: ln.get(f.name) for f in STORE_LINES_SCHEMA}
         row["source"] = row["source"] or DEFAULT_SOURCE
         if row["unit_price"] is not None and not isinstance(row["unit_price"], Decimal):
             row["unit_price"] = Decimal(str(row["unit_price"]))
         rows.append(row)
-    return pa.Table.from_pylist(rows, schema=LINES_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=STORE_LINES_SCHEMA)
 
 
 def all_distinct(col: pa.ChunkedArray | pa.Array) -> bool:
@@ -907,8 +910,8 @@ def _lines_postgres(cur: Any, lines: pa.Table, orders: pa.Table, now_s: str, arr
     )
     cur.execute(f"DELETE FROM order_lines WHERE (source, order_id) IN ({applied})", params)
     cur.execute(
-        f"INSERT INTO order_lines ({', '.join(LINES_SCHEMA.names)}) "
-        f"SELECT {', '.join(LINES_SCHEMA.names)} FROM {src} "
+        f"INSERT INTO order_lines ({', '.join(STORE_LINES_SCHEMA.names)}) "
+        f"SELECT {', '.join(STORE_LINES_SCHEMA.names)} FROM {src} "
         f"WHERE (source, order_id) IN ({applied}) "
         "ORDER BY source, order_id, line_no",
         params,
