@@ -77,19 +77,19 @@ def test_existing_orders_move_to_the_default_source(store_url: str) -> None:
         store.migrate()  # every head: core_0003, loyalty_0003
 
         insp = sa.inspect(store.engine)
-        assert insp.get_pk_constraint("orders")["constrained_columns"] == ["source", "order_id"]
+        assert insp.get_pk_constraint("orders")["constrained_columns"] == ["order_id", "source"]
         assert insp.get_pk_constraint("order_lines")["constrained_columns"] == [
-            "source",
             "order_id",
+            "source",
             "line_no",
         ]
         assert insp.get_pk_constraint("loyalty_orders")["constrained_columns"] == [
-            "source",
             "order_id",
+            "source",
         ]
         (fk,) = insp.get_foreign_keys("order_lines")
-        assert fk["constrained_columns"] == ["source", "order_id"]
-        assert fk["referred_columns"] == ["source", "order_id"]
+        assert fk["constrained_columns"] == ["order_id", "source"]
+        assert fk["referred_columns"] == ["order_id", "source"]
         with store.connect() as conn:
             orders = conn.execute(sa.select(t.orders).order_by(t.orders.c.order_id)).all()
             lines = conn.execute(sa.select(t.order_lines).order_by(t.order_lines.c.order_id)).all()

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
@@ -150,8 +151,8 @@ lots = Table(
 orders = Table(
     "loyalty_orders",
     metadata,
-    Column("source", String(32), primary_key=True, default=DEFAULT_SOURCE),
-    Column("order_id", String(128), primary_key=True),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
+    Column("order_id", String(128), nullable=False),
     Column("customer_id", String(128), nullable=False),
     Column("ordered_at", UTCDateTime, nullable=False),
     Column("amount", Money, nullable=False),
@@ -167,6 +168,7 @@ orders = Table(
     Column("stamps", JSON, nullable=False, default=dict),
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint("points_reversed <= points_earned", name="reversal_within_earned"),
+    PrimaryKeyConstraint("order_id", "source"),
     Index("ix_loyalty_orders_customer", "customer_id", "ordered_at"),
 )
 

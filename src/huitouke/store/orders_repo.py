@@ -457,7 +457,7 @@ def _upsert_sql(distinct: str, source: str) -> str:
     rank_in, rank_stored = _rank_sql("excluded.status"), _rank_sql("orders.status")
     return (
         f"INSERT INTO orders ({', '.join(_ORDER_COLS)}) {source} "
-        f"ON CONFLICT (source, order_id) DO UPDATE SET {sets} "
+        f"ON CONFLICT (order_id, source) DO UPDATE SET {sets} "
         f"WHERE {rank_in} >= {rank_stored} "
         f"AND ({refund_grows} OR ({rank_in} = {FINAL_RANK} AND {rank_stored} < {FINAL_RANK})) "
         f"AND {same_identity} AND ({differs})"
@@ -509,7 +509,7 @@ def _upsert_sqlite(
     one_source = _shared_literal(orders.column("source")) is not None
     if n > 1 and not (one_source and is_sorted(orders.column("order_id"))):
         # primary-key probes and inserts stay local
-        orders = orders.sort_by([("source", "ascending"), ("order_id", "ascending")])
+        orders = orders.sort_by([("order_id", "ascending"), ("source", "ascending")])
     rebuilt: list[tuple[str, str]] = []
     checks_off = False
     try:
@@ -882,7 +882,7 @@ def _upsert_postgres(
         )
         source = (
             f"SELECT {', '.join(_ORDER_COLS[:9])}, %(batch)s, %(now)s::timestamp "
-            f"FROM {src} ORDER BY source, order_id"
+            f"FROM {src} ORDER BY order_id, source"
         )
         cur.execute(
             f"WITH up AS ({_upsert_sql('IS DISTINCT FROM', source)} RETURNING (xmax = 0) AS ins) "
@@ -913,7 +913,7 @@ def _lines_postgres(cur: Any, lines: pa.Table, orders: pa.Table, now_s: str, arr
         f"INSERT INTO order_lines ({', '.join(STORE_LINES_SCHEMA.names)}) "
         f"SELECT {', '.join(STORE_LINES_SCHEMA.names)} FROM {src} "
         f"WHERE (source, order_id) IN ({applied}) "
-        "ORDER BY source, order_id, line_no",
+        "ORDER BY order_id, source, line_no",
         params,
     )
     prods = _products(lines, orders)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -87,8 +88,8 @@ products = Table(
 orders = Table(
     "orders",
     metadata,
-    Column("source", String(32), primary_key=True, default=DEFAULT_SOURCE),
-    Column("order_id", String(128), primary_key=True),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
+    Column("order_id", String(128), nullable=False),
     Column("customer_id", String(128), nullable=False),
     Column("ordered_at", UTCDateTime, nullable=False),
     Column("amount", Money, nullable=False),
@@ -105,6 +106,8 @@ orders = Table(
     CheckConstraint(
         "status IN ('paid', 'partially_refunded', 'refunded', 'cancelled')", name="status_known"
     ),
+    # the id first: a door naming an order by its id alone finds every source's in the key
+    PrimaryKeyConstraint("order_id", "source"),
     Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
     Index("ix_orders_ordered_at", "ordered_at"),
 )
@@ -112,17 +115,18 @@ orders = Table(
 order_lines = Table(
     "order_lines",
     metadata,
-    Column("source", String(32), primary_key=True, default=DEFAULT_SOURCE),
-    Column("order_id", String(128), primary_key=True),
-    Column("line_no", Integer, primary_key=True),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
+    Column("order_id", String(128), nullable=False),
+    Column("line_no", Integer, nullable=False),
     Column("sku", String(128)),
     Column("product_name", String(500)),
     Column("category", String(200)),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Money),
     CheckConstraint("quantity >= 0", name="quantity_nonnegative"),
+    PrimaryKeyConstraint("order_id", "source", "line_no"),
     ForeignKeyConstraint(
-        ["source", "order_id"], ["orders.source", "orders.order_id"], ondelete="CASCADE"
+        ["order_id", "source"], ["orders.order_id", "orders.source"], ondelete="CASCADE"
     ),
 )
 

@@ -61,8 +61,9 @@ def _orders_table(with_source: bool) -> None:
             "refunded_amount >= 0 AND refunded_amount <= amount",
             name=op.f("ck_orders_refund_within_amount"),
         ),
+        # the id first: an order named by its id alone is found through the key
         sa.PrimaryKeyConstraint(
-            *(["source"] if with_source else []), "order_id", name=op.f("pk_orders")
+            "order_id", *(["source"] if with_source else []), name=op.f("pk_orders")
         ),
     )
     op.create_index("ix_orders_customer_ordered", "orders", ["customer_id", "ordered_at"])
@@ -70,7 +71,7 @@ def _orders_table(with_source: bool) -> None:
 
 
 def _lines_table(with_source: bool) -> None:
-    key = ["source", "order_id"] if with_source else ["order_id"]
+    key = ["order_id", "source"] if with_source else ["order_id"]
     op.create_table(
         "order_lines",
         *([sa.Column("source", sa.String(length=32), nullable=False)] if with_source else []),

@@ -55,7 +55,7 @@ def _table(with_source: bool) -> None:
             name=op.f("ck_loyalty_orders_reversal_within_earned"),
         ),
         sa.PrimaryKeyConstraint(
-            *(["source"] if with_source else []), "order_id", name=op.f("pk_loyalty_orders")
+            "order_id", *(["source"] if with_source else []), name=op.f("pk_loyalty_orders")
         ),
     )
     op.create_index("ix_loyalty_orders_customer", "loyalty_orders", ["customer_id", "ordered_at"])
