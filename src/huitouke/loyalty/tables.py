@@ -151,7 +151,6 @@ lots = Table(
 orders = Table(
     "loyalty_orders",
     metadata,
-    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     Column("order_id", String(128), nullable=False),
     Column("customer_id", String(128), nullable=False),
     Column("ordered_at", UTCDateTime, nullable=False),
@@ -167,6 +166,7 @@ orders = Table(
     # {"card": {"stamps": n, "lot_id": id, "reversed": m}}
     Column("stamps", JSON, nullable=False, default=dict),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     CheckConstraint("points_reversed <= points_earned", name="reversal_within_earned"),
     PrimaryKeyConstraint("order_id", "source"),
     Index("ix_loyalty_orders_customer", "customer_id", "ordered_at"),

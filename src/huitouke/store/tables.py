@@ -88,7 +88,6 @@ products = Table(
 orders = Table(
     "orders",
     metadata,
-    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     Column("order_id", String(128), nullable=False),
     Column("customer_id", String(128), nullable=False),
     Column("ordered_at", UTCDateTime, nullable=False),
@@ -99,6 +98,7 @@ orders = Table(
     Column("channel", String(100)),
     Column("batch_id", Integer),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     CheckConstraint("amount >= 0", name="amount_nonnegative"),
     CheckConstraint(
         "refunded_amount >= 0 AND refunded_amount <= amount", name="refund_within_amount"
@@ -115,7 +115,6 @@ orders = Table(
 order_lines = Table(
     "order_lines",
     metadata,
-    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     Column("order_id", String(128), nullable=False),
     Column("line_no", Integer, nullable=False),
     Column("sku", String(128)),
@@ -123,6 +122,7 @@ order_lines = Table(
     Column("category", String(200)),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Money),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     CheckConstraint("quantity >= 0", name="quantity_nonnegative"),
     PrimaryKeyConstraint("order_id", "source", "line_no"),
     ForeignKeyConstraint(

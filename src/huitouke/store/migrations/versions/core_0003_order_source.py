@@ -39,7 +39,6 @@ def _orders_table(with_source: bool) -> None:
     key = [sa.Column("source", sa.String(length=32), nullable=False)] if with_source else []
     op.create_table(
         "orders",
-        *key,
         sa.Column("order_id", sa.String(length=128), nullable=False),
         sa.Column("customer_id", sa.String(length=128), nullable=False),
         sa.Column("ordered_at", huitouke.store.types.UTCDateTime(), nullable=False),
@@ -52,6 +51,7 @@ def _orders_table(with_source: bool) -> None:
         sa.Column("channel", sa.String(length=100), nullable=True),
         sa.Column("batch_id", sa.Integer(), nullable=True),
         sa.Column("updated_at", huitouke.store.types.UTCDateTime(), nullable=False),
+        *key,
         sa.CheckConstraint(
             "status IN ('paid', 'partially_refunded', 'refunded', 'cancelled')",
             name=op.f("ck_orders_status_known"),
@@ -74,7 +74,6 @@ def _lines_table(with_source: bool) -> None:
     key = ["order_id", "source"] if with_source else ["order_id"]
     op.create_table(
         "order_lines",
-        *([sa.Column("source", sa.String(length=32), nullable=False)] if with_source else []),
         sa.Column("order_id", sa.String(length=128), nullable=False),
         sa.Column("line_no", sa.Integer(), nullable=False),
         sa.Column("sku", sa.String(length=128), nullable=True),
@@ -82,6 +81,7 @@ def _lines_table(with_source: bool) -> None:
         sa.Column("category", sa.String(length=200), nullable=True),
         sa.Column("quantity", sa.Integer(), nullable=False),
         sa.Column("unit_price", huitouke.store.types.Money(precision=18, scale=4), nullable=True),
+        *([sa.Column("source", sa.String(length=32), nullable=False)] if with_source else []),
         sa.CheckConstraint("quantity >= 0", name=op.f("ck_order_lines_quantity_nonnegative")),
         sa.ForeignKeyConstraint(
             key,

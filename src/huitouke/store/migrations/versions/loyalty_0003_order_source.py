@@ -33,7 +33,6 @@ def _table(with_source: bool) -> None:
     money = huitouke.store.types.Money(precision=18, scale=4)
     op.create_table(
         "loyalty_orders",
-        *([sa.Column("source", sa.String(length=32), nullable=False)] if with_source else []),
         sa.Column("order_id", sa.String(length=128), nullable=False),
         sa.Column("customer_id", sa.String(length=128), nullable=False),
         sa.Column("ordered_at", huitouke.store.types.UTCDateTime(), nullable=False),
@@ -50,6 +49,7 @@ def _table(with_source: bool) -> None:
         ),
         sa.Column("stamps", sa.JSON(), nullable=False),
         sa.Column("updated_at", huitouke.store.types.UTCDateTime(), nullable=False),
+        *([sa.Column("source", sa.String(length=32), nullable=False)] if with_source else []),
         sa.CheckConstraint(
             "points_reversed <= points_earned",
             name=op.f("ck_loyalty_orders_reversal_within_earned"),
