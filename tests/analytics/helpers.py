@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from huitouke.core.orders import ORDERS_SCHEMA
+from huitouke.core.orders import DEFAULT_SOURCE, ORDERS_SCHEMA
 
 UTC = ZoneInfo("UTC")
 
@@ -53,7 +53,13 @@ def order(
 def orders_table(rows: Iterable[dict[str, object]]) -> pa.Table:
     rows = list(rows)
     return pa.table(
-        {f.name: [r[f.name] for r in rows] for f in ORDERS_SCHEMA}, schema=ORDERS_SCHEMA
+        {
+            f.name: [
+                r.get("source", DEFAULT_SOURCE) if f.name == "source" else r[f.name] for r in rows
+            ]
+            for f in ORDERS_SCHEMA
+        },
+        schema=ORDERS_SCHEMA,
     )
 
 

@@ -257,7 +257,7 @@ def test_bulk_path_keeps_indexes_and_the_database_backstop(sqlite_url: str) -> N
         raw.execute("PRAGMA ignore_check_constraints = ON")
         raw.execute(
             "INSERT INTO orders VALUES ('bad', 'c', '2024-01-01 00:00:00.000000', -1, 'CNY', "
-            "'paid', 0, NULL, NULL, '2030-01-01 00:00:00.000000')"
+            "'paid', 0, NULL, NULL, '2030-01-01 00:00:00.000000', 'default')"
         )
         raw.execute("PRAGMA ignore_check_constraints = OFF")
         with pytest.raises(StoreError):

@@ -73,4 +73,5 @@ def orders_table(rows: list[tuple]) -> pa.Table:
         cols["status"].append(status)
         cols["refunded_amount"].append(Decimal(refunded))
         cols["channel"].append(None)
+        cols["source"].append("default")
     return pa.table(cols, schema=ORDERS_SCHEMA)

@@ -209,6 +209,7 @@ def _minimal_document() -> dict[str, Any]:
             "status": ["paid"] * n,
             "refunded_amount": [Decimal(0)] * n,
             "channel": [None] * n,
+            "source": ["default"] * n,
         },
         schema=ORDERS_SCHEMA,
     )

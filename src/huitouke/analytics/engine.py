@@ -38,7 +38,7 @@ from huitouke.analytics.segments import (
     LayerWindows,
     LifecycleRules,
 )
-from huitouke.core.orders import MONEY, ORDERS_SCHEMA, OrderStatus
+from huitouke.core.orders import MONEY, ORDERS_SCHEMA, OrderStatus, with_source
 from huitouke.errors import InputError
 
 __all__ = ["LINES_COLUMNS", "PERIOD_COLUMNS", "Analytics"]
@@ -78,6 +78,7 @@ _RATES = (
 
 #: Columns an order-lines table must have.
 LINES_COLUMNS: tuple[str, ...] = (
+    "source",
     "order_id",
     "sku",
     "product_name",
@@ -91,8 +92,8 @@ CENT = Decimal("0.01")
 #: The checks every engine runs on the orders it registered (portable SQL, like the queries).
 CURRENCIES_SQL = "SELECT DISTINCT currency FROM orders"
 DUPLICATES_SQL = (
-    "SELECT order_id, COUNT(*) OVER () AS n FROM orders GROUP BY order_id "
-    "HAVING COUNT(*) > 1 ORDER BY order_id LIMIT 5"
+    "SELECT order_id, COUNT(*) OVER () AS n FROM orders GROUP BY source, order_id "
+    "HAVING COUNT(*) > 1 ORDER BY order_id, source LIMIT 5"
 )
 _Q4 = Decimal("0.0001")
 
@@ -117,6 +118,7 @@ def _validate_orders(orders: pa.Table) -> pa.Table:
             code="input.bad_orders",
             message_zh=f"订单必须是 pyarrow.Table,实际为 {type(orders).__name__}",
         )
+    orders = with_source(orders)  # a table without sources: one source, the default
     missing = [f.name for f in ORDERS_SCHEMA if f.name not in orders.column_names]
     if missing:
         raise InputError(
@@ -160,6 +162,7 @@ def _validate_orders(orders: pa.Table) -> pa.Table:
 
 
 def _validate_lines(lines: pa.Table) -> pa.Table:
+    lines = with_source(lines)
     missing = [c for c in LINES_COLUMNS if c not in lines.column_names]
     if missing:
         raise InputError(
@@ -169,6 +172,7 @@ def _validate_lines(lines: pa.Table) -> pa.Table:
             details={"missing": missing},
         )
     types = {
+        "source": pa.string(),
         "order_id": pa.string(),
         "sku": pa.string(),
         "product_name": pa.string(),
@@ -199,7 +203,9 @@ class Analytics:
     """Exact repurchase analytics over one merchant's orders (definitions: BRIEF).
 
     ``orders`` is the canonical orders table (:data:`huitouke.core.orders.ORDERS_SCHEMA`)
-    with unique order ids; ``lines`` the optional order lines (``order_id, sku,
+    with one row per order — per ``(source, order_id)``: two sources may use the same id,
+    and a table without a ``source`` column is one source's; ``lines`` the optional order
+    lines (``source`` as for the orders, ``order_id, sku,
     product_name, category, quantity, unit_price``) needed for category cycles. Only
     counted orders (paid, partially refunded) count; revenue = amount − refunded_amount.
     Periods are cut in ``timezone`` (the merchant's zone, required: the doors pass the

@@ -35,7 +35,7 @@ from huitouke.analytics.backends import Backend
 from huitouke.analytics.engine import Analytics, _validate_orders
 from huitouke.analytics.portable import assert_portable
 from huitouke.analytics.segments import LayerWindows, LifecycleRules
-from huitouke.core.orders import ORDERS_SCHEMA, OrderStatus
+from huitouke.core.orders import DEFAULT_SOURCE, ORDERS_SCHEMA, OrderStatus
 from huitouke.errors import ConfigError, InputError
 
 __all__ = [
@@ -289,6 +289,8 @@ class SparkAnalytics(Analytics):
                 message_zh=f"无法读取 Parquet 订单 {path}:{exc}",
                 details={"file": path},
             ) from exc
+        if "source" not in frame.columns:  # one source's orders, as for an Arrow table
+            frame = frame.withColumn("source", F.lit(DEFAULT_SOURCE))
         missing = [f.name for f in ORDERS_SCHEMA if f.name not in frame.columns]
         if missing:
             raise InputError(

@@ -8,7 +8,7 @@ transpiles every query the engine can run.
 Relations the queries read (the engine registers them; on Spark they are temporary views):
 
 ``orders``          the canonical orders table (:mod:`huitouke.core.orders`)
-``order_lines``     order_id, sku, product_name, category, quantity, unit_price (optional)
+``order_lines``     source, order_id, sku, product_name, category, quantity, unit_price (optional)
 ``periods``         the period list built by :mod:`huitouke.analytics.periods`
 ``rfm_segment_map`` r_score, f_score, segment — the grid of :mod:`huitouke.analytics.segments`
 ``p_alive``         customer_id, p_alive (optional model input for lifecycle stages)
@@ -79,7 +79,7 @@ def counted_base_sql(zone: str, currency: str | None) -> Step:
     statuses = ", ".join(lit(s) for s in COUNTED_STATUSES)
     cur = f" AND currency = {lit(currency)}" if currency else ""
     sql = f"""
-SELECT customer_id, order_id, ordered_at,
+SELECT customer_id, source, order_id, ordered_at,
        CAST(ordered_at AT TIME ZONE {lit(zone)} AS DATE) AS local_date,
        amount - refunded_amount AS revenue
 FROM orders
@@ -95,20 +95,21 @@ def counted_sql(merge_same_day: bool) -> Step:
     source = "counted_base"
     if merge_same_day:
         source = """(
-    SELECT customer_id, MIN(order_id) AS order_id, MIN(ordered_at) AS ordered_at, local_date,
+    SELECT customer_id, MIN(source) AS source, MIN(order_id) AS order_id,
+           MIN(ordered_at) AS ordered_at, local_date,
            SUM(revenue) AS revenue
     FROM counted_base
     GROUP BY customer_id, local_date
 ) m"""
     sql = f"""
-SELECT customer_id, order_id, ordered_at, local_date, revenue,
+SELECT customer_id, source, order_id, ordered_at, local_date, revenue,
        ROW_NUMBER() OVER w AS seq,
        FIRST_VALUE(local_date) OVER w AS first_date,
        LAG(local_date) OVER w AS prev_date,
        LEAD(local_date) OVER w AS next_date,
        CAST(date_diff('day', LAG(local_date) OVER w, local_date) AS INTEGER) AS gap_days
 FROM {source}
-WINDOW w AS (PARTITION BY customer_id ORDER BY ordered_at, order_id)"""
+WINDOW w AS (PARTITION BY customer_id ORDER BY ordered_at, order_id, source)"""
     return Step("counted", sql.strip())
 
 
@@ -116,16 +117,17 @@ def category_orders_sql(merge_same_day: bool) -> Step:
     """Per customer and category, the counted orders that contain the category, with the
     gap in days since the customer's previous order of that category."""
     if merge_same_day:
-        join = """JOIN counted_base b ON b.order_id = l.order_id
+        join = """JOIN counted_base b ON b.source = l.source AND b.order_id = l.order_id
     JOIN counted c ON c.customer_id = b.customer_id AND c.local_date = b.local_date"""
     else:
-        join = "JOIN counted c ON c.order_id = l.order_id"
+        join = "JOIN counted c ON c.source = l.source AND c.order_id = l.order_id"
     sql = f"""
 SELECT customer_id, category, order_id, ordered_at, local_date,
        date_diff('day', LAG(local_date) OVER (PARTITION BY customer_id, category
-                                              ORDER BY ordered_at, order_id), local_date) AS gap_days
+                                              ORDER BY ordered_at, order_id, source),
+                 local_date) AS gap_days
 FROM (
-    SELECT DISTINCT c.customer_id, l.category, c.order_id, c.ordered_at, c.local_date
+    SELECT DISTINCT c.customer_id, l.category, c.source, c.order_id, c.ordered_at, c.local_date
     FROM order_lines l
     {join}
     WHERE l.category IS NOT NULL AND l.category <> ''

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from huitouke.core.orders import MONEY, ORDERS_SCHEMA, OrderStatus
+from huitouke.core.orders import DEFAULT_SOURCE, MONEY, ORDERS_SCHEMA, OrderStatus
 
 __all__ = ["decimal_array", "synthetic_orders"]
 
@@ -62,6 +62,7 @@ def synthetic_orders(
             ).cast(pa.string()),
             "refunded_amount": decimal_array(refunded),
             "channel": pa.nulls(n_orders, pa.string()),
+            "source": pa.repeat(pa.scalar(DEFAULT_SOURCE), n_orders).cast(pa.string()),
         },
         schema=ORDERS_SCHEMA,
     )

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import insert, update
 
-from huitouke.app.orders import OrderTable, record_order_events, stored_loyalty
+from huitouke.app.orders import OrderTable, check_source, record_order_events, stored_loyalty
+from huitouke.core.orders import with_source
 from huitouke.errors import ImportFileError
 from huitouke.importing.convert import Decimal
 from huitouke.importing.dates import DateOrder
@@ -42,6 +43,7 @@ class ImportSummary:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh)
     zone: str = ""  # the zone the file's wall-clock times were read in
     shop_zone: str = ""  # the shop's zone, recorded with its first import
+    source: str = ""  # the namespace of the file's order ids
 
 
 def default_rejects_path(store: Store, source: Path, batch_id: int) -> Path:
@@ -125,8 +127,14 @@ def import_file(
     decimal: Decimal = "auto",
     date_order: DateOrder | None = None,
     strict: bool = False,
+    source: str | None = None,
 ) -> ImportSummary:
     """Import one file as one batch: all of its good rows or nothing.
+
+    ``source`` is the namespace of the file's order ids — the shop, platform or channel it
+    was exported from (default :data:`~huitouke.core.orders.DEFAULT_SOURCE`): its orders are
+    keyed ``(source, order_id)``, so a file of another source with the same ids keeps its
+    own orders, and importing it never changes another source's.
 
     The batch is one transaction: the ``import_batches`` row, the order upserts, customers,
     lines and products commit together, so an interrupted import (even ``kill -9``) leaves
@@ -137,6 +145,7 @@ def import_file(
     are :func:`~huitouke.importing.reader.read_orders`'s.
     """
     src = Path(path)
+    source = check_source(source, field="source")
     with no_transparent_huge_pages():
         res = read_orders(
             src, preset, timezone=timezone, mapping=mapping, sheet=sheet, progress=progress,
@@ -148,6 +157,11 @@ def import_file(
             )
             write_rejects(out, res.rejects)
             raise rows_rejected_error(res, out)
+        res = replace(
+            res,
+            orders=with_source(res.orders, source),
+            lines=None if res.lines is None else with_source(res.lines, source),
+        )
         summary = _import_file(store, src, res, rejects_path=rejects_path, progress=progress)
     shop_zone, zone_warnings = _record_shop_zone(store, summary.batch_id)
     return replace(
@@ -156,6 +170,7 @@ def import_file(
         warnings=[*res.warnings, *zone_warnings],
         zone=res.zone,
         shop_zone=shop_zone,
+        source=source,
     )
 
 

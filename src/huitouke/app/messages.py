@@ -12,6 +12,11 @@ MESSAGES = {
         "an order id cannot change its customer, time, amount or currency (if this is another "
         "order, give it another id)",
     },
+    "orders.ambiguous": {
+        "zh": "订单号 {order_id} 在多个来源中都有订单({sources}):请用 source 指明是哪个来源的订单",
+        "en": "order id {order_id} is used by several sources ({sources}): name the source "
+        "(source=…) to say which order you mean",
+    },
     "orders.conflicts_in_batch": {
         "zh": "{n} 个订单与已记录的订单冲突(同一订单号,不同的顾客、时间、金额或币种),"
         "未导入任何数据;例如:{examples}",

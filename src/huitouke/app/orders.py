@@ -5,6 +5,10 @@ Every door records order events through :func:`record_order_events`, inside its 
 work — ``POST /v1/orders`` (through the group commit), ``POST /v1/orders/batch``,
 ``huitouke import`` and ``huitouke loyalty order apply`` / ``apply-file`` — so the same
 events give the same ``orders`` rows and the same ledger whichever door they came through.
+An order is identified by ``(source, order_id)``: its id lives in the namespace of its
+source — the shop, platform or channel it came from (``taobao``, ``shopify``…;
+:data:`~huitouke.core.orders.DEFAULT_SOURCE` when a door is given none). The same id under
+two sources is two orders; an event of one source never reads or changes another's.
 For each event it
 
 1. upserts the order by the later-state rule (:mod:`huitouke.store.orders_repo`): a later
@@ -33,7 +37,12 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, select
 
 from huitouke.app import messages as _messages  # noqa: F401  (registers texts)
-from huitouke.core.orders import MONEY
+from huitouke.core.orders import (
+    DEFAULT_SOURCE,
+    MONEY,
+    order_ref,
+    split_order_ref,
+)
 from huitouke.errors import ConflictError, HuitoukeError, InputError
 from huitouke.i18n import t
 from huitouke.loyalty.order_batch import ignored_effects
@@ -44,6 +53,7 @@ from huitouke.store.orders_repo import (
     IDENTITY_FIELDS,
     STATUS_RANK,
     UpsertCounts,
+    check_source,
     orders_table,
     reduce_to_latest_state,
     upsert_orders,
@@ -53,11 +63,17 @@ from huitouke.store.tables import order_lines, orders
 __all__ = [
     "LOYALTY_PROGRAM_ID",
     "OrderEventIn",
+    "OrderKey",
     "OrderTable",
     "Recorded",
+    "check_source",
+    "find_order",
     "load_orders",
     "order_event",
+    "order_reference",
+    "present_coupon",
     "present_order",
+    "present_order_ref",
     "record_order_events",
     "stored_loyalty",
     "stored_order",
@@ -72,12 +88,16 @@ _LOYALTY_CHUNK = 2000
 #: orders of a file from which its conflicts are looked for in one scan of ``orders``
 _SCAN_FROM = 200_000
 
+#: what identifies an order: ``(source, order_id)``
+OrderKey = tuple[str, str]
+
 
 @dataclass(frozen=True)
 class OrderEventIn:
     """One order event, validated: the ``orders`` row (``order_id``, ``customer_id``, aware
     ``ordered_at``, Decimal ``amount`` and ``refunded_amount``, ``currency``, ``status``,
-    ``channel``) and its lines (``None``: the event carries none, the stored ones stay)."""
+    ``channel``, ``source``) and its lines (``None``: the event carries none, the stored
+    ones stay)."""
 
     order: dict[str, Any]
     lines: list[dict[str, Any]] | None = None
@@ -85,6 +105,10 @@ class OrderEventIn:
     @property
     def order_id(self) -> str:
         return str(self.order["order_id"])
+
+    @property
+    def key(self) -> OrderKey:
+        return (str(self.order.get("source") or DEFAULT_SOURCE), self.order_id)
 
 
 @dataclass(frozen=True)
@@ -118,10 +142,43 @@ def _bad(field: str, en: str, zh: str) -> InputError:
     )
 
 
+def order_reference(order_id: str, source: str | None, *, field: str = "source") -> str:
+    """The order a use case outside the orders table names by its id and source — a coupon
+    redeemed on it, a stored-value payment of it, a fulfilment event — as the ledger and
+    the journeys reference it
+    (:func:`~huitouke.core.orders.order_ref`); ``source`` validated as :func:`check_source`
+    does (``None``: the default source)."""
+    return order_ref(check_source(source, field=field), order_id)
+
+
+def present_order_ref(result: dict[str, Any]) -> dict[str, Any]:
+    """A loyalty answer whose ``order_id`` is a ledger reference, with the order's id and
+    ``source`` apart (what the doors show)."""
+    ref = result.get("order_id")
+    if isinstance(ref, str):
+        result["source"], result["order_id"] = split_order_ref(ref)
+    return result
+
+
+def present_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
+    """A coupon with its history (``LoyaltyService.coupon``), the orders it names shown as
+    id and source apart: ``redeemed_order_id`` + ``redeemed_order_source``, each event's
+    ``order_id`` + ``order_source``."""
+    ref = coupon.get("redeemed_order_id")
+    if isinstance(ref, str):
+        coupon["redeemed_order_source"], coupon["redeemed_order_id"] = split_order_ref(ref)
+    for e in coupon.get("events") or ():
+        if isinstance(e.get("order_id"), str):
+            e["order_source"], e["order_id"] = split_order_ref(e["order_id"])
+    return coupon
+
+
 def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:
     """An order event from plain values (a JSON line, CLI options), validated as the REST
     API validates its body: errors name the field. ``currency`` is the default currency;
-    ``refunded_amount`` defaults to the whole amount for ``refunded`` and to 0 otherwise."""
+    ``refunded_amount`` defaults to the whole amount for ``refunded`` and to 0 otherwise;
+    ``source`` defaults to :data:`~huitouke.core.orders.DEFAULT_SOURCE`."""
+    source = check_source(raw.get("source"))
     ev = parse_order({**raw, "status": raw.get("status") or "paid"})
     refunded = ev.refunded_amount
     if raw.get("refunded_amount") in (None, "") and ev.status == "refunded":
@@ -137,6 +194,7 @@ def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:
         raise _bad("currency", f"{cur!r} is not an ISO 4217 code", f"{cur!r} 不是 3 位币种代码")
     channel = raw.get("channel")
     order = {
+        "source": source,
         "order_id": ev.order_id,
         "customer_id": ev.customer_id,
         "ordered_at": ev.ordered_at,
@@ -156,6 +214,7 @@ def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:
         price = ln.get("unit_price")
         lines.append(
             {
+                "source": source,
                 "order_id": ev.order_id,
                 "line_no": i,
                 "sku": str(ln["sku"]),
@@ -169,24 +228,55 @@ def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:
 
 
 # -- reads ---------------------------------------------------------------------------------
-def stored_order(conn: Connection, order_id: str) -> dict[str, Any] | None:
-    return stored_orders(conn, [order_id]).get(order_id)
+def stored_order(conn: Connection, key: OrderKey) -> dict[str, Any] | None:
+    """The order ``(source, order_id)`` as stored, with its lines, or ``None``."""
+    return stored_orders(conn, [key]).get(key)
 
 
-def stored_orders(conn: Connection, order_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The orders as stored, each with its lines (by ``line_no``), by order id."""
+def find_order(conn: Connection, order_id: str, source: str | None) -> dict[str, Any] | None:
+    """The order a door names by its id and, where needed, its source (what
+    ``GET /v1/orders/{id}`` reads): with ``source``, that source's order; without, the id's
+    one order — or ``order.ambiguous`` (409, naming the sources) when several sources use
+    the id."""
+    if source is not None:
+        return stored_order(conn, (check_source(source), order_id))
+    found = [o for _, o in sorted(stored_orders_by_id(conn, [order_id]).items())]
+    if len(found) > 1:
+        sources = [o["source"] for o in found]
+        params = {"order_id": order_id, "sources": ", ".join(sources)}
+        raise ConflictError(
+            t("orders.ambiguous", "en", **params),
+            code="order.ambiguous",
+            message_zh=t("orders.ambiguous", "zh", **params),
+            details={"order_id": order_id, "sources": sources},
+        )
+    return found[0] if found else None
+
+
+def stored_orders(conn: Connection, keys: Sequence[OrderKey]) -> dict[OrderKey, dict[str, Any]]:
+    """The orders ``(source, order_id)`` as stored, each with its lines (by ``line_no``),
+    by key."""
+    wanted = set(keys)
+    found = stored_orders_by_id(conn, sorted({i for _, i in wanted}))
+    return {k: o for k, o in found.items() if k in wanted}
+
+
+def stored_orders_by_id(
+    conn: Connection, order_ids: Sequence[str]
+) -> dict[OrderKey, dict[str, Any]]:
+    """The stored orders with these ids, under any source, each with its lines, by key."""
     ids = sorted(set(order_ids))
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[OrderKey, dict[str, Any]] = {}
     for i in range(0, len(ids), 1000):
         chunk = ids[i : i + 1000]
         for row in conn.execute(select(orders).where(orders.c.order_id.in_(chunk))):
-            out[row.order_id] = {**row._mapping, "lines": []}
+            out[(row.source, row.order_id)] = {**row._mapping, "lines": []}
         for r in conn.execute(
             select(order_lines)
             .where(order_lines.c.order_id.in_(chunk))
-            .order_by(order_lines.c.order_id, order_lines.c.line_no)
+            .order_by(order_lines.c.source, order_lines.c.order_id, order_lines.c.line_no)
         ):
-            out[r.order_id]["lines"].append(dict(r._mapping))
+            out[(r.source, r.order_id)]["lines"].append(dict(r._mapping))
     return out
 
 
@@ -210,6 +300,7 @@ def _money(v: Any) -> str:
 def present_order(o: Mapping[str, Any]) -> dict[str, Any]:
     """An order as stored, JSON-ready (what ``GET /v1/orders/{id}`` answers)."""
     return {
+        "source": o["source"],
         "order_id": o["order_id"],
         "customer_id": o["customer_id"],
         "ordered_at": o["ordered_at"].isoformat(),
@@ -254,15 +345,15 @@ def record_order_events(
     return _record_events(conn, events, loyalty)
 
 
-def _segments(order_ids: Sequence[str]) -> list[tuple[int, int]]:
-    """Consecutive runs of events with distinct order ids: ``[(start, end), …]``.
+def _segments(order_ids: Sequence[Any]) -> list[tuple[int, int]]:
+    """Consecutive runs of events with distinct order keys: ``[(start, end), …]``.
 
     Within a run every order is upserted once, so the state stored after the run is, for
     each of its orders, the state after that order's event — what the loyalty ledger would
-    have seen with the events recorded one by one. A repeated order id starts a new run.
+    have seen with the events recorded one by one. A repeated order key starts a new run.
     """
     out: list[tuple[int, int]] = []
-    start, seen = 0, set[str]()
+    start, seen = 0, set[Any]()
     for i, oid in enumerate(order_ids):
         if oid in seen:
             out.append((start, i))
@@ -291,20 +382,31 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def _conflict(order_id: str, field: str, stored: Any, given: Any, **details: Any) -> ConflictError:
-    params = {"order_id": order_id, "field": field, "stored": _text(stored), "given": _text(given)}
+def _named(source: str, order_id: str) -> str:
+    """How a message names an order: its id, qualified by a source other than the default."""
+    return order_id if source == DEFAULT_SOURCE else f"{source}/{order_id}"
+
+
+def _conflict(key: OrderKey, field: str, stored: Any, given: Any, **details: Any) -> ConflictError:
+    params = {
+        "order_id": _named(*key),
+        "field": field,
+        "stored": _text(stored),
+        "given": _text(given),
+    }
     return ConflictError(
         t("orders.conflict", "en", **params),
         code="order.conflict",
         message_zh=t("orders.conflict", "zh", **params),
-        details={**params, **details},
+        details={**params, "order_id": key[1], "source": key[0], **details},
     )
 
 
 def _check_identity(event: Mapping[str, Any], stored: Mapping[str, Any], index: int) -> None:
     for f in IDENTITY_FIELDS:
         if event[f] != stored[f]:
-            raise _conflict(event["order_id"], f, stored[f], event[f], index=index)
+            key = (event["source"], event["order_id"])
+            raise _conflict(key, f, stored[f], event[f], index=index)
 
 
 def _stale(event: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
@@ -325,7 +427,7 @@ def _add(a: UpsertCounts, b: UpsertCounts) -> UpsertCounts:
 def _record_events(
     conn: Connection, events: Sequence[OrderEventIn], loyalty: LoyaltyService | None
 ) -> Recorded:
-    ids = [e.order_id for e in events]
+    ids = [e.key for e in events]
     total = UpsertCounts(0, 0, 0)
     out: list[dict[str, Any]] = []
     applied = 0
@@ -348,7 +450,7 @@ def _record_events(
             total = _add(total, c)
         stored = stored_orders(conn, seg_ids)
         for k, e in enumerate(seg):
-            _check_identity(e.order, stored[e.order_id], start + k)
+            _check_identity(e.order, stored[e.key], start + k)
         effects: list[dict[str, Any] | None] = [None] * len(seg)
         if loyalty is not None:
             try:
@@ -364,7 +466,7 @@ def _record_events(
                 raise
             applied += len(seg)
         for e, eff in zip(seg, effects, strict=True):
-            s = stored[e.order_id]
+            s = stored[e.key]
             changed = s["updated_at"] in written
             replayed = not changed
             if eff is not None:
@@ -397,25 +499,32 @@ def _record_table(
         _refuse_table_conflicts(conn, table)
     applied = 0
     if loyalty is not None and table.num_rows:
-        by_time = table.select(["order_id", "ordered_at"]).sort_by(
-            [("ordered_at", "ascending"), ("order_id", "ascending")]
+        by_time = table.select(["source", "order_id", "ordered_at"]).sort_by(
+            [("ordered_at", "ascending"), ("order_id", "ascending"), ("source", "ascending")]
         )
-        ids = by_time.column("order_id").to_pylist()
-        for i in range(0, len(ids), _LOYALTY_CHUNK):
-            chunk = ids[i : i + _LOYALTY_CHUNK]
+        keys = list(
+            zip(
+                by_time.column("source").to_pylist(),
+                by_time.column("order_id").to_pylist(),
+                strict=True,
+            )
+        )
+        for i in range(0, len(keys), _LOYALTY_CHUNK):
+            chunk = keys[i : i + _LOYALTY_CHUNK]
             stored = stored_orders(conn, chunk)
             try:
-                loyalty.apply_orders(conn, [_loyalty_event(stored[o]) for o in chunk])
+                loyalty.apply_orders(conn, [_loyalty_event(stored[k]) for k in chunk])
             except HuitoukeError as exc:
                 index = exc.details.pop("index", None)
                 if isinstance(index, int) and 0 <= index < len(chunk):
-                    exc.details.setdefault("order_id", chunk[index])
+                    exc.details.setdefault("source", chunk[index][0])
+                    exc.details.setdefault("order_id", chunk[index][1])
                 raise
             applied += len(chunk)
     return Recorded(counts, [], applied)
 
 
-_IDENTITY = select(orders.c.order_id, *(orders.c[f] for f in IDENTITY_FIELDS))
+_IDENTITY = select(orders.c.source, orders.c.order_id, *(orders.c[f] for f in IDENTITY_FIELDS))
 
 
 def _refuse_table_conflicts(conn: Connection, table: pa.Table) -> None:
@@ -433,6 +542,7 @@ def _refuse_table_conflicts(conn: Connection, table: pa.Table) -> None:
         return
     stored = pa.table(
         {
+            "source": pa.array([r.source for r in rows], pa.string()),
             "order_id": pa.array([r.order_id for r in rows], pa.string()),
             **{
                 f"{f}_stored": pa.array([r._mapping[f] for r in rows], table.schema.field(f).type)
@@ -440,8 +550,8 @@ def _refuse_table_conflicts(conn: Connection, table: pa.Table) -> None:
             },
         }
     )
-    given = table.select(["order_id", *IDENTITY_FIELDS])
-    joined = given.join(stored, "order_id", join_type="inner")
+    given = table.select(["source", "order_id", *IDENTITY_FIELDS])
+    joined = given.join(stored, ["source", "order_id"], join_type="inner")
     found: list[dict[str, str]] = []
     count = 0
     bad_any = pa.array([False] * joined.num_rows, pa.bool_())
@@ -454,6 +564,7 @@ def _refuse_table_conflicts(conn: Connection, table: pa.Table) -> None:
         for row in joined.filter(bad).slice(0, 5).to_pylist():
             found.append(
                 {
+                    "source": row["source"],
                     "order_id": row["order_id"],
                     "field": f,
                     "stored": _text(row[f"{f}_stored"]),
@@ -463,9 +574,10 @@ def _refuse_table_conflicts(conn: Connection, table: pa.Table) -> None:
     count = int(pc.sum(bad_any.cast(pa.int64())).as_py() or 0)
     if not count:
         return
-    found.sort(key=lambda c: (c["order_id"], IDENTITY_FIELDS.index(c["field"])))
+    found.sort(key=lambda c: (c["order_id"], c["source"], IDENTITY_FIELDS.index(c["field"])))
     examples = "; ".join(
-        f"{c['order_id']}: {c['field']} {c['stored']} → {c['given']}" for c in found[:5]
+        f"{_named(c['source'], c['order_id'])}: {c['field']} {c['stored']} → {c['given']}"
+        for c in found[:5]
     )
     raise ConflictError(
         t("orders.conflicts_in_batch", "en", n=count, examples=examples),

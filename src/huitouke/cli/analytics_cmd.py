@@ -42,7 +42,7 @@ def _store_lines(store: Any) -> pa.Table | None:
 
     from huitouke.store.tables import order_lines
 
-    cols = ["order_id", "sku", "product_name", "category", "quantity", "unit_price"]
+    cols = ["source", "order_id", "sku", "product_name", "category", "quantity", "unit_price"]
     with store.connect() as conn:
         rows = conn.execute(select(*[order_lines.c[c] for c in cols])).all()
     if not rows:
@@ -51,6 +51,7 @@ def _store_lines(store: Any) -> pa.Table | None:
     data["unit_price"] = [None if v is None else Decimal(v) for v in data["unit_price"]]
     return pa.table(
         {
+            "source": pa.array(data["source"], pa.string()),
             "order_id": pa.array(data["order_id"], pa.string()),
             "sku": pa.array(data["sku"], pa.string()),
             "product_name": pa.array(data["product_name"], pa.string()),

@@ -71,6 +71,14 @@ def register(app: typer.Typer) -> None:
             help="Columns that together identify an order, for sources whose ids are not "
             "unique (e.g. date,store,ticket). 组合多列作为订单编号(如 date,store,ticket)。",
         ),
+        source: str | None = typer.Option(
+            None,
+            "--source",
+            help="The namespace of the file's order ids: the shop, platform or channel it was "
+            "exported from (e.g. taobao, shopify; a-z 0-9 _ -, at most 32). The same id under "
+            "two sources is two orders. Default: default. "
+            "订单号所属来源(如 taobao、shopify);不同来源的相同订单号是不同订单。",
+        ),
         decimal_comma: bool = typer.Option(
             False,
             "--decimal-comma",
@@ -120,6 +128,9 @@ def register(app: typer.Typer) -> None:
             )
         decimal: Decimal = "comma" if decimal_comma else "point" if decimal_point else "auto"
         dates = cast("DateOrder | None", date_order.lower() if date_order else None)
+        from huitouke.app.orders import check_source
+
+        source = check_source(source, field="--source")
         if dry_run:
             from huitouke.app.imports import rows_rejected_error
 
@@ -131,6 +142,7 @@ def register(app: typer.Typer) -> None:
                 write_rejects(rejects, res.rejects)
             summary = {
                 "dry_run": True,
+                "source": source,
                 "preset": res.preset,
                 "rows_read": res.rows_read,
                 "orders": res.orders.num_rows,
@@ -162,7 +174,7 @@ def register(app: typer.Typer) -> None:
             s = import_file(
                 store, file, preset, timezone=timezone, mapping=maps, rejects_path=rejects,
                 progress=True, sheet=sheet, encoding=encoding, order_key=keys, decimal=decimal,
-                date_order=dates, strict=strict,
+                date_order=dates, strict=strict, source=source,
             )  # fmt: skip
         finally:
             store.dispose()
@@ -172,6 +184,7 @@ def register(app: typer.Typer) -> None:
                 json.dumps(
                     {
                         "batch_id": s.batch_id,
+                        "source": s.source,
                         "preset": s.preset,
                         "rows_read": s.rows_read,
                         "orders_inserted": s.orders_inserted,

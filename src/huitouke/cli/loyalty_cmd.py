@@ -219,6 +219,12 @@ def order_apply(
     ),
     currency: str = typer.Option("", "--currency"),
     channel: str | None = typer.Option(None, "--channel"),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="The order id's namespace: the shop, platform or channel (default: default). "
+        "订单号所属来源(店铺/平台/渠道)。",
+    ),
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
@@ -228,6 +234,7 @@ def order_apply(
 
     svc = _service(program, database_url)
     raw = {
+        "source": source,
         "order_id": order_id,
         "customer_id": customer_id,
         "ordered_at": _as_of(ordered_at),
@@ -420,10 +427,18 @@ def coupon_issue(
     )
 
 
+ORDER_SOURCE_OPT = typer.Option(
+    None,
+    "--source",
+    help="The order's source (the namespace of its id; default: default). 订单所属来源。",
+)
+
+
 @coupon_app.command("redeem")
 def coupon_redeem(
     code: str,
     order_id: str = typer.Option(..., "--order-id"),
+    source: str | None = ORDER_SOURCE_OPT,
     customer_id: str = typer.Option(..., "--customer"),
     amount: str | None = typer.Option(
         None, "--amount", help="Order amount (checks the threshold). 订单金额。"
@@ -433,13 +448,18 @@ def coupon_redeem(
     database_url: str | None = DB_OPT,
 ) -> None:
     """Redeem a coupon on an order. 核销优惠券。"""
+    from huitouke.app.orders import order_reference, present_order_ref
+
+    ref = order_reference(order_id, source, field="--source")
     _out(
-        _service(program, database_url).redeem_coupon(
-            code,
-            order_id=order_id,
-            customer_id=customer_id,
-            order_amount=amount,
-            redemption_id=redemption_id,
+        present_order_ref(
+            _service(program, database_url).redeem_coupon(
+                code,
+                order_id=ref,
+                customer_id=customer_id,
+                order_amount=amount,
+                redemption_id=redemption_id,
+            )
         )
     )
 
@@ -472,9 +492,11 @@ def coupon_show(
     code: str, program: Path | None = PROGRAM_OPT, database_url: str | None = DB_OPT
 ) -> None:
     """A coupon and its history. 查看优惠券。"""
+    from huitouke.app.orders import present_coupon
+
     svc = _service(program, database_url)
     with svc.store.connect() as conn:
-        _out(svc.service.coupon(conn, code))
+        _out(present_coupon(svc.service.coupon(conn, code)))
 
 
 @coupon_app.command("quote")
@@ -509,11 +531,16 @@ def sv_spend(
     customer_id: str,
     amount: str,
     order_id: str = typer.Option(..., "--order-id"),
+    source: str | None = ORDER_SOURCE_OPT,
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Pay an order from stored value. 储值消费。"""
-    _out(_service(program, database_url).spend_stored_value(customer_id, amount, order_id=order_id))
+    from huitouke.app.orders import order_reference, present_order_ref
+
+    ref = order_reference(order_id, source, field="--source")
+    svc = _service(program, database_url)
+    _out(present_order_ref(svc.spend_stored_value(customer_id, amount, order_id=ref)))
 
 
 @sv_app.command("refund")
@@ -539,14 +566,20 @@ def sv_reverse(
         None, help="Default: everything not given back yet. 默认:全部未退回部分。"
     ),
     order_id: str = typer.Option(..., "--order-id"),
+    source: str | None = ORDER_SOURCE_OPT,
     key: str = KEY_OPT,
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Give back stored value paid on an order (split like the payment). 退回订单的储值支付。"""
+    from huitouke.app.orders import order_reference, present_order_ref
+
+    ref = order_reference(order_id, source, field="--source")
     _out(
-        _service(program, database_url).reverse_stored_value_spend(
-            customer_id, order_id, amount, idempotency_key=key
+        present_order_ref(
+            _service(program, database_url).reverse_stored_value_spend(
+                customer_id, ref, amount, idempotency_key=key
+            )
         )
     )
 

@@ -14,6 +14,11 @@ Columns (``ORDERS_SCHEMA``):
 ``status``           string, one of :class:`OrderStatus`
 ``refunded_amount``  decimal128(18, 4), 0 ≤ refunded ≤ amount
 ``channel``          string or null — store / sales channel
+``source``           string — the namespace the order id lives in (the shop, platform or
+                     channel it was exported from: ``taobao``, ``shopify``…); an order is
+                     identified by ``(source, order_id)``, so two sources may use the same
+                     ids. :data:`DEFAULT_SOURCE` unless a door is told otherwise; a short
+                     identifier (:data:`SOURCE_PATTERN`)
 
 BRIEF: only orders that are paid and not fully refunded or cancelled count; the revenue of a
 counted order is ``amount − refunded_amount`` (a partial refund lowers revenue but the
@@ -22,11 +27,24 @@ order still counts).
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 import pyarrow as pa
 
-__all__ = ["COUNTED_STATUSES", "MONEY", "ORDERS_SCHEMA", "OrderStatus", "empty_orders"]
+__all__ = [
+    "COUNTED_STATUSES",
+    "DEFAULT_SOURCE",
+    "MONEY",
+    "ORDERS_SCHEMA",
+    "SOURCE_PATTERN",
+    "OrderStatus",
+    "empty_orders",
+    "is_source_name",
+    "order_ref",
+    "split_order_ref",
+    "with_source",
+]
 
 MONEY = pa.decimal128(18, 4)
 
@@ -50,9 +68,59 @@ ORDERS_SCHEMA = pa.schema(
         pa.field("status", pa.string(), nullable=False),
         pa.field("refunded_amount", MONEY, nullable=False),
         pa.field("channel", pa.string(), nullable=True),
+        pa.field("source", pa.string(), nullable=False),
     ]
 )
+
+#: the source of orders recorded without one — and of every order a store held before
+#: sources existed
+DEFAULT_SOURCE = "default"
+#: what a source name may be: 1–32 of lower-case ASCII letters, digits, ``_`` and ``-``
+SOURCE_PATTERN = r"^[a-z0-9_-]{1,32}$"
+_SOURCE_RE = re.compile(SOURCE_PATTERN)
+
+
+def is_source_name(name: object) -> bool:
+    """``name`` is a valid source name (:data:`SOURCE_PATTERN`)."""
+    return isinstance(name, str) and _SOURCE_RE.fullmatch(name) is not None
+
+
+def with_source(table: pa.Table, source: str | None = None) -> pa.Table:
+    """``table`` with a ``source`` column: ``source`` for every row when given (replacing
+    any column there was), else the table's own column, else :data:`DEFAULT_SOURCE`."""
+    names = table.column_names
+    if source is None and "source" in names:
+        return table
+    col = pa.repeat(pa.scalar(source or DEFAULT_SOURCE, pa.string()), table.num_rows)
+    if "source" in names:
+        return table.set_column(names.index("source"), "source", col)
+    return table.append_column("source", col)
 
 
 def empty_orders() -> pa.Table:
     return ORDERS_SCHEMA.empty_table()
+
+
+#: joins a source and an order id in :func:`order_ref` (no order id holds a control character)
+REF_SEPARATOR = "\x1f"
+
+
+def order_ref(source: str, order_id: str) -> str:
+    """An order's key ``(source, order_id)`` as one string, for the places that reference an
+    order in one text column — the loyalty ledger's entry references ``order:<ref>`` and
+    operation keys, the source of a coupon an order issued, a referral's first order, the
+    order a coupon was redeemed on; the per-order frames of journeys and measurement.
+
+    An order of the default source is its id, exactly as before sources existed (so the
+    references and idempotency keys of a store's earlier orders stay valid); any other is
+    ``<source>`` and ``<order_id>`` joined by the unit separator ``\x1f``, which no order
+    id holds (the store refuses ids with control characters), so two orders never share a
+    reference.
+    """
+    return order_id if source == DEFAULT_SOURCE else f"{source}{REF_SEPARATOR}{order_id}"
+
+
+def split_order_ref(ref: str) -> tuple[str, str]:
+    """``(source, order_id)`` of a reference made by :func:`order_ref`."""
+    source, sep, order_id = ref.partition(REF_SEPARATOR)
+    return (source, order_id) if sep else (DEFAULT_SOURCE, ref)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from huitouke.core.orders import COUNTED_STATUSES, MONEY, ORDERS_SCHEMA
+from huitouke.core.orders import COUNTED_STATUSES, MONEY, ORDERS_SCHEMA, with_source
 from huitouke.errors import ImportFileError
 from huitouke.importing.convert import (
     Decimal,
@@ -348,7 +348,8 @@ def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None)
         sku_col = pc.coalesce(lines_out.column("sku"), lines_out.column("product_name"))
         lines_out = lines_out.set_column(lines_out.column_names.index("sku"), "sku", sku_col)
     customers = _customers(orders)
-    final = orders.select([f.name for f in ORDERS_SCHEMA]).cast(ORDERS_SCHEMA)
+    # the default source: the importer's caller names the file's source (with_source)
+    final = with_source(orders).select(ORDERS_SCHEMA.names).cast(ORDERS_SCHEMA)
     if not unique:
         final = reduce_to_latest_state(final)
     rows_read = n + len(raw.malformed) + len(raw.bad_lines)

@@ -214,6 +214,9 @@ def run(
 
 class EventIn(BaseModel):
     order_id: str
+    source: str | None = Field(
+        None, description="The order's source (the namespace of its id); default: default."
+    )
     customer_id: str
     event: str = Field(description="order_shipped, order_delivered or order_completed")
     at: Any = Field(description="ISO 8601 instant with a zone")
@@ -243,8 +246,13 @@ def event(
             message_zh="at:必须带时区",
             details={"field": "at"},
         )
+    from huitouke.core.orders import order_ref
+    from huitouke.store.orders_repo import check_source
+
+    # an order is (source, order_id): the event names it as the journeys' order frame does
+    ref = order_ref(check_source(body.source), body.order_id)
     created = run_write(
-        ctx.store, lambda conn: record_event(conn, body.order_id, body.event, body.customer_id, at)
+        ctx.store, lambda conn: record_event(conn, ref, body.event, body.customer_id, at)
     )
     return {"recorded": created}
 

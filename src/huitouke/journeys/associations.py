@@ -249,17 +249,24 @@ def baskets_from_store(store: Any, *, by: str = "sku") -> pd.DataFrame:
     """(order, customer, time, item) rows from order lines of counted orders; ``by`` sku or category."""
     from sqlalchemy import select
 
-    from huitouke.core.orders import COUNTED_STATUSES
+    from huitouke.core.orders import COUNTED_STATUSES, order_ref
     from huitouke.store.tables import order_lines, orders
 
     col = order_lines.c.sku if by == "sku" else order_lines.c.category
     q = (
-        select(orders.c.order_id, orders.c.customer_id, orders.c.ordered_at, col)
-        .select_from(order_lines.join(orders, order_lines.c.order_id == orders.c.order_id))
+        select(orders.c.source, orders.c.order_id, orders.c.customer_id, orders.c.ordered_at, col)
+        .select_from(
+            order_lines.join(
+                orders,
+                (order_lines.c.source == orders.c.source)
+                & (order_lines.c.order_id == orders.c.order_id),
+            )
+        )
         .where(orders.c.status.in_(COUNTED_STATUSES))
     )
     with store.connect() as conn:
-        rows = conn.execute(q).all()
+        # an order is (source, order_id): one basket per order whatever ids sources share
+        rows = [(order_ref(s, o), *rest) for s, o, *rest in conn.execute(q).all()]
     return pd.DataFrame(rows, columns=list(BASKET_COLUMNS))
 
 

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Connection, select
 
-from huitouke.core.orders import COUNTED_STATUSES
+from huitouke.core.orders import COUNTED_STATUSES, order_ref
 from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.journeys.calendar import HOLIDAYS, Promotion, default_promotions
@@ -92,9 +92,14 @@ def load_events(conn: Connection, start: datetime, end: datetime) -> pd.DataFram
         )
     ]
     rows += [
-        {"customer_id": c, "event": "order_paid", "at": a, "order_id": o}
-        for o, c, a in conn.execute(
-            select(orders_t.c.order_id, orders_t.c.customer_id, orders_t.c.ordered_at).where(
+        {"customer_id": c, "event": "order_paid", "at": a, "order_id": order_ref(s, o)}
+        for s, o, c, a in conn.execute(
+            select(
+                orders_t.c.source,
+                orders_t.c.order_id,
+                orders_t.c.customer_id,
+                orders_t.c.ordered_at,
+            ).where(
                 orders_t.c.ordered_at >= start,
                 orders_t.c.ordered_at < end,
                 orders_t.c.status.in_(COUNTED_STATUSES),

@@ -52,6 +52,7 @@ from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, tex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
+from huitouke.core.orders import COUNTED_STATUSES, order_ref
 from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
@@ -111,7 +112,7 @@ EVENT_BLANK: dict[str, Any] = {
 
 
 def order_op_key(o: OrderEvent) -> str:
-    return f"order:{o.order_id}:{o.status}:{fmt(o.refunded_amount)}"
+    return f"order:{o.ref}:{o.status}:{fmt(o.refunded_amount)}"
 
 
 def _chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -484,14 +485,16 @@ class _Batch:
                 rows = self._select(_ORDERS, {"ids": ids})
             for r in rows:
                 self._add_order(dict(r._mapping))
-        in_db = {i for i in order_ids if i in self.orders}
+        # the ledger's rows are keyed by reference (source and id): the query above read
+        # every source's rows of these ids
+        in_db = {o.ref for o in events if o.ref in self.orders}
         # which events will earn (first sight of an order, in a counted status)
         seen = set(in_db)
         earning: set[str] = set()
         reversing: set[str] = set()
         for o in events:
-            if o.order_id not in seen:
-                seen.add(o.order_id)
+            if o.ref not in seen:
+                seen.add(o.ref)
                 if o.status in COUNTED:
                     earning.add(o.customer_id)
                     if o.refund_total > 0:
@@ -510,7 +513,7 @@ class _Batch:
         # 4b. stored value paid on the orders the batch refunds (given back in proportion):
         #     the customers' stored-value accounts, locked, then the payments' entries
         if self.program.stored_value.return_on_order_refund:
-            pairs = sorted({(o.customer_id, o.order_id) for o in events if o.refund_total > 0})
+            pairs = sorted({(o.customer_id, o.ref) for o in events if o.refund_total > 0})
             if pairs:
                 self._load_accounts(sorted({c for c, _ in pairs}), [SV_PAID, SV_BONUS])
                 self.stored_value = stored_value_on_orders(conn, pairs)
@@ -530,7 +533,7 @@ class _Batch:
         if start is not None and not window_inline:
             for cs in _chunks(customers):
                 for r in conn.execute(_WINDOW, {"cs": cs, "start": start, "now": self.now}).all():
-                    if r.order_id not in self.orders:
+                    if order_ref(r.source, r.order_id) not in self.orders:
                         self._add_order(dict(r._mapping))
         # 7. coupons already issued, for templates with a per-customer limit
         reachable = {r.template for r in self.program.order_coupons} | {
@@ -546,7 +549,7 @@ class _Batch:
                 for r in conn.execute(_COUPON_COUNTS, {"cs": cs, "ts": limited}).all():
                     self.coupon_counts[(r.template_id, r.issued_to)] = int(r.n)
         # 8. coupons issued by orders already stored that this batch may refund
-        refunded = sorted({o.order_id for o in events if o.refund_total > 0} & in_db)
+        refunded = sorted({o.ref for o in events if o.refund_total > 0} & in_db)
         if refunded:
             for ids in _chunks(refunded):
                 for r in conn.execute(_ORDER_COUPONS, {"ids": ids}).all():
@@ -697,8 +700,9 @@ class _Batch:
 
     def _add_order(self, row: dict[str, Any]) -> None:
         row["stamps"] = dict(row.get("stamps") or {})
-        self.orders[row["order_id"]] = row
-        self.orders_by_customer.setdefault(row["customer_id"], {})[row["order_id"]] = row
+        ref = order_ref(row["source"], row["order_id"])
+        self.orders[ref] = row
+        self.orders_by_customer.setdefault(row["customer_id"], {})[ref] = row
 
     def _load_members(self, customers: Sequence[str]) -> None:
         for cs in _chunks(customers):
@@ -1041,7 +1045,7 @@ class _Batch:
     # -- one event -------------------------------------------------------------------------
     def apply(self, o: OrderEvent, op_key: str) -> dict[str, Any]:
         effects = _skeleton(o, None)
-        existing = self.orders.get(o.order_id)
+        existing = self.orders.get(o.ref)
         if existing is not None and existing["customer_id"] != o.customer_id:
             raise ConflictError(
                 f"order {o.order_id} belongs to customer {existing['customer_id']}, "
@@ -1054,6 +1058,7 @@ class _Batch:
         if existing is None:
             earned = o.status in COUNTED
             state: dict[str, Any] = {
+                "source": o.source,
                 "order_id": o.order_id,
                 "customer_id": o.customer_id,
                 "ordered_at": o.ordered_at,
@@ -1074,7 +1079,7 @@ class _Batch:
                 state["earned"] = True
                 self._earn(o, member, op_key, state, effects)
             self._add_order(state)
-            self.new_orders.append(o.order_id)
+            self.new_orders.append(o.ref)
             if earned:
                 self._after_paid(o, member, op_key, state, effects)
             if earned and o.refund_total > 0:
@@ -1101,7 +1106,7 @@ class _Batch:
         it does not depend on whether the order earned or on the arrival order of its
         states: a stale state's target is below what was already returned and gives nothing.
         """
-        rec = self.stored_value.get((o.customer_id, o.order_id))
+        rec = self.stored_value.get((o.customer_id, o.ref))
         if rec is None or rec.spent <= 0:
             return
         unit = currency_unit(self.program.currency)
@@ -1113,7 +1118,7 @@ class _Batch:
         to_paid, to_bonus = stored_value_return_split(
             rec.spent_paid, rec.spent_bonus, rec.back_paid, rec.back_bonus, give, unit=unit
         )
-        ref = f"order:{o.order_id}"
+        ref = f"order:{o.ref}"
         for asset, part in ((SV_PAID, to_paid), (SV_BONUS, to_bonus)):
             self.post(
                 self.acct(o.customer_id, asset),
@@ -1147,7 +1152,7 @@ class _Batch:
             lines=o.lines,
             member_multiplier=mult,
         )
-        ref = f"order:{o.order_id}"
+        ref = f"order:{o.ref}"
         credited, settled, lot = self.earn_points(
             o.customer_id, res.points, key=f"{op_key}:points", ref=ref, earned_at=o.ordered_at
         )
@@ -1283,7 +1288,7 @@ class _Batch:
                 o.customer_id,
                 key=f"{op_key}:coupon:{i}",
                 source="order",
-                source_ref=o.order_id,
+                source_ref=o.ref,
                 order_amount=o.amount,
             )
             if c is not None:
@@ -1304,7 +1309,7 @@ class _Batch:
         full = refund >= amount
         target = proportional_target(state["points_earned"], amount, refund)
         delta = target - state["points_reversed"]
-        ref = f"order:{o.order_id}"
+        ref = f"order:{o.ref}"
         taken, short = self.take_back(
             o.customer_id,
             POINTS,
@@ -1336,7 +1341,7 @@ class _Batch:
                     {"card": card_id, "reversed": int(t2), "debt_added": int(s2)}
                 )
         kept: list[str] = []
-        for cp in sorted(self.coupons_by_order.get(o.order_id, []), key=lambda x: x.row["code"]):
+        for cp in sorted(self.coupons_by_order.get(o.ref, []), key=lambda x: x.row["code"]):
             row = cp.row
             if row["status"] != "issued":
                 if row["status"] == "redeemed":
@@ -1351,7 +1356,7 @@ class _Batch:
                     kind="voided",
                     old_status="issued",
                     new_status="voided",
-                    order_id=o.order_id,
+                    order_id=o.ref,
                 )
                 voided = effects["coupons_voided"]
                 cp.refs.append((voided, len(voided)))
@@ -1372,7 +1377,7 @@ class _Batch:
                         kind="adjusted",
                         old_status="issued",
                         new_status="issued",
-                        order_id=o.order_id,
+                        order_id=o.ref,
                         old_value=old,
                         new_value=new_value,
                     )
@@ -1388,11 +1393,11 @@ class _Batch:
             stamps=stamps,
             updated_at=self.now,
         )
-        if o.order_id not in self.new_orders:
-            self.dirty_orders.add(o.order_id)
+        if o.ref not in self.new_orders:
+            self.dirty_orders.add(o.ref)
         if full and state.get("first_paid"):
             res = self.conn.execute(
-                _REFERRAL_REJECT, {"cid": o.customer_id, "oid": o.order_id, "now": self.now}
+                _REFERRAL_REJECT, {"cid": o.customer_id, "oid": o.ref, "now": self.now}
             )
             if res.rowcount:
                 effects["referral"] = {"status": "rejected", "reason": "first_order_refunded"}
@@ -1450,7 +1455,7 @@ class _Batch:
         )
         self._bulk_update(
             lt.orders,
-            ["order_id"],
+            ["source", "order_id"],
             ["refunded_amount", "status", "points_reversed", "stamps", "updated_at"],
             [self.orders[i] for i in sorted(self.dirty_orders)],
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
+from huitouke.core.orders import split_order_ref
 from huitouke.errors import ConflictError, NotFoundError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
@@ -153,14 +154,14 @@ def attribute_referral(
         conn.execute(
             update(lt.referrals)
             .where(r.referred_id == o.customer_id)
-            .values(status="rejected", reason=reason, first_order_id=o.order_id, updated_at=now)
+            .values(status="rejected", reason=reason, first_order_id=o.ref, updated_at=now)
         )
         return {"status": "rejected", "reason": reason, "referrer": row.referrer_id}
     release = o.ordered_at + timedelta(days=cfg.refund_window_days)
     conn.execute(
         update(lt.referrals)
         .where(r.referred_id == o.customer_id)
-        .values(status="attributed", first_order_id=o.order_id, release_at=release, updated_at=now)
+        .values(status="attributed", first_order_id=o.ref, release_at=release, updated_at=now)
     )
     return {"status": "attributed", "referrer": row.referrer_id, "release_at": iso(release)}
 
@@ -224,8 +225,11 @@ def release_referral_rewards(
     if limit:
         q = q.limit(limit)
     for row in conn.execute(q).all():
+        first_source, first_id = split_order_ref(row.first_order_id or "")
         o = conn.execute(
-            select(lt.orders.c.status).where(lt.orders.c.order_id == row.first_order_id)
+            select(lt.orders.c.status).where(
+                lt.orders.c.source == first_source, lt.orders.c.order_id == first_id
+            )
         ).scalar_one_or_none()
         if o in ("refunded", "cancelled"):
             conn.execute(

@@ -19,11 +19,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
 )
 
+from huitouke.core.orders import DEFAULT_SOURCE
 from huitouke.store.tables import metadata
 from huitouke.store.types import Money, UTCDateTime
 
@@ -145,10 +147,11 @@ lots = Table(
     Index("ix_loyalty_lots_expires", "expires_at"),
 )
 
+# keyed as the store's orders are: (source, order_id)
 orders = Table(
     "loyalty_orders",
     metadata,
-    Column("order_id", String(128), primary_key=True),
+    Column("order_id", String(128), nullable=False),
     Column("customer_id", String(128), nullable=False),
     Column("ordered_at", UTCDateTime, nullable=False),
     Column("amount", Money, nullable=False),
@@ -163,7 +166,9 @@ orders = Table(
     # {"card": {"stamps": n, "lot_id": id, "reversed": m}}
     Column("stamps", JSON, nullable=False, default=dict),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     CheckConstraint("points_reversed <= points_earned", name="reversal_within_earned"),
+    PrimaryKeyConstraint("order_id", "source"),
     Index("ix_loyalty_orders_customer", "customer_id", "ordered_at"),
 )
 

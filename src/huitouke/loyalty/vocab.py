@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 
-from huitouke.core.orders import COUNTED_STATUSES, OrderStatus
+from huitouke.core.orders import COUNTED_STATUSES, DEFAULT_SOURCE, OrderStatus, order_ref
 from huitouke.errors import InputError
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.rules import Line, stored_value_return_target
@@ -150,6 +150,13 @@ class OrderEvent:
     status: str
     refunded_amount: Decimal
     lines: tuple[Line, ...]
+    #: the order's source: it is identified by (source, order_id)
+    source: str = DEFAULT_SOURCE
+
+    @property
+    def ref(self) -> str:
+        """How the ledger's text references name the order (:func:`~huitouke.core.orders.order_ref`)."""
+        return order_ref(self.source, self.order_id)
 
     @property
     def refund_total(self) -> Decimal:
@@ -214,6 +221,7 @@ def parse_order(order: Mapping[str, Any]) -> OrderEvent:
         status=status,
         refunded_amount=refunded,
         lines=tuple(lines),
+        source=str(order.get("source") or DEFAULT_SOURCE),
     )
 
 

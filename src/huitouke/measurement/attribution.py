@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
-from huitouke.core.orders import COUNTED_STATUSES
+from huitouke.core.orders import COUNTED_STATUSES, order_ref
 from huitouke.measurement.tables import campaign_codes
 from huitouke.store.tables import orders
 
@@ -38,12 +38,16 @@ def orders_of(conn: Connection, customer_ids: Sequence[str], until: datetime) ->
     o = orders.c
     for i in range(0, len(ids), 500):
         rows += conn.execute(
-            select(o.order_id, o.customer_id, o.ordered_at, o.amount, o.refunded_amount).where(
+            select(
+                o.source, o.order_id, o.customer_id, o.ordered_at, o.amount, o.refunded_amount
+            ).where(
                 o.customer_id.in_(ids[i : i + 500]),
                 o.status.in_(COUNTED_STATUSES),
                 o.ordered_at <= until,
             )
         ).all()
+    # an order is (source, order_id): one string per order (the ledger's references)
+    rows = [(order_ref(r[0], r[1]), *r[2:]) for r in rows]
     df = pd.DataFrame(rows, columns=["order_id", "customer_id", "ordered_at", "amount", "refunded"])
     df["revenue"] = pd.Series(
         [Decimal(a) - Decimal(r) for a, r in zip(df["amount"], df["refunded"], strict=True)],

@@ -51,7 +51,7 @@ def customer_template_context(
             }
             for li in conn.execute(
                 select(order_lines)
-                .where(order_lines.c.order_id == last.order_id)
+                .where(order_lines.c.source == last.source, order_lines.c.order_id == last.order_id)
                 .order_by(order_lines.c.line_no)
             )
         ]

@@ -91,11 +91,19 @@ class OrderLineIn(BaseModel):
 
 
 class OrderIn(BaseModel):
-    """An order event. Posting the same ``order_id`` again is a replay (nothing changes)
-    unless the status moved forward (paid → partially_refunded → refunded / cancelled)."""
+    """An order event. Posting the same ``order_id`` (of the same ``source``) again is a
+    replay (nothing changes) unless the status moved forward (paid → partially_refunded →
+    refunded / cancelled)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    source: str | None = Field(
+        None,
+        max_length=64,
+        description="The namespace of the order id: the shop, platform or channel it comes "
+        "from (1–32 of a-z, 0-9, _ and -, e.g. taobao, shopify). The same id under two "
+        "sources is two orders. Default: default (every order recorded without a source).",
+    )
     order_id: Identifier
     customer_id: Identifier
     ordered_at: Instant = Field(

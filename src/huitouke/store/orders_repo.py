@@ -2,7 +2,10 @@
 
 The later-state rule
 --------------------
-Orders are upserted by ``order_id``. An incoming row replaces the stored one only when it is
+Orders are upserted by their key ``(source, order_id)``: an order id lives in the
+namespace of its source (the shop, platform or channel it came from), so the same id under
+two sources is two orders, and nothing written under one source touches another's. An
+incoming row replaces the stored one only when it is
 not an *older state* of the order:
 
 * status rank: ``paid`` (0) < ``partially_refunded`` (1) < ``refunded`` = ``cancelled`` (2);
@@ -18,7 +21,7 @@ them leaves the stored row unchanged, and the caller (``huitouke.app.orders``) r
 a conflict. When the rule holds and anything else differs (status, refunded amount,
 channel), the row is replaced; otherwise the stored row is kept unchanged. Re-importing an
 older export therefore never undoes a refund or a cancellation, and importing the same file
-twice changes nothing. Inside one batch, several rows of the same order are first reduced
+twice changes nothing. Inside one batch, several rows of the same order (same source and id) are first reduced
 with the same rule (:func:`reduce_to_latest_state`; ties → the later row).
 
 Customers: every new ``customer_id`` gets a ``customers`` row; name, phone and email
@@ -46,14 +49,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection
 
-from huitouke.core.orders import MONEY, ORDERS_SCHEMA
+from huitouke.core.orders import (
+    DEFAULT_SOURCE,
+    MONEY,
+    ORDERS_SCHEMA,
+    SOURCE_PATTERN,
+    is_source_name,
+    with_source,
+)
 from huitouke.errors import InputError, StoreError
 
 __all__ = [
     "IDENTITY_FIELDS",
     "LINES_SCHEMA",
     "STATUS_RANK",
+    "STORE_LINES_SCHEMA",
     "UpsertCounts",
+    "bad_source",
+    "check_source",
     "lines_table",
     "orders_table",
     "reduce_to_latest_state",
@@ -66,6 +79,7 @@ FINAL_RANK = 2
 IDENTITY_FIELDS = ("customer_id", "ordered_at", "amount", "currency")
 
 
+#: an order's lines as a file gives them (the importer's output)
 LINES_SCHEMA = pa.schema(
     [
         pa.field("order_id", pa.string(), nullable=False),
@@ -77,6 +91,8 @@ LINES_SCHEMA = pa.schema(
         pa.field("unit_price", MONEY),
     ]
 )
+#: the lines the store writes: keyed by their order's (source, order_id)
+STORE_LINES_SCHEMA = pa.schema([pa.field("source", pa.string(), nullable=False), *LINES_SCHEMA])
 
 CUSTOMER_ATTRS = ("name", "phone", "email")
 _CHUNK = 100_000
@@ -97,6 +113,7 @@ class UpsertCounts:
 def orders_table(orders: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
     """The canonical orders table from a table or from dicts (aware datetimes, Decimals)."""
     if isinstance(orders, pa.Table):
+        orders = with_source(orders)  # a table without sources is the default source's
         missing = [f.name for f in ORDERS_SCHEMA if f.name not in orders.column_names]
         if missing:
             raise InputError(
@@ -121,8 +138,11 @@ def orders_table(orders: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
                 "currency": "CNY",
                 "status": "paid",
                 "channel": None,
+                "source": DEFAULT_SOURCE,
             }
             row.update({k: v for k, v in o.items() if k in ORDERS_SCHEMA.names})
+            if row["source"] is None:
+                row["source"] = DEFAULT_SOURCE
             ts = row.get("ordered_at")
             if not isinstance(ts, datetime) or ts.tzinfo is None:
                 raise InputError(
@@ -157,8 +177,13 @@ def on_dictionary(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array
 
 
 def _validate(t: pa.Table) -> None:
+    def first(bad: pa.Array) -> int:
+        return int(
+            np.flatnonzero(np.asarray(bad.fill_null(True).to_numpy(zero_copy_only=False)))[0]
+        )
+
     def fail(what: str, what_zh: str, bad: pa.Array) -> None:
-        idx = int(np.flatnonzero(np.asarray(bad.fill_null(True).to_numpy(zero_copy_only=False)))[0])
+        idx = first(bad)
         oid = t.column("order_id")[idx].as_py()
         raise InputError(
             f"order {oid!r}: {what}",
@@ -166,6 +191,15 @@ def _validate(t: pa.Table) -> None:
             message_zh=f"订单 {oid!r}:{what_zh}",
             details={"order_id": oid, "index": idx},
         )
+
+    ok = on_dictionary(
+        t.column("source").combine_chunks(),
+        lambda v: pc.match_substring_regex(v, SOURCE_PATTERN),
+    )
+    if pc.all(ok).as_py() is False:
+        idx = first(pc.invert(ok))
+        raise bad_source(t.column("source")[idx].as_py(), index=idx,
+                         order_id=t.column("order_id")[idx].as_py())  # fmt: skip
 
     for col in ("order_id", "customer_id", "ordered_at", "amount", "currency", "status"):
         c = t.column(col)
@@ -175,6 +209,11 @@ def _validate(t: pa.Table) -> None:
             empty = pc.equal(c, "").combine_chunks()
             if pc.any(empty).as_py():
                 fail(f"{col} is empty", f"{col} 为空", empty)
+    # order ids are printable: references join a source and an id with a control
+    # character (huitouke.core.orders.order_ref), so no id may hold one
+    ctrl = pc.match_substring_regex(t.column("order_id"), r"[\x00-\x1f\x7f]").combine_chunks()
+    if pc.any(ctrl).as_py():
+        fail("order id holds a control character", "订单号含控制字符", ctrl)
     st = on_dictionary(
         t.column("status").combine_chunks(),
         lambda v: pc.is_in(v, value_set=pa.array(list(STATUS_RANK))),
@@ -203,23 +242,51 @@ def _validate(t: pa.Table) -> None:
         fail("currency must be a 3-letter ISO 4217 code", "币种必须是 3 位代码", pc.invert(cur))
 
 
+def bad_source(source: Any, **details: Any) -> InputError:
+    """``order.bad_source``: ``source`` is not a source name (:data:`SOURCE_PATTERN`);
+    ``details`` say where (``field``, ``row``, ``index``, ``order_id``…)."""
+    where = ", ".join(f"{k} {v}" for k, v in details.items() if v is not None)
+    at = f" ({where})" if where else ""
+    return InputError(
+        f"source {source!r}{at} is not a source name: 1 to 32 lower-case letters, digits, "
+        "'_' or '-' (e.g. taobao, shopify, store-2)",
+        code="order.bad_source",
+        message_zh=f"来源 {source!r}{at} 无效:应为 1–32 个小写字母、数字、'_' 或 '-'"
+        "(如 taobao、shopify、store-2)",
+        details={"source": source, **details},
+    )
+
+
+def check_source(source: Any, *, field: str = "source", **where: Any) -> str:
+    """``source`` as a source name (``None`` or empty: the default source), or
+    ``order.bad_source`` naming ``field`` (and ``where`` — a row, an index): the one check
+    of a source a door was given."""
+    if source is None or source == "":
+        return DEFAULT_SOURCE
+    if not is_source_name(source):
+        raise bad_source(source, field=field, **{k: v for k, v in where.items() if v is not None})
+    return str(source)
+
+
 def lines_table(lines: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
     if isinstance(lines, pa.Table):
+        lines = with_source(lines)
         cols = {}
-        for f in LINES_SCHEMA:
+        for f in STORE_LINES_SCHEMA:
             cols[f.name] = (
                 lines.column(f.name)
                 if f.name in lines.column_names
                 else pa.nulls(lines.num_rows, f.type)
             )
-        return pa.table(cols).cast(LINES_SCHEMA)
+        return pa.table(cols).cast(STORE_LINES_SCHEMA)
     rows = []
     for ln in lines:
-        row = {f.name: ln.get(f.name) for f in LINES_SCHEMA}
+        row = {f.name: ln.get(f.name) for f in STORE_LINES_SCHEMA}
+        row["source"] = row["source"] or DEFAULT_SOURCE
         if row["unit_price"] is not None and not isinstance(row["unit_price"], Decimal):
             row["unit_price"] = Decimal(str(row["unit_price"]))
         rows.append(row)
-    return pa.Table.from_pylist(rows, schema=LINES_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=STORE_LINES_SCHEMA)
 
 
 def all_distinct(col: pa.ChunkedArray | pa.Array) -> bool:
@@ -241,23 +308,27 @@ def is_sorted(col: pa.ChunkedArray | pa.Array) -> bool:
 
 
 def reduce_to_latest_state(orders: pa.Table) -> pa.Table:
-    """One row per ``order_id`` by the later-state rule (ties → the later row)."""
+    """One row per order — per ``(source, order_id)`` — by the later-state rule (ties →
+    the later row)."""
     n = orders.num_rows
     if n == 0 or all_distinct(orders.column("order_id")):
-        return orders
+        return orders  # distinct ids: distinct keys whatever the sources
     rank = _rank(orders.column("status"))
     t = orders.append_column("_rank", rank).append_column(
         "_i", pa.array(np.arange(n, dtype=np.int64))
     )
     t = t.sort_by(
-        [("order_id", "ascending"), ("_rank", "ascending"), ("refunded_amount", "ascending"),
-         ("_i", "ascending")]
+        [("source", "ascending"), ("order_id", "ascending"), ("_rank", "ascending"),
+         ("refunded_amount", "ascending"), ("_i", "ascending")]
     )  # fmt: skip
-    oid = t.column("order_id").combine_chunks()
-    last = np.ones(n, dtype=bool)
-    last[:-1] = np.asarray(
-        pc.not_equal(oid.slice(0, n - 1), oid.slice(1)).to_numpy(zero_copy_only=False), dtype=bool
-    )
+    last = np.zeros(n, dtype=bool)
+    last[-1] = True
+    for key in ("source", "order_id"):
+        col = t.column(key).combine_chunks()
+        last[:-1] |= np.asarray(
+            pc.not_equal(col.slice(0, n - 1), col.slice(1)).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
     t = t.filter(pa.array(last)).sort_by("_i")
     return t.drop_columns(["_rank", "_i"])
 
@@ -355,6 +426,7 @@ def _rank_sql(col: str) -> str:
 
 
 _ORDER_COLS = (
+    "source",
     "order_id",
     "customer_id",
     "ordered_at",
@@ -366,14 +438,14 @@ _ORDER_COLS = (
     "batch_id",
     "updated_at",
 )
-_VALUE_COLS = _ORDER_COLS[1:8]
+_VALUE_COLS = _ORDER_COLS[2:9]
 
 
 def _upsert_sql(distinct: str, source: str) -> str:
     refund_grows = "excluded.refunded_amount >= orders.refunded_amount"
     sets = ", ".join(
         f"{c} = excluded.{c}"
-        for c in _ORDER_COLS[1:]
+        for c in _ORDER_COLS[2:]
         if c not in IDENTITY_FIELDS and c != "refunded_amount"
     )
     sets += (
@@ -385,7 +457,7 @@ def _upsert_sql(distinct: str, source: str) -> str:
     rank_in, rank_stored = _rank_sql("excluded.status"), _rank_sql("orders.status")
     return (
         f"INSERT INTO orders ({', '.join(_ORDER_COLS)}) {source} "
-        f"ON CONFLICT (order_id) DO UPDATE SET {sets} "
+        f"ON CONFLICT (order_id, source) DO UPDATE SET {sets} "
         f"WHERE {rank_in} >= {rank_stored} "
         f"AND ({refund_grows} OR ({rank_in} = {FINAL_RANK} AND {rank_stored} < {FINAL_RANK})) "
         f"AND {same_identity} AND ({differs})"
@@ -434,8 +506,10 @@ def _upsert_sqlite(
     cur = raw.cursor()
     now_s = now.replace(tzinfo=None).strftime(_TS_FMT)
     n = orders.num_rows
-    if n > 1 and not is_sorted(orders.column("order_id")):
-        orders = orders.sort_by("order_id")  # primary-key probes and inserts stay local
+    one_source = _shared_literal(orders.column("source")) is not None
+    if n > 1 and not (one_source and is_sorted(orders.column("order_id"))):
+        # primary-key probes and inserts stay local
+        orders = orders.sort_by([("order_id", "ascending"), ("source", "ascending")])
     rebuilt: list[tuple[str, str]] = []
     checks_off = False
     try:
@@ -477,7 +551,7 @@ def _upsert_sqlite(
         # bound once as statement literals rather than once per row.
         shared = {"batch_id": "NULL" if batch_id is None else str(int(batch_id)),
                   "updated_at": f"'{now_s}'"}  # fmt: skip
-        for col in ("currency", "status", "channel"):
+        for col in ("source", "currency", "status", "channel"):
             lit = _shared_literal(orders.column(col))
             if lit is not None:
                 shared[col] = lit
@@ -493,7 +567,7 @@ def _upsert_sqlite(
                     cols.append(_ts_text(part.column(c)))
                 elif c in ("amount", "refunded_amount"):
                     cols.append(_money_ints(part.column(c)))
-                elif c in ("currency", "status", "channel"):
+                elif c in ("source", "currency", "status", "channel"):
                     cols.append(_few_values_pylist(part.column(c)))
                 else:
                     cols.append(part.column(c).to_pylist())
@@ -588,36 +662,52 @@ def _check_batch_sqlite(cur: Any, now_s: str) -> None:
         )
 
 
-def _applied_ids_sqlite(cur: Any, now_s: str, orders: pa.Table) -> pa.Array:
+def _keys(t: pa.Table) -> pa.Array:
+    """Each row's order key ``(source, order_id)`` as one string (a source name holds no
+    control character, so the unit separator keeps the two apart)."""
+    return pc.binary_join_element_wise(
+        t.column("source").combine_chunks(), t.column("order_id").combine_chunks(), "\x1f"
+    )
+
+
+def _applied_keys_sqlite(cur: Any, now_s: str, orders: pa.Table) -> pa.Array:
+    """The keys of the orders this call wrote."""
     if orders.num_rows <= 2000:
-        ids = orders.column("order_id").to_pylist()
+        ids = sorted(set(orders.column("order_id").to_pylist()))
         out: list[str] = []
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             q = ",".join("?" * len(chunk))
             out += [
-                r[0]
+                f"{r[0]}\x1f{r[1]}"
                 for r in cur.execute(
-                    f"SELECT order_id FROM orders WHERE updated_at = ? AND order_id IN ({q})",
+                    "SELECT source, order_id FROM orders WHERE updated_at = ? "
+                    f"AND order_id IN ({q})",
                     [now_s, *chunk],
                 )
             ]
         return pa.array(out, pa.string())
-    rows = cur.execute("SELECT order_id FROM orders WHERE updated_at = ?", (now_s,)).fetchall()
-    return pa.array([r[0] for r in rows], pa.string())
+    rows = cur.execute(
+        "SELECT source, order_id FROM orders WHERE updated_at = ?", (now_s,)
+    ).fetchall()
+    return pa.array([f"{r[0]}\x1f{r[1]}" for r in rows], pa.string())
 
 
 def _lines_sqlite(cur: Any, lines: pa.Table, now_s: str, orders: pa.Table) -> None:
-    applied = _applied_ids_sqlite(cur, now_s, orders)
-    lines = lines.filter(pc.is_in(lines.column("order_id"), value_set=applied))
+    applied = _applied_keys_sqlite(cur, now_s, orders)
+    lines = lines.filter(pc.is_in(_keys(lines), value_set=applied))
     if lines.num_rows == 0:
         return
-    ids = pc.unique(lines.column("order_id").combine_chunks()).to_pylist()
-    cur.executemany("DELETE FROM order_lines WHERE order_id = ?", ((i,) for i in ids))
+    keys = lines.select(["source", "order_id"]).group_by(["source", "order_id"]).aggregate([])
     cur.executemany(
-        "INSERT INTO order_lines (order_id, line_no, sku, product_name, category, quantity, "
-        "unit_price) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "DELETE FROM order_lines WHERE source = ? AND order_id = ?",
+        zip(keys.column("source").to_pylist(), keys.column("order_id").to_pylist(), strict=True),
+    )
+    cur.executemany(
+        "INSERT INTO order_lines (source, order_id, line_no, sku, product_name, category, "
+        "quantity, unit_price) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         zip(
+            lines.column("source").to_pylist(),
             lines.column("order_id").to_pylist(),
             lines.column("line_no").to_pylist(),
             lines.column("sku").to_pylist(),
@@ -652,9 +742,9 @@ def _products(lines: pa.Table, orders: pa.Table) -> pa.Table | None:
     with_sku = lines.filter(pc.is_valid(lines.column("sku")))
     if with_sku.num_rows == 0:
         return None
-    cur = orders.select(["order_id", "currency"])
+    cur = orders.select(["source", "order_id", "currency"])
     t = with_sku.append_column("_i", pa.array(np.arange(with_sku.num_rows, dtype=np.int64)))
-    t = t.join(cur, "order_id", join_type="left outer")
+    t = t.join(cur, ["source", "order_id"], join_type="left outer")
     # the last line seen of each sku describes the product
     last = t.group_by("sku", use_threads=False).aggregate([("_i", "max")])
     p = t.filter(pc.is_in(t.column("_i"), value_set=last.column("_i_max"))).sort_by("sku")
@@ -688,6 +778,7 @@ def _copy_arrow(cur: Any, table: str, data: pa.Table) -> None:
 _PG_ARRAYS_MAX = 1_000
 
 _PG_ORDERS = (
+    ("source", "text"),
     ("order_id", "text"),
     ("customer_id", "text"),
     ("ordered_at", "timestamp"),
@@ -699,6 +790,7 @@ _PG_ORDERS = (
 )
 _PG_CUSTOMERS = (("customer_id", "text"), ("name", "text"), ("phone", "text"), ("email", "text"))
 _PG_LINES = (
+    ("source", "text"),
     ("order_id", "text"),
     ("line_no", "int"),
     ("sku", "text"),
@@ -789,8 +881,8 @@ def _upsert_postgres(
             {"now": now_s, **cparams},
         )
         source = (
-            f"SELECT {', '.join(_ORDER_COLS[:8])}, %(batch)s, %(now)s::timestamp "
-            f"FROM {src} ORDER BY order_id"
+            f"SELECT {', '.join(_ORDER_COLS[:9])}, %(batch)s, %(now)s::timestamp "
+            f"FROM {src} ORDER BY order_id, source"
         )
         cur.execute(
             f"WITH up AS ({_upsert_sql('IS DISTINCT FROM', source)} RETURNING (xmax = 0) AS ins) "
@@ -811,14 +903,17 @@ def _lines_postgres(cur: Any, lines: pa.Table, orders: pa.Table, now_s: str, arr
     src, params = _pg_rows(cur, "_ht_lines", _PG_LINES, rows, arrays)
     params = {**params, "now": now_s}
     applied = (
-        f"SELECT o.order_id FROM orders o JOIN (SELECT DISTINCT order_id FROM {src}) l "
-        "ON l.order_id = o.order_id WHERE o.updated_at = %(now)s::timestamp"
+        "SELECT o.source, o.order_id FROM orders o "
+        f"JOIN (SELECT DISTINCT source, order_id FROM {src}) l "
+        "ON l.source = o.source AND l.order_id = o.order_id "
+        "WHERE o.updated_at = %(now)s::timestamp"
     )
-    cur.execute(f"DELETE FROM order_lines WHERE order_id IN ({applied})", params)
+    cur.execute(f"DELETE FROM order_lines WHERE (source, order_id) IN ({applied})", params)
     cur.execute(
-        f"INSERT INTO order_lines ({', '.join(LINES_SCHEMA.names)}) "
-        f"SELECT {', '.join(LINES_SCHEMA.names)} FROM {src} WHERE order_id IN ({applied}) "
-        "ORDER BY order_id, line_no",
+        f"INSERT INTO order_lines ({', '.join(STORE_LINES_SCHEMA.names)}) "
+        f"SELECT {', '.join(STORE_LINES_SCHEMA.names)} FROM {src} "
+        f"WHERE (source, order_id) IN ({applied}) "
+        "ORDER BY order_id, source, line_no",
         params,
     )
     prods = _products(lines, orders)

@@ -12,15 +12,17 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
 )
 
+from huitouke.core.orders import DEFAULT_SOURCE
 from huitouke.store.types import Money, UTCDateTime
 
 __all__ = [
@@ -81,10 +83,12 @@ products = Table(
     Column("currency", String(3)),
 )
 
+# An order is identified by (source, order_id): its id lives in the namespace of the shop,
+# platform or channel it came from (huitouke.core.orders.DEFAULT_SOURCE unless told).
 orders = Table(
     "orders",
     metadata,
-    Column("order_id", String(128), primary_key=True),
+    Column("order_id", String(128), nullable=False),
     Column("customer_id", String(128), nullable=False),
     Column("ordered_at", UTCDateTime, nullable=False),
     Column("amount", Money, nullable=False),
@@ -94,6 +98,7 @@ orders = Table(
     Column("channel", String(100)),
     Column("batch_id", Integer),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     CheckConstraint("amount >= 0", name="amount_nonnegative"),
     CheckConstraint(
         "refunded_amount >= 0 AND refunded_amount <= amount", name="refund_within_amount"
@@ -101,6 +106,8 @@ orders = Table(
     CheckConstraint(
         "status IN ('paid', 'partially_refunded', 'refunded', 'cancelled')", name="status_known"
     ),
+    # the id first: a door naming an order by its id alone finds every source's in the key
+    PrimaryKeyConstraint("order_id", "source"),
     Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
     Index("ix_orders_ordered_at", "ordered_at"),
 )
@@ -108,16 +115,19 @@ orders = Table(
 order_lines = Table(
     "order_lines",
     metadata,
-    Column(
-        "order_id", String(128), ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True
-    ),
-    Column("line_no", Integer, primary_key=True),
+    Column("order_id", String(128), nullable=False),
+    Column("line_no", Integer, nullable=False),
     Column("sku", String(128)),
     Column("product_name", String(500)),
     Column("category", String(200)),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Money),
+    Column("source", String(32), nullable=False, default=DEFAULT_SOURCE),
     CheckConstraint("quantity >= 0", name="quantity_nonnegative"),
+    PrimaryKeyConstraint("order_id", "source", "line_no"),
+    ForeignKeyConstraint(
+        ["order_id", "source"], ["orders.order_id", "orders.source"], ondelete="CASCADE"
+    ),
 )
 
 import_batches = Table(

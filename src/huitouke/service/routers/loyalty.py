@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection
 
+from huitouke.app.orders import order_reference, present_coupon, present_order_ref
 from huitouke.errors import InputError, NotFoundError
 from huitouke.loyalty import codes
 from huitouke.loyalty.ledger import verify_ledger
@@ -82,11 +83,12 @@ def _write(
     ctx: ServiceContext,
     response: Response,
     op: Callable[[LoyaltyService, Connection], dict[str, Any]],
+    present: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     result = run_write(ctx.store, lambda conn: op(loyalty_service(conn, ctx), conn))
     if result.pop("replayed", False):
         response.headers["Idempotent-Replayed"] = "true"
-    return result
+    return result if present is None else present(dict(result))
 
 
 def _read(ctx: ServiceContext, op: Callable[[LoyaltyService, Connection], Any]) -> Any:
@@ -275,11 +277,20 @@ def get_coupon(
     code: CouponCode, ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("read"))
 ) -> dict[str, Any]:
     """One coupon with its event history. 查询优惠券及其流转记录。"""
-    return dict(_read(ctx, lambda s, c: s.coupon(c, code)))
+    return present_coupon(dict(_read(ctx, lambda s, c: s.coupon(c, code))))
+
+
+_ORDER_SOURCE = Field(
+    None,
+    max_length=64,
+    description="The order's source (the namespace of its id, as in POST /v1/orders); "
+    "default: default.",
+)
 
 
 class RedeemIn(_In):
     order_id: Identifier
+    source: str | None = _ORDER_SOURCE
     customer_id: Identifier
     order_amount: MoneyIn | None = Field(
         None, description="The order's amount, to check thresholds and compute the discount."
@@ -294,6 +305,7 @@ class RedeemOut(BaseModel):
     code: str
     status: str
     order_id: str
+    source: str | None = None
     customer_id: str
     template: str | None = None
     kind: str | None = None
@@ -325,18 +337,20 @@ def redeem_coupon(
     """Redeem a coupon on an order. Of concurrent redemptions of one code exactly one
     succeeds; the others get 409 ``coupon.already_redeemed``. 核销优惠券(并发时只有一次成功)。"""
     lines = [ln.model_dump() for ln in body.lines] if body.lines is not None else None
+    ref = order_reference(body.order_id, body.source)
     return _write(
         ctx,
         response,
         lambda s, c: s.redeem_coupon(
             c,
             code,
-            order_id=body.order_id,
+            order_id=ref,
             customer_id=body.customer_id,
             order_amount=body.order_amount,
             redemption_id=body.redemption_id,
             lines=lines,
         ),
+        present_order_ref,
     )
 
 
@@ -527,6 +541,7 @@ def topup(
 class SpendIn(_In):
     amount: MoneyIn
     order_id: Identifier
+    source: str | None = _ORDER_SOURCE
     idempotency_key: IdemKey | None = None
 
 
@@ -542,6 +557,7 @@ def spend_stored_value(
     _: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
     """Pay (part of) an order from stored value. 用储值支付订单。"""
+    ref = order_reference(body.order_id, body.source)
     return _write(
         ctx,
         response,
@@ -549,9 +565,10 @@ def spend_stored_value(
             c,
             customer_id,
             body.amount,
-            order_id=body.order_id,
+            order_id=ref,
             idempotency_key=body.idempotency_key or idempotency_key,
         ),
+        present_order_ref,
     )
 
 
@@ -582,6 +599,7 @@ def refund_stored_value(
 
 class SvReverseIn(_In):
     order_id: Identifier
+    source: str | None = _ORDER_SOURCE
     amount: MoneyIn | None = Field(
         None, description="Default: everything paid on the order not given back yet."
     )
@@ -615,12 +633,14 @@ def reverse_stored_value_spend(
     refund the order do this by themselves (program ``stored_value.return_on_order_refund``).
     退回订单的储值支付(按原支付的本金/赠送比例)。"""
     key = _idem(body.idempotency_key, idempotency_key)
+    ref = order_reference(body.order_id, body.source)
     return _write(
         ctx,
         response,
         lambda s, c: s.reverse_stored_value_spend(
-            c, customer_id, body.order_id, body.amount, idempotency_key=key
+            c, customer_id, ref, body.amount, idempotency_key=key
         ),
+        present_order_ref,
     )
 
 

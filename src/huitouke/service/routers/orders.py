@@ -1,5 +1,5 @@
 """Order events: ``POST /v1/orders`` upserts the order and applies its loyalty effects in
-one unit of work; idempotent by ``order_id`` and state. ``POST /v1/orders/batch`` does the
+one unit of work; idempotent by ``(source, order_id)`` and state. ``POST /v1/orders/batch`` does the
 same for many events in one unit of work. Both are doors over
 :func:`huitouke.app.orders.record_order_events`, the use case every door calls."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,9 +16,10 @@ from sqlalchemy import Connection
 
 from huitouke.app.orders import (
     OrderEventIn,
+    check_source,
+    find_order,
     present_order,
     record_order_events,
-    stored_order,
 )
 from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=ERROR_RESPONS
 
 
 class OrderOut(BaseModel):
+    source: str = Field(description="The namespace of the order id (default: default).")
     order_id: str
     customer_id: str
     ordered_at: str = Field(description="ISO 8601, UTC.")
@@ -79,25 +81,29 @@ class OrdersBatchOut(BaseModel):
     )
 
 
-def _event(body: OrderIn, currency: str) -> OrderEventIn:
+def _event(body: OrderIn, currency: str, index: int | None = None) -> OrderEventIn:
     """The order row and its lines (None: the event carries no lines, keep the stored ones)."""
+    field = "source" if index is None else f"events[{index}].source"
+    source = check_source(body.source, field=field, index=index)
     order = body.model_dump(exclude={"lines"})
+    order["source"] = source
     order["currency"] = order["currency"] or currency
     if body.lines is None:
         return OrderEventIn(order, None)
     lines = [
-        {"order_id": body.order_id, "line_no": i, **ln.model_dump()}
+        {"source": source, "order_id": body.order_id, "line_no": i, **ln.model_dump()}
         for i, ln in enumerate(body.lines, start=1)
     ]
     return OrderEventIn(order, lines)
 
 
-def _not_found(order_id: str) -> NotFoundError:
+def _not_found(order_id: str, source: str | None) -> NotFoundError:
+    named = order_id if source is None else f"{source}/{order_id}"
     return NotFoundError(
-        t("service.order_not_found", "en", order_id=order_id),
+        t("service.order_not_found", "en", order_id=named),
         code="order.not_found",
-        message_zh=t("service.order_not_found", "zh", order_id=order_id),
-        details={"order_id": order_id},
+        message_zh=t("service.order_not_found", "zh", order_id=named),
+        details={"order_id": order_id, "source": source},
     )
 
 
@@ -158,17 +164,31 @@ async def post_order(
 @router.get(
     "/{order_id}",
     response_model=OrderOut,
-    responses={404: {"model": ErrorResponse, "description": "order.not_found"}},
+    responses={
+        404: {"model": ErrorResponse, "description": "order.not_found"},
+        409: {
+            "model": ErrorResponse,
+            "description": "order.ambiguous: several sources use the id; name one (?source=)",
+        },
+    },
 )
 def get_order(
     order_id: str = Path(min_length=1, max_length=128, pattern=ID_PATTERN),
+    source: str | None = Query(
+        None,
+        max_length=64,
+        description="The order's source; needed only when several sources use the id.",
+    ),
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("read")),
 ) -> dict[str, Any]:
-    """One order as stored, with its lines. 查询订单。"""
-    o = run_read(ctx.store, lambda conn: stored_order(conn, order_id))
+    """One order as stored, with its lines. 查询订单。
+
+    An order is identified by its source and id: without ``source``, the id's one order —
+    or 409 ``order.ambiguous`` (naming the sources) when several sources use it."""
+    o = run_read(ctx.store, lambda conn: find_order(conn, order_id, source))
     if o is None:
-        raise _not_found(order_id)
+        raise _not_found(order_id, source)
     return present_order(o)
 
 
@@ -226,7 +246,9 @@ def post_orders_batch(
                 "fields": [{"field": "events", "reason": f"at most {limit}", "type": "too_long"}]
             },
         )
-    results = _apply_events(ctx, [_event(ev, ctx.settings.currency) for ev in body.events])
+    results = _apply_events(
+        ctx, [_event(ev, ctx.settings.currency, i) for i, ev in enumerate(body.events)]
+    )
     n_replayed = sum(r["replayed"] for r in results)
     if n_replayed == len(results):
         response.headers["Idempotent-Replayed"] = "true"
