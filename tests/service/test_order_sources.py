@@ -117,6 +117,11 @@ def test_rest_keeps_one_order_per_source_and_earns_for_each(
 
     # reads: an id several sources use needs the source
     rd = keys.h("read")
+    hist = client.get("/v1/customers/c2/loyalty/history", headers=rd)
+    assert hist.status_code == 200, hist.text
+    refs = [e["reference"] for e in hist.json() if e["reference"]]
+    assert refs and all("\x1f" not in x for x in refs)  # shown as a person reads it
+    assert any("shopify:1001" in x for x in refs), refs
     amb = client.get("/v1/orders/1001", headers=rd)
     assert amb.status_code == 409, amb.text
     err = amb.json()["error"]

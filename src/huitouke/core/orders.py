@@ -42,6 +42,7 @@ __all__ = [
     "empty_orders",
     "is_source_name",
     "order_ref",
+    "readable_ref",
     "split_order_ref",
     "with_source",
 ]
@@ -118,6 +119,12 @@ def order_ref(source: str, order_id: str) -> str:
     reference.
     """
     return order_id if source == DEFAULT_SOURCE else f"{source}{REF_SEPARATOR}{order_id}"
+
+
+def readable_ref(text: str) -> str:
+    """A text holding order references (a ledger entry's ``order:<ref>``) as a person reads
+    it: ``<source>:<order_id>`` for orders of a named source, unchanged otherwise."""
+    return text.replace(REF_SEPARATOR, ":")
 
 
 def split_order_ref(ref: str) -> tuple[str, str]:

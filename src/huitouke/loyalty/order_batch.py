@@ -52,7 +52,7 @@ from sqlalchemy import JSON, Connection, and_, bindparam, func, or_, select, tex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from huitouke.core.orders import COUNTED_STATUSES, order_ref
+from huitouke.core.orders import order_ref
 from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt

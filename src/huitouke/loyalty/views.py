@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from huitouke.core.orders import readable_ref
 from huitouke.errors import ConflictError, InputError, NotFoundError
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
@@ -230,7 +231,7 @@ def history(
             "delta": fmt(r.delta),
             "before": fmt(r.balance_before),
             "after": fmt(r.balance_after),
-            "reference": r.reference,
+            "reference": readable_ref(r.reference) if r.reference else r.reference,
             "at": iso(r.created_at),
             "expires_at": iso(r.expires_at),
         }
