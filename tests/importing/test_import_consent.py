@@ -34,7 +34,11 @@ o7,c3,2026-02-03 11:00:00,8,,0
 
 
 def _import(path: Path, url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    main(["import", str(path), "--preset", "generic", "--database-url", url, "--json"])
+    rejects = path.with_name(f"{path.stem}.rejects.csv")
+    main(
+        ["import", str(path), "--preset", "generic", "--database-url", url, "--json",
+         "--rejects", str(rejects)]
+    )  # fmt: skip
     out: dict[str, object] = json.loads(capsys.readouterr().out)
     return out
 
