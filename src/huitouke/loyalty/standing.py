@@ -10,10 +10,11 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, and_, func, select
 
+from huitouke.core.orders import COUNTED_STATUSES
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.program import Program
 from huitouke.loyalty.rules import tier_window_start
-from huitouke.loyalty.service import COUNTED, stamps_asset
+from huitouke.loyalty.service import stamps_asset
 
 __all__ = ["stamps_to_reward", "tier_gap_ratios", "tier_metrics"]
 
@@ -30,7 +31,7 @@ def tier_metrics(conn: Connection, program: Program, as_of: datetime) -> dict[st
     start = tier_window_start(tiers, as_of, program.zone)
     cond = and_(lo.earned.is_(True), lo.ordered_at >= start, lo.ordered_at <= as_of)
     if tiers.metric == "orders":
-        q = select(lo.customer_id, func.count()).where(cond, lo.status.in_(COUNTED))
+        q = select(lo.customer_id, func.count()).where(cond, lo.status.in_(COUNTED_STATUSES))
     elif tiers.metric == "spend":
         q = select(lo.customer_id, func.sum(lo.amount - lo.refunded_amount)).where(cond)
     else:
