@@ -98,14 +98,18 @@ class RequestGuard:
     def _endpoint_scope(self, scope: Scope) -> KeyScope | None:
         """The scope the endpoint this request will reach requires (None: no key, or no
         such endpoint — the router answers that)."""
-        cache_key = (scope["method"], scope["path"])
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"  # routes match below the mount point
+        cache_key = (scope["method"], path)
         if cache_key in self._scopes:
             return self._scopes[cache_key]
         if self._table is None:
             self._table = _scope_table(getattr(scope.get("app"), "routes", ()))
         found: KeyScope | None = None
         for pattern, methods, needed in self._table:
-            if scope["method"] in methods and pattern.match(scope["path"]):
+            if scope["method"] in methods and pattern.match(path):
                 found = needed
                 break
         if len(self._scopes) >= _SCOPE_CACHE_MAX:
