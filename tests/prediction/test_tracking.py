@@ -122,3 +122,38 @@ def test_add_months_clamps_the_day() -> None:
     assert add_months(date(2023, 1, 31), 1) == date(2023, 2, 28)
     assert add_months(date(2023, 12, 15), 1) == date(2024, 1, 15)
     assert add_months(date(2024, 3, 31), -1) == date(2024, 2, 29)
+
+
+def test_the_holdout_check_and_tracking_split_alike(cdnow_orders: pa.Table) -> None:
+    """Both holdout checks stand on one split (prediction.split): at the same calibration
+    end they take the same customers and the same holdout orders, and refuse the same
+    empty history with the same error."""
+    from huitouke.prediction import evaluate_models
+    from huitouke.prediction.split import calibration_split
+
+    end = date(1998, 6, 30)
+    check = evaluate_models(cdnow_orders, timezone=ZONE, as_of=end, holdout_share=0.5)
+    tracked = holdout_tracking(
+        cdnow_orders,
+        timezone=ZONE,
+        calibration_end=check.calibration_end,
+        holdout_end=end,
+        model="bgnbd",
+    )
+    assert check.holdout_end == tracked.holdout_end == end
+    assert check.customers == tracked.customers
+    assert check.actual_repeat_orders == tracked.holdout_actual
+    cut = calibration_split(
+        cdnow_orders, timezone=ZONE, until=end, calibration_end=lambda first, _end: first
+    )
+    assert cut.first_day == date(1997, 1, 1) and cut.holdout_end == end
+    assert len(cut.summary) == (cut.tx["day"] == pd.Timestamp(cut.first_day)).pipe(
+        lambda on_first: cut.tx.loc[on_first, "customer_id"].nunique()
+    )
+    before = date(1990, 1, 1)
+    with pytest.raises(InputError) as a:
+        evaluate_models(cdnow_orders, timezone=ZONE, as_of=before)
+    with pytest.raises(InputError) as b:
+        holdout_tracking(cdnow_orders, timezone=ZONE, holdout_end=before)
+    assert a.value.code == b.value.code == "input.no_orders"
+    assert a.value.message == b.value.message

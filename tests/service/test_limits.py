@@ -247,3 +247,97 @@ def test_a_real_serve_rejects_big_bodies_unread_and_stays_responsive(
             assert r.status_code == 422  # the server still serves normal requests
     finally:
         server.stop()
+
+
+# -- what is decided before the body: raw ASGI, so the test sees every read of the body ----
+
+
+def _asgi_call(
+    app: object, method: str, path: str, headers: dict[str, str], body: bytes
+) -> tuple[int, bytes, int]:
+    """Call the ASGI app once; returns (status, response body, times the body was read)."""
+    import anyio
+
+    reads = 0
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    raw_path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": raw_path,
+        "raw_path": raw_path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1234),
+        "server": ("test", 80),
+    }
+    assert callable(app)
+    anyio.run(app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    out = b"".join(
+        m.get("body", b"")  # type: ignore[misc]
+        for m in sent
+        if m["type"] == "http.response.body"
+    )
+    return int(start["status"]), out, reads  # type: ignore[call-overload]
+
+
+def test_a_read_key_is_refused_before_a_write_endpoint_reads_the_body(
+    settings: Settings, store: Store
+) -> None:
+    keys = make_keys(store)
+    app = create_app(settings, store)
+    small = json.dumps({"order_id": "o1"}).encode()
+    for path, body in [
+        ("/v1/orders", small),
+        ("/v1/orders/batch", small),
+        ("/v1/journeys", small),
+        ("/v1/orders", _json_of(3 * MIB)),  # over the limit too: the scope is judged first
+    ]:
+        headers = keys.h("read", **{"Content-Length": str(len(body))})
+        status, out, reads = _asgi_call(app, "POST", path, headers, body)
+        assert status == 403, (path, out)
+        assert json.loads(out)["error"]["code"] == "auth.forbidden"
+        assert reads == 0, f"{path}: the body was read before the scope was checked"
+    # a key of the endpoint's scope: the body is read and judged as before
+    status, out, reads = _asgi_call(
+        app, "POST", "/v1/orders", keys.h("operator", **{"Content-Length": str(len(small))}), small
+    )
+    assert status == 422 and reads >= 1
+    # through the HTTP client too: a read key's big body is 403, not 413
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/v1/orders", content=_json_of(3 * MIB), headers=keys.h("read"))
+        assert r.status_code == 403 and r.json()["error"]["code"] == "auth.forbidden"
+        ok = c.get("/v1/customers/nobody", headers=keys.h("read"))
+        assert ok.status_code == 404  # reads stay open to read keys
+
+
+def test_unsubscribe_checks_its_token_before_the_body(settings: Settings, store: Store) -> None:
+    from huitouke.messaging.tokens import make_unsubscribe_token
+
+    app = create_app(settings, store)
+    form = b"List-Unsubscribe=One-Click"
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Length": str(len(form)),
+    }
+    for token in ["not-a-token", "x" * 200]:
+        status, out, reads = _asgi_call(app, "POST", f"/u/{token}", headers, form)
+        assert 400 <= status < 500, out
+        assert reads == 0, "the body was read before the token was verified"
+    forged = make_unsubscribe_token("c1", "email", "another-secret")
+    status, _, reads = _asgi_call(app, "POST", f"/u/{forged}", headers, form)
+    assert 400 <= status < 500 and reads == 0

@@ -19,7 +19,7 @@ from huitouke.measurement.codes import create_codes
 from huitouke.measurement.links import tracked_url
 from huitouke.messaging.tokens import make_unsubscribe_token, unsubscribe_url
 from huitouke.service import create_app
-from huitouke.service.app import route_table
+from huitouke.service.app import ROUTER_MODULES, route_table
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 
@@ -70,6 +70,26 @@ def test_routers_of_every_context_are_mounted(tmp_path: Path) -> None:
         ("POST", "/v1/inbound/sms"),
     ]:
         assert route in served
+
+
+def test_every_router_module_is_in_the_one_list() -> None:
+    """A module that builds a router is mounted from ``ROUTER_MODULES``, and a router that
+    needs the service (its keys, context, units of work) lives under ``service/routers``:
+    no context carries a piece of the service door (the layers contract has no exception)."""
+    src = REPO / "src"
+    defining = {
+        ".".join(f.relative_to(src).with_suffix("").parts)
+        for f in (src / "huitouke").rglob("*.py")
+        if "APIRouter(" in f.read_text(encoding="utf-8")
+    }
+    assert defining == set(ROUTER_MODULES)
+    for name in ROUTER_MODULES:
+        if name.startswith("huitouke.service.routers."):
+            continue
+        text = (src / Path(*name.split("."))).with_suffix(".py").read_text(encoding="utf-8")
+        assert "huitouke.service" not in text, name
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert ".api -> huitouke." not in pyproject
 
 
 def printed_urls(store: Store, settings: Settings) -> dict[str, str]:

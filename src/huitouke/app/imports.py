@@ -1,7 +1,9 @@
 """``import_file``: the import use case — read a file with :mod:`huitouke.importing`, then
 record its orders in one unit of work through :func:`huitouke.app.orders.record_order_events`,
 as every other door records order events (the orders, and their loyalty effects when a
-program is saved)."""
+program is saved), and the marketing consent its consent columns carry (``consent_sms``,
+``email_opt_in``…) through :func:`huitouke.app.consent.set_consents`, as an automated source
+that never overrides a customer's own recorded choice."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert, update
+from sqlalchemy import Connection, insert, update
 
+from huitouke.app.consent import set_consents
 from huitouke.app.orders import OrderTable, check_source, record_order_events, stored_loyalty
 from huitouke.core.orders import with_source
 from huitouke.errors import ImportFileError
@@ -23,6 +26,7 @@ from huitouke.importing.convert import Decimal
 from huitouke.importing.dates import DateOrder
 from huitouke.importing.reader import ReadResult, read_orders
 from huitouke.importing.rejects import write_rejects
+from huitouke.messaging.rules import CHANNELS
 from huitouke.store import tables as t
 from huitouke.store.db import Store
 
@@ -44,6 +48,11 @@ class ImportSummary:
     zone: str = ""  # the zone the file's wall-clock times were read in
     shop_zone: str = ""  # the shop's zone, recorded with its first import
     source: str = ""  # the namespace of the file's order ids
+    #: consent changes the file's consent columns recorded (consent events), and those left
+    #: alone because the customer's own choice (an unsubscribe, an explicit opt-in or -out)
+    #: decides the channel
+    consent_recorded: int = 0
+    consent_kept: int = 0
 
 
 def default_rejects_path(store: Store, source: Path, batch_id: int) -> Path:
@@ -150,6 +159,7 @@ def import_file(
         res = read_orders(
             src, preset, timezone=timezone, mapping=mapping, sheet=sheet, progress=progress,
             encoding=encoding, order_key=order_key, decimal=decimal, date_order=date_order,
+            consent_channels=CHANNELS,
         )  # fmt: skip
         if strict and res.rejects:
             out = (
@@ -223,6 +233,27 @@ def rows_rejected_error(res: ReadResult, rejects: Path | None) -> ImportFileErro
     )
 
 
+def _record_consent(
+    conn: Connection, res: ReadResult, batch_id: int, at: datetime
+) -> tuple[int, int]:
+    """The file's consent per customer and channel, through :func:`set_consents`
+    (``explicit=False``); returns (changes recorded, changes kept out)."""
+    if res.consent is None or res.consent.num_rows == 0:
+        return 0, 0
+    changes: dict[str, dict[str, bool]] = {}
+    for cid, channel, granted in zip(
+        *(res.consent.column(c).to_pylist() for c in ("customer_id", "channel", "granted")),
+        strict=True,
+    ):
+        changes.setdefault(cid, {})[channel] = bool(granted)
+    done = set_consents(
+        conn, changes, source="import", at=at, explicit=False, detail={"batch_id": batch_id}
+    )
+    recorded = sum(len(c.recorded) for c in done)
+    kept = sum(len(c.kept_unsubscribed) + len(c.kept_by_choice) for c in done)
+    return recorded, kept
+
+
 def _import_file(
     store: Store,
     src: Path,
@@ -260,6 +291,9 @@ def _import_file(
                 loyalty=stored_loyalty(conn, get_settings().timezone),
                 progress=cb,  # type: ignore[arg-type]
             ).counts
+        # consent columns of the file: recorded through the one consent use case, as an
+        # automated source (they never override the customer's own recorded choice)
+        consent = _record_consent(conn, res, batch_id, started)
         conn.execute(
             update(t.import_batches)
             .where(t.import_batches.c.batch_id == batch_id)
@@ -287,4 +321,6 @@ def _import_file(
         rows_rejected=len(res.rejects),
         rejects_path=out,
         preset=res.preset,
+        consent_recorded=consent[0],
+        consent_kept=consent[1],
     )

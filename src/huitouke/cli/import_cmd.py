@@ -196,6 +196,8 @@ def register(app: typer.Typer) -> None:
                         "warnings": [en if lang == "en" else zh for en, zh in s.warnings],
                         "zone": s.zone,
                         "shop_zone": s.shop_zone,
+                        "consent_recorded": s.consent_recorded,
+                        "consent_kept": s.consent_kept,
                     },
                     ensure_ascii=False,
                 )
@@ -207,6 +209,10 @@ def register(app: typer.Typer) -> None:
                   unchanged=s.orders_unchanged, rejected=s.rows_rejected)
             )  # fmt: skip
             _by_reason(s.rejects_by_reason, lang)
+            if s.consent_recorded or s.consent_kept:
+                typer.echo(
+                    t("import.consent", lang, recorded=s.consent_recorded, kept=s.consent_kept)
+                )
             if s.rejects_path:
                 typer.echo(t("import.rejects_written", lang, path=s.rejects_path), err=True)
 

@@ -34,7 +34,7 @@ from huitouke.importing.convert import (
 )
 from huitouke.importing.dates import DateOrder, DateOrderUnclear, parse_instant
 from huitouke.importing.messages import reason_texts
-from huitouke.importing.sources import RawData
+from huitouke.importing.sources import RawData, norm_header
 from huitouke.importing.titles import kinds_by_order, split_titles
 from huitouke.store.orders_repo import LINES_SCHEMA, has_adjacent_equal, reduce_to_latest_state
 
@@ -145,6 +145,7 @@ class Built:
     rejects: list[Reject]
     rows_read: int
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh)
+    consent: pa.Table | None = None  # customer_id, channel, granted (see _consent)
 
 
 def _const(value: str | None, n: int) -> pa.Array:
@@ -164,6 +165,10 @@ class ReadOptions:
     decimal: Decimal = "auto"
     date_order: DateOrder | None = None
     merchant_zone: str | None = None  # the zone reports use (settings); default: the file's
+    #: channels whose marketing-consent columns to read (``consent_sms``, ``sms_consent``,
+    #: ``opt_in_email``, ``Accepts Email Marketing``…); the caller names them, importing
+    #: owns no channel vocabulary
+    consent_channels: tuple[str, ...] = ()
 
 
 def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None) -> Built:
@@ -283,6 +288,13 @@ def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None)
         "import.negative_amount",
     )
 
+    consent_cols: dict[str, pa.Array] = {}
+    for consent_ch, column in consent_columns(raw.header, opts.consent_channels, c.columns).items():
+        values = clean(raw.table.column(column).combine_chunks())
+        flags, bad_flag = parse_consent_flags(values)
+        sink.reject(bad_flag, column, values, "import.bad_consent")
+        consent_cols[f"_consent:{consent_ch}"] = flags
+
     keep = sink.alive
     everything = bool(keep.all())
     idx = pa.array(np.arange(n) if everything else np.flatnonzero(keep))
@@ -304,6 +316,7 @@ def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None)
             "_name": k(name),
             "_phone": k(phone),
             "_email": k(email),
+            **{name: k(flags) for name, flags in consent_cols.items()},
         }
     )
     lines_t = None
@@ -348,12 +361,13 @@ def build(raw: RawData, c: Canon, zone: str, options: ReadOptions | None = None)
         sku_col = pc.coalesce(lines_out.column("sku"), lines_out.column("product_name"))
         lines_out = lines_out.set_column(lines_out.column_names.index("sku"), "sku", sku_col)
     customers = _customers(orders)
+    consent = _consent(orders, sorted(consent_cols))
     # the default source: the importer's caller names the file's source (with_source)
     final = with_source(orders).select(ORDERS_SCHEMA.names).cast(ORDERS_SCHEMA)
     if not unique:
         final = reduce_to_latest_state(final)
     rows_read = n + len(raw.malformed) + len(raw.bad_lines)
-    return Built(final, lines_out, customers, sink.materialise(extra), rows_read, warnings)
+    return Built(final, lines_out, customers, sink.materialise(extra), rows_read, warnings, consent)
 
 
 def _date_order_error(
@@ -649,6 +663,71 @@ def _resolve_status(t: pa.Table) -> pa.Table:
     ref_final = pc.if_else(pc.and_(is_ref, pc.invert(pc.and_(ref_given, pos))), amount, ref0)
     t = t.set_column(t.column_names.index("status"), "status", new)
     return t.set_column(t.column_names.index("refunded_amount"), "refunded_amount", ref_final)
+
+
+_YES = frozenset({"1", "true", "yes", "y", "on", "是", "同意", "允许", "订阅", "已订阅"})
+_NO = frozenset({"0", "false", "no", "n", "off", "否", "不同意", "拒绝", "退订", "未订阅"})
+
+
+def consent_columns(
+    header: list[str], channels: tuple[str, ...], used: dict[str, str]
+) -> dict[str, str]:
+    """Channel → the header column that carries its marketing consent (``consent_sms``,
+    ``sms_consent``, ``opt_in_email``, ``email_opt_in``, ``Accepts Email Marketing``), for
+    the given channels; columns already read as another field are left alone."""
+    taken = set(used.values())
+    out: dict[str, str] = {}
+    for channel in channels:
+        ch = norm_header(channel)
+        names = {
+            f"consent{ch}", f"{ch}consent", f"optin{ch}", f"{ch}optin",
+            f"accepts{ch}marketing", f"{ch}marketingconsent",
+        }  # fmt: skip
+        found = [h for h in header if h not in taken and norm_header(h) in names]
+        if found:
+            out[channel] = found[0]
+    return out
+
+
+def parse_consent_flags(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Yes/no cells (``true``/``false``, ``yes``/``no``, ``1``/``0``, ``是``/``否``,
+    ``同意``/``不同意``…) as booleans; empty cells are null (the file says nothing) and any
+    other value is flagged bad."""
+    low = pc.utf8_lower(values)
+    yes = pc.is_in(low, value_set=pa.array(sorted(_YES)))
+    no = pc.is_in(low, value_set=pa.array(sorted(_NO)))
+    flags = pc.if_else(yes, True, pc.if_else(no, False, pa.scalar(None, pa.bool_())))
+    bad = mask(pc.and_(pc.is_valid(values), pc.is_null(flags)))
+    return flags, bad
+
+
+def _consent(orders: pa.Table, columns: list[str]) -> pa.Table | None:
+    """Per customer and channel the consent the file gives: the latest row that has a value
+    (``customer_id``, ``channel``, ``granted``), or None when the file names no channel."""
+    if not columns:
+        return None
+    parts = []
+    for name in columns:
+        t = pa.table(
+            {
+                "customer_id": orders.column("customer_id"),
+                "granted": orders.column(name),
+                "_row": orders.column("_row"),
+            }
+        )
+        t = t.filter(pc.is_valid(t.column("granted"))).sort_by([("_row", "descending")])
+        agg = t.group_by("customer_id", use_threads=False).aggregate([("granted", "first")])
+        channel = name.split(":", 1)[1]
+        parts.append(
+            pa.table(
+                {
+                    "customer_id": agg.column("customer_id"),
+                    "channel": pa.array([channel] * agg.num_rows, pa.string()),
+                    "granted": agg.column("granted_first"),
+                }
+            )
+        )
+    return pa.concat_tables(parts)
 
 
 def _customers(orders: pa.Table) -> pa.Table | None:

@@ -23,6 +23,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "refunded amount is larger than the order amount",
         "zh": "退款金额大于订单金额",
     },
+    "import.bad_consent": {
+        "en": "not a yes/no consent value (yes, no, true, false, 1, 0, 是, 否)",
+        "zh": "不是可识别的同意值(yes、no、true、false、1、0、是、否)",
+    },
     "import.bad_quantity": {"en": "quantity is not a whole number ≥ 0", "zh": "数量不是非负整数"},
     "import.unpaid": {
         "en": "order is not paid (status {value}); unpaid orders are not stored",
@@ -64,6 +68,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "--decimal-comma/--decimal-point 无法确定",
     },
     # CLI
+    "import.consent": {
+        "zh": "营销同意:记录 {recorded} 项变更;{kept} 项未改(顾客本人的选择优先,如退订)",
+        "en": "marketing consent: {recorded} changes recorded; {kept} left as they were (the "
+        "customer's own choice, such as an unsubscribe, wins)",
+    },
     "import.summary": {
         "en": "batch {batch_id}: {rows_read} rows read, {inserted} orders inserted, "
         "{updated} updated, {unchanged} unchanged, {rejected} rows rejected",

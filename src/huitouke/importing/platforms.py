@@ -259,111 +259,78 @@ def _platform(
     return make
 
 
+def _preset(
+    name: str,
+    description: str,
+    synonyms: dict[str, tuple[str, ...]],
+    status: dict[str, str],
+    *,
+    signature: tuple[str, ...],
+    after_sales: dict[str, str] | None = None,
+    recipient_is_customer: bool = False,
+) -> Preset:
+    """One platform's preset: the customer column is required unless the recipient stands
+    in for it."""
+    customer = () if recipient_is_customer else ("customer_id",)
+    required: tuple[str, ...] = ("order_id", *customer, "ordered_at", "amount", "status")
+    make = _platform(
+        name,
+        synonyms,
+        status,
+        after_sales=after_sales,
+        recipient_is_customer=recipient_is_customer,
+    )
+    return Preset(name, description, required, synonyms, make, signature=signature)
+
+
 PLATFORM_PRESETS: tuple[Preset, ...] = (
-    Preset(
+    _preset(
         "pinduoduo",
         "Pinduoduo (拼多多) merchant order export: 订单号, 商品, 订单状态, 用户实付金额(元), "
         "商品数量(件), 订单成交时间, 收货人, 手机, 售后状态 …",
-        ("order_id", "ordered_at", "amount", "status"),
         PDD_SYNONYMS,
-        _platform(
-            "pinduoduo",
-            PDD_SYNONYMS,
-            PDD_STATUS,
-            after_sales=PDD_AFTER_SALES,
-            recipient_is_customer=True,
-        ),
-        signature=(
-            "订单号",
-            "用户实付金额(元)",
-            "商家实收金额(元)",
-            "商品总价(元)",
-            "商品数量(件)",
-            "订单成交时间",
-            "店铺优惠折扣(元)",
-            "平台优惠折扣(元)",
-            "样式ID",
-            "售后状态",
-        ),
+        PDD_STATUS,
+        signature=("订单号", "用户实付金额(元)", "商家实收金额(元)", "商品总价(元)", "商品数量(件)",
+                   "订单成交时间", "店铺优惠折扣(元)", "平台优惠折扣(元)", "样式ID", "售后状态"),
+        after_sales=PDD_AFTER_SALES,
+        recipient_is_customer=True,
     ),
-    Preset(
+    _preset(
         "douyin",
         "Douyin 抖店 order export, one row per sub-order: 主订单编号, 子订单编号, 选购商品, "
         "商品数量, 订单提交时间, 订单状态, 订单应付金额, 收件人, 收件人手机号, 售后状态 …",
-        ("order_id", "ordered_at", "amount", "status"),
         DOUYIN_SYNONYMS,
-        _platform(
-            "douyin",
-            DOUYIN_SYNONYMS,
-            DOUYIN_STATUS,
-            after_sales=DOUYIN_AFTER_SALES,
-            recipient_is_customer=True,
-        ),
-        signature=(
-            "主订单编号",
-            "子订单编号",
-            "选购商品",
-            "订单提交时间",
-            "订单应付金额",
-            "支付完成时间",
-            "收件人手机号",
-            "商家编码",
-        ),
+        DOUYIN_STATUS,
+        signature=("主订单编号", "子订单编号", "选购商品", "订单提交时间", "订单应付金额",
+                   "支付完成时间", "收件人手机号", "商家编码"),
+        after_sales=DOUYIN_AFTER_SALES,
+        recipient_is_customer=True,
     ),
-    Preset(
+    _preset(
         "jd",
         "JD (京东) merchant order export: 订单号, 商品ID, 商品名称, 订购数量, 下单时间, 京东价, "
         "应付金额, 订单状态, 下单帐号, 客户姓名, 联系电话, 店铺名称 …",
-        ("order_id", "customer_id", "ordered_at", "amount", "status"),
         JD_SYNONYMS,
-        _platform("jd", JD_SYNONYMS, JD_STATUS),
-        signature=(
-            "订单号",
-            "下单帐号",
-            "订购数量",
-            "京东价",
-            "应付金额",
-            "下单时间",
-            "客户姓名",
-            "付款确认时间",
-        ),
+        JD_STATUS,
+        signature=("订单号", "下单帐号", "订购数量", "京东价", "应付金额", "下单时间", "客户姓名",
+                   "付款确认时间"),
     ),
-    Preset(
+    _preset(
         "kuaishou",
         "Kuaishou 快手小店 order export: 订单号, 订单创建时间, 订单状态, 商品名称, 成交数量, "
         "实付款, 买家ID, 收货人姓名, 收货人电话 …",
-        ("order_id", "customer_id", "ordered_at", "amount", "status"),
         KUAISHOU_SYNONYMS,
-        _platform("kuaishou", KUAISHOU_SYNONYMS, KUAISHOU_STATUS),
-        signature=(
-            "订单号",
-            "订单创建时间",
-            "实付款",
-            "成交数量",
-            "买家ID",
-            "收货人电话",
-        ),
+        KUAISHOU_STATUS,
+        signature=("订单号", "订单创建时间", "实付款", "成交数量", "买家ID", "收货人电话"),
     ),
-    Preset(
+    _preset(
         "wechat",
         "WeChat 小店 (视频号小店) orders: the console export (订单号, 下单时间, 订单状态, 商品名称, "
         "订单实付金额, 买家openid …) or its order API flattened (order_id, openid, create_time, "
         "status, order_price in fen).",
-        ("order_id", "customer_id", "ordered_at", "amount", "status"),
         WECHAT_SYNONYMS,
-        _platform("wechat", WECHAT_SYNONYMS, WECHAT_STATUS),
-        signature=(
-            "订单号",
-            "下单时间",
-            "订单实付金额",
-            "买家openid",
-            "收件人手机号",
-            "sku编码",
-            "order_id",
-            "openid",
-            "create_time",
-            "order_price",
-            "sku_cnt",
-        ),
+        WECHAT_STATUS,
+        signature=("订单号", "下单时间", "订单实付金额", "买家openid", "收件人手机号", "sku编码",
+                   "order_id", "openid", "create_time", "order_price", "sku_cnt"),
     ),
-)
+)  # fmt: skip

@@ -36,6 +36,9 @@ class ReadResult:
     path: Path
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh)
     zone: str = ""  # the zone the file's wall-clock times were read in
+    #: marketing consent the file gives per customer and channel (customer_id, channel,
+    #: granted); recorded by the import use case through the one consent use case
+    consent: pa.Table | None = None
 
     def rejects_by_reason(self) -> dict[str, int]:
         """How many rows each reason rejected, the most frequent first."""
@@ -131,6 +134,7 @@ def read_orders(
     order_key: list[str] | None = None,
     decimal: Decimal = "auto",
     date_order: DateOrder | None = None,
+    consent_channels: tuple[str, ...] = (),
 ) -> ReadResult:
     """Read and validate an order file.
 
@@ -143,6 +147,9 @@ def read_orders(
     ``["date", "store", "ticket"]``). ``decimal`` declares the decimal separator of
     amounts (``"comma"``/``"point"``; inferred per column by default) and ``date_order``
     the day/month order (``"dmy"``/``"mdy"``/``"ymd"``; inferred per file by default).
+    ``consent_channels`` are the channels whose marketing-consent columns to read into
+    ``consent`` (``consent_sms``, ``email_opt_in``…: yes/no cells; another value rejects
+    the row as ``import.bad_consent``).
     """
     from huitouke.settings import get_settings
 
@@ -167,7 +174,12 @@ def read_orders(
             code="import.bad_option",
             message_zh=f"小数分隔符 {decimal!r}:应为 auto、comma 或 point",
         )
-    options = ReadOptions(decimal=decimal, date_order=date_order, merchant_zone=merchant_zone)
+    options = ReadOptions(
+        decimal=decimal,
+        date_order=date_order,
+        merchant_zone=merchant_zone,
+        consent_channels=consent_channels,
+    )
     if progress and p.stat().st_size > 5_000_000:
         # a plain line, not a spinner: no refresh thread racing Arrow's pools at exit
         from rich.console import Console
@@ -248,4 +260,5 @@ def _read(
         p,
         built.warnings,
         zone,
+        built.consent,
     )

@@ -3,7 +3,8 @@ vectorised evaluation with holdout groups, dry-run explanations and related prod
 
 The domain modules (model, calendar, holdout, frame, engine, associations) import no
 database or web library; :mod:`huitouke.journeys.service` runs a plan inside a unit of work
-(assignments, coupons, the messaging outbox) and :mod:`huitouke.journeys.api` is the HTTP face.
+(assignments, coupons, the messaging outbox); the REST service's
+:mod:`huitouke.service.routers.journeys` is the HTTP face.
 """
 
 from huitouke.journeys import messages as _messages  # noqa: F401  (registers texts)

@@ -15,7 +15,7 @@ from datetime import date
 
 from lunardate import LunarDate
 
-from huitouke.journeys.model import LocalizedText
+from huitouke.journeys.text import LocalizedText
 
 __all__ = [
     "HOLIDAYS",

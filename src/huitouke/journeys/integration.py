@@ -7,13 +7,14 @@
   on P(alive) then match nobody);
 - customers table: birthday, tags, language;
 - loyalty: the earliest day points expire, the gap to the next tier (as a share of that
-  tier's threshold) and the stamps still missing to the next reward.
+  tier's threshold) and the stamps still missing to the next reward — each read for all
+  customers at once (:mod:`huitouke.loyalty.standing`), so the number of queries does not
+  grow with the number of customers.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -88,8 +89,7 @@ def customers_frame(
 def _loyalty_columns(
     conn: Any, loyalty: Any, df: pd.DataFrame, as_of: date, settings: Settings
 ) -> None:
-    from huitouke.loyalty import tables as lt
-    from huitouke.loyalty.tiers import tier_metric
+    from huitouke.loyalty import standing
 
     zone = ZoneInfo(settings.timezone)
     at = datetime.combine(as_of, time(23, 59, 59), tzinfo=zone).astimezone(UTC)
@@ -102,27 +102,8 @@ def _loyalty_columns(
         if cid not in expiring or d < expiring[cid]:
             expiring[cid] = d
     df["points_expiring_on"] = df["customer_id"].map(expiring)
-    members = [r[0] for r in conn.execute(select(lt.members.c.customer_id))]
-    gap: dict[str, float] = {}
-    stamps: dict[str, int] = {}
-    tiers = loyalty.program.tiers
-    for cid in members:
-        view = loyalty.customer_loyalty(conn, cid, as_of=at, expiring_within_days=0)
-        missing = [
-            int(card["next_reward"]["stamps"]) - int(card["stamps"])
-            for card in view.get("stamp_cards", [])
-            if card.get("next_reward")
-        ]
-        if missing:
-            stamps[cid] = min(m for m in missing if m > 0) if any(m > 0 for m in missing) else 0
-        if tiers is not None and view.get("tier"):
-            current = view["tier"]["id"]
-            levels = list(tiers.levels)
-            idx = next((i for i, lv in enumerate(levels) if lv.id == current), None)
-            if idx is not None and idx + 1 < len(levels):
-                nxt = levels[idx + 1]
-                metric = Decimal(tier_metric(loyalty, conn, cid, at))
-                if nxt.threshold > 0:
-                    gap[cid] = float(max(nxt.threshold - metric, Decimal(0)) / nxt.threshold)
-    df["next_tier_gap_ratio"] = df["customer_id"].map(gap)
-    df["stamps_to_reward"] = df["customer_id"].map(stamps)
+    # set-based: one query per column family for all members, never one per member
+    df["next_tier_gap_ratio"] = df["customer_id"].map(
+        standing.tier_gap_ratios(conn, loyalty.program, at)
+    )
+    df["stamps_to_reward"] = df["customer_id"].map(standing.stamps_to_reward(conn, loyalty.program))

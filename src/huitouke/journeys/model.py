@@ -21,6 +21,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from huitouke.analytics import segments as _segments
+from huitouke.journeys.calendar import HOLIDAYS
+from huitouke.journeys.text import LocalizedText
 from huitouke.messaging import rules as _messaging_rules
 
 __all__ = [
@@ -57,14 +59,6 @@ def _one_of(v: list[str] | None, known: tuple[str, ...], what: str) -> list[str]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LocalizedText(_Strict):
-    zh: str = Field(min_length=1)
-    en: str = Field(min_length=1)
-
-    def get(self, lang: str) -> str:
-        return self.zh if lang.startswith("zh") else self.en
 
 
 class MessageBody(_Strict):
@@ -117,8 +111,6 @@ class Trigger(_Strict):
         if key is not None and getattr(self, key) in (None, []):
             raise ValueError(f"a {self.type} trigger needs '{key}'")
         if self.type == "holiday":
-            from huitouke.journeys.calendar import HOLIDAYS
-
             unknown = [h for h in self.holidays or [] if h not in HOLIDAYS]
             if unknown:
                 raise ValueError(

@@ -63,21 +63,16 @@ class _BetaGeo(ContinuousBTYD):
             np.array([3.0, 3.0 / rate, 2.0, 8.0]),
         ]
 
-    def _loglik(
-        self,
-        params: FloatArray,
-        columns: tuple[FloatArray, ...],
-        cache: dict[str, Any] | None = None,
-    ) -> tuple[FloatArray, FloatArray]:
+    def _x_terms(self, params: FloatArray, xu: FloatArray) -> tuple[FloatArray, ...]:
+        """The parts of a row's log-likelihood and gradient that depend on x alone, on the
+        distinct values ``xu`` — shared by :meth:`_loglik` and :meth:`_loglik_sum`.
+
+        Returns ``(c1, c2, lx, base_r, da1, db1, db2)``: the log Beta ratios of the two
+        terms (``c2 = −inf`` where the second term is absent), ``lx = log Γ(r+x) α^r/Γ(r)``,
+        and the x-only parts of ∂/∂r, ∂/∂a and ∂/∂b of the two terms.
+        """
         r, alpha, a, b = params
-        x, tx, T = columns
-        # special functions depend on x alone and logs on T or t_x alone: evaluate them on
-        # the few distinct values and gather, so a row costs a handful of flops
-        xu, xi = unique_codes(x, cache, "x")
-        tu, ti = unique_codes(T, cache, "T")
-        su, si = unique_codes(tx, cache, "tx")
-        d = float(self._shift)
-        xd = xu + d
+        xd = xu + float(self._shift)
         has2 = xd > 0
         xm = np.where(has2, xd, 1.0)
         lbab = betaln(a, b)
@@ -85,11 +80,29 @@ class _BetaGeo(ContinuousBTYD):
         c2 = np.where(has2, betaln(a + 1, b + xm - 1) - lbab, -np.inf)
         psi_ab = digamma(a + b)
         psi_abx = digamma(a + b + xd)
-        base_r = digamma(r + xu) - digamma(r) + np.log(alpha)
+        psi_b = digamma(b)
+        log_alpha = np.log(alpha)
+        lx = gammaln(r + xu) - gammaln(r) + r * log_alpha
+        base_r = digamma(r + xu) - digamma(r) + log_alpha
         da1 = psi_ab - psi_abx
-        db1 = digamma(b + xd) - digamma(b) + psi_ab - psi_abx
-        db2 = np.where(has2, digamma(b + xm - 1), 0.0) - digamma(b) + psi_ab - psi_abx
-        lx = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
+        db1 = digamma(b + xd) - psi_b + psi_ab - psi_abx
+        db2 = np.where(has2, digamma(b + xm - 1), 0.0) - psi_b + psi_ab - psi_abx
+        return c1, c2, lx, base_r, da1, db1, db2
+
+    def _loglik(
+        self,
+        params: FloatArray,
+        columns: tuple[FloatArray, ...],
+        cache: dict[str, Any] | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        r, alpha, a, _ = params
+        x, tx, T = columns
+        # special functions depend on x alone and logs on T or t_x alone: evaluate them on
+        # the few distinct values and gather, so a row costs a handful of flops
+        xu, xi = unique_codes(x, cache, "x")
+        tu, ti = unique_codes(T, cache, "T")
+        su, si = unique_codes(tx, cache, "tx")
+        c1, c2, lx, base_r, da1, db1, db2 = self._x_terms(params, xu)
 
         rx = (r + xu)[xi]
         log_at = np.log(alpha + tu)[ti]
@@ -116,25 +129,11 @@ class _BetaGeo(ContinuousBTYD):
         pre-aggregated once per fit); per row only ``z``, one ``exp`` and one ``log1p``
         remain, and the gradient needs only ``Σ w·w2·(…)``.
         """
-        r, alpha, a, b = params
+        r, alpha, a, _ = params
         x = data.columns[0]
         w = data.weights
         xu, xi, tu, ti, su, si, w_x, w_t, wx_t = self._grouped(data)
-        d = float(self._shift)
-        xd = xu + d
-        has2 = xd > 0
-        xm = np.where(has2, xd, 1.0)
-        lbab = betaln(a, b)
-        c1 = betaln(a, b + xd) - lbab
-        c2 = np.where(has2, betaln(a + 1, b + xm - 1) - lbab, -np.inf)
-        psi_ab = digamma(a + b)
-        psi_abx = digamma(a + b + xd)
-        log_alpha = np.log(alpha)
-        base_r = digamma(r + xu) - digamma(r) + log_alpha
-        da1 = psi_ab - psi_abx
-        db1 = digamma(b + xd) - digamma(b) + psi_ab - psi_abx
-        db2 = np.where(has2, digamma(b + xm - 1), 0.0) - digamma(b) + psi_ab - psi_abx
-        lx = gammaln(r + xu) - gammaln(r) + r * log_alpha
+        c1, c2, lx, base_r, da1, db1, db2 = self._x_terms(params, xu)
         log_at = np.log(alpha + tu)
         log_as = np.log(alpha + su)
         inv_at = 1.0 / (alpha + tu)

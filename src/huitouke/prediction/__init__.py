@@ -16,7 +16,10 @@ Glue from the canonical orders table to :mod:`huitouke.models`::
 - :func:`alive_summary` — customers and value per churn-risk band (alive vs dormant);
 - :func:`holdout_tracking` — calibration/holdout split at a date: actual vs predicted
   weekly and cumulative repeat transactions (the Fader–Hardie tracking plot);
-- :func:`parse_horizon` — ``90d`` / ``12w`` / ``3m`` to days.
+- :func:`parse_horizon` — ``90d`` / ``12w`` / ``3m`` to days;
+- :func:`policy_prediction` / :func:`policy_scores` — the one model policy of every
+  per-customer view, and :func:`huitouke.prediction.customer_frame.customer_frame`, that
+  view (the analytics' table with the policy's P(alive) in its lifecycle).
 
 See docs/predict.md.
 """
@@ -36,6 +39,7 @@ from huitouke.prediction.scoring import (
     alive_summary,
     churn_risk,
     churn_risk_label,
+    policy_prediction,
     policy_scores,
     predict,
     predict_customers,
@@ -59,6 +63,7 @@ __all__ = [
     "evaluate_models",
     "holdout_tracking",
     "parse_horizon",
+    "policy_prediction",
     "policy_scores",
     "predict",
     "predict_customers",

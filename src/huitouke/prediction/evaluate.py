@@ -33,15 +33,14 @@ import pyarrow as pa
 
 from huitouke.errors import InputError, ModelFitError
 from huitouke.models import (
-    calibration_and_holdout_summary,
     evaluate_holdout,
     first_holdout_order,
     next_order_calibration,
     select_model,
 )
-from huitouke.models.summary import unit_days
 from huitouke.prediction.scoring import COVERAGE, MODEL_LABELS
-from huitouke.prediction.transactions import as_local_day, counted_transactions
+from huitouke.prediction.split import calibration_split
+from huitouke.prediction.transactions import as_local_day
 
 __all__ = ["DEFAULT_HOLDOUT_SHARE", "HoldoutCheck", "ModelCheck", "evaluate_models"]
 
@@ -151,38 +150,33 @@ def evaluate_models(
             message_zh=f"`holdout_share`(留出比例)必须介于 0 和 1 之间,实际为 {holdout_share!r}",
             details={"argument": "holdout_share"},
         )
-    days_per_unit = unit_days(unit)
-    until = None if as_of is None else as_local_day(as_of, timezone)
-    tx, _ = counted_transactions(orders, timezone=timezone, currency=currency, until=until)
-    if tx.empty:
-        raise InputError(
-            "there are no counted orders to evaluate on",
-            code="input.no_orders",
-            message_zh="没有可用于检验的订单",
-        )
-    first_day = tx["day"].min().date()
-    end = until if until is not None else tx["day"].max().date()
-    span = (end - first_day).days
-    held = round(span * holdout_share)
-    cal_end = end - timedelta(days=held)
-    if held < 1 or cal_end <= first_day:
-        raise InputError(
-            f"the order history ({first_day.isoformat()} to {end.isoformat()}, {span} days) is "
-            f"too short to hold out {holdout_share:.0%} of it",
-            code="input.bad_split",
-            message_zh=f"订单历史({first_day.isoformat()} 至 {end.isoformat()},共 {span} 天)"
-            f"太短,无法留出其中的 {holdout_share:.0%}",
-            details={"first_day": first_day.isoformat(), "as_of": end.isoformat()},
-        )
-    split = calibration_and_holdout_summary(
-        tx,
-        pd.Timestamp(cal_end),
-        pd.Timestamp(end),
-        date_col="day",
-        amount_col=None,
-        unit=days_per_unit,
+
+    def share_of_span(first_day: date, end: date) -> date:
+        span = (end - first_day).days
+        held = round(span * holdout_share)
+        cal_end = end - timedelta(days=held)
+        if held < 1 or cal_end <= first_day:
+            raise InputError(
+                f"the order history ({first_day.isoformat()} to {end.isoformat()}, {span} days) "
+                f"is too short to hold out {holdout_share:.0%} of it",
+                code="input.bad_split",
+                message_zh=f"订单历史({first_day.isoformat()} 至 {end.isoformat()},共 {span} 天)"
+                f"太短,无法留出其中的 {holdout_share:.0%}",
+                details={"first_day": first_day.isoformat(), "as_of": end.isoformat()},
+            )
+        return cal_end
+
+    cut = calibration_split(
+        orders,
+        timezone=timezone,
+        until=None if as_of is None else as_local_day(as_of, timezone),
+        calibration_end=share_of_span,
+        unit=unit,
+        currency=currency,
         merge_same_day=merge_same_day,
     )
+    tx, split, cal_end, end = cut.tx, cut.summary, cut.calibration_end, cut.holdout_end
+    days_per_unit = cut.days_per_unit
     gap = first_holdout_order(
         tx, pd.Timestamp(cal_end), pd.Timestamp(end), date_col="day", unit=days_per_unit
     )

@@ -56,6 +56,8 @@ __all__ = [
     "alive_summary",
     "churn_risk",
     "churn_risk_label",
+    "policy_prediction",
+    "policy_scores",
     "predict",
     "predict_customers",
 ]
@@ -528,6 +530,31 @@ def alive_summary(customers: pd.DataFrame, lang: str | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def policy_prediction(
+    orders: pa.Table,
+    *,
+    as_of: date,
+    timezone: str,
+    model: str = "auto",
+    horizon_days: int = 90,
+    currency: str | None = None,
+) -> Prediction:
+    """The one model policy of every per-customer view (``huitouke customers``, the
+    journeys' frame, the report): :func:`predict` once the data pass
+    :func:`~huitouke.prediction.transactions.require_enough_data`. Raises
+    :class:`~huitouke.errors.ModelFitError` below that threshold or when no model can be
+    fitted."""
+    require_enough_data(orders, timezone=timezone, currency=currency, until=as_of)
+    return predict(
+        orders,
+        as_of=as_of,
+        timezone=timezone,
+        model=model,
+        horizon_days=horizon_days,
+        currency=currency,
+    )
+
+
 def policy_scores(
     orders: pa.Table,
     *,
@@ -537,17 +564,12 @@ def policy_scores(
     horizon_days: int = 90,
     currency: str | None = None,
 ) -> pd.DataFrame:
-    """The one model policy of every per-customer view (``huitouke customers``, the
-    journeys' frame): :func:`predict_customers` once the data pass
-    :func:`~huitouke.prediction.transactions.require_enough_data` (the threshold the report
-    uses too). Raises :class:`~huitouke.errors.ModelFitError` below it or when no model can
-    be fitted."""
-    require_enough_data(orders, timezone=timezone, currency=currency, until=as_of)
-    return predict_customers(
+    """The per-customer scores of :func:`policy_prediction`."""
+    return policy_prediction(
         orders,
         as_of=as_of,
         timezone=timezone,
         model=model,
         horizon_days=horizon_days,
         currency=currency,
-    )
+    ).customers

@@ -29,15 +29,14 @@ import pyarrow as pa
 from huitouke.errors import InputError, ModelFitError
 from huitouke.models import (
     HoldoutEvaluation,
-    calibration_and_holdout_summary,
     evaluate_holdout,
     fit_model,
     select_model,
 )
 from huitouke.models._btyd import ContinuousBTYD
-from huitouke.models.summary import unit_days
 from huitouke.prediction.scoring import MODEL_CHOICES, MODEL_LABELS
-from huitouke.prediction.transactions import as_local_day, counted_transactions
+from huitouke.prediction.split import calibration_split
+from huitouke.prediction.transactions import as_local_day
 
 __all__ = ["HoldoutTracking", "holdout_tracking"]
 
@@ -120,40 +119,33 @@ def holdout_tracking(
             message_zh=f"未知模型 {model!r};可选 {', '.join(MODEL_CHOICES)}",
             details={"argument": "model"},
         )
-    days_per_unit = unit_days(unit)
-    until = None if holdout_end is None else as_local_day(holdout_end, timezone, "holdout_end")
-    tx, _ = counted_transactions(orders, timezone=timezone, currency=currency, until=until)
-    if tx.empty:
-        raise InputError(
-            "there are no counted orders to track",
-            code="input.no_orders",
-            message_zh="没有可统计的订单",
-        )
-    first_day = tx["day"].min().date()
-    end = until if until is not None else tx["day"].max().date()
-    if calibration_end is None:
-        cal_end = date.fromordinal(first_day.toordinal() + (end - first_day).days // 2)
-    else:
-        cal_end = as_local_day(calibration_end, timezone, "calibration_end")
-    if not first_day <= cal_end < end:
-        raise InputError(
-            f"`calibration_end` {cal_end.isoformat()} must fall on or after the first order day "
-            f"{first_day.isoformat()} and before `holdout_end` {end.isoformat()}",
-            code="input.bad_split",
-            message_zh=f"`calibration_end` {cal_end.isoformat()} 必须在首单日 {first_day.isoformat()}"
-            f" 当天或之后,且早于 `holdout_end` {end.isoformat()}",
-            details={"calibration_end": cal_end.isoformat(), "holdout_end": end.isoformat()},
-        )
 
-    split = calibration_and_holdout_summary(
-        tx,
-        pd.Timestamp(cal_end),
-        pd.Timestamp(end),
-        date_col="day",
-        amount_col=None,
-        unit=days_per_unit,
+    def given_or_middle(first_day: date, end: date) -> date:
+        if calibration_end is None:
+            return date.fromordinal(first_day.toordinal() + (end - first_day).days // 2)
+        cal_end = as_local_day(calibration_end, timezone, "calibration_end")
+        if not first_day <= cal_end < end:
+            raise InputError(
+                f"`calibration_end` {cal_end.isoformat()} must fall on or after the first order "
+                f"day {first_day.isoformat()} and before `holdout_end` {end.isoformat()}",
+                code="input.bad_split",
+                message_zh=f"`calibration_end` {cal_end.isoformat()} 必须在首单日 "
+                f"{first_day.isoformat()} 当天或之后,且早于 `holdout_end` {end.isoformat()}",
+                details={"calibration_end": cal_end.isoformat(), "holdout_end": end.isoformat()},
+            )
+        return cal_end
+
+    cut = calibration_split(
+        orders,
+        timezone=timezone,
+        until=None if holdout_end is None else as_local_day(holdout_end, timezone, "holdout_end"),
+        calibration_end=given_or_middle,
+        unit=unit,
+        currency=currency,
         merge_same_day=merge_same_day,
     )
+    tx, split, cal_end, end = cut.tx, cut.summary, cut.calibration_end, cut.holdout_end
+    days_per_unit = cut.days_per_unit
     x = split["frequency_cal"].to_numpy()
     if not np.any(x > 0):
         raise ModelFitError(

@@ -6,7 +6,9 @@
 
 :func:`build_report_data` gathers every number through :class:`huitouke.analytics.Analytics`
 (the calls ``huitouke metrics`` / ``customers`` / ``segments`` make) and, when the prediction
-models can be fitted, through :mod:`huitouke.models`; :func:`render_html` formats that one
+models can be fitted, through :mod:`huitouke.prediction` — its per-customer view
+(:func:`huitouke.prediction.customer_frame.customer_frame`, the one ``huitouke customers``
+shows), so the lifecycle stages use the same model's P(alive) as the CLI; :func:`render_html` formats that one
 document. The document is embedded in the page as ``<script type="application/json"
 id="report-data">`` so scripts and tests can read the exact numbers back.
 
@@ -73,7 +75,9 @@ def build_report_data(
     predictions run in this process either way.
     """
     from huitouke.analytics import Analytics
-    from huitouke.errors import InputError
+    from huitouke.errors import HuitoukeError, InputError
+    from huitouke.prediction import Prediction, policy_prediction
+    from huitouke.prediction.customer_frame import customer_frame
 
     options: dict[str, Any] = {
         "timezone": timezone,
@@ -101,8 +105,40 @@ def build_report_data(
                 code="input.no_orders",
                 message_zh="没有可统计的订单(已支付且未全额退款或取消),无法生成报告",
             )
-        data = collect(analytics, as_of=as_of, source=source, due_days=due_days, version=_version())
         used_currency = analytics.currency
+        # one per-customer view with one model policy, as `huitouke customers` shows it: the
+        # lifecycle stages use the policy's P(alive); its run also feeds the predictions part
+        run: Prediction | HuitoukeError | None = None
+        if predictions:
+            try:
+                run = policy_prediction(
+                    orders,
+                    as_of=as_of,
+                    timezone=timezone,
+                    model=model,
+                    horizon_days=horizon_days,
+                    currency=used_currency,
+                )
+            except HuitoukeError as exc:
+                run = exc
+        view = customer_frame(
+            analytics,
+            orders,
+            as_of=as_of,
+            timezone=timezone,
+            model=model,
+            horizon_days=horizon_days,
+            currency=used_currency,
+            predictions=isinstance(run, Prediction),
+        )
+        data = collect(
+            analytics,
+            as_of=as_of,
+            source=source,
+            due_days=due_days,
+            version=_version(),
+            customers=view.frame,
+        )
     if predictions:
         from huitouke.report.predictions import collect_predictions
 
@@ -113,5 +149,6 @@ def build_report_data(
             as_of=as_of,
             horizon_days=horizon_days,
             model=model,
+            run=run,
         )
     return data

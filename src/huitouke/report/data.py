@@ -104,11 +104,15 @@ def collect(
     due_days: int = 7,
     version: str = "",
     generated_at: datetime | None = None,
+    customers: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Gather every number of the report (no predictions: see :mod:`.predictions`)."""
+    """Gather every number of the report (no predictions: see :mod:`.predictions`).
+    ``customers`` is the per-customer view at ``as_of`` (default: the analytics' own,
+    without a model's P(alive))."""
     metrics = analytics.metrics_json("month")
     pm = analytics.period_metrics("month")
-    customers = analytics.customers(as_of)
+    if customers is None:
+        customers = analytics.customers(as_of)
     windows = analytics.windows or LayerWindows.from_settings()
     rules = analytics.lifecycle_rules
 

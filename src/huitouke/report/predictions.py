@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from huitouke.errors import HuitoukeError
+from huitouke.prediction.scoring import Prediction
 from huitouke.prediction.transactions import (
     MIN_CUSTOMERS,
     MIN_REPEAT_CUSTOMERS,
@@ -58,11 +59,15 @@ def collect_predictions(
     as_of: date,
     horizon_days: int = 90,
     model: str = "auto",
+    run: Prediction | HuitoukeError | None = None,
 ) -> dict[str, Any]:
     """The predictions document, or ``{"status": "failed", "reason": …, "reason_zh": …}``
-    when the models cannot be fitted on these data."""
+    when the models cannot be fitted on these data. ``run`` is the caller's
+    :func:`~huitouke.prediction.policy_prediction` for the same arguments (or its error)."""
     try:
-        return _collect(orders, timezone, currency, as_of, horizon_days, model)
+        if isinstance(run, HuitoukeError):
+            raise run
+        return _collect(orders, timezone, currency, as_of, horizon_days, model, run)
     except HuitoukeError as exc:
         return {"status": "failed", "reason": exc.message, "reason_zh": exc.message_zh}
 
@@ -78,12 +83,13 @@ def _collect(
     as_of: date,
     horizon_days: int,
     model: str,
+    run: Prediction | None,
 ) -> dict[str, Any]:
-    from huitouke.prediction import alive_summary, predict
+    from huitouke.prediction import alive_summary, policy_prediction
 
     n, n_repeat = require_enough_data(orders, timezone=timezone, currency=currency, until=as_of)
 
-    result = predict(
+    result = run or policy_prediction(
         orders,
         as_of=as_of,
         timezone=timezone,

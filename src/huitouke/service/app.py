@@ -46,10 +46,10 @@ ROUTER_MODULES = (
     "huitouke.service.routers.loyalty",
     "huitouke.service.routers.metrics",
     "huitouke.service.routers.admin",
-    # the journeys context: stored journeys, runs, fulfilment events, results
-    "huitouke.journeys.api",
-    # measurement: tracked links /r/{token}, package-insert QR pages and claims
-    "huitouke.measurement.api",
+    # stored journeys, runs, fulfilment events, results
+    "huitouke.service.routers.journeys",
+    # tracked links /r/{token}, package-insert QR pages and claims
+    "huitouke.service.routers.measurement",
     # the messaging context's public callbacks (unsubscribe page, inbound SMS, receipts)
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)

@@ -5,16 +5,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from huitouke.errors import AuthError
 from huitouke.i18n import t
-from huitouke.service.apikeys import ApiKey, Scope, authenticate, check_scope
+from huitouke.service.apikeys import SCOPES, ApiKey, Scope, authenticate, check_scope
 from huitouke.service.context import ServiceContext
 from huitouke.service.error_handlers import request_lang
 
-__all__ = ["authenticated_key", "bearer", "get_ctx", "get_lang", "require"]
+__all__ = [
+    "authenticated_key",
+    "bearer",
+    "get_ctx",
+    "get_lang",
+    "require",
+    "required_scope",
+]
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -23,6 +31,8 @@ bearer = HTTPBearer(
 
 
 _VERIFIED = "huitouke.verified_key"
+#: the scope each dependency made by :func:`require` admits (read by :func:`required_scope`)
+_SCOPE_OF: dict[Callable[..., Awaitable[ApiKey]], Scope] = {}
 
 
 # Dependencies are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the
@@ -78,4 +88,19 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
         return key
 
     dependency.__name__ = f"require_{scope}"
+    _SCOPE_OF[dependency] = scope
     return dependency
+
+
+def required_scope(dependant: Dependant) -> Scope | None:
+    """The highest scope the :func:`require` dependencies of an endpoint (its own, its
+    router's, and those of its dependencies) ask for; None for an endpoint without a key."""
+    found: list[Scope] = []
+    stack = [dependant]
+    while stack:
+        d = stack.pop()
+        scope = _SCOPE_OF.get(d.call) if d.call is not None else None
+        if scope is not None:
+            found.append(scope)
+        stack.extend(d.dependencies)
+    return max(found, key=SCOPES.index) if found else None

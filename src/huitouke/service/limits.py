@@ -4,7 +4,10 @@ An ASGI middleware in front of every route. For a request that carries a body it
 
 1. authenticates first — the API key of a ``/v1`` endpoint, the inbound token of the
    providers' callbacks — and answers 401 without reading a byte of the body when that
-   fails, so an anonymous client cannot make the server buffer or parse anything;
+   fails, so an anonymous client cannot make the server buffer or parse anything; then
+   checks the key's scope against the one the matched endpoint requires (its
+   :func:`~huitouke.service.deps.require` dependency) and answers 403 just as early, so a
+   read key cannot make a write endpoint read its body either;
 2. answers 413 ``request.too_large`` at once when ``Content-Length`` exceeds the endpoint's
    limit, and otherwise counts the bytes as the application reads them: a body sent in
    chunks is cut off as soon as it passes the limit and answered 413, whatever the
@@ -18,17 +21,22 @@ its batch maximum (``orders_batch_max × orders_batch_event_bytes``). Rejections
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from huitouke.errors import AuthError, HuitoukeError, TooLargeError
 from huitouke.i18n import t
+from huitouke.service.apikeys import Scope as KeyScope
+from huitouke.service.apikeys import check_scope
 from huitouke.service.context import ServiceContext
-from huitouke.service.deps import authenticated_key
+from huitouke.service.deps import authenticated_key, required_scope
 from huitouke.service.lang import negotiate_lang
 from huitouke.settings import Settings
 
@@ -41,6 +49,23 @@ BATCH_LIMITS: dict[str, Callable[[Settings], int]] = {
 #: Callbacks authenticated by the inbound token (``?token=``) instead of an API key.
 _TOKEN_PATHS = ("/v1/inbound/", "/v1/receipts/")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: (method, path) → the scope its endpoint requires; cleared when it grows past this size
+_SCOPE_CACHE_MAX = 4096
+
+
+def _scope_table(
+    routes: Any,
+) -> list[tuple[re.Pattern[str], frozenset[str], KeyScope | None]]:
+    """Every endpoint of the app (included routers too, in the order the router tries them)
+    as (path pattern, methods, the scope its key needs)."""
+    table: list[tuple[re.Pattern[str], frozenset[str], KeyScope | None]] = []
+    for route in iter_route_contexts(routes):
+        pattern, dependant = getattr(route, "path_regex", None), getattr(route, "dependant", None)
+        if pattern is None or not route.methods:
+            continue
+        needed = required_scope(dependant) if dependant is not None else None
+        table.append((pattern, frozenset(route.methods), needed))
+    return table
 
 
 def body_limit(settings: Settings, path: str) -> int:
@@ -67,6 +92,30 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, ctx: ServiceContext) -> None:
         self.app = app
         self.ctx = ctx
+        self._scopes: dict[tuple[str, str], KeyScope | None] = {}
+        self._table: list[tuple[re.Pattern[str], frozenset[str], KeyScope | None]] | None = None
+
+    def _endpoint_scope(self, scope: Scope) -> KeyScope | None:
+        """The scope the endpoint this request will reach requires (None: no key, or no
+        such endpoint — the router answers that)."""
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"  # routes match below the mount point
+        cache_key = (scope["method"], path)
+        if cache_key in self._scopes:
+            return self._scopes[cache_key]
+        if self._table is None:
+            self._table = _scope_table(getattr(scope.get("app"), "routes", ()))
+        found: KeyScope | None = None
+        for pattern, methods, needed in self._table:
+            if scope["method"] in methods and pattern.match(path):
+                found = needed
+                break
+        if len(self._scopes) >= _SCOPE_CACHE_MAX:
+            self._scopes.clear()
+        self._scopes[cache_key] = found
+        return found
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: HuitoukeError) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -94,9 +143,12 @@ class RequestGuard:
         elif path.startswith("/v1/"):
             request = Request(scope)
             scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-            await authenticated_key(
+            key = await authenticated_key(
                 request, presented.strip() if scheme.lower() == "bearer" else None
             )
+            needed = self._endpoint_scope(scope)
+            if needed is not None:
+                check_scope(key, needed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -48,6 +48,18 @@ MESSAGES = {
         "zh": "请求体过大:此接口最多接受 {limit} 字节",
         "en": "request body too large: this endpoint takes at most {limit} bytes",
     },
+    # the pages of tracked links (a person clicked them in a message)
+    "link.page_title": {"zh": "链接无效", "en": "Link not valid"},
+    "link.invalid_page": {
+        "zh": "此链接无效或已被改动。请从店铺的最新消息中打开链接。",
+        "en": "This link is not valid or was altered. Please open the link from the "
+        "shop's latest message.",
+    },
+    "link.old_format_page": {
+        "zh": "此链接来自旧版本,已停用。请从店铺的最新消息中打开链接。",
+        "en": "This link comes from an earlier version and no longer works. Please open "
+        "the link from the shop's latest message.",
+    },
     "cli.apikey.created": {
         "zh": "已创建 API 密钥 {key_id}(权限 {scope},名称 {name})。密钥只显示这一次,请妥善保存:",
         "en": "created API key {key_id} (scope {scope}, name {name}). It is shown only this once; store it safely:",

@@ -1,4 +1,5 @@
-"""HTTP face of measurement: the tracked-link redirect and package-insert code claims."""
+"""Measurement over HTTP: the tracked-link redirect ``/r/{token}``, the page a package-insert
+QR code opens and insert-code claims (:mod:`huitouke.measurement` does the work)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from huitouke.errors import InputError
-from huitouke.i18n import register, t
+from huitouke.i18n import t
 from huitouke.measurement.codes import claim_code
 from huitouke.measurement.links import record_click, verify_link_token
+from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
@@ -24,23 +26,6 @@ from huitouke.store.uow import run_write
 __all__ = ["router"]
 
 router = APIRouter(tags=["measurement"], responses=ERROR_RESPONSES)
-
-
-register(
-    {
-        "link.page_title": {"zh": "链接无效", "en": "Link not valid"},
-        "link.invalid_page": {
-            "zh": "此链接无效或已被改动。请从店铺的最新消息中打开链接。",
-            "en": "This link is not valid or was altered. Please open the link from the "
-            "shop's latest message.",
-        },
-        "link.old_format_page": {
-            "zh": "此链接来自旧版本,已停用。请从店铺的最新消息中打开链接。",
-            "en": "This link comes from an earlier version and no longer works. Please open "
-            "the link from the shop's latest message.",
-        },
-    }
-)
 
 
 def _link_error_page(exc: InputError) -> HTMLResponse:

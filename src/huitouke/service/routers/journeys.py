@@ -1,6 +1,6 @@
-"""HTTP face of journeys: CRUD of stored journeys, switch built-ins on/off, run or dry-run
-a day, order fulfilment events, and results. The service mounts ``router`` (its
-``ROUTER_MODULES``)."""
+"""Journeys over HTTP: CRUD of stored journeys, switch built-ins on/off, run or dry-run a
+day, order fulfilment events, and results per journey and insert campaign
+(:mod:`huitouke.journeys` does the work)."""
 
 from __future__ import annotations
 
