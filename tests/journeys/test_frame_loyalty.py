@@ -19,6 +19,7 @@ from sqlalchemy import event, select
 from huitouke.journeys.integration import customers_frame
 from huitouke.loyalty import LoyaltyService, load_program
 from huitouke.loyalty import tables as lt
+from huitouke.loyalty.tiers import tier_metric
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 from huitouke.store.tables import customers, orders
@@ -111,7 +112,7 @@ def _one_by_one(conn: Any, svc: LoyaltyService) -> tuple[dict[str, float], dict[
             idx = next(i for i, lv in enumerate(levels) if lv.id == view["tier"]["id"])
             if idx + 1 < len(levels):
                 nxt = levels[idx + 1]
-                metric = Decimal(svc._tier_metric(conn, cid, at))
+                metric = Decimal(tier_metric(svc, conn, cid, at))
                 gap[cid] = float(max(nxt.threshold - metric, Decimal(0)) / nxt.threshold)
     return gap, stamps
 
