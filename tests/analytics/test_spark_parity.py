@@ -359,3 +359,21 @@ def test_report_data_same_on_spark(spark: Any) -> None:
     duck.pop("generated_at")
     on_spark.pop("generated_at")
     assert duck == on_spark
+
+
+def test_spark_types_cover_the_orders_schema() -> None:
+    """Every column of the canonical orders table is cast when Spark reads Parquet."""
+    from huitouke.analytics import spark as spark_engine
+
+    assert list(spark_engine._SPARK_TYPES) == ORDERS_SCHEMA.names
+
+
+def test_parquet_without_source_is_one_source(spark: Any, tmp_path: Path) -> None:
+    """Parquet written before order sources (no ``source`` column) reads as the default
+    source's orders, as an Arrow table without the column does."""
+    orders, _ = generated_orders(NY, seed=5)
+    pq.write_table(orders.drop_columns(["source"]), tmp_path / "old.parquet")
+    duck = Analytics(orders.drop_columns(["source"]), timezone=NY)
+    sp = SparkAnalytics(str(tmp_path / "old.parquet"), timezone=NY, session=spark)
+    assert duck.metrics_json("month") == sp.metrics_json("month")
+    sp.close()

@@ -61,6 +61,7 @@ _SPARK_TYPES = {
     "status": "STRING",
     "refunded_amount": "DECIMAL(18,4)",
     "channel": "STRING",
+    "source": "STRING",
 }
 
 
