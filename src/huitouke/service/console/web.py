@@ -32,24 +32,41 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from huitouke.errors import HuitoukeError
 from huitouke.i18n import fmt_date, fmt_money, fmt_number, fmt_pct, t
 from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
-from huitouke.service.apikeys import SCOPES, Scope, scope_allows
-from huitouke.service.console.i18n import LANG_COOKIE, LOCALES, choose_lang, translations
-from huitouke.service.context import ServiceContext
+from huitouke.service.apikeys import SCOPES
+from huitouke.service.console.i18n import LANG_COOKIE, LOCALES, translations
+from huitouke.service.console.kit import (
+    CSRF_HEADER,
+    LOGIN_CSRF_COOKIE,
+    N_,
+    PERIODS,
+    SESSION_COOKIE,
+    STATIC_FILES,
+    client_of,
+    current_session,
+    error_page,
+    guard,
+    is_htmx,
+    lang_of,
+    local_time,
+    masked,
+    now_of,
+    render,
+    request_ctx,
+    safe_next,
+    secure_cookie,
+    secure_headers,
+    session_policy,
+)
 from huitouke.service.sessions import (
     Session,
-    SessionPolicy,
-    load_session,
     sign_in,
     sign_out,
 )
@@ -65,204 +82,6 @@ __all__ = [
 ]
 
 router = APIRouter(include_in_schema=False)
-
-HERE = Path(__file__).parent
-SESSION_COOKIE = "htk_session"
-LOGIN_CSRF_COOKIE = "htk_login_csrf"
-CSRF_HEADER = "x-csrf-token"
-#: the files ``/static/console/{name}`` serves, and nothing else
-STATIC_FILES: dict[str, tuple[Path, str]] = {
-    "console.css": (HERE / "static" / "console.css", "text/css; charset=utf-8"),
-    "console.js": (HERE / "static" / "console.js", "text/javascript; charset=utf-8"),
-    "htmx.min.js": (HERE / "static" / "vendor" / "htmx.min.js", "text/javascript; charset=utf-8"),
-    "echarts.min.js": (
-        HERE / "static" / "vendor" / "echarts.min.js",
-        "text/javascript; charset=utf-8",
-    ),
-}
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; object-src 'none'"
-)
-
-
-def N_(message: str) -> str:
-    """Marks a text for the catalogue where it is chosen by value (``_(period)``)."""
-    return message
-
-
-PERIODS = ("month", "quarter", "week")
-#: texts the templates pick by value: period kinds, roles, user status
-CHOSEN_TEXTS = (
-    N_("month"), N_("quarter"), N_("week"), N_("read"), N_("operator"), N_("admin"),
-    N_("paid"), N_("partially_refunded"), N_("refunded"), N_("cancelled"),
-)  # fmt: skip
-
-_env = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-# -- request helpers ------------------------------------------------------------------------------
-
-
-def _ctx(request: Request) -> ServiceContext:
-    ctx: ServiceContext = request.app.state.ctx
-    return ctx
-
-
-def _policy(ctx: ServiceContext) -> SessionPolicy:
-    policy = ctx.cache.get("console.session_policy")
-    if not isinstance(policy, SessionPolicy):
-        policy = SessionPolicy.from_settings(ctx.settings)
-        ctx.cache["console.session_policy"] = policy
-    return policy
-
-
-def _now(ctx: ServiceContext) -> datetime:
-    return ctx.clock()
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "-"
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request", "").lower() == "true"
-
-
-def _secure(request: Request, ctx: ServiceContext) -> bool:
-    mode = ctx.settings.console_cookie_secure
-    if mode == "always":
-        return True
-    if mode == "never":
-        return False
-    return request.url.scheme == "https" or ctx.settings.public_base_url.startswith("https://")
-
-
-def safe_next(value: str | None) -> str:
-    """``value`` when it is a path of this site (``/…``), else ``/``: never another host
-    (``//evil.example``, ``https://…``, ``/\\evil.example``) nor a script URL."""
-    if not value or not value.startswith("/") or value.startswith("//"):
-        return "/"
-    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        return "/"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return "/"
-    return value
-
-
-def _session(request: Request) -> Session | None:
-    sid = request.cookies.get(SESSION_COOKIE)
-    if not sid:
-        return None
-    ctx = _ctx(request)
-    return load_session(ctx.store, sid, now=_now(ctx), policy=_policy(ctx))
-
-
-def _lang(request: Request, session: Session | None) -> str:
-    ctx = _ctx(request)
-    return choose_lang(
-        user_lang=session.user.lang if session else None,
-        cookie=request.cookies.get(LANG_COOKIE),
-        accept_language=request.headers.get("accept-language"),
-        default=ctx.settings.lang,
-    )
-
-
-def _headers(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = _CSP
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
-
-
-def _render(
-    request: Request,
-    template: str,
-    lang: str,
-    *,
-    session: Session | None,
-    status: int = 200,
-    **values: Any,
-) -> HTMLResponse:
-    tr = translations(lang)
-
-    def gettext(message: str, **params: Any) -> str:
-        text = tr.gettext(message)
-        return text % params if params else text
-
-    html = _env.get_template(template).render(
-        _=gettext,
-        lang=lang,
-        html_lang="zh-CN" if lang == "zh" else "en",
-        session=session,
-        user=session.user if session else None,
-        csrf_token=session.csrf_token if session else "",
-        path=request.url.path,
-        langs=list(LOCALES),
-        **values,
-    )
-    return _headers(HTMLResponse(html, status_code=status))  # type: ignore[return-value]
-
-
-def _error_page(
-    request: Request, session: Session | None, status: int, message: str
-) -> HTMLResponse:
-    lang = _lang(request, session)
-    return _render(
-        request, "error.html", lang, session=session, status=status, status_code=status,
-        message=message,
-    )  # fmt: skip
-
-
-def _login_redirect(request: Request) -> Response:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if _is_htmx(request):
-        # a fragment cannot be answered with the login page: htmx follows HX-Redirect
-        referer = request.headers.get("hx-current-url", "")
-        back = safe_next(urlsplit(referer).path) if referer else "/"
-        lang = _lang(request, None)
-        response = Response(
-            t("console.err.no_session", lang),
-            status_code=401,
-            media_type="text/plain; charset=utf-8",
-            headers={"HX-Redirect": f"/login?next={quote(back, safe='/')}"},
-        )
-        return _headers(response)
-    return _headers(RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303))
-
-
-def _guard(
-    request: Request,
-    *,
-    role: Scope = "read",
-    csrf: str | None = None,
-    check_csrf: bool = False,
-) -> Session | Response:
-    """The request's session, or the response that refuses it: the login redirect (no
-    session), 403 (CSRF token missing or wrong on a changing request, role too low)."""
-    session = _session(request)
-    if session is None:
-        return _login_redirect(request)
-    lang = _lang(request, session)
-    if check_csrf:
-        given = request.headers.get(CSRF_HEADER) or csrf or ""
-        if not hmac.compare_digest(given.encode(), session.csrf_token.encode()):
-            return _error_page(request, session, 403, t("console.err.csrf", lang))
-    if not scope_allows(session.user.role, role):
-        message = t("console.err.role", lang, required=role, role=session.user.role)
-        return _error_page(request, session, 403, message)
-    return session
-
 
 # -- static files --------------------------------------------------------------------------------
 
@@ -293,7 +112,7 @@ def _login_page(
     name: str = "",
 ) -> Response:
     token = secrets.token_urlsafe(32)
-    response = _render(
+    response = render(
         request,
         "login.html",
         lang,
@@ -311,7 +130,7 @@ def _login_page(
         path="/login",
         httponly=True,
         samesite="lax",
-        secure=_secure(request, _ctx(request)),
+        secure=secure_cookie(request, request_ctx(request)),
     )
     return response
 
@@ -319,17 +138,17 @@ def _login_page(
 @router.get("/login")
 def login_form(request: Request, next: str | None = None, lang: str | None = None) -> Response:
     """The sign-in page. 登录页。"""
-    session = _session(request)
+    session = current_session(request)
     target = safe_next(next)
     if session is not None:
-        return _headers(RedirectResponse(target, status_code=303))
+        return secure_headers(RedirectResponse(target, status_code=303))
     chosen = lang if lang in LOCALES else None
-    page_lang = chosen or _lang(request, None)
+    page_lang = chosen or lang_of(request, None)
     response = _login_page(request, next_path=target, lang=page_lang)
     if chosen:
         response.set_cookie(
             LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax", httponly=True,
-            secure=_secure(request, _ctx(request)),
+            secure=secure_cookie(request, request_ctx(request)),
         )  # fmt: skip
     return response
 
@@ -343,8 +162,8 @@ def login_submit(
     next: str = Form("/"),
 ) -> Response:
     """Sign in: a new session (the old one, if any, ends). 登录。"""
-    ctx = _ctx(request)
-    lang = _lang(request, None)
+    ctx = request_ctx(request)
+    lang = lang_of(request, None)
     target = safe_next(next)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
@@ -355,9 +174,9 @@ def login_submit(
         ctx.store,
         name=name.strip(),
         password=password,
-        client=_client(request),
-        now=_now(ctx),
-        policy=_policy(ctx),
+        client=client_of(request),
+        now=now_of(ctx),
+        policy=session_policy(ctx),
         previous_session_id=request.cookies.get(SESSION_COOKIE),
     )
     if result.error is not None or result.session_id is None or result.session is None:
@@ -371,7 +190,7 @@ def login_submit(
             status=error.http_status,
             name=name,
         )
-    response = _headers(RedirectResponse(target, status_code=303))
+    response = secure_headers(RedirectResponse(target, status_code=303))
     response.set_cookie(
         SESSION_COOKIE,
         result.session_id,
@@ -379,7 +198,7 @@ def login_submit(
         path="/",
         httponly=True,
         samesite="lax",
-        secure=_secure(request, ctx),
+        secure=secure_cookie(request, ctx),
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
@@ -388,15 +207,15 @@ def login_submit(
 @router.post("/logout")
 def logout(request: Request, csrf_token: str = Form("")) -> Response:
     """Sign out: the session ends. 退出登录。"""
-    guarded = _guard(request, csrf=csrf_token, check_csrf=True)
+    guarded = guard(request, csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
-    ctx = _ctx(request)
-    sign_out(ctx.store, guarded, client=_client(request), now=_now(ctx))
-    response = _headers(RedirectResponse("/login", status_code=303))
+    ctx = request_ctx(request)
+    sign_out(ctx.store, guarded, client=client_of(request), now=now_of(ctx))
+    response = secure_headers(RedirectResponse("/login", status_code=303))
     response.delete_cookie(SESSION_COOKIE, path="/")
-    if _is_htmx(request):
-        response = _headers(Response(status_code=204, headers={"HX-Redirect": "/login"}))
+    if is_htmx(request):
+        response = secure_headers(Response(status_code=204, headers={"HX-Redirect": "/login"}))
         response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -407,20 +226,20 @@ def choose_language(
 ) -> Response:
     """The signed-in user's language (zh or en), kept with the user and in a cookie.
     选择界面语言。"""
-    guarded = _guard(request, csrf=csrf_token, check_csrf=True)
+    guarded = guard(request, csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
     if lang not in LOCALES:
-        message = t("console.err.bad_lang", _lang(request, guarded), lang=lang[:16])
-        return _error_page(request, guarded, 422, message)
+        message = t("console.err.bad_lang", lang_of(request, guarded), lang=lang[:16])
+        return error_page(request, guarded, 422, message)
     from huitouke.service.users import set_lang
 
-    ctx = _ctx(request)
+    ctx = request_ctx(request)
     run_write(ctx.store, lambda conn: set_lang(conn, guarded.user.name, lang))
-    response = _headers(RedirectResponse(safe_next(next), status_code=303))
+    response = secure_headers(RedirectResponse(safe_next(next), status_code=303))
     response.set_cookie(
         LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True,
-        secure=_secure(request, ctx),
+        secure=secure_cookie(request, ctx),
     )  # fmt: skip
     return response
 
@@ -579,7 +398,7 @@ def _chart_options(
 def _overview_values(request: Request, lang: str, period: str) -> dict[str, Any]:
     from huitouke.app.overview import OverviewOptions, overview
 
-    ctx = _ctx(request)
+    ctx = request_ctx(request)
     s = ctx.settings
     data = overview(
         ctx.store,
@@ -640,29 +459,29 @@ def _period(value: str | None) -> str:
 @router.get("/")
 def overview_page(request: Request, period: str | None = None) -> Response:
     """The overview: repurchase cards, trends, cohorts, ladder. 总览。"""
-    guarded = _guard(request)
+    guarded = guard(request)
     if isinstance(guarded, Response):
         return guarded
-    lang = _lang(request, guarded)
+    lang = lang_of(request, guarded)
     try:
         values = _overview_values(request, lang, _period(period))
     except HuitoukeError as exc:  # e.g. orders in several currencies: said on a page
-        return _error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return _render(request, "overview.html", lang, session=guarded, **values)
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return render(request, "overview.html", lang, session=guarded, **values)
 
 
 @router.get("/overview/fragment")
 def overview_fragment(request: Request, period: str | None = None) -> Response:
     """The overview's cards, charts and tables for one period kind (htmx swaps it in)."""
-    guarded = _guard(request)
+    guarded = guard(request)
     if isinstance(guarded, Response):
         return guarded
-    lang = _lang(request, guarded)
+    lang = lang_of(request, guarded)
     try:
         values = _overview_values(request, lang, _period(period))
     except HuitoukeError as exc:
-        return _error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return _render(request, "_overview_body.html", lang, session=guarded, **values)
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return render(request, "_overview_body.html", lang, session=guarded, **values)
 
 
 # -- users (admins) --------------------------------------------------------------------------------
@@ -674,10 +493,10 @@ def _users_page(
 ) -> Response:  # fmt: skip
     from huitouke.service.users import MIN_PASSWORD_LENGTH, list_users
 
-    ctx = _ctx(request)
-    lang = _lang(request, session)
+    ctx = request_ctx(request)
+    lang = lang_of(request, session)
     users = run_read(ctx.store, list_users)
-    return _render(
+    return render(
         request, "users.html", lang, session=session, status=status, users=users,
         roles=SCOPES, error=error, notice=notice, min_length=MIN_PASSWORD_LENGTH,
     )  # fmt: skip
@@ -686,7 +505,7 @@ def _users_page(
 @router.get("/users")
 def users_page(request: Request) -> Response:
     """Console users (admins only). 控制台用户(仅管理员)。"""
-    guarded = _guard(request, role="admin")
+    guarded = guard(request, role="admin")
     if isinstance(guarded, Response):
         return guarded
     return _users_page(request, guarded)
@@ -703,21 +522,21 @@ def users_create(
     """Create a user (admins only). 新建用户。"""
     from huitouke.service.users import create_user
 
-    guarded = _guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
-    ctx = _ctx(request)
-    lang = _lang(request, guarded)
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
     try:
         run_write(
             ctx.store,
             lambda conn: create_user(
-                conn, name=name.strip(), role=role, password=password, now=_now(ctx)
+                conn, name=name.strip(), role=role, password=password, now=now_of(ctx)
             ),
         )
     except HuitoukeError as exc:
         return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
-    return _headers(RedirectResponse("/users", status_code=303))
+    return secure_headers(RedirectResponse("/users", status_code=303))
 
 
 @router.post("/users/{name}/disable")
@@ -725,18 +544,18 @@ def users_disable(request: Request, name: str, csrf_token: str = Form("")) -> Re
     """Disable a user; their sessions end (admins only). 停用用户。"""
     from huitouke.service.users import disable_user
 
-    guarded = _guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
-    ctx = _ctx(request)
-    lang = _lang(request, guarded)
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
     if name == guarded.user.name:
         return _users_page(request, guarded, status=409, error=t("console.err.self_disable", lang))
     try:
-        run_write(ctx.store, lambda conn: disable_user(conn, name, now=_now(ctx)))
+        run_write(ctx.store, lambda conn: disable_user(conn, name, now=now_of(ctx)))
     except HuitoukeError as exc:
         return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
-    return _headers(RedirectResponse("/users", status_code=303))
+    return secure_headers(RedirectResponse("/users", status_code=303))
 
 
 @router.post("/users/{name}/enable")
@@ -744,39 +563,19 @@ def users_enable(request: Request, name: str, csrf_token: str = Form("")) -> Res
     """Enable a user again (admins only). 重新启用用户。"""
     from huitouke.service.users import enable_user
 
-    guarded = _guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
-    ctx = _ctx(request)
-    lang = _lang(request, guarded)
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
     try:
         run_write(ctx.store, lambda conn: enable_user(conn, name))
     except HuitoukeError as exc:
         return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
-    return _headers(RedirectResponse("/users", status_code=303))
+    return secure_headers(RedirectResponse("/users", status_code=303))
 
 
 # -- customers -----------------------------------------------------------------------------------------
-
-
-def _masked(row: dict[str, Any], session: Session) -> dict[str, Any]:
-    """Names, phones and e-mail addresses masked for read users, as for read API keys."""
-    from huitouke.service.masking import mask_email, mask_name, mask_phone
-
-    if scope_allows(session.user.role, "operator"):
-        return row
-    return {
-        **row,
-        "name": mask_name(row.get("name")),
-        "phone": mask_phone(row.get("phone")),
-        "email": mask_email(row.get("email")),
-    }
-
-
-def _local(ctx: ServiceContext, value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    return value.astimezone(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
 
 
 @router.get("/customers")
@@ -784,16 +583,18 @@ def customers_page(request: Request, q: str = "") -> Response:
     """Customer search by id, phone or e-mail prefix. 顾客搜索。"""
     from huitouke.service.customers import search_customers
 
-    guarded = _guard(request)
+    guarded = guard(request)
     if isinstance(guarded, Response):
         return guarded
-    ctx = _ctx(request)
-    lang = _lang(request, guarded)
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
     query = q.strip()[:128]
     rows = run_read(ctx.store, lambda conn: search_customers(conn, query, limit=50))
-    shown = [{**_masked(r, guarded), "last_order": _local(ctx, r["last_order_at"])} for r in rows]
-    template = "_customer_rows.html" if _is_htmx(request) else "customers.html"
-    return _render(
+    shown = [
+        {**masked(r, guarded), "last_order": local_time(ctx, r["last_order_at"])} for r in rows
+    ]
+    template = "_customer_rows.html" if is_htmx(request) else "customers.html"
+    return render(
         request, template, lang, session=guarded, q=query, customers=shown, limit=50,
         fmt_count=lambda v: fmt_number(v, lang, 0),
     )  # fmt: skip
@@ -806,11 +607,11 @@ def customer_page(request: Request, customer_id: str) -> Response:
     from huitouke.service.customers import customer_orders, get_customer
     from huitouke.service.programs import loyalty_service
 
-    guarded = _guard(request)
+    guarded = guard(request)
     if isinstance(guarded, Response):
         return guarded
-    ctx = _ctx(request)
-    lang = _lang(request, guarded)
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
 
     def read(conn: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         profile = get_customer(conn, customer_id)
@@ -821,17 +622,17 @@ def customer_page(request: Request, customer_id: str) -> Response:
     try:
         profile, orders, loyalty = run_read(ctx.store, read)
     except NotFoundError as exc:
-        return _error_page(request, guarded, 404, exc.localized(lang))
+        return error_page(request, guarded, 404, exc.localized(lang))
     shown_orders = [
         {
             **o,
-            "when": _local(ctx, o["ordered_at"]),
+            "when": local_time(ctx, o["ordered_at"]),
             "amount_shown": fmt_money(o["amount"], o["currency"], lang),
             "refunded_shown": fmt_money(o["refunded_amount"], o["currency"], lang),
         }
         for o in orders
     ]
-    return _render(
-        request, "customer.html", lang, session=guarded, profile=_masked(profile, guarded),
+    return render(
+        request, "customer.html", lang, session=guarded, profile=masked(profile, guarded),
         orders=shown_orders, loyalty=loyalty, timezone=ctx.settings.timezone,
     )  # fmt: skip
