@@ -178,6 +178,13 @@ class Settings(BaseSettings):
         description="Secret for signed links (unsubscribe, tracked clicks) and webhook HMACs. "
         "Set a long random value in production.",
     )
+    encryption_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Keys that encrypt stored credentials (connector tokens, channel "
+        "passwords) with AES-256-GCM: comma-separated, each the URL-safe base64 of 32 bytes "
+        "(`huitouke settings --new-encryption-key` prints one). The first encrypts, all "
+        "decrypt: rotate by putting a new key first. Empty: storing a credential is refused.",
+    )
 
     # --- merchant console ------------------------------------------------------------------
     console_session_idle_minutes: int = Field(

@@ -51,8 +51,18 @@ def register(app: typer.Typer) -> None:
     @app.command("settings")
     def settings_cmd(
         markdown: bool = typer.Option(False, "--markdown", help="Print the settings table."),
+        new_key: bool = typer.Option(
+            False,
+            "--new-encryption-key",
+            help="Print a fresh key for HUITOUKE_ENCRYPTION_KEYS. 生成一个新的加密密钥。",
+        ),
     ) -> None:
         """Show the effective settings. 查看当前设置。"""
+        if new_key:
+            from huitouke.core.secretbox import new_key as make_key
+
+            typer.echo(make_key())
+            return
         if markdown:
             typer.echo(settings_markdown(), nl=False)
             return
