@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     )
     currency: str = Field("CNY", description="Default ISO 4217 currency of amounts without one.")
     lang: str = Field("zh", description="Default language of user-facing text: zh or en.")
+    phone_region: str = Field(
+        "CN",
+        pattern=r"^[A-Z]{2}$",
+        description="Country (ISO 3166 alpha-2) a phone number without a country code is read "
+        "in, when phone numbers are normalised to E.164 to match one customer across platforms.",
+    )
 
     # --- segments (BRIEF: seed layering) -------------------------------------------------
     layer_new_days: int = Field(

@@ -280,10 +280,19 @@ def stored_orders_by_id(
     return out
 
 
-def load_orders(store: Store) -> pa.Table:
+def load_orders(store: Store, *, per_person: bool = True) -> pa.Table:
     """Every order as the canonical Arrow table (:mod:`huitouke.core.orders`), for the
-    analytics, the report and the models: what the doors recorded."""
-    return store.load_orders()
+    analytics, the report and the models: what the doors recorded. With ``per_person``
+    (the default) an account merged into another's person (:mod:`huitouke.identity`)
+    counts as that person: its ``customer_id`` is the person's primary account."""
+    from huitouke.identity.service import apply_persons, person_map
+
+    table = store.load_orders()
+    if not per_person:
+        return table
+    with store.connect() as conn:
+        mapping = person_map(conn)
+    return apply_persons(table, mapping)
 
 
 def stored_loyalty(conn: Connection, timezone: str) -> LoyaltyService | None:

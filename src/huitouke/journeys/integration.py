@@ -56,10 +56,15 @@ def customers_frame(
 ) -> pd.DataFrame:
     """One row per customer with a counted order up to ``as_of`` (see :mod:`.frame`)."""
     from huitouke.analytics import Analytics
+    from huitouke.identity.service import apply_persons, person_map
 
     orders = store.load_orders()
     if orders.num_rows == 0:
         return pd.DataFrame(columns=["customer_id", "orders", "last_order_at", "first_order_at"])
+    with store.connect() as conn:
+        # a person's accounts merged into one (huitouke.identity): the journey sees one
+        # customer, its primary account, with every account's orders
+        orders = apply_persons(orders, person_map(conn))
     pa_series = p_alive_series(orders, as_of, settings.timezone) if with_p_alive else None
     with Analytics(orders, timezone=settings.timezone) as an:
         df = an.customers(as_of, p_alive=pa_series)

@@ -46,6 +46,8 @@ ROUTER_MODULES = (
     "huitouke.service.routers.loyalty",
     "huitouke.service.routers.metrics",
     "huitouke.service.routers.admin",
+    # one customer across platforms: persons, merges, unmerges, matches
+    "huitouke.service.routers.identity",
     # stored journeys, runs, fulfilment events, results
     "huitouke.service.routers.journeys",
     # tracked links /r/{token}, package-insert QR pages and claims

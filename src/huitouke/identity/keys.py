@@ -1,0 +1,85 @@
+"""Matching keys: normalised phone numbers and e-mail addresses, platform union ids, hashed.
+
+Pure functions, no I/O. A key is stored only as ``HMAC-SHA256(k, "<kind>:<value>")`` with a
+key derived from the service secret, so a copy of the table reveals no phone number or
+address (a plain hash of an 11-digit phone number is reversed by trying them all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any, Literal
+
+import phonenumbers
+
+__all__ = [
+    "KINDS",
+    "KeyKind",
+    "account_keys",
+    "hash_key",
+    "identity_secret",
+    "normalise_email",
+    "normalise_phone",
+]
+
+KeyKind = Literal["phone", "email", "union_id"]
+KINDS: tuple[KeyKind, ...] = ("phone", "email", "union_id")
+
+#: profile attributes that carry a platform union id (WeChat UnionID, Alipay user id …)
+UNION_ID_ATTRIBUTES = ("union_id", "unionid", "wechat_unionid")
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalise_phone(raw: str | None, region: str) -> str | None:
+    """``raw`` as E.164 (``+8613800138000``), read in ``region`` (ISO 3166 alpha-2) when it
+    has no country code; ``None`` when it is not a valid number (masked, too short, …)."""
+    if not raw or not str(raw).strip():
+        return None
+    text = str(raw).strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region.upper())
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str | None) -> str | None:
+    """``raw`` trimmed and lower-cased when it looks like an address; else ``None``."""
+    if not raw:
+        return None
+    text = str(raw).strip().lower()
+    return text if _EMAIL.match(text) else None
+
+
+def identity_secret(service_secret: str) -> bytes:
+    """The hashing key, derived from the service secret for this one purpose."""
+    return hmac.new(service_secret.encode("utf-8"), b"huitouke/identity/keys", "sha256").digest()
+
+
+def hash_key(secret: bytes, kind: KeyKind, value: str) -> str:
+    """The stored form of a key: hex HMAC-SHA256 of ``kind:value``."""
+    return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def account_keys(
+    phone: str | None, email: str | None, attributes: dict[str, Any] | None, *, region: str
+) -> list[tuple[KeyKind, str]]:
+    """The normalised keys one account carries (before hashing)."""
+    out: list[tuple[KeyKind, str]] = []
+    if (p := normalise_phone(phone, region)) is not None:
+        out.append(("phone", p))
+    if (e := normalise_email(email)) is not None:
+        out.append(("email", e))
+    for name in UNION_ID_ATTRIBUTES:
+        value = (attributes or {}).get(name)
+        if isinstance(value, str) and value.strip():
+            out.append(("union_id", value.strip()))
+            break
+    return out
