@@ -295,6 +295,24 @@ class Settings(BaseSettings):
     wecom_robot_url: SecretStr = Field(
         SecretStr(""), description="WeCom (企业微信) group robot webhook URL (empty: off)."
     )
+    wecom_corp_id: str = Field(
+        "", description="WeCom corp id (企业ID) for the private-domain features (empty: off)."
+    )
+    wecom_contact_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Secret of WeCom's customer-contact application (客户联系 Secret).",
+    )
+    wecom_callback_token: SecretStr = Field(
+        SecretStr(""), description="Token of the customer-contact callback (回调 Token)."
+    )
+    wecom_encoding_aes_key: SecretStr = Field(
+        SecretStr(""),
+        description="EncodingAESKey of the customer-contact callback (43 characters).",
+    )
+    wecom_api_base_url: str = Field(
+        "https://qyapi.weixin.qq.com",
+        description="Base URL of WeCom's server API (point it at a local fake to test).",
+    )
     dingtalk_robot_url: SecretStr = Field(
         SecretStr(""),
         description="DingTalk (钉钉) group robot webhook URL with access_token (empty: off).",

@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "huitouke.cli.admin_cmd",
     "huitouke.cli.users_cmd",
     "huitouke.cli.identity_cmd",
+    "huitouke.cli.wecom_cmd",
 )
 
 

@@ -620,11 +620,15 @@ class _Writer:
                     "customer_id": r["customer_id"],
                 }
                 raise
+            attrs = prof.get("attributes") or {}
             recipient = (
                 prof.get("phone")
                 if step.channel == "sms"
                 else prof.get("email")
                 if step.channel == "email"
+                # a 1:1 WeCom message goes to the contact, from the staff member who added them
+                else attrs.get("wecom_external_userid")
+                if step.channel == "wecom_contact"
                 else None
             )
             send_at = r["deliver_after"] if _present(r["deliver_after"]) else r["send_at"]
@@ -638,7 +642,15 @@ class _Writer:
                     rendered=rendered.to_payload(),
                     kind=step.kind,
                     recipient=recipient,
-                    payload={"coupon": coupon["code"] if coupon else None, "link": link},
+                    payload={
+                        "coupon": coupon["code"] if coupon else None,
+                        "link": link,
+                        **(
+                            {"sender": attrs.get("wecom_follow_user")}
+                            if step.channel == "wecom_contact"
+                            else {}
+                        ),
+                    },
                     planned_at=self.now,
                     not_before=send_at,
                     expires_at=r["expires_at"],

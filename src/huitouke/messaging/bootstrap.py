@@ -57,6 +57,21 @@ def build_channels(settings: Settings, only: Iterable[str] | None = None) -> dic
         from huitouke.messaging.channels.robots import WeComRobotChannel
 
         out["wecom"] = WeComRobotChannel(settings.wecom_robot_url.get_secret_value())
+    if (
+        settings.wecom_corp_id
+        and settings.wecom_contact_secret.get_secret_value()
+        and want("wecom_contact")
+    ):
+        from huitouke.messaging.channels.wecom_api import WeComClient
+        from huitouke.messaging.channels.wecom_contact import WeComContactChannel
+
+        out["wecom_contact"] = WeComContactChannel(
+            WeComClient(
+                settings.wecom_api_base_url,
+                settings.wecom_corp_id,
+                settings.wecom_contact_secret.get_secret_value(),
+            )
+        )
     if settings.dingtalk_robot_url.get_secret_value() and want("dingtalk"):
         from huitouke.messaging.channels.robots import DingTalkRobotChannel
 

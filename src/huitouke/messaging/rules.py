@@ -75,7 +75,9 @@ REASON_CODES = (
 ALL_CHANNELS = "*"
 #: The channels a message can be planned on (the logical names of the channel ports;
 #: ``console`` is the dry-run channel that writes each message as a JSON line).
-CHANNELS: tuple[str, ...] = ("sms", "email", "webhook", "wecom", "dingtalk", "console")
+CHANNELS: tuple[str, ...] = (
+    "sms", "email", "webhook", "wecom", "wecom_contact", "dingtalk", "console",
+)  # fmt: skip
 #: How long a marketing message waits behind a due service notice before it is re-checked.
 TRANSACTIONAL_FIRST_DELAY = timedelta(minutes=1)
 

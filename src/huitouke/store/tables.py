@@ -45,6 +45,7 @@ CONTEXT_TABLE_MODULES = (
     "huitouke.measurement.tables",
     "huitouke.messaging.tables",
     "huitouke.service.tables",
+    "huitouke.wecom.tables",
 )
 
 metadata = MetaData(

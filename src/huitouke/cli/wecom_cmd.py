@@ -1,0 +1,195 @@
+"""Private domain on WeCom: `huitouke wecom code add|list`, `wecom contacts`, `wecom events`,
+`wecom retry`.
+
+A channel live code (渠道活码) is created in WeCom (``add_contact_way``) with our code as its
+``state``: every contact added through it is linked to a customer, tagged with the code's
+tags and greeted with its welcome text and survey link (``POST /v1/wecom/callback``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from huitouke.i18n import register as register_texts
+from huitouke.i18n import t
+from huitouke.settings import get_settings
+
+wecom_app = typer.Typer(
+    help="Private domain on WeCom: channel codes, contacts, callback events. "
+    "企业微信私域:渠道活码、客户、回调事件。",
+    no_args_is_help=True,
+)
+code_app = typer.Typer(help="Channel live codes. 渠道活码。", no_args_is_help=True)
+
+register_texts(
+    {
+        "cli.wecom.code_added": {
+            "en": "channel code {code} created in WeCom (config {config_id}); QR code: {qr}",
+            "zh": "已在企业微信创建渠道码 {code}(配置 {config_id});二维码:{qr}",
+        },
+        "cli.wecom.retried": {
+            "en": "event {event_id}: {status}",
+            "zh": "事件 {event_id}:{status}",
+        },
+    }
+)
+
+_DB = typer.Option(None, "--database-url", help="Store URL. 数据库地址。")
+
+
+def _lang() -> str:
+    return get_settings().lang
+
+
+def _store(database_url: str | None) -> Any:
+    from huitouke.store.db import open_store
+
+    return open_store(database_url)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+def register(app: typer.Typer) -> None:
+    @code_app.command("add")
+    def code_add(
+        code: str = typer.Argument(..., help="Code name, also WeCom's state (≤30). 渠道码名称。"),
+        users: list[str] = typer.Option(
+            ..., "--user", help="Staff WeCom user id (repeatable). 接待员工 userid(可重复)。"
+        ),
+        source: str = typer.Option(
+            ..., "--source", help="Where it is printed (package_insert, order_page…). 投放位置。"
+        ),
+        tags: list[str] = typer.Option(
+            [], "--tag", help="Tag applied (repeatable). 自动打的标签。"
+        ),
+        welcome_zh: str = typer.Option(..., "--welcome-zh", help="Welcome text (zh). 中文欢迎语。"),
+        welcome_en: str = typer.Option(..., "--welcome-en", help="Welcome text (en). 英文欢迎语。"),
+        survey: Path | None = typer.Option(
+            None, "--survey", help="Survey questions (JSON file). 问卷(JSON 文件)。"
+        ),
+        database_url: str | None = _DB,
+    ) -> None:
+        """Create a channel live code in WeCom and keep it. 在企业微信创建渠道活码。"""
+        from huitouke.app.wecom import wecom_client
+        from huitouke.errors import InputError
+        from huitouke.wecom.service import add_code
+
+        questions: Any = []
+        if survey is not None:
+            try:
+                questions = json.loads(survey.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise InputError(
+                    f"{survey}: cannot read the survey as JSON: {exc}",
+                    code="wecom.bad_input",
+                    message_zh=f"{survey}:无法按 JSON 读取问卷:{exc}",
+                    details={"field": "survey", "file": str(survey)},
+                ) from None
+        settings = get_settings()
+        client = wecom_client(settings)
+        store = _store(database_url)
+        try:
+            with store.begin() as conn:
+                row = add_code(
+                    conn, client, code=code, users=users, source=source, tags=tags,
+                    welcome_zh=welcome_zh, welcome_en=welcome_en, survey=questions,
+                    now=datetime.now(UTC),
+                )  # fmt: skip
+        finally:
+            store.dispose()
+            client.close()
+        typer.echo(
+            t(
+                "cli.wecom.code_added",
+                _lang(),
+                code=code,
+                config_id=row["config_id"],
+                qr=row["qr_code"],
+            )
+        )
+
+    @code_app.command("list")
+    def code_list(database_url: str | None = _DB) -> None:
+        """Codes with the contacts each brought (JSON). 渠道码及带来的客户数(JSON)。"""
+        from huitouke.wecom.service import list_codes
+
+        store = _store(database_url)
+        try:
+            with store.connect() as conn:
+                rows = list_codes(conn)
+        finally:
+            store.dispose()
+        typer.echo(_json(rows))
+
+    @wecom_app.command("contacts")
+    def contacts(
+        code: str | None = typer.Option(None, "--code", help="Only this code. 仅此渠道码。"),
+        database_url: str | None = _DB,
+    ) -> None:
+        """External contacts and the customers they are linked to (JSON). 外部联系人(JSON)。"""
+        from sqlalchemy import select
+
+        from huitouke.wecom.tables import wecom_contacts
+
+        store = _store(database_url)
+        try:
+            with store.connect() as conn:
+                q = select(wecom_contacts).order_by(wecom_contacts.c.added_at)
+                if code:
+                    q = q.where(wecom_contacts.c.code == code)
+                rows = [dict(r) for r in conn.execute(q).mappings()]
+        finally:
+            store.dispose()
+        typer.echo(_json(rows))
+
+    @wecom_app.command("events")
+    def events(
+        failed: bool = typer.Option(False, "--failed", help="Only failed ones. 仅失败的。"),
+        limit: int = typer.Option(100, "--limit", min=1, help="At most. 最多条数。"),
+        database_url: str | None = _DB,
+    ) -> None:
+        """Callback events received, newest first (JSON). 收到的回调事件(JSON)。"""
+        from sqlalchemy import select
+
+        from huitouke.wecom.tables import wecom_events
+
+        store = _store(database_url)
+        try:
+            with store.connect() as conn:
+                q = select(wecom_events).order_by(wecom_events.c.event_id.desc()).limit(limit)
+                if failed:
+                    q = q.where(wecom_events.c.status == "failed")
+                rows = [dict(r) for r in conn.execute(q).mappings()]
+        finally:
+            store.dispose()
+        typer.echo(_json(rows))
+
+    @wecom_app.command("retry")
+    def retry(
+        event_id: int = typer.Argument(..., help="Event id. 事件编号。"),
+        database_url: str | None = _DB,
+    ) -> None:
+        """Apply a failed event again. 重新处理失败的事件。"""
+        from huitouke.app.wecom import retry_event, wecom_client
+
+        settings = get_settings()
+        client = wecom_client(settings)
+        store = _store(database_url)
+        try:
+            out = retry_event(store, settings, client, event_id, now=datetime.now(UTC))
+        finally:
+            store.dispose()
+            client.close()
+        typer.echo(t("cli.wecom.retried", _lang(), event_id=event_id, status=out.status))
+        if out.status == "failed":
+            raise typer.Exit(1)
+
+    wecom_app.add_typer(code_app, name="code")
+    app.add_typer(wecom_app, name="wecom")

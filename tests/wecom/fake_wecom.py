@@ -1,0 +1,113 @@
+"""A local stand-in for WeCom's server API, written from WeCom's published request and
+response shapes (客户联系: gettoken, add_contact_way, externalcontact/get, send_welcome_msg,
+get_corp_tag_list, add_corp_tag, mark_tag, add_msg_template). It answers HTTP 200 with an
+``errcode`` as WeCom does, and records every call."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class FakeWeCom:
+    corp_id: str = "ww-test-corp"
+    secret: str = "contact-secret"
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)  # name → id
+    tokens_issued: int = 0
+    expire_next_call: bool = False
+    fail_get_with: int | None = None
+    base_url: str = ""
+
+    def calls_to(self, path: str) -> list[Any]:
+        return [body for p, _, body in self.calls if p == path]
+
+    def answer(self, path: str, query: dict[str, str], body: Any) -> dict[str, Any]:
+        if path == "/cgi-bin/gettoken":
+            self.calls.append((path, query, body))
+            if query.get("corpid") != self.corp_id or query.get("corpsecret") != self.secret:
+                return {"errcode": 40001, "errmsg": "invalid credential"}
+            self.tokens_issued += 1
+            return {"errcode": 0, "errmsg": "ok", "access_token": f"tok{self.tokens_issued}",
+                    "expires_in": 7200}  # fmt: skip
+        if query.get("access_token") != f"tok{self.tokens_issued}":
+            return {"errcode": 40014, "errmsg": "invalid access_token"}
+        if self.expire_next_call:
+            self.expire_next_call = False
+            return {"errcode": 42001, "errmsg": "access_token expired"}
+        # recorded once served: a call refused for its token is not a call WeCom acted on
+        self.calls.append((path, query, body))
+        if path == "/cgi-bin/externalcontact/add_contact_way":
+            n = len(self.calls_to(path))
+            return {"errcode": 0, "errmsg": "ok", "config_id": f"cfg{n:04d}",
+                    "qr_code": f"https://p.qpic.cn/wwhead/fake-{body['state']}"}  # fmt: skip
+        if path == "/cgi-bin/externalcontact/get":
+            if self.fail_get_with is not None:
+                return {"errcode": self.fail_get_with, "errmsg": "invalid external userid"}
+            found = self.contacts.get(query.get("external_userid", ""))
+            if found is None:
+                return {"errcode": 84061, "errmsg": "not external contact"}
+            return {"errcode": 0, "errmsg": "ok", **found}
+        if path == "/cgi-bin/externalcontact/send_welcome_msg":
+            return {"errcode": 0, "errmsg": "ok"}
+        if path == "/cgi-bin/externalcontact/get_corp_tag_list":
+            return {"errcode": 0, "errmsg": "ok", "tag_group": [
+                {"group_id": "g1", "group_name": "huitouke", "tag": [
+                    {"id": i, "name": n, "create_time": 0, "order": 0, "deleted": False}
+                    for n, i in self.tags.items()]}]}  # fmt: skip
+        if path == "/cgi-bin/externalcontact/add_corp_tag":
+            made = []
+            for t in body["tag"]:
+                self.tags[t["name"]] = f"et{len(self.tags) + 1:03d}"
+                made.append({"id": self.tags[t["name"]], "name": t["name"], "create_time": 0,
+                             "order": 0})  # fmt: skip
+            return {"errcode": 0, "errmsg": "ok",
+                    "tag_group": {"group_id": "g1", "group_name": body["group_name"],
+                                  "create_time": 0, "order": 0, "tag": made}}  # fmt: skip
+        if path == "/cgi-bin/externalcontact/mark_tag":
+            return {"errcode": 0, "errmsg": "ok"}
+        if path == "/cgi-bin/externalcontact/add_msg_template":
+            unknown = [e for e in body["external_userid"] if e not in self.contacts]
+            return {"errcode": 0, "errmsg": "ok", "fail_list": unknown,
+                    "msgid": f"msg{len(self.calls_to(path)):04d}"}  # fmt: skip
+        return {"errcode": 404, "errmsg": f"no such api {path}"}
+
+
+@contextmanager
+def serve(fake: FakeWeCom) -> Iterator[FakeWeCom]:
+    class Handler(BaseHTTPRequestHandler):
+        def _go(self) -> None:
+            parts = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            data = json.dumps(fake.answer(parts.path, query, body)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = _go
+        do_POST = _go
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
