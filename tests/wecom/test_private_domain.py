@@ -372,3 +372,38 @@ def test_a_journey_step_on_wecom_contact_goes_to_the_contact_from_its_staff_memb
     assert rows["c1"]["channel"] == "wecom_contact"
     # c0 has no WeCom contact: queued without a recipient, the channel refuses it by name
     assert "c0" not in rows or rows["c0"]["recipient"] is None
+
+
+def test_push_tags_sets_ours_and_takes_off_what_was_removed(store: Store, fake: FakeWeCom) -> None:
+    from sqlalchemy import update
+
+    from huitouke.wecom.service import push_tags
+
+    client = WeComClient(fake.base_url, fake.corp_id, fake.secret)
+    with store.begin() as conn:
+        conn.execute(
+            customers.insert(),
+            [{"customer_id": "c1", "phone": None, "tags": ["vip", "from-wecom"],
+              "attributes": {"wecom_tags": ["from-wecom"]}, "consent": {},
+              "created_at": NOW, "updated_at": NOW}],
+        )  # fmt: skip
+        conn.execute(
+            wecom_contacts.insert().values(
+                external_userid="wm1",
+                follow_user="staff1",
+                customer_id="c1",
+                linked_by="new",
+                added_at=NOW,
+                welcome="none",
+            )
+        )
+        assert push_tags(conn, client, now=NOW) == {"contacts": 1, "added": 1, "removed": 0}
+        [first] = fake.calls_to("/cgi-bin/externalcontact/mark_tag")
+        assert first["add_tag"] == [fake.tags["vip"]] and first["remove_tag"] == []
+        assert "from-wecom" not in fake.tags  # a tag WeCom gave is not pushed back
+        assert push_tags(conn, client, now=NOW) == {"contacts": 0, "added": 0, "removed": 0}
+        conn.execute(update(customers).values(tags=["from-wecom", "repurchaser"]))
+        assert push_tags(conn, client, now=NOW) == {"contacts": 1, "added": 1, "removed": 1}
+        second = fake.calls_to("/cgi-bin/externalcontact/mark_tag")[1]
+        assert second["add_tag"] == [fake.tags["repurchaser"]]
+        assert second["remove_tag"] == [fake.tags["vip"]]

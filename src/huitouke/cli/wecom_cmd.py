@@ -1,5 +1,5 @@
 """Private domain on WeCom: `huitouke wecom code add|list`, `wecom contacts`, `wecom events`,
-`wecom retry`.
+`wecom retry`, `wecom push-tags`.
 
 A channel live code (渠道活码) is created in WeCom (``add_contact_way``) with our code as its
 ``state``: every contact added through it is linked to a customer, tagged with the code's
@@ -31,6 +31,10 @@ register_texts(
         "cli.wecom.code_added": {
             "en": "channel code {code} created in WeCom (config {config_id}); QR code: {qr}",
             "zh": "已在企业微信创建渠道码 {code}(配置 {config_id});二维码:{qr}",
+        },
+        "cli.wecom.pushed": {
+            "en": "tags pushed to {contacts} contacts in WeCom ({added} set, {removed} taken off)",
+            "zh": "已向企业微信中 {contacts} 位客户同步标签(新增 {added} 个,移除 {removed} 个)",
         },
         "cli.wecom.retried": {
             "en": "event {event_id}: {status}",
@@ -190,6 +194,24 @@ def register(app: typer.Typer) -> None:
         typer.echo(t("cli.wecom.retried", _lang(), event_id=event_id, status=out.status))
         if out.status == "failed":
             raise typer.Exit(1)
+
+    @wecom_app.command("push-tags")
+    def push_tags_cmd(database_url: str | None = _DB) -> None:
+        """Set each contact's huitouke tags on the contact in WeCom (and take off those
+        removed here since). 将顾客标签同步到企业微信。"""
+        from huitouke.app.wecom import wecom_client
+        from huitouke.wecom.service import push_tags
+
+        settings = get_settings()
+        client = wecom_client(settings)
+        store = _store(database_url)
+        try:
+            with store.begin() as conn:
+                counts = push_tags(conn, client, now=datetime.now(UTC))
+        finally:
+            store.dispose()
+            client.close()
+        typer.echo(t("cli.wecom.pushed", _lang(), **counts))
 
     wecom_app.add_typer(code_app, name="code")
     app.add_typer(wecom_app, name="wecom")

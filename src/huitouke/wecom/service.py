@@ -36,6 +36,7 @@ __all__ = [
     "list_codes",
     "mark_removed",
     "parse_event",
+    "push_tags",
     "record_event",
     "save_survey",
     "set_event_status",
@@ -492,3 +493,53 @@ def apply_wecom_tags(
     if missing:
         known.update(client.add_corp_tags(TAG_GROUP, missing))
     client.mark_tag(user_id, external_userid, add=[known[n] for n in wanted if n in known])
+
+
+def push_tags(conn: Connection, client: WeComClient, *, now: datetime) -> dict[str, int]:
+    """Us → WeCom for every contact still added: the linked customer's tags (those not
+    brought from WeCom) are set on the contact; tags pushed before and removed here since
+    are taken off. What was pushed is remembered in ``wecom_pushed_tags``."""
+    rows = conn.execute(
+        select(
+            wecom_contacts.c.external_userid,
+            wecom_contacts.c.follow_user,
+            customers.c.customer_id,
+            customers.c.tags,
+            customers.c.attributes,
+        )
+        .join(customers, customers.c.customer_id == wecom_contacts.c.customer_id)
+        .where(wecom_contacts.c.removed_at.is_(None))
+        .order_by(wecom_contacts.c.external_userid)
+    ).all()
+    known: dict[str, str] | None = None
+    counts = {"contacts": 0, "added": 0, "removed": 0}
+    for r in rows:
+        attributes = dict(r.attributes or {})
+        from_wecom = set(attributes.get("wecom_tags") or [])
+        ours = sorted(set(r.tags or []) - from_wecom)
+        before = set(attributes.get("wecom_pushed_tags") or [])
+        add = [t for t in ours if t not in before]
+        remove = sorted(before - set(ours))
+        if not add and not remove:
+            continue
+        if known is None:
+            known = client.corp_tags()
+        missing = [t for t in add if t not in known]
+        if missing:
+            known.update(client.add_corp_tags(TAG_GROUP, missing))
+        client.mark_tag(
+            r.follow_user,
+            r.external_userid,
+            add=[known[t] for t in add if t in known],
+            remove=[known[t] for t in remove if t in known],
+        )
+        attributes["wecom_pushed_tags"] = ours
+        conn.execute(
+            update(customers)
+            .where(customers.c.customer_id == r.customer_id)
+            .values(attributes=attributes, updated_at=now)
+        )
+        counts["contacts"] += 1
+        counts["added"] += len(add)
+        counts["removed"] += len(remove)
+    return counts
