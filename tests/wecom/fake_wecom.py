@@ -22,6 +22,7 @@ class FakeWeCom:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)  # name → id
+    join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens_issued: int = 0
     expire_next_call: bool = False
     fail_get_with: int | None = None
@@ -49,6 +50,16 @@ class FakeWeCom:
             n = len(self.calls_to(path))
             return {"errcode": 0, "errmsg": "ok", "config_id": f"cfg{n:04d}",
                     "qr_code": f"https://p.qpic.cn/wwhead/fake-{body['state']}"}  # fmt: skip
+        if path == "/cgi-bin/externalcontact/groupchat/add_join_way":
+            n = len(self.calls_to(path))
+            self.join_ways[f"join{n:04d}"] = {**body, "config_id": f"join{n:04d}",
+                                              "qr_code": f"https://p.qpic.cn/wwhead/group-{n}"}  # fmt: skip
+            return {"errcode": 0, "errmsg": "ok", "config_id": f"join{n:04d}"}
+        if path == "/cgi-bin/externalcontact/groupchat/get_join_way":
+            way = self.join_ways.get(body["config_id"])
+            if way is None:
+                return {"errcode": 41044, "errmsg": "invalid config_id"}
+            return {"errcode": 0, "errmsg": "ok", "join_way": way}
         if path == "/cgi-bin/externalcontact/get":
             if self.fail_get_with is not None:
                 return {"errcode": self.fail_get_with, "errmsg": "invalid external userid"}

@@ -147,7 +147,7 @@ def test_buyer_adds_staff_and_is_linked_tagged_welcomed_and_surveyed(
         add_code(
             conn, client, code="insert-skin", users=["staff1"], source="package_insert",
             tags=["私域", "skincare"], welcome_zh="感谢购买!", welcome_en="Thanks!",
-            survey=SURVEY, now=NOW,
+            survey=SURVEY, now=NOW, group_chats=["wrAfterSales1"],
         )  # fmt: skip
     assert fake.calls_to("/cgi-bin/externalcontact/add_contact_way")[0]["state"] == "insert-skin"
     # the buyer's phone as the staff member noted it, in another spelling
@@ -169,6 +169,10 @@ def test_buyer_adds_staff_and_is_linked_tagged_welcomed_and_surveyed(
         [welcome] = fake.calls_to("/cgi-bin/externalcontact/send_welcome_msg")
         assert welcome["welcome_code"] == "WELCOME1" and welcome["text"]["content"] == "感谢购买!"
         link = welcome["attachments"][0]["link"]["url"]
+        group = welcome["attachments"][1]["link"]
+        assert group["title"] == "加入售后群" and group["url"].endswith("group-1")
+        [join] = fake.calls_to("/cgi-bin/externalcontact/groupchat/add_join_way")
+        assert join["chat_id_list"] == ["wrAfterSales1"] and join["state"] == "insert-skin"
         [mark] = fake.calls_to("/cgi-bin/externalcontact/mark_tag")
         assert mark["external_userid"] == "wmANA" and len(mark["add_tag"]) == 2
         assert set(fake.tags) == {"私域", "skincare"}

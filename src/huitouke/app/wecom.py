@@ -215,14 +215,20 @@ def run_followups(
     status, error = "none", None
     try:
         if event.welcome_code and linked.welcome:
-            text = linked.welcome["zh" if lang.startswith("zh") else "en"]
-            link = None
+            zh = lang.startswith("zh")
+            text = linked.welcome["zh" if zh else "en"]
+            links: list[dict[str, str]] = []
             if linked.welcome.get("survey"):
-                link = {
-                    "title": "问卷" if lang.startswith("zh") else "A short survey",
-                    "url": survey_link(settings, event.external_userid),
-                }
-            client.send_welcome_msg(event.welcome_code, text, link)
+                links.append(
+                    {"title": "问卷" if zh else "A short survey",
+                     "url": survey_link(settings, event.external_userid)}
+                )  # fmt: skip
+            if linked.welcome.get("group_qr"):
+                links.append(
+                    {"title": "加入售后群" if zh else "Join the after-sales group",
+                     "url": linked.welcome["group_qr"]}
+                )  # fmt: skip
+            client.send_welcome_msg(event.welcome_code, text, links)
             status = "sent"
         if linked.tags:
             wecom.apply_wecom_tags(client, event.user_id, event.external_userid, linked.tags)

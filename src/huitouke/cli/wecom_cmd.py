@@ -75,6 +75,12 @@ def register(app: typer.Typer) -> None:
         ),
         welcome_zh: str = typer.Option(..., "--welcome-zh", help="Welcome text (zh). 中文欢迎语。"),
         welcome_en: str = typer.Option(..., "--welcome-en", help="Welcome text (en). 英文欢迎语。"),
+        groups: list[str] = typer.Option(
+            [],
+            "--group",
+            help="After-sales group chat id for a group live code (repeatable). "
+            "售后群 chat_id,生成群活码(可重复)。",
+        ),
         survey: Path | None = typer.Option(
             None, "--survey", help="Survey questions (JSON file). 问卷(JSON 文件)。"
         ),
@@ -104,7 +110,7 @@ def register(app: typer.Typer) -> None:
                 row = add_code(
                     conn, client, code=code, users=users, source=source, tags=tags,
                     welcome_zh=welcome_zh, welcome_en=welcome_en, survey=questions,
-                    now=datetime.now(UTC),
+                    now=datetime.now(UTC), group_chats=groups,
                 )  # fmt: skip
         finally:
             store.dispose()

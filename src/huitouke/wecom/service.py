@@ -160,8 +160,11 @@ def add_code(
     welcome_en: str,
     survey: Any,
     now: datetime,
+    group_chats: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A channel live code: created in WeCom (its ``state`` is our code), then stored."""
+    """A channel live code: created in WeCom (its ``state`` is our code), then stored. With
+    ``group_chats``, also a group live code (群活码) for those after-sales groups, which the
+    welcome message offers."""
     if not _CODE.match(code):
         raise _bad(
             "code",
@@ -186,6 +189,8 @@ def add_code(
             message_zh=f"渠道码 {code} 已存在", details={"code": code},
         )  # fmt: skip
     made = client.add_contact_way(state=code, users=list(users), remark=source)
+    chats = [c.strip() for c in group_chats if c.strip()]
+    group = client.add_join_way(state=code, chat_ids=chats, remark=source) if chats else {}
     row = {
         "code": code,
         "config_id": str(made["config_id"]),
@@ -196,6 +201,9 @@ def add_code(
         "welcome_zh": welcome_zh,
         "welcome_en": welcome_en,
         "survey": questions,
+        "group_chats": chats,
+        "group_config_id": group.get("config_id"),
+        "group_qr_code": group.get("qr_code"),
         "created_at": now,
     }
     conn.execute(insert(wecom_contact_ways).values(**row))
@@ -362,7 +370,7 @@ def link_contact(
         conn.execute(insert(wecom_contacts).values(external_userid=event.external_userid, **values))
     welcome = (
         {"zh": str(code_row["welcome_zh"]), "en": str(code_row["welcome_en"]),
-         "survey": "1" if code_row["survey"] else ""}
+         "survey": "1" if code_row["survey"] else "", "group_qr": code_row["group_qr_code"] or ""}
         if code_row else {}
     )  # fmt: skip
     return Linked(customer_id, linked_by, code_row["code"] if code_row else None, tags, welcome)

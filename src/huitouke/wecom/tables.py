@@ -30,6 +30,10 @@ wecom_contact_ways = Table(
     Column("welcome_zh", Text, nullable=False),
     Column("welcome_en", Text, nullable=False),
     Column("survey", JSON, nullable=False),
+    # the after-sales group live code (群活码) the welcome message offers, if any
+    Column("group_chats", JSON, nullable=False),
+    Column("group_config_id", String(64)),
+    Column("group_qr_code", Text),
     Column("created_at", UTCDateTime, nullable=False),
 )
 

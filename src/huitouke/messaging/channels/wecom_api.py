@@ -117,6 +117,22 @@ class WeComClient:
         }
         return self._call("POST", "/cgi-bin/externalcontact/add_contact_way", body=body)
 
+    def add_join_way(
+        self, *, state: str, chat_ids: Sequence[str], remark: str = ""
+    ) -> dict[str, Any]:
+        """A group live code (群活码) for the after-sales groups ``chat_ids`` whose joins carry
+        ``state``: ``{config_id, qr_code}`` (the QR code is read back with ``get_join_way``)."""
+        made = self._call(
+            "POST", "/cgi-bin/externalcontact/groupchat/add_join_way",
+            body={"scene": 2, "remark": remark[:30], "auto_create_room": 0,
+                  "chat_id_list": list(chat_ids), "state": state},
+        )  # fmt: skip
+        way = self._call(
+            "POST", "/cgi-bin/externalcontact/groupchat/get_join_way",
+            body={"config_id": made["config_id"]},
+        )  # fmt: skip
+        return {"config_id": str(made["config_id"]), "qr_code": str(way["join_way"]["qr_code"])}
+
     # -- external contacts ----------------------------------------------------------------------
 
     def get_external_contact(self, external_userid: str) -> dict[str, Any]:
@@ -125,11 +141,14 @@ class WeComClient:
             "GET", "/cgi-bin/externalcontact/get", query={"external_userid": external_userid}
         )
 
-    def send_welcome_msg(self, welcome_code: str, text: str, link: dict[str, str] | None) -> None:
-        """The welcome message for an add event (its code is valid for 20 seconds)."""
+    def send_welcome_msg(
+        self, welcome_code: str, text: str, links: Sequence[dict[str, str]] = ()
+    ) -> None:
+        """The welcome message for an add event (its code is valid for 20 seconds), with
+        link cards (a survey, an after-sales group's live code)."""
         body: dict[str, Any] = {"welcome_code": welcome_code, "text": {"content": text}}
-        if link:
-            body["attachments"] = [{"msgtype": "link", "link": link}]
+        if links:
+            body["attachments"] = [{"msgtype": "link", "link": dict(link)} for link in links]
         self._call("POST", "/cgi-bin/externalcontact/send_welcome_msg", body=body)
 
     # -- tags ---------------------------------------------------------------------------------

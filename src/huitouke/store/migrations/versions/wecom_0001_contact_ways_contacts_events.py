@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.Column("welcome_zh", sa.Text(), nullable=False),
         sa.Column("welcome_en", sa.Text(), nullable=False),
         sa.Column("survey", sa.JSON(), nullable=False),
+        sa.Column("group_chats", sa.JSON(), nullable=False),
+        sa.Column("group_config_id", sa.String(length=64), nullable=True),
+        sa.Column("group_qr_code", sa.Text(), nullable=True),
         sa.Column("created_at", huitouke.store.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("code", name=op.f("pk_wecom_contact_ways")),
     )
