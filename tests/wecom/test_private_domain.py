@@ -411,3 +411,26 @@ def test_push_tags_sets_ours_and_takes_off_what_was_removed(store: Store, fake: 
         second = fake.calls_to("/cgi-bin/externalcontact/mark_tag")[1]
         assert second["add_tag"] == [fake.tags["repurchaser"]]
         assert second["remove_tag"] == [fake.tags["vip"]]
+
+
+def test_an_event_recorded_but_never_applied_is_applied_on_redelivery(
+    store_url: str, store: Store, fake: FakeWeCom
+) -> None:
+    """A process that stopped between recording and applying leaves the event
+    ``received``; WeCom's redelivery applies it (an applied one is never applied twice)."""
+    from huitouke.service import create_app
+    from huitouke.wecom.service import parse_event, record_event
+
+    settings = _settings(store_url, fake)
+    fake.contacts["wmZ"] = _contact("wmZ", name="Z")
+    plain = _event("add_external_contact", "wmZ", at=1730000900)
+    with store.begin() as conn:
+        assert record_event(conn, parse_event(plain), now=NOW)[1] is True
+    with TestClient(create_app(settings, store), raise_server_exceptions=False) as http:
+        assert _post(http, plain).status_code == 200
+        assert _customer(store, "wecom:wmZ")["name"] == "Z"
+        gets = len(fake.calls_to("/cgi-bin/externalcontact/get"))
+        assert _post(http, plain).status_code == 200
+        assert len(fake.calls_to("/cgi-bin/externalcontact/get")) == gets
+    with store.connect() as conn:
+        assert conn.execute(select(wecom_events.c.status)).scalars().all() == ["applied"]

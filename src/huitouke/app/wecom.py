@@ -134,9 +134,12 @@ def receive_callback(
     if event.event != "change_external_contact" or not event.external_userid:
         return CallbackOutcome("ignored", event)
     with store.begin() as conn:
-        event_id = wecom.record_event(conn, event, now=now)
-    if event_id is None:
-        return CallbackOutcome("duplicate", event)
+        event_id, new, status = wecom.record_event(conn, event, now=now)
+    if not new and status != "received":
+        # applied, ignored or failed before: a redelivery changes nothing (a failed one is
+        # retried on purpose, `huitouke wecom retry`)
+        return CallbackOutcome("duplicate", event, event_id)
+    # new — or received before by a process that stopped before applying it
     return _apply(store, settings, client, event, event_id, now=now)
 
 

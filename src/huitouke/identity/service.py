@@ -392,7 +392,7 @@ def matches(conn: Connection) -> list[Match]:
 def person(conn: Connection, customer_id: str) -> dict[str, Any]:
     """The person ``customer_id`` belongs to: its accounts (primary first) with how each was
     linked and, per source, its orders and net revenue — the per-source view."""
-    _lock_free_exists(conn, customer_id)
+    _require_customer(conn, customer_id)
     person_id = _persons_of(conn, [customer_id])[customer_id]
     accounts = _members(conn, [person_id])[person_id]
     link_rows = {
@@ -435,7 +435,7 @@ def person(conn: Connection, customer_id: str) -> dict[str, Any]:
     }
 
 
-def _lock_free_exists(conn: Connection, customer_id: str) -> None:
+def _require_customer(conn: Connection, customer_id: str) -> None:
     found = conn.execute(
         select(customers.c.customer_id).where(customers.c.customer_id == customer_id)
     ).first()

@@ -233,8 +233,9 @@ def list_codes(conn: Connection) -> list[dict[str, Any]]:
     return out
 
 
-def record_event(conn: Connection, event: Event, *, now: datetime) -> int | None:
-    """The event's row (status ``received``), or ``None`` when it was received before."""
+def record_event(conn: Connection, event: Event, *, now: datetime) -> tuple[int, bool, str]:
+    """The event's row: ``(event_id, new, status)`` — ``new`` is false when the event was
+    received before (its stored status tells whether it was applied)."""
     try:
         with conn.begin_nested():
             pk = conn.execute(
@@ -250,9 +251,18 @@ def record_event(conn: Connection, event: Event, *, now: datetime) -> int | None
                 )
             ).inserted_primary_key
     except IntegrityError:
-        return None
+        e = wecom_events.c
+        row = conn.execute(
+            select(e.event_id, e.status).where(
+                e.change_type == event.change_type,
+                e.external_userid == event.external_userid,
+                e.user_id == event.user_id,
+                e.create_time == event.create_time,
+            )
+        ).one()
+        return int(row.event_id), False, str(row.status)
     assert pk is not None
-    return int(pk[0])
+    return int(pk[0]), True, "received"
 
 
 def set_event_status(conn: Connection, event_id: int, status: str, reason: str | None) -> None:
