@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from huitouke.cli.stores import read, write
 from huitouke.i18n import register as register_texts
 from huitouke.i18n import t
 from huitouke.settings import get_settings
@@ -72,12 +73,6 @@ def _actor() -> str:
         return "cli"
 
 
-def _store(database_url: str | None) -> Any:
-    from huitouke.store.db import open_store
-
-    return open_store(database_url)
-
-
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
@@ -91,14 +86,12 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         secret = identity_secret(settings.secret_key.get_secret_value())
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                counts = index_keys(
-                    conn, secret=secret, region=settings.phone_region, now=datetime.now(UTC)
-                )
-        finally:
-            store.dispose()
+        counts = write(
+            database_url,
+            lambda conn: index_keys(
+                conn, secret=secret, region=settings.phone_region, now=datetime.now(UTC)
+            ),
+        )
         typer.echo(t("cli.identity.indexed", _lang(), region=settings.phone_region, **counts))
 
     @identity_app.command("matches")
@@ -116,22 +109,21 @@ def register(app: typer.Typer) -> None:
         列出共用手机号、邮箱或 union id 的不同顾客账户。"""
         from huitouke.identity.service import matches, merge
 
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                found = matches(conn)
-                moved = 0
-                if apply:
-                    now = datetime.now(UTC)
-                    for m in found:
-                        rule = m.kinds[0] if len(m.kinds) == 1 else "manual"
-                        done = merge(
-                            conn, list(m.customer_ids), actor=_actor(), reason=reason,
-                            now=now, rule=rule,
-                        )  # fmt: skip
-                        moved += len(done["merged"])
-        finally:
-            store.dispose()
+        def find_and_apply(conn: Any) -> tuple[list[Any], int]:
+            found = matches(conn)
+            moved = 0
+            if apply:
+                now = datetime.now(UTC)
+                for m in found:
+                    rule = m.kinds[0] if len(m.kinds) == 1 else "manual"
+                    done = merge(
+                        conn, list(m.customer_ids), actor=_actor(), reason=reason, now=now,
+                        rule=rule,
+                    )  # fmt: skip
+                    moved += len(done["merged"])
+            return found, moved
+
+        found, moved = write(database_url, find_and_apply)
         lang = _lang()
         if as_json:
             typer.echo(_json([m.to_dict() for m in found]))
@@ -164,14 +156,12 @@ def register(app: typer.Typer) -> None:
         """Make these accounts one person. 将这些账户合并为同一个人。"""
         from huitouke.identity.service import merge
 
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                done = merge(
-                    conn, customer_ids, actor=_actor(), reason=reason, now=datetime.now(UTC)
-                )
-        finally:
-            store.dispose()
+        done = write(
+            database_url,
+            lambda conn: merge(
+                conn, customer_ids, actor=_actor(), reason=reason, now=datetime.now(UTC)
+            ),
+        )
         typer.echo(
             t(
                 "cli.identity.merged",
@@ -190,14 +180,12 @@ def register(app: typer.Typer) -> None:
         """Take an account out of its person. 将账户从所属的人中拆分出来。"""
         from huitouke.identity.service import unmerge
 
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                done = unmerge(
-                    conn, customer_id, actor=_actor(), reason=reason, now=datetime.now(UTC)
-                )
-        finally:
-            store.dispose()
+        done = write(
+            database_url,
+            lambda conn: unmerge(
+                conn, customer_id, actor=_actor(), reason=reason, now=datetime.now(UTC)
+            ),
+        )
         typer.echo(
             t("cli.identity.unmerged", _lang(), customer=customer_id, person=done["person_id"])
         )
@@ -211,13 +199,7 @@ def register(app: typer.Typer) -> None:
         账户所属的人、各账户及各来源订单(JSON)。"""
         from huitouke.identity.service import person
 
-        store = _store(database_url)
-        try:
-            with store.connect() as conn:
-                found = person(conn, customer_id)
-        finally:
-            store.dispose()
-        typer.echo(_json(found))
+        typer.echo(_json(read(database_url, lambda conn: person(conn, customer_id))))
 
     @identity_app.command("history")
     def history_cmd(
@@ -228,12 +210,6 @@ def register(app: typer.Typer) -> None:
         """Merges and unmerges, newest first (JSON). 合并与拆分记录(JSON,新的在前)。"""
         from huitouke.identity.service import history
 
-        store = _store(database_url)
-        try:
-            with store.connect() as conn:
-                found = history(conn, customer_id, limit=limit)
-        finally:
-            store.dispose()
-        typer.echo(_json(found))
+        typer.echo(_json(read(database_url, lambda conn: history(conn, customer_id, limit=limit))))
 
     app.add_typer(identity_app, name="identity")

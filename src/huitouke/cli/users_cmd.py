@@ -11,10 +11,10 @@ import getpass
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
 import typer
 
+from huitouke.cli.stores import read, write
 from huitouke.i18n import t
 from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
 from huitouke.settings import get_settings
@@ -29,12 +29,6 @@ _DB = typer.Option(None, "--database-url", help="Store URL. 数据库地址。")
 
 def _lang() -> str:
     return get_settings().lang
-
-
-def _store(database_url: str | None) -> Any:
-    from huitouke.store.db import open_store
-
-    return open_store(database_url)
 
 
 def read_password() -> str:
@@ -68,14 +62,12 @@ def register(app: typer.Typer) -> None:
         from huitouke.service.users import check_password, create_user
 
         password = check_password(read_password())
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                user = create_user(
-                    conn, name=name, role=role, password=password, now=datetime.now(UTC)
-                )
-        finally:
-            store.dispose()
+        user = write(
+            database_url,
+            lambda conn: create_user(
+                conn, name=name, role=role, password=password, now=datetime.now(UTC)
+            ),
+        )
         typer.echo(t("cli.users.created", _lang(), name=user.name, role=user.role))
 
     @users_app.command("list")
@@ -86,12 +78,7 @@ def register(app: typer.Typer) -> None:
         """List users (never their passwords). 列出用户(不含密码)。"""
         from huitouke.service.users import list_users
 
-        store = _store(database_url)
-        try:
-            with store.connect() as conn:
-                users = list_users(conn)
-        finally:
-            store.dispose()
+        users = read(database_url, list_users)
         if as_json:
             typer.echo(json.dumps([u.to_dict() for u in users], ensure_ascii=False, indent=2))
             return
@@ -114,12 +101,7 @@ def register(app: typer.Typer) -> None:
         from huitouke.service.users import check_password, set_password
 
         password = check_password(read_password())
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                set_password(conn, name, password, now=datetime.now(UTC))
-        finally:
-            store.dispose()
+        write(database_url, lambda conn: set_password(conn, name, password, now=datetime.now(UTC)))
         typer.echo(t("cli.users.password_changed", _lang(), name=name))
 
     @users_app.command("disable")
@@ -130,12 +112,7 @@ def register(app: typer.Typer) -> None:
         """Disable a user at once (their sessions end). 立即停用用户(结束其会话)。"""
         from huitouke.service.users import disable_user
 
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                disable_user(conn, name, now=datetime.now(UTC))
-        finally:
-            store.dispose()
+        write(database_url, lambda conn: disable_user(conn, name, now=datetime.now(UTC)))
         typer.echo(t("cli.users.disabled", _lang(), name=name))
 
     @users_app.command("enable")
@@ -146,12 +123,7 @@ def register(app: typer.Typer) -> None:
         """Enable a disabled user again (and lift a lock-out). 重新启用用户。"""
         from huitouke.service.users import enable_user
 
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                enable_user(conn, name)
-        finally:
-            store.dispose()
+        write(database_url, lambda conn: enable_user(conn, name))
         typer.echo(t("cli.users.enabled", _lang(), name=name))
 
     @users_app.command("delete")
@@ -163,12 +135,7 @@ def register(app: typer.Typer) -> None:
         删除用户及其会话(登录审计保留其名称)。"""
         from huitouke.service.users import delete_user
 
-        store = _store(database_url)
-        try:
-            with store.begin() as conn:
-                delete_user(conn, name)
-        finally:
-            store.dispose()
+        write(database_url, lambda conn: delete_user(conn, name))
         typer.echo(t("cli.users.deleted", _lang(), name=name))
 
     app.add_typer(users_app, name="users")

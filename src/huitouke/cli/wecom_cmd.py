@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from huitouke.cli.stores import opened_store, read, write
 from huitouke.i18n import register as register_texts
 from huitouke.i18n import t
 from huitouke.settings import get_settings
@@ -48,12 +49,6 @@ _DB = typer.Option(None, "--database-url", help="Store URL. 数据库地址。")
 
 def _lang() -> str:
     return get_settings().lang
-
-
-def _store(database_url: str | None) -> Any:
-    from huitouke.store.db import open_store
-
-    return open_store(database_url)
 
 
 def _json(value: Any) -> str:
@@ -104,16 +99,16 @@ def register(app: typer.Typer) -> None:
                 ) from None
         settings = get_settings()
         client = wecom_client(settings)
-        store = _store(database_url)
         try:
-            with store.begin() as conn:
-                row = add_code(
+            row = write(
+                database_url,
+                lambda conn: add_code(
                     conn, client, code=code, users=users, source=source, tags=tags,
                     welcome_zh=welcome_zh, welcome_en=welcome_en, survey=questions,
                     now=datetime.now(UTC), group_chats=groups,
-                )  # fmt: skip
+                ),
+            )  # fmt: skip
         finally:
-            store.dispose()
             client.close()
         typer.echo(
             t(
@@ -130,13 +125,7 @@ def register(app: typer.Typer) -> None:
         """Codes with the contacts each brought (JSON). 渠道码及带来的客户数(JSON)。"""
         from huitouke.wecom.service import list_codes
 
-        store = _store(database_url)
-        try:
-            with store.connect() as conn:
-                rows = list_codes(conn)
-        finally:
-            store.dispose()
-        typer.echo(_json(rows))
+        typer.echo(_json(read(database_url, list_codes)))
 
     @wecom_app.command("contacts")
     def contacts(
@@ -148,16 +137,12 @@ def register(app: typer.Typer) -> None:
 
         from huitouke.wecom.tables import wecom_contacts
 
-        store = _store(database_url)
-        try:
-            with store.connect() as conn:
-                q = select(wecom_contacts).order_by(wecom_contacts.c.added_at)
-                if code:
-                    q = q.where(wecom_contacts.c.code == code)
-                rows = [dict(r) for r in conn.execute(q).mappings()]
-        finally:
-            store.dispose()
-        typer.echo(_json(rows))
+        q = select(wecom_contacts).order_by(wecom_contacts.c.added_at)
+        if code:
+            q = q.where(wecom_contacts.c.code == code)
+        typer.echo(
+            _json(read(database_url, lambda conn: [dict(r) for r in conn.execute(q).mappings()]))
+        )
 
     @wecom_app.command("events")
     def events(
@@ -170,16 +155,12 @@ def register(app: typer.Typer) -> None:
 
         from huitouke.wecom.tables import wecom_events
 
-        store = _store(database_url)
-        try:
-            with store.connect() as conn:
-                q = select(wecom_events).order_by(wecom_events.c.event_id.desc()).limit(limit)
-                if failed:
-                    q = q.where(wecom_events.c.status == "failed")
-                rows = [dict(r) for r in conn.execute(q).mappings()]
-        finally:
-            store.dispose()
-        typer.echo(_json(rows))
+        q = select(wecom_events).order_by(wecom_events.c.event_id.desc()).limit(limit)
+        if failed:
+            q = q.where(wecom_events.c.status == "failed")
+        typer.echo(
+            _json(read(database_url, lambda conn: [dict(r) for r in conn.execute(q).mappings()]))
+        )
 
     @wecom_app.command("retry")
     def retry(
@@ -191,11 +172,10 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         client = wecom_client(settings)
-        store = _store(database_url)
         try:
-            out = retry_event(store, settings, client, event_id, now=datetime.now(UTC))
+            with opened_store(database_url) as store:
+                out = retry_event(store, settings, client, event_id, now=datetime.now(UTC))
         finally:
-            store.dispose()
             client.close()
         typer.echo(t("cli.wecom.retried", _lang(), event_id=event_id, status=out.status))
         if out.status == "failed":
@@ -210,12 +190,11 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         client = wecom_client(settings)
-        store = _store(database_url)
         try:
-            with store.begin() as conn:
-                counts = push_tags(conn, client, now=datetime.now(UTC))
+            counts = write(
+                database_url, lambda conn: push_tags(conn, client, now=datetime.now(UTC))
+            )
         finally:
-            store.dispose()
             client.close()
         typer.echo(t("cli.wecom.pushed", _lang(), **counts))
 
