@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, distinct, select, update
+from sqlalchemy import Connection, select, update
 
 from huitouke.errors import HuitoukeError, NotFoundError
 from huitouke.service.tables import console_imports as ci
@@ -274,5 +274,5 @@ def import_history(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
 def stored_currencies(conn: Connection) -> list[str]:
     """The currencies of the stored orders."""
     return sorted(
-        c for (c,) in conn.execute(select(distinct(st.orders.c.currency))) if c is not None
+        c for (c,) in conn.execute(select(st.orders.c.currency).distinct()) if c is not None
     )
