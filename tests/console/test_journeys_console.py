@@ -350,6 +350,7 @@ def test_preview_run_outbox_retry_and_results_equal_the_cli(
         listed = c.get("/journeys").text
         row = re.search(r'<tr data-journey="second_order".*?</tr>', listed, re.S)
         assert row and 'data-enabled="1"' in row.group(0)
+        assert f"<td>{AS_OF}</td>" in row.group(0)  # the last run's day
     finally:
         c.__exit__(None, None, None)
 

@@ -88,10 +88,11 @@ def _as_of(request: Request, value: str | None) -> date:
 
 
 def _last_runs(conn: Connection) -> dict[str, Any]:
-    """Per journey, when a real run last assigned customers to it (treatment or holdout)."""
+    """Per journey, the day of the latest real run that assigned customers to it (treatment
+    or holdout): a run records its evaluation day, not the minute it ran."""
     from huitouke.journeys.tables import journey_assignments as ja
 
-    q = select(ja.c.journey_id, func.max(ja.c.assigned_at)).group_by(ja.c.journey_id)
+    q = select(ja.c.journey_id, func.max(ja.c.assigned_on)).group_by(ja.c.journey_id)
     return {jid: at for jid, at in conn.execute(q)}
 
 
@@ -174,7 +175,7 @@ def journeys_page(request: Request) -> Response:
                     "queued": c.get("queued", 0) + c.get("sending", 0),
                     "sent": c.get("sent", 0),
                     "failed": sum(c.get(s, 0) for s in FAILED_STATUSES),
-                    "last_run": local_time(ctx, last.get(j.id)),
+                    "last_run": _day(last.get(j.id)),
                     "uplift": None
                     if res is None or res["incremental_repurchase"] is None
                     else _signed_pct(res["incremental_repurchase"], lang),
@@ -187,6 +188,10 @@ def journeys_page(request: Request) -> Response:
         request, "journeys.html", lang, session=guarded, journeys=rows, as_of=as_of.isoformat(),
         timezone=ctx.settings.timezone,
     )  # fmt: skip
+
+
+def _day(value: Any) -> str:
+    return "—" if value is None else str(value)[:10]
 
 
 def _signed_pct(value: float, lang: str) -> str:
@@ -401,7 +406,7 @@ def _journey_values(
             }
             for f in data["failures"]
         ],
-        "last_run": local_time(ctx, data["last_run"]),
+        "last_run": _day(data["last_run"]),
         "as_of": as_of.isoformat(),
         "result": res,
         "result_shown": None if res is None else _result_shown(res, lang),
