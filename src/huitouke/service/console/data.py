@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from huitouke.errors import HuitoukeError
 from huitouke.i18n import fmt_number
@@ -103,38 +104,62 @@ def data_page(request: Request) -> Response:
 
 
 @router.post("/data/imports")
-def data_upload(
-    request: Request,
-    file: UploadFile | None = File(None),
-    preset: str = Form(""),
-    source: str = Form(""),
-    csrf_token: str = Form(""),
-) -> Response:
+async def data_upload(request: Request) -> Response:
     """Start importing an uploaded export (operators); answers the import's page (or, to
-    htmx, its status fragment, which polls until the import ends). 上传并导入。"""
-    from huitouke.service.uploads import start_import
+    htmx, its status fragment, which polls until the import ends). The session and the
+    role are checked before a byte of the body is read, the CSRF token (form field or
+    header) before anything is stored. 上传并导入。"""
+    from starlette.concurrency import run_in_threadpool
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    guarded = await run_in_threadpool(guard, request, role="operator")
     if isinstance(guarded, Response):
         return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    if file is None or not file.filename:
-        from huitouke.service.console.i18n import translations
+    form = await request.form(max_files=1, max_fields=8)
+    try:
+        token = form.get("csrf_token")
+        checked = await run_in_threadpool(
+            lambda: guard(
+                request,
+                role="operator",
+                csrf=token if isinstance(token, str) else "",
+                check_csrf=True,
+            )
+        )
+        if isinstance(checked, Response):
+            return checked
+        upload = form.get("file")
+        fields = {k: form.get(k) for k in ("preset", "source")}
+        text = {k: v.strip() if isinstance(v, str) else "" for k, v in fields.items()}
+        if not isinstance(upload, StarletteUpload) or not upload.filename:
+            return await run_in_threadpool(_no_file, request, checked)
+        return await run_in_threadpool(_start, request, checked, upload, text)
+    finally:
+        await form.close()
 
-        message = translations(lang).gettext("Choose an export file to upload.")
-        return _data_page(request, guarded, status=422, error=message)
+
+def _no_file(request: Request, session: Session) -> Response:
+    from huitouke.service.console.i18n import translations
+
+    message = translations(lang_of(request, session)).gettext("Choose an export file to upload.")
+    return _data_page(request, session, status=422, error=message)
+
+
+def _start(
+    request: Request, session: Session, upload: StarletteUpload, fields: dict[str, str]
+) -> Response:
+    from huitouke.service.uploads import start_import
+
+    ctx = request_ctx(request)
+    lang = lang_of(request, session)
     try:
         import_id = start_import(
-            ctx.store, file.file, file_name=file.filename, user=guarded.user.name,
-            now=now_of(ctx), source=source.strip() or None, preset=preset.strip() or None,
+            ctx.store, upload.file, file_name=upload.filename, user=session.user.name,
+            now=now_of(ctx), source=fields["source"] or None, preset=fields["preset"] or None,
         )  # fmt: skip
     except HuitoukeError as exc:
-        return _data_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
-    finally:
-        file.file.close()
+        return _data_page(request, session, status=exc.http_status, error=exc.localized(lang))
     if is_htmx(request):
-        return _import_view(request, guarded, import_id, fragment=True)
+        return _import_view(request, session, import_id, fragment=True)
     return secure_headers(RedirectResponse(f"/data/imports/{import_id}", status_code=303))
 
 
