@@ -229,6 +229,12 @@ class Settings(BaseSettings):
     console_login_rate_window_seconds: int = Field(
         300, ge=1, description="The window of `console_login_rate_max`, in seconds."
     )
+    console_upload_max_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1024,
+        description="Largest export file the console's Data page accepts, in bytes (100 MiB); "
+        "a larger upload is answered 413 `request.too_large` as any request over its limit.",
+    )
 
     # --- messaging ---------------------------------------------------------------------
     sms_price_per_segment: Decimal = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -65,10 +65,20 @@ def default_rejects_path(store: Store, source: Path, batch_id: int) -> Path:
     return base / f"{source.stem}.rejects.batch{batch_id}.csv"
 
 
+#: told (rows written, rows to write) as an import writes its orders, chunk by chunk
+ProgressReport = Callable[[int, int], None]
+
+
 @contextmanager
-def _bar(enabled: bool, total: int, label: str) -> Iterator[object]:
+def _bar(
+    enabled: bool, total: int, label: str, report: ProgressReport | None = None
+) -> Iterator[object]:
+    def told(done: int) -> None:
+        if report is not None:
+            report(done, total)
+
     if not enabled or total < 50_000:
-        yield lambda done: None
+        yield told
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -88,6 +98,7 @@ def _bar(enabled: bool, total: int, label: str) -> Iterator[object]:
         def update(done: int) -> None:
             prog.update(task, completed=done)
             prog.refresh()
+            told(done)
 
         yield update
 
@@ -137,6 +148,7 @@ def import_file(
     date_order: DateOrder | None = None,
     strict: bool = False,
     source: str | None = None,
+    report: ProgressReport | None = None,
 ) -> ImportSummary:
     """Import one file as one batch: all of its good rows or nothing.
 
@@ -151,7 +163,8 @@ def import_file(
     (default: next to the SQLite store) when there are any, or always when it is given.
     With ``strict``, a file with any rejected row stores nothing: the rejects are written
     and ``import.rows_rejected`` is raised. ``order_key``, ``decimal`` and ``date_order``
-    are :func:`~huitouke.importing.reader.read_orders`'s.
+    are :func:`~huitouke.importing.reader.read_orders`'s. ``report`` is told (rows written,
+    rows to write) as the orders are written, chunk by chunk (the console's progress).
     """
     src = Path(path)
     source = check_source(source, field="source")
@@ -172,7 +185,11 @@ def import_file(
             orders=with_source(res.orders, source),
             lines=None if res.lines is None else with_source(res.lines, source),
         )
-        summary = _import_file(store, src, res, rejects_path=rejects_path, progress=progress)
+        if report is not None:
+            report(0, res.orders.num_rows)
+        summary = _import_file(
+            store, src, res, rejects_path=rejects_path, progress=progress, report=report
+        )
     shop_zone, zone_warnings = _record_shop_zone(store, summary.batch_id)
     return replace(
         summary,
@@ -261,6 +278,7 @@ def _import_file(
     *,
     rejects_path: str | os.PathLike[str] | None,
     progress: bool,
+    report: ProgressReport | None = None,
 ) -> ImportSummary:
     started = datetime.now(UTC)
     with store.begin() as conn:
@@ -282,7 +300,7 @@ def _import_file(
         from huitouke.settings import get_settings
 
         label = f"{text('import.progress_write', get_settings().lang)} {src.name}"
-        with _bar(progress, res.orders.num_rows, label) as cb:
+        with _bar(progress, res.orders.num_rows, label, report) as cb:
             # recorded as every door records order events: the orders, and their loyalty
             # effects when a loyalty program is saved; an order id never changes hands
             counts = record_order_events(

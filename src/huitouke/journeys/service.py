@@ -56,6 +56,8 @@ class RunResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
     #: things the merchant should fix, e.g. an empty shop name a template prints
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: a dry run's rendered messages (with coupon previews), as a real run would enqueue them
+    previews: list[Any] = field(default_factory=list)
 
     def to_json(self, lang: str = "en", *, limit: int | None = None) -> dict[str, Any]:
         out = self.plan.to_json(lang, limit=limit)
@@ -228,7 +230,7 @@ def run_journeys(
             )
             for jid in _journeys_with_work(plan):
                 try:
-                    writer.messages_of(jid, preview=True)
+                    result.previews.extend(writer.messages_of(jid, preview=True))
                 except HuitoukeError as exc:
                     _fail(result, jid, exc)
             conn.rollback()

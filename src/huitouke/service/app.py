@@ -58,6 +58,10 @@ ROUTER_MODULES = (
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)
     "huitouke.service.console.web",
+    # the console's Journeys pages (list, edit, preview, run, outbox, results)
+    "huitouke.service.console.journeys",
+    # the console's Data page (upload an export, its progress and summary, import history)
+    "huitouke.service.console.data",
 )
 
 DESCRIPTION = """

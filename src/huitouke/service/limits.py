@@ -45,6 +45,8 @@ __all__ = ["BATCH_LIMITS", "RequestGuard", "body_limit"]
 #: Endpoints that take a batch: their limit grows with the batch maximum.
 BATCH_LIMITS: dict[str, Callable[[Settings], int]] = {
     "/v1/orders/batch": lambda s: s.orders_batch_max * s.orders_batch_event_bytes,
+    # the console's Data page: an export file (multipart)
+    "/data/imports": lambda s: s.console_upload_max_bytes,
 }
 #: Callbacks authenticated by the inbound token (``?token=``) instead of an API key.
 _TOKEN_PATHS = ("/v1/inbound/", "/v1/receipts/")

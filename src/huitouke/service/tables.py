@@ -13,12 +13,28 @@ one row of ``console_login_events`` (also what the per-client rate limit counts)
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+)
 
 from huitouke.store.tables import metadata
 from huitouke.store.types import UTCDateTime
 
-__all__ = ["api_keys", "console_login_events", "console_sessions", "console_users"]
+__all__ = [
+    "api_keys",
+    "console_imports",
+    "console_login_events",
+    "console_sessions",
+    "console_users",
+]
 
 api_keys = Table(
     "api_keys",
@@ -87,4 +103,39 @@ console_login_events = Table(
     Column("client", String(64), nullable=False),
     Index("ix_console_login_events_client_at", "client", "at"),
     Index("ix_console_login_events_at", "at"),
+)
+
+#: Export files uploaded in the console (the Data page) and what their import did: who, when,
+#: which file, the preset detected, the counts, the rejects by reason and the rejects file
+#: itself (a CSV, at most as large as the upload, which the upload limit bounds), so the
+#: history and the rejects download outlive the process that imported them. ``batch_id``
+#: is the ``import_batches`` row of a finished import.
+console_imports = Table(
+    "console_imports",
+    metadata,
+    Column("import_id", String(32), primary_key=True),
+    Column("user_name", String(64), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("source", String(64), nullable=False),
+    # running, done, failed
+    Column("status", String(16), nullable=False),
+    Column("preset", String(40)),
+    Column("batch_id", Integer),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("rows_read", Integer),
+    Column("orders_inserted", Integer),
+    Column("orders_updated", Integer),
+    Column("orders_unchanged", Integer),
+    Column("rows_rejected", Integer),
+    Column("rejects_by_reason", JSON),
+    Column("rejects_csv", LargeBinary),
+    # [[en, zh], …]
+    Column("warnings", JSON),
+    Column("error_code", String(64)),
+    # {"en": …, "zh": …}
+    Column("error", JSON),
+    CheckConstraint("status IN ('running', 'done', 'failed')", name="status_known"),
+    Index("ix_console_imports_started_at", "started_at"),
 )

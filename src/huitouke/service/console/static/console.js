@@ -33,6 +33,14 @@
     });
   });
   document.addEventListener("htmx:afterSettle", function (evt) { draw(evt.detail && evt.detail.elt); });
+  // an upload's progress (htmx reports the request's upload events)
+  document.addEventListener("htmx:xhr:progress", function (evt) {
+    var bar = document.getElementById("upload-progress");
+    var d = evt.detail || {};
+    if (!bar || !d.lengthComputable || !d.total) return;
+    bar.hidden = false;
+    bar.value = Math.round((100 * d.loaded) / d.total);
+  });
   var pending = null;
   window.addEventListener("resize", function () {
     if (pending) window.clearTimeout(pending);

@@ -1,0 +1,628 @@
+"""The console's Journeys pages: the journeys with their state, outbox counts and last run;
+switching one on or off; writing a new one (also from a segment) or editing one in the
+journey file format; its dry run (who is in, who is out and why, the rendered messages);
+running it now; its outbox (failures and retry) and its results against the holdout group.
+
+Every action goes through the use cases the REST API and the CLI use: the journey store
+(:mod:`huitouke.journeys.repo`), the YAML loader with its line and field errors
+(:func:`huitouke.journeys.loader.load_journey_text`, as ``huitouke journeys validate``),
+:func:`huitouke.journeys.service.run_journeys`, messaging's
+:func:`~huitouke.messaging.outbox.retry_messages` and
+:func:`huitouke.journeys.results.journey_results` (the numbers of ``huitouke journeys
+results``).
+
+Routes: ``GET /journeys``; ``GET /journeys/new`` (``?segment=rfm|layer|lifecycle:<name>``),
+``POST /journeys/new``; ``POST /journeys/validate`` (htmx: the errors, nothing saved);
+``GET /journeys/{id}``; ``GET|POST /journeys/{id}/edit``;
+``POST /journeys/{id}/enable|disable``; ``GET /journeys/{id}/preview`` (htmx fragment);
+``POST /journeys/{id}/run``; ``POST /journeys/{id}/outbox/retry``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Connection, func, select
+
+from huitouke.errors import HuitoukeError, InputError
+from huitouke.i18n import fmt_money, fmt_number, fmt_pct
+from huitouke.journeys.model import Journey
+from huitouke.service.console.i18n import translations
+from huitouke.service.console.kit import (
+    N_,
+    error_page,
+    guard,
+    is_htmx,
+    lang_of,
+    local_time,
+    now_of,
+    render,
+    request_ctx,
+    secure_headers,
+)
+from huitouke.service.sessions import Session
+from huitouke.store.uow import run_read, run_write
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+#: at most this many rows of a dry run and rendered messages on the page
+PREVIEW_ROWS = 200
+PREVIEW_MESSAGES = 50
+FAILED_STATUSES = ("failed", "dead")
+#: texts the templates pick by value: outbox statuses, journey sources, groups
+CHOSEN = (
+    N_("queued"), N_("sending"), N_("sent"), N_("failed"), N_("dead"), N_("suppressed"),
+    N_("builtin"), N_("api"), N_("file"), N_("treatment"), N_("holdout"), N_("planned"),
+    N_("skipped"),
+)  # fmt: skip
+
+
+def _gettext(lang: str, message: str, **params: Any) -> str:
+    text = translations(lang).gettext(message)
+    return text % params if params else text
+
+
+def _today(request: Request) -> date:
+    ctx = request_ctx(request)
+    return now_of(ctx).astimezone(ctx.settings.zone).date()
+
+
+def _as_of(request: Request, value: str | None) -> date:
+    if not value:
+        return _today(request)
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(
+            f"as_of {value!r} is not a date YYYY-MM-DD",
+            code="input.bad_date",
+            message_zh=f"as_of {value!r} 不是 YYYY-MM-DD 格式的日期",
+            details={"field": "as_of"},
+        ) from exc
+
+
+def _last_runs(conn: Connection) -> dict[str, Any]:
+    """Per journey, the day of the latest real run that assigned customers to it (treatment
+    or holdout): a run records its evaluation day, not the minute it ran."""
+    from huitouke.journeys.tables import journey_assignments as ja
+
+    q = select(ja.c.journey_id, func.max(ja.c.assigned_on)).group_by(ja.c.journey_id)
+    return {jid: at for jid, at in conn.execute(q)}
+
+
+def _results(request: Request, conn: Connection, as_of: date) -> dict[str, dict[str, Any]]:
+    """``huitouke journeys results`` for ``as_of``, by journey (the same call)."""
+    from huitouke.journeys.results import journey_results
+
+    s = request_ctx(request).settings
+    rows = journey_results(
+        conn,
+        as_of,
+        window_days=s.attribution_window_days,
+        timezone=s.timezone,
+        price_per_segment=s.sms_price_per_segment,
+        currency=s.currency,
+    )
+    return {r["journey_id"]: r for r in rows}
+
+
+def _find(conn: Connection, journey_id: str) -> dict[str, Any]:
+    from huitouke.journeys import repo
+    from huitouke.journeys.service import get_journey
+
+    rows = repo.all_journeys(conn)
+    j = get_journey([r["journey"] for r in rows], journey_id)
+    return next(r for r in rows if r["journey"].id == j.id)
+
+
+def _yaml_of(journey: Journey) -> str:
+    data = journey.model_dump(mode="json", exclude_none=True)
+    data.pop("enabled", None)
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+def _errors_of(exc: HuitoukeError, lang: str) -> list[dict[str, Any]]:
+    """The loader's errors (line, field, message) for the page; one line for others."""
+    errors = exc.details.get("errors") if isinstance(exc.details, dict) else None
+    if errors:
+        return [
+            {"line": e.get("line"), "field": e.get("field") or "", "message": e["message"]}
+            for e in errors
+        ]
+    return [{"line": exc.details.get("line"), "field": "", "message": exc.localized(lang)}]
+
+
+# -- the list -------------------------------------------------------------------------------------
+
+
+@router.get("/journeys")
+def journeys_page(request: Request) -> Response:
+    """Journeys: state, outbox counts, last run, results. 旅程列表。"""
+    from huitouke.journeys import repo
+    from huitouke.messaging.outbox import status_counts
+
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    as_of = _today(request)
+
+    def read(conn: Connection) -> list[dict[str, Any]]:
+        rows = repo.all_journeys(conn)
+        counts = status_counts(conn)
+        last = _last_runs(conn)
+        results = _results(request, conn, as_of)
+        out = []
+        for r in rows:
+            j: Journey = r["journey"]
+            c = counts.get(j.id, {})
+            res = results.get(j.id)
+            out.append(
+                {
+                    "id": j.id,
+                    "name": j.name.get(lang),
+                    "trigger": j.trigger.type,
+                    "enabled": r["enabled"],
+                    "source": r["source"],
+                    "holdout": fmt_pct(j.holdout, lang, 0),
+                    "queued": c.get("queued", 0) + c.get("sending", 0),
+                    "sent": c.get("sent", 0),
+                    "failed": sum(c.get(s, 0) for s in FAILED_STATUSES),
+                    "last_run": _day(last.get(j.id)),
+                    "uplift": None
+                    if res is None or res["incremental_repurchase"] is None
+                    else _signed_pct(res["incremental_repurchase"], lang),
+                }
+            )
+        return out
+
+    rows = run_read(ctx.store, read)
+    return render(
+        request, "journeys.html", lang, session=guarded, journeys=rows, as_of=as_of.isoformat(),
+        timezone=ctx.settings.timezone,
+    )  # fmt: skip
+
+
+def _day(value: Any) -> str:
+    return "—" if value is None else str(value)[:10]
+
+
+def _signed_pct(value: float, lang: str) -> str:
+    sign = "+" if value > 0 else ("−" if value < 0 else "±")
+    return f"{sign}{fmt_number(abs(value) * 100, lang, 1)} pp"
+
+
+# -- new and edit -----------------------------------------------------------------------------------
+
+
+def _edit_page(
+    request: Request,
+    session: Session,
+    *,
+    journey_id: str | None,
+    text: str,
+    errors: list[dict[str, Any]] | None = None,
+    error: str | None = None,
+    status: int = 200,
+    segment: str | None = None,
+) -> Response:
+    lang = lang_of(request, session)
+    return render(
+        request, "journey_edit.html", lang, session=session, journey_id=journey_id, text=text,
+        errors=errors or [], error=error, status=status, segment=segment,
+    )  # fmt: skip
+
+
+def _parse(text: str) -> Journey:
+    from huitouke.journeys.loader import load_journey_text
+
+    return load_journey_text(text, "journey")
+
+
+@router.get("/journeys/new")
+def journey_new(request: Request, segment: str | None = None) -> Response:
+    """A new journey in the journey file format, its audience a segment when given.
+    新建旅程(可从分群开始)。"""
+    from huitouke.journeys.drafts import draft_journey_yaml
+
+    guarded = guard(request, role="operator")
+    if isinstance(guarded, Response):
+        return guarded
+    lang = lang_of(request, guarded)
+    try:
+        text = draft_journey_yaml(segment or None)
+    except HuitoukeError as exc:
+        return _edit_page(
+            request, guarded, journey_id=None, text=draft_journey_yaml(None),
+            error=exc.localized(lang), status=exc.http_status,
+        )  # fmt: skip
+    return _edit_page(request, guarded, journey_id=None, text=text, segment=segment)
+
+
+@router.post("/journeys/validate")
+def journey_validate(
+    request: Request, definition: str = Form(""), csrf_token: str = Form("")
+) -> Response:
+    """Check a definition without saving it (htmx): its errors with line and field."""
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    lang = lang_of(request, guarded)
+    try:
+        j = _parse(definition)
+    except HuitoukeError as exc:
+        return render(
+            request, "_journey_errors.html", lang, session=guarded, errors=_errors_of(exc, lang),
+            valid=None,
+        )  # fmt: skip
+    return render(request, "_journey_errors.html", lang, session=guarded, errors=[], valid=j.id)
+
+
+@router.post("/journeys/new")
+def journey_create(
+    request: Request, definition: str = Form(""), csrf_token: str = Form("")
+) -> Response:
+    """Save a new journey (switched off until enabled). 保存新旅程。"""
+    from huitouke.journeys import repo
+
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    try:
+        j = _parse(definition)
+    except HuitoukeError as exc:
+        return _edit_page(
+            request, guarded, journey_id=None, text=definition, errors=_errors_of(exc, lang),
+            status=exc.http_status,
+        )  # fmt: skip
+
+    def write(conn: Connection) -> bool:
+        if any(r["journey"].id == j.id for r in repo.all_journeys(conn)):
+            return False
+        repo.save_journey(conn, j, source="api", enabled=False)
+        return True
+
+    if not run_write(ctx.store, write):
+        message = _gettext(
+            lang, N_("A journey with the id %(id)s exists: edit it, or choose another id."), id=j.id
+        )
+        return _edit_page(
+            request, guarded, journey_id=None, text=definition, error=message, status=409
+        )
+    return secure_headers(RedirectResponse(f"/journeys/{j.id}", status_code=303))
+
+
+@router.get("/journeys/{journey_id}/edit")
+def journey_edit(request: Request, journey_id: str) -> Response:
+    """Edit a journey's definition (a built-in is saved as a stored copy). 编辑旅程。"""
+    guarded = guard(request, role="operator")
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    try:
+        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+    except HuitoukeError as exc:
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return _edit_page(request, guarded, journey_id=journey_id, text=_yaml_of(row["journey"]))
+
+
+@router.post("/journeys/{journey_id}/edit")
+def journey_save(
+    request: Request, journey_id: str, definition: str = Form(""), csrf_token: str = Form("")
+) -> Response:
+    """Save an edited journey; its state (on or off) is kept. 保存旅程。"""
+    from huitouke.journeys import repo
+
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    try:
+        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        j = _parse(definition)
+    except HuitoukeError as exc:
+        if exc.code == "journey.not_found":
+            return error_page(request, guarded, exc.http_status, exc.localized(lang))
+        return _edit_page(
+            request, guarded, journey_id=journey_id, text=definition,
+            errors=_errors_of(exc, lang), status=exc.http_status,
+        )  # fmt: skip
+    if j.id != journey_id:
+        message = _gettext(
+            lang,
+            N_(
+                "id: a journey's id cannot change (%(old)s → %(new)s); create a new journey instead."
+            ),
+            old=journey_id,
+            new=j.id,
+        )
+        return _edit_page(
+            request, guarded, journey_id=journey_id, text=definition,
+            errors=[{"line": None, "field": "id", "message": message}], status=422,
+        )  # fmt: skip
+    run_write(
+        ctx.store, lambda conn: repo.save_journey(conn, j, source="api", enabled=row["enabled"])
+    )
+    return secure_headers(RedirectResponse(f"/journeys/{j.id}", status_code=303))
+
+
+# -- one journey ----------------------------------------------------------------------------------
+
+
+def _journey_values(
+    request: Request, session: Session, journey_id: str, as_of: date
+) -> dict[str, Any]:
+    from huitouke.journeys.service import journey_warnings
+    from huitouke.messaging.outbox import list_messages, status_counts
+
+    ctx = request_ctx(request)
+    lang = lang_of(request, session)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        row = _find(conn, journey_id)
+        counts = status_counts(conn, journey_id=journey_id).get(journey_id, {})
+        failures = list_messages(
+            conn, status=list(FAILED_STATUSES), journey_id=journey_id, limit=100
+        )
+        return {
+            "row": row,
+            "counts": counts,
+            "failures": failures,
+            "last_run": _last_runs(conn).get(journey_id),
+            "result": _results(request, conn, as_of).get(journey_id),
+        }
+
+    data = run_read(ctx.store, read)
+    j: Journey = data["row"]["journey"]
+    warnings = [
+        w["message_zh"] if lang == "zh" else w["message"]
+        for w in journey_warnings([j], ctx.settings)
+    ]
+    res = data["result"]
+    return {
+        "journey": j,
+        "name": j.name.get(lang),
+        "enabled": data["row"]["enabled"],
+        "source": data["row"]["source"],
+        "definition": _yaml_of(j),
+        "warnings": warnings if data["row"]["enabled"] else [],
+        "counts": {s: data["counts"].get(s, 0) for s in CHOSEN[:6]},
+        "failures": [
+            {
+                **f,
+                "when": local_time(ctx, _parse_dt(f.get("updated_at"))),
+                "reason": f.get("reason_code") or "—",
+            }
+            for f in data["failures"]
+        ],
+        "last_run": _day(data["last_run"]),
+        "as_of": as_of.isoformat(),
+        "result": res,
+        "result_shown": None if res is None else _result_shown(res, lang),
+        "timezone": ctx.settings.timezone,
+    }
+
+
+def _parse_dt(value: Any) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _result_shown(r: dict[str, Any], lang: str) -> dict[str, str]:
+    """The results as shown: rates in %, uplift and its 95% interval in points, money."""
+    from decimal import Decimal
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else fmt_pct(v, lang, 1)
+
+    def money(v: str | None) -> str:
+        return "—" if v is None else fmt_money(Decimal(v), r["currency"], lang)
+
+    ci = r["incremental_ci95"]
+    return {
+        "conversion_treatment": pct(r["conversion_treatment"]),
+        "conversion_holdout": pct(r["conversion_holdout"]),
+        "uplift": "—"
+        if r["incremental_repurchase"] is None
+        else _signed_pct(r["incremental_repurchase"], lang),
+        "ci": "—" if ci is None else f"[{_signed_pct(ci[0], lang)}, {_signed_pct(ci[1], lang)}]",
+        "incremental_revenue": money(r["incremental_revenue"]),
+        "cost": money(r["cost"]),
+        "roi": "—" if r["roi"] is None else fmt_pct(r["roi"], lang, 1),
+    }
+
+
+@router.get("/journeys/{journey_id}")
+def journey_page(request: Request, journey_id: str, as_of: str | None = None) -> Response:
+    """One journey: definition, state, outbox, results. 旅程详情。"""
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    lang = lang_of(request, guarded)
+    try:
+        values = _journey_values(request, guarded, journey_id, _as_of(request, as_of))
+    except HuitoukeError as exc:
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return render(request, "journey.html", lang, session=guarded, ran=None, notice=None, **values)
+
+
+def _set_enabled(request: Request, journey_id: str, on: bool, csrf_token: str) -> Response:
+    from huitouke.journeys import repo
+
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    try:
+        run_write(ctx.store, lambda conn: repo.set_enabled(conn, journey_id, on))
+    except HuitoukeError as exc:
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return secure_headers(RedirectResponse(f"/journeys/{journey_id}", status_code=303))
+
+
+@router.post("/journeys/{journey_id}/enable")
+def journey_enable(request: Request, journey_id: str, csrf_token: str = Form("")) -> Response:
+    """Switch a journey on (operators). 启用旅程。"""
+    return _set_enabled(request, journey_id, True, csrf_token)
+
+
+@router.post("/journeys/{journey_id}/disable")
+def journey_disable(request: Request, journey_id: str, csrf_token: str = Form("")) -> Response:
+    """Switch a journey off (operators). 停用旅程。"""
+    return _set_enabled(request, journey_id, False, csrf_token)
+
+
+def _run(request: Request, journey: Journey, as_of: date, *, dry_run: bool) -> Any:
+    from huitouke.journeys.service import run_journeys
+    from huitouke.service.programs import loyalty_service
+
+    ctx = request_ctx(request)
+    loyalty = run_read(ctx.store, lambda conn: loyalty_service(conn, ctx))
+    return run_journeys(
+        ctx.store,
+        [journey.model_copy(update={"enabled": True})],
+        as_of,
+        settings=ctx.settings,
+        dry_run=dry_run,
+        loyalty=loyalty,
+        explain_all=dry_run,
+    )
+
+
+@router.get("/journeys/{journey_id}/preview")
+def journey_preview(request: Request, journey_id: str, as_of: str | None = None) -> Response:
+    """The dry run of one journey on a day: who is in and out and why, the rendered messages;
+    nothing is written (operators, as the API's dry run). 试运行。"""
+    from huitouke.journeys.engine import Plan
+
+    guarded = guard(request, role="operator")
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    try:
+        day = _as_of(request, as_of)
+        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        res = _run(request, row["journey"], day, dry_run=True)
+    except HuitoukeError as exc:
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    rows = res.plan.rows
+    if not rows.empty:  # who gets something first, then the reasons of the rest
+        rows = rows.assign(_first=(rows["status"] != "planned").astype(int)).sort_values(
+            ["_first", "customer_id", "step_index"], kind="stable"
+        )
+    shown = Plan(res.plan.as_of, rows.head(PREVIEW_ROWS), [], res.plan.journeys).explain(lang)
+    summary = next((s for s in res.plan.summary if s["journey_id"] == journey_id), None)
+    out = res.to_json(lang, limit=0)
+    messages = [
+        {
+            "customer_id": m.customer_id,
+            "step_id": m.step_id,
+            "channel": m.channel,
+            "subject": m.rendered.get("subject"),
+            "text": m.rendered.get("text") or "",
+            "coupon": (m.payload or {}).get("coupon"),
+        }
+        for m in res.previews[:PREVIEW_MESSAGES]
+    ]
+    template = "_journey_preview.html" if is_htmx(request) else "journey_preview.html"
+    return render(
+        request, template, lang, session=guarded, journey_id=journey_id, as_of=day.isoformat(),
+        summary=summary, items=shown, items_total=len(res.plan.rows), limit=PREVIEW_ROWS,
+        messages=messages, messages_total=len(res.previews), failures=out["failures"],
+        warnings=[w["message"] for w in out["warnings"]], timezone=ctx.settings.timezone,
+    )  # fmt: skip
+
+
+@router.post("/journeys/{journey_id}/run")
+def journey_run(
+    request: Request, journey_id: str, as_of: str = Form(""), csrf_token: str = Form("")
+) -> Response:
+    """Run one switched-on journey now for a day (today by default): assignments, coupons,
+    messages in the outbox, exactly once (operators). 立即运行。"""
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    try:
+        day = _as_of(request, as_of or None)
+        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        if not row["enabled"]:
+            message = _gettext(lang, N_("Switch the journey on before running it."))
+            values = _journey_values(request, guarded, journey_id, day)
+            return render(
+                request, "journey.html", lang, session=guarded, ran=None, notice=message,
+                status=409, **values,
+            )  # fmt: skip
+        res = _run(request, row["journey"], day, dry_run=False)
+        values = _journey_values(request, guarded, journey_id, day)
+    except HuitoukeError as exc:
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    out = res.to_json(lang, limit=0)
+    summary = next((s for s in res.plan.summary if s["journey_id"] == journey_id), None)
+    ran = {
+        "as_of": day.isoformat(),
+        "written": out["written"],
+        "failures": out["failures"],
+        "due": summary["due_customers"] if summary else 0,
+    }
+    return render(request, "journey.html", lang, session=guarded, ran=ran, notice=None, **values)
+
+
+@router.post("/journeys/{journey_id}/outbox/retry")
+def journey_retry(
+    request: Request,
+    journey_id: str,
+    message_id: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Put the journey's failed and dead messages (or one of them) back in the queue; the
+    contact rules run again when they are sent (operators). 重试失败消息。"""
+    from huitouke.messaging.outbox import list_messages, retry_messages
+
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+
+    def write(conn: Connection) -> int:
+        _find(conn, journey_id)
+        failed = list_messages(
+            conn, status=list(FAILED_STATUSES), journey_id=journey_id, limit=100_000
+        )
+        ids = [m["message_id"] for m in failed]
+        if message_id:
+            if message_id not in ids:
+                raise InputError(
+                    f"message {message_id!r} is not a failed message of journey {journey_id!r}",
+                    code="input.nothing_to_retry",
+                    message_zh=f"消息 {message_id!r} 不是旅程 {journey_id!r} 的失败消息",
+                    details={"field": "message_id"},
+                )
+            ids = [message_id]
+        if not ids:
+            return 0
+        return retry_messages(conn, now=now_of(ctx), message_ids=ids)
+
+    try:
+        n = run_write(ctx.store, write)
+        values = _journey_values(request, guarded, journey_id, _today(request))
+    except HuitoukeError as exc:
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    notice = _gettext(lang, N_("%(n)s messages are queued again."), n=n)
+    return render(request, "journey.html", lang, session=guarded, ran=None, notice=notice, **values)
