@@ -54,6 +54,9 @@ ROUTER_MODULES = (
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)
     "huitouke.service.console.web",
+    # console: segments, customer filters and export; predictions (customer facts snapshot)
+    "huitouke.service.console.segments",
+    "huitouke.service.console.predictions",
 )
 
 DESCRIPTION = """
