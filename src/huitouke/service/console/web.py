@@ -593,7 +593,7 @@ def customers_page(request: Request, q: str = "", page: int = 1) -> Response:
     lang = lang_of(request, guarded)
     query = q.strip()[:128]
     raw = dict(request.query_params)
-    choices = filter_choices(request, lang)
+    choices = {} if is_htmx(request) else filter_choices(request, lang)
     if any(raw.get(k) for k in raw if k not in ("q", "page")):
         try:
             filtered = filtered_customers(request, guarded, lang, raw, page)
@@ -601,7 +601,8 @@ def customers_page(request: Request, q: str = "", page: int = 1) -> Response:
             return error_page(request, guarded, exc.http_status, exc.localized(lang))
         return render(
             request, "customers.html", lang, session=guarded, q=query, customers=[], limit=50,
-            fmt_count=lambda v: fmt_number(v, lang, 0), filtered=filtered, **choices,
+            fmt_count=lambda v: fmt_number(v, lang, 0), filtered=filtered,
+            **(choices or filter_choices(request, lang)),
         )  # fmt: skip
     rows = run_read(ctx.store, lambda conn: search_customers(conn, query, limit=50))
     shown = [
