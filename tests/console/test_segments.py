@@ -25,6 +25,7 @@ from huitouke.app.customer_facts import (
     refresh_customer_facts,
     segment_summary,
     snapshot_meta,
+    stored_segment_summary,
 )
 from huitouke.data import CDNOW_SAMPLE
 from huitouke.errors import InputError
@@ -102,6 +103,9 @@ def test_snapshot_equals_the_segments_cli(imported: str, store: Store) -> None:
             if r["share"] is not None:
                 assert mine[r[key]]["share"] == pytest.approx(r["share"])
     assert summary["total"] == result.customers == sum(r["customers"] for r in body["rfm"])
+    # what the segments page reads: the summary stored with the snapshot, equal to the rows'
+    stored = run_read(store, lambda c: stored_segment_summary(c, snapshot_meta(c)))
+    assert stored == summary
     # the customers CLI's per-customer rows: the same segment, layer, lifecycle and P(alive)
     cust = cli(imported, "customers", "--format", "json")
     assert cust.returncode == 0, cust.stderr

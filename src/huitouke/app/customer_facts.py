@@ -55,6 +55,7 @@ __all__ = [
     "segment_members",
     "segment_summary",
     "snapshot_meta",
+    "stored_segment_summary",
 ]
 
 #: a segment's kind → the snapshot column and the names it may take
@@ -288,8 +289,14 @@ def refresh_customer_facts(
         conn.execute(delete(customer_facts))
         for i in range(0, len(rows), _CHUNK):
             conn.execute(insert(customer_facts), rows[i : i + _CHUNK])
+        # the segments page reads this summary of the rows just written, not a scan of them
+        summary = _summary_json(segment_summary(conn))
         conn.execute(delete(customer_facts_meta))
-        conn.execute(insert(customer_facts_meta).values(**meta_row))
+        conn.execute(
+            insert(customer_facts_meta).values(
+                **{**meta_row, "details": {**details, "segments": summary}}
+            )
+        )
 
     run_write(store, write)
     return RefreshResult(as_of, computed_at, len(rows), view.model, meta_row["prediction_note"])
@@ -331,6 +338,28 @@ def segment_summary(conn: Connection) -> dict[str, Any]:
             }
             for name in names
         ]
+    return out
+
+
+def _summary_json(summary: dict[str, Any]) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        return str(v) if isinstance(v, Decimal) else v
+
+    return {
+        k: [{f: plain(x) for f, x in r.items()} for r in v] if isinstance(v, list) else plain(v)
+        for k, v in summary.items()
+    }
+
+
+def stored_segment_summary(conn: Connection, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """:func:`segment_summary` as the refresh stored it with the snapshot (revenues back to
+    Decimal); computed from the rows for a snapshot written without it."""
+    stored = (meta or {}).get("details", {}).get("segments")
+    if not stored:
+        return segment_summary(conn)
+    out: dict[str, Any] = {"total": stored["total"], "revenue": Decimal(stored["revenue"])}
+    for kind in SEGMENT_KINDS:
+        out[kind] = [{**r, "revenue": Decimal(r["revenue"])} for r in stored[kind]]
     return out
 
 

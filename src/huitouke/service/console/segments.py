@@ -87,10 +87,15 @@ def _gettext(lang: str) -> Any:
 
 
 def _segments_values(request: Request, session: Session, lang: str) -> dict[str, Any]:
-    from huitouke.app.customer_facts import segment_summary, snapshot_meta
+    from huitouke.app.customer_facts import snapshot_meta, stored_segment_summary
 
     ctx = request_ctx(request)
-    meta, summary = run_read(ctx.store, lambda c: (snapshot_meta(c), segment_summary(c)))
+
+    def read(conn: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        meta = snapshot_meta(conn)
+        return meta, stored_segment_summary(conn, meta)
+
+    meta, summary = run_read(ctx.store, read)
     currency = (meta or {}).get("currency") or ctx.settings.currency
     gettext = _gettext(lang)
     kinds = []
