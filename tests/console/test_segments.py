@@ -301,14 +301,26 @@ def test_customer_filters_paging_and_export(facts_console: Console, fclient) -> 
     assert re.findall(r'<tr data-customer="([^"]+)">', page2) == [
         r["customer_id"] for r in rows[50:100]
     ]
+    from huitouke.service.customers import put_customer
+
+    with facts_console.store.begin() as conn:
+        put_customer(conn, rows[0]["customer_id"], {"name": "王小明", "phone": "13800138000",
+                                                   "email": "ming@example.com"}, now=NOW)  # fmt: skip
     export = fclient.get("/customers.csv", params=args)
     assert export.status_code == 200
     table = list(csv.reader(io.StringIO(export.text.lstrip("\ufeff"))))
     assert [x[0] for x in table[1:]] == [r["customer_id"] for r in rows]
+    assert table[1][2] == "138****8000" and "王小明" not in export.text
+    assert "ming@example.com" not in export.text
+    assert "13800138000" not in fclient.get("/customers", params=args).text
     due = fclient.get("/customers", params={"next_from": "1998-07-01", "next_to": "1998-07-31"})
     assert due.status_code == 200
     bad = fclient.get("/customers", params={"rfm": "nobody"})
     assert bad.status_code == 422
+    fclient.cookies.clear()
+    sign_in(fclient, "otto")  # operators see the contacts, in the export too
+    full = fclient.get("/customers.csv", params=args).text
+    assert "13800138000" in full and "ming@example.com" in full
     # the search text narrows the filtered list
     first = rows[0]["customer_id"]
     one = fclient.get("/customers", params={**args, "q": first}).text
