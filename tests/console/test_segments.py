@@ -431,3 +431,23 @@ def test_changing_routes_need_a_session_the_role_and_the_token(
 def test_read_users_cannot_open_the_coupon_confirm_step(fclient) -> None:
     sign_in(fclient, "rita")
     assert fclient.get("/segments/rfm/champions/coupons").status_code == 403
+
+
+def test_the_tier_filter_reads_the_loyalty_members(facts_console: Console, fclient) -> None:
+    _refresh(facts_console)
+    rows = run_read(
+        facts_console.store, lambda c: find_customers(c, FactsFilter.parse({"rfm": "loyal"}))
+    )[0]
+    gold = [r["customer_id"] for r in rows[:3]]
+    with facts_console.store.begin() as conn:
+        for cid in gold:
+            conn.execute(
+                lt.members.insert().values(
+                    customer_id=cid, tier="gold", preferences={}, paid_orders=0,
+                    created_at=NOW, updated_at=NOW,
+                )
+            )  # fmt: skip
+    sign_in(fclient, "rita")
+    page = fclient.get("/customers", params={"tier": "gold"}).text
+    assert re.findall(r'<tr data-customer="([^"]+)">', page) == sorted(gold)
+    assert '<option value="gold" selected>' in page
