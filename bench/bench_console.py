@@ -12,7 +12,14 @@ page plus the loopback round trip:
    read, the charts' options built and the page rendered;
 3. ``fragment`` — ``GET /overview/fragment?period=quarter`` (the htmx period switch);
 4. ``search`` — ``GET /customers?q=0001`` (prefix search, 50 rows at most);
-5. ``customer`` — ``GET /customers/00018`` (profile, orders, loyalty balances).
+5. ``customer`` — ``GET /customers/00018`` (profile, orders, loyalty balances, and its
+   predictions, messages and consent history);
+6. ``segments`` — ``GET /segments``, ``predictions`` — ``GET /predictions``, ``filtered`` —
+   ``GET /customers?layer=lost&p_max=0.5`` (a page of 50 of the matches and their count),
+   all read from the customer facts snapshot. Its refresh
+   (``refresh_customer_facts``: the customer frame with the model fit and the holdout
+   check, then the rows written) is timed once beside ``huitouke segments`` on the same
+   store.
 
     python bench/bench_console.py                 # 20 requests per route
     python bench/bench_console.py --requests 50
@@ -63,7 +70,19 @@ def main() -> None:
         capture_output=True,
         timeout=600,
     )
+    from huitouke.app.customer_facts import refresh_customer_facts
+    from huitouke.settings import Settings
+
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "huitouke", "segments", "--format", "json"],
+        env=env, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    cli_segments = time.perf_counter() - start
     store = Store(url)
+    start = time.perf_counter()
+    refresh_customer_facts(store, Settings(database_url=url))
+    refresh = time.perf_counter() - start
     with store.begin() as conn:
         create_user(conn, name="bench", role="operator", password=PASSWORD, now=datetime.now(UTC))
         _, key = create_api_key(conn, scope="read", name="bench", now=datetime.now(UTC))
@@ -76,6 +95,9 @@ def main() -> None:
         "fragment": "/overview/fragment?period=quarter",
         "search": "/customers?q=0001",
         "customer": "/customers/00018",
+        "segments": "/segments",
+        "predictions": "/predictions",
+        "filtered": "/customers?layer=lost&p_max=0.5",
     }
     with Server(url) as server, httpx.Client(base_url=server.base, timeout=120) as client:
         page = client.get("/login")
@@ -102,10 +124,14 @@ def main() -> None:
     base = statistics.median(times["metrics"])
     print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.1f}")
     print(f"{args.requests} requests per route, one at a time, CDNOW master (69,659 orders)")
-    print(f"{'route':10} {'p50 ms':>8} {'p95 ms':>8} {'p50 / metrics':>14}")
+    print(f"{'route':12} {'p50 ms':>8} {'p95 ms':>8} {'p50 / metrics':>14}")
     for name, values in times.items():
         p50 = statistics.median(values)
-        print(f"{name:10} {p50:8.1f} {_pct(values, 0.95):8.1f} {p50 / base:14.2f}")
+        print(f"{name:12} {p50:8.1f} {_pct(values, 0.95):8.1f} {p50 / base:14.2f}")
+    print(
+        f"snapshot refresh {refresh:.1f} s; `huitouke segments` (process, no model) "
+        f"{cli_segments:.1f} s; ratio {refresh / cli_segments:.2f}"
+    )
 
 
 if __name__ == "__main__":

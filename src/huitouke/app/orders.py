@@ -68,6 +68,7 @@ __all__ = [
     "Recorded",
     "check_source",
     "find_order",
+    "load_order_lines",
     "load_orders",
     "order_event",
     "order_reference",
@@ -293,6 +294,29 @@ def load_orders(store: Store, *, per_person: bool = True) -> pa.Table:
     with store.connect() as conn:
         mapping = person_map(conn)
     return apply_persons(table, mapping)
+
+
+def load_order_lines(store: Store) -> pa.Table | None:
+    """Every recorded order line (source, order_id, sku, product_name, category, quantity,
+    unit_price) as Arrow, for the analytics' categories; ``None`` when there are none."""
+    cols = ["source", "order_id", "sku", "product_name", "category", "quantity", "unit_price"]
+    with store.connect() as conn:
+        rows = conn.execute(select(*[order_lines.c[c] for c in cols])).all()
+    if not rows:
+        return None
+    data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+    data["unit_price"] = [None if v is None else Decimal(v) for v in data["unit_price"]]
+    return pa.table(
+        {
+            "source": pa.array(data["source"], pa.string()),
+            "order_id": pa.array(data["order_id"], pa.string()),
+            "sku": pa.array(data["sku"], pa.string()),
+            "product_name": pa.array(data["product_name"], pa.string()),
+            "category": pa.array(data["category"], pa.string()),
+            "quantity": pa.array(data["quantity"], pa.int64()),
+            "unit_price": pa.array(data["unit_price"], pa.decimal128(18, 4)),
+        }
+    )
 
 
 def stored_loyalty(conn: Connection, timezone: str) -> LoyaltyService | None:

@@ -38,28 +38,9 @@ class Loaded:
 
 
 def _store_lines(store: Any) -> pa.Table | None:
-    from sqlalchemy import select
+    from huitouke.app.orders import load_order_lines
 
-    from huitouke.store.tables import order_lines
-
-    cols = ["source", "order_id", "sku", "product_name", "category", "quantity", "unit_price"]
-    with store.connect() as conn:
-        rows = conn.execute(select(*[order_lines.c[c] for c in cols])).all()
-    if not rows:
-        return None
-    data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
-    data["unit_price"] = [None if v is None else Decimal(v) for v in data["unit_price"]]
-    return pa.table(
-        {
-            "source": pa.array(data["source"], pa.string()),
-            "order_id": pa.array(data["order_id"], pa.string()),
-            "sku": pa.array(data["sku"], pa.string()),
-            "product_name": pa.array(data["product_name"], pa.string()),
-            "category": pa.array(data["category"], pa.string()),
-            "quantity": pa.array(data["quantity"], pa.int64()),
-            "unit_price": pa.array(data["unit_price"], pa.decimal128(18, 4)),
-        }
-    )
+    return load_order_lines(store)
 
 
 def store_label(database_url: str) -> str:

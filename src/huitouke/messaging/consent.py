@@ -27,6 +27,7 @@ from huitouke.store.tables import customers, orders
 
 __all__ = [
     "CONSENT_ACTIONS",
+    "consent_history",
     "customer_by_phone",
     "effective_consent",
     "load_customer_contexts",
@@ -162,6 +163,21 @@ def record_consent(
             occurred_at=at,
         )
     )
+
+
+def consent_history(
+    conn: Connection, customer_id: str, *, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The customer's consent events, newest first (at most ``limit``): channel, action,
+    source, detail, occurred_at."""
+    ce = consent_events.c
+    stmt = (
+        select(ce.event_id, ce.channel, ce.action, ce.source, ce.detail, ce.occurred_at)
+        .where(ce.customer_id == customer_id)
+        .order_by(ce.occurred_at.desc(), ce.event_id.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
 def unsubscribe(

@@ -62,6 +62,9 @@ ROUTER_MODULES = (
     "huitouke.service.console.journeys",
     # the console's Data page (upload an export, its progress and summary, import history)
     "huitouke.service.console.data",
+    # console: segments, customer filters and export; predictions (customer facts snapshot)
+    "huitouke.service.console.segments",
+    "huitouke.service.console.predictions",
 )
 
 DESCRIPTION = """

@@ -40,6 +40,7 @@ __all__ = [
 #: Modules of the other contexts that declare their tables on :data:`metadata`.
 CONTEXT_TABLE_MODULES = (
     "huitouke.identity.tables",
+    "huitouke.store.customer_facts",
     "huitouke.journeys.tables",
     "huitouke.loyalty.tables",
     "huitouke.measurement.tables",

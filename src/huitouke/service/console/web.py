@@ -579,8 +579,11 @@ def users_enable(request: Request, name: str, csrf_token: str = Form("")) -> Res
 
 
 @router.get("/customers")
-def customers_page(request: Request, q: str = "") -> Response:
-    """Customer search by id, phone or e-mail prefix. 顾客搜索。"""
+def customers_page(request: Request, q: str = "", page: int = 1) -> Response:
+    """Customer search by id, phone or e-mail prefix; with filters (segment, layer,
+    lifecycle, tier, P(alive), next expected order) the snapshot's matches, paged
+    (``console.segments``). 顾客搜索与筛选。"""
+    from huitouke.service.console.segments import filter_choices, filtered_customers
     from huitouke.service.customers import search_customers
 
     guarded = guard(request)
@@ -589,6 +592,18 @@ def customers_page(request: Request, q: str = "") -> Response:
     ctx = request_ctx(request)
     lang = lang_of(request, guarded)
     query = q.strip()[:128]
+    raw = dict(request.query_params)
+    choices = {} if is_htmx(request) else filter_choices(request, lang)
+    if any(raw.get(k) for k in raw if k not in ("q", "page")):
+        try:
+            filtered = filtered_customers(request, guarded, lang, raw, page)
+        except HuitoukeError as exc:
+            return error_page(request, guarded, exc.http_status, exc.localized(lang))
+        return render(
+            request, "customers.html", lang, session=guarded, q=query, customers=[], limit=50,
+            fmt_count=lambda v: fmt_number(v, lang, 0), filtered=filtered,
+            **(choices or filter_choices(request, lang)),
+        )  # fmt: skip
     rows = run_read(ctx.store, lambda conn: search_customers(conn, query, limit=50))
     shown = [
         {**masked(r, guarded), "last_order": local_time(ctx, r["last_order_at"])} for r in rows
@@ -596,7 +611,7 @@ def customers_page(request: Request, q: str = "") -> Response:
     template = "_customer_rows.html" if is_htmx(request) else "customers.html"
     return render(
         request, template, lang, session=guarded, q=query, customers=shown, limit=50,
-        fmt_count=lambda v: fmt_number(v, lang, 0),
+        fmt_count=lambda v: fmt_number(v, lang, 0), filtered=None, **choices,
     )  # fmt: skip
 
 
@@ -613,14 +628,16 @@ def customer_page(request: Request, customer_id: str) -> Response:
     ctx = request_ctx(request)
     lang = lang_of(request, guarded)
 
-    def read(conn: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    from huitouke.service.console.segments import customer_extras
+
+    def read(conn: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], Any]:
         profile = get_customer(conn, customer_id)
         orders = customer_orders(conn, customer_id, limit=100)
         loyalty = loyalty_service(conn, ctx).customer_loyalty(conn, customer_id)
-        return profile, orders, loyalty
+        return profile, orders, loyalty, customer_extras(request, conn, customer_id, lang)
 
     try:
-        profile, orders, loyalty = run_read(ctx.store, read)
+        profile, orders, loyalty, extras = run_read(ctx.store, read)
     except NotFoundError as exc:
         return error_page(request, guarded, 404, exc.localized(lang))
     shown_orders = [
@@ -634,5 +651,5 @@ def customer_page(request: Request, customer_id: str) -> Response:
     ]
     return render(
         request, "customer.html", lang, session=guarded, profile=masked(profile, guarded),
-        orders=shown_orders, loyalty=loyalty, timezone=ctx.settings.timezone,
+        orders=shown_orders, loyalty=loyalty, timezone=ctx.settings.timezone, **extras,
     )  # fmt: skip
