@@ -54,6 +54,8 @@ ROUTER_MODULES = (
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)
     "huitouke.service.console.web",
+    # the console's snapshot refresh (huitouke.app.snapshots)
+    "huitouke.service.console.snapshots",
 )
 
 DESCRIPTION = """

@@ -395,15 +395,15 @@ def _chart_options(
     return {"rates": rates, "buyers": buyers, "ladder": ladder}
 
 
-def _overview_values(request: Request, lang: str, period: str) -> dict[str, Any]:
-    from huitouke.app.overview import OverviewOptions, overview
+def _overview_values(request: Request, session: Session, lang: str, period: str) -> dict[str, Any]:
+    from huitouke.app.snapshots import overview_view
+    from huitouke.service.apikeys import scope_allows
 
     ctx = request_ctx(request)
     s = ctx.settings
-    data = overview(
-        ctx.store,
-        OverviewOptions(timezone=s.timezone, merge_same_day=s.merge_same_day_orders, period=period),
-    )
+    # the overview's snapshot (huitouke.app.snapshots); computed live only when none exists
+    view = overview_view(ctx.store, s, period)
+    data = view.data
     currency = data["metrics"].get("currency") or s.currency
     tr = translations(lang)
 
@@ -449,6 +449,11 @@ def _overview_values(request: Request, lang: str, period: str) -> dict[str, Any]
         "fmt_count": lambda v: fmt_number(v, lang, 0),
         "timezone": s.timezone,
         "currency": currency,
+        "snapshot": {
+            "state": "live" if view.live else ("stale" if view.stale else "fresh"),
+            "computed_at": local_time(ctx, view.computed_at),
+        },
+        "can_refresh": scope_allows(session.user.role, "operator"),
     }
 
 
@@ -464,7 +469,7 @@ def overview_page(request: Request, period: str | None = None) -> Response:
         return guarded
     lang = lang_of(request, guarded)
     try:
-        values = _overview_values(request, lang, _period(period))
+        values = _overview_values(request, guarded, lang, _period(period))
     except HuitoukeError as exc:  # e.g. orders in several currencies: said on a page
         return error_page(request, guarded, exc.http_status, exc.localized(lang))
     return render(request, "overview.html", lang, session=guarded, **values)
@@ -478,7 +483,7 @@ def overview_fragment(request: Request, period: str | None = None) -> Response:
         return guarded
     lang = lang_of(request, guarded)
     try:
-        values = _overview_values(request, lang, _period(period))
+        values = _overview_values(request, guarded, lang, _period(period))
     except HuitoukeError as exc:
         return error_page(request, guarded, exc.http_status, exc.localized(lang))
     return render(request, "_overview_body.html", lang, session=guarded, **values)
