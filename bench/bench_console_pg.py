@@ -48,6 +48,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import Connection, Result, Server, pg_database, run_async, settle
+from bench_service import tree_cpu_seconds
 from _console_pg_data import generate
 from huitouke.service.apikeys import create_api_key
 from huitouke.service.users import create_user
@@ -216,13 +217,18 @@ def run(url: str, *, clients: int, requests: int, seed: int = 11) -> list[dict[s
             assert set(warm.statuses) == {200}, (p.name, warm.statuses)
             modes = [("concurrent", p.clients or clients), ("sequential", 1)]
             for mode, c in modes if modes[0][1] > 1 else modes[1:]:
+                assert server.proc is not None
+                cpu0 = tree_cpu_seconds(server.proc.pid)
                 res = run_async(_drive(server.base, raws, c, p.name))
+                res.server_cpu_s = tree_cpu_seconds(server.proc.pid) - cpu0
                 row = {**res.row(), "page": p.name, "mode": mode, "clients": c}
                 assert set(res.statuses) == {200} and not res.errors, row
                 rows.append(row)
                 print(
                     f"{p.name:26} {mode:10} clients={c:<2} n={len(res.latencies_ms):<4} "
-                    f"p50={res.pct(50):8.1f} p95={res.pct(95):8.1f} p99={res.pct(99):8.1f} ms",
+                    f"p50={res.pct(50):8.1f} p95={res.pct(95):8.1f} p99={res.pct(99):8.1f} ms "
+                    f"server CPU {row['server_cpu_ms_per_request']} ms/request "
+                    f"load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     print(
