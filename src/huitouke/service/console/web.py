@@ -6,9 +6,11 @@ Routes (all HTML, none in the OpenAPI schema):
   ``?next=`` returns to a local path only;
 - ``POST /logout``: sign out;
 - ``POST /lang``: the signed-in user's choice of language (also kept in a cookie);
-- ``GET /``: the overview; ``GET /overview/fragment``: its cards, charts and tables, which
-  the period switch reloads with htmx;
-- ``GET /customers`` (``?q=`` an id, phone or e-mail prefix; htmx reloads the rows as one
+- ``GET /``: the overview, read from its snapshot (``huitouke.app.snapshots``; the
+  refresh button posts to ``/snapshots/refresh``, in console/snapshots.py);
+  ``GET /overview/fragment``: its cards, charts and tables, which the period switch reloads
+  with htmx;
+- ``GET /customers`` (``?q=`` an id, phone, e-mail or name prefix; htmx reloads the rows as one
   types), ``GET /customers/{id}``: profile, orders and loyalty balances;
 - ``GET /users``, ``POST /users``, ``POST /users/{name}/disable|enable``: the users, for
   admins;
@@ -585,7 +587,7 @@ def users_enable(request: Request, name: str, csrf_token: str = Form("")) -> Res
 
 @router.get("/customers")
 def customers_page(request: Request, q: str = "") -> Response:
-    """Customer search by id, phone or e-mail prefix. 顾客搜索。"""
+    """Customer search by id, phone, e-mail or name prefix. 顾客搜索。"""
     from huitouke.service.customers import search_customers
 
     guarded = guard(request)
