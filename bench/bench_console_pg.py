@@ -48,8 +48,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import Connection, Result, Server, pg_database, run_async, settle
-from bench_service import tree_cpu_seconds
 from _console_pg_data import generate
+from bench_service import tree_cpu_seconds
 from huitouke.service.apikeys import create_api_key
 from huitouke.service.users import create_user
 from huitouke.store.db import Store
