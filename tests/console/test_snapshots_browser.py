@@ -25,6 +25,7 @@ pytestmark = [
 
 def test_operator_refreshes_the_overview_snapshot(shop: dict[str, Any], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
+
     from service.live import LiveServer
 
     src = Path(shop["url"].removeprefix("sqlite:///"))
