@@ -25,7 +25,8 @@ which orders it ran). Another kind is one line: ``register_refresher("kind", fn)
 
 **When they run.** :func:`refresh_snapshots` (``huitouke snapshots refresh``, the console's
 refresh button for operators, and what a scheduler calls — with ``only_stale=True`` it
-recomputes only kinds whose orders changed); :func:`refresh_after_import`, which
+recomputes only kinds whose orders changed: :func:`refresh_stale_snapshots`, the
+scheduler's entry); :func:`refresh_after_import`, which
 :func:`huitouke.app.imports.import_file` calls after every import, recomputes the kinds the
 store already has (a store that never had a snapshot pays nothing; its pages compute live
 until the first refresh). A refresh that fails leaves the previous snapshot in place (stale).
@@ -67,6 +68,7 @@ __all__ = [
     "read_snapshot",
     "refresh_after_import",
     "refresh_snapshots",
+    "refresh_stale_snapshots",
     "register_refresher",
     "snapshot_status",
 ]
@@ -312,6 +314,15 @@ def _kind_stale(store: Store, kind: str, now: Fingerprint) -> bool:
         store, lambda conn: conn.execute(select(snapshots).where(snapshots.c.kind == kind)).all()
     )
     return not rows or any(not _snapshot(r).fingerprint.same_orders(now) for r in rows)
+
+
+def refresh_stale_snapshots(
+    store: Store, settings: Settings, *, progress: Progress | None = None
+) -> list[RefreshReport]:
+    """What a scheduler calls: every registered kind that has no snapshot yet or whose
+    orders changed since (nothing is computed when nothing changed: two index look-ups and
+    an order count per kind)."""
+    return refresh_snapshots(store, settings, only_stale=True, progress=progress)
 
 
 def refresh_after_import(
