@@ -53,6 +53,8 @@ class ImportSummary:
     #: decides the channel
     consent_recorded: int = 0
     consent_kept: int = 0
+    #: the snapshot kinds recomputed after the import (those the store already had)
+    snapshots_refreshed: tuple[str, ...] = ()
 
 
 def default_rejects_path(store: Store, source: Path, batch_id: int) -> Path:
@@ -191,14 +193,36 @@ def import_file(
             store, src, res, rejects_path=rejects_path, progress=progress, report=report
         )
     shop_zone, zone_warnings = _record_shop_zone(store, summary.batch_id)
+    refreshed, snapshot_warnings = _refresh_snapshots(store)
     return replace(
         summary,
         rejects_by_reason=res.rejects_by_reason(),
-        warnings=[*res.warnings, *zone_warnings],
+        warnings=[*res.warnings, *zone_warnings, *snapshot_warnings],
+        snapshots_refreshed=refreshed,
         zone=res.zone,
         shop_zone=shop_zone,
         source=source,
     )
+
+
+def _refresh_snapshots(store: Store) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """The snapshots the store has, recomputed from the orders as they are now (after the
+    batch committed: a failure here leaves the import done and the snapshots marked stale,
+    which the console shows, and says so as a warning)."""
+    from huitouke.app.snapshots import refresh_after_import
+    from huitouke.i18n import t as text
+    from huitouke.settings import get_settings
+
+    reports = refresh_after_import(store, get_settings())
+    warnings = [
+        (
+            text("app.snapshots.refresh_failed", "en", kind=r.kind, code=r.error),
+            text("app.snapshots.refresh_failed", "zh", kind=r.kind, code=r.error),
+        )
+        for r in reports
+        if r.error
+    ]
+    return tuple(r.kind for r in reports if not r.error), warnings
 
 
 def _record_shop_zone(store: Store, batch_id: int) -> tuple[str, list[tuple[str, str]]]:

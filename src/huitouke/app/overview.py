@@ -10,14 +10,17 @@ computes a metric: a number on the overview is the analytics' number.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from huitouke.analytics import Analytics, LayerWindows
 from huitouke.app.orders import load_orders
 from huitouke.store.db import Store
 
-__all__ = ["OverviewOptions", "overview"]
+__all__ = ["OverviewOptions", "overview", "overviews"]
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,23 @@ def overview(store: Store, options: OverviewOptions) -> dict[str, Any]:
     """``{"metrics": <metrics_json>, "cohorts": {"labels", "k", "share", "size"},
     "ladder": [{"k", "reached_k", "reached_k_plus_1", "share", "median_days"}],
     "orders": N}`` for the store's recorded orders."""
-    orders = load_orders(store)
+    return overviews(load_orders(store), options, [options.period])[options.period]
+
+
+def overviews(
+    orders: pa.Table, options: OverviewOptions, periods: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """:func:`overview` of ``orders`` for each period kind of ``periods`` (``options.period``
+    ignored), from one analytics session: the snapshot refresh computes every period kind the
+    console offers from one read of the orders. The cohorts and the ladder do not depend on
+    the period kind; each result holds its own copy."""
     with Analytics(
         orders,
         timezone=options.timezone,
         merge_same_day=options.merge_same_day,
         windows=options.windows,
     ) as analytics:
-        metrics = analytics.metrics_json(options.period)
+        metrics = {p: analytics.metrics_json(p) for p in periods}
         share = analytics.cohorts("share")
         size = analytics.cohorts("customers")
         ladder = analytics.ladder(options.ladder_steps)
@@ -74,18 +86,22 @@ def overview(store: Store, options: OverviewOptions) -> dict[str, Any]:
             "share": [[_num(v) for v in share.loc[label, ks]] for label in share.index],
             "size": [int(size.loc[label, 0]) for label in share.index],
         }
+    steps = [
+        {
+            "k": int(r["k"]),
+            "reached_k": int(r["reached_k"]),
+            "reached_k_plus_1": int(r["reached_k_plus_1"]),
+            "share": _num(r["share"]),
+            "median_days": _num(r["median_days"]),
+        }
+        for r in ladder.to_dict("records")
+    ]
     return {
-        "metrics": metrics,
-        "cohorts": cohorts,
-        "ladder": [
-            {
-                "k": int(r["k"]),
-                "reached_k": int(r["reached_k"]),
-                "reached_k_plus_1": int(r["reached_k_plus_1"]),
-                "share": _num(r["share"]),
-                "median_days": _num(r["median_days"]),
-            }
-            for r in ladder.to_dict("records")
-        ],
-        "orders": orders.num_rows,
+        p: {
+            "metrics": metrics[p],
+            "cohorts": {k: list(v) for k, v in cohorts.items()},
+            "ladder": [dict(r) for r in steps],
+            "orders": orders.num_rows,
+        }
+        for p in periods
     }

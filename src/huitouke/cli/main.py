@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "huitouke.cli.users_cmd",
     "huitouke.cli.identity_cmd",
     "huitouke.cli.wecom_cmd",
+    "huitouke.cli.snapshots_cmd",
 )
 
 

@@ -65,6 +65,8 @@ ROUTER_MODULES = (
     # console: segments, customer filters and export; predictions (customer facts snapshot)
     "huitouke.service.console.segments",
     "huitouke.service.console.predictions",
+    # the console's snapshot refresh (huitouke.app.snapshots)
+    "huitouke.service.console.snapshots",
 )
 
 DESCRIPTION = """

@@ -125,6 +125,8 @@ class Store:
         """
         if self.dialect == "sqlite":
             return self._load_orders_sqlite()
+        if self.dialect == "postgresql":
+            return self._load_orders_postgres()
         return self._load_orders_generic()
 
     def _load_orders_sqlite(self) -> pa.Table:
@@ -146,6 +148,49 @@ class Store:
         if not chunks:
             return ORDERS_SCHEMA.empty_table()
         return pa.concat_tables(chunks).combine_chunks()
+
+    def _load_orders_postgres(self) -> pa.Table:
+        """PostgreSQL: ``COPY … TO STDOUT`` as CSV, parsed by Arrow's CSV reader with the
+        canonical types (NUMERIC text straight into decimal128, ISO timestamps into
+        microseconds): no Python object per value, so ten million orders read in seconds
+        rather than minutes and in a fraction of the memory. The result equals the generic
+        path's (a test compares them)."""
+        import io
+
+        import pyarrow.csv as pacsv
+
+        cols = [c.name for c in ORDERS_SCHEMA]
+        buf = io.BytesIO()
+        with self.engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection  # a psycopg connection
+            assert raw is not None
+            with raw.cursor() as cur:
+                cur.execute("SET LOCAL DateStyle TO ISO, YMD")
+                sql = f"COPY (SELECT {', '.join(cols)} FROM orders) TO STDOUT (FORMAT csv)"
+                with cur.copy(sql) as copy:
+                    for block in copy:
+                        buf.write(block)
+            conn.rollback()
+        if buf.tell() == 0:
+            return ORDERS_SCHEMA.empty_table()
+        types = {f.name: f.type for f in ORDERS_SCHEMA}
+        types["ordered_at"] = pa.timestamp("us")  # naive UTC as stored; zone set below
+        table = pacsv.read_csv(
+            pa.py_buffer(buf.getbuffer()),
+            read_options=pacsv.ReadOptions(column_names=cols),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        table = table.set_column(
+            cols.index("ordered_at"),
+            "ordered_at",
+            table.column("ordered_at").cast(pa.timestamp("us", tz="UTC")),
+        )
+        return table.cast(ORDERS_SCHEMA).combine_chunks()
 
     def _load_orders_generic(self) -> pa.Table:
         cols = [c.name for c in ORDERS_SCHEMA]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
 
 from huitouke.core.orders import DEFAULT_SOURCE
@@ -47,6 +48,7 @@ CONTEXT_TABLE_MODULES = (
     "huitouke.messaging.tables",
     "huitouke.service.tables",
     "huitouke.wecom.tables",
+    "huitouke.store.snapshot_tables",
 )
 
 metadata = MetaData(
@@ -75,6 +77,17 @@ customers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+# the customer search by prefix (huitouke.service.customers.search_customers; migration
+# search_0001): pattern operator classes on PostgreSQL, so LIKE 'abc%' uses them under any
+# collation; plain B-trees on SQLite, where the search asks for a range
+Index("ix_customers_id_prefix", customers.c.customer_id,
+      postgresql_ops={"customer_id": "varchar_pattern_ops"})  # fmt: skip
+Index("ix_customers_phone_prefix", customers.c.phone,
+      postgresql_ops={"phone": "varchar_pattern_ops"})  # fmt: skip
+Index("ix_customers_email_prefix", func.lower(customers.c.email),
+      postgresql_ops={"lower_1": "text_pattern_ops"})  # fmt: skip
+Index("ix_customers_name_prefix", func.lower(customers.c.name),
+      postgresql_ops={"lower_1": "text_pattern_ops"})  # fmt: skip
 
 products = Table(
     "products",
@@ -113,6 +126,8 @@ orders = Table(
     PrimaryKeyConstraint("order_id", "source"),
     Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
     Index("ix_orders_ordered_at", "ordered_at"),
+    # the newest change, read by every snapshot's staleness check (huitouke.app.snapshots)
+    Index("ix_orders_updated_at", "updated_at"),
 )
 
 order_lines = Table(

@@ -159,18 +159,23 @@ def segments_page(request: Request) -> Response:
 def segments_refresh(
     request: Request, csrf_token: str = Form(""), next: str = Form("/segments")
 ) -> Response:
-    """Recompute the customer facts snapshot now (operators). 立即重算快照。"""
-    from huitouke.app.customer_facts import refresh_customer_facts
+    """Recompute the customer facts snapshot now (operators), through the snapshot use
+    case, so imports and the schedule keep it fresh afterwards. 立即重算快照。"""
+    from huitouke.app.snapshots import refresh_snapshots
+    from huitouke.i18n import t
 
     guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
     ctx = request_ctx(request)
     lang = lang_of(request, guarded)
-    try:
-        refresh_customer_facts(ctx.store, ctx.settings, now=ctx.clock())
-    except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    reports = refresh_snapshots(ctx.store, ctx.settings, kinds=["customer_facts"])
+    failed = [r for r in reports if r.error]
+    if failed:
+        message = " ".join(
+            t("app.snapshots.refresh_failed", lang, kind=r.kind, code=r.error) for r in failed
+        )
+        return error_page(request, guarded, 409, message)
     target = next if next in ("/segments", "/predictions", "/customers") else "/segments"
     return secure_headers(RedirectResponse(target, status_code=303))
 

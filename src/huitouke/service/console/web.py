@@ -6,9 +6,11 @@ Routes (all HTML, none in the OpenAPI schema):
   ``?next=`` returns to a local path only;
 - ``POST /logout``: sign out;
 - ``POST /lang``: the signed-in user's choice of language (also kept in a cookie);
-- ``GET /``: the overview; ``GET /overview/fragment``: its cards, charts and tables, which
-  the period switch reloads with htmx;
-- ``GET /customers`` (``?q=`` an id, phone or e-mail prefix; htmx reloads the rows as one
+- ``GET /``: the overview, read from its snapshot (``huitouke.app.snapshots``; the
+  refresh button posts to ``/snapshots/refresh``, in console/snapshots.py);
+  ``GET /overview/fragment``: its cards, charts and tables, which the period switch reloads
+  with htmx;
+- ``GET /customers`` (``?q=`` an id, phone, e-mail or name prefix; htmx reloads the rows as one
   types), ``GET /customers/{id}``: profile, orders and loyalty balances;
 - ``GET /users``, ``POST /users``, ``POST /users/{name}/disable|enable``: the users, for
   admins;
@@ -395,15 +397,15 @@ def _chart_options(
     return {"rates": rates, "buyers": buyers, "ladder": ladder}
 
 
-def _overview_values(request: Request, lang: str, period: str) -> dict[str, Any]:
-    from huitouke.app.overview import OverviewOptions, overview
+def _overview_values(request: Request, session: Session, lang: str, period: str) -> dict[str, Any]:
+    from huitouke.app.snapshots import overview_view
+    from huitouke.service.apikeys import scope_allows
 
     ctx = request_ctx(request)
     s = ctx.settings
-    data = overview(
-        ctx.store,
-        OverviewOptions(timezone=s.timezone, merge_same_day=s.merge_same_day_orders, period=period),
-    )
+    # the overview's snapshot (huitouke.app.snapshots); computed live only when none exists
+    view = overview_view(ctx.store, s, period)
+    data = view.data
     currency = data["metrics"].get("currency") or s.currency
     tr = translations(lang)
 
@@ -449,6 +451,11 @@ def _overview_values(request: Request, lang: str, period: str) -> dict[str, Any]
         "fmt_count": lambda v: fmt_number(v, lang, 0),
         "timezone": s.timezone,
         "currency": currency,
+        "snapshot": {
+            "state": "live" if view.live else ("stale" if view.stale else "fresh"),
+            "computed_at": local_time(ctx, view.computed_at),
+        },
+        "can_refresh": scope_allows(session.user.role, "operator"),
     }
 
 
@@ -464,7 +471,7 @@ def overview_page(request: Request, period: str | None = None) -> Response:
         return guarded
     lang = lang_of(request, guarded)
     try:
-        values = _overview_values(request, lang, _period(period))
+        values = _overview_values(request, guarded, lang, _period(period))
     except HuitoukeError as exc:  # e.g. orders in several currencies: said on a page
         return error_page(request, guarded, exc.http_status, exc.localized(lang))
     return render(request, "overview.html", lang, session=guarded, **values)
@@ -478,7 +485,7 @@ def overview_fragment(request: Request, period: str | None = None) -> Response:
         return guarded
     lang = lang_of(request, guarded)
     try:
-        values = _overview_values(request, lang, _period(period))
+        values = _overview_values(request, guarded, lang, _period(period))
     except HuitoukeError as exc:
         return error_page(request, guarded, exc.http_status, exc.localized(lang))
     return render(request, "_overview_body.html", lang, session=guarded, **values)
@@ -580,7 +587,7 @@ def users_enable(request: Request, name: str, csrf_token: str = Form("")) -> Res
 
 @router.get("/customers")
 def customers_page(request: Request, q: str = "", page: int = 1) -> Response:
-    """Customer search by id, phone or e-mail prefix; with filters (segment, layer,
+    """Customer search by id, phone, e-mail or name prefix; with filters (segment, layer,
     lifecycle, tier, P(alive), next expected order) the snapshot's matches, paged
     (``console.segments``). 顾客搜索与筛选。"""
     from huitouke.service.console.segments import filter_choices, filtered_customers

@@ -1,0 +1,309 @@
+"""The console's pages at scale: a PostgreSQL store of 1M customers and 10M orders, the
+overview read from its snapshot, customer search by prefix — server time per page under a
+bounded load on loopback against a real ``huitouke serve``.
+
+Steps (``all`` runs both and drops the database at the end):
+
+1. ``generate`` — a fresh database named ``snap_console_<random>`` next to
+   ``HUITOUKE_TEST_POSTGRES_URL``, migrated by the store, then customers and orders written
+   with COPY (bench/_console_pg_data.py says why this bypasses ``huitouke import`` and how
+   the data is shaped after CDNOW and Online Retail); VACUUM ANALYZE.
+2. ``run`` — on that database: ``huitouke snapshots refresh`` (timed: what an import or the
+   schedule pays once), a console user and a read API key, a real ``huitouke serve`` (one
+   worker), a signed-in session; then for every page of :data:`PAGES`, one after another,
+   ``--clients`` concurrent keep-alive clients sending ``--requests`` requests in all (a
+   closed loop: bounded, nothing queues beyond the clients) and, the same count again, one
+   client at a time (the server's own time plus the loopback round trip). The baseline in
+   the same run is ``GET /v1/metrics``: the live computation over every order, which the
+   overview did on every request before snapshots (a few requests only: each reads all
+   orders).
+
+    python bench/bench_console_pg.py all --customers 1000000 --orders 10000000
+    python bench/bench_console_pg.py generate --customers 1000000 --orders 10000000
+    python bench/bench_console_pg.py run --database-url postgresql+psycopg://…/snap_console_x
+    python bench/bench_console_pg.py drop --database-url postgresql+psycopg://…/snap_console_x
+
+To measure another page, add a line to :data:`PAGES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench_common import Connection, Result, Server, pg_database, run_async, settle
+from _console_pg_data import generate
+from bench_service import tree_cpu_seconds
+from huitouke.service.apikeys import create_api_key
+from huitouke.service.users import create_user
+from huitouke.store.db import Store
+
+PASSWORD = "bench-console-pg-password"
+ADMIN = os.environ.get(
+    "HUITOUKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One console page: its name and the paths a request picks from (at random, seeded),
+    made from a few sample rows of the store; ``auth`` is ``session`` or ``key``."""
+
+    name: str
+    paths: Callable[[Samples], list[str]]
+    auth: str = "session"
+    requests: int | None = None  # None: --requests
+    clients: int | None = None  # None: --clients
+
+
+@dataclass(frozen=True)
+class Samples:
+    ids: list[str]
+    phones: list[str]
+    emails: list[str]
+    names: list[str]
+
+
+def _prefixes(values: list[str], lengths: tuple[int, ...]) -> list[str]:
+    return [v[:n] for v in values for n in lengths if len(v) >= n]
+
+
+#: every page measured; add a line to measure another
+PAGES: list[Page] = [
+    Page("overview", lambda s: ["/"]),
+    Page("overview_quarter", lambda s: ["/overview/fragment?period=quarter"]),
+    Page("overview_week", lambda s: ["/overview/fragment?period=week"]),
+    Page("customers", lambda s: ["/customers"]),
+    Page(
+        "search",
+        lambda s: [
+            "/customers?q=" + quote(p)
+            for p in _prefixes(s.ids, (3, 5, 8))
+            + _prefixes(s.phones, (4, 7, 11))
+            + _prefixes(s.emails, (3, 6))
+            + _prefixes(s.names, (1, 2))
+        ],
+    ),
+    Page("customer", lambda s: ["/customers/" + quote(i) for i in s.ids]),
+    Page("users", lambda s: ["/users"]),
+    Page("metrics_live (baseline)", lambda s: ["/v1/metrics"], auth="key", requests=2, clients=1),
+]
+
+
+def _samples(store: Store, n: int = 200) -> Samples:
+    from sqlalchemy import text
+
+    with store.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT customer_id, phone, email, name FROM customers "
+                "TABLESAMPLE SYSTEM (1) REPEATABLE (7) LIMIT :n"
+            ),
+            {"n": n},
+        ).all()
+    return Samples(
+        ids=[r[0] for r in rows],
+        phones=[r[1] for r in rows if r[1]],
+        emails=[r[2] for r in rows if r[2]],
+        names=[r[3] for r in rows if r[3]],
+    )
+
+
+def _raw(host: str, path: str, *, cookie: str | None, key: str | None) -> bytes:
+    auth = f"Cookie: {cookie}\r\n" if cookie else f"Authorization: Bearer {key}\r\n"
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\n\r\n".encode()
+
+
+async def _drive(base: str, raws: list[bytes], clients: int, name: str) -> Result:
+    host, _, port = base.removeprefix("http://").partition(":")
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for raw in raws:
+        queue.put_nowait(raw)
+    lat: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    start = time.perf_counter()
+
+    async def worker(conn: Connection) -> None:
+        nonlocal errors
+        while not queue.empty():
+            raw = queue.get_nowait()
+            t0 = time.perf_counter()
+            try:
+                status = await conn.request(raw)
+            except (OSError, ValueError, asyncio.IncompleteReadError):
+                conn.close()
+                errors += 1
+                continue
+            statuses[status] = statuses.get(status, 0) + 1
+            lat.append((time.perf_counter() - t0) * 1000)
+
+    conns = [Connection(host, int(port)) for _ in range(clients)]
+    try:
+        await asyncio.gather(*(worker(c) for c in conns))
+    finally:
+        for c in conns:
+            c.close()
+    return Result(name, lat, statuses, time.perf_counter() - start, errors)
+
+
+def _refresh(url: str) -> float:
+    env = {**os.environ, "HUITOUKE_DATABASE_URL": url}
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "huitouke", "snapshots", "refresh"], env=env, check=True,
+        timeout=3600,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def run(url: str, *, clients: int, requests: int, seed: int = 11) -> list[dict[str, object]]:
+    store = Store(url)
+    store.migrate()  # the search indexes and the snapshot table, if the data came first
+    settle(store)
+    refresh_s = _refresh(url)
+    print(f"snapshots refresh: {refresh_s:.1f} s", flush=True)
+    from sqlalchemy import text
+
+    with store.begin() as conn:
+        conn.execute(text("DELETE FROM console_sessions"))
+        conn.execute(text("DELETE FROM console_users WHERE name = 'bench'"))
+        create_user(conn, name="bench", role="admin", password=PASSWORD, now=datetime.now(UTC))
+        _, key = create_api_key(conn, scope="read", name="bench", now=datetime.now(UTC))
+        n_orders = conn.execute(text("SELECT count(*) FROM orders")).scalar_one()
+        n_customers = conn.execute(text("SELECT count(*) FROM customers")).scalar_one()
+    samples = _samples(store)
+    store.dispose()
+    rng = random.Random(seed)
+    rows: list[dict[str, object]] = []
+    load_before = os.getloadavg()[0]
+    with Server(url) as server, httpx.Client(base_url=server.base, timeout=600) as client:
+        page = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token
+        signed = client.post(
+            "/login",
+            data={"name": "bench", "password": PASSWORD, "csrf_token": token.group(1)},
+        )
+        assert signed.status_code == 303, signed.status_code
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        first = client.get("/")
+        assert 'id="chart-rates"' in first.text and "snapshot-live" not in first.text
+        host = server.base.removeprefix("http://")
+        for p in PAGES:
+            paths = p.paths(samples)
+            n = p.requests or requests
+            picks = [rng.choice(paths) for _ in range(n)]
+            auth = {"cookie": cookie, "key": None} if p.auth == "session" else {
+                "cookie": None, "key": key}  # fmt: skip
+            raws = [_raw(host, path, **auth) for path in picks]
+            warm = run_async(_drive(server.base, raws[:1], 1, p.name))
+            assert set(warm.statuses) == {200}, (p.name, warm.statuses)
+            modes = [("concurrent", p.clients or clients), ("sequential", 1)]
+            for mode, c in modes if modes[0][1] > 1 else modes[1:]:
+                assert server.proc is not None
+                cpu0 = tree_cpu_seconds(server.proc.pid)
+                res = run_async(_drive(server.base, raws, c, p.name))
+                res.server_cpu_s = tree_cpu_seconds(server.proc.pid) - cpu0
+                row = {**res.row(), "page": p.name, "mode": mode, "clients": c}
+                assert set(res.statuses) == {200} and not res.errors, row
+                rows.append(row)
+                print(
+                    f"{p.name:26} {mode:10} clients={c:<2} n={len(res.latencies_ms):<4} "
+                    f"p50={res.pct(50):8.1f} p95={res.pct(95):8.1f} p99={res.pct(99):8.1f} ms "
+                    f"server CPU {row['server_cpu_ms_per_request']} ms/request "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+    print(
+        json.dumps(
+            {
+                "orders": n_orders,
+                "customers": n_customers,
+                "snapshot_refresh_s": round(refresh_s, 1),
+                "load_before": round(load_before, 1),
+                "load_after": round(os.getloadavg()[0], 1),
+                "rows": rows,
+            }
+        )
+    )
+    return rows
+
+
+def _conninfo(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return (
+        f"host={u.host or '127.0.0.1'} port={u.port or 5432} "
+        f"user={u.username or 'postgres'} dbname={u.database}"
+    )
+
+
+def _generate(customers: int, orders: int) -> tuple[str, Callable[[], None]]:
+    url, drop = pg_database(ADMIN, prefix="snap_console")
+    print(f"database: {url}", flush=True)
+    store = Store(url)
+    store.migrate()
+    store.dispose()
+    start = time.perf_counter()
+    took = generate(_conninfo(url), customers=customers, orders=orders)
+    store = Store(url)
+    settle(store)
+    store.dispose()
+    took["total_s"] = time.perf_counter() - start
+    print(json.dumps({k: round(v, 1) for k, v in took.items()}), flush=True)
+    return url, drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("step", choices=["all", "generate", "run", "drop"])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--orders", type=int, default=10_000_000)
+    parser.add_argument("--database-url")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    if args.step == "generate":
+        _generate(args.customers, args.orders)
+        return
+    if args.step in ("run", "drop"):
+        if not args.database_url or "/snap_console_" not in args.database_url:
+            parser.error("--database-url of a snap_console_… database is required")
+        if args.step == "run":
+            run(args.database_url, clients=args.clients, requests=args.requests)
+        else:
+            from sqlalchemy.engine import make_url
+
+            name = make_url(args.database_url).database
+            import psycopg
+
+            with psycopg.connect(_conninfo(ADMIN), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    url, drop = _generate(args.customers, args.orders)
+    try:
+        run(url, clients=args.clients, requests=args.requests)
+    finally:
+        drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,434 @@
+"""Snapshots: results computed ahead of time from the orders, so that a page reads one row
+instead of scanning every order on each request.
+
+**What a snapshot is.** One row of the ``snapshots`` table
+(:mod:`huitouke.store.snapshot_tables`): a ``kind`` (``overview``…), the parameters it was
+computed for (for the overview: the period kind, the merchant zone and whether same-day
+orders are merged — the settings in force, so a changed setting finds no snapshot rather than
+a wrong one), when it was computed and how long that took, its JSON ``payload``, and the
+**fingerprint** of the orders it was computed from.
+
+**Staleness.** The fingerprint is read *before* the computation: the newest
+``orders.updated_at`` (one look-up in ``ix_orders_updated_at``), how many import batches the
+store has recorded (a small table) and how many orders there were. A snapshot is stale when
+the store's newest ``updated_at`` or its import-batch count differs from the snapshot's:
+every import adds a batch (committed with its orders), and every order event written through
+:func:`huitouke.app.orders.record_order_events` stamps the rows it changes with the time of
+writing. Both checks are index look-ups, cheap on every page view. (A single order event
+whose transaction began before a refresh read the fingerprint and committed after it is not
+seen until the next write or refresh; an import never goes unseen.)
+
+**Refreshers.** :data:`REFRESHERS` maps each kind to the function that recomputes it —
+``fn(store, settings, progress)`` returning ``[(params, payload), …]`` (or ``None`` when it
+keeps its results in its own tables: then one row with empty parameters records when and from
+which orders it ran). Another kind is one line: ``register_refresher("kind", fn)``.
+
+**When they run.** :func:`refresh_snapshots` (``huitouke snapshots refresh``, the console's
+refresh button for operators, and what a scheduler calls — with ``only_stale=True`` it
+recomputes only kinds whose orders changed: :func:`refresh_stale_snapshots`, the
+scheduler's entry); :func:`refresh_after_import`, which
+:func:`huitouke.app.imports.import_file` calls after every import, recomputes the kinds the
+store already has (a store that never had a snapshot pays nothing; its pages compute live
+until the first refresh). A refresh that fails leaves the previous snapshot in place (stale).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select
+
+from huitouke.app.orders import load_orders
+from huitouke.app.overview import OverviewOptions, overviews
+from huitouke.errors import InputError
+from huitouke.i18n import register, t
+from huitouke.settings import Settings
+from huitouke.store import tables as tb
+from huitouke.store.db import Store
+from huitouke.store.snapshot_tables import snapshots
+from huitouke.store.uow import run_read, run_write
+
+__all__ = [
+    "OVERVIEW_PERIODS",
+    "REFRESHERS",
+    "Fingerprint",
+    "Progress",
+    "RefreshReport",
+    "Snapshot",
+    "SnapshotView",
+    "fingerprint",
+    "overview_params",
+    "overview_view",
+    "read_snapshot",
+    "refresh_after_import",
+    "refresh_snapshots",
+    "refresh_stale_snapshots",
+    "register_refresher",
+    "snapshot_status",
+]
+
+register(
+    {
+        "app.snapshots.unknown_kind": {
+            "zh": "未知的快照类型 {kind}(可用:{known})",
+            "en": "unknown snapshot kind {kind} (known: {known})",
+        },
+        "app.snapshots.refresh_failed": {
+            "zh": "快照 {kind} 未能重新计算({code}):控制台仍显示上一次的快照,并标为已过期",
+            "en": "the {kind} snapshot could not be recomputed ({code}): the console keeps "
+            "showing the previous one, marked stale",
+        },
+    }
+)
+
+#: the period kinds the overview offers (the console's period switch), all computed by
+#: one refresh
+OVERVIEW_PERIODS: tuple[str, ...] = ("month", "quarter", "week")
+
+#: ``progress(kind, step, steps)``: a refresher's progress, for a bar or a log line
+Progress = Callable[[str, int, int], None]
+Payloads = Sequence[tuple[Mapping[str, Any], Any]]
+RefreshFn = Callable[[Store, Settings, Progress], Payloads | None]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the orders looked like: the newest ``updated_at``, the import batches recorded
+    and (when counted) how many orders there were."""
+
+    orders_updated_max: datetime | None
+    import_batches: int
+    orders_count: int | None = None
+
+    def same_orders(self, other: Fingerprint) -> bool:
+        return (
+            self.orders_updated_max == other.orders_updated_max
+            and self.import_batches == other.import_batches
+            and (
+                self.orders_count is None
+                or other.orders_count is None
+                or self.orders_count == other.orders_count
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    kind: str
+    params: dict[str, Any]
+    computed_at: datetime
+    seconds: float
+    fingerprint: Fingerprint
+    payload: Any
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """One kind refreshed: how many snapshots, how long, from how many orders — or why it
+    failed (``error``: the error's code; the previous snapshots stay)."""
+
+    kind: str
+    snapshots: int
+    seconds: float
+    orders: int
+    error: str | None = None
+
+
+def fingerprint(conn: Connection, *, count: bool = False) -> Fingerprint:
+    """The store's orders fingerprint now (``count``: also count the orders — a scan of
+    the primary key, for a refresh and ``snapshots status``, not for every page view)."""
+    newest = conn.execute(select(func.max(tb.orders.c.updated_at))).scalar()
+    batches = conn.execute(select(func.count()).select_from(tb.import_batches)).scalar_one()
+    n = None
+    if count:
+        n = int(conn.execute(select(func.count()).select_from(tb.orders)).scalar_one())
+    return Fingerprint(orders_updated_max=newest, import_batches=int(batches), orders_count=n)
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """The parameters as canonical JSON (the table's key)."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _snapshot(row: Any) -> Snapshot:
+    return Snapshot(
+        kind=row.kind,
+        params=dict(row.params),
+        computed_at=row.computed_at,
+        seconds=float(row.seconds),
+        fingerprint=Fingerprint(
+            orders_updated_max=row.orders_updated_max,
+            import_batches=int(row.import_batches),
+            orders_count=int(row.orders_count),
+        ),
+        payload=row.payload,
+    )
+
+
+def read_snapshot(conn: Connection, kind: str, params: Mapping[str, Any]) -> Snapshot | None:
+    row = conn.execute(
+        select(snapshots).where(
+            snapshots.c.kind == kind, snapshots.c.params_key == params_key(params)
+        )
+    ).first()
+    return None if row is None else _snapshot(row)
+
+
+def _save(
+    conn: Connection,
+    kind: str,
+    payloads: Payloads,
+    *,
+    before: Fingerprint,
+    computed_at: datetime,
+    seconds: float,
+) -> None:
+    """Replace every snapshot of ``kind`` with ``payloads`` (one transaction: a reader
+    sees the old set or the new one)."""
+    conn.execute(delete(snapshots).where(snapshots.c.kind == kind))
+    rows = [
+        {
+            "kind": kind,
+            "params_key": params_key(params),
+            "params": dict(params),
+            "computed_at": computed_at,
+            "seconds": seconds,
+            "orders_count": before.orders_count or 0,
+            "orders_updated_max": before.orders_updated_max,
+            "import_batches": before.import_batches,
+            "payload": payload,
+        }
+        for params, payload in payloads
+    ]
+    if rows:
+        conn.execute(snapshots.insert(), rows)
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+REFRESHERS: dict[str, RefreshFn] = {}
+
+
+def register_refresher(kind: str, fn: RefreshFn) -> None:
+    """Add a kind of snapshot: ``fn(store, settings, progress)`` recomputes it."""
+    if not kind or len(kind) > 64:
+        raise ValueError(f"a snapshot kind is 1 to 64 characters: {kind!r}")
+    REFRESHERS[kind] = fn
+
+
+def overview_params(settings: Settings, period: str) -> dict[str, Any]:
+    """The parameters of the overview's snapshot for ``period`` under ``settings``."""
+    return {
+        "period": period,
+        "timezone": settings.timezone,
+        "merge_same_day": settings.merge_same_day_orders,
+    }
+
+
+def overview_options(settings: Settings, period: str = "month") -> OverviewOptions:
+    return OverviewOptions(
+        timezone=settings.timezone, merge_same_day=settings.merge_same_day_orders, period=period
+    )
+
+
+def _refresh_overview(store: Store, settings: Settings, progress: Progress) -> Payloads:
+    progress("overview", 0, 2)
+    orders = load_orders(store)
+    progress("overview", 1, 2)
+    data = overviews(orders, overview_options(settings), OVERVIEW_PERIODS)
+    progress("overview", 2, 2)
+    return [(overview_params(settings, p), data[p]) for p in OVERVIEW_PERIODS]
+
+
+register_refresher("overview", _refresh_overview)
+
+
+def _refresh_customer_facts(store: Store, settings: Settings, progress: Progress) -> Payloads:
+    """The per-customer facts (segments, layers, lifecycle, predictions) the segments,
+    predictions and customers pages read live in their own table; this kind's row records
+    when they were computed and from which orders (so they too show as stale)."""
+    from huitouke.app.customer_facts import refresh_customer_facts
+
+    progress("customer_facts", 0, 1)
+    done = refresh_customer_facts(store, settings)
+    progress("customer_facts", 1, 1)
+    summary = {
+        "as_of": done.as_of.isoformat(),
+        "customers": done.customers,
+        "model": done.model,
+        "note": done.note,
+    }
+    return [({}, summary)]
+
+
+register_refresher("customer_facts", _refresh_customer_facts)
+
+
+def _unknown_kind(kind: str) -> InputError:
+    known = ", ".join(sorted(REFRESHERS))
+    return InputError(
+        t("app.snapshots.unknown_kind", "en", kind=kind, known=known),
+        code="snapshot.unknown_kind",
+        message_zh=t("app.snapshots.unknown_kind", "zh", kind=kind, known=known),
+        details={"kind": kind, "known": known},
+    )
+
+
+def _no_progress(kind: str, step: int, steps: int) -> None:
+    return None
+
+
+def refresh_snapshots(
+    store: Store,
+    settings: Settings,
+    *,
+    kinds: Iterable[str] | None = None,
+    only_stale: bool = False,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> list[RefreshReport]:
+    """Recompute the snapshots of ``kinds`` (default: every registered kind), each kind in
+    its own transaction; with ``only_stale``, only kinds with no snapshot or a stale one
+    (what a scheduler calls). A kind whose computation fails (e.g. orders in several
+    currencies) keeps its previous snapshots and is reported with the error's code; the
+    other kinds are still refreshed."""
+    from huitouke.errors import HuitoukeError
+
+    wanted = list(REFRESHERS) if kinds is None else list(kinds)
+    for kind in wanted:
+        if kind not in REFRESHERS:
+            raise _unknown_kind(kind)
+    clock = now or (lambda: datetime.now(UTC))
+    report = progress or _no_progress
+    reports: list[RefreshReport] = []
+    for kind in wanted:
+        before = run_read(store, lambda conn: fingerprint(conn, count=True))
+        if only_stale and not _kind_stale(store, kind, before):
+            continue
+        started = time.perf_counter()
+        computed_at = clock()
+        try:
+            payloads = REFRESHERS[kind](store, settings, report)
+        except HuitoukeError as exc:
+            reports.append(RefreshReport(kind, 0, time.perf_counter() - started, 0, error=exc.code))
+            continue
+        if payloads is None:
+            payloads = [({}, {})]
+        seconds = time.perf_counter() - started
+        save = partial(
+            _save, kind=kind, payloads=payloads, before=before, computed_at=computed_at,
+            seconds=seconds,
+        )  # fmt: skip
+        run_write(store, save)
+        reports.append(RefreshReport(kind, len(payloads), seconds, before.orders_count or 0))
+    return reports
+
+
+def _kind_stale(store: Store, kind: str, now: Fingerprint) -> bool:
+    rows = run_read(
+        store, lambda conn: conn.execute(select(snapshots).where(snapshots.c.kind == kind)).all()
+    )
+    return not rows or any(not _snapshot(r).fingerprint.same_orders(now) for r in rows)
+
+
+def refresh_stale_snapshots(
+    store: Store, settings: Settings, *, progress: Progress | None = None
+) -> list[RefreshReport]:
+    """What a scheduler calls: every registered kind that has no snapshot yet or whose
+    orders changed since (nothing is computed when nothing changed: two index look-ups and
+    an order count per kind)."""
+    return refresh_snapshots(store, settings, only_stale=True, progress=progress)
+
+
+def refresh_after_import(
+    store: Store, settings: Settings, *, progress: Progress | None = None
+) -> list[RefreshReport]:
+    """After an import: recompute the kinds the store already has snapshots of (none on a
+    store that never had one: its pages compute live until the first refresh)."""
+    have = run_read(
+        store, lambda conn: set(conn.execute(select(snapshots.c.kind).distinct()).scalars())
+    )
+    kinds = [k for k in REFRESHERS if k in have]
+    if not kinds:
+        return []
+    return refresh_snapshots(store, settings, kinds=kinds, progress=progress)
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    kind: str
+    params: dict[str, Any]
+    computed_at: datetime
+    seconds: float
+    orders: int
+    stale: bool
+
+
+def snapshot_status(store: Store) -> tuple[list[StatusRow], list[str]]:
+    """Every snapshot with whether it is stale now (orders counted: exact), and the
+    registered kinds that have none yet."""
+
+    def read(conn: Connection) -> tuple[list[StatusRow], list[str]]:
+        now = fingerprint(conn, count=True)
+        rows = [
+            _snapshot(r)
+            for r in conn.execute(
+                select(snapshots).order_by(snapshots.c.kind, snapshots.c.params_key)
+            )
+        ]
+        out = [
+            StatusRow(
+                kind=s.kind,
+                params=s.params,
+                computed_at=s.computed_at,
+                seconds=s.seconds,
+                orders=s.fingerprint.orders_count or 0,
+                stale=not s.fingerprint.same_orders(now),
+            )
+            for s in rows
+        ]
+        have = {s.kind for s in rows}
+        return out, [k for k in REFRESHERS if k not in have]
+
+    return run_read(store, read)
+
+
+# -- the overview's view ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """What a page shows: the data, and where it came from — a snapshot computed at
+    ``computed_at`` (``stale`` when orders changed since), or ``live`` when the store has no
+    snapshot for these parameters yet."""
+
+    data: dict[str, Any]
+    live: bool
+    computed_at: datetime | None = None
+    stale: bool = False
+
+
+def overview_view(store: Store, settings: Settings, period: str) -> SnapshotView:
+    """The overview for ``period`` under ``settings``: from its snapshot (and whether the
+    orders changed since), or computed live when there is none yet."""
+    from huitouke.app.overview import overview
+
+    def read(conn: Connection) -> tuple[Snapshot | None, Fingerprint | None]:
+        snap = read_snapshot(conn, "overview", overview_params(settings, period))
+        return snap, (None if snap is None else fingerprint(conn))
+
+    snap, now = run_read(store, read)
+    if snap is None or now is None:
+        return SnapshotView(data=overview(store, overview_options(settings, period)), live=True)
+    return SnapshotView(
+        data=snap.payload,
+        live=False,
+        computed_at=snap.computed_at,
+        stale=not snap.fingerprint.same_orders(now),
+    )
