@@ -54,6 +54,8 @@ ROUTER_MODULES = (
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)
     "huitouke.service.console.web",
+    # the console's loyalty section: liabilities, coupons in batch, corrections, program
+    "huitouke.service.console.loyalty",
 )
 
 DESCRIPTION = """
