@@ -511,6 +511,54 @@ def test_program_editor_validates_shows_changes_and_saves(shop: Shop) -> None:
     assert zoned.status_code == 422 and '<tr data-field="timezone">' in zoned.text
 
 
+def test_structured_forms_edit_earn_rules_tiers_and_topups(shop: Shop) -> None:
+    c = shop.client
+    sign_in(c, "ana")
+    page = c.get("/loyalty/program")
+    token = token_of(page.text, "csrf_token")
+    assert 'id="program-forms"' in page.text
+    assert 'name="tier_threshold" value="2000"' in page.text
+    form: dict[str, Any] = {
+        "csrf_token": token, "base_version": "1",
+        "points_per_unit": "2", "unit": "1", "per_order": "10", "min_order_amount": "10",
+        "tier_id": ["v1", "v2", "v3", ""], "tier_name": ["V1", "V2", "V3", ""],
+        "tier_threshold": ["0", "lots", "8000", ""], "tier_discount": ["0", "3", "8", ""],
+        "tier_multiplier": ["1", "1.5", "2", ""],
+        "topup_min": ["200", "500", "1000"], "topup_bonus": ["200", "600", "1000"],
+        "topup_parts": ["10", "12", "10"], "topup_every": ["month", "month", "month"],
+    }  # fmt: skip
+    bad = c.post("/loyalty/program/form", data={**form, "action": "save"})
+    assert bad.status_code == 422
+    assert re.findall(r'<tr data-field="([^"]+)">', bad.text) == ["tiers.levels.1.threshold"]
+    assert 'name="tier_threshold" value="lots"' in bad.text  # what was typed is kept
+    assert c.get("/v1/program", headers=shop.h("read")).json()["earn"]["points_per_unit"] == "1"
+
+    form["tier_threshold"] = ["0", "2500", "8000", ""]
+    preview = c.post("/loyalty/program/form", data={**form, "action": "preview"})
+    assert preview.status_code == 200 and 'id="program-diff"' in preview.text
+    assert c.get("/v1/program", headers=shop.h("read")).json()["earn"]["points_per_unit"] == "1"
+    saved = c.post("/loyalty/program/form", data={**form, "action": "save"})
+    assert saved.status_code == 200, saved.text
+    assert 'data-version="2"' in saved.text
+    program = c.get("/v1/program", headers=shop.h("read")).json()
+    assert program["earn"]["points_per_unit"] == "2"
+    assert [lv["threshold"] for lv in program["tiers"]["levels"]] == ["0", "2500", "8000"]
+    # what the form does not show is kept (v3 remembers preferences in the example)
+    assert program["tiers"]["levels"][2]["benefits"]["remember_preferences"] is True
+    assert program["tiers"]["metric"] == "spend"
+    rules = program["stored_value"]["topup_rules"]
+    assert [(r["min_amount"], r["bonus"], r["release_installments"]) for r in rules] == [
+        ("200", "200", 10), ("500", "600", 12), ("1000", "1000", 10),
+    ]  # fmt: skip
+    # the new 充1000送1000 rule runs at once: a top-up of 1000 gets a bonus of 1000
+    r = c.post(
+        "/v1/customers/c3/topups",
+        json={"amount": "1000", "idempotency_key": "t9"},
+        headers=shop.h(),
+    )
+    assert r.json()["bonus"] == "1000"
+
+
 @pytest.mark.parametrize("name", ["otto", "rita"])
 def test_program_is_read_only_below_admin(shop: Shop, name: str) -> None:
     c = shop.client
@@ -518,6 +566,7 @@ def test_program_is_read_only_below_admin(shop: Shop, name: str) -> None:
     page = c.get("/loyalty/program")
     assert page.status_code == 200
     assert 'id="program-form"' not in page.text and "readonly" in page.text
+    assert 'id="program-forms"' not in page.text and 'id="earn-rule"' in page.text
     token = csrf_of(c)
     r = c.post(
         "/loyalty/program", data={"document": "earn: {}", "base_version": "1", "csrf_token": token}
@@ -540,6 +589,7 @@ POSTS = {
     "/loyalty/corrections": "admin",
     "/loyalty/program/preview": "admin",
     "/loyalty/program": "admin",
+    "/loyalty/program/form": "admin",
 }
 GET_ROLES = {
     "/loyalty": "read",
@@ -594,6 +644,7 @@ def test_changing_routes_need_the_csrf_token(shop: Shop) -> None:
         },
         "/loyalty/program/preview": {"document": "earn: {}", "base_version": "1"},
         "/loyalty/program": {"document": "earn: {per_order: 1}", "base_version": "1"},
+        "/loyalty/program/form": {"action": "save", "per_order": "1", "base_version": "1"},
     }
     assert set(forms) == set(POSTS)
     for path, form in forms.items():

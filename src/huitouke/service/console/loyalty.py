@@ -17,11 +17,15 @@ Routes (HTML, not in the OpenAPI schema):
 - ``GET /loyalty/program`` (read; read-only below admin), ``POST /loyalty/program/preview``
   and ``POST /loyalty/program`` (admin): the program document (YAML or JSON), validated by
   the one validation of ``PUT /v1/program`` with each error at its field path, the
-  difference from the active version, saved through the same use case.
+  difference from the active version, saved through the same use case;
+  ``POST /loyalty/program/form`` (admin): earn rules, tier levels and top-up bonuses as
+  forms, put into the active document and then checked, shown or saved the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import difflib
 import json
 import secrets
@@ -561,6 +565,28 @@ def _diff(old: str, new: str, old_name: str, new_name: str) -> list[dict[str, st
     return lines
 
 
+def _forms_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The structured forms' values of a document (``earn``, ``tiers``, ``topups``), each
+    only when it has the shape a form can show (a document being edited may not)."""
+
+    def table(rows: Any) -> list[dict[str, Any]] | None:
+        if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+            return rows
+        return None
+
+    out: dict[str, Any] = {}
+    earn = doc.get("earn", {})
+    if isinstance(earn, dict):
+        out["earn"] = earn
+    tiers = doc.get("tiers")
+    if tiers is None or (isinstance(tiers, dict) and table(tiers.get("levels", [])) is not None):
+        out["tiers"] = tiers
+    sv = doc.get("stored_value", {})
+    if isinstance(sv, dict) and (rules := table(sv.get("topup_rules", []))) is not None:
+        out["topups"] = rules
+    return out
+
+
 def _program_page(
     request: Request, session: Session, *, status: int = 200, **values: Any
 ) -> Response:
@@ -576,9 +602,8 @@ def _program_page(
         "notice": None,
         "error": None,
         "can_edit": scope_allows(session.user.role, "admin"),
-        "earn": active.get("earn", {}),
-        "tiers": active.get("tiers"),
-        "topups": active.get("stored_value", {}).get("topup_rules", []),
+        "release_every": RELEASE_EVERY,
+        **_forms_of(active),
     }
     base.update(values)
     return render(request, "loyalty_program.html", lang, session=session, status=status, **base)
@@ -611,6 +636,8 @@ def _preview(
     gettext = _gettext(lang)
     version, active = _active(request)
     shown: dict[str, Any] = {"document": text, "base_version": base_version}
+    with contextlib.suppress(HuitoukeError):  # the forms show what was sent until it is saved
+        shown.update(_forms_of(_parse_document(text)))
     try:
         document, program = _check_document(request, text)
     except HuitoukeError as exc:
@@ -679,3 +706,93 @@ def program_save(
     if isinstance(guarded, Response):
         return guarded
     return _preview(request, guarded, document, base_version, save=True)
+
+
+# -- structured forms: earn rules, tiers, stored-value top-ups ------------------------------------
+
+#: what a top-up bonus may be released by
+RELEASE_EVERY = ("day", "week", "month")
+
+
+def _rows(*columns: list[str]) -> list[list[str]]:
+    """The form's table rows (one list per column, as the browser sends them), without
+    those whose first field is empty (the blank row for a new one, or a row emptied to
+    remove it)."""
+    width = max((len(c) for c in columns), default=0)
+    rows = [[(c[i] if i < len(c) else "").strip() for c in columns] for i in range(width)]
+    return [r for r in rows if r[0]]
+
+
+def merge_forms(
+    active: dict[str, Any],
+    *,
+    earn: dict[str, str],
+    tiers: list[list[str]],
+    topups: list[list[str]],
+) -> dict[str, Any]:
+    """The active document with the structured forms' values put in: earn rules, tier
+    levels (row i changes level i, keeping what the form does not show; no rows and no tiers
+    before: none), top-up rules. The values stay text: the program's one validation reads
+    them and names each bad one at its field path (``tiers.levels.1.threshold``)."""
+    doc = copy.deepcopy(active)
+    doc.setdefault("earn", {}).update({k: v for k, v in earn.items()})
+    if tiers or doc.get("tiers"):
+        old = (doc.get("tiers") or {}).get("levels", [])
+        levels = []
+        for i, (tid, name, threshold, discount, multiplier) in enumerate(tiers):
+            level = copy.deepcopy(old[i]) if i < len(old) else {}
+            level.update({"id": tid, "name": name, "threshold": threshold})
+            benefits = level.setdefault("benefits", {})
+            benefits.update(
+                {"discount_percent": discount or "0", "points_multiplier": multiplier or "1"}
+            )
+            levels.append(level)
+        doc["tiers"] = {**(doc.get("tiers") or {}), "levels": levels}
+    old_rules = doc.setdefault("stored_value", {}).get("topup_rules", [])
+    rules = []
+    for i, (minimum, bonus, parts, every) in enumerate(topups):
+        rule = copy.deepcopy(old_rules[i]) if i < len(old_rules) else {}
+        rule.update(
+            {"min_amount": minimum, "bonus": bonus or "0", "release_installments": parts or "1",
+             "release_every": every or "month"}
+        )  # fmt: skip
+        rules.append(rule)
+    doc["stored_value"]["topup_rules"] = rules
+    return doc
+
+
+@router.post("/loyalty/program/form")
+def program_form(
+    request: Request,
+    action: str = Form("preview"),
+    base_version: str = Form(""),
+    points_per_unit: str = Form(""),
+    unit: str = Form(""),
+    per_order: str = Form(""),
+    min_order_amount: str = Form(""),
+    tier_id: list[str] = Form([]),
+    tier_name: list[str] = Form([]),
+    tier_threshold: list[str] = Form([]),
+    tier_discount: list[str] = Form([]),
+    tier_multiplier: list[str] = Form([]),
+    topup_min: list[str] = Form([]),
+    topup_bonus: list[str] = Form([]),
+    topup_parts: list[str] = Form([]),
+    topup_every: list[str] = Form([]),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Earn rules, tiers and top-up bonuses (充200送200) as forms: put into the active
+    document, then checked, shown and saved exactly as the document editor does.
+    以表单编辑积分规则、会员等级与充值赠送。"""
+    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    _, active = _active(request)
+    merged = merge_forms(
+        active,
+        earn={"points_per_unit": points_per_unit, "unit": unit, "per_order": per_order,
+              "min_order_amount": min_order_amount},
+        tiers=_rows(tier_id, tier_name, tier_threshold, tier_discount, tier_multiplier),
+        topups=_rows(topup_min, topup_bonus, topup_parts, topup_every),
+    )  # fmt: skip
+    return _preview(request, guarded, _dump(merged), base_version, save=action == "save")
