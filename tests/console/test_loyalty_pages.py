@@ -294,6 +294,23 @@ def test_batch_from_a_csv_file_and_the_template_limit(shop: Shop) -> None:
     assert empty.status_code == 422
 
 
+def test_rest_batch_is_the_same_use_case(shop: Shop) -> None:
+    c = shop.client
+    body = {"template": "pct10", "customer_ids": ["c1", "ghost", "c1"], "idempotency_key": "b1"}
+    r = c.post("/v1/coupons/batch", json=body, headers=shop.h())
+    assert r.status_code == 422
+    problems = r.json()["error"]["details"]["problems"]
+    assert [(p["line"], p["kind"]) for p in problems] == [(2, "unknown"), (3, "duplicate")]
+    assert shop.count(lt.coupons, lt.coupons.c.template_id == "pct10") == 0
+    body = {**body, "customer_ids": ["c1", "c2"], "idempotency_key": "b2"}
+    assert c.post("/v1/coupons/batch", json=body, headers=shop.h("read")).status_code == 403
+    r = c.post("/v1/coupons/batch", json=body, headers=shop.h())
+    assert r.status_code == 200 and r.json()["issued"] == 2
+    again = c.post("/v1/coupons/batch", json=body, headers=shop.h())
+    assert again.json()["replayed"] == 2 and again.headers["Idempotent-Replayed"] == "true"
+    assert shop.count(lt.coupons, lt.coupons.c.template_id == "pct10") == 2
+
+
 def test_issue_without_a_check_is_refused(shop: Shop) -> None:
     c = shop.client
     sign_in(c, "otto")

@@ -273,6 +273,50 @@ def issue_coupon(
     )
 
 
+class IssueBatchIn(_In):
+    template: Identifier
+    customer_ids: list[Identifier] = Field(min_length=1, max_length=10_000)
+    idempotency_key: IdemKey | None = None
+
+
+@router.post(
+    "/coupons/batch",
+    response_model=dict[str, Any],
+    responses={
+        **_ERRS,
+        422: {
+            "model": ErrorResponse,
+            "description": "input.invalid: lines that cannot be issued, in details.problems "
+            "({line, customer_id, kind: unknown|duplicate|limit_reached|invalid, first}).",
+        },
+    },
+)
+def issue_coupon_batch(
+    body: IssueBatchIn,
+    response: Response,
+    idempotency_key: HeaderKey = None,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Issue one coupon of a template to each of many customers, in one unit of work — the
+    console's batch. Every id is checked first (a customer of the store, named once, below
+    the template's limit); with one problem nothing is issued. Idempotent by key: the same
+    batch again issues nothing new (``replayed`` counts them). 批量发券(先逐行校验,幂等)。"""
+    from huitouke.app.coupon_batch import issue_coupon_batch as issue_batch
+
+    key = _idem(body.idempotency_key, idempotency_key)
+    entries = [(i + 1, cid) for i, cid in enumerate(body.customer_ids)]
+    result = run_write(
+        ctx.store,
+        lambda c: issue_batch(
+            loyalty_service(c, ctx), c, body.template, entries, batch_key=f"batch-{key}"
+        ),
+    )
+    if result["issued"] == 0 and result["replayed"] == result["customers"]:
+        response.headers["Idempotent-Replayed"] = "true"
+    return dict(result)
+
+
 @router.get("/coupons/{code}", response_model=dict[str, Any], responses=_ERRS)
 def get_coupon(
     code: CouponCode, ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("read"))
