@@ -434,6 +434,28 @@ def test_rest_stored_value_adjust_is_admin_and_audited(shop: Shop) -> None:
     )
 
 
+def test_cli_corrections_share_the_audit_trail(shop: Shop, store_url: str) -> None:
+    if not store_url.startswith("sqlite"):
+        pytest.skip("the CLI's own store handling is the same on both backends; run once")
+    out = cli(store_url, "loyalty", "stored-value", "adjust", "--balance", "paid",
+              "--reason", "cash back at the till", "--key", "cli-1", "--", "c1", "-50")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["balances"]["paid"] == "250"
+    refused = cli(store_url, "loyalty", "stored-value", "adjust", "--balance", "paid",
+                  "--reason", "x", "--key", "cli-2", "--", "c1", "-251")  # fmt: skip
+    assert (
+        refused.returncode == 4 and "stored_value.insufficient" in refused.stderr + refused.stdout
+    )
+    trail = json.loads(cli(store_url, "loyalty", "corrections").stdout)
+    assert [(t["asset"], t["delta"], t["reason"]) for t in trail] == [
+        ("stored_paid", "-50", "cash back at the till")
+    ]
+    assert trail[0]["actor"].startswith("cli")
+    sign_in(shop.client, "ana")
+    page = shop.client.get("/loyalty/corrections")
+    assert '<tr data-customer="c1" data-asset="stored_paid" data-delta="-50">' in page.text
+
+
 # -- the program editor -----------------------------------------------------------------------
 
 
