@@ -110,8 +110,15 @@ def _instants(ctx: Any, lo: date, hi: date) -> tuple[datetime, datetime]:
 
 
 def _summary_values(
-    request: Request, session: Session, start: str | None, end: str | None
+    request: Request,
+    session: Session,
+    start: str | None,
+    end: str | None,
+    *,
+    redemption_only: bool = False,
 ) -> dict[str, Any]:
+    """The page's values; ``redemption_only``: the period's part alone (the htmx reload),
+    without reading the liabilities and tiers again."""
     from huitouke.service.programs import loyalty_service
 
     ctx = request_ctx(request)
@@ -120,12 +127,21 @@ def _summary_values(
     lo, hi, problem = _period(ctx, start, end)
     t0, t1 = _instants(ctx, lo, hi)
     now = ctx.clock()
-    data = run_read(
-        ctx.store,
-        lambda conn: loyalty_service(conn, ctx).summary(conn, as_of=now, start=t0, end=t1),
-    )
-    liab, red = data["liabilities"], data["redemption"]
-    currency = liab["currency"]
+    if redemption_only:
+        red = run_read(
+            ctx.store,
+            lambda conn: loyalty_service(conn, ctx).redemption(conn, start=t0, end=t1),
+        )
+        data: dict[str, Any] = {"liabilities": None, "redemption": red, "tiers": []}
+        currency = ""
+    else:
+        data = run_read(
+            ctx.store,
+            lambda conn: loyalty_service(conn, ctx).summary(conn, as_of=now, start=t0, end=t1),
+        )
+        red = data["redemption"]
+        currency = data["liabilities"]["currency"]
+    liab = data["liabilities"]
 
     def money(v: str | None) -> str:
         return "—" if v is None else fmt_money(Decimal(v), currency, lang)
@@ -218,7 +234,7 @@ def loyalty_redemption(
         return guarded
     lang = lang_of(request, guarded)
     try:
-        values = _summary_values(request, guarded, start, end)
+        values = _summary_values(request, guarded, start, end, redemption_only=True)
     except HuitoukeError as exc:
         return error_page(request, guarded, exc.http_status, exc.localized(lang))
     return render(request, "_loyalty_redemption.html", lang, session=guarded, **values)
