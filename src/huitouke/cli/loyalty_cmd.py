@@ -82,6 +82,16 @@ def _as_of(value: str | None) -> datetime:
     return dt
 
 
+def _actor() -> str:
+    """Who runs a correction from the terminal, for the corrections' audit trail."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
 def _service(program: Path | None, database_url: str | None) -> Any:
     """(bound service, store) for the chosen program."""
     from huitouke.loyalty import LoyaltyService, get_program, load_program
@@ -314,6 +324,40 @@ def order_apply_file(
     _out({"events": applied, "replayed": replayed})
 
 
+# -- the program at a glance ---------------------------------------------------------------
+@loyalty_app.command("summary")
+def loyalty_summary(
+    start: str | None = typer.Option(None, "--start", help="Default: --end minus 30 days."),
+    end: str | None = typer.Option(None, "--end", help="Exclusive; default: --as-of."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Liabilities at; default: now."),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Liabilities, redemption rates of a period, members per tier (as GET
+    /v1/loyalty/summary). 负债、期间核销率与等级分布。"""
+    from datetime import timedelta
+
+    svc = _service(program, database_url)
+    now = _as_of(as_of)
+    hi = _as_of(end) if end is not None else now
+    lo = _as_of(start) if start is not None else hi - timedelta(days=30)
+    with svc.store.connect() as conn:
+        _out(svc.service.summary(conn, as_of=now, start=lo, end=hi))
+
+
+@loyalty_app.command("corrections")
+def loyalty_corrections(
+    customer_id: str | None = typer.Option(None, "--customer"),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000),
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """The corrections' audit trail, newest first. 账户调整审计记录。"""
+    svc = _service(program, database_url)
+    with svc.store.connect() as conn:
+        _out(svc.service.corrections(conn, customer_id=customer_id, limit=limit))
+
+
 # -- points ------------------------------------------------------------------------------
 @points_app.command("adjust")
 def points_adjust(
@@ -324,10 +368,10 @@ def points_adjust(
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
-    """Adjust points (credit or FIFO debit). 调整积分。"""
+    """Adjust points (credit or FIFO debit; audited). 调整积分(记入调整审计)。"""
     _out(
         _service(program, database_url).adjust_points(
-            customer_id, delta, reason=reason, idempotency_key=key
+            customer_id, delta, reason=reason, idempotency_key=key, actor=_actor()
         )
     )
 
@@ -580,6 +624,29 @@ def sv_reverse(
             _service(program, database_url).reverse_stored_value_spend(
                 customer_id, ref, amount, idempotency_key=key
             )
+        )
+    )
+
+
+@sv_app.command("adjust")
+def sv_adjust(
+    customer_id: str,
+    delta: str = typer.Argument(..., help="+N adds, -N takes. 正数增加,负数扣减。"),
+    balance: str = typer.Option(..., "--balance", help="paid | bonus. 本金或赠送。"),
+    reason: str = typer.Option(..., "--reason"),
+    key: str = KEY_OPT,
+    program: Path | None = PROGRAM_OPT,
+    database_url: str | None = DB_OPT,
+) -> None:
+    """Correct a stored-value balance, never below zero (audited). 更正储值余额(记入审计)。"""
+    _out(
+        _service(program, database_url).adjust_stored_value(
+            customer_id,
+            delta,
+            balance=balance,
+            reason=reason,
+            idempotency_key=key,
+            actor=_actor(),
         )
     )
 

@@ -35,6 +35,7 @@ __all__ = [
     "gift_coupon",
     "issue",
     "issue_coupon",
+    "issued_counts",
     "no_coupon",
     "redeem_coupon",
     "template_or_default",
@@ -86,6 +87,25 @@ def _issued_count(conn: Connection, template_id: str, customer_id: str) -> int:
             select(func.count()).where(c.template_id == template_id, c.issued_to == customer_id)
         ).scalar_one()
     )
+
+
+def issued_counts(
+    conn: Connection, template_id: str, customer_ids: Sequence[str]
+) -> dict[str, int]:
+    """How many coupons of ``template_id`` each of ``customer_ids`` has ever received (the
+    count ``max_per_customer`` caps), in grouped queries of at most 500 ids; absent: none."""
+    c = lt.coupons.c
+    out: dict[str, int] = {}
+    ids = list(customer_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for cid, n in conn.execute(
+            select(c.issued_to, func.count())
+            .where(c.template_id == template_id, c.issued_to.in_(chunk))
+            .group_by(c.issued_to)
+        ):
+            out[cid] = int(n)
+    return out
 
 
 def issue(

@@ -44,6 +44,7 @@ __all__ = [
     "lock_accounts",
     "lots_of",
     "post",
+    "record_correction",
     "request_hash",
     "verify_ledger",
 ]
@@ -161,6 +162,35 @@ def finish(conn: Connection, op_key: str, result: dict[str, Any]) -> dict[str, A
     stored = {k: v for k, v in result.items() if k != "replayed"}
     conn.execute(_OP_FINISH, {"k": op_key, "r": stored})
     return {**stored, "replayed": False}
+
+
+def record_correction(
+    conn: Connection,
+    op_key: str,
+    *,
+    customer_id: str,
+    asset: str,
+    delta: Decimal,
+    balance_after: Decimal,
+    reason: str,
+    actor: str | None,
+    now: datetime,
+) -> None:
+    """One row of the corrections' audit trail (``loyalty_corrections``) for an operator's
+    adjustment of a balance, in the adjustment's own unit of work."""
+    conn.execute(
+        lt.corrections.insert(),
+        {
+            "op_key": op_key,
+            "customer_id": customer_id,
+            "asset": asset,
+            "delta": delta,
+            "balance_after": balance_after,
+            "reason": reason[:255],
+            "actor": (actor or "unspecified")[:160],
+            "created_at": now,
+        },
+    )
 
 
 # -- accounts ------------------------------------------------------------------------------

@@ -16,7 +16,15 @@ from huitouke.i18n import t
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
 from huitouke.loyalty.coupons import issue
-from huitouke.loyalty.ledger import claim, credit_lot, debit_fifo, finish, lock_accounts, post
+from huitouke.loyalty.ledger import (
+    claim,
+    credit_lot,
+    debit_fifo,
+    finish,
+    lock_accounts,
+    post,
+    record_correction,
+)
 from huitouke.loyalty.members import ensure_member
 from huitouke.loyalty.program import decimal_places
 from huitouke.loyalty.rules import expiry_at, money
@@ -82,8 +90,11 @@ def adjust_points(
     *,
     reason: str,
     idempotency_key: str,
+    actor: str | None = None,
 ) -> dict[str, Any]:
-    """Operator adjustment: a credit (a new lot, paying debt first) or a FIFO debit."""
+    """Operator adjustment: a credit (a new lot, paying debt first) or a FIFO debit; a debit
+    beyond the balance is refused (``points.insufficient``). ``actor`` (who made it) goes to
+    the corrections' audit trail with the reason (:func:`~huitouke.loyalty.views.corrections`)."""
     d = points_amount(ctx, dec(delta, "delta"), "delta")
     if d == 0:
         raise InputError("delta must not be 0", code="input.invalid", details={"field": "delta"})
@@ -122,7 +133,19 @@ def adjust_points(
             reference=ref,
         )
         out = {"customer_id": customer_id, "debited": fmt(-d)}
-    out["points_balance"] = fmt(balance(conn, customer_id, POINTS))
+    after = balance(conn, customer_id, POINTS)
+    record_correction(
+        conn,
+        op_key,
+        customer_id=customer_id,
+        asset=POINTS,
+        delta=d,
+        balance_after=after,
+        reason=reason,
+        actor=actor,
+        now=now,
+    )
+    out["points_balance"] = fmt(after)
     out["reason"] = reason
     return finish(conn, op_key, out)
 

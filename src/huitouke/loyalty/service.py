@@ -154,6 +154,7 @@ class LoyaltyService(LoyaltyContext):
     spend_stored_value = stored_value.spend_stored_value
     refund_stored_value = stored_value.refund_stored_value
     reverse_stored_value_spend = stored_value.reverse_stored_value_spend
+    adjust_stored_value = stored_value.adjust_stored_value
 
     # -- paid membership, 付费会员 (loyalty.membership) ---------------------------------------
     buy_membership = membership.buy_membership
@@ -179,6 +180,11 @@ class LoyaltyService(LoyaltyContext):
     balances = views.balances
     history = views.history
     checkout_quote = views.checkout_quote
+    liabilities = views.liabilities
+    redemption = views.redemption
+    tier_mix = views.tier_mix
+    summary = views.summary
+    corrections = views.corrections
 
 
 class BoundLoyalty:

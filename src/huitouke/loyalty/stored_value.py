@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from huitouke.errors import ConflictError, NotFoundError
+from huitouke.errors import ConflictError, InputError, NotFoundError
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
-from huitouke.loyalty.ledger import Account, claim, finish, lock_accounts, post
+from huitouke.loyalty.ledger import Account, claim, finish, lock_accounts, post, record_correction
 from huitouke.loyalty.members import ensure_member
 from huitouke.loyalty.rules import (
     bonus_schedule,
@@ -41,6 +41,7 @@ from huitouke.loyalty.vocab import (
 )
 
 __all__ = [
+    "adjust_stored_value",
     "debit_stored_value",
     "refund_stored_value",
     "release_bonus",
@@ -151,6 +152,97 @@ def topup(
             "bonus": fmt(bonus),
             "bonus_released": fmt(released),
             "schedule": schedule,
+            "balances": sv_balances(accts, customer_id),
+        },
+    )
+
+
+#: the stored-value balances an operator may correct, by the name the doors use
+ADJUSTABLE = {"paid": SV_PAID, "bonus": SV_BONUS}
+
+
+def adjust_stored_value(
+    ctx: LoyaltyContext,
+    conn: Connection,
+    customer_id: str,
+    delta: Decimal | str | int,
+    *,
+    balance: str,
+    reason: str,
+    idempotency_key: str,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Operator correction of a stored-value balance (``balance``: ``paid``, the principal,
+    or ``bonus``, the released bonus) by ``delta`` (> 0 adds, < 0 takes), with a ``reason``.
+
+    One ledger entry of kind ``adjust`` and one row of the corrections' audit trail (with
+    ``actor``); a correction that would leave the balance below zero is refused
+    (``stored_value.insufficient``) and changes nothing. ``delta`` has at most the
+    currency's minor unit (0.01 CNY). Idempotent by ``idempotency_key``.
+    """
+    asset = ADJUSTABLE.get(balance)
+    if asset is None:
+        raise InputError(
+            f"balance: must be paid or bonus, not {balance!r}",
+            code="input.invalid",
+            message_zh=f"balance:只能是 paid(本金)或 bonus(赠送),不能是 {balance!r}",
+            details={"field": "balance"},
+        )
+    d = dec(delta, "delta")
+    unit = currency_unit(ctx.program.currency)
+    if d == 0 or d != d.quantize(unit):
+        raise InputError(
+            f"delta: a non-zero amount in steps of {unit} {ctx.program.currency} is required",
+            code="input.invalid",
+            message_zh=f"delta:须为非零金额,最小单位 {unit} {ctx.program.currency}",
+            details={"field": "delta"},
+        )
+    now = ctx.now()
+    op_key = f"sv_adjust:{idempotency_key}"
+    prior = claim(
+        conn,
+        op_key,
+        "sv_adjust",
+        customer_id,
+        now,
+        request={"customer_id": customer_id, "delta": d, "balance": balance, "reason": reason},
+    )
+    if prior is not None:
+        return prior
+    accts = lock_accounts(
+        conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS), (customer_id, SV_PENDING)], now
+    )
+    acct = accts[(customer_id, asset)]
+    if acct.balance + d < 0:
+        raise ConflictError(
+            f"stored value ({balance}) {fmt(acct.balance)} {ctx.program.currency} is less than "
+            f"the {fmt(-d)} to take: a correction cannot make a balance negative",
+            code="stored_value.insufficient",
+            message_zh=f"储值{'本金' if balance == 'paid' else '赠送'}余额 {fmt(acct.balance)} "
+            f"{ctx.program.currency} 不足扣减 {fmt(-d)}:调整不能使余额为负",
+            details={"balance": balance, "available": fmt(acct.balance), "requested": fmt(-d)},
+        )
+    ensure_member(ctx, conn, customer_id, now)
+    post(conn, acct, d, kind="adjust", key=op_key, now=now, reference=f"adjust:{reason}"[:255])
+    record_correction(
+        conn,
+        op_key,
+        customer_id=customer_id,
+        asset=asset,
+        delta=d,
+        balance_after=acct.balance,
+        reason=reason,
+        actor=actor,
+        now=now,
+    )
+    return finish(
+        conn,
+        op_key,
+        {
+            "customer_id": customer_id,
+            "balance": balance,
+            "delta": fmt(d),
+            "reason": reason,
             "balances": sv_balances(accts, customer_id),
         },
     )

@@ -5,7 +5,10 @@ UNIQUE idempotency key and the balance before and after (as saleor's gift-card e
 ``loyalty_accounts`` caches each balance, and the database refuses a negative one.
 ``loyalty_lots`` keeps what is left of each earning of an expiring asset (points, stamps)
 so that spending takes the earliest-expiring first; Σ lots.remaining == balance.
-Coupon state changes only through ``loyalty_coupon_events``.
+Coupon state changes only through ``loyalty_coupon_events``. Every operator correction
+of a balance (points, stored value) is also a row of ``loyalty_corrections``: who made it,
+when, on which balance, by how much, and why — the audit trail the ledger's entries alone
+do not name.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from huitouke.store.types import Money, UTCDateTime
 __all__ = [
     "accounts",
     "bonus_releases",
+    "corrections",
     "coupon_events",
     "coupons",
     "entries",
@@ -316,4 +320,22 @@ groupbuy_members = Table(
     # reserved, confirmed, released
     Column("status", String(16), nullable=False),
     Column("joined_at", UTCDateTime, nullable=False),
+)
+
+corrections = Table(
+    "loyalty_corrections",
+    metadata,
+    Column("correction_id", BigId, primary_key=True, autoincrement=True),
+    # the use case's operation key: one row per correction, however often it is replayed
+    Column("op_key", String(255), nullable=False, unique=True),
+    Column("customer_id", String(128), nullable=False),
+    # points, stored_paid or stored_bonus
+    Column("asset", String(80), nullable=False),
+    Column("delta", Money, nullable=False),
+    Column("balance_after", Money, nullable=False),
+    Column("reason", String(255), nullable=False),
+    # who: a console user ("console:ana"), an API key ("api-key:<id>"), the CLI ("cli:<user>")
+    Column("actor", String(160), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_loyalty_corrections_customer", "customer_id", "correction_id"),
 )

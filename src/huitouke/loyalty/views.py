@@ -1,5 +1,8 @@
 """Read-only views of a customer's loyalty: everything they hold, balances, ledger
-history, what expires soon, and a checkout quote.
+history, what expires soon, and a checkout quote; and of the whole program, read
+set-based (a few grouped queries, never one per member): what the merchant owes
+(:func:`liabilities`), how much of what was given is used (:func:`redemption`), members
+per tier (:func:`tier_mix`) and the ledger corrections' audit trail (:func:`corrections`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from huitouke.core.orders import readable_ref
 from huitouke.errors import ConflictError, InputError, NotFoundError
@@ -27,7 +30,9 @@ from huitouke.loyalty.program import CouponTemplate
 from huitouke.loyalty.rules import check_redeemable, compute_earn, coupon_discount, money
 from huitouke.loyalty.vocab import (
     POINTS,
+    POINTS_DEBT,
     SV_BONUS,
+    SV_HELD,
     SV_PAID,
     SV_PENDING,
     ZERO,
@@ -40,7 +45,18 @@ from huitouke.loyalty.vocab import (
     stamps_debt_asset,
 )
 
-__all__ = ["balances", "checkout_quote", "customer_loyalty", "expiring_soon", "history"]
+__all__ = [
+    "balances",
+    "checkout_quote",
+    "corrections",
+    "customer_loyalty",
+    "expiring_soon",
+    "history",
+    "liabilities",
+    "redemption",
+    "summary",
+    "tier_mix",
+]
 
 
 def expiring_soon(
@@ -301,4 +317,199 @@ def checkout_quote(
         "total": fmt(running),
         "points_to_earn": fmt(res.points),
         "preferences": dict(member.preferences or {}) if member is not None else {},
+    }
+
+
+# -- the whole program, set-based ------------------------------------------------------------
+
+
+def liabilities(ctx: LoyaltyContext, conn: Connection, *, as_of: datetime) -> dict[str, Any]:
+    """What the merchant owes its members at ``as_of``, from the cached balances (one grouped
+    query) and the coupons still usable (one more):
+
+    - ``points``: points outstanding (Σ points balances), the points members owe back
+      (``points_debt``, after refunds of spent points), and their ``value`` at the program's
+      cash redemption rate (``redemption.points_per_currency_unit``; ``null`` when the
+      program does not redeem points for cash);
+    - ``stored_value``: the paid principal, the released bonus, the bonus pending release
+      (充200送200 installments not yet due) and what group buys hold; ``owed`` = paid +
+      bonus + held (what members can spend today);
+    - ``coupons``: coupons issued and still valid (status ``issued``, ``valid_until`` after
+      ``as_of``): their count, the count by template and the face value of those with a value
+      (percent coupons have none).
+    """
+    at = aware(as_of, "as_of")
+    a = lt.accounts.c
+    assets = (POINTS, POINTS_DEBT, SV_PAID, SV_BONUS, SV_PENDING, SV_HELD)
+    totals = {asset: ZERO for asset in assets}
+    holders = {asset: 0 for asset in assets}
+    for asset, total, n in conn.execute(
+        select(a.asset, func.sum(a.balance), func.count())
+        .where(a.asset.in_(assets), a.balance > 0)
+        .group_by(a.asset)
+    ):
+        totals[asset] = Decimal(total or 0)
+        holders[asset] = int(n)
+    rate = ctx.program.redemption.points_per_currency_unit
+    value = money(totals[POINTS] / rate) if rate else None
+    c = lt.coupons.c
+    by_template = []
+    count, face = 0, ZERO
+    for template_id, n, total in conn.execute(
+        select(c.template_id, func.count(), func.sum(c.value))
+        .where(c.status == "issued", c.valid_until > at)
+        .group_by(c.template_id)
+        .order_by(c.template_id)
+    ):
+        count += int(n)
+        face += Decimal(total or 0)
+        by_template.append(
+            {"template": template_id, "count": int(n), "face_value": fmt(Decimal(total or 0))}
+        )
+    return {
+        "as_of": iso(at),
+        "currency": ctx.program.currency,
+        "points": {
+            "outstanding": fmt(totals[POINTS]),
+            "holders": holders[POINTS],
+            "debt": fmt(totals[POINTS_DEBT]),
+            "points_per_currency_unit": fmt(rate) if rate else None,
+            "value": fmt(value) if value is not None else None,
+        },
+        "stored_value": {
+            "paid": fmt(totals[SV_PAID]),
+            "bonus": fmt(totals[SV_BONUS]),
+            "held": fmt(totals[SV_HELD]),
+            "owed": fmt(totals[SV_PAID] + totals[SV_BONUS] + totals[SV_HELD]),
+            "pending_bonus": fmt(totals[SV_PENDING]),
+            "holders": holders[SV_PAID],
+        },
+        "coupons": {"outstanding": count, "face_value": fmt(face), "by_template": by_template},
+    }
+
+
+#: entry kinds that give points by the program's rules (orders, referral rewards)
+EARN_KINDS = ("earn", "referral")
+
+
+def redemption(
+    ctx: LoyaltyContext, conn: Connection, *, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """How much of what was given in ``[start, end)`` is used:
+
+    - coupons: of the coupons issued in the period, how many are redeemed (at any time up to
+      now) — ``rate = redeemed / issued`` (``null`` when none were issued);
+    - points: the points members redeemed in the period (entries of kind ``redeem``) over the
+      points they earned in it (kinds ``earn`` and ``referral``; operator adjustments are
+      neither) — ``rate = redeemed / earned``, a flow ratio that may exceed 1 when older
+      points are spent.
+    """
+    lo, hi = aware(start, "start"), aware(end, "end")
+    if hi <= lo:
+        raise InputError(
+            "end must be after start",
+            code="input.invalid",
+            message_zh="结束时间必须晚于开始时间",
+            details={"field": "end"},
+        )
+    c = lt.coupons.c
+    issued, redeemed = conn.execute(
+        select(func.count(), func.count(c.redeemed_at)).where(c.issued_at >= lo, c.issued_at < hi)
+    ).one()
+    a, e = lt.accounts.c, lt.entries.c
+    flows = dict(
+        conn.execute(
+            select(e.kind, func.sum(e.delta))
+            .select_from(lt.entries.join(lt.accounts, a.account_id == e.account_id))
+            .where(
+                a.asset == POINTS,
+                e.kind.in_((*EARN_KINDS, "redeem")),
+                e.created_at >= lo,
+                e.created_at < hi,
+            )
+            .group_by(e.kind)
+        ).all()
+    )
+    earned = sum((Decimal(flows.get(k) or 0) for k in EARN_KINDS), ZERO)
+    spent = -Decimal(flows.get("redeem") or 0)
+    return {
+        "start": iso(lo),
+        "end": iso(hi),
+        "coupons": {
+            "issued": int(issued),
+            "redeemed": int(redeemed),
+            "rate": (int(redeemed) / int(issued)) if issued else None,
+        },
+        "points": {
+            "earned": fmt(earned),
+            "redeemed": fmt(spent),
+            "rate": float(spent / earned) if earned > 0 else None,
+        },
+    }
+
+
+def tier_mix(ctx: LoyaltyContext, conn: Connection) -> list[dict[str, Any]]:
+    """Members per tier, in the program's order (lowest first), then members of a tier the
+    program no longer has (``retired``), then members without a tier (``tier: null``); one
+    grouped query."""
+    m = lt.members.c
+    counts = {
+        tier: int(n)
+        for tier, n in conn.execute(select(m.tier, func.count()).group_by(m.tier)).all()
+    }
+    out = []
+    levels = list(ctx.program.tiers.levels) if ctx.program.tiers is not None else []
+    for lv in levels:
+        out.append(
+            {
+                "tier": lv.id,
+                "name": lv.name or lv.id,
+                "members": counts.pop(lv.id, 0),
+                "retired": False,
+            }
+        )
+    none = counts.pop(None, 0)
+    for tier in sorted(counts):
+        out.append({"tier": tier, "name": tier, "members": counts[tier], "retired": True})
+    out.append({"tier": None, "name": None, "members": none, "retired": False})
+    return out
+
+
+def corrections(
+    ctx: LoyaltyContext,
+    conn: Connection,
+    *,
+    customer_id: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The audit trail of ledger corrections (points and stored-value adjustments), newest
+    first: who, when, which balance, by how much, the balance after, and why."""
+    k = lt.corrections.c
+    q = select(lt.corrections).order_by(k.correction_id.desc()).limit(limit)
+    if customer_id is not None:
+        q = q.where(k.customer_id == customer_id)
+    return [
+        {
+            "customer_id": r.customer_id,
+            "asset": r.asset,
+            "delta": fmt(r.delta),
+            "balance_after": fmt(r.balance_after),
+            "reason": r.reason,
+            "actor": r.actor,
+            "at": iso(r.created_at),
+        }
+        for r in conn.execute(q).all()
+    ]
+
+
+def summary(
+    ctx: LoyaltyContext, conn: Connection, *, as_of: datetime, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The program at a glance, in one read: :func:`liabilities` at ``as_of``,
+    :func:`redemption` in ``[start, end)`` and :func:`tier_mix` (the console's loyalty page,
+    ``GET /v1/loyalty/summary`` and ``huitouke loyalty summary`` all print this)."""
+    return {
+        "liabilities": liabilities(ctx, conn, as_of=as_of),
+        "redemption": redemption(ctx, conn, start=start, end=end),
+        "tiers": tier_mix(ctx, conn),
     }

@@ -67,6 +67,8 @@ ROUTER_MODULES = (
     "huitouke.service.console.predictions",
     # the console's snapshot refresh (huitouke.app.snapshots)
     "huitouke.service.console.snapshots",
+    # the console's loyalty section: liabilities, coupons in batch, corrections, program
+    "huitouke.service.console.loyalty",
 )
 
 DESCRIPTION = """

@@ -11,16 +11,28 @@ request, one saved by another worker process or by the CLI within that many seco
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Connection, select
 
+from huitouke.errors import ConflictError
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.program import Program, load_program
-from huitouke.loyalty.programs_repo import get_program
+from huitouke.loyalty.programs_repo import get_program, save_program
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.service.context import ServiceContext
+from huitouke.store.uow import run_write
 
-__all__ = ["PROGRAM_ID", "default_program", "forget_program", "loyalty_service"]
+__all__ = [
+    "PROGRAM_ID",
+    "default_program",
+    "forget_program",
+    "loyalty_service",
+    "program_version",
+    "save_program_document",
+    "validate_program_document",
+]
 
 PROGRAM_ID = "default"
 
@@ -60,3 +72,47 @@ def forget_program(ctx: ServiceContext) -> None:
     """Drop this worker's cached program (after it saved a new one)."""
     ctx.cache["loyalty_generation"] = ctx.cache.get("loyalty_generation", 0) + 1
     ctx.cache.pop("loyalty", None)
+
+
+def program_version(conn: Connection) -> int | None:
+    """The stored program's version (``None``: none stored, the defaults run)."""
+    version = conn.execute(_VERSION).scalar_one_or_none()
+    return int(version) if version is not None else None
+
+
+def validate_program_document(ctx: ServiceContext, document: Mapping[str, Any]) -> Program:
+    """The program a document describes, as ``PUT /v1/program`` and the console's program
+    editor would save it (id ``default``, the store's zone): ``loyalty.program_invalid``
+    naming every bad field, or ``loyalty.timezone_mismatch``. The one validation of both."""
+    return load_program({**document, "id": PROGRAM_ID}).in_store_zone(ctx.settings.timezone)
+
+
+def save_program_document(
+    ctx: ServiceContext, document: Mapping[str, Any], *, if_version: int | None = None
+) -> dict[str, Any]:
+    """Validate and store a new version of the program; this worker uses it at once.
+    The use case of ``PUT /v1/program`` and of the console's program editor.
+
+    ``if_version`` (the version the editor started from; 0: none was stored) makes the save
+    conditional, in the same unit of work: when another version was saved meanwhile nothing
+    is saved (``loyalty.program_version_conflict``), so no one's changes are lost unseen."""
+    program = validate_program_document(ctx, document)
+    now = ctx.clock()
+
+    def save(conn: Connection) -> int:
+        if if_version is not None:
+            current = program_version(conn) or 0
+            if current != if_version:
+                raise ConflictError(
+                    f"the program is at version {current}, not {if_version}: it was saved "
+                    "meanwhile; nothing was saved",
+                    code="loyalty.program_version_conflict",
+                    message_zh=f"会员方案已是第 {current} 版而不是第 {if_version} 版:期间有人保存过;"
+                    "本次未保存",
+                    details={"version": current, "expected": if_version},
+                )
+        return save_program(conn, program, now=now)
+
+    version = run_write(ctx.store, save)
+    forget_program(ctx)
+    return {"program_id": PROGRAM_ID, "version": version, "program": program.to_document()}

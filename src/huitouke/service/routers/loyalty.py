@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
@@ -23,14 +23,15 @@ from huitouke.app.orders import order_reference, present_coupon, present_order_r
 from huitouke.errors import InputError, NotFoundError
 from huitouke.loyalty import codes
 from huitouke.loyalty.ledger import verify_ledger
-from huitouke.loyalty.program import load_program
-from huitouke.loyalty.programs_repo import save_program
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
-from huitouke.service.programs import PROGRAM_ID, forget_program, loyalty_service
+from huitouke.service.programs import (
+    loyalty_service,
+    save_program_document,
+)
 from huitouke.service.schemas import ID_PATTERN, Identifier, Instant, MoneyIn, OrderLineIn, Text
 from huitouke.store.uow import run_read, run_write
 
@@ -272,6 +273,50 @@ def issue_coupon(
     )
 
 
+class IssueBatchIn(_In):
+    template: Identifier
+    customer_ids: list[Identifier] = Field(min_length=1, max_length=10_000)
+    idempotency_key: IdemKey | None = None
+
+
+@router.post(
+    "/coupons/batch",
+    response_model=dict[str, Any],
+    responses={
+        **_ERRS,
+        422: {
+            "model": ErrorResponse,
+            "description": "input.invalid: lines that cannot be issued, in details.problems "
+            "({line, customer_id, kind: unknown|duplicate|limit_reached|invalid, first}).",
+        },
+    },
+)
+def issue_coupon_batch(
+    body: IssueBatchIn,
+    response: Response,
+    idempotency_key: HeaderKey = None,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Issue one coupon of a template to each of many customers, in one unit of work — the
+    console's batch. Every id is checked first (a customer of the store, named once, below
+    the template's limit); with one problem nothing is issued. Idempotent by key: the same
+    batch again issues nothing new (``replayed`` counts them). 批量发券(先逐行校验,幂等)。"""
+    from huitouke.app.coupon_batch import issue_coupon_batch as issue_batch
+
+    key = _idem(body.idempotency_key, idempotency_key)
+    entries = [(i + 1, cid) for i, cid in enumerate(body.customer_ids)]
+    result = run_write(
+        ctx.store,
+        lambda c: issue_batch(
+            loyalty_service(c, ctx), c, body.template, entries, batch_key=f"batch-{key}"
+        ),
+    )
+    if result["issued"] == 0 and result["replayed"] == result["customers"]:
+        response.headers["Idempotent-Replayed"] = "true"
+    return dict(result)
+
+
 @router.get("/coupons/{code}", response_model=dict[str, Any], responses=_ERRS)
 def get_coupon(
     code: CouponCode, ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("read"))
@@ -472,16 +517,68 @@ def adjust_points(
     response: Response,
     idempotency_key: HeaderKey = None,
     ctx: ServiceContext = Depends(get_ctx),
-    _: ApiKey = Depends(require("operator")),
+    api_key: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
-    """Operator adjustment of points (credit or FIFO debit). 人工调整积分。"""
+    """Operator adjustment of points (credit or FIFO debit; never below zero), recorded in
+    the corrections' audit trail with the key that made it. 人工调整积分(记入调整审计)。"""
     key = _idem(body.idempotency_key, idempotency_key)
     delta = _decimal_field(body.delta, "delta")
+    actor = f"api-key:{api_key.key_id}"
     return _write(
         ctx,
         response,
         lambda s, c: s.adjust_points(
-            c, customer_id, delta, reason=body.reason, idempotency_key=key
+            c, customer_id, delta, reason=body.reason, idempotency_key=key, actor=actor
+        ),
+    )
+
+
+class SvAdjustIn(_In):
+    balance: Literal["paid", "bonus"] = Field(
+        description="paid: the principal; bonus: the released bonus."
+    )
+    delta: Annotated[
+        Any, Field(description="Amount to add (> 0) or take (< 0); decimal string or number.")
+    ]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ID_PATTERN)]
+    idempotency_key: IdemKey | None = None
+
+
+@router.post(
+    "/customers/{customer_id}/stored-value/adjust",
+    response_model=dict[str, Any],
+    responses={
+        409: {
+            "model": ErrorResponse,
+            "description": "stored_value.insufficient: the correction would make the balance "
+            "negative.",
+        }
+    },
+)
+def adjust_stored_value(
+    customer_id: CustomerId,
+    body: SvAdjustIn,
+    response: Response,
+    idempotency_key: HeaderKey = None,
+    ctx: ServiceContext = Depends(get_ctx),
+    api_key: ApiKey = Depends(require("admin")),
+) -> dict[str, Any]:
+    """Correct a stored-value balance (paid or bonus) with a reason; never below zero;
+    recorded in the corrections' audit trail. 更正储值余额(本金或赠送,须注明原因)。"""
+    key = _idem(body.idempotency_key, idempotency_key)
+    delta = _decimal_field(body.delta, "delta")
+    actor = f"api-key:{api_key.key_id}"
+    return _write(
+        ctx,
+        response,
+        lambda s, c: s.adjust_stored_value(
+            c,
+            customer_id,
+            delta,
+            balance=body.balance,
+            reason=body.reason,
+            idempotency_key=key,
+            actor=actor,
         ),
     )
 
@@ -875,11 +972,39 @@ def put_program_doc(
     _: ApiKey = Depends(require("admin")),
 ) -> dict[str, Any]:
     """Replace the loyalty program (validated; errors name each bad field). 替换会员方案。"""
-    program = load_program({**document, "id": PROGRAM_ID}).in_store_zone(ctx.settings.timezone)
-    now = ctx.clock()
-    version = run_write(ctx.store, lambda c: save_program(c, program, now=now))
-    forget_program(ctx)
-    return {"program_id": PROGRAM_ID, "version": version, "program": program.to_document()}
+    return save_program_document(ctx, document)
+
+
+@router.get("/loyalty/summary", response_model=dict[str, Any])
+def loyalty_summary(
+    start: Instant | None = Query(
+        None, description="Start of the period (default: end - 30 days)."
+    ),
+    end: Instant | None = Query(None, description="End of the period, exclusive (default: as_of)."),
+    as_of: Instant | None = Query(None, description="Liabilities at this instant (default: now)."),
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("read")),
+) -> dict[str, Any]:
+    """What the program owes now (points and their value, stored value paid / bonus /
+    pending, coupons outstanding), the redemption rates of a period and the members per
+    tier — the numbers of the console's loyalty page, from the same function.
+    负债(积分、储值本金/赠送/待释放、未用优惠券)、期间核销率与会员等级分布。"""
+    now = as_of or ctx.clock()
+    hi = end or now
+    lo = start or hi - timedelta(days=30)
+    return dict(_read(ctx, lambda s, c: s.summary(c, as_of=now, start=lo, end=hi)))
+
+
+@router.get("/loyalty/corrections", response_model=list[dict[str, Any]])
+def loyalty_corrections(
+    customer_id: str | None = Query(None, min_length=1, max_length=128, pattern=ID_PATTERN),
+    limit: int = Query(50, ge=1, le=1000),
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("read")),
+) -> list[dict[str, Any]]:
+    """The audit trail of ledger corrections (points and stored-value adjustments), newest
+    first: who, when, which balance, how much, why. 账户调整审计记录(最新在前)。"""
+    return list(_read(ctx, lambda s, c: s.corrections(c, customer_id=customer_id, limit=limit)))
 
 
 @router.get("/loyalty/verify", response_model=dict[str, Any])

@@ -1,0 +1,814 @@
+"""The console's loyalty section (会员忠诚度): what the program owes, how much of it is used,
+members per tier; coupons issued in batch; ledger corrections with their audit trail; the
+program editor.
+
+Routes (HTML, not in the OpenAPI schema):
+
+- ``GET /loyalty`` (read): liabilities, redemption rates of a period (``?start=&end=``,
+  local days, inclusive), the tier mix — :meth:`LoyaltyService.summary`, the function of
+  ``GET /v1/loyalty/summary`` and ``huitouke loyalty summary``; ``GET /loyalty/redemption``
+  the period's part, which the period form reloads with htmx;
+- ``GET /loyalty/coupons`` (operator): the batch form; ``POST /loyalty/coupons/check``:
+  the list checked, problems named by line, the confirm step with the count;
+  ``POST /loyalty/coupons/issue``: issue (:func:`huitouke.app.coupon_batch.
+  issue_coupon_batch`, idempotent by the batch key the check step made);
+- ``GET /loyalty/corrections``, ``POST /loyalty/corrections`` (admin): adjust points or a
+  stored-value balance with a reason (the use cases of the REST API), the audit trail;
+- ``GET /loyalty/program`` (read; read-only below admin), ``POST /loyalty/program/preview``
+  and ``POST /loyalty/program`` (admin): the program document (YAML or JSON), validated by
+  the one validation of ``PUT /v1/program`` with each error at its field path, the
+  difference from the active version, saved through the same use case;
+  ``POST /loyalty/program/form`` (admin): earn rules, tier levels and top-up bonuses as
+  forms, put into the active document and then checked, shown or saved the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import json
+import secrets
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from huitouke.errors import HuitoukeError, InputError, NotFoundError
+from huitouke.i18n import fmt_money, fmt_number, fmt_pct
+from huitouke.service.apikeys import scope_allows
+from huitouke.service.console.i18n import translations
+from huitouke.service.console.kit import (
+    N_,
+    error_page,
+    guard,
+    lang_of,
+    render,
+    request_ctx,
+)
+from huitouke.service.sessions import Session
+from huitouke.store.uow import run_read, run_write
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+#: the longest period the page reads at once, and the default one (local days)
+MAX_DAYS = 3660
+DEFAULT_DAYS = 30
+#: the largest list file a batch accepts
+MAX_UPLOAD = 2 * 1024 * 1024
+
+#: texts chosen by value: problem kinds of a batch, balances a correction changes
+CHOSEN = (
+    N_("unknown"), N_("duplicate"), N_("limit_reached"), N_("invalid"),
+    N_("points"), N_("stored_paid"), N_("stored_bonus"), N_("day"),
+)  # fmt: skip
+
+
+def _gettext(lang: str) -> Any:
+    tr = translations(lang)
+
+    def gettext(message: str, **params: Any) -> str:
+        text = tr.gettext(message)
+        return text % params if params else text
+
+    return gettext
+
+
+# -- the summary ------------------------------------------------------------------------------
+
+
+def _period(ctx: Any, start: str | None, end: str | None) -> tuple[date, date, str | None]:
+    """The chosen local days (inclusive) and a problem to show, if any; default: the last
+    30 days up to today in the merchant's zone."""
+    today = ctx.clock().astimezone(ctx.settings.zone).date()
+    problem = None
+    try:
+        hi = date.fromisoformat(end) if end else today
+        lo = date.fromisoformat(start) if start else hi - timedelta(days=DEFAULT_DAYS - 1)
+    except ValueError:
+        return today - timedelta(days=DEFAULT_DAYS - 1), today, N_("Dates are YYYY-MM-DD.")
+    if lo > hi:
+        lo, hi = hi, lo
+        problem = N_("The start was after the end: the two were swapped.")
+    if (hi - lo).days + 1 > MAX_DAYS:
+        lo = hi - timedelta(days=MAX_DAYS - 1)
+        problem = N_("At most ten years at once: the start was moved.")
+    return lo, hi, problem
+
+
+def _instants(ctx: Any, lo: date, hi: date) -> tuple[datetime, datetime]:
+    zone = ctx.settings.zone
+    return (
+        datetime.combine(lo, time(0), tzinfo=zone),
+        datetime.combine(hi + timedelta(days=1), time(0), tzinfo=zone),
+    )
+
+
+def _summary_values(
+    request: Request,
+    session: Session,
+    start: str | None,
+    end: str | None,
+    *,
+    redemption_only: bool = False,
+) -> dict[str, Any]:
+    """The page's values; ``redemption_only``: the period's part alone (the htmx reload),
+    without reading the liabilities and tiers again."""
+    from huitouke.service.programs import loyalty_service
+
+    ctx = request_ctx(request)
+    lang = lang_of(request, session)
+    gettext = _gettext(lang)
+    lo, hi, problem = _period(ctx, start, end)
+    t0, t1 = _instants(ctx, lo, hi)
+    now = ctx.clock()
+    if redemption_only:
+        red = run_read(
+            ctx.store,
+            lambda conn: loyalty_service(conn, ctx).redemption(conn, start=t0, end=t1),
+        )
+        data: dict[str, Any] = {"liabilities": None, "redemption": red, "tiers": []}
+        currency = ""
+    else:
+        data = run_read(
+            ctx.store,
+            lambda conn: loyalty_service(conn, ctx).summary(conn, as_of=now, start=t0, end=t1),
+        )
+        red = data["redemption"]
+        currency = data["liabilities"]["currency"]
+    liab = data["liabilities"]
+
+    def money(v: str | None) -> str:
+        return "—" if v is None else fmt_money(Decimal(v), currency, lang)
+
+    def count(v: str | int | None) -> str:
+        return (
+            "—"
+            if v is None
+            else fmt_number(Decimal(str(v)), lang, 0 if float(v) == int(float(v)) else 2)
+        )
+
+    tiers = [
+        {**row, "label": row["name"] if row["tier"] is not None else gettext("No tier")}
+        for row in data["tiers"]
+    ]
+    tier_chart = {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 48, "right": 24, "top": 24, "bottom": 40, "containLabel": True},
+        "xAxis": {"type": "category", "data": [r["label"] for r in tiers]},
+        "yAxis": {"type": "value", "name": gettext("Members"), "minInterval": 1},
+        "series": [
+            {
+                "name": gettext("Members"),
+                "type": "bar",
+                "label": {"show": True, "position": "top"},
+                "data": [r["members"] for r in tiers],
+            }
+        ],
+    }
+    return {
+        "summary": data,
+        "liab": liab,
+        "red": red,
+        "tiers": tiers,
+        "members_total": sum(r["members"] for r in tiers),
+        "currency": currency,
+        "money": money,
+        "count": count,
+        "pct": lambda v: fmt_pct(v, lang, 1),
+        "start": lo.isoformat(),
+        "end": hi.isoformat(),
+        "period_problem": problem,
+        "timezone": ctx.settings.timezone,
+        "redemption_chart": json.dumps(_redemption_chart(red, gettext), ensure_ascii=False),
+        "tier_chart": json.dumps(tier_chart, ensure_ascii=False),
+    }
+
+
+def _redemption_chart(red: dict[str, Any], gettext: Any) -> dict[str, Any]:
+    rates = [red["coupons"]["rate"], red["points"]["rate"]]
+    return {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 48, "right": 24, "top": 24, "bottom": 40, "containLabel": True},
+        "xAxis": {"type": "category", "data": [gettext("Coupons"), gettext("Points")]},
+        "yAxis": {"type": "value", "axisLabel": {"formatter": "{value}%"}},
+        "series": [
+            {
+                "name": gettext("Redemption rate"),
+                "type": "bar",
+                "label": {"show": True, "position": "top", "formatter": "{c}%"},
+                "data": [None if r is None else round(r * 100, 1) for r in rates],
+            }
+        ],
+    }
+
+
+@router.get("/loyalty")
+def loyalty_page(request: Request, start: str | None = None, end: str | None = None) -> Response:
+    """Liabilities, redemption rates, tier mix. 会员忠诚度概览。"""
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    lang = lang_of(request, guarded)
+    try:
+        values = _summary_values(request, guarded, start, end)
+    except HuitoukeError as exc:
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return render(request, "loyalty.html", lang, session=guarded, **values)
+
+
+@router.get("/loyalty/redemption")
+def loyalty_redemption(
+    request: Request, start: str | None = None, end: str | None = None
+) -> Response:
+    """The redemption rates of a period (what the period form reloads with htmx)."""
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    lang = lang_of(request, guarded)
+    try:
+        values = _summary_values(request, guarded, start, end, redemption_only=True)
+    except HuitoukeError as exc:
+        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+    return render(request, "_loyalty_redemption.html", lang, session=guarded, **values)
+
+
+# -- coupons in batch -------------------------------------------------------------------------
+
+
+def _templates(request: Request) -> list[dict[str, Any]]:
+    from huitouke.service.programs import loyalty_service
+
+    ctx = request_ctx(request)
+    program = run_read(ctx.store, lambda conn: loyalty_service(conn, ctx).program)
+    return [
+        {"id": tpl.id, "name": tpl.name or tpl.id, "kind": tpl.kind, "limit": tpl.max_per_customer}
+        for tpl in program.coupon_templates
+    ]
+
+
+def _coupons_page(
+    request: Request, session: Session, *, status: int = 200, **values: Any
+) -> Response:
+    lang = lang_of(request, session)
+    base: dict[str, Any] = {
+        "templates": _templates(request),
+        "step": "form",
+        "template_id": "",
+        "customers_text": "",
+        "error": None,
+        "check": None,
+        "result": None,
+        "batch_key": "",
+        "count": lambda v: fmt_number(v, lang, 0),
+    }
+    base.update(values)
+    return render(request, "loyalty_coupons.html", lang, session=session, status=status, **base)
+
+
+async def _list_text(customers: str, upload: UploadFile | None) -> str:
+    if upload is None or not upload.filename:
+        return customers
+    raw = await upload.read(MAX_UPLOAD + 1)
+    if len(raw) > MAX_UPLOAD:
+        raise InputError(
+            "file: larger than 2 MB",
+            code="input.invalid",
+            message_zh="文件超过 2 MB",
+            details={"field": "file"},
+        )
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(  # pragma: no cover - gb18030 decodes every byte string
+        "file: not UTF-8 or GB18030 text", code="input.invalid", details={"field": "file"}
+    )
+
+
+@router.get("/loyalty/coupons")
+def coupons_form(request: Request) -> Response:
+    """Issue coupons in batch: the form (operators). 批量发券。"""
+    guarded = guard(request, role="operator")
+    if isinstance(guarded, Response):
+        return guarded
+    return _coupons_page(request, guarded)
+
+
+@router.post("/loyalty/coupons/check")
+async def coupons_check(
+    request: Request,
+    template: str = Form(""),
+    customers: str = Form(""),
+    file: UploadFile | None = File(None),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Check a batch: every line a known customer who may receive one more; the confirm
+    step with the count. Nothing is issued. 校验发券名单。"""
+    from huitouke.app.coupon_batch import check_coupon_batch, parse_customer_list
+    from huitouke.service.programs import loyalty_service
+
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    try:
+        text = await _list_text(customers, file)
+        entries = parse_customer_list(text)
+        check = run_read(
+            ctx.store,
+            lambda conn: check_coupon_batch(loyalty_service(conn, ctx), conn, template, entries),
+        )
+    except HuitoukeError as exc:
+        return _coupons_page(
+            request, guarded, status=exc.http_status, error=exc.localized(lang),
+            template_id=template, customers_text=customers,
+        )  # fmt: skip
+    return _coupons_page(
+        request, guarded, status=200 if check.ok else 422, step="confirm", template_id=template,
+        customers_text="\n".join(check.customers) if check.ok else text, check=check,
+        batch_key=secrets.token_hex(16),
+    )  # fmt: skip
+
+
+@router.post("/loyalty/coupons/issue")
+def coupons_issue(
+    request: Request,
+    template: str = Form(""),
+    customers: str = Form(""),
+    batch_key: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Issue a checked batch, once however often it is sent (the batch key). 确认发券。"""
+    from huitouke.app.coupon_batch import issue_coupon_batch, parse_customer_list
+    from huitouke.service.programs import loyalty_service
+
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    gettext = _gettext(lang)
+    if not batch_key or len(batch_key) > 64 or not batch_key.isalnum():
+        return _coupons_page(
+            request, guarded, status=422, error=gettext("Check the list first."),
+            template_id=template, customers_text=customers,
+        )  # fmt: skip
+    entries = parse_customer_list(customers)
+
+    def issue(conn: Connection) -> dict[str, Any]:
+        svc = loyalty_service(conn, ctx)
+        return issue_coupon_batch(svc, conn, template, entries, batch_key=f"console-{batch_key}")
+
+    try:
+        result = run_write(ctx.store, issue)
+    except HuitoukeError as exc:
+        return _coupons_page(
+            request, guarded, status=exc.http_status, error=exc.localized(lang),
+            template_id=template, customers_text=customers,
+        )  # fmt: skip
+    return _coupons_page(request, guarded, step="done", template_id=template, result=result)
+
+
+# -- ledger corrections -----------------------------------------------------------------------
+
+#: the balances a correction may change: form value → the use case and its balance
+TARGETS = {"points": "points", "paid": "stored_paid", "bonus": "stored_bonus"}
+
+
+def _corrections_page(
+    request: Request, session: Session, *, status: int = 200, **values: Any
+) -> Response:
+    from huitouke.service.programs import loyalty_service
+
+    ctx = request_ctx(request)
+    lang = lang_of(request, session)
+    rows = run_read(ctx.store, lambda conn: loyalty_service(conn, ctx).corrections(conn, limit=100))
+    for row in rows:
+        row["when"] = (
+            datetime.fromisoformat(row["at"])
+            .astimezone(ctx.settings.zone)
+            .strftime("%Y-%m-%d %H:%M")
+        )
+    base: dict[str, Any] = {
+        "audit": rows,
+        "error": None,
+        "done": None,
+        "form": {"customer_id": "", "target": "points", "delta": "", "reason": ""},
+        "key": secrets.token_hex(16),
+        "timezone": ctx.settings.timezone,
+    }
+    base.update(values)
+    return render(request, "loyalty_corrections.html", lang, session=session, status=status, **base)
+
+
+@router.get("/loyalty/corrections")
+def corrections_page(request: Request) -> Response:
+    """Ledger corrections and their audit trail (admins). 账户调整与审计(仅管理员)。"""
+    guarded = guard(request, role="admin")
+    if isinstance(guarded, Response):
+        return guarded
+    return _corrections_page(request, guarded)
+
+
+def _delta(value: str) -> Decimal:
+    try:
+        d = Decimal(value.strip().replace(",", ""))
+        if not d.is_finite() or abs(d) >= Decimal(10) ** 12:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise InputError(
+            f"delta: not a number: {value[:40]!r}",
+            code="input.invalid",
+            message_zh=f"调整数量不是有效的数字:{value[:40]!r}",
+            details={"field": "delta"},
+        ) from None
+    return d
+
+
+@router.post("/loyalty/corrections")
+def corrections_submit(
+    request: Request,
+    customer_id: str = Form(""),
+    target: str = Form("points"),
+    delta: str = Form(""),
+    reason: str = Form(""),
+    key: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Adjust points or a stored-value balance with a reason (admins); recorded in the
+    ledger and the audit trail; never below zero. 调整积分或储值(须注明原因)。"""
+    from huitouke.app.coupon_batch import known_customers
+    from huitouke.service.programs import loyalty_service
+
+    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    gettext = _gettext(lang)
+    cid, why = customer_id.strip(), " ".join(reason.split())
+    form = {"customer_id": cid, "target": target, "delta": delta, "reason": reason}
+
+    def refuse(status: int, message: str) -> Response:
+        return _corrections_page(
+            request,
+            guarded,
+            status=status,
+            error=message,
+            form=form,
+            key=key or secrets.token_hex(16),
+        )
+
+    if target not in TARGETS:
+        return refuse(422, gettext("Choose points, paid stored value or bonus stored value."))
+    if not why:
+        return refuse(422, gettext("A reason is required."))
+    if len(why) > 200:
+        return refuse(422, gettext("The reason is longer than 200 characters."))
+    if not key or len(key) > 64 or not key.isalnum():
+        return refuse(422, gettext("Open the form again: it has no key."))
+    actor = f"console:{guarded.user.name}"
+
+    def adjust(conn: Connection) -> dict[str, Any]:
+        if not known_customers(conn, [cid]):
+            raise NotFoundError(
+                f"no customer {cid!r}",
+                code="customer.not_found",
+                message_zh=f"没有这位顾客:{cid!r}",
+                details={"customer_id": cid},
+            )
+        svc = loyalty_service(conn, ctx)
+        idem = f"console-{key}"
+        if target == "points":
+            return svc.adjust_points(
+                conn, cid, _delta(delta), reason=why, idempotency_key=idem, actor=actor
+            )
+        return svc.adjust_stored_value(
+            conn, cid, _delta(delta), balance=target, reason=why, idempotency_key=idem,
+            actor=actor,
+        )  # fmt: skip
+
+    try:
+        result = run_write(ctx.store, adjust)
+    except HuitoukeError as exc:
+        return refuse(exc.http_status, exc.localized(lang))
+    return _corrections_page(request, guarded, done={**result, "target": target})
+
+
+# -- the program editor -----------------------------------------------------------------------
+
+
+def _dump(document: dict[str, Any]) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=100))
+
+
+def _active(request: Request) -> tuple[int | None, dict[str, Any]]:
+    from huitouke.service.programs import loyalty_service, program_version
+
+    ctx = request_ctx(request)
+
+    def read(conn: Connection) -> tuple[int | None, dict[str, Any]]:
+        return program_version(conn), loyalty_service(conn, ctx).program.to_document()
+
+    return run_read(ctx.store, read)
+
+
+def _field_errors(exc: HuitoukeError) -> list[dict[str, str]]:
+    """Each validation error at its field path (``tiers.levels.1.threshold``)."""
+    details = exc.details or {}
+    errors = details.get("errors")
+    if isinstance(errors, list) and errors:
+        out = []
+        for item in errors:
+            path, _, message = str(item).partition(": ")
+            out.append({"path": path, "message": message or path})
+        return out
+    return [{"path": str(details.get("field") or "(program)"), "message": exc.message}]
+
+
+def _parse_document(text: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = (mark.line + 1) if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(
+            f"line {line}: {problem}" if line else str(problem),
+            code="loyalty.program_invalid",
+            message_zh=f"第 {line} 行:{problem}" if line else str(problem),
+            details={"field": f"line {line}" if line else "(program)"},
+        ) from exc
+    if not isinstance(data, dict):
+        raise InputError(
+            "the program must be a mapping at the top level",
+            code="loyalty.program_invalid",
+            message_zh="会员方案的顶层必须是键值映射",
+            details={"field": "(program)"},
+        )
+    return data
+
+
+def _diff(old: str, new: str, old_name: str, new_name: str) -> list[dict[str, str]]:
+    lines = []
+    for line in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_name, new_name, lineterm="", n=3
+    ):
+        kind = "ctx"
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        lines.append({"kind": kind, "text": line})
+    return lines
+
+
+def _forms_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The structured forms' values of a document (``earn``, ``tiers``, ``topups``), each
+    only when it has the shape a form can show (a document being edited may not)."""
+
+    def table(rows: Any) -> list[dict[str, Any]] | None:
+        if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+            return rows
+        return None
+
+    out: dict[str, Any] = {}
+    earn = doc.get("earn", {})
+    if isinstance(earn, dict):
+        out["earn"] = earn
+    tiers = doc.get("tiers")
+    if tiers is None or (isinstance(tiers, dict) and table(tiers.get("levels", [])) is not None):
+        out["tiers"] = tiers
+    sv = doc.get("stored_value", {})
+    if isinstance(sv, dict) and (rules := table(sv.get("topup_rules", []))) is not None:
+        out["topups"] = rules
+    return out
+
+
+def _program_page(
+    request: Request, session: Session, *, status: int = 200, **values: Any
+) -> Response:
+    lang = lang_of(request, session)
+    version, active = _active(request)
+    text = _dump(active)
+    base: dict[str, Any] = {
+        "version": version,
+        "base_version": "" if version is None else str(version),
+        "document": text,
+        "errors": [],
+        "diff": None,
+        "notice": None,
+        "error": None,
+        "can_edit": scope_allows(session.user.role, "admin"),
+        "release_every": RELEASE_EVERY,
+        **_forms_of(active),
+    }
+    base.update(values)
+    return render(request, "loyalty_program.html", lang, session=session, status=status, **base)
+
+
+@router.get("/loyalty/program")
+def program_page(request: Request) -> Response:
+    """The program editor (admins; read-only for the others). 会员方案编辑。"""
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    return _program_page(request, guarded)
+
+
+def _check_document(request: Request, text: str) -> tuple[dict[str, Any], Any]:
+    from huitouke.service.programs import validate_program_document
+
+    ctx = request_ctx(request)
+    document = _parse_document(text)
+    return document, validate_program_document(ctx, document)
+
+
+def _preview(
+    request: Request, session: Session, text: str, base_version: str, *, save: bool
+) -> Response:
+    from huitouke.service.programs import save_program_document
+
+    ctx = request_ctx(request)
+    lang = lang_of(request, session)
+    gettext = _gettext(lang)
+    version, active = _active(request)
+    shown: dict[str, Any] = {"document": text, "base_version": base_version}
+    with contextlib.suppress(HuitoukeError):  # the forms show what was sent until it is saved
+        shown.update(_forms_of(_parse_document(text)))
+    try:
+        document, program = _check_document(request, text)
+    except HuitoukeError as exc:
+        return _program_page(
+            request, session, status=422, errors=_field_errors(exc), **shown,
+            error=gettext("The program was not saved: fix the fields below."),
+        )  # fmt: skip
+    old_name = gettext("active (version %(version)s)", version=version or 0)
+    diff = _diff(_dump(active), _dump(program.to_document()), old_name, gettext("edited"))
+    if not save:
+        return _program_page(request, session, diff=diff, **shown, notice=(
+            gettext("Valid. The changes against the active version are below.") if diff
+            else gettext("Valid, and the same as the active version.")
+        ))  # fmt: skip
+    current = "" if version is None else str(version)
+    conflict = gettext(
+        "Version %(version)s was saved while you edited: nothing was saved. The changes "
+        "below are against it; save again to replace it.",
+        version=current or "0",
+    )
+    if base_version != current:
+        shown["base_version"] = current
+        return _program_page(request, session, status=409, diff=diff, error=conflict, **shown)
+    if not diff:
+        return _program_page(
+            request, session, **shown, notice=gettext("Nothing changed: nothing was saved.")
+        )
+    try:
+        saved = save_program_document(ctx, document, if_version=int(current or 0))
+    except HuitoukeError as exc:
+        if exc.code == "loyalty.program_version_conflict":
+            return _preview(request, session, text, base_version, save=True)
+        return _program_page(
+            request, session, status=exc.http_status, errors=_field_errors(exc), **shown,
+            error=exc.localized(lang),
+        )  # fmt: skip
+    return _program_page(
+        request, session, diff=diff,
+        notice=gettext("Saved as version %(version)s.", version=saved["version"]),
+    )  # fmt: skip
+
+
+@router.post("/loyalty/program/preview")
+def program_preview(
+    request: Request,
+    document: str = Form(""),
+    base_version: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Validate an edited program and show its changes; nothing is saved. 校验并预览。"""
+    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    return _preview(request, guarded, document, base_version, save=False)
+
+
+@router.post("/loyalty/program")
+def program_save(
+    request: Request,
+    document: str = Form(""),
+    base_version: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Validate and save the program as a new version (as PUT /v1/program). 保存会员方案。"""
+    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    return _preview(request, guarded, document, base_version, save=True)
+
+
+# -- structured forms: earn rules, tiers, stored-value top-ups ------------------------------------
+
+#: what a top-up bonus may be released by
+RELEASE_EVERY = ("day", "week", "month")
+
+
+def _rows(*columns: list[str]) -> list[list[str]]:
+    """The form's table rows (one list per column, as the browser sends them), without
+    those whose first field is empty (the blank row for a new one, or a row emptied to
+    remove it)."""
+    width = max((len(c) for c in columns), default=0)
+    rows = [[(c[i] if i < len(c) else "").strip() for c in columns] for i in range(width)]
+    return [r for r in rows if r[0]]
+
+
+def merge_forms(
+    active: dict[str, Any],
+    *,
+    earn: dict[str, str],
+    tiers: list[list[str]],
+    topups: list[list[str]],
+) -> dict[str, Any]:
+    """The active document with the structured forms' values put in: earn rules, tier
+    levels (row i changes level i, keeping what the form does not show; no rows and no tiers
+    before: none), top-up rules. The values stay text: the program's one validation reads
+    them and names each bad one at its field path (``tiers.levels.1.threshold``)."""
+    doc = copy.deepcopy(active)
+    doc.setdefault("earn", {}).update({k: v for k, v in earn.items()})
+    if tiers or doc.get("tiers"):
+        old = (doc.get("tiers") or {}).get("levels", [])
+        levels = []
+        for i, (tid, name, threshold, discount, multiplier) in enumerate(tiers):
+            level = copy.deepcopy(old[i]) if i < len(old) else {}
+            level.update({"id": tid, "name": name, "threshold": threshold})
+            benefits = level.setdefault("benefits", {})
+            benefits.update(
+                {"discount_percent": discount or "0", "points_multiplier": multiplier or "1"}
+            )
+            levels.append(level)
+        doc["tiers"] = {**(doc.get("tiers") or {}), "levels": levels}
+    old_rules = doc.setdefault("stored_value", {}).get("topup_rules", [])
+    rules = []
+    for i, (minimum, bonus, parts, every) in enumerate(topups):
+        rule = copy.deepcopy(old_rules[i]) if i < len(old_rules) else {}
+        rule.update(
+            {"min_amount": minimum, "bonus": bonus or "0", "release_installments": parts or "1",
+             "release_every": every or "month"}
+        )  # fmt: skip
+        rules.append(rule)
+    doc["stored_value"]["topup_rules"] = rules
+    return doc
+
+
+@router.post("/loyalty/program/form")
+def program_form(
+    request: Request,
+    action: str = Form("preview"),
+    base_version: str = Form(""),
+    points_per_unit: str = Form(""),
+    unit: str = Form(""),
+    per_order: str = Form(""),
+    min_order_amount: str = Form(""),
+    tier_id: list[str] = Form([]),
+    tier_name: list[str] = Form([]),
+    tier_threshold: list[str] = Form([]),
+    tier_discount: list[str] = Form([]),
+    tier_multiplier: list[str] = Form([]),
+    topup_min: list[str] = Form([]),
+    topup_bonus: list[str] = Form([]),
+    topup_parts: list[str] = Form([]),
+    topup_every: list[str] = Form([]),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Earn rules, tiers and top-up bonuses (充200送200) as forms: put into the active
+    document, then checked, shown and saved exactly as the document editor does.
+    以表单编辑积分规则、会员等级与充值赠送。"""
+    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(guarded, Response):
+        return guarded
+    _, active = _active(request)
+    merged = merge_forms(
+        active,
+        earn={"points_per_unit": points_per_unit, "unit": unit, "per_order": per_order,
+              "min_order_amount": min_order_amount},
+        tiers=_rows(tier_id, tier_name, tier_threshold, tier_discount, tier_multiplier),
+        topups=_rows(topup_min, topup_bonus, topup_parts, topup_every),
+    )  # fmt: skip
+    return _preview(request, guarded, _dump(merged), base_version, save=action == "save")
