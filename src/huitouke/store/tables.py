@@ -44,6 +44,7 @@ CONTEXT_TABLE_MODULES = (
     "huitouke.measurement.tables",
     "huitouke.messaging.tables",
     "huitouke.service.tables",
+    "huitouke.app.scheduler.tables",
 )
 
 metadata = MetaData(
