@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from huitouke.journeys.holdout import is_holdout
 from huitouke.journeys.loader import builtin_journeys
 from huitouke.journeys.service import record_event, run_journeys
-from huitouke.journeys.tables import journey_assignments
+from huitouke.journeys.tables import journey_assignments, journey_run_days
 from huitouke.messaging.consent import unsubscribe
 from huitouke.messaging.tables import outbox
 from huitouke.settings import Settings
@@ -110,7 +110,15 @@ def test_run_writes_outbox_assignments_once_and_respects_holdout(store: Store) -
         assert groups == {"holdout": len(held), "treatment": 30 - len(held)}
 
     again = run_journeys(store, [j], AS_OF, settings=s, dry_run=False)
+    # the journey was run for this day: a second run leaves it alone
+    assert again.already_run == ["second_order"] and again.plan.rows.empty
     assert again.enqueued == 0 and again.assignments_inserted == 0
+    # the outbox's dedupe keys are the second guard: without the day's record, a rerun
+    # still enqueues nothing twice
+    with store.begin() as conn:
+        conn.execute(delete(journey_run_days))
+    again = run_journeys(store, [j], AS_OF, settings=s, dry_run=False)
+    assert again.already_run == [] and again.enqueued == 0 and again.assignments_inserted == 0
     assert {r.reason_code for r in again.plan.rows.itertuples() if r.customer_id in expected} == {
         "already_queued"
     }

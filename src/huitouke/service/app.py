@@ -50,6 +50,8 @@ ROUTER_MODULES = (
     "huitouke.service.routers.journeys",
     # tracked links /r/{token}, package-insert QR pages and claims
     "huitouke.service.routers.measurement",
+    # the scheduler's jobs and run history
+    "huitouke.service.routers.scheduler",
     # the messaging context's public callbacks (unsubscribe page, inbound SMS, receipts)
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)

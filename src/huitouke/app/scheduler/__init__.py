@@ -12,6 +12,7 @@ It lives in the application layer: it calls use cases of several contexts, and o
 doors (the ``huitouke scheduler`` command, ``huitouke serve``, the REST API) start or read it.
 """
 
+from huitouke.app.scheduler import messages as _messages  # noqa: F401  (registers the texts)
 from huitouke.app.scheduler.registry import (
     Job,
     JobContext,
