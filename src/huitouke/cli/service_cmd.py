@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -100,6 +101,10 @@ def _lang() -> str:
     return get_settings().lang
 
 
+def _exit_gracefully(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def _start_scheduler(url: str) -> tuple[threading.Event, threading.Thread]:
     """The scheduler on a thread of `huitouke serve` (``HUITOUKE_SCHEDULER=on``): on a SQLite
     store that another scheduler holds, it stands by until the lease is free."""
@@ -159,6 +164,11 @@ def register(app: typer.Typer) -> None:
         scheduler = _start_scheduler(url) if settings.scheduler == "on" else None
         if scheduler is None:
             typer.echo(t("scheduler.serve_off", _lang()), err=True)
+        else:
+            # uvicorn raises the SIGTERM it caught again once the server has stopped, with the
+            # handler found before it ran: this one, so the scheduler's runs in flight finish
+            # (the `finally` below) instead of the process dying with them
+            signal.signal(signal.SIGTERM, _exit_gracefully)
         try:
             uvicorn.run(
                 "huitouke.service.app:app_from_env",
