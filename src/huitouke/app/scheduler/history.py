@@ -10,6 +10,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from huitouke.app.scheduler.tables import scheduler_runs as runs
+from huitouke.errors import HuitoukeError
 from huitouke.store.db import Store
 from huitouke.store.uow import run_read, run_write
 
@@ -45,15 +46,20 @@ def last_slots(conn: Connection) -> dict[str, datetime]:
 def close_abandoned(conn: Connection, job: str, now: datetime) -> int:
     """Runs of ``job`` still marked running while this process holds the job's lock: their
     process died mid-run (the lock died with it). They are recorded as failed."""
+    why = HuitoukeError(
+        "the process running it stopped before the run finished",
+        code="scheduler.interrupted",
+        message_zh="运行它的进程在运行结束前停止了",
+    )
     res = conn.execute(
         update(runs)
         .where(runs.c.job == job, runs.c.status == "running")
         .values(
             status="failed",
             finished_at=now,
-            error_code="scheduler.interrupted",
-            error="the process running it stopped before the run finished",
-            error_zh="运行它的进程在运行结束前停止了",
+            error_code=why.code,
+            error=why.message,
+            error_zh=why.message_zh,
         )
     )
     return int(res.rowcount or 0)

@@ -125,8 +125,9 @@ def _execute(
         out.result = exc.result if isinstance(exc, JobFailed) else None
     except Exception as exc:
         log.exception("job %s failed", job.name)
-        out.status, out.error_code = "failed", "scheduler.job_error"
-        out.error = out.error_zh = f"{type(exc).__name__}: {exc}"
+        unexpected = HuitoukeError(f"{type(exc).__name__}: {exc}", code="scheduler.job_error")
+        out.status, out.error_code = "failed", unexpected.code
+        out.error = out.error_zh = unexpected.message
     elapsed = time.perf_counter() - t0
     if out.status == "failed":
         log.error("job %s failed: [%s] %s", job.name, out.error_code, out.error)

@@ -53,9 +53,10 @@ class Schedule:
 
     spec: str
     kind: str
+    #: the merchant's zone: cron times are its wall-clock times
+    zone: str
     seconds: float = 0.0
     cron: str = ""
-    zone: str = "UTC"
     _trigger: Any = field(default=None, compare=False, repr=False)
 
     # -- slots -------------------------------------------------------------------------------
