@@ -193,3 +193,58 @@ def test_on_sqlite_a_second_scheduler_is_refused_until_the_lease_expires(
     b.close()
     a.pool.shutdown()
     store.dispose()
+
+
+def test_a_run_whose_process_died_is_recorded_as_interrupted(store: Store) -> None:
+    started = datetime(2027, 1, 1, tzinfo=UTC)
+    with store.begin() as conn:
+        conn.execute(
+            scheduler_runs.insert().values(
+                job="t", slot=started, trigger="schedule", status="running",
+                started_at=started, host="gone", pid=1,
+            )
+        )  # fmt: skip
+    reg = registry("UTC", t=("every 1m", lambda ctx: None))
+    assert run_job_now(store, Settings(), reg, "t").status == "succeeded"
+    dead, manual = runs(store, "t")
+    assert (dead["status"], dead["error_code"]) == ("failed", "scheduler.interrupted")
+    assert dead["finished_at"] is not None and manual["trigger"] == "manual"
+
+
+def test_stopping_waits_for_the_runs_in_flight(store: Store) -> None:
+    began = threading.Event()
+
+    def slow(ctx: JobContext) -> dict[str, str]:
+        began.set()
+        threading.Event().wait(1.0)
+        return {"done": "yes"}
+
+    reg = registry("UTC", slow=("every 1h", slow))
+    s = Scheduler(store, Settings(scheduler_tick_seconds=0.05), reg)
+    stop = threading.Event()
+    loop = threading.Thread(target=s.run, args=(stop,))
+    loop.start()
+    assert began.wait(30)
+    stop.set()  # what SIGTERM does
+    loop.join()
+    (row,) = runs(store, "slow")
+    assert row["status"] == "succeeded" and row["result"] == {"done": "yes"}
+    assert row["duration_ms"] >= 900
+
+
+def test_a_standby_scheduler_takes_over_when_the_lease_expires(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    store.migrate()
+    ran = threading.Event()
+    reg = registry("UTC", t=("every 1h", lambda ctx: ran.set()))
+    holder = Lease(store, "scheduler", "the-other-one", 0.6)
+    assert holder.acquire()
+    s = Scheduler(store, Settings(scheduler_tick_seconds=0.05, scheduler_lease_seconds=0.6), reg)
+    stop = threading.Event()
+    loop = threading.Thread(target=s.run, args=(stop,), kwargs={"standby": True})
+    loop.start()
+    assert not ran.wait(0.3)  # standing by while the other holds it
+    assert ran.wait(30)  # the other stopped renewing: its lease expired and was taken
+    stop.set()
+    loop.join()
+    store.dispose()

@@ -102,3 +102,15 @@ def test_settings_override_schedules_and_refuse_unknown_jobs() -> None:
             Registry.load(Settings(scheduler_schedules=bad))
         assert e.value.code == "scheduler.bad_schedule"
         assert "HUITOUKE_SCHEDULER_SCHEDULES" in e.value.message
+
+
+def test_apscheduler_alone_would_fire_both_passes_of_a_fall_back_hour() -> None:
+    # why schedule.py filters the second pass: APScheduler's CronTrigger returns it
+    from apscheduler.triggers.cron import CronTrigger
+
+    ny = ZoneInfo(NY)
+    trigger = CronTrigger.from_crontab("30 1 * * *", timezone=ny)
+    after_first = utc(2027, 11, 7, 5, 30, 0, 1).astimezone(ny)
+    assert trigger.get_next_fire_time(None, after_first).astimezone(UTC) == utc(2027, 11, 7, 6, 30)
+    ours = parse_schedule("cron 30 1 * * *", NY)
+    assert ours.next_after(utc(2027, 11, 7, 5, 30)) == utc(2027, 11, 8, 6, 30)
