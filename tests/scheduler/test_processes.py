@@ -278,3 +278,46 @@ def test_serve_runs_the_scheduler_and_the_api_shows_its_runs(
     with store.connect() as conn:
         assert conn.execute(select(scheduler_leases)).first() is None
     store.dispose()
+
+
+def test_a_failing_journey_is_recorded_and_the_scheduler_keeps_running(
+    sqlite_url: str, tmp_path: Path, procs: list[Proc]
+) -> None:
+    from huitouke.journeys.model import Journey
+    from huitouke.journeys.repo import save_journey
+
+    store = Store(sqlite_url)
+    store.migrate()
+    seed(store, n=6)
+    data = BUILTIN["second_order"].model_copy(update={"holdout": 0.0}).model_dump(mode="json")
+    data["id"] = "broken_thanks"
+    data["templates"]["thanks"]["zh"]["body"] = "{{ customer.nickname }},感谢光临"
+    data["templates"]["thanks"]["en"]["body"] = "{{ customer.nickname }}, thanks"
+    with store.begin() as conn:
+        save_journey(conn, Journey.model_validate(data), enabled=True)
+        set_enabled(conn, "second_order", True)
+    env = {
+        "HUITOUKE_SCHEDULER_SCHEDULES": f"outbox=every 0.5s; journeys=every 1s; {OTHERS_OFF}",
+        "HUITOUKE_SCHEDULER_CLOCK_START": "2026-03-20T11:00:00+08:00",
+    }
+    p = Proc(sqlite_url, tmp_path / "fail.log", env)
+    procs.append(p.start())
+
+    def failed_twice() -> bool:
+        return sum(r["status"] == "failed" for r in runs_of(store, "journeys")) >= 2
+
+    wait_for(failed_twice, what="the broken journey failing at two slots")
+    n_outbox = len(runs_of(store, "outbox"))
+    wait_for(lambda: len(runs_of(store, "outbox")) > n_outbox + 2, what="the loop going on")
+    assert p.stop() == 0
+    journeys = runs_of(store, "journeys")
+    fails = [r for r in journeys if r["status"] == "failed"]
+    assert {r["error_code"] for r in fails} == {"template.missing_field"}
+    assert all("broken_thanks" in r["error"] and "nickname" in r["error"] for r in fails)
+    # the good journey was written once, at the first slot, beside the failure
+    assert [r["result"]["run"] for r in fails] == [["second_order"]] + [[]] * (len(fails) - 1)
+    assert all(r["result"]["failed"] == {"broken_thanks": "template.missing_field"} for r in fails)
+    with store.connect() as conn:
+        days = {d.journey_id for d in conn.execute(select(journey_run_days))}
+    assert days == {"second_order"}
+    store.dispose()
