@@ -196,6 +196,8 @@ class Scheduler:
         )
         self.running: dict[str, Future[Any]] = {}
         self.seen: dict[str, datetime] = {}
+        #: the next slot of each job after the last one looked at: no need to look before
+        self.next_due: dict[str, datetime | None] = {}
         self.started_at: datetime | None = None
         self.lease: Lease | None = None
         self._lease_renewed = 0.0
@@ -247,12 +249,15 @@ class Scheduler:
             fut = self.running.get(job.name)
             if fut is not None and not fut.done():
                 continue  # still running: its next slot is looked at when it is done
+            due = self.next_due.get(job.name)
+            if due is not None and now < due:
+                continue  # (a cron slot costs about a millisecond to find; most ticks skip it)
             slot = schedule.latest(now)
-            if slot is None:
-                continue
             last = self.seen.get(job.name)
-            if last is not None and slot <= last:
+            if slot is None or (last is not None and slot <= last):
+                self.next_due[job.name] = schedule.next_after(max(now, last or now))
                 continue
+            self.next_due[job.name] = schedule.next_after(slot)
             missed = last is not None and schedule.next_after(last) != slot
             self.seen[job.name] = slot
             self.running[job.name] = self.pool.submit(
