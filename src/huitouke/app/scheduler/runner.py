@@ -228,13 +228,21 @@ class Scheduler:
             details={"holder": who, "expires_at": until},
         )
 
-    def _keep_lease(self) -> None:
+    def _keep_lease(self) -> bool:
+        """Renew the SQLite lease when a third of it has passed; False when it was lost (it
+        expired — the store was unreachable for that long — and another process took it)."""
         if self.lease is None:
-            return
-        if time.monotonic() - self._lease_renewed >= self.settings.scheduler_lease_seconds / 3:
+            return True
+        if time.monotonic() - self._lease_renewed < self.settings.scheduler_lease_seconds / 3:
+            return True
+        try:
             if not self.lease.renew():
-                raise self.refuse()
-            self._lease_renewed = time.monotonic()
+                return False
+        except Exception:  # the store is busy or away: the lease lasts, try at the next tick
+            log.exception("renewing the scheduler lease")
+            return True
+        self._lease_renewed = time.monotonic()
+        return True
 
     # -- the loop ---------------------------------------------------------------------------
     def load_history(self) -> None:
@@ -291,26 +299,33 @@ class Scheduler:
         """Run until ``stop`` is set, then let the runs in flight finish.
 
         On a SQLite store whose scheduler lease another process holds: refuse
-        (``scheduler.already_running``), or with ``standby`` wait until it can be taken."""
+        (``scheduler.already_running``), or with ``standby`` wait until it can be taken —
+        also after losing it while running."""
         tick = self.settings.scheduler_tick_seconds
-        while not self.acquire():
-            if not standby:
-                raise self.refuse()
-            log.info("another scheduler holds this store; standing by")
-            if stop.wait(max(tick, self.settings.scheduler_lease_seconds / 3)):
-                return
         try:
-            self.load_history()
-            log.info(
-                "scheduler %s on %s: %s",
-                self.holder,
-                self.store.dialect,
-                ", ".join(f"{j.name}={s.spec}" for j, s in self.jobs),
-            )
             while not stop.is_set():
-                self.tick()
-                self._keep_lease()
-                stop.wait(tick)
+                if not self.acquire():
+                    if not standby:
+                        raise self.refuse()
+                    log.info("another scheduler holds this store; standing by")
+                    stop.wait(max(tick, self.settings.scheduler_lease_seconds / 3))
+                    continue
+                self.load_history()
+                self.next_due.clear()
+                log.info(
+                    "scheduler %s on %s: %s",
+                    self.holder,
+                    self.store.dialect,
+                    ", ".join(f"{j.name}={s.spec}" for j, s in self.jobs),
+                )
+                while not stop.is_set():
+                    self.tick()
+                    if not self._keep_lease():
+                        if not standby:
+                            raise self.refuse()
+                        log.error("the scheduler lease was lost; standing by")
+                        break
+                    stop.wait(tick)
         finally:
             self.close()
 
