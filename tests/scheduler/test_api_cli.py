@@ -125,3 +125,29 @@ def test_the_api_shows_jobs_and_runs_to_read_keys(store: Store, store_url: str) 
         assert bad.status_code == 404
         assert bad.json()["error"]["code"] == "scheduler.unknown_job"
         assert "没有名为" in bad.json()["error"]["message"]
+
+
+def test_the_snapshot_and_connector_hooks_add_jobs_that_run(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huitouke.app.scheduler import (
+        Registry,
+        register_connector_pulls,
+        register_snapshot_refresh,
+        run_job_now,
+    )
+    from huitouke.app.scheduler import registry as reg_module
+
+    Registry.load(Settings())  # the built-ins registered
+    monkeypatch.setattr(reg_module, "_JOBS", dict(reg_module._JOBS))  # undone after the test
+    seen: list[str] = []
+    register_snapshot_refresh(lambda ctx: seen.append("snapshots") or {"refreshed": 1})
+    register_connector_pulls(lambda ctx: seen.append("connectors") or None, schedule="every 1m")
+    settings = Settings(scheduler_schedules="snapshots=cron 0 * * * *")
+    reg = Registry.load(settings)
+    assert reg.schedules["snapshots"].spec == "cron 0 * * * *"
+    assert reg.schedules["connectors"].spec == "every 1m"
+    assert reg.jobs["snapshots"].describe("zh") == "刷新分析快照"
+    assert run_job_now(store, settings, reg, "snapshots").result == {"refreshed": 1}
+    assert run_job_now(store, settings, reg, "connectors").status == "succeeded"
+    assert seen == ["snapshots", "connectors"]
