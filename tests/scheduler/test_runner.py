@@ -248,3 +248,38 @@ def test_a_standby_scheduler_takes_over_when_the_lease_expires(sqlite_url: str) 
     stop.set()
     loop.join()
     store.dispose()
+
+
+def test_skips_for_the_same_reason_fold_into_one_row(store: Store) -> None:
+    from huitouke.app.scheduler import JobSkipped
+
+    reason = {"code": "demo.off"}
+
+    def maybe(ctx: JobContext) -> dict[str, int]:
+        if reason["code"]:
+            raise JobSkipped("nothing to do", code=reason["code"])
+        return {"ok": 1}
+
+    reg = registry("UTC", job=("every 1m", maybe))
+    clock = Clock(datetime(2027, 1, 1, 0, 0, 30, tzinfo=UTC))
+    s = Scheduler(store, Settings(), reg, clock=clock)
+    s.load_history()
+    for code in ("demo.off", "demo.off", "demo.off", "demo.other", None, "demo.off"):
+        reason["code"] = code
+        drive(s)
+        clock.t += timedelta(minutes=1)
+    run_job_now(store, Settings(), reg, "job")  # by hand: kept apart from the scheduled rows
+    s.close()
+    rows = runs(store, "job")
+    assert [
+        (r["status"], r["error_code"], (r["result"] or {}).get("skipped_in_a_row")) for r in rows
+    ] == [
+        ("skipped", "demo.off", 3),
+        ("skipped", "demo.other", 1),
+        ("succeeded", None, None),
+        ("skipped", "demo.off", 1),
+        ("skipped", "demo.off", 1),
+    ]
+    assert rows[0]["slot"] == datetime(2027, 1, 1, 0, 2, tzinfo=UTC)  # the latest of the three
+    assert rows[0]["result"]["since"].startswith("2027-01-01T00:00:30")
+    assert rows[-1]["slot"] is None

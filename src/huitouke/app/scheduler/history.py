@@ -124,6 +124,9 @@ def finish_run(
         result = json.loads(json.dumps(result, default=str))
 
     def unit(conn: Connection) -> None:
+        nonlocal result
+        if status == "skipped":
+            result = _fold_skips(conn, run_id, error_code, started)
         conn.execute(
             update(runs)
             .where(runs.c.run_id == run_id)
@@ -139,6 +142,41 @@ def finish_run(
         )
 
     run_write(store, unit)
+
+
+def _fold_skips(
+    conn: Connection, run_id: int, code: str | None, started: datetime
+) -> dict[str, Any]:
+    """A skip for the same reason as the job's run before it replaces that row: an outbox
+    with no channel configured leaves one row with a count, not one every 15 seconds."""
+    this = conn.execute(select(runs.c.job, runs.c.slot).where(runs.c.run_id == run_id)).one()
+    prev = conn.execute(
+        select(
+            runs.c.run_id,
+            runs.c.slot,
+            runs.c.status,
+            runs.c.error_code,
+            runs.c.result,
+            runs.c.started_at,
+        )
+        .where(runs.c.job == this.job, runs.c.run_id < run_id)
+        .order_by(runs.c.run_id.desc())
+        .limit(1)
+    ).first()
+    if (
+        prev is None
+        or prev.status != "skipped"
+        or prev.error_code != code
+        # scheduled runs fold into scheduled ones only: a job's latest slot is never lost
+        or (prev.slot is None) != (this.slot is None)
+    ):
+        return {"skipped_in_a_row": 1, "since": started.isoformat()}
+    before = prev.result or {}
+    conn.execute(delete(runs).where(runs.c.run_id == prev.run_id))
+    return {
+        "skipped_in_a_row": int(before.get("skipped_in_a_row", 1)) + 1,
+        "since": before.get("since", prev.started_at.isoformat()),
+    }
 
 
 def _row(r: Any, lang: str = "en") -> dict[str, Any]:
