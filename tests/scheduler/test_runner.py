@@ -283,3 +283,34 @@ def test_skips_for_the_same_reason_fold_into_one_row(store: Store) -> None:
     assert rows[0]["slot"] == datetime(2027, 1, 1, 0, 2, tzinfo=UTC)  # the latest of the three
     assert rows[0]["result"]["since"].startswith("2027-01-01T00:00:30")
     assert rows[-1]["slot"] is None
+
+
+def test_pruning_forgets_old_runs_but_never_a_jobs_latest_slot(store: Store) -> None:
+    from huitouke.app.scheduler.history import prune_runs
+
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {"job": "a", "slot": old + timedelta(minutes=i), "status": "succeeded"} for i in range(3)
+    ] + [
+        {"job": "b", "slot": old, "status": "succeeded"},
+        {"job": "b", "slot": None, "status": "failed"},  # by hand, old: forgotten
+        {"job": "c", "slot": old + timedelta(days=60), "status": "succeeded"},  # recent: kept
+    ]
+    with store.begin() as conn:
+        for r in rows:
+            at = r["slot"] or old
+            conn.execute(
+                scheduler_runs.insert().values(
+                    **r, trigger="schedule" if r["slot"] else "manual",
+                    started_at=at, host="h", pid=1,
+                )
+            )  # fmt: skip
+        deleted = prune_runs(conn, old + timedelta(days=61), keep_days=30)
+    assert deleted == 3
+    with store.connect() as conn:
+        left = {(r.job, r.slot) for r in conn.execute(select(scheduler_runs))}
+    assert left == {
+        ("a", old + timedelta(minutes=2)),
+        ("b", old),
+        ("c", old + timedelta(days=60)),
+    }
