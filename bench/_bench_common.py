@@ -90,7 +90,13 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Server:
-        env = {**os.environ, **self.env, "HUITOUKE_DATABASE_URL": self.url}
+        # the service alone is measured: its scheduler thread (HUITOUKE_SCHEDULER) stays off
+        env = {
+            **os.environ,
+            "HUITOUKE_SCHEDULER": "off",
+            **self.env,
+            "HUITOUKE_DATABASE_URL": self.url,
+        }
         self.log = tempfile.NamedTemporaryFile(
             prefix="huitouke_bench_", suffix=".log", delete=False
         )

@@ -379,6 +379,43 @@ class Settings(BaseSettings):
         "applied monthly.",
     )
 
+    # --- scheduler (docs/scheduler.md) ---------------------------------------------------
+    scheduler: str = Field(
+        "on",
+        description="on: `huitouke serve` also runs the scheduler (the recurring jobs); off: "
+        "it does not (run `huitouke scheduler` as its own process instead).",
+    )
+    scheduler_schedules: str = Field(
+        "",
+        description="Job schedules that differ from the defaults, `;`-separated "
+        "`JOB=every N{s,m,h,d}`, `JOB=cron M H DOM MON DOW` (wall-clock time in the merchant's "
+        "zone) or `JOB=off`; e.g. `outbox=every 5s; journeys=off`. `huitouke scheduler jobs` "
+        "lists the jobs.",
+    )
+    scheduler_tick_seconds: float = Field(
+        1.0, gt=0, description="How often the scheduler looks for due jobs, in seconds."
+    )
+    scheduler_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Length of the scheduler's and the jobs' leases on a SQLite store (renewed "
+        "every third of it while held; a dead holder's lease is taken over when it expires).",
+    )
+    scheduler_history_days: int = Field(
+        30, ge=1, description="Days of run history the `scheduler.prune` job keeps."
+    )
+    scheduler_clock_start: str = Field(
+        "",
+        description="Drills and tests only: the scheduler's clock starts at this ISO instant "
+        "(with an offset) instead of now, and jobs act as of that clock. Empty: real time.",
+    )
+    scheduler_clock_speed: float = Field(
+        1.0,
+        gt=0,
+        description="Drills and tests only: how many times as fast as real time the scheduler's "
+        "clock runs when `scheduler_clock_start` is set.",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _valid_zone(cls, v: str) -> str:
@@ -395,6 +432,13 @@ class Settings(BaseSettings):
     def _valid_cookie_secure(cls, v: str) -> str:
         if v not in ("auto", "always", "never"):
             raise ValueError("console_cookie_secure must be 'auto', 'always' or 'never'")
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _valid_scheduler(cls, v: str) -> str:
+        if v not in ("on", "off"):
+            raise ValueError("scheduler must be 'on' or 'off'")
         return v
 
     @field_validator("lang")
@@ -431,6 +475,7 @@ _REASON_ZH = {
     "timezone": "未知时区(请用 IANA 名称,例如 Asia/Shanghai)",
     "lang": "只能是 zh 或 en",
     "console_cookie_secure": "只能是 auto、always 或 never",
+    "scheduler": "只能是 on 或 off",
 }
 
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from huitouke.journeys.holdout import is_holdout
 from huitouke.journeys.loader import builtin_journeys
 from huitouke.journeys.service import record_event, run_journeys
-from huitouke.journeys.tables import journey_assignments
+from huitouke.journeys.tables import journey_assignments, journey_run_days
 from huitouke.messaging.consent import unsubscribe
 from huitouke.messaging.tables import outbox
 from huitouke.settings import Settings
@@ -110,7 +110,15 @@ def test_run_writes_outbox_assignments_once_and_respects_holdout(store: Store) -
         assert groups == {"holdout": len(held), "treatment": 30 - len(held)}
 
     again = run_journeys(store, [j], AS_OF, settings=s, dry_run=False)
+    # the journey was run for this day: a second run leaves it alone
+    assert again.already_run == ["second_order"] and again.plan.rows.empty
     assert again.enqueued == 0 and again.assignments_inserted == 0
+    # the outbox's dedupe keys are the second guard: without the day's record, a rerun
+    # still enqueues nothing twice
+    with store.begin() as conn:
+        conn.execute(delete(journey_run_days))
+    again = run_journeys(store, [j], AS_OF, settings=s, dry_run=False)
+    assert again.already_run == [] and again.enqueued == 0 and again.assignments_inserted == 0
     assert {r.reason_code for r in again.plan.rows.itertuples() if r.customer_id in expected} == {
         "already_queued"
     }
@@ -222,3 +230,28 @@ def test_shipping_notice_carries_related_products_from_order_lines(store: Store)
     with store.connect() as conn:
         row = conn.execute(select(outbox)).mappings().one()
     assert "茶杯" in row["rendered"]["text"]
+
+
+def test_two_runs_that_evaluated_together_write_a_journey_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huitouke.journeys.service as service
+    from huitouke.journeys.days import claim_day
+
+    seed(store, n=6)
+    j = BUILTIN["second_order"].model_copy(update={"holdout": 0.0})
+    # another process ran the journey for the day and committed after this run evaluated:
+    # this run did not see the record (days_run), it meets it when it writes
+    with store.begin() as conn:
+        assert claim_day(conn, "second_order", AS_OF, datetime.now(UTC), "the other run")
+    monkeypatch.setattr(service, "days_run", lambda conn, day: set())
+    res = run_journeys(store, [j], AS_OF, settings=settings(), dry_run=False)
+    assert res.already_run == ["second_order"]
+    assert res.enqueued == 0 and res.assignments_inserted == 0
+    rows = res.plan.rows
+    assert "already_run" in set(rows["reason_code"]) and "planned" not in set(rows["status"])
+    summary = {x["journey_id"]: x for x in res.plan.summary}["second_order"]
+    assert summary["planned"] == 0 and summary["by_reason"]["already_run"] > 0
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(journey_run_days)).scalar_one() == 1

@@ -41,6 +41,8 @@ class LiveServer:
             **os.environ,
             "HUITOUKE_DATABASE_URL": self.database_url,
             "HUITOUKE_LANG": "en",
+            # the service alone; tests of the scheduler inside serve switch it on
+            "HUITOUKE_SCHEDULER": "off",
             **self.env,
         }
         cmd = [

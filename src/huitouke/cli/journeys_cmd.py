@@ -252,6 +252,16 @@ def run_cmd(
         typer.echo(f"{f['journey_id']:<26} FAILED [{f['code']}] {f['message']}", err=True)
     for w in res.warnings:
         _warn(w, lang)
+    if res.already_run:
+        typer.echo(
+            t(
+                "journeys.already_run",
+                lang,
+                day=day.isoformat(),
+                journeys=", ".join(res.already_run),
+            ),
+            err=True,
+        )
     typer.echo(("DRY RUN " if dry_run else "") + json.dumps(out["written"], ensure_ascii=False))
 
 

@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "huitouke.cli.identity_cmd",
     "huitouke.cli.wecom_cmd",
     "huitouke.cli.snapshots_cmd",
+    "huitouke.cli.scheduler_cmd",
 )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,6 +101,35 @@ def _lang() -> str:
     return get_settings().lang
 
 
+def _exit_gracefully(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _start_scheduler(url: str) -> tuple[threading.Event, threading.Thread]:
+    """The scheduler on a thread of `huitouke serve` (``HUITOUKE_SCHEDULER=on``): on a SQLite
+    store that another scheduler holds, it stands by until the lease is free."""
+    from huitouke.app.scheduler import Scheduler
+
+    settings = get_settings()
+    store = _store(url)
+    sched = Scheduler(store, settings)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            if not sched.acquire():
+                typer.echo(t("scheduler.standby", settings.lang), err=True)
+            sched.run(stop, standby=True)
+        except Exception:
+            logging.getLogger("huitouke.scheduler").exception("the scheduler stopped")
+        finally:
+            store.dispose()
+
+    thread = threading.Thread(target=run, name="huitouke-scheduler", daemon=True)
+    thread.start()
+    return stop, thread
+
+
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(
@@ -126,16 +158,33 @@ def register(app: typer.Typer) -> None:
         if not access_log:
             cfg["loggers"]["huitouke.service.access"] = {"level": "WARNING"}
         typer.echo(t("cli.serve.starting", _lang(), host=h, port=p), err=True)
-        uvicorn.run(
-            "huitouke.service.app:app_from_env",
-            factory=True,
-            host=h,
-            port=p,
-            workers=workers,
-            log_config=cfg,
-            access_log=False,
-            log_level=log_level,
-        )
+        # the recurring jobs run in this (the parent) process, once however many workers
+        from huitouke.app import scheduler as _scheduler  # noqa: F401  (registers the texts)
+
+        scheduler = _start_scheduler(url) if settings.scheduler == "on" else None
+        if scheduler is None:
+            typer.echo(t("scheduler.serve_off", _lang()), err=True)
+        else:
+            # uvicorn raises the SIGTERM it caught again once the server has stopped, with the
+            # handler found before it ran: this one, so the scheduler's runs in flight finish
+            # (the `finally` below) instead of the process dying with them
+            signal.signal(signal.SIGTERM, _exit_gracefully)
+        try:
+            uvicorn.run(
+                "huitouke.service.app:app_from_env",
+                factory=True,
+                host=h,
+                port=p,
+                workers=workers,
+                log_config=cfg,
+                access_log=False,
+                log_level=log_level,
+            )
+        finally:
+            if scheduler is not None:
+                stop, thread = scheduler
+                stop.set()
+                thread.join()
 
     @apikey_app.command("create")
     def apikey_create(

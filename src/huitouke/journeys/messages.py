@@ -33,6 +33,14 @@ MESSAGES = {
         "zh": "此前的运行已放入发件箱",
         "en": "already in the outbox from an earlier run",
     },
+    "journeys.reason.already_run": {
+        "zh": "该旅程今天已运行过,同一天不再运行",
+        "en": "this journey was already run for this day; it is not run twice",
+    },
+    "journeys.already_run": {
+        "zh": "已运行过 {day} 的旅程,未再运行:{journeys}",
+        "en": "already run for {day}, not run again: {journeys}",
+    },
     "journeys.reason.coupon_unreachable": {
         "zh": "旅程的消息无法送达该顾客(未同意或已退订),不发券",
         "en": "the journey's messages may not reach this customer (no consent or "

@@ -31,6 +31,7 @@ from huitouke.core.orders import COUNTED_STATUSES, order_ref
 from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import t
 from huitouke.journeys.calendar import HOLIDAYS, Promotion, default_promotions
+from huitouke.journeys.days import claim_day, claim_days, days_run
 from huitouke.journeys.engine import EvaluationContext, Plan, _present, _records, evaluate
 from huitouke.journeys.gate import MessagingGate, db_loader
 from huitouke.journeys.model import BranchStep, CouponStep, Journey, SendStep
@@ -58,12 +59,15 @@ class RunResult:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     #: a dry run's rendered messages (with coupon previews), as a real run would enqueue them
     previews: list[Any] = field(default_factory=list)
+    #: journeys left alone: already run for this day (``journeys.days``)
+    already_run: list[str] = field(default_factory=list)
 
     def to_json(self, lang: str = "en", *, limit: int | None = None) -> dict[str, Any]:
         out = self.plan.to_json(lang, limit=limit)
         out["dry_run"] = self.dry_run
         out["failures"] = [_localized(f, lang) for f in self.failures]
         out["warnings"] = [_localized(w, lang) for w in self.warnings]
+        out["already_run"] = list(self.already_run)
         out["written"] = {
             "assignments": self.assignments_inserted,
             "coupons": self.coupons_issued,
@@ -181,13 +185,23 @@ def run_journeys(
     loyalty: Any = None,
     recommender: Any = None,
     explain_all: bool = False,
+    run_by: str = "run",
 ) -> RunResult:
-    """Evaluate ``journeys`` on ``as_of`` and (unless ``dry_run``) write the results."""
+    """Evaluate ``journeys`` on ``as_of`` and (unless ``dry_run``) write the results.
+
+    A real run leaves out the journeys already run for ``as_of`` (:mod:`huitouke.journeys.days`)
+    and lists them in ``already_run``; ``run_by`` says in the record who ran it."""
     from huitouke.journeys.integration import customers_frame
     from huitouke.messaging.rules import ContactPolicy
 
     zone = ZoneInfo(settings.timezone)
     now = now or datetime.combine(as_of, time(0), tzinfo=zone).astimezone(UTC)
+    already: list[str] = []
+    if not dry_run:
+        with store.connect() as conn:
+            done = days_run(conn, as_of)
+        already = [j.id for j in journeys if j.id in done]
+        journeys = [j for j in journeys if j.id not in done]
     policy = ContactPolicy.from_settings(settings)
     if customers is None:
         customers = customers_frame(store, as_of, settings=settings, loyalty=loyalty)
@@ -222,7 +236,7 @@ def run_journeys(
         )
         plan = evaluate(journeys, customers, ctx, as_of)
         _skip_unreachable_coupons(conn, plan)
-        result = RunResult(plan=plan, dry_run=dry_run)
+        result = RunResult(plan=plan, dry_run=dry_run, already_run=already)
         result.warnings = journey_warnings(list(plan.journeys.values()), settings)
         if dry_run:
             writer = _Writer(
@@ -245,6 +259,9 @@ def run_journeys(
         )
         try:
             with store.begin() as conn:
+                if not claim_day(conn, jid, as_of, datetime.now(UTC), run_by):
+                    _already_run(result, jid)  # another run wrote this day meanwhile
+                    continue
                 writer = _Writer(
                     conn, result, settings, now, promotions, loyalty, recommender, suppress
                 )
@@ -258,7 +275,29 @@ def run_journeys(
                 result.skipped_at_render,
             ) = before
             _fail(result, jid, exc)
+    idle = [j.id for j in journeys if j.id not in set(_journeys_with_work(plan))]
+    if idle:  # nothing to write today, but run all the same: not again for this day
+        with store.begin() as conn:
+            claim_days(conn, idle, as_of, datetime.now(UTC), run_by)
     return result
+
+
+def _already_run(result: RunResult, journey_id: str) -> None:
+    """A journey another run wrote for the same day while this one evaluated: its planned
+    rows become ``already_run``, nothing of it is written by this run."""
+    rows = result.plan.rows
+    mine = (rows["journey_id"] == journey_id) & (rows["status"] == "planned")
+    n = int(mine.sum())
+    rows.loc[mine, "status"] = "skipped"
+    rows.loc[mine, "reason_code"] = "already_run"
+    result.already_run.append(journey_id)
+    for s in result.plan.summary:
+        if s["journey_id"] == journey_id:
+            by = dict(s["by_reason"])
+            by.pop("planned", None)
+            by["already_run"] = by.get("already_run", 0) + n
+            s["by_reason"] = by
+            s["planned"] = 0
 
 
 def _journeys_with_work(plan: Plan) -> list[str]:

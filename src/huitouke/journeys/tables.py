@@ -7,6 +7,8 @@
   customer, occurrence); a re-run of the same day changes nothing.
 - ``order_events``: fulfilment events (shipped, delivered, completed) that trigger the
   post-purchase journeys; paid events come from the orders table.
+- ``journey_run_days``: (journey, day) of every real run that was written: a journey is
+  never run twice for one day.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from sqlalchemy import JSON, Boolean, CheckConstraint, Column, Date, Index, Stri
 from huitouke.store.tables import metadata
 from huitouke.store.types import UTCDateTime
 
-__all__ = ["journey_assignments", "journey_definitions", "order_events"]
+__all__ = [
+    "journey_assignments",
+    "journey_definitions",
+    "journey_run_days",
+    "order_events",
+]
 
 journey_definitions = Table(
     "journey_definitions",
@@ -58,4 +65,15 @@ order_events = Table(
         name="event_known",
     ),
     Index("ix_order_events_at", "at"),
+)
+
+#: The days each journey was run for (a real run that wrote its results): a journey is run
+#: at most once per evaluation day, whichever door or scheduler asks (``journeys.days``).
+journey_run_days = Table(
+    "journey_run_days",
+    metadata,
+    Column("journey_id", String(64), primary_key=True),
+    Column("run_day", Date, primary_key=True),
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("by", String(200), nullable=False),
 )

@@ -54,6 +54,8 @@ ROUTER_MODULES = (
     "huitouke.service.routers.measurement",
     # WeCom private domain: the customer-contact callback and the welcome survey (no key)
     "huitouke.service.routers.wecom",
+    # the scheduler's jobs and run history
+    "huitouke.service.routers.scheduler",
     # the messaging context's public callbacks (unsubscribe page, inbound SMS, receipts)
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)

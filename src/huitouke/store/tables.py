@@ -49,6 +49,7 @@ CONTEXT_TABLE_MODULES = (
     "huitouke.service.tables",
     "huitouke.wecom.tables",
     "huitouke.store.snapshot_tables",
+    "huitouke.app.scheduler.tables",
 )
 
 metadata = MetaData(
