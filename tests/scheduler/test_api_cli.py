@@ -151,3 +151,31 @@ def test_the_snapshot_and_connector_hooks_add_jobs_that_run(
     assert run_job_now(store, settings, reg, "snapshots").result == {"refreshed": 1}
     assert run_job_now(store, settings, reg, "connectors").status == "succeeded"
     assert seen == ["snapshots", "connectors"]
+
+
+def test_the_snapshot_and_identity_jobs_run_the_real_use_cases(
+    env: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`scheduler run snapshots` refreshes what is stale (the overview a page reads), and
+    `scheduler run identity.index` hashes the customers' keys — the jobs the scheduler runs."""
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,customer_id,ordered_at,amount,status,phone\n"
+        "o1,c1,2026-05-01 10:00,100,paid,138 0013 8000\n"
+        "o2,c2,2026-05-03 10:00,80,paid,+86 138-0013-8000\n",
+        encoding="utf-8",
+    )
+    cli(capsys, "import", str(orders))
+    out, _ = cli(capsys, "scheduler", "run", "snapshots")
+    ran = json.loads(out)
+    assert ran["status"] == "succeeded"
+    assert {"overview", "customer_facts"} <= set(ran["result"]["refreshed"])
+    out, _ = cli(capsys, "scheduler", "run", "snapshots")  # nothing changed: nothing to do
+    assert json.loads(out)["result"]["refreshed"] == []
+    out, _ = cli(capsys, "snapshots", "status", "--json")
+    assert "overview" in out and "customer_facts" in out
+    out, _ = cli(capsys, "scheduler", "run", "identity.index")
+    ran = json.loads(out)
+    assert ran["status"] == "succeeded" and ran["result"]["phone"] == 2
+    out, _ = cli(capsys, "identity", "matches", "--json")
+    assert json.loads(out)[0]["customer_ids"] == ["c1", "c2"]

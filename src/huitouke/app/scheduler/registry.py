@@ -38,7 +38,10 @@ __all__ = [
 
 #: Modules imported before the registry is read, so that their ``register_*`` calls run.
 #: The built-ins come first; the integration adds the snapshot and connector modules here.
-JOB_MODULES: tuple[str, ...] = ("huitouke.app.scheduler.jobs",)
+JOB_MODULES: tuple[str, ...] = (
+    "huitouke.app.scheduler.jobs",
+    "huitouke.app.scheduler.integration_jobs",
+)
 
 
 @dataclass(frozen=True)
