@@ -1,7 +1,7 @@
 """A shop's whole task in a real headless Chromium against a real `huitouke serve` on an
 empty store: sign in, upload an export on the Data page and see its summary, open the
-overview and see the metrics (those of `huitouke metrics`), start a journey from a segment,
-check and save it, switch it on, preview it, run it, see its outbox and results — in zh and
+overview and see the metrics (those of `huitouke metrics`), open a segment and issue coupons
+to it, start a journey from it, check and save it, switch it on, preview it, run it, see its outbox and results — in zh and
 in en, and on a phone-width screen. Screenshots go to tests/artifacts/ (ignored by git)."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from report.test_report_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
 
 from .conftest import PASSWORDS, cli, make_users
 from .test_console_browser import _check_cards, _check_charts
+from .test_segments import _save_program
 
 pytestmark = [
     pytest.mark.browser,
@@ -63,6 +64,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     store = Store(url)
     store.migrate()
     make_users(store, datetime.now(UTC))
+    _save_program(store)  # the shop's loyalty program: the coupons a segment is given
     store.dispose()
     server = LiveServer(
         url,
@@ -130,12 +132,30 @@ def test_upload_overview_journey_preview_run_results(live: dict[str, Any], lang:
             _check_cards(page, json.loads(out.stdout), lang)
             page.screenshot(path=str(ARTIFACTS / f"console_overview_after_upload_{lang}.png"))
 
-            # 3. (the Segments page, built separately) open a segment and issue coupons to
-            # it: that page's own test drives it; this test starts the journey from the
-            # segment link that page carries (/journeys/new?segment=layer:active).
+            # 3. a segment: its snapshot computed, coupons issued to it through the confirm
+            # step, and a journey started from it — one click each
+            page.goto(f"{server}/segments", wait_until="load")
+            if page.locator("#refresh-snapshot").count():
+                page.click("#refresh-snapshot")
+                page.wait_for_url(f"{server}/segments", timeout=120_000)
+            active = 'tr[data-segment="layer:active"]'
+            members = int(page.locator(active).get_attribute("data-customers") or "0")
+            assert members > 0
+            page.click(f'{active} a[href$="/coupons"]')
+            page.wait_for_url(f"{server}/segments/layer/active/coupons", timeout=30_000)
+            assert page.locator("#member-count").get_attribute("data-members") == str(members)
+            page.select_option("select[name=template]", "pct10")
+            page.click("#confirm-issue")
+            page.wait_for_selector("#issue-result", timeout=60_000)
+            issued = int(page.locator("#issue-result").get_attribute("data-issued") or "-1")
+            already = int(page.locator("#issue-result").get_attribute("data-already") or "-1")
+            assert issued + already == members
+            page.screenshot(path=str(ARTIFACTS / f"console_segment_coupons_{lang}.png"))
 
-            # 4. a journey from a segment: checked, saved (off), switched on
-            page.goto(f"{server}/journeys/new?segment=layer:active", wait_until="load")
+            # 4. a journey from that segment: checked, saved (off), switched on
+            page.goto(f"{server}/segments", wait_until="load")
+            page.click(f'{active} a[href^="/journeys/new"]')
+            page.wait_for_url(f"{server}/journeys/new?segment=layer:active", timeout=30_000)
             assert page.locator("#from-segment").count() == 1
             text = page.input_value("#definition")
             assert "- active" in text
