@@ -50,6 +50,8 @@ ROUTER_MODULES = (
     "huitouke.service.routers.journeys",
     # tracked links /r/{token}, package-insert QR pages and claims
     "huitouke.service.routers.measurement",
+    # shop connectors: registry, sync, inbox and the platforms' signed webhooks
+    "huitouke.service.routers.connectors",
     # the messaging context's public callbacks (unsubscribe page, inbound SMS, receipts)
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)

@@ -48,6 +48,9 @@ BATCH_LIMITS: dict[str, Callable[[Settings], int]] = {
 }
 #: Callbacks authenticated by the inbound token (``?token=``) instead of an API key.
 _TOKEN_PATHS = ("/v1/inbound/", "/v1/receipts/")
+#: The shop platforms' webhooks: authenticated by their signature over the body (the
+#: endpoint checks it before storing anything), not by an API key.
+_SIGNED_PATHS = re.compile(r"^/v1/connectors/[a-z0-9_-]{1,32}/webhook/?$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: (method, path) → the scope its endpoint requires; cleared when it grows past this size
 _SCOPE_CACHE_MAX = 4096
@@ -140,7 +143,7 @@ class RequestGuard:
                     code="auth.bad_inbound_token",
                     message_zh="回调令牌缺失或错误",
                 )
-        elif path.startswith("/v1/"):
+        elif path.startswith("/v1/") and not _SIGNED_PATHS.match(path):
             request = Request(scope)
             scheme, _, presented = request.headers.get("authorization", "").partition(" ")
             key = await authenticated_key(

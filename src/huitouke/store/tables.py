@@ -39,6 +39,7 @@ __all__ = [
 
 #: Modules of the other contexts that declare their tables on :data:`metadata`.
 CONTEXT_TABLE_MODULES = (
+    "huitouke.connectors.tables",
     "huitouke.journeys.tables",
     "huitouke.loyalty.tables",
     "huitouke.measurement.tables",
