@@ -4,6 +4,8 @@ double-recorded orders would show as double points, and a reference store to com
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -45,3 +47,24 @@ def snapshot(store: Store, source: str) -> dict[str, Any]:
             select(func.count(), func.coalesce(func.sum(lt.entries.c.delta), 0))
         ).one()
     return {"orders": rows, "entries": ledger[0], "points": ledger[1]}
+
+
+@dataclass
+class Keys:
+    read: str
+    operator: str
+    admin: str
+
+    def h(self, scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, scope)}"}
+
+
+def make_keys(store: Store) -> Keys:
+    from huitouke.service.apikeys import create_api_key
+
+    now = datetime.now(UTC)
+    out = {}
+    with store.begin() as conn:
+        for scope in ("read", "operator", "admin"):
+            out[scope] = create_api_key(conn, scope=scope, name=f"test-{scope}", now=now)[1]
+    return Keys(**out)

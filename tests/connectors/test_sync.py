@@ -14,6 +14,7 @@ from huitouke.connectors import shopify, woocommerce
 from huitouke.connectors.model import PlatformError
 from huitouke.settings import Settings
 from huitouke.store.db import Store
+
 from .conftest import program_loyalty, snapshot
 from .fakes import T0, FakeShopify, FakeWoo, shopify_order, woo_order
 
