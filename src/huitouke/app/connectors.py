@@ -58,11 +58,14 @@ from huitouke.store.uow import run_read, run_write
 
 __all__ = [
     "ConnectorIn",
+    "Delivery",
     "LoyaltyFactory",
     "Receipt",
     "SyncResult",
+    "accept_delivery",
     "add_connector",
     "apply_inbox",
+    "apply_received",
     "inbox",
     "list_connectors",
     "receive_webhook",
@@ -70,6 +73,7 @@ __all__ = [
     "retry",
     "set_paused",
     "show_connector",
+    "store_deliveries",
     "sync",
     "webhook_key",
 ]
@@ -332,7 +336,10 @@ def _record(
                 if seen is not None and seen > i.updated_at:
                     i.status = "applied"
                     i.reason = f"older than the delivery of {seen.isoformat()} already applied"
-            live = [i for i in items if i.status == "pending" and i.event is not None]
+            live = sorted(
+                (i for i in items if i.status == "pending" and i.event is not None),
+                key=lambda i: i.updated_at,
+            )
             recorded[:] = live
             if live:
                 record_order_events(
@@ -544,6 +551,78 @@ def _topic(kind: str, headers: Mapping[str, str]) -> str:
     return headers.get("x-shopify-topic" if kind == "shopify" else "x-wc-webhook-topic", "")
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A verified delivery on its way to the inbox: the inbox row and the parsed body."""
+
+    row: dict[str, Any]
+    raw: Any
+    status: str
+    reason: str | None
+
+
+def accept_delivery(
+    name: str,
+    key: tuple[str, str, str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+) -> Delivery:
+    """Verify a delivery's signature over its raw ``body`` (``headers`` with lower-case
+    names) under the connector's :func:`webhook_key`; a bad or missing signature:
+    ``connector.bad_signature`` (401), before anything is stored. No I/O."""
+    kind, _status, secret = key
+    if not verify(kind, secret, body, headers):
+        raise bad_signature(name)
+    topic = _topic(kind, headers)
+    item = _delivery_item(kind, topic, body)
+    row = _inbox_row(name, item, topic or "(none)", now)
+    row["body"] = item.raw if isinstance(item.raw, str) else body.decode("utf-8", "replace")
+    return Delivery(row, item.raw, item.status, item.reason)
+
+
+def store_deliveries(store: Store, deliveries: Sequence[Delivery]) -> list[Receipt]:
+    """Store verified deliveries in the inbox, in one unit of work (committed when this
+    returns: what the platform's acknowledgement waits for)."""
+    got = run_write(store, lambda conn: repo.inbox_add(conn, [d.row for d in deliveries]))
+    return [
+        Receipt(inbox_id, stored, d.status, d.reason)
+        for (inbox_id, stored), d in zip(got, deliveries, strict=True)
+    ]
+
+
+def apply_received(
+    store: Store,
+    settings: Settings,
+    name: str,
+    kind: str,
+    received: Sequence[tuple[Receipt, Delivery]],
+    *,
+    loyalty: LoyaltyFactory | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Apply deliveries just stored by :func:`store_deliveries`, in one unit of work (the
+    webhook door groups concurrent deliveries): per delivery its inbox status after.
+    Repeats already in the inbox and ``refunds/create`` (whose order must be fetched) are
+    left to :func:`apply_inbox`; what was failed or ignored at receipt stays so."""
+    items: list[_Item] = []
+    out: list[_Item | str] = []
+    for receipt, d in received:
+        if not receipt.stored or receipt.status != "pending":
+            out.append(receipt.status if receipt.stored else "stored")
+            continue
+        if d.row["topic"] == "refunds/create":
+            out.append("pending")
+            continue
+        item = _Item(d.row["object_id"], d.row["updated_at"], inbox_id=receipt.inbox_id, raw=d.raw)
+        _prepare(item, kind, name, settings.currency, pulled=False)
+        items.append(item)
+        out.append(item)
+    if items:
+        _record(store, name, items, loyalty or _stored_loyalty(settings), now=now or _now())
+    return [o if isinstance(o, str) else o.status for o in out]
+
+
 def receive_webhook(
     store: Store,
     settings: Settings,
@@ -554,23 +633,12 @@ def receive_webhook(
     key: tuple[str, str, str] | None = None,
     now: datetime | None = None,
 ) -> Receipt:
-    """Verify a delivery's signature over its raw ``body`` (``headers`` with lower-case
-    names) and store it in the inbox, committed. A bad or missing signature:
-    ``connector.bad_signature`` (401) and nothing stored. ``key``: the connector's
-    :func:`webhook_key`, when the door has it cached."""
-    kind, _status, secret = key or webhook_key(store, settings, name)
-    if not verify(kind, secret, body, headers):
-        raise bad_signature(name)
-    topic = _topic(kind, headers)
-    item = _delivery_item(kind, topic, body)
-    at = now or _now()
-    row = _inbox_row(name, item, topic or "(none)", at)
-    if isinstance(item.raw, str):
-        row["body"] = item.raw
-    else:
-        row["body"] = body.decode("utf-8", "replace")
-    ((inbox_id, stored),) = run_write(store, lambda conn: repo.inbox_add(conn, [row]))
-    return Receipt(inbox_id, stored, item.status, item.reason)
+    """:func:`accept_delivery` then :func:`store_deliveries` for one delivery (``key``: the
+    connector's :func:`webhook_key`, when the door has it cached)."""
+    delivery = accept_delivery(
+        name, key or webhook_key(store, settings, name), headers, body, now or _now()
+    )
+    return store_deliveries(store, [delivery])[0]
 
 
 def apply_inbox(

@@ -16,7 +16,6 @@ from huitouke.i18n import t
 __all__ = [
     "INBOX_STATUSES",
     "KINDS",
-    "Delivery",
     "MappedOrder",
     "PlatformError",
     "Skip",
@@ -113,16 +112,6 @@ class MappedOrder:
             "refunded_amount": self.refunded_amount,
             "lines": self.lines,
         }
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What a verified webhook delivery is about: the platform object, its update time, the
-    topic, and its mapping (``None`` until applied)."""
-
-    object_id: str
-    updated_at: datetime
-    topic: str
 
 
 def refund_status(cancelled: bool, amount: Decimal, refunded: Decimal) -> tuple[str, Decimal]:

@@ -6,11 +6,14 @@ and the delivery is authenticated by its platform signature over the raw body
 inbox and committed, then applied in a second unit of work before the answer; the answer
 is 200 whatever the apply found (a delivery that could not be mapped or recorded stays in
 the inbox as ``failed`` with its reason: the platform must not resend it in a loop).
+Deliveries arriving together are stored in one unit of work and applied in one
+(``GroupCommit``, as ``POST /v1/orders`` does), each answered on its own.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -22,6 +25,7 @@ from huitouke.app import connectors as uc
 from huitouke.core.orders import SOURCE_PATTERN
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.service.apikeys import ApiKey
+from huitouke.service.combine import GroupCommit
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
@@ -165,15 +169,45 @@ def retry_inbox(
     return uc.retry(ctx.store, ctx.settings, name, loyalty=_loyalty(ctx), now=ctx.clock())
 
 
-def _key(ctx: ServiceContext, name: str) -> tuple[str, str, str]:
+def _cached_key(ctx: ServiceContext, name: str) -> tuple[str, str, str] | None:
     cached = ctx.cache.get(f"connector.key.{name}")
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
+    if cached is not None and cached[0] > time.monotonic():
         key: tuple[str, str, str] = cached[1]
         return key
+    return None
+
+
+def _key(ctx: ServiceContext, name: str) -> tuple[str, str, str]:
+    now = time.monotonic()
     key = uc.webhook_key(ctx.store, ctx.settings, name)
     ctx.cache[f"connector.key.{name}"] = (now + _KEY_TTL, key)
     return key
+
+
+def _groups(
+    ctx: ServiceContext, name: str, kind: str
+) -> tuple[GroupCommit[uc.Delivery, uc.Receipt], GroupCommit[tuple[uc.Receipt, uc.Delivery], str]]:
+    """This process's group commits of a connector's webhooks: one stores deliveries in
+    the inbox, the other applies them (concurrent deliveries share a unit of work each)."""
+    cache_key = f"connector.groups.{name}.{kind}"
+    groups = ctx.cache.get(cache_key)
+    if groups is None:
+        limit = ctx.settings.orders_group_commit_max
+
+        def apply(items: Sequence[tuple[uc.Receipt, uc.Delivery]]) -> list[str]:
+            return uc.apply_received(
+                ctx.store, ctx.settings, name, kind, items, loyalty=_loyalty(ctx), now=ctx.clock()
+            )
+
+        groups = ctx.cache[cache_key] = (
+            GroupCommit(
+                lambda ds: uc.store_deliveries(ctx.store, ds),
+                lambda d: uc.store_deliveries(ctx.store, [d])[0],
+                limit,
+            ),
+            GroupCommit(apply, lambda item: apply([item])[0], limit),
+        )
+    return groups
 
 
 @router.post(
@@ -182,26 +216,20 @@ def _key(ctx: ServiceContext, name: str) -> tuple[str, str, str]:
 )
 async def post_webhook(request: Request, name: str = _NAME) -> dict[str, Any]:
     """A platform's webhook delivery, authenticated by its signature over the raw body (no
-    API key): stored in the inbox, then applied. 平台推送(按签名验证,先入收件箱再处理)。"""
+    API key): stored in the inbox (committed), then applied; deliveries arriving together
+    share those units of work. 平台推送(按签名验证,先入收件箱再处理)。"""
     ctx: ServiceContext = request.app.state.ctx
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    key = await run_in_threadpool(_key, ctx, name)
-    receipt = await run_in_threadpool(
-        uc.receive_webhook, ctx.store, ctx.settings, name, headers, body, key=key, now=ctx.clock()
-    )
-    status = receipt.status
-    if key[1] == "active" and status == "pending":
-        counts = await run_in_threadpool(
-            lambda: uc.apply_inbox(
-                ctx.store,
-                ctx.settings,
-                name,
-                ids=[receipt.inbox_id],
-                loyalty=_loyalty(ctx),
-                now=ctx.clock(),
-                fetch=False,
-            )
-        )
-        status = next((s for s, n in counts.items() if n), status)
+    key = _cached_key(ctx, name)
+    if key is None:
+        key = await run_in_threadpool(_key, ctx, name)
+    delivery = uc.accept_delivery(name, key, headers, body, ctx.clock())
+    store_group, apply_group = _groups(ctx, name, key[0])
+    receipt = await store_group.submit(delivery)
+    status = receipt.status if receipt.stored else "stored"
+    if key[1] == "active" and receipt.stored and receipt.status == "pending":
+        status = await apply_group.submit((receipt, delivery))
+    if status == "stored":  # a repeat: what the inbox holds for it
+        status = "replayed"
     return {"inbox_id": receipt.inbox_id, "replayed": not receipt.stored, "status": status}
