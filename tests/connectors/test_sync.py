@@ -115,7 +115,14 @@ def test_kill_and_resume_no_gap_no_double(
                 raise Crash
 
         with pytest.raises(Crash):
-            uc.sync(store, settings, "shop1", loyalty=loyalty, progress=crash_after_3_pages)
+            uc.sync(
+                store,
+                settings,
+                "shop1",
+                loyalty=loyalty,
+                progress=crash_after_3_pages,
+                pages_per_unit=3,
+            )
         assert len(snapshot(store, "shop1")["orders"]) == 15  # the committed pages
         # meanwhile an order already pulled changes, and the platform fails mid-page
         fake.put(shopify_order(2, T0 + timedelta(hours=5), refunded="10.00"))

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+import queue
+import threading
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,7 +35,13 @@ from urllib.parse import urlparse
 
 from sqlalchemy import Connection
 
-from huitouke.app.orders import OrderEventIn, order_event, record_order_events, stored_loyalty
+from huitouke.app.orders import (
+    OrderEventIn,
+    OrderTable,
+    order_event,
+    record_order_events,
+    stored_loyalty,
+)
 from huitouke.connectors import repo, shopify, woocommerce
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import (
@@ -54,6 +62,7 @@ from huitouke.i18n import t
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.settings import Settings
 from huitouke.store.db import Store
+from huitouke.store.orders_repo import lines_table, orders_table
 from huitouke.store.uow import run_read, run_write
 
 __all__ = [
@@ -83,6 +92,11 @@ LoyaltyFactory = Callable[[Connection], LoyaltyService | None]
 #: credentials each kind needs, besides the webhook secret every kind has
 _NEEDS = {"shopify": ("access_token",), "woocommerce": ("consumer_key", "consumer_secret")}
 _SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_secret")
+#: pages fetched ahead of the one being recorded
+_AHEAD = 16
+_DONE = object()
+#: pulled pages from this many orders are recorded through the bulk (table) path
+_BULK_FROM = 50
 #: an unparsable delivery's update time: repeats of the same bytes are one inbox row
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -326,6 +340,8 @@ def _record(
     failed go to the inbox as failed, visible and retryable."""
     before = [(i.status, i.reason) for i in items]
     recorded: list[_Item] = []  # what the last attempt handed to record_order_events
+    inboxed_any = any(i.inbox_id is not None for i in items)
+    bulk = [page is not None and not inboxed_any and len(items) >= _BULK_FROM]
     while True:
 
         def unit(conn: Connection) -> None:
@@ -341,10 +357,14 @@ def _record(
                 key=lambda i: i.updated_at,
             )
             recorded[:] = live
-            if live:
-                record_order_events(
-                    conn, [i.event for i in live if i.event is not None], loyalty=loyalty(conn)
-                )
+            events = [i.event for i in live if i.event is not None]
+            if events and bulk[0]:
+                # a pulled page: the bulk path (COPY and one upsert on PostgreSQL); a
+                # conflict there names no event, so the page is then recorded event by
+                # event, which names it
+                record_order_events(conn, _table(events), loyalty=loyalty(conn))
+            elif events:
+                record_order_events(conn, events, loyalty=loyalty(conn))
             for i in live:
                 i.status = "applied"
             marks = [(i.inbox_id, i.status, i.reason) for i in items if i.inbox_id is not None]
@@ -363,10 +383,22 @@ def _record(
             index = exc.details.get("index")
             for i, (status, reason) in zip(items, before, strict=True):
                 i.status, i.reason = status, reason
+            if bulk[0]:
+                bulk[0] = False
+                continue
             if not isinstance(index, int) or not 0 <= index < len(recorded):
                 raise
             recorded[index].status, recorded[index].reason = "failed", exc.message
             before = [(i.status, i.reason) for i in items]
+
+
+def _table(events: Sequence[OrderEventIn]) -> OrderTable:
+    """Order events as the canonical tables of the bulk path."""
+    lines = [ln for e in events for ln in e.lines or ()]
+    return OrderTable(
+        orders=orders_table([e.order for e in events]),
+        lines=lines_table(lines) if any(e.lines is not None for e in events) else None,
+    )
 
 
 def _inbox_row(name: str, item: _Item, topic: str, now: datetime) -> dict[str, Any]:
@@ -427,11 +459,13 @@ def sync(
     clock: Callable[[], datetime] = _now,
     sleep: Callable[[float], None] | None = None,
     progress: Callable[[SyncResult], None] | None = None,
+    pages_per_unit: int = 8,
 ) -> SyncResult:
     """Pull the connector's orders updated since its mark less its overlap window, page by
-    page; the inbox's pending deliveries are applied first. ``progress`` is called after
-    each committed page (the scheduler's and the CLI's progress; an exception there stops
-    the sync after that page, as a crash would)."""
+    page; the inbox's pending deliveries are applied first. A unit of work records up to
+    ``pages_per_unit`` pages with the mark, while a thread fetches and maps the next pages.
+    ``progress`` is called after each committed unit (the scheduler's and the CLI's
+    progress; an exception there stops the sync after that unit, as a crash would)."""
     row = _connector(store, name)
     if row["status"] != "active":
         raise _paused(name)
@@ -446,31 +480,84 @@ def sync(
     result.since = None if mark is None else mark - timedelta(seconds=row["overlap_seconds"])
     run_write(store, lambda conn: repo.sync_started(conn, name, clock()))
     error: str | None = None
+    fetched = _prefetch(puller, result.since, row["kind"], name, settings.currency)
     try:
-        for page in puller.pages(result.since):
-            items = []
-            for raw in page.orders:
-                item = _pulled_item(raw, row["kind"])
-                if item.status == "pending":
-                    _prepare(item, row["kind"], name, settings.currency, pulled=True)
-                items.append(item)
-            _record(store, name, items, loyalty, now=clock(), page=page)
-            result.pages += 1
+        while True:
+            # a unit of work records up to ``pages_per_unit`` pages (fetched and mapped
+            # meanwhile by the prefetch thread) and moves the mark to their latest time
+            chunk: list[tuple[Page, list[_Item]]] = []
+            for got in fetched:
+                chunk.append(got)
+                if len(chunk) >= pages_per_unit:
+                    break
+            if not chunk:
+                break
+            items = [i for _, page_items in chunk for i in page_items]
+            times = [p.latest for p, _ in chunk if p.latest is not None]
+            unit_page = Page([], max(times) if times else None)
+            _record(store, name, items, loyalty, now=clock(), page=unit_page)
+            result.pages += len(chunk)
             result.pulled += sum(1 for i in items if i.status == "applied")
             result.ignored += sum(1 for i in items if i.status == "ignored")
             result.failed += sum(1 for i in items if i.status == "failed")
-            if page.latest is not None and (
-                result.watermark is None or page.latest > result.watermark
+            if unit_page.latest is not None and (
+                result.watermark is None or unit_page.latest > result.watermark
             ):
-                result.watermark = page.latest
+                result.watermark = unit_page.latest
             if progress is not None:
                 progress(result)
     except HuitoukeError as exc:
         error = f"{exc.code}: {exc.message}"
         raise
     finally:
+        fetched.close()
         run_write(store, lambda conn: repo.sync_ended(conn, name, clock(), error))
     return result
+
+
+def _prefetch(
+    puller: ShopifyPuller | WooPuller, since: datetime | None, kind: str, name: str, currency: str
+) -> Generator[tuple[Page, list[_Item]], None, None]:
+    """The pages of ``puller``, each with its orders mapped, fetched by a thread while the
+    caller records the ones before (at most a few pages ahead); an error of the platform
+    comes out where its page would have."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in puller.pages(since):
+                items = []
+                for raw in page.orders:
+                    item = _pulled_item(raw, kind)
+                    if item.status == "pending":
+                        _prepare(item, kind, name, currency, pulled=True)
+                    items.append(item)
+                while not stop.is_set():
+                    try:
+                        q.put((page, items), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the caller, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name=f"connector-{name}-pull", daemon=True)
+    thread.start()
+    try:
+        while True:
+            got = q.get()
+            if got is _DONE:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _pulled_item(raw: Any, kind: str) -> _Item:
