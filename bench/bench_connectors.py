@@ -299,6 +299,41 @@ def bench_backfill(url: str, args: argparse.Namespace, enc_key: str) -> dict[str
         proc.join(10)
 
 
+def bench_bulk_baseline(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Baseline, same run: the same orders recorded in one bulk unit of work (the file
+    import's path), no HTTP — the store's own rate on this machine right now."""
+    from huitouke.app.orders import OrderTable, order_event, record_order_events
+    from huitouke.connectors import shopify
+    from huitouke.store.orders_repo import lines_table, orders_table
+
+    store = Store(url)
+    store.migrate()
+    t = time.perf_counter()
+    events = [
+        order_event(shopify.from_graphql(_node(i)).event("backfill"), currency="CNY")
+        for i in range(args.orders)
+    ]
+    mapped_s = time.perf_counter() - t
+    table = OrderTable(
+        orders=orders_table([e.order for e in events]),
+        lines=lines_table([ln for e in events for ln in e.lines or ()]),
+    )
+    t = time.perf_counter()
+    with store.begin() as conn:
+        record_order_events(conn, table, loyalty=None)
+    seconds = time.perf_counter() - t
+    store.dispose()
+    row = {
+        "phase": "baseline: one bulk unit of work (file import path), no HTTP",
+        "orders": args.orders,
+        "mapping_seconds": round(mapped_s, 1),
+        "record_seconds": round(seconds, 1),
+        "orders_per_s": round(args.orders / seconds, 1),
+    }
+    print(json.dumps(row), file=sys.stderr)
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -327,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         url, drop = pg_database(admin, prefix="conn_bench")
         try:
             out["backfill"] = bench_backfill(url, args, enc_key)
+        finally:
+            drop()
+        url, drop = pg_database(admin, prefix="conn_bench")
+        try:
+            out["backfill_baseline"] = bench_bulk_baseline(url, args)
         finally:
             drop()
     print(json.dumps(out, indent=2))

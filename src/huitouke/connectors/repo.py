@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from huitouke.connectors.tables import connector_cursors, connector_inbox, connectors
@@ -115,28 +115,35 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 
 def inbox_add(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[tuple[int, bool]]:
-    """Store deliveries (``pending`` unless the row says otherwise); per row
-    ``(inbox_id, stored_now)`` — a delivery already in the inbox (same connector, object and
-    update time) is kept as it was."""
+    """Store deliveries (``pending`` unless the row says otherwise) in one statement; per
+    row ``(inbox_id, stored_now)`` — a delivery already in the inbox (same connector, object
+    and update time, also twice in ``rows``) is kept as it was."""
+    if not rows:
+        return []
+    c = connector_inbox.c
+    full = [{"status": "pending", "reason": None, "attempts": 0, **r} for r in rows]
+    stmt = (
+        _insert(conn, connector_inbox)
+        .on_conflict_do_nothing(index_elements=["connector", "object_id", "updated_at"])
+        .returning(c.inbox_id, c.connector, c.object_id, c.updated_at)
+    )
+    new = {(r[1], r[2], r[3]): int(r[0]) for r in conn.execute(stmt, full)}
     out: list[tuple[int, bool]] = []
+    claimed: set[tuple[Any, ...]] = set()
     for row in rows:
-        stmt = (
-            _insert(conn, connector_inbox)
-            .values(**{"status": "pending", "attempts": 0, **row})
-            .on_conflict_do_nothing(index_elements=["connector", "object_id", "updated_at"])
-            .returning(connector_inbox.c.inbox_id)
-        )
-        got = conn.execute(stmt).scalar()
-        if got is not None:
-            out.append((int(got), True))
+        k = (row["connector"], row["object_id"], row["updated_at"])
+        if k in new and k not in claimed:
+            claimed.add(k)
+            out.append((new[k], True))
             continue
-        existing = conn.execute(
-            select(connector_inbox.c.inbox_id).where(
-                connector_inbox.c.connector == row["connector"],
-                connector_inbox.c.object_id == row["object_id"],
-                connector_inbox.c.updated_at == row["updated_at"],
-            )
-        ).scalar_one()
+        existing = (
+            new.get(k)
+            or conn.execute(
+                select(c.inbox_id).where(
+                    c.connector == k[0], c.object_id == k[1], c.updated_at == k[2]
+                )
+            ).scalar_one()
+        )
         out.append((int(existing), False))
     return out
 
@@ -162,21 +169,37 @@ def inbox_rows(
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
+_MARK = (
+    update(connector_inbox)
+    .where(connector_inbox.c.inbox_id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        reason=bindparam("b_reason"),
+        attempts=connector_inbox.c.attempts + 1,
+        applied_at=bindparam("b_applied_at"),
+    )
+)
+
+
 def inbox_mark(
     conn: Connection, marks: Sequence[tuple[int, str, str | None]], now: datetime
 ) -> None:
-    """``(inbox_id, status, reason)`` each: one attempt more, applied now when applied."""
-    for inbox_id, status, reason in marks:
-        conn.execute(
-            update(connector_inbox)
-            .where(connector_inbox.c.inbox_id == inbox_id)
-            .values(
-                status=status,
-                reason=reason,
-                attempts=connector_inbox.c.attempts + 1,
-                applied_at=now if status in ("applied", "ignored") else None,
-            )
-        )
+    """``(inbox_id, status, reason)`` each: one attempt more, applied now when applied
+    (one statement for all)."""
+    if not marks:
+        return
+    conn.execute(
+        _MARK,
+        [
+            {
+                "b_id": inbox_id,
+                "b_status": status,
+                "b_reason": reason,
+                "b_applied_at": now if status in ("applied", "ignored") else None,
+            }
+            for inbox_id, status, reason in marks
+        ],
+    )
 
 
 def latest_applied(conn: Connection, name: str, object_ids: Sequence[str]) -> dict[str, datetime]:
