@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import Connection, Result, Server, encode, pg_database, run_async, settle
+from bench_service import tree_cpu_seconds
 from huitouke.app import connectors as uc
 from huitouke.core.secretbox import new_key
 from huitouke.service.apikeys import create_api_key
@@ -179,7 +180,10 @@ def bench_webhooks(url: str, args: argparse.Namespace, enc_key: str) -> list[dic
                     [webhook_request(host, "shop", shopify_delivery(base + i)) for i in range(n)],
                 ),
             ):
+                assert srv.proc is not None
+                cpu0 = tree_cpu_seconds(srv.proc.pid)
                 res = run_async(drive_raw(host, port, raws, args.clients, name))
+                res.server_cpu_s = tree_cpu_seconds(srv.proc.pid) - cpu0
                 row = {"round": rnd + 1, **res.row()}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
