@@ -149,8 +149,9 @@ def register(app: typer.Typer) -> None:
         from huitouke.app.connectors import SyncResult, sync
 
         def progress(r: SyncResult) -> None:
+            mark = r.watermark.isoformat() if r.watermark else "-"
             typer.echo(
-                f"{r.pages}\t{r.pulled}\t{r.watermark.isoformat() if r.watermark else '-'}",
+                t("connectors.progress", _lang(), pulled=r.pulled, pages=r.pages, watermark=mark),
                 err=True,
             )
 
