@@ -210,3 +210,32 @@ def test_woocommerce_pull_pages_and_concurrent_changes(store: Store, settings: S
         assert got["525"][1:4] == ("partially_refunded", Decimal("80"), Decimal("5"))
         assert got["501"][0] == "email:guest@example.com"
         assert woocommerce.gmt("2026-11-01T00:00:00", "x") == T0
+
+
+def test_conflicting_order_in_a_bulk_page_is_kept_as_failed(
+    store: Store, settings: Settings
+) -> None:
+    with FakeShopify() as fake:
+        for i in range(60):
+            fake.put(shopify_order(i, T0 + timedelta(seconds=i)))
+        add_shopify(store, settings, fake)
+        assert uc.sync(store, settings, "shop1").pulled == 60
+        # the platform now reports another amount for order 7 (an edited order), and
+        # refunds on 59 others: the 59 are recorded, order 7 waits in the inbox as failed
+        later = T0 + timedelta(hours=1)
+        for i in range(60):
+            fake.put(shopify_order(i, later + timedelta(seconds=i), refunded="10.00",
+                                   amount="120.00" if i == 7 else "100.00"))  # fmt: skip
+        r = uc.sync(store, settings, "shop1")
+        assert (r.pulled, r.failed) == (59 + 0, 1)
+        got = snapshot(store, "shop1")["orders"]
+        assert got["1007"][1:4] == ("paid", Decimal("100"), Decimal("0"))
+        assert got["1008"][1:4] == ("partially_refunded", Decimal("100"), Decimal("10"))
+        (row,) = uc.inbox(store, "shop1", failed_only=True)
+        assert row["object_id"] == "order:1007" and row["topic"] == "pull"
+        assert "amount" in row["reason"]
+        # within the overlap window the next sync sees it again: still failed, and still one
+        # inbox row (keyed by object and update time); the rest changes nothing
+        before = snapshot(store, "shop1")
+        assert uc.sync(store, settings, "shop1").failed == 1
+        assert len(uc.inbox(store, "shop1")) == 1 and snapshot(store, "shop1") == before
