@@ -26,7 +26,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -460,11 +460,13 @@ def sync(
     sleep: Callable[[float], None] | None = None,
     progress: Callable[[SyncResult], None] | None = None,
     pages_per_unit: int = 8,
+    bulk: bool = False,
 ) -> SyncResult:
     """Pull the connector's orders updated since its mark less its overlap window, page by
     page; the inbox's pending deliveries are applied first. A unit of work records up to
     ``pages_per_unit`` pages with the mark, while a thread fetches and maps the next pages.
-    ``progress`` is called after each committed unit (the scheduler's and the CLI's
+    ``bulk`` (Shopify): through a bulk operation (backfill), the mark moved once the whole
+    file is recorded. ``progress`` is called after each committed unit (the scheduler's and the CLI's
     progress; an exception there stops the sync after that unit, as a crash would)."""
     row = _connector(store, name)
     if row["status"] != "active":
@@ -480,7 +482,19 @@ def sync(
     result.since = None if mark is None else mark - timedelta(seconds=row["overlap_seconds"])
     run_write(store, lambda conn: repo.sync_started(conn, name, clock()))
     error: str | None = None
-    fetched = _prefetch(puller, result.since, row["kind"], name, settings.currency)
+    if bulk and not isinstance(puller, ShopifyPuller):
+        raise InputError(
+            "--bulk: only Shopify connectors have bulk operations",
+            code="connector.invalid",
+            message_zh="--bulk:只有 Shopify 连接器支持批量操作",
+            details={"field": "bulk"},
+        )
+    pages = (
+        puller.bulk_pages(result.since)
+        if bulk and isinstance(puller, ShopifyPuller)
+        else puller.pages(result.since)
+    )
+    fetched = _prefetch(pages, row["kind"], name, settings.currency)
     try:
         while True:
             # a unit of work records up to ``pages_per_unit`` pages (fetched and mapped
@@ -516,9 +530,9 @@ def sync(
 
 
 def _prefetch(
-    puller: ShopifyPuller | WooPuller, since: datetime | None, kind: str, name: str, currency: str
+    source: Iterator[Page], kind: str, name: str, currency: str
 ) -> Generator[tuple[Page, list[_Item]], None, None]:
-    """The pages of ``puller``, each with its orders mapped, fetched by a thread while the
+    """The pages of ``source``, each with its orders mapped, fetched by a thread while the
     caller records the ones before (at most a few pages ahead); an error of the platform
     comes out where its page would have."""
     q: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
@@ -526,7 +540,7 @@ def _prefetch(
 
     def produce() -> None:
         try:
-            for page in puller.pages(since):
+            for page in source:
                 items = []
                 for raw in page.orders:
                     item = _pulled_item(raw, kind)

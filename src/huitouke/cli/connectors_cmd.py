@@ -142,6 +142,9 @@ def register(app: typer.Typer) -> None:
     @connectors_app.command("sync")
     def sync_(
         name: str = typer.Argument(..., help="Connector. 连接器。"),
+        bulk: bool = typer.Option(
+            False, "--bulk", help="Shopify: through a bulk operation (backfill). 批量操作回填。"
+        ),
         as_json: bool = _JSON,
         database_url: str | None = _DB,
     ) -> None:
@@ -157,7 +160,7 @@ def register(app: typer.Typer) -> None:
 
         store = _store(database_url)
         try:
-            result = sync(store, get_settings(), name, progress=progress)
+            result = sync(store, get_settings(), name, progress=progress, bulk=bulk)
         finally:
             store.dispose()
         if as_json:
