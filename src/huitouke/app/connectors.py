@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
+import pyarrow as pa
 from sqlalchemy import Connection
 
 from huitouke.app.orders import (
@@ -55,14 +56,14 @@ from huitouke.connectors.model import (
 )
 from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
 from huitouke.connectors.signatures import verify
-from huitouke.core.orders import is_source_name
+from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
 from huitouke.core.secretbox import SecretBox
 from huitouke.errors import ConflictError, HuitoukeError, InputError
 from huitouke.i18n import t
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.settings import Settings
 from huitouke.store.db import Store
-from huitouke.store.orders_repo import lines_table, orders_table
+from huitouke.store.orders_repo import STORE_LINES_SCHEMA, lines_table, orders_table
 from huitouke.store.uow import run_read, run_write
 
 __all__ = [
@@ -393,12 +394,20 @@ def _record(
 
 
 def _table(events: Sequence[OrderEventIn]) -> OrderTable:
-    """Order events as the canonical tables of the bulk path."""
+    """Order events as the canonical tables of the bulk path, built column by column (the
+    events are validated already; the tables' own checks still run)."""
+
+    def columns(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+        return pa.table(
+            {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema},
+            schema=schema,
+        )
+
+    orders = orders_table(columns([e.order for e in events], ORDERS_SCHEMA))
+    if not any(e.lines is not None for e in events):
+        return OrderTable(orders=orders)
     lines = [ln for e in events for ln in e.lines or ()]
-    return OrderTable(
-        orders=orders_table([e.order for e in events]),
-        lines=lines_table(lines) if any(e.lines is not None for e in events) else None,
-    )
+    return OrderTable(orders=orders, lines=lines_table(columns(lines, STORE_LINES_SCHEMA)))
 
 
 def _inbox_row(name: str, item: _Item, topic: str, now: datetime) -> dict[str, Any]:
