@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "huitouke.cli.wecom_cmd",
     "huitouke.cli.snapshots_cmd",
     "huitouke.cli.scheduler_cmd",
+    "huitouke.cli.connectors_cmd",
 )
 
 

@@ -56,6 +56,8 @@ ROUTER_MODULES = (
     "huitouke.service.routers.wecom",
     # the scheduler's jobs and run history
     "huitouke.service.routers.scheduler",
+    # shop connectors: registry, sync, inbox and the platforms' signed webhooks
+    "huitouke.service.routers.connectors",
     # the messaging context's public callbacks (unsubscribe page, inbound SMS, receipts)
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)

@@ -50,9 +50,10 @@ BATCH_LIMITS: dict[str, Callable[[Settings], int]] = {
 }
 #: Callbacks authenticated by the inbound token (``?token=``) instead of an API key.
 _TOKEN_PATHS = ("/v1/inbound/", "/v1/receipts/")
-#: Callbacks a platform signs over the raw body: their route verifies the signature (and
-#: answers 401 without storing anything) instead of an API key.
-SIGNED_PATHS = ("/v1/wecom/callback",)
+#: Callbacks a platform signs over the raw body — the WeCom callback and the shop platforms'
+#: webhooks: their route verifies the signature (and answers 401 without storing anything)
+#: instead of an API key.
+_SIGNED_PATHS = re.compile(r"^/v1/(wecom/callback|connectors/[a-z0-9_-]{1,32}/webhook)/?$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: (method, path) → the scope its endpoint requires; cleared when it grows past this size
 _SCOPE_CACHE_MAX = 4096
@@ -145,9 +146,7 @@ class RequestGuard:
                     code="auth.bad_inbound_token",
                     message_zh="回调令牌缺失或错误",
                 )
-        elif path in SIGNED_PATHS:
-            return
-        elif path.startswith("/v1/"):
+        elif path.startswith("/v1/") and not _SIGNED_PATHS.match(path):
             request = Request(scope)
             scheme, _, presented = request.headers.get("authorization", "").partition(" ")
             key = await authenticated_key(

@@ -42,6 +42,7 @@ __all__ = [
 CONTEXT_TABLE_MODULES = (
     "huitouke.identity.tables",
     "huitouke.store.customer_facts",
+    "huitouke.connectors.tables",
     "huitouke.journeys.tables",
     "huitouke.loyalty.tables",
     "huitouke.measurement.tables",

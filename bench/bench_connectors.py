@@ -1,0 +1,411 @@
+"""Shop connectors: the webhook path under 50 senders, and a backfill pull, on PostgreSQL.
+
+1. **Webhooks** — a real ``huitouke serve`` (uvicorn) on loopback over PostgreSQL; 50
+   senders, each posting one Shopify ``orders/create`` delivery at a time (signed
+   ``X-Shopify-Hmac-Sha256``, one order each, as the platform sends them) to
+   ``POST /v1/connectors/{name}/webhook``: verified, stored in the inbox (committed), then
+   recorded through ``record_order_events``. Baseline side by side, same server, same
+   run: ``POST /v1/orders`` one event at a time (API key, the same orders' fields).
+   Phases alternate baseline / webhooks so the machine's noise hits both.
+   Targets (issue 12): >= 1,000 events/s, p99 <= 100 ms.
+2. **Backfill pull** — ``connectors sync`` of a fresh connector against a fake Shopify
+   Admin GraphQL endpoint (a separate process serving pre-built pages of 250 orders with
+   ``pageInfo`` cursors and ``extensions.cost``), into PostgreSQL, with progress.
+   Target: >= 5,000 orders/s end to end.
+
+    HUITOUKE_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
+        python bench/bench_connectors.py [--requests 4000] [--orders 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import multiprocessing
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench_common import Connection, Result, Server, encode, pg_database, run_async, settle
+from bench_service import tree_cpu_seconds
+from huitouke.app import connectors as uc
+from huitouke.core.secretbox import new_key
+from huitouke.service.apikeys import create_api_key
+from huitouke.settings import Settings
+from huitouke.store.db import Store
+
+SECRET = "bench-webhook-secret"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# -- webhooks -------------------------------------------------------------------------------------
+def shopify_delivery(i: int) -> bytes:
+    at = (T0 + timedelta(seconds=i)).isoformat()
+    return json.dumps(
+        {
+            "id": 10_000_000 + i,
+            "created_at": at,
+            "processed_at": at,
+            "updated_at": at,
+            "cancelled_at": None,
+            "currency": "CNY",
+            "financial_status": "paid",
+            "total_price": "128.00",
+            "total_price_set": {"shop_money": {"amount": "128.00", "currency_code": "CNY"}},
+            "email": f"c{i % 5000}@example.com",
+            "customer": {"id": 900_000 + i % 5000, "email": f"c{i % 5000}@example.com"},
+            "line_items": [
+                {"id": i, "sku": f"SKU-{i % 40}", "title": "Tea", "quantity": 2, "price": "64.00"}
+            ],
+            "refunds": [],
+        }
+    ).encode()
+
+
+def webhook_request(host: str, name: str, body: bytes) -> bytes:
+    sig = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    head = (
+        f"POST /v1/connectors/{name}/webhook HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nX-Shopify-Topic: orders/create\r\n"
+        f"X-Shopify-Hmac-Sha256: {sig}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def order_request(host: str, key: str, i: int) -> bytes:
+    body = {
+        "order_id": f"o{i}",
+        "customer_id": str(900_000 + i % 5000),
+        "ordered_at": (T0 + timedelta(seconds=i)).isoformat(),
+        "amount": "128.00",
+        "currency": "CNY",
+        "status": "paid",
+        "source": "api",
+        "lines": [{"sku": f"SKU-{i % 40}", "quantity": 2, "unit_price": "64.00"}],
+    }
+    return encode(host, key, "POST", "/v1/orders", body)
+
+
+async def drive_raw(host: str, port: int, raws: list[bytes], clients: int, name: str) -> Result:
+    """Closed loop: ``clients`` senders, each one request in flight on its own connection."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for r in raws:
+        queue.put_nowait(r)
+    lat: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    conns = [Connection(host, port) for _ in range(clients)]
+
+    async def worker(conn: Connection) -> None:
+        nonlocal errors
+        while not queue.empty():
+            raw = queue.get_nowait()
+            t0 = time.perf_counter()
+            try:
+                status = await conn.request(raw)
+            except (OSError, ValueError, asyncio.IncompleteReadError):
+                conn.close()
+                errors += 1
+                continue
+            statuses[status] = statuses.get(status, 0) + 1
+            lat.append((time.perf_counter() - t0) * 1000)
+
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker(c) for c in conns))
+    finally:
+        for c in conns:
+            c.close()
+    return Result(name, lat, statuses, time.perf_counter() - start, errors)
+
+
+def bench_webhooks(url: str, args: argparse.Namespace, enc_key: str) -> list[dict[str, Any]]:
+    store = Store(url)
+    store.migrate()
+    settings = Settings(database_url=url, encryption_keys=enc_key)
+    with store.begin() as conn:
+        api_key = create_api_key(conn, scope="operator", name="bench", now=datetime.now(UTC))[1]
+    uc.add_connector(
+        store,
+        settings,
+        uc.ConnectorIn(
+            kind="shopify", name="shop", api_base_url="http://127.0.0.1:9",
+            webhook_secret=SECRET, access_token="unused",
+        ),
+    )  # fmt: skip
+    settle(store)
+    store.dispose()
+    rows = []
+    n, warm = args.requests, 300
+    with Server(url, 1, env={"HUITOUKE_ENCRYPTION_KEYS": enc_key}) as srv:
+        host, port = "127.0.0.1", srv.port
+        # warm-up, not measured
+        run_async(
+            drive_raw(
+                host,
+                port,
+                [order_request(host, api_key, -1 - i) for i in range(warm)],
+                args.clients,
+                "w",
+            )
+        )
+        run_async(
+            drive_raw(
+                host,
+                port,
+                [webhook_request(host, "shop", shopify_delivery(-1 - i)) for i in range(warm)],
+                args.clients,
+                "w",
+            )
+        )
+        for rnd in range(args.rounds):
+            base = rnd * n
+            for name, raws in (
+                (
+                    "POST /v1/orders (baseline)",
+                    [order_request(host, api_key, base + i) for i in range(n)],
+                ),
+                (
+                    "webhook",
+                    [webhook_request(host, "shop", shopify_delivery(base + i)) for i in range(n)],
+                ),
+            ):
+                assert srv.proc is not None
+                cpu0 = tree_cpu_seconds(srv.proc.pid)
+                res = run_async(drive_raw(host, port, raws, args.clients, name))
+                res.server_cpu_s = tree_cpu_seconds(srv.proc.pid) - cpu0
+                row = {"round": rnd + 1, **res.row()}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr)
+    check = Store(url)
+    with check.connect() as conn:
+        from sqlalchemy import text
+
+        got = conn.execute(
+            text("SELECT source, count(*) FROM orders GROUP BY source ORDER BY 1")
+        ).all()
+        inbox = conn.execute(
+            text("SELECT status, count(*) FROM connector_inbox GROUP BY status")
+        ).all()
+    check.dispose()
+    print(f"orders by source: {got}; inbox: {inbox}", file=sys.stderr)
+    return rows
+
+
+# -- backfill -------------------------------------------------------------------------------------
+def _node(i: int) -> dict[str, Any]:
+    at = (T0 + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "id": f"gid://shopify/Order/{20_000_000 + i}",
+        "createdAt": at, "processedAt": at, "updatedAt": at, "cancelledAt": None,
+        "displayFinancialStatus": "PAID" if i % 10 else "PARTIALLY_REFUNDED",
+        "email": None, "phone": None,
+        "totalPriceSet": {"shopMoney": {"amount": "99.00", "currencyCode": "CNY"}},
+        "totalRefundedSet": {"shopMoney": {"amount": "0.00" if i % 10 else "9.00", "currencyCode": "CNY"}},
+        "customer": {"id": f"gid://shopify/Customer/{i % 20000}", "email": None, "phone": None},
+        "lineItems": {"nodes": [{"id": f"gid://shopify/LineItem/{i}", "sku": f"SKU-{i % 40}", "title": "Tea", "quantity": 1, "variant": None, "originalUnitPriceSet": {"shopMoney": {"amount": "99.00", "currencyCode": "CNY"}}}]},
+    }  # fmt: skip
+
+
+def _serve_fake(port_q: Any, orders: int, page: int) -> None:
+    """A fake Shopify: pre-built pages of ``orders(first, after)`` and, for the bulk
+    operation, its JSONL file (an order per line, its line item on the next naming it)."""
+    pages: dict[int, bytes] = {}
+    jsonl: list[bytes] = []
+    cost = {"requestedQueryCost": page + 2, "actualQueryCost": page + 2, "throttleStatus": {"maximumAvailable": 20000.0, "currentlyAvailable": 19000.0, "restoreRate": 1000.0}}  # fmt: skip
+    for start in range(0, orders, page):
+        nodes = [_node(i) for i in range(start, min(orders, start + page))]
+        end = start + len(nodes)
+        pages[start] = json.dumps(
+            {
+                "data": {"orders": {"nodes": nodes, "pageInfo": {"hasNextPage": end < orders, "endCursor": str(end)}}},
+                "extensions": {"cost": cost},
+            }
+        ).encode()  # fmt: skip
+        for n in nodes:
+            items = n.pop("lineItems")["nodes"]
+            jsonl.append(json.dumps(n).encode())
+            jsonl += [json.dumps({**it, "__parentId": n["id"]}).encode() for it in items]
+    bulk_file = b"\n".join(jsonl) + b"\n"
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+        def _send(self, data: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._send(bulk_file)
+
+        def do_POST(self) -> None:
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if "bulkOperationRunQuery" in req["query"]:
+                data = {"bulkOperationRunQuery": {"bulkOperation": {"id": "b1", "status": "CREATED"}, "userErrors": []}}  # fmt: skip
+                self._send(json.dumps({"data": data, "extensions": {"cost": cost}}).encode())
+                return
+            if "currentBulkOperation" in req["query"]:
+                url = f"http://127.0.0.1:{self.server.server_address[1]}/bulk.jsonl"
+                data = {"currentBulkOperation": {"id": "b1", "status": "COMPLETED", "errorCode": None, "objectCount": str(2 * orders), "url": url, "partialDataUrl": None}}  # fmt: skip
+                self._send(json.dumps({"data": data, "extensions": {"cost": cost}}).encode())
+                return
+            after = req["variables"].get("after")
+            self._send(pages[int(after) if after else 0])
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    port_q.put(httpd.server_address[1])
+    httpd.serve_forever()
+
+
+def bench_backfill(
+    url: str, args: argparse.Namespace, enc_key: str, *, bulk: bool = False
+) -> dict[str, Any]:
+    q: Any = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=_serve_fake, args=(q, args.orders, 250), daemon=True)
+    proc.start()
+    try:
+        port = q.get(timeout=600)
+        store = Store(url)
+        store.migrate()
+        settings = Settings(database_url=url, encryption_keys=enc_key)
+        uc.add_connector(
+            store,
+            settings,
+            uc.ConnectorIn(
+                kind="shopify", name="backfill", api_base_url=f"http://127.0.0.1:{port}",
+                webhook_secret=SECRET, access_token="t", page_size=250,
+            ),
+        )  # fmt: skip
+        last = [time.perf_counter()]
+        start = time.perf_counter()
+
+        def progress(r: uc.SyncResult) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= 5:
+                last[0] = now
+                print(
+                    f"  backfill: {r.pulled:,} orders, {r.pulled / (now - start):,.0f}/s",
+                    file=sys.stderr,
+                )
+
+        result = uc.sync(store, settings, "backfill", progress=progress, bulk=bulk)
+        seconds = time.perf_counter() - start
+        from sqlalchemy import text
+
+        with store.connect() as conn:
+            stored = conn.execute(
+                text("SELECT count(*) FROM orders WHERE source = 'backfill'")
+            ).scalar_one()
+        store.dispose()
+        row = {
+            "phase": "backfill pull" + (" (bulk operation)" if bulk else " (pages)"),
+            "orders": result.pulled,
+            "stored": stored,
+            "pages": result.pages,
+            "seconds": round(seconds, 1),
+            "orders_per_s": round(result.pulled / seconds, 1),
+        }
+        print(json.dumps(row), file=sys.stderr)
+        return row
+    finally:
+        proc.terminate()
+        proc.join(10)
+
+
+def bench_bulk_baseline(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Baseline, same run: the same orders recorded in one bulk unit of work (the file
+    import's path), no HTTP — the store's own rate on this machine right now."""
+    from huitouke.app.orders import OrderTable, order_event, record_order_events
+    from huitouke.connectors import shopify
+    from huitouke.store.orders_repo import lines_table, orders_table
+
+    store = Store(url)
+    store.migrate()
+    t = time.perf_counter()
+    events = [
+        order_event(shopify.from_graphql(_node(i)).event("backfill"), currency="CNY")
+        for i in range(args.orders)
+    ]
+    mapped_s = time.perf_counter() - t
+    table = OrderTable(
+        orders=orders_table([e.order for e in events]),
+        lines=lines_table([ln for e in events for ln in e.lines or ()]),
+    )
+    t = time.perf_counter()
+    with store.begin() as conn:
+        record_order_events(conn, table, loyalty=None)
+    seconds = time.perf_counter() - t
+    store.dispose()
+    row = {
+        "phase": "baseline: one bulk unit of work (file import path), no HTTP",
+        "orders": args.orders,
+        "mapping_seconds": round(mapped_s, 1),
+        "record_seconds": round(seconds, 1),
+        "orders_per_s": round(args.orders / seconds, 1),
+    }
+    print(json.dumps(row), file=sys.stderr)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--requests", type=int, default=4000, help="events per phase")
+    p.add_argument("--rounds", type=int, default=2, help="baseline/webhook pairs")
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--orders", type=int, default=100_000, help="orders in the fake shop")
+    p.add_argument("--skip", choices=("webhooks", "backfill"), default=None)
+    args = p.parse_args(argv)
+    admin = os.environ.get("HUITOUKE_BENCH_POSTGRES_URL") or os.environ.get(
+        "HUITOUKE_TEST_POSTGRES_URL"
+    )
+    if not admin:
+        print("set HUITOUKE_BENCH_POSTGRES_URL", file=sys.stderr)
+        return 2
+    enc_key = new_key()
+    out: dict[str, Any] = {}
+    if args.skip != "webhooks":
+        url, drop = pg_database(admin, prefix="conn_bench")
+        try:
+            out["webhooks"] = bench_webhooks(url, args, enc_key)
+        finally:
+            drop()
+    if args.skip != "backfill":
+        url, drop = pg_database(admin, prefix="conn_bench")
+        try:
+            out["backfill"] = bench_backfill(url, args, enc_key)
+        finally:
+            drop()
+        url, drop = pg_database(admin, prefix="conn_bench")
+        try:
+            out["backfill_bulk"] = bench_backfill(url, args, enc_key, bulk=True)
+        finally:
+            drop()
+        url, drop = pg_database(admin, prefix="conn_bench")
+        try:
+            out["backfill_baseline"] = bench_bulk_baseline(url, args)
+        finally:
+            drop()
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,863 @@
+"""Shop connectors' use cases: every door (CLI, REST, the scheduler) calls these.
+
+- :func:`add_connector`, :func:`list_connectors`, :func:`show_connector`,
+  :func:`set_paused`, :func:`remove_connector`: the registry. Credentials are sealed with
+  :class:`~huitouke.core.secretbox.SecretBox` (context ``connector:<name>:<field>``) and
+  shown only as ``"set"``.
+- :func:`sync`: pull the orders updated since the connector's high-water mark (less its
+  overlap window), page by page; each page's orders and the mark move in one unit of work
+  (:mod:`huitouke.connectors.pull` says why that leaves no gap and no double). It first
+  applies the inbox's pending deliveries, so a scheduled sync is also the inbox's
+  background applier.
+- :func:`receive_webhook`: a delivery verified by its platform signature is stored raw in
+  the inbox and committed (what the platform's acknowledgement waits for), then
+  :func:`apply_inbox` records it through :func:`~huitouke.app.orders.record_order_events`
+  in a second unit of work. Deliveries of ``refunds/create`` name an order whose new state
+  must be fetched from the platform; they are applied by the next sync or
+  ``connectors retry`` rather than while the platform waits.
+- :func:`inbox`, :func:`retry`: see and apply again what failed.
+
+Orders are recorded under ``source = <connector name>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+from sqlalchemy import Connection
+
+from huitouke.app.orders import (
+    OrderEventIn,
+    OrderTable,
+    order_event,
+    record_order_events,
+    stored_loyalty,
+)
+from huitouke.connectors import repo, shopify, woocommerce
+from huitouke.connectors.http import JsonClient
+from huitouke.connectors.model import (
+    KINDS,
+    MappedOrder,
+    PlatformError,
+    Skip,
+    Unmappable,
+    bad_signature,
+    not_found,
+)
+from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
+from huitouke.connectors.signatures import verify
+from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
+from huitouke.core.secretbox import SecretBox
+from huitouke.errors import ConflictError, HuitoukeError, InputError
+from huitouke.i18n import t
+from huitouke.loyalty.service import LoyaltyService
+from huitouke.settings import Settings
+from huitouke.store.db import Store
+from huitouke.store.orders_repo import STORE_LINES_SCHEMA, lines_table, orders_table
+from huitouke.store.uow import run_read, run_write
+
+__all__ = [
+    "ConnectorIn",
+    "Delivery",
+    "LoyaltyFactory",
+    "Receipt",
+    "SyncResult",
+    "accept_delivery",
+    "add_connector",
+    "apply_inbox",
+    "apply_received",
+    "inbox",
+    "list_connectors",
+    "receive_webhook",
+    "remove_connector",
+    "retry",
+    "set_paused",
+    "show_connector",
+    "store_deliveries",
+    "sync",
+    "webhook_key",
+]
+
+#: the loyalty program to apply in a unit of work (the doors' choice, as for their orders)
+LoyaltyFactory = Callable[[Connection], LoyaltyService | None]
+#: credentials each kind needs, besides the webhook secret every kind has
+_NEEDS = {"shopify": ("access_token",), "woocommerce": ("consumer_key", "consumer_secret")}
+_SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_secret")
+#: pages fetched ahead of the one being recorded
+_AHEAD = 16
+_DONE = object()
+#: pulled pages from this many orders are recorded through the bulk (table) path
+_BULK_FROM = 50
+#: an unparsable delivery's update time: repeats of the same bytes are one inbox row
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stored_loyalty(settings: Settings) -> LoyaltyFactory:
+    return lambda conn: stored_loyalty(conn, settings.timezone)
+
+
+def _box(settings: Settings) -> SecretBox:
+    return SecretBox.from_text(settings.encryption_keys.get_secret_value())
+
+
+def _context(name: str, field_: str) -> str:
+    return f"connector:{name}:{field_}"
+
+
+def _input(key: str, field_: str, **params: Any) -> InputError:
+    return InputError(
+        t(key, "en", **params),
+        code="connector.invalid",
+        message_zh=t(key, "zh", **params),
+        details={"field": field_, **{k: str(v) for k, v in params.items()}},
+    )
+
+
+# -- the registry ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConnectorIn:
+    kind: str
+    name: str
+    api_base_url: str
+    webhook_secret: str
+    shop: str | None = None
+    access_token: str | None = None
+    consumer_key: str | None = None
+    consumer_secret: str | None = None
+    overlap_seconds: int = 300
+    page_size: int = 100
+
+
+def _check(spec: ConnectorIn) -> None:
+    if spec.kind not in KINDS:
+        raise _input("connectors.bad_kind", "kind", kind=spec.kind, kinds=", ".join(KINDS))
+    if not is_source_name(spec.name):
+        raise _input("connectors.bad_name", "name", name=spec.name)
+    url = urlparse(spec.api_base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise _input("connectors.bad_url", "api_base_url", url=spec.api_base_url)
+    for f in ("webhook_secret", *_NEEDS[spec.kind]):
+        if not getattr(spec, f):
+            raise _input("connectors.missing_credential", f, kind=spec.kind, field=f)
+    if not 0 <= spec.overlap_seconds <= 86_400:
+        raise InputError(
+            "overlap_seconds: between 0 and 86400",
+            code="connector.invalid",
+            message_zh="overlap_seconds:须在 0 到 86400 之间",
+            details={"field": "overlap_seconds"},
+        )
+    if not 1 <= spec.page_size <= 250:
+        raise InputError(
+            "page_size: between 1 and 250",
+            code="connector.invalid",
+            message_zh="page_size:须在 1 到 250 之间",
+            details={"field": "page_size"},
+        )
+
+
+def present(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A connector as the doors show it: credentials only as ``"set"``."""
+
+    def iso(v: Any) -> str | None:
+        return v.isoformat() if isinstance(v, datetime) else None
+
+    return {
+        "name": row["name"],
+        "kind": row["kind"],
+        "api_base_url": row["api_base_url"],
+        "shop": row.get("shop"),
+        "status": row["status"],
+        "credentials": {k: "set" for k in sorted(row.get("credentials") or {})},
+        "overlap_seconds": row["overlap_seconds"],
+        "page_size": row["page_size"],
+        "webhook_path": f"/v1/connectors/{row['name']}/webhook",
+        "watermark": iso(row.get("watermark")),
+        "pulled": row.get("pulled") or 0,
+        "sync_started_at": iso(row.get("sync_started_at")),
+        "sync_finished_at": iso(row.get("sync_finished_at")),
+        "last_error": row.get("last_error"),
+        "created_at": iso(row.get("created_at")),
+    }
+
+
+def add_connector(
+    store: Store, settings: Settings, spec: ConnectorIn, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Register a connector; its credentials sealed. ``connector.exists`` (409) when the
+    name is taken."""
+    _check(spec)
+    box = _box(settings)
+    sealed = {
+        f: box.seal(str(getattr(spec, f)), context=_context(spec.name, f))
+        for f in _SECRET_FIELDS
+        if getattr(spec, f)
+    }
+    at = now or _now()
+    row = {
+        "name": spec.name,
+        "kind": spec.kind,
+        "api_base_url": spec.api_base_url.rstrip("/"),
+        "shop": spec.shop,
+        "credentials": sealed,
+        "status": "active",
+        "overlap_seconds": spec.overlap_seconds,
+        "page_size": spec.page_size,
+        "created_at": at,
+        "updated_at": at,
+    }
+    if not run_write(store, lambda conn: repo.add_connector(conn, row)):
+        raise ConflictError(
+            t("connectors.exists", "en", name=spec.name),
+            code="connector.exists",
+            message_zh=t("connectors.exists", "zh", name=spec.name),
+            details={"connector": spec.name},
+        )
+    return show_connector(store, spec.name)
+
+
+def list_connectors(store: Store) -> list[dict[str, Any]]:
+    return [present(r) for r in run_read(store, repo.list_connectors)]
+
+
+def show_connector(store: Store, name: str) -> dict[str, Any]:
+    for r in run_read(store, repo.list_connectors):
+        if r["name"] == name:
+            return present(r)
+    raise not_found(name)
+
+
+def set_paused(
+    store: Store, name: str, paused: bool, *, now: datetime | None = None
+) -> dict[str, Any]:
+    status = "paused" if paused else "active"
+    if not run_write(
+        store, lambda conn: repo.set_connector_status(conn, name, status, now or _now())
+    ):
+        raise not_found(name)
+    return show_connector(store, name)
+
+
+def remove_connector(store: Store, name: str) -> None:
+    if not run_write(store, lambda conn: repo.delete_connector(conn, name)):
+        raise not_found(name)
+
+
+def _connector(store: Store, name: str) -> dict[str, Any]:
+    row = run_read(store, lambda conn: repo.get_connector(conn, name))
+    if row is None:
+        raise not_found(name)
+    return row
+
+
+def _secret(settings: Settings, row: Mapping[str, Any], field_: str) -> str:
+    sealed = (row.get("credentials") or {}).get(field_)
+    if not sealed:
+        raise _input("connectors.missing_credential", field_, kind=row["kind"], field=field_)
+    return _box(settings).open(sealed, context=_context(row["name"], field_))
+
+
+def _client(
+    settings: Settings, row: Mapping[str, Any], sleep: Callable[[float], None] | None
+) -> JsonClient:
+    if row["kind"] == "shopify":
+        headers = {"X-Shopify-Access-Token": _secret(settings, row, "access_token")}
+    else:
+        headers = {
+            "Authorization": basic_auth(
+                _secret(settings, row, "consumer_key"), _secret(settings, row, "consumer_secret")
+            )
+        }
+    client = JsonClient(row["kind"], row["api_base_url"], headers)
+    if sleep is not None:
+        client.sleep = sleep
+    return client
+
+
+def _puller(client: JsonClient, row: Mapping[str, Any]) -> ShopifyPuller | WooPuller:
+    if row["kind"] == "shopify":
+        return ShopifyPuller(client, page_size=row["page_size"])
+    return WooPuller(client, page_size=row["page_size"])
+
+
+def _map(kind: str, raw: Mapping[str, Any], *, pulled: bool) -> MappedOrder:
+    if kind == "shopify":
+        return shopify.from_graphql(raw) if pulled else shopify.from_webhook(raw)
+    return woocommerce.from_rest(raw)
+
+
+# -- recording ---------------------------------------------------------------------------
+@dataclass
+class _Item:
+    """One platform order on its way to the orders: its inbox row (if any), its mapping
+    or why it has none."""
+
+    object_id: str
+    updated_at: datetime
+    inbox_id: int | None = None
+    mapped: MappedOrder | None = None
+    event: OrderEventIn | None = None
+    status: str = "pending"
+    reason: str | None = None
+    raw: Any = None
+
+
+def _prepare(item: _Item, kind: str, name: str, currency: str, *, pulled: bool) -> None:
+    try:
+        item.mapped = _map(kind, item.raw, pulled=pulled)
+        item.event = order_event(item.mapped.event(name), currency=currency)
+    except Skip as exc:
+        item.status, item.reason = "ignored", exc.reason
+    except HuitoukeError as exc:
+        item.status, item.reason = "failed", exc.message
+
+
+def _record(
+    store: Store,
+    name: str,
+    items: list[_Item],
+    loyalty: LoyaltyFactory,
+    *,
+    now: datetime,
+    page: Page | None = None,
+) -> None:
+    """Record the mapped items in one unit of work, with the page's cursor move when they
+    were pulled. An inbox item older than a delivery of the same object already applied
+    changes nothing (marked applied, with that reason). An item whose event conflicts with
+    the recorded order is marked failed and the rest recorded without it. Pulled items that
+    failed go to the inbox as failed, visible and retryable."""
+    before = [(i.status, i.reason) for i in items]
+    recorded: list[_Item] = []  # what the last attempt handed to record_order_events
+    inboxed_any = any(i.inbox_id is not None for i in items)
+    bulk = [page is not None and not inboxed_any and len(items) >= _BULK_FROM]
+    while True:
+
+        def unit(conn: Connection) -> None:
+            inboxed = [i for i in items if i.inbox_id is not None and i.status == "pending"]
+            newer = repo.latest_applied(conn, name, [i.object_id for i in inboxed])
+            for i in inboxed:
+                seen = newer.get(i.object_id)
+                if seen is not None and seen > i.updated_at:
+                    i.status = "applied"
+                    i.reason = f"older than the delivery of {seen.isoformat()} already applied"
+            live = sorted(
+                (i for i in items if i.status == "pending" and i.event is not None),
+                key=lambda i: i.updated_at,
+            )
+            recorded[:] = live
+            events = [i.event for i in live if i.event is not None]
+            if events and bulk[0]:
+                # a pulled page: the bulk path (COPY and one upsert on PostgreSQL); a
+                # conflict there names no event, so the page is then recorded event by
+                # event, which names it
+                record_order_events(conn, _table(events), loyalty=loyalty(conn))
+            elif events:
+                record_order_events(conn, events, loyalty=loyalty(conn))
+            for i in live:
+                i.status = "applied"
+            marks = [(i.inbox_id, i.status, i.reason) for i in items if i.inbox_id is not None]
+            repo.inbox_mark(conn, marks, now)
+            failed = [i for i in items if i.inbox_id is None and i.status == "failed"]
+            if failed:
+                repo.inbox_add(conn, [_inbox_row(name, i, "pull", now) for i in failed])
+            if page is not None:
+                pulled = sum(1 for i in items if i.inbox_id is None and i.status == "applied")
+                repo.move_cursor(conn, name, page.latest, pulled)
+
+        try:
+            run_write(store, unit)
+            return
+        except ConflictError as exc:
+            index = exc.details.get("index")
+            for i, (status, reason) in zip(items, before, strict=True):
+                i.status, i.reason = status, reason
+            if bulk[0]:
+                bulk[0] = False
+                continue
+            if not isinstance(index, int) or not 0 <= index < len(recorded):
+                raise
+            recorded[index].status, recorded[index].reason = "failed", exc.message
+            before = [(i.status, i.reason) for i in items]
+
+
+def _table(events: Sequence[OrderEventIn]) -> OrderTable:
+    """Order events as the canonical tables of the bulk path, built column by column (the
+    events are validated already; the tables' own checks still run)."""
+
+    def columns(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+        return pa.table(
+            {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema},
+            schema=schema,
+        )
+
+    orders = orders_table(columns([e.order for e in events], ORDERS_SCHEMA))
+    if not any(e.lines is not None for e in events):
+        return OrderTable(orders=orders)
+    lines = [ln for e in events for ln in e.lines or ()]
+    return OrderTable(orders=orders, lines=lines_table(columns(lines, STORE_LINES_SCHEMA)))
+
+
+def _inbox_row(name: str, item: _Item, topic: str, now: datetime) -> dict[str, Any]:
+    return {
+        "connector": name,
+        "object_id": item.object_id,
+        "updated_at": item.updated_at,
+        "topic": topic,
+        "body": json.dumps(item.raw, default=str, ensure_ascii=False),
+        "received_at": now,
+        "status": item.status,
+        "reason": item.reason,
+    }
+
+
+# -- pull --------------------------------------------------------------------------------
+@dataclass
+class SyncResult:
+    connector: str
+    pages: int = 0
+    pulled: int = 0
+    ignored: int = 0
+    failed: int = 0
+    inbox_applied: int = 0
+    since: datetime | None = None
+    watermark: datetime | None = None
+    waits: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "connector": self.connector,
+            "pages": self.pages,
+            "pulled": self.pulled,
+            "ignored": self.ignored,
+            "failed": self.failed,
+            "inbox_applied": self.inbox_applied,
+            "since": None if self.since is None else self.since.isoformat(),
+            "watermark": None if self.watermark is None else self.watermark.isoformat(),
+            "waited_seconds": round(sum(self.waits), 3),
+        }
+
+
+def _paused(name: str) -> ConflictError:
+    return ConflictError(
+        t("connectors.paused", "en", name=name),
+        code="connector.paused",
+        message_zh=t("connectors.paused", "zh", name=name),
+        details={"connector": name},
+    )
+
+
+def sync(
+    store: Store,
+    settings: Settings,
+    name: str,
+    *,
+    loyalty: LoyaltyFactory | None = None,
+    clock: Callable[[], datetime] = _now,
+    sleep: Callable[[float], None] | None = None,
+    progress: Callable[[SyncResult], None] | None = None,
+    pages_per_unit: int = 8,
+    bulk: bool = False,
+) -> SyncResult:
+    """Pull the connector's orders updated since its mark less its overlap window, page by
+    page; the inbox's pending deliveries are applied first. A unit of work records up to
+    ``pages_per_unit`` pages with the mark, while a thread fetches and maps the next pages.
+    ``bulk`` (Shopify): through a bulk operation (backfill), the mark moved once the whole
+    file is recorded. ``progress`` is called after each committed unit (the scheduler's and the CLI's
+    progress; an exception there stops the sync after that unit, as a crash would)."""
+    row = _connector(store, name)
+    if row["status"] != "active":
+        raise _paused(name)
+    loyalty = loyalty or _stored_loyalty(settings)
+    client = _client(settings, row, sleep)
+    puller = _puller(client, row)
+    result = SyncResult(name, waits=client.waits)
+    result.inbox_applied = apply_inbox(
+        store, settings, name, loyalty=loyalty, now=clock(), client=client
+    )["applied"]
+    mark = run_read(store, lambda conn: repo.cursor(conn, name))["watermark"]
+    result.since = None if mark is None else mark - timedelta(seconds=row["overlap_seconds"])
+    run_write(store, lambda conn: repo.sync_started(conn, name, clock()))
+    error: str | None = None
+    if bulk and not isinstance(puller, ShopifyPuller):
+        raise InputError(
+            "--bulk: only Shopify connectors have bulk operations",
+            code="connector.invalid",
+            message_zh="--bulk:只有 Shopify 连接器支持批量操作",
+            details={"field": "bulk"},
+        )
+    pages = (
+        puller.bulk_pages(result.since)
+        if bulk and isinstance(puller, ShopifyPuller)
+        else puller.pages(result.since)
+    )
+    fetched = _prefetch(pages, row["kind"], name, settings.currency)
+    try:
+        while True:
+            # a unit of work records up to ``pages_per_unit`` pages (fetched and mapped
+            # meanwhile by the prefetch thread) and moves the mark to their latest time
+            chunk: list[tuple[Page, list[_Item]]] = []
+            for got in fetched:
+                chunk.append(got)
+                if len(chunk) >= pages_per_unit:
+                    break
+            if not chunk:
+                break
+            items = [i for _, page_items in chunk for i in page_items]
+            times = [p.latest for p, _ in chunk if p.latest is not None]
+            unit_page = Page([], max(times) if times else None)
+            _record(store, name, items, loyalty, now=clock(), page=unit_page)
+            result.pages += len(chunk)
+            result.pulled += sum(1 for i in items if i.status == "applied")
+            result.ignored += sum(1 for i in items if i.status == "ignored")
+            result.failed += sum(1 for i in items if i.status == "failed")
+            if unit_page.latest is not None and (
+                result.watermark is None or unit_page.latest > result.watermark
+            ):
+                result.watermark = unit_page.latest
+            if progress is not None:
+                progress(result)
+    except HuitoukeError as exc:
+        error = f"{exc.code}: {exc.message}"
+        raise
+    finally:
+        fetched.close()
+        run_write(store, lambda conn: repo.sync_ended(conn, name, clock(), error))
+    return result
+
+
+def _prefetch(
+    source: Iterator[Page], kind: str, name: str, currency: str
+) -> Generator[tuple[Page, list[_Item]], None, None]:
+    """The pages of ``source``, each with its orders mapped, fetched by a thread while the
+    caller records the ones before (at most a few pages ahead); an error of the platform
+    comes out where its page would have."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in source:
+                items = []
+                for raw in page.orders:
+                    item = _pulled_item(raw, kind)
+                    if item.status == "pending":
+                        _prepare(item, kind, name, currency, pulled=True)
+                    items.append(item)
+                while not stop.is_set():
+                    try:
+                        q.put((page, items), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the caller, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name=f"connector-{name}-pull", daemon=True)
+    thread.start()
+    try:
+        while True:
+            got = q.get()
+            if got is _DONE:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _pulled_item(raw: Any, kind: str) -> _Item:
+    """A pulled order before mapping: its object id and update time (or why it has none)."""
+    try:
+        if not isinstance(raw, Mapping):
+            raise Unmappable("not a JSON object")
+        if kind == "shopify":
+            from huitouke.connectors.values import gid_number, instant
+
+            oid, at = gid_number(raw.get("id")), instant(raw.get("updatedAt"), "updatedAt")
+        else:
+            oid = str(raw.get("id"))
+            at = woocommerce.gmt(raw.get("date_modified_gmt"), "date_modified_gmt")
+        return _Item(f"order:{oid}", at, raw=raw)
+    except Unmappable as exc:
+        digest = hashlib.sha256(json.dumps(raw, default=str).encode()).hexdigest()[:32]
+        return _Item(f"unparsed:{digest}", _EPOCH, raw=raw, status="failed", reason=exc.message)
+
+
+# -- webhooks ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Receipt:
+    """A delivery in the inbox: its row, whether this request stored it (False: a repeat),
+    and its status after the request's apply."""
+
+    inbox_id: int
+    stored: bool
+    status: str
+    reason: str | None
+
+
+def webhook_key(store: Store, settings: Settings, name: str) -> tuple[str, str, str]:
+    """``(kind, status, webhook secret)`` of a connector (the webhook door caches it)."""
+    row = _connector(store, name)
+    return row["kind"], row["status"], _secret(settings, row, "webhook_secret")
+
+
+def _delivery_item(kind: str, topic: str, body: bytes) -> _Item:
+    """A verified delivery's inbox identity: object, update time, parsed body."""
+    try:
+        raw = json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        item = _Item(f"unparsed:{digest}", _EPOCH, status="failed")
+        item.reason = t("connectors.bad_body", "en", detail=str(exc)[:200])
+        item.raw = body.decode("utf-8", "replace")
+        return item
+    return _identify(kind, topic, raw)
+
+
+def _identify(kind: str, topic: str, raw: Any) -> _Item:
+    from huitouke.connectors.values import gid_number, instant
+
+    try:
+        if not isinstance(raw, Mapping):
+            raise Unmappable("the body is not a JSON object")
+        if kind == "shopify" and topic == "refunds/create":
+            at = instant(raw.get("created_at") or raw.get("processed_at"), "created_at")
+            return _Item(f"refund:{gid_number(raw.get('id'))}", at, raw=raw)
+        if kind == "shopify":
+            at = instant(raw.get("updated_at"), "updated_at")
+        else:
+            at = woocommerce.gmt(raw.get("date_modified_gmt"), "date_modified_gmt")
+        if raw.get("id") in (None, ""):
+            raise Unmappable("no id")
+        item = _Item(f"order:{gid_number(raw['id'])}", at, raw=raw)
+        topics = shopify.WEBHOOK_TOPICS if kind == "shopify" else woocommerce.WEBHOOK_TOPICS
+        if topic not in topics:
+            item.status, item.reason = "ignored", f"topic {topic or '(none)'} is not handled"
+        return item
+    except Unmappable as exc:
+        digest = hashlib.sha256(json.dumps(raw, default=str).encode()).hexdigest()[:32]
+        return _Item(f"unparsed:{digest}", _EPOCH, raw=raw, status="failed", reason=exc.message)
+
+
+def _topic(kind: str, headers: Mapping[str, str]) -> str:
+    return headers.get("x-shopify-topic" if kind == "shopify" else "x-wc-webhook-topic", "")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified delivery on its way to the inbox: the inbox row and the parsed body."""
+
+    row: dict[str, Any]
+    raw: Any
+    status: str
+    reason: str | None
+
+
+def accept_delivery(
+    name: str,
+    key: tuple[str, str, str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+) -> Delivery:
+    """Verify a delivery's signature over its raw ``body`` (``headers`` with lower-case
+    names) under the connector's :func:`webhook_key`; a bad or missing signature:
+    ``connector.bad_signature`` (401), before anything is stored. No I/O."""
+    kind, _status, secret = key
+    if not verify(kind, secret, body, headers):
+        raise bad_signature(name)
+    topic = _topic(kind, headers)
+    item = _delivery_item(kind, topic, body)
+    row = _inbox_row(name, item, topic or "(none)", now)
+    row["body"] = item.raw if isinstance(item.raw, str) else body.decode("utf-8", "replace")
+    return Delivery(row, item.raw, item.status, item.reason)
+
+
+def store_deliveries(store: Store, deliveries: Sequence[Delivery]) -> list[Receipt]:
+    """Store verified deliveries in the inbox, in one unit of work (committed when this
+    returns: what the platform's acknowledgement waits for)."""
+    got = run_write(store, lambda conn: repo.inbox_add(conn, [d.row for d in deliveries]))
+    return [
+        Receipt(inbox_id, stored, d.status, d.reason)
+        for (inbox_id, stored), d in zip(got, deliveries, strict=True)
+    ]
+
+
+def apply_received(
+    store: Store,
+    settings: Settings,
+    name: str,
+    kind: str,
+    received: Sequence[tuple[Receipt, Delivery]],
+    *,
+    loyalty: LoyaltyFactory | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Apply deliveries just stored by :func:`store_deliveries`, in one unit of work (the
+    webhook door groups concurrent deliveries): per delivery its inbox status after.
+    Repeats already in the inbox and ``refunds/create`` (whose order must be fetched) are
+    left to :func:`apply_inbox`; what was failed or ignored at receipt stays so."""
+    items: list[_Item] = []
+    out: list[_Item | str] = []
+    for receipt, d in received:
+        if not receipt.stored or receipt.status != "pending":
+            out.append(receipt.status if receipt.stored else "stored")
+            continue
+        if d.row["topic"] == "refunds/create":
+            out.append("pending")
+            continue
+        item = _Item(d.row["object_id"], d.row["updated_at"], inbox_id=receipt.inbox_id, raw=d.raw)
+        _prepare(item, kind, name, settings.currency, pulled=False)
+        items.append(item)
+        out.append(item)
+    if items:
+        _record(store, name, items, loyalty or _stored_loyalty(settings), now=now or _now())
+    return [o if isinstance(o, str) else o.status for o in out]
+
+
+def receive_webhook(
+    store: Store,
+    settings: Settings,
+    name: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    key: tuple[str, str, str] | None = None,
+    now: datetime | None = None,
+) -> Receipt:
+    """:func:`accept_delivery` then :func:`store_deliveries` for one delivery (``key``: the
+    connector's :func:`webhook_key`, when the door has it cached)."""
+    delivery = accept_delivery(
+        name, key or webhook_key(store, settings, name), headers, body, now or _now()
+    )
+    return store_deliveries(store, [delivery])[0]
+
+
+def apply_inbox(
+    store: Store,
+    settings: Settings,
+    name: str,
+    *,
+    ids: Sequence[int] | None = None,
+    statuses: Sequence[str] = ("pending",),
+    loyalty: LoyaltyFactory | None = None,
+    now: datetime | None = None,
+    client: JsonClient | None = None,
+    fetch: bool = True,
+    limit: int = 1000,
+) -> dict[str, int]:
+    """Apply inbox rows (``ids``, or the connector's rows in ``statuses``), oldest update
+    first: map each, record it through ``record_order_events`` (a delivery older than one
+    already applied for the same object changes nothing), and mark it. ``fetch``: a Shopify
+    refund delivery's order is fetched from the platform (else it stays pending).
+    Answers ``{"applied", "ignored", "failed", "pending"}`` counts."""
+    row = _connector(store, name)
+    loyalty = loyalty or _stored_loyalty(settings)
+    at = now or _now()
+    rows = run_read(
+        store, lambda conn: repo.inbox_rows(conn, name, statuses=statuses, ids=ids, limit=limit)
+    )
+    items: list[_Item] = []
+    for r in rows:
+        item = _Item(r["object_id"], r["updated_at"], inbox_id=r["inbox_id"])
+        items.append(item)
+        try:
+            item.raw = json.loads(r["body"], parse_float=Decimal)
+        except ValueError as exc:
+            item.status, item.reason = (
+                "failed",
+                t("connectors.bad_body", "en", detail=str(exc)[:200]),
+            )
+            continue
+        if r["object_id"].startswith("unparsed:"):
+            again = _identify(row["kind"], r["topic"], item.raw)
+            if again.object_id.startswith("unparsed:"):
+                item.status, item.reason = "failed", again.reason
+                continue
+        if r["topic"] == "refunds/create" and row["kind"] == "shopify":
+            if not fetch:
+                item.status = "skip"  # left pending for the next sync or retry
+                continue
+            try:
+                oid = shopify.refund_order_id(item.raw)
+                cl = client or _client(settings, row, None)
+                node = ShopifyPuller(cl, page_size=1).order(oid)
+                if node is None:
+                    raise Unmappable(f"order {oid} of the refund is not in the shop")
+                item.raw = node
+                _prepare(item, row["kind"], name, settings.currency, pulled=True)
+            except (HuitoukeError, PlatformError) as exc:
+                item.status, item.reason = "failed", exc.message
+            continue
+        topics = shopify.WEBHOOK_TOPICS if row["kind"] == "shopify" else woocommerce.WEBHOOK_TOPICS
+        if r["topic"] not in topics and r["topic"] != "pull":
+            item.status, item.reason = "ignored", f"topic {r['topic']} is not handled"
+            continue
+        _prepare(
+            item,
+            row["kind"],
+            name,
+            settings.currency,
+            pulled=r["topic"] == "pull" and row["kind"] == "shopify",
+        )
+    work = [i for i in items if i.status != "skip"]
+    if work:
+        _record(store, name, work, loyalty, now=at)
+    counts = {"applied": 0, "ignored": 0, "failed": 0, "pending": 0}
+    for i in items:
+        counts["pending" if i.status == "skip" else i.status] += 1
+    return counts
+
+
+def inbox(
+    store: Store, name: str, *, failed_only: bool = False, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The connector's inbox, oldest update first (``failed_only``: what needs a look)."""
+    _connector(store, name)
+    statuses = ("failed",) if failed_only else None
+    rows = run_read(store, lambda conn: repo.inbox_rows(conn, name, statuses=statuses, limit=limit))
+    return [
+        {
+            "inbox_id": r["inbox_id"],
+            "object_id": r["object_id"],
+            "updated_at": r["updated_at"].isoformat(),
+            "topic": r["topic"],
+            "status": r["status"],
+            "reason": r["reason"],
+            "attempts": r["attempts"],
+            "received_at": r["received_at"].isoformat(),
+        }
+        for r in rows
+    ]
+
+
+def retry(
+    store: Store,
+    settings: Settings,
+    name: str,
+    *,
+    loyalty: LoyaltyFactory | None = None,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Apply again the connector's failed and pending deliveries."""
+    return apply_inbox(
+        store, settings, name, statuses=("failed", "pending"), loyalty=loyalty, now=now
+    )

@@ -1,0 +1,128 @@
+"""The connectors' shared vocabulary: kinds, inbox statuses, what a mapping yields, and the
+errors of the context. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from huitouke.connectors import messages as _messages  # noqa: F401  (registers texts)
+from huitouke.core.orders import OrderStatus
+from huitouke.errors import AuthError, HuitoukeError, InputError, NotFoundError
+from huitouke.i18n import t
+
+__all__ = [
+    "INBOX_STATUSES",
+    "KINDS",
+    "MappedOrder",
+    "PlatformError",
+    "Skip",
+    "Unmappable",
+    "bad_signature",
+    "not_found",
+    "refund_status",
+]
+
+#: the platforms a connector can link, in the order they were built
+KINDS = ("shopify", "woocommerce")
+#: an inbox row is ``pending`` until applied; ``applied`` once recorded (or found older
+#: than what is recorded: then ``reason`` says so); ``ignored`` when the platform state is
+#: not an order state we count (unpaid, draft — ``reason`` says which); ``failed`` when it
+#: could not be mapped or recorded (``reason``), until retried
+INBOX_STATUSES = ("pending", "applied", "ignored", "failed")
+
+
+class Unmappable(InputError):
+    """A platform object that cannot become an order event (the reason says why)."""
+
+    default_code = "connector.unmappable"
+
+    def __init__(self, reason: str, reason_zh: str | None = None) -> None:
+        super().__init__(
+            t("connectors.unmappable", "en", reason=reason),
+            code="connector.unmappable",
+            message_zh=t("connectors.unmappable", "zh", reason=reason_zh or reason),
+            details={"reason": reason},
+        )
+        self.reason = reason
+
+
+class Skip(Exception):
+    """A platform object that is no order of ours (yet): an unpaid or draft order."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PlatformError(HuitoukeError):
+    """The platform answered an error the connector does not retry (or retried in vain)."""
+
+    http_status = 502
+    exit_code = 9
+    default_code = "connector.platform_error"
+
+
+def not_found(name: str) -> NotFoundError:
+    return NotFoundError(
+        t("connectors.not_found", "en", name=name),
+        code="connector.not_found",
+        message_zh=t("connectors.not_found", "zh", name=name),
+        details={"connector": name},
+    )
+
+
+def bad_signature(name: str) -> AuthError:
+    return AuthError(
+        t("connectors.bad_signature", "en", name=name),
+        code="connector.bad_signature",
+        message_zh=t("connectors.bad_signature", "zh", name=name),
+        details={"connector": name},
+    )
+
+
+@dataclass(frozen=True)
+class MappedOrder:
+    """A platform order as an order event's plain values (``app.orders.order_event`` takes
+    them), with the platform's own update time and the buyer's contacts."""
+
+    order_id: str
+    customer_id: str
+    ordered_at: datetime
+    updated_at: datetime
+    amount: Decimal
+    currency: str
+    status: str
+    refunded_amount: Decimal
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    email: str | None = None
+    phone: str | None = None
+
+    def event(self, source: str) -> dict[str, Any]:
+        return {
+            "source": source,
+            "order_id": self.order_id,
+            "customer_id": self.customer_id,
+            "ordered_at": self.ordered_at,
+            "amount": self.amount,
+            "currency": self.currency,
+            "status": self.status,
+            "refunded_amount": self.refunded_amount,
+            "lines": self.lines,
+        }
+
+
+def refund_status(cancelled: bool, amount: Decimal, refunded: Decimal) -> tuple[str, Decimal]:
+    """The order status and refunded amount of a platform order: refunds are capped at the
+    order's amount (a platform may report more — shipping refunded, rounding — but an order
+    never gives back more than it took); cancelled wins."""
+    refunded = min(max(refunded, Decimal(0)), amount)
+    if cancelled:
+        return OrderStatus.CANCELLED.value, refunded
+    if amount > 0 and refunded >= amount:
+        return OrderStatus.REFUNDED.value, amount
+    if refunded > 0:
+        return OrderStatus.PARTIALLY_REFUNDED.value, refunded
+    return OrderStatus.PAID.value, Decimal(0)

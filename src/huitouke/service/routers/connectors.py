@@ -1,0 +1,238 @@
+"""Shop connectors over REST: the registry, sync, the inbox, and the platforms' webhooks.
+
+``POST /v1/connectors/{name}/webhook`` takes no API key: the request guard lets it through
+and the delivery is authenticated by its platform signature over the raw body
+(``connector.bad_signature``, 401, nothing stored). A verified delivery is stored in the
+inbox and committed, then applied in a second unit of work before the answer; the answer
+is 200 whatever the apply found (a delivery that could not be mapped or recorded stays in
+the inbox as ``failed`` with its reason: the platform must not resend it in a loop).
+Deliveries arriving together are stored in one unit of work and applied in one
+(``GroupCommit``, as ``POST /v1/orders`` does), each answered on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from huitouke.app import connectors as uc
+from huitouke.core.orders import SOURCE_PATTERN
+from huitouke.loyalty.service import LoyaltyService
+from huitouke.service.apikeys import ApiKey
+from huitouke.service.combine import GroupCommit
+from huitouke.service.context import ServiceContext
+from huitouke.service.deps import get_ctx, require
+from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
+from huitouke.service.programs import loyalty_service
+
+router = APIRouter(prefix="/v1/connectors", tags=["connectors"], responses=ERROR_RESPONSES)
+
+_NAME = Path(pattern=SOURCE_PATTERN, description="The connector's name (also its orders' source).")
+#: how long a worker trusts a connector's webhook secret and status it read
+_KEY_TTL = 5.0
+
+
+class ConnectorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="shopify | woocommerce")
+    name: str = Field(pattern=SOURCE_PATTERN, description="Also the source of its orders.")
+    api_base_url: str = Field(max_length=500, description="The platform's base URL.")
+    webhook_secret: SecretStr = Field(description="Signs the platform's webhooks.")
+    shop: str | None = Field(None, max_length=200)
+    access_token: SecretStr | None = Field(None, description="Shopify Admin API token.")
+    consumer_key: SecretStr | None = Field(None, description="WooCommerce REST key.")
+    consumer_secret: SecretStr | None = Field(None, description="WooCommerce REST secret.")
+    overlap_seconds: int = Field(300, ge=0, le=86_400)
+    page_size: int = Field(100, ge=1, le=250)
+
+
+def _plain(v: SecretStr | None) -> str | None:
+    return None if v is None else v.get_secret_value()
+
+
+def _loyalty(ctx: ServiceContext) -> uc.LoyaltyFactory:
+    def factory(conn: Connection) -> LoyaltyService | None:
+        return loyalty_service(conn, ctx)
+
+    return factory
+
+
+@router.get("", response_model=list[dict[str, Any]])
+def get_connectors(
+    ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("read"))
+) -> list[dict[str, Any]]:
+    """Every connector (credentials only as "set"). 全部连接器(凭据只显示"已设置")。"""
+    return uc.list_connectors(ctx.store)
+
+
+@router.post("", status_code=201, responses={409: {"model": ErrorResponse}})
+def post_connector(
+    body: ConnectorIn,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("admin")),
+) -> dict[str, Any]:
+    """Add a connector; its credentials are stored encrypted. 添加连接器(凭据加密保存)。"""
+    spec = uc.ConnectorIn(
+        kind=body.kind,
+        name=body.name,
+        api_base_url=body.api_base_url,
+        webhook_secret=body.webhook_secret.get_secret_value(),
+        shop=body.shop,
+        access_token=_plain(body.access_token),
+        consumer_key=_plain(body.consumer_key),
+        consumer_secret=_plain(body.consumer_secret),
+        overlap_seconds=body.overlap_seconds,
+        page_size=body.page_size,
+    )
+    return uc.add_connector(ctx.store, ctx.settings, spec, now=ctx.clock())
+
+
+@router.get("/{name}", responses={404: {"model": ErrorResponse}})
+def get_connector(
+    name: str = _NAME, ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("read"))
+) -> dict[str, Any]:
+    """One connector, with its sync cursor. 单个连接器及其同步游标。"""
+    return uc.show_connector(ctx.store, name)
+
+
+@router.delete("/{name}", status_code=204, responses={404: {"model": ErrorResponse}})
+def delete_connector(
+    name: str = _NAME, ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("admin"))
+) -> None:
+    """Remove a connector, its cursor and inbox (its orders stay). 删除连接器(订单保留)。"""
+    uc.remove_connector(ctx.store, name)
+    ctx.cache.pop(f"connector.key.{name}", None)
+
+
+@router.post("/{name}/pause", responses={404: {"model": ErrorResponse}})
+def pause_connector(
+    name: str = _NAME,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Pause pulls and the applying of webhooks (deliveries are still stored).
+    暂停拉取与推送处理(推送仍会存入收件箱)。"""
+    ctx.cache.pop(f"connector.key.{name}", None)
+    return uc.set_paused(ctx.store, name, True, now=ctx.clock())
+
+
+@router.post("/{name}/resume", responses={404: {"model": ErrorResponse}})
+def resume_connector(
+    name: str = _NAME,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Resume a paused connector. 恢复连接器。"""
+    ctx.cache.pop(f"connector.key.{name}", None)
+    return uc.set_paused(ctx.store, name, False, now=ctx.clock())
+
+
+@router.post(
+    "/{name}/sync", responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}}
+)
+def sync_connector(
+    name: str = _NAME,
+    bulk: bool = Query(False, description="Shopify: through a bulk operation (backfill)."),
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, Any]:
+    """Pull the orders updated since the connector's cursor (less its overlap window).
+    增量拉取订单(游标减去重叠窗口之后更新的订单)。"""
+    return uc.sync(
+        ctx.store, ctx.settings, name, loyalty=_loyalty(ctx), clock=ctx.clock, bulk=bulk
+    ).as_dict()
+
+
+@router.get("/{name}/inbox", responses={404: {"model": ErrorResponse}})
+def get_inbox(
+    name: str = _NAME,
+    failed: bool = Query(False, description="Only the failed deliveries."),
+    limit: int = Query(100, ge=1, le=1000),
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("read")),
+) -> list[dict[str, Any]]:
+    """The connector's webhook inbox, oldest update first. 推送收件箱。"""
+    return uc.inbox(ctx.store, name, failed_only=failed, limit=limit)
+
+
+@router.post("/{name}/retry", responses={404: {"model": ErrorResponse}})
+def retry_inbox(
+    name: str = _NAME,
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("operator")),
+) -> dict[str, int]:
+    """Apply the failed and pending deliveries again. 重试失败与待处理的推送。"""
+    return uc.retry(ctx.store, ctx.settings, name, loyalty=_loyalty(ctx), now=ctx.clock())
+
+
+def _cached_key(ctx: ServiceContext, name: str) -> tuple[str, str, str] | None:
+    cached = ctx.cache.get(f"connector.key.{name}")
+    if cached is not None and cached[0] > time.monotonic():
+        key: tuple[str, str, str] = cached[1]
+        return key
+    return None
+
+
+def _key(ctx: ServiceContext, name: str) -> tuple[str, str, str]:
+    now = time.monotonic()
+    key = uc.webhook_key(ctx.store, ctx.settings, name)
+    ctx.cache[f"connector.key.{name}"] = (now + _KEY_TTL, key)
+    return key
+
+
+def _groups(
+    ctx: ServiceContext, name: str, kind: str
+) -> tuple[GroupCommit[uc.Delivery, uc.Receipt], GroupCommit[tuple[uc.Receipt, uc.Delivery], str]]:
+    """This process's group commits of a connector's webhooks: one stores deliveries in
+    the inbox, the other applies them (concurrent deliveries share a unit of work each)."""
+    cache_key = f"connector.groups.{name}.{kind}"
+    groups = ctx.cache.get(cache_key)
+    if groups is None:
+        limit = ctx.settings.orders_group_commit_max
+
+        def apply(items: Sequence[tuple[uc.Receipt, uc.Delivery]]) -> list[str]:
+            return uc.apply_received(
+                ctx.store, ctx.settings, name, kind, items, loyalty=_loyalty(ctx), now=ctx.clock()
+            )
+
+        groups = ctx.cache[cache_key] = (
+            GroupCommit(
+                lambda ds: uc.store_deliveries(ctx.store, ds),
+                lambda d: uc.store_deliveries(ctx.store, [d])[0],
+                limit,
+            ),
+            GroupCommit(apply, lambda item: apply([item])[0], limit),
+        )
+    return groups
+
+
+@router.post(
+    "/{name}/webhook",
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+async def post_webhook(request: Request, name: str = _NAME) -> dict[str, Any]:
+    """A platform's webhook delivery, authenticated by its signature over the raw body (no
+    API key): stored in the inbox (committed), then applied; deliveries arriving together
+    share those units of work. 平台推送(按签名验证,先入收件箱再处理)。"""
+    ctx: ServiceContext = request.app.state.ctx
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    key = _cached_key(ctx, name)
+    if key is None:
+        key = await run_in_threadpool(_key, ctx, name)
+    delivery = uc.accept_delivery(name, key, headers, body, ctx.clock())
+    store_group, apply_group = _groups(ctx, name, key[0])
+    receipt = await store_group.submit(delivery)
+    status = receipt.status if receipt.stored else "stored"
+    if key[1] == "active" and receipt.stored and receipt.status == "pending":
+        status = await apply_group.submit((receipt, delivery))
+    if status == "stored":  # a repeat: what the inbox holds for it
+        status = "replayed"
+    return {"inbox_id": receipt.inbox_id, "replayed": not receipt.stored, "status": status}

@@ -1,0 +1,70 @@
+"""Fixtures of the connector tests: settings with an encryption key, a loyalty program so
+double-recorded orders would show as double points, and a reference store to compare with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, func, select
+
+from huitouke.core.secretbox import new_key
+from huitouke.loyalty import tables as lt
+from huitouke.loyalty.program import load_program
+from huitouke.loyalty.service import LoyaltyService
+from huitouke.settings import Settings
+from huitouke.store.db import Store
+from huitouke.store.tables import orders
+
+TZ = "Asia/Shanghai"
+
+
+@pytest.fixture
+def settings(store_url: str) -> Settings:
+    return Settings(database_url=store_url, lang="en", encryption_keys=new_key(), timezone=TZ)
+
+
+def program_loyalty(currency: str) -> Callable[[Connection], LoyaltyService]:
+    svc = LoyaltyService(
+        load_program(
+            {"id": "default", "currency": currency, "earn": {"points_per_unit": 1, "unit": 1}}
+        ).in_store_zone(TZ)
+    )
+    return lambda conn: svc
+
+
+def snapshot(store: Store, source: str) -> dict[str, Any]:
+    """The orders of ``source`` and the ledger's totals: what a gap or a double would change."""
+    with store.connect() as conn:
+        rows = {
+            r.order_id: (r.customer_id, r.status, r.amount, r.refunded_amount, r.currency)
+            for r in conn.execute(select(orders).where(orders.c.source == source))
+        }
+        ledger = conn.execute(
+            select(func.count(), func.coalesce(func.sum(lt.entries.c.delta), 0))
+        ).one()
+    return {"orders": rows, "entries": ledger[0], "points": ledger[1]}
+
+
+@dataclass
+class Keys:
+    read: str
+    operator: str
+    admin: str
+
+    def h(self, scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, scope)}"}
+
+
+def make_keys(store: Store) -> Keys:
+    from huitouke.service.apikeys import create_api_key
+
+    now = datetime.now(UTC)
+    out = {}
+    with store.begin() as conn:
+        for scope in ("read", "operator", "admin"):
+            out[scope] = create_api_key(conn, scope=scope, name=f"test-{scope}", now=now)[1]
+    return Keys(**out)
