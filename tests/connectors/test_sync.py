@@ -275,3 +275,22 @@ def test_bulk_is_shopify_only(store: Store, settings: Settings) -> None:
     )  # fmt: skip
     with pytest.raises(InputError, match="only Shopify"):
         uc.sync(store, settings, "woo", bulk=True)
+
+
+def test_the_scheduler_job_pulls_every_active_connector(store: Store, settings: Settings) -> None:
+    """The scheduler's ``connectors`` job is the same sync; a paused connector is left."""
+    from huitouke.app.scheduler import Registry, run_job_now
+
+    with FakeShopify() as fake:
+        for i in range(12):
+            fake.put(shopify_order(i, T0 + timedelta(minutes=i)))
+        add_shopify(store, settings, fake)
+        reg = Registry.load(settings)
+        assert "connectors" in reg.jobs
+        ran = run_job_now(store, settings, reg, "connectors")
+        assert ran.status == "succeeded", ran
+        assert ran.result["synced"]["shop1"]["pulled"] == 12
+        assert len(snapshot(store, "shop1")["orders"]) == 12
+        uc.set_paused(store, "shop1", True)
+        ran = run_job_now(store, settings, reg, "connectors")
+        assert ran.status == "succeeded" and ran.result == {"synced": {}, "failed": {}}

@@ -4,6 +4,7 @@
 |---|---|---|
 | ``snapshots`` | every 15m | the snapshot kinds with none yet or whose orders changed (``huitouke snapshots refresh --stale-only``) |
 | ``identity.index`` | 03:30 daily | every customer's hashed matching keys rebuilt (``huitouke identity index``) |
+| ``connectors`` | every 5m | every active shop connector pulled once (``huitouke connectors sync NAME``); one failing connector does not stop the others |
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from huitouke.app.scheduler.registry import (
     Job,
     JobContext,
     JobFailed,
+    register_connector_pulls,
     register_job,
     register_snapshot_refresh,
 )
@@ -53,7 +55,33 @@ def _identity_index(ctx: JobContext) -> dict[str, Any]:
     return counts
 
 
+def _connectors(ctx: JobContext) -> dict[str, Any]:
+    from huitouke.app.connectors import list_connectors, sync
+    from huitouke.errors import HuitoukeError
+
+    synced: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for row in list_connectors(ctx.store):
+        if row["status"] != "active":
+            continue
+        try:
+            synced[row["name"]] = sync(ctx.store, ctx.settings, row["name"]).as_dict()
+        except HuitoukeError as exc:
+            failed[row["name"]] = exc.code
+    result = {"synced": synced, "failed": failed}
+    if failed:
+        names = ", ".join(sorted(failed))
+        raise JobFailed(
+            f"connectors not synced: {names}",
+            code="connector.sync_failed",
+            message_zh=f"连接器未能同步:{names}",
+            result=result,
+        )
+    return result
+
+
 register_snapshot_refresh(_snapshots)
+register_connector_pulls(_connectors)
 register_job(
     Job(
         "identity.index",
