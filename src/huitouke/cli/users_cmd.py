@@ -18,6 +18,7 @@ import typer
 from huitouke.i18n import t
 from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
 from huitouke.settings import get_settings
+from huitouke.store.audit import cli_actor
 
 users_app = typer.Typer(
     help="Users of the web console (/) and their roles. 网页控制台的用户与角色。",
@@ -72,7 +73,12 @@ def register(app: typer.Typer) -> None:
         try:
             with store.begin() as conn:
                 user = create_user(
-                    conn, name=name, role=role, password=password, now=datetime.now(UTC)
+                    conn,
+                    name=name,
+                    role=role,
+                    password=password,
+                    now=datetime.now(UTC),
+                    actor=cli_actor(),
                 )
         finally:
             store.dispose()
@@ -117,7 +123,7 @@ def register(app: typer.Typer) -> None:
         store = _store(database_url)
         try:
             with store.begin() as conn:
-                set_password(conn, name, password, now=datetime.now(UTC))
+                set_password(conn, name, password, now=datetime.now(UTC), actor=cli_actor())
         finally:
             store.dispose()
         typer.echo(t("cli.users.password_changed", _lang(), name=name))
@@ -133,7 +139,7 @@ def register(app: typer.Typer) -> None:
         store = _store(database_url)
         try:
             with store.begin() as conn:
-                disable_user(conn, name, now=datetime.now(UTC))
+                disable_user(conn, name, now=datetime.now(UTC), actor=cli_actor())
         finally:
             store.dispose()
         typer.echo(t("cli.users.disabled", _lang(), name=name))
@@ -149,7 +155,7 @@ def register(app: typer.Typer) -> None:
         store = _store(database_url)
         try:
             with store.begin() as conn:
-                enable_user(conn, name)
+                enable_user(conn, name, actor=cli_actor())
         finally:
             store.dispose()
         typer.echo(t("cli.users.enabled", _lang(), name=name))
@@ -166,7 +172,7 @@ def register(app: typer.Typer) -> None:
         store = _store(database_url)
         try:
             with store.begin() as conn:
-                delete_user(conn, name)
+                delete_user(conn, name, actor=cli_actor())
         finally:
             store.dispose()
         typer.echo(t("cli.users.deleted", _lang(), name=name))

@@ -183,7 +183,11 @@ def run_journeys(
     """Evaluate ``journeys`` on ``as_of`` and (unless ``dry_run``) write the results."""
     from huitouke.journeys.integration import customers_frame
     from huitouke.messaging.rules import ContactPolicy
+    from huitouke.store.stored_settings import effective_settings
 
+    # the contact rules and SMS texts an admin stored apply over the environment's (secrets
+    # stay sealed: a run plans messages, it sends none)
+    settings = effective_settings(store, settings, open_secrets=False)
     zone = ZoneInfo(settings.timezone)
     now = now or datetime.combine(as_of, time(0), tzinfo=zone).astimezone(UTC)
     policy = ContactPolicy.from_settings(settings)

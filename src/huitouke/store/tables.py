@@ -44,6 +44,9 @@ CONTEXT_TABLE_MODULES = (
     "huitouke.measurement.tables",
     "huitouke.messaging.tables",
     "huitouke.service.tables",
+    "huitouke.store.audit",
+    "huitouke.store.stored_settings",
+    "huitouke.store.profiles",
 )
 
 metadata = MetaData(

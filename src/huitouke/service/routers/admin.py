@@ -51,12 +51,15 @@ def get_api_keys(
 def post_api_key(
     body: ApiKeyCreateIn,
     ctx: ServiceContext = Depends(get_ctx),
-    _: ApiKey = Depends(require("admin")),
+    key: ApiKey = Depends(require("admin")),
 ) -> dict[str, Any]:
     """Create an API key; the key text is returned once. 创建 API 密钥(只返回这一次)。"""
     now = ctx.clock()
     record, full = run_write(
-        ctx.store, lambda conn: create_api_key(conn, scope=body.scope, name=body.name, now=now)
+        ctx.store,
+        lambda conn: create_api_key(
+            conn, scope=body.scope, name=body.name, now=now, actor=f"apikey:{key.key_id}"
+        ),
     )
     return {**record.to_dict(), "key": full}
 
@@ -69,11 +72,14 @@ def post_api_key(
 def delete_api_key(
     key_id: str = Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$"),
     ctx: ServiceContext = Depends(get_ctx),
-    _: ApiKey = Depends(require("admin")),
+    key: ApiKey = Depends(require("admin")),
 ) -> dict[str, Any]:
     """Revoke an API key (kept for the audit trail). 吊销 API 密钥。"""
     now = ctx.clock()
-    revoked = run_write(ctx.store, lambda conn: revoke_api_key(conn, key_id, now=now))
+    revoked = run_write(
+        ctx.store,
+        lambda conn: revoke_api_key(conn, key_id, now=now, actor=f"apikey:{key.key_id}"),
+    )
     ctx.keys.evict(key_id)
     return revoked.to_dict()
 
