@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "huitouke.cli.messaging_cmd",
     "huitouke.cli.admin_cmd",
     "huitouke.cli.users_cmd",
+    "huitouke.cli.profiles_cmd",
 )
 
 

@@ -54,6 +54,13 @@ ROUTER_MODULES = (
     "huitouke.messaging.api",
     # the merchant console: /, /login, /logout and its pages (console users and sessions)
     "huitouke.service.console.web",
+    # console settings (stored channel and contact-rule settings, API keys, audit log)
+    "huitouke.service.console.settings_page",
+    # console tags and profile attributes
+    "huitouke.service.console.tags_page",
+    # REST: stored settings and the audit log; tags and profile attributes
+    "huitouke.service.routers.settings_api",
+    "huitouke.service.routers.profiles",
 )
 
 DESCRIPTION = """

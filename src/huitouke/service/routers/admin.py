@@ -88,7 +88,10 @@ def delete_api_key(
 def get_settings_view(
     ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("admin"))
 ) -> dict[str, Any]:
-    """The effective settings (secrets hidden). 当前生效的设置(隐藏密钥)。"""
-    data = ctx.settings.public_dump()
+    """The effective settings: the environment with the stored values over it (secrets
+    hidden). 当前生效的设置(隐藏密钥)。"""
+    from huitouke.store.stored_settings import effective_settings
+
+    data = effective_settings(ctx.store, ctx.settings, open_secrets=False).public_dump()
     data["database_url"] = ctx.store.engine.url.render_as_string(hide_password=True)
     return data
