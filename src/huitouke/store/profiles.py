@@ -221,6 +221,8 @@ def add_tags(
                 customers.c.customer_id.in_(chunk),
                 ~exists().where(and_(ct.customer_id == customers.c.customer_id, ct.tag == tag)),
             )
+            # counted before the insert: drivers disagree on INSERT … SELECT row counts
+            added += conn.execute(select(func.count()).select_from(new.subquery())).scalar_one()
             conn.execute(
                 customer_profile_events.insert().from_select(
                     [ev.customer_id, ev.name, ev.at, ev.actor, ev.kind],
@@ -238,12 +240,11 @@ def add_tags(
                     ),
                 )
             )
-            done = conn.execute(
+            conn.execute(
                 customer_tags.insert().from_select(
                     [ct.customer_id, ct.tag, ct.added_at, ct.added_by], new
                 )
             )
-            added += max(done.rowcount or 0, 0)
     return added
 
 
