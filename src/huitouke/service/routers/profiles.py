@@ -21,11 +21,21 @@ from huitouke.app.profiles import (
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
-from huitouke.service.error_handlers import ERROR_RESPONSES
+from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
+from huitouke.service.schemas import ID_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["profiles"], responses=ERROR_RESPONSES)
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+_NO_CUSTOMER: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "customer.not_found"}
+}
+_NO_ATTRIBUTE: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "customer.not_found / attribute.not_found"}
+}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "attribute.conflict"}
+}
 
 
 class TargetIn(BaseModel):
@@ -74,7 +84,7 @@ def get_tags(
     return profile_overview(ctx.store)
 
 
-@router.post("/tags")
+@router.post("/tags", responses=_NO_CUSTOMER)
 def post_tags(
     body: TagsIn,
     request: Request,
@@ -88,7 +98,7 @@ def post_tags(
     )  # fmt: skip
 
 
-@router.post("/attributes", status_code=201)
+@router.post("/attributes", status_code=201, responses=_CONFLICT)
 def post_attribute(
     body: AttributeIn,
     request: Request,
@@ -103,7 +113,7 @@ def post_attribute(
     return attr.to_dict()
 
 
-@router.post("/attributes/{attr_key}/values")
+@router.post("/attributes/{attr_key}/values", responses=_NO_ATTRIBUTE)
 def post_attribute_values(
     body: AttributeValueIn,
     request: Request,
@@ -118,9 +128,9 @@ def post_attribute_values(
     )  # fmt: skip
 
 
-@router.get("/customers/{customer_id}/profile")
+@router.get("/customers/{customer_id}/profile", responses=_NO_CUSTOMER)
 def get_customer_profile(
-    customer_id: str = Path(min_length=1, max_length=128),
+    customer_id: str = Path(min_length=1, max_length=128, pattern=ID_PATTERN),
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("read")),
 ) -> dict[str, Any]:
