@@ -196,3 +196,22 @@ def test_a_stored_secret_sealed_for_one_setting_opens_for_no_other(store: Store)
     with pytest.raises(InputError) as err:
         effective_settings(store, env)
     assert err.value.code == "secret.unreadable"
+
+
+def test_a_stored_shop_name_counts_when_a_journey_is_enabled(store_url: str, store: Store) -> None:
+    env_vars = {k: v for k, v in os.environ.items() if not k.startswith("HUITOUKE_")}
+    env = {**env_vars, "HUITOUKE_DATABASE_URL": store_url, "HUITOUKE_LANG": "en"}
+
+    def enable() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "huitouke", "journeys", "enable", "second_order"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+
+    first = enable()
+    assert first.returncode == 0, first.stderr
+    assert "HUITOUKE_SMS_SIGN_NAME" in first.stderr
+    save_settings(store, base(), {"sms_sign_name": "回头客小店"}, actor="ana", now=NOON)
+    again = enable()
+    assert again.returncode == 0, again.stderr
+    assert "warning" not in again.stderr and "SMS_SIGN_NAME" not in again.stderr
