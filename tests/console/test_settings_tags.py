@@ -182,6 +182,8 @@ def test_secrets_are_write_only_and_never_rendered(console: Console, shop) -> No
             html[f"/settings as {name}"] = other.get("/settings").text
             assert 'data-badge="set"' in html[f"/settings as {name}"]
             assert 'name="smtp_host"' not in html[f"/settings as {name}"]  # no form
+            # non-secret values are shown to every role (our choice: they see every page)
+            assert "mail.example.com" in html[f"/settings as {name}"]
     for where, text in html.items():
         for secret in (SMTP_PASSWORD, WEBHOOK_URL, "hook-token-never-shown", DINGTALK_SECRET):
             assert secret not in text, (where, secret)
