@@ -320,6 +320,7 @@ def test_tags_and_attributes_in_the_console(client, console: Console, shop) -> N
     assert r.status_code == 303
     page = client.get(r.headers["location"]).text
     assert 'data-tag="vip"' in page and "vip:2:2" in page
+    assert ">Champions</option>" in page and ">High win-back</option>" in page  # named, not codes
     # a whole segment: everybody with the tag vip (the customers have no orders, so the
     # audience, which a journey reads from the customers with orders, selects nobody)
     r = client.post("/tags/apply", data={"csrf_token": token, "tag": "gold", "tags_any": "vip"},

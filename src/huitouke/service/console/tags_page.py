@@ -25,6 +25,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from huitouke.analytics import messages as _analytics_texts  # noqa: F401  (segment names)
 from huitouke.app.profiles import (
     Target,
     change_attribute,
@@ -35,6 +36,7 @@ from huitouke.app.profiles import (
     profile_overview,
 )
 from huitouke.errors import HuitoukeError, InputError
+from huitouke.i18n import t
 from huitouke.journeys.model import LAYERS, LIFECYCLES, RFM_SEGMENTS
 from huitouke.service.console.kit import (
     N_,
@@ -76,6 +78,7 @@ def _tags_page(
         overview=profile_overview(ctx.store), layers=LAYERS, segments=RFM_SEGMENTS,
         lifecycles=LIFECYCLES, types=ATTRIBUTE_TYPES, ops=OPS,
         operator=session.user.role in ("operator", "admin"), admin=session.user.role == "admin",
+        label=lambda kind, code: t(f"analytics.{kind}.{code}", lang),
     )  # fmt: skip
 
 
