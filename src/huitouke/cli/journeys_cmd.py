@@ -140,9 +140,11 @@ def enable_cmd(
     from huitouke.journeys.repo import set_enabled
     from huitouke.journeys.service import journey_warnings
     from huitouke.settings import get_settings
+    from huitouke.store.stored_settings import effective_settings
 
-    settings = get_settings()
     store = _store(database_url)
+    # the shop name an admin stored counts as set
+    settings = effective_settings(store, get_settings(), open_secrets=False)
     with store.begin() as conn:
         j = set_enabled(conn, journey_id, True)
     typer.echo(f"enabled {journey_id}")

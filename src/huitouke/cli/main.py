@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "huitouke.cli.snapshots_cmd",
     "huitouke.cli.scheduler_cmd",
     "huitouke.cli.connectors_cmd",
+    "huitouke.cli.profiles_cmd",
 )
 
 

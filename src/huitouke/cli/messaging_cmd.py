@@ -130,8 +130,10 @@ def register(app: typer.Typer) -> None:
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        settings = get_settings()
+        from huitouke.store.stored_settings import effective_settings
+
         store = _store(database_url)
+        settings = effective_settings(store, get_settings())
         channels = build_channels(settings, channel or None)
         if not channels:
             raise InputError(

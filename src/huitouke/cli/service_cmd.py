@@ -194,11 +194,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a key; it is printed once, as the last line. 创建密钥(只打印一次,在最后一行)。"""
         from huitouke.service.apikeys import create_api_key
+        from huitouke.store.audit import cli_actor
 
         store = _store(database_url)
         try:
             with store.begin() as conn:
-                record, full = create_api_key(conn, scope=scope, name=name, now=datetime.now(UTC))
+                record, full = create_api_key(
+                    conn, scope=scope, name=name, now=datetime.now(UTC), actor=cli_actor()
+                )
         finally:
             store.dispose()
         typer.echo(
@@ -244,11 +247,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Revoke a key at once. 立即吊销密钥。"""
         from huitouke.service.apikeys import revoke_api_key
+        from huitouke.store.audit import cli_actor
 
         store = _store(database_url)
         try:
             with store.begin() as conn:
-                revoke_api_key(conn, key_id, now=datetime.now(UTC))
+                revoke_api_key(conn, key_id, now=datetime.now(UTC), actor=cli_actor())
         finally:
             store.dispose()
         typer.echo(t("cli.apikey.revoked", _lang(), key_id=key_id))

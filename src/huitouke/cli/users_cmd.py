@@ -18,6 +18,7 @@ from huitouke.cli.stores import read, write
 from huitouke.i18n import t
 from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
 from huitouke.settings import get_settings
+from huitouke.store.audit import cli_actor
 
 users_app = typer.Typer(
     help="Users of the web console (/) and their roles. 网页控制台的用户与角色。",
@@ -65,7 +66,12 @@ def register(app: typer.Typer) -> None:
         user = write(
             database_url,
             lambda conn: create_user(
-                conn, name=name, role=role, password=password, now=datetime.now(UTC)
+                conn,
+                name=name,
+                role=role,
+                password=password,
+                now=datetime.now(UTC),
+                actor=cli_actor(),
             ),
         )
         typer.echo(t("cli.users.created", _lang(), name=user.name, role=user.role))
@@ -101,7 +107,12 @@ def register(app: typer.Typer) -> None:
         from huitouke.service.users import check_password, set_password
 
         password = check_password(read_password())
-        write(database_url, lambda conn: set_password(conn, name, password, now=datetime.now(UTC)))
+        write(
+            database_url,
+            lambda conn: set_password(
+                conn, name, password, now=datetime.now(UTC), actor=cli_actor()
+            ),
+        )
         typer.echo(t("cli.users.password_changed", _lang(), name=name))
 
     @users_app.command("disable")
@@ -112,7 +123,10 @@ def register(app: typer.Typer) -> None:
         """Disable a user at once (their sessions end). 立即停用用户(结束其会话)。"""
         from huitouke.service.users import disable_user
 
-        write(database_url, lambda conn: disable_user(conn, name, now=datetime.now(UTC)))
+        write(
+            database_url,
+            lambda conn: disable_user(conn, name, now=datetime.now(UTC), actor=cli_actor()),
+        )
         typer.echo(t("cli.users.disabled", _lang(), name=name))
 
     @users_app.command("enable")
@@ -123,7 +137,7 @@ def register(app: typer.Typer) -> None:
         """Enable a disabled user again (and lift a lock-out). 重新启用用户。"""
         from huitouke.service.users import enable_user
 
-        write(database_url, lambda conn: enable_user(conn, name))
+        write(database_url, lambda conn: enable_user(conn, name, actor=cli_actor()))
         typer.echo(t("cli.users.enabled", _lang(), name=name))
 
     @users_app.command("delete")
@@ -135,7 +149,7 @@ def register(app: typer.Typer) -> None:
         删除用户及其会话(登录审计保留其名称)。"""
         from huitouke.service.users import delete_user
 
-        write(database_url, lambda conn: delete_user(conn, name))
+        write(database_url, lambda conn: delete_user(conn, name, actor=cli_actor()))
         typer.echo(t("cli.users.deleted", _lang(), name=name))
 
     app.add_typer(users_app, name="users")

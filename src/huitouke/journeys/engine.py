@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,7 @@ from huitouke.journeys.frame import (
 )
 from huitouke.journeys.holdout import customer_hashes, holdout_mask
 from huitouke.journeys.model import (
+    AttributeCondition,
     Audience,
     BranchStep,
     CouponStep,
@@ -417,15 +419,82 @@ def audience_mask(aud: Audience, ca: CustomerArrays, as_of_day: int) -> npt.NDAr
             m &= (v >= 1) & (v <= aud.stamps_to_reward_max)
     if aud.has_birthday is not None:
         m &= (ca.birthday_month > 0) == aud.has_birthday
-    if aud.tags_any is not None:
-        s = _col(ca, "tags")
-        want = set(aud.tags_any)
-        m &= (
-            none
-            if s is None
-            else s.map(lambda v: bool(want.intersection(v or ()))).to_numpy(dtype=bool)
-        )
+    tags = _col(ca, "tags")
+    for kind, wanted, test in (
+        ("any", aud.tags_any, lambda have, want: bool(want.intersection(have))),
+        ("all", aud.tags_all, lambda have, want: want.issubset(have)),
+        ("none", aud.tags_none, lambda have, want: not want.intersection(have)),
+    ):
+        if wanted is None:
+            continue
+        want = set(wanted)
+        if tags is None:  # nobody has a tag
+            m &= ~none if kind == "none" else none
+            continue
+        m &= tags.map(lambda v, w=want, f=test: f(set(v or ()), w)).to_numpy(dtype=bool)
+    for cond in aud.attributes or ():
+        values = _col(ca, "attributes")
+        if values is None:
+            m &= np.full(n, attribute_matches(cond, None), dtype=bool)
+            continue
+        m &= values.map(
+            lambda v, c=cond: attribute_matches(
+                c, (v or {}).get(c.key) if isinstance(v, dict) else None
+            )
+        ).to_numpy(dtype=bool)
     return m
+
+
+def _comparable(have: Any, value: Any) -> tuple[Any, Any] | None:
+    """``have`` and ``value`` as one type (number, date or text), or None when they are not
+    comparable (a text against a number attribute, a malformed date)."""
+    if isinstance(have, bool) or have is None:
+        return None
+    if isinstance(have, (int, float, Decimal)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return Decimal(str(have)), Decimal(str(value))
+        try:
+            return Decimal(str(have)), Decimal(str(value).strip())
+        except InvalidOperation:
+            return None
+    if isinstance(have, date):
+        try:
+            return have, date.fromisoformat(str(value).strip())
+        except ValueError:
+            return None
+    return str(have), str(value)
+
+
+def attribute_matches(cond: AttributeCondition, have: Any) -> bool:
+    """Whether one customer's attribute value ``have`` (None: no value) meets ``cond``."""
+    if cond.op == "set":
+        return have is not None
+    if cond.op == "unset":
+        return have is None
+    if have is None:
+        return cond.op == "ne"
+    if cond.op == "in":
+        options = cond.value if isinstance(cond.value, list) else []
+        for option in options:
+            pair = _comparable(have, option)
+            if pair is not None and pair[0] == pair[1]:
+                return True
+        return False
+    pair = _comparable(have, cond.value)
+    if pair is None:
+        return cond.op == "ne"
+    a, b = pair
+    if cond.op == "eq":
+        return bool(a == b)
+    if cond.op == "ne":
+        return bool(a != b)
+    if cond.op == "lt":
+        return bool(a < b)
+    if cond.op == "le":
+        return bool(a <= b)
+    if cond.op == "gt":
+        return bool(a > b)
+    return bool(a >= b)
 
 
 # --- evaluation -----------------------------------------------------------------------------

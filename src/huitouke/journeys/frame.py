@@ -9,7 +9,8 @@ Optional columns (missing ones are treated as unknown, and a filter on them matc
 ``first_order_at`` (UTC timestamp), ``next_expected_date`` (date), ``layer``, ``rfm_segment``,
 ``lifecycle`` (str), ``p_alive`` (float), ``birthday`` (date), ``points_expiring_on`` (date),
 ``next_tier_gap_ratio`` (float: what is missing to the next tier / that tier's threshold),
-``stamps_to_reward`` (int), ``tags`` (list of str), ``lang`` ('zh'/'en').
+``stamps_to_reward`` (int), ``tags`` (list of str), ``attributes`` (dict: custom profile
+attribute → its value as Decimal, date or str), ``lang`` ('zh'/'en').
 
 These are the columns of ``Analytics.customers(as_of)`` joined with the models' P(alive)
 and the loyalty balances (see :func:`huitouke.journeys.integration.customers_frame`).

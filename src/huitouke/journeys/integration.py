@@ -5,7 +5,8 @@
 - models: P(alive) from the same model policy as ``huitouke predict`` / ``customers``
   (``auto``; left empty when no model can be fitted, e.g. too few repeat buyers — filters
   on P(alive) then match nobody);
-- customers table: birthday, tags, language;
+- customers table: birthday, language; tags (imported and added, :mod:`huitouke.store.profiles`)
+  and custom profile attributes as their types;
 - loyalty: the earliest day points expire, the gap to the next tier (as a share of that
   tier's threshold) and the stamps still missing to the next reward — each read for all
   customers at once (:mod:`huitouke.loyalty.standing`), so the number of queries does not
@@ -69,24 +70,27 @@ def customers_frame(
     with Analytics(orders, timezone=settings.timezone) as an:
         df = an.customers(as_of, p_alive=pa_series)
     ids = df["customer_id"].astype(str).tolist()
+    from huitouke.store.profiles import attributes_for, tags_for
+
     births: dict[str, Any] = {}
-    tags: dict[str, list[str]] = {}
     langs: dict[str, str | None] = {}
     with store.connect() as conn:
         c = customers_t.c
         for i in range(0, len(ids), 1000):
             for r in conn.execute(
-                select(c.customer_id, c.birthday, c.tags, c.attributes).where(
+                select(c.customer_id, c.birthday, c.attributes).where(
                     c.customer_id.in_(ids[i : i + 1000])
                 )
             ):
                 births[r.customer_id] = r.birthday
-                tags[r.customer_id] = list(r.tags or [])
                 langs[r.customer_id] = (r.attributes or {}).get("lang")
+        tags = tags_for(conn, ids)
+        profile = attributes_for(conn, ids)
         if loyalty is not None:
             _loyalty_columns(conn, loyalty, df, as_of, settings)
     df["birthday"] = df["customer_id"].map(births)
     df["tags"] = df["customer_id"].map(lambda x: tags.get(x, []))
+    df["attributes"] = df["customer_id"].map(lambda x: profile.get(x, {}))
     df["lang"] = df["customer_id"].map(langs)
     return df
 

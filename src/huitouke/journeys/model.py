@@ -28,6 +28,7 @@ from huitouke.messaging import rules as _messaging_rules
 __all__ = [
     "CHANNELS",
     "LAYERS",
+    "AttributeCondition",
     "Audience",
     "BranchStep",
     "CouponStep",
@@ -120,6 +121,41 @@ class Trigger(_Strict):
 
 
 # --- audience -----------------------------------------------------------------------------
+AttributeOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "set", "unset"]
+_ATTR_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class AttributeCondition(_Strict):
+    """A condition on a custom profile attribute (画像属性): ``key`` compared by ``op`` with
+    ``value``. ``set``/``unset``: the customer has (not) a value; ``in``: one of a list;
+    the others compare one value — a number with a number attribute, ``YYYY-MM-DD`` with a
+    date attribute, text with text and choice attributes. A customer without a value (or
+    with one of another type) matches only ``unset`` and ``ne``."""
+
+    key: str
+    op: AttributeOp = "eq"
+    value: str | float | list[str | float] | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not _ATTR_KEY.match(v):
+            raise ValueError(f"attribute key {v!r}: a lower-case letter, then a-z, 0-9 or _")
+        return v
+
+    @model_validator(mode="after")
+    def _value_for_op(self) -> AttributeCondition:
+        if self.op in ("set", "unset"):
+            if self.value is not None:
+                raise ValueError(f"op {self.op!r} takes no value")
+        elif self.op == "in":
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError("op 'in' needs a non-empty list of values")
+        elif self.value is None or isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs one value")
+        return self
+
+
 class Audience(_Strict):
     """Segment filters, all of which must hold (AND). Every field is optional.
 
@@ -140,6 +176,12 @@ class Audience(_Strict):
     stamps_to_reward_max: int | None = Field(None, ge=1)
     has_birthday: bool | None = None
     tags_any: list[str] | None = None
+    #: every one of these tags (标签), added in the console, CLI or REST, or imported
+    tags_all: list[str] | None = None
+    #: none of these tags
+    tags_none: list[str] | None = None
+    #: conditions on custom profile attributes, all of which must hold
+    attributes: list[AttributeCondition] | None = None
 
     @field_validator("rfm_segments")
     @classmethod

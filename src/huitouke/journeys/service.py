@@ -193,7 +193,11 @@ def run_journeys(
     and lists them in ``already_run``; ``run_by`` says in the record who ran it."""
     from huitouke.journeys.integration import customers_frame
     from huitouke.messaging.rules import ContactPolicy
+    from huitouke.store.stored_settings import effective_settings
 
+    # the contact rules and SMS texts an admin stored apply over the environment's (secrets
+    # stay sealed: a run plans messages, it sends none)
+    settings = effective_settings(store, settings, open_secrets=False)
     zone = ZoneInfo(settings.timezone)
     now = now or datetime.combine(as_of, time(0), tzinfo=zone).astimezone(UTC)
     already: list[str] = []

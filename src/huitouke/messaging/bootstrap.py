@@ -1,4 +1,10 @@
-"""Wiring: channels and the dispatcher from the settings (one place, swapped in tests)."""
+"""Wiring: channels and the dispatcher from the settings (one place, swapped in tests).
+
+The settings given are the environment's; :func:`make_dispatcher` puts the settings an
+admin stored (console, ``PUT /v1/settings/stored``) over them with
+:func:`huitouke.store.stored_settings.effective_settings` — the one merge every place that
+builds channels or contact rules uses.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from huitouke.messaging.rules import ContactPolicy
 from huitouke.messaging.tokens import derive_inbound_token
 from huitouke.settings import Settings
 from huitouke.store.db import Store
+from huitouke.store.stored_settings import effective_settings
 
 __all__ = ["build_channels", "inbound_token", "make_dispatcher", "webhook_secret"]
 
@@ -159,6 +166,7 @@ def make_dispatcher(
     rate_limits: Mapping[str, float] | None = None,
     **kwargs: object,
 ) -> Dispatcher:
+    settings = effective_settings(store, settings)
     chans = dict(channels) if channels is not None else build_channels(settings, only)
     kwargs.setdefault("mark_every", settings.dispatch_mark_every)
     kwargs.setdefault("mark_ms", settings.dispatch_mark_ms)

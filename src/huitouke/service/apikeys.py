@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select
 
 from huitouke.errors import AuthError, ForbiddenError, InputError, NotFoundError
 from huitouke.service.tables import api_keys
+from huitouke.store.audit import audit
 
 __all__ = [
     "KEY_PREFIX",
@@ -107,9 +108,10 @@ def _row_to_key(row: object) -> ApiKey:
 
 
 def create_api_key(
-    conn: Connection, *, scope: str, name: str | None, now: datetime
+    conn: Connection, *, scope: str, name: str | None, now: datetime, actor: str | None = None
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns its record and the full key text (the only time it exists)."""
+    """Create a key; returns its record and the full key text (the only time it exists).
+    ``actor`` (who creates it) writes an audit row in the same unit of work."""
     checked = _validate_scope(scope)
     key_id = secrets.token_hex(6)
     secret = "".join(secrets.choice(_ALPHABET) for _ in range(43))
@@ -127,6 +129,9 @@ def create_api_key(
             revoked_at=None,
         )
     )
+    if actor is not None:
+        audit(conn, actor=actor, action="apikey.create", target=record.key_id,
+              detail={"scope": record.scope, "name": record.name}, now=now)  # fmt: skip
     return record, full
 
 
@@ -137,7 +142,9 @@ def list_api_keys(conn: Connection, *, include_revoked: bool = True) -> list[Api
     return [_row_to_key(r) for r in conn.execute(q)]
 
 
-def revoke_api_key(conn: Connection, key_id: str, *, now: datetime) -> ApiKey:
+def revoke_api_key(
+    conn: Connection, key_id: str, *, now: datetime, actor: str | None = None
+) -> ApiKey:
     """Revoke a key (idempotent: revoking a revoked key keeps its first revocation time)."""
     row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
     if row is None:
@@ -151,6 +158,8 @@ def revoke_api_key(conn: Connection, key_id: str, *, now: datetime) -> ApiKey:
     if key.revoked_at is None:
         conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(revoked_at=now))
         key = ApiKey(key.key_id, key.name, key.scope, key.created_at, now)
+        if actor is not None:
+            audit(conn, actor=actor, action="apikey.revoke", target=key_id, now=now)
     return key
 
 

@@ -73,6 +73,13 @@ ROUTER_MODULES = (
     "huitouke.service.console.snapshots",
     # the console's loyalty section: liabilities, coupons in batch, corrections, program
     "huitouke.service.console.loyalty",
+    # console settings (stored channel and contact-rule settings, API keys, audit log)
+    "huitouke.service.console.settings_page",
+    # console tags and profile attributes
+    "huitouke.service.console.tags_page",
+    # REST: stored settings and the audit log; tags and profile attributes
+    "huitouke.service.routers.settings_api",
+    "huitouke.service.routers.profiles",
 )
 
 DESCRIPTION = """

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
 )
 
+from huitouke.store.audit import audit_events
 from huitouke.store.tables import metadata
 from huitouke.store.types import UTCDateTime
 
@@ -91,19 +92,9 @@ console_sessions = Table(
     Index("ix_console_sessions_user_name", "user_name"),
 )
 
-console_login_events = Table(
-    "console_login_events",
-    metadata,
-    Column("event_id", Integer, primary_key=True, autoincrement=True),
-    Column("at", UTCDateTime, nullable=False),
-    # the name as typed (no foreign key: unknown names are audited too)
-    Column("user_name", String(64), nullable=False),
-    # ok, bad_password, unknown_user, disabled, locked_out, rate_limited, logout
-    Column("outcome", String(16), nullable=False),
-    Column("client", String(64), nullable=False),
-    Index("ix_console_login_events_client_at", "client", "at"),
-    Index("ix_console_login_events_at", "at"),
-)
+# the sign-in audit is the audit log's table, declared in the store so every layer can write
+# changes to it (huitouke.store.audit)
+console_login_events = audit_events
 
 #: Export files uploaded in the console (the Data page) and what their import did: who, when,
 #: which file, the preset detected, the counts, the rejects by reason and the rejects file

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -22,6 +22,7 @@ from sqlalchemy import Connection, delete, select, update
 from huitouke.errors import ConflictError, InputError, NotFoundError
 from huitouke.service.apikeys import SCOPES, Scope, scope_allows
 from huitouke.service.tables import console_sessions, console_users
+from huitouke.store.audit import audit
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -179,7 +180,24 @@ def password_hash_of(conn: Connection, name: str) -> str | None:
     ).scalar()
 
 
-def create_user(conn: Connection, *, name: str, role: str, password: str, now: datetime) -> User:
+def _audit(
+    conn: Connection, actor: str | None, action: str, name: str, now: datetime | None, **detail: str
+) -> None:
+    """An audit row when the caller names who acts (console, REST, CLI)."""
+    if actor is not None:
+        audit(conn, actor=actor, action=action, target=name, detail=detail or None,
+              now=now or datetime.now(UTC))  # fmt: skip
+
+
+def create_user(
+    conn: Connection,
+    *,
+    name: str,
+    role: str,
+    password: str,
+    now: datetime,
+    actor: str | None = None,
+) -> User:
     _check_name(name)
     checked = _check_role(role)
     check_password(password)
@@ -206,6 +224,7 @@ def create_user(conn: Connection, *, name: str, role: str, password: str, now: d
     )
     user = get_user(conn, name)
     assert user is not None
+    _audit(conn, actor, "user.create", name, now, role=checked)
     return user
 
 
@@ -227,7 +246,7 @@ def _end_sessions(conn: Connection, name: str) -> int:
     ).rowcount
 
 
-def disable_user(conn: Connection, name: str, *, now: datetime) -> User:
+def disable_user(conn: Connection, name: str, *, now: datetime, actor: str | None = None) -> User:
     """Disable a user and end every session of theirs at once (idempotent)."""
     user = _existing(conn, name)
     if user.disabled_at is None:
@@ -235,11 +254,15 @@ def disable_user(conn: Connection, name: str, *, now: datetime) -> User:
             update(console_users).where(console_users.c.name == name).values(disabled_at=now)
         )
     _end_sessions(conn, name)
+    _audit(conn, actor, "user.disable", name, now)
     return _existing(conn, name)
 
 
-def enable_user(conn: Connection, name: str) -> User:
+def enable_user(
+    conn: Connection, name: str, *, actor: str | None = None, now: datetime | None = None
+) -> User:
     _existing(conn, name)
+    _audit(conn, actor, "user.enable", name, now)
     conn.execute(
         update(console_users)
         .where(console_users.c.name == name)
@@ -248,17 +271,23 @@ def enable_user(conn: Connection, name: str) -> User:
     return _existing(conn, name)
 
 
-def delete_user(conn: Connection, name: str) -> None:
+def delete_user(
+    conn: Connection, name: str, *, actor: str | None = None, now: datetime | None = None
+) -> None:
     """Delete a user and their sessions (the sign-in audit keeps their name)."""
     _existing(conn, name)
+    _audit(conn, actor, "user.delete", name, now)
     _end_sessions(conn, name)
     conn.execute(delete(console_users).where(console_users.c.name == name))
 
 
-def set_password(conn: Connection, name: str, password: str, *, now: datetime) -> User:
+def set_password(
+    conn: Connection, name: str, password: str, *, now: datetime, actor: str | None = None
+) -> User:
     """A new password; every session of the user ends and a lock-out is lifted."""
     _existing(conn, name)
     check_password(password)
+    _audit(conn, actor, "user.passwd", name, now)
     conn.execute(
         update(console_users)
         .where(console_users.c.name == name)

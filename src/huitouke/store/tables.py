@@ -51,6 +51,9 @@ CONTEXT_TABLE_MODULES = (
     "huitouke.wecom.tables",
     "huitouke.store.snapshot_tables",
     "huitouke.app.scheduler.tables",
+    "huitouke.store.audit",
+    "huitouke.store.stored_settings",
+    "huitouke.store.profiles",
 )
 
 metadata = MetaData(

@@ -538,7 +538,12 @@ def users_create(
         run_write(
             ctx.store,
             lambda conn: create_user(
-                conn, name=name.strip(), role=role, password=password, now=now_of(ctx)
+                conn,
+                name=name.strip(),
+                role=role,
+                password=password,
+                now=now_of(ctx),
+                actor=guarded.user.name,
             ),
         )
     except HuitoukeError as exc:
@@ -559,7 +564,10 @@ def users_disable(request: Request, name: str, csrf_token: str = Form("")) -> Re
     if name == guarded.user.name:
         return _users_page(request, guarded, status=409, error=t("console.err.self_disable", lang))
     try:
-        run_write(ctx.store, lambda conn: disable_user(conn, name, now=now_of(ctx)))
+        run_write(
+            ctx.store,
+            lambda conn: disable_user(conn, name, now=now_of(ctx), actor=guarded.user.name),
+        )
     except HuitoukeError as exc:
         return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
     return secure_headers(RedirectResponse("/users", status_code=303))
@@ -576,7 +584,10 @@ def users_enable(request: Request, name: str, csrf_token: str = Form("")) -> Res
     ctx = request_ctx(request)
     lang = lang_of(request, guarded)
     try:
-        run_write(ctx.store, lambda conn: enable_user(conn, name))
+        run_write(
+            ctx.store,
+            lambda conn: enable_user(conn, name, actor=guarded.user.name, now=now_of(ctx)),
+        )
     except HuitoukeError as exc:
         return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
     return secure_headers(RedirectResponse("/users", status_code=303))

@@ -51,12 +51,15 @@ def get_api_keys(
 def post_api_key(
     body: ApiKeyCreateIn,
     ctx: ServiceContext = Depends(get_ctx),
-    _: ApiKey = Depends(require("admin")),
+    key: ApiKey = Depends(require("admin")),
 ) -> dict[str, Any]:
     """Create an API key; the key text is returned once. 创建 API 密钥(只返回这一次)。"""
     now = ctx.clock()
     record, full = run_write(
-        ctx.store, lambda conn: create_api_key(conn, scope=body.scope, name=body.name, now=now)
+        ctx.store,
+        lambda conn: create_api_key(
+            conn, scope=body.scope, name=body.name, now=now, actor=f"apikey:{key.key_id}"
+        ),
     )
     return {**record.to_dict(), "key": full}
 
@@ -69,11 +72,14 @@ def post_api_key(
 def delete_api_key(
     key_id: str = Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$"),
     ctx: ServiceContext = Depends(get_ctx),
-    _: ApiKey = Depends(require("admin")),
+    key: ApiKey = Depends(require("admin")),
 ) -> dict[str, Any]:
     """Revoke an API key (kept for the audit trail). 吊销 API 密钥。"""
     now = ctx.clock()
-    revoked = run_write(ctx.store, lambda conn: revoke_api_key(conn, key_id, now=now))
+    revoked = run_write(
+        ctx.store,
+        lambda conn: revoke_api_key(conn, key_id, now=now, actor=f"apikey:{key.key_id}"),
+    )
     ctx.keys.evict(key_id)
     return revoked.to_dict()
 
@@ -82,7 +88,10 @@ def delete_api_key(
 def get_settings_view(
     ctx: ServiceContext = Depends(get_ctx), _: ApiKey = Depends(require("admin"))
 ) -> dict[str, Any]:
-    """The effective settings (secrets hidden). 当前生效的设置(隐藏密钥)。"""
-    data = ctx.settings.public_dump()
+    """The effective settings: the environment with the stored values over it (secrets
+    hidden). 当前生效的设置(隐藏密钥)。"""
+    from huitouke.store.stored_settings import effective_settings
+
+    data = effective_settings(ctx.store, ctx.settings, open_secrets=False).public_dump()
     data["database_url"] = ctx.store.engine.url.render_as_string(hide_password=True)
     return data

@@ -145,12 +145,15 @@ def enable(
     lang: str = Depends(get_lang),
 ) -> JourneyState:
     from huitouke.journeys.service import journey_warnings
+    from huitouke.store.stored_settings import effective_settings
 
     def write(conn: Connection) -> JourneyState:
         j = repo.set_enabled(conn, journey_id, True)
+        # the shop name an admin stored counts as set
+        settings = effective_settings(conn, ctx.settings, open_secrets=False)
         warnings = [
             {"code": w["code"], "message": w["message_zh"] if lang == "zh" else w["message"]}
-            for w in journey_warnings([j], ctx.settings)
+            for w in journey_warnings([j], settings)
         ]
         return JourneyState(
             id=j.id,
