@@ -30,6 +30,7 @@ from huitouke.messaging.channels.wecom_api import WeComClient
 from huitouke.messaging.channels.wecom_contact import WeComContactChannel
 from huitouke.settings import Settings
 from huitouke.store.db import Store
+from huitouke.store.profiles import attributes_for
 from huitouke.store.tables import customers
 from huitouke.wecom.crypto import WeComCrypto, signature
 from huitouke.wecom.service import add_code
@@ -203,6 +204,8 @@ def test_buyer_adds_staff_and_is_linked_tagged_welcomed_and_surveyed(
         assert ok.status_code == 200
         ana = _customer(store, "tb_ana")
         assert ana["attributes"]["skin"] == "oily" and "skin:oily" in ana["tags"]
+        with store.connect() as conn:  # a typed profile attribute, as audiences read them
+            assert attributes_for(conn, ["tb_ana"])["tb_ana"]["skin"] == "oily"
         assert "skin:oily" in fake.tags
         assert http.get(path[:-3] + "xyz").status_code == 404
         en = http.get(path, headers={"Accept-Language": "en"})

@@ -22,6 +22,7 @@ from huitouke.identity.keys import hash_key, normalise_phone
 from huitouke.identity.service import person_map
 from huitouke.identity.tables import identity_keys
 from huitouke.messaging.channels.wecom_api import WeComClient
+from huitouke.store.profiles import define_attribute, get_attribute, set_attribute
 from huitouke.store.tables import customers
 from huitouke.wecom.tables import wecom_contact_ways, wecom_contacts, wecom_events
 
@@ -48,6 +49,8 @@ __all__ = [
 CHANNEL = "wecom_contact"
 #: the WeCom tag group our tags are created in
 TAG_GROUP = "huitouke"
+#: who the profile history names for survey answers
+SURVEY_ACTOR = "wecom:survey"
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -496,6 +499,18 @@ def save_survey(
         .where(customers.c.customer_id == customer_id)
         .values(attributes=attrs, tags=sorted({*kept, *new}), updated_at=now)
     )
+    # the answers as typed profile attributes too (a ``choice`` attribute per question,
+    # defined on first use), with their history: what journey audiences and segments use
+    by_key = {q["key"]: q for q in questions}
+    for key, value in chosen.items():
+        attr = get_attribute(conn, key)
+        if attr is None:
+            attr = define_attribute(
+                conn, key, "choice", choices=by_key[key]["choices"], actor=SURVEY_ACTOR, now=now
+            )
+        if attr.type == "choice" and value not in attr.choices:
+            continue  # defined elsewhere with other choices: kept as the answer only
+        set_attribute(conn, [customer_id], key, value, actor=SURVEY_ACTOR, now=now)
     return customer_id, new
 
 
