@@ -400,3 +400,36 @@ def test_push_duplicates_out_of_order_unmappable(
     out = client.post("/v1/connectors/yz/retry", headers=keys.h("operator")).json()
     assert out == {"applied": 0, "ignored": 0, "failed": 2, "pending": 0}
     assert snapshot(store, "yz")["orders"].keys() == {"E2026110100000001"}
+
+
+def test_cli_add_and_sync_youzan(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from huitouke.cli.main import app
+    from huitouke.core.secretbox import new_key
+    from huitouke.settings import get_settings
+
+    monkeypatch.setenv("HUITOUKE_DATABASE_URL", store_url)
+    monkeypatch.setenv("HUITOUKE_LANG", "en")
+    monkeypatch.setenv("HUITOUKE_ENCRYPTION_KEYS", new_key())
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        with FakeYouzan(token="yz_from_stdin") as fake:
+            now = datetime.now(UTC).replace(microsecond=0)
+            for i in range(7):
+                fake.put(youzan_trade(i, now - timedelta(hours=1, minutes=i)))
+            r = runner.invoke(
+                app,
+                ["connectors", "add", "youzan", "yzcli", "--api-base-url", fake.url,
+                 "--consumer-key", CLIENT_ID, "--webhook-secret", CLIENT_SECRET],
+                input="yz_from_stdin\n",
+            )  # fmt: skip
+            assert r.exit_code == 0, r.output
+            shown = runner.invoke(app, ["connectors", "show", "yzcli"]).output
+            assert "yz_from_stdin" not in shown and CLIENT_SECRET not in shown
+            r = runner.invoke(app, ["connectors", "sync", "yzcli", "--json"])
+            assert r.exit_code == 0, r.output
+            assert json.loads(r.stdout)["pulled"] == 7
+    finally:
+        get_settings.cache_clear()

@@ -42,7 +42,7 @@ from huitouke.app.orders import (
     record_order_events,
     stored_loyalty,
 )
-from huitouke.connectors import repo, shopify, woocommerce, youzan
+from huitouke.connectors import repo, shopify, taobao, woocommerce, youzan
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import (
     KINDS,
@@ -55,6 +55,7 @@ from huitouke.connectors.model import (
 )
 from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
 from huitouke.connectors.signatures import verify
+from huitouke.connectors.taobao_pull import TaobaoPuller
 from huitouke.connectors.youzan_pull import YouzanPuller
 from huitouke.core.orders import is_source_name
 from huitouke.core.secretbox import SecretBox
@@ -95,6 +96,9 @@ _NEEDS = {"shopify": ("access_token",), "woocommerce": ("consumer_key", "consume
 #: Youzan: the access token, and the app's client_id as ``consumer_key`` (its client_secret,
 #: which signs the pushes, is the webhook secret)
 _NEEDS["youzan"] = ("access_token", "consumer_key")
+#: Taobao TOP: the session key as ``access_token``, the app_key as ``consumer_key``, and the
+#: app secret (which signs the requests) as the webhook secret
+_NEEDS["taobao"] = ("access_token", "consumer_key")
 _SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_secret")
 #: pages fetched ahead of the one being recorded
 _AHEAD = 16
@@ -278,8 +282,8 @@ def _client(
 ) -> JsonClient:
     if row["kind"] == "shopify":
         headers = {"X-Shopify-Access-Token": _secret(settings, row, "access_token")}
-    elif row["kind"] == "youzan":
-        headers = {}  # the access token travels in the query string (YouzanPuller)
+    elif row["kind"] in ("youzan", "taobao"):
+        headers = {}  # the token travels in the query string (YouzanPuller, TaobaoPuller)
     else:
         headers = {
             "Authorization": basic_auth(
@@ -299,6 +303,8 @@ def _puller(client: JsonClient, row: Mapping[str, Any]) -> ShopifyPuller | WooPu
 
 
 def _map(kind: str, raw: Mapping[str, Any], *, pulled: bool) -> MappedOrder:
+    if kind == "taobao":
+        return taobao.from_trade(raw)
     if kind == "youzan":  # a pulled trade, or a push message carrying one
         trade = raw if "order_info" in raw else youzan.push_trade(raw)
         if trade is None:
@@ -490,6 +496,15 @@ def sync(
             now=clock,
         )
         if row["kind"] == "youzan"
+        else TaobaoPuller(
+            client,
+            _secret(settings, row, "consumer_key"),
+            _secret(settings, row, "webhook_secret"),
+            _secret(settings, row, "access_token"),
+            page_size=row["page_size"],
+            now=clock,
+        )
+        if row["kind"] == "taobao"
         else _puller(client, row)
     )
     result = SyncResult(name, waits=client.waits)
@@ -536,7 +551,7 @@ def sync(
 
 
 #: what a sync pages through
-Puller = ShopifyPuller | WooPuller | YouzanPuller
+Puller = ShopifyPuller | WooPuller | YouzanPuller | TaobaoPuller
 
 
 def _prefetch(
@@ -593,8 +608,8 @@ def _pulled_item(raw: Any, kind: str) -> _Item:
             from huitouke.connectors.values import gid_number, instant
 
             oid, at = gid_number(raw.get("id")), instant(raw.get("updatedAt"), "updatedAt")
-        elif kind == "youzan":
-            object_id, at = youzan.identity(raw)
+        elif kind in ("youzan", "taobao"):
+            object_id, at = (youzan if kind == "youzan" else taobao).identity(raw)
             return _Item(object_id, at, raw=raw)
         else:
             oid = str(raw.get("id"))
@@ -647,6 +662,9 @@ def _identify(kind: str, topic: str, raw: Any) -> _Item:
             raise Unmappable("the body is not a JSON object")
         if kind == "youzan":
             return _youzan_identify(topic, raw)
+        if kind == "taobao":  # pulled only (TOP pushes over its own message channel)
+            object_id, at = taobao.identity(raw)
+            return _Item(object_id, at, raw=raw)
         if kind == "shopify" and topic == "refunds/create":
             at = instant(raw.get("created_at") or raw.get("processed_at"), "created_at")
             return _Item(f"refund:{gid_number(raw.get('id'))}", at, raw=raw)
@@ -692,6 +710,8 @@ def _youzan_identify(topic: str, raw: Mapping[str, Any]) -> _Item:
 def _topics(kind: str) -> frozenset[str] | tuple[str, ...]:
     if kind == "youzan":
         return youzan.TRADE_TYPES
+    if kind == "taobao":
+        return ()
     return shopify.WEBHOOK_TOPICS if kind == "shopify" else woocommerce.WEBHOOK_TOPICS
 
 

@@ -41,7 +41,7 @@ _KEY_TTL = 5.0
 class ConnectorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="shopify | woocommerce")
+    kind: str = Field(description="shopify | woocommerce | youzan | taobao")
     name: str = Field(pattern=SOURCE_PATTERN, description="Also the source of its orders.")
     api_base_url: str = Field(max_length=500, description="The platform's base URL.")
     webhook_secret: SecretStr = Field(description="Signs the platform's webhooks.")
