@@ -290,7 +290,16 @@ def test_errors_name_no_token(store: Store, settings: Settings) -> None:
         with pytest.raises(PlatformError, match="4203"):
             uc.sync(store, settings, "yz", clock=Clock(NOW))
         fake.token = "yz_token_test"
-        fake.fail_on = set(range(1, 100))
+        fake.gateway_error_on = {fake.requests + 1}
+        with pytest.raises(PlatformError, match="5001"):
+            uc.sync(store, settings, "yz", clock=Clock(NOW))
+        # a 429 is waited out for its Retry-After and asked again
+        fake.gateway_error_on = set()
+        fake.rate_limit_on = {fake.requests + 2: "1"}
+        waits: list[float] = []
+        r = uc.sync(store, settings, "yz", clock=Clock(NOW), sleep=waits.append)
+        assert waits == [1.0] and r.pages == 90  # 90 days back, a window a day
+        fake.fail_on = set(range(fake.requests + 1, fake.requests + 100))
         with pytest.raises(PlatformError) as failed:
             uc.sync(store, settings, "yz", clock=Clock(NOW), sleep=lambda s: None)
         shown = uc.show_connector(store, "yz")

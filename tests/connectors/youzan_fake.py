@@ -158,6 +158,8 @@ class FakeYouzan(_Server):
         self.asked: list[dict[str, Any]] = []
         #: called before each page is served, with the request's body
         self.before_page: Callable[[dict[str, Any]], None] | None = None
+        #: request numbers (1-based) answered by the gateway's error shape
+        self.gateway_error_on: set[int] = set()
 
     def put(self, trade: dict[str, Any]) -> None:
         with self.lock:
@@ -169,6 +171,8 @@ class FakeYouzan(_Server):
         url = urlparse(h.path)
         if method != "POST" or url.path != "/api/youzan.trades.sold.get/4.0.4":
             return 404, {"success": False, "code": 404, "message": "api not found"}, {}
+        if self.requests in self.gateway_error_on:
+            return 200, {"gw_err_resp": {"err_code": 5001, "err_msg": "服务调用失败"}}, {}
         token = (parse_qs(url.query).get("access_token") or [""])[0]
         if token != self.token:
             return 200, {"success": False, "code": 4203, "message": "access_token 无效"}, {}
