@@ -13,6 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from huitouke.app import connectors as uc
@@ -442,3 +445,71 @@ def test_cli_add_and_sync_youzan(store_url: str, monkeypatch: pytest.MonkeyPatch
             assert json.loads(r.stdout)["pulled"] == 7
     finally:
         get_settings.cache_clear()
+
+
+@hsettings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_replayed_push_stream_changes_nothing(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """A stream of push messages (states of a few trades, in any order, with repeats)
+    applied, then replayed in another order: nothing changes; refunds within the amount."""
+    from huitouke.core.secretbox import new_key
+
+    path = tmp_path_factory.mktemp("yzreplay") / "s.db"
+    settings = Settings(
+        database_url=f"sqlite:///{path}", encryption_keys=new_key(), timezone="Asia/Shanghai"
+    )
+    store = Store(settings.database_url)
+    store.migrate()
+    try:
+        uc.add_connector(
+            store,
+            settings,
+            uc.ConnectorIn(
+                kind="youzan",
+                name="yz",
+                api_base_url="http://127.0.0.1:9",
+                webhook_secret=CLIENT_SECRET,
+                access_token="t",
+                consumer_key=CLIENT_ID,
+            ),
+        )
+        states = st.tuples(
+            st.integers(0, 2),
+            st.integers(0, 5),
+            st.sampled_from(["TRADE_PAID", "TRADE_SUCCESS", "TRADE_CLOSED", "WAIT_BUYER_PAY"]),
+            st.sampled_from([(0, ()), (2, ("20.00",)), (2, ("90.00", "90.00")), (12, ())]),
+        )
+        stream = data.draw(st.lists(states, min_size=1, max_size=12))
+
+        def deliver(items: list[Any]) -> None:
+            for i, minute, status, (refund_state, refunds) in items:
+                trade = youzan_trade(
+                    i,
+                    T0 + timedelta(minutes=minute),
+                    status=status,
+                    refund_state=refund_state,
+                    refunds=refunds,
+                    paid=status != "WAIT_BUYER_PAY",
+                )
+                body, headers = push(trade, "trade_TradeSuccess")
+                receipt = uc.receive_webhook(
+                    store, settings, "yz", {k.lower(): v for k, v in headers.items()}, body
+                )
+                uc.apply_inbox(
+                    store, settings, "yz", ids=[receipt.inbox_id], loyalty=program_loyalty("CNY")
+                )
+
+        deliver(stream)
+        once = snapshot(store, "yz")
+        inbox_once = len(uc.inbox(store, "yz", limit=1000))
+        deliver(data.draw(st.permutations(stream)))
+        assert snapshot(store, "yz") == once
+        assert len(uc.inbox(store, "yz", limit=1000)) == inbox_once
+        for o in once["orders"].values():
+            assert 0 <= o[3] <= o[2]
+    finally:
+        store.dispose()
