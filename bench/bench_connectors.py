@@ -218,16 +218,25 @@ def _node(i: int) -> dict[str, Any]:
 
 
 def _serve_fake(port_q: Any, orders: int, page: int) -> None:
+    """A fake Shopify: pre-built pages of ``orders(first, after)`` and, for the bulk
+    operation, its JSONL file (an order per line, its line item on the next naming it)."""
     pages: dict[int, bytes] = {}
+    jsonl: list[bytes] = []
+    cost = {"requestedQueryCost": page + 2, "actualQueryCost": page + 2, "throttleStatus": {"maximumAvailable": 20000.0, "currentlyAvailable": 19000.0, "restoreRate": 1000.0}}  # fmt: skip
     for start in range(0, orders, page):
         nodes = [_node(i) for i in range(start, min(orders, start + page))]
         end = start + len(nodes)
         pages[start] = json.dumps(
             {
                 "data": {"orders": {"nodes": nodes, "pageInfo": {"hasNextPage": end < orders, "endCursor": str(end)}}},
-                "extensions": {"cost": {"requestedQueryCost": page + 2, "actualQueryCost": page + 2, "throttleStatus": {"maximumAvailable": 20000.0, "currentlyAvailable": 19000.0, "restoreRate": 1000.0}}},
+                "extensions": {"cost": cost},
             }
         ).encode()  # fmt: skip
+        for n in nodes:
+            items = n.pop("lineItems")["nodes"]
+            jsonl.append(json.dumps(n).encode())
+            jsonl += [json.dumps({**it, "__parentId": n["id"]}).encode() for it in items]
+    bulk_file = b"\n".join(jsonl) + b"\n"
 
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -235,22 +244,38 @@ def _serve_fake(port_q: Any, orders: int, page: int) -> None:
         def log_message(self, *a: Any) -> None:
             pass
 
-        def do_POST(self) -> None:
-            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            after = req["variables"].get("after")
-            data = pages[int(after) if after else 0]
+        def _send(self, data: bytes) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
+        def do_GET(self) -> None:
+            self._send(bulk_file)
+
+        def do_POST(self) -> None:
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if "bulkOperationRunQuery" in req["query"]:
+                data = {"bulkOperationRunQuery": {"bulkOperation": {"id": "b1", "status": "CREATED"}, "userErrors": []}}  # fmt: skip
+                self._send(json.dumps({"data": data, "extensions": {"cost": cost}}).encode())
+                return
+            if "currentBulkOperation" in req["query"]:
+                url = f"http://127.0.0.1:{self.server.server_address[1]}/bulk.jsonl"
+                data = {"currentBulkOperation": {"id": "b1", "status": "COMPLETED", "errorCode": None, "objectCount": str(2 * orders), "url": url, "partialDataUrl": None}}  # fmt: skip
+                self._send(json.dumps({"data": data, "extensions": {"cost": cost}}).encode())
+                return
+            after = req["variables"].get("after")
+            self._send(pages[int(after) if after else 0])
+
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
     port_q.put(httpd.server_address[1])
     httpd.serve_forever()
 
 
-def bench_backfill(url: str, args: argparse.Namespace, enc_key: str) -> dict[str, Any]:
+def bench_backfill(
+    url: str, args: argparse.Namespace, enc_key: str, *, bulk: bool = False
+) -> dict[str, Any]:
     q: Any = multiprocessing.Queue()
     proc = multiprocessing.Process(target=_serve_fake, args=(q, args.orders, 250), daemon=True)
     proc.start()
@@ -279,7 +304,7 @@ def bench_backfill(url: str, args: argparse.Namespace, enc_key: str) -> dict[str
                     file=sys.stderr,
                 )
 
-        result = uc.sync(store, settings, "backfill", progress=progress)
+        result = uc.sync(store, settings, "backfill", progress=progress, bulk=bulk)
         seconds = time.perf_counter() - start
         from sqlalchemy import text
 
@@ -289,7 +314,7 @@ def bench_backfill(url: str, args: argparse.Namespace, enc_key: str) -> dict[str
             ).scalar_one()
         store.dispose()
         row = {
-            "phase": "backfill pull",
+            "phase": "backfill pull" + (" (bulk operation)" if bulk else " (pages)"),
             "orders": result.pulled,
             "stored": stored,
             "pages": result.pages,
@@ -366,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
         url, drop = pg_database(admin, prefix="conn_bench")
         try:
             out["backfill"] = bench_backfill(url, args, enc_key)
+        finally:
+            drop()
+        url, drop = pg_database(admin, prefix="conn_bench")
+        try:
+            out["backfill_bulk"] = bench_backfill(url, args, enc_key, bulk=True)
         finally:
             drop()
         url, drop = pg_database(admin, prefix="conn_bench")

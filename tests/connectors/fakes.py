@@ -83,9 +83,10 @@ class _Server:
         body: Any,
         headers: dict[str, str] | None = None,
     ) -> None:
-        data = json.dumps(body).encode()
+        raw = isinstance(body, bytes)
+        data = body if raw else json.dumps(body).encode()
         h.send_response(status)
-        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Type", "application/jsonl" if raw else "application/json")
         h.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             h.send_header(k, v)
@@ -219,6 +220,8 @@ class FakeShopify(_Server):
     def answer(
         self, h: BaseHTTPRequestHandler, method: str, body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET" and h.path.startswith("/bulk/"):
+            return 200, self._bulk_file(), {}
         if method != "POST" or not re.fullmatch(r"/admin/api/\d{4}-\d{2}/graphql\.json", h.path):
             return 404, {"errors": "Not Found"}, {}
         if h.headers.get("X-Shopify-Access-Token") != self.token:
@@ -255,7 +258,14 @@ class FakeShopify(_Server):
                 )
             self.available -= cost
             self.queries.append(variables)
-            data = self._orders(variables) if "orders(" in query else self._order(variables)
+            if "bulkOperationRunQuery" in query:
+                data = self._bulk_run(variables["query"])
+            elif "currentBulkOperation" in query:
+                data = self._bulk_poll()
+            elif "orders(" in query:
+                data = self._orders(variables)
+            else:
+                data = self._order(variables)
             return (
                 200,
                 {
@@ -307,6 +317,52 @@ class FakeShopify(_Server):
 
     def _order(self, v: dict[str, Any]) -> dict[str, Any]:
         return {"order": self.orders.get(v["id"])}
+
+    # bulk operations: bulkOperationRunQuery, currentBulkOperation, the JSONL result file
+    bulk: dict[str, Any] | None = None
+    #: polls answered RUNNING before COMPLETED
+    bulk_polls = 2
+
+    def _bulk_run(self, query: str) -> dict[str, Any]:
+        assert "edges { node {" in query and "first" not in query, query
+        m = re.search(r"updated_at:>='([^']+)'", query)
+        since = datetime.fromisoformat(m.group(1)) if m else None
+        self.bulk = {"id": "gid://shopify/BulkOperation/1", "since": since, "polls": 0}
+        return {
+            "bulkOperationRunQuery": {
+                "bulkOperation": {"id": self.bulk["id"], "status": "CREATED"},
+                "userErrors": [],
+            }
+        }
+
+    def _bulk_poll(self) -> dict[str, Any]:
+        op = self.bulk
+        if op is None:
+            return {"currentBulkOperation": None}
+        op["polls"] += 1
+        done = op["polls"] > self.bulk_polls
+        return {
+            "currentBulkOperation": {
+                "id": op["id"],
+                "status": "COMPLETED" if done else "RUNNING",
+                "errorCode": None,
+                "objectCount": str(len(self.orders)),
+                "url": f"{self.url}/bulk/1.jsonl" if done else None,
+                "partialDataUrl": None,
+            }
+        }
+
+    def _bulk_file(self) -> bytes:
+        since = (self.bulk or {}).get("since")
+        out = []
+        for n in self.orders.values():
+            if since is not None and datetime.fromisoformat(n["updatedAt"]) < since:
+                continue
+            order = {k: v for k, v in n.items() if k != "lineItems"}
+            out.append(json.dumps(order))
+            for item in n["lineItems"]["nodes"]:
+                out.append(json.dumps({**item, "__parentId": n["id"]}))
+        return ("\n".join(out) + "\n").encode()
 
 
 # -- WooCommerce ------------------------------------------------------------------------------

@@ -47,6 +47,10 @@ def test_connectors_cli(
             assert r.exit_code == 0, r.output
             out = json.loads(r.stdout)
             assert (out["pulled"], out["pages"]) == (12, 3)
+            fake.bulk_polls = 0
+            r = runner.invoke(app, ["connectors", "sync", "myshop", "--bulk", "--json"])
+            assert r.exit_code == 0, r.output
+            assert json.loads(r.stdout)["pulled"] == 12  # the overlap window: all again
             r = runner.invoke(app, ["connectors", "list"])
             assert "myshop\tshopify\tactive" in r.output
             r = runner.invoke(app, ["connectors", "inbox", "myshop", "--failed"])

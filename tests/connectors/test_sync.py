@@ -12,6 +12,7 @@ from huitouke.app import connectors as uc
 from huitouke.app.orders import order_event, record_order_events
 from huitouke.connectors import shopify, woocommerce
 from huitouke.connectors.model import PlatformError
+from huitouke.errors import InputError
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 
@@ -210,3 +211,67 @@ def test_woocommerce_pull_pages_and_concurrent_changes(store: Store, settings: S
         assert got["525"][1:4] == ("partially_refunded", Decimal("80"), Decimal("5"))
         assert got["501"][0] == "email:guest@example.com"
         assert woocommerce.gmt("2026-11-01T00:00:00", "x") == T0
+
+
+def test_conflicting_order_in_a_bulk_page_is_kept_as_failed(
+    store: Store, settings: Settings
+) -> None:
+    with FakeShopify() as fake:
+        for i in range(60):
+            fake.put(shopify_order(i, T0 + timedelta(seconds=i)))
+        add_shopify(store, settings, fake)
+        assert uc.sync(store, settings, "shop1").pulled == 60
+        # the platform now reports another amount for order 7 (an edited order), and
+        # refunds on 59 others: the 59 are recorded, order 7 waits in the inbox as failed
+        later = T0 + timedelta(hours=1)
+        for i in range(60):
+            fake.put(shopify_order(i, later + timedelta(seconds=i), refunded="10.00",
+                                   amount="120.00" if i == 7 else "100.00"))  # fmt: skip
+        r = uc.sync(store, settings, "shop1")
+        assert (r.pulled, r.failed) == (59 + 0, 1)
+        got = snapshot(store, "shop1")["orders"]
+        assert got["1007"][1:4] == ("paid", Decimal("100"), Decimal("0"))
+        assert got["1008"][1:4] == ("partially_refunded", Decimal("100"), Decimal("10"))
+        (row,) = uc.inbox(store, "shop1", failed_only=True)
+        assert row["object_id"] == "order:1007" and row["topic"] == "pull"
+        assert "amount" in row["reason"]
+        # within the overlap window the next sync sees it again: still failed, and still one
+        # inbox row (keyed by object and update time); the rest changes nothing
+        before = snapshot(store, "shop1")
+        assert uc.sync(store, settings, "shop1").failed == 1
+        assert len(uc.inbox(store, "shop1")) == 1 and snapshot(store, "shop1") == before
+
+
+def test_bulk_operation_backfill_then_incremental(
+    store: Store, settings: Settings, ref_store: Store
+) -> None:
+    loyalty = program_loyalty("USD")
+    with FakeShopify() as fake:
+        for i in range(37):
+            fake.put(shopify_order(i, T0 + timedelta(seconds=37 - i)))  # not in update order
+        add_shopify(store, settings, fake)
+        r = uc.sync(store, settings, "shop1", loyalty=loyalty, bulk=True, sleep=lambda s: None)
+        assert r.pulled == 37 and r.watermark == T0 + timedelta(seconds=37)
+        assert sum(1 for w in r.waits if w == 2.0) == fake.bulk_polls  # polled until COMPLETED
+        # then the ordinary pull goes on from the mark
+        fake.put(shopify_order(40, T0 + timedelta(hours=1)))
+        r = uc.sync(store, settings, "shop1", loyalty=loyalty)
+        assert r.since == T0 + timedelta(seconds=37 - 300)
+        assert same_outcome(
+            snapshot(store, "shop1"), reference(ref_store, list(fake.orders.values()))
+        )
+        lines = snapshot(store, "shop1")["orders"]
+        assert len(lines) == 38
+
+
+def test_bulk_is_shopify_only(store: Store, settings: Settings) -> None:
+    uc.add_connector(
+        store,
+        settings,
+        uc.ConnectorIn(
+            kind="woocommerce", name="woo", api_base_url="http://127.0.0.1:9",
+            webhook_secret="w", consumer_key="k", consumer_secret="c",
+        ),
+    )  # fmt: skip
+    with pytest.raises(InputError, match="only Shopify"):
+        uc.sync(store, settings, "woo", bulk=True)

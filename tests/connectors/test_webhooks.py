@@ -185,6 +185,11 @@ def test_registry_scopes_and_sealed_credentials(
         == "connector.invalid"
     )
     assert client.post("/v1/connectors/shop1/sync", headers=keys.h("read")).status_code == 403
+    assert client.post("/v1/connectors/shop1/sync").status_code == 401
+    assert client.post("/v1/connectors/shop1/retry", headers=keys.h("read")).status_code == 403
+    assert client.post("/v1/connectors/shop1/pause", headers=keys.h("read")).status_code == 403
+    for path in ("/v1/connectors", "/v1/connectors/shop1", "/v1/connectors/shop1/inbox"):
+        assert client.get(path).status_code == 401, path
     assert (
         client.post("/v1/connectors/shop1/pause", headers=keys.h("operator")).json()["status"]
         == "paused"
@@ -337,3 +342,31 @@ def test_woocommerce_webhook(client: TestClient, keys: Keys, store: Store) -> No
     assert r.json()["status"] == "applied", r.text
     o = snapshot(store, "woo")["orders"]["501"]
     assert o[1] == "partially_refunded" and o[4] == "EUR"
+
+
+def test_paused_deliveries_wait_and_conflicts_fail_visibly(
+    client: TestClient, keys: Keys, store: Store
+) -> None:
+    with FakeShopify(token="shpat_test") as fake:
+        assert add(client, keys, fake.url).status_code == 201
+        assert (
+            client.post("/v1/connectors/shop1/pause", headers=keys.h("operator")).status_code == 200
+        )
+        r = post(client, "shop1", "orders/create", rest_order(1, T0 + timedelta(hours=1)))
+        assert r.status_code == 200 and r.json()["status"] == "pending"  # stored, not applied
+        assert snapshot(store, "shop1")["orders"] == {}
+        assert (
+            client.post("/v1/connectors/shop1/resume", headers=keys.h("operator")).status_code
+            == 200
+        )
+        out = client.post("/v1/connectors/shop1/sync", headers=keys.h("operator")).json()
+        assert out["inbox_applied"] == 1 and out["pulled"] == 0
+        assert snapshot(store, "shop1")["orders"]["1001"][1] == "paid"
+        # the platform says the same order now has another amount: refused, kept, visible
+        changed = rest_order(1, T0 + timedelta(hours=2))
+        changed["total_price_set"]["shop_money"]["amount"] = "120.00"
+        r = post(client, "shop1", "orders/updated", changed)
+        assert r.status_code == 200 and r.json()["status"] == "failed"
+        (row,) = client.get("/v1/connectors/shop1/inbox?failed=true", headers=keys.h("read")).json()
+        assert "amount" in row["reason"] and row["attempts"] == 1
+        assert snapshot(store, "shop1")["orders"]["1001"][2] == 100

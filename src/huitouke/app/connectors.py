@@ -26,13 +26,14 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
+import pyarrow as pa
 from sqlalchemy import Connection
 
 from huitouke.app.orders import (
@@ -57,14 +58,14 @@ from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
 from huitouke.connectors.signatures import verify
 from huitouke.connectors.taobao_pull import TaobaoPuller
 from huitouke.connectors.youzan_pull import YouzanPuller
-from huitouke.core.orders import is_source_name
+from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
 from huitouke.core.secretbox import SecretBox
 from huitouke.errors import ConflictError, HuitoukeError, InputError
 from huitouke.i18n import t
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.settings import Settings
 from huitouke.store.db import Store
-from huitouke.store.orders_repo import lines_table, orders_table
+from huitouke.store.orders_repo import STORE_LINES_SCHEMA, lines_table, orders_table
 from huitouke.store.uow import run_read, run_write
 
 __all__ = [
@@ -296,6 +297,10 @@ def _client(
     return client
 
 
+#: what a sync pages through
+Puller = ShopifyPuller | WooPuller | YouzanPuller | TaobaoPuller
+
+
 def _puller(client: JsonClient, row: Mapping[str, Any]) -> ShopifyPuller | WooPuller:
     if row["kind"] == "shopify":
         return ShopifyPuller(client, page_size=row["page_size"])
@@ -410,12 +415,20 @@ def _record(
 
 
 def _table(events: Sequence[OrderEventIn]) -> OrderTable:
-    """Order events as the canonical tables of the bulk path."""
+    """Order events as the canonical tables of the bulk path, built column by column (the
+    events are validated already; the tables' own checks still run)."""
+
+    def columns(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+        return pa.table(
+            {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema},
+            schema=schema,
+        )
+
+    orders = orders_table(columns([e.order for e in events], ORDERS_SCHEMA))
+    if not any(e.lines is not None for e in events):
+        return OrderTable(orders=orders)
     lines = [ln for e in events for ln in e.lines or ()]
-    return OrderTable(
-        orders=orders_table([e.order for e in events]),
-        lines=lines_table(lines) if any(e.lines is not None for e in events) else None,
-    )
+    return OrderTable(orders=orders, lines=lines_table(columns(lines, STORE_LINES_SCHEMA)))
 
 
 def _inbox_row(name: str, item: _Item, topic: str, now: datetime) -> dict[str, Any]:
@@ -477,11 +490,13 @@ def sync(
     sleep: Callable[[float], None] | None = None,
     progress: Callable[[SyncResult], None] | None = None,
     pages_per_unit: int = 8,
+    bulk: bool = False,
 ) -> SyncResult:
     """Pull the connector's orders updated since its mark less its overlap window, page by
     page; the inbox's pending deliveries are applied first. A unit of work records up to
     ``pages_per_unit`` pages with the mark, while a thread fetches and maps the next pages.
-    ``progress`` is called after each committed unit (the scheduler's and the CLI's
+    ``bulk`` (Shopify): through a bulk operation (backfill), the mark moved once the whole
+    file is recorded. ``progress`` is called after each committed unit (the scheduler's and the CLI's
     progress; an exception there stops the sync after that unit, as a crash would)."""
     row = _connector(store, name)
     if row["status"] != "active":
@@ -515,7 +530,19 @@ def sync(
     result.since = None if mark is None else mark - timedelta(seconds=row["overlap_seconds"])
     run_write(store, lambda conn: repo.sync_started(conn, name, clock()))
     error: str | None = None
-    fetched = _prefetch(puller, result.since, row["kind"], name, settings.currency)
+    if bulk and not isinstance(puller, ShopifyPuller):
+        raise InputError(
+            "--bulk: only Shopify connectors have bulk operations",
+            code="connector.invalid",
+            message_zh="--bulk:只有 Shopify 连接器支持批量操作",
+            details={"field": "bulk"},
+        )
+    pages = (
+        puller.bulk_pages(result.since)
+        if bulk and isinstance(puller, ShopifyPuller)
+        else puller.pages(result.since)
+    )
+    fetched = _prefetch(pages, row["kind"], name, settings.currency)
     try:
         while True:
             # a unit of work records up to ``pages_per_unit`` pages (fetched and mapped
@@ -550,14 +577,10 @@ def sync(
     return result
 
 
-#: what a sync pages through
-Puller = ShopifyPuller | WooPuller | YouzanPuller | TaobaoPuller
-
-
 def _prefetch(
-    puller: Puller, since: datetime | None, kind: str, name: str, currency: str
+    source: Iterator[Page], kind: str, name: str, currency: str
 ) -> Generator[tuple[Page, list[_Item]], None, None]:
-    """The pages of ``puller``, each with its orders mapped, fetched by a thread while the
+    """The pages of ``source``, each with its orders mapped, fetched by a thread while the
     caller records the ones before (at most a few pages ahead); an error of the platform
     comes out where its page would have."""
     q: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
@@ -565,7 +588,7 @@ def _prefetch(
 
     def produce() -> None:
         try:
-            for page in puller.pages(since):
+            for page in source:
                 items = []
                 for raw in page.orders:
                     item = _pulled_item(raw, kind)

@@ -142,6 +142,9 @@ def register(app: typer.Typer) -> None:
     @connectors_app.command("sync")
     def sync_(
         name: str = typer.Argument(..., help="Connector. 连接器。"),
+        bulk: bool = typer.Option(
+            False, "--bulk", help="Shopify: through a bulk operation (backfill). 批量操作回填。"
+        ),
         as_json: bool = _JSON,
         database_url: str | None = _DB,
     ) -> None:
@@ -149,14 +152,15 @@ def register(app: typer.Typer) -> None:
         from huitouke.app.connectors import SyncResult, sync
 
         def progress(r: SyncResult) -> None:
+            mark = r.watermark.isoformat() if r.watermark else "-"
             typer.echo(
-                f"{r.pages}\t{r.pulled}\t{r.watermark.isoformat() if r.watermark else '-'}",
+                t("connectors.progress", _lang(), pulled=r.pulled, pages=r.pages, watermark=mark),
                 err=True,
             )
 
         store = _store(database_url)
         try:
-            result = sync(store, get_settings(), name, progress=progress)
+            result = sync(store, get_settings(), name, progress=progress, bulk=bulk)
         finally:
             store.dispose()
         if as_json:

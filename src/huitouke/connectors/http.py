@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -135,6 +135,42 @@ class JsonClient:
             parsed = json.loads(r.data, parse_float=Decimal) if r.data else None
             return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, parsed)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_lines(self, url: str) -> Iterator[bytes]:
+        """The lines of a file at an absolute ``url`` (a bulk operation's result: a signed
+        link, so no credentials are sent), streamed."""
+        r = self.pool.request(
+            "GET", url, preload_content=False, timeout=self.timeout, retries=False
+        )
+        try:
+            if r.status >= 400:
+                raise PlatformError(
+                    t(
+                        "connectors.platform_error",
+                        "en",
+                        kind=self.kind,
+                        status=r.status,
+                        detail=url,
+                    ),
+                    code="connector.platform_error",
+                    message_zh=t(
+                        "connectors.platform_error",
+                        "zh",
+                        kind=self.kind,
+                        status=r.status,
+                        detail=url,
+                    ),
+                    details={"status": r.status},
+                )
+            rest = b""
+            for chunk in r.stream(1 << 16):
+                rest += chunk
+                *full, rest = rest.split(b"\n")
+                yield from (ln for ln in full if ln.strip())
+            if rest.strip():
+                yield rest
+        finally:
+            r.release_conn()
 
     def _wait(self, seconds: float) -> None:
         seconds = min(seconds, MAX_WAIT)

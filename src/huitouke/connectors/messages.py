@@ -71,6 +71,10 @@ MESSAGES = {
         "zh": "{name}:重试 {n} 条,成功 {applied} 条,仍失败 {failed} 条",
         "en": "{name}: {n} retried, {applied} applied, {failed} still failing",
     },
+    "connectors.progress": {
+        "zh": "已拉取 {pulled} 个订单({pages} 页),游标 {watermark}",
+        "en": "{pulled} orders pulled ({pages} pages), cursor at {watermark}",
+    },
     "connectors.none": {"zh": "还没有连接器", "en": "no connectors yet"},
     "connectors.inbox_empty": {"zh": "收件箱为空", "en": "the inbox is empty"},
     "connectors.token_prompt": {

@@ -28,6 +28,9 @@ from huitouke.connectors.model import MappedOrder, Skip, Unmappable, refund_stat
 from huitouke.connectors.values import gid_number, instant, money, text
 
 __all__ = [
+    "BULK_ORDERS_QUERY",
+    "BULK_POLL_QUERY",
+    "BULK_RUN_MUTATION",
     "ORDERS_QUERY",
     "ORDER_QUERY",
     "PAID_STATES",
@@ -58,6 +61,27 @@ ORDERS_QUERY = (
     "    pageInfo { hasNextPage endCursor }\n"
     "    nodes {" + _ORDER_FIELDS + "    }\n  }\n}\n"
 )
+#: a bulk operation's query (a connection with ``edges { node }``, no ``first``: Shopify
+#: runs it in the background and writes every node as one JSON line, a line item as its own
+#: line naming its order in ``__parentId``)
+BULK_ORDERS_QUERY = (
+    "{ orders(query: %s, sortKey: UPDATED_AT) { edges { node {"
+    " id createdAt processedAt updatedAt cancelledAt displayFinancialStatus email phone"
+    " totalPriceSet { shopMoney { amount currencyCode } }"
+    " totalRefundedSet { shopMoney { amount currencyCode } }"
+    " customer { id email phone }"
+    " lineItems { edges { node { id sku title quantity variant { id }"
+    " originalUnitPriceSet { shopMoney { amount currencyCode } } } } }"
+    " } } } }"
+)
+BULK_RUN_MUTATION = (
+    "mutation Run($query: String!) {\n  bulkOperationRunQuery(query: $query) {\n"
+    "    bulkOperation { id status }\n    userErrors { field message }\n  }\n}\n"
+)
+BULK_POLL_QUERY = (
+    "query { currentBulkOperation { id status errorCode objectCount url partialDataUrl } }"
+)
+
 #: one order by its id (a refund's order, fetched when ``refunds/create`` arrives)
 ORDER_QUERY = "query Order($id: ID!) {\n  order(id: $id) {" + _ORDER_FIELDS + "  }\n}\n"
 

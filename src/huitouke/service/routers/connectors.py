@@ -139,12 +139,15 @@ def resume_connector(
 )
 def sync_connector(
     name: str = _NAME,
+    bulk: bool = Query(False, description="Shopify: through a bulk operation (backfill)."),
     ctx: ServiceContext = Depends(get_ctx),
     _: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
     """Pull the orders updated since the connector's cursor (less its overlap window).
     增量拉取订单(游标减去重叠窗口之后更新的订单)。"""
-    return uc.sync(ctx.store, ctx.settings, name, loyalty=_loyalty(ctx), clock=ctx.clock).as_dict()
+    return uc.sync(
+        ctx.store, ctx.settings, name, loyalty=_loyalty(ctx), clock=ctx.clock, bulk=bulk
+    ).as_dict()
 
 
 @router.get("/{name}/inbox", responses={404: {"model": ErrorResponse}})
