@@ -1,8 +1,8 @@
 """Shop connectors (店铺连接器): orders pulled from and pushed by the shop platforms.
 
 A connector is a named link to one shop on one platform (its *kind*: ``shopify``,
-``woocommerce``, ``youzan``, ``taobao``). Its name is the ``source`` of the orders it brings, so an order is
-``(connector name, platform order id)``. The context holds
+``woocommerce``, ``youzan``, ``taobao``). Its name is the ``source`` of the orders it
+brings, so an order is ``(connector name, platform order id)``. The context holds
 
 - the pure pieces: the platforms' order shapes mapped to order events
   (:mod:`~huitouke.connectors.shopify`, :mod:`~huitouke.connectors.woocommerce`,
