@@ -391,6 +391,14 @@ def test_push_duplicates_out_of_order_unmappable(
     older = youzan_trade(1, t1 + timedelta(minutes=5))
     assert send(client, *push(older, "trade_TradeSellerShip")).json()["status"] == "applied"
     assert snapshot(store, "yz") == after
+    # without an Event-Type header the body's type is the topic
+    body, headers = push(youzan_trade(4, t2), "trade_TradePaid")
+    headers.pop("Event-Type")
+    assert send(client, body, headers).json()["status"] == "applied"
+    rows = client.get("/v1/connectors/yz/inbox", headers=keys.h("read")).json()
+    assert [r["topic"] for r in rows if r["object_id"] == "order:E2026110100000004"] == [
+        "trade_TradePaid"
+    ]
     # Youzan's test push, and a type we take no state from: stored, ignored
     assert send(client, *push(None, "trade_TradePaid", test=True)).json()["status"] == "ignored"
     memo = youzan_trade(2, t2)
@@ -411,7 +419,7 @@ def test_push_duplicates_out_of_order_unmappable(
     ].startswith("older than the delivery of")
     out = client.post("/v1/connectors/yz/retry", headers=keys.h("operator")).json()
     assert out == {"applied": 0, "ignored": 0, "failed": 2, "pending": 0}
-    assert snapshot(store, "yz")["orders"].keys() == {"E2026110100000001"}
+    assert snapshot(store, "yz")["orders"].keys() == {"E2026110100000001", "E2026110100000004"}
 
 
 def test_cli_add_and_sync_youzan(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
