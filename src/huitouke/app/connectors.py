@@ -43,7 +43,7 @@ from huitouke.app.orders import (
     record_order_events,
     stored_loyalty,
 )
-from huitouke.connectors import repo, shopify, woocommerce
+from huitouke.connectors import repo, shopify, taobao, woocommerce, youzan
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import (
     KINDS,
@@ -56,6 +56,8 @@ from huitouke.connectors.model import (
 )
 from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
 from huitouke.connectors.signatures import verify
+from huitouke.connectors.taobao_pull import TaobaoPuller
+from huitouke.connectors.youzan_pull import YouzanPuller
 from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
 from huitouke.core.secretbox import SecretBox
 from huitouke.errors import ConflictError, HuitoukeError, InputError
@@ -92,6 +94,12 @@ __all__ = [
 LoyaltyFactory = Callable[[Connection], LoyaltyService | None]
 #: credentials each kind needs, besides the webhook secret every kind has
 _NEEDS = {"shopify": ("access_token",), "woocommerce": ("consumer_key", "consumer_secret")}
+#: Youzan: the access token, and the app's client_id as ``consumer_key`` (its client_secret,
+#: which signs the pushes, is the webhook secret)
+_NEEDS["youzan"] = ("access_token", "consumer_key")
+#: Taobao TOP: the session key as ``access_token``, the app_key as ``consumer_key``, and the
+#: app secret (which signs the requests) as the webhook secret
+_NEEDS["taobao"] = ("access_token", "consumer_key")
 _SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_secret")
 #: pages fetched ahead of the one being recorded
 _AHEAD = 16
@@ -275,6 +283,8 @@ def _client(
 ) -> JsonClient:
     if row["kind"] == "shopify":
         headers = {"X-Shopify-Access-Token": _secret(settings, row, "access_token")}
+    elif row["kind"] in ("youzan", "taobao"):
+        headers = {}  # the token travels in the query string (YouzanPuller, TaobaoPuller)
     else:
         headers = {
             "Authorization": basic_auth(
@@ -287,6 +297,10 @@ def _client(
     return client
 
 
+#: what a sync pages through
+Puller = ShopifyPuller | WooPuller | YouzanPuller | TaobaoPuller
+
+
 def _puller(client: JsonClient, row: Mapping[str, Any]) -> ShopifyPuller | WooPuller:
     if row["kind"] == "shopify":
         return ShopifyPuller(client, page_size=row["page_size"])
@@ -294,6 +308,13 @@ def _puller(client: JsonClient, row: Mapping[str, Any]) -> ShopifyPuller | WooPu
 
 
 def _map(kind: str, raw: Mapping[str, Any], *, pulled: bool) -> MappedOrder:
+    if kind == "taobao":
+        return taobao.from_trade(raw)
+    if kind == "youzan":  # a pulled trade, or a push message carrying one
+        trade = raw if "order_info" in raw else youzan.push_trade(raw)
+        if trade is None:
+            raise Unmappable("the push message carries no trade")
+        return youzan.from_trade(trade)
     if kind == "shopify":
         return shopify.from_graphql(raw) if pulled else shopify.from_webhook(raw)
     return woocommerce.from_rest(raw)
@@ -482,7 +503,25 @@ def sync(
         raise _paused(name)
     loyalty = loyalty or _stored_loyalty(settings)
     client = _client(settings, row, sleep)
-    puller = _puller(client, row)
+    puller: Puller = (
+        YouzanPuller(
+            client,
+            _secret(settings, row, "access_token"),
+            page_size=row["page_size"],
+            now=clock,
+        )
+        if row["kind"] == "youzan"
+        else TaobaoPuller(
+            client,
+            _secret(settings, row, "consumer_key"),
+            _secret(settings, row, "webhook_secret"),
+            _secret(settings, row, "access_token"),
+            page_size=row["page_size"],
+            now=clock,
+        )
+        if row["kind"] == "taobao"
+        else _puller(client, row)
+    )
     result = SyncResult(name, waits=client.waits)
     result.inbox_applied = apply_inbox(
         store, settings, name, loyalty=loyalty, now=clock(), client=client
@@ -592,6 +631,9 @@ def _pulled_item(raw: Any, kind: str) -> _Item:
             from huitouke.connectors.values import gid_number, instant
 
             oid, at = gid_number(raw.get("id")), instant(raw.get("updatedAt"), "updatedAt")
+        elif kind in ("youzan", "taobao"):
+            object_id, at = (youzan if kind == "youzan" else taobao).identity(raw)
+            return _Item(object_id, at, raw=raw)
         else:
             oid = str(raw.get("id"))
             at = woocommerce.gmt(raw.get("date_modified_gmt"), "date_modified_gmt")
@@ -616,7 +658,10 @@ class Receipt:
 def webhook_key(store: Store, settings: Settings, name: str) -> tuple[str, str, str]:
     """``(kind, status, webhook secret)`` of a connector (the webhook door caches it)."""
     row = _connector(store, name)
-    return row["kind"], row["status"], _secret(settings, row, "webhook_secret")
+    secret = _secret(settings, row, "webhook_secret")
+    if row["kind"] == "youzan":  # Event-Sign covers client_id + body + client_secret
+        secret = youzan.push_secret(_secret(settings, row, "consumer_key"), secret)
+    return row["kind"], row["status"], secret
 
 
 def _delivery_item(kind: str, topic: str, body: bytes) -> _Item:
@@ -638,6 +683,11 @@ def _identify(kind: str, topic: str, raw: Any) -> _Item:
     try:
         if not isinstance(raw, Mapping):
             raise Unmappable("the body is not a JSON object")
+        if kind == "youzan":
+            return _youzan_identify(topic, raw)
+        if kind == "taobao":  # pulled only (TOP pushes over its own message channel)
+            object_id, at = taobao.identity(raw)
+            return _Item(object_id, at, raw=raw)
         if kind == "shopify" and topic == "refunds/create":
             at = instant(raw.get("created_at") or raw.get("processed_at"), "created_at")
             return _Item(f"refund:{gid_number(raw.get('id'))}", at, raw=raw)
@@ -657,7 +707,40 @@ def _identify(kind: str, topic: str, raw: Any) -> _Item:
         return _Item(f"unparsed:{digest}", _EPOCH, raw=raw, status="failed", reason=exc.message)
 
 
+def _youzan_identify(topic: str, raw: Mapping[str, Any]) -> _Item:
+    """A Youzan push's inbox identity: its trade's, or — a message without a trade (the
+    test push Youzan sends when the URL is set, a type we take no state from) — the
+    message's own, ignored: the next pull brings the trade's state."""
+    trade = youzan.push_trade(raw)
+    if trade is None:
+        version = raw.get("version")
+        at = (
+            datetime.fromtimestamp(version / 1000, UTC)
+            if isinstance(version, int) and not isinstance(version, bool)
+            else _EPOCH
+        )
+        item = _Item(f"message:{raw.get('id')}:{raw.get('type') or topic}", at, raw=raw)
+        item.status = "ignored"
+        item.reason = f"message {raw.get('type') or topic or '(none)'} carries no trade"
+        return item
+    object_id, at = youzan.identity(trade)
+    item = _Item(object_id, at, raw=raw)
+    if (raw.get("type") or topic) not in youzan.TRADE_TYPES:
+        item.status, item.reason = "ignored", f"type {raw.get('type') or topic} is not handled"
+    return item
+
+
+def _topics(kind: str) -> frozenset[str] | tuple[str, ...]:
+    if kind == "youzan":
+        return youzan.TRADE_TYPES
+    if kind == "taobao":
+        return ()
+    return shopify.WEBHOOK_TOPICS if kind == "shopify" else woocommerce.WEBHOOK_TOPICS
+
+
 def _topic(kind: str, headers: Mapping[str, str]) -> str:
+    if kind == "youzan":
+        return headers.get("event-type", "")
     return headers.get("x-shopify-topic" if kind == "shopify" else "x-wc-webhook-topic", "")
 
 
@@ -686,6 +769,8 @@ def accept_delivery(
         raise bad_signature(name)
     topic = _topic(kind, headers)
     item = _delivery_item(kind, topic, body)
+    if kind == "youzan" and not topic and isinstance(item.raw, Mapping):
+        topic = str(item.raw.get("type") or "")  # Event-Type missing: the body's type
     row = _inbox_row(name, item, topic or "(none)", now)
     row["body"] = item.raw if isinstance(item.raw, str) else body.decode("utf-8", "replace")
     return Delivery(row, item.raw, item.status, item.reason)
@@ -807,7 +892,7 @@ def apply_inbox(
             except (HuitoukeError, PlatformError) as exc:
                 item.status, item.reason = "failed", exc.message
             continue
-        topics = shopify.WEBHOOK_TOPICS if row["kind"] == "shopify" else woocommerce.WEBHOOK_TOPICS
+        topics = _topics(row["kind"])
         if r["topic"] not in topics and r["topic"] != "pull":
             item.status, item.reason = "ignored", f"topic {r['topic']} is not handled"
             continue

@@ -1,15 +1,17 @@
 """Shop connectors (店铺连接器): orders pulled from and pushed by the shop platforms.
 
 A connector is a named link to one shop on one platform (its *kind*: ``shopify``,
-``woocommerce``). Its name is the ``source`` of the orders it brings, so an order is
-``(connector name, platform order id)``. The context holds
+``woocommerce``, ``youzan``, ``taobao``). Its name is the ``source`` of the orders it
+brings, so an order is ``(connector name, platform order id)``. The context holds
 
 - the pure pieces: the platforms' order shapes mapped to order events
-  (:mod:`~huitouke.connectors.shopify`, :mod:`~huitouke.connectors.woocommerce`), webhook
+  (:mod:`~huitouke.connectors.shopify`, :mod:`~huitouke.connectors.woocommerce`,
+  :mod:`~huitouke.connectors.youzan`, :mod:`~huitouke.connectors.taobao`), webhook
   signatures (:mod:`~huitouke.connectors.signatures`), the shared vocabulary
   (:mod:`~huitouke.connectors.model`);
 - the I/O: the platforms' HTTP APIs with their paging and rate limits
-  (:mod:`~huitouke.connectors.http`, :mod:`~huitouke.connectors.pull`), the tables
+  (:mod:`~huitouke.connectors.http`, :mod:`~huitouke.connectors.pull`,
+  :mod:`~huitouke.connectors.youzan_pull`, :mod:`~huitouke.connectors.taobao_pull`), the tables
   (connectors, sync cursors, the raw inbox) and their statements
   (:mod:`~huitouke.connectors.tables`, :mod:`~huitouke.connectors.repo`).
 

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 #: the platforms a connector can link, in the order they were built
-KINDS = ("shopify", "woocommerce")
+KINDS = ("shopify", "woocommerce", "youzan", "taobao")
 #: an inbox row is ``pending`` until applied; ``applied`` once recorded (or found older
 #: than what is recorded: then ``reason`` says so); ``ignored`` when the platform state is
 #: not an order state we count (unpaid, draft — ``reason`` says which); ``failed`` when it

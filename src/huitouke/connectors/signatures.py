@@ -2,6 +2,8 @@
 
 - Shopify: ``X-Shopify-Hmac-Sha256`` = base64(HMAC-SHA256(app secret, raw body)).
 - WooCommerce: ``X-WC-Webhook-Signature`` = base64(HMAC-SHA256(webhook secret, raw body)).
+- Youzan: ``Event-Sign`` = hex MD5(client_id + raw body + client_secret)
+  (:func:`huitouke.connectors.youzan.verify_push`; the secret is ``youzan.push_secret``).
 
 Both are the same construction; the header differs. A signature is compared in constant
 time; surrounding white space in the header is ignored (Ruby's ``Base64.encode64``, used in
@@ -21,6 +23,7 @@ __all__ = ["SIGNATURE_HEADERS", "hmac_sha256_b64", "verify"]
 SIGNATURE_HEADERS = {
     "shopify": "x-shopify-hmac-sha256",
     "woocommerce": "x-wc-webhook-signature",
+    "youzan": "event-sign",
 }
 
 
@@ -33,6 +36,10 @@ def hmac_sha256_b64(secret: str, body: bytes) -> str:
 def verify(kind: str, secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
     """The delivery's signature header (``headers`` with lower-case names) is right for
     ``body`` under ``secret``. A missing header, an empty secret or an unknown kind: False."""
+    if kind == "youzan":
+        from huitouke.connectors.youzan import verify_push
+
+        return verify_push(secret, body, headers)
     name = SIGNATURE_HEADERS.get(kind)
     given = headers.get(name, "").strip() if name else ""
     if not given or not secret:
