@@ -20,7 +20,8 @@ Usage::
 
 ``--scoring C`` generates 3·C orders of C customers and runs the predictions on Spark
 ``local[2]`` (:func:`huitouke.prediction.spark.predict_spark`): the summary and the fit,
-then the ``mapInArrow`` scoring of every customer into Spark's no-op sink, timed apart,
+then the ``mapInArrow`` scoring of every customer into Spark's no-op sink, twice (the first
+run includes starting the Python workers and their imports), timed apart,
 beside the same :class:`~huitouke.prediction.scoring.Scorer` on the same summary in this
 one Python process (one core) as the baseline.
 """
@@ -141,6 +142,9 @@ def scoring_child(parquet: str, out: str) -> None:
     orders = orders_frame(session, parquet)
     run = predict_spark(orders, as_of=AS_OF, timezone=ZONE, margin=0.3, discount_rate=0.1)
     steps["summary + fit (driver)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    run.scores.write.format("noop").mode("overwrite").save()
+    steps["scoring, first run (Python workers start)"] = time.perf_counter() - t
     t = time.perf_counter()
     run.scores.write.format("noop").mode("overwrite").save()
     steps["scoring (mapInArrow)"] = time.perf_counter() - t
