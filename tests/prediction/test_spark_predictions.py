@@ -301,7 +301,7 @@ def test_cli_analytics_from_a_catalogue_table_and_customers_as_parquet(
         spark.catalog.dropTempView("huitouke_test_orders2")
 
 
-def test_one_model_per_shop(spark: Any, orders: pa.Table) -> None:
+def test_one_model_per_shop(spark: Any, orders: pa.Table, cli_env: None, tmp_path: Path) -> None:
     """Two shops in one orders table: each shop's scores equal predict() on its orders
     alone; a shop below the data threshold gets a note instead of scores."""
     shop = pa.array(
@@ -333,3 +333,32 @@ def test_one_model_per_shop(spark: Any, orders: pa.Table) -> None:
     c = got[got["source"] == "shop_c"]
     assert c["customer_id"].tolist() == ["solo"] and c["p_alive"].isna().all()
     assert "model.too_little_data" in c["note"].iloc[0]
+
+    # the CLI: predict --engine spark --per-shop source (JSON rows of every shop)
+    path = tmp_path / "shops.parquet"
+    pq.write_table(both, path)
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(path),
+            "--engine",
+            "spark",
+            "--per-shop",
+            "source",
+            "--format",
+            "json",
+            "--as-of",
+            AS_OF.isoformat(),
+            "--timezone",
+            ZONE,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rows = pd.DataFrame(json.loads(res.stdout))
+    want = got.sort_values(["source", "customer_id"]).reset_index(drop=True)
+    assert rows["source"].tolist() == want["source"].tolist()
+    assert rows["customer_id"].tolist() == want["customer_id"].tolist()
+    np.testing.assert_allclose(
+        rows["p_alive"].to_numpy(float), want["p_alive"].to_numpy(float, na_value=np.nan)
+    )

@@ -127,6 +127,58 @@ def _write(text: str, out: Path | None, fmt: str) -> None:
     typer.echo(str(out), err=True)
 
 
+def _per_shop(
+    orders: Any,
+    column: str,
+    day: Any,
+    zone: str,
+    model: str,
+    horizon_days: int,
+    unit: str,
+    currency: str | None,
+    margin: float | None,
+    discount_rate: float | None,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """``predict --engine spark --per-shop COLUMN``: one model per shop, rows sorted by
+    shop and customer (csv, json or parquet; not a terminal table)."""
+    from huitouke.prediction.spark import predict_by_shop, run_job
+
+    if fmt == "table":
+        raise InputError(
+            "--per-shop writes csv, json or parquet, not a table",
+            code="input.bad_format",
+            message_zh="--per-shop 只输出 csv、json 或 parquet",
+            details={"option": "--format"},
+        )
+    rows = predict_by_shop(
+        orders,
+        as_of=day,
+        timezone=zone,
+        by=column,
+        model=model,
+        horizon_days=horizon_days,
+        unit=unit,
+        currency=currency,
+        margin=margin,
+        discount_rate=discount_rate,
+    )
+    if fmt == "parquet":
+        assert out is not None
+        run_job(lambda: rows.write.mode("overwrite").parquet(str(out)))
+        typer.echo(str(out), err=True)
+        return
+    from huitouke.prediction.scoring import _arrow_backed
+
+    table = run_job(lambda: rows.orderBy(column, "customer_id").toArrow())
+    df = table.to_pandas(types_mapper=_arrow_backed)
+    if fmt == "csv":
+        _write(_csv_text(df), out, fmt)
+        return
+    _write(json.dumps(_records(df), ensure_ascii=False, indent=1) + "\n", out, fmt)
+
+
 def _write_parquet(df: pd.DataFrame, out: Path) -> None:
     """The customers' rows as one Parquet file (money decimal(18,2), dates date32)."""
     import pyarrow.parquet as pq
@@ -280,6 +332,13 @@ def register(app: typer.Typer) -> None:
         ),
         engine: str = ENGINE_OPT,
         table: str | None = TABLE_OPT,
+        per_shop: str | None = typer.Option(
+            None,
+            "--per-shop",
+            help="With --engine spark: one model per value of this orders column (e.g. source); "
+            "rows carry the column, the model and a note (csv, json or parquet). "
+            "按该列(如 source)分店铺各拟合一个模型(需 --engine spark)。",
+        ),
     ) -> None:
         """Per-customer forecast: P(alive), expected orders and spend, CLV, next-order date.
         逐客户预测:存活概率、预计订单与消费、客户终身价值、预计下次下单日期。"""
@@ -389,6 +448,22 @@ def register(app: typer.Typer) -> None:
                 day = spark_last_day(orders_df, timezone=zone, currency=currency)
             horizon_days = parse_horizon(horizon, day)
             typer.echo(t("prediction.progress.fit", lang, model=model), err=True)
+            if per_shop is not None:
+                _per_shop(
+                    orders_df,
+                    per_shop,
+                    day,
+                    zone,
+                    model,
+                    horizon_days,
+                    UNITS[unit],
+                    currency,
+                    margin,
+                    discount_rate,
+                    fmt,
+                    out,
+                )
+                return
             spark_run = predict_spark(
                 orders_df,
                 as_of=day,
@@ -407,6 +482,13 @@ def register(app: typer.Typer) -> None:
                 return
             result = spark_run.to_prediction()
         else:
+            if per_shop is not None:
+                raise InputError(
+                    "--per-shop fits one model per shop on Spark: it needs --engine spark",
+                    code="input.conflicting_options",
+                    message_zh="--per-shop 在 Spark 上按店铺分别建模,需要 --engine spark",
+                    details={"option": "--per-shop"},
+                )
             if table is not None:
                 raise InputError(
                     "--table reads a table of the Spark catalogue: it needs --engine spark",
