@@ -140,10 +140,18 @@ def _meta_close(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return True
 
 
-def test_spark_refuses_unmerged_days(spark: Any, orders: pa.Table) -> None:
+def test_spark_refuses_unmerged_days_and_duplicate_ids(
+    spark: Any, orders: pa.Table, tmp_path: Path
+) -> None:
     with pytest.raises(InputError) as err:
         predict_spark(orders_frame(spark, orders), as_of=AS_OF, timezone=ZONE, merge_same_day=False)
     assert err.value.code == "input.conflicting_options"
+    # Parquet that Spark reads itself is checked as the importer checks a file
+    twice = tmp_path / "twice.parquet"
+    pq.write_table(pa.concat_tables([orders, orders.slice(0, 1)]), twice)
+    with pytest.raises(InputError) as err:
+        predict_spark(orders_frame(spark, str(twice)), as_of=AS_OF, timezone=ZONE)
+    assert err.value.code == "input.duplicate_order_id"
 
 
 @pytest.fixture

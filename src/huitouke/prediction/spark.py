@@ -64,6 +64,7 @@ __all__ = [
     "last_order_day",
     "predict_by_shop",
     "predict_spark",
+    "refuse_bad_orders",
     "score",
     "spark_summary",
 ]
@@ -108,6 +109,62 @@ def _with_day(counted: Any, timezone: str, keys: list[str]) -> Any:
         F.to_date(F.from_utc_timestamp(F.col("ordered_at"), timezone)).alias("day"),
         (F.col("amount") - F.col("refunded_amount")).alias("revenue"),
     )
+
+
+def refuse_bad_orders(orders: Any) -> None:
+    """The checks the importer and the analytics make, for orders Spark reads itself: no
+    order id twice within a source, no empty required value, no unknown status (two Spark
+    jobs). Raises the same errors as :class:`huitouke.analytics.Analytics`."""
+    from pyspark.sql import functions as F
+
+    from huitouke.core.orders import ORDERS_SCHEMA, OrderStatus
+
+    known = [st.value for st in OrderStatus]
+    required = [f.name for f in ORDERS_SCHEMA if not f.nullable]
+    row = orders.agg(
+        *[F.sum(F.col(c).isNull().cast("int")).alias(c) for c in required],
+        F.sum((~F.col("status").isin(known)).cast("int")).alias("_unknown"),
+    ).collect()[0]
+    for c in required:
+        n = int(row[c] or 0)
+        if n:
+            raise InputError(
+                f"column {c} has {n} empty value(s)",
+                code="input.null_value",
+                message_zh=f"列 {c} 有 {n} 个空值",
+                details={"column": c},
+            )
+    if int(row["_unknown"] or 0):
+        found = sorted(
+            str(r[0])
+            for r in orders.select("status")
+            .distinct()
+            .where(~F.col("status").isin(known))
+            .collect()
+        )
+        raise InputError(
+            f"unknown order status(es) {found}; expected {sorted(known)}",
+            code="input.bad_status",
+            message_zh=f"未知的订单状态 {found};应为 {sorted(known)}",
+            details={"column": "status"},
+        )
+    dups = (
+        orders.groupBy("source", "order_id")
+        .count()
+        .where(F.col("count") > 1)
+        .orderBy("order_id", "source")
+        .limit(5)
+        .collect()
+    )
+    if dups:
+        ids = [str(r["order_id"]) for r in dups]
+        raise InputError(
+            f"order id(s) occur more than once (e.g. {', '.join(ids)}); "
+            "deduplicate by order id before analysing (the importer does)",
+            code="input.duplicate_order_id",
+            message_zh=f"订单号重复(如 {', '.join(ids)});请先按订单号去重(导入时会自动去重)",
+            details={"column": "order_id", "duplicates": ids},
+        )
 
 
 def last_order_day(orders: Any, *, timezone: str, currency: str | None = None) -> date:
@@ -399,6 +456,7 @@ def predict_spark(
             details={"option": "--no-merge-same-day"},
         )
     margin_, rate = check_arguments(model, horizon_days, margin, discount_rate)
+    refuse_bad_orders(orders)
     day = (
         as_of if as_of is not None else last_order_day(orders, timezone=timezone, currency=currency)
     )
@@ -541,6 +599,7 @@ def predict_by_shop(
             details={"column": by},
         )
     margin_, rate = check_arguments(model, horizon_days, margin, discount_rate)
+    refuse_bad_orders(orders)
     summary, _ = spark_summary(
         orders, timezone=timezone, as_of=as_of, currency=currency, unit=unit, by=by
     )
