@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from huitouke.analytics import Analytics, synthetic_orders
-from huitouke.analytics.spark import orders_frame, spark_session, spark_unavailable
+from huitouke.analytics.spark import _sessions, orders_frame, spark_session, spark_unavailable
 
 pytestmark = pytest.mark.spark
 
@@ -94,13 +94,26 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_analytics_and_predictions_through_spark_connect(connect_url: str) -> None:
+    orders = synthetic_orders(6000, 1200, seed=3)
+    mark = os.environ.get("SPARK_CONNECT_MODE_ENABLED")
+    session: Any = spark_session(connect_url)
+    assert type(session).__module__.startswith("pyspark.sql.connect")
+    try:
+        _check(session, orders)
+    finally:
+        session.stop()
+        _sessions.pop(connect_url, None)
+        # PySpark marks the process as Spark Connect; unmark it so that the other Spark
+        # tests of this run make their local session again
+        if mark is None:
+            os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+
+
+def _check(session: Any, orders: Any) -> None:
     from huitouke.analytics.spark import SparkAnalytics
     from huitouke.prediction import predict
     from huitouke.prediction.spark import predict_spark
 
-    orders = synthetic_orders(6000, 1200, seed=3)
-    session: Any = spark_session(connect_url)
-    assert type(session).__module__.startswith("pyspark.sql.connect")
     with (
         SparkAnalytics(orders, timezone=ZONE, session=session) as sp,
         Analytics(orders, timezone=ZONE) as du,

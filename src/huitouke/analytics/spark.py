@@ -131,6 +131,9 @@ def spark_session(master: str) -> Any:
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         try:
             if master.startswith("sc://"):
+                # PySpark then marks the whole process as Spark Connect
+                # (SPARK_CONNECT_MODE_ENABLED; its functions module dispatches on it): one
+                # process talks to Connect or runs a local/cluster session, not both
                 session = SparkSession.builder.remote(master).getOrCreate()
             else:
                 session = (
