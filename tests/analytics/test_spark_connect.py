@@ -17,21 +17,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from huitouke.analytics import Analytics, synthetic_orders
-from huitouke.analytics.spark import _sessions, orders_frame, spark_session, spark_unavailable
+from huitouke.analytics.spark import spark_unavailable
 
 pytestmark = pytest.mark.spark
-
-ZONE = "Asia/Shanghai"
-AS_OF = date(2024, 12, 31)
 
 
 def _free_port() -> int:
@@ -93,40 +85,53 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait()
 
 
+#: run in a process of its own: PySpark refuses a remote session in a process that has a
+#: regular one (the other Spark tests' session), and marks a process that opened a remote
+#: one as Connect for good
+CHECK = """
+import sys
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from huitouke.analytics import Analytics, synthetic_orders
+from huitouke.analytics.spark import SparkAnalytics, orders_frame, spark_session
+from huitouke.prediction import predict
+from huitouke.prediction.spark import predict_spark
+
+zone, as_of = "Asia/Shanghai", date(2024, 12, 31)
+orders = synthetic_orders(6000, 1200, seed=3)
+session = spark_session(sys.argv[1])
+assert type(session).__module__.startswith("pyspark.sql.connect"), type(session)
+with (
+    SparkAnalytics(orders, timezone=zone, session=session) as sp,
+    Analytics(orders, timezone=zone) as du,
+):
+    assert sp.metrics_json("month") == du.metrics_json("month")
+    pd.testing.assert_frame_equal(sp.customers(as_of), du.customers(as_of), check_exact=True)
+run = predict_spark(
+    orders_frame(session, orders), as_of=as_of, timezone=zone, margin=0.3, discount_rate=0.1
+)
+got = run.to_prediction().customers
+ref = predict(orders, as_of=as_of, timezone=zone, margin=0.3, discount_rate=0.1).customers
+assert got["customer_id"].tolist() == ref["customer_id"].tolist()
+np.testing.assert_allclose(got["p_alive"].to_numpy(float), ref["p_alive"].to_numpy(float), rtol=1e-9)
+assert got["next_order_median"].tolist() == ref["next_order_median"].tolist()
+session.stop()
+print("connect parity ok", len(got))
+"""
+
+
 def test_analytics_and_predictions_through_spark_connect(connect_url: str) -> None:
-    orders = synthetic_orders(6000, 1200, seed=3)
-    mark = os.environ.get("SPARK_CONNECT_MODE_ENABLED")
-    session: Any = spark_session(connect_url)
-    assert type(session).__module__.startswith("pyspark.sql.connect")
-    try:
-        _check(session, orders)
-    finally:
-        session.stop()
-        _sessions.pop(connect_url, None)
-        # PySpark marks the process as Spark Connect; unmark it so that the other Spark
-        # tests of this run make their local session again
-        if mark is None:
-            os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
-
-
-def _check(session: Any, orders: Any) -> None:
-    from huitouke.analytics.spark import SparkAnalytics
-    from huitouke.prediction import predict
-    from huitouke.prediction.spark import predict_spark
-
-    with (
-        SparkAnalytics(orders, timezone=ZONE, session=session) as sp,
-        Analytics(orders, timezone=ZONE) as du,
-    ):
-        assert sp.metrics_json("month") == du.metrics_json("month")
-        pd.testing.assert_frame_equal(sp.customers(AS_OF), du.customers(AS_OF), check_exact=True)
-    run = predict_spark(
-        orders_frame(session, orders), as_of=AS_OF, timezone=ZONE, margin=0.3, discount_rate=0.1
+    """Analytics (monthly metrics, customers) equal to DuckDB exactly and predictions
+    (mapInArrow scoring) equal to the in-process path, through ``sc://``."""
+    res = subprocess.run(
+        [sys.executable, "-c", CHECK, connect_url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
-    got = run.to_prediction().customers
-    ref = predict(orders, as_of=AS_OF, timezone=ZONE, margin=0.3, discount_rate=0.1).customers
-    assert got["customer_id"].tolist() == ref["customer_id"].tolist()
-    np.testing.assert_allclose(
-        got["p_alive"].to_numpy(float), ref["p_alive"].to_numpy(float), rtol=1e-9
-    )
-    assert got["next_order_median"].tolist() == ref["next_order_median"].tolist()
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "connect parity ok" in res.stdout
