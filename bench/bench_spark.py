@@ -14,6 +14,16 @@ Usage::
 
     python bench/bench_spark.py                 # 1M / 200k
     python bench/bench_spark.py --orders 100000 --customers 20000
+    python bench/bench_spark.py --engines duckdb --orders 10000000 --customers 2000000 \
+        --memory-limit 16GB                      # DuckDB alone at a larger scale
+    python bench/bench_spark.py --scoring 1000000   # predictions: Spark scoring customers/s
+
+``--scoring C`` generates 3·C orders of C customers and runs the predictions on Spark
+``local[2]`` (:func:`huitouke.prediction.spark.predict_spark`): the summary and the fit,
+then the ``mapInArrow`` scoring of every customer into Spark's no-op sink, twice (the first
+run includes starting the Python workers and their imports), timed apart,
+beside the same :class:`~huitouke.prediction.scoring.Scorer` on the same summary in this
+one Python process (one core) as the baseline.
 """
 
 from __future__ import annotations
@@ -79,6 +89,9 @@ def child(engine: str, parquet: str, out: str) -> None:
             "read + validate",
             lambda: Analytics(pq.read_table(parquet), timezone=ZONE, windows=windows),
         )
+        limit = os.environ.get("BENCH_DUCKDB_MEMORY_LIMIT")
+        if limit:  # spilling to a temporary directory past it
+            a._backend._con.execute(f"SET memory_limit = '{limit}'")  # type: ignore[attr-defined]
     step("counted orders", lambda: a.prepare())
     results["metrics"] = step("period metrics, month", lambda: a.metrics_json("month"))
     results["cohorts"] = step("cohorts", lambda: a.cohorts("customers"))
@@ -102,6 +115,94 @@ def _proc_usage(pid: int) -> dict[str, float]:
         if line.startswith("VmHWM:"):
             hwm = int(line.split()[1]) / 1024**2
     return {"cpu": cpu, "peak_rss_gib": hwm}
+
+
+def scoring_child(parquet: str, out: str) -> None:
+    """Predictions on Spark local[2]: summary + fit, then the scoring alone."""
+    import numpy as np
+    import pyarrow as pa
+    from pyspark.sql import SparkSession
+
+    from huitouke.analytics.spark import orders_frame
+    from huitouke.prediction.spark import predict_spark, spark_summary
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", "4g")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    steps: dict[str, float] = {}
+    t = time.perf_counter()
+    orders = orders_frame(session, parquet)
+    run = predict_spark(orders, as_of=AS_OF, timezone=ZONE, margin=0.3, discount_rate=0.1)
+    steps["summary + fit (driver)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    run.scores.write.format("noop").mode("overwrite").save()
+    steps["scoring, first run (Python workers start)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    run.scores.write.format("noop").mode("overwrite").save()
+    steps["scoring (mapInArrow)"] = time.perf_counter() - t
+    # the same summary collected, for the baseline in this process
+    table = spark_summary(orders, timezone=ZONE, as_of=AS_OF)[0].toArrow()
+    t = time.perf_counter()
+    run.fit.scorer.score(
+        table.column("customer_id"),
+        table.column("frequency").to_numpy(),
+        table.column("recency").to_numpy(),
+        table.column("T").to_numpy(),
+        table.column("monetary_value").to_numpy(),
+        table.column("own_mean").to_numpy(),
+    )
+    steps["scoring in one process (1 core)"] = time.perf_counter() - t
+    result = {
+        "steps": steps,
+        "customers": run.fit.customers,
+        "distinct_rows": run.fit.distinct_rows,
+        "model": run.model,
+        "summary_rows": int(np.int64(table.num_rows)),
+        "arrow": pa.__version__,
+    }
+    with open(out, "wb") as fh:
+        pickle.dump(result, fh)
+
+
+def scoring_main(customers: int) -> None:
+    from huitouke.analytics import synthetic_orders
+
+    with tempfile.TemporaryDirectory() as d:
+        parquet = str(Path(d) / "orders.parquet")
+        pq.write_table(synthetic_orders(3 * customers, customers, seed=1), parquet)
+        out = str(Path(d) / "scoring.pickle")
+        load = os.getloadavg()[0]
+        t = time.perf_counter()
+        subprocess.run(
+            [sys.executable, __file__, "--scoring-child", parquet, out],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - t
+        with open(out, "rb") as fh:
+            r = pickle.load(fh)
+    s = r["steps"]
+    spark_rate = r["customers"] / s["scoring (mapInArrow)"]
+    local_rate = r["customers"] / s["scoring in one process (1 core)"]
+    print(
+        f"{date.today()}, {os.cpu_count()} cores, {3 * customers:,} orders / "
+        f"{r['customers']:,} customers ({r['distinct_rows']:,} distinct (x, t_x, T) rows "
+        f"collected for the fit), model {r['model']}, load average at start {load:.1f}"
+    )
+    for k, v in s.items():
+        print(f"| {k} | {v:.2f} s |")
+    print(
+        f"Spark local[2] scoring: {spark_rate:,.0f} customers/s = {spark_rate / 2:,.0f} per core; "
+        f"in one process: {local_rate:,.0f} customers/s (1 core); child wall {wall:.1f} s"
+    )
 
 
 def run_child(engine: str, parquet: str, tmp: Path) -> dict[str, Any]:
@@ -137,10 +238,23 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=1_000_000)
     ap.add_argument("--customers", type=int, default=200_000)
     ap.add_argument("--child", nargs=3, metavar=("ENGINE", "PARQUET", "OUT"))
+    ap.add_argument("--engines", default="duckdb,spark", help="duckdb, spark or both")
+    ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 16GB")
+    ap.add_argument("--scoring", type=int, default=None, metavar="CUSTOMERS")
+    ap.add_argument("--scoring-child", nargs=2, metavar=("PARQUET", "OUT"))
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.scoring_child:
+        scoring_child(*args.scoring_child)
+        return
+    if args.scoring:
+        scoring_main(args.scoring)
+        return
+    if args.memory_limit:
+        os.environ["BENCH_DUCKDB_MEMORY_LIMIT"] = args.memory_limit
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     from huitouke.analytics import synthetic_orders
 
     with tempfile.TemporaryDirectory() as d:
@@ -148,8 +262,25 @@ def main() -> None:
         parquet = str(tmp / "orders.parquet")
         pq.write_table(synthetic_orders(args.orders, args.customers, seed=1), parquet)
         load = os.getloadavg()[0]
-        runs = {e: run_child(e, parquet, tmp) for e in ("duckdb", "spark")}
-        same(runs["duckdb"]["results"], runs["spark"]["results"])
+        gen = time.perf_counter()
+        runs = {e: run_child(e, parquet, tmp) for e in engines}
+        if len(runs) == 2:
+            same(runs["duckdb"]["results"], runs["spark"]["results"])
+    if "spark" not in runs:
+        d = runs["duckdb"]
+        print(
+            f"{date.today()}, {os.cpu_count()} cores, {args.orders:,} orders / "
+            f"{args.customers:,} customers, DuckDB alone (memory_limit "
+            f"{args.memory_limit or 'default'}), load average at start {load:.1f}"
+        )
+        for n, v in d["steps"].items():
+            print(f"| {n} | {v:.2f} |")
+        print(
+            f"| **analytics** | **{sum(d['steps'].values()):.2f}** |\nduckdb: process wall "
+            f"{d['wall']:.1f} s, CPU {d['cpu']:.1f} s, peak RSS {d['peak_rss_gib']:.2f} GiB "
+            f"(run {time.perf_counter() - gen:.0f} s)"
+        )
+        return
     names = list(runs["spark"]["steps"])
     print(
         f"{date.today()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

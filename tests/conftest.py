@@ -4,6 +4,7 @@ PostgreSQL (each test gets a fresh database created for it and dropped after).""
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,8 @@ def spark() -> Iterator[object]:
         pytest.skip(f"Spark tests need pyspark (the spark extra) and Java: {reason}")
     from pyspark.sql import SparkSession
 
+    # the Python workers of the scoring UDFs run this interpreter (huitouke installed)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master(SPARK_TEST_MASTER)
         .appName("huitouke-tests")

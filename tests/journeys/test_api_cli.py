@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -182,4 +183,42 @@ def test_cli_run_dry_run_json_and_validate(
     assert r.exit_code != 0
     r = runner.invoke(app, ["journeys", "list", "--format", "json"])
     assert any(j["id"] == "replenishment" for j in json.loads(r.output))
+    get_settings.cache_clear()
+
+
+def test_cli_run_reads_the_customers_frame_from_parquet(
+    store: Store, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`journeys run --frame x.parquet` (a file, or Spark's directory of parts) plans the
+    same messages as the frame computed from the store."""
+    import pyarrow.parquet as pq
+
+    from huitouke.cli.analytics_cmd import arrow_of
+    from huitouke.cli.main import app
+    from huitouke.journeys.integration import customers_frame
+    from huitouke.settings import get_settings
+
+    seed(store, n=8)
+    monkeypatch.setenv("HUITOUKE_DATABASE_URL", store_url)
+    monkeypatch.setenv("HUITOUKE_LANG", "en")
+    get_settings.cache_clear()
+    frame = customers_frame(store, AS_OF, settings=get_settings())
+    frame.loc[frame["customer_id"] == "c3", "tags"] = pd.Series([["vip", "tea"]], index=[3])
+    parts = tmp_path / "frame.parquet"
+    parts.mkdir()  # as Spark writes it: a directory of part files
+    table = arrow_of(frame)
+    pq.write_table(table.slice(0, 3), parts / "part-0.parquet")
+    pq.write_table(table.slice(3), parts / "part-1.parquet")
+    runner = CliRunner()
+    args = ["journeys", "run", "--as-of", AS_OF.isoformat(), "--dry-run", "--format", "json"]
+    args += ["--all-builtin", "--journey", "second_order"]
+    plain = runner.invoke(app, args)
+    from_parquet = runner.invoke(app, [*args, "--frame", str(parts)])
+    assert plain.exit_code == from_parquet.exit_code == 0, from_parquet.output
+    a, b = json.loads(plain.output), json.loads(from_parquet.output)
+    assert len(a["items"]) == 8
+    assert a == b
+    bad = tmp_path / "missing.parquet"
+    res = runner.invoke(app, [*args, "--frame", str(bad)])
+    assert res.exit_code != 0
     get_settings.cache_clear()

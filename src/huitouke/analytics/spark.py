@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import threading
 import uuid
 import warnings
@@ -39,8 +40,10 @@ from huitouke.core.orders import DEFAULT_SOURCE, ORDERS_SCHEMA, OrderStatus
 from huitouke.errors import ConfigError, InputError
 
 __all__ = [
+    "TABLE_PREFIX",
     "SparkAnalytics",
     "SparkBackend",
+    "orders_frame",
     "spark_session",
     "spark_unavailable",
 ]
@@ -123,8 +126,14 @@ def spark_session(master: str) -> Any:
             return _sessions[master]
         from pyspark.sql import SparkSession
 
+        if not master.startswith("sc://"):
+            # the Python workers (scoring UDFs) run this interpreter, which has huitouke
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         try:
             if master.startswith("sc://"):
+                # PySpark then marks the whole process as Spark Connect
+                # (SPARK_CONNECT_MODE_ENABLED; its functions module dispatches on it): one
+                # process talks to Connect or runs a local/cluster session, not both
                 session = SparkSession.builder.remote(master).getOrCreate()
             else:
                 session = (
@@ -140,6 +149,62 @@ def spark_session(master: str) -> Any:
             raise _unavailable_error(master, f"{type(exc).__name__}: {exc}") from exc
         _sessions[master] = session
         return session
+
+
+#: the prefix of an orders source that names a table (or view) of the Spark catalogue
+TABLE_PREFIX = "spark-table:"
+
+
+def orders_frame(session: Any, source: pa.Table | str) -> Any:
+    """The orders as a Spark DataFrame in the canonical columns and Spark types.
+
+    ``source`` is the canonical orders Arrow table, a Parquet path / glob / URI Spark
+    reads itself, or ``spark-table:NAME`` — a table or view of the session's catalogue
+    (``db.orders``, a Hive or Delta table, a temporary view) with the canonical columns.
+    Without a ``source`` column the orders are the default source's. Nothing is read into
+    this process but the schema."""
+    if isinstance(source, pa.Table):
+        return session.createDataFrame(_validate_orders(source))
+    from pyspark.sql import functions as F
+
+    if source.startswith(TABLE_PREFIX):
+        name = source[len(TABLE_PREFIX) :]
+        where = {"table": name}
+        try:
+            frame = session.table(name)
+        except Exception as exc:
+            raise InputError(
+                f"cannot read the Spark table {name!r}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}",
+                code="input.bad_table",
+                message_zh=f"无法读取 Spark 表 {name!r}:{exc}",
+                details=where,
+            ) from exc
+    else:
+        where = {"file": source}
+        try:
+            frame = session.read.parquet(source)
+        except Exception as exc:
+            raise InputError(
+                f"cannot read Parquet orders at {source}: {type(exc).__name__}: {exc}",
+                code="input.bad_file",
+                message_zh=f"无法读取 Parquet 订单 {source}:{exc}",
+                details={"file": source},
+            ) from exc
+    if "source" not in frame.columns:  # one source's orders, as for an Arrow table
+        frame = frame.withColumn("source", F.lit(DEFAULT_SOURCE))
+    missing = [f.name for f in ORDERS_SCHEMA if f.name not in frame.columns]
+    if missing:
+        label = where.get("table") or where.get("file")
+        raise InputError(
+            f"the orders at {label} lack column(s) {', '.join(missing)}",
+            code="input.missing_column",
+            message_zh=f"{label} 的订单缺少列:{', '.join(missing)}",
+            details={"missing": missing, **where},
+        )
+    return frame.select(
+        *[F.col(c).cast(t).alias(c) for c, t in _SPARK_TYPES.items()],
+    )
 
 
 class SparkBackend:
@@ -263,14 +328,15 @@ class SparkAnalytics(Analytics):
             self.orders = table
             frame = self._session.createDataFrame(table)
         elif isinstance(orders, str | os.PathLike):
-            frame = self._read_parquet(str(orders))
+            frame = orders_frame(self._session, str(orders))
             if self._before is not None:
                 from pyspark.sql import functions as F
 
                 frame = frame.where(F.col("ordered_at") < F.lit(self._before))
         else:
             raise InputError(
-                f"orders must be a pyarrow.Table or a Parquet path, got {type(orders).__name__}",
+                "orders must be a pyarrow.Table, a Parquet path or spark-table:NAME, "
+                f"got {type(orders).__name__}",
                 code="input.bad_orders",
                 message_zh=f"订单必须是 pyarrow.Table 或 Parquet 路径,实际为 {type(orders).__name__}",
             )
@@ -279,30 +345,7 @@ class SparkAnalytics(Analytics):
             self._check_read_orders()
 
     def _read_parquet(self, path: str) -> Any:
-        from pyspark.sql import functions as F
-
-        try:
-            frame = self._session.read.parquet(path)
-        except Exception as exc:
-            raise InputError(
-                f"cannot read Parquet orders at {path}: {type(exc).__name__}: {exc}",
-                code="input.bad_file",
-                message_zh=f"无法读取 Parquet 订单 {path}:{exc}",
-                details={"file": path},
-            ) from exc
-        if "source" not in frame.columns:  # one source's orders, as for an Arrow table
-            frame = frame.withColumn("source", F.lit(DEFAULT_SOURCE))
-        missing = [f.name for f in ORDERS_SCHEMA if f.name not in frame.columns]
-        if missing:
-            raise InputError(
-                f"the orders at {path} lack column(s) {', '.join(missing)}",
-                code="input.missing_column",
-                message_zh=f"{path} 的订单缺少列:{', '.join(missing)}",
-                details={"missing": missing, "file": path},
-            )
-        return frame.select(
-            *[F.col(c).cast(t).alias(c) for c, t in _SPARK_TYPES.items()],
-        )
+        return orders_frame(self._session, path)
 
     def _check_read_orders(self) -> None:
         """Empty required values and unknown statuses of orders Spark read itself."""

@@ -223,6 +223,18 @@ def _excel_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def arrow_of(df: pd.DataFrame) -> pa.Table:
+    """A frame as the Arrow table written to Parquet: plain ``string`` columns (pandas 3
+    gives ``large_string``), money decimals and dates as they are, no pandas metadata —
+    the types Spark writes for the same columns."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = [
+        pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields)).replace_schema_metadata(None)
+
+
 def _emit(
     sheets: dict[str, pd.DataFrame],
     fmt: str,
@@ -232,6 +244,18 @@ def _emit(
     json_body: Any = None,
 ) -> None:
     """Write one or more frames in ``fmt`` to ``out`` (or stdout)."""
+    if fmt == "parquet":
+        if out is None or len(sheets) != 1:
+            raise InputError(
+                "--format parquet needs --out FILE.parquet",
+                code="input.out_required",
+                message_zh="--format parquet 需要用 --out 指定 .parquet 文件",
+            )
+        import pyarrow.parquet as pq
+
+        pq.write_table(arrow_of(next(iter(sheets.values()))), out)
+        typer.echo(str(out), err=True)
+        return
     if fmt == "xlsx":
         if out is None:
             raise InputError(
@@ -315,6 +339,12 @@ ENGINE_OPT = typer.Option(
     "'huitouke[spark]' and Java 17). 计算引擎:duckdb(内嵌,默认)或 spark。",
 )
 ENGINES = ("duckdb", "spark")
+TABLE_OPT = typer.Option(
+    None,
+    "--table",
+    help="Read the orders from this table or view of the Spark catalogue (with --engine "
+    "spark). 从 Spark 目录中的表或视图读取订单(需 --engine spark)。",
+)
 AS_OF_OPT = typer.Option(
     None,
     "--as-of",
@@ -339,11 +369,65 @@ def open_spark(engine: str, master: str) -> Any:
     return spark_session(master)
 
 
+def direct_parquet(path: Path | None, preset: str | None) -> bool:
+    """Whether PATH is a Parquet file with the canonical order columns, that Spark reads
+    itself (no preset to apply)."""
+    if path is None or preset is not None or path.suffix.lower() != ".parquet":
+        return False
+    import pyarrow.parquet as pq
+
+    from huitouke.core.orders import ORDERS_SCHEMA
+
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return False
+    if not {f.name for f in ORDERS_SCHEMA if f.name != "source"} <= set(schema.names):
+        return False
+    # naive times are the merchant's wall clock: the importer reads those
+    when = schema.field("ordered_at").type
+    return pa.types.is_timestamp(when) and when.tz is not None
+
+
+def spark_orders_source(
+    path: Path | None,
+    *,
+    preset: str | None,
+    table: str | None,
+    sample: bool,
+    timezone: str | None,
+    database_url: str | None = None,
+) -> tuple[pa.Table | str, str]:
+    """What the Spark engine reads, and its label: ``spark-table:NAME`` for ``--table``, the
+    Parquet PATH itself when it already has the canonical order columns (Spark reads it, the
+    rows never pass through this process), else the orders the importer reads (any file
+    format, a preset, the store, the sample) as an Arrow table."""
+    from huitouke.analytics.spark import TABLE_PREFIX
+
+    if table is not None:
+        if path is not None or sample:
+            raise InputError(
+                "give PATH, --sample or --table, not several",
+                code="input.conflicting_options",
+                message_zh="PATH、--sample 与 --table 只能选其一",
+                details={"option": "--table"},
+            )
+        return TABLE_PREFIX + table, f"Spark table {table}"
+    if path is not None and direct_parquet(path, preset):
+        return str(path), str(path)
+    loaded = load_orders(
+        path, preset=preset, timezone=timezone, database_url=database_url, sample=sample
+    )
+    return loaded.orders, loaded.source
+
+
 @dataclass
 class _Ctx:
     analytics: Any
     lang: str
     loaded: Loaded
+    #: the orders as a Spark DataFrame when Spark reads them itself (Parquet, --table)
+    spark_orders: Any = None
 
 
 def _open(
@@ -355,6 +439,7 @@ def _open(
     lang: str | None,
     sample: bool = False,
     engine: str = "duckdb",
+    table: str | None = None,
 ) -> _Ctx:
     from huitouke.analytics import Analytics, LayerWindows
     from huitouke.settings import get_settings
@@ -363,9 +448,28 @@ def _open(
     zone = timezone or s.timezone
     # refuse before reading the orders when Spark cannot run here
     session = open_spark(engine, s.spark_master)
-    loaded = load_orders(
-        path, preset=preset, timezone=timezone, database_url=s.database_url, sample=sample
-    )
+    if session is None and table is not None:
+        raise InputError(
+            "--table reads a table of the Spark catalogue: it needs --engine spark",
+            code="input.conflicting_options",
+            message_zh="--table 读取 Spark 目录中的表,需要 --engine spark",
+            details={"option": "--table"},
+        )
+    spark_orders: Any = None
+    if session is not None and (table is not None or direct_parquet(path, preset)):
+        from huitouke.analytics.spark import orders_frame
+        from huitouke.core.orders import ORDERS_SCHEMA
+
+        source, label = spark_orders_source(
+            path, preset=preset, table=table, sample=sample, timezone=timezone
+        )
+        # the orders stay in Spark: none of them pass through this process
+        spark_orders = orders_frame(session, source)
+        loaded = Loaded(ORDERS_SCHEMA.empty_table(), None, label)
+    else:
+        loaded = load_orders(
+            path, preset=preset, timezone=timezone, database_url=s.database_url, sample=sample
+        )
     options: dict[str, Any] = {
         "timezone": zone,
         "lines": loaded.lines,
@@ -376,7 +480,9 @@ def _open(
     if session is not None:
         from huitouke.analytics.spark import SparkAnalytics
 
-        a: Analytics = SparkAnalytics(loaded.orders, session=session, **options)
+        a: Analytics = SparkAnalytics(
+            loaded.orders if spark_orders is None else source, session=session, **options
+        )
     else:
         a = Analytics(loaded.orders, **options)
     lang = lang or s.lang
@@ -386,7 +492,7 @@ def _open(
             code="input.bad_lang",
             message_zh=f"--lang 只能是 zh 或 en,实际为 {lang!r}",
         )
-    return _Ctx(a, lang, loaded)
+    return _Ctx(a, lang, loaded, spark_orders)
 
 
 def _as_of(ctx: _Ctx, value: str | None) -> date:
@@ -467,11 +573,12 @@ def register(app: typer.Typer) -> None:
             None, "--as-of", help="Only orders up to this day YYYY-MM-DD. 只统计该日及之前的订单。"
         ),
         engine: str = ENGINE_OPT,
+        table: str | None = TABLE_OPT,
     ) -> None:
         """Repurchase metrics per period (复购率, 回购率, 老客占比 …).
         按周期输出复购指标(复购率、回购率、老客占比等)。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine, table)
         a = ctx.analytics
         lo, hi = _parse_date(start, "--start"), _parse_date(end, "--end")
         cut = _parse_date(as_of, "--as-of")
@@ -518,7 +625,10 @@ def register(app: typer.Typer) -> None:
         as_of: str | None = AS_OF_OPT,
         timezone: str | None = TZ_OPT,
         fmt: str = typer.Option(
-            "table", "--format", "-f", help="csv, json, table or xlsx. 输出格式。"
+            "table",
+            "--format",
+            "-f",
+            help="csv, json, table, xlsx or parquet (xlsx and parquet need --out). 输出格式。",
         ),
         currency: str | None = CURRENCY_OPT,
         merge_same_day: bool | None = MERGE_OPT,
@@ -543,27 +653,42 @@ def register(app: typer.Typer) -> None:
             "90d", "--horizon", help="Prediction horizon: Nd, Nw or Nm. 预测期。"
         ),
         engine: str = ENGINE_OPT,
+        table: str | None = TABLE_OPT,
     ) -> None:
         """One row per customer: orders, spend, last order, cycle, next expected date, RFM,
         layer, lifecycle, and the model's predictions.
         每位客户一行:订单数、消费额、最近购买、购买周期、预计下次购买、RFM、分层、生命周期及模型预测。"""
-        _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
+        _check_format(fmt, (*FORMATS, "parquet"))
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine, table)
         day = _as_of(ctx, as_of)
         from huitouke.app.customer_frame import PREDICTION_COLUMNS, customer_frame
         from huitouke.prediction import parse_horizon
         from huitouke.settings import get_settings
 
+        zone = timezone or get_settings().timezone
+        run = None
+        if predict and ctx.spark_orders is not None:
+            from huitouke.app.spark_predictions import spark_policy_prediction
+
+            run = spark_policy_prediction(
+                ctx.spark_orders,
+                as_of=day,
+                timezone=zone,
+                model=model,
+                horizon_days=parse_horizon(horizon, day),
+                currency=currency,
+            )
         view = customer_frame(
             ctx.analytics,
             ctx.loaded.orders,
             as_of=day,
-            timezone=timezone or get_settings().timezone,
+            timezone=zone,
             model=model,
             horizon_days=parse_horizon(horizon, day),
             currency=currency,
             predictions=predict,
             lang=ctx.lang,
+            run=run,
         )
         df = view.frame
         if view.error is not None:
@@ -614,11 +739,12 @@ def register(app: typer.Typer) -> None:
         lang: str | None = LANG_OPT,
         out: Path | None = OUT_OPT,
         engine: str = ENGINE_OPT,
+        table: str | None = TABLE_OPT,
     ) -> None:
         """RFM segments and the seed layering with the strategy per layer.
         RFM 分群与分层(新顾客/活跃/高挽回/低挽回/流失)及对应策略。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine, table)
         day = _as_of(ctx, as_of)
         seg = ctx.analytics.segments(day)
         rfm = _localise(seg["rfm"], "segment", "rfm", ctx.lang)
@@ -649,11 +775,12 @@ def register(app: typer.Typer) -> None:
         lang: str | None = LANG_OPT,
         out: Path | None = OUT_OPT,
         engine: str = ENGINE_OPT,
+        table: str | None = TABLE_OPT,
     ) -> None:
         """Cohort retention by first-order month (k = months since).
         按首购月份的同期群留存矩阵(k = 之后第几个月)。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine, table)
         m = ctx.analytics.cohorts(value)
         df = m.reset_index()
         df.columns = ["cohort"] + [f"k{k}" for k in m.columns]
@@ -678,11 +805,12 @@ def register(app: typer.Typer) -> None:
         lang: str | None = LANG_OPT,
         out: Path | None = OUT_OPT,
         engine: str = ENGINE_OPT,
+        table: str | None = TABLE_OPT,
     ) -> None:
         """Purchase ladder: share moving from purchase k to k+1, median days between.
         购买阶梯:第 k 次到第 k+1 次购买的转化率与间隔天数中位数。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine, table)
         df = ctx.analytics.ladder(max_k)
         if fmt == "table":
             df = df.copy()
@@ -713,11 +841,12 @@ def register(app: typer.Typer) -> None:
         lang: str | None = LANG_OPT,
         out: Path | None = OUT_OPT,
         engine: str = ENGINE_OPT,
+        table: str | None = TABLE_OPT,
     ) -> None:
         """Revenue = visitors × conversion × AOV × orders per buyer, per period.
         销售额 = 流量 × 转化率 × 客单价 × 人均订单数。"""
         _check_format(fmt, FORMATS)
-        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine)
+        ctx = _open(path, preset, timezone, currency, merge_same_day, lang, sample, engine, table)
         v = _read_visitors(visitors) if visitors else None
         df = ctx.analytics.revenue_decomposition(period, v)
         _emit({"decomposition": df}, fmt, out, ctx.lang)

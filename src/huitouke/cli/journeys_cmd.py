@@ -195,6 +195,12 @@ def run_cmd(
         None, "--limit", help="At most N items in the JSON list. 最多列出 N 条。"
     ),
     database_url: str | None = typer.Option(None, "--database-url", help="Store URL. 数据库地址。"),
+    frame_path: Path | None = typer.Option(
+        None,
+        "--frame",
+        help="Read the customers frame from Parquet (a file or Spark's directory of parts) "
+        "instead of computing it from the store. 从 Parquet 读取客户表(文件或 Spark 输出目录)。",
+    ),
 ) -> None:
     """Evaluate journeys: who gets what today, and why not for the rest. 运行旅程(或试运行)。"""
     from huitouke.journeys.loader import builtin_journeys, load_journeys
@@ -222,10 +228,18 @@ def run_cmd(
             )
         journeys = {k: v for k, v in journeys.items() if k in only}
     customers = None
+    if frame_path is not None:
+        from huitouke.journeys.integration import frame_from_parquet
+
+        customers = frame_from_parquet(str(frame_path))
     if customer is not None:
         from huitouke.journeys.integration import customers_frame
 
-        frame = customers_frame(store, day, settings=settings, loyalty=_loyalty(store))
+        frame = (
+            customers
+            if customers is not None
+            else customers_frame(store, day, settings=settings, loyalty=_loyalty(store))
+        )
         customers = frame[frame["customer_id"] == customer]
     res = run_journeys(
         store,

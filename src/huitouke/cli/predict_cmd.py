@@ -24,7 +24,7 @@ from huitouke.errors import InputError
 
 __all__ = ["register"]
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "parquet")
 UNITS = {"day": "D", "week": "W"}
 #: rows a terminal table shows when --top is not given
 TABLE_ROWS = 20
@@ -127,6 +127,76 @@ def _write(text: str, out: Path | None, fmt: str) -> None:
     typer.echo(str(out), err=True)
 
 
+def _per_shop(
+    orders: Any,
+    column: str,
+    day: Any,
+    zone: str,
+    model: str,
+    horizon_days: int,
+    unit: str,
+    currency: str | None,
+    margin: float | None,
+    discount_rate: float | None,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """``predict --engine spark --per-shop COLUMN``: one model per shop, rows sorted by
+    shop and customer (csv, json or parquet; not a terminal table)."""
+    from huitouke.prediction.spark import predict_by_shop, run_job
+
+    if fmt == "table":
+        raise InputError(
+            "--per-shop writes csv, json or parquet, not a table",
+            code="input.bad_format",
+            message_zh="--per-shop 只输出 csv、json 或 parquet",
+            details={"option": "--format"},
+        )
+    rows = predict_by_shop(
+        orders,
+        as_of=day,
+        timezone=zone,
+        by=column,
+        model=model,
+        horizon_days=horizon_days,
+        unit=unit,
+        currency=currency,
+        margin=margin,
+        discount_rate=discount_rate,
+    )
+    if fmt == "parquet":
+        assert out is not None
+        run_job(lambda: rows.write.mode("overwrite").parquet(str(out)))
+        typer.echo(str(out), err=True)
+        return
+    from huitouke.prediction.scoring import _arrow_backed
+
+    table = run_job(lambda: rows.orderBy(column, "customer_id").toArrow())
+    df = table.to_pandas(types_mapper=_arrow_backed)
+    if fmt == "csv":
+        _write(_csv_text(df), out, fmt)
+        return
+    _write(json.dumps(_records(df), ensure_ascii=False, indent=1) + "\n", out, fmt)
+
+
+def _write_parquet(df: pd.DataFrame, out: Path) -> None:
+    """The customers' rows as one Parquet file (money decimal(18,2), dates date32)."""
+    import pyarrow.parquet as pq
+
+    from huitouke.cli.analytics_cmd import arrow_of
+
+    try:
+        pq.write_table(arrow_of(df), out)
+    except OSError as exc:
+        raise InputError(
+            f"--out {out}: cannot write: {exc.strerror or exc}",
+            code="input.bad_out",
+            message_zh=f"--out {out}:无法写入:{exc.strerror or exc}",
+            details={"option": "--out", "path": str(out)},
+        ) from exc
+    typer.echo(str(out), err=True)
+
+
 def _evaluation_table(check: Any, lang: str) -> None:
     """The holdout check as a table on stderr (stdout stays the customers' rows)."""
     from rich.console import Console
@@ -177,7 +247,14 @@ def _evaluation_table(check: Any, lang: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from huitouke.cli.analytics_cmd import LANG_OPT, PATH_ARG, PRESET_OPT, TZ_OPT
+    from huitouke.cli.analytics_cmd import (
+        ENGINE_OPT,
+        LANG_OPT,
+        PATH_ARG,
+        PRESET_OPT,
+        TABLE_OPT,
+        TZ_OPT,
+    )
 
     @app.command("predict")
     def predict_cmd(
@@ -201,7 +278,12 @@ def register(app: typer.Typer) -> None:
             "参考日期,之后的订单不计(默认最后一笔订单的日期)。",
         ),
         timezone: str | None = TZ_OPT,
-        fmt: str = typer.Option("table", "--format", "-f", help="json, csv or table. 输出格式。"),
+        fmt: str = typer.Option(
+            "table",
+            "--format",
+            "-f",
+            help="json, csv, table or parquet (needs --out). 输出格式(parquet 需 --out)。",
+        ),
         out: Path | None = typer.Option(
             None, "--out", "-o", help="Write to FILE instead of stdout. 输出文件。", dir_okay=False
         ),
@@ -248,10 +330,24 @@ def register(app: typer.Typer) -> None:
             "--holdout-share",
             help="Share of the history's span held out by --evaluate (default 0.3). 留出比例(默认 0.3)。",
         ),
+        engine: str = ENGINE_OPT,
+        table: str | None = TABLE_OPT,
+        per_shop: str | None = typer.Option(
+            None,
+            "--per-shop",
+            help="With --engine spark: one model per value of this orders column (e.g. source); "
+            "rows carry the column, the model and a note (csv, json or parquet). "
+            "按该列(如 source)分店铺各拟合一个模型(需 --engine spark)。",
+        ),
     ) -> None:
         """Per-customer forecast: P(alive), expected orders and spend, CLV, next-order date.
         逐客户预测:存活概率、预计订单与消费、客户终身价值、预计下次下单日期。"""
-        from huitouke.cli.analytics_cmd import _parse_date, load_orders
+        from huitouke.cli.analytics_cmd import (
+            _parse_date,
+            load_orders,
+            open_spark,
+            spark_orders_source,
+        )
         from huitouke.i18n import t
         from huitouke.prediction import (
             MODEL_CHOICES,
@@ -317,40 +413,122 @@ def register(app: typer.Typer) -> None:
                 message_zh="PATH 与 --sample 只能二选一",
             )
 
-        started = time.perf_counter()
-        if sample:
-            from huitouke.data import CDNOW_MASTER
-
-            loaded = load_orders(CDNOW_MASTER, preset="cdnow", timezone=timezone)
-        else:
-            loaded = load_orders(
-                path, preset=preset, timezone=timezone, database_url=s.database_url
+        if fmt == "parquet" and out is None:
+            raise InputError(
+                "--format parquet needs --out FILE.parquet",
+                code="input.out_required",
+                message_zh="--format parquet 需要用 --out 指定 .parquet 文件",
             )
-        typer.echo(
-            t(
-                "prediction.progress.read",
-                lang,
-                orders=f"{loaded.orders.num_rows:,}",
-                source=loaded.source,
-            ),
-            err=True,
-        )
-        if day is None:
-            day = last_order_day(loaded.orders, timezone=zone, currency=currency)
-        horizon_days = parse_horizon(horizon, day)
-        typer.echo(t("prediction.progress.fit", lang, model=model), err=True)
-        result = predict(
-            loaded.orders,
-            as_of=day,
-            timezone=zone,
-            model=model,
-            horizon_days=horizon_days,
-            unit=UNITS[unit],
-            currency=currency,
-            merge_same_day=merge_same_day,
-            margin=margin,
-            discount_rate=discount_rate,
-        )
+        session = open_spark(engine, s.spark_master)
+        if session is not None and (evaluate or not merge_same_day):
+            raise InputError(
+                "--engine spark predicts with same-day orders merged and without --evaluate; "
+                "use --engine duckdb for --evaluate or --no-merge-same-day",
+                code="input.conflicting_options",
+                message_zh="--engine spark 不支持 --evaluate 与 --no-merge-same-day;请用 --engine duckdb",
+                details={"option": "--engine"},
+            )
+        started = time.perf_counter()
+        spark_run = None
+        if session is not None:
+            from huitouke.analytics.spark import orders_frame
+            from huitouke.prediction.spark import predict_spark
+
+            source, label = spark_orders_source(
+                path, preset=preset, table=table, sample=sample, timezone=timezone
+            )
+            orders_df = orders_frame(session, source)
+            typer.echo(
+                t("prediction.progress.read", lang, orders=f"{orders_df.count():,}", source=label),
+                err=True,
+            )
+            if day is None:
+                from huitouke.prediction.spark import last_order_day as spark_last_day
+
+                day = spark_last_day(orders_df, timezone=zone, currency=currency)
+            horizon_days = parse_horizon(horizon, day)
+            typer.echo(t("prediction.progress.fit", lang, model=model), err=True)
+            if per_shop is not None:
+                _per_shop(
+                    orders_df,
+                    per_shop,
+                    day,
+                    zone,
+                    model,
+                    horizon_days,
+                    UNITS[unit],
+                    currency,
+                    margin,
+                    discount_rate,
+                    fmt,
+                    out,
+                )
+                return
+            spark_run = predict_spark(
+                orders_df,
+                as_of=day,
+                timezone=zone,
+                model=model,
+                horizon_days=horizon_days,
+                unit=UNITS[unit],
+                currency=currency,
+                margin=margin,
+                discount_rate=discount_rate,
+            )
+            if fmt == "parquet":
+                assert out is not None
+                spark_run.write_parquet(str(out))
+                typer.echo(str(out), err=True)
+                return
+            result = spark_run.to_prediction()
+        else:
+            if per_shop is not None:
+                raise InputError(
+                    "--per-shop fits one model per shop on Spark: it needs --engine spark",
+                    code="input.conflicting_options",
+                    message_zh="--per-shop 在 Spark 上按店铺分别建模,需要 --engine spark",
+                    details={"option": "--per-shop"},
+                )
+            if table is not None:
+                raise InputError(
+                    "--table reads a table of the Spark catalogue: it needs --engine spark",
+                    code="input.conflicting_options",
+                    message_zh="--table 读取 Spark 目录中的表,需要 --engine spark",
+                    details={"option": "--table"},
+                )
+            if sample:
+                from huitouke.data import CDNOW_MASTER
+
+                loaded = load_orders(CDNOW_MASTER, preset="cdnow", timezone=timezone)
+            else:
+                loaded = load_orders(
+                    path, preset=preset, timezone=timezone, database_url=s.database_url
+                )
+            typer.echo(
+                t(
+                    "prediction.progress.read",
+                    lang,
+                    orders=f"{loaded.orders.num_rows:,}",
+                    source=loaded.source,
+                ),
+                err=True,
+            )
+            if day is None:
+                day = last_order_day(loaded.orders, timezone=zone, currency=currency)
+            horizon_days = parse_horizon(horizon, day)
+            typer.echo(t("prediction.progress.fit", lang, model=model), err=True)
+            result = predict(
+                loaded.orders,
+                as_of=day,
+                timezone=zone,
+                model=model,
+                horizon_days=horizon_days,
+                unit=UNITS[unit],
+                currency=currency,
+                merge_same_day=merge_same_day,
+                margin=margin,
+                discount_rate=discount_rate,
+            )
         if result.comparison is not None:
             why = result.selection_reason_zh if lang == "zh" else result.selection_reason
             typer.echo(
@@ -386,6 +564,10 @@ def register(app: typer.Typer) -> None:
             )
             _evaluation_table(check, lang)  # stderr: stdout stays the customers' rows
 
+        if fmt == "parquet":
+            assert out is not None
+            _write_parquet(result.customers, out)
+            return
         df = result.customers
         df.insert(
             list(df.columns).index("churn_risk") + 1,

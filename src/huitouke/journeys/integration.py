@@ -28,7 +28,7 @@ from huitouke.settings import Settings
 from huitouke.store.db import Store
 from huitouke.store.tables import customers as customers_t
 
-__all__ = ["customers_frame", "p_alive_series"]
+__all__ = ["FRAME_COLUMNS", "customers_frame", "frame_from_parquet", "p_alive_series"]
 
 
 def p_alive_series(orders: pa.Table, as_of: date, timezone: str) -> pd.Series | None:
@@ -116,3 +116,49 @@ def _loyalty_columns(
         standing.tier_gap_ratios(conn, loyalty.program, at)
     )
     df["stamps_to_reward"] = df["customer_id"].map(standing.stamps_to_reward(conn, loyalty.program))
+
+
+#: the columns of the customers frame the journey engine reads (see :mod:`.frame`)
+FRAME_COLUMNS = (
+    "customer_id",
+    "orders",
+    "last_order_at",
+    "first_order_at",
+    "next_expected_date",
+    "layer",
+    "rfm_segment",
+    "lifecycle",
+    "p_alive",
+    "birthday",
+    "points_expiring_on",
+    "next_tier_gap_ratio",
+    "stamps_to_reward",
+    "tags",
+    "lang",
+)
+
+
+def frame_from_parquet(path: str) -> pd.DataFrame:
+    """The customers frame from Parquet — one file or a directory of part files, as Spark
+    writes them (``huitouke customers --engine spark --format parquet``, or any job that
+    writes the columns of :mod:`.frame`). Only the columns the journeys read are read;
+    ``tags`` (a list column) comes back as Python lists."""
+    import pyarrow.dataset as ds
+
+    from huitouke.errors import InputError
+
+    try:
+        data = ds.dataset(path, format="parquet")
+        columns = [c for c in FRAME_COLUMNS if c in data.schema.names]
+        table = data.to_table(columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(
+            f"--frame {path}: cannot read the customers frame as Parquet: {exc}",
+            code="input.bad_file",
+            message_zh=f"--frame {path}:无法以 Parquet 读取客户表:{exc}",
+            details={"file": str(path)},
+        ) from exc
+    frame = table.to_pandas()
+    if "tags" in frame.columns:
+        frame["tags"] = [[] if v is None else [str(t) for t in v] for v in frame["tags"]]
+    return frame

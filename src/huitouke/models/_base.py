@@ -168,7 +168,10 @@ def compress_rows(
     """Unique rows of the given columns, their summed weights and the inverse index.
 
     Uses hashing (``pandas.factorize``), which is linear in the number of rows, instead of
-    sorting; the unique rows come out in order of first appearance.
+    sorting the rows; only the unique rows are then sorted (lexicographically), so the
+    result — and every fit on it, to the last bit — does not depend on the order of the
+    input rows: the rows of each customer, or distinct rows with their counts as weights
+    (what the Spark path collects), give the same fit.
     """
     n = columns[0].size
     key = np.zeros(n, dtype=np.int64)
@@ -195,9 +198,13 @@ def compress_rows(
     representative = np.empty(n_unique, dtype=np.intp)
     # identical rows, so any one of them represents its group
     representative[inverse] = np.arange(n, dtype=np.intp)
-    uniq = [np.ascontiguousarray(col[representative]) for col in columns]
+    uniq = [col[representative] for col in columns]
     w = np.bincount(inverse, weights=weights, minlength=n_unique).astype(np.float64)
-    return uniq, w, inverse
+    order = np.lexsort(uniq[::-1]) if n_unique > 1 else np.arange(n_unique)
+    rank = np.empty(n_unique, dtype=np.intp)
+    rank[order] = np.arange(n_unique, dtype=np.intp)
+    uniq = [np.ascontiguousarray(c[order]) for c in uniq]
+    return uniq, w[order], rank[inverse]
 
 
 def _whole_number_codes(col: FloatArray) -> tuple[NDArray[np.int64], int] | None:

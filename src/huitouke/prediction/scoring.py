@@ -213,28 +213,11 @@ def _dates(as_of: date, offsets_days: np.ndarray) -> pa.Array:
     return pa.array(epoch + whole, pa.int32(), mask=~ok).cast(pa.date32())
 
 
-def predict(
-    orders: pa.Table,
-    *,
-    as_of: Any,
-    timezone: str,
-    model: str = "auto",
-    horizon_days: int = 90,
-    unit: str | float = "D",
-    currency: str | None = None,
-    merge_same_day: bool = True,
-    margin: float | None = None,
-    discount_rate: float | None = None,
-    coverage: float = COVERAGE,
-) -> Prediction:
-    """Fit the chosen model on the counted orders up to ``as_of`` and score every customer.
-
-    ``as_of`` is the merchant's local day (a ``date``, ``YYYY-MM-DD`` or an aware
-    datetime); orders on that day count and the forecasts start after it. ``margin``
-    (share of spend kept) and ``discount_rate`` (annual) default to the settings
-    ``prediction_margin`` and ``prediction_discount_rate``. See
-    :func:`predict_customers` for the columns.
-    """
+def check_arguments(
+    model: str, horizon_days: Any, margin: float | None, discount_rate: float | None
+) -> tuple[float, float]:
+    """Refuse a bad model name, horizon, margin or discount rate; ``(margin, discount_rate)``
+    with the settings' defaults filled in. Shared by :func:`predict` and the Spark path."""
     if model not in MODEL_CHOICES:
         raise InputError(
             f"unknown model {model!r}; choose from {', '.join(MODEL_CHOICES)}",
@@ -276,6 +259,164 @@ def predict(
             message_zh=f"`discount_rate`(年折现率)必须为非负数,实际为 {discount_rate!r}",
             details={"argument": "discount_rate"},
         )
+    return float(margin), float(discount_rate)
+
+
+@dataclass(frozen=True)
+class FittedPolicy:
+    """The order-count model chosen and fitted on the RFM summary, and why."""
+
+    model: ContinuousBTYD
+    name: str
+    comparison: pd.DataFrame | None
+    reason: str
+    reason_zh: str
+    penalizer: float
+
+
+def fit_counts(
+    x: np.ndarray,
+    tx_: np.ndarray,
+    T: np.ndarray,
+    *,
+    model: str,
+    horizon: float,
+    day: date,
+    weights: np.ndarray | None = None,
+) -> FittedPolicy:
+    """Fit ``model`` (or choose one with ``auto``) on the summary rows; ``weights`` counts
+    identical customers (the fit compresses to unique rows with weights either way, so
+    unique rows with their counts give exactly the fit of the customers' rows)."""
+    if not np.any(x > 0):
+        n = int(x.size if weights is None else np.sum(weights))
+        raise ModelFitError(
+            f"none of the {n} customers has a repeat order by {day.isoformat()}: "
+            "a repurchase model needs some repeat buyers",
+            code="model.not_identified",
+            message_zh=f"截至 {day.isoformat()},{n} 位客户都没有复购,无法拟合复购模型",
+            details={"customers": n},
+        )
+    if model == "auto":
+        # rejects degenerate fits and falls back by BIC (huitouke.models.selection)
+        selection = select_model(x, tx_, T, horizon=horizon, weights=weights)
+        return FittedPolicy(
+            selection.model,
+            selection.name,
+            selection.table,
+            selection.reason,
+            selection.reason_zh,
+            selection.penalizer,
+        )
+    return FittedPolicy(fit_model(model, x, tx_, T, weights), model, None, "", "", 0.0)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Everything needed to score summary rows once the models are fitted — picklable, so
+    the Spark path ships it to its workers and scores there with the very same code."""
+
+    model: ContinuousBTYD
+    name: str
+    spend: GammaGamma | None
+    day: date
+    horizon: float
+    days_per_unit: float
+    margin: float
+    discount_rate: float
+    coverage: float
+
+    def score(
+        self,
+        customer_id: pa.Array,
+        x: np.ndarray,
+        tx_: np.ndarray,
+        T: np.ndarray,
+        monetary_value: np.ndarray,
+        own_mean: np.ndarray | None,
+    ) -> pa.Table:
+        """The per-customer columns of :func:`predict_customers` (without ``model``) for
+        these summary rows; ``own_mean`` is the fallback order value without Gamma-Gamma."""
+        m = self.model
+        horizon = self.horizon
+        expected = np.asarray(m.conditional_expected_purchases(horizon, x, tx_, T))
+        p_any = np.asarray(m.probability_of_any_purchase(horizon, x, tx_, T))
+        dist = m.next_order_distribution(x, tx_, T, coverage=self.coverage)
+        p_alive = dist["p_alive"].to_numpy()
+        if self.spend is not None:
+            value = np.asarray(
+                self.spend.conditional_expected_average_profit(x, monetary_value),
+                dtype=np.float64,
+            )
+        else:
+            assert own_mean is not None
+            value = np.asarray(own_mean, dtype=np.float64)
+        monthly = (1.0 + self.discount_rate) ** (1.0 / 12.0) - 1.0
+        clv = customer_lifetime_value(
+            m,
+            x,
+            tx_,
+            T,
+            value,
+            horizon=horizon,
+            period=MONTH_DAYS / self.days_per_unit,
+            discount_rate=monthly,
+            margin=self.margin,
+        )
+        for name, arr in (("P(alive)", p_alive), ("expected orders", expected), ("CLV", clv)):
+            if not np.all(np.isfinite(arr)):
+                label = MODEL_LABELS.get(self.name, self.name)
+                raise ModelFitError(
+                    f"the fitted {label} model gives non-finite {name} on these data; "
+                    "try another --model",
+                    code="model.not_finite",
+                    message_zh=f"拟合的 {label} 模型在这份数据上给出非有限的 {name};请换一个模型",
+                )
+        to_days = self.days_per_unit
+        day = self.day
+        return pa.table(
+            {
+                "customer_id": customer_id,
+                "frequency": pa.array(x.astype(np.int64)),
+                "recency": pa.array(tx_, pa.float64()),
+                "T": pa.array(T, pa.float64()),
+                "p_alive": pa.array(p_alive, pa.float64()),
+                "expected_orders": pa.array(expected, pa.float64()),
+                "p_order_in_horizon": pa.array(p_any, pa.float64()),
+                "expected_order_value": _money(value),
+                "expected_spend": _money(value * expected),
+                "clv": _money(clv),
+                "next_order_median": _dates(day, dist["median"].to_numpy() * to_days),
+                "next_order_low": _dates(day, dist["lower"].to_numpy() * to_days),
+                "next_order_high": _dates(day, dist["upper"].to_numpy() * to_days),
+                "p_no_further_order": pa.array(dist["p_no_further_order"].to_numpy()),
+                "churn_risk": pa.array(churn_risk(p_alive), pa.string()),
+            }
+        )
+
+
+def predict(
+    orders: pa.Table,
+    *,
+    as_of: Any,
+    timezone: str,
+    model: str = "auto",
+    horizon_days: int = 90,
+    unit: str | float = "D",
+    currency: str | None = None,
+    merge_same_day: bool = True,
+    margin: float | None = None,
+    discount_rate: float | None = None,
+    coverage: float = COVERAGE,
+) -> Prediction:
+    """Fit the chosen model on the counted orders up to ``as_of`` and score every customer.
+
+    ``as_of`` is the merchant's local day (a ``date``, ``YYYY-MM-DD`` or an aware
+    datetime); orders on that day count and the forecasts start after it. ``margin``
+    (share of spend kept) and ``discount_rate`` (annual) default to the settings
+    ``prediction_margin`` and ``prediction_discount_rate``. See
+    :func:`predict_customers` for the columns.
+    """
+    margin, discount_rate = check_arguments(model, horizon_days, margin, discount_rate)
     days_per_unit = unit_days(unit)
     day = as_local_day(as_of, timezone)
 
@@ -298,73 +439,23 @@ def predict(
     x = summary["frequency"].to_numpy()
     tx_ = summary["recency"].to_numpy()
     T = summary["T"].to_numpy()
-    if not np.any(x > 0):
-        raise ModelFitError(
-            f"none of the {x.size} customers has a repeat order by {day.isoformat()}: "
-            "a repurchase model needs some repeat buyers",
-            code="model.not_identified",
-            message_zh=f"截至 {day.isoformat()},{x.size} 位客户都没有复购,无法拟合复购模型",
-            details={"customers": int(x.size)},
-        )
-
-    comparison: pd.DataFrame | None = None
     horizon = horizon_days / days_per_unit
-    reason = reason_zh = ""
-    penalizer = 0.0
-    if model == "auto":
-        # rejects degenerate fits and falls back by BIC (huitouke.models.selection)
-        selection = select_model(x, tx_, T, horizon=horizon)
-        m, chosen, comparison = selection.model, selection.name, selection.table
-        reason, reason_zh, penalizer = selection.reason, selection.reason_zh, selection.penalizer
-    else:
-        m, chosen = fit_model(model, x, tx_, T), model
-    expected = np.asarray(m.conditional_expected_purchases(horizon, x, tx_, T))
-    p_any = np.asarray(m.probability_of_any_purchase(horizon, x, tx_, T))
-    dist = m.next_order_distribution(x, tx_, T, coverage=coverage)
-    p_alive = dist["p_alive"].to_numpy()
+    fitted = fit_counts(x, tx_, T, model=model, horizon=horizon, day=day)
+    m, chosen = fitted.model, fitted.name
 
-    value, spend_source, spend_params, spend_note = _order_value(summary, tx, merge_same_day)
-    monthly = (1.0 + discount_rate) ** (1.0 / 12.0) - 1.0
-    clv = customer_lifetime_value(
-        m,
-        x,
-        tx_,
-        T,
-        value,
-        horizon=horizon,
-        period=MONTH_DAYS / days_per_unit,
-        discount_rate=monthly,
-        margin=margin,
-    )
-    for name, arr in (("P(alive)", p_alive), ("expected orders", expected), ("CLV", clv)):
-        if not np.all(np.isfinite(arr)):
-            label = MODEL_LABELS.get(chosen, chosen)
-            raise ModelFitError(
-                f"the fitted {label} model gives non-finite {name} on these data; "
-                "try another --model",
-                code="model.not_finite",
-                message_zh=f"拟合的 {label} 模型在这份数据上给出非有限的 {name};请换一个模型",
-            )
-
-    to_days = days_per_unit
-    table = pa.table(
-        {
-            "customer_id": pa.array(summary.index.astype(str).to_numpy(), pa.string()),
-            "frequency": pa.array(x.astype(np.int64)),
-            "recency": pa.array(tx_),
-            "T": pa.array(T),
-            "p_alive": pa.array(p_alive),
-            "expected_orders": pa.array(expected),
-            "p_order_in_horizon": pa.array(p_any),
-            "expected_order_value": _money(value),
-            "expected_spend": _money(value * expected),
-            "clv": _money(clv),
-            "next_order_median": _dates(day, dist["median"].to_numpy() * to_days),
-            "next_order_low": _dates(day, dist["lower"].to_numpy() * to_days),
-            "next_order_high": _dates(day, dist["upper"].to_numpy() * to_days),
-            "p_no_further_order": pa.array(dist["p_no_further_order"].to_numpy()),
-            "churn_risk": pa.array(churn_risk(p_alive), pa.string()),
-        }
+    mv = summary["monetary_value"].to_numpy()
+    spend, spend_source, spend_params, spend_note = fit_spend(x, mv)
+    own_mean = None
+    if spend is None:
+        if merge_same_day:
+            per_order = tx.groupby(["customer_id", "day"], sort=False)["amount"].sum()
+            own = per_order.groupby(level="customer_id").mean()
+        else:
+            own = tx.groupby("customer_id")["amount"].mean()
+        own_mean = own.reindex(summary.index).to_numpy(dtype=np.float64)
+    scorer = Scorer(m, chosen, spend, day, horizon, days_per_unit, margin, discount_rate, coverage)
+    table = scorer.score(
+        pa.array(summary.index.astype(str).to_numpy(), pa.string()), x, tx_, T, mv, own_mean
     )
     # money and dates stay Arrow-backed (exact decimal128 / date32): a million customers
     # would otherwise cost millions of Python Decimal and date objects; elements still come
@@ -379,7 +470,7 @@ def predict(
         model=chosen,
         params={k: float(v) for k, v in m.params_.items()},
         log_likelihood=float(m.log_likelihood_),
-        comparison=comparison,
+        comparison=fitted.comparison,
         fitted=m,
         spend_source=spend_source,
         spend_params=spend_params,
@@ -393,45 +484,40 @@ def predict(
         margin=float(margin),
         discount_rate=float(discount_rate),
         merge_same_day=merge_same_day,
-        selection_reason=reason,
-        selection_reason_zh=reason_zh,
-        penalizer=penalizer,
+        selection_reason=fitted.reason,
+        selection_reason_zh=fitted.reason_zh,
+        penalizer=fitted.penalizer,
     )
 
 
-def _order_value(
-    summary: pd.DataFrame, tx: pd.DataFrame, merge_same_day: bool
-) -> tuple[np.ndarray, str, dict[str, float], str]:
-    """Expected value of one future order per customer.
+def fit_spend(
+    x: np.ndarray, mv: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[GammaGamma | None, str, dict[str, float], str]:
+    """The spend model of the expected value of one future order.
 
     Gamma-Gamma (Fader & Hardie 2013, eq. 5): ``(γ + m_x·x)·p / (p·x + q − 1)``, fitted on
     repeat buyers with a positive mean repeat value. When it cannot be used (too few
-    repeat buyers, q ≤ 1), each customer's own mean order value (first order included).
-    With same-day merging an "order" is a day's orders, so the value is per merged order,
-    matching the expected order count.
+    repeat buyers, q ≤ 1), None: each customer's own mean order value (first order
+    included) is used instead. With same-day merging an "order" is a day's orders, so the
+    value is per merged order, matching the expected order count. ``weights`` counts
+    identical (x, mv) rows. Returns ``(model or None, source, params, note)``.
     """
-    x = summary["frequency"].to_numpy()
-    mv = summary["monetary_value"].to_numpy()
     fit_rows = (x > 0) & (mv > 0)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)[fit_rows]
+    n_fit = int(fit_rows.sum()) if w is None else int(w.sum())
     try:
-        if int(fit_rows.sum()) < 3:
+        if n_fit < 3:
             raise ModelFitError(
-                f"only {int(fit_rows.sum())} repeat buyers with a positive spend",
+                f"only {n_fit} repeat buyers with a positive spend",
                 code="model.too_little_data",
             )
-        gg = GammaGamma().fit(x[fit_rows], mv[fit_rows])
+        gg = GammaGamma().fit(x[fit_rows], mv[fit_rows], w)
         value = np.asarray(gg.conditional_expected_average_profit(x, mv), dtype=np.float64)
         if not np.all(np.isfinite(value)):
             raise ModelFitError("non-finite expected spend", code="model.not_finite")
-        return value, "gamma_gamma", {k: float(v) for k, v in gg.params_.items()}, ""
+        return gg, "gamma_gamma", {k: float(v) for k, v in gg.params_.items()}, ""
     except HuitoukeError as exc:
-        if merge_same_day:
-            per_order = tx.groupby(["customer_id", "day"], sort=False)["amount"].sum()
-            own = per_order.groupby(level="customer_id").mean()
-        else:
-            own = tx.groupby("customer_id")["amount"].mean()
-        own = own.reindex(summary.index)
-        return own.to_numpy(dtype=np.float64), "own_mean", {}, exc.message
+        return None, "own_mean", {}, exc.message
 
 
 def predict_customers(
