@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -134,6 +135,7 @@ FRAME_COLUMNS = (
     "next_tier_gap_ratio",
     "stamps_to_reward",
     "tags",
+    "attributes",
     "lang",
 )
 
@@ -142,7 +144,9 @@ def frame_from_parquet(path: str) -> pd.DataFrame:
     """The customers frame from Parquet — one file or a directory of part files, as Spark
     writes them (``huitouke customers --engine spark --format parquet``, or any job that
     writes the columns of :mod:`.frame`). Only the columns the journeys read are read;
-    ``tags`` (a list column) comes back as Python lists."""
+    ``tags`` (a list column) comes back as Python lists; ``attributes`` (the typed profile
+    attributes audiences test) is a JSON object text per customer, and empty when the file
+    has no such column."""
     import pyarrow.dataset as ds
 
     from huitouke.errors import InputError
@@ -161,4 +165,18 @@ def frame_from_parquet(path: str) -> pd.DataFrame:
     frame = table.to_pandas()
     if "tags" in frame.columns:
         frame["tags"] = [[] if v is None else [str(t) for t in v] for v in frame["tags"]]
+    if "attributes" in frame.columns:
+        try:
+            frame["attributes"] = [
+                {} if not v else dict(json.loads(v)) for v in frame["attributes"]
+            ]
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"--frame {path}: the attributes column must be JSON object text: {exc}",
+                code="input.bad_file",
+                message_zh=f"--frame {path}:attributes 列须为 JSON 对象文本:{exc}",
+                details={"file": str(path), "column": "attributes"},
+            ) from exc
+    else:
+        frame["attributes"] = [{} for _ in range(len(frame))]
     return frame
