@@ -162,6 +162,9 @@ def test_loyalty_pages_in_chromium(server: str, lang: str) -> None:
                 ".dataset.given === '0'",
                 timeout=30_000,
             )
+            # the form also reloads on each field's change: wait until no request is in
+            # flight, so the chart looked at is the one the last answer drew
+            page.wait_for_function("() => !document.querySelector('.htmx-request')", timeout=30_000)
             _wait_charts(page, ["chart-tiers", "chart-redemption"])
 
             for path, marker in [

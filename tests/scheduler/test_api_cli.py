@@ -86,12 +86,15 @@ def test_jobs_list_their_next_run_in_the_merchants_zone(
         j["name"]: j for j in json.loads(cli(capsys, "scheduler", "jobs", "--format", "json")[0])
     }
     assert set(jobs) == {
+        "connectors",
+        "identity.index",
         "journeys",
         "loyalty.bonus_release",
         "loyalty.expiry",
         "loyalty.tiers",
         "outbox",
         "scheduler.prune",
+        "snapshots",
     }
     assert jobs["loyalty.expiry"]["next_run"] == "2026-12-07T00:05:00+08:00"
     assert jobs["outbox"]["next_run"] == "2026-12-06T23:00:15+08:00"

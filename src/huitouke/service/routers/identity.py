@@ -7,21 +7,33 @@ key's id). Reads need a read key; no route returns a phone number or an e-mail a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from huitouke.identity import service as identity
 from huitouke.identity.keys import identity_secret
 from huitouke.service.apikeys import ApiKey
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
-from huitouke.service.error_handlers import ERROR_RESPONSES
+from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.schemas import ID_PATTERN
 from huitouke.store.uow import run_read, run_write
 
 router = APIRouter(prefix="/v1/identity", tags=["identity"], responses=ERROR_RESPONSES)
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such customer (identity.unknown_customer)."}
+}
+_CHANGE: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {
+        "model": ErrorResponse,
+        "description": "One person already (identity.already_merged) or not merged "
+        "(identity.not_merged).",
+    },
+}
 
 CustomerId = Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="Customer id.")
 
@@ -30,8 +42,11 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+IdItem = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
+
+
 class MergeIn(_In):
-    customer_ids: list[str] = Field(
+    customer_ids: list[IdItem] = Field(
         ...,
         min_length=2,
         max_length=100,
@@ -49,7 +64,7 @@ def _actor(key: ApiKey) -> str:
     return f"apikey:{key.key_id}"
 
 
-@router.post("/merge", response_model=dict[str, Any])
+@router.post("/merge", response_model=dict[str, Any], responses=_CHANGE)
 def merge(
     body: MergeIn,
     ctx: ServiceContext = Depends(get_ctx),
@@ -65,7 +80,7 @@ def merge(
     )
 
 
-@router.post("/unmerge", response_model=dict[str, Any])
+@router.post("/unmerge", response_model=dict[str, Any], responses=_CHANGE)
 def unmerge(
     body: UnmergeIn,
     ctx: ServiceContext = Depends(get_ctx),
@@ -117,7 +132,7 @@ def history(
     return run_read(ctx.store, lambda conn: identity.history(conn, customer_id, limit=limit))
 
 
-@router.get("/{customer_id}", response_model=dict[str, Any])
+@router.get("/{customer_id}", response_model=dict[str, Any], responses=_NOT_FOUND)
 def person(
     customer_id: str = CustomerId,
     ctx: ServiceContext = Depends(get_ctx),

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from huitouke.app import wecom as app_wecom
-from huitouke.errors import HuitoukeError
+from huitouke.errors import ConfigError, HuitoukeError
 from huitouke.messaging.channels.wecom_api import WeComClient
 from huitouke.service.context import ServiceContext
 from huitouke.service.lang import negotiate_lang
@@ -45,11 +45,16 @@ def _client(ctx: ServiceContext) -> WeComClient:
     return client
 
 
+def _not_configured() -> PlainTextResponse:
+    # a shop without WeCom: there is no callback here (nothing is read or stored)
+    return PlainTextResponse("WeCom is not configured on this service", status_code=404)
+
+
 def _refused(reason: str) -> PlainTextResponse:
     return PlainTextResponse(f"not a WeCom callback ({reason})", status_code=401)
 
 
-@router.get("/v1/wecom/callback", response_class=PlainTextResponse)
+@router.get("/v1/wecom/callback", response_class=PlainTextResponse, include_in_schema=False)
 def verify(
     request: Request, msg_signature: str = "", timestamp: str = "", nonce: str = "",
     echostr: str = "",
@@ -60,10 +65,12 @@ def verify(
         echo = app_wecom.verify_url(ctx.settings, msg_signature, timestamp, nonce, echostr)
     except WeComCryptoError as exc:
         return _refused(exc.reason)
+    except ConfigError:
+        return _not_configured()
     return PlainTextResponse(echo)
 
 
-@router.post("/v1/wecom/callback", response_class=PlainTextResponse)
+@router.post("/v1/wecom/callback", response_class=PlainTextResponse, include_in_schema=False)
 async def callback(
     request: Request,
     background: BackgroundTasks,
@@ -76,7 +83,11 @@ async def callback(
     body = await request.body()
     if len(body) > _MAX_BODY:
         return PlainTextResponse("body too large", status_code=413)
-    client = _client(ctx)
+    try:
+        client = _client(ctx)
+        app_wecom.wecom_crypto(ctx.settings)
+    except ConfigError:
+        return _not_configured()
 
     def work() -> app_wecom.CallbackOutcome:
         return app_wecom.receive_callback(

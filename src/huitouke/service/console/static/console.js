@@ -30,6 +30,8 @@
     target.querySelectorAll(".chart").forEach(function (el) {
       var chart = window.echarts.getInstanceByDom(el);
       if (chart) chart.dispose();
+      // no longer drawn: nothing (a test, a resize) takes a disposed chart for a drawn one
+      delete el.dataset.drawn;
     });
   });
   document.addEventListener("htmx:afterSettle", function (evt) { draw(evt.detail && evt.detail.elt); });
