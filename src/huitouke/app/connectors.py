@@ -44,6 +44,8 @@ from huitouke.app.orders import (
     stored_loyalty,
 )
 from huitouke.connectors import repo, shopify, taobao, woocommerce, youzan
+from huitouke.connectors import douyin, pinduoduo
+from huitouke.connectors.douyin_pull import DouyinPuller
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import (
     KINDS,
@@ -56,6 +58,7 @@ from huitouke.connectors.model import (
 )
 from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
 from huitouke.connectors.signatures import verify
+from huitouke.connectors.pinduoduo_pull import PinduoduoPuller
 from huitouke.connectors.taobao_pull import TaobaoPuller
 from huitouke.connectors.youzan_pull import YouzanPuller
 from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
@@ -100,6 +103,10 @@ _NEEDS["youzan"] = ("access_token", "consumer_key")
 #: Taobao TOP: the session key as ``access_token``, the app_key as ``consumer_key``, and the
 #: app secret (which signs the requests) as the webhook secret
 _NEEDS["taobao"] = ("access_token", "consumer_key")
+#: Douyin: the shop's access token, the app_key as ``consumer_key``, the app_secret (it signs
+#: the requests and the pushes) as the webhook secret; Pinduoduo: the same with client_id
+#: and client_secret
+_NEEDS["douyin"] = _NEEDS["pinduoduo"] = ("access_token", "consumer_key")
 _SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_secret")
 #: pages fetched ahead of the one being recorded
 _AHEAD = 16
@@ -283,8 +290,8 @@ def _client(
 ) -> JsonClient:
     if row["kind"] == "shopify":
         headers = {"X-Shopify-Access-Token": _secret(settings, row, "access_token")}
-    elif row["kind"] in ("youzan", "taobao"):
-        headers = {}  # the token travels in the query string (YouzanPuller, TaobaoPuller)
+    elif row["kind"] in ("youzan", "taobao", "douyin", "pinduoduo"):
+        headers = {}  # the token travels in the query string or the signed body
     else:
         headers = {
             "Authorization": basic_auth(
@@ -298,7 +305,7 @@ def _client(
 
 
 #: what a sync pages through
-Puller = ShopifyPuller | WooPuller | YouzanPuller | TaobaoPuller
+Puller = ShopifyPuller | WooPuller | YouzanPuller | TaobaoPuller | DouyinPuller | PinduoduoPuller
 
 
 def _puller(client: JsonClient, row: Mapping[str, Any]) -> ShopifyPuller | WooPuller:
@@ -307,7 +314,31 @@ def _puller(client: JsonClient, row: Mapping[str, Any]) -> ShopifyPuller | WooPu
     return WooPuller(client, page_size=row["page_size"])
 
 
+def _market_puller(
+    settings: Settings,
+    row: Mapping[str, Any],
+    client: JsonClient,
+    clock: Callable[[], datetime] = _now,
+) -> DouyinPuller | PinduoduoPuller:
+    """A Douyin or Pinduoduo connector's puller: app key, app secret, access token."""
+    cls = DouyinPuller if row["kind"] == "douyin" else PinduoduoPuller
+    return cls(
+        client,
+        _secret(settings, row, "consumer_key"),
+        _secret(settings, row, "webhook_secret"),
+        _secret(settings, row, "access_token"),
+        page_size=row["page_size"],
+        now=clock,
+    )
+
+
 def _map(kind: str, raw: Mapping[str, Any], *, pulled: bool) -> MappedOrder:
+    if kind == "douyin":  # a shop order (pulled, or fetched for a push message)
+        if not isinstance(raw, Mapping) or "order_id" not in raw:
+            raise Unmappable("the push message's order has not been fetched")
+        return douyin.from_order(raw)
+    if kind == "pinduoduo":
+        return pinduoduo.from_order(raw)
     if kind == "taobao":
         return taobao.from_trade(raw)
     if kind == "youzan":  # a pulled trade, or a push message carrying one
@@ -520,6 +551,8 @@ def sync(
             now=clock,
         )
         if row["kind"] == "taobao"
+        else _market_puller(settings, row, client, clock)
+        if row["kind"] in ("douyin", "pinduoduo")
         else _puller(client, row)
     )
     result = SyncResult(name, waits=client.waits)
@@ -634,6 +667,9 @@ def _pulled_item(raw: Any, kind: str) -> _Item:
         elif kind in ("youzan", "taobao"):
             object_id, at = (youzan if kind == "youzan" else taobao).identity(raw)
             return _Item(object_id, at, raw=raw)
+        elif kind in ("douyin", "pinduoduo"):
+            object_id, at = (douyin if kind == "douyin" else pinduoduo).identity(raw)
+            return _Item(object_id, at, raw=raw)
         else:
             oid = str(raw.get("id"))
             at = woocommerce.gmt(raw.get("date_modified_gmt"), "date_modified_gmt")
@@ -661,6 +697,8 @@ def webhook_key(store: Store, settings: Settings, name: str) -> tuple[str, str, 
     secret = _secret(settings, row, "webhook_secret")
     if row["kind"] == "youzan":  # Event-Sign covers client_id + body + client_secret
         secret = youzan.push_secret(_secret(settings, row, "consumer_key"), secret)
+    if row["kind"] == "douyin":  # event-sign covers app_key + body + app_secret
+        secret = douyin.push_secret(_secret(settings, row, "consumer_key"), secret)
     return row["kind"], row["status"], secret
 
 
@@ -681,12 +719,14 @@ def _identify(kind: str, topic: str, raw: Any) -> _Item:
     from huitouke.connectors.values import gid_number, instant
 
     try:
+        if kind == "douyin":  # an array of messages
+            return _douyin_identify(raw)
         if not isinstance(raw, Mapping):
             raise Unmappable("the body is not a JSON object")
         if kind == "youzan":
             return _youzan_identify(topic, raw)
-        if kind == "taobao":  # pulled only (TOP pushes over its own message channel)
-            object_id, at = taobao.identity(raw)
+        if kind in ("taobao", "pinduoduo"):  # pulled only (no signed HTTP push)
+            object_id, at = (taobao if kind == "taobao" else pinduoduo).identity(raw)
             return _Item(object_id, at, raw=raw)
         if kind == "shopify" and topic == "refunds/create":
             at = instant(raw.get("created_at") or raw.get("processed_at"), "created_at")
@@ -730,10 +770,46 @@ def _youzan_identify(topic: str, raw: Mapping[str, Any]) -> _Item:
     return item
 
 
+def _douyin_identify(raw: Any) -> _Item:
+    """A Douyin push's inbox identity: the order its latest order message names (``p_id``)
+    at that message's time — pending, for the order's state must be fetched; a push naming
+    no order (the check message sent when the URL is set, other tags): ignored."""
+    msgs = douyin.push_messages(raw)
+    named = [
+        (at, pid, tag)
+        for tag, _, data in msgs
+        if tag in douyin.ORDER_TAGS and (got := douyin.message_order(data)) is not None
+        for pid, at in [got]
+    ]
+    if not named:
+        tags = ",".join(t for t, _, _ in msgs) or "(none)"
+        ids = ",".join(m for _, m, _ in msgs)
+        item = _Item(f"message:{ids}:{tags}", _EPOCH, raw=raw, status="ignored")
+        item.reason = f"message {tags} names no order"
+        return item
+    at, pid, _ = max(named)
+    return _Item(f"order:{pid}", at, raw=raw)
+
+
+def _douyin_orders(raw: Any) -> list[str]:
+    """The orders a Douyin push names, latest message first, each once."""
+    named = sorted(
+        (
+            (got[1], got[0])
+            for tag, _, data in douyin.push_messages(raw)
+            if tag in douyin.ORDER_TAGS and (got := douyin.message_order(data)) is not None
+        ),
+        reverse=True,
+    )
+    return list(dict.fromkeys(pid for _, pid in named))
+
+
 def _topics(kind: str) -> frozenset[str] | tuple[str, ...]:
     if kind == "youzan":
         return youzan.TRADE_TYPES
-    if kind == "taobao":
+    if kind == "douyin":
+        return douyin.ORDER_TAGS
+    if kind in ("taobao", "pinduoduo"):
         return ()
     return shopify.WEBHOOK_TOPICS if kind == "shopify" else woocommerce.WEBHOOK_TOPICS
 
@@ -771,6 +847,9 @@ def accept_delivery(
     item = _delivery_item(kind, topic, body)
     if kind == "youzan" and not topic and isinstance(item.raw, Mapping):
         topic = str(item.raw.get("type") or "")  # Event-Type missing: the body's type
+    if kind == "douyin" and isinstance(item.raw, list) and item.raw:
+        first = item.raw[0]
+        topic = str(first.get("tag") or "") if isinstance(first, Mapping) else ""
     row = _inbox_row(name, item, topic or "(none)", now)
     row["body"] = item.raw if isinstance(item.raw, str) else body.decode("utf-8", "replace")
     return Delivery(row, item.raw, item.status, item.reason)
@@ -806,8 +885,8 @@ def apply_received(
         if not receipt.stored or receipt.status != "pending":
             out.append(receipt.status if receipt.stored else "stored")
             continue
-        if d.row["topic"] == "refunds/create":
-            out.append("pending")
+        if d.row["topic"] == "refunds/create" or kind == "douyin":
+            out.append("pending")  # the order's state is fetched by the next sync or retry
             continue
         item = _Item(d.row["object_id"], d.row["updated_at"], inbox_id=receipt.inbox_id, raw=d.raw)
         _prepare(item, kind, name, settings.currency, pulled=False)
@@ -861,6 +940,7 @@ def apply_inbox(
         store, lambda conn: repo.inbox_rows(conn, name, statuses=statuses, ids=ids, limit=limit)
     )
     items: list[_Item] = []
+    extras: list[_Item] = []  # further orders a Douyin push names, recorded as pulled
     for r in rows:
         item = _Item(r["object_id"], r["updated_at"], inbox_id=r["inbox_id"])
         items.append(item)
@@ -896,6 +976,12 @@ def apply_inbox(
         if r["topic"] not in topics and r["topic"] != "pull":
             item.status, item.reason = "ignored", f"topic {r['topic']} is not handled"
             continue
+        if row["kind"] == "douyin" and r["topic"] != "pull":
+            if not fetch:
+                item.status = "skip"
+                continue
+            extras.extend(_douyin_fetch(settings, row, item, client, name))
+            continue
         _prepare(
             item,
             row["kind"],
@@ -903,13 +989,42 @@ def apply_inbox(
             settings.currency,
             pulled=r["topic"] == "pull" and row["kind"] == "shopify",
         )
-    work = [i for i in items if i.status != "skip"]
+    work = [i for i in items if i.status != "skip"] + extras
     if work:
         _record(store, name, work, loyalty, now=at)
     counts = {"applied": 0, "ignored": 0, "failed": 0, "pending": 0}
     for i in items:
         counts["pending" if i.status == "skip" else i.status] += 1
     return counts
+
+
+def _douyin_fetch(
+    settings: Settings,
+    row: Mapping[str, Any],
+    item: _Item,
+    client: JsonClient | None,
+    name: str,
+) -> list[_Item]:
+    """Fetch the orders a Douyin push names (``order.orderDetail``): the first becomes the
+    inbox row's order, the others are answered as pulled items."""
+    extras: list[_Item] = []
+    try:
+        puller = _market_puller(settings, row, client or _client(settings, row, None))
+        for k, pid in enumerate(_douyin_orders(item.raw)):
+            node = puller.order(pid)
+            if node is None:
+                raise Unmappable(f"order {pid} of the message is not in the shop")
+            if k == 0:
+                item.raw = node
+                _prepare(item, "douyin", name, settings.currency, pulled=True)
+            else:
+                extra = _pulled_item(node, "douyin")
+                if extra.status == "pending":
+                    _prepare(extra, "douyin", name, settings.currency, pulled=True)
+                extras.append(extra)
+    except (HuitoukeError, PlatformError) as exc:
+        item.status, item.reason = "failed", exc.message
+    return extras
 
 
 def inbox(

@@ -80,7 +80,8 @@ class JsonClient:
         body: Any = None,
     ) -> Response:
         url = self.base_url.rstrip("/") + path
-        data = None if body is None else json.dumps(body).encode("utf-8")
+        # bytes go as they are (a body whose exact text is signed: Douyin's param_json)
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json", **self.headers}
         if data is not None:
             headers["Content-Type"] = "application/json"

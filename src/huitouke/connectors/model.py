@@ -26,7 +26,8 @@ __all__ = [
 ]
 
 #: the platforms a connector can link, in the order they were built
-KINDS = ("shopify", "woocommerce", "youzan", "taobao")
+KINDS: tuple[str, ...] = ("shopify", "woocommerce", "youzan", "taobao")
+KINDS += ("douyin", "pinduoduo")
 #: an inbox row is ``pending`` until applied; ``applied`` once recorded (or found older
 #: than what is recorded: then ``reason`` says so); ``ignored`` when the platform state is
 #: not an order state we count (unpaid, draft — ``reason`` says which); ``failed`` when it

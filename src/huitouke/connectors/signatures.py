@@ -4,6 +4,9 @@
 - WooCommerce: ``X-WC-Webhook-Signature`` = base64(HMAC-SHA256(webhook secret, raw body)).
 - Youzan: ``Event-Sign`` = hex MD5(client_id + raw body + client_secret)
   (:func:`huitouke.connectors.youzan.verify_push`; the secret is ``youzan.push_secret``).
+- Douyin: ``event-sign`` = hex MD5 (or HMAC-SHA256, by ``sign-method``) of app_key + raw
+  body + app_secret (:func:`huitouke.connectors.douyin.verify_push`).
+- Pinduoduo publishes no signed HTTP push: no delivery verifies.
 
 Both are the same construction; the header differs. A signature is compared in constant
 time; surrounding white space in the header is ignored (Ruby's ``Base64.encode64``, used in
@@ -40,6 +43,10 @@ def verify(kind: str, secret: str, body: bytes, headers: Mapping[str, str]) -> b
         from huitouke.connectors.youzan import verify_push
 
         return verify_push(secret, body, headers)
+    if kind == "douyin":  # event-sign over app_key + body + app_secret, by its sign-method
+        from huitouke.connectors.douyin import verify_push as douyin_verify
+
+        return douyin_verify(secret, body, headers)
     name = SIGNATURE_HEADERS.get(kind)
     given = headers.get(name, "").strip() if name else ""
     if not given or not secret:

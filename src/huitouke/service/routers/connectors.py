@@ -41,7 +41,7 @@ _KEY_TTL = 5.0
 class ConnectorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="shopify | woocommerce | youzan | taobao")
+    kind: str = Field(description="shopify | woocommerce | youzan | taobao | douyin | pinduoduo")
     name: str = Field(pattern=SOURCE_PATTERN, description="Also the source of its orders.")
     api_base_url: str = Field(max_length=500, description="The platform's base URL.")
     webhook_secret: SecretStr = Field(description="Signs the platform's webhooks.")
@@ -237,6 +237,6 @@ async def post_webhook(request: Request, name: str = _NAME) -> dict[str, Any]:
         status = "replayed"
     out: dict[str, Any] = {"inbox_id": receipt.inbox_id, "replayed": not receipt.stored}
     out["status"] = status
-    if key[0] == "youzan":  # the acknowledgement a Youzan push expects
+    if key[0] in ("youzan", "douyin"):  # the acknowledgement a Youzan or Douyin push expects
         out.update(code=0, msg="success")
     return out
