@@ -164,6 +164,9 @@ def _answer(code: int, msg: str, data: Any = None, sub_code: str = "", sub_msg: 
 class FakeDouyin(_Server):
     def __init__(self, token: str = TOKEN) -> None:
         super().__init__()
+        # headers and body go out in two writes: without TCP_NODELAY each answer waits for
+        # the client's delayed ACK (~40 ms), which a first sync of hundreds of windows feels
+        self.httpd.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
         self.token = token
         self.orders: dict[str, dict[str, Any]] = {}
         #: the param_json of every list request answered, in order
@@ -194,7 +197,11 @@ class FakeDouyin(_Server):
             return 200, _answer(40002, "签名错误", sub_code="isv.sign-invalid"), {}
         datetime.strptime(q["timestamp"], "%Y-%m-%d %H:%M:%S")
         if q.get("access_token") != self.token:
-            return 200, _answer(30002, "access_token已过期", sub_code="isv.access-token-expired"), {}
+            return (
+                200,
+                _answer(30002, "access_token已过期", sub_code="isv.access-token-expired"),
+                {},
+            )
         self.queries.append(q)
         if self.requests in self.limited_on:
             return 200, _answer(90000, "流控", sub_code="dop.flow-control"), {}

@@ -82,7 +82,9 @@ def test_request_and_push_signatures() -> None:
     )
     with pytest.raises(ValueError):
         douyin.sign(*args, sign_method="sha1")
-    assert douyin.param_json({"b": {"z": 1, "a": "抖"}, "a": [2]}) == '{"a":[2],"b":{"a":"抖","z":1}}'
+    assert (
+        douyin.param_json({"b": {"z": 1, "a": "抖"}, "a": [2]}) == '{"a":[2],"b":{"a":"抖","z":1}}'
+    )
     body = (
         b'[{"tag":"101","msg_id":"7290001","data":"{\\"p_id\\":4900000000000000001,'
         b'\\"update_time\\":1762000000}"}]'

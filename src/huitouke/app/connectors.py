@@ -43,8 +43,7 @@ from huitouke.app.orders import (
     record_order_events,
     stored_loyalty,
 )
-from huitouke.connectors import repo, shopify, taobao, woocommerce, youzan
-from huitouke.connectors import douyin, pinduoduo
+from huitouke.connectors import douyin, pinduoduo, repo, shopify, taobao, woocommerce, youzan
 from huitouke.connectors.douyin_pull import DouyinPuller
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import (
@@ -56,9 +55,9 @@ from huitouke.connectors.model import (
     bad_signature,
     not_found,
 )
+from huitouke.connectors.pinduoduo_pull import PinduoduoPuller
 from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
 from huitouke.connectors.signatures import verify
-from huitouke.connectors.pinduoduo_pull import PinduoduoPuller
 from huitouke.connectors.taobao_pull import TaobaoPuller
 from huitouke.connectors.youzan_pull import YouzanPuller
 from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
@@ -1010,6 +1009,7 @@ def _douyin_fetch(
     extras: list[_Item] = []
     try:
         puller = _market_puller(settings, row, client or _client(settings, row, None))
+        assert isinstance(puller, DouyinPuller)
         for k, pid in enumerate(_douyin_orders(item.raw)):
             node = puller.order(pid)
             if node is None:

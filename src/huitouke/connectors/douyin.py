@@ -59,6 +59,7 @@ __all__ = [
     "SIGN_HEADER",
     "from_order",
     "identity",
+    "message_order",
     "param_json",
     "push_messages",
     "push_secret",

@@ -110,9 +110,11 @@ def from_order(order: Mapping[str, Any]) -> MappedOrder:
         raise Unmappable(f"order {sn}: unknown confirm_status {confirm}")
     amount = money(order.get("pay_amount"), "pay_amount")
     refund = order.get("refund_status")
-    refunded = amount if refund not in (None, "") and _int(refund, "refund_status", sn) == (
-        _REFUNDED
-    ) else Decimal(0)
+    refunded = (
+        amount
+        if refund not in (None, "") and _int(refund, "refund_status", sn) == (_REFUNDED)
+        else Decimal(0)
+    )
     cancelled = confirm == _CANCELLED and refunded < amount
     status, refunded = refund_status(cancelled, amount, refunded)
     address = text(order.get("open_address_id"))
