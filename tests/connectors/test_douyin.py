@@ -428,7 +428,10 @@ def test_push_fetched_by_sync_duplicates_unmappable(
         ghost = douyin_order(9, T0 + timedelta(hours=2))
         send(client, *push([order_message(ghost, "100")]))
         # the next sync applies the pending pushes (fetching each order) before it pulls
-        uc.retry(store, settings, "dy", loyalty=program_loyalty("CNY"))
+        fake.orders.pop("4900000000000000002")  # (not listed: only the push brings it)
+        fake.put(other | {"update_time": unix(T0 - timedelta(days=200))})
+        r = uc.sync(store, settings, "dy", loyalty=program_loyalty("CNY"))
+        assert r.inbox_applied == 2
         got = snapshot(store, "dy")["orders"]
         assert got["4900000000000000001"][1:4] == (
             "partially_refunded",

@@ -772,7 +772,7 @@ def _youzan_identify(topic: str, raw: Mapping[str, Any]) -> _Item:
 def _douyin_identify(raw: Any) -> _Item:
     """A Douyin push's inbox identity: the order its latest order message names (``p_id``)
     at that message's time — pending, for the order's state must be fetched; a push naming
-    no order (the check message sent when the URL is set, other tags): ignored."""
+    no order (a test message, other tags): ignored."""
     msgs = douyin.push_messages(raw)
     named = [
         (at, pid, tag)
