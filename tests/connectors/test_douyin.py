@@ -149,8 +149,10 @@ def test_order_mapping() -> None:
     with pytest.raises(Unmappable, match="pay_amount"):
         douyin.from_order(douyin_order(10, T0) | {"pay_amount": 88.0})
     no_code = douyin_order(11, T0)
-    no_code["sku_order_list"][0]["out_sku_id"] = ""
+    no_code["sku_order_list"][0]["code"] = ""  # out_sku_id is 0: unset
     assert douyin.from_order(wire(no_code)).lines[0]["sku"] == "product-3500000000-1700000000"
+    no_code["sku_order_list"][0]["out_sku_id"] = 880012
+    assert douyin.from_order(wire(no_code)).lines[0]["sku"] == "880012"
 
 
 # -- pull ----------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ Mapping (a ``shop_order`` of ``order.searchList`` / ``order.orderDetail``):
   full when every sub-order's refund succeeded; another status: unmappable (visible);
 - refunded: the ``pay_amount`` of each sub-order (``sku_order_list``) whose
   ``after_sale_info.refund_status`` is ``3`` (refund succeeded), capped at the order;
-- lines (``sku_order_list``): ``out_sku_id``, else ``code``, else
-  ``product-<product_id>[-<sku_id>]``; ``product_name``; ``item_num``; unit price
+- lines (``sku_order_list``): ``code`` (the merchant's SKU code), else ``out_sku_id`` (a
+  number, 0 when unset), else ``product-<product_id>[-<sku_id>]``; ``product_name``; ``item_num``; unit price
   ``origin_amount`` ÷ ``item_num`` in yuan.
 
 Push messages (消息推送): ``POST`` with headers ``app-id``, ``event-sign`` and
@@ -167,7 +167,7 @@ def _status(value: Any, oid: str) -> int:
 def _line(sku: Any, i: int) -> dict[str, Any]:
     if not isinstance(sku, Mapping):
         raise Unmappable(f"sku_order_list[{i}]: not an object")
-    code = text(sku.get("out_sku_id")) or text(sku.get("code"))
+    code = text(sku.get("code")) or _id(sku.get("out_sku_id"))
     if code is None:
         pid, sid = sku.get("product_id"), sku.get("sku_id")
         if pid in (None, "", 0, "0"):
@@ -183,6 +183,11 @@ def _line(sku: Any, i: int) -> dict[str, Any]:
         "quantity": q,
         "unit_price": (total / q).quantize(Decimal("0.01")) if q else total,
     }
+
+
+def _id(value: Any) -> str | None:
+    """A numeric id the platform writes as 0 when unset."""
+    return None if value in (None, "", 0, "0") else str(value)
 
 
 def _refunded(sku: Any) -> bool:
