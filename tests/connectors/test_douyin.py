@@ -419,6 +419,8 @@ def test_push_fetched_by_sync_duplicates_unmappable(
         # the check message sent when the URL is set names no order: stored, ignored
         r = send(client, *push([("0", {"msg": "verify"})]))
         assert r.json()["status"] == "ignored"
+        batch = send(client, *push([("0", {"msg": str(k)}) for k in range(40)]))
+        assert batch.status_code == 200 and batch.json()["status"] == "ignored"
         # one push naming two orders (a refund of the first, the second paid)
         refunded = douyin_order(1, T0 + timedelta(hours=2), status=5, refunded_skus=1)
         other = douyin_order(2, T0 + timedelta(hours=2))
