@@ -236,6 +236,9 @@ def test_errors_name_no_token(store: Store, settings: Settings) -> None:
                         window=timedelta(days=60))  # fmt: skip
         assert wide.window == timedelta(days=30)
         assert sum(len(p.orders) for p in wide.pages(None)) == 1  # windows within a month
+        wide.window = timedelta(days=40)  # past JOS's limit: refused, with JD's words
+        with pytest.raises(PlatformError, match="time span over one month"):
+            list(wide.pages(None))
         add_jd(store, settings, fake)
         fake.fail_on = set(range(fake.requests + 1, fake.requests + 50))
         with pytest.raises(PlatformError) as failed:

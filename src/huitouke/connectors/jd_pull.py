@@ -146,10 +146,11 @@ class JdPuller:
                 raise self._fail(f"no {RESPONSE}.searchorderinfo_result", "")
             api = result.get("apiResult")
             if isinstance(api, Mapping) and api.get("success") is False:
-                code = api.get("code")
+                api_code = api.get("code")
                 raise self._fail(
-                    f"{code} {api.get('englishErrCode') or ''} {api.get('chineseErrCode') or ''}",
-                    code,
+                    f"{api_code} {api.get('englishErrCode') or ''} "
+                    f"{api.get('chineseErrCode') or ''}",
+                    api_code,
                 )
             orders = result.get("orderInfoList") or []
             try:

@@ -173,9 +173,7 @@ class WeChatShopPuller:
         return order if isinstance(order, Mapping) else None
 
     # -- pages ----------------------------------------------------------------------------
-    def _window(
-        self, start: datetime, end: datetime, edge: set[tuple[str, Any]]
-    ) -> Iterator[Page]:
+    def _window(self, start: datetime, end: datetime, edge: set[tuple[str, Any]]) -> Iterator[Page]:
         """The pages of one window; ``edge``: the orders of the previous window's last
         second (the one both ask for), left out here, then this window's last second's."""
         key: str | None = None
