@@ -151,6 +151,33 @@ def test_order_mapping() -> None:
     assert wechat_shop.fen("13914", "x") == Decimal("139.14")
 
 
+@hsettings(max_examples=200, deadline=None)
+@given(
+    status=st.sampled_from([12, 13, 20, 21, 30, 100, 190, 200, 250]),
+    lines=st.lists(
+        st.tuples(st.integers(1, 5), st.integers(0, 99_999), st.integers(0, 7)),
+        min_size=1,
+        max_size=4,
+    ),
+    price=st.integers(0, 500_000),
+)
+def test_refunds_never_exceed_the_order(
+    status: int, lines: list[tuple[int, int, int]], price: int
+) -> None:
+    """Whatever the item counts and paid prices (finished after-sale counts over the item
+    count, line totals over the order's), the refund stays within the order's amount."""
+    order = wechat_order(1, T0, status=status, price=price)
+    order["order_detail"]["product_infos"] = [
+        {"sku_id": str(k + 1), "sku_cnt": cnt, "sale_price": paid // cnt, "real_price": paid,
+         "finish_aftersale_sku_cnt": done, "title": "x"}
+        for k, (cnt, paid, done) in enumerate(lines)
+    ]  # fmt: skip
+    m = wechat_shop.from_order(wire(order))
+    assert Decimal(0) <= m.refunded_amount <= m.amount == Decimal(price) / 100
+    if m.status == "paid":
+        assert m.refunded_amount == 0
+
+
 # -- pull ----------------------------------------------------------------------------------
 class Clock:
     def __init__(self, now: datetime) -> None:
@@ -294,8 +321,16 @@ def test_errors_name_no_secret_or_token(store: Store, settings: Settings) -> Non
         puller = WeChatShopPuller(JsonClient("wechat_shop", fake.url), APPID, "wrong")
         with pytest.raises(PlatformError, match="40125"):
             puller.token()
+        wide = WeChatShopPuller(JsonClient("wechat_shop", fake.url), APPID, APPSECRET,
+                                window=timedelta(days=30), backfill=timedelta(days=20),
+                                now=lambda: NOW)  # fmt: skip
+        assert wide.window == timedelta(days=7)  # the API's limit
+        assert list(wide.pages(None))[-1].latest == NOW
+        wide.window = timedelta(days=8)  # past it: refused, with WeChat's code
+        with pytest.raises(PlatformError, match="40097"):
+            list(wide.pages(None))
         add_wechat(store, settings, fake.url)
-        fake.limited_on = set(range(2, 40))  # the quota stays reached
+        fake.limited_on = set(range(fake.requests + 2, fake.requests + 40))  # quota stays reached
         waits: list[float] = []
         with pytest.raises(PlatformError, match="call limit"):
             uc.sync(store, settings, "wx", clock=Clock(NOW), sleep=waits.append)
