@@ -43,9 +43,20 @@ from huitouke.app.orders import (
     record_order_events,
     stored_loyalty,
 )
-from huitouke.connectors import douyin, pinduoduo, repo, shopify, taobao, woocommerce, youzan
+from huitouke.connectors import (
+    douyin,
+    jd,
+    pinduoduo,
+    repo,
+    shopify,
+    taobao,
+    wechat_shop,
+    woocommerce,
+    youzan,
+)
 from huitouke.connectors.douyin_pull import DouyinPuller
 from huitouke.connectors.http import JsonClient
+from huitouke.connectors.jd_pull import JdPuller
 from huitouke.connectors.model import (
     KINDS,
     MappedOrder,
@@ -59,6 +70,7 @@ from huitouke.connectors.pinduoduo_pull import PinduoduoPuller
 from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
 from huitouke.connectors.signatures import verify
 from huitouke.connectors.taobao_pull import TaobaoPuller
+from huitouke.connectors.wechat_shop_pull import WeChatShopPuller
 from huitouke.connectors.youzan_pull import YouzanPuller
 from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
 from huitouke.core.secretbox import SecretBox
@@ -89,6 +101,7 @@ __all__ = [
     "show_connector",
     "store_deliveries",
     "sync",
+    "verify_webhook_url",
     "webhook_key",
 ]
 
@@ -106,6 +119,13 @@ _NEEDS["taobao"] = ("access_token", "consumer_key")
 #: the requests and the pushes) as the webhook secret; Pinduoduo: the same with client_id
 #: and client_secret
 _NEEDS["douyin"] = _NEEDS["pinduoduo"] = ("access_token", "consumer_key")
+#: WeChat 小店: the AppID as ``consumer_key`` and the AppSecret as ``consumer_secret`` (they
+#: ask for the access token); the push token and EncodingAESKey, ``TOKEN:KEY``, as the
+#: webhook secret
+_NEEDS["wechat_shop"] = ("consumer_key", "consumer_secret")
+#: JD JOS: the shop's access token, the app_key as ``consumer_key``, and the app_secret
+#: (which signs the requests) as the webhook secret
+_NEEDS["jd"] = ("access_token", "consumer_key")
 _SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_secret")
 #: pages fetched ahead of the one being recorded
 _AHEAD = 16
@@ -167,6 +187,8 @@ def _check(spec: ConnectorIn) -> None:
     for f in ("webhook_secret", *_NEEDS[spec.kind]):
         if not getattr(spec, f):
             raise _input("connectors.missing_credential", f, kind=spec.kind, field=f)
+    if spec.kind == "wechat_shop" and not wechat_shop.valid_webhook_secret(spec.webhook_secret):
+        raise _input("connectors.bad_wechat_secret", "webhook_secret")
     if not 0 <= spec.overlap_seconds <= 86_400:
         raise InputError(
             "overlap_seconds: between 0 and 86400",
@@ -289,7 +311,7 @@ def _client(
 ) -> JsonClient:
     if row["kind"] == "shopify":
         headers = {"X-Shopify-Access-Token": _secret(settings, row, "access_token")}
-    elif row["kind"] in ("youzan", "taobao", "douyin", "pinduoduo"):
+    elif row["kind"] in ("youzan", "taobao", "douyin", "pinduoduo", "wechat_shop", "jd"):
         headers = {}  # the token travels in the query string or the signed body
     else:
         headers = {
@@ -304,10 +326,41 @@ def _client(
 
 
 #: what a sync pages through
-Puller = ShopifyPuller | WooPuller | YouzanPuller | TaobaoPuller | DouyinPuller | PinduoduoPuller
+Puller = (
+    ShopifyPuller
+    | WooPuller
+    | YouzanPuller
+    | TaobaoPuller
+    | DouyinPuller
+    | PinduoduoPuller
+    | WeChatShopPuller
+    | JdPuller
+)
 
 
-def _puller(client: JsonClient, row: Mapping[str, Any]) -> ShopifyPuller | WooPuller:
+def _puller(
+    client: JsonClient,
+    row: Mapping[str, Any],
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] = _now,
+) -> Puller:
+    if row["kind"] == "wechat_shop" and settings is not None:
+        return WeChatShopPuller(
+            client,
+            _secret(settings, row, "consumer_key"),
+            _secret(settings, row, "consumer_secret"),
+            page_size=row["page_size"],
+            now=clock,
+        )
+    if row["kind"] == "jd" and settings is not None:
+        return JdPuller(
+            client,
+            _secret(settings, row, "consumer_key"),
+            _secret(settings, row, "webhook_secret"),
+            _secret(settings, row, "access_token"),
+            page_size=row["page_size"],
+            now=clock,
+        )
     if row["kind"] == "shopify":
         return ShopifyPuller(client, page_size=row["page_size"])
     return WooPuller(client, page_size=row["page_size"])
@@ -338,6 +391,10 @@ def _map(kind: str, raw: Mapping[str, Any], *, pulled: bool) -> MappedOrder:
         return douyin.from_order(raw)
     if kind == "pinduoduo":
         return pinduoduo.from_order(raw)
+    if kind == "wechat_shop":  # an order of /channels/ec/order/get (pushes are fetched)
+        return wechat_shop.from_order(raw)
+    if kind == "jd":
+        return jd.from_order(raw)
     if kind == "taobao":
         return taobao.from_trade(raw)
     if kind == "youzan":  # a pulled trade, or a push message carrying one
@@ -552,7 +609,7 @@ def sync(
         if row["kind"] == "taobao"
         else _market_puller(settings, row, client, clock)
         if row["kind"] in ("douyin", "pinduoduo")
-        else _puller(client, row)
+        else _puller(client, row, settings, clock)
     )
     result = SyncResult(name, waits=client.waits)
     result.inbox_applied = apply_inbox(
@@ -663,8 +720,9 @@ def _pulled_item(raw: Any, kind: str) -> _Item:
             from huitouke.connectors.values import gid_number, instant
 
             oid, at = gid_number(raw.get("id")), instant(raw.get("updatedAt"), "updatedAt")
-        elif kind in ("youzan", "taobao"):
-            object_id, at = (youzan if kind == "youzan" else taobao).identity(raw)
+        elif kind in ("youzan", "taobao", "wechat_shop", "jd"):
+            platform = {"youzan": youzan, "taobao": taobao, "wechat_shop": wechat_shop, "jd": jd}
+            object_id, at = platform[kind].identity(raw)
             return _Item(object_id, at, raw=raw)
         elif kind in ("douyin", "pinduoduo"):
             object_id, at = (douyin if kind == "douyin" else pinduoduo).identity(raw)
@@ -698,7 +756,22 @@ def webhook_key(store: Store, settings: Settings, name: str) -> tuple[str, str, 
         secret = youzan.push_secret(_secret(settings, row, "consumer_key"), secret)
     if row["kind"] == "douyin":  # event-sign covers app_key + body + app_secret
         secret = douyin.push_secret(_secret(settings, row, "consumer_key"), secret)
+    if row["kind"] == "wechat_shop":  # the AppID is the receive id of the encrypted pushes
+        secret = wechat_shop.push_secret(_secret(settings, row, "consumer_key"), secret)
     return row["kind"], row["status"], secret
+
+
+def verify_webhook_url(
+    store: Store, settings: Settings, name: str, query: Mapping[str, str]
+) -> str:
+    """WeChat's URL check of a push URL (a GET with ``signature``, ``timestamp``, ``nonce``,
+    ``echostr``): the ``echostr`` to answer; ``connector.bad_signature`` (401) for a bad
+    signature or a kind without such a check."""
+    kind, _status, secret = webhook_key(store, settings, name)
+    echo = wechat_shop.verify_url(secret, query) if kind == "wechat_shop" else None
+    if echo is None:
+        raise bad_signature(name)
+    return echo
 
 
 def _delivery_item(kind: str, topic: str, body: bytes) -> _Item:
@@ -727,6 +800,11 @@ def _identify(kind: str, topic: str, raw: Any) -> _Item:
         if kind in ("taobao", "pinduoduo"):  # pulled only (no signed HTTP push)
             object_id, at = (taobao if kind == "taobao" else pinduoduo).identity(raw)
             return _Item(object_id, at, raw=raw)
+        if kind == "jd":  # pulled only (JD pushes over its own message service)
+            object_id, at = jd.identity(raw)
+            return _Item(object_id, at, raw=raw)
+        if kind == "wechat_shop":
+            return _wechat_identify(topic, raw)
         if kind == "shopify" and topic == "refunds/create":
             at = instant(raw.get("created_at") or raw.get("processed_at"), "created_at")
             return _Item(f"refund:{gid_number(raw.get('id'))}", at, raw=raw)
@@ -806,12 +884,36 @@ def _douyin_orders(raw: Any) -> list[str]:
     return list(dict.fromkeys(pid for _, pid in named))
 
 
+def _wechat_identify(topic: str, raw: Mapping[str, Any]) -> _Item:
+    """A WeChat 小店 push's inbox identity: the order it names at the message's time (its
+    state is fetched when applied); an event about no order, or one we take no state from,
+    is stored as ignored."""
+    event = str(raw.get("Event") or topic or "")
+    if wechat_shop.push_order_id(raw) is None:
+        at = raw.get("CreateTime")
+        when = (
+            datetime.fromtimestamp(at, UTC)
+            if isinstance(at, int) and not isinstance(at, bool)
+            else _EPOCH
+        )
+        item = _Item(f"message:{event or '(none)'}:{raw.get('FromUserName') or ''}", when, raw=raw)
+        item.status, item.reason = "ignored", f"event {event or '(none)'} names no order"
+        return item
+    object_id, at = wechat_shop.push_identity(raw)
+    item = _Item(object_id, at, raw=raw)
+    if event not in wechat_shop.ORDER_EVENTS:
+        item.status, item.reason = "ignored", f"event {event or '(none)'} is not handled"
+    return item
+
+
 def _topics(kind: str) -> frozenset[str] | tuple[str, ...]:
     if kind == "youzan":
         return youzan.TRADE_TYPES
     if kind == "douyin":
         return douyin.ORDER_TAGS
-    if kind in ("taobao", "pinduoduo"):
+    if kind == "wechat_shop":
+        return wechat_shop.ORDER_EVENTS
+    if kind in ("taobao", "pinduoduo", "jd"):
         return ()
     return shopify.WEBHOOK_TOPICS if kind == "shopify" else woocommerce.WEBHOOK_TOPICS
 
@@ -838,12 +940,20 @@ def accept_delivery(
     headers: Mapping[str, str],
     body: bytes,
     now: datetime,
+    query: Mapping[str, str] | None = None,
 ) -> Delivery:
     """Verify a delivery's signature over its raw ``body`` (``headers`` with lower-case
-    names) under the connector's :func:`webhook_key`; a bad or missing signature:
-    ``connector.bad_signature`` (401), before anything is stored. No I/O."""
+    names; ``query``: the URL's parameters, which carry WeChat's signature) under the
+    connector's :func:`webhook_key`; a bad or missing signature: ``connector.bad_signature``
+    (401), before anything is stored. A WeChat 小店 push is decrypted here: the inbox keeps
+    the message. No I/O."""
     kind, _status, secret = key
-    if not verify(kind, secret, body, headers):
+    if kind == "wechat_shop":
+        opened = wechat_shop.open_push(secret, body, query or {})
+        if opened is None:
+            raise bad_signature(name)
+        body = opened
+    elif not verify(kind, secret, body, headers):
         raise bad_signature(name)
     topic = _topic(kind, headers)
     item = _delivery_item(kind, topic, body)
@@ -852,6 +962,8 @@ def accept_delivery(
     if kind == "douyin" and isinstance(item.raw, list) and item.raw:
         first = item.raw[0]
         topic = str(first.get("tag") or "") if isinstance(first, Mapping) else ""
+    if kind == "wechat_shop" and isinstance(item.raw, Mapping):
+        topic = str(item.raw.get("Event") or "")
     row = _inbox_row(name, item, topic or "(none)", now)
     row["body"] = item.raw if isinstance(item.raw, str) else body.decode("utf-8", "replace")
     return Delivery(row, item.raw, item.status, item.reason)
@@ -887,8 +999,8 @@ def apply_received(
         if not receipt.stored or receipt.status != "pending":
             out.append(receipt.status if receipt.stored else "stored")
             continue
-        if d.row["topic"] == "refunds/create" or kind == "douyin":
-            out.append("pending")  # the order's state is fetched by the next sync or retry
+        if d.row["topic"] == "refunds/create" or kind in ("douyin", "wechat_shop"):
+            out.append("pending")  # the order's state is fetched (next sync, retry, apply_inbox)
             continue
         item = _Item(d.row["object_id"], d.row["updated_at"], inbox_id=receipt.inbox_id, raw=d.raw)
         _prepare(item, kind, name, settings.currency, pulled=False)
@@ -908,11 +1020,12 @@ def receive_webhook(
     *,
     key: tuple[str, str, str] | None = None,
     now: datetime | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> Receipt:
     """:func:`accept_delivery` then :func:`store_deliveries` for one delivery (``key``: the
     connector's :func:`webhook_key`, when the door has it cached)."""
     delivery = accept_delivery(
-        name, key or webhook_key(store, settings, name), headers, body, now or _now()
+        name, key or webhook_key(store, settings, name), headers, body, now or _now(), query
     )
     return store_deliveries(store, [delivery])[0]
 
@@ -943,6 +1056,7 @@ def apply_inbox(
     )
     items: list[_Item] = []
     extras: list[_Item] = []  # further orders a Douyin push names, recorded as pulled
+    fetched: dict[str, Any] = {}  # a platform puller made once for the rows' fetches
     for r in rows:
         item = _Item(r["object_id"], r["updated_at"], inbox_id=r["inbox_id"])
         items.append(item)
@@ -973,6 +1087,12 @@ def apply_inbox(
                 _prepare(item, row["kind"], name, settings.currency, pulled=True)
             except (HuitoukeError, PlatformError) as exc:
                 item.status, item.reason = "failed", exc.message
+            continue
+        if row["kind"] == "wechat_shop" and r["topic"] in wechat_shop.ORDER_EVENTS:
+            if not fetch:
+                item.status = "skip"  # left pending for the next sync or retry
+                continue
+            _fetch_wechat_order(item, row, settings, name, client, fetched)
             continue
         topics = _topics(row["kind"])
         if r["topic"] not in topics and r["topic"] != "pull":
@@ -1028,6 +1148,34 @@ def _douyin_fetch(
     except (HuitoukeError, PlatformError) as exc:
         item.status, item.reason = "failed", exc.message
     return extras
+
+
+def _fetch_wechat_order(
+    item: _Item,
+    row: Mapping[str, Any],
+    settings: Settings,
+    name: str,
+    client: JsonClient | None,
+    pullers: dict[str, Any],
+) -> None:
+    """A WeChat 小店 push names an order: its state now, fetched (``/channels/ec/order/get``),
+    is what the push applies."""
+    try:
+        oid = wechat_shop.push_order_id(item.raw if isinstance(item.raw, Mapping) else {})
+        if oid is None:
+            raise Unmappable("the message names no order")
+        puller = pullers.get("wechat_shop")
+        if puller is None:
+            puller = _puller(client or _client(settings, row, None), row, settings)
+            pullers["wechat_shop"] = puller
+        assert isinstance(puller, WeChatShopPuller)
+        order = puller.order(oid)
+        if order is None:
+            raise Unmappable(f"order {oid} of the message is not in the shop")
+        item.raw = order
+        _prepare(item, row["kind"], name, settings.currency, pulled=True)
+    except (HuitoukeError, PlatformError) as exc:
+        item.status, item.reason = "failed", exc.message
 
 
 def inbox(

@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
     @connectors_app.command("add")
     def add(
         kind: str = typer.Argument(
-            ..., help="shopify | woocommerce | youzan | taobao | douyin | pinduoduo. 平台。"
+            ...,
+            help="shopify | woocommerce | youzan | taobao | douyin | pinduoduo | wechat_shop | jd. 平台。",
         ),
         name: str = typer.Argument(..., help="Name, also the orders' source. 名称(即订单来源)。"),
         api_base_url: str = typer.Option(
@@ -82,9 +83,12 @@ def register(app: typer.Typer) -> None:
         添加连接器(凭据加密保存,不回显)。"""
         from huitouke.app.connectors import ConnectorIn, add_connector
 
-        if kind in ("shopify", "youzan", "taobao", "douyin", "pinduoduo") and access_token is None:
+        if (
+            kind in ("shopify", "youzan", "taobao", "douyin", "pinduoduo", "jd")
+            and access_token is None
+        ):
             access_token = _read_secret()
-        if kind == "woocommerce" and consumer_secret is None:
+        if kind in ("woocommerce", "wechat_shop") and consumer_secret is None:
             consumer_secret = _read_secret()
         spec = ConnectorIn(
             kind=kind,

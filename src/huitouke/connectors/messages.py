@@ -81,6 +81,12 @@ MESSAGES = {
         "zh": "访问令牌(不回显):",
         "en": "Access token (not echoed): ",
     },
+    "connectors.bad_wechat_secret": {
+        "zh": "微信小店的 --webhook-secret 须为「令牌:EncodingAESKey」:令牌为 3–32 个字母或数字,"
+        "EncodingAESKey 为 43 个字符(消息推送的安全模式)",
+        "en": "a WeChat shop's --webhook-secret is TOKEN:ENCODING_AES_KEY: the push token "
+        "(3–32 letters or digits) and the 43-character EncodingAESKey (safe mode)",
+    },
 }
 
 register(MESSAGES)

@@ -27,7 +27,7 @@ __all__ = [
 
 #: the platforms a connector can link, in the order they were built
 KINDS: tuple[str, ...] = ("shopify", "woocommerce", "youzan", "taobao")
-KINDS += ("douyin", "pinduoduo")
+KINDS += ("douyin", "pinduoduo", "wechat_shop", "jd")
 #: an inbox row is ``pending`` until applied; ``applied`` once recorded (or found older
 #: than what is recorded: then ``reason`` says so); ``ignored`` when the platform state is
 #: not an order state we count (unpaid, draft — ``reason`` says which); ``failed`` when it
@@ -100,6 +100,8 @@ class MappedOrder:
     lines: list[dict[str, Any]] = field(default_factory=list)
     email: str | None = None
     phone: str | None = None
+    #: a WeChat union id (the same person across a merchant's WeChat apps), when given
+    union_id: str | None = None
 
     def event(self, source: str) -> dict[str, Any]:
         return {

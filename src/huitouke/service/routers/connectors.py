@@ -16,7 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +42,9 @@ _KEY_TTL = 5.0
 class ConnectorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="shopify | woocommerce | youzan | taobao | douyin | pinduoduo")
+    kind: str = Field(
+        description="shopify | woocommerce | youzan | taobao | douyin | pinduoduo | wechat_shop | jd"
+    )
     name: str = Field(pattern=SOURCE_PATTERN, description="Also the source of its orders.")
     api_base_url: str = Field(max_length=500, description="The platform's base URL.")
     webhook_secret: SecretStr = Field(description="Signs the platform's webhooks.")
@@ -213,11 +216,21 @@ def _groups(
     return groups
 
 
+@router.get("/{name}/webhook", response_class=PlainTextResponse, include_in_schema=False)
+def verify_webhook_url(request: Request, name: str = _NAME) -> PlainTextResponse:
+    """WeChat's check of a push URL: ``echostr`` when ``signature`` is right (401 else).
+    微信消息推送地址验证。"""
+    ctx: ServiceContext = request.app.state.ctx
+    query = dict(request.query_params)
+    return PlainTextResponse(uc.verify_webhook_url(ctx.store, ctx.settings, name, query))
+
+
 @router.post(
     "/{name}/webhook",
+    response_model=dict[str, Any],
     responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
-async def post_webhook(request: Request, name: str = _NAME) -> dict[str, Any]:
+async def post_webhook(request: Request, background: BackgroundTasks, name: str = _NAME) -> Any:
     """A platform's webhook delivery, authenticated by its signature over the raw body (no
     API key): stored in the inbox (committed), then applied; deliveries arriving together
     share those units of work. 平台推送(按签名验证,先入收件箱再处理)。"""
@@ -227,7 +240,8 @@ async def post_webhook(request: Request, name: str = _NAME) -> dict[str, Any]:
     key = _cached_key(ctx, name)
     if key is None:
         key = await run_in_threadpool(_key, ctx, name)
-    delivery = uc.accept_delivery(name, key, headers, body, ctx.clock())
+    query = dict(request.query_params)
+    delivery = uc.accept_delivery(name, key, headers, body, ctx.clock(), query)
     store_group, apply_group = _groups(ctx, name, key[0])
     receipt = await store_group.submit(delivery)
     status = receipt.status if receipt.stored else "stored"
@@ -239,4 +253,11 @@ async def post_webhook(request: Request, name: str = _NAME) -> dict[str, Any]:
     out["status"] = status
     if key[0] in ("youzan", "douyin"):  # the acknowledgement a Youzan or Douyin push expects
         out.update(code=0, msg="success")
+    if key[0] == "wechat_shop":  # WeChat wants "success"; the order is fetched after it
+        if key[1] == "active" and status == "pending":
+            background.add_task(
+                uc.apply_inbox, ctx.store, ctx.settings, name, ids=[receipt.inbox_id],
+                loyalty=_loyalty(ctx), now=ctx.clock(),
+            )  # fmt: skip
+        return PlainTextResponse("success")
     return out
