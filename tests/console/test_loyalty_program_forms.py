@@ -200,7 +200,7 @@ def test_coupons_field_errors_preview_and_save(admin: Admin) -> None:
     section = re.search(r'<section class="panel program-part" id="part-coupons">(.*?)</section>\s*<section',
                         preview.text, re.S)  # fmt: skip
     assert section and 'id="program-diff"' in section.group(1)  # the changes, in the part
-    assert "+  - id: man300jian50" in section.group(1)
+    assert "+- id: man300jian50" in section.group(1)
     assert admin.program() == before and admin.audit() == []
 
     saved = admin.post("coupons", new, "save")
@@ -233,7 +233,7 @@ def test_coupons_field_errors_preview_and_save(admin: Admin) -> None:
     gone = {**form_values(saved.text, "part-form-coupons"), "coupon_templates.0.id": ""}
     r = admin.post("coupons", gone, "save")
     assert r.status_code == 422
-    assert "unknown coupon template 'fixed20'" in r.text
+    assert "unknown coupon template 'fixed20'" in unescape(r.text)
     assert admin.program()["coupon_templates"][0]["id"] == "fixed20"
 
 
@@ -352,6 +352,7 @@ def test_referral_and_switching_it_off(admin: Admin) -> None:
     assert referral["milestones"][1] == {"count": 5, "upgrade_tier": "v3",
                                          "reward": {"points": "0", "template": "pct10"}}  # fmt: skip
     off = {k: v for k, v in ref.items() if k != "referral.enabled"}
+    off["base_version"] = "2"  # the form as the saved page shows it
     r = admin.post("referral", off, "save")
     assert r.status_code == 200, r.text
     assert admin.program()["referral"] is None
@@ -417,7 +418,8 @@ def test_a_version_saved_meanwhile_is_not_overwritten(admin: Admin) -> None:
     r = admin.post("coupons", {**values, "coupon_templates.0.value": "25"}, "save")
     assert r.status_code == 409
     assert form_values(r.text, "part-form-coupons")["base_version"] == "2"
-    assert "+    value: &#39;25&#39;" in r.text  # the changes against version 2
+    assert re.search(r"\+\s+value: &#39;25&#39;", r.text)  # the changes against version 2
+    assert "per_order" not in "".join(re.findall(r'<span class="(?:add|del)">[^<]*', r.text))
     assert admin.program()["coupon_templates"][0]["value"] == "20"
     again = admin.post("coupons", form_values(r.text, "part-form-coupons"), "save")
     assert again.status_code == 200, again.text
@@ -460,7 +462,7 @@ def test_below_admin_the_forms_are_read_only_and_refused(
     page = client.get("/loyalty/program")
     assert page.status_code == 200
     assert "part-form-" not in page.text  # shown, not editable
-    assert 'name="coupon_templates.1.value" value="30"' in page.text
+    assert re.search(r'name="coupon_templates\.1\.value"[^>]*value="30"[^>]*readonly', page.text)
     token = csrf_of(client)
     for part in PARTS:
         r = client.post(f"/loyalty/program/form/{part}",

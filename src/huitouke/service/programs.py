@@ -126,6 +126,8 @@ def save_program_document(
         if actor is not None:
             old = before.to_document() if before is not None else {}
             new = program.to_document()
+            if old and old.get("timezone") is None:  # a program without one runs in the store's
+                old["timezone"] = new["timezone"]
             parts = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))
             audit(
                 conn, actor=actor, action="loyalty.program.save", target=PROGRAM_ID,
