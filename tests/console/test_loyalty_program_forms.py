@@ -214,7 +214,10 @@ def test_coupons_field_errors_preview_and_save(admin: Admin) -> None:
                    "delay_days": 0, "max_per_customer": 2, "transferable": False,
                    "max_transfers": 1, "stackable": True}  # fmt: skip
     assert program["coupon_templates"][0]["valid_days"] == 90
-    assert program["stacking"] == {"max_coupons_per_order": 3, "member_discount_with_coupons": False}
+    assert program["stacking"] == {
+        "max_coupons_per_order": 3,
+        "member_discount_with_coupons": False,
+    }
     assert {k: v for k, v in program.items() if k not in ("coupon_templates", "stacking")} == {
         k: v for k, v in before.items() if k not in ("coupon_templates", "stacking")
     }
@@ -469,9 +472,13 @@ def test_below_admin_the_forms_are_read_only_and_refused(
                         data={"csrf_token": token, "action": "save"})  # fmt: skip
         assert r.status_code == 403, part
     with console.store.connect() as conn:
-        assert conn.execute(select(audit_events.c.action)).scalars().all().count(
-            "loyalty.program.save"
-        ) == 0
+        assert (
+            conn.execute(select(audit_events.c.action))
+            .scalars()
+            .all()
+            .count("loyalty.program.save")
+            == 0
+        )
 
 
 def test_the_forms_need_the_csrf_token(admin: Admin) -> None:

@@ -179,6 +179,8 @@ def _program_page(
     shown = values.pop("shown_doc", None)
     doc = shown if isinstance(shown, dict) else active
     errors = field_errors(values.get("errors") or [], lang)
+    if lang == "zh" and values.get("errors"):  # the table of every error, in Chinese too
+        values["errors"] = [{**e, "message": zh_message(e["message"])} for e in values["errors"]]
     base: dict[str, Any] = {
         "version": version,
         "base_version": "" if version is None else str(version),
@@ -487,9 +489,9 @@ PARTS: dict[str, Part] = {
                "200), validity in days, limits and stacking. Empty a row's id to remove it."),
             (
                 Block("coupon_templates", (
-                    Input("id", N_("Id")), Input("name", N_("Name")),
+                    Input("id", N_("Id")), Input("name", N_("Coupon name")),
                     Input("kind", N_("Kind"), "choice", COUPON_KINDS, new="fixed"),
-                    _dec("value", N_("Value"), optional=True),
+                    _dec("value", N_("Coupon value"), optional=True),
                     _dec("percent", N_("Percent off"), optional=True),
                     _dec("max_discount", N_("At most off"), optional=True),
                     _dec("min_order_amount", N_("Orders from"), new="0"),
@@ -522,7 +524,7 @@ PARTS: dict[str, Part] = {
                "after the days given (empty: never). Empty a row's id to remove it."),
             (
                 Block("stamp_cards", (
-                    Input("id", N_("Id")), Input("name", N_("Name")),
+                    Input("id", N_("Id")), Input("name", N_("Card name")),
                     Input("per", N_("A stamp"), "choice", STAMP_PER, new="visit"),
                     _dec("amount_step", N_("Amount step"), optional=True),
                     _dec("min_order_amount", N_("Orders from"), new="0"),
@@ -563,7 +565,7 @@ PARTS: dict[str, Part] = {
                "Perks are comma separated. Empty a row's id to remove it."),
             (
                 Block("membership_plans", (
-                    Input("id", N_("Id")), Input("name", N_("Name")),
+                    Input("id", N_("Id")), Input("name", N_("Plan name")),
                     _dec("fee", N_("Fee")),
                     _int("term_months", N_("Term in months"), optional=True),
                     _int("term_days", N_("Term in days"), optional=True),
@@ -685,7 +687,8 @@ def merge_part(active: dict[str, Any], part: Part, form: Mapping[str, Any]) -> d
             continue
         parent_path, _, leaf = block.path.rpartition(".")
         parent = _object(doc, parent_path)
-        old = parent.get(leaf) if isinstance(parent.get(leaf), list) else []
+        present = parent.get(leaf)
+        old: list[Any] = present if isinstance(present, list) else []
         items = []
         for i in _indices(form, block.path):
             first = f"{block.path}.{i}.{block.inputs[0].key}"
@@ -755,12 +758,20 @@ def field_errors(errors: list[dict[str, str]], lang: str) -> list[dict[str, str]
             names = found.group(1).split("/")
             paths = [n if path == "(program)" else f"{path}.{n}" for n in names]
         if lang == "zh":
-            for pattern, zh in ZH_MESSAGES:
-                if m := pattern.fullmatch(message):
-                    message = m.expand(zh)
-                    break
+            message = zh_message(message)
         out += [{"path": p, "message": message} for p in paths]
     return out
+
+
+def zh_message(message: str) -> str:
+    """A validation message in Chinese where its pattern is known (a leading ``field: ``
+    kept), else as it is."""
+    found = _PREFIX.match(message)
+    head, rest = (found.group(1) + ": ", found.group(2)) if found else ("", message)
+    for pattern, zh in ZH_MESSAGES:
+        if m := pattern.fullmatch(rest):
+            return head + m.expand(zh)
+    return message
 
 
 def _shown(value: Any, inp: Input) -> str:
@@ -791,7 +802,9 @@ def _field(
     if inp.kind == "choice":
         options = [(v, gettext(label)) for v, label in inp.options]
     elif inp.kind in ("template", "tier"):
-        rows = _get(doc, "coupon_templates") if inp.kind == "template" else _get(doc, "tiers.levels")
+        rows = (
+            _get(doc, "coupon_templates") if inp.kind == "template" else _get(doc, "tiers.levels")
+        )
         ids = [str(r["id"]) for r in rows or [] if isinstance(r, dict) and r.get("id")]
         if text and text not in ids:
             ids.append(text)
