@@ -80,6 +80,8 @@ ROUTER_MODULES = (
     # REST: stored settings and the audit log; tags and profile attributes
     "huitouke.service.routers.settings_api",
     "huitouke.service.routers.profiles",
+    # the console's loyalty program editor (document and structured forms)
+    "huitouke.service.console.loyalty_program",
 )
 
 DESCRIPTION = """

@@ -22,6 +22,7 @@ from huitouke.loyalty.program import Program, load_program
 from huitouke.loyalty.programs_repo import get_program, save_program
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.service.context import ServiceContext
+from huitouke.store.audit import audit
 from huitouke.store.uow import run_write
 
 __all__ = [
@@ -88,10 +89,19 @@ def validate_program_document(ctx: ServiceContext, document: Mapping[str, Any]) 
 
 
 def save_program_document(
-    ctx: ServiceContext, document: Mapping[str, Any], *, if_version: int | None = None
+    ctx: ServiceContext,
+    document: Mapping[str, Any],
+    *,
+    if_version: int | None = None,
+    actor: str | None = None,
+    client: str = "-",
 ) -> dict[str, Any]:
     """Validate and store a new version of the program; this worker uses it at once.
     The use case of ``PUT /v1/program`` and of the console's program editor.
+
+    With ``actor`` (a console user's name, ``apikey:<key_id>``) the save is recorded in the
+    audit log in the same unit of work (action ``loyalty.program.save``, the new version
+    and the top-level parts that changed).
 
     ``if_version`` (the version the editor started from; 0: none was stored) makes the save
     conditional, in the same unit of work: when another version was saved meanwhile nothing
@@ -111,7 +121,19 @@ def save_program_document(
                     "本次未保存",
                     details={"version": current, "expected": if_version},
                 )
-        return save_program(conn, program, now=now)
+        before = get_program(conn, PROGRAM_ID) if actor is not None else None
+        version = save_program(conn, program, now=now)
+        if actor is not None:
+            old = before.to_document() if before is not None else {}
+            new = program.to_document()
+            if old and old.get("timezone") is None:  # a program without one runs in the store's
+                old["timezone"] = new["timezone"]
+            parts = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))
+            audit(
+                conn, actor=actor, action="loyalty.program.save", target=PROGRAM_ID,
+                detail={"version": version, "parts": parts}, now=now, client=client,
+            )  # fmt: skip
+        return version
 
     version = run_write(ctx.store, save)
     forget_program(ctx)

@@ -969,10 +969,11 @@ def get_program_doc(
 def put_program_doc(
     document: dict[str, Any] = Body(..., description="The program document (see docs/loyalty.md)."),
     ctx: ServiceContext = Depends(get_ctx),
-    _: ApiKey = Depends(require("admin")),
+    key: ApiKey = Depends(require("admin")),
 ) -> dict[str, Any]:
-    """Replace the loyalty program (validated; errors name each bad field). 替换会员方案。"""
-    return save_program_document(ctx, document)
+    """Replace the loyalty program (validated; errors name each bad field; audited).
+    替换会员方案。"""
+    return save_program_document(ctx, document, actor=f"apikey:{key.key_id}")
 
 
 @router.get("/loyalty/summary", response_model=dict[str, Any])
