@@ -338,3 +338,16 @@ def test_program_file_errors_name_file_and_line(tmp_path: pytest.TempPathFactory
     assert e.value.details["file"] == str(f) and e.value.details["line"] is not None
     doc = example("hotpot").to_document()
     assert load_program(doc) == example("hotpot")
+
+
+def test_rewards_and_referral_thresholds_are_never_negative() -> None:
+    """A reward takes nothing away and a referral's minimum first order is an amount: the
+    program refuses negatives and names the field (the console's forms show it there)."""
+    with pytest.raises(InputError) as e:
+        load_program({"referral": {"referrer_reward": {"points": "-50"}}})
+    assert "referral.referrer_reward.points" in e.value.message
+    with pytest.raises(InputError) as e:
+        load_program({"referral": {"min_first_order_amount": "-1"}})
+    assert "referral.min_first_order_amount" in e.value.message
+    ok = load_program({"referral": {"referrer_reward": {"points": "50"}}})
+    assert ok.referral is not None and ok.referral.referrer_reward.points == Decimal(50)

@@ -144,7 +144,7 @@ class PointsExpiry(_Model):
 class RewardSpec(_Model):
     """What a customer receives: points and/or a coupon of a template."""
 
-    points: Decimal = Decimal(0)
+    points: Decimal = Field(Decimal(0), ge=0)
     template: str | None = None
 
 
@@ -414,7 +414,7 @@ class Referral(_Model):
     referrer_reward: RewardSpec = RewardSpec()
     referred_reward: RewardSpec = RewardSpec()
     refund_window_days: int = Field(7, ge=0)
-    min_first_order_amount: Decimal = Decimal(0)
+    min_first_order_amount: Decimal = Field(Decimal(0), ge=0)
     max_referrals_per_referrer: int | None = Field(None, ge=1)
     milestones: list[ReferralMilestone] = Field(default_factory=list)
 
