@@ -592,6 +592,8 @@ def write_keys(
             if kind == "union_id":
                 unions.append({"cid": cid, "u": raw})
     k = identity_keys.c
+    if conn.execute(select(k.customer_id).limit(1)).first() is None:
+        by_kind.clear()  # no key stored yet (a first import): nothing to replace
     for given_kind, ids in sorted(by_kind.items()):
         for part in _chunks(sorted(ids)):
             conn.execute(delete(identity_keys).where(k.kind == given_kind, k.customer_id.in_(part)))
@@ -604,8 +606,8 @@ def write_keys(
 
 
 def _insert_keys(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
-    """The keys in one driver-level ``executemany`` per 5,000 (the time bound once, not
-    converted row by row)."""
+    """The keys in one driver-level ``executemany`` per 5,000, in key order (the time
+    bound once, not converted row by row)."""
     if not rows:
         return
     proc = identity_keys.c.indexed_at.type.bind_processor(conn.dialect)
@@ -615,10 +617,10 @@ def _insert_keys(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datet
         "INSERT INTO identity_keys (kind, key_hash, customer_id, indexed_at) "
         f"VALUES ({mark}, {mark}, {mark}, {mark})"
     )
-    for i in range(0, len(rows), 5000):
-        conn.exec_driver_sql(
-            sql, [(r["kind"], r["key_hash"], r["customer_id"], at) for r in rows[i : i + 5000]]
-        )
+    # in primary-key order: the key index grows by appends, not by random inserts
+    ordered = sorted((r["kind"], r["key_hash"], r["customer_id"], at) for r in rows)
+    for i in range(0, len(ordered), 5000):
+        conn.exec_driver_sql(sql, ordered[i : i + 5000])
 
 
 def _auto_merge(
