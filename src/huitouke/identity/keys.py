@@ -43,7 +43,7 @@ _CN_MOBILE = re.compile(r"^(?:(?:\+|00)?86[\s-]*)?(1\d\d)[\s-]?(\d{4})[\s-]?(\d{
 def _cn_descs() -> tuple[Any, list[Any]]:
     """libphonenumber's metadata for China: the general description and the number types'
     (what ``is_valid_number`` matches a national number against), patterns compiled once."""
-    md = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    md: Any = phonenumbers.PhoneMetadata.metadata_for_region("CN")
     # any order decides validity alike: mobile first, the common case
     kinds = (md.mobile, md.fixed_line, md.premium_rate, md.toll_free, md.shared_cost, md.voip,
              md.personal_number, md.pager, md.uan, md.voicemail)  # fmt: skip
