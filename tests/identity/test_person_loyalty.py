@@ -123,6 +123,23 @@ def test_a_merged_person_is_one_standing_and_redeems_across_accounts(
         ]
         assert verify_ledger(conn) == []
 
+    # a coupon of the Taobao account is redeemed on a Youzan order of the same person
+    def fixed20(key: str) -> str:
+        r = client.post("/v1/coupons", json={"template": "fixed20", "customer_id": "tb_1",
+                                             "idempotency_key": key}, headers=h)  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+        return str(r.json()["code"])
+
+    code = fixed20("c-1")
+    red = client.post(
+        f"/v1/coupons/{code}/redeem",
+        json={"order_id": "y2", "source": "youzan", "customer_id": "yz_1", "order_amount": "500"},
+        headers=h,
+    )
+    assert red.status_code == 200, red.text
+    assert red.json()["holder"] == "tb_1" and red.json()["customer_id"] == "yz_1"
+    other = fixed20("c-2")
+
     # the CLI shows the same person view
     shown = json.loads(_cli("loyalty", "customer", "show", "tb_1", "--person",
                             "--database-url", store.url))  # fmt: skip
@@ -143,3 +160,10 @@ def test_a_merged_person_is_one_standing_and_redeems_across_accounts(
         headers=h,
     )  # fmt: skip
     assert refused.status_code == 409 and "person_id" not in refused.json()["error"]["details"]
+    apart_red = client.post(
+        f"/v1/coupons/{other}/redeem",
+        json={"order_id": "y3", "source": "youzan", "customer_id": "yz_1", "order_amount": "500"},
+        headers=h,
+    )
+    assert apart_red.status_code == 403
+    assert apart_red.json()["error"]["code"] == "coupon.not_holder"

@@ -391,6 +391,11 @@ class RedeemOut(BaseModel):
     currency: str | None = None
     redeemed_at: str | None = None
     redemption_id: str | None = None
+    holder: str | None = Field(
+        None,
+        description="The account of the customer's person that held the coupon, when "
+        "another than customer_id (docs/identity.md).",
+    )
 
 
 @router.post(
