@@ -11,6 +11,12 @@ channel; 1,000,000 rows by default, 100,000 with --quick), then times
 and the same two into PostgreSQL when a URL is given (--postgres-url or
 HUITOUKE_TEST_POSTGRES_URL; a scratch database is created and dropped).
 
+With ``--contacts`` every row also carries the buyer's phone (a Chinese mobile number for
+nine customers in ten, some written ``138 0013 8000``) and e-mail (three in ten), and the
+huitouke import is timed twice side by side: as the doors run it (the buyers' hashed
+matching keys written in the same unit of work, :mod:`huitouke.identity`) and without the
+keys (the import before keys on write) — the ratio is the cost of the keys.
+
 Usage::
 
     python bench/bench_import.py            # 1M rows
@@ -38,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 
-def generate(path: Path, n: int, seed: int = 42) -> None:
+def generate(path: Path, n: int, seed: int = 42, *, contacts: bool = False) -> None:
     rng = np.random.default_rng(seed)
     order_id = pc.binary_join_element_wise("o", pa.array(np.arange(n)).cast(pa.string()), "")
     customers = max(1, n // 5)
@@ -67,7 +73,32 @@ def generate(path: Path, n: int, seed: int = 42) -> None:
             "channel": channel,
         }
     )
+    if contacts:
+        table = _with_contacts(table, customer_id, rng)
     pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
+
+
+def _with_contacts(table: pa.Table, customer_id: pa.Array, rng: Any) -> pa.Table:
+    """The buyer's phone and e-mail per row, the same for every order of a customer."""
+    k = pc.cast(pc.utf8_slice_codeunits(customer_id, 1), pa.int64()).to_numpy()
+    mobile = 13_000_000_000 + (k * 7_919) % 6_000_000_000  # 130…189 blocks
+    spaced = (k % 4) == 0
+    digits = pa.array(mobile).cast(pa.string())
+    written = pc.if_else(
+        pa.array(spaced),
+        pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(digits, 0, 3), pc.utf8_slice_codeunits(digits, 3, 7),
+            pc.utf8_slice_codeunits(digits, 7), " ",
+        ),
+        digits,
+    )  # fmt: skip
+    phone = pc.if_else(pa.array((k % 10) != 9), written, pa.nulls(len(k), pa.string()))
+    email = pc.if_else(
+        pa.array((k % 10) < 3),
+        pc.binary_join_element_wise(customer_id, "example.com", "@"),
+        pa.nulls(len(k), pa.string()),
+    )
+    return table.append_column("phone", phone).append_column("email", email)
 
 
 CPU: dict[str, float] = {}
@@ -84,18 +115,23 @@ def timed(fn: Callable[[], Any], label: str = "") -> tuple[float, Any]:
     return wall, out
 
 
-def run_huitouke(url: str, csv: Path) -> tuple[float, int]:
-    from huitouke.app.imports import import_file
+def run_huitouke(url: str, csv: Path, *, keys: bool = True) -> tuple[float, int]:
+    import huitouke.app.imports as imports
     from huitouke.store.db import Store
 
     store = Store(url)
     store.migrate()
+    writer = imports.key_writer
+    if not keys:  # the import as it was before the keys were written on import
+        imports.key_writer = lambda settings: None  # type: ignore[assignment,return-value]
     try:
-        secs, summary = timed(lambda: import_file(store, csv, progress=False), "huitouke")
+        label = "huitouke" if keys else "huitouke_no_keys"
+        secs, summary = timed(lambda: imports.import_file(store, csv, progress=False), label)
         n = store.load_orders().num_rows
         assert n == summary.orders_inserted, (n, summary)
         return secs, n
     finally:
+        imports.key_writer = writer
         store.dispose()
 
 
@@ -151,19 +187,40 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--repeat", type=int, default=1, help="side-by-side pairs per backend")
+    ap.add_argument(
+        "--contacts",
+        action="store_true",
+        help="rows carry phone and e-mail; time the import with and without identity keys",
+    )
     args = ap.parse_args(argv)
     n = 100_000 if args.quick else args.rows
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="huitouke-bench-") as tmp:
         d = Path(tmp)
         csv = d / f"orders_{n}.csv"
-        gen_s, _ = timed(lambda: generate(csv, n))
+        gen_s, _ = timed(lambda: generate(csv, n, contacts=args.contacts))
         print(
             f"generated {n:,} rows ({csv.stat().st_size / 1e6:.1f} MB) in {gen_s:.1f}s",
             file=sys.stderr,
         )
 
         def pair(backend: str, url_a: str, url_b: str) -> None:
+            if args.contacts:  # keys on write: the import with and without them
+                with_keys, rows = run_huitouke(url_a, csv)
+                without, _ = run_huitouke(url_b, csv, keys=False)
+                results.append(
+                    {
+                        "backend": backend,
+                        "rows": rows,
+                        "with_keys_s": round(with_keys, 2),
+                        "without_keys_s": round(without, 2),
+                        "ratio": round(with_keys / without, 3),
+                        "with_keys_cpu_s": round(CPU["huitouke"], 2),
+                        "without_keys_cpu_s": round(CPU["huitouke_no_keys"], 2),
+                        "load_average_1m": round(os.getloadavg()[0], 1),
+                    }
+                )
+                return
             ours, rows = run_huitouke(url_a, csv)
             base, _ = run_pandas(url_b, csv)
             results.append(
@@ -194,6 +251,17 @@ def main(argv: list[str] | None = None) -> int:
                     pair("postgresql", a, b)
     if args.json:
         print(json.dumps(results, indent=2))
+    elif args.contacts:
+        print(
+            "| backend | rows | import with keys | CPU s | without keys | CPU s | ratio | load avg |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in results:
+            print(
+                f"| {r['backend']} | {r['rows']:,} | {r['with_keys_s']:.2f} s | "
+                f"{r['with_keys_cpu_s']:.2f} | {r['without_keys_s']:.2f} s | "
+                f"{r['without_keys_cpu_s']:.2f} | {r['ratio']:.3f} | {r['load_average_1m']} |"
+            )
     else:
         print(
             "| backend | rows | huitouke import | rows/s | CPU s | pandas read_csv + to_sql "

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         description="Country (ISO 3166 alpha-2) a phone number without a country code is read "
         "in, when phone numbers are normalised to E.164 to match one customer across platforms.",
     )
+    identity_auto_merge: str = Field(
+        "union_id",
+        pattern=r"^\s*((union_id|phone|email)\s*(,\s*(union_id|phone|email)\s*)*)?$",
+        description="Matching keys that merge accounts into one person as soon as an order or "
+        "customer brings them (comma-separated: union_id, phone, email; empty: none — merge "
+        "with `huitouke identity matches --apply` or by hand). Each merge is recorded.",
+    )
 
     # --- segments (BRIEF: seed layering) -------------------------------------------------
     layer_new_days: int = Field(

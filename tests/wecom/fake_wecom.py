@@ -1,6 +1,7 @@
 """A local stand-in for WeCom's server API, written from WeCom's published request and
 response shapes (客户联系: gettoken, add_contact_way, externalcontact/get, send_welcome_msg,
-get_corp_tag_list, add_corp_tag, mark_tag, add_msg_template). It answers HTTP 200 with an
+get_corp_tag_list, add_corp_tag, mark_tag, add_msg_template; 客户群: groupchat/add_join_way,
+get_join_way, groupchat/get). It answers HTTP 200 with an
 ``errcode`` as WeCom does, and records every call."""
 
 from __future__ import annotations
@@ -23,10 +24,38 @@ class FakeWeCom:
     calls: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)  # name → id
     join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: customer groups by chat id: ``groupchat/get``'s ``group_chat`` objects
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens_issued: int = 0
     expire_next_call: bool = False
     fail_get_with: int | None = None
     base_url: str = ""
+
+    def join(
+        self, chat_id: str, external_userid: str, *, at: int, scene: int = 3,
+        unionid: str | None = None, state: str | None = None,
+    ) -> None:  # fmt: skip
+        """An external contact joins a customer group (as WeCom's member_list shows it)."""
+        chat = self.groups.setdefault(
+            chat_id,
+            {"chat_id": chat_id, "name": f"售后群 {chat_id[-4:]}", "owner": "staff1",
+             "create_time": at - 86400, "notice": "",
+             "member_list": [{"userid": "staff1", "type": 1, "join_time": at - 86400,
+                              "join_scene": 1}],
+             "admin_list": [], "member_version": "v0"},
+        )  # fmt: skip
+        member: dict[str, Any] = {
+            "userid": external_userid, "type": 2, "join_time": at, "join_scene": scene,
+            "invitor": {"userid": "staff1"} if scene != 3 else None, "group_nickname": "",
+        }  # fmt: skip
+        if member["invitor"] is None:
+            del member["invitor"]
+        if unionid:
+            member["unionid"] = unionid
+        if state:
+            member["state"] = state
+        chat["member_list"].append(member)
+        chat["member_version"] = f"v{len(chat['member_list'])}"
 
     def calls_to(self, path: str) -> list[Any]:
         return [body for p, _, body in self.calls if p == path]
@@ -60,6 +89,11 @@ class FakeWeCom:
             if way is None:
                 return {"errcode": 41044, "errmsg": "invalid config_id"}
             return {"errcode": 0, "errmsg": "ok", "join_way": way}
+        if path == "/cgi-bin/externalcontact/groupchat/get":
+            chat = self.groups.get(body.get("chat_id", ""))
+            if chat is None:
+                return {"errcode": 40050, "errmsg": "chat_id not found"}
+            return {"errcode": 0, "errmsg": "ok", "group_chat": chat}
         if path == "/cgi-bin/externalcontact/get":
             if self.fail_get_with is not None:
                 return {"errcode": self.fail_get_with, "errmsg": "invalid external userid"}

@@ -39,6 +39,7 @@ from sqlalchemy import Connection
 from huitouke.app.orders import (
     OrderEventIn,
     OrderTable,
+    key_writer,
     order_event,
     record_order_events,
     stored_loyalty,
@@ -76,6 +77,7 @@ from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
 from huitouke.core.secretbox import SecretBox
 from huitouke.errors import ConflictError, HuitoukeError, InputError
 from huitouke.i18n import t
+from huitouke.identity.service import KeyWriter
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.settings import Settings
 from huitouke.store.db import Store
@@ -441,6 +443,7 @@ def _record(
     *,
     now: datetime,
     page: Page | None = None,
+    keys: KeyWriter | None = None,
 ) -> None:
     """Record the mapped items in one unit of work, with the page's cursor move when they
     were pulled. An inbox item older than a delivery of the same object already applied
@@ -471,9 +474,9 @@ def _record(
                 # a pulled page: the bulk path (COPY and one upsert on PostgreSQL); a
                 # conflict there names no event, so the page is then recorded event by
                 # event, which names it
-                record_order_events(conn, _table(events), loyalty=loyalty(conn))
+                record_order_events(conn, _table(events), loyalty=loyalty(conn), keys=keys)
             elif events:
-                record_order_events(conn, events, loyalty=loyalty(conn))
+                record_order_events(conn, events, loyalty=loyalty(conn), keys=keys)
             for i in live:
                 i.status = "applied"
             marks = [(i.inbox_id, i.status, i.reason) for i in items if i.inbox_id is not None]
@@ -512,10 +515,13 @@ def _table(events: Sequence[OrderEventIn]) -> OrderTable:
         )
 
     orders = orders_table(columns([e.order for e in events], ORDERS_SCHEMA))
+    contacts = [e.contacts for e in events if e.contacts is not None]
     if not any(e.lines is not None for e in events):
-        return OrderTable(orders=orders)
+        return OrderTable(orders=orders, contacts=contacts)
     lines = [ln for e in events for ln in e.lines or ()]
-    return OrderTable(orders=orders, lines=lines_table(columns(lines, STORE_LINES_SCHEMA)))
+    return OrderTable(
+        orders=orders, lines=lines_table(columns(lines, STORE_LINES_SCHEMA)), contacts=contacts
+    )
 
 
 def _inbox_row(name: str, item: _Item, topic: str, now: datetime) -> dict[str, Any]:
@@ -646,7 +652,10 @@ def sync(
             items = [i for _, page_items in chunk for i in page_items]
             times = [p.latest for p, _ in chunk if p.latest is not None]
             unit_page = Page([], max(times) if times else None)
-            _record(store, name, items, loyalty, now=clock(), page=unit_page)
+            _record(
+                store, name, items, loyalty, now=clock(), page=unit_page,
+                keys=key_writer(settings),
+            )  # fmt: skip
             result.pages += len(chunk)
             result.pulled += sum(1 for i in items if i.status == "applied")
             result.ignored += sum(1 for i in items if i.status == "ignored")
@@ -1007,7 +1016,10 @@ def apply_received(
         items.append(item)
         out.append(item)
     if items:
-        _record(store, name, items, loyalty or _stored_loyalty(settings), now=now or _now())
+        _record(
+            store, name, items, loyalty or _stored_loyalty(settings), now=now or _now(),
+            keys=key_writer(settings),
+        )  # fmt: skip
     return [o if isinstance(o, str) else o.status for o in out]
 
 
@@ -1113,7 +1125,7 @@ def apply_inbox(
         )
     work = [i for i in items if i.status != "skip"] + extras
     if work:
-        _record(store, name, work, loyalty, now=at)
+        _record(store, name, work, loyalty, now=at, keys=key_writer(settings))
     counts = {"applied": 0, "ignored": 0, "failed": 0, "pending": 0}
     for i in items:
         counts["pending" if i.status == "skip" else i.status] += 1

@@ -19,7 +19,13 @@ from pathlib import Path
 from sqlalchemy import Connection, insert, update
 
 from huitouke.app.consent import set_consents
-from huitouke.app.orders import OrderTable, check_source, record_order_events, stored_loyalty
+from huitouke.app.orders import (
+    OrderTable,
+    check_source,
+    key_writer,
+    record_order_events,
+    stored_loyalty,
+)
 from huitouke.core.orders import with_source
 from huitouke.errors import ImportFileError
 from huitouke.importing.convert import Decimal
@@ -332,6 +338,7 @@ def _import_file(
                 OrderTable(res.orders, res.lines, res.customers, batch_id, one_row_per_order=True),
                 loyalty=stored_loyalty(conn, get_settings().timezone),
                 progress=cb,  # type: ignore[arg-type]
+                keys=key_writer(get_settings()),
             ).counts
         # consent columns of the file: recorded through the one consent use case, as an
         # automated source (they never override the customer's own recorded choice)

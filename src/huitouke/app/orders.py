@@ -21,14 +21,18 @@ For each event it
    latest state, not the event: a late ``paid`` after a refund earns nothing), when a
    loyalty program runs;
 4. answers per event ``{order, loyalty, replayed}``; an event older than the recorded state
-   answers ``loyalty.ignored: "stale"``.
+   answers ``loyalty.ignored: "stale"``;
+5. with a :class:`~huitouke.identity.service.KeyWriter` (every door passes
+   :func:`key_writer`), writes the hashed matching keys of the buyer contacts the events
+   carry (``buyer``: phone, e-mail, union id; a file's customer columns) and merges the
+   accounts that share a key of an automatic kind (:mod:`huitouke.identity`), set-based.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -45,9 +49,12 @@ from huitouke.core.orders import (
 )
 from huitouke.errors import ConflictError, HuitoukeError, InputError
 from huitouke.i18n import t
+from huitouke.identity.keys import identity_secret
+from huitouke.identity.service import Contacts, KeyWriter, write_keys
 from huitouke.loyalty.order_batch import ignored_effects
 from huitouke.loyalty.programs_repo import get_program
 from huitouke.loyalty.service import LoyaltyService, parse_order
+from huitouke.settings import Settings
 from huitouke.store.db import Store
 from huitouke.store.orders_repo import (
     IDENTITY_FIELDS,
@@ -66,8 +73,10 @@ __all__ = [
     "OrderKey",
     "OrderTable",
     "Recorded",
+    "buyer_contacts",
     "check_source",
     "find_order",
+    "key_writer",
     "load_order_lines",
     "load_orders",
     "order_event",
@@ -102,6 +111,8 @@ class OrderEventIn:
 
     order: dict[str, Any]
     lines: list[dict[str, Any]] | None = None
+    #: what the event says about its buyer (``buyer`` of the event): matching keys
+    contacts: Contacts | None = None
 
     @property
     def order_id(self) -> str:
@@ -124,6 +135,9 @@ class OrderTable:
     batch_id: int | None = None
     #: the rows are already one per order id (``read_orders`` reduces them)
     one_row_per_order: bool = False
+    #: the buyers' contacts (a connector's page); without them a file's ``customers``
+    #: columns (phone, email) give the matching keys
+    contacts: Sequence[Contacts] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,53 @@ def present_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
     return coupon
 
 
+_BUYER_FIELDS = {"phone": 40, "email": 320, "union_id": 128}
+
+
+def key_writer(settings: Settings) -> KeyWriter:
+    """How the doors write matching keys (:mod:`huitouke.identity`): hashed with the key
+    derived from ``HUITOUKE_SECRET_KEY``, phones read in ``HUITOUKE_PHONE_REGION``, merged
+    at once by the kinds of ``HUITOUKE_IDENTITY_AUTO_MERGE``."""
+    auto = tuple(k.strip() for k in settings.identity_auto_merge.split(",") if k.strip())
+    return KeyWriter(
+        identity_secret(settings.secret_key.get_secret_value()), settings.phone_region, auto
+    )
+
+
+def buyer_contacts(customer_id: str, raw: Any, *, field: str = "buyer") -> Contacts | None:
+    """An event's ``buyer`` (``{"phone", "email", "union_id"}``, each optional) validated:
+    errors name the field; ``None`` when it gives nothing."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise _bad(
+            field,
+            "must be an object with phone, email, union_id",
+            "应为包含 phone、email、union_id 的对象",
+        )
+    values: dict[str, str | None] = {}
+    for k, v in raw.items():
+        if k not in _BUYER_FIELDS:
+            raise _bad(
+                f"{field}.{k}",
+                "unknown field (phone, email, union_id)",
+                "未知字段(可选 phone、email、union_id)",
+            )
+        if v is None or v == "":
+            continue
+        if not isinstance(v, str) or len(v) > _BUYER_FIELDS[k]:
+            n = _BUYER_FIELDS[k]
+            raise _bad(
+                f"{field}.{k}",
+                f"must be text of at most {n} characters",
+                f"应为不超过 {n} 个字符的文本",
+            )
+        values[k] = v
+    if not values:
+        return None
+    return Contacts(customer_id, **values)
+
+
 def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:
     """An order event from plain values (a JSON line, CLI options), validated as the REST
     API validates its body: errors name the field. ``currency`` is the default currency;
@@ -205,9 +266,10 @@ def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:
         "refunded_amount": refunded,
         "channel": None if channel in (None, "") else str(channel),
     }
+    contacts = buyer_contacts(ev.customer_id, raw.get("buyer"))
     raw_lines = raw.get("lines")
     if raw_lines is None:
-        return OrderEventIn(order, None)
+        return OrderEventIn(order, None, contacts)
     lines = []
     for i, ln in enumerate(raw_lines, start=1):
         if not isinstance(ln, Mapping) or not ln.get("sku"):
@@ -225,7 +287,7 @@ def order_event(raw: Mapping[str, Any], *, currency: str) -> OrderEventIn:
                 "unit_price": None if price is None else ev.lines[i - 1].unit_price,
             }
         )
-    return OrderEventIn(order, lines)
+    return OrderEventIn(order, lines, contacts)
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -363,6 +425,7 @@ def record_order_events(
     *,
     loyalty: LoyaltyService | None,
     progress: Callable[[int], None] | None = None,
+    keys: KeyWriter | None = None,
 ) -> Recorded:
     """Record order events in the caller's unit of work (see the module docstring).
 
@@ -371,11 +434,52 @@ def record_order_events(
     :class:`OrderTable` (no per-event answers; its orders go through the ledger in order of
     ``ordered_at``). ``loyalty``: the program to apply, or ``None`` to write the orders
     only. A conflict rejects everything (``details.index`` names the event of a sequence);
-    the caller rolls the unit of work back.
+    the caller rolls the unit of work back. ``keys``: write the buyers' matching keys
+    (:func:`key_writer`); ``None`` writes none.
     """
     if isinstance(events, OrderTable):
-        return _record_table(conn, events, loyalty, progress)
-    return _record_events(conn, events, loyalty)
+        recorded = _record_table(conn, events, loyalty, progress)
+        if keys is not None:
+            write_keys(conn, _table_contacts(events), keys, now=datetime.now(UTC))
+        return recorded
+    recorded = _record_events(conn, events, loyalty)
+    if keys is not None:
+        given = [e.contacts for e in events if e.contacts is not None]
+        if given:
+            write_keys(conn, given, keys, now=datetime.now(UTC))
+    return recorded
+
+
+def _table_contacts(tb: OrderTable) -> list[Contacts]:
+    if tb.contacts is not None:
+        return list(tb.contacts)
+    c = tb.customers
+    if c is None or c.num_rows == 0:
+        return []
+    cols = [n for n in ("phone", "email") if n in c.column_names]
+    if not cols:
+        return []
+    has = pc.fill_null(pc.is_valid(c.column(cols[0])), False)
+    for n in cols[1:]:
+        has = pc.or_(has, pc.is_valid(c.column(n)))
+    c = c.filter(has)
+    ids = c.column("customer_id").to_pylist()
+    values = {n: c.column(n).to_pylist() for n in cols}
+    return [
+        Contacts(cid, **{n: (None if values[n][i] is None else str(values[n][i])) for n in cols})
+        for i, cid in enumerate(ids)
+    ]
+
+
+def _customer_contacts(events: Sequence[OrderEventIn]) -> list[dict[str, Any]] | None:
+    """The ``customers`` rows (phone, e-mail) the events' buyers give, for the upsert."""
+    rows = [
+        {"customer_id": e.contacts.customer_id, "phone": e.contacts.phone,
+         "email": e.contacts.email}
+        for e in events
+        if e.contacts is not None and (e.contacts.phone or e.contacts.email)
+    ]  # fmt: skip
+    return rows or None
 
 
 def _segments(order_ids: Sequence[Any]) -> list[tuple[int, int]]:
@@ -473,12 +577,14 @@ def _record_events(
                 conn,
                 [e.order for e in with_lines],
                 lines=[ln for e in with_lines for ln in e.lines or ()],
+                customers=_customer_contacts(with_lines),
             )
             written.add(c.written_at)
             total = _add(total, c)
-        without = [e.order for e in seg if e.lines is None]
+        without_events = [e for e in seg if e.lines is None]
+        without = [e.order for e in without_events]
         if without:
-            c = upsert_orders(conn, without)
+            c = upsert_orders(conn, without, customers=_customer_contacts(without_events))
             written.add(c.written_at)
             total = _add(total, c)
         stored = stored_orders(conn, seg_ids)
@@ -519,11 +625,14 @@ def _record_table(
     table = tb.orders
     if not tb.one_row_per_order:
         table = reduce_to_latest_state(orders_table(table))
+    customers: pa.Table | list[dict[str, Any]] | None = tb.customers
+    if customers is None and tb.contacts:
+        customers = _customer_contacts([OrderEventIn({}, None, c) for c in tb.contacts])
     counts = upsert_orders(
         conn,
         table,
         tb.lines,
-        tb.customers,
+        customers,
         tb.batch_id,
         progress=progress,
         one_row_per_order=True,

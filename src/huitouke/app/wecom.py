@@ -131,6 +131,8 @@ def receive_callback(
     crypto = wecom_crypto(settings)
     plain = crypto.open(msg_signature, timestamp, nonce, _encrypted_part(body))
     event = wecom.parse_event(plain)
+    if event.event == "change_external_chat":
+        return _receive_chat(store, settings, client, wecom.parse_chat_event(plain), now=now)
     if event.event != "change_external_contact" or not event.external_userid:
         return CallbackOutcome("ignored", event)
     with store.begin() as conn:
@@ -184,6 +186,53 @@ def _apply(
             status = "applied" if customer_id is not None else "ignored"
             wecom.set_event_status(conn, event_id, status, None)
         return CallbackOutcome(status, event, event_id, customer_id, linked)
+    except (HuitoukeError, ChannelError) as exc:
+        reason = f"{getattr(exc, 'code', 'error')}: {exc}"
+        with store.begin() as conn:
+            wecom.set_event_status(conn, event_id, "failed", reason[:1000])
+        return CallbackOutcome("failed", event, event_id, reason=reason)
+
+
+def _receive_chat(
+    store: Store, settings: Settings, client: WeComClient, chat: wecom.ChatEvent, *, now: datetime
+) -> CallbackOutcome:
+    """A customer-group event: members joining (``update`` / ``add_member``) are recorded
+    with the group's member list (``groupchat/get``); other group changes are ignored."""
+    event = chat.as_event()
+    if (chat.change_type, chat.update_detail) != ("update", "add_member"):
+        return CallbackOutcome("ignored", event)
+    with store.begin() as conn:
+        event_id, new, status = wecom.record_event(conn, event, now=now)
+    if not new and status != "received":
+        return CallbackOutcome("duplicate", event, event_id)
+    return _apply_chat(store, settings, client, chat, event_id, now=now)
+
+
+def _apply_chat(
+    store: Store,
+    settings: Settings,
+    client: WeComClient,
+    chat: wecom.ChatEvent,
+    event_id: int,
+    *,
+    now: datetime,
+) -> CallbackOutcome:
+    event = chat.as_event()
+    try:
+        group = client.group_chat(chat.chat_id)
+        with store.begin() as conn:
+            joins = wecom.record_group_joins(
+                conn, chat, group, event_id,
+                secret=identity_secret(settings.secret_key.get_secret_value()), now=now,
+            )  # fmt: skip
+            status = "applied" if joins else "ignored"
+            wecom.set_event_status(conn, event_id, status, None)
+        linked = sorted({j["customer_id"] for j in joins if j["customer_id"]})
+        return CallbackOutcome(
+            status, event, event_id, linked[0] if linked else None,
+            extra={"joins": [{k: j[k] for k in ("chat_id", "external_userid", "join_scene",
+                                                 "code", "customer_id")} for j in joins]},
+        )  # fmt: skip
     except (HuitoukeError, ChannelError) as exc:
         reason = f"{getattr(exc, 'code', 'error')}: {exc}"
         with store.begin() as conn:
@@ -260,6 +309,13 @@ def retry_event(
             f"no WeCom event {event_id}", code="wecom.unknown_event",
             message_zh=f"没有编号为 {event_id} 的企业微信事件", details={"event_id": event_id},
         )  # fmt: skip
+    if row["event"] == "change_external_chat":
+        change, _, detail = str(row["change_type"]).partition(":")
+        chat = wecom.ChatEvent(
+            chat_id=row["user_id"], change_type=change, update_detail=detail,
+            create_time=int(row["create_time"]),
+        )  # fmt: skip
+        return _apply_chat(store, settings, client, chat, event_id, now=now)
     event = wecom.Event(
         event=row["event"], change_type=row["change_type"], user_id=row["user_id"],
         external_userid=row["external_userid"], create_time=int(row["create_time"]),

@@ -160,12 +160,21 @@ def program_save(
 def customer_show(
     customer_id: str,
     as_of: str | None = typer.Option(None, "--as-of", help="ISO date/time. 截止时间。"),
+    person: bool = typer.Option(
+        False,
+        "--person",
+        help="The person's standing: every merged account as one, each account's view "
+        "kept. 同一个人(合并账户)的合计权益。",
+    ),
     program: Path | None = PROGRAM_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Points, tier, stamp cards, stored value, coupons, membership. 顾客权益一览。"""
     svc = _service(program, database_url)
     with svc.store.connect() as conn:
+        if person:
+            _out(svc.service.person_loyalty(conn, customer_id, as_of=_as_of(as_of)))
+            return
         data = svc.service.customer_loyalty(conn, customer_id, as_of=_as_of(as_of))
         data["balances"] = svc.service.balances(conn, customer_id)
     _out(data)
@@ -207,10 +216,12 @@ def customer_preferences(
 def _record(svc: Any, events: list[Any]) -> list[dict[str, Any]]:
     """Order events recorded as every door records them: the orders rows and the ledger in
     one unit of work (:func:`huitouke.app.orders.record_order_events`)."""
-    from huitouke.app.orders import record_order_events
+    from huitouke.app.orders import key_writer, record_order_events
+    from huitouke.settings import get_settings
 
+    keys = key_writer(get_settings())
     with svc.store.begin() as conn:
-        return record_order_events(conn, events, loyalty=svc.service).results
+        return record_order_events(conn, events, loyalty=svc.service, keys=keys).results
 
 
 @order_app.command("apply")

@@ -100,10 +100,12 @@ class MappedOrder:
     lines: list[dict[str, Any]] = field(default_factory=list)
     email: str | None = None
     phone: str | None = None
-    #: a WeChat union id (the same person across a merchant's WeChat apps), when given
+    #: the buyer's platform union id (WeChat UnionID …), when the platform gives it
     union_id: str | None = None
 
     def event(self, source: str) -> dict[str, Any]:
+        buyer = {k: v for k, v in (("phone", self.phone), ("email", self.email),
+                                   ("union_id", self.union_id)) if v}  # fmt: skip
         return {
             "source": source,
             "order_id": self.order_id,
@@ -114,6 +116,8 @@ class MappedOrder:
             "status": self.status,
             "refunded_amount": self.refunded_amount,
             "lines": self.lines,
+            # the matching keys of one customer across platforms (huitouke.identity)
+            "buyer": buyer or None,
         }
 
 

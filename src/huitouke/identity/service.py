@@ -17,15 +17,24 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text
 
 from huitouke.errors import ConflictError, InputError, NotFoundError, StoreError
-from huitouke.identity.keys import KINDS, account_keys, hash_key
+from huitouke.identity.keys import (
+    KINDS,
+    KeyKind,
+    account_keys,
+    hash_key,
+    normalise_email,
+    normalise_phone,
+)
 from huitouke.identity.tables import identity_events, identity_keys, identity_links
 from huitouke.store.tables import customers, orders
 
 __all__ = [
     "RULES",
+    "Contacts",
+    "KeyWriter",
     "Match",
     "apply_persons",
     "history",
@@ -33,8 +42,10 @@ __all__ = [
     "matches",
     "merge",
     "person",
+    "person_accounts",
     "person_map",
     "unmerge",
+    "write_keys",
 ]
 
 #: why accounts were linked: by hand, or by the key they share
@@ -99,6 +110,18 @@ def _persons_of(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
         )
         out.update({r.customer_id: r.person_id for r in rows})
     return out
+
+
+def person_accounts(conn: Connection, customer_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Each of ``customer_ids`` → every account of its person, the primary first (an
+    account in no person → itself alone). Two reads per 900 ids: the contact rules and the
+    loyalty views count a person's accounts together with it."""
+    ids = sorted(set(customer_ids))
+    if conn.execute(select(identity_links.c.customer_id).limit(1)).first() is None:
+        return {cid: (cid,) for cid in ids}  # nobody merged: skip the reads
+    of = _persons_of(conn, ids)
+    members = _members(conn, of.values())
+    return {cid: tuple(members[of[cid]]) for cid in ids}
 
 
 def _members(conn: Connection, persons: Iterable[str]) -> dict[str, list[str]]:
@@ -479,3 +502,160 @@ def apply_persons(table: pa.Table, mapping: Mapping[str, str]) -> pa.Table:
     merged = pc.coalesce(replaced, column.cast(pa.string())).cast(column.type)
     index = table.schema.get_field_index("customer_id")
     return table.set_column(index, table.schema.field(index), merged)
+
+
+# -- keys on write -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyWriter:
+    """How the doors write matching keys as orders and customers arrive: the hashing key
+    (:func:`~huitouke.identity.keys.identity_secret`), the region of phone numbers without
+    a country code, and the kinds whose shared key merges accounts at once
+    (``HUITOUKE_IDENTITY_AUTO_MERGE``)."""
+
+    secret: bytes
+    region: str
+    auto: tuple[str, ...] = ("union_id",)
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """What a door learnt about an account's buyer: ``None`` or blank = not given (the
+    stored key of that kind stays); a value given replaces the stored key of its kind (an
+    unreadable one, a masked phone, removes it — as the nightly index would)."""
+
+    customer_id: str
+    phone: str | None = None
+    email: str | None = None
+    union_id: str | None = None
+
+    def given(self) -> dict[KeyKind, str]:
+        out: dict[KeyKind, str] = {}
+        for kind, raw in (("phone", self.phone), ("email", self.email),
+                          ("union_id", self.union_id)):  # fmt: skip
+            if raw is not None and str(raw).strip():
+                out[kind] = str(raw).strip()  # type: ignore[index]
+        return out
+
+
+def _normalised(kind: str, raw: str, region: str) -> str | None:
+    if kind == "phone":
+        return normalise_phone(raw, region)
+    if kind == "email":
+        return normalise_email(raw)
+    return raw
+
+
+_SET_UNION_SQLITE = text(
+    "UPDATE customers SET attributes = json_set(COALESCE(attributes, '{}'), '$.union_id', :u) "
+    "WHERE customer_id = :cid AND COALESCE(json_extract(attributes, '$.union_id'), '') <> :u"
+)
+_SET_UNION_PG = text(
+    "UPDATE customers SET attributes = CAST(CAST(COALESCE(attributes, '{}') AS jsonb) "
+    "|| jsonb_build_object('union_id', CAST(:u AS text)) AS json) "
+    "WHERE customer_id = :cid "
+    "AND (CAST(attributes AS jsonb) ->> 'union_id') IS DISTINCT FROM CAST(:u AS text)"
+)
+
+
+def write_keys(
+    conn: Connection,
+    contacts: Iterable[Contacts],
+    writer: KeyWriter,
+    *,
+    now: datetime,
+    actor: str = "auto",
+) -> dict[str, int]:
+    """Write the hashed keys of the accounts' contacts a door just recorded (the accounts'
+    ``customers`` rows exist), set-based: per kind given one DELETE of the batch's old keys
+    and one INSERT of the new ones (900 accounts a statement); a union id is also kept in
+    the account's ``union_id`` attribute, so the nightly ``identity index`` finds it
+    again. Then the accounts sharing a key of a kind in ``writer.auto`` with an account of
+    another person are merged into the person of the earliest created one, each merge
+    recorded with its rule and ``actor``. Counts: keys written, merges made."""
+    latest: dict[str, dict[KeyKind, str]] = {}
+    for c in contacts:
+        given = c.given()
+        if given:
+            latest.setdefault(c.customer_id, {}).update(given)
+    if not latest:
+        return {"keys": 0, "merges": 0}
+    rows: list[dict[str, Any]] = []
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    unions: list[dict[str, str]] = []
+    for cid, given in latest.items():
+        for kind, raw in given.items():
+            by_kind[kind].append(cid)
+            value = _normalised(kind, raw, writer.region)
+            if value is not None:
+                rows.append({"kind": kind, "key_hash": hash_key(writer.secret, kind, value),
+                             "customer_id": cid, "indexed_at": now})  # fmt: skip
+            if kind == "union_id":
+                unions.append({"cid": cid, "u": raw})
+    k = identity_keys.c
+    if conn.execute(select(k.customer_id).limit(1)).first() is None:
+        by_kind.clear()  # no key stored yet (a first import): nothing to replace
+    for given_kind, ids in sorted(by_kind.items()):
+        for part in _chunks(sorted(ids)):
+            conn.execute(delete(identity_keys).where(k.kind == given_kind, k.customer_id.in_(part)))
+    _insert_keys(conn, rows, now)
+    if unions:
+        stmt = _SET_UNION_PG if conn.dialect.name == "postgresql" else _SET_UNION_SQLITE
+        conn.execute(stmt, unions)
+    merges = _auto_merge(conn, [r for r in rows if r["kind"] in writer.auto], actor, now)
+    return {"keys": len(rows), "merges": merges}
+
+
+def _insert_keys(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    """The keys in one driver-level ``executemany`` per 5,000, in key order (the time
+    bound once, not converted row by row)."""
+    if not rows:
+        return
+    proc = identity_keys.c.indexed_at.type.bind_processor(conn.dialect)
+    at = proc(now) if proc is not None else now
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        "INSERT INTO identity_keys (kind, key_hash, customer_id, indexed_at) "
+        f"VALUES ({mark}, {mark}, {mark}, {mark})"
+    )
+    # in primary-key order: the key index grows by appends, not by random inserts
+    ordered = sorted((r["kind"], r["key_hash"], r["customer_id"], at) for r in rows)
+    for i in range(0, len(ordered), 5000):
+        conn.exec_driver_sql(sql, ordered[i : i + 5000])
+
+
+def _auto_merge(
+    conn: Connection, rows: Sequence[Mapping[str, Any]], actor: str, now: datetime
+) -> int:
+    """Merge the accounts that share one of ``rows``' keys and are not one person yet."""
+    if not rows:
+        return 0
+    k = identity_keys.c
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        by_kind[r["kind"]].append(r["key_hash"])
+    sharing: dict[tuple[str, str], set[str]] = defaultdict(set)
+    q = select(k.kind, k.key_hash, k.customer_id).where(
+        k.kind == bindparam("kind"), k.key_hash.in_(bindparam("hashes", expanding=True))
+    )
+    for kind, hashes in sorted(by_kind.items()):
+        for part in _chunks(sorted(set(hashes))):
+            for found in conn.execute(q, {"kind": kind, "hashes": list(part)}):
+                sharing[(found.kind, found.key_hash)].add(found.customer_id)
+    shared = {key: ids for key, ids in sharing.items() if len(ids) > 1}
+    if not shared:
+        return 0
+    of = _persons_of(conn, sorted({c for ids in shared.values() for c in ids}))
+    merges = 0
+    for (kind, _), ids in sorted(shared.items()):
+        persons = sorted({of[c] for c in ids})
+        # read again: an earlier merge of this batch may have joined them already
+        current = _persons_of(conn, persons)
+        persons = sorted(set(current.values()))
+        if len(persons) < 2:
+            continue
+        created = _lock_accounts(conn, persons)
+        ordered = sorted(persons, key=lambda c: (created[c], c))
+        merge(conn, ordered, actor=actor, rule=kind, now=now,
+              reason=f"same {kind} recorded with an order or a customer")  # fmt: skip
+        merges += 1
+    return merges

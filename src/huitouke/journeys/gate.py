@@ -16,6 +16,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, select
 
+from huitouke.identity.service import person_accounts
 from huitouke.journeys.engine import GateDecision, PlannedMessage
 from huitouke.messaging.consent import load_customer_contexts
 from huitouke.messaging.outbox import dedupe_key as outbox_key
@@ -129,14 +130,22 @@ class MessagingGate:
 
 def db_loader(conn: Connection, policy: ContactPolicy, now: datetime) -> Loader:
     """Contexts from the store (consent, unsubscribes, zone, last order) and history from
-    the contact log plus messages already queued in the outbox (they will be sent)."""
+    the contact log plus messages already queued in the outbox (they will be sent), both
+    per person: a merged account's contacts count for every account of its person."""
 
-    def load(ids: Sequence[str]) -> Loaded:
-        contexts = load_customer_contexts(conn, ids)
-        hist: dict[str, list[Contact]] = defaultdict(list)
+    def load(wanted: Sequence[str]) -> Loaded:
+        # per person (huitouke.identity): what was sent to any of a person's accounts
+        # counts towards the caps of each of them
+        accounts = person_accounts(conn, wanted)
+        contexts = load_customer_contexts(conn, wanted, accounts=accounts)
+        asked: dict[str, list[str]] = defaultdict(list)
+        for cid, accts in accounts.items():
+            for a in accts:
+                asked[a].append(cid)
+        found: dict[str, list[Contact]] = defaultdict(list)
         keys: set[str] = set()
         since = now - max(policy.longest_window, timedelta(days=1))
-        ids = list(ids)
+        ids = sorted(asked)
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             logged = set()
@@ -150,7 +159,7 @@ def db_loader(conn: Connection, policy: ContactPolicy, now: datetime) -> Loader:
                 ).where(contact_log.c.customer_id.in_(chunk), contact_log.c.contacted_at > since)
             ):
                 logged.add(mid)
-                hist[cid].append(Contact(ch, kind, at))
+                found[cid].append(Contact(ch, kind, at))
             for mid, key, cid, ch, kind, at, status in conn.execute(
                 select(
                     outbox.c.message_id,
@@ -165,7 +174,11 @@ def db_loader(conn: Connection, policy: ContactPolicy, now: datetime) -> Loader:
                 keys.add(key)
                 if status in ("queued", "sending") and mid not in logged:
                     # will be sent: counts towards the caps like a sent one
-                    hist[cid].append(Contact(ch, kind, at))
+                    found[cid].append(Contact(ch, kind, at))
+        hist: dict[str, list[Contact]] = defaultdict(list)
+        for a, contacts in found.items():
+            for cid in asked[a]:
+                hist[cid].extend(contacts)
         return Loaded(contexts, hist, keys)
 
     return load

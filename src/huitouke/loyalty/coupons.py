@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from huitouke.errors import ConflictError, NotFoundError
+from huitouke.identity.service import person_accounts
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
@@ -302,7 +303,9 @@ def redeem_coupon(
 
     The state change is a conditional ``UPDATE … WHERE status = 'issued' AND holder_id =
     :customer`` whose row count decides the winner; losers get
-    ``ConflictError(code="coupon.already_redeemed")``.
+    ``ConflictError(code="coupon.already_redeemed")``. A coupon held by another account of
+    the customer's person (:mod:`huitouke.identity`) is redeemed for it (``holder`` in the
+    result); it stays that account's coupon in its history.
     """
     canon = canonical_code(code)
     amount = dec(order_amount, "order_amount") if order_amount is not None else None
@@ -352,10 +355,16 @@ def redeem_coupon(
     template = template_or_default(ctx, row)
     others = [template_or_default(ctx, r) for r in others_rows]
     ln = parse_lines(lines)
+    holder = customer_id
+    if (
+        row.holder_id != customer_id
+        and row.holder_id in person_accounts(conn, [customer_id])[customer_id]
+    ):
+        holder = row.holder_id  # held by another account of the same person (huitouke.identity)
     check_redeemable(
         coupon_view(row),
         template,
-        customer_id=customer_id,
+        customer_id=holder,
         now=now,
         order_amount=amount,
         others_on_order=others,
@@ -367,7 +376,7 @@ def redeem_coupon(
         _REDEEM,
         {
             "b_code": canon,
-            "b_holder": customer_id,
+            "b_holder": holder,
             "b_order": order_id,
             "b_rid": redemption_id or op_key,
             "b_at": now,
@@ -378,7 +387,7 @@ def redeem_coupon(
         # Lost a race: report the state the winner left.
         fresh = coupon_row(conn, canon)
         check_redeemable(
-            coupon_view(fresh), template, customer_id=customer_id, now=now, order_amount=None
+            coupon_view(fresh), template, customer_id=holder, now=now, order_amount=None
         )
         raise ConflictError(
             "coupon already redeemed",
@@ -393,7 +402,7 @@ def redeem_coupon(
             "kind": "redeemed",
             "old_status": "issued",
             "new_status": "redeemed",
-            "from_customer": customer_id,
+            "from_customer": holder,
             "order_id": order_id,
             "created_at": now,
         },
@@ -410,6 +419,8 @@ def redeem_coupon(
         "redeemed_at": iso(now),
         "redemption_id": redemption_id or op_key,
     }
+    if holder != customer_id:
+        result["holder"] = holder  # the account of the person that held it
     return finish(conn, op_key, result)
 
 

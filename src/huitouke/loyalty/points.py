@@ -5,6 +5,7 @@ points in :mod:`~huitouke.loyalty.order_batch`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,21 +14,24 @@ from sqlalchemy import Connection, select
 
 from huitouke.errors import ConflictError, InputError
 from huitouke.i18n import t
+from huitouke.identity.service import person_accounts
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
 from huitouke.loyalty.coupons import issue
 from huitouke.loyalty.ledger import (
+    Account,
     claim,
     credit_lot,
     debit_fifo,
     finish,
     lock_accounts,
+    lots_of,
     post,
     record_correction,
 )
 from huitouke.loyalty.members import ensure_member
 from huitouke.loyalty.program import decimal_places
-from huitouke.loyalty.rules import expiry_at, money
+from huitouke.loyalty.rules import LotView, allocate_fifo, expiry_at, money
 from huitouke.loyalty.vocab import POINTS, POINTS_DEBT, ZERO, dec, fmt, positive
 
 __all__ = ["adjust_points", "balance", "earn_points", "points_amount", "redeem_points"]
@@ -160,7 +164,10 @@ def redeem_points(
     idempotency_key: str,
 ) -> dict[str, Any]:
     """Spend points, earliest-expiring first: for a catalogue ``reward`` (a coupon) or
-    as a cash discount at ``redemption.points_per_currency_unit``."""
+    as a cash discount at ``redemption.points_per_currency_unit``. A customer merged with
+    other accounts into one person spends the person's points, earliest-expiring first
+    across the accounts (``taken_from`` names what each gave); the reward's coupon goes to
+    ``customer_id``."""
     now = ctx.now()
     red = ctx.program.redemption
     rw = ctx.program.reward(reward) if reward is not None else None
@@ -203,21 +210,18 @@ def redeem_points(
     )
     if prior is not None:
         return prior
-    accts = lock_accounts(conn, [(customer_id, POINTS)], now)
-    debit_fifo(
-        conn,
-        accts[(customer_id, POINTS)],
-        pts,
-        kind="redeem",
-        key=op_key,
-        now=now,
-        reference=f"reward:{reward}" if reward else "discount",
-    )
-    out: dict[str, Any] = {
-        "customer_id": customer_id,
-        "points": fmt(pts),
-        "points_balance": fmt(accts[(customer_id, POINTS)].balance),
-    }
+    reference = f"reward:{reward}" if reward else "discount"
+    person = person_accounts(conn, [customer_id])[customer_id]
+    out: dict[str, Any] = {"customer_id": customer_id, "points": fmt(pts)}
+    if len(person) == 1:
+        accts = lock_accounts(conn, [(customer_id, POINTS)], now)
+        debit_fifo(
+            conn, accts[(customer_id, POINTS)], pts, kind="redeem", key=op_key, now=now,
+            reference=reference,
+        )  # fmt: skip
+        out["points_balance"] = fmt(accts[(customer_id, POINTS)].balance)
+    else:
+        out.update(_redeem_across(conn, customer_id, person, pts, op_key, reference, now))
     if rw is not None:
         out["reward"] = rw.id
         out["coupon"] = issue(
@@ -235,6 +239,56 @@ def redeem_points(
         out["discount"] = fmt(money(pts / red.points_per_currency_unit))
         out["currency"] = ctx.program.currency
     return finish(conn, op_key, out)
+
+
+def _redeem_across(
+    conn: Connection,
+    customer_id: str,
+    person: Sequence[str],
+    pts: Decimal,
+    op_key: str,
+    reference: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Spend ``pts`` of a merged person's points (:mod:`huitouke.identity`): earliest-
+    expiring first across its accounts, one debit per account touched, each entry on the
+    account whose lot it takes (nothing moves between accounts, so an unmerge leaves each
+    account what its own ledger says)."""
+    keys = [(a, POINTS) for a in person]
+    accts = lock_accounts(conn, [], now, optional=keys)  # none created: taken from lots
+    owner: dict[int, Account] = {}
+    lots: list[LotView] = []
+    for key in keys:
+        acct = accts[key]
+        if acct.account_id:
+            for lot in lots_of(conn, acct.account_id):
+                owner[lot.lot_id] = acct
+                lots.append(lot)
+    allocations, shortfall = allocate_fifo(lots, pts)
+    if shortfall > 0:
+        total = sum((accts[k].balance for k in keys), ZERO)
+        raise ConflictError(
+            f"points balance {total} of person {person[0]} cannot cover {pts}",
+            code="points.insufficient",
+            message_zh=f"该顾客(合并后 {person[0]})积分余额 {total} 不足 {pts}",
+            details={"asset": POINTS, "balance": str(total), "requested": str(pts),
+                     "person_id": person[0]},
+        )  # fmt: skip
+    taken: dict[str, Decimal] = {}
+    for lot_id, take in allocations:
+        cid = owner[lot_id].customer_id
+        taken[cid] = taken.get(cid, ZERO) + take
+    for cid, amount in taken.items():
+        debit_fifo(
+            conn, accts[(cid, POINTS)], amount, kind="redeem", key=op_key, now=now,
+            reference=reference,
+        )  # fmt: skip
+    return {
+        "person_id": person[0],
+        "taken_from": {cid: fmt(v) for cid, v in sorted(taken.items())},
+        "points_balance": fmt(sum((accts[k].balance for k in keys), ZERO)),
+        "account_points_balance": fmt(accts[(customer_id, POINTS)].balance),
+    }
 
 
 def balance(conn: Connection, customer_id: str, asset: str) -> Decimal:

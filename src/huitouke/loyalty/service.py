@@ -45,6 +45,7 @@ from huitouke.loyalty import (
     members,
     membership,
     order_batch,
+    persons,
     points,
     referrals,
     stored_value,
@@ -185,6 +186,7 @@ class LoyaltyService(LoyaltyContext):
     tier_mix = views.tier_mix
     summary = views.summary
     corrections = views.corrections
+    person_loyalty = persons.person_loyalty
 
 
 class BoundLoyalty:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from huitouke.core.orders import COUNTED_STATUSES
 from huitouke.errors import InputError
+from huitouke.identity.service import person_accounts
 from huitouke.messaging.rules import ALL_CHANNELS, CustomerContext
 from huitouke.messaging.tables import consent_events
 from huitouke.store.tables import customers, orders
@@ -77,15 +78,32 @@ def effective_consent(
 
 
 def load_customer_contexts(
-    conn: Connection, customer_ids: Iterable[str]
+    conn: Connection,
+    customer_ids: Iterable[str],
+    *,
+    per_person: bool = True,
+    accounts: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, CustomerContext]:
-    """Contexts for the contact rules; unknown customers get no consent at all."""
+    """Contexts for the contact rules; unknown customers get no consent at all.
+
+    With ``per_person`` (the default) an account merged with others into one person
+    (:mod:`huitouke.identity`) answers for the person: the consent events of every account
+    fold in time order over the addressed account's own flags (an unsubscribe on any
+    account stops the person on that channel until a later opt-in on any of them), the
+    last order is the person's, and an account without a zone takes the first zone among
+    the person's accounts, the primary first. The flags stay the account's: consent an
+    import brought for one shop's address is not consent for another's. ``accounts``:
+    each id's person's accounts when the caller read them already
+    (:func:`huitouke.identity.service.person_accounts`)."""
     ids = sorted(set(customer_ids))
+    if accounts is None:
+        accounts = person_accounts(conn, ids) if per_person else {cid: (cid,) for cid in ids}
+    every = sorted({a for accts in accounts.values() for a in accts})
     flags: dict[str, Any] = {}
     zones: dict[str, str | None] = {}
-    events: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    events: dict[str, list[tuple[datetime, int, str, str]]] = defaultdict(list)
     last_order: dict[str, datetime] = {}
-    for chunk in _chunks(ids):
+    for chunk in _chunks(every):
         for cid, consent, tz in conn.execute(
             select(customers.c.customer_id, customers.c.consent, customers.c.timezone).where(
                 customers.c.customer_id.in_(chunk)
@@ -93,35 +111,43 @@ def load_customer_contexts(
         ):
             flags[cid] = consent
             zones[cid] = tz
-        for cid, channel, action in conn.execute(
-            select(consent_events.c.customer_id, consent_events.c.channel, consent_events.c.action)
-            .where(consent_events.c.customer_id.in_(chunk))
-            .order_by(consent_events.c.occurred_at, consent_events.c.event_id)
+        ce = consent_events.c
+        for cid, channel, action, at, eid in conn.execute(
+            select(ce.customer_id, ce.channel, ce.action, ce.occurred_at, ce.event_id)
+            .where(ce.customer_id.in_(chunk))
+            .order_by(ce.occurred_at, ce.event_id)
         ):
-            events[cid].append((channel, action))
+            events[cid].append((_aware(at), int(eid), channel, action))
         for cid, at in conn.execute(
             select(orders.c.customer_id, func.max(orders.c.ordered_at))
             .where(orders.c.customer_id.in_(chunk), orders.c.status.in_(COUNTED_STATUSES))
             .group_by(orders.c.customer_id)
         ):
             if at is not None:
-                last_order[cid] = (
-                    at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-                )
+                last_order[cid] = _aware(at)
     out = {}
     for cid in ids:
-        consent, unsub = effective_consent(flags.get(cid), events.get(cid, ()))
-        lo = last_order.get(cid)
-        if lo is not None and lo.tzinfo is None:
-            lo = lo.replace(tzinfo=UTC)
+        accts = accounts[cid]
+        if len(accts) == 1:
+            folded = events.get(cid, [])
+        else:  # one person: every account's events in time order
+            folded = sorted(e for a in accts for e in events.get(a, ()))
+        consent, unsub = effective_consent(flags.get(cid), [(ch, act) for _, _, ch, act in folded])
+        zone = zones.get(cid) or next((zones[a] for a in accts if zones.get(a)), None)
+        lo = max((last_order[a] for a in accts if a in last_order), default=None)
         out[cid] = CustomerContext(
             customer_id=cid,
             consent=consent,
             unsubscribed=unsub,
-            timezone=zones.get(cid),
+            timezone=zone,
             last_order_at=lo,
         )
     return out
+
+
+def _aware(at: Any) -> datetime:
+    value = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def record_consent(

@@ -6,8 +6,9 @@ One round (:meth:`Dispatcher.run_once`) is:
    ``not_before <= now``, or ``sending`` whose lease ran out because a worker died — are
    flipped to ``sending`` with a fresh lease (``UPDATE … WHERE message_id IN (SELECT … LIMIT
    n [FOR UPDATE SKIP LOCKED]) RETURNING``). Service notices come first. The contact rules
-   run against the customers' consent and what was sent to them; on PostgreSQL the
-   customers of the batch are serialised with transaction advisory locks (in key order, so
+   run against the customers' consent and what was sent to them — per person: the
+   accounts merged into one person (:mod:`huitouke.identity`) share caps, consent changes
+   and last order; on PostgreSQL the persons of the batch are serialised with transaction advisory locks (in key order, so
    two workers cannot deadlock) so two workers never both spend the last unit of a cap, and on
    SQLite the claim's write lock does the same. Allowed rows reserve their contact in
    ``contact_log``; delayed rows go back to the queue with their new ``not_before``; refused
@@ -51,6 +52,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, delete, insert, select, text, update
 
+from huitouke.identity.service import person_accounts
 from huitouke.messaging.channels.base import (
     Channel,
     ChannelError,
@@ -391,8 +393,12 @@ class Dispatcher:
     ) -> list[_Claimed]:
         now = self.clock()
         customer_ids = sorted({cl.row.customer_id for cl in claimed})
+        # The rules count per person (huitouke.identity): the accounts merged into one
+        # person share their caps, consent changes and last order, and one lock.
+        accounts = person_accounts(conn, customer_ids)
+        person_of = {cid: accts[0] for cid, accts in accounts.items()}
         if self._pg:
-            keys = sorted({_lock_key(cid) for cid in customer_ids})
+            keys = sorted({_lock_key(person_of[cid]) for cid in customer_ids})
             conn.execute(
                 text(
                     "SELECT count(pg_advisory_xact_lock(k)) FROM "
@@ -400,8 +406,14 @@ class Dispatcher:
                 ),
                 {"keys": keys},
             )
-        contexts = load_customer_contexts(conn, customer_ids)
-        history = self._history(conn, customer_ids, {cl.row.message_id for cl in claimed}, now)
+        contexts = load_customer_contexts(conn, customer_ids, accounts=accounts)
+        every = sorted({a for accts in accounts.values() for a in accts})
+        by_account = self._history(conn, every, {cl.row.message_id for cl in claimed}, now)
+        history: dict[str, list[Contact]] = defaultdict(list)
+        for cid, person in sorted(person_of.items()):
+            if person not in history:
+                for a in accounts[cid]:
+                    history[person].extend(by_account.get(a, ()))
         ids = [cl.row.message_id for cl in claimed]
         # A reclaimed row may hold the dead worker's reservation: it is decided afresh.
         conn.execute(delete(contact_log).where(contact_log.c.message_id.in_(ids)))
@@ -433,13 +445,14 @@ class Dispatcher:
                 suppress_if_ordered=r.suppress_if_ordered,
                 audience=r.audience,
             )
-            decision = evaluate(ctx, planned, history.get(r.customer_id, ()), now, self.policy)
+            person = person_of[r.customer_id]
+            decision = evaluate(ctx, planned, history[person], now, self.policy)
             cl.decision = decision
             if decision.allowed:
                 to_send.append(cl)
                 if r.audience != "customer":
                     continue  # staff notices do not contact the customer: no cap is spent
-                history.setdefault(r.customer_id, []).append(Contact(r.channel, r.kind, now))
+                history[person].append(Contact(r.channel, r.kind, now))
                 reserve.append(
                     {
                         "message_id": r.message_id,

@@ -90,6 +90,24 @@ class OrderLineIn(BaseModel):
     unit_price: MoneyIn | None = None
 
 
+class BuyerIn(BaseModel):
+    """What the event knows about its buyer: the matching keys of one customer across
+    platforms (docs/identity.md), stored only hashed; phone and e-mail also fill the
+    customer's profile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Annotated[str, StringConstraints(max_length=40), AfterValidator(_encodable)] | None = (
+        None
+    )
+    email: Annotated[str, StringConstraints(max_length=320), AfterValidator(_encodable)] | None = (
+        None
+    )
+    union_id: (
+        Annotated[str, StringConstraints(max_length=128), AfterValidator(_encodable)] | None
+    ) = Field(None, description="A platform union id (WeChat UnionID …).")
+
+
 class OrderIn(BaseModel):
     """An order event. Posting the same ``order_id`` (of the same ``source``) again is a
     replay (nothing changes) unless the status moved forward (paid → partially_refunded →
@@ -122,6 +140,7 @@ class OrderIn(BaseModel):
         Annotated[str, StringConstraints(max_length=100), AfterValidator(_encodable)] | None
     ) = None
     lines: list[OrderLineIn] | None = Field(None, max_length=1000)
+    buyer: BuyerIn | None = None
 
     @model_validator(mode="after")
     def _refund_consistent(self) -> OrderIn:

@@ -24,11 +24,18 @@ from huitouke.identity.tables import identity_keys
 from huitouke.messaging.channels.wecom_api import WeComClient
 from huitouke.store.profiles import define_attribute, get_attribute, set_attribute
 from huitouke.store.tables import customers
-from huitouke.wecom.tables import wecom_contact_ways, wecom_contacts, wecom_events
+from huitouke.wecom.tables import (
+    wecom_contact_ways,
+    wecom_contacts,
+    wecom_events,
+    wecom_group_joins,
+)
 
 __all__ = [
     "CHANNEL",
+    "GROUP_TAG_PREFIX",
     "TAG_GROUP",
+    "ChatEvent",
     "Event",
     "Linked",
     "add_code",
@@ -36,9 +43,11 @@ __all__ = [
     "link_contact",
     "list_codes",
     "mark_removed",
+    "parse_chat_event",
     "parse_event",
     "push_tags",
     "record_event",
+    "record_group_joins",
     "save_survey",
     "set_event_status",
     "survey_of",
@@ -49,6 +58,8 @@ __all__ = [
 CHANNEL = "wecom_contact"
 #: the WeCom tag group our tags are created in
 TAG_GROUP = "huitouke"
+#: the tag a customer gets for each customer group they joined: ``wecom_group:<chat_id>``
+GROUP_TAG_PREFIX = "wecom_group:"
 #: who the profile history names for survey answers
 SURVEY_ACTOR = "wecom:survey"
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
@@ -108,6 +119,144 @@ def parse_event(xml_text: str) -> Event:
         create_time=int(create),
         state=text("State") or None,
         welcome_code=text("WelcomeCode") or None,
+    )
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    """A ``change_external_chat`` callback event (客户群变更), as WeCom sends it: for members
+    joining, ``ChangeType`` ``update``, ``UpdateDetail`` ``add_member``, ``JoinScene`` (0 invited
+    by a member, 3 by scanning the group's QR code — a group live code), ``MemChangeCnt`` and,
+    where WeCom gives it, ``MemChangeList`` (the members who joined)."""
+
+    chat_id: str
+    change_type: str
+    update_detail: str
+    create_time: int
+    join_scene: int | None = None
+    member_count: int | None = None
+    members: tuple[str, ...] = ()
+
+    def as_event(self) -> Event:
+        """The row of ``wecom_events`` it is recorded once under (the group in ``user_id``)."""
+        change = (
+            f"{self.change_type}:{self.update_detail}" if self.update_detail else self.change_type
+        )
+        return Event(event="change_external_chat", change_type=change[:64], user_id=self.chat_id,
+                     external_userid="", create_time=self.create_time)  # fmt: skip
+
+
+def parse_chat_event(xml_text: str) -> ChatEvent:
+    """A ``change_external_chat`` event from a decrypted callback body, naming a bad field."""
+    root = ET.fromstring(xml_text)
+
+    def text(tag: str) -> str:
+        return (root.findtext(tag) or "").strip()
+
+    def number(tag: str) -> int | None:
+        value = text(tag)
+        if not value:
+            return None
+        if not value.isdigit():
+            raise _bad(tag, f"{tag} is not a number", f"{tag} 不是数字")
+        return int(value)
+
+    create = number("CreateTime")
+    if create is None:
+        raise _bad("CreateTime", "CreateTime is missing", "CreateTime 缺失")
+    chat_id = text("ChatId")
+    if not chat_id:
+        raise _bad("ChatId", "ChatId is missing", "ChatId 缺失")
+    items = root.find("MemChangeList")
+    members = tuple(
+        (i.text or "").strip()
+        for i in (items if items is not None else [])
+        if (i.text or "").strip()
+    )
+    return ChatEvent(
+        chat_id=chat_id, change_type=text("ChangeType"), update_detail=text("UpdateDetail"),
+        create_time=create, join_scene=number("JoinScene"), member_count=number("MemChangeCnt"),
+        members=members,
+    )  # fmt: skip
+
+
+def record_group_joins(
+    conn: Connection,
+    event: ChatEvent,
+    chat: Mapping[str, Any],
+    event_id: int,
+    *,
+    secret: bytes,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The external contacts the event says joined ``chat`` (``groupchat/get``'s answer):
+    those named in ``MemChangeList``, or — WeCom's older events carry no list — the
+    external members who joined at or after a minute before the event. Each join is
+    recorded once (group, contact, join time); the contact is linked to its customer (the
+    WeCom contact added before, else the union id), who gets the tag
+    ``wecom_group:<chat_id>`` and the attribute ``wecom_groups`` (the groups joined) — and
+    ``wecom_group_code`` when the join came by one of our group live codes (its ``state``,
+    or a QR-code join of a group a code offers). Returns the joins recorded now."""
+    named = set(event.members)
+    joined = [
+        m for m in chat.get("member_list") or []
+        if int(m.get("type") or 0) == 2 and m.get("userid")
+        and (str(m["userid"]) in named if named
+             else int(m.get("join_time") or 0) >= event.create_time - 60)
+    ]  # fmt: skip
+    if not joined:
+        return []
+    codes = conn.execute(select(wecom_contact_ways.c.code, wecom_contact_ways.c.group_chats)).all()
+    by_chat = sorted(c.code for c in codes if event.chat_id in (c.group_chats or []))
+    ours = {c.code for c in codes}
+    out: list[dict[str, Any]] = []
+    for m in joined:
+        ext = str(m["userid"])
+        state = str(m.get("state") or "") or None
+        scene = m.get("join_scene")
+        code = state if state in ours else (by_chat[0] if by_chat and scene == 3 else None)
+        linked = conn.execute(
+            select(wecom_contacts.c.customer_id).where(wecom_contacts.c.external_userid == ext)
+        ).scalar_one_or_none()
+        unionid = str(m.get("unionid") or "").strip()
+        if linked is None and unionid:
+            linked = _match(conn, "union_id", [hash_key(secret, "union_id", unionid)])
+        row = {
+            "chat_id": event.chat_id, "external_userid": ext,
+            "join_time": int(m.get("join_time") or event.create_time),
+            "join_scene": None if scene is None else int(scene), "state": state, "code": code,
+            "customer_id": linked, "event_id": event_id, "recorded_at": now,
+        }  # fmt: skip
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(wecom_group_joins).values(**row))
+        except IntegrityError:
+            continue  # recorded before (a redelivery, or the older event without a list)
+        out.append(row)
+        if linked is not None:
+            _tag_group_member(conn, linked, event.chat_id, code, now=now)
+    return out
+
+
+def _tag_group_member(
+    conn: Connection, customer_id: str, chat_id: str, code: str | None, *, now: datetime
+) -> None:
+    row = conn.execute(
+        select(customers.c.tags, customers.c.attributes).where(
+            customers.c.customer_id == customer_id
+        )
+    ).first()
+    if row is None:
+        return
+    attributes = dict(row.attributes or {})
+    attributes["wecom_groups"] = sorted({*(attributes.get("wecom_groups") or []), chat_id})
+    if code is not None:
+        attributes["wecom_group_code"] = code
+    tags = sorted({*(row.tags or []), f"{GROUP_TAG_PREFIX}{chat_id}"})
+    conn.execute(
+        update(customers)
+        .where(customers.c.customer_id == customer_id)
+        .values(tags=tags, attributes=attributes, updated_at=now)
     )
 
 

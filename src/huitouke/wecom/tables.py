@@ -6,7 +6,10 @@
 - ``wecom_contacts``: each external contact added through WeCom, the staff member who added
   them, the customer they are linked to, how (union id, phone, new), the code they came by;
 - ``wecom_events``: every callback event received, once (idempotent by change type, contact,
-  staff member and WeCom's create time), with what applying it did or why it failed.
+  staff member and WeCom's create time), with what applying it did or why it failed;
+- ``wecom_group_joins``: an external contact joining a customer group (客户群) — by a
+  group live code (群活码: ``state`` names our code) or otherwise (``join_scene``), once
+  per group, contact and join time, with the customer it is linked to, if any.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, Unique
 from huitouke.store.tables import metadata
 from huitouke.store.types import UTCDateTime
 
-__all__ = ["wecom_contact_ways", "wecom_contacts", "wecom_events"]
+__all__ = ["wecom_contact_ways", "wecom_contacts", "wecom_events", "wecom_group_joins"]
 
 wecom_contact_ways = Table(
     "wecom_contact_ways",
@@ -69,4 +72,23 @@ wecom_events = Table(
     UniqueConstraint(
         "change_type", "external_userid", "user_id", "create_time", name="uq_wecom_events_once"
     ),
+)
+
+wecom_group_joins = Table(
+    "wecom_group_joins",
+    metadata,
+    Column("join_id", Integer, primary_key=True, autoincrement=True),
+    Column("chat_id", String(64), nullable=False),
+    Column("external_userid", String(64), nullable=False),
+    # WeCom's join_time (seconds since 1970) and join_scene (1 invited, 2 by a link, 3 by the
+    # group's QR code — a group live code)
+    Column("join_time", Integer, nullable=False),
+    Column("join_scene", Integer),
+    Column("state", String(64)),
+    Column("code", String(30)),
+    Column("customer_id", String(128)),
+    Column("event_id", Integer, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("chat_id", "external_userid", "join_time", name="uq_wecom_group_joins_once"),
+    Index("ix_wecom_group_joins_customer_id", "customer_id"),
 )

@@ -133,6 +133,16 @@ class WeComClient:
         )  # fmt: skip
         return {"config_id": str(made["config_id"]), "qr_code": str(way["join_way"]["qr_code"])}
 
+    def group_chat(self, chat_id: str) -> dict[str, Any]:
+        """A customer group (``groupchat/get``): ``{chat_id, name, owner, create_time,
+        member_list: [{userid, type (1 staff, 2 external contact), unionid?, join_time,
+        join_scene (1 invited, 2 by a link, 3 by the group's QR code), invitor?, …}], …}``."""
+        data = self._call(
+            "POST", "/cgi-bin/externalcontact/groupchat/get",
+            body={"chat_id": chat_id, "need_name": 0},
+        )  # fmt: skip
+        return dict(data.get("group_chat") or {})
+
     # -- external contacts ----------------------------------------------------------------------
 
     def get_external_contact(self, external_userid: str) -> dict[str, Any]:

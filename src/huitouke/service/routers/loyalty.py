@@ -130,6 +130,39 @@ def customer_loyalty(
     )
 
 
+class PersonLoyaltyOut(BaseModel):
+    customer_id: str
+    person_id: str = Field(description="The person's primary account (docs/identity.md).")
+    accounts: list[str]
+    points_balance: str = Field(description="The accounts' points together.")
+    stored_value: dict[str, str | None] = Field(description="{paid, bonus, pending_bonus}")
+    tier: dict[str, Any] | None = Field(
+        description="The higher of the accounts' tiers and the combined metric's."
+    )
+    coupons: list[dict[str, Any]] = Field(description="Issued coupons of every account.")
+    per_account: dict[str, dict[str, Any]] = Field(description="Each account's own view.")
+
+
+@router.get("/customers/{customer_id}/loyalty/person", response_model=PersonLoyaltyOut)
+def person_loyalty(
+    customer_id: CustomerId,
+    expiring_within_days: int = Query(30, ge=1, le=3660),
+    ctx: ServiceContext = Depends(get_ctx),
+    _: ApiKey = Depends(require("read")),
+) -> dict[str, Any]:
+    """The standing of the customer's person — every account merged with it as one (points
+    and stored value summed, tier from the combined metric, every coupon), with each
+    account's own view. 同一个人(合并后各账户)的会员权益合计与各账户明细。"""
+    return dict(
+        _read(
+            ctx,
+            lambda s, c: s.person_loyalty(
+                c, customer_id, expiring_within_days=expiring_within_days
+            ),
+        )
+    )
+
+
 @router.get("/customers/{customer_id}/loyalty/history", response_model=list[dict[str, Any]])
 def customer_history(
     customer_id: CustomerId,
@@ -358,6 +391,11 @@ class RedeemOut(BaseModel):
     currency: str | None = None
     redeemed_at: str | None = None
     redemption_id: str | None = None
+    holder: str | None = Field(
+        None,
+        description="The account of the customer's person that held the coupon, when "
+        "another than customer_id (docs/identity.md).",
+    )
 
 
 @router.post(

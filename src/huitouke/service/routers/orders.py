@@ -16,8 +16,10 @@ from sqlalchemy import Connection
 
 from huitouke.app.orders import (
     OrderEventIn,
+    buyer_contacts,
     check_source,
     find_order,
+    key_writer,
     present_order,
     record_order_events,
 )
@@ -85,16 +87,18 @@ def _event(body: OrderIn, currency: str, index: int | None = None) -> OrderEvent
     """The order row and its lines (None: the event carries no lines, keep the stored ones)."""
     field = "source" if index is None else f"events[{index}].source"
     source = check_source(body.source, field=field, index=index)
-    order = body.model_dump(exclude={"lines"})
+    order = body.model_dump(exclude={"lines", "buyer"})
     order["source"] = source
     order["currency"] = order["currency"] or currency
+    buyer = None if body.buyer is None else body.buyer.model_dump(exclude_none=True)
+    contacts = buyer_contacts(body.customer_id, buyer or None)
     if body.lines is None:
-        return OrderEventIn(order, None)
+        return OrderEventIn(order, None, contacts)
     lines = [
         {"source": source, "order_id": body.order_id, "line_no": i, **ln.model_dump()}
         for i, ln in enumerate(body.lines, start=1)
     ]
-    return OrderEventIn(order, lines)
+    return OrderEventIn(order, lines, contacts)
 
 
 def _not_found(order_id: str, source: str | None) -> NotFoundError:
@@ -112,7 +116,8 @@ def _apply_events(ctx: ServiceContext, events: Sequence[OrderEventIn]) -> list[d
 
     def unit(conn: Connection) -> list[dict[str, Any]]:
         loyalty = loyalty_service(conn, ctx)
-        return record_order_events(conn, events, loyalty=loyalty).results
+        keys = key_writer(ctx.settings)
+        return record_order_events(conn, events, loyalty=loyalty, keys=keys).results
 
     return run_write(ctx.store, unit)
 

@@ -78,7 +78,8 @@ async def callback(
     timestamp: str = "",
     nonce: str = "",
 ) -> Response:
-    """Customer-contact events (add, delete, edit a contact). 客户联系变更事件。"""
+    """Customer-contact events (add, delete, edit a contact) and customer-group events
+    (members joining a group). 客户联系与客户群变更事件。"""
     ctx = _ctx(request)
     body = await request.body()
     if len(body) > _MAX_BODY:
