@@ -129,9 +129,10 @@ async def receive(
     delivery = uc.accept_delivery(name, key, headers, body, ctx.clock())
     receipt = await _store_group(ctx).submit(delivery)
     status = receipt.status if receipt.stored else "replayed"
-    if key[1] == "active" and receipt.stored and receipt.status == "pending":
-        if delivery.row["topic"] != "refunds/create":  # its order is fetched by the sweep
-            applier(ctx).submit(name, key[0], receipt, delivery)
+    # a refund's order is fetched from the platform, by the sweep, not while it waits
+    refund = delivery.row["topic"] == "refunds/create"
+    if key[1] == "active" and receipt.stored and receipt.status == "pending" and not refund:
+        applier(ctx).submit(name, key[0], receipt, delivery)
     out: dict[str, Any] = {"inbox_id": receipt.inbox_id, "replayed": not receipt.stored}
     out["status"] = status
     if key[0] == "youzan":  # the acknowledgement a Youzan push expects
