@@ -155,6 +155,8 @@ class InboxApplier:
         self._task: asyncio.Task[None] | None = None
         self._idle = threading.Event()
         self._idle.set()
+        self._swept = threading.Event()
+        self._swept.set()
         self.started_at: datetime | None = None
         #: units run and deliveries handed to them (diagnostics, tests)
         self.units = 0
@@ -217,15 +219,17 @@ class InboxApplier:
             log.exception("webhook deliveries of %s left pending for the sweep", name)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block (another thread than the event loop's) until everything submitted was
-        applied (or left pending after an error); False on timeout."""
-        return self._idle.wait(timeout)
+        """Block (another thread than the event loop's) until the sweep at start is done
+        and everything submitted was applied (or left pending after an error); False on
+        timeout."""
+        return self._swept.wait(timeout) and self._idle.wait(timeout)
 
     async def start(self) -> None:
         """At the service's start: apply, in the background, the pending deliveries received
         before it — what a stopped process acknowledged and did not apply."""
         self.started_at = self.ctx.clock()
         before = self.started_at
+        self._swept.clear()
         self._sweeper = asyncio.get_running_loop().create_task(
             run_in_threadpool(self._sweep, before)
         )
@@ -243,6 +247,8 @@ class InboxApplier:
                 log.info("webhook deliveries pending at start applied: %s", done)
         except Exception:
             log.exception("the pending webhook deliveries were not applied at start")
+        finally:
+            self._swept.set()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Let the queued deliveries be applied (what is not, stays pending in the inbox)."""
