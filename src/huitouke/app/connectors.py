@@ -65,7 +65,12 @@ from huitouke.i18n import t
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.settings import Settings
 from huitouke.store.db import Store
-from huitouke.store.orders_repo import STORE_LINES_SCHEMA, lines_table, orders_table
+from huitouke.store.orders_repo import (
+    STORE_LINES_SCHEMA,
+    lines_table,
+    money_scaled,
+    orders_table,
+)
 from huitouke.store.uow import run_read, run_write
 
 __all__ = [
@@ -435,11 +440,13 @@ def _table(events: Sequence[OrderEventIn]) -> OrderTable:
     """Order events as the canonical tables of the bulk path, built column by column (the
     events are validated already; the tables' own checks still run)."""
 
+    def column(rows: Sequence[Mapping[str, Any]], f: pa.Field) -> pa.Array:
+        if pa.types.is_decimal(f.type):  # at the column's scale: Arrow's fast path
+            return pa.array([money_scaled(r.get(f.name)) for r in rows], type=f.type)
+        return pa.array([r.get(f.name) for r in rows], type=f.type)
+
     def columns(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
-        return pa.table(
-            {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema},
-            schema=schema,
-        )
+        return pa.table({f.name: column(rows, f) for f in schema}, schema=schema)
 
     orders = orders_table(columns([e.order for e in events], ORDERS_SCHEMA))
     if not any(e.lines is not None for e in events):
