@@ -260,9 +260,9 @@ class InboxApplier:
 def applier(ctx: ServiceContext) -> InboxApplier:
     """The service context's applier."""
     found = ctx.cache.get("connector.applier")
-    if found is None:
+    if not isinstance(found, InboxApplier):
         found = ctx.cache["connector.applier"] = InboxApplier(ctx)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 # -- the lean door -----------------------------------------------------------------------------
