@@ -116,8 +116,8 @@ _MONEY_STEP = Decimal(1).scaleb(-MONEY.scale)
 
 def money_scaled(value: Any) -> Any:
     """A Decimal at the money columns' scale (``99.00`` → ``99.0000``) when that changes
-    nothing but its exponent: Arrow converts a Decimal of another scale on a path about a
-    thousand times slower (hundreds of microseconds a value). Anything else — ``None``, a
+    nothing but its exponent: Arrow converts a Decimal of another scale on a slower path
+    (2–4 µs a value against 0.4 µs, measured). Anything else — ``None``, a
     value with more places, which Arrow then refuses as before — is returned as it is."""
     if type(value) is not Decimal:
         return value
