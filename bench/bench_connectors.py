@@ -1,20 +1,23 @@
 """Shop connectors: the webhook path under 50 senders, and a backfill pull, on PostgreSQL.
 
-1. **Webhooks** — a real ``huitouke serve`` (uvicorn) on loopback over PostgreSQL; 50
-   senders, each posting one Shopify ``orders/create`` delivery at a time (signed
-   ``X-Shopify-Hmac-Sha256``, one order each, as the platform sends them) to
-   ``POST /v1/connectors/{name}/webhook``: verified, stored in the inbox (committed), then
-   recorded through ``record_order_events``. Baseline side by side, same server, same
-   run: ``POST /v1/orders`` one event at a time (API key, the same orders' fields).
+1. **Webhooks** — a real ``huitouke serve`` (uvicorn, ``--workers``) on loopback over
+   PostgreSQL; 50 senders in a process of their own (pre-built signed requests, raw
+   HTTP/1.1 keep-alive), each posting one Shopify ``orders/create`` delivery at a time
+   (signed ``X-Shopify-Hmac-Sha256``, one order each, as the platform sends them) to
+   ``POST /v1/connectors/{name}/webhook``: verified, stored in the inbox (committed) and
+   answered, then applied in the background through ``record_order_events``; the phase
+   also reports when the last delivery was applied. Baseline side by side, same server,
+   same run: ``POST /v1/orders`` one event at a time (API key, the same orders' fields).
    Phases alternate baseline / webhooks so the machine's noise hits both.
    Targets (issue 12): >= 1,000 events/s, p99 <= 100 ms.
 2. **Backfill pull** — ``connectors sync`` of a fresh connector against a fake Shopify
    Admin GraphQL endpoint (a separate process serving pre-built pages of 250 orders with
-   ``pageInfo`` cursors and ``extensions.cost``), into PostgreSQL, with progress.
-   Target: >= 5,000 orders/s end to end.
+   ``pageInfo`` cursors and ``extensions.cost``), into PostgreSQL, with progress; ``--bulk``
+   also through a bulk operation. Baseline: the same orders recorded in bulk units of work.
+   Target: >= 5,000 orders/s end to end (issue 12: with 1,000,000 orders).
 
     HUITOUKE_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
-        python bench/bench_connectors.py [--requests 4000] [--orders 100000]
+        python bench/bench_connectors.py [--requests 3000] [--orders 1000000] [--workers 2]
 """
 
 from __future__ import annotations
