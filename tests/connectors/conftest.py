@@ -68,3 +68,38 @@ def make_keys(store: Store) -> Keys:
         for scope in ("read", "operator", "admin"):
             out[scope] = create_api_key(conn, scope=scope, name=f"test-{scope}", now=now)[1]
     return Keys(**out)
+
+
+@dataclass
+class Answer:
+    """A webhook's answer once the service's background applier is done with it:
+    ``acked`` is the status the answer said (``pending`` until applied), ``json()`` the
+    answer with ``status`` as the inbox row says it after the apply."""
+
+    status_code: int
+    acked: str | None
+    body: dict[str, Any]
+    text: str
+
+    def json(self) -> dict[str, Any]:
+        return self.body
+
+
+def delivered(client: Any, response: Any) -> Answer:
+    """Wait for the app's background applier (``client``: a ``TestClient`` of the
+    production app), then read the delivery's inbox row."""
+    from huitouke.connectors.tables import connector_inbox
+    from huitouke.service.webhook_door import applier
+
+    ctx = client.app.state.ctx
+    assert applier(ctx).wait_idle(60), "the background applier did not finish"
+    body = response.json()
+    if response.status_code != 200:
+        return Answer(response.status_code, None, body, response.text)
+    with ctx.store.connect() as conn:
+        status = conn.execute(
+            select(connector_inbox.c.status).where(connector_inbox.c.inbox_id == body["inbox_id"])
+        ).scalar_one()
+    acked = body["status"]
+    assert acked in ("pending", "failed", "ignored", "replayed"), body
+    return Answer(200, acked, {**body, "status": status}, response.text)

@@ -17,7 +17,7 @@ from huitouke.connectors.tables import connector_inbox, connectors
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 
-from .conftest import Keys, make_keys, snapshot
+from .conftest import Keys, delivered, make_keys, snapshot
 from .fakes import T0, FakeShopify, shopify_order
 
 with warnings.catch_warnings():
@@ -128,7 +128,9 @@ def post(
     }
     if sign:
         headers["X-Shopify-Hmac-Sha256"] = hmac_sha256_b64(secret, body)
-    return client.post(f"/v1/connectors/{name}/webhook", content=body, headers=headers)
+    return delivered(
+        client, client.post(f"/v1/connectors/{name}/webhook", content=body, headers=headers)
+    )
 
 
 def add(
@@ -339,7 +341,8 @@ def test_woocommerce_webhook(client: TestClient, keys: Keys, store: Store) -> No
         content=body,
         headers={**headers, "X-WC-Webhook-Signature": hmac_sha256_b64("wsec", body)},
     )
-    assert r.json()["status"] == "applied", r.text
+    assert r.json()["status"] == "pending", r.text  # acknowledged once stored
+    assert delivered(client, r).json()["status"] == "applied", r.text
     o = snapshot(store, "woo")["orders"]["501"]
     assert o[1] == "partially_refunded" and o[4] == "EUR"
 

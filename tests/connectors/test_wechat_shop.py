@@ -383,12 +383,18 @@ def add_rest(client: TestClient, keys: Keys, url: str) -> None:
 
 
 def send(client: TestClient, body: bytes, query: dict[str, str]) -> Any:
-    return client.post(
+    """Post a push, then wait for the service's background applier (it fetches the order
+    the push names after the answer)."""
+    from huitouke.service.webhook_door import applier
+
+    got = client.post(
         "/v1/connectors/wx/webhook",
         params=query,
         content=body,
         headers={"Content-Type": "application/json"},
     )
+    assert applier(client.app.state.ctx).wait_idle(60), "the background applier did not finish"  # type: ignore[attr-defined]
+    return got
 
 
 def inbox_count(store: Store) -> int:

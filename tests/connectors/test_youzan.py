@@ -27,7 +27,7 @@ from huitouke.connectors.tables import connector_inbox
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 
-from .conftest import Keys, make_keys, program_loyalty, snapshot
+from .conftest import Keys, delivered, make_keys, program_loyalty, snapshot
 from .fakes import T0
 from .youzan_fake import CLIENT_ID, CLIENT_SECRET, FakeYouzan, cst, push, youzan_trade
 
@@ -343,7 +343,9 @@ def add_rest(client: TestClient, keys: Keys, url: str = "http://127.0.0.1:9") ->
 
 
 def send(client: TestClient, body: bytes, headers: dict[str, str]) -> Any:
-    return client.post("/v1/connectors/yz/webhook", content=body, headers=headers)
+    return delivered(
+        client, client.post("/v1/connectors/yz/webhook", content=body, headers=headers)
+    )
 
 
 def inbox_count(store: Store) -> int:

@@ -87,6 +87,7 @@ def test_jobs_list_their_next_run_in_the_merchants_zone(
     }
     assert set(jobs) == {
         "connectors",
+        "connectors.inbox",
         "identity.index",
         "journeys",
         "loyalty.bonus_release",

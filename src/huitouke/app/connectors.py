@@ -81,7 +81,12 @@ from huitouke.identity.service import KeyWriter
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.settings import Settings
 from huitouke.store.db import Store
-from huitouke.store.orders_repo import STORE_LINES_SCHEMA, lines_table, orders_table
+from huitouke.store.orders_repo import (
+    STORE_LINES_SCHEMA,
+    lines_table,
+    money_scaled,
+    orders_table,
+)
 from huitouke.store.uow import run_read, run_write
 
 __all__ = [
@@ -93,9 +98,11 @@ __all__ = [
     "accept_delivery",
     "add_connector",
     "apply_inbox",
+    "apply_pending",
     "apply_received",
     "inbox",
     "list_connectors",
+    "mark_failed",
     "receive_webhook",
     "remove_connector",
     "retry",
@@ -423,6 +430,9 @@ class _Item:
     status: str = "pending"
     reason: str | None = None
     raw: Any = None
+    #: an inbox item: the row's status when it was read; a row found in another status in
+    #: the unit of work (another applier got there first) is left as it is (``taken``)
+    expect: str | None = None
 
 
 def _prepare(item: _Item, kind: str, name: str, currency: str, *, pulled: bool) -> None:
@@ -457,6 +467,14 @@ def _record(
     while True:
 
         def unit(conn: Connection) -> None:
+            # the inbox rows, locked: what another applier (another worker's, the
+            # scheduler's sweep, a retry) applied meanwhile is not applied twice
+            rows = [i for i in items if i.inbox_id is not None and i.expect is not None]
+            if rows:
+                current = repo.inbox_lock(conn, [i.inbox_id for i in rows if i.inbox_id])
+                for i in rows:
+                    if current.get(i.inbox_id or 0) != i.expect:
+                        i.status = "taken"
             inboxed = [i for i in items if i.inbox_id is not None and i.status == "pending"]
             newer = repo.latest_applied(conn, name, [i.object_id for i in inboxed])
             for i in inboxed:
@@ -479,7 +497,11 @@ def _record(
                 record_order_events(conn, events, loyalty=loyalty(conn), keys=keys)
             for i in live:
                 i.status = "applied"
-            marks = [(i.inbox_id, i.status, i.reason) for i in items if i.inbox_id is not None]
+            marks = [
+                (i.inbox_id, i.status, i.reason)
+                for i in items
+                if i.inbox_id is not None and i.status != "taken"
+            ]
             repo.inbox_mark(conn, marks, now)
             failed = [i for i in items if i.inbox_id is None and i.status == "failed"]
             if failed:
@@ -508,11 +530,13 @@ def _table(events: Sequence[OrderEventIn]) -> OrderTable:
     """Order events as the canonical tables of the bulk path, built column by column (the
     events are validated already; the tables' own checks still run)."""
 
+    def column(rows: Sequence[Mapping[str, Any]], f: pa.Field) -> pa.Array:
+        if pa.types.is_decimal(f.type):  # at the column's scale: Arrow's fast path
+            return pa.array([money_scaled(r.get(f.name)) for r in rows], type=f.type)
+        return pa.array([r.get(f.name) for r in rows], type=f.type)
+
     def columns(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
-        return pa.table(
-            {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema},
-            schema=schema,
-        )
+        return pa.table({f.name: column(rows, f) for f in schema}, schema=schema)
 
     orders = orders_table(columns([e.order for e in events], ORDERS_SCHEMA))
     contacts = [e.contacts for e in events if e.contacts is not None]
@@ -1011,7 +1035,13 @@ def apply_received(
         if d.row["topic"] == "refunds/create" or kind in ("douyin", "wechat_shop"):
             out.append("pending")  # the order's state is fetched (next sync, retry, apply_inbox)
             continue
-        item = _Item(d.row["object_id"], d.row["updated_at"], inbox_id=receipt.inbox_id, raw=d.raw)
+        item = _Item(
+            d.row["object_id"],
+            d.row["updated_at"],
+            inbox_id=receipt.inbox_id,
+            raw=d.raw,
+            expect="pending",
+        )
         _prepare(item, kind, name, settings.currency, pulled=False)
         items.append(item)
         out.append(item)
@@ -1054,23 +1084,29 @@ def apply_inbox(
     client: JsonClient | None = None,
     fetch: bool = True,
     limit: int = 1000,
+    received_before: datetime | None = None,
 ) -> dict[str, int]:
     """Apply inbox rows (``ids``, or the connector's rows in ``statuses``), oldest update
     first: map each, record it through ``record_order_events`` (a delivery older than one
     already applied for the same object changes nothing), and mark it. ``fetch``: a Shopify
     refund delivery's order is fetched from the platform (else it stays pending).
-    Answers ``{"applied", "ignored", "failed", "pending"}`` counts."""
+    ``received_before``: only the rows received before that instant. Answers
+    ``{"applied", "ignored", "failed", "pending"}`` counts and the ``rows`` read (a row
+    another applier applied meanwhile is left as it is and counted in none)."""
     row = _connector(store, name)
     loyalty = loyalty or _stored_loyalty(settings)
     at = now or _now()
     rows = run_read(
-        store, lambda conn: repo.inbox_rows(conn, name, statuses=statuses, ids=ids, limit=limit)
+        store,
+        lambda conn: repo.inbox_rows(
+            conn, name, statuses=statuses, ids=ids, limit=limit, received_before=received_before
+        ),
     )
     items: list[_Item] = []
     extras: list[_Item] = []  # further orders a Douyin push names, recorded as pulled
     fetched: dict[str, Any] = {}  # a platform puller made once for the rows' fetches
     for r in rows:
-        item = _Item(r["object_id"], r["updated_at"], inbox_id=r["inbox_id"])
+        item = _Item(r["object_id"], r["updated_at"], inbox_id=r["inbox_id"], expect=r["status"])
         items.append(item)
         try:
             item.raw = json.loads(r["body"], parse_float=Decimal)
@@ -1126,9 +1162,10 @@ def apply_inbox(
     work = [i for i in items if i.status != "skip"] + extras
     if work:
         _record(store, name, work, loyalty, now=at, keys=key_writer(settings))
-    counts = {"applied": 0, "ignored": 0, "failed": 0, "pending": 0}
+    counts = {"applied": 0, "ignored": 0, "failed": 0, "pending": 0, "rows": len(rows)}
     for i in items:
-        counts["pending" if i.status == "skip" else i.status] += 1
+        if i.status != "taken":  # applied by another applier meanwhile
+            counts["pending" if i.status == "skip" else i.status] += 1
     return counts
 
 
@@ -1221,6 +1258,63 @@ def retry(
     now: datetime | None = None,
 ) -> dict[str, int]:
     """Apply again the connector's failed and pending deliveries."""
-    return apply_inbox(
+    counts = apply_inbox(
         store, settings, name, statuses=("failed", "pending"), loyalty=loyalty, now=now
     )
+    counts.pop("rows", None)
+    return counts
+
+
+def apply_pending(
+    store: Store,
+    settings: Settings,
+    *,
+    received_before: datetime,
+    loyalty: LoyaltyFactory | None = None,
+    now: datetime | None = None,
+    batch: int = 1000,
+) -> dict[str, dict[str, Any]]:
+    """Apply every active connector's deliveries still pending that were received before
+    ``received_before``: what a process stopped between a delivery's acknowledgement and
+    its apply left behind, a refund whose order is to be fetched, what waited while its
+    connector was paused (the service's start and the scheduler's ``connectors.inbox``
+    job). Per connector that had any, its counts (one failing connector does not stop the
+    others: its error's code is under ``error``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in run_read(store, repo.list_connectors):
+        if row["status"] != "active":
+            continue
+        name = row["name"]
+        total: dict[str, Any] = {"applied": 0, "ignored": 0, "failed": 0, "pending": 0}
+        try:
+            while True:
+                got = apply_inbox(
+                    store,
+                    settings,
+                    name,
+                    loyalty=loyalty,
+                    now=now,
+                    limit=batch,
+                    received_before=received_before,
+                )
+                for k in ("applied", "ignored", "failed", "pending"):
+                    total[k] += got[k]
+                done = got["applied"] + got["ignored"] + got["failed"]
+                if got["rows"] < batch or not done:
+                    break
+        except HuitoukeError as exc:
+            total["error"] = exc.code
+        if any(total.values()):
+            out[name] = total
+    return out
+
+
+def mark_failed(store: Store, inbox_id: int, reason: str, now: datetime) -> None:
+    """Mark a pending inbox row failed with ``reason`` (a delivery whose apply raised an
+    error of its own): visible in the inbox, applied again by ``retry``."""
+
+    def unit(conn: Connection) -> None:
+        if repo.inbox_lock(conn, [inbox_id]).get(inbox_id) == "pending":
+            repo.inbox_mark(conn, [(inbox_id, "failed", reason[:2000])], now)
+
+    run_write(store, unit)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import ARRAY, Connection, String, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from huitouke.connectors.tables import connector_cursors, connector_inbox, connectors
@@ -18,6 +18,7 @@ __all__ = [
     "delete_connector",
     "get_connector",
     "inbox_add",
+    "inbox_lock",
     "inbox_mark",
     "inbox_rows",
     "latest_applied",
@@ -156,9 +157,12 @@ def inbox_rows(
     ids: Sequence[int] | None = None,
     limit: int = 1000,
     lock: bool = False,
+    received_before: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Inbox rows of a connector, oldest first (by platform update time, then arrival)."""
     q = select(connector_inbox).where(connector_inbox.c.connector == name)
+    if received_before is not None:
+        q = q.where(connector_inbox.c.received_at < received_before)
     if statuses is not None:
         q = q.where(connector_inbox.c.status.in_(list(statuses)))
     if ids is not None:
@@ -202,10 +206,24 @@ def inbox_mark(
     )
 
 
+_LATEST_PG = (
+    select(connector_inbox.c.object_id, func.max(connector_inbox.c.updated_at))
+    .where(
+        connector_inbox.c.connector == bindparam("name"),
+        connector_inbox.c.status == "applied",
+        connector_inbox.c.object_id == func.any(bindparam("ids", type_=ARRAY(String))),
+    )
+    .group_by(connector_inbox.c.object_id)
+)
+
+
 def latest_applied(conn: Connection, name: str, object_ids: Sequence[str]) -> dict[str, datetime]:
     """Per object, the latest platform update time already applied from the inbox."""
     if not object_ids:
         return {}
+    if conn.dialect.name == "postgresql":  # one statement text whatever the count
+        rows = conn.execute(_LATEST_PG, {"name": name, "ids": sorted(set(object_ids))})
+        return {r[0]: r[1] for r in rows}
     q = (
         select(connector_inbox.c.object_id, func.max(connector_inbox.c.updated_at))
         .where(
@@ -216,3 +234,23 @@ def latest_applied(conn: Connection, name: str, object_ids: Sequence[str]) -> di
         .group_by(connector_inbox.c.object_id)
     )
     return {r[0]: r[1] for r in conn.execute(q)}
+
+
+_LOCK_PG = text(
+    "SELECT inbox_id, status FROM connector_inbox WHERE inbox_id = ANY(:ids) "
+    "ORDER BY inbox_id FOR UPDATE"
+)
+
+
+def inbox_lock(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
+    """The inbox rows ``ids``, locked until the unit of work ends (PostgreSQL: row locks
+    taken in id order; SQLite: the unit holds the database's write lock): per row its
+    status now — what another applier may have changed since the caller read it."""
+    if not ids:
+        return {}
+    if conn.dialect.name == "postgresql":  # one statement text whatever the count
+        rows = conn.execute(_LOCK_PG, {"ids": sorted(set(ids))})
+    else:
+        c = connector_inbox.c
+        rows = conn.execute(select(c.inbox_id, c.status).where(c.inbox_id.in_(sorted(set(ids)))))
+    return {int(r[0]): str(r[1]) for r in rows}

@@ -29,6 +29,8 @@ from huitouke.service.error_handlers import install_error_handlers
 from huitouke.service.limits import RequestGuard
 from huitouke.service.masking import ReadKeyMasking, install_log_masking
 from huitouke.service.uow import start_checkpointer, stop_checkpointer
+from huitouke.service.webhook_door import WebhookDoor
+from huitouke.service.webhook_door import applier as webhook_applier
 from huitouke.settings import Settings, get_settings, load_settings
 from huitouke.store.db import Store
 
@@ -192,9 +194,12 @@ def create_app(
             sys.setswitchinterval(settings.thread_switch_ms / 1000)
         keeper = _keep_sqlite_open(store)
         checkpointer = start_checkpointer(store, settings.sqlite_checkpoint_seconds)
+        inbox = webhook_applier(ctx)
+        await inbox.start()  # webhook deliveries acknowledged and not applied before
         try:
             yield
         finally:
+            await inbox.stop()
             sys.setswitchinterval(switch)
             stop_checkpointer(store, checkpointer)
             if keeper is not None:
@@ -214,6 +219,8 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     # outermost last: the access log sees the guard's 401/413 answers too
+    # innermost: the shop platforms' webhooks answered ahead of the router (lean door)
+    app.add_middleware(WebhookDoor, ctx=ctx)
     app.add_middleware(ReadKeyMasking)
     app.add_middleware(RequestGuard, ctx=ctx)
     app.add_middleware(AccessLogMiddleware)

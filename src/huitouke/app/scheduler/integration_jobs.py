@@ -5,6 +5,7 @@
 | ``snapshots`` | every 15m | the snapshot kinds with none yet or whose orders changed (``huitouke snapshots refresh --stale-only``) |
 | ``identity.index`` | 03:30 daily | every customer's hashed matching keys rebuilt (``huitouke identity index``) |
 | ``connectors`` | every 5m | every active shop connector pulled once (``huitouke connectors sync NAME``); one failing connector does not stop the others |
+| ``connectors.inbox`` | every 1m | webhook deliveries still pending a minute after they arrived applied (``huitouke connectors retry NAME``): what a stopped service acknowledged and did not apply, refunds whose order is fetched |
 """
 
 from __future__ import annotations
@@ -88,5 +89,38 @@ register_job(
         "cron 30 3 * * *",
         _identity_index,
         {"en": "rebuild the customers' hashed matching keys", "zh": "重建顾客匹配键(哈希)"},
+    )
+)
+
+
+def _connectors_inbox(ctx: JobContext) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from huitouke.app.connectors import apply_pending
+
+    # a minute's margin: what arrived since is the services' background appliers' to apply
+    done = apply_pending(
+        ctx.store, ctx.settings, received_before=ctx.now - timedelta(minutes=1), now=ctx.now
+    )
+    failed = sorted(n for n, c in done.items() if "error" in c)
+    if failed:
+        raise JobFailed(
+            f"connectors whose inbox was not applied: {', '.join(failed)}",
+            code="connector.sync_failed",
+            message_zh=f"连接器收件箱未能处理:{', '.join(failed)}",
+            result=done,
+        )
+    return {"applied": done}
+
+
+register_job(
+    Job(
+        "connectors.inbox",
+        "every 1m",
+        _connectors_inbox,
+        {
+            "en": "apply the webhook deliveries still pending in the connectors' inboxes",
+            "zh": "处理连接器收件箱中仍待处理的推送",
+        },
     )
 )

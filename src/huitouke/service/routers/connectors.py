@@ -3,40 +3,34 @@
 ``POST /v1/connectors/{name}/webhook`` takes no API key: the request guard lets it through
 and the delivery is authenticated by its platform signature over the raw body
 (``connector.bad_signature``, 401, nothing stored). A verified delivery is stored in the
-inbox and committed, then applied in a second unit of work before the answer; the answer
-is 200 whatever the apply found (a delivery that could not be mapped or recorded stays in
-the inbox as ``failed`` with its reason: the platform must not resend it in a loop).
-Deliveries arriving together are stored in one unit of work and applied in one
-(``GroupCommit``, as ``POST /v1/orders`` does), each answered on its own.
+inbox and committed, answered 200, and applied in the background
+(:mod:`huitouke.service.webhook_door`, which also serves this route ahead of the router);
+a delivery that cannot be mapped or recorded stays in the inbox as ``failed`` with its
+reason (the platform must not resend it in a loop).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from huitouke.app import connectors as uc
 from huitouke.core.orders import SOURCE_PATTERN
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.service.apikeys import ApiKey
-from huitouke.service.combine import GroupCommit
 from huitouke.service.context import ServiceContext
 from huitouke.service.deps import get_ctx, require
 from huitouke.service.error_handlers import ERROR_RESPONSES, ErrorResponse
 from huitouke.service.programs import loyalty_service
+from huitouke.service.webhook_door import forget_key, receive
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"], responses=ERROR_RESPONSES)
 
 _NAME = Path(pattern=SOURCE_PATTERN, description="The connector's name (also its orders' source).")
-#: how long a worker trusts a connector's webhook secret and status it read
-_KEY_TTL = 5.0
 
 
 class ConnectorIn(BaseModel):
@@ -111,7 +105,7 @@ def delete_connector(
 ) -> None:
     """Remove a connector, its cursor and inbox (its orders stay). 删除连接器(订单保留)。"""
     uc.remove_connector(ctx.store, name)
-    ctx.cache.pop(f"connector.key.{name}", None)
+    forget_key(ctx, name)
 
 
 @router.post("/{name}/pause", responses={404: {"model": ErrorResponse}})
@@ -122,7 +116,7 @@ def pause_connector(
 ) -> dict[str, Any]:
     """Pause pulls and the applying of webhooks (deliveries are still stored).
     暂停拉取与推送处理(推送仍会存入收件箱)。"""
-    ctx.cache.pop(f"connector.key.{name}", None)
+    forget_key(ctx, name)
     return uc.set_paused(ctx.store, name, True, now=ctx.clock())
 
 
@@ -133,7 +127,7 @@ def resume_connector(
     _: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
     """Resume a paused connector. 恢复连接器。"""
-    ctx.cache.pop(f"connector.key.{name}", None)
+    forget_key(ctx, name)
     return uc.set_paused(ctx.store, name, False, now=ctx.clock())
 
 
@@ -175,47 +169,6 @@ def retry_inbox(
     return uc.retry(ctx.store, ctx.settings, name, loyalty=_loyalty(ctx), now=ctx.clock())
 
 
-def _cached_key(ctx: ServiceContext, name: str) -> tuple[str, str, str] | None:
-    cached = ctx.cache.get(f"connector.key.{name}")
-    if cached is not None and cached[0] > time.monotonic():
-        key: tuple[str, str, str] = cached[1]
-        return key
-    return None
-
-
-def _key(ctx: ServiceContext, name: str) -> tuple[str, str, str]:
-    now = time.monotonic()
-    key = uc.webhook_key(ctx.store, ctx.settings, name)
-    ctx.cache[f"connector.key.{name}"] = (now + _KEY_TTL, key)
-    return key
-
-
-def _groups(
-    ctx: ServiceContext, name: str, kind: str
-) -> tuple[GroupCommit[uc.Delivery, uc.Receipt], GroupCommit[tuple[uc.Receipt, uc.Delivery], str]]:
-    """This process's group commits of a connector's webhooks: one stores deliveries in
-    the inbox, the other applies them (concurrent deliveries share a unit of work each)."""
-    cache_key = f"connector.groups.{name}.{kind}"
-    groups = ctx.cache.get(cache_key)
-    if groups is None:
-        limit = ctx.settings.orders_group_commit_max
-
-        def apply(items: Sequence[tuple[uc.Receipt, uc.Delivery]]) -> list[str]:
-            return uc.apply_received(
-                ctx.store, ctx.settings, name, kind, items, loyalty=_loyalty(ctx), now=ctx.clock()
-            )
-
-        groups = ctx.cache[cache_key] = (
-            GroupCommit(
-                lambda ds: uc.store_deliveries(ctx.store, ds),
-                lambda d: uc.store_deliveries(ctx.store, [d])[0],
-                limit,
-            ),
-            GroupCommit(apply, lambda item: apply([item])[0], limit),
-        )
-    return groups
-
-
 @router.get("/{name}/webhook", response_class=PlainTextResponse, include_in_schema=False)
 def verify_webhook_url(request: Request, name: str = _NAME) -> PlainTextResponse:
     """WeChat's check of a push URL: ``echostr`` when ``signature`` is right (401 else).
@@ -230,34 +183,11 @@ def verify_webhook_url(request: Request, name: str = _NAME) -> PlainTextResponse
     response_model=dict[str, Any],
     responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
-async def post_webhook(request: Request, background: BackgroundTasks, name: str = _NAME) -> Any:
+async def post_webhook(request: Request, name: str = _NAME) -> Any:
     """A platform's webhook delivery, authenticated by its signature over the raw body (no
-    API key): stored in the inbox (committed), then applied; deliveries arriving together
-    share those units of work. 平台推送(按签名验证,先入收件箱再处理)。"""
+    API key): stored in the inbox and committed, then answered; applied in the background
+    (``status``: the inbox row's when answered). 平台推送(按签名验证,入收件箱提交后即应答,随后在后台处理)。"""
     ctx: ServiceContext = request.app.state.ctx
-    body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    key = _cached_key(ctx, name)
-    if key is None:
-        key = await run_in_threadpool(_key, ctx, name)
-    query = dict(request.query_params)
-    delivery = uc.accept_delivery(name, key, headers, body, ctx.clock(), query)
-    store_group, apply_group = _groups(ctx, name, key[0])
-    receipt = await store_group.submit(delivery)
-    status = receipt.status if receipt.stored else "stored"
-    if key[1] == "active" and receipt.stored and receipt.status == "pending":
-        status = await apply_group.submit((receipt, delivery))
-    if status == "stored":  # a repeat: what the inbox holds for it
-        status = "replayed"
-    out: dict[str, Any] = {"inbox_id": receipt.inbox_id, "replayed": not receipt.stored}
-    out["status"] = status
-    if key[0] in ("youzan", "douyin"):  # the acknowledgement a Youzan or Douyin push expects
-        out.update(code=0, msg="success")
-    if key[0] == "wechat_shop":  # WeChat wants "success"; the order is fetched after it
-        if key[1] == "active" and status == "pending":
-            background.add_task(
-                uc.apply_inbox, ctx.store, ctx.settings, name, ids=[receipt.inbox_id],
-                loyalty=_loyalty(ctx), now=ctx.clock(),
-            )  # fmt: skip
-        return PlainTextResponse("success")
-    return out
+    out = await receive(ctx, name, headers, await request.body(), dict(request.query_params))
+    return PlainTextResponse(out) if isinstance(out, str) else out
