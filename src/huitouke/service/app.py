@@ -80,6 +80,11 @@ ROUTER_MODULES = (
     # REST: stored settings and the audit log; tags and profile attributes
     "huitouke.service.routers.settings_api",
     "huitouke.service.routers.profiles",
+    # console: shop connectors, the scheduler's jobs and history, identity merges, WeCom
+    "huitouke.service.console.connectors_page",
+    "huitouke.service.console.scheduler_page",
+    "huitouke.service.console.identity_page",
+    "huitouke.service.console.wecom_page",
 )
 
 DESCRIPTION = """
