@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
+from connectors.fakes import FakeShopify, shopify_order
 from huitouke.core.secretbox import new_key
 from report.test_report_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-
-from connectors.fakes import FakeShopify, shopify_order
 
 from .conftest import PASSWORDS
 
