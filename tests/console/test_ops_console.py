@@ -146,7 +146,7 @@ NEEDS = {
 }  # fmt: skip
 PAGES = {
     "/connectors": "read", "/connectors/shop1": "read", "/connectors/new/fields?kind=youzan":
-    "admin", "/scheduler": "read", "/scheduler/history?job=journeys": "read",
+    "admin", "/connectors/shop1/runs/1": "read", "/scheduler": "read", "/scheduler/history?job=journeys": "read",
     "/identity": "read", "/identity/tb_ana": "read", "/customers/tb_ana/identity": "read",
     "/wecom": "read", "/journeys": "read",
 }  # fmt: skip

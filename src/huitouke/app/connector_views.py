@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 from huitouke.app.connectors import list_connectors, show_connector, sync
 from huitouke.app.scheduler.background import record_progress, runs_of, start_job
 from huitouke.app.scheduler.registry import JobContext, JobFailed
+from huitouke.connectors import repo
 from huitouke.connectors.tables import connector_inbox
 from huitouke.errors import HuitoukeError
 from huitouke.settings import Settings
@@ -27,6 +28,7 @@ __all__ = [
     "connector_overview",
     "connector_syncs",
     "inbox_counts",
+    "inbox_problems",
     "start_sync",
     "sync_run",
 ]
@@ -49,6 +51,18 @@ def inbox_counts(store: Store) -> dict[str, dict[str, int]]:
         return dict(out)
 
     return run_read(store, read)
+
+
+def inbox_problems(store: Store, name: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The connector's failed and pending deliveries (oldest update first), each with its
+    reason — what the retry applies again."""
+    show_connector(store, name)
+    rows = run_read(
+        store,
+        lambda conn: repo.inbox_rows(conn, name, statuses=("failed", "pending"), limit=limit),
+    )
+    keep = ("inbox_id", "object_id", "updated_at", "topic", "status", "reason", "attempts")
+    return [{k: r[k] for k in keep} for r in rows]
 
 
 def _mentions(name: str) -> Any:

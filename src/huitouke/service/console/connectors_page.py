@@ -223,9 +223,7 @@ def _detail(
     syncs = views.connector_syncs(ctx.store, name, lang=lang)
     running = next((s for s in syncs if s["status"] == "running"), None)
     current = views.sync_run(ctx.store, name, run_id, lang) if run_id else running
-    problems = [
-        r for r in uc.inbox(ctx.store, name, limit=500) if r["status"] in ("failed", "pending")
-    ][:100]
+    problems = views.inbox_problems(ctx.store, name, limit=100)
     return render(
         request, "connector.html", lang, session=session, status=status, c=row, counts=counts,
         states=views.INBOX_STATES, syncs=syncs, current=current, problems=problems,
