@@ -148,7 +148,7 @@ PAGES = {
     "/connectors": "read", "/connectors/shop1": "read", "/connectors/new/fields?kind=youzan":
     "admin", "/connectors/shop1/runs/1": "read", "/scheduler": "read", "/scheduler/history?job=journeys": "read",
     "/identity": "read", "/identity/tb_ana": "read", "/customers/tb_ana/identity": "read",
-    "/wecom": "read", "/journeys": "read",
+    "/wecom": "read", "/journeys": "read", "/settings/operations": "read",
 }  # fmt: skip
 RANK = {"read": 0, "operator": 1, "admin": 2}
 ROLE_OF = {"rita": "read", "otto": "operator", "ana": "admin"}
@@ -508,3 +508,81 @@ def test_the_journeys_list_shows_the_schedulers_next_run(ops: Console) -> None:
     with ops.client(scheduler_schedules="journeys=off") as client:
         sign_in(client, "rita")
         assert "not scheduled" in client.get("/journeys").text
+
+
+def test_wecom_contacts_and_a_failed_event_retried_from_the_console(ops: Console) -> None:
+    from wecom.test_private_domain import AES_KEY, _contact, _event, _post
+
+    with serve(FakeWeCom()) as fake:
+        settings = {
+            "encryption_keys": ops.settings.encryption_keys, "wecom_corp_id": fake.corp_id,
+            "wecom_contact_secret": SecretStr(fake.secret), "wecom_api_base_url": fake.base_url,
+            "wecom_callback_token": SecretStr("cbtoken"),
+            "wecom_encoding_aes_key": SecretStr(AES_KEY),
+            "public_base_url": "http://127.0.0.1",
+        }  # fmt: skip
+        with ops.client(**settings) as client:
+            sign_in(client, "otto")
+            token = csrf_of(client)
+            r = client.post("/wecom/codes", data={
+                "csrf_token": token, "code": "order-page", "users": "staff1",
+                "source": "order_page", "welcome_zh": "你好", "welcome_en": "Hi",
+            }, follow_redirects=False)  # fmt: skip
+            assert r.status_code == 303, r.text
+            # the buyer's phone as the staff member noted it links the contact to tb_ana
+            fake.contacts["wmANA"] = _contact(
+                "wmANA", name="Ana Li", mobiles=[PHONE], state="order-page"
+            )
+            assert _post(client, _event("add_external_contact", "wmANA", state="order-page"))
+            fake.fail_get_with = 84061
+            assert _post(client, _event("add_external_contact", "wmX", state="order-page", at=2))
+            page = client.get("/wecom").text
+            contact = re.search(r'<tr data-contact="wmANA">(.*?)</tr>', page, re.S)
+            assert contact and "tb_ana" in contact.group(1) and "Ana Li" in contact.group(1)
+            failed = re.search(
+                r'<tr data-event="(\d+)" data-status="failed">(.*?)</tr>', page, re.S
+            )
+            assert failed and "84061" in failed.group(2) and "/retry" in failed.group(2)
+            fake.fail_get_with = None
+            fake.contacts["wmX"] = _contact("wmX", name="X")
+            retried = client.post(
+                f"/wecom/events/{failed.group(1)}/retry", data={"csrf_token": token}
+            )
+            assert retried.status_code == 200 and 'id="wecom-retried"' in retried.text
+            assert f'<tr data-event="{failed.group(1)}" data-status="applied">' in retried.text
+            card = re.search(r'data-code="order-page">(.*?)</article>', retried.text, re.S)
+            assert card and re.search(r'class="added">2<', card.group(1))
+        with ops.client(**settings) as client:  # a read user sees the names masked
+            sign_in(client, "rita")
+            page = client.get("/wecom").text
+            assert "Ana Li" not in page and 'data-contact="wmANA"' in page
+            assert "/retry" not in page
+
+
+def test_a_failing_sync_shows_on_the_connector_the_scheduler_and_the_settings(
+    ops: Console, shopify: GatedShopify
+) -> None:
+    # the platform refuses the token (401): the sync fails at once
+    uc.add_connector(
+        ops.store, ops.settings,
+        uc.ConnectorIn(kind="shopify", name="dead", api_base_url=shopify.url,
+                       webhook_secret=HOOK_SECRET, access_token="shpat_revoked"),
+    )  # fmt: skip
+    with _client(ops) as client:
+        sign_in(client, "otto")
+        token = csrf_of(client)
+        r = client.post("/connectors/dead/sync", data={"csrf_token": token},
+                        follow_redirects=False)  # fmt: skip
+        run_id = int(r.headers["location"].rsplit("run=", 1)[1])
+        line = _wait_for_run(client, f"/connectors/dead/runs/{run_id}")
+        assert 'data-status="failed"' in line and "connector.sync_failed" not in line
+        assert "dead" in line and "bad" in line  # the error, shown in its own style
+        page = client.get("/connectors/dead").text
+        assert f'data-run="{run_id}" data-status="failed"' in page
+        assert 'id="connector-status"' in page and "Last error" in page
+        jobs = client.get("/scheduler?failed=true").text
+        assert f'data-run="{run_id}" data-job="connectors" data-status="failed"' in jobs
+        panel = client.get("/settings/operations").text
+        assert 'data-failing="connectors"' in panel and f'data-run="{run_id}"' in panel
+        assert re.search(r'<tr data-connector="dead">.*?class="bad"', panel, re.S)
+        assert "shpat_revoked" not in panel + page + jobs + line

@@ -8,6 +8,9 @@ Routes (HTML, none in the OpenAPI schema):
   filtered by job, status and failures (``?job=&failed=1&limit=``);
 - ``GET /scheduler/history`` (read): the history table alone (htmx refreshes it while a run
   is running);
+- ``GET /settings/operations`` (read): the settings page's panel — the connectors' status,
+  failed deliveries and last errors, the jobs whose last run failed and the latest failed
+  runs, linking to the connectors and scheduler pages (htmx);
 - ``POST /scheduler/{job}/run`` (operator): run the job now, by hand, in the background
   (:func:`huitouke.app.scheduler.background.start_job`, the run ``huitouke scheduler run``
   makes, under the job's lock) — the page answers at once and the history shows it.
@@ -135,3 +138,27 @@ def scheduler_run(request: Request, job: str, csrf_token: str = Form("")) -> Res
         code = exc.http_status if exc.http_status < 500 else 422
         return _page(request, guarded, status=code, error=exc.localized(lang))
     return secure_headers(RedirectResponse(f"/scheduler?job={job}&started={run_id}", 303))
+
+
+@router.get("/settings/operations")
+def settings_operations(request: Request) -> Response:
+    """The settings page's panel: connectors and scheduler at a glance (htmx). 运维概况。"""
+    from huitouke.app.connector_views import connector_overview
+
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    ctx = request_ctx(request)
+    lang = lang_of(request, guarded)
+    error = ""
+    try:
+        jobs = job_views(ctx.store, ctx.settings, ctx.clock(), lang)
+    except HuitoukeError as exc:
+        jobs, error = [], exc.localized(lang)
+    failing = [j for j in jobs if j["last_run"] and j["last_run"]["status"] == "failed"]
+    failures, _ = _history(request, lang, "", True, LIMITS[0])
+    return render(
+        request, "_settings_operations.html", lang, session=guarded,
+        connectors=connector_overview(ctx.store, lang), failing=failing,
+        failures=failures[:5], error=error, when=lambda v: _when(request, v),
+    )  # fmt: skip
