@@ -183,6 +183,11 @@ def test_connectors_scheduler_identity_in_chromium(
                     '#runs tr[data-job="identity.index"][data-status="succeeded"]',
                     timeout=120_000,
                 )
+                # the jobs table follows the history (swapped in out of band)
+                page.wait_for_selector(
+                    '#jobs tr[data-job="identity.index"] .run-succeeded', timeout=60_000
+                )
+                assert page.locator("#jobs-body").count() == 1
                 page.screenshot(
                     path=str(ARTIFACTS / f"console_scheduler_{lang}.png"), full_page=True
                 )

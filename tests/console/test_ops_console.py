@@ -364,6 +364,9 @@ def test_the_scheduler_page_lists_jobs_runs_one_now_and_filters_history(ops: Con
             'data-status="succeeded"'
             not in client.get("/scheduler/history?job=identity.index&failed=true").text
         )
+        fragment = client.get("/scheduler/history?job=identity.index").text
+        assert '<tbody id="jobs-body" hx-swap-oob="true">' in fragment
+        assert f'data-run="{run_id}"' in fragment and 'data-run-job="identity.index"' in fragment
         unknown = client.get("/scheduler?job=nope").text
         assert "nope" in unknown and 'data-run="' not in unknown
         assert client.post("/scheduler/nope/run", data={"csrf_token": token}).status_code == 404

@@ -89,7 +89,7 @@ def _page(
     return render(
         request, "scheduler.html", lang, session=session, status=status, jobs=jobs, runs=runs,
         job=job, failed=failed, limit=limit, limits=LIMITS, error=error or bad_filter,
-        started=started, operator=session.user.role in ("operator", "admin"),
+        started=started, operator=session.user.role in ("operator", "admin"), oob=False,
         running=any(r["status"] == "running" for r in runs),
         when=lambda v: _when(request, v), timezone=ctx.settings.timezone,
     )  # fmt: skip
@@ -116,9 +116,15 @@ def scheduler_history(
         return guarded
     lang = lang_of(request, guarded)
     runs, error = _history(request, lang, job, failed, limit)
+    ctx = request_ctx(request)
+    try:  # the jobs' last runs follow, swapped in beside the history (out of band)
+        jobs = job_views(ctx.store, ctx.settings, ctx.clock(), lang)
+    except HuitoukeError:
+        jobs = []
     return render(
         request, "_scheduler_runs.html", lang, session=guarded, runs=runs, job=job,
-        failed=failed, limit=limit, error=error,
+        failed=failed, limit=limit, error=error, jobs=jobs, oob=bool(jobs),
+        operator=guarded.user.role in ("operator", "admin"),
         running=any(r["status"] == "running" for r in runs),
         when=lambda v: _when(request, v),
     )  # fmt: skip
