@@ -68,6 +68,13 @@ def _history(
     return runs, ""
 
 
+def _running(runs: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> bool:
+    """Whether a run shown is still running (the page then follows it)."""
+    return any(r["status"] == "running" for r in runs) or any(
+        j["last_run"] and j["last_run"]["status"] == "running" for j in jobs
+    )
+
+
 def _page(
     request: Request,
     session: Session,
@@ -81,16 +88,17 @@ def _page(
 ) -> Response:
     ctx = request_ctx(request)
     lang = lang_of(request, session)
+    # the history first: the jobs' last runs, read after it, are never older than it
+    runs, bad_filter = _history(request, lang, job, failed, limit)
     try:
         jobs = job_views(ctx.store, ctx.settings, ctx.clock(), lang)
     except HuitoukeError as exc:
         jobs, error = [], exc.localized(lang)
-    runs, bad_filter = _history(request, lang, job, failed, limit)
     return render(
         request, "scheduler.html", lang, session=session, status=status, jobs=jobs, runs=runs,
         job=job, failed=failed, limit=limit, limits=LIMITS, error=error or bad_filter,
         started=started, operator=session.user.role in ("operator", "admin"), oob=False,
-        running=any(r["status"] == "running" for r in runs),
+        running=_running(runs, jobs),
         when=lambda v: _when(request, v), timezone=ctx.settings.timezone,
     )  # fmt: skip
 
@@ -125,7 +133,7 @@ def scheduler_history(
         request, "_scheduler_runs.html", lang, session=guarded, runs=runs, job=job,
         failed=failed, limit=limit, error=error, jobs=jobs, oob=bool(jobs),
         operator=guarded.user.role in ("operator", "admin"),
-        running=any(r["status"] == "running" for r in runs),
+        running=_running(runs, jobs),
         when=lambda v: _when(request, v),
     )  # fmt: skip
 
