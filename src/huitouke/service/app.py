@@ -84,6 +84,11 @@ ROUTER_MODULES = (
     "huitouke.service.routers.profiles",
     # the console's loyalty program editor (document and structured forms)
     "huitouke.service.console.loyalty_program",
+    # console: shop connectors, the scheduler's jobs and history, identity merges, WeCom
+    "huitouke.service.console.connectors_page",
+    "huitouke.service.console.scheduler_page",
+    "huitouke.service.console.identity_page",
+    "huitouke.service.console.wecom_page",
 )
 
 DESCRIPTION = """

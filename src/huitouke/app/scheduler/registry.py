@@ -56,6 +56,8 @@ class JobContext:
     slot: datetime | None
     trigger: str
     holder: str
+    #: the run's row in the history (its progress may be written there while it runs)
+    run_id: int | None = None
 
     @property
     def zone(self) -> ZoneInfo:

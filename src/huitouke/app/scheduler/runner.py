@@ -110,8 +110,9 @@ def _execute(
     if run_id is None:
         return RunOutcome(None, "taken")
     ctx = JobContext(
-        store=store, settings=settings, now=started, slot=slot, trigger=trigger, holder=holder
-    )
+        store=store, settings=settings, now=started, slot=slot, trigger=trigger, holder=holder,
+        run_id=run_id,
+    )  # fmt: skip
     t0 = time.perf_counter()
     out = RunOutcome(run_id, "succeeded")
     try:

@@ -184,10 +184,26 @@ def journeys_page(request: Request) -> Response:
         return out
 
     rows = run_read(ctx.store, read)
+    nexts = _next_runs(request)
+    for row in rows:
+        at = nexts.get(row["id"])
+        row["next_run"] = None if at is None else local_time(ctx, at)
     return render(
         request, "journeys.html", lang, session=guarded, journeys=rows, as_of=as_of.isoformat(),
         timezone=ctx.settings.timezone,
     )  # fmt: skip
+
+
+def _next_runs(request: Request) -> dict[str, Any]:
+    """The scheduler's next run of each switched-on journey (its ``journeys`` job); none
+    when the scheduler's settings cannot be read (the page says "not scheduled")."""
+    from huitouke.app.scheduler.views import journey_next_runs
+
+    ctx = request_ctx(request)
+    try:
+        return journey_next_runs(ctx.store, ctx.settings, ctx.clock())
+    except HuitoukeError:
+        return {}
 
 
 def _day(value: Any) -> str:
