@@ -48,7 +48,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import Connection, Result, Server, pg_database, run_async, settle
-from _console_pg_data import generate
+from _console_pg_data import generate, generate_journeys, generate_loyalty
 from bench_service import tree_cpu_seconds
 from huitouke.service.apikeys import create_api_key
 from huitouke.service.users import create_user
@@ -102,6 +102,17 @@ PAGES: list[Page] = [
     ),
     Page("customer", lambda s: ["/customers/" + quote(i) for i in s.ids]),
     Page("users", lambda s: ["/users"]),
+    Page("customers_filtered", lambda s: ["/customers?layer=lost&p_max=0.5"]),
+    Page("segments", lambda s: ["/segments"]),
+    Page("predictions", lambda s: ["/predictions"]),
+    Page("loyalty", lambda s: ["/loyalty"]),
+    Page("loyalty_redemption", lambda s: ["/loyalty/redemption?start=2026-10-01&end=2026-11-30"]),
+    Page("journeys", lambda s: ["/journeys"]),
+    Page("journey_results", lambda s: ["/journeys/winback_high?as_of=2026-11-30"]),
+    Page("data", lambda s: ["/data"]),
+    Page("settings", lambda s: ["/settings"]),
+    Page("audit", lambda s: ["/audit"]),
+    Page("tags", lambda s: ["/tags"]),
     Page("metrics_live (baseline)", lambda s: ["/v1/metrics"], auth="key", requests=2, clients=1),
 ]
 
@@ -256,7 +267,27 @@ def _conninfo(url: str) -> str:
     )
 
 
-def _generate(customers: int, orders: int) -> tuple[str, Callable[[], None]]:
+def _extras(url: str, *, customers: int, members: int, assigned: int) -> dict[str, float]:
+    """The loyalty ledger (the example shop program saved first) and a campaign's record."""
+    import yaml
+
+    from huitouke.loyalty.program import load_program
+    from huitouke.loyalty.programs_repo import save_program
+
+    shop = Path(__file__).resolve().parents[1] / "src/huitouke/loyalty/examples/shop.yaml"
+    doc = yaml.safe_load(shop.read_text(encoding="utf-8"))
+    store = Store(url)
+    with store.begin() as conn:
+        save_program(conn, load_program({**doc, "id": "default"}), now=datetime.now(UTC))
+    store.dispose()
+    took = generate_loyalty(_conninfo(url), members=min(members, customers))
+    took.update(generate_journeys(_conninfo(url), customers=customers, assigned=assigned))
+    return took
+
+
+def _generate(
+    customers: int, orders: int, *, members: int, assigned: int
+) -> tuple[str, Callable[[], None]]:
     url, drop = pg_database(ADMIN, prefix="snap_console")
     print(f"database: {url}", flush=True)
     store = Store(url)
@@ -264,6 +295,7 @@ def _generate(customers: int, orders: int) -> tuple[str, Callable[[], None]]:
     store.dispose()
     start = time.perf_counter()
     took = generate(_conninfo(url), customers=customers, orders=orders)
+    took.update(_extras(url, customers=customers, members=members, assigned=assigned))
     store = Store(url)
     settle(store)
     store.dispose()
@@ -274,20 +306,33 @@ def _generate(customers: int, orders: int) -> tuple[str, Callable[[], None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("step", choices=["all", "generate", "run", "drop"])
+    parser.add_argument("step", choices=["all", "generate", "extras", "run", "drop"])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--orders", type=int, default=10_000_000)
+    parser.add_argument("--members", type=int, default=1_000_000, help="loyalty members")
+    parser.add_argument(
+        "--assigned", type=int, default=100_000, help="customers assigned to a journey"
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     if args.step == "generate":
-        _generate(args.customers, args.orders)
+        _generate(args.customers, args.orders, members=args.members, assigned=args.assigned)
         return
-    if args.step in ("run", "drop"):
+    if args.step in ("run", "drop", "extras"):
         if not args.database_url or "/snap_console_" not in args.database_url:
             parser.error("--database-url of a snap_console_… database is required")
-        if args.step == "run":
+        if args.step == "extras":
+            took = _extras(
+                args.database_url, customers=args.customers, members=args.members,
+                assigned=args.assigned,
+            )  # fmt: skip
+            store = Store(args.database_url)
+            settle(store)
+            store.dispose()
+            print(json.dumps({k: round(v, 1) for k, v in took.items()}), flush=True)
+        elif args.step == "run":
             run(args.database_url, clients=args.clients, requests=args.requests)
         else:
             from sqlalchemy.engine import make_url
@@ -298,7 +343,7 @@ def main() -> None:
             with psycopg.connect(_conninfo(ADMIN), autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
-    url, drop = _generate(args.customers, args.orders)
+    url, drop = _generate(args.customers, args.orders, members=args.members, assigned=args.assigned)
     try:
         run(url, clients=args.clients, requests=args.requests)
     finally:

@@ -48,6 +48,7 @@ __all__ = [
     "SEGMENT_KINDS",
     "FactsFilter",
     "SegmentRef",
+    "check_segment_batch",
     "customer_facts_of",
     "find_customers",
     "issue_segment_coupons",
@@ -581,6 +582,12 @@ def _issue_key(batch: str, customer_id: str) -> str:
     return f"segment:{batch}:{customer_id}"
 
 
+def check_segment_batch(batch: str) -> None:
+    """A batch key is 1–64 letters, digits and ``-`` (``input.bad_filter`` otherwise)."""
+    if not batch or len(batch) > 64 or not batch.replace("-", "").isalnum():
+        raise _bad_filter("batch", batch, "letters, digits and -, at most 64")
+
+
 def issue_segment_coupons(
     store: Store,
     loyalty: Callable[[Connection], LoyaltyService],
@@ -588,15 +595,15 @@ def issue_segment_coupons(
     template_id: str,
     *,
     batch: str,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IssueResult:
     """One coupon of ``template_id`` to every member of ``segment`` in the snapshot, through
     the loyalty service's ``issue_coupon`` with the key ``segment:<batch>:<customer>``:
     running the same ``batch`` again issues nothing twice (members already served are
     counted in ``already``). Members at the template's per-customer limit are skipped and
     counted. Units of work of 500 customers; an interrupted run is finished by running the
-    same batch again."""
-    if not batch or len(batch) > 64 or not batch.replace("-", "").isalnum():
-        raise _bad_filter("batch", batch, "letters, digits and -, at most 64")
+    same batch again. ``progress(done, members)`` after each unit."""
+    check_segment_batch(batch)
     members = [r["customer_id"] for r in run_read(store, lambda c: segment_members(c, segment))]
     issued = already = limited = 0
     for i in range(0, len(members), _ISSUE_CHUNK):
@@ -636,4 +643,6 @@ def issue_segment_coupons(
 
         n, d, f = run_write(store, unit)
         issued, already, limited = issued + n, already + d, limited + f
+        if progress is not None:
+            progress(i + len(chunk), len(members))
     return IssueResult(len(members), issued, already, limited)

@@ -67,6 +67,7 @@ __all__ = [
     "overview_view",
     "read_snapshot",
     "refresh_after_import",
+    "refresh_after_ledger_change",
     "refresh_snapshots",
     "refresh_stale_snapshots",
     "register_refresher",
@@ -213,13 +214,23 @@ def _save(
 # -- the registry ---------------------------------------------------------------------------------
 
 REFRESHERS: dict[str, RefreshFn] = {}
+#: ``changed(conn, snapshot)``: whether what a kind was computed from changed since, for
+#: kinds computed from something other than the orders (default: the orders' fingerprint)
+StaleFn = Callable[[Connection, Snapshot], bool]
+STALE_CHECKS: dict[str, StaleFn] = {}
 
 
-def register_refresher(kind: str, fn: RefreshFn) -> None:
-    """Add a kind of snapshot: ``fn(store, settings, progress)`` recomputes it."""
+def register_refresher(kind: str, fn: RefreshFn, *, changed: StaleFn | None = None) -> None:
+    """Add a kind of snapshot: ``fn(store, settings, progress)`` recomputes it;
+    ``changed(conn, snapshot)`` tells whether its sources changed since (default: the
+    orders)."""
     if not kind or len(kind) > 64:
         raise ValueError(f"a snapshot kind is 1 to 64 characters: {kind!r}")
     REFRESHERS[kind] = fn
+    if changed is not None:
+        STALE_CHECKS[kind] = changed
+    else:
+        STALE_CHECKS.pop(kind, None)
 
 
 def overview_params(settings: Settings, period: str) -> dict[str, Any]:
@@ -268,6 +279,47 @@ def _refresh_customer_facts(store: Store, settings: Settings, progress: Progress
 
 
 register_refresher("customer_facts", _refresh_customer_facts)
+
+
+def _refresh_loyalty_summary(store: Store, settings: Settings, progress: Progress) -> Payloads:
+    """The loyalty page's numbers (:mod:`huitouke.app.loyalty_summary`), under the saved
+    program's version and the merchant's zone; none without a saved program."""
+    from huitouke.app.loyalty_summary import (
+        ledger_mark,
+        program_version,
+        summary_params,
+        summary_payload,
+    )
+    from huitouke.app.orders import stored_loyalty
+
+    progress("loyalty_summary", 0, 1)
+
+    def read(conn: Connection) -> Payloads:
+        svc = stored_loyalty(conn, settings.timezone)
+        if svc is None:
+            return []
+        mark = ledger_mark(conn)
+        version = program_version(conn)
+        payload = summary_payload(
+            svc, conn, as_of=datetime.now(UTC), timezone=settings.timezone
+        )
+        return [(summary_params(version, settings.timezone), {**payload, "ledger": mark})]
+
+    out = run_read(store, read)
+    progress("loyalty_summary", 1, 1)
+    return out
+
+
+def _loyalty_summary_changed(conn: Connection, snap: Snapshot) -> bool:
+    from huitouke.app.loyalty_summary import ledger_mark
+
+    payload = snap.payload if isinstance(snap.payload, dict) else {}
+    return payload.get("ledger") != ledger_mark(conn)
+
+
+register_refresher(
+    "loyalty_summary", _refresh_loyalty_summary, changed=_loyalty_summary_changed
+)
 
 
 def _unknown_kind(kind: str) -> InputError:
@@ -331,10 +383,20 @@ def refresh_snapshots(
 
 
 def _kind_stale(store: Store, kind: str, now: Fingerprint) -> bool:
-    rows = run_read(
-        store, lambda conn: conn.execute(select(snapshots).where(snapshots.c.kind == kind)).all()
-    )
-    return not rows or any(not _snapshot(r).fingerprint.same_orders(now) for r in rows)
+    check = STALE_CHECKS.get(kind)
+
+    def read(conn: Connection) -> bool:
+        rows = [
+            _snapshot(r)
+            for r in conn.execute(select(snapshots).where(snapshots.c.kind == kind)).all()
+        ]
+        if not rows:
+            return True
+        if check is not None:
+            return any(check(conn, s) for s in rows)
+        return any(not s.fingerprint.same_orders(now) for s in rows)
+
+    return run_read(store, read)
 
 
 def refresh_stale_snapshots(
@@ -358,6 +420,22 @@ def refresh_after_import(
     if not kinds:
         return []
     return refresh_snapshots(store, settings, kinds=kinds, progress=progress)
+
+
+def refresh_after_ledger_change(
+    store: Store, settings: Settings, *, progress: Progress | None = None
+) -> list[RefreshReport]:
+    """After batch work that changed the loyalty ledger (the loyalty jobs, coupons issued in
+    batch or to a segment): recompute the loyalty summary when the store has one."""
+    have = run_read(
+        store,
+        lambda conn: conn.execute(
+            select(snapshots.c.kind).where(snapshots.c.kind == "loyalty_summary").limit(1)
+        ).first(),
+    )
+    if have is None:
+        return []
+    return refresh_snapshots(store, settings, kinds=["loyalty_summary"], progress=progress)
 
 
 @dataclass(frozen=True)
@@ -389,7 +467,9 @@ def snapshot_status(store: Store) -> tuple[list[StatusRow], list[str]]:
                 computed_at=s.computed_at,
                 seconds=s.seconds,
                 orders=s.fingerprint.orders_count or 0,
-                stale=not s.fingerprint.same_orders(now),
+                stale=STALE_CHECKS[s.kind](conn, s)
+                if s.kind in STALE_CHECKS
+                else not s.fingerprint.same_orders(now),
             )
             for s in rows
         ]

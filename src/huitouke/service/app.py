@@ -80,6 +80,8 @@ ROUTER_MODULES = (
     # REST: stored settings and the audit log; tags and profile attributes
     "huitouke.service.routers.settings_api",
     "huitouke.service.routers.profiles",
+    # the console's background tasks: progress of a snapshot refresh, coupons to a segment
+    "huitouke.service.console.tasks_page",
 )
 
 DESCRIPTION = """

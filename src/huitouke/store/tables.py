@@ -54,6 +54,7 @@ CONTEXT_TABLE_MODULES = (
     "huitouke.store.audit",
     "huitouke.store.stored_settings",
     "huitouke.store.profiles",
+    "huitouke.store.task_tables",
 )
 
 metadata = MetaData(

@@ -46,6 +46,7 @@ from huitouke.service.console.kit import (
     error_page,
     guard,
     lang_of,
+    local_time,
     render,
     request_ctx,
 )
@@ -127,20 +128,19 @@ def _summary_values(
     lo, hi, problem = _period(ctx, start, end)
     t0, t1 = _instants(ctx, lo, hi)
     now = ctx.clock()
-    if redemption_only:
-        red = run_read(
-            ctx.store,
-            lambda conn: loyalty_service(conn, ctx).redemption(conn, start=t0, end=t1),
-        )
-        data: dict[str, Any] = {"liabilities": None, "redemption": red, "tiers": []}
-        currency = ""
-    else:
-        data = run_read(
-            ctx.store,
-            lambda conn: loyalty_service(conn, ctx).summary(conn, as_of=now, start=t0, end=t1),
-        )
-        red = data["redemption"]
-        currency = data["liabilities"]["currency"]
+
+    def read(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+        # from the loyalty_summary snapshot when there is one (huitouke.app.loyalty_summary)
+        from huitouke.app.loyalty_summary import summary_view
+
+        return summary_view(
+            conn, loyalty_service(conn, ctx), ctx.settings.timezone, as_of=now, lo=lo, hi=hi,
+            start=t0, end=t1, redemption_only=redemption_only,
+        )  # fmt: skip
+
+    data, source = run_read(ctx.store, read)
+    red = data["redemption"]
+    currency = "" if redemption_only else data["liabilities"]["currency"]
     liab = data["liabilities"]
 
     def money(v: str | None) -> str:
@@ -188,6 +188,13 @@ def _summary_values(
         "timezone": ctx.settings.timezone,
         "redemption_chart": json.dumps(_redemption_chart(red, gettext), ensure_ascii=False),
         "tier_chart": json.dumps(tier_chart, ensure_ascii=False),
+        "snapshot": {
+            "state": "live"
+            if source["live"]
+            else ("stale" if source["stale"] else "fresh"),
+            "computed_at": local_time(ctx, source.get("computed_at")),
+        },
+        "can_refresh": scope_allows(session.user.role, "operator"),
     }
 
 
