@@ -553,7 +553,18 @@ def segment_members(conn: Connection, segment: SegmentRef) -> list[dict[str, Any
 
 
 def tiers_in_use(conn: Connection) -> list[str]:
-    """The loyalty tiers members hold now (the tier filter's choices)."""
+    """The loyalty tiers members hold (the tier filter's choices): from the loyalty summary's
+    snapshot when there is one (its tier mix: one row to read, where the live answer groups
+    every member — a scan of a million rows on a large program), else from the members."""
+    from huitouke.store.snapshot_tables import snapshots
+
+    row = conn.execute(
+        select(snapshots.c.payload).where(snapshots.c.kind == "loyalty_summary").limit(1)
+    ).first()
+    if row is not None and isinstance(row[0], dict) and isinstance(row[0].get("tiers"), list):
+        return sorted(
+            str(t["tier"]) for t in row[0]["tiers"] if t.get("tier") is not None and t["members"]
+        )
     m = lt.members.c
     stmt = select(m.tier).where(m.tier.is_not(None)).distinct().order_by(m.tier)
     return [str(r[0]) for r in conn.execute(stmt)]

@@ -411,3 +411,28 @@ def _register_job() -> None:
 
 
 _register_job()
+
+
+def refresh_later(store: Store, settings: Settings, kind: str, *, by: str) -> Task | None:
+    """After a change from a page (coupons issued in batch): recompute the snapshot
+    ``kind`` in the background when the store has one; None when it has none, or when a
+    refresh is already queued or running (it reads the ledger after this change, or is
+    itself followed by the scheduler's stale check)."""
+    from huitouke.store.snapshot_tables import snapshots
+
+    have = run_read(
+        store,
+        lambda conn: conn.execute(
+            select(snapshots.c.kind).where(snapshots.c.kind == kind).limit(1)
+        ).first(),
+    )
+    if have is None:
+        return None
+    try:
+        task = submit(store, "snapshots.refresh", {"kinds": [kind]}, key="snapshots.refresh", by=by)
+    except ConflictError as exc:
+        if exc.code == "task.running":
+            return None
+        raise
+    start(store, settings, task.task_id)
+    return task

@@ -383,6 +383,9 @@ def coupons_issue(
             request, guarded, status=exc.http_status, error=exc.localized(lang),
             template_id=template, customers_text=customers,
         )  # fmt: skip
+    from huitouke.app.tasks import refresh_later
+
+    refresh_later(ctx.store, ctx.settings, "loyalty_summary", by=guarded.user.name)
     return _coupons_page(request, guarded, step="done", template_id=template, result=result)
 
 
