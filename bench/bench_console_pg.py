@@ -174,22 +174,30 @@ async def _drive(base: str, raws: list[bytes], clients: int, name: str) -> Resul
     return Result(name, lat, statuses, time.perf_counter() - start, errors)
 
 
-def _refresh(url: str) -> float:
+def _refresh(url: str, kinds: list[str] | None) -> float:
     env = {**os.environ, "HUITOUKE_DATABASE_URL": url}
     start = time.perf_counter()
+    extra = [a for k in kinds or [] for a in ("--kind", k)]
     subprocess.run(
-        [sys.executable, "-m", "huitouke", "snapshots", "refresh"], env=env, check=True,
+        [sys.executable, "-m", "huitouke", "snapshots", "refresh", *extra], env=env, check=True,
         timeout=3600,
     )  # fmt: skip
     return time.perf_counter() - start
 
 
-def run(url: str, *, clients: int, requests: int, seed: int = 11) -> list[dict[str, object]]:
+def run(
+    url: str, *, clients: int, requests: int, seed: int = 11, refresh: str = "all",
+    pages: str = "",
+) -> list[dict[str, object]]:  # fmt: skip
+    """``refresh``: ``all`` kinds (timed), ``none`` (the snapshots the store has), or a
+    comma-separated list of kinds; ``pages``: the names of :data:`PAGES` to measure (all)."""
     store = Store(url)
     store.migrate()  # the search indexes and the snapshot table, if the data came first
     settle(store)
-    refresh_s = _refresh(url)
-    print(f"snapshots refresh: {refresh_s:.1f} s", flush=True)
+    refresh_s = 0.0
+    if refresh != "none":
+        refresh_s = _refresh(url, None if refresh == "all" else refresh.split(","))
+    print(f"snapshots refresh ({refresh}): {refresh_s:.1f} s", flush=True)
     from sqlalchemy import text
 
     with store.begin() as conn:
@@ -217,7 +225,10 @@ def run(url: str, *, clients: int, requests: int, seed: int = 11) -> list[dict[s
         first = client.get("/")
         assert 'id="chart-rates"' in first.text and "snapshot-live" not in first.text
         host = server.base.removeprefix("http://")
+        wanted = set(pages.split(",")) if pages else None
         for p in PAGES:
+            if wanted is not None and p.name.split(" ")[0] not in wanted:
+                continue
             paths = p.paths(samples)
             n = p.requests or requests
             picks = [rng.choice(paths) for _ in range(n)]
@@ -316,6 +327,11 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--refresh", default="all", help="snapshot kinds refreshed before timing: all, none, "
+        "or kinds separated by commas",
+    )  # fmt: skip
+    parser.add_argument("--pages", default="", help="page names to measure (default: all)")
     args = parser.parse_args()
     if args.step == "generate":
         _generate(args.customers, args.orders, members=args.members, assigned=args.assigned)
@@ -333,7 +349,10 @@ def main() -> None:
             store.dispose()
             print(json.dumps({k: round(v, 1) for k, v in took.items()}), flush=True)
         elif args.step == "run":
-            run(args.database_url, clients=args.clients, requests=args.requests)
+            run(
+                args.database_url, clients=args.clients, requests=args.requests,
+                refresh=args.refresh, pages=args.pages,
+            )  # fmt: skip
         else:
             from sqlalchemy.engine import make_url
 

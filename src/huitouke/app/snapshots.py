@@ -283,7 +283,8 @@ register_refresher("customer_facts", _refresh_customer_facts)
 
 def _refresh_loyalty_summary(store: Store, settings: Settings, progress: Progress) -> Payloads:
     """The loyalty page's numbers (:mod:`huitouke.app.loyalty_summary`), under the saved
-    program's version and the merchant's zone; none without a saved program."""
+    program's version and the merchant's zone; without a saved program a row saying so
+    (the page computes live; the kind is recomputed once a program is saved)."""
     from huitouke.app.loyalty_summary import (
         ledger_mark,
         program_version,
@@ -296,10 +297,10 @@ def _refresh_loyalty_summary(store: Store, settings: Settings, progress: Progres
 
     def read(conn: Connection) -> Payloads:
         svc = stored_loyalty(conn, settings.timezone)
-        if svc is None:
-            return []
         mark = ledger_mark(conn)
         version = program_version(conn)
+        if svc is None:  # nothing to show: recorded, so it is not recomputed until one is
+            return [(summary_params(None, settings.timezone), {"program": None, "ledger": mark})]
         payload = summary_payload(
             svc, conn, as_of=datetime.now(UTC), timezone=settings.timezone
         )
@@ -311,10 +312,13 @@ def _refresh_loyalty_summary(store: Store, settings: Settings, progress: Progres
 
 
 def _loyalty_summary_changed(conn: Connection, snap: Snapshot) -> bool:
-    from huitouke.app.loyalty_summary import ledger_mark
+    """The ledger changed, or a program was saved since."""
+    from huitouke.app.loyalty_summary import ledger_mark, program_version
 
     payload = snap.payload if isinstance(snap.payload, dict) else {}
-    return payload.get("ledger") != ledger_mark(conn)
+    return payload.get("ledger") != ledger_mark(conn) or snap.params.get(
+        "program_version"
+    ) != program_version(conn)
 
 
 register_refresher(

@@ -251,8 +251,9 @@ def run_task(store: Store, settings: Settings, task_id: int, holder: str) -> Tas
                "error_zh": exc.message_zh, "result": getattr(exc, "result", None)}  # fmt: skip
     except Exception as exc:
         log.exception("task %s (%s) failed", task_id, task.kind)
-        end = {"status": "failed", "error_code": "task.error",
-               "error": f"{type(exc).__name__}: {exc}", "error_zh": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+        unexpected = HuitoukeError(f"{type(exc).__name__}: {exc}", code="task.error")
+        end = {"status": "failed", "error_code": unexpected.code, "error": unexpected.message,
+               "error_zh": unexpected.message_zh}  # fmt: skip
     finally:
         stop.set()
     _set(store, task_id, holder, active_key=None, finished_at=datetime.now(UTC), **end)
