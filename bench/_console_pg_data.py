@@ -215,9 +215,7 @@ def generate_loyalty(
     t0 = time.perf_counter()
     now = datetime.now(UTC).replace(tzinfo=None)
     cid = np.char.zfill(np.arange(1, members + 1).astype(str), 8)
-    at = np.datetime64(now, "us") - (rng.random(members) * 120 * 86400e6).astype(
-        "timedelta64[us]"
-    )
+    at = np.datetime64(now, "us") - (rng.random(members) * 120 * 86400e6).astype("timedelta64[us]")
     tiers = np.array(["v1", "v1", "v2", "v3", ""])[rng.integers(0, 5, members)]
     stored = rng.random(members) < 0.2
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -261,7 +259,9 @@ def generate_loyalty(
                 }
             ),
         )
-        conn.execute(f"SELECT setval(pg_get_serial_sequence('loyalty_accounts', 'account_id'), {n_acc})")
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('loyalty_accounts', 'account_id'), {n_acc})"
+        )
         _copy(
             conn,
             "loyalty_entries",
@@ -278,7 +278,9 @@ def generate_loyalty(
                 }
             ),
         )
-        conn.execute(f"SELECT setval(pg_get_serial_sequence('loyalty_entries', 'entry_id'), {n_acc})")
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('loyalty_entries', 'entry_id'), {n_acc})"
+        )
         took["accounts_s"] = time.perf_counter() - t0
         log(f"loyalty members and accounts: {members:,} / {n_acc:,} ({took['accounts_s']:.0f} s)")
         # coupons: two per member, one in three redeemed the day after issue
@@ -308,7 +310,9 @@ def generate_loyalty(
                     "transfers": pa.array(np.zeros(n, np.int64)),
                     "issue_key": pa.array(np.char.add("seed:", code)),
                     "redeemed_at": pa.array(
-                        np.where(redeemed, issued + np.timedelta64(86400, "s"), np.datetime64("NaT")),
+                        np.where(
+                            redeemed, issued + np.timedelta64(86400, "s"), np.datetime64("NaT")
+                        ),
                         from_pandas=True,
                     ),
                     "redemption_id": pa.array(np.where(redeemed, np.char.add("r:", code), None)),

@@ -70,6 +70,7 @@ class Page:
     auth: str = "session"
     requests: int | None = None  # None: --requests
     clients: int | None = None  # None: --clients
+    htmx: bool = False  # sent as htmx does (HX-Request): the fragment, not the whole page
 
 
 @dataclass(frozen=True)
@@ -84,22 +85,25 @@ def _prefixes(values: list[str], lengths: tuple[int, ...]) -> list[str]:
     return [v[:n] for v in values for n in lengths if len(v) >= n]
 
 
+def _search_paths(s: Samples) -> list[str]:
+    return [
+        "/customers?q=" + quote(p)
+        for p in _prefixes(s.ids, (3, 5, 8))
+        + _prefixes(s.phones, (4, 7, 11))
+        + _prefixes(s.emails, (3, 6))
+        + _prefixes(s.names, (1, 2))
+    ]
+
+
 #: every page measured; add a line to measure another
 PAGES: list[Page] = [
     Page("overview", lambda s: ["/"]),
     Page("overview_quarter", lambda s: ["/overview/fragment?period=quarter"]),
     Page("overview_week", lambda s: ["/overview/fragment?period=week"]),
     Page("customers", lambda s: ["/customers"]),
-    Page(
-        "search",
-        lambda s: [
-            "/customers?q=" + quote(p)
-            for p in _prefixes(s.ids, (3, 5, 8))
-            + _prefixes(s.phones, (4, 7, 11))
-            + _prefixes(s.emails, (3, 6))
-            + _prefixes(s.names, (1, 2))
-        ],
-    ),
+    Page("search", lambda s: _search_paths(s)),
+    # the search as the page sends it while one types (htmx: the rows only)
+    Page("search_htmx", _search_paths, htmx=True),
     Page("customer", lambda s: ["/customers/" + quote(i) for i in s.ids]),
     Page("users", lambda s: ["/users"]),
     Page("customers_filtered", lambda s: ["/customers?layer=lost&p_max=0.5"]),
@@ -107,8 +111,10 @@ PAGES: list[Page] = [
     Page("predictions", lambda s: ["/predictions"]),
     Page("loyalty", lambda s: ["/loyalty"]),
     Page("loyalty_redemption", lambda s: ["/loyalty/redemption?start=2026-10-01&end=2026-11-30"]),
-    Page("journeys", lambda s: ["/journeys"]),
-    Page("journey_results", lambda s: ["/journeys/winback_high?as_of=2026-11-30"]),
+    # the journeys read the campaign's results live (every assigned customer's orders): a
+    # few requests only
+    Page("journeys", lambda s: ["/journeys"], requests=20),
+    Page("journey_results", lambda s: ["/journeys/winback_high?as_of=2026-11-30"], requests=20),
     Page("data", lambda s: ["/data"]),
     Page("settings", lambda s: ["/settings"]),
     Page("audit", lambda s: ["/audit"]),
@@ -136,9 +142,10 @@ def _samples(store: Store, n: int = 200) -> Samples:
     )
 
 
-def _raw(host: str, path: str, *, cookie: str | None, key: str | None) -> bytes:
+def _raw(host: str, path: str, *, cookie: str | None, key: str | None, htmx: bool = False) -> bytes:
     auth = f"Cookie: {cookie}\r\n" if cookie else f"Authorization: Bearer {key}\r\n"
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\n\r\n".encode()
+    hx = "HX-Request: true\r\n" if htmx else ""
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}{hx}Content-Length: 0\r\n\r\n").encode()
 
 
 async def _drive(base: str, raws: list[bytes], clients: int, name: str) -> Result:
@@ -212,7 +219,10 @@ def run(
     rng = random.Random(seed)
     rows: list[dict[str, object]] = []
     load_before = os.getloadavg()[0]
-    with Server(url) as server, httpx.Client(base_url=server.base, timeout=600) as client:
+    with (
+        Server(url, start_seconds=600) as server,
+        httpx.Client(base_url=server.base, timeout=600) as client,
+    ):
         page = client.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token
@@ -234,7 +244,7 @@ def run(
             picks = [rng.choice(paths) for _ in range(n)]
             auth = {"cookie": cookie, "key": None} if p.auth == "session" else {
                 "cookie": None, "key": key}  # fmt: skip
-            raws = [_raw(host, path, **auth) for path in picks]
+            raws = [_raw(host, path, **auth, htmx=p.htmx) for path in picks]
             warm = run_async(_drive(server.base, raws[:1], 1, p.name))
             assert set(warm.statuses) == {200}, (p.name, warm.statuses)
             modes = [("concurrent", p.clients or clients), ("sequential", 1)]

@@ -48,9 +48,7 @@ def blocking() -> Iterator[None]:
     tk.TASK_KINDS.pop("test.blocking", None)
 
 
-def test_the_same_work_is_refused_while_it_runs_then_allowed(
-    store: Store, blocking: None
-) -> None:
+def test_the_same_work_is_refused_while_it_runs_then_allowed(store: Store, blocking: None) -> None:
     settings = Settings(database_url=store.url)
     first = tk.submit(store, "test.blocking", {"n": 1}, key="k", by="otto")
     assert first.status == "queued"
@@ -81,7 +79,11 @@ def test_a_task_left_behind_is_taken_over_by_the_scheduler(store: Store, blockin
     settings = Settings(database_url=store.url)
     RELEASE.set()  # the tasks run to their end here
     queued = tk.submit(
-        store, "test.blocking", {"n": 1}, key="a", by="otto",
+        store,
+        "test.blocking",
+        {"n": 1},
+        key="a",
+        by="otto",
         now=datetime.now(UTC) - timedelta(minutes=1),
     )  # fmt: skip  (its process stopped before it started)
     dead = tk.submit(store, "test.blocking", {"n": 2}, key="b", by="otto")

@@ -301,9 +301,7 @@ def _refresh_loyalty_summary(store: Store, settings: Settings, progress: Progres
         version = program_version(conn)
         if svc is None:  # nothing to show: recorded, so it is not recomputed until one is
             return [(summary_params(None, settings.timezone), {"program": None, "ledger": mark})]
-        payload = summary_payload(
-            svc, conn, as_of=datetime.now(UTC), timezone=settings.timezone
-        )
+        payload = summary_payload(svc, conn, as_of=datetime.now(UTC), timezone=settings.timezone)
         return [(summary_params(version, settings.timezone), {**payload, "ledger": mark})]
 
     out = run_read(store, read)
@@ -321,9 +319,7 @@ def _loyalty_summary_changed(conn: Connection, snap: Snapshot) -> bool:
     ) != program_version(conn)
 
 
-register_refresher(
-    "loyalty_summary", _refresh_loyalty_summary, changed=_loyalty_summary_changed
-)
+register_refresher("loyalty_summary", _refresh_loyalty_summary, changed=_loyalty_summary_changed)
 
 
 def _unknown_kind(kind: str) -> InputError:

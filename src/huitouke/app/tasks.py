@@ -161,11 +161,20 @@ def submit(
             raise _refused(row)
         res = conn.execute(
             bt.insert().values(
-                kind=kind, active_key=key, params=dict(params), status="queued", done=0,
-                total=0, created_by=by, created_at=at, attempts=0,
-            )  # fmt: skip
+                kind=kind,
+                active_key=key,
+                params=dict(params),
+                status="queued",
+                done=0,
+                total=0,
+                created_by=by,
+                created_at=at,
+                attempts=0,
+            )
         )
-        return int(res.inserted_primary_key[0])
+        key_row = res.inserted_primary_key
+        assert key_row is not None
+        return int(key_row[0])
 
     try:
         task_id = run_write(store, unit)
@@ -196,9 +205,12 @@ def claim(store: Store, task_id: int, holder: str, *, now: datetime | None = Non
                 ),
             )
             .values(
-                status="running", holder=holder, started_at=at, heartbeat_at=at,
+                status="running",
+                holder=holder,
+                started_at=at,
+                heartbeat_at=at,
                 attempts=bt.c.attempts + 1,
-            )  # fmt: skip
+            )
         )
         return res.rowcount == 1
 

@@ -41,8 +41,6 @@ background_tasks = Table(
     Column("heartbeat_at", UTCDateTime, nullable=True),
     Column("holder", String(255), nullable=True),
     Column("attempts", Integer, nullable=False),
-    CheckConstraint(
-        "status IN ('queued', 'running', 'succeeded', 'failed')", name="status_known"
-    ),
+    CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status_known"),
     Index("ix_background_tasks_status", "status", "created_at"),
 )

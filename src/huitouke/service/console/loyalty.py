@@ -189,9 +189,7 @@ def _summary_values(
         "redemption_chart": json.dumps(_redemption_chart(red, gettext), ensure_ascii=False),
         "tier_chart": json.dumps(tier_chart, ensure_ascii=False),
         "snapshot": {
-            "state": "live"
-            if source["live"]
-            else ("stale" if source["stale"] else "fresh"),
+            "state": "live" if source["live"] else ("stale" if source["stale"] else "fresh"),
             "computed_at": local_time(ctx, source.get("computed_at")),
         },
         "can_refresh": scope_allows(session.user.role, "operator"),

@@ -48,9 +48,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("active_key", name=op.f("uq_background_tasks_active_key")),
     )
     with op.batch_alter_table("background_tasks", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_background_tasks_status", ["status", "created_at"], unique=False
-        )
+        batch_op.create_index("ix_background_tasks_status", ["status", "created_at"], unique=False)
 
 
 def downgrade() -> None:
