@@ -120,6 +120,14 @@ PAGES: list[Page] = [
     Page("audit", lambda s: ["/audit"]),
     Page("tags", lambda s: ["/tags"]),
     Page("metrics_live (baseline)", lambda s: ["/v1/metrics"], auth="key", requests=2, clients=1),
+    # what the loyalty page computed on every request before its snapshot
+    Page(
+        "loyalty_live (baseline)",
+        lambda s: ["/v1/loyalty/summary"],
+        auth="key",
+        requests=5,
+        clients=1,
+    ),
 ]
 
 

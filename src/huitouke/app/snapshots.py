@@ -38,7 +38,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -63,6 +63,7 @@ __all__ = [
     "Snapshot",
     "SnapshotView",
     "fingerprint",
+    "loyalty_summary_view",
     "overview_params",
     "overview_view",
     "read_snapshot",
@@ -512,3 +513,46 @@ def overview_view(store: Store, settings: Settings, period: str) -> SnapshotView
         computed_at=snap.computed_at,
         stale=not snap.fingerprint.same_orders(now),
     )
+
+
+def loyalty_summary_view(
+    conn: Connection,
+    svc: Any,
+    timezone: str,
+    *,
+    as_of: datetime,
+    lo: date,
+    hi: date,
+    start: datetime,
+    end: datetime,
+    redemption_only: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The loyalty page's numbers — ``{"liabilities", "redemption", "tiers"}``, the shape of
+    :meth:`huitouke.loyalty.service.LoyaltyService.summary` — and where they came from: ``{"live": False,
+    "computed_at", "stale"}`` from the snapshot of the saved program's version, else
+    ``{"live": True}`` computed now (no snapshot yet, another program version or zone).
+    ``redemption_only``: the period's part alone (liabilities None, tiers empty)."""
+    from huitouke.app.loyalty_summary import (
+        KIND,
+        ledger_mark,
+        program_version,
+        redemption_from_days,
+        summary_params,
+    )
+
+    snap = read_snapshot(conn, KIND, summary_params(program_version(conn), timezone))
+    if snap is None or not isinstance(snap.payload, dict) or "days" not in snap.payload:
+        if redemption_only:
+            red = svc.redemption(conn, start=start, end=end)
+            return {"liabilities": None, "redemption": red, "tiers": []}, {"live": True}
+        return svc.summary(conn, as_of=as_of, start=start, end=end), {"live": True}
+    p = snap.payload
+    red = redemption_from_days(p["days"], lo, hi, start=start, end=end)
+    state = {
+        "live": False,
+        "computed_at": snap.computed_at,
+        "stale": p.get("ledger") != ledger_mark(conn),
+    }
+    if redemption_only:
+        return {"liabilities": None, "redemption": red, "tiers": []}, state
+    return {"liabilities": p["liabilities"], "redemption": red, "tiers": p["tiers"]}, state

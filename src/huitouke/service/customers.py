@@ -137,11 +137,7 @@ def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[d
             else:
                 cond = and_(expr >= text, expr < _next_prefix(text))
             part = (
-                select(customers.c.customer_id)
-                .where(cond)
-                .order_by(order)
-                .limit(limit)
-                .subquery()
+                select(customers.c.customer_id).where(cond).order_by(order).limit(limit).subquery()
             )
             parts.append(select(part.c.customer_id))
         matched = union(*parts).subquery()

@@ -131,9 +131,9 @@ def _summary_values(
 
     def read(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
         # from the loyalty_summary snapshot when there is one (huitouke.app.loyalty_summary)
-        from huitouke.app.loyalty_summary import summary_view
+        from huitouke.app.snapshots import loyalty_summary_view
 
-        return summary_view(
+        return loyalty_summary_view(
             conn, loyalty_service(conn, ctx), ctx.settings.timezone, as_of=now, lo=lo, hi=hi,
             start=t0, end=t1, redemption_only=redemption_only,
         )  # fmt: skip
