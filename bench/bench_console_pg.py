@@ -113,8 +113,13 @@ PAGES: list[Page] = [
     Page("loyalty_redemption", lambda s: ["/loyalty/redemption?start=2026-10-01&end=2026-11-30"]),
     # the journeys read the campaign's results live (every assigned customer's orders): a
     # few requests only
-    Page("journeys", lambda s: ["/journeys"], requests=20),
-    Page("journey_results", lambda s: ["/journeys/winback_high?as_of=2026-11-30"], requests=20),
+    Page("journeys", lambda s: ["/journeys"], requests=3, clients=1),
+    Page(
+        "journey_results",
+        lambda s: ["/journeys/winback_high?as_of=2026-11-30"],
+        requests=3,
+        clients=1,
+    ),
     Page("data", lambda s: ["/data"]),
     Page("settings", lambda s: ["/settings"]),
     Page("audit", lambda s: ["/audit"]),

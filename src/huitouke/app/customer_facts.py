@@ -524,9 +524,16 @@ def _listing(conditions: Sequence[ColumnElement[bool]]) -> Any:
 
 
 def find_customers(
-    conn: Connection, f: FactsFilter, *, limit: int | None = 50, offset: int = 0
+    conn: Connection,
+    f: FactsFilter,
+    *,
+    limit: int | None = 50,
+    offset: int = 0,
+    count_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The snapshot's customers matching ``f`` (by id), a page of them and how many match."""
+    """The snapshot's customers matching ``f`` (by id), a page of them and how many match —
+    with ``count_limit``, counted up to one more than it (a page says "more than N" rather
+    than count half a million matches on every request)."""
     conds = f.conditions()
     stmt = _listing(conds).order_by(customer_facts.c.customer_id)
     if limit is not None:
@@ -542,6 +549,19 @@ def find_customers(
         )
         .where(and_(True, *conds))
     )
+    if count_limit is not None:
+        capped = (
+            select(customer_facts.c.customer_id)
+            .select_from(
+                customer_facts.outerjoin(profiles, p.customer_id == c.customer_id).outerjoin(
+                    lt.members, m.customer_id == c.customer_id
+                )
+            )
+            .where(and_(True, *conds))
+            .limit(count_limit + 1)
+            .subquery()
+        )
+        count_stmt = select(func.count()).select_from(capped)
     return rows, int(conn.execute(count_stmt).scalar_one())
 
 

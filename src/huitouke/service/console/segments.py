@@ -53,6 +53,9 @@ router = APIRouter(include_in_schema=False)
 
 #: customers per page of the filtered list
 PAGE_SIZE = 50
+#: matches counted at most (a page shows "10,000+" beyond: counting half a million matches
+#: of the snapshot on every page view costs a second on a million customers)
+COUNT_LIMIT = 10_000
 KIND_TITLES = {"rfm": N_("RFM segments"), "layer": N_("Layers"), "lifecycle": N_("Lifecycle")}
 
 
@@ -330,17 +333,21 @@ def filtered_customers(
     page = max(page, 1)
 
     def read(conn: Any) -> tuple[Any, list[dict[str, Any]], int]:
-        rows, total = find_customers(conn, f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        rows, total = find_customers(
+            conn, f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, count_limit=COUNT_LIMIT
+        )
         return snapshot_meta(conn), rows, total
 
     meta, rows, total = run_read(ctx.store, read)
     currency = (meta or {}).get("currency") or ctx.settings.currency
     shown = [_listed(ctx, masked(r, session), lang, currency) for r in rows]
+    capped = total > COUNT_LIMIT
+    total = min(total, COUNT_LIMIT)
     pages = max(1, -(-total // PAGE_SIZE))
     return {
         "customers": shown,
         "total": total,
-        "total_shown": fmt_number(total, lang, 0),
+        "total_shown": fmt_number(total, lang, 0) + ("+" if capped else ""),
         "page": page,
         "pages": pages,
         "snapshot": snapshot_state(ctx, meta, lang),
