@@ -84,6 +84,8 @@ class Server:
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    #: how long the server may take to answer /health (longer on a loaded machine)
+    start_seconds: float = 90.0
 
     @property
     def base(self) -> str:
@@ -108,7 +110,7 @@ class Server:
             ],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + self.start_seconds
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:

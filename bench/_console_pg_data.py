@@ -197,3 +197,204 @@ def _copy(conn: Any, name: str, table: pa.Table) -> None:
         view = buf.getbuffer()
         for i in range(0, len(view), 1 << 22):
             cp.write(view[i : i + (1 << 22)])
+
+
+def generate_loyalty(
+    conninfo: str, *, members: int, seed: int = 20261207, log: Any = print
+) -> dict[str, float]:
+    """A loyalty ledger for the first ``members`` customers of the store, in the shapes the
+    loyalty use cases write (bench_console_loyalty.py's ``seed``, at scale and with COPY):
+    each member a tier of the example shop program (or none), a points account with one
+    earning entry; every fifth stored value (paid, released bonus, pending bonus, one top-up
+    entry each); two coupons each, one in three redeemed. The program itself is saved by
+    the caller (the store's own ``save_program``)."""
+    import psycopg
+
+    rng = np.random.default_rng(seed)
+    took: dict[str, float] = {}
+    t0 = time.perf_counter()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    cid = np.char.zfill(np.arange(1, members + 1).astype(str), 8)
+    at = np.datetime64(now, "us") - (rng.random(members) * 120 * 86400e6).astype("timedelta64[us]")
+    tiers = np.array(["v1", "v1", "v2", "v3", ""])[rng.integers(0, 5, members)]
+    stored = rng.random(members) < 0.2
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        _copy(
+            conn,
+            "loyalty_members",
+            pa.table(
+                {
+                    "customer_id": pa.array(cid),
+                    "tier": pa.array(np.where(tiers == "", None, tiers)),
+                    "preferences": pa.array(["{}"] * members),
+                    "paid_orders": pa.array(np.ones(members, np.int64)),
+                    "created_at": pa.array(at),
+                    "updated_at": pa.array(at),
+                }
+            ),
+        )
+        # accounts: points for everyone, then the three stored-value balances of every fifth
+        sv = np.flatnonzero(stored)
+        owner = np.concatenate([np.arange(members), np.repeat(sv, 3)])
+        asset = np.concatenate(
+            [np.full(members, "points"), np.tile(["stored_paid", "stored_bonus",
+                                                 "stored_bonus_pending"], len(sv))]
+        )  # fmt: skip
+        balance = np.concatenate(
+            [rng.integers(1, 3000, members).astype(float), np.tile([200.0, 20.0, 180.0], len(sv))]
+        )
+        n_acc = len(owner)
+        acc_id = np.arange(1, n_acc + 1)
+        _copy(
+            conn,
+            "loyalty_accounts",
+            pa.table(
+                {
+                    "account_id": pa.array(acc_id),
+                    "customer_id": pa.array(cid[owner]),
+                    "asset": pa.array(asset),
+                    "balance": pa.array(balance),
+                    "updated_at": pa.array(at[owner]),
+                }
+            ),
+        )
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('loyalty_accounts', 'account_id'), {n_acc})"
+        )
+        _copy(
+            conn,
+            "loyalty_entries",
+            pa.table(
+                {
+                    "entry_id": pa.array(acc_id),
+                    "idempotency_key": pa.array(np.char.add("seed:", acc_id.astype(str))),
+                    "account_id": pa.array(acc_id),
+                    "delta": pa.array(balance),
+                    "balance_before": pa.array(np.zeros(n_acc)),
+                    "balance_after": pa.array(balance),
+                    "kind": pa.array(np.where(asset == "points", "earn", "topup")),
+                    "created_at": pa.array(at[owner]),
+                }
+            ),
+        )
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('loyalty_entries', 'entry_id'), {n_acc})"
+        )
+        took["accounts_s"] = time.perf_counter() - t0
+        log(f"loyalty members and accounts: {members:,} / {n_acc:,} ({took['accounts_s']:.0f} s)")
+        # coupons: two per member, one in three redeemed the day after issue
+        holder = np.repeat(np.arange(members), 2)
+        k = np.tile(["0", "1"], members)
+        n = len(holder)
+        issued = at[holder]
+        redeemed = rng.random(n) < 1 / 3
+        code = np.char.add(cid[holder], k)
+        _copy(
+            conn,
+            "loyalty_coupons",
+            pa.table(
+                {
+                    "code": pa.array(code),
+                    "template_id": pa.array(np.full(n, "fixed20")),
+                    "kind": pa.array(np.full(n, "fixed")),
+                    "holder_id": pa.array(cid[holder]),
+                    "issued_to": pa.array(cid[holder]),
+                    "status": pa.array(np.where(redeemed, "redeemed", "issued")),
+                    "value": pa.array(np.full(n, 20.0)),
+                    "currency": pa.array(np.full(n, "CNY")),
+                    "valid_from": pa.array(issued),
+                    "valid_until": pa.array(issued + np.timedelta64(60 * 86400, "s")),
+                    "issued_at": pa.array(issued),
+                    "source": pa.array(np.full(n, "manual")),
+                    "transfers": pa.array(np.zeros(n, np.int64)),
+                    "issue_key": pa.array(np.char.add("seed:", code)),
+                    "redeemed_at": pa.array(
+                        np.where(
+                            redeemed, issued + np.timedelta64(86400, "s"), np.datetime64("NaT")
+                        ),
+                        from_pandas=True,
+                    ),
+                    "redemption_id": pa.array(np.where(redeemed, np.char.add("r:", code), None)),
+                }
+            ),
+        )
+        took["coupons_s"] = time.perf_counter() - t0 - took["accounts_s"]
+        log(f"loyalty coupons: {n:,} ({took['coupons_s']:.0f} s)")
+    return took
+
+
+def generate_journeys(
+    conninfo: str, *, customers: int, assigned: int, seed: int = 20261208, log: Any = print
+) -> dict[str, float]:
+    """A win-back campaign's record, as ``journeys run`` and the dispatcher write it:
+    ``assigned`` customers drawn from the store's ``customers`` assigned to the built-in
+    journey ``winback_high`` over the data's last 60 days (10 % held out), and one sent SMS
+    in the outbox for each treated customer — what the journeys list and a journey's
+    results read (holdout uplift over the orders of every assigned customer)."""
+    import psycopg
+
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    pick = np.sort(rng.choice(customers, assigned, replace=False)) + 1
+    cid = np.char.zfill(pick.astype(str), 8)
+    end = np.datetime64(END.replace(tzinfo=None), "us")
+    at = end - (rng.random(assigned) * 60 * 86400e6).astype("timedelta64[us]")
+    holdout = rng.random(assigned) < 0.10
+    day = at.astype("datetime64[D]")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        _copy(
+            conn,
+            "journey_assignments",
+            pa.table(
+                {
+                    "journey_id": pa.array(np.full(assigned, "winback_high")),
+                    "customer_id": pa.array(cid),
+                    "occurrence": pa.array(day.astype(str)),
+                    "group": pa.array(np.where(holdout, "holdout", "treatment")),
+                    "anchor_date": pa.array(day),
+                    "assigned_on": pa.array(day),
+                    "assigned_at": pa.array(at),
+                }
+            ).rename_columns(
+                ["journey_id", "customer_id", "occurrence", '"group"', "anchor_date",
+                 "assigned_on", "assigned_at"]
+            ),
+        )  # fmt: skip
+        treated = np.flatnonzero(~holdout)
+        n = len(treated)
+        sent = at[treated] + np.timedelta64(60, "s")
+        mid = np.char.add("00000000-0000-4000-8000-", np.char.zfill(np.arange(n).astype(str), 12))
+        _copy(
+            conn,
+            "outbox",
+            pa.table(
+                {
+                    "message_id": pa.array(mid),
+                    "dedupe_key": pa.array(np.char.add("bench:", np.arange(n).astype(str))),
+                    "journey_id": pa.array(np.full(n, "winback_high")),
+                    "step_id": pa.array(np.full(n, "sms")),
+                    "occurrence": pa.array(day[treated].astype(str)),
+                    "customer_id": pa.array(cid[treated]),
+                    "channel": pa.array(np.full(n, "sms")),
+                    "kind": pa.array(np.full(n, "marketing")),
+                    "audience": pa.array(np.full(n, "customer")),
+                    "priority": pa.array(np.full(n, 5, np.int64)),
+                    "payload": pa.array(["{}"] * n),
+                    "rendered": pa.array(["{}"] * n),
+                    "segments": pa.array(np.ones(n, np.int64)),
+                    "planned_at": pa.array(at[treated]),
+                    "not_before": pa.array(at[treated]),
+                    "suppress_if_ordered": pa.array(np.zeros(n, bool)),
+                    "status": pa.array(np.full(n, "sent")),
+                    "attempts": pa.array(np.ones(n, np.int64)),
+                    "created_at": pa.array(at[treated]),
+                    "updated_at": pa.array(sent),
+                    "sent_at": pa.array(sent),
+                }
+            ),
+        )
+    took = {"journeys_s": time.perf_counter() - t0}
+    log(f"journey assignments: {assigned:,}, sent messages: {n:,} ({took['journeys_s']:.0f} s)")
+    return took

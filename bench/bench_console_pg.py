@@ -48,7 +48,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import Connection, Result, Server, pg_database, run_async, settle
-from _console_pg_data import generate
+from _console_pg_data import generate, generate_journeys, generate_loyalty
 from bench_service import tree_cpu_seconds
 from huitouke.service.apikeys import create_api_key
 from huitouke.service.users import create_user
@@ -70,6 +70,7 @@ class Page:
     auth: str = "session"
     requests: int | None = None  # None: --requests
     clients: int | None = None  # None: --clients
+    htmx: bool = False  # sent as htmx does (HX-Request): the fragment, not the whole page
 
 
 @dataclass(frozen=True)
@@ -84,25 +85,54 @@ def _prefixes(values: list[str], lengths: tuple[int, ...]) -> list[str]:
     return [v[:n] for v in values for n in lengths if len(v) >= n]
 
 
+def _search_paths(s: Samples) -> list[str]:
+    return [
+        "/customers?q=" + quote(p)
+        for p in _prefixes(s.ids, (3, 5, 8))
+        + _prefixes(s.phones, (4, 7, 11))
+        + _prefixes(s.emails, (3, 6))
+        + _prefixes(s.names, (1, 2))
+    ]
+
+
 #: every page measured; add a line to measure another
 PAGES: list[Page] = [
     Page("overview", lambda s: ["/"]),
     Page("overview_quarter", lambda s: ["/overview/fragment?period=quarter"]),
     Page("overview_week", lambda s: ["/overview/fragment?period=week"]),
     Page("customers", lambda s: ["/customers"]),
-    Page(
-        "search",
-        lambda s: [
-            "/customers?q=" + quote(p)
-            for p in _prefixes(s.ids, (3, 5, 8))
-            + _prefixes(s.phones, (4, 7, 11))
-            + _prefixes(s.emails, (3, 6))
-            + _prefixes(s.names, (1, 2))
-        ],
-    ),
+    Page("search", lambda s: _search_paths(s)),
+    # the search as the page sends it while one types (htmx: the rows only)
+    Page("search_htmx", _search_paths, htmx=True),
     Page("customer", lambda s: ["/customers/" + quote(i) for i in s.ids]),
     Page("users", lambda s: ["/users"]),
+    Page("customers_filtered", lambda s: ["/customers?layer=lost&p_max=0.5"]),
+    Page("segments", lambda s: ["/segments"]),
+    Page("predictions", lambda s: ["/predictions"]),
+    Page("loyalty", lambda s: ["/loyalty"]),
+    Page("loyalty_redemption", lambda s: ["/loyalty/redemption?start=2026-10-01&end=2026-11-30"]),
+    # the journeys read the campaign's results live (every assigned customer's orders): a
+    # few requests only
+    Page("journeys", lambda s: ["/journeys"], requests=3, clients=1),
+    Page(
+        "journey_results",
+        lambda s: ["/journeys/winback_high?as_of=2026-11-30"],
+        requests=3,
+        clients=1,
+    ),
+    Page("data", lambda s: ["/data"]),
+    Page("settings", lambda s: ["/settings"]),
+    Page("audit", lambda s: ["/audit"]),
+    Page("tags", lambda s: ["/tags"]),
     Page("metrics_live (baseline)", lambda s: ["/v1/metrics"], auth="key", requests=2, clients=1),
+    # what the loyalty page computed on every request before its snapshot
+    Page(
+        "loyalty_live (baseline)",
+        lambda s: ["/v1/loyalty/summary"],
+        auth="key",
+        requests=5,
+        clients=1,
+    ),
 ]
 
 
@@ -125,9 +155,10 @@ def _samples(store: Store, n: int = 200) -> Samples:
     )
 
 
-def _raw(host: str, path: str, *, cookie: str | None, key: str | None) -> bytes:
+def _raw(host: str, path: str, *, cookie: str | None, key: str | None, htmx: bool = False) -> bytes:
     auth = f"Cookie: {cookie}\r\n" if cookie else f"Authorization: Bearer {key}\r\n"
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\n\r\n".encode()
+    hx = "HX-Request: true\r\n" if htmx else ""
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}{hx}Content-Length: 0\r\n\r\n").encode()
 
 
 async def _drive(base: str, raws: list[bytes], clients: int, name: str) -> Result:
@@ -163,22 +194,30 @@ async def _drive(base: str, raws: list[bytes], clients: int, name: str) -> Resul
     return Result(name, lat, statuses, time.perf_counter() - start, errors)
 
 
-def _refresh(url: str) -> float:
+def _refresh(url: str, kinds: list[str] | None) -> float:
     env = {**os.environ, "HUITOUKE_DATABASE_URL": url}
     start = time.perf_counter()
+    extra = [a for k in kinds or [] for a in ("--kind", k)]
     subprocess.run(
-        [sys.executable, "-m", "huitouke", "snapshots", "refresh"], env=env, check=True,
+        [sys.executable, "-m", "huitouke", "snapshots", "refresh", *extra], env=env, check=True,
         timeout=3600,
     )  # fmt: skip
     return time.perf_counter() - start
 
 
-def run(url: str, *, clients: int, requests: int, seed: int = 11) -> list[dict[str, object]]:
+def run(
+    url: str, *, clients: int, requests: int, seed: int = 11, refresh: str = "all",
+    pages: str = "",
+) -> list[dict[str, object]]:  # fmt: skip
+    """``refresh``: ``all`` kinds (timed), ``none`` (the snapshots the store has), or a
+    comma-separated list of kinds; ``pages``: the names of :data:`PAGES` to measure (all)."""
     store = Store(url)
     store.migrate()  # the search indexes and the snapshot table, if the data came first
     settle(store)
-    refresh_s = _refresh(url)
-    print(f"snapshots refresh: {refresh_s:.1f} s", flush=True)
+    refresh_s = 0.0
+    if refresh != "none":
+        refresh_s = _refresh(url, None if refresh == "all" else refresh.split(","))
+    print(f"snapshots refresh ({refresh}): {refresh_s:.1f} s", flush=True)
     from sqlalchemy import text
 
     with store.begin() as conn:
@@ -193,7 +232,10 @@ def run(url: str, *, clients: int, requests: int, seed: int = 11) -> list[dict[s
     rng = random.Random(seed)
     rows: list[dict[str, object]] = []
     load_before = os.getloadavg()[0]
-    with Server(url) as server, httpx.Client(base_url=server.base, timeout=600) as client:
+    with (
+        Server(url, start_seconds=600) as server,
+        httpx.Client(base_url=server.base, timeout=600) as client,
+    ):
         page = client.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token
@@ -206,13 +248,16 @@ def run(url: str, *, clients: int, requests: int, seed: int = 11) -> list[dict[s
         first = client.get("/")
         assert 'id="chart-rates"' in first.text and "snapshot-live" not in first.text
         host = server.base.removeprefix("http://")
+        wanted = set(pages.split(",")) if pages else None
         for p in PAGES:
+            if wanted is not None and p.name.split(" ")[0] not in wanted:
+                continue
             paths = p.paths(samples)
             n = p.requests or requests
             picks = [rng.choice(paths) for _ in range(n)]
             auth = {"cookie": cookie, "key": None} if p.auth == "session" else {
                 "cookie": None, "key": key}  # fmt: skip
-            raws = [_raw(host, path, **auth) for path in picks]
+            raws = [_raw(host, path, **auth, htmx=p.htmx) for path in picks]
             warm = run_async(_drive(server.base, raws[:1], 1, p.name))
             assert set(warm.statuses) == {200}, (p.name, warm.statuses)
             modes = [("concurrent", p.clients or clients), ("sequential", 1)]
@@ -256,7 +301,27 @@ def _conninfo(url: str) -> str:
     )
 
 
-def _generate(customers: int, orders: int) -> tuple[str, Callable[[], None]]:
+def _extras(url: str, *, customers: int, members: int, assigned: int) -> dict[str, float]:
+    """The loyalty ledger (the example shop program saved first) and a campaign's record."""
+    import yaml
+
+    from huitouke.loyalty.program import load_program
+    from huitouke.loyalty.programs_repo import save_program
+
+    shop = Path(__file__).resolve().parents[1] / "src/huitouke/loyalty/examples/shop.yaml"
+    doc = yaml.safe_load(shop.read_text(encoding="utf-8"))
+    store = Store(url)
+    with store.begin() as conn:
+        save_program(conn, load_program({**doc, "id": "default"}), now=datetime.now(UTC))
+    store.dispose()
+    took = generate_loyalty(_conninfo(url), members=min(members, customers))
+    took.update(generate_journeys(_conninfo(url), customers=customers, assigned=assigned))
+    return took
+
+
+def _generate(
+    customers: int, orders: int, *, members: int, assigned: int
+) -> tuple[str, Callable[[], None]]:
     url, drop = pg_database(ADMIN, prefix="snap_console")
     print(f"database: {url}", flush=True)
     store = Store(url)
@@ -264,6 +329,7 @@ def _generate(customers: int, orders: int) -> tuple[str, Callable[[], None]]:
     store.dispose()
     start = time.perf_counter()
     took = generate(_conninfo(url), customers=customers, orders=orders)
+    took.update(_extras(url, customers=customers, members=members, assigned=assigned))
     store = Store(url)
     settle(store)
     store.dispose()
@@ -274,21 +340,42 @@ def _generate(customers: int, orders: int) -> tuple[str, Callable[[], None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("step", choices=["all", "generate", "run", "drop"])
+    parser.add_argument("step", choices=["all", "generate", "extras", "run", "drop"])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--orders", type=int, default=10_000_000)
+    parser.add_argument("--members", type=int, default=1_000_000, help="loyalty members")
+    parser.add_argument(
+        "--assigned", type=int, default=100_000, help="customers assigned to a journey"
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--refresh", default="all", help="snapshot kinds refreshed before timing: all, none, "
+        "or kinds separated by commas",
+    )  # fmt: skip
+    parser.add_argument("--pages", default="", help="page names to measure (default: all)")
     args = parser.parse_args()
     if args.step == "generate":
-        _generate(args.customers, args.orders)
+        _generate(args.customers, args.orders, members=args.members, assigned=args.assigned)
         return
-    if args.step in ("run", "drop"):
+    if args.step in ("run", "drop", "extras"):
         if not args.database_url or "/snap_console_" not in args.database_url:
             parser.error("--database-url of a snap_console_… database is required")
-        if args.step == "run":
-            run(args.database_url, clients=args.clients, requests=args.requests)
+        if args.step == "extras":
+            took = _extras(
+                args.database_url, customers=args.customers, members=args.members,
+                assigned=args.assigned,
+            )  # fmt: skip
+            store = Store(args.database_url)
+            settle(store)
+            store.dispose()
+            print(json.dumps({k: round(v, 1) for k, v in took.items()}), flush=True)
+        elif args.step == "run":
+            run(
+                args.database_url, clients=args.clients, requests=args.requests,
+                refresh=args.refresh, pages=args.pages,
+            )  # fmt: skip
         else:
             from sqlalchemy.engine import make_url
 
@@ -298,7 +385,7 @@ def main() -> None:
             with psycopg.connect(_conninfo(ADMIN), autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
-    url, drop = _generate(args.customers, args.orders)
+    url, drop = _generate(args.customers, args.orders, members=args.members, assigned=args.assigned)
     try:
         run(url, clients=args.clients, requests=args.requests)
     finally:

@@ -105,6 +105,31 @@ def csrf_of(client: TestClient) -> str:
     return found.group(1)
 
 
+def wait_task(client: TestClient, task_id: int | str, *, seconds: float = 300) -> str:
+    """Poll a background task's status fragment, as the page does with htmx, until the task
+    has finished; returns the fragment (its ``data-status`` is ``succeeded`` or ``failed``).
+    Bounded: fails after ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        r = client.get(f"/tasks/{task_id}/status")
+        assert r.status_code == 200, r.text
+        status = re.search(r'id="task-status" data-task="\d+" data-status="(\w+)"', r.text)
+        assert status, r.text
+        if status.group(1) in ("succeeded", "failed"):
+            return r.text
+        assert time.monotonic() < deadline, f"task {task_id} still {status.group(1)}"
+        time.sleep(0.2)
+
+
+def task_of(location: str) -> str:
+    """The task id of a ``/tasks/{id}?next=…`` redirect."""
+    found = re.match(r"/tasks/(\d+)", location)
+    assert found, location
+    return found.group(1)
+
+
 @dataclass
 class Console:
     settings: Settings

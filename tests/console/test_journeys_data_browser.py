@@ -137,6 +137,8 @@ def test_upload_overview_journey_preview_run_results(live: dict[str, Any], lang:
             page.goto(f"{server}/segments", wait_until="load")
             if page.locator("#refresh-snapshot").count():
                 page.click("#refresh-snapshot")
+                # a background task: its progress page polls it, then returns to the segments
+                page.wait_for_selector("#task-status", timeout=30_000)
                 page.wait_for_url(f"{server}/segments", timeout=120_000)
             active = 'tr[data-segment="layer:active"]'
             members = int(page.locator(active).get_attribute("data-customers") or "0")
@@ -146,7 +148,10 @@ def test_upload_overview_journey_preview_run_results(live: dict[str, Any], lang:
             assert page.locator("#member-count").get_attribute("data-members") == str(members)
             page.select_option("select[name=template]", "pct10")
             page.click("#confirm-issue")
-            page.wait_for_selector("#issue-result", timeout=60_000)
+            # issued by a background task: the page shows its progress, then the result
+            page.wait_for_selector("#task-status", timeout=30_000)
+            page.wait_for_selector('#task-status[data-status="succeeded"]', timeout=120_000)
+            page.wait_for_selector("#issue-result", timeout=10_000)
             issued = int(page.locator("#issue-result").get_attribute("data-issued") or "-1")
             already = int(page.locator("#issue-result").get_attribute("data-already") or "-1")
             assert issued + already == members

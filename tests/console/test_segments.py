@@ -37,7 +37,7 @@ from huitouke.store.customer_facts import customer_facts, customer_facts_meta
 from huitouke.store.db import Store
 from huitouke.store.uow import run_read
 
-from .conftest import Clock, Console, cli, csrf_of, make_users, sign_in
+from .conftest import Clock, Console, cli, csrf_of, make_users, sign_in, task_of, wait_task
 
 SHOP_YAML = (
     Path(__file__).resolve().parents[2] / "src" / "huitouke" / "loyalty" / "examples" / "shop.yaml"
@@ -194,7 +194,14 @@ def test_pages_without_a_snapshot_say_so_and_an_operator_computes_it(fclient) ->
     sign_in(fclient, "otto")
     token = csrf_of(fclient)
     r = fclient.post("/segments/refresh", data={"csrf_token": token}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/segments"
+    # a background task: the answer is its progress page, which returns to the segments
+    assert r.status_code == 303 and r.headers["location"].endswith("?next=/segments")
+    task = task_of(r.headers["location"])
+    progress = fclient.get(r.headers["location"])
+    assert progress.status_code == 200 and 'id="task-status"' in progress.text
+    assert 'data-status="succeeded"' in wait_task(fclient, task)
+    again = fclient.get(f"/tasks/{task}/status?next=/segments", headers={"HX-Request": "true"})
+    assert again.headers["HX-Redirect"] == "/segments"
     page = fclient.get("/segments")
     assert 'id="snapshot-info"' in page.text and "2,357" in page.text
 
@@ -236,9 +243,13 @@ def test_issuing_coupons_to_a_segment_is_idempotent(facts_console: Console, fcli
     form = {"csrf_token": token, "template": "fixed20", "batch": batch.group(1)}
     first = fclient.post("/segments/rfm/cant_lose/coupons", data=form)
     assert first.status_code == 200, first.text
-    assert f'data-issued="{members}" data-already="0"' in first.text
+    task = re.search(r'id="task-status" data-task="(\d+)"', first.text)
+    assert task, first.text  # issued in the background; the page polls the task
+    assert f'data-issued="{members}" data-already="0"' in wait_task(fclient, task.group(1))
     again = fclient.post("/segments/rfm/cant_lose/coupons", data=form)  # a double submit
-    assert f'data-issued="0" data-already="{members}"' in again.text
+    task = re.search(r'id="task-status" data-task="(\d+)"', again.text)
+    assert task, again.text
+    assert f'data-issued="0" data-already="{members}"' in wait_task(fclient, task.group(1))
     with facts_console.store.connect() as conn:
         issued = conn.execute(
             select(func.count())

@@ -104,7 +104,9 @@ def test_segments_and_predictions_in_chromium(facts_server: str, lang: str) -> N
             members = page.locator("#member-count").get_attribute("data-members")
             page.select_option("select[name=template]", "pct10")
             page.click("#confirm-issue")
-            page.wait_for_selector("#issue-result", timeout=30_000)
+            # a background task: its progress is polled until the result shows
+            page.wait_for_selector("#task-status", timeout=30_000)
+            page.wait_for_selector("#issue-result", timeout=120_000)
             issued = int(page.locator("#issue-result").get_attribute("data-issued") or "-1")
             already = int(page.locator("#issue-result").get_attribute("data-already") or "-1")
             assert issued + already == int(members or "0") > 0

@@ -96,6 +96,7 @@ def test_jobs_list_their_next_run_in_the_merchants_zone(
         "outbox",
         "scheduler.prune",
         "snapshots",
+        "tasks",
     }
     assert jobs["loyalty.expiry"]["next_run"] == "2026-12-07T00:05:00+08:00"
     assert jobs["outbox"]["next_run"] == "2026-12-06T23:00:15+08:00"

@@ -48,6 +48,7 @@ __all__ = [
     "SEGMENT_KINDS",
     "FactsFilter",
     "SegmentRef",
+    "check_segment_batch",
     "customer_facts_of",
     "find_customers",
     "issue_segment_coupons",
@@ -523,9 +524,16 @@ def _listing(conditions: Sequence[ColumnElement[bool]]) -> Any:
 
 
 def find_customers(
-    conn: Connection, f: FactsFilter, *, limit: int | None = 50, offset: int = 0
+    conn: Connection,
+    f: FactsFilter,
+    *,
+    limit: int | None = 50,
+    offset: int = 0,
+    count_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The snapshot's customers matching ``f`` (by id), a page of them and how many match."""
+    """The snapshot's customers matching ``f`` (by id), a page of them and how many match —
+    with ``count_limit``, counted up to one more than it (a page says "more than N" rather
+    than count half a million matches on every request)."""
     conds = f.conditions()
     stmt = _listing(conds).order_by(customer_facts.c.customer_id)
     if limit is not None:
@@ -541,6 +549,19 @@ def find_customers(
         )
         .where(and_(True, *conds))
     )
+    if count_limit is not None:
+        capped = (
+            select(customer_facts.c.customer_id)
+            .select_from(
+                customer_facts.outerjoin(profiles, p.customer_id == c.customer_id).outerjoin(
+                    lt.members, m.customer_id == c.customer_id
+                )
+            )
+            .where(and_(True, *conds))
+            .limit(count_limit + 1)
+            .subquery()
+        )
+        count_stmt = select(func.count()).select_from(capped)
     return rows, int(conn.execute(count_stmt).scalar_one())
 
 
@@ -552,7 +573,18 @@ def segment_members(conn: Connection, segment: SegmentRef) -> list[dict[str, Any
 
 
 def tiers_in_use(conn: Connection) -> list[str]:
-    """The loyalty tiers members hold now (the tier filter's choices)."""
+    """The loyalty tiers members hold (the tier filter's choices): from the loyalty summary's
+    snapshot when there is one (its tier mix: one row to read, where the live answer groups
+    every member — a scan of a million rows on a large program), else from the members."""
+    from huitouke.store.snapshot_tables import snapshots
+
+    row = conn.execute(
+        select(snapshots.c.payload).where(snapshots.c.kind == "loyalty_summary").limit(1)
+    ).first()
+    if row is not None and isinstance(row[0], dict) and isinstance(row[0].get("tiers"), list):
+        return sorted(
+            str(t["tier"]) for t in row[0]["tiers"] if t.get("tier") is not None and t["members"]
+        )
     m = lt.members.c
     stmt = select(m.tier).where(m.tier.is_not(None)).distinct().order_by(m.tier)
     return [str(r[0]) for r in conn.execute(stmt)]
@@ -581,6 +613,12 @@ def _issue_key(batch: str, customer_id: str) -> str:
     return f"segment:{batch}:{customer_id}"
 
 
+def check_segment_batch(batch: str) -> None:
+    """A batch key is 1–64 letters, digits and ``-`` (``input.bad_filter`` otherwise)."""
+    if not batch or len(batch) > 64 or not batch.replace("-", "").isalnum():
+        raise _bad_filter("batch", batch, "letters, digits and -, at most 64")
+
+
 def issue_segment_coupons(
     store: Store,
     loyalty: Callable[[Connection], LoyaltyService],
@@ -588,15 +626,15 @@ def issue_segment_coupons(
     template_id: str,
     *,
     batch: str,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IssueResult:
     """One coupon of ``template_id`` to every member of ``segment`` in the snapshot, through
     the loyalty service's ``issue_coupon`` with the key ``segment:<batch>:<customer>``:
     running the same ``batch`` again issues nothing twice (members already served are
     counted in ``already``). Members at the template's per-customer limit are skipped and
     counted. Units of work of 500 customers; an interrupted run is finished by running the
-    same batch again."""
-    if not batch or len(batch) > 64 or not batch.replace("-", "").isalnum():
-        raise _bad_filter("batch", batch, "letters, digits and -, at most 64")
+    same batch again. ``progress(done, members)`` after each unit."""
+    check_segment_batch(batch)
     members = [r["customer_id"] for r in run_read(store, lambda c: segment_members(c, segment))]
     issued = already = limited = 0
     for i in range(0, len(members), _ISSUE_CHUNK):
@@ -636,4 +674,6 @@ def issue_segment_coupons(
 
         n, d, f = run_write(store, unit)
         issued, already, limited = issued + n, already + d, limited + f
+        if progress is not None:
+            progress(i + len(chunk), len(members))
     return IssueResult(len(members), issued, already, limited)

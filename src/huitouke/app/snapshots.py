@@ -38,7 +38,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -63,10 +63,12 @@ __all__ = [
     "Snapshot",
     "SnapshotView",
     "fingerprint",
+    "loyalty_summary_view",
     "overview_params",
     "overview_view",
     "read_snapshot",
     "refresh_after_import",
+    "refresh_after_ledger_change",
     "refresh_snapshots",
     "refresh_stale_snapshots",
     "register_refresher",
@@ -213,13 +215,23 @@ def _save(
 # -- the registry ---------------------------------------------------------------------------------
 
 REFRESHERS: dict[str, RefreshFn] = {}
+#: ``changed(conn, snapshot)``: whether what a kind was computed from changed since, for
+#: kinds computed from something other than the orders (default: the orders' fingerprint)
+StaleFn = Callable[[Connection, Snapshot], bool]
+STALE_CHECKS: dict[str, StaleFn] = {}
 
 
-def register_refresher(kind: str, fn: RefreshFn) -> None:
-    """Add a kind of snapshot: ``fn(store, settings, progress)`` recomputes it."""
+def register_refresher(kind: str, fn: RefreshFn, *, changed: StaleFn | None = None) -> None:
+    """Add a kind of snapshot: ``fn(store, settings, progress)`` recomputes it;
+    ``changed(conn, snapshot)`` tells whether its sources changed since (default: the
+    orders)."""
     if not kind or len(kind) > 64:
         raise ValueError(f"a snapshot kind is 1 to 64 characters: {kind!r}")
     REFRESHERS[kind] = fn
+    if changed is not None:
+        STALE_CHECKS[kind] = changed
+    else:
+        STALE_CHECKS.pop(kind, None)
 
 
 def overview_params(settings: Settings, period: str) -> dict[str, Any]:
@@ -268,6 +280,47 @@ def _refresh_customer_facts(store: Store, settings: Settings, progress: Progress
 
 
 register_refresher("customer_facts", _refresh_customer_facts)
+
+
+def _refresh_loyalty_summary(store: Store, settings: Settings, progress: Progress) -> Payloads:
+    """The loyalty page's numbers (:mod:`huitouke.app.loyalty_summary`), under the saved
+    program's version and the merchant's zone; without a saved program a row saying so
+    (the page computes live; the kind is recomputed once a program is saved)."""
+    from huitouke.app.loyalty_summary import (
+        ledger_mark,
+        program_version,
+        summary_params,
+        summary_payload,
+    )
+    from huitouke.app.orders import stored_loyalty
+
+    progress("loyalty_summary", 0, 1)
+
+    def read(conn: Connection) -> Payloads:
+        svc = stored_loyalty(conn, settings.timezone)
+        mark = ledger_mark(conn)
+        version = program_version(conn)
+        if svc is None:  # nothing to show: recorded, so it is not recomputed until one is
+            return [(summary_params(None, settings.timezone), {"program": None, "ledger": mark})]
+        payload = summary_payload(svc, conn, as_of=datetime.now(UTC), timezone=settings.timezone)
+        return [(summary_params(version, settings.timezone), {**payload, "ledger": mark})]
+
+    out = run_read(store, read)
+    progress("loyalty_summary", 1, 1)
+    return out
+
+
+def _loyalty_summary_changed(conn: Connection, snap: Snapshot) -> bool:
+    """The ledger changed, or a program was saved since."""
+    from huitouke.app.loyalty_summary import ledger_mark, program_version
+
+    payload = snap.payload if isinstance(snap.payload, dict) else {}
+    return payload.get("ledger") != ledger_mark(conn) or snap.params.get(
+        "program_version"
+    ) != program_version(conn)
+
+
+register_refresher("loyalty_summary", _refresh_loyalty_summary, changed=_loyalty_summary_changed)
 
 
 def _unknown_kind(kind: str) -> InputError:
@@ -331,10 +384,20 @@ def refresh_snapshots(
 
 
 def _kind_stale(store: Store, kind: str, now: Fingerprint) -> bool:
-    rows = run_read(
-        store, lambda conn: conn.execute(select(snapshots).where(snapshots.c.kind == kind)).all()
-    )
-    return not rows or any(not _snapshot(r).fingerprint.same_orders(now) for r in rows)
+    check = STALE_CHECKS.get(kind)
+
+    def read(conn: Connection) -> bool:
+        rows = [
+            _snapshot(r)
+            for r in conn.execute(select(snapshots).where(snapshots.c.kind == kind)).all()
+        ]
+        if not rows:
+            return True
+        if check is not None:
+            return any(check(conn, s) for s in rows)
+        return any(not s.fingerprint.same_orders(now) for s in rows)
+
+    return run_read(store, read)
 
 
 def refresh_stale_snapshots(
@@ -358,6 +421,22 @@ def refresh_after_import(
     if not kinds:
         return []
     return refresh_snapshots(store, settings, kinds=kinds, progress=progress)
+
+
+def refresh_after_ledger_change(
+    store: Store, settings: Settings, *, progress: Progress | None = None
+) -> list[RefreshReport]:
+    """After batch work that changed the loyalty ledger (the loyalty jobs, coupons issued in
+    batch or to a segment): recompute the loyalty summary when the store has one."""
+    have = run_read(
+        store,
+        lambda conn: conn.execute(
+            select(snapshots.c.kind).where(snapshots.c.kind == "loyalty_summary").limit(1)
+        ).first(),
+    )
+    if have is None:
+        return []
+    return refresh_snapshots(store, settings, kinds=["loyalty_summary"], progress=progress)
 
 
 @dataclass(frozen=True)
@@ -389,7 +468,9 @@ def snapshot_status(store: Store) -> tuple[list[StatusRow], list[str]]:
                 computed_at=s.computed_at,
                 seconds=s.seconds,
                 orders=s.fingerprint.orders_count or 0,
-                stale=not s.fingerprint.same_orders(now),
+                stale=STALE_CHECKS[s.kind](conn, s)
+                if s.kind in STALE_CHECKS
+                else not s.fingerprint.same_orders(now),
             )
             for s in rows
         ]
@@ -432,3 +513,46 @@ def overview_view(store: Store, settings: Settings, period: str) -> SnapshotView
         computed_at=snap.computed_at,
         stale=not snap.fingerprint.same_orders(now),
     )
+
+
+def loyalty_summary_view(
+    conn: Connection,
+    svc: Any,
+    timezone: str,
+    *,
+    as_of: datetime,
+    lo: date,
+    hi: date,
+    start: datetime,
+    end: datetime,
+    redemption_only: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The loyalty page's numbers — ``{"liabilities", "redemption", "tiers"}``, the shape of
+    :meth:`huitouke.loyalty.service.LoyaltyService.summary` — and where they came from: ``{"live": False,
+    "computed_at", "stale"}`` from the snapshot of the saved program's version, else
+    ``{"live": True}`` computed now (no snapshot yet, another program version or zone).
+    ``redemption_only``: the period's part alone (liabilities None, tiers empty)."""
+    from huitouke.app.loyalty_summary import (
+        KIND,
+        ledger_mark,
+        program_version,
+        redemption_from_days,
+        summary_params,
+    )
+
+    snap = read_snapshot(conn, KIND, summary_params(program_version(conn), timezone))
+    if snap is None or not isinstance(snap.payload, dict) or "days" not in snap.payload:
+        if redemption_only:
+            red = svc.redemption(conn, start=start, end=end)
+            return {"liabilities": None, "redemption": red, "tiers": []}, {"live": True}
+        return svc.summary(conn, as_of=as_of, start=start, end=end), {"live": True}
+    p = snap.payload
+    red = redemption_from_days(p["days"], lo, hi, start=start, end=end)
+    state = {
+        "live": False,
+        "computed_at": snap.computed_at,
+        "stale": p.get("ledger") != ledger_mark(conn),
+    }
+    if redemption_only:
+        return {"liabilities": None, "redemption": red, "tiers": []}, state
+    return {"liabilities": p["liabilities"], "redemption": red, "tiers": p["tiers"]}, state

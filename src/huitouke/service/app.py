@@ -89,6 +89,8 @@ ROUTER_MODULES = (
     "huitouke.service.console.scheduler_page",
     "huitouke.service.console.identity_page",
     "huitouke.service.console.wecom_page",
+    # the console's background tasks: progress of a snapshot refresh, coupons to a segment
+    "huitouke.service.console.tasks_page",
 )
 
 DESCRIPTION = """

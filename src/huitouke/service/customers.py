@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, union
+from sqlalchemy import Connection, and_, func, literal_column, select, union
 
 from huitouke.errors import NotFoundError
 from huitouke.i18n import t
@@ -108,7 +108,9 @@ def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[d
     One query per field, each the first ``limit`` matches by id, their union cut to the
     first ``limit`` by id: exactly the first ``limit`` matches of any field, and each part
     can use its field's prefix index (migration ``search_0001``) or walk the id order,
-    whichever the planner finds cheaper — an ``OR`` of four prefixes would use neither.
+    whichever the planner finds cheaper — an ``OR`` of four prefixes would use neither. (On
+    PostgreSQL the id part takes its first matches in byte order, the order of its prefix
+    index: the same as the id order under the C and C.UTF-8 collations.)
     """
     q = query.strip()
     cols = (customers.c.customer_id, customers.c.name, customers.c.phone, customers.c.email)
@@ -124,16 +126,18 @@ def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[d
         )
         parts = []
         for expr, text in fields:
+            order: Any = customers.c.customer_id
             if conn.dialect.name == "postgresql":
                 cond = expr.like(_prefix(text), escape="\\")
+                if expr is customers.c.customer_id:
+                    # the id prefix index (varchar_pattern_ops) serves the prefix and, with its
+                    # own operator, the order: its first matches, not a walk of the primary
+                    # key past every smaller id (64 ms for 0012… among a million ids)
+                    order = literal_column("customer_id USING ~<~")
             else:
                 cond = and_(expr >= text, expr < _next_prefix(text))
             part = (
-                select(customers.c.customer_id)
-                .where(cond)
-                .order_by(customers.c.customer_id)
-                .limit(limit)
-                .subquery()
+                select(customers.c.customer_id).where(cond).order_by(order).limit(limit).subquery()
             )
             parts.append(select(part.c.customer_id))
         matched = union(*parts).subquery()

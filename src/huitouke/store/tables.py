@@ -54,6 +54,7 @@ CONTEXT_TABLE_MODULES = (
     "huitouke.store.audit",
     "huitouke.store.stored_settings",
     "huitouke.store.profiles",
+    "huitouke.store.task_tables",
 )
 
 metadata = MetaData(
@@ -88,11 +89,14 @@ customers = Table(
 Index("ix_customers_id_prefix", customers.c.customer_id,
       postgresql_ops={"customer_id": "varchar_pattern_ops"})  # fmt: skip
 Index("ix_customers_phone_prefix", customers.c.phone,
-      postgresql_ops={"phone": "varchar_pattern_ops"})  # fmt: skip
+      postgresql_ops={"phone": "varchar_pattern_ops"},
+      postgresql_include=["customer_id"])  # fmt: skip
 Index("ix_customers_email_prefix", func.lower(customers.c.email),
-      postgresql_ops={"lower_1": "text_pattern_ops"})  # fmt: skip
+      postgresql_ops={"lower_1": "text_pattern_ops"},
+      postgresql_include=["customer_id", "email"])  # fmt: skip
 Index("ix_customers_name_prefix", func.lower(customers.c.name),
-      postgresql_ops={"lower_1": "text_pattern_ops"})  # fmt: skip
+      postgresql_ops={"lower_1": "text_pattern_ops"},
+      postgresql_include=["customer_id", "name"])  # fmt: skip
 
 products = Table(
     "products",

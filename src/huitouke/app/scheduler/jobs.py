@@ -114,18 +114,29 @@ def _loyalty(ctx: JobContext) -> Any:
     return svc.bound(ctx.store)
 
 
+def _ledger_changed(ctx: JobContext) -> None:
+    """After a loyalty job: the loyalty summary's snapshot recomputed, when the store has
+    one (:func:`huitouke.app.snapshots.refresh_after_ledger_change`)."""
+    from huitouke.app.snapshots import refresh_after_ledger_change
+
+    refresh_after_ledger_change(ctx.store, ctx.settings)
+
+
 def _expiry(ctx: JobContext) -> dict[str, Any]:
     out: dict[str, Any] = _loyalty(ctx).expire(ctx.now)
+    _ledger_changed(ctx)
     return out
 
 
 def _tiers(ctx: JobContext) -> dict[str, Any]:
     out: dict[str, Any] = _loyalty(ctx).review_tiers(ctx.now)
+    _ledger_changed(ctx)
     return out
 
 
 def _bonus(ctx: JobContext) -> dict[str, Any]:
     out: dict[str, Any] = _loyalty(ctx).release_bonus(ctx.now)
+    _ledger_changed(ctx)
     return out
 
 

@@ -41,6 +41,7 @@ __all__ = [
 JOB_MODULES: tuple[str, ...] = (
     "huitouke.app.scheduler.jobs",
     "huitouke.app.scheduler.integration_jobs",
+    "huitouke.app.tasks",
 )
 
 

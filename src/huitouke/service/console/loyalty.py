@@ -31,12 +31,14 @@ from sqlalchemy import Connection
 
 from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import fmt_money, fmt_number, fmt_pct
+from huitouke.service.apikeys import scope_allows
 from huitouke.service.console.i18n import translations
 from huitouke.service.console.kit import (
     N_,
     error_page,
     guard,
     lang_of,
+    local_time,
     render,
     request_ctx,
 )
@@ -118,20 +120,19 @@ def _summary_values(
     lo, hi, problem = _period(ctx, start, end)
     t0, t1 = _instants(ctx, lo, hi)
     now = ctx.clock()
-    if redemption_only:
-        red = run_read(
-            ctx.store,
-            lambda conn: loyalty_service(conn, ctx).redemption(conn, start=t0, end=t1),
-        )
-        data: dict[str, Any] = {"liabilities": None, "redemption": red, "tiers": []}
-        currency = ""
-    else:
-        data = run_read(
-            ctx.store,
-            lambda conn: loyalty_service(conn, ctx).summary(conn, as_of=now, start=t0, end=t1),
-        )
-        red = data["redemption"]
-        currency = data["liabilities"]["currency"]
+
+    def read(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+        # from the loyalty_summary snapshot when there is one (huitouke.app.loyalty_summary)
+        from huitouke.app.snapshots import loyalty_summary_view
+
+        return loyalty_summary_view(
+            conn, loyalty_service(conn, ctx), ctx.settings.timezone, as_of=now, lo=lo, hi=hi,
+            start=t0, end=t1, redemption_only=redemption_only,
+        )  # fmt: skip
+
+    data, source = run_read(ctx.store, read)
+    red = data["redemption"]
+    currency = "" if redemption_only else data["liabilities"]["currency"]
     liab = data["liabilities"]
 
     def money(v: str | None) -> str:
@@ -179,6 +180,11 @@ def _summary_values(
         "timezone": ctx.settings.timezone,
         "redemption_chart": json.dumps(_redemption_chart(red, gettext), ensure_ascii=False),
         "tier_chart": json.dumps(tier_chart, ensure_ascii=False),
+        "snapshot": {
+            "state": "live" if source["live"] else ("stale" if source["stale"] else "fresh"),
+            "computed_at": local_time(ctx, source.get("computed_at")),
+        },
+        "can_refresh": scope_allows(session.user.role, "operator"),
     }
 
 
@@ -367,6 +373,9 @@ def coupons_issue(
             request, guarded, status=exc.http_status, error=exc.localized(lang),
             template_id=template, customers_text=customers,
         )  # fmt: skip
+    from huitouke.app.tasks import refresh_later
+
+    refresh_later(ctx.store, ctx.settings, "loyalty_summary", by=guarded.user.name)
     return _coupons_page(request, guarded, step="done", template_id=template, result=result)
 
 

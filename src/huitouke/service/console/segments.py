@@ -53,6 +53,9 @@ router = APIRouter(include_in_schema=False)
 
 #: customers per page of the filtered list
 PAGE_SIZE = 50
+#: matches counted at most (a page shows "10,000+" beyond: counting half a million matches
+#: of the snapshot on every page view costs a second on a million customers)
+COUNT_LIMIT = 10_000
 KIND_TITLES = {"rfm": N_("RFM segments"), "layer": N_("Layers"), "lifecycle": N_("Lifecycle")}
 
 
@@ -160,24 +163,23 @@ def segments_refresh(
     request: Request, csrf_token: str = Form(""), next: str = Form("/segments")
 ) -> Response:
     """Recompute the customer facts snapshot now (operators), through the snapshot use
-    case, so imports and the schedule keep it fresh afterwards. 立即重算快照。"""
-    from huitouke.app.snapshots import refresh_snapshots
-    from huitouke.i18n import t
+    case, as a background task whose progress page returns here when done. 立即重算快照。"""
+    from urllib.parse import quote
+
+    from huitouke.service.console.tasks_page import start_task
 
     guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    reports = refresh_snapshots(ctx.store, ctx.settings, kinds=["customer_facts"])
-    failed = [r for r in reports if r.error]
-    if failed:
-        message = " ".join(
-            t("app.snapshots.refresh_failed", lang, kind=r.kind, code=r.error) for r in failed
-        )
-        return error_page(request, guarded, 409, message)
     target = next if next in ("/segments", "/predictions", "/customers") else "/segments"
-    return secure_headers(RedirectResponse(target, status_code=303))
+    task = start_task(
+        request, guarded, "snapshots.refresh", {"kinds": ["customer_facts"]},
+        key="snapshots.refresh", next_path=target,
+    )  # fmt: skip
+    if isinstance(task, Response):
+        return task
+    location = f"/tasks/{task.task_id}?next={quote(target, safe='/')}"
+    return secure_headers(RedirectResponse(location, status_code=303))
 
 
 def _segment(request: Request, session: Session, kind: str, name: str) -> Any:
@@ -190,10 +192,11 @@ def _segment(request: Request, session: Session, kind: str, name: str) -> Any:
 
 
 def _coupon_page(
-    request: Request, session: Session, segment: Any, *, result: Any = None,
+    request: Request, session: Session, segment: Any, *, task: Any = None,
     error: str | None = None, status: int = 200,
 ) -> Response:  # fmt: skip
     from huitouke.app.customer_facts import segment_members
+    from huitouke.service.console.tasks_page import task_values
     from huitouke.service.programs import loyalty_service
 
     ctx = request_ctx(request)
@@ -205,11 +208,12 @@ def _coupon_page(
         return members, templates
 
     members, templates = run_read(ctx.store, read)
+    values = task_values(request, task, lang) if task is not None else {"task": None}
     return render(
         request, "segment_coupons.html", lang, session=session, status=status,
         kind=segment.kind, name=segment.name, label=segment_label(segment.kind, segment.name, lang),
         members=members, members_shown=fmt_number(members, lang, 0), templates=templates,
-        batch=secrets.token_hex(12), result=result, error=error,
+        batch=secrets.token_hex(12), error=error, **values,
     )  # fmt: skip
 
 
@@ -234,8 +238,12 @@ def segment_coupons_issue(
     batch: str = Form(""),
     csrf_token: str = Form(""),
 ) -> Response:
-    """Issue one coupon to every member (operators); the same batch never issues twice."""
-    from huitouke.app.customer_facts import issue_segment_coupons
+    """Issue one coupon to every member (operators), as a background task whose progress
+    the page polls; the same batch never issues twice, and a second issue to the same
+    segment while one runs is refused (409)."""
+    from huitouke.app.customer_facts import check_segment_batch
+    from huitouke.app.tasks import get_task
+    from huitouke.service.console.tasks_page import start_task
     from huitouke.service.programs import loyalty_service
 
     guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
@@ -246,15 +254,21 @@ def segment_coupons_issue(
         return segment
     ctx = request_ctx(request)
     lang = lang_of(request, guarded)
-    try:
-        result = issue_segment_coupons(
-            ctx.store, lambda conn: loyalty_service(conn, ctx), segment, template, batch=batch
-        )
+    try:  # what can be checked now is, so the page answers at once
+        check_segment_batch(batch)
+        run_read(ctx.store, lambda conn: loyalty_service(conn, ctx).program.template(template))
     except HuitoukeError as exc:
         return _coupon_page(
             request, guarded, segment, error=exc.localized(lang), status=exc.http_status
         )
-    return _coupon_page(request, guarded, segment, result=result)
+    params = {"kind": segment.kind, "name": segment.name, "template": template, "batch": batch}
+    task = start_task(
+        request, guarded, "segment.coupons", params,
+        key=f"segment.coupons:{segment.kind}:{segment.name}",
+    )  # fmt: skip
+    if isinstance(task, Response):
+        return task
+    return _coupon_page(request, guarded, segment, task=get_task(ctx.store, task.task_id))
 
 
 # -- CSV -------------------------------------------------------------------------------------------
@@ -319,17 +333,21 @@ def filtered_customers(
     page = max(page, 1)
 
     def read(conn: Any) -> tuple[Any, list[dict[str, Any]], int]:
-        rows, total = find_customers(conn, f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        rows, total = find_customers(
+            conn, f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, count_limit=COUNT_LIMIT
+        )
         return snapshot_meta(conn), rows, total
 
     meta, rows, total = run_read(ctx.store, read)
     currency = (meta or {}).get("currency") or ctx.settings.currency
     shown = [_listed(ctx, masked(r, session), lang, currency) for r in rows]
+    capped = total > COUNT_LIMIT
+    total = min(total, COUNT_LIMIT)
     pages = max(1, -(-total // PAGE_SIZE))
     return {
         "customers": shown,
         "total": total,
-        "total_shown": fmt_number(total, lang, 0),
+        "total_shown": fmt_number(total, lang, 0) + ("+" if capped else ""),
         "page": page,
         "pages": pages,
         "snapshot": snapshot_state(ctx, meta, lang),

@@ -1,9 +1,10 @@
-"""The console's snapshot controls: ``POST /snapshots/refresh`` recomputes every snapshot
-(:func:`huitouke.app.snapshots.refresh_snapshots`, the use case behind ``huitouke snapshots
-refresh`` and the schedule) for operators and admins, then returns to the page it came from.
-
-The request lasts as long as the refresh (seconds on a small shop, about a minute per ten
-million orders); imports and the schedule are the usual way snapshots are renewed.
+"""The console's snapshot controls: ``POST /snapshots/refresh`` (operators and admins)
+recomputes the snapshots — every kind, or the one named by the form's ``kind`` — through
+:func:`huitouke.app.snapshots.refresh_snapshots`, the use case behind ``huitouke snapshots
+refresh`` and the schedule, as a **background task** (:mod:`huitouke.app.tasks`): the
+answer is at once a redirect to the task's progress (``/tasks/{id}``), which returns to the
+page it came from when the refresh is done. A second refresh while one is queued or running
+is refused (409, showing the running one's progress).
 """
 
 from __future__ import annotations
@@ -11,14 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from huitouke.service.console.kit import (
-    error_page,
-    guard,
-    lang_of,
-    request_ctx,
-    safe_next,
-    secure_headers,
-)
+from huitouke.service.console.kit import error_page, guard, lang_of, safe_next, secure_headers
+from huitouke.service.console.tasks_page import start_task
 
 __all__ = ["router"]
 
@@ -26,21 +21,29 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.post("/snapshots/refresh")
-def refresh(request: Request, csrf_token: str = Form(""), next: str = Form("/")) -> Response:
-    """Recompute the snapshots (operators and admins). 重新计算快照。"""
-    from huitouke.app.snapshots import refresh_snapshots
+def refresh(
+    request: Request, csrf_token: str = Form(""), next: str = Form("/"), kind: str = Form("")
+) -> Response:
+    """Recompute the snapshots in the background (operators and admins). 重新计算快照。"""
+    from urllib.parse import quote
+
+    from huitouke.app.snapshots import REFRESHERS
     from huitouke.i18n import t
 
     guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
-    ctx = request_ctx(request)
-    reports = refresh_snapshots(ctx.store, ctx.settings)
-    failed = [r for r in reports if r.error]
-    if failed:
+    if kind and kind not in REFRESHERS:
+        known = ", ".join(sorted(REFRESHERS))
         lang = lang_of(request, guarded)
-        message = " ".join(
-            t("app.snapshots.refresh_failed", lang, kind=r.kind, code=r.error) for r in failed
-        )
-        return error_page(request, guarded, 409, message)
-    return secure_headers(RedirectResponse(safe_next(next), status_code=303))
+        message = t("app.snapshots.unknown_kind", lang, kind=kind[:64], known=known)
+        return error_page(request, guarded, 422, message)
+    target = safe_next(next)
+    task = start_task(
+        request, guarded, "snapshots.refresh", {"kinds": [kind] if kind else None},
+        key="snapshots.refresh", next_path=target,
+    )  # fmt: skip
+    if isinstance(task, Response):
+        return task
+    location = f"/tasks/{task.task_id}?next={quote(target, safe='/')}"
+    return secure_headers(RedirectResponse(location, status_code=303))
