@@ -27,6 +27,7 @@ from huitouke.app.snapshots import (
     refresh_stale_snapshots,
     register_refresher,
     snapshot_status,
+    stored_currencies,
 )
 from huitouke.service.apikeys import create_api_key
 from huitouke.settings import Settings
@@ -285,3 +286,30 @@ def test_cli_refresh_and_status(shop: dict[str, Any], tmp_path: Path) -> None:
             shown = cards(page)
             for k in CARD_KEYS:
                 assert float(shown[k]["value"]) == head["metrics"][k]["value"], (period, k)
+
+
+def test_the_stored_currencies_come_from_their_snapshot(console: Console, tmp_path: Path) -> None:
+    """The data page's currencies: read live on a store with no snapshot, then from the
+    ``currencies`` snapshot (a live DISTINCT reads every order), refreshed by an import."""
+    from huitouke.app.imports import import_file
+
+    first = tmp_path / "a.csv"
+    first.write_text(
+        "order_id,customer_id,ordered_at,amount,currency\n"
+        "a1,c1,2026-01-05 10:00,100.00,CNY\na2,c2,2026-02-05 10:00,50.00,CNY\n",
+        encoding="utf-8",
+    )
+    import_file(console.store, first, progress=False)
+    assert stored_currencies(console.store) == (["CNY"], None)
+    refresh_snapshots(console.store, console.settings, kinds=["currencies"])
+    found, at = stored_currencies(console.store)
+    assert found == ["CNY"] and at is not None
+    second = tmp_path / "b.csv"
+    second.write_text(
+        "order_id,customer_id,ordered_at,amount,currency\na3,c3,2026-03-05 10:00,70.00,USD\n",
+        encoding="utf-8",
+    )
+    s = import_file(console.store, second, progress=False)
+    assert "currencies" in s.snapshots_refreshed
+    found, later = stored_currencies(console.store)
+    assert found == ["CNY", "USD"] and later is not None and later >= at

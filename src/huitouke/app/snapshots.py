@@ -73,6 +73,7 @@ __all__ = [
     "refresh_stale_snapshots",
     "register_refresher",
     "snapshot_status",
+    "stored_currencies",
 ]
 
 register(
@@ -280,6 +281,37 @@ def _refresh_customer_facts(store: Store, settings: Settings, progress: Progress
 
 
 register_refresher("customer_facts", _refresh_customer_facts)
+
+
+def _refresh_currencies(store: Store, settings: Settings, progress: Progress) -> Payloads:
+    """The currencies of the stored orders (the data page shows them; a live ``DISTINCT``
+    reads every order)."""
+    progress("currencies", 0, 1)
+    found = run_read(store, _currencies_now)
+    progress("currencies", 1, 1)
+    return [({}, {"currencies": found})]
+
+
+def _currencies_now(conn: Connection) -> list[str]:
+    rows = conn.execute(select(tb.orders.c.currency).distinct())
+    return sorted(c for (c,) in rows if c is not None)
+
+
+register_refresher("currencies", _refresh_currencies)
+
+
+def stored_currencies(store: Store) -> tuple[list[str], datetime | None]:
+    """The currencies of the stored orders and when they were computed: from the
+    ``currencies`` snapshot when there is one (``None`` when read live: a store that has
+    none yet)."""
+
+    def read(conn: Connection) -> tuple[list[str], datetime | None]:
+        snap = read_snapshot(conn, "currencies", {})
+        if snap is None:
+            return _currencies_now(conn), None
+        return list(snap.payload["currencies"]), snap.computed_at
+
+    return run_read(store, read)
 
 
 def _refresh_loyalty_summary(store: Store, settings: Settings, progress: Progress) -> Payloads:

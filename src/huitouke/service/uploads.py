@@ -40,7 +40,6 @@ __all__ = [
     "progress_of",
     "rejects_of",
     "start_import",
-    "stored_currencies",
     "wait_for",
 ]
 
@@ -269,10 +268,3 @@ def import_history(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
         )
     rows.sort(key=lambda d: d["started_at"], reverse=True)
     return rows[:limit]
-
-
-def stored_currencies(conn: Connection) -> list[str]:
-    """The currencies of the stored orders."""
-    return sorted(
-        c for (c,) in conn.execute(select(st.orders.c.currency).distinct()) if c is not None
-    )

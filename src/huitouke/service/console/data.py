@@ -76,14 +76,14 @@ def _row_shown(request: Request, row: dict[str, Any], lang: str) -> dict[str, An
 def _data_page(
     request: Request, session: Session, *, status: int = 200, error: str | None = None
 ) -> Response:
-    from huitouke.service.uploads import import_history, stored_currencies
+    from huitouke.app.snapshots import stored_currencies
+    from huitouke.service.uploads import import_history
     from huitouke.store.shop_profile import shop_zone
 
     ctx = request_ctx(request)
     lang = lang_of(request, session)
-    history, currencies = run_read(
-        ctx.store, lambda conn: (import_history(conn, limit=50), stored_currencies(conn))
-    )
+    history = run_read(ctx.store, lambda conn: import_history(conn, limit=50))
+    currencies, _ = stored_currencies(ctx.store)
     return render(
         request, "data.html", lang, session=session, status=status, error=error,
         history=[_row_shown(request, r, lang) for r in history], presets=_presets(),
