@@ -265,7 +265,7 @@ def same_files(a: str, b: str) -> None:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for x, y in ((a, b), (b, a)):
-        n = con.sql(f"SELECT COUNT(*) FROM (FROM {rel(x)} EXCEPT ALL FROM {rel(y)})").fetchone()
+        n = con.execute(f"SELECT COUNT(*) FROM (FROM {rel(x)} EXCEPT ALL FROM {rel(y)})").fetchone()
         assert n is not None and n[0] == 0, f"{n[0] if n else '?'} customer rows differ"
     con.close()
 
