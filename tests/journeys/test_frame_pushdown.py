@@ -20,6 +20,7 @@ from huitouke.journeys.frame import prepare
 from huitouke.journeys.integration import audience_filter_sql, frame_from_parquet
 from huitouke.journeys.loader import builtin_journeys
 from huitouke.journeys.model import Audience, Journey
+from huitouke.store.db import Store
 
 ZONE = "America/New_York"
 AS_OF = date(2026, 3, 9)  # the day after DST starts in New York
@@ -140,3 +141,41 @@ def test_inactive_journeys_read_nobody(tmp_path: Path) -> None:
     write(synthetic_frame(50), path)
     j = builtin_journeys()[0].model_copy(update={"enabled": False})
     assert len(frame_from_parquet(str(path), journeys=[j], as_of=AS_OF)) == 0
+
+
+def test_cli_audience_only_plans_the_same(
+    store: Store, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`journeys run --frame F --audience-only` plans the items of `--frame F`; without
+    --frame the option is refused."""
+    from typer.testing import CliRunner
+
+    from huitouke.cli.analytics_cmd import arrow_of
+    from huitouke.cli.main import app
+    from huitouke.journeys.integration import customers_frame
+    from huitouke.settings import get_settings
+
+    from .test_service_store import AS_OF as STORE_DAY
+    from .test_service_store import seed
+
+    seed(store, n=8)
+    monkeypatch.setenv("HUITOUKE_DATABASE_URL", store_url)
+    monkeypatch.setenv("HUITOUKE_LANG", "en")
+    get_settings.cache_clear()
+    try:
+        frame = customers_frame(store, STORE_DAY, settings=get_settings())
+        frame["attributes"] = [json.dumps(a) for a in frame["attributes"]]
+        path = tmp_path / "frame.parquet"
+        pq.write_table(arrow_of(frame), path)
+        runner = CliRunner()
+        args = ["journeys", "run", "--as-of", STORE_DAY.isoformat(), "--dry-run"]
+        args += ["--format", "json", "--all-builtin", "--frame", str(path)]
+        plain = runner.invoke(app, args)
+        pushed = runner.invoke(app, [*args, "--audience-only"])
+        assert plain.exit_code == pushed.exit_code == 0, pushed.output
+        a, b = json.loads(plain.output), json.loads(pushed.output)
+        assert a["items"] and a["items"] == b["items"]
+        res = runner.invoke(app, [*args[:-2], "--audience-only"])
+        assert getattr(res.exception, "code", None) == "input.conflicting_options"
+    finally:
+        get_settings.cache_clear()
