@@ -17,6 +17,16 @@ Usage::
     python bench/bench_spark.py --engines duckdb --orders 10000000 --customers 2000000 \
         --memory-limit 16GB                      # DuckDB alone at a larger scale
     python bench/bench_spark.py --scoring 1000000   # predictions: Spark scoring customers/s
+    python bench/bench_spark.py --scale --orders 100000000 --customers 20000000 \
+        --engines duckdb --memory-limit 12GB --data /tmp/huitouke-100m
+
+``--scale`` is the path for data larger than memory: the orders are generated in row groups
+(:func:`huitouke.analytics.write_synthetic_orders`, never all in memory) into ``--data``
+(a directory under /tmp, regenerated when its file is missing, deleted by hand when done;
+never committed), DuckDB reads the Parquet itself (``Analytics(path)``: ``read_parquet``,
+``memory_limit`` and spilling), and both engines write the customer rows to Parquet
+(``write_customers``) instead of returning them; the customer files are compared by DuckDB
+(``EXCEPT ALL`` both ways), the rest as without ``--scale``.
 
 ``--scoring C`` generates 3·C orders of C customers and runs the predictions on Spark
 ``local[2]`` (:func:`huitouke.prediction.spark.predict_spark`): the summary and the fit,
@@ -63,6 +73,8 @@ def child(engine: str, parquet: str, out: str) -> None:
         return value
 
     windows = LayerWindows()
+    scale = os.environ.get("BENCH_SCALE") == "1"
+    limit = os.environ.get("BENCH_DUCKDB_MEMORY_LIMIT")
     if engine == "spark":
         from pyspark.sql import SparkSession
 
@@ -75,7 +87,7 @@ def child(engine: str, parquet: str, out: str) -> None:
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.shuffle.partitions", "4")
-                .config("spark.driver.memory", "4g")
+                .config("spark.driver.memory", os.environ.get("BENCH_SPARK_DRIVER", "4g"))
                 .getOrCreate()
             ),
         )
@@ -84,19 +96,33 @@ def child(engine: str, parquet: str, out: str) -> None:
             "read + validate",
             lambda: SparkAnalytics(parquet, timezone=ZONE, windows=windows, session=session),
         )
+    elif scale:  # DuckDB reads the Parquet itself, spilling past the memory limit
+        a = step(
+            "read + validate",
+            lambda: Analytics(parquet, timezone=ZONE, windows=windows, memory_limit=limit),
+        )
     else:
         a = step(
             "read + validate",
-            lambda: Analytics(pq.read_table(parquet), timezone=ZONE, windows=windows),
+            lambda: Analytics(
+                pq.read_table(parquet), timezone=ZONE, windows=windows, memory_limit=limit
+            ),
         )
-        limit = os.environ.get("BENCH_DUCKDB_MEMORY_LIMIT")
-        if limit:  # spilling to a temporary directory past it
-            a._backend._con.execute(f"SET memory_limit = '{limit}'")  # type: ignore[attr-defined]
     step("counted orders", lambda: a.prepare())
     results["metrics"] = step("period metrics, month", lambda: a.metrics_json("month"))
     results["cohorts"] = step("cohorts", lambda: a.cohorts("customers"))
     results["ladder"] = step("ladder", lambda: a.ladder())
-    results["customers"] = step("customers, RFM, layers, lifecycle", lambda: a.customers(AS_OF))
+    if scale:
+        # kept beside the orders (the journeys bench reads the DuckDB one as its frame)
+        data = Path(os.environ.get("BENCH_DATA") or Path(out).parent)
+        target = str(data / f"{engine}-customers-{Path(parquet).stem}.parquet")
+        results["customer_rows"] = step(
+            "customers, RFM, layers, lifecycle",
+            lambda: a.write_customers(AS_OF, target),
+        )
+        results["customers_file"] = target
+    else:
+        results["customers"] = step("customers, RFM, layers, lifecycle", lambda: a.customers(AS_OF))
     results["segments"] = step("segments", lambda: a.segments(AS_OF))
     jvm: dict[str, float] = {}
     if engine == "spark":
@@ -224,11 +250,35 @@ def run_child(engine: str, parquet: str, tmp: Path) -> dict[str, Any]:
     return data
 
 
+def same_files(a: str, b: str) -> None:
+    """Two engines' customer Parquet (a file, or Spark's directory of parts) hold the same
+    rows: DuckDB counts the rows of each that the other lacks."""
+    import duckdb
+
+    def rel(path: str) -> str:
+        return (
+            f"read_parquet('{path}/*.parquet')"
+            if Path(path).is_dir()
+            else f"read_parquet('{path}')"
+        )
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for x, y in ((a, b), (b, a)):
+        n = con.execute(f"SELECT COUNT(*) FROM (FROM {rel(x)} EXCEPT ALL FROM {rel(y)})").fetchone()
+        assert n is not None and n[0] == 0, f"{n[0] if n else '?'} customer rows differ"
+    con.close()
+
+
 def same(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert a["metrics"] == b["metrics"], "metrics differ"
     pd.testing.assert_frame_equal(a["cohorts"], b["cohorts"], check_exact=True)
     pd.testing.assert_frame_equal(a["ladder"], b["ladder"], check_exact=True)
-    pd.testing.assert_frame_equal(a["customers"], b["customers"], check_exact=True)
+    if "customers_file" in a:
+        assert a["customer_rows"] == b["customer_rows"], "customer counts differ"
+        same_files(a["customers_file"], b["customers_file"])
+    else:
+        pd.testing.assert_frame_equal(a["customers"], b["customers"], check_exact=True)
     for k in ("rfm", "layers"):
         pd.testing.assert_frame_equal(a["segments"][k], b["segments"][k], check_exact=True)
 
@@ -242,6 +292,9 @@ def main() -> None:
     ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 16GB")
     ap.add_argument("--scoring", type=int, default=None, metavar="CUSTOMERS")
     ap.add_argument("--scoring-child", nargs=2, metavar=("PARQUET", "OUT"))
+    ap.add_argument("--scale", action="store_true", help="larger than memory (see above)")
+    ap.add_argument("--data", default=None, help="with --scale: directory of the orders file")
+    ap.add_argument("--spark-driver-memory", default="4g")
     args = ap.parse_args()
     if args.child:
         child(*args.child)
@@ -254,13 +307,31 @@ def main() -> None:
         return
     if args.memory_limit:
         os.environ["BENCH_DUCKDB_MEMORY_LIMIT"] = args.memory_limit
+    os.environ["BENCH_SPARK_DRIVER"] = args.spark_driver_memory
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    from huitouke.analytics import synthetic_orders
+    from huitouke.analytics import synthetic_orders, write_synthetic_orders
 
-    with tempfile.TemporaryDirectory() as d:
+    if args.scale:
+        os.environ["BENCH_SCALE"] = "1"
+    with tempfile.TemporaryDirectory(dir=args.data) as d:
         tmp = Path(d)
-        parquet = str(tmp / "orders.parquet")
-        pq.write_table(synthetic_orders(args.orders, args.customers, seed=1), parquet)
+        if args.scale:
+            data = Path(args.data or d)
+            os.environ["BENCH_DATA"] = str(data)
+            parquet = str(data / f"orders-{args.orders}-{args.customers}.parquet")
+            if not Path(parquet).exists():
+                t = time.perf_counter()
+                write_synthetic_orders(parquet + ".part", args.orders, args.customers, seed=1)
+                os.replace(parquet + ".part", parquet)
+                print(
+                    f"generated {args.orders:,} orders / {args.customers:,} customers in "
+                    f"{time.perf_counter() - t:.1f} s: {parquet} "
+                    f"({Path(parquet).stat().st_size / 1024**3:.2f} GiB)",
+                    flush=True,
+                )
+        else:
+            parquet = str(tmp / "orders.parquet")
+            pq.write_table(synthetic_orders(args.orders, args.customers, seed=1), parquet)
         load = os.getloadavg()[0]
         gen = time.perf_counter()
         runs = {e: run_child(e, parquet, tmp) for e in engines}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -78,6 +79,20 @@ class Settings(BaseSettings):
         "local[*]",
         description="Spark master of `--engine spark`: local[N] / local[*] (Spark in this "
         "process's JVM), spark://host:7077, or a Spark Connect URL sc://host:15002.",
+    )
+
+    # --- DuckDB engine -----------------------------------------------------------------
+    duckdb_memory_limit: str | None = Field(
+        None,
+        pattern=r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*$",
+        description="Memory the DuckDB engine's operators may hold (e.g. 12GB, 800MiB); past "
+        "it they spill to duckdb_temp_directory. Empty: DuckDB's default, 80 % of the "
+        "machine's memory. Orders read from Parquet are not held in memory at all.",
+    )
+    duckdb_temp_directory: Path | None = Field(
+        None,
+        description="Where the DuckDB engine spills past duckdb_memory_limit. Empty: "
+        "huitouke-duckdb in the system's temporary directory.",
     )
 
     # --- merchant ----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from huitouke.analytics.segments import (
     LayerWindows,
     LifecycleRules,
 )
-from huitouke.analytics.synthetic import synthetic_orders
+from huitouke.analytics.synthetic import synthetic_orders, write_synthetic_orders
 
 __all__ = [
     "LAYERS",
@@ -45,4 +45,5 @@ __all__ = [
     "periods_between",
     "read_survey",
     "synthetic_orders",
+    "write_synthetic_orders",
 ]

@@ -9,6 +9,7 @@ which.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -38,7 +39,13 @@ from huitouke.analytics.segments import (
     LayerWindows,
     LifecycleRules,
 )
-from huitouke.core.orders import MONEY, ORDERS_SCHEMA, OrderStatus, with_source
+from huitouke.core.orders import (
+    DEFAULT_SOURCE,
+    MONEY,
+    ORDERS_SCHEMA,
+    OrderStatus,
+    with_source,
+)
 from huitouke.errors import InputError
 
 __all__ = ["LINES_COLUMNS", "PERIOD_COLUMNS", "Analytics"]
@@ -95,6 +102,17 @@ DUPLICATES_SQL = (
     "SELECT order_id, COUNT(*) OVER () AS n FROM orders GROUP BY source, order_id "
     "HAVING COUNT(*) > 1 ORDER BY order_id, source LIMIT 5"
 )
+#: The checks of orders an engine reads itself from Parquet (an Arrow table's are made in Python).
+NULLS_SQL = (
+    "SELECT "
+    + ", ".join(
+        f"SUM(CASE WHEN {f.name} IS NULL THEN 1 ELSE 0 END) AS {f.name}"
+        for f in ORDERS_SCHEMA
+        if not f.nullable
+    )
+    + " FROM orders"
+)
+STATUSES_SQL = "SELECT DISTINCT status FROM orders"
 _Q4 = Decimal("0.0001")
 
 
@@ -233,8 +251,16 @@ class Analytics:
         lifecycle_rules: LifecycleRules | None = None,
         threads: int | None = None,
         coverage_end: date | None = None,
+        memory_limit: str | None = None,
+        temp_directory: str | None = None,
+        before: datetime | None = None,
     ) -> None:
         self.zone = _zone(timezone)
+        self._memory_limit = memory_limit
+        self._temp_directory = temp_directory
+        if not hasattr(self, "_source"):  # SparkAnalytics sets its own first
+            self._source = orders
+            self._before = before
         self.timezone = timezone
         self.merge_same_day = merge_same_day
         self.lines = _validate_lines(lines) if lines is not None else None
@@ -244,6 +270,8 @@ class Analytics:
         self._lock = threading.RLock()
         self._materialised: set[str] = set()
         self._customers_cache: tuple[tuple[Any, ...], pa.Table] | None = None
+        #: the customer rows kept in the backend (relation name per as-of and windows)
+        self._customer_tables: dict[tuple[Any, ...], str] = {}
         #: the canonical orders as an Arrow table (None when a backend reads them itself)
         self.orders: pa.Table | None = None
         self._backend: Backend = self._open_backend(threads)
@@ -281,12 +309,118 @@ class Analytics:
             raise
 
     def _open_backend(self, threads: int | None) -> Backend:
-        return DuckDBBackend(threads)
+        memory_limit, temp_directory = self._memory_limit, self._temp_directory
+        if memory_limit is None or temp_directory is None:
+            from huitouke.settings import get_settings
+
+            s = get_settings()
+            memory_limit = memory_limit or s.duckdb_memory_limit
+            temp_directory = temp_directory or (
+                None if s.duckdb_temp_directory is None else str(s.duckdb_temp_directory)
+            )
+        return DuckDBBackend(threads, memory_limit=memory_limit, temp_directory=temp_directory)
 
     def _register_orders(self, orders: Any) -> None:
-        """Check the orders and register them as the relation ``orders``."""
-        self.orders = _validate_orders(orders)
+        """Check the orders and register them as the relation ``orders``: an Arrow table,
+        or a Parquet path / glob (or a list of them) that DuckDB reads itself."""
+        if isinstance(orders, str | os.PathLike | list | tuple):
+            self._register_parquet(orders)
+            return
+        table = _validate_orders(orders)
+        if self._before is not None:
+            table = table.filter(
+                pc.less(
+                    table.column("ordered_at"),
+                    pa.scalar(self._before, pa.timestamp("us", tz="UTC")),
+                )
+            )
+        self.orders = table
         self._backend.register("orders", self.orders)
+
+    def _register_parquet(self, source: Any) -> None:
+        """Orders read by DuckDB from Parquet (``read_parquet``) as they are queried: none of
+        them pass through this process, so they need not fit in its memory. The columns
+        are checked and cast to the canonical types as :func:`_validate_orders` does; a
+        file without ``source`` is the default source's."""
+        backend = self._backend
+        assert isinstance(backend, DuckDBBackend)
+        paths = [str(source)] if isinstance(source, str | os.PathLike) else [str(x) for x in source]
+        files = [os.path.join(x, "**", "*.parquet") if os.path.isdir(x) else x for x in paths]
+        label = ", ".join(paths)
+        listing = "[" + ", ".join(q.lit(f) for f in files) + "]"
+        try:
+            described = backend.query(f"DESCRIBE SELECT * FROM read_parquet({listing})")
+        except Exception as exc:  # missing file, not Parquet, unreadable
+            raise InputError(
+                f"cannot read Parquet orders at {label}: {type(exc).__name__}: {exc}",
+                code="input.bad_file",
+                message_zh=f"无法读取 Parquet 订单 {label}:{exc}",
+                details={"file": label},
+            ) from exc
+        types = {r["column_name"]: str(r["column_type"]).upper() for r in described.to_pylist()}
+        missing = [f.name for f in ORDERS_SCHEMA if f.name not in types and f.name != "source"]
+        if missing:
+            raise InputError(
+                f"the orders at {label} lack column(s) {', '.join(missing)}",
+                code="input.missing_column",
+                message_zh=f"{label} 的订单缺少列:{', '.join(missing)}",
+                details={"missing": missing, "file": label},
+            )
+        selects = []
+        for field in ORDERS_SCHEMA:
+            have = types.get(field.name)
+            if have is None:  # only source: one source's orders, as for an Arrow table
+                selects.append(f"{q.lit(DEFAULT_SOURCE)} AS source")
+                continue
+            if pa.types.is_timestamp(field.type):
+                ok = have == "TIMESTAMP WITH TIME ZONE"
+                want, cast = "an instant (timestamp with a time zone)", "TIMESTAMPTZ"
+            elif pa.types.is_decimal(field.type):
+                ok = have.startswith(("DECIMAL", "BIGINT", "INTEGER", "SMALLINT", "TINYINT"))
+                want, cast = "decimal(18,4)", "DECIMAL(18,4)"
+            else:
+                ok = not have.endswith("[]") and not have.startswith(("STRUCT", "MAP"))
+                want, cast = "string", "VARCHAR"
+            if not ok:
+                raise InputError(
+                    f"column {field.name} of {label} is {have}, expected {want}",
+                    code="input.bad_column_type",
+                    message_zh=f"{label} 的列 {field.name} 的类型为 {have},应为 {want}",
+                    details={"column": field.name, "file": label},
+                )
+            selects.append(f"CAST({field.name} AS {cast}) AS {field.name}")
+        where = ""
+        if self._before is not None:
+            where = f"\nWHERE ordered_at < {q.lit(self._before)}"
+        backend.execute(
+            "CREATE OR REPLACE TEMP VIEW orders AS\nSELECT "
+            + ", ".join(selects)
+            + f"\nFROM read_parquet({listing}){where}"
+        )
+        self._check_read_orders()
+
+    def _check_read_orders(self) -> None:
+        """Empty required values and unknown statuses of orders the backend read itself."""
+        required = [f.name for f in ORDERS_SCHEMA if not f.nullable]
+        counts = self._backend.query(NULLS_SQL).to_pylist()[0]
+        for c in required:
+            n = int(counts[c] or 0)
+            if n:
+                raise InputError(
+                    f"column {c} has {n} empty value(s)",
+                    code="input.null_value",
+                    message_zh=f"列 {c} 有 {n} 个空值",
+                    details={"column": c},
+                )
+        known = {s.value for s in OrderStatus}
+        statuses = {r["status"] for r in self._backend.query(STATUSES_SQL).to_pylist()}
+        if statuses - known:
+            raise InputError(
+                f"unknown order status(es) {sorted(statuses - known)}; expected {sorted(known)}",
+                code="input.bad_status",
+                message_zh=f"未知的订单状态 {sorted(statuses - known)};应为 {sorted(known)}",
+                details={"column": "status"},
+            )
 
     # -- plumbing -------------------------------------------------------------------------------
     def _refuse_duplicate_ids(self) -> None:
@@ -366,14 +500,20 @@ class Analytics:
 
     def _orders_before(self, limit: datetime) -> Any:
         """The orders argument of an engine over the orders placed before ``limit``."""
-        assert self.orders is not None
+        if self.orders is None:  # read from Parquet: the new engine filters as it reads
+            return limit
         keep = pc.less(
             self.orders.column("ordered_at"), pa.scalar(limit, pa.timestamp("us", tz="UTC"))
         )
         return self.orders.filter(keep)
 
     def _derive(self, orders: Any, *, coverage_end: date | None) -> Analytics:
-        """An engine of the same kind and options over other orders."""
+        """An engine of the same kind and options over other orders (or, for orders read
+        from Parquet, over the same files' orders placed before the instant ``orders``)."""
+        before = None
+        if isinstance(orders, datetime):
+            before = orders if self._before is None else min(orders, self._before)
+            orders = self._source
         return Analytics(
             orders,
             timezone=self.timezone,
@@ -383,6 +523,9 @@ class Analytics:
             windows=self.windows,
             lifecycle_rules=self.lifecycle_rules,
             coverage_end=coverage_end,
+            memory_limit=self._memory_limit,
+            temp_directory=self._temp_directory,
+            before=before,
         )
 
     @property
@@ -681,6 +824,41 @@ class Analytics:
             self._customers_cache = (key, table)
         return table
 
+    def _customer_table(self, as_of: date | datetime, windows: LayerWindows | None) -> str:
+        """The name of a backend relation holding :meth:`customers`' rows (no P(alive)),
+        computed once per as-of and windows and kept by the backend (DuckDB spills it past
+        its memory limit; Spark caches it)."""
+        as_of = self._check_as_of(as_of)
+        w = self._windows(windows)
+        key = (as_of, w)
+        with self._lock:
+            name = self._customer_tables.get(key)
+            if name is None:
+                self._ensure("counted", *(["category_orders"] if self.lines is not None else []))
+                name = f"customer_table_{len(self._customer_tables)}"
+                sql = q.customers_sql(
+                    as_of,
+                    w,
+                    self.lifecycle_rules,
+                    with_lines=self.lines is not None,
+                    with_p_alive=False,
+                )
+                self._backend.materialise(q.Step(name, sql))
+                self._customer_tables[key] = name
+        return name
+
+    def write_customers(
+        self, as_of: date | datetime, path: str, *, windows: LayerWindows | None = None
+    ) -> int:
+        """Write :meth:`customers`' rows (no P(alive)) to Parquet at ``path`` — a file on
+        DuckDB, a directory of part files on Spark — without bringing them into this
+        process; returns the number of rows. The rows stay in the backend for
+        :meth:`segments` of the same day."""
+        name = self._customer_table(as_of, windows)
+        with self._lock:
+            self._backend.write_parquet(f"SELECT * FROM {name} ORDER BY customer_id", path)
+            return int(self.sql(f"SELECT COUNT(*) AS n FROM {name}").to_pylist()[0]["n"])
+
     def _check_as_of(self, as_of: date | datetime) -> date | datetime:
         if isinstance(as_of, datetime) and as_of.tzinfo is None:
             raise InputError(
@@ -744,15 +922,24 @@ class Analytics:
                     sums[name] = sums.get(name, Decimal(0)) + spend
                 return counts, sums
         else:
-            rows_table = self._customers_arrow(as_of, windows)
-            total = rows_table.num_rows
+            key = (self._check_as_of(as_of), self._windows(windows))
+            cached = self._customers_cache
+            if cached is not None and cached[0] == key:
+                with self._lock:
+                    self._backend.register("customer_rows", cached[1])
+                relation = "customer_rows"
+            else:
+                # computed and kept by the backend: the rows never come into this process
+                relation = self._customer_table(as_of, windows)
+            total = int(self.sql(f"SELECT COUNT(*) AS n FROM {relation}").to_pylist()[0]["n"])
 
             def counts_sums(col: str) -> tuple[dict[str, int], dict[str, Decimal]]:
                 with self._lock:
-                    self._backend.register("customer_rows", rows_table)
+                    if relation == "customer_rows":
+                        self._backend.register("customer_rows", cached[1])  # type: ignore[index]
                     res = self.sql(
                         f"SELECT {col} AS name, COUNT(*) AS n, SUM(spend) AS revenue "
-                        f"FROM customer_rows GROUP BY {col}"
+                        f"FROM {relation} GROUP BY {col}"
                     ).to_pylist()
                 return {r["name"]: r["n"] for r in res}, {r["name"]: r["revenue"] for r in res}
 

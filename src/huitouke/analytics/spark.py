@@ -33,10 +33,15 @@ import pyarrow.compute as pc
 
 from huitouke.analytics import sql as q
 from huitouke.analytics.backends import Backend
-from huitouke.analytics.engine import Analytics, _validate_orders
+from huitouke.analytics.engine import (  # noqa: F401  (the checks, re-exported)
+    NULLS_SQL,
+    STATUSES_SQL,
+    Analytics,
+    _validate_orders,
+)
 from huitouke.analytics.portable import assert_portable
 from huitouke.analytics.segments import LayerWindows, LifecycleRules
-from huitouke.core.orders import DEFAULT_SOURCE, ORDERS_SCHEMA, OrderStatus
+from huitouke.core.orders import DEFAULT_SOURCE, ORDERS_SCHEMA
 from huitouke.errors import ConfigError, InputError
 
 __all__ = [
@@ -66,19 +71,6 @@ _SPARK_TYPES = {
     "channel": "STRING",
     "source": "STRING",
 }
-
-
-#: The checks of orders Spark reads itself (the Arrow table's are made in Python).
-NULLS_SQL = (
-    "SELECT "
-    + ", ".join(
-        f"SUM(CASE WHEN {f.name} IS NULL THEN 1 ELSE 0 END) AS {f.name}"
-        for f in ORDERS_SCHEMA
-        if not f.nullable
-    )
-    + " FROM orders"
-)
-STATUSES_SQL = "SELECT DISTINCT status FROM orders"
 
 
 def _java() -> str | None:
@@ -250,6 +242,9 @@ class SparkBackend:
         table: pa.Table = self.session.sql(self.spark_sql(sql)).toArrow()
         return table
 
+    def write_parquet(self, sql: str, path: str) -> None:
+        self.session.sql(self.spark_sql(sql)).write.mode("overwrite").parquet(path)
+
     def close(self) -> None:
         for view in self._cached:
             self.session.sql(f"UNCACHE TABLE IF EXISTS {view}")
@@ -346,29 +341,6 @@ class SparkAnalytics(Analytics):
 
     def _read_parquet(self, path: str) -> Any:
         return orders_frame(self._session, path)
-
-    def _check_read_orders(self) -> None:
-        """Empty required values and unknown statuses of orders Spark read itself."""
-        required = [f.name for f in ORDERS_SCHEMA if not f.nullable]
-        counts = self._backend.query(NULLS_SQL).to_pylist()[0]
-        for c in required:
-            n = int(counts[c] or 0)
-            if n:
-                raise InputError(
-                    f"column {c} has {n} empty value(s)",
-                    code="input.null_value",
-                    message_zh=f"列 {c} 有 {n} 个空值",
-                    details={"column": c},
-                )
-        known = {s.value for s in OrderStatus}
-        statuses = {r["status"] for r in self._backend.query(STATUSES_SQL).to_pylist()}
-        if statuses - known:
-            raise InputError(
-                f"unknown order status(es) {sorted(statuses - known)}; expected {sorted(known)}",
-                code="input.bad_status",
-                message_zh=f"未知的订单状态 {sorted(statuses - known)};应为 {sorted(known)}",
-                details={"column": "status"},
-            )
 
     def _orders_before(self, limit: datetime) -> Any:
         return limit

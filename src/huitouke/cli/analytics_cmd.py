@@ -428,6 +428,16 @@ class _Ctx:
     loaded: Loaded
     #: the orders as a Spark DataFrame when Spark reads them itself (Parquet, --table)
     spark_orders: Any = None
+    #: the Parquet file DuckDB reads itself (its orders are not in ``loaded``)
+    parquet: Path | None = None
+    timezone: str | None = None
+
+    def model_orders(self) -> pa.Table:
+        """The orders as an Arrow table, for the in-process model fit: read from the
+        Parquet file when DuckDB reads it itself (the fit needs them in this process)."""
+        if self.parquet is None:
+            return self.loaded.orders
+        return load_orders(self.parquet, preset=None, timezone=self.timezone).orders
 
 
 def _open(
@@ -456,7 +466,15 @@ def _open(
             details={"option": "--table"},
         )
     spark_orders: Any = None
-    if session is not None and (table is not None or direct_parquet(path, preset)):
+    parquet: Path | None = None
+    if session is None and direct_parquet(path, preset):
+        from huitouke.core.orders import ORDERS_SCHEMA
+
+        # DuckDB reads the file itself (read_parquet): the orders never pass through this
+        # process, and past the memory limit its operators spill to disk
+        parquet = path
+        loaded = Loaded(ORDERS_SCHEMA.empty_table(), None, str(path))
+    elif session is not None and (table is not None or direct_parquet(path, preset)):
         from huitouke.analytics.spark import orders_frame
         from huitouke.core.orders import ORDERS_SCHEMA
 
@@ -484,7 +502,7 @@ def _open(
             loaded.orders if spark_orders is None else source, session=session, **options
         )
     else:
-        a = Analytics(loaded.orders, **options)
+        a = Analytics(loaded.orders if parquet is None else str(parquet), **options)
     lang = lang or s.lang
     if lang not in ("zh", "en"):
         raise InputError(
@@ -492,7 +510,7 @@ def _open(
             code="input.bad_lang",
             message_zh=f"--lang 只能是 zh 或 en,实际为 {lang!r}",
         )
-    return _Ctx(a, lang, loaded, spark_orders)
+    return _Ctx(a, lang, loaded, spark_orders, parquet, timezone)
 
 
 def _as_of(ctx: _Ctx, value: str | None) -> date:
@@ -680,7 +698,7 @@ def register(app: typer.Typer) -> None:
             )
         view = customer_frame(
             ctx.analytics,
-            ctx.loaded.orders,
+            ctx.model_orders() if predict and run is None else ctx.loaded.orders,
             as_of=day,
             timezone=zone,
             model=model,

@@ -201,6 +201,13 @@ def run_cmd(
         help="Read the customers frame from Parquet (a file or Spark's directory of parts) "
         "instead of computing it from the store. 从 Parquet 读取客户表(文件或 Spark 输出目录)。",
     ),
+    audience_only: bool = typer.Option(
+        False,
+        "--audience-only",
+        help="With --frame: read only the customers some journey's audience can hold (the "
+        "filters run in DuckDB on the file; the summary then counts only them). "
+        "配合 --frame:只读取可能属于某旅程受众的顾客(筛选在 DuckDB 中对文件执行)。",
+    ),
 ) -> None:
     """Evaluate journeys: who gets what today, and why not for the rest. 运行旅程(或试运行)。"""
     from huitouke.journeys.loader import builtin_journeys, load_journeys
@@ -231,7 +238,18 @@ def run_cmd(
     if frame_path is not None:
         from huitouke.journeys.integration import frame_from_parquet
 
-        customers = frame_from_parquet(str(frame_path))
+        customers = frame_from_parquet(
+            str(frame_path),
+            journeys=list(journeys.values()) if audience_only and customer is None else None,
+            as_of=day,
+        )
+    elif audience_only:
+        raise InputError(
+            "--audience-only reads a customers frame file: it needs --frame",
+            code="input.conflicting_options",
+            message_zh="--audience-only 读取客户表文件,需要 --frame",
+            details={"option": "--audience-only"},
+        )
     if customer is not None:
         from huitouke.journeys.integration import customers_frame
 
