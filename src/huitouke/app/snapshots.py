@@ -30,6 +30,11 @@ scheduler's entry); :func:`refresh_after_import`, which
 :func:`huitouke.app.imports.import_file` calls after every import, recomputes the kinds the
 store already has (a store that never had a snapshot pays nothing; its pages compute live
 until the first refresh). A refresh that fails leaves the previous snapshot in place (stale).
+
+**The journeys' results** (``journey_results``) are computed for the merchant's today and
+are stale when assignments, sent messages, link clicks or orders changed since
+(:func:`journey_activity`: index look-ups) or the day moved on; a journey run recomputes them
+(:func:`refresh_after_journey_run`) when the store has them.
 """
 
 from __future__ import annotations
