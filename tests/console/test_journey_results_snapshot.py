@@ -256,9 +256,25 @@ def test_a_new_assignment_send_click_or_order_marks_it_stale(console: Console) -
         c.__exit__(None, None, None)
 
 
-def test_a_run_refreshes_only_a_store_that_has_the_snapshot(console: Console) -> None:
+def test_a_run_refreshes_only_a_store_that_has_the_snapshot(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _seed(console, n=6)
     assert refresh_after_journey_run(console.store, console.settings, now=console.clock) == []
     _refresh(console)
     [report] = refresh_after_journey_run(console.store, console.settings, now=console.clock)
     assert report.kind == "journey_results" and report.error is None
+    with console.store.connect() as conn:
+        before = read_snapshot(conn, "journey_results", _params(console))
+    assert before is not None and before.payload["rows"] == []
+    # `huitouke journeys run` (not a dry run) recomputes it: the new assignments are in it
+    from huitouke.journeys import repo
+
+    with console.store.begin() as conn:
+        repo.set_enabled(conn, "second_order", True)
+    _cli(console, monkeypatch, "journeys", "run", "--as-of", AS_OF, "--format", "json")
+    with console.store.connect() as conn:
+        after = read_snapshot(conn, "journey_results", _params(console))
+        assigned = conn.execute(select(journey_assignments.c.customer_id)).all()
+    assert assigned and after is not None and after.computed_at != before.computed_at
+    assert sum(r["audience"] for r in after.payload["rows"]) == len(assigned)
