@@ -9,7 +9,9 @@ Every action goes through the use cases the REST API and the CLI use: the journe
 :func:`huitouke.journeys.service.run_journeys`, messaging's
 :func:`~huitouke.messaging.outbox.retry_messages` and
 :func:`huitouke.journeys.results.journey_results` (the numbers of ``huitouke journeys
-results``).
+results``), read from the ``journey_results`` snapshot for the merchant's today
+(:func:`huitouke.app.snapshots.journey_results_view`; live for another day or a store
+with none yet).
 
 Routes: ``GET /journeys``; ``GET /journeys/new`` (``?segment=rfm|layer|lifecycle:<name>``),
 ``POST /journeys/new``; ``POST /journeys/validate`` (htmx: the errors, nothing saved);
