@@ -30,6 +30,11 @@ scheduler's entry); :func:`refresh_after_import`, which
 :func:`huitouke.app.imports.import_file` calls after every import, recomputes the kinds the
 store already has (a store that never had a snapshot pays nothing; its pages compute live
 until the first refresh). A refresh that fails leaves the previous snapshot in place (stale).
+
+**The journeys' results** (``journey_results``) are computed for the merchant's today and
+are stale when assignments, sent messages, link clicks or orders changed since
+(:func:`journey_activity`: index look-ups) or the day moved on; a journey run recomputes them
+(:func:`refresh_after_journey_run`) when the store has them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -63,11 +69,15 @@ __all__ = [
     "Snapshot",
     "SnapshotView",
     "fingerprint",
+    "journey_activity",
+    "journey_results_params",
+    "journey_results_view",
     "loyalty_summary_view",
     "overview_params",
     "overview_view",
     "read_snapshot",
     "refresh_after_import",
+    "refresh_after_journey_run",
     "refresh_after_ledger_change",
     "refresh_snapshots",
     "refresh_stale_snapshots",
@@ -355,6 +365,135 @@ def _loyalty_summary_changed(conn: Connection, snap: Snapshot) -> bool:
 register_refresher("loyalty_summary", _refresh_loyalty_summary, changed=_loyalty_summary_changed)
 
 
+#: the journeys' results (holdout uplift, interval, revenue, cost, ROI) for the merchant's day
+JOURNEY_RESULTS = "journey_results"
+
+
+def journey_results_params(settings: Settings) -> dict[str, Any]:
+    """The parameters of the journeys' results snapshot under ``settings`` (the settings
+    ``huitouke journeys results`` and the console use: a changed setting finds none)."""
+    return {
+        "window_days": settings.attribution_window_days,
+        "timezone": settings.timezone,
+        "price_per_segment": str(settings.sms_price_per_segment),
+        "currency": settings.currency,
+    }
+
+
+def journey_activity(conn: Connection) -> dict[str, int]:
+    """What the journeys' results are computed from besides the orders, in index look-ups:
+    the assignments (a count of the primary key), the sent messages (a count on the
+    ``ix_outbox_due`` range ``status = 'sent'``) and the newest link click (the primary
+    key's maximum)."""
+    from huitouke.journeys.tables import journey_assignments as ja
+    from huitouke.measurement.tables import link_clicks
+    from huitouke.messaging.tables import outbox
+
+    assigned = conn.execute(select(func.count()).select_from(ja)).scalar_one()
+    sent = conn.execute(
+        select(func.count()).select_from(outbox).where(outbox.c.status == "sent")
+    ).scalar_one()
+    click = conn.execute(select(func.max(link_clicks.c.click_id))).scalar()
+    return {"assignments": int(assigned), "sent": int(sent), "clicks": int(click or 0)}
+
+
+def _json_safe(value: Any) -> Any:
+    """Decimals as strings (as ``huitouke journeys results --format json`` prints them),
+    numpy numbers as Python numbers."""
+    from decimal import Decimal
+
+    def default(v: Any) -> Any:
+        if isinstance(v, Decimal):
+            return str(v)
+        if hasattr(v, "item"):  # numpy scalars
+            return v.item()
+        return str(v)
+
+    return json.loads(json.dumps(value, default=default))
+
+
+#: the clock of the refresh under way (``refresh_snapshots(now=…)``: the app's clock), for
+#: kinds computed for "today"
+_CLOCK: ContextVar[Callable[[], datetime] | None] = ContextVar("snapshot_clock", default=None)
+
+
+def _merchant_today(timezone: str) -> date:
+    from zoneinfo import ZoneInfo
+
+    clock = _CLOCK.get() or (lambda: datetime.now(UTC))
+    return clock().astimezone(ZoneInfo(timezone)).date()
+
+
+def _journey_results_now(conn: Connection, settings: Settings, day: date) -> list[dict[str, Any]]:
+    from huitouke.journeys.results import journey_results
+
+    return journey_results(
+        conn,
+        day,
+        window_days=settings.attribution_window_days,
+        timezone=settings.timezone,
+        price_per_segment=settings.sms_price_per_segment,
+        currency=settings.currency,
+    )
+
+
+def _refresh_journey_results(store: Store, settings: Settings, progress: Progress) -> Payloads:
+    """Every journey's results for the merchant's today, with the activity marks read
+    before them (so a change during the computation shows as stale)."""
+    day = _merchant_today(settings.timezone)
+    progress(JOURNEY_RESULTS, 0, 1)
+
+    def read(conn: Connection) -> Payloads:
+        mark = journey_activity(conn)
+        rows = _json_safe(_journey_results_now(conn, settings, day))
+        payload = {"as_of": day.isoformat(), "rows": rows, "activity": mark}
+        return [(journey_results_params(settings), payload)]
+
+    out = run_read(store, read)
+    progress(JOURNEY_RESULTS, 1, 1)
+    return out
+
+
+def _journey_activity_changed(conn: Connection, snap: Snapshot) -> bool:
+    """Assignments, sent messages, link clicks or orders changed since."""
+    payload = snap.payload if isinstance(snap.payload, dict) else {}
+    return payload.get("activity") != journey_activity(conn) or not snap.fingerprint.same_orders(
+        fingerprint(conn)
+    )
+
+
+def _journey_results_changed(conn: Connection, snap: Snapshot) -> bool:
+    """What the results were computed from changed since, or the merchant's day is no
+    longer the snapshot's (a scheduler's stale refresh computes the new day)."""
+    payload = snap.payload if isinstance(snap.payload, dict) else {}
+    zone = str(snap.params.get("timezone") or "UTC")
+    return payload.get("as_of") != _merchant_today(zone).isoformat() or _journey_activity_changed(
+        conn, snap
+    )
+
+
+register_refresher(JOURNEY_RESULTS, _refresh_journey_results, changed=_journey_results_changed)
+
+
+def journey_results_view(
+    conn: Connection, settings: Settings, as_of: date
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The journeys' results for ``as_of`` (rows as ``huitouke journeys results --format
+    json`` prints them) and where they came from: ``{"live": False, "computed_at",
+    "stale"}`` from the snapshot when it holds that day, else ``{"live": True}`` computed now
+    (another day, or no snapshot yet)."""
+    snap = read_snapshot(conn, JOURNEY_RESULTS, journey_results_params(settings))
+    payload = snap.payload if snap is not None and isinstance(snap.payload, dict) else None
+    if snap is None or payload is None or payload.get("as_of") != as_of.isoformat():
+        return _json_safe(_journey_results_now(conn, settings, as_of)), {"live": True}
+    state = {
+        "live": False,
+        "computed_at": snap.computed_at,
+        "stale": _journey_activity_changed(conn, snap),
+    }
+    return list(payload.get("rows") or []), state
+
+
 def _unknown_kind(kind: str) -> InputError:
     known = ", ".join(sorted(REFRESHERS))
     return InputError(
@@ -383,7 +522,6 @@ def refresh_snapshots(
     (what a scheduler calls). A kind whose computation fails (e.g. orders in several
     currencies) keeps its previous snapshots and is reported with the error's code; the
     other kinds are still refreshed."""
-    from huitouke.errors import HuitoukeError
 
     wanted = list(REFRESHERS) if kinds is None else list(kinds)
     for kind in wanted:
@@ -391,6 +529,23 @@ def refresh_snapshots(
             raise _unknown_kind(kind)
     clock = now or (lambda: datetime.now(UTC))
     report = progress or _no_progress
+    token = _CLOCK.set(clock)
+    try:
+        return _refresh(store, settings, wanted, only_stale, clock, report)
+    finally:
+        _CLOCK.reset(token)
+
+
+def _refresh(
+    store: Store,
+    settings: Settings,
+    wanted: list[str],
+    only_stale: bool,
+    clock: Callable[[], datetime],
+    report: Progress,
+) -> list[RefreshReport]:
+    from huitouke.errors import HuitoukeError
+
     reports: list[RefreshReport] = []
     for kind in wanted:
         before = run_read(store, lambda conn: fingerprint(conn, count=True))
@@ -469,6 +624,27 @@ def refresh_after_ledger_change(
     if have is None:
         return []
     return refresh_snapshots(store, settings, kinds=["loyalty_summary"], progress=progress)
+
+
+def refresh_after_journey_run(
+    store: Store,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> list[RefreshReport]:
+    """After a journey run that wrote assignments or messages (the console's run,
+    ``huitouke journeys run``, the scheduler's ``journeys`` job): recompute the journeys'
+    results when the store has that snapshot (one look-up otherwise)."""
+    have = run_read(
+        store,
+        lambda conn: conn.execute(
+            select(snapshots.c.kind).where(snapshots.c.kind == JOURNEY_RESULTS).limit(1)
+        ).first(),
+    )
+    if have is None:
+        return []
+    return refresh_snapshots(store, settings, kinds=[JOURNEY_RESULTS], progress=progress, now=now)
 
 
 @dataclass(frozen=True)

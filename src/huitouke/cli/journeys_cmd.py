@@ -270,6 +270,10 @@ def run_cmd(
         recommender=None,
         explain_all=customer is not None,
     )
+    if not dry_run:
+        from huitouke.app.snapshots import refresh_after_journey_run
+
+        refresh_after_journey_run(store, settings)
     if fmt == "json":
         _echo_json(res.to_json(settings.lang, limit=limit))
         return

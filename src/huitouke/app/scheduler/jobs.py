@@ -74,6 +74,9 @@ def _journeys(ctx: JobContext) -> dict[str, Any]:
         loyalty=loyalty,
         run_by=f"scheduler {ctx.holder}",
     )
+    from huitouke.app.snapshots import refresh_after_journey_run
+
+    refresh_after_journey_run(ctx.store, ctx.settings, now=lambda: ctx.now)
     failed = {f["journey_id"]: f["code"] for f in res.failures}
     out = {
         "day": day.isoformat(),

@@ -9,7 +9,9 @@ Every action goes through the use cases the REST API and the CLI use: the journe
 :func:`huitouke.journeys.service.run_journeys`, messaging's
 :func:`~huitouke.messaging.outbox.retry_messages` and
 :func:`huitouke.journeys.results.journey_results` (the numbers of ``huitouke journeys
-results``).
+results``), read from the ``journey_results`` snapshot for the merchant's today
+(:func:`huitouke.app.snapshots.journey_results_view`; live for another day or a store
+with none yet).
 
 Routes: ``GET /journeys``; ``GET /journeys/new`` (``?segment=rfm|layer|lifecycle:<name>``),
 ``POST /journeys/new``; ``POST /journeys/validate`` (htmx: the errors, nothing saved);
@@ -96,20 +98,29 @@ def _last_runs(conn: Connection) -> dict[str, Any]:
     return {jid: at for jid, at in conn.execute(q)}
 
 
-def _results(request: Request, conn: Connection, as_of: date) -> dict[str, dict[str, Any]]:
-    """``huitouke journeys results`` for ``as_of``, by journey (the same call)."""
-    from huitouke.journeys.results import journey_results
+def _results(
+    request: Request, conn: Connection, as_of: date
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """``huitouke journeys results`` for ``as_of``, by journey, and where they came from:
+    the ``journey_results`` snapshot when it holds that day (the merchant's today), else
+    computed live (:func:`huitouke.app.snapshots.journey_results_view`)."""
+    from huitouke.app.snapshots import journey_results_view
 
-    s = request_ctx(request).settings
-    rows = journey_results(
-        conn,
-        as_of,
-        window_days=s.attribution_window_days,
-        timezone=s.timezone,
-        price_per_segment=s.sms_price_per_segment,
-        currency=s.currency,
-    )
-    return {r["journey_id"]: r for r in rows}
+    ctx = request_ctx(request)
+    rows, state = journey_results_view(conn, ctx.settings, as_of)
+    return {r["journey_id"]: r for r in rows}, state
+
+
+def _snapshot_state(request: Request, session: Session, state: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot status the templates show (``_journey_snapshot.html``)."""
+    from huitouke.service.apikeys import scope_allows
+
+    ctx = request_ctx(request)
+    return {
+        "state": "live" if state["live"] else ("stale" if state["stale"] else "fresh"),
+        "computed_at": None if state["live"] else local_time(ctx, state["computed_at"]),
+        "can_refresh": scope_allows(session.user.role, "operator"),
+    }
 
 
 def _find(conn: Connection, journey_id: str) -> dict[str, Any]:
@@ -154,11 +165,11 @@ def journeys_page(request: Request) -> Response:
     lang = lang_of(request, guarded)
     as_of = _today(request)
 
-    def read(conn: Connection) -> list[dict[str, Any]]:
+    def read(conn: Connection) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         rows = repo.all_journeys(conn)
         counts = status_counts(conn)
         last = _last_runs(conn)
-        results = _results(request, conn, as_of)
+        results, state = _results(request, conn, as_of)
         out = []
         for r in rows:
             j: Journey = r["journey"]
@@ -181,16 +192,17 @@ def journeys_page(request: Request) -> Response:
                     else _signed_pct(res["incremental_repurchase"], lang),
                 }
             )
-        return out
+        return out, state
 
-    rows = run_read(ctx.store, read)
+    rows, state = run_read(ctx.store, read)
     nexts = _next_runs(request)
     for row in rows:
         at = nexts.get(row["id"])
         row["next_run"] = None if at is None else local_time(ctx, at)
     return render(
         request, "journeys.html", lang, session=guarded, journeys=rows, as_of=as_of.isoformat(),
-        timezone=ctx.settings.timezone,
+        timezone=ctx.settings.timezone, snapshot=_snapshot_state(request, guarded, state),
+        next_url="/journeys",
     )  # fmt: skip
 
 
@@ -387,6 +399,7 @@ def _journey_values(
 
     def read(conn: Connection) -> dict[str, Any]:
         row = _find(conn, journey_id)
+        results, state = _results(request, conn, as_of)
         counts = status_counts(conn, journey_id=journey_id).get(journey_id, {})
         failures = list_messages(
             conn, status=list(FAILED_STATUSES), journey_id=journey_id, limit=100
@@ -396,7 +409,8 @@ def _journey_values(
             "counts": counts,
             "failures": failures,
             "last_run": _last_runs(conn).get(journey_id),
-            "result": _results(request, conn, as_of).get(journey_id),
+            "result": results.get(journey_id),
+            "state": state,
         }
 
     data = run_read(ctx.store, read)
@@ -427,6 +441,8 @@ def _journey_values(
         "result": res,
         "result_shown": None if res is None else _result_shown(res, lang),
         "timezone": ctx.settings.timezone,
+        "snapshot": _snapshot_state(request, session, data["state"]),
+        "next_url": f"/journeys/{journey_id}",
     }
 
 
@@ -563,6 +579,14 @@ def journey_preview(request: Request, journey_id: str, as_of: str | None = None)
     )  # fmt: skip
 
 
+def _after_run(request: Request) -> None:
+    """The journeys' results snapshot recomputed when the store has one."""
+    from huitouke.app.snapshots import refresh_after_journey_run
+
+    ctx = request_ctx(request)
+    refresh_after_journey_run(ctx.store, ctx.settings, now=ctx.clock)
+
+
 @router.post("/journeys/{journey_id}/run")
 def journey_run(
     request: Request, journey_id: str, as_of: str = Form(""), csrf_token: str = Form("")
@@ -585,6 +609,7 @@ def journey_run(
                 status=409, **values,
             )  # fmt: skip
         res = _run(request, row["journey"], day, dry_run=False)
+        _after_run(request)
         values = _journey_values(request, guarded, journey_id, day)
     except HuitoukeError as exc:
         return error_page(request, guarded, exc.http_status, exc.localized(lang))

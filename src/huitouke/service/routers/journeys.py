@@ -212,6 +212,10 @@ def run(
         dry_run=body.dry_run,
         loyalty=loyalty,
     )
+    if not body.dry_run:
+        from huitouke.app.snapshots import refresh_after_journey_run
+
+        refresh_after_journey_run(ctx.store, ctx.settings)
     return res.to_json(lang, limit=body.limit)
 
 
