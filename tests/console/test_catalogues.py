@@ -93,3 +93,14 @@ def test_cookie_secure_setting_is_checked() -> None:
     assert isinstance(err, ConfigError) and err.code == "settings.invalid"
     assert "HUITOUKE_CONSOLE_COOKIE_SECURE='sometimes'" in err.message
     assert "只能是 auto、always 或 never" in err.message_zh
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+def test_no_text_is_in_a_catalogue_twice(lang: str) -> None:
+    """A text written twice (two changes adding it) keeps only its first translation when
+    read — the second, maybe different, would be silently ignored: refuse it."""
+    path = CONSOLE / "locale" / lang / "LC_MESSAGES" / "console.po"
+    ids = re.findall(r'^msgid ((?:".*"\n)+)', path.read_text(encoding="utf-8"), re.M)
+    seen: set[str] = set()
+    twice = sorted({i.strip() for i in ids if i in seen or seen.add(i)} - {'""'})
+    assert twice == [], f"{path.name} ({lang}) has these texts twice: {twice}"
