@@ -27,12 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from huitouke.connectors import douyin
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import PlatformError
-from huitouke.connectors.pull import WindowedPuller
+from huitouke.connectors.pull import WindowedPuller, redacted
 from huitouke.connectors.youzan import wire_time
 
 __all__ = ["LIST_METHOD", "DouyinPuller"]
@@ -81,17 +81,7 @@ class DouyinPuller(WindowedPuller):
         self.now = now
 
     def _redact(self, exc: PlatformError) -> PlatformError:
-        def clean(s: Any) -> Any:
-            if not isinstance(s, str):
-                return s
-            return s.replace(quote(self.token, safe=""), "***").replace(self.token, "***")
-
-        return PlatformError(
-            clean(exc.message),
-            code=exc.code,
-            message_zh=clean(exc.message_zh),
-            details={k: clean(v) for k, v in exc.details.items()},
-        )
+        return redacted(exc, self.token)
 
     def signed(self, method: str, params: Mapping[str, Any]) -> tuple[str, bytes]:
         """The request's path with its signed query, and its body."""

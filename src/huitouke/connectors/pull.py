@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from huitouke.connectors import shopify, woocommerce
 from huitouke.connectors.http import JsonClient
@@ -40,6 +41,7 @@ __all__ = [
     "WindowedPuller",
     "WooPuller",
     "basic_auth",
+    "redacted",
     "throttle_wait",
 ]
 
@@ -55,6 +57,23 @@ class Page:
 
     orders: list[Mapping[str, Any]]
     latest: datetime | None
+
+
+def redacted(exc: PlatformError, secret: str, *, safe: str = "") -> PlatformError:
+    """``exc`` with ``secret`` (as sent in a URL, ``quote(secret, safe)``, and as it is)
+    blanked out of its messages and details."""
+
+    def clean(s: Any) -> Any:
+        if not isinstance(s, str):
+            return s
+        return s.replace(quote(secret, safe=safe), "***").replace(secret, "***")
+
+    return PlatformError(
+        clean(exc.message),
+        code=exc.code,
+        message_zh=clean(exc.message_zh),
+        details={k: clean(v) for k, v in exc.details.items()},
+    )
 
 
 class WindowedPuller:

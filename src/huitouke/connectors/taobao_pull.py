@@ -29,12 +29,11 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from huitouke.connectors import taobao
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import PlatformError
-from huitouke.connectors.pull import WindowedPuller
+from huitouke.connectors.pull import WindowedPuller, redacted
 
 __all__ = ["TaobaoPuller"]
 
@@ -75,17 +74,7 @@ class TaobaoPuller(WindowedPuller):
         self.now = now
 
     def _redact(self, exc: PlatformError) -> PlatformError:
-        def clean(s: Any) -> Any:
-            if not isinstance(s, str):
-                return s
-            return s.replace(quote(self.session, safe=""), "***").replace(self.session, "***")
-
-        return PlatformError(
-            clean(exc.message),
-            code=exc.code,
-            message_zh=clean(exc.message_zh),
-            details={k: clean(v) for k, v in exc.details.items()},
-        )
+        return redacted(exc, self.session)
 
     def params(self, start: datetime, end: datetime, page_no: int) -> dict[str, str]:
         """The request's parameters, signed."""

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from huitouke.connectors import youzan
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import PlatformError
-from huitouke.connectors.pull import WindowedPuller
+from huitouke.connectors.pull import WindowedPuller, redacted
 
 __all__ = ["METHOD", "YouzanPuller"]
 
@@ -66,17 +66,7 @@ class YouzanPuller(WindowedPuller):
         self.path = f"/api/{METHOD}/{youzan.API_VERSION}?access_token={quote(access_token)}"
 
     def _redact(self, exc: PlatformError) -> PlatformError:
-        def clean(s: Any) -> Any:
-            if not isinstance(s, str):
-                return s
-            return s.replace(quote(self.token), "***").replace(self.token, "***")
-
-        return PlatformError(
-            clean(exc.message),
-            code=exc.code,
-            message_zh=clean(exc.message_zh),
-            details={k: clean(v) for k, v in exc.details.items()},
-        )
+        return redacted(exc, self.token, safe="/")
 
     def _page(self, start: datetime, end: datetime, page_no: int) -> tuple[list[Any], int]:
         body = {
