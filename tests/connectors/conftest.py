@@ -3,7 +3,7 @@ double-recorded orders would show as double points, and a reference store to com
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,15 @@ TZ = "Asia/Shanghai"
 @pytest.fixture
 def settings(store_url: str) -> Settings:
     return Settings(database_url=store_url, lang="en", encryption_keys=new_key(), timezone=TZ)
+
+
+@pytest.fixture
+def ref_store(tmp_path: Any) -> Iterator[Store]:
+    """A second, empty SQLite store to record the expected orders into."""
+    s = Store(f"sqlite:///{tmp_path / 'ref.db'}")
+    s.migrate()
+    yield s
+    s.dispose()
 
 
 def program_loyalty(currency: str) -> Callable[[Connection], LoyaltyService]:
@@ -68,6 +77,11 @@ def make_keys(store: Store) -> Keys:
         for scope in ("read", "operator", "admin"):
             out[scope] = create_api_key(conn, scope=scope, name=f"test-{scope}", now=now)[1]
     return Keys(**out)
+
+
+@pytest.fixture
+def keys(store: Store) -> Keys:
+    return make_keys(store)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from huitouke.connectors.tables import connector_inbox
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 
-from .conftest import Keys, make_keys, program_loyalty, snapshot
+from .conftest import Keys, program_loyalty, snapshot
 from .douyin_fake import (
     APP_KEY,
     APP_SECRET,
@@ -178,14 +178,6 @@ def add_douyin(store: Store, settings: Settings, fake: FakeDouyin, page_size: in
             page_size=page_size,
         ),
     )
-
-
-@pytest.fixture
-def ref_store(tmp_path: Any) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'ref.db'}")
-    s.migrate()
-    yield s
-    s.dispose()
 
 
 def reference(ref: Store, orders: list[dict[str, Any]]) -> dict[str, Any]:
@@ -343,11 +335,6 @@ def test_md5_requests_errors_name_no_token(store: Store, settings: Settings) -> 
 
 
 # -- push messages through the production app ----------------------------------------------
-@pytest.fixture
-def keys(store: Store) -> Keys:
-    return make_keys(store)
-
-
 @pytest.fixture
 def client(settings: Settings, store: Store) -> Iterator[TestClient]:
     from huitouke.service import create_app

@@ -7,7 +7,6 @@ kill-and-resume; the webhook door refuses every push (JD's messages use its own 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -113,14 +112,6 @@ def add_jd(store: Store, settings: Settings, fake: FakeJd, page_size: int = 10) 
             page_size=page_size,
         ),
     )
-
-
-@pytest.fixture
-def ref_store(tmp_path: Any) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'ref.db'}")
-    s.migrate()
-    yield s
-    s.dispose()
 
 
 def reference(ref: Store, orders: list[dict[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ states; no push verifies."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -123,14 +122,6 @@ def add_pdd(store: Store, settings: Settings, fake: FakePdd, page_size: int = 10
             page_size=page_size,
         ),
     )
-
-
-@pytest.fixture
-def ref_store(tmp_path: Any) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'ref.db'}")
-    s.migrate()
-    yield s
-    s.dispose()
 
 
 def reference(ref: Store, orders: list[dict[str, Any]]) -> dict[str, Any]:

@@ -56,14 +56,6 @@ def same_outcome(got: dict, ref: dict) -> bool:
     return got["orders"] == ref["orders"] and got["points"] == ref["points"]
 
 
-@pytest.fixture
-def ref_store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'ref.db'}")
-    s.migrate()
-    yield s
-    s.dispose()
-
-
 def test_incremental_pull_with_overlap(store: Store, settings: Settings, ref_store: Store) -> None:
     loyalty = program_loyalty("USD")
     with FakeShopify() as fake:

@@ -7,7 +7,6 @@ paged."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -116,14 +115,6 @@ def add_taobao(store: Store, settings: Settings, fake: FakeTaobao, page_size: in
             page_size=page_size,
         ),
     )
-
-
-@pytest.fixture
-def ref_store(tmp_path: Any) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'ref.db'}")
-    s.migrate()
-    yield s
-    s.dispose()
 
 
 def reference(ref: Store, trades: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from huitouke.connectors.tables import connector_inbox
 from huitouke.settings import Settings
 from huitouke.store.db import Store
 
-from .conftest import Keys, delivered, make_keys, program_loyalty, snapshot
+from .conftest import Keys, delivered, program_loyalty, snapshot
 from .fakes import T0
 from .youzan_fake import CLIENT_ID, CLIENT_SECRET, FakeYouzan, cst, push, youzan_trade
 
@@ -139,14 +139,6 @@ def add_youzan(store: Store, settings: Settings, fake: FakeYouzan, page_size: in
             page_size=page_size,
         ),
     )
-
-
-@pytest.fixture
-def ref_store(tmp_path: Any) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'ref.db'}")
-    s.migrate()
-    yield s
-    s.dispose()
 
 
 def reference(ref: Store, trades: list[dict[str, Any]]) -> dict[str, Any]:
@@ -311,11 +303,6 @@ def test_errors_name_no_token(store: Store, settings: Settings) -> None:
 
 
 # -- push messages through the production app ----------------------------------------------
-@pytest.fixture
-def keys(store: Store) -> Keys:
-    return make_keys(store)
-
-
 @pytest.fixture
 def client(settings: Settings, store: Store) -> Iterator[TestClient]:
     from huitouke.service import create_app

@@ -24,15 +24,15 @@ the query string and is blanked out of any error that names the URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from huitouke.connectors import douyin
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import PlatformError
-from huitouke.connectors.pull import Page
+from huitouke.connectors.pull import WindowedPuller, redacted
 from huitouke.connectors.youzan import wire_time
 
 __all__ = ["LIST_METHOD", "DouyinPuller"]
@@ -42,7 +42,6 @@ DETAIL_METHOD = "order.orderDetail"
 SUCCESS = 10000
 #: the flow-control code (限流) of the open platform's answers
 RATE_LIMITED = 90000
-_RESCANS = 5
 _LIMITED_TRIES = 10
 
 
@@ -50,7 +49,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class DouyinPuller:
+class DouyinPuller(WindowedPuller):
+    platform = ("Douyin", "抖店")
+    listing = ("orders updated", "更新")
+    wire_time = staticmethod(wire_time)
+    share_boundary = True
+    last_to_first = False
+    first_page = 0
+
     def __init__(
         self,
         client: JsonClient,
@@ -75,17 +81,7 @@ class DouyinPuller:
         self.now = now
 
     def _redact(self, exc: PlatformError) -> PlatformError:
-        def clean(s: Any) -> Any:
-            if not isinstance(s, str):
-                return s
-            return s.replace(quote(self.token, safe=""), "***").replace(self.token, "***")
-
-        return PlatformError(
-            clean(exc.message),
-            code=exc.code,
-            message_zh=clean(exc.message_zh),
-            details={k: clean(v) for k, v in exc.details.items()},
-        )
+        return redacted(exc, self.token)
 
     def signed(self, method: str, params: Mapping[str, Any]) -> tuple[str, bytes]:
         """The request's path with its signed query, and its body."""
@@ -161,37 +157,6 @@ class DouyinPuller:
         except (TypeError, ValueError):
             total = 0
         return (list(rows) if isinstance(rows, list) else []), total
-
-    def _window(self, start: datetime, end: datetime) -> Iterator[Page]:
-        for _ in range(_RESCANS):
-            page, first_total, moved = 0, None, False
-            while True:
-                orders, total = self._page(start, end, page)
-                if first_total is None:
-                    first_total = total
-                moved = moved or total != first_total
-                last = (page + 1) * self.page_size >= total or not orders
-                if last and not moved:
-                    yield Page(orders, end)
-                    return
-                yield Page(orders, None)
-                if last:
-                    break
-                page += 1
-        raise PlatformError(
-            f"Douyin kept changing the orders updated between {wire_time(start)} and "
-            f"{wire_time(end)} while they were paged",
-            code="connector.platform_error",
-            message_zh=f"抖店在 {wire_time(start)} 至 {wire_time(end)} 之间更新的订单在翻页时持续变化",
-        )
-
-    def pages(self, since: datetime | None) -> Iterator[Page]:
-        end = self.now().replace(microsecond=0)
-        start = (end - self.backfill if since is None else since).replace(microsecond=0)
-        while start < end:
-            stop = min(start + self.window, end)
-            yield from self._window(start, stop)
-            start = stop  # windows share their boundary second
 
     def order(self, order_id: str) -> Mapping[str, Any] | None:
         """One shop order by its id (``order.orderDetail``); ``None``: not in the shop."""

@@ -26,15 +26,14 @@ in the query string; it is blanked out of any error recorded.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from huitouke.connectors import jd
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import PlatformError
-from huitouke.connectors.pull import Page
+from huitouke.connectors.pull import WindowedPuller, redacted
 
 __all__ = ["MAX_WINDOW", "PATH", "JdPuller"]
 
@@ -42,16 +41,18 @@ PATH = "/routerjson"
 RESPONSE = "jingdong_pop_order_search_responce"
 #: JOS's limit between start_date and end_date ("不得相差超过1个月"): 30 days, to be safe
 MAX_WINDOW = timedelta(days=30)
-_RESCANS = 5
 _LIMITED_TRIES = 10
-_SECOND = timedelta(seconds=1)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class JdPuller:
+class JdPuller(WindowedPuller):
+    platform = ("JD", "京东")
+    listing = ("orders modified", "修改")
+    wire_time = staticmethod(jd.wire_time)
+
     def __init__(
         self,
         client: JsonClient,
@@ -74,17 +75,7 @@ class JdPuller:
         self.now = now
 
     def _redact(self, exc: PlatformError) -> PlatformError:
-        def clean(s: Any) -> Any:
-            if not isinstance(s, str):
-                return s
-            return s.replace(quote(self.token, safe=""), "***").replace(self.token, "***")
-
-        return PlatformError(
-            clean(exc.message),
-            code=exc.code,
-            message_zh=clean(exc.message_zh),
-            details={k: clean(v) for k, v in exc.details.items()},
-        )
+        return redacted(exc, self.token)
 
     def params(self, start: datetime, end: datetime, page: int) -> dict[str, str]:
         """The request's parameters, signed."""
@@ -163,35 +154,3 @@ class JdPuller:
             code="connector.platform_error",
             message_zh="京东持续返回 App Call Limited(限流)",
         )
-
-    def _window(self, start: datetime, end: datetime) -> Iterator[Page]:
-        for _ in range(_RESCANS):
-            orders, total = self._page(start, end, 1)
-            pages = max(1, -(-total // self.page_size))
-            if pages == 1:
-                yield Page(orders, end)
-                return
-            yield Page(orders, None)
-            moved = False
-            for page in range(pages, 1, -1):  # the last page back to page 2
-                orders, now_total = self._page(start, end, page)
-                moved = moved or now_total != total
-                if page == 2 and not moved:
-                    yield Page(orders, end)
-                    return
-                yield Page(orders, None)
-        raise PlatformError(
-            f"JD kept changing the orders modified between {jd.wire_time(start)} and "
-            f"{jd.wire_time(end)} while they were paged",
-            code="connector.platform_error",
-            message_zh=f"京东在 {jd.wire_time(start)} 至 {jd.wire_time(end)} "
-            "之间修改的订单在翻页时持续变化",
-        )
-
-    def pages(self, since: datetime | None) -> Iterator[Page]:
-        end = self.now()
-        start = (end - self.backfill if since is None else since).replace(microsecond=0)
-        while start < end:
-            stop = min(start + self.window, end)
-            yield from self._window(start, stop)
-            start = stop + _SECOND  # both ends are included; times are whole seconds

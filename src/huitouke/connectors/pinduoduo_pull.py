@@ -27,14 +27,14 @@ errors.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from huitouke.connectors import pinduoduo
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import PlatformError
-from huitouke.connectors.pull import Page
+from huitouke.connectors.pull import WindowedPuller
 from huitouke.connectors.youzan import wire_time
 
 __all__ = ["RETRY_CODES", "PinduoduoPuller"]
@@ -43,7 +43,6 @@ __all__ = ["RETRY_CODES", "PinduoduoPuller"]
 RETRY_CODES = frozenset({52101, 52102, 52103, 70031})
 #: PDD's limit on one request's update-time range
 MAX_WINDOW = timedelta(minutes=30)
-_RESCANS = 5
 _LIMITED_TRIES = 10
 _SECONDS = re.compile(r"(\d+)\s*(?:s\b|秒|seconds?)")
 
@@ -52,7 +51,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class PinduoduoPuller:
+class PinduoduoPuller(WindowedPuller):
+    platform = ("Pinduoduo", "拼多多")
+    listing = ("orders updated", "更新")
+    wire_time = staticmethod(wire_time)
+    share_boundary = True
+
     def __init__(
         self,
         client: JsonClient,
@@ -151,35 +155,3 @@ class PinduoduoPuller:
             code="connector.platform_error",
             message_zh="拼多多持续返回调用过于频繁(限流)",
         )
-
-    def _window(self, start: datetime, end: datetime) -> Iterator[Page]:
-        for _ in range(_RESCANS):
-            orders, total = self._page(start, end, 1)
-            pages = max(1, -(-total // self.page_size))
-            if pages == 1:
-                yield Page(orders, end)
-                return
-            yield Page(orders, None)
-            moved = False
-            for page in range(pages, 1, -1):  # the last page back to page 2
-                orders, now_total = self._page(start, end, page)
-                moved = moved or now_total != total
-                if page == 2 and not moved:
-                    yield Page(orders, end)
-                    return
-                yield Page(orders, None)
-        raise PlatformError(
-            f"Pinduoduo kept changing the orders updated between {wire_time(start)} and "
-            f"{wire_time(end)} while they were paged",
-            code="connector.platform_error",
-            message_zh=f"拼多多在 {wire_time(start)} 至 {wire_time(end)} "
-            "之间更新的订单在翻页时持续变化",
-        )
-
-    def pages(self, since: datetime | None) -> Iterator[Page]:
-        end = self.now().replace(microsecond=0)
-        start = (end - self.backfill if since is None else since).replace(microsecond=0)
-        while start < end:
-            stop = min(start + self.window, end)
-            yield from self._window(start, stop)
-            start = stop  # windows share their boundary second

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from huitouke.connectors import shopify, woocommerce
 from huitouke.connectors.http import JsonClient
@@ -37,8 +38,10 @@ __all__ = [
     "SHOPIFY_API_VERSION",
     "Page",
     "ShopifyPuller",
+    "WindowedPuller",
     "WooPuller",
     "basic_auth",
+    "redacted",
     "throttle_wait",
 ]
 
@@ -54,6 +57,120 @@ class Page:
 
     orders: list[Mapping[str, Any]]
     latest: datetime | None
+
+
+def redacted(exc: PlatformError, secret: str, *, safe: str = "") -> PlatformError:
+    """``exc`` with ``secret`` (as sent in a URL, ``quote(secret, safe)``, and as it is)
+    blanked out of its messages and details."""
+
+    def clean(s: Any) -> Any:
+        if not isinstance(s, str):
+            return s
+        return s.replace(quote(secret, safe=safe), "***").replace(secret, "***")
+
+    return PlatformError(
+        clean(exc.message),
+        code=exc.code,
+        message_zh=clean(exc.message_zh),
+        details={k: clean(v) for k, v in exc.details.items()},
+    )
+
+
+class WindowedPuller:
+    """Pages a platform's orders by update-time windows, each window read until it settles.
+
+    The range since the cursor (or ``backfill`` before now) is split into windows of
+    ``window``; a window is read whole and asked again (at most ``RESCANS`` times) when its
+    total changed while it was paged — an order updated meanwhile leaves the window and the
+    later ones move up a place. Only a window's final page carries a time, the window's end,
+    so the connector's mark passes a window only once all of it is recorded.
+
+    A subclass sets ``page_size``, ``window``, ``backfill`` and ``now`` on its instances,
+    names the platform (en, zh) and what a window lists (``listing``: "trades modified",
+    "修改"), says how times read in messages (``wire_time``) and implements
+    :meth:`_page` (one page's rows and the window's total). ``share_boundary``: windows
+    share their boundary second and end at a whole second of now, else the next window
+    starts a second after the last one's end (both ends included). ``last_to_first``: page
+    1 for the total, then the last page back to page 2 (TOP, JOS, PDD); else page by page
+    from ``first_page`` until a short page or the total.
+    """
+
+    RESCANS = 5
+    platform: tuple[str, str]
+    listing: tuple[str, str]
+    wire_time: Callable[[datetime], str]
+    share_boundary = False
+    last_to_first = True
+    first_page = 1
+
+    page_size: int
+    window: timedelta
+    backfill: timedelta
+    now: Callable[[], datetime]
+
+    def _page(self, start: datetime, end: datetime, page: int) -> tuple[list[Any], int]:
+        raise NotImplementedError
+
+    def _unsettled(self, start: datetime, end: datetime) -> PlatformError:
+        (en, zh), (what, verb_zh) = self.platform, self.listing
+        s, e = self.wire_time(start), self.wire_time(end)
+        return PlatformError(
+            f"{en} kept changing the {what} between {s} and {e} while they were paged",
+            code="connector.platform_error",
+            message_zh=f"{zh}在 {s} 至 {e} 之间{verb_zh}的订单在翻页时持续变化",
+        )
+
+    def _last_to_first(self, start: datetime, end: datetime) -> Iterator[Page]:
+        for _ in range(self.RESCANS):
+            orders, total = self._page(start, end, 1)
+            pages = max(1, -(-total // self.page_size))
+            if pages == 1:
+                yield Page(orders, end)
+                return
+            yield Page(orders, None)
+            moved = False
+            for page in range(pages, 1, -1):  # the last page back to page 2
+                orders, now_total = self._page(start, end, page)
+                moved = moved or now_total != total
+                if page == 2 and not moved:
+                    yield Page(orders, end)
+                    return
+                yield Page(orders, None)
+        raise self._unsettled(start, end)
+
+    def _first_to_last(self, start: datetime, end: datetime) -> Iterator[Page]:
+        for _ in range(self.RESCANS):
+            page, first_total, moved = self.first_page, None, False
+            while True:
+                orders, total = self._page(start, end, page)
+                if first_total is None:
+                    first_total = total
+                moved = moved or total != first_total
+                last = (page - self.first_page + 1) * self.page_size >= total or not orders
+                if last and not moved:
+                    yield Page(orders, end)
+                    return
+                yield Page(orders, None)
+                if last:
+                    break
+                page += 1
+        raise self._unsettled(start, end)
+
+    def _window(self, start: datetime, end: datetime) -> Iterator[Page]:
+        if self.last_to_first:
+            return self._last_to_first(start, end)
+        return self._first_to_last(start, end)
+
+    def pages(self, since: datetime | None) -> Iterator[Page]:
+        end = self.now()
+        if self.share_boundary:
+            end = end.replace(microsecond=0)
+        start = (end - self.backfill if since is None else since).replace(microsecond=0)
+        while start < end:
+            stop = min(start + self.window, end)
+            yield from self._window(start, stop)
+            # windows share their boundary second, or both ends are included (whole seconds)
+            start = stop if self.share_boundary else stop + _SECOND
 
 
 def _iso(d: datetime) -> str:

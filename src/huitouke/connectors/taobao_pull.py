@@ -26,21 +26,18 @@ out of any error that names the URL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from huitouke.connectors import taobao
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import PlatformError
-from huitouke.connectors.pull import Page
+from huitouke.connectors.pull import WindowedPuller, redacted
 
 __all__ = ["TaobaoPuller"]
 
-_RESCANS = 5
 _LIMITED_TRIES = 10
-_SECOND = timedelta(seconds=1)
 _BAN = re.compile(r"(\d+)\s+more\s+seconds")
 
 
@@ -48,7 +45,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class TaobaoPuller:
+class TaobaoPuller(WindowedPuller):
+    platform = ("Taobao", "淘宝")
+    listing = ("trades modified", "修改")
+    wire_time = staticmethod(taobao.wire_time)
+
     def __init__(
         self,
         client: JsonClient,
@@ -73,17 +74,7 @@ class TaobaoPuller:
         self.now = now
 
     def _redact(self, exc: PlatformError) -> PlatformError:
-        def clean(s: Any) -> Any:
-            if not isinstance(s, str):
-                return s
-            return s.replace(quote(self.session, safe=""), "***").replace(self.session, "***")
-
-        return PlatformError(
-            clean(exc.message),
-            code=exc.code,
-            message_zh=clean(exc.message_zh),
-            details={k: clean(v) for k, v in exc.details.items()},
-        )
+        return redacted(exc, self.session)
 
     def params(self, start: datetime, end: datetime, page_no: int) -> dict[str, str]:
         """The request's parameters, signed."""
@@ -147,35 +138,3 @@ class TaobaoPuller:
             code="connector.platform_error",
             message_zh="淘宝持续返回 App Call Limited(限流)",
         )
-
-    def _window(self, start: datetime, end: datetime) -> Iterator[Page]:
-        for _ in range(_RESCANS):
-            trades, total = self._page(start, end, 1)
-            pages = max(1, -(-total // self.page_size))
-            if pages == 1:
-                yield Page(trades, end)
-                return
-            yield Page(trades, None)
-            moved = False
-            for page_no in range(pages, 1, -1):  # the last page back to page 2
-                trades, now_total = self._page(start, end, page_no)
-                moved = moved or now_total != total
-                if page_no == 2 and not moved:
-                    yield Page(trades, end)
-                    return
-                yield Page(trades, None)
-        raise PlatformError(
-            f"Taobao kept changing the trades modified between {taobao.wire_time(start)} and "
-            f"{taobao.wire_time(end)} while they were paged",
-            code="connector.platform_error",
-            message_zh=f"淘宝在 {taobao.wire_time(start)} 至 {taobao.wire_time(end)} "
-            "之间修改的订单在翻页时持续变化",
-        )
-
-    def pages(self, since: datetime | None) -> Iterator[Page]:
-        end = self.now()
-        start = (end - self.backfill if since is None else since).replace(microsecond=0)
-        while start < end:
-            stop = min(start + self.window, end)
-            yield from self._window(start, stop)
-            start = stop + _SECOND  # both ends are included; times are whole seconds

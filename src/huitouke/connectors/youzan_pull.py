@@ -22,7 +22,7 @@ error that names the URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -30,21 +30,23 @@ from urllib.parse import quote
 from huitouke.connectors import youzan
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.model import PlatformError
-from huitouke.connectors.pull import Page
+from huitouke.connectors.pull import WindowedPuller, redacted
 
 __all__ = ["METHOD", "YouzanPuller"]
 
 METHOD = "youzan.trades.sold.get"
-#: how many times a window whose content moved while paged is asked again
-_RESCANS = 5
-_SECOND = timedelta(seconds=1)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class YouzanPuller:
+class YouzanPuller(WindowedPuller):
+    platform = ("Youzan", "有赞")
+    listing = ("trades updated", "更新")
+    wire_time = staticmethod(youzan.wire_time)
+    last_to_first = False
+
     def __init__(
         self,
         client: JsonClient,
@@ -64,17 +66,7 @@ class YouzanPuller:
         self.path = f"/api/{METHOD}/{youzan.API_VERSION}?access_token={quote(access_token)}"
 
     def _redact(self, exc: PlatformError) -> PlatformError:
-        def clean(s: Any) -> Any:
-            if not isinstance(s, str):
-                return s
-            return s.replace(quote(self.token), "***").replace(self.token, "***")
-
-        return PlatformError(
-            clean(exc.message),
-            code=exc.code,
-            message_zh=clean(exc.message_zh),
-            details={k: clean(v) for k, v in exc.details.items()},
-        )
+        return redacted(exc, self.token, safe="/")
 
     def _page(self, start: datetime, end: datetime, page_no: int) -> tuple[list[Any], int]:
         body = {
@@ -115,36 +107,3 @@ class YouzanPuller:
             for r in (rows if isinstance(rows, list) else [])
         ]
         return trades, total
-
-    def _window(self, start: datetime, end: datetime) -> Iterator[Page]:
-        for _ in range(_RESCANS):
-            page_no, first_total, moved = 1, None, False
-            while True:
-                trades, total = self._page(start, end, page_no)
-                if first_total is None:
-                    first_total = total
-                moved = moved or total != first_total
-                last = page_no * self.page_size >= total or not trades
-                if last and not moved:
-                    yield Page(trades, end)
-                    return
-                yield Page(trades, None)
-                if last:
-                    break
-                page_no += 1
-        raise PlatformError(
-            f"Youzan kept changing the trades updated between {youzan.wire_time(start)} and "
-            f"{youzan.wire_time(end)} while they were paged",
-            code="connector.platform_error",
-            message_zh=f"有赞在 {youzan.wire_time(start)} 至 {youzan.wire_time(end)} "
-            "之间更新的订单在翻页时持续变化",
-        )
-
-    def pages(self, since: datetime | None) -> Iterator[Page]:
-        end = self.now()
-        start = end - self.backfill if since is None else since
-        start = start.replace(microsecond=0)
-        while start < end:
-            stop = min(start + self.window, end)
-            yield from self._window(start, stop)
-            start = stop + _SECOND  # both ends are included; times are whole seconds
