@@ -361,7 +361,10 @@ def test_cli_add_and_sync_pinduoduo(store_url: str, monkeypatch: pytest.MonkeyPa
         with FakePdd(token="pdd_from_stdin") as fake:
             now = datetime.now(UTC).replace(microsecond=0)
             for i in range(7):
-                fake.put(pdd_order(i, now - timedelta(hours=1, minutes=i)))
+                # ten minutes off the 30-minute window edges the sync counts back from its
+                # own now (an order on an edge second is listed by both windows and counted
+                # twice): only a sync started ~9 minutes after `now` could meet one
+                fake.put(pdd_order(i, now - timedelta(minutes=80, seconds=10 * i)))
             r = runner.invoke(
                 app,
                 ["connectors", "add", "pinduoduo", "pddcli", "--api-base-url", fake.url,
