@@ -39,4 +39,8 @@ echo "== mypy" >&2
 echo "== import contracts" >&2
 .venv/bin/lint-imports
 echo "== pytest" >&2
-exec .venv/bin/pytest "$@"
+# The tests wait on real servers, SMTP, PostgreSQL and Chromium far more than they compute:
+# HUITOUKE_TEST_WORKERS pytest-xdist workers (4 by default, on any core count); the Spark tests
+# share one worker and its one SparkSession (tests/conftest.py). HUITOUKE_TEST_WORKERS=0 runs
+# everything in this one process.
+exec .venv/bin/pytest -n "${HUITOUKE_TEST_WORKERS:-4}" --dist loadgroup "$@"

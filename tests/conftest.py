@@ -107,3 +107,13 @@ def spark() -> Iterator[object]:
         yield session
     finally:
         session.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``, scripts/test.sh) every Spark test runs on
+    one worker, so the run starts one JVM and one SparkSession, not one per worker."""
+    for item in items:
+        if item.get_closest_marker("spark") is not None or "spark" in getattr(
+            item, "fixturenames", ()
+        ):
+            item.add_marker(pytest.mark.xdist_group("spark"))
