@@ -6,7 +6,8 @@ running it now; its outbox (failures and retry) and its results against the hold
 Every action goes through the use cases the REST API and the CLI use: the journey store
 (:mod:`huitouke.journeys.repo`), the YAML loader with its line and field errors
 (:func:`huitouke.journeys.loader.load_journey_text`, as ``huitouke journeys validate``),
-:func:`huitouke.journeys.service.run_journeys`, messaging's
+:func:`huitouke.journeys.service.run_journeys` (through :mod:`huitouke.app.journey_runs`,
+in a background task), messaging's
 :func:`~huitouke.messaging.outbox.retry_messages` and
 :func:`huitouke.journeys.results.journey_results` (the numbers of ``huitouke journeys
 results``), read from the ``journey_results`` snapshot for the merchant's today
@@ -16,8 +17,10 @@ with none yet).
 Routes: ``GET /journeys``; ``GET /journeys/new`` (``?segment=rfm|layer|lifecycle:<name>``),
 ``POST /journeys/new``; ``POST /journeys/validate`` (htmx: the errors, nothing saved);
 ``GET /journeys/{id}``; ``GET|POST /journeys/{id}/edit``;
-``POST /journeys/{id}/enable|disable``; ``GET /journeys/{id}/preview`` (htmx fragment);
-``POST /journeys/{id}/run``; ``POST /journeys/{id}/outbox/retry``.
+``POST /journeys/{id}/enable|disable``; ``POST /journeys/{id}/preview`` and ``POST
+/journeys/{id}/run`` (background tasks, :mod:`huitouke.app.journey_runs`: both read every
+customer's orders, and the run then refreshes the results snapshot);
+``POST /journeys/{id}/outbox/retry``.
 """
 
 from __future__ import annotations
@@ -53,9 +56,6 @@ __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
-#: at most this many rows of a dry run and rendered messages on the page
-PREVIEW_ROWS = 200
-PREVIEW_MESSAGES = 50
 FAILED_STATUSES = ("failed", "dead")
 #: texts the templates pick by value: outbox statuses, journey sources, groups
 CHOSEN = (
@@ -477,8 +477,11 @@ def _result_shown(r: dict[str, Any], lang: str) -> dict[str, str]:
 
 
 @router.get("/journeys/{journey_id}")
-def journey_page(request: Request, journey_id: str, as_of: str | None = None) -> Response:
-    """One journey: definition, state, outbox, results. 旅程详情。"""
+def journey_page(
+    request: Request, journey_id: str, as_of: str | None = None, run: int | None = None
+) -> Response:
+    """One journey: definition, state, outbox, results; ``?run=`` the task of a run started
+    here, whose numbers it shows once it succeeded. 旅程详情。"""
     guarded = guard(request)
     if isinstance(guarded, Response):
         return guarded
@@ -487,7 +490,8 @@ def journey_page(request: Request, journey_id: str, as_of: str | None = None) ->
         values = _journey_values(request, guarded, journey_id, _as_of(request, as_of))
     except HuitoukeError as exc:
         return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return render(request, "journey.html", lang, session=guarded, ran=None, notice=None, **values)
+    ran = None if run is None else _ran(request, journey_id, run, lang)
+    return render(request, "journey.html", lang, session=guarded, ran=ran, notice=None, **values)
 
 
 def _set_enabled(request: Request, journey_id: str, on: bool, csrf_token: str) -> Response:
@@ -517,74 +521,46 @@ def journey_disable(request: Request, journey_id: str, csrf_token: str = Form(""
     return _set_enabled(request, journey_id, False, csrf_token)
 
 
-def _run(request: Request, journey: Journey, as_of: date, *, dry_run: bool) -> Any:
-    from huitouke.journeys.service import run_journeys
-    from huitouke.service.programs import loyalty_service
+@router.post("/journeys/{journey_id}/preview")
+def journey_preview(
+    request: Request, journey_id: str, as_of: str = Form(""), csrf_token: str = Form("")
+) -> Response:
+    """Start the dry run of one journey on a day — who is in and out and why, the rendered
+    messages; nothing is written (operators, as the API's dry run) — as a background task
+    (:func:`huitouke.app.journey_runs.preview_journey`: it reads every customer's orders).
+    With htmx the answer is its progress fragment, which polls itself and turns into the
+    preview; without, a redirect to the task's page. The same preview (journey and day)
+    while it runs answers with the running one. 试运行。"""
+    from huitouke.app.tasks import get_task, start, submit
 
-    ctx = request_ctx(request)
-    loyalty = run_read(ctx.store, lambda conn: loyalty_service(conn, ctx))
-    return run_journeys(
-        ctx.store,
-        [journey.model_copy(update={"enabled": True})],
-        as_of,
-        settings=ctx.settings,
-        dry_run=dry_run,
-        loyalty=loyalty,
-        explain_all=dry_run,
-    )
-
-
-@router.get("/journeys/{journey_id}/preview")
-def journey_preview(request: Request, journey_id: str, as_of: str | None = None) -> Response:
-    """The dry run of one journey on a day: who is in and out and why, the rendered messages;
-    nothing is written (operators, as the API's dry run). 试运行。"""
-    from huitouke.journeys.engine import Plan
-
-    guarded = guard(request, role="operator")
+    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
     ctx = request_ctx(request)
     lang = lang_of(request, guarded)
     try:
-        day = _as_of(request, as_of)
-        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
-        res = _run(request, row["journey"], day, dry_run=True)
+        day = _as_of(request, as_of or None)
+        run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        params = {"journey_id": journey_id, "as_of": day.isoformat()}
+        key = f"journey.preview:{journey_id}:{day.isoformat()}"
+        try:
+            task = submit(ctx.store, "journey.preview", params, key=key, by=guarded.user.name)
+            start(ctx.store, ctx.settings, task.task_id)
+        except HuitoukeError as exc:
+            running = exc.details.get("task_id") if exc.code == "task.running" else None
+            if running is None:
+                raise
+            task = get_task(ctx.store, int(running))  # the same preview: show that one
     except HuitoukeError as exc:
         return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    rows = res.plan.rows
-    if not rows.empty:  # who gets something first, then the reasons of the rest
-        rows = rows.assign(_first=(rows["status"] != "planned").astype(int)).sort_values(
-            ["_first", "customer_id", "step_index"], kind="stable"
-        )
-    shown = Plan(res.plan.as_of, rows.head(PREVIEW_ROWS), [], res.plan.journeys).explain(lang)
-    summary = next((s for s in res.plan.summary if s["journey_id"] == journey_id), None)
-    out = res.to_json(lang, limit=0)
-    messages = [
-        {
-            "customer_id": m.customer_id,
-            "step_id": m.step_id,
-            "channel": m.channel,
-            "subject": m.rendered.get("subject"),
-            "text": m.rendered.get("text") or "",
-            "coupon": (m.payload or {}).get("coupon"),
-        }
-        for m in res.previews[:PREVIEW_MESSAGES]
-    ]
-    template = "_journey_preview.html" if is_htmx(request) else "journey_preview.html"
+    if not is_htmx(request):
+        return secure_headers(RedirectResponse(f"/tasks/{task.task_id}", status_code=303))
+    from huitouke.service.console.tasks_page import task_values
+
     return render(
-        request, template, lang, session=guarded, journey_id=journey_id, as_of=day.isoformat(),
-        summary=summary, items=shown, items_total=len(res.plan.rows), limit=PREVIEW_ROWS,
-        messages=messages, messages_total=len(res.previews), failures=out["failures"],
-        warnings=[w["message"] for w in out["warnings"]], timezone=ctx.settings.timezone,
+        request, "_task_status.html", lang, session=guarded,
+        **task_values(request, get_task(ctx.store, task.task_id), lang),
     )  # fmt: skip
-
-
-def _after_run(request: Request) -> None:
-    """The journeys' results snapshot recomputed when the store has one."""
-    from huitouke.app.snapshots import refresh_after_journey_run
-
-    ctx = request_ctx(request)
-    refresh_after_journey_run(ctx.store, ctx.settings, now=ctx.clock)
 
 
 @router.post("/journeys/{journey_id}/run")
@@ -592,7 +568,14 @@ def journey_run(
     request: Request, journey_id: str, as_of: str = Form(""), csrf_token: str = Form("")
 ) -> Response:
     """Run one switched-on journey now for a day (today by default): assignments, coupons,
-    messages in the outbox, exactly once (operators). 立即运行。"""
+    messages in the outbox, exactly once, then the results snapshot refreshed (operators) —
+    as a background task (:func:`huitouke.app.journey_runs.run_journey`): the answer is at
+    once its progress page, which returns to the journey with the run's numbers when done.
+    The same journey run again while its run is under way is refused (409). 立即运行。"""
+    from urllib.parse import quote
+
+    from huitouke.service.console.tasks_page import start_task
+
     guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
     if isinstance(guarded, Response):
         return guarded
@@ -608,20 +591,44 @@ def journey_run(
                 request, "journey.html", lang, session=guarded, ran=None, notice=message,
                 status=409, **values,
             )  # fmt: skip
-        res = _run(request, row["journey"], day, dry_run=False)
-        _after_run(request)
-        values = _journey_values(request, guarded, journey_id, day)
     except HuitoukeError as exc:
         return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    out = res.to_json(lang, limit=0)
-    summary = next((s for s in res.plan.summary if s["journey_id"] == journey_id), None)
-    ran = {
-        "as_of": day.isoformat(),
-        "written": out["written"],
-        "failures": out["failures"],
-        "due": summary["due_customers"] if summary else 0,
+    back = f"/journeys/{quote(journey_id, safe='')}?as_of={day.isoformat()}"
+    params = {"journey_id": journey_id, "as_of": day.isoformat(),
+              "run_by": f"console {guarded.user.name}"}  # fmt: skip
+    task = start_task(
+        request, guarded, "journey.run", params, key=f"journey.run:{journey_id}", next_path=back
+    )
+    if isinstance(task, Response):
+        return task
+    target = f"{back}&run={task.task_id}"
+    location = f"/tasks/{task.task_id}?next={quote(target, safe='/')}"
+    return secure_headers(RedirectResponse(location, status_code=303))
+
+
+def _ran(request: Request, journey_id: str, task_id: int, lang: str) -> dict[str, Any] | None:
+    """The numbers of the console's run ``task_id`` of this journey, once it succeeded."""
+    from huitouke.app.tasks import get_task
+
+    try:
+        task = get_task(request_ctx(request).store, task_id)
+    except HuitoukeError:
+        return None
+    result = task.result if isinstance(task.result, dict) else {}
+    if task.kind != "journey.run" or task.status != "succeeded":
+        return None
+    if result.get("journey_id") != journey_id:
+        return None
+    return {
+        "as_of": result["as_of"],
+        "written": result["written"],
+        "due": result["due"],
+        "already_run": result.get("already_run", False),
+        "failures": [
+            {"code": f["code"], "message": f["message_zh"] if lang == "zh" else f["message"]}
+            for f in result.get("failures") or []
+        ],
     }
-    return render(request, "journey.html", lang, session=guarded, ran=ran, notice=None, **values)
 
 
 @router.post("/journeys/{journey_id}/outbox/retry")
