@@ -36,15 +36,13 @@ from sqlalchemy import Connection, func, select
 from huitouke.errors import HuitoukeError, InputError
 from huitouke.i18n import fmt_money, fmt_number, fmt_pct
 from huitouke.journeys.model import Journey
-from huitouke.service.console.i18n import translations
 from huitouke.service.console.kit import (
     N_,
-    error_page,
-    guard,
     is_htmx,
     lang_of,
     local_time,
     now_of,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -63,11 +61,6 @@ CHOSEN = (
     N_("builtin"), N_("api"), N_("file"), N_("treatment"), N_("holdout"), N_("planned"),
     N_("skipped"),
 )  # fmt: skip
-
-
-def _gettext(lang: str, message: str, **params: Any) -> str:
-    text = translations(lang).gettext(message)
-    return text % params if params else text
 
 
 def _today(request: Request) -> date:
@@ -158,11 +151,9 @@ def journeys_page(request: Request) -> Response:
     from huitouke.journeys import repo
     from huitouke.messaging.outbox import status_counts
 
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     as_of = _today(request)
 
     def read(conn: Connection) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -178,30 +169,30 @@ def journeys_page(request: Request) -> Response:
             out.append(
                 {
                     "id": j.id,
-                    "name": j.name.get(lang),
+                    "name": j.name.get(page.lang),
                     "trigger": j.trigger.type,
                     "enabled": r["enabled"],
                     "source": r["source"],
-                    "holdout": fmt_pct(j.holdout, lang, 0),
+                    "holdout": fmt_pct(j.holdout, page.lang, 0),
                     "queued": c.get("queued", 0) + c.get("sending", 0),
                     "sent": c.get("sent", 0),
                     "failed": sum(c.get(s, 0) for s in FAILED_STATUSES),
                     "last_run": _day(last.get(j.id)),
                     "uplift": None
                     if res is None or res["incremental_repurchase"] is None
-                    else _signed_pct(res["incremental_repurchase"], lang),
+                    else _signed_pct(res["incremental_repurchase"], page.lang),
                 }
             )
         return out, state
 
-    rows, state = run_read(ctx.store, read)
+    rows, state = run_read(page.ctx.store, read)
     nexts = _next_runs(request)
     for row in rows:
         at = nexts.get(row["id"])
-        row["next_run"] = None if at is None else local_time(ctx, at)
-    return render(
-        request, "journeys.html", lang, session=guarded, journeys=rows, as_of=as_of.isoformat(),
-        timezone=ctx.settings.timezone, snapshot=_snapshot_state(request, guarded, state),
+        row["next_run"] = None if at is None else local_time(page.ctx, at)
+    return page.render(
+        "journeys.html", journeys=rows, as_of=as_of.isoformat(),
+        timezone=page.ctx.settings.timezone, snapshot=_snapshot_state(request, page.session, state),
         next_url="/journeys",
     )  # fmt: skip
 
@@ -260,18 +251,17 @@ def journey_new(request: Request, segment: str | None = None) -> Response:
     新建旅程(可从分群开始)。"""
     from huitouke.journeys.drafts import draft_journey_yaml
 
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
     try:
         text = draft_journey_yaml(segment or None)
     except HuitoukeError as exc:
         return _edit_page(
-            request, guarded, journey_id=None, text=draft_journey_yaml(None),
-            error=exc.localized(lang), status=exc.http_status,
+            request, page.session, journey_id=None, text=draft_journey_yaml(None),
+            error=exc.localized(page.lang), status=exc.http_status,
         )  # fmt: skip
-    return _edit_page(request, guarded, journey_id=None, text=text, segment=segment)
+    return _edit_page(request, page.session, journey_id=None, text=text, segment=segment)
 
 
 @router.post("/journeys/validate")
@@ -279,18 +269,17 @@ def journey_validate(
     request: Request, definition: str = Form(""), csrf_token: str = Form("")
 ) -> Response:
     """Check a definition without saving it (htmx): its errors with line and field."""
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         j = _parse(definition)
     except HuitoukeError as exc:
-        return render(
-            request, "_journey_errors.html", lang, session=guarded, errors=_errors_of(exc, lang),
+        return page.render(
+            "_journey_errors.html", errors=_errors_of(exc, page.lang),
             valid=None,
         )  # fmt: skip
-    return render(request, "_journey_errors.html", lang, session=guarded, errors=[], valid=j.id)
+    return page.render("_journey_errors.html", errors=[], valid=j.id)
 
 
 @router.post("/journeys/new")
@@ -300,17 +289,15 @@ def journey_create(
     """Save a new journey (switched off until enabled). 保存新旅程。"""
     from huitouke.journeys import repo
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         j = _parse(definition)
     except HuitoukeError as exc:
         return _edit_page(
-            request, guarded, journey_id=None, text=definition, errors=_errors_of(exc, lang),
-            status=exc.http_status,
+            request, page.session, journey_id=None, text=definition,
+            errors=_errors_of(exc, page.lang), status=exc.http_status,
         )  # fmt: skip
 
     def write(conn: Connection) -> bool:
@@ -319,12 +306,12 @@ def journey_create(
         repo.save_journey(conn, j, source="api", enabled=False)
         return True
 
-    if not run_write(ctx.store, write):
-        message = _gettext(
-            lang, N_("A journey with the id %(id)s exists: edit it, or choose another id."), id=j.id
+    if not run_write(page.ctx.store, write):
+        message = page.gettext(
+            N_("A journey with the id %(id)s exists: edit it, or choose another id."), id=j.id
         )
         return _edit_page(
-            request, guarded, journey_id=None, text=definition, error=message, status=409
+            request, page.session, journey_id=None, text=definition, error=message, status=409
         )
     return secure_headers(RedirectResponse(f"/journeys/{j.id}", status_code=303))
 
@@ -332,16 +319,14 @@ def journey_create(
 @router.get("/journeys/{journey_id}/edit")
 def journey_edit(request: Request, journey_id: str) -> Response:
     """Edit a journey's definition (a built-in is saved as a stored copy). 编辑旅程。"""
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
     try:
-        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        row = run_read(page.ctx.store, lambda conn: _find(conn, journey_id))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return _edit_page(request, guarded, journey_id=journey_id, text=_yaml_of(row["journey"]))
+        return page.refuse(exc)
+    return _edit_page(request, page.session, journey_id=journey_id, text=_yaml_of(row["journey"]))
 
 
 @router.post("/journeys/{journey_id}/edit")
@@ -351,24 +336,21 @@ def journey_save(
     """Save an edited journey; its state (on or off) is kept. 保存旅程。"""
     from huitouke.journeys import repo
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
-        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        row = run_read(page.ctx.store, lambda conn: _find(conn, journey_id))
         j = _parse(definition)
     except HuitoukeError as exc:
         if exc.code == "journey.not_found":
-            return error_page(request, guarded, exc.http_status, exc.localized(lang))
+            return page.refuse(exc)
         return _edit_page(
-            request, guarded, journey_id=journey_id, text=definition,
-            errors=_errors_of(exc, lang), status=exc.http_status,
+            request, page.session, journey_id=journey_id, text=definition,
+            errors=_errors_of(exc, page.lang), status=exc.http_status,
         )  # fmt: skip
     if j.id != journey_id:
-        message = _gettext(
-            lang,
+        message = page.gettext(
             N_(
                 "id: a journey's id cannot change (%(old)s → %(new)s); create a new journey instead."
             ),
@@ -376,11 +358,12 @@ def journey_save(
             new=j.id,
         )
         return _edit_page(
-            request, guarded, journey_id=journey_id, text=definition,
+            request, page.session, journey_id=journey_id, text=definition,
             errors=[{"line": None, "field": "id", "message": message}], status=422,
         )  # fmt: skip
     run_write(
-        ctx.store, lambda conn: repo.save_journey(conn, j, source="api", enabled=row["enabled"])
+        page.ctx.store,
+        lambda conn: repo.save_journey(conn, j, source="api", enabled=row["enabled"]),
     )
     return secure_headers(RedirectResponse(f"/journeys/{j.id}", status_code=303))
 
@@ -482,30 +465,27 @@ def journey_page(
 ) -> Response:
     """One journey: definition, state, outbox, results; ``?run=`` the task of a run started
     here, whose numbers it shows once it succeeded. 旅程详情。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     try:
-        values = _journey_values(request, guarded, journey_id, _as_of(request, as_of))
+        values = _journey_values(request, page.session, journey_id, _as_of(request, as_of))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    ran = None if run is None else _ran(request, journey_id, run, lang)
-    return render(request, "journey.html", lang, session=guarded, ran=ran, notice=None, **values)
+        return page.refuse(exc)
+    ran = None if run is None else _ran(request, journey_id, run, page.lang)
+    return page.render("journey.html", ran=ran, notice=None, **values)
 
 
 def _set_enabled(request: Request, journey_id: str, on: bool, csrf_token: str) -> Response:
     from huitouke.journeys import repo
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
-        run_write(ctx.store, lambda conn: repo.set_enabled(conn, journey_id, on))
+        run_write(page.ctx.store, lambda conn: repo.set_enabled(conn, journey_id, on))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+        return page.refuse(exc)
     return secure_headers(RedirectResponse(f"/journeys/{journey_id}", status_code=303))
 
 
@@ -533,34 +513,32 @@ def journey_preview(
     while it runs answers with the running one. 试运行。"""
     from huitouke.app.tasks import get_task, start, submit
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         day = _as_of(request, as_of or None)
-        run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        run_read(page.ctx.store, lambda conn: _find(conn, journey_id))
         params = {"journey_id": journey_id, "as_of": day.isoformat()}
         key = f"journey.preview:{journey_id}:{day.isoformat()}"
         try:
-            task = submit(ctx.store, "journey.preview", params, key=key, by=guarded.user.name)
-            start(ctx.store, ctx.settings, task.task_id)
+            task = submit(
+                page.ctx.store, "journey.preview", params, key=key, by=page.session.user.name
+            )
+            start(page.ctx.store, page.ctx.settings, task.task_id)
         except HuitoukeError as exc:
             running = exc.details.get("task_id") if exc.code == "task.running" else None
             if running is None:
                 raise
-            task = get_task(ctx.store, int(running))  # the same preview: show that one
+            task = get_task(page.ctx.store, int(running))  # the same preview: show that one
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+        return page.refuse(exc)
     if not is_htmx(request):
         return secure_headers(RedirectResponse(f"/tasks/{task.task_id}", status_code=303))
     from huitouke.service.console.tasks_page import task_values
 
-    return render(
-        request, "_task_status.html", lang, session=guarded,
-        **task_values(request, get_task(ctx.store, task.task_id), lang),
-    )  # fmt: skip
+    task = get_task(page.ctx.store, task.task_id)
+    return page.render("_task_status.html", **task_values(request, task, page.lang))
 
 
 @router.post("/journeys/{journey_id}/run")
@@ -576,28 +554,28 @@ def journey_run(
 
     from huitouke.service.console.tasks_page import start_task
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         day = _as_of(request, as_of or None)
-        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        row = run_read(page.ctx.store, lambda conn: _find(conn, journey_id))
         if not row["enabled"]:
-            message = _gettext(lang, N_("Switch the journey on before running it."))
-            values = _journey_values(request, guarded, journey_id, day)
-            return render(
-                request, "journey.html", lang, session=guarded, ran=None, notice=message,
-                status=409, **values,
-            )  # fmt: skip
+            message = page.gettext(N_("Switch the journey on before running it."))
+            values = _journey_values(request, page.session, journey_id, day)
+            return page.render("journey.html", ran=None, notice=message, status=409, **values)
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+        return page.refuse(exc)
     back = f"/journeys/{quote(journey_id, safe='')}?as_of={day.isoformat()}"
     params = {"journey_id": journey_id, "as_of": day.isoformat(),
-              "run_by": f"console {guarded.user.name}"}  # fmt: skip
+              "run_by": f"console {page.session.user.name}"}  # fmt: skip
     task = start_task(
-        request, guarded, "journey.run", params, key=f"journey.run:{journey_id}", next_path=back
+        request,
+        page.session,
+        "journey.run",
+        params,
+        key=f"journey.run:{journey_id}",
+        next_path=back,
     )
     if isinstance(task, Response):
         return task
@@ -642,11 +620,9 @@ def journey_retry(
     contact rules run again when they are sent (operators). 重试失败消息。"""
     from huitouke.messaging.outbox import list_messages, retry_messages
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
 
     def write(conn: Connection) -> int:
         _find(conn, journey_id)
@@ -665,12 +641,12 @@ def journey_retry(
             ids = [message_id]
         if not ids:
             return 0
-        return retry_messages(conn, now=now_of(ctx), message_ids=ids)
+        return retry_messages(conn, now=now_of(page.ctx), message_ids=ids)
 
     try:
-        n = run_write(ctx.store, write)
-        values = _journey_values(request, guarded, journey_id, _today(request))
+        n = run_write(page.ctx.store, write)
+        values = _journey_values(request, page.session, journey_id, _today(request))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    notice = _gettext(lang, N_("%(n)s messages are queued again."), n=n)
-    return render(request, "journey.html", lang, session=guarded, ran=None, notice=notice, **values)
+        return page.refuse(exc)
+    notice = page.gettext(N_("%(n)s messages are queued again."), n=n)
+    return page.render("journey.html", ran=None, notice=notice, **values)

@@ -22,10 +22,10 @@ from huitouke.i18n import fmt_number, fmt_pct, t
 from huitouke.service.console.kit import (
     N_,
     error_page,
-    guard,
     is_htmx,
     lang_of,
     local_time,
+    page_context,
     render,
     request_ctx,
     safe_next,
@@ -106,16 +106,15 @@ def _load(request: Request, session: Session, task_id: int) -> Any:
 @router.get("/tasks/{task_id}")
 def task_page(request: Request, task_id: int, next: str = "") -> Response:
     """A background task's progress. 后台任务进度。"""
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    task = _load(request, guarded, task_id)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
+    task = _load(request, page.session, task_id)
     if isinstance(task, Response):
         return task
-    lang = lang_of(request, guarded)
-    return render(
-        request, "task.html", lang, session=guarded, refused=None,
-        **task_values(request, task, lang, next),
+    return page.render(
+        "task.html", refused=None,
+        **task_values(request, task, page.lang, next),
     )  # fmt: skip
 
 
@@ -152,15 +151,14 @@ def start_task(
 @router.get("/tasks/{task_id}/status")
 def task_status(request: Request, task_id: int, next: str = "") -> Response:
     """The status fragment (polled by htmx while the task runs)."""
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    task = _load(request, guarded, task_id)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
+    task = _load(request, page.session, task_id)
     if isinstance(task, Response):
         return task
-    lang = lang_of(request, guarded)
-    values = task_values(request, task, lang, next)
-    response = render(request, "_task_status.html", lang, session=guarded, **values)
+    values = task_values(request, task, page.lang, next)
+    response = page.render("_task_status.html", **values)
     if task.status == "succeeded" and values["next"] and is_htmx(request):
         response.headers["HX-Redirect"] = values["next"]
     return response
