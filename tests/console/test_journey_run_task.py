@@ -230,6 +230,10 @@ def test_the_preview_is_a_task_the_same_one_shown_while_it_runs_in_both_language
         assert 'hx-trigger="load delay:1s"' in r.text  # it polls itself
         assert _tasks_job(console) == {"ran": {str(left.task_id): "succeeded"}}
         assert _written(console) == (0, 0)  # a dry run writes nothing
+        from huitouke.app.journey_runs import PREVIEW_FIELDS
+
+        kept = tk.get_task(console.store, left.task_id).result  # what the page shows, no more
+        assert kept["items"] and all(set(i) == set(PREVIEW_FIELDS) for i in kept["items"])
         en = wait_task(c, left.task_id)
         rows = re.findall(r'<tr data-status="(\w+)" data-reason="([^"]*)">(.*?)</tr>', en, re.S)
         assert rows and any(status == "planned" for status, _, _ in rows)

@@ -101,6 +101,8 @@ def run_journey(
 #: at most this many due rows and rendered messages kept of a dry run (what the page shows)
 PREVIEW_ROWS = 200
 PREVIEW_MESSAGES = 50
+#: the fields of a due row the preview keeps (the page words the reason from its code)
+PREVIEW_FIELDS = ("customer_id", "step", "group", "status", "reason_code", "send_at")
 
 
 def preview_journey(
@@ -116,8 +118,8 @@ def preview_journey(
     orders (the customers frame, P(alive) fitted on them), so on a large store it is no work
     for a request either. Returns, JSON-ready: ``journey_id``, ``as_of``, ``summary`` (the
     journey's count per reason, or None when nobody is due), ``items`` (the first
-    :data:`PREVIEW_ROWS` due rows, planned ones first, reasons in English: the page words
-    them in its language from ``reason_code``), ``items_total``, ``messages`` (the first
+    :data:`PREVIEW_ROWS` due rows, planned ones first, with :data:`PREVIEW_FIELDS`: the page
+    words the reason in its language from ``reason_code``), ``items_total``, ``messages`` (the first
     :data:`PREVIEW_MESSAGES` rendered messages), ``messages_total``, ``failures`` and
     ``warnings`` (code, message, message_zh)."""
     import json
@@ -150,7 +152,9 @@ def preview_journey(
         rows = rows.assign(_first=(rows["status"] != "planned").astype(int)).sort_values(
             ["_first", "customer_id", "step_index"], kind="stable"
         )
-    shown = Plan(res.plan.as_of, rows.head(PREVIEW_ROWS), [], res.plan.journeys).explain("en")
+    explained = Plan(res.plan.as_of, rows.head(PREVIEW_ROWS), [], res.plan.journeys).explain("en")
+    # what the page shows of a row (the task keeps its result: no more than that)
+    shown = [{k: r[k] for k in PREVIEW_FIELDS} for r in explained]
     summary = next((s for s in res.plan.summary if s["journey_id"] == journey_id), None)
     out = {
         "journey_id": journey_id,
