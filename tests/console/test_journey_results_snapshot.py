@@ -29,7 +29,7 @@ from huitouke.messaging.tables import outbox
 from huitouke.store.tables import orders
 
 from .conftest import Console, csrf_of
-from .test_journeys_console import _cli, _client, _seed
+from .test_journeys_console import _cli, _client, _seed, run_now
 
 AS_OF = "2026-03-20"
 
@@ -95,8 +95,7 @@ def test_the_pages_read_the_snapshot_with_the_numbers_of_the_cli(
     try:
         token = csrf_of(c)
         c.post("/journeys/second_order/enable", data={"csrf_token": token})
-        ran = c.post("/journeys/second_order/run", data={"as_of": AS_OF, "csrf_token": token})
-        assert ran.status_code == 200
+        run_now(c, "second_order", AS_OF, token)
         with console.store.connect() as conn:  # no snapshot yet: a run does not make one
             assert read_snapshot(conn, "journey_results", _params(console)) is None
         sent_at = datetime(2026, 3, 20, 3, tzinfo=UTC)
@@ -177,7 +176,7 @@ def test_a_new_assignment_send_click_or_order_marks_it_stale(console: Console) -
     try:
         token = csrf_of(c)
         c.post("/journeys/second_order/enable", data={"csrf_token": token})
-        c.post("/journeys/second_order/run", data={"as_of": AS_OF, "csrf_token": token})
+        run_now(c, "second_order", AS_OF, token)
         _refresh(console)
         assert not _stale(console, c)
         with console.store.connect() as conn:
@@ -236,11 +235,8 @@ def test_a_new_assignment_send_click_or_order_marks_it_stale(console: Console) -
         assert _stale(console, c)
 
         # a journey run refreshes it (the console's run button)
-        ran = c.post(
-            "/journeys/second_order/run", data={"as_of": "2026-03-27", "csrf_token": token}
-        )
-        assert ran.status_code == 200
-        assert state(ran.text) == "live"  # the run's page shows the run's day
+        ran = run_now(c, "second_order", "2026-03-27", token)
+        assert state(ran) == "live"  # the run's page shows the run's day
         assert not _stale(console, c)
         with console.store.connect() as conn:
             snap = read_snapshot(conn, "journey_results", _params(console))

@@ -21,7 +21,7 @@ from huitouke.journeys.loader import load_journey_text
 from huitouke.messaging.tables import outbox
 from huitouke.store.tables import orders
 
-from .conftest import Console, csrf_of, sign_in
+from .conftest import Console, csrf_of, sign_in, task_of, wait_task
 
 AS_OF = "2026-03-20"
 
@@ -39,6 +39,48 @@ def _client(console: Console, user: str = "otto") -> Any:
     c.__enter__()
     assert sign_in(c, user).status_code == 303
     return c
+
+
+def run_now(c: Any, journey_id: str, as_of: str, token: str) -> str:
+    """Press *Run now*: the answer is at once the run's progress page (a background task);
+    wait for it as the page does, then open where it returns: the journey with the run's
+    numbers. Returns that page."""
+    r = c.post(
+        f"/journeys/{journey_id}/run", data={"as_of": as_of, "csrf_token": token},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    location = r.headers["location"]
+    task_id = task_of(location)
+    fragment = wait_task(c, task_id)
+    assert 'data-status="succeeded"' in fragment, fragment
+    from urllib.parse import parse_qs, urlsplit
+
+    [next_path] = parse_qs(urlsplit(location).query)["next"]
+    status = c.get(
+        f"/tasks/{task_id}/status", params={"next": next_path}, headers={"HX-Request": "true"}
+    )
+    back = status.headers["HX-Redirect"]  # the page returns to the journey, with the run
+    assert back == f"/journeys/{journey_id}?as_of={as_of}&run={task_id}"
+    page = c.get(back)
+    assert page.status_code == 200 and 'id="run-result"' in page.text
+    return page.text
+
+
+def preview(c: Any, journey_id: str, as_of: str, token: str) -> str:
+    """Press *Preview* (htmx): the answer is the dry run's progress, a background task, which
+    polls itself until it has turned into the preview. Returns the finished fragment."""
+    r = c.post(
+        f"/journeys/{journey_id}/preview", data={"as_of": as_of},
+        headers={"HX-Request": "true", "X-CSRF-Token": token},
+    )  # fmt: skip
+    assert r.status_code == 200 and "<html" not in r.text, r.text
+    found = re.search(r'id="task-status" data-task="(\d+)"', r.text)
+    assert found, r.text
+    fragment = wait_task(c, found.group(1))
+    assert 'data-status="succeeded"' in fragment and 'id="preview-body"' in fragment, fragment
+    assert "<html" not in fragment
+    return fragment
 
 
 # -- the audience language knows the segments the Segments page links with ---------------------
@@ -72,7 +114,6 @@ OPERATOR_GETS = [
     "/journeys/new",
     "/journeys/new?segment=rfm:champions",
     "/journeys/second_order/edit",
-    f"/journeys/second_order/preview?as_of={AS_OF}",
 ]
 POSTS = [
     ("/journeys/new", {"definition": draft_journey_yaml(None)}),
@@ -80,6 +121,7 @@ POSTS = [
     ("/journeys/second_order/edit", {"definition": "id: second_order"}),
     ("/journeys/second_order/enable", {}),
     ("/journeys/second_order/disable", {}),
+    ("/journeys/second_order/preview", {"as_of": AS_OF}),
     ("/journeys/second_order/run", {"as_of": AS_OF}),
     ("/journeys/second_order/outbox/retry", {}),
 ]
@@ -229,40 +271,42 @@ def test_preview_run_outbox_retry_and_results_equal_the_cli(
     try:
         token = csrf_of(c)
         # a journey that is off is previewed but not run
-        pv = c.get("/journeys/second_order/preview", params={"as_of": AS_OF})
-        assert pv.status_code == 200
+        off = c.post(
+            "/journeys/second_order/preview", data={"as_of": AS_OF, "csrf_token": token},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert off.status_code == 303  # without htmx: to the task's page, which shows it
+        task_page = c.get(off.headers["location"])
+        assert task_page.status_code == 200
+        assert 'id="preview-body"' in wait_task(c, task_of(off.headers["location"]))
         refused = c.post("/journeys/second_order/run", data={"as_of": AS_OF, "csrf_token": token})
         assert refused.status_code == 409
         c.post("/journeys/second_order/enable", data={"csrf_token": token})
-        pv = c.get(
-            "/journeys/second_order/preview",
-            params={"as_of": AS_OF},
-            headers={"HX-Request": "true"},
-        )
-        assert pv.status_code == 200 and "<html" not in pv.text
+        pv = preview(c, "second_order", AS_OF, token)
         # who is in and who is out, and why: the dry run of the CLI
         dry = _cli(
             console, monkeypatch, "journeys", "run", "--as-of", AS_OF, "--dry-run",
             "--format", "json", "--journey", "second_order",
         )  # fmt: skip
-        shown = re.findall(r'<tr data-status="(\w+)" data-reason="([^"]*)">', pv.text)
+        shown = re.findall(r'<tr data-status="(\w+)" data-reason="([^"]*)">', pv)
         expected = sorted((i["status"], i["reason_code"]) for i in dry["items"])
         assert sorted(shown) == expected
         assert {"consent.missing", "unsubscribed"} <= {r for _, r in shown}
         # the rendered messages, one per planned step
         planned = sum(1 for i in dry["items"] if i["status"] == "planned")
         assert planned > 0
-        assert pv.text.count('<div class="message-text">') == planned
-        assert "回头客小店" in pv.text or "Thanks" in pv.text
+        assert pv.count('<div class="message-text">') == planned
+        assert "回头客小店" in pv or "Thanks" in pv
         with console.store.connect() as conn:
             assert conn.execute(select(outbox.c.message_id)).first() is None
         # run: the same numbers the dry run planned are written, once
-        ran = c.post("/journeys/second_order/run", data={"as_of": AS_OF, "csrf_token": token})
-        assert ran.status_code == 200 and 'id="run-result"' in ran.text
+        ran = run_now(c, "second_order", AS_OF, token)
+        assert 'id="run-already"' not in ran
         with console.store.connect() as conn:
             ids = [r[0] for r in conn.execute(select(outbox.c.message_id))]
         assert len(ids) == planned
-        c.post("/journeys/second_order/run", data={"as_of": AS_OF, "csrf_token": token})
+        again = run_now(c, "second_order", AS_OF, token)
+        assert 'id="run-already"' in again  # the day was run: nothing written again
         with console.store.connect() as conn:
             assert len(conn.execute(select(outbox.c.message_id)).all()) == planned
         # the outbox: send most, fail two; the failures show with their reason and retry

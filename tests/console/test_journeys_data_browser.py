@@ -7,6 +7,7 @@ in en, and on a phone-width screen. Screenshots go to tests/artifacts/ (ignored 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,7 +176,9 @@ def test_upload_overview_journey_preview_run_results(live: dict[str, Any], lang:
             assert page.locator("#journey-state").get_attribute("class") == "badge on"
 
             # 5. preview: who is in, who is out and why, the messages as they would go out
+            # (a background task: its progress shows in place until it turns into the preview)
             page.click("#preview-button")
+            page.wait_for_selector("#preview .task-status", timeout=30_000)
             page.wait_for_selector("#preview-body", timeout=120_000)
             planned = page.locator('#preview-rows tr[data-status="planned"]').count()
             assert planned > 0
@@ -191,9 +194,14 @@ def test_upload_overview_journey_preview_run_results(live: dict[str, Any], lang:
                 path=str(ARTIFACTS / f"console_journey_preview_{lang}.png"), full_page=True
             )
 
-            # 6. run it: the messages are in the outbox, the results count the audience
+            # 6. run it: a background task whose progress page returns to the journey with
+            # the run's numbers; the messages are in the outbox, the results count the audience
             page.click("#run-button")
-            page.wait_for_selector("#run-result", timeout=120_000)
+            page.wait_for_url(re.compile(r".*/tasks/\d+\?next="), timeout=30_000)
+            page.wait_for_url(
+                re.compile(rf".*/journeys/{journey_id}\?as_of=[-0-9]+&run=\d+"), timeout=120_000
+            )
+            page.wait_for_selector("#run-result", timeout=30_000)
             queued = int(page.locator('#outbox .chip[data-status="queued"] b').inner_text())
             assert queued == planned
             audience = int(page.locator('#results-table [data-key="audience"]').inner_text())

@@ -11,15 +11,17 @@ million orders reports no progress for minutes but stays alive), records progres
 small result or ``failed`` with the error's code and message.
 
 **Never twice at once.** Each task names what it may not overlap (``active_key``:
-``snapshots.refresh``, ``segment.coupons:<kind>:<name>``); a unique constraint on it
-refuses a second submission in every process — :func:`submit` answers ``task.running``
-with the running task's id — and the key is cleared when the task ends.
+``snapshots.refresh``, ``segment.coupons:<kind>:<name>``, ``journey.run:<id>``,
+``journey.preview:<id>:<day>``); a unique constraint on it refuses a second submission in
+every process — :func:`submit` answers ``task.running`` with the running task's id — and
+the key is cleared when the task ends.
 
 **Surviving a restart.** A task whose process died (queued and never claimed, or running
 with a heartbeat older than :data:`LEASE_SECONDS`) is taken over by the scheduler's
 ``tasks`` job (:func:`run_pending`), which runs it again: every kind is idempotent (a
 snapshot refresh recomputes; the segment's coupons are keyed by the form's batch, so the
-customers already served are counted, not served again).
+customers already served are counted, not served again; a journey's run claims its day with
+the rows it writes, so a second run of the day writes nothing; a preview writes nothing).
 
 **Kinds.** :data:`TASK_KINDS` maps a kind to ``fn(store, settings, params, progress)``
 returning a JSON-ready result; ``progress(done, total, stage)``. Another kind is one line:
@@ -401,6 +403,45 @@ def _segment_coupons(
 
 
 register_task_kind("segment.coupons", _segment_coupons)
+
+
+def _journey_run(
+    store: Store, settings: Settings, params: Mapping[str, Any], progress: TaskProgress
+) -> dict[str, Any]:
+    """``params``: ``journey_id``, ``as_of`` (the day, ISO), ``run_by`` — one switched-on
+    journey's real run for that day, then the journeys' results snapshot refreshed
+    (:func:`huitouke.app.journey_runs.run_journey`). Run again after a crash it writes
+    nothing twice: the day is claimed with the rows it wrote."""
+    from datetime import date
+
+    from huitouke.app.journey_runs import run_journey
+
+    return run_journey(
+        store, settings, str(params["journey_id"]), date.fromisoformat(str(params["as_of"])),
+        run_by=str(params.get("run_by") or "console"), progress=progress,
+    )  # fmt: skip
+
+
+register_task_kind("journey.run", _journey_run)
+
+
+def _journey_preview(
+    store: Store, settings: Settings, params: Mapping[str, Any], progress: TaskProgress
+) -> dict[str, Any]:
+    """``params``: ``journey_id``, ``as_of`` — the dry run of one journey for that day, the
+    rows and messages the page shows (:func:`huitouke.app.journey_runs.preview_journey`);
+    it writes nothing, so running it again is harmless."""
+    from datetime import date
+
+    from huitouke.app.journey_runs import preview_journey
+
+    return preview_journey(
+        store, settings, str(params["journey_id"]), date.fromisoformat(str(params["as_of"])),
+        progress=progress,
+    )  # fmt: skip
+
+
+register_task_kind("journey.preview", _journey_preview)
 
 
 def _tasks_job(ctx: Any) -> dict[str, Any]:

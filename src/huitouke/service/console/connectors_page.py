@@ -41,6 +41,7 @@ from huitouke.service.console.kit import (
     lang_of,
     local_time,
     now_of,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -125,22 +126,21 @@ def _when(request: Request, value: Any) -> str:
 @router.get("/connectors")
 def connectors_page(request: Request, message: str = "") -> Response:
     """The shop connectors. 店铺连接器。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _list_page(request, guarded, message=_message(request, guarded, message))
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _list_page(request, page.session, message=_message(request, page.session, message))
 
 
 @router.get("/connectors/new/fields")
 def connector_fields(request: Request, kind: str = "") -> Response:
     """The add form's fields of one kind (htmx). 各平台所需字段。"""
-    guarded = guard(request, role="admin")
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="admin")
+    if isinstance(page, Response):
+        return page
     chosen = kind if kind in KINDS else KINDS[0]
-    return render(
-        request, "_connector_fields.html", lang, session=guarded, fields=_fields(chosen),
+    return page.render(
+        "_connector_fields.html", fields=_fields(chosen),
         form={}, kind=chosen,
     )  # fmt: skip
 
@@ -156,11 +156,11 @@ def _int(value: str, default: int) -> int:
 async def connector_add(request: Request) -> Response:
     """Add a connector (admins); credentials sealed, never shown again. 添加连接器。"""
     data = await request.form()
-    guarded = guard(request, role="admin", csrf=str(data.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="admin", csrf=str(data.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     form = {k: str(v) for k, v in data.items() if k != "csrf_token"}
     kind = form.get("kind", "")
 
@@ -178,10 +178,10 @@ async def connector_add(request: Request) -> Response:
         page_size=_int(form.get("page_size", ""), 100),
     )  # fmt: skip
     try:
-        uc.add_connector(ctx.store, ctx.settings, spec, now=now_of(ctx))
+        uc.add_connector(page.ctx.store, page.ctx.settings, spec, now=now_of(page.ctx))
     except HuitoukeError as exc:
         return _list_page(
-            request, guarded, status=_status(exc), error=exc.localized(lang), form=form
+            request, page.session, status=_status(exc), error=exc.localized(page.lang), form=form
         )
     return secure_headers(RedirectResponse(f"/connectors/{spec.name}?message=added", 303))
 
@@ -237,25 +237,27 @@ def _detail(
 @router.get("/connectors/{name}")
 def connector_page(request: Request, name: str, message: str = "", run: int = 0) -> Response:
     """One connector: syncs, inbox problems, actions. 连接器详情。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     return _detail(
-        request, guarded, name, message=_message(request, guarded, message), run_id=run or None
+        request,
+        page.session,
+        name,
+        message=_message(request, page.session, message),
+        run_id=run or None,
     )
 
 
 @router.get("/connectors/{name}/runs/{run_id}")
 def connector_run(request: Request, name: str, run_id: int) -> Response:
     """A sync's status line (htmx polls it while it runs). 同步进度。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    run = views.sync_run(ctx.store, name, run_id, lang)
-    return render(
-        request, "_connector_run.html", lang, session=guarded, c={"name": name}, current=run,
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    run = views.sync_run(page.ctx.store, name, run_id, page.lang)
+    return page.render(
+        "_connector_run.html", c={"name": name}, current=run,
         when=lambda v: _when(request, v),
     )  # fmt: skip
 
@@ -325,18 +327,20 @@ async def connector_retry(request: Request, name: str) -> Response:
 async def connector_remove(request: Request, name: str) -> Response:
     """Remove a connector, its name typed again to confirm (admins). 删除连接器。"""
     data = await request.form()
-    guarded = guard(request, role="admin", csrf=str(data.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="admin", csrf=str(data.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     if str(data.get("confirm", "")).strip() != name:
-        text = translations(lang).gettext(
+        text = translations(page.lang).gettext(
             "Type the connector's name to confirm its removal; nothing was removed."
         )
-        return _detail(request, guarded, name, status=422, error=text)
+        return _detail(request, page.session, name, status=422, error=text)
     try:
-        uc.remove_connector(ctx.store, name)
+        uc.remove_connector(page.ctx.store, name)
     except HuitoukeError as exc:
-        return _detail(request, guarded, name, status=_status(exc), error=exc.localized(lang))
+        return _detail(
+            request, page.session, name, status=_status(exc), error=exc.localized(page.lang)
+        )
     return secure_headers(RedirectResponse("/connectors?message=removed", 303))

@@ -30,6 +30,7 @@ from huitouke.service.console.kit import (
     lang_of,
     local_time,
     now_of,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -97,10 +98,10 @@ def _data_page(
 @router.get("/data")
 def data_page(request: Request) -> Response:
     """Upload an export; the store's zone and currency; import history. 数据导入。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _data_page(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _data_page(request, page.session)
 
 
 @router.post("/data/imports")
@@ -182,10 +183,10 @@ def _import_view(request: Request, session: Session, import_id: str, *, fragment
 @router.get("/data/imports/{import_id}")
 def import_page(request: Request, import_id: str) -> Response:
     """One upload: progress while it runs, then its summary (htmx polls the fragment)."""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _import_view(request, guarded, import_id, fragment=is_htmx(request))
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _import_view(request, page.session, import_id, fragment=is_htmx(request))
 
 
 @router.get("/data/imports/{import_id}/rejects.csv")
@@ -194,15 +195,13 @@ def import_rejects(request: Request, import_id: str) -> Response:
     (operators: the rows hold the file's customer data unmasked). 下载拒收明细。"""
     from huitouke.service.uploads import rejects_of
 
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
     try:
-        name, data = run_read(ctx.store, lambda conn: rejects_of(conn, import_id))
+        name, data = run_read(page.ctx.store, lambda conn: rejects_of(conn, import_id))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+        return page.refuse(exc)
     from urllib.parse import quote
 
     response = Response(

@@ -32,10 +32,10 @@ from huitouke.app import identity_views as uc
 from huitouke.errors import HuitoukeError
 from huitouke.service.console.kit import (
     N_,
-    guard,
     lang_of,
     local_time,
     now_of,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -87,13 +87,13 @@ def _index(
 @router.get("/identity")
 def identity_index(request: Request, customer_id: str = "") -> Response:
     """Find a person; merges and unmerges. 跨平台身份。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     if customer_id.strip():
         target = f"/identity/{customer_id.strip()}"
         return secure_headers(RedirectResponse(target, 303))
-    return _index(request, guarded)
+    return _index(request, page.session)
 
 
 def _person_page(
@@ -131,41 +131,45 @@ def _person_page(
 @router.get("/identity/{customer_id}")
 def identity_person(request: Request, customer_id: str, done: str = "") -> Response:
     """The person an account belongs to. 账户所属的人。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     return _person_page(
-        request, guarded, customer_id, done=done if done in ("merge", "unmerge") else ""
+        request, page.session, customer_id, done=done if done in ("merge", "unmerge") else ""
     )
 
 
 @router.get("/customers/{customer_id}/identity")
 def customer_identity(request: Request, customer_id: str) -> Response:
     """The customer page's identity panel (htmx). 顾客页的身份面板。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _person_page(request, guarded, customer_id, template="_identity.html")
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _person_page(request, page.session, customer_id, template="_identity.html")
 
 
 @router.post("/identity/merge")
 async def identity_merge(request: Request) -> Response:
     """Merge accounts into one person, with a reason (operators). 合并账户。"""
     data = await request.form()
-    guarded = guard(request, role="operator", csrf=str(data.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="operator", csrf=str(data.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     # the merge form's list, or the person page's two fields (the person, then the account)
     customer_ids = "\n".join(str(v) for v in data.getlist("customer_ids"))
     reason = str(data.get("reason", ""))
     ids = [i for i in _SPLIT.split(customer_ids.strip()) if i]
     try:
-        out = uc.merge(ctx.store, ids, actor=_actor(guarded), reason=reason, now=now_of(ctx))
+        out = uc.merge(
+            page.ctx.store, ids, actor=_actor(page.session), reason=reason, now=now_of(page.ctx)
+        )
     except HuitoukeError as exc:
         form = {"customer_ids": customer_ids, "reason": reason}
-        return _index(request, guarded, status=_status(exc), error=exc.localized(lang), form=form)
+        return _index(
+            request, page.session, status=_status(exc), error=exc.localized(page.lang), form=form
+        )
     return secure_headers(RedirectResponse(f"/identity/{out['person_id']}?done=merge", 303))
 
 
@@ -177,17 +181,23 @@ def identity_unmerge(
     csrf_token: str = Form(""),
 ) -> Response:
     """Take an account out of its person, with a reason (operators). 拆分账户。"""
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
-        uc.unmerge(ctx.store, customer_id, actor=_actor(guarded), reason=reason, now=now_of(ctx))
+        uc.unmerge(
+            page.ctx.store,
+            customer_id,
+            actor=_actor(page.session),
+            reason=reason,
+            now=now_of(page.ctx),
+        )
     except HuitoukeError as exc:
         if exc.code == "identity.unknown_customer":
-            return _index(request, guarded, status=_status(exc), error=exc.localized(lang))
+            return _index(
+                request, page.session, status=_status(exc), error=exc.localized(page.lang)
+            )
         return _person_page(
-            request, guarded, customer_id, status=_status(exc), error=exc.localized(lang)
+            request, page.session, customer_id, status=_status(exc), error=exc.localized(page.lang)
         )
     return secure_headers(RedirectResponse(f"/identity/{customer_id}?done=unmerge", 303))

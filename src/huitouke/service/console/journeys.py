@@ -6,7 +6,8 @@ running it now; its outbox (failures and retry) and its results against the hold
 Every action goes through the use cases the REST API and the CLI use: the journey store
 (:mod:`huitouke.journeys.repo`), the YAML loader with its line and field errors
 (:func:`huitouke.journeys.loader.load_journey_text`, as ``huitouke journeys validate``),
-:func:`huitouke.journeys.service.run_journeys`, messaging's
+:func:`huitouke.journeys.service.run_journeys` (through :mod:`huitouke.app.journey_runs`,
+in a background task), messaging's
 :func:`~huitouke.messaging.outbox.retry_messages` and
 :func:`huitouke.journeys.results.journey_results` (the numbers of ``huitouke journeys
 results``), read from the ``journey_results`` snapshot for the merchant's today
@@ -16,8 +17,10 @@ with none yet).
 Routes: ``GET /journeys``; ``GET /journeys/new`` (``?segment=rfm|layer|lifecycle:<name>``),
 ``POST /journeys/new``; ``POST /journeys/validate`` (htmx: the errors, nothing saved);
 ``GET /journeys/{id}``; ``GET|POST /journeys/{id}/edit``;
-``POST /journeys/{id}/enable|disable``; ``GET /journeys/{id}/preview`` (htmx fragment);
-``POST /journeys/{id}/run``; ``POST /journeys/{id}/outbox/retry``.
+``POST /journeys/{id}/enable|disable``; ``POST /journeys/{id}/preview`` and ``POST
+/journeys/{id}/run`` (background tasks, :mod:`huitouke.app.journey_runs`: both read every
+customer's orders, and the run then refreshes the results snapshot);
+``POST /journeys/{id}/outbox/retry``.
 """
 
 from __future__ import annotations
@@ -33,15 +36,13 @@ from sqlalchemy import Connection, func, select
 from huitouke.errors import HuitoukeError, InputError
 from huitouke.i18n import fmt_money, fmt_number, fmt_pct
 from huitouke.journeys.model import Journey
-from huitouke.service.console.i18n import translations
 from huitouke.service.console.kit import (
     N_,
-    error_page,
-    guard,
     is_htmx,
     lang_of,
     local_time,
     now_of,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -53,9 +54,6 @@ __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
-#: at most this many rows of a dry run and rendered messages on the page
-PREVIEW_ROWS = 200
-PREVIEW_MESSAGES = 50
 FAILED_STATUSES = ("failed", "dead")
 #: texts the templates pick by value: outbox statuses, journey sources, groups
 CHOSEN = (
@@ -63,11 +61,6 @@ CHOSEN = (
     N_("builtin"), N_("api"), N_("file"), N_("treatment"), N_("holdout"), N_("planned"),
     N_("skipped"),
 )  # fmt: skip
-
-
-def _gettext(lang: str, message: str, **params: Any) -> str:
-    text = translations(lang).gettext(message)
-    return text % params if params else text
 
 
 def _today(request: Request) -> date:
@@ -158,11 +151,9 @@ def journeys_page(request: Request) -> Response:
     from huitouke.journeys import repo
     from huitouke.messaging.outbox import status_counts
 
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     as_of = _today(request)
 
     def read(conn: Connection) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -178,30 +169,30 @@ def journeys_page(request: Request) -> Response:
             out.append(
                 {
                     "id": j.id,
-                    "name": j.name.get(lang),
+                    "name": j.name.get(page.lang),
                     "trigger": j.trigger.type,
                     "enabled": r["enabled"],
                     "source": r["source"],
-                    "holdout": fmt_pct(j.holdout, lang, 0),
+                    "holdout": fmt_pct(j.holdout, page.lang, 0),
                     "queued": c.get("queued", 0) + c.get("sending", 0),
                     "sent": c.get("sent", 0),
                     "failed": sum(c.get(s, 0) for s in FAILED_STATUSES),
                     "last_run": _day(last.get(j.id)),
                     "uplift": None
                     if res is None or res["incremental_repurchase"] is None
-                    else _signed_pct(res["incremental_repurchase"], lang),
+                    else _signed_pct(res["incremental_repurchase"], page.lang),
                 }
             )
         return out, state
 
-    rows, state = run_read(ctx.store, read)
+    rows, state = run_read(page.ctx.store, read)
     nexts = _next_runs(request)
     for row in rows:
         at = nexts.get(row["id"])
-        row["next_run"] = None if at is None else local_time(ctx, at)
-    return render(
-        request, "journeys.html", lang, session=guarded, journeys=rows, as_of=as_of.isoformat(),
-        timezone=ctx.settings.timezone, snapshot=_snapshot_state(request, guarded, state),
+        row["next_run"] = None if at is None else local_time(page.ctx, at)
+    return page.render(
+        "journeys.html", journeys=rows, as_of=as_of.isoformat(),
+        timezone=page.ctx.settings.timezone, snapshot=_snapshot_state(request, page.session, state),
         next_url="/journeys",
     )  # fmt: skip
 
@@ -260,18 +251,17 @@ def journey_new(request: Request, segment: str | None = None) -> Response:
     新建旅程(可从分群开始)。"""
     from huitouke.journeys.drafts import draft_journey_yaml
 
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
     try:
         text = draft_journey_yaml(segment or None)
     except HuitoukeError as exc:
         return _edit_page(
-            request, guarded, journey_id=None, text=draft_journey_yaml(None),
-            error=exc.localized(lang), status=exc.http_status,
+            request, page.session, journey_id=None, text=draft_journey_yaml(None),
+            error=exc.localized(page.lang), status=exc.http_status,
         )  # fmt: skip
-    return _edit_page(request, guarded, journey_id=None, text=text, segment=segment)
+    return _edit_page(request, page.session, journey_id=None, text=text, segment=segment)
 
 
 @router.post("/journeys/validate")
@@ -279,18 +269,17 @@ def journey_validate(
     request: Request, definition: str = Form(""), csrf_token: str = Form("")
 ) -> Response:
     """Check a definition without saving it (htmx): its errors with line and field."""
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         j = _parse(definition)
     except HuitoukeError as exc:
-        return render(
-            request, "_journey_errors.html", lang, session=guarded, errors=_errors_of(exc, lang),
+        return page.render(
+            "_journey_errors.html", errors=_errors_of(exc, page.lang),
             valid=None,
         )  # fmt: skip
-    return render(request, "_journey_errors.html", lang, session=guarded, errors=[], valid=j.id)
+    return page.render("_journey_errors.html", errors=[], valid=j.id)
 
 
 @router.post("/journeys/new")
@@ -300,17 +289,15 @@ def journey_create(
     """Save a new journey (switched off until enabled). 保存新旅程。"""
     from huitouke.journeys import repo
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         j = _parse(definition)
     except HuitoukeError as exc:
         return _edit_page(
-            request, guarded, journey_id=None, text=definition, errors=_errors_of(exc, lang),
-            status=exc.http_status,
+            request, page.session, journey_id=None, text=definition,
+            errors=_errors_of(exc, page.lang), status=exc.http_status,
         )  # fmt: skip
 
     def write(conn: Connection) -> bool:
@@ -319,12 +306,12 @@ def journey_create(
         repo.save_journey(conn, j, source="api", enabled=False)
         return True
 
-    if not run_write(ctx.store, write):
-        message = _gettext(
-            lang, N_("A journey with the id %(id)s exists: edit it, or choose another id."), id=j.id
+    if not run_write(page.ctx.store, write):
+        message = page.gettext(
+            N_("A journey with the id %(id)s exists: edit it, or choose another id."), id=j.id
         )
         return _edit_page(
-            request, guarded, journey_id=None, text=definition, error=message, status=409
+            request, page.session, journey_id=None, text=definition, error=message, status=409
         )
     return secure_headers(RedirectResponse(f"/journeys/{j.id}", status_code=303))
 
@@ -332,16 +319,14 @@ def journey_create(
 @router.get("/journeys/{journey_id}/edit")
 def journey_edit(request: Request, journey_id: str) -> Response:
     """Edit a journey's definition (a built-in is saved as a stored copy). 编辑旅程。"""
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
     try:
-        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        row = run_read(page.ctx.store, lambda conn: _find(conn, journey_id))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return _edit_page(request, guarded, journey_id=journey_id, text=_yaml_of(row["journey"]))
+        return page.refuse(exc)
+    return _edit_page(request, page.session, journey_id=journey_id, text=_yaml_of(row["journey"]))
 
 
 @router.post("/journeys/{journey_id}/edit")
@@ -351,24 +336,21 @@ def journey_save(
     """Save an edited journey; its state (on or off) is kept. 保存旅程。"""
     from huitouke.journeys import repo
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
-        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        row = run_read(page.ctx.store, lambda conn: _find(conn, journey_id))
         j = _parse(definition)
     except HuitoukeError as exc:
         if exc.code == "journey.not_found":
-            return error_page(request, guarded, exc.http_status, exc.localized(lang))
+            return page.refuse(exc)
         return _edit_page(
-            request, guarded, journey_id=journey_id, text=definition,
-            errors=_errors_of(exc, lang), status=exc.http_status,
+            request, page.session, journey_id=journey_id, text=definition,
+            errors=_errors_of(exc, page.lang), status=exc.http_status,
         )  # fmt: skip
     if j.id != journey_id:
-        message = _gettext(
-            lang,
+        message = page.gettext(
             N_(
                 "id: a journey's id cannot change (%(old)s → %(new)s); create a new journey instead."
             ),
@@ -376,11 +358,12 @@ def journey_save(
             new=j.id,
         )
         return _edit_page(
-            request, guarded, journey_id=journey_id, text=definition,
+            request, page.session, journey_id=journey_id, text=definition,
             errors=[{"line": None, "field": "id", "message": message}], status=422,
         )  # fmt: skip
     run_write(
-        ctx.store, lambda conn: repo.save_journey(conn, j, source="api", enabled=row["enabled"])
+        page.ctx.store,
+        lambda conn: repo.save_journey(conn, j, source="api", enabled=row["enabled"]),
     )
     return secure_headers(RedirectResponse(f"/journeys/{j.id}", status_code=303))
 
@@ -477,31 +460,32 @@ def _result_shown(r: dict[str, Any], lang: str) -> dict[str, str]:
 
 
 @router.get("/journeys/{journey_id}")
-def journey_page(request: Request, journey_id: str, as_of: str | None = None) -> Response:
-    """One journey: definition, state, outbox, results. 旅程详情。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+def journey_page(
+    request: Request, journey_id: str, as_of: str | None = None, run: int | None = None
+) -> Response:
+    """One journey: definition, state, outbox, results; ``?run=`` the task of a run started
+    here, whose numbers it shows once it succeeded. 旅程详情。"""
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     try:
-        values = _journey_values(request, guarded, journey_id, _as_of(request, as_of))
+        values = _journey_values(request, page.session, journey_id, _as_of(request, as_of))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return render(request, "journey.html", lang, session=guarded, ran=None, notice=None, **values)
+        return page.refuse(exc)
+    ran = None if run is None else _ran(request, journey_id, run, page.lang)
+    return page.render("journey.html", ran=ran, notice=None, **values)
 
 
 def _set_enabled(request: Request, journey_id: str, on: bool, csrf_token: str) -> Response:
     from huitouke.journeys import repo
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
-        run_write(ctx.store, lambda conn: repo.set_enabled(conn, journey_id, on))
+        run_write(page.ctx.store, lambda conn: repo.set_enabled(conn, journey_id, on))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+        return page.refuse(exc)
     return secure_headers(RedirectResponse(f"/journeys/{journey_id}", status_code=303))
 
 
@@ -517,74 +501,44 @@ def journey_disable(request: Request, journey_id: str, csrf_token: str = Form(""
     return _set_enabled(request, journey_id, False, csrf_token)
 
 
-def _run(request: Request, journey: Journey, as_of: date, *, dry_run: bool) -> Any:
-    from huitouke.journeys.service import run_journeys
-    from huitouke.service.programs import loyalty_service
+@router.post("/journeys/{journey_id}/preview")
+def journey_preview(
+    request: Request, journey_id: str, as_of: str = Form(""), csrf_token: str = Form("")
+) -> Response:
+    """Start the dry run of one journey on a day — who is in and out and why, the rendered
+    messages; nothing is written (operators, as the API's dry run) — as a background task
+    (:func:`huitouke.app.journey_runs.preview_journey`: it reads every customer's orders).
+    With htmx the answer is its progress fragment, which polls itself and turns into the
+    preview; without, a redirect to the task's page. The same preview (journey and day)
+    while it runs answers with the running one. 试运行。"""
+    from huitouke.app.tasks import get_task, start, submit
 
-    ctx = request_ctx(request)
-    loyalty = run_read(ctx.store, lambda conn: loyalty_service(conn, ctx))
-    return run_journeys(
-        ctx.store,
-        [journey.model_copy(update={"enabled": True})],
-        as_of,
-        settings=ctx.settings,
-        dry_run=dry_run,
-        loyalty=loyalty,
-        explain_all=dry_run,
-    )
-
-
-@router.get("/journeys/{journey_id}/preview")
-def journey_preview(request: Request, journey_id: str, as_of: str | None = None) -> Response:
-    """The dry run of one journey on a day: who is in and out and why, the rendered messages;
-    nothing is written (operators, as the API's dry run). 试运行。"""
-    from huitouke.journeys.engine import Plan
-
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
-        day = _as_of(request, as_of)
-        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
-        res = _run(request, row["journey"], day, dry_run=True)
+        day = _as_of(request, as_of or None)
+        run_read(page.ctx.store, lambda conn: _find(conn, journey_id))
+        params = {"journey_id": journey_id, "as_of": day.isoformat()}
+        key = f"journey.preview:{journey_id}:{day.isoformat()}"
+        try:
+            task = submit(
+                page.ctx.store, "journey.preview", params, key=key, by=page.session.user.name
+            )
+            start(page.ctx.store, page.ctx.settings, task.task_id)
+        except HuitoukeError as exc:
+            running = exc.details.get("task_id") if exc.code == "task.running" else None
+            if running is None:
+                raise
+            task = get_task(page.ctx.store, int(running))  # the same preview: show that one
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    rows = res.plan.rows
-    if not rows.empty:  # who gets something first, then the reasons of the rest
-        rows = rows.assign(_first=(rows["status"] != "planned").astype(int)).sort_values(
-            ["_first", "customer_id", "step_index"], kind="stable"
-        )
-    shown = Plan(res.plan.as_of, rows.head(PREVIEW_ROWS), [], res.plan.journeys).explain(lang)
-    summary = next((s for s in res.plan.summary if s["journey_id"] == journey_id), None)
-    out = res.to_json(lang, limit=0)
-    messages = [
-        {
-            "customer_id": m.customer_id,
-            "step_id": m.step_id,
-            "channel": m.channel,
-            "subject": m.rendered.get("subject"),
-            "text": m.rendered.get("text") or "",
-            "coupon": (m.payload or {}).get("coupon"),
-        }
-        for m in res.previews[:PREVIEW_MESSAGES]
-    ]
-    template = "_journey_preview.html" if is_htmx(request) else "journey_preview.html"
-    return render(
-        request, template, lang, session=guarded, journey_id=journey_id, as_of=day.isoformat(),
-        summary=summary, items=shown, items_total=len(res.plan.rows), limit=PREVIEW_ROWS,
-        messages=messages, messages_total=len(res.previews), failures=out["failures"],
-        warnings=[w["message"] for w in out["warnings"]], timezone=ctx.settings.timezone,
-    )  # fmt: skip
+        return page.refuse(exc)
+    if not is_htmx(request):
+        return secure_headers(RedirectResponse(f"/tasks/{task.task_id}", status_code=303))
+    from huitouke.service.console.tasks_page import task_values
 
-
-def _after_run(request: Request) -> None:
-    """The journeys' results snapshot recomputed when the store has one."""
-    from huitouke.app.snapshots import refresh_after_journey_run
-
-    ctx = request_ctx(request)
-    refresh_after_journey_run(ctx.store, ctx.settings, now=ctx.clock)
+    task = get_task(page.ctx.store, task.task_id)
+    return page.render("_task_status.html", **task_values(request, task, page.lang))
 
 
 @router.post("/journeys/{journey_id}/run")
@@ -592,36 +546,67 @@ def journey_run(
     request: Request, journey_id: str, as_of: str = Form(""), csrf_token: str = Form("")
 ) -> Response:
     """Run one switched-on journey now for a day (today by default): assignments, coupons,
-    messages in the outbox, exactly once (operators). 立即运行。"""
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    messages in the outbox, exactly once, then the results snapshot refreshed (operators) —
+    as a background task (:func:`huitouke.app.journey_runs.run_journey`): the answer is at
+    once its progress page, which returns to the journey with the run's numbers when done.
+    The same journey run again while its run is under way is refused (409). 立即运行。"""
+    from urllib.parse import quote
+
+    from huitouke.service.console.tasks_page import start_task
+
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         day = _as_of(request, as_of or None)
-        row = run_read(ctx.store, lambda conn: _find(conn, journey_id))
+        row = run_read(page.ctx.store, lambda conn: _find(conn, journey_id))
         if not row["enabled"]:
-            message = _gettext(lang, N_("Switch the journey on before running it."))
-            values = _journey_values(request, guarded, journey_id, day)
-            return render(
-                request, "journey.html", lang, session=guarded, ran=None, notice=message,
-                status=409, **values,
-            )  # fmt: skip
-        res = _run(request, row["journey"], day, dry_run=False)
-        _after_run(request)
-        values = _journey_values(request, guarded, journey_id, day)
+            message = page.gettext(N_("Switch the journey on before running it."))
+            values = _journey_values(request, page.session, journey_id, day)
+            return page.render("journey.html", ran=None, notice=message, status=409, **values)
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    out = res.to_json(lang, limit=0)
-    summary = next((s for s in res.plan.summary if s["journey_id"] == journey_id), None)
-    ran = {
-        "as_of": day.isoformat(),
-        "written": out["written"],
-        "failures": out["failures"],
-        "due": summary["due_customers"] if summary else 0,
+        return page.refuse(exc)
+    back = f"/journeys/{quote(journey_id, safe='')}?as_of={day.isoformat()}"
+    params = {"journey_id": journey_id, "as_of": day.isoformat(),
+              "run_by": f"console {page.session.user.name}"}  # fmt: skip
+    task = start_task(
+        request,
+        page.session,
+        "journey.run",
+        params,
+        key=f"journey.run:{journey_id}",
+        next_path=back,
+    )
+    if isinstance(task, Response):
+        return task
+    target = f"{back}&run={task.task_id}"
+    location = f"/tasks/{task.task_id}?next={quote(target, safe='/')}"
+    return secure_headers(RedirectResponse(location, status_code=303))
+
+
+def _ran(request: Request, journey_id: str, task_id: int, lang: str) -> dict[str, Any] | None:
+    """The numbers of the console's run ``task_id`` of this journey, once it succeeded."""
+    from huitouke.app.tasks import get_task
+
+    try:
+        task = get_task(request_ctx(request).store, task_id)
+    except HuitoukeError:
+        return None
+    result = task.result if isinstance(task.result, dict) else {}
+    if task.kind != "journey.run" or task.status != "succeeded":
+        return None
+    if result.get("journey_id") != journey_id:
+        return None
+    return {
+        "as_of": result["as_of"],
+        "written": result["written"],
+        "due": result["due"],
+        "already_run": result.get("already_run", False),
+        "failures": [
+            {"code": f["code"], "message": f["message_zh"] if lang == "zh" else f["message"]}
+            for f in result.get("failures") or []
+        ],
     }
-    return render(request, "journey.html", lang, session=guarded, ran=ran, notice=None, **values)
 
 
 @router.post("/journeys/{journey_id}/outbox/retry")
@@ -635,11 +620,9 @@ def journey_retry(
     contact rules run again when they are sent (operators). 重试失败消息。"""
     from huitouke.messaging.outbox import list_messages, retry_messages
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
 
     def write(conn: Connection) -> int:
         _find(conn, journey_id)
@@ -658,12 +641,12 @@ def journey_retry(
             ids = [message_id]
         if not ids:
             return 0
-        return retry_messages(conn, now=now_of(ctx), message_ids=ids)
+        return retry_messages(conn, now=now_of(page.ctx), message_ids=ids)
 
     try:
-        n = run_write(ctx.store, write)
-        values = _journey_values(request, guarded, journey_id, _today(request))
+        n = run_write(page.ctx.store, write)
+        values = _journey_values(request, page.session, journey_id, _today(request))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    notice = _gettext(lang, N_("%(n)s messages are queued again."), n=n)
-    return render(request, "journey.html", lang, session=guarded, ran=None, notice=notice, **values)
+        return page.refuse(exc)
+    notice = page.gettext(N_("%(n)s messages are queued again."), n=n)
+    return page.render("journey.html", ran=None, notice=notice, **values)

@@ -1,11 +1,15 @@
 """What every console page shares: the request's context, session and language, the
 guard (session, CSRF token, role), rendering with the security headers, masking and local
 times. Each page module builds its own ``router`` from these; ``huitouke.service.app``
-mounts every module in ``ROUTER_MODULES``. 控制台各页面共用的工具。"""
+mounts every module in ``ROUTER_MODULES``. Every route starts with :func:`page_context`
+(the guard, then the service context and the page's language), whose :class:`Page`
+renders, refuses and translates in that language. 控制台各页面共用的工具。"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from huitouke.errors import HuitoukeError
 from huitouke.i18n import t
 from huitouke.service import messages as _messages  # noqa: F401  (registers the texts)
 from huitouke.service.apikeys import Scope, scope_allows
@@ -141,6 +146,18 @@ def secure_headers(response: Response) -> Response:
     return response
 
 
+def gettext_for(lang: str) -> Callable[..., str]:
+    """The console catalogue's ``gettext`` in ``lang``: ``gettext(message, **params)``, the
+    ``%(name)s`` placeholders filled from ``params``."""
+    tr = translations(lang)
+
+    def gettext(message: str, **params: Any) -> str:
+        text = tr.gettext(message)
+        return text % params if params else text
+
+    return gettext
+
+
 def render(
     request: Request,
     template: str,
@@ -150,14 +167,8 @@ def render(
     status: int = 200,
     **values: Any,
 ) -> HTMLResponse:
-    tr = translations(lang)
-
-    def gettext(message: str, **params: Any) -> str:
-        text = tr.gettext(message)
-        return text % params if params else text
-
     html = ENV.get_template(template).render(
-        _=gettext,
+        _=gettext_for(lang),
         lang=lang,
         html_lang="zh-CN" if lang == "zh" else "en",
         session=session,
@@ -220,6 +231,49 @@ def guard(
         message = t("console.err.role", lang, required=role, role=session.user.role)
         return error_page(request, session, 403, message)
     return session
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a page's route has once :func:`page_context` let the request in: the request, its
+    session, the page's language and the service context, with the helpers that need them."""
+
+    request: Request
+    session: Session
+    lang: str
+    ctx: ServiceContext
+
+    def gettext(self, message: str, **params: Any) -> str:
+        """A console text in the page's language (``%(name)s`` filled from ``params``)."""
+        return gettext_for(self.lang)(message, **params)
+
+    def render(self, template: str, *, status: int = 200, **values: Any) -> HTMLResponse:
+        return render(
+            self.request, template, self.lang, session=self.session, status=status, **values
+        )
+
+    def error(self, status: int, message: str) -> HTMLResponse:
+        return error_page(self.request, self.session, status, message)
+
+    def refuse(self, exc: HuitoukeError) -> HTMLResponse:
+        """The error page of a use case's error: its status, its message in the language."""
+        return self.error(exc.http_status, exc.localized(self.lang))
+
+
+def page_context(
+    request: Request,
+    *,
+    role: Scope = "read",
+    csrf: str | None = None,
+    check_csrf: bool = False,
+) -> Page | Response:
+    """Every route's preamble in one call: :func:`guard` (session, CSRF token, role), then
+    the service context and the page's language. The :class:`Page`, or the response that
+    refuses the request (return it as it is)."""
+    guarded = guard(request, role=role, csrf=csrf, check_csrf=check_csrf)
+    if isinstance(guarded, Response):
+        return guarded
+    return Page(request, guarded, lang_of(request, guarded), request_ctx(request))
 
 
 # -- rows -----------------------------------------------------------------------------------------

@@ -32,13 +32,12 @@ from sqlalchemy import Connection
 from huitouke.errors import HuitoukeError, InputError, NotFoundError
 from huitouke.i18n import fmt_money, fmt_number, fmt_pct
 from huitouke.service.apikeys import scope_allows
-from huitouke.service.console.i18n import translations
 from huitouke.service.console.kit import (
     N_,
-    error_page,
-    guard,
+    gettext_for,
     lang_of,
     local_time,
+    page_context,
     render,
     request_ctx,
 )
@@ -60,16 +59,6 @@ CHOSEN = (
     N_("unknown"), N_("duplicate"), N_("limit_reached"), N_("invalid"),
     N_("points"), N_("stored_paid"), N_("stored_bonus"), N_("day"),
 )  # fmt: skip
-
-
-def _gettext(lang: str) -> Any:
-    tr = translations(lang)
-
-    def gettext(message: str, **params: Any) -> str:
-        text = tr.gettext(message)
-        return text % params if params else text
-
-    return gettext
 
 
 # -- the summary ------------------------------------------------------------------------------
@@ -116,7 +105,7 @@ def _summary_values(
 
     ctx = request_ctx(request)
     lang = lang_of(request, session)
-    gettext = _gettext(lang)
+    gettext = gettext_for(lang)
     lo, hi, problem = _period(ctx, start, end)
     t0, t1 = _instants(ctx, lo, hi)
     now = ctx.clock()
@@ -210,15 +199,14 @@ def _redemption_chart(red: dict[str, Any], gettext: Any) -> dict[str, Any]:
 @router.get("/loyalty")
 def loyalty_page(request: Request, start: str | None = None, end: str | None = None) -> Response:
     """Liabilities, redemption rates, tier mix. 会员忠诚度概览。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     try:
-        values = _summary_values(request, guarded, start, end)
+        values = _summary_values(request, page.session, start, end)
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return render(request, "loyalty.html", lang, session=guarded, **values)
+        return page.refuse(exc)
+    return page.render("loyalty.html", **values)
 
 
 @router.get("/loyalty/redemption")
@@ -226,15 +214,14 @@ def loyalty_redemption(
     request: Request, start: str | None = None, end: str | None = None
 ) -> Response:
     """The redemption rates of a period (what the period form reloads with htmx)."""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     try:
-        values = _summary_values(request, guarded, start, end, redemption_only=True)
+        values = _summary_values(request, page.session, start, end, redemption_only=True)
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return render(request, "_loyalty_redemption.html", lang, session=guarded, **values)
+        return page.refuse(exc)
+    return page.render("_loyalty_redemption.html", **values)
 
 
 # -- coupons in batch -------------------------------------------------------------------------
@@ -294,10 +281,10 @@ async def _list_text(customers: str, upload: UploadFile | None) -> str:
 @router.get("/loyalty/coupons")
 def coupons_form(request: Request) -> Response:
     """Issue coupons in batch: the form (operators). 批量发券。"""
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    return _coupons_page(request, guarded)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
+    return _coupons_page(request, page.session)
 
 
 @router.post("/loyalty/coupons/check")
@@ -313,25 +300,26 @@ async def coupons_check(
     from huitouke.app.coupon_batch import check_coupon_batch, parse_customer_list
     from huitouke.service.programs import loyalty_service
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         text = await _list_text(customers, file)
         entries = parse_customer_list(text)
         check = run_read(
-            ctx.store,
-            lambda conn: check_coupon_batch(loyalty_service(conn, ctx), conn, template, entries),
+            page.ctx.store,
+            lambda conn: check_coupon_batch(
+                loyalty_service(conn, page.ctx), conn, template, entries
+            ),
         )
     except HuitoukeError as exc:
         return _coupons_page(
-            request, guarded, status=exc.http_status, error=exc.localized(lang),
+            request, page.session, status=exc.http_status, error=exc.localized(page.lang),
             template_id=template, customers_text=customers,
         )  # fmt: skip
     return _coupons_page(
-        request, guarded, status=200 if check.ok else 422, step="confirm", template_id=template,
+        request, page.session, status=200 if check.ok else 422, step="confirm",
+        template_id=template,
         customers_text="\n".join(check.customers) if check.ok else text, check=check,
         batch_key=secrets.token_hex(16),
     )  # fmt: skip
@@ -349,34 +337,32 @@ def coupons_issue(
     from huitouke.app.coupon_batch import issue_coupon_batch, parse_customer_list
     from huitouke.service.programs import loyalty_service
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    gettext = _gettext(lang)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    gettext = page.gettext
     if not batch_key or len(batch_key) > 64 or not batch_key.isalnum():
         return _coupons_page(
-            request, guarded, status=422, error=gettext("Check the list first."),
+            request, page.session, status=422, error=gettext("Check the list first."),
             template_id=template, customers_text=customers,
         )  # fmt: skip
     entries = parse_customer_list(customers)
 
     def issue(conn: Connection) -> dict[str, Any]:
-        svc = loyalty_service(conn, ctx)
+        svc = loyalty_service(conn, page.ctx)
         return issue_coupon_batch(svc, conn, template, entries, batch_key=f"console-{batch_key}")
 
     try:
-        result = run_write(ctx.store, issue)
+        result = run_write(page.ctx.store, issue)
     except HuitoukeError as exc:
         return _coupons_page(
-            request, guarded, status=exc.http_status, error=exc.localized(lang),
+            request, page.session, status=exc.http_status, error=exc.localized(page.lang),
             template_id=template, customers_text=customers,
         )  # fmt: skip
     from huitouke.app.tasks import refresh_later
 
-    refresh_later(ctx.store, ctx.settings, "loyalty_summary", by=guarded.user.name)
-    return _coupons_page(request, guarded, step="done", template_id=template, result=result)
+    refresh_later(page.ctx.store, page.ctx.settings, "loyalty_summary", by=page.session.user.name)
+    return _coupons_page(request, page.session, step="done", template_id=template, result=result)
 
 
 # -- ledger corrections -----------------------------------------------------------------------
@@ -414,10 +400,10 @@ def _corrections_page(
 @router.get("/loyalty/corrections")
 def corrections_page(request: Request) -> Response:
     """Ledger corrections and their audit trail (admins). 账户调整与审计(仅管理员)。"""
-    guarded = guard(request, role="admin")
-    if isinstance(guarded, Response):
-        return guarded
-    return _corrections_page(request, guarded)
+    page = page_context(request, role="admin")
+    if isinstance(page, Response):
+        return page
+    return _corrections_page(request, page.session)
 
 
 def _delta(value: str) -> Decimal:
@@ -450,19 +436,17 @@ def corrections_submit(
     from huitouke.app.coupon_batch import known_customers
     from huitouke.service.programs import loyalty_service
 
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    gettext = _gettext(lang)
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    gettext = page.gettext
     cid, why = customer_id.strip(), " ".join(reason.split())
     form = {"customer_id": cid, "target": target, "delta": delta, "reason": reason}
 
     def refuse(status: int, message: str) -> Response:
         return _corrections_page(
             request,
-            guarded,
+            page.session,
             status=status,
             error=message,
             form=form,
@@ -477,7 +461,7 @@ def corrections_submit(
         return refuse(422, gettext("The reason is longer than 200 characters."))
     if not key or len(key) > 64 or not key.isalnum():
         return refuse(422, gettext("Open the form again: it has no key."))
-    actor = f"console:{guarded.user.name}"
+    actor = f"console:{page.session.user.name}"
 
     def adjust(conn: Connection) -> dict[str, Any]:
         if not known_customers(conn, [cid]):
@@ -487,7 +471,7 @@ def corrections_submit(
                 message_zh=f"没有这位顾客:{cid!r}",
                 details={"customer_id": cid},
             )
-        svc = loyalty_service(conn, ctx)
+        svc = loyalty_service(conn, page.ctx)
         idem = f"console-{key}"
         if target == "points":
             return svc.adjust_points(
@@ -499,7 +483,7 @@ def corrections_submit(
         )  # fmt: skip
 
     try:
-        result = run_write(ctx.store, adjust)
+        result = run_write(page.ctx.store, adjust)
     except HuitoukeError as exc:
-        return refuse(exc.http_status, exc.localized(lang))
-    return _corrections_page(request, guarded, done={**result, "target": target})
+        return refuse(exc.http_status, exc.localized(page.lang))
+    return _corrections_page(request, page.session, done={**result, "target": target})

@@ -39,14 +39,13 @@ from sqlalchemy import Connection
 
 from huitouke.errors import HuitoukeError, InputError
 from huitouke.service.apikeys import scope_allows
-from huitouke.service.console.i18n import translations
 from huitouke.service.console.kit import (
     N_,
     client_of,
-    error_page,
-    guard,
+    gettext_for,
     is_htmx,
     lang_of,
+    page_context,
     render,
     request_ctx,
 )
@@ -59,16 +58,6 @@ router = APIRouter(include_in_schema=False)
 
 #: the most rows of one list a form may send (a bound on what a request can make us build)
 MAX_ROWS = 500
-
-
-def _gettext(lang: str) -> Any:
-    tr = translations(lang)
-
-    def gettext(message: str, **params: Any) -> str:
-        text = tr.gettext(message)
-        return text % params if params else text
-
-    return gettext
 
 
 # -- the program document --------------------------------------------------------------------
@@ -173,7 +162,7 @@ def _program_page(
     request: Request, session: Session, *, status: int = 200, **values: Any
 ) -> Response:
     lang = lang_of(request, session)
-    gettext = _gettext(lang)
+    gettext = gettext_for(lang)
     version, active = _active(request)
     text = _dump(active)
     shown = values.pop("shown_doc", None)
@@ -202,10 +191,10 @@ def _program_page(
 @router.get("/loyalty/program")
 def program_page(request: Request) -> Response:
     """The program editor (admins; read-only for the others). 会员方案编辑。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _program_page(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _program_page(request, page.session)
 
 
 def _check_document(request: Request, text: str) -> tuple[dict[str, Any], Any]:
@@ -229,7 +218,7 @@ def _preview(
 
     ctx = request_ctx(request)
     lang = lang_of(request, session)
-    gettext = _gettext(lang)
+    gettext = gettext_for(lang)
     version, active = _active(request)
     shown: dict[str, Any] = {"document": text, "base_version": base_version, "posted": part}
     with contextlib.suppress(HuitoukeError):  # the forms show what was sent until it is saved
@@ -290,10 +279,10 @@ def program_preview(
     csrf_token: str = Form(""),
 ) -> Response:
     """Validate an edited program and show its changes; nothing is saved. 校验并预览。"""
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    return _preview(request, guarded, document, base_version, save=False)
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    return _preview(request, page.session, document, base_version, save=False)
 
 
 @router.post("/loyalty/program")
@@ -304,10 +293,10 @@ def program_save(
     csrf_token: str = Form(""),
 ) -> Response:
     """Validate and save the program as a new version (as PUT /v1/program). 保存会员方案。"""
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    return _preview(request, guarded, document, base_version, save=True)
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    return _preview(request, page.session, document, base_version, save=True)
 
 
 # -- structured forms: earn rules, tiers (and stored-value top-ups) --------------------------------
@@ -389,9 +378,9 @@ def program_form(
     """Earn rules and tiers (and top-up bonuses, when sent) as forms: put into the active
     document, then checked, shown and saved exactly as the document editor does.
     以表单编辑积分规则与会员等级。"""
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     _, active = _active(request)
     merged = merge_forms(
         active,
@@ -400,7 +389,7 @@ def program_form(
         tiers=_rows(tier_id, tier_name, tier_threshold, tier_discount, tier_multiplier),
         topups=_rows(topup_min, topup_bonus, topup_parts, topup_every) if topup_min else None,
     )  # fmt: skip
-    return _preview(request, guarded, _dump(merged), base_version, save=action == "save")
+    return _preview(request, page.session, _dump(merged), base_version, save=action == "save")
 
 
 # -- forms for every part of the program --------------------------------------------------------
@@ -886,19 +875,18 @@ async def program_part_form(request: Request, part: str) -> Response:
     以表单编辑会员方案的一部分。"""
     form = await request.form(max_files=0, max_fields=20_000)
     token = form.get("csrf_token")
-    guarded = guard(
+    page = page_context(
         request, role="admin", csrf=token if isinstance(token, str) else "", check_csrf=True
     )
-    if isinstance(guarded, Response):
-        return guarded
+    if isinstance(page, Response):
+        return page
     spec = PARTS.get(part)
     if spec is None:
-        lang = lang_of(request, guarded)
-        return error_page(request, guarded, 404, _gettext(lang)("No such part of the program."))
+        return page.error(404, page.gettext("No such part of the program."))
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     _, active = _active(request)
     merged = merge_part(active, spec, values)
     return _preview(
-        request, guarded, _dump(merged), values.get("base_version", ""),
+        request, page.session, _dump(merged), values.get("base_version", ""),
         save=values.get("action") == "save", part=part,
     )  # fmt: skip

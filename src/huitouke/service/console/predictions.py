@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from huitouke.i18n import fmt_money, fmt_number, fmt_pct, t
-from huitouke.service.console.kit import N_, guard, lang_of, render, request_ctx
-from huitouke.service.console.segments import _gettext, snapshot_state
+from huitouke.service.console.kit import N_, gettext_for, page_context, request_ctx
+from huitouke.service.console.segments import snapshot_state
 from huitouke.store.uow import run_read
 
 __all__ = ["router"]
@@ -48,7 +48,7 @@ def _values(request: Request, lang: str) -> dict[str, Any]:
         }
         return out
     details = meta["details"]
-    gettext = _gettext(lang)
+    gettext = gettext_for(lang)
     currency = meta["currency"] or ctx.settings.currency
     pred = details.get("prediction", {})
     selection = pred.get("selection") or {}
@@ -154,13 +154,12 @@ def _values(request: Request, lang: str) -> dict[str, Any]:
 @router.get("/predictions")
 def predictions_page(request: Request) -> Response:
     """The model, its holdout check and the P(alive)/CLV bands. 预测。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     from huitouke.service.apikeys import scope_allows
 
-    return render(
-        request, "predictions.html", lang, session=guarded, **_values(request, lang),
-        can_act=scope_allows(guarded.user.role, "operator"),
+    return page.render(
+        "predictions.html", **_values(request, page.lang),
+        can_act=scope_allows(page.session.user.role, "operator"),
     )  # fmt: skip

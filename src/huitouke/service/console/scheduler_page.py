@@ -30,9 +30,9 @@ from huitouke.app.scheduler.views import job_views, run_views
 from huitouke.errors import HuitoukeError
 from huitouke.service.console.kit import (
     N_,
-    guard,
     lang_of,
     local_time,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -108,10 +108,12 @@ def scheduler_page(
     request: Request, job: str = "", failed: bool = False, limit: int = 20, started: int = 0
 ) -> Response:
     """The scheduler's jobs and run history. 定时任务与运行记录。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _page(request, guarded, job=job, failed=failed, limit=limit, started=started or None)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _page(
+        request, page.session, job=job, failed=failed, limit=limit, started=started or None
+    )
 
 
 @router.get("/scheduler/history")
@@ -119,20 +121,18 @@ def scheduler_history(
     request: Request, job: str = "", failed: bool = False, limit: int = 20
 ) -> Response:
     """The run history alone (htmx). 运行记录。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
-    runs, error = _history(request, lang, job, failed, limit)
-    ctx = request_ctx(request)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    runs, error = _history(request, page.lang, job, failed, limit)
     try:  # the jobs' last runs follow, swapped in beside the history (out of band)
-        jobs = job_views(ctx.store, ctx.settings, ctx.clock(), lang)
+        jobs = job_views(page.ctx.store, page.ctx.settings, page.ctx.clock(), page.lang)
     except HuitoukeError:
         jobs = []
-    return render(
-        request, "_scheduler_runs.html", lang, session=guarded, runs=runs, job=job,
+    return page.render(
+        "_scheduler_runs.html", runs=runs, job=job,
         failed=failed, limit=limit, error=error, jobs=jobs, oob=bool(jobs),
-        operator=guarded.user.role in ("operator", "admin"),
+        operator=page.session.user.role in ("operator", "admin"),
         running=_running(runs, jobs),
         when=lambda v: _when(request, v),
     )  # fmt: skip
@@ -141,16 +141,16 @@ def scheduler_history(
 @router.post("/scheduler/{job}/run")
 def scheduler_run(request: Request, job: str, csrf_token: str = Form("")) -> Response:
     """Run a job now, in the background (operators). 立即运行任务(后台)。"""
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
-        run_id = start_job(ctx.store, ctx.settings, job, registry=Registry.load(ctx.settings))
+        run_id = start_job(
+            page.ctx.store, page.ctx.settings, job, registry=Registry.load(page.ctx.settings)
+        )
     except HuitoukeError as exc:
         code = exc.http_status if exc.http_status < 500 else 422
-        return _page(request, guarded, status=code, error=exc.localized(lang))
+        return _page(request, page.session, status=code, error=exc.localized(page.lang))
     return secure_headers(RedirectResponse(f"/scheduler?job={job}&started={run_id}", 303))
 
 
@@ -159,20 +159,18 @@ def settings_operations(request: Request) -> Response:
     """The settings page's panel: connectors and scheduler at a glance (htmx). 运维概况。"""
     from huitouke.app.connector_views import connector_overview
 
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     error = ""
     try:
-        jobs = job_views(ctx.store, ctx.settings, ctx.clock(), lang)
+        jobs = job_views(page.ctx.store, page.ctx.settings, page.ctx.clock(), page.lang)
     except HuitoukeError as exc:
-        jobs, error = [], exc.localized(lang)
+        jobs, error = [], exc.localized(page.lang)
     failing = [j for j in jobs if j["last_run"] and j["last_run"]["status"] == "failed"]
-    failures, _ = _history(request, lang, "", True, LIMITS[0])
-    return render(
-        request, "_settings_operations.html", lang, session=guarded,
-        connectors=connector_overview(ctx.store, lang), failing=failing,
+    failures, _ = _history(request, page.lang, "", True, LIMITS[0])
+    return page.render(
+        "_settings_operations.html",
+        connectors=connector_overview(page.ctx.store, page.lang), failing=failing,
         failures=failures[:5], error=error, when=lambda v: _when(request, v),
     )  # fmt: skip

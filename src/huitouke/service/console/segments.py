@@ -31,14 +31,14 @@ from fastapi.responses import RedirectResponse, Response
 from huitouke.errors import HuitoukeError
 from huitouke.i18n import fmt_date, fmt_money, fmt_number, fmt_pct, t
 from huitouke.service.apikeys import scope_allows
-from huitouke.service.console.i18n import translations
 from huitouke.service.console.kit import (
     N_,
     error_page,
-    guard,
+    gettext_for,
     lang_of,
     local_time,
     masked,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -76,16 +76,6 @@ def snapshot_state(ctx: ServiceContext, meta: dict[str, Any] | None, lang: str) 
     }
 
 
-def _gettext(lang: str) -> Any:
-    tr = translations(lang)
-
-    def gettext(message: str, **params: Any) -> str:
-        text = tr.gettext(message)
-        return text % params if params else text
-
-    return gettext
-
-
 # -- segments --------------------------------------------------------------------------------------
 
 
@@ -100,7 +90,7 @@ def _segments_values(request: Request, session: Session, lang: str) -> dict[str,
 
     meta, summary = run_read(ctx.store, read)
     currency = (meta or {}).get("currency") or ctx.settings.currency
-    gettext = _gettext(lang)
+    gettext = gettext_for(lang)
     kinds = []
     for kind in ("rfm", "layer", "lifecycle"):
         rows = [
@@ -150,12 +140,11 @@ def _segments_values(request: Request, session: Session, lang: str) -> dict[str,
 @router.get("/segments")
 def segments_page(request: Request) -> Response:
     """Segments, layers and lifecycle with counts and value. 分群。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
-    values = _segments_values(request, guarded, lang)
-    return render(request, "segments.html", lang, session=guarded, **values)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    values = _segments_values(request, page.session, page.lang)
+    return page.render("segments.html", **values)
 
 
 @router.post("/segments/refresh")
@@ -168,12 +157,12 @@ def segments_refresh(
 
     from huitouke.service.console.tasks_page import start_task
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     target = next if next in ("/segments", "/predictions", "/customers") else "/segments"
     task = start_task(
-        request, guarded, "snapshots.refresh", {"kinds": ["customer_facts"]},
+        request, page.session, "snapshots.refresh", {"kinds": ["customer_facts"]},
         key="snapshots.refresh", next_path=target,
     )  # fmt: skip
     if isinstance(task, Response):
@@ -220,13 +209,13 @@ def _coupon_page(
 @router.get("/segments/{kind}/{name}/coupons")
 def segment_coupons_confirm(request: Request, kind: str, name: str) -> Response:
     """The confirm step of issuing coupons to a segment: how many, which template."""
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    segment = _segment(request, guarded, kind, name)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
+    segment = _segment(request, page.session, kind, name)
     if isinstance(segment, Response):
         return segment
-    return _coupon_page(request, guarded, segment)
+    return _coupon_page(request, page.session, segment)
 
 
 @router.post("/segments/{kind}/{name}/coupons")
@@ -246,29 +235,29 @@ def segment_coupons_issue(
     from huitouke.service.console.tasks_page import start_task
     from huitouke.service.programs import loyalty_service
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    segment = _segment(request, guarded, kind, name)
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    segment = _segment(request, page.session, kind, name)
     if isinstance(segment, Response):
         return segment
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
     try:  # what can be checked now is, so the page answers at once
         check_segment_batch(batch)
-        run_read(ctx.store, lambda conn: loyalty_service(conn, ctx).program.template(template))
+        run_read(
+            page.ctx.store, lambda conn: loyalty_service(conn, page.ctx).program.template(template)
+        )
     except HuitoukeError as exc:
         return _coupon_page(
-            request, guarded, segment, error=exc.localized(lang), status=exc.http_status
+            request, page.session, segment, error=exc.localized(page.lang), status=exc.http_status
         )
     params = {"kind": segment.kind, "name": segment.name, "template": template, "batch": batch}
     task = start_task(
-        request, guarded, "segment.coupons", params,
+        request, page.session, "segment.coupons", params,
         key=f"segment.coupons:{segment.kind}:{segment.name}",
     )  # fmt: skip
     if isinstance(task, Response):
         return task
-    return _coupon_page(request, guarded, segment, task=get_task(ctx.store, task.task_id))
+    return _coupon_page(request, page.session, segment, task=get_task(page.ctx.store, task.task_id))
 
 
 # -- CSV -------------------------------------------------------------------------------------------
@@ -298,20 +287,18 @@ def segment_callback_list(request: Request, kind: str, name: str) -> Response:
     read users). 回访名单。"""
     from huitouke.app.customer_facts import segment_members
 
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    segment = _segment(request, guarded, kind, name)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    segment = _segment(request, page.session, kind, name)
     if isinstance(segment, Response):
         return segment
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    gettext = _gettext(lang)
-    members = run_read(ctx.store, lambda c: segment_members(c, segment))
-    label = segment_label(kind, name, lang)
+    gettext = page.gettext
+    members = run_read(page.ctx.store, lambda c: segment_members(c, segment))
+    label = segment_label(kind, name, page.lang)
     rows = (
-        [m["customer_id"], m["name"], m["phone"], _local_day(ctx, m["last_order_at"]), label]
-        for m in (masked(r, guarded) for r in members)
+        [m["customer_id"], m["name"], m["phone"], _local_day(page.ctx, m["last_order_at"]), label]
+        for m in (masked(r, page.session) for r in members)
     )
     header = [gettext("Customer"), gettext("Name"), gettext("Phone"), gettext("Last order"),
               gettext("Segment")]  # fmt: skip
@@ -387,21 +374,19 @@ def customers_export(request: Request) -> Response:
     """The filtered customers as CSV (masked for read users, as on the page). 导出顾客。"""
     from huitouke.app.customer_facts import FactsFilter, find_customers, snapshot_meta
 
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    gettext = _gettext(lang)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    gettext = page.gettext
     try:
         f = FactsFilter.parse(dict(request.query_params))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
+        return page.refuse(exc)
     meta, (rows, _total) = run_read(
-        ctx.store, lambda c: (snapshot_meta(c), find_customers(c, f, limit=None))
+        page.ctx.store, lambda c: (snapshot_meta(c), find_customers(c, f, limit=None))
     )
     if meta is None:
-        return error_page(request, guarded, 409, gettext("No snapshot has been computed yet."))
+        return page.error(409, gettext("No snapshot has been computed yet."))
     header = [gettext(h) for h in (
         N_("Customer"), N_("Name"), N_("Phone"), N_("E-mail"), N_("Orders"), N_("Revenue"),
         N_("Last order"), N_("RFM segment"), N_("Layer"), N_("Lifecycle"), N_("Tier"),
@@ -410,11 +395,11 @@ def customers_export(request: Request) -> Response:
     out = (
         [
             r["customer_id"], r["name"], r["phone"], r["email"], r["orders"], r["revenue"],
-            _local_day(ctx, r["last_order_at"]), r["rfm_segment"], r["layer"], r["lifecycle"],
+            _local_day(page.ctx, r["last_order_at"]), r["rfm_segment"], r["layer"], r["lifecycle"],
             r["tier"], None if r["p_alive"] is None else round(r["p_alive"], 4), r["clv"],
             r["next_order_date"].isoformat() if r["next_order_date"] else None,
         ]
-        for r in (masked(x, guarded) for x in rows)
+        for r in (masked(x, page.session) for x in rows)
     )  # fmt: skip
     return _csv(out, header, "customers.csv")
 

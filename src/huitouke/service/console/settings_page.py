@@ -32,10 +32,10 @@ from huitouke.service.apikeys import SCOPES, create_api_key, list_api_keys, revo
 from huitouke.service.console.kit import (
     N_,
     client_of,
-    guard,
     lang_of,
     local_time,
     now_of,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -86,29 +86,31 @@ def _settings_page(
 @router.get("/settings")
 def settings_page(request: Request, saved: str = "") -> Response:
     """The settings (admins change them; others see the non-secret values). 设置。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _settings_page(request, guarded, saved=saved if saved in GROUPS else "")
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _settings_page(request, page.session, saved=saved if saved in GROUPS else "")
 
 
 @router.post("/settings/clear")
 async def settings_clear(request: Request) -> Response:
     """Remove a stored value (admins). 清除已保存的设置。"""
     form = await request.form()
-    guarded = guard(request, role="admin", csrf=str(form.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="admin", csrf=str(form.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     name = str(form.get("name", ""))
     try:
         clear_settings(
-            ctx.store, ctx.settings, [name], actor=guarded.user.name, now=now_of(ctx),
-            client=client_of(request),
+            page.ctx.store, page.ctx.settings, [name], actor=page.session.user.name,
+            now=now_of(page.ctx), client=client_of(request),
         )  # fmt: skip
     except HuitoukeError as exc:
-        return _settings_page(request, guarded, status=_status(exc), error=exc.localized(lang))
+        return _settings_page(
+            request, page.session, status=_status(exc), error=exc.localized(page.lang)
+        )
     return secure_headers(RedirectResponse("/settings", status_code=303))
 
 
@@ -116,21 +118,23 @@ async def settings_clear(request: Request) -> Response:
 async def settings_save(request: Request, group: str) -> Response:
     """Save one settings form (admins). 保存一组设置。"""
     form = await request.form()
-    guarded = guard(request, role="admin", csrf=str(form.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="admin", csrf=str(form.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     if group not in GROUPS:
-        return _settings_page(request, guarded, status=404, error=_unknown_group(lang))
+        return _settings_page(request, page.session, status=404, error=_unknown_group(page.lang))
     values = {name: str(form[name]) for name in GROUPS[group] if name in form}
     try:
         save_settings(
-            ctx.store, ctx.settings, values, actor=guarded.user.name, now=now_of(ctx),
-            client=client_of(request),
+            page.ctx.store, page.ctx.settings, values, actor=page.session.user.name,
+            now=now_of(page.ctx), client=client_of(request),
         )  # fmt: skip
     except HuitoukeError as exc:
-        return _settings_page(request, guarded, status=_status(exc), error=exc.localized(lang))
+        return _settings_page(
+            request, page.session, status=_status(exc), error=exc.localized(page.lang)
+        )
     return secure_headers(RedirectResponse(f"/settings?saved={group}", status_code=303))
 
 
@@ -163,10 +167,10 @@ def _keys_page(
 @router.get("/settings/apikeys")
 def apikeys_page(request: Request) -> Response:
     """API keys (admins). API 密钥。"""
-    guarded = guard(request, role="admin")
-    if isinstance(guarded, Response):
-        return guarded
-    return _keys_page(request, guarded)
+    page = page_context(request, role="admin")
+    if isinstance(page, Response):
+        return page
+    return _keys_page(request, page.session)
 
 
 @router.post("/settings/apikeys")
@@ -174,40 +178,45 @@ def apikeys_create(
     request: Request, scope: str = Form(""), name: str = Form(""), csrf_token: str = Form("")
 ) -> Response:
     """Create an API key, shown once (admins). 创建 API 密钥(只显示一次)。"""
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    actor = guarded.user.name
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    actor = page.session.user.name
     try:
         record, full = run_write(
-            ctx.store,
+            page.ctx.store,
             lambda conn: create_api_key(
-                conn, scope=scope, name=name.strip()[:200] or None, now=now_of(ctx), actor=actor
+                conn,
+                scope=scope,
+                name=name.strip()[:200] or None,
+                now=now_of(page.ctx),
+                actor=actor,
             ),
         )
     except HuitoukeError as exc:
-        return _keys_page(request, guarded, status=_status(exc), error=exc.localized(lang))
-    return _keys_page(request, guarded, status=201, created={**record.to_dict(), "key": full})
+        return _keys_page(
+            request, page.session, status=_status(exc), error=exc.localized(page.lang)
+        )
+    return _keys_page(request, page.session, status=201, created={**record.to_dict(), "key": full})
 
 
 @router.post("/settings/apikeys/{key_id}/revoke")
 def apikeys_revoke(request: Request, key_id: str, csrf_token: str = Form("")) -> Response:
     """Revoke an API key at once (admins). 吊销 API 密钥。"""
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    actor = guarded.user.name
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    actor = page.session.user.name
     try:
         run_write(
-            ctx.store, lambda conn: revoke_api_key(conn, key_id, now=now_of(ctx), actor=actor)
+            page.ctx.store,
+            lambda conn: revoke_api_key(conn, key_id, now=now_of(page.ctx), actor=actor),
         )
     except HuitoukeError as exc:
-        return _keys_page(request, guarded, status=_status(exc), error=exc.localized(lang))
-    ctx.keys.evict(key_id)
+        return _keys_page(
+            request, page.session, status=_status(exc), error=exc.localized(page.lang)
+        )
+    page.ctx.keys.evict(key_id)
     return secure_headers(RedirectResponse("/settings/apikeys", status_code=303))
 
 
@@ -217,14 +226,14 @@ def apikeys_revoke(request: Request, key_id: str, csrf_token: str = Form("")) ->
 @router.get("/audit")
 def audit_page(request: Request, before: int | None = None) -> Response:
     """Who changed what and when (admins). 操作日志。"""
-    guarded = guard(request, role="admin")
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    entries = run_read(ctx.store, lambda conn: list_audit(conn, limit=AUDIT_PAGE, before=before))
+    page = page_context(request, role="admin")
+    if isinstance(page, Response):
+        return page
+    entries = run_read(
+        page.ctx.store, lambda conn: list_audit(conn, limit=AUDIT_PAGE, before=before)
+    )
     older = entries[-1].event_id if len(entries) == AUDIT_PAGE else None
-    return render(
-        request, "audit.html", lang, session=guarded, entries=entries, older=older,
-        when=lambda v: local_time(ctx, v), timezone=ctx.settings.timezone,
+    return page.render(
+        "audit.html", entries=entries, older=older,
+        when=lambda v: local_time(page.ctx, v), timezone=page.ctx.settings.timezone,
     )  # fmt: skip

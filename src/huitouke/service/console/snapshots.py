@@ -12,7 +12,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from huitouke.service.console.kit import error_page, guard, lang_of, safe_next, secure_headers
+from huitouke.service.console.kit import (
+    lang_of,
+    page_context,
+    safe_next,
+    secure_headers,
+)
 from huitouke.service.console.tasks_page import start_task
 
 __all__ = ["router"]
@@ -30,17 +35,17 @@ def refresh(
     from huitouke.app.snapshots import REFRESHERS
     from huitouke.i18n import t
 
-    guarded = guard(request, role="operator", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
+    page = page_context(request, role="operator", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     if kind and kind not in REFRESHERS:
         known = ", ".join(sorted(REFRESHERS))
-        lang = lang_of(request, guarded)
+        lang = lang_of(request, page.session)
         message = t("app.snapshots.unknown_kind", lang, kind=kind[:64], known=known)
-        return error_page(request, guarded, 422, message)
+        return page.error(422, message)
     target = safe_next(next)
     task = start_task(
-        request, guarded, "snapshots.refresh", {"kinds": [kind] if kind else None},
+        request, page.session, "snapshots.refresh", {"kinds": [kind] if kind else None},
         key="snapshots.refresh", next_path=target,
     )  # fmt: skip
     if isinstance(task, Response):

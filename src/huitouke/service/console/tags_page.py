@@ -42,11 +42,11 @@ from huitouke.service.console.kit import (
     N_,
     client_of,
     error_page,
-    guard,
     is_htmx,
     lang_of,
     local_time,
     now_of,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -85,10 +85,10 @@ def _tags_page(
 @router.get("/tags")
 def tags_page(request: Request, done: str = "") -> Response:
     """Tags and profile attributes. 标签与画像。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _tags_page(request, guarded, done=done[:200])
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _tags_page(request, page.session, done=done[:200])
 
 
 def _audience_from_form(form: Any) -> dict[str, Any]:
@@ -116,11 +116,11 @@ def _audience_from_form(form: Any) -> dict[str, Any]:
 async def tags_apply(request: Request) -> Response:
     """Add or remove a tag on customers or a whole segment (operators). 批量打标签。"""
     form = await request.form()
-    guarded = guard(request, role="operator", csrf=str(form.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="operator", csrf=str(form.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     ids = [x.strip() for x in str(form.get("customer_ids", "")).splitlines() if x.strip()]
     audience = _audience_from_form(form)
     try:
@@ -133,12 +133,14 @@ async def tags_apply(request: Request) -> Response:
         else:
             target = Target()
         result = change_tags(
-            ctx.store, ctx.settings, target, [str(form.get("tag", ""))],
-            remove=form.get("action") == "remove", actor=guarded.user.name, now=now_of(ctx),
-            client=client_of(request),
+            page.ctx.store, page.ctx.settings, target, [str(form.get("tag", ""))],
+            remove=form.get("action") == "remove", actor=page.session.user.name,
+            now=now_of(page.ctx), client=client_of(request),
         )  # fmt: skip
     except HuitoukeError as exc:
-        return _tags_page(request, guarded, status=_status(exc), error=exc.localized(lang))
+        return _tags_page(
+            request, page.session, status=_status(exc), error=exc.localized(page.lang)
+        )
     done = f"{','.join(result['tags'])}:{result['customers']}:{result['changed']}"
     return secure_headers(RedirectResponse(f"/tags?done={quote(done)}", status_code=303))
 
@@ -147,19 +149,21 @@ async def tags_apply(request: Request) -> Response:
 async def attributes_define(request: Request) -> Response:
     """Define a profile attribute (admins). 定义画像属性。"""
     form = await request.form()
-    guarded = guard(request, role="admin", csrf=str(form.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="admin", csrf=str(form.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     choices = [c for c in str(form.get("choices", "")).split(",") if c.strip()]
     try:
         define_attribute(
-            ctx.store, str(form.get("key", "")), str(form.get("type", "")), choices=choices,
-            actor=guarded.user.name, now=now_of(ctx), client=client_of(request),
+            page.ctx.store, str(form.get("key", "")), str(form.get("type", "")), choices=choices,
+            actor=page.session.user.name, now=now_of(page.ctx), client=client_of(request),
         )  # fmt: skip
     except HuitoukeError as exc:
-        return _tags_page(request, guarded, status=_status(exc), error=exc.localized(lang))
+        return _tags_page(
+            request, page.session, status=_status(exc), error=exc.localized(page.lang)
+        )
     return secure_headers(RedirectResponse("/tags", status_code=303))
 
 
@@ -185,10 +189,10 @@ def _profile_fragment(
 @router.get("/customers/{customer_id}/profile")
 def customer_profile_fragment(request: Request, customer_id: str) -> Response:
     """A customer's tags, attributes and their history (a fragment). 顾客标签与画像。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _profile_fragment(request, guarded, customer_id)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _profile_fragment(request, page.session, customer_id)
 
 
 def _after_customer_change(request: Request, session: Session, customer_id: str) -> Response:
@@ -202,33 +206,33 @@ def _after_customer_change(request: Request, session: Session, customer_id: str)
 async def customer_tag(request: Request, customer_id: str) -> Response:
     """Add or remove one customer's tag (operators). 给顾客添加或移除标签。"""
     form = await request.form()
-    guarded = guard(request, role="operator", csrf=str(form.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="operator", csrf=str(form.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     try:
         change_tags(
-            ctx.store, ctx.settings, Target(customer_ids=[customer_id]),
+            page.ctx.store, page.ctx.settings, Target(customer_ids=[customer_id]),
             [str(form.get("tag", ""))], remove=form.get("action") == "remove",
-            actor=guarded.user.name, now=now_of(ctx), client=client_of(request),
+            actor=page.session.user.name, now=now_of(page.ctx), client=client_of(request),
         )  # fmt: skip
     except HuitoukeError as exc:
         return _profile_fragment(
-            request, guarded, customer_id, status=_status(exc), error=exc.localized(lang)
+            request, page.session, customer_id, status=_status(exc), error=exc.localized(page.lang)
         )
-    return _after_customer_change(request, guarded, customer_id)
+    return _after_customer_change(request, page.session, customer_id)
 
 
 @router.post("/customers/{customer_id}/attributes")
 async def customer_attribute(request: Request, customer_id: str) -> Response:
     """Set or clear one customer's attribute value (operators). 设置顾客画像属性。"""
     form = await request.form()
-    guarded = guard(request, role="operator", csrf=str(form.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="operator", csrf=str(form.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     clear = form.get("action") == "clear"
     try:
         key = str(form.get("key", ""))
@@ -238,12 +242,12 @@ async def customer_attribute(request: Request, customer_id: str) -> Response:
                 details={"field": "key"},
             )  # fmt: skip
         change_attribute(
-            ctx.store, ctx.settings, Target(customer_ids=[customer_id]), key,
-            None if clear else str(form.get("value", "")), actor=guarded.user.name,
-            now=now_of(ctx), client=client_of(request),
+            page.ctx.store, page.ctx.settings, Target(customer_ids=[customer_id]), key,
+            None if clear else str(form.get("value", "")), actor=page.session.user.name,
+            now=now_of(page.ctx), client=client_of(request),
         )  # fmt: skip
     except HuitoukeError as exc:
         return _profile_fragment(
-            request, guarded, customer_id, status=_status(exc), error=exc.localized(lang)
+            request, page.session, customer_id, status=_status(exc), error=exc.localized(page.lang)
         )
-    return _after_customer_change(request, guarded, customer_id)
+    return _after_customer_change(request, page.session, customer_id)

@@ -1,5 +1,6 @@
 """The console's background tasks (:mod:`huitouke.app.tasks`): the progress of work started
-from a page — recomputing snapshots, issuing coupons to a segment — which the page polls.
+from a page — recomputing snapshots, issuing coupons to a segment, running a journey — which
+the page polls.
 
 Routes (HTML, not in the OpenAPI schema; operators and admins, who start them):
 
@@ -21,24 +22,24 @@ from huitouke.i18n import fmt_number, fmt_pct, t
 from huitouke.service.console.kit import (
     N_,
     error_page,
-    guard,
     is_htmx,
     lang_of,
     local_time,
+    page_context,
     render,
     request_ctx,
     safe_next,
 )
 from huitouke.service.sessions import Session
 
-__all__ = ["router", "start_task", "task_values"]
+__all__ = ["preview_values", "router", "start_task", "task_values"]
 
 router = APIRouter(include_in_schema=False)
 
 #: texts chosen by value: task kinds and states
 CHOSEN = (
-    N_("snapshots.refresh"), N_("segment.coupons"), N_("queued"), N_("running"),
-    N_("succeeded"), N_("failed"),
+    N_("snapshots.refresh"), N_("segment.coupons"), N_("journey.run"), N_("journey.preview"),
+    N_("queued"), N_("running"), N_("succeeded"), N_("failed"),
 )  # fmt: skip
 
 
@@ -52,7 +53,11 @@ def task_values(request: Request, task: Any, lang: str, next_path: str = "") -> 
             for k, c in (task.result.get("failed") or {}).items()
         ]
     share = task.share
+    preview: dict[str, Any] = {}
+    if task.kind == "journey.preview" and task.status == "succeeded":
+        preview = preview_values(task.result, lang)
     return {
+        **preview,
         "task": task,
         "share_shown": "" if share is None else fmt_pct(share, lang, 0),
         "done_shown": fmt_number(task.done, lang, 0),
@@ -62,6 +67,28 @@ def task_values(request: Request, task: Any, lang: str, next_path: str = "") -> 
         "error_shown": (task.error_zh if lang == "zh" else task.error) or task.error_code,
         "failed_kinds": failed_kinds,
         "next": safe_next(next_path) if next_path else "",
+    }
+
+
+def preview_values(result: dict[str, Any], lang: str) -> dict[str, Any]:
+    """What ``_journey_preview.html`` shows of a finished preview task's result."""
+    from huitouke.app.journey_runs import PREVIEW_ROWS
+    from huitouke.journeys.engine import reason_text
+
+    def said(entry: dict[str, Any]) -> str:
+        return str((entry.get("message_zh") if lang == "zh" else None) or entry.get("message"))
+
+    return {
+        "journey_id": result["journey_id"],
+        "as_of": result["as_of"],
+        "summary": result["summary"],
+        "items": [{**r, "reason": reason_text(r["reason_code"], lang)} for r in result["items"]],
+        "items_total": result["items_total"],
+        "limit": PREVIEW_ROWS,
+        "messages": result["messages"],
+        "messages_total": result["messages_total"],
+        "failures": [{"code": f["code"], "message": said(f)} for f in result["failures"]],
+        "warnings": [said(w) for w in result["warnings"]],
     }
 
 
@@ -79,16 +106,15 @@ def _load(request: Request, session: Session, task_id: int) -> Any:
 @router.get("/tasks/{task_id}")
 def task_page(request: Request, task_id: int, next: str = "") -> Response:
     """A background task's progress. 后台任务进度。"""
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    task = _load(request, guarded, task_id)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
+    task = _load(request, page.session, task_id)
     if isinstance(task, Response):
         return task
-    lang = lang_of(request, guarded)
-    return render(
-        request, "task.html", lang, session=guarded, refused=None,
-        **task_values(request, task, lang, next),
+    return page.render(
+        "task.html", refused=None,
+        **task_values(request, task, page.lang, next),
     )  # fmt: skip
 
 
@@ -125,15 +151,14 @@ def start_task(
 @router.get("/tasks/{task_id}/status")
 def task_status(request: Request, task_id: int, next: str = "") -> Response:
     """The status fragment (polled by htmx while the task runs)."""
-    guarded = guard(request, role="operator")
-    if isinstance(guarded, Response):
-        return guarded
-    task = _load(request, guarded, task_id)
+    page = page_context(request, role="operator")
+    if isinstance(page, Response):
+        return page
+    task = _load(request, page.session, task_id)
     if isinstance(task, Response):
         return task
-    lang = lang_of(request, guarded)
-    values = task_values(request, task, lang, next)
-    response = render(request, "_task_status.html", lang, session=guarded, **values)
+    values = task_values(request, task, page.lang, next)
+    response = page.render("_task_status.html", **values)
     if task.status == "succeeded" and values["next"] and is_htmx(request):
         response.headers["HX-Redirect"] = values["next"]
     return response

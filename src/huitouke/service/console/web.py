@@ -53,13 +53,12 @@ from huitouke.service.console.kit import (
     STATIC_FILES,
     client_of,
     current_session,
-    error_page,
-    guard,
     is_htmx,
     lang_of,
     local_time,
     masked,
     now_of,
+    page_context,
     render,
     request_ctx,
     safe_next,
@@ -209,11 +208,10 @@ def login_submit(
 @router.post("/logout")
 def logout(request: Request, csrf_token: str = Form("")) -> Response:
     """Sign out: the session ends. 退出登录。"""
-    guarded = guard(request, csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    sign_out(ctx.store, guarded, client=client_of(request), now=now_of(ctx))
+    page = page_context(request, csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    sign_out(page.ctx.store, page.session, client=client_of(request), now=now_of(page.ctx))
     response = secure_headers(RedirectResponse("/login", status_code=303))
     response.delete_cookie(SESSION_COOKIE, path="/")
     if is_htmx(request):
@@ -228,20 +226,19 @@ def choose_language(
 ) -> Response:
     """The signed-in user's language (zh or en), kept with the user and in a cookie.
     选择界面语言。"""
-    guarded = guard(request, csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
+    page = page_context(request, csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     if lang not in LOCALES:
-        message = t("console.err.bad_lang", lang_of(request, guarded), lang=lang[:16])
-        return error_page(request, guarded, 422, message)
+        message = t("console.err.bad_lang", lang_of(request, page.session), lang=lang[:16])
+        return page.error(422, message)
     from huitouke.service.users import set_lang
 
-    ctx = request_ctx(request)
-    run_write(ctx.store, lambda conn: set_lang(conn, guarded.user.name, lang))
+    run_write(page.ctx.store, lambda conn: set_lang(conn, page.session.user.name, lang))
     response = secure_headers(RedirectResponse(safe_next(next), status_code=303))
     response.set_cookie(
         LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True,
-        secure=secure_cookie(request, ctx),
+        secure=secure_cookie(request, page.ctx),
     )  # fmt: skip
     return response
 
@@ -466,29 +463,27 @@ def _period(value: str | None) -> str:
 @router.get("/")
 def overview_page(request: Request, period: str | None = None) -> Response:
     """The overview: repurchase cards, trends, cohorts, ladder. 总览。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     try:
-        values = _overview_values(request, guarded, lang, _period(period))
+        values = _overview_values(request, page.session, page.lang, _period(period))
     except HuitoukeError as exc:  # e.g. orders in several currencies: said on a page
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return render(request, "overview.html", lang, session=guarded, **values)
+        return page.refuse(exc)
+    return page.render("overview.html", **values)
 
 
 @router.get("/overview/fragment")
 def overview_fragment(request: Request, period: str | None = None) -> Response:
     """The overview's cards, charts and tables for one period kind (htmx swaps it in)."""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
     try:
-        values = _overview_values(request, guarded, lang, _period(period))
+        values = _overview_values(request, page.session, page.lang, _period(period))
     except HuitoukeError as exc:
-        return error_page(request, guarded, exc.http_status, exc.localized(lang))
-    return render(request, "_overview_body.html", lang, session=guarded, **values)
+        return page.refuse(exc)
+    return page.render("_overview_body.html", **values)
 
 
 # -- users (admins) --------------------------------------------------------------------------------
@@ -512,10 +507,10 @@ def _users_page(
 @router.get("/users")
 def users_page(request: Request) -> Response:
     """Console users (admins only). 控制台用户(仅管理员)。"""
-    guarded = guard(request, role="admin")
-    if isinstance(guarded, Response):
-        return guarded
-    return _users_page(request, guarded)
+    page = page_context(request, role="admin")
+    if isinstance(page, Response):
+        return page
+    return _users_page(request, page.session)
 
 
 @router.post("/users")
@@ -529,25 +524,25 @@ def users_create(
     """Create a user (admins only). 新建用户。"""
     from huitouke.service.users import create_user
 
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         run_write(
-            ctx.store,
+            page.ctx.store,
             lambda conn: create_user(
                 conn,
                 name=name.strip(),
                 role=role,
                 password=password,
-                now=now_of(ctx),
-                actor=guarded.user.name,
+                now=now_of(page.ctx),
+                actor=page.session.user.name,
             ),
         )
     except HuitoukeError as exc:
-        return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
+        return _users_page(
+            request, page.session, status=exc.http_status, error=exc.localized(page.lang)
+        )
     return secure_headers(RedirectResponse("/users", status_code=303))
 
 
@@ -556,20 +551,24 @@ def users_disable(request: Request, name: str, csrf_token: str = Form("")) -> Re
     """Disable a user; their sessions end (admins only). 停用用户。"""
     from huitouke.service.users import disable_user
 
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
-    if name == guarded.user.name:
-        return _users_page(request, guarded, status=409, error=t("console.err.self_disable", lang))
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
+    if name == page.session.user.name:
+        return _users_page(
+            request, page.session, status=409, error=t("console.err.self_disable", page.lang)
+        )
     try:
         run_write(
-            ctx.store,
-            lambda conn: disable_user(conn, name, now=now_of(ctx), actor=guarded.user.name),
+            page.ctx.store,
+            lambda conn: disable_user(
+                conn, name, now=now_of(page.ctx), actor=page.session.user.name
+            ),
         )
     except HuitoukeError as exc:
-        return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
+        return _users_page(
+            request, page.session, status=exc.http_status, error=exc.localized(page.lang)
+        )
     return secure_headers(RedirectResponse("/users", status_code=303))
 
 
@@ -578,18 +577,20 @@ def users_enable(request: Request, name: str, csrf_token: str = Form("")) -> Res
     """Enable a user again (admins only). 重新启用用户。"""
     from huitouke.service.users import enable_user
 
-    guarded = guard(request, role="admin", csrf=csrf_token, check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request, role="admin", csrf=csrf_token, check_csrf=True)
+    if isinstance(page, Response):
+        return page
     try:
         run_write(
-            ctx.store,
-            lambda conn: enable_user(conn, name, actor=guarded.user.name, now=now_of(ctx)),
+            page.ctx.store,
+            lambda conn: enable_user(
+                conn, name, actor=page.session.user.name, now=now_of(page.ctx)
+            ),
         )
     except HuitoukeError as exc:
-        return _users_page(request, guarded, status=exc.http_status, error=exc.localized(lang))
+        return _users_page(
+            request, page.session, status=exc.http_status, error=exc.localized(page.lang)
+        )
     return secure_headers(RedirectResponse("/users", status_code=303))
 
 
@@ -604,32 +605,31 @@ def customers_page(request: Request, q: str = "", page: int = 1) -> Response:
     from huitouke.service.console.segments import filter_choices, filtered_customers
     from huitouke.service.customers import search_customers
 
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    view = page_context(request)
+    if isinstance(view, Response):
+        return view
     query = q.strip()[:128]
     raw = dict(request.query_params)
-    choices = {} if is_htmx(request) else filter_choices(request, lang)
+    choices = {} if is_htmx(request) else filter_choices(request, view.lang)
     if any(raw.get(k) for k in raw if k not in ("q", "page")):
         try:
-            filtered = filtered_customers(request, guarded, lang, raw, page)
+            filtered = filtered_customers(request, view.session, view.lang, raw, page)
         except HuitoukeError as exc:
-            return error_page(request, guarded, exc.http_status, exc.localized(lang))
-        return render(
-            request, "customers.html", lang, session=guarded, q=query, customers=[], limit=50,
-            fmt_count=lambda v: fmt_number(v, lang, 0), filtered=filtered,
-            **(choices or filter_choices(request, lang)),
+            return view.refuse(exc)
+        return view.render(
+            "customers.html", q=query, customers=[], limit=50,
+            fmt_count=lambda v: fmt_number(v, view.lang, 0), filtered=filtered,
+            **(choices or filter_choices(request, view.lang)),
         )  # fmt: skip
-    rows = run_read(ctx.store, lambda conn: search_customers(conn, query, limit=50))
+    rows = run_read(view.ctx.store, lambda conn: search_customers(conn, query, limit=50))
     shown = [
-        {**masked(r, guarded), "last_order": local_time(ctx, r["last_order_at"])} for r in rows
+        {**masked(r, view.session), "last_order": local_time(view.ctx, r["last_order_at"])}
+        for r in rows
     ]
     template = "_customer_rows.html" if is_htmx(request) else "customers.html"
-    return render(
-        request, template, lang, session=guarded, q=query, customers=shown, limit=50,
-        fmt_count=lambda v: fmt_number(v, lang, 0), filtered=None, **choices,
+    return view.render(
+        template, q=query, customers=shown, limit=50,
+        fmt_count=lambda v: fmt_number(v, view.lang, 0), filtered=None, **choices,
     )  # fmt: skip
 
 
@@ -640,34 +640,32 @@ def customer_page(request: Request, customer_id: str) -> Response:
     from huitouke.service.customers import customer_orders, get_customer
     from huitouke.service.programs import loyalty_service
 
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
 
     from huitouke.service.console.segments import customer_extras
 
     def read(conn: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], Any]:
         profile = get_customer(conn, customer_id)
         orders = customer_orders(conn, customer_id, limit=100)
-        loyalty = loyalty_service(conn, ctx).customer_loyalty(conn, customer_id)
-        return profile, orders, loyalty, customer_extras(request, conn, customer_id, lang)
+        loyalty = loyalty_service(conn, page.ctx).customer_loyalty(conn, customer_id)
+        return profile, orders, loyalty, customer_extras(request, conn, customer_id, page.lang)
 
     try:
-        profile, orders, loyalty, extras = run_read(ctx.store, read)
+        profile, orders, loyalty, extras = run_read(page.ctx.store, read)
     except NotFoundError as exc:
-        return error_page(request, guarded, 404, exc.localized(lang))
+        return page.error(404, exc.localized(page.lang))
     shown_orders = [
         {
             **o,
-            "when": local_time(ctx, o["ordered_at"]),
-            "amount_shown": fmt_money(o["amount"], o["currency"], lang),
-            "refunded_shown": fmt_money(o["refunded_amount"], o["currency"], lang),
+            "when": local_time(page.ctx, o["ordered_at"]),
+            "amount_shown": fmt_money(o["amount"], o["currency"], page.lang),
+            "refunded_shown": fmt_money(o["refunded_amount"], o["currency"], page.lang),
         }
         for o in orders
     ]
-    return render(
-        request, "customer.html", lang, session=guarded, profile=masked(profile, guarded),
-        orders=shown_orders, loyalty=loyalty, timezone=ctx.settings.timezone, **extras,
+    return page.render(
+        "customer.html", profile=masked(profile, page.session),
+        orders=shown_orders, loyalty=loyalty, timezone=page.ctx.settings.timezone, **extras,
     )  # fmt: skip

@@ -26,10 +26,10 @@ from huitouke.errors import HuitoukeError, InputError
 from huitouke.service.apikeys import scope_allows
 from huitouke.service.console.kit import (
     N_,
-    guard,
     lang_of,
     local_time,
     now_of,
+    page_context,
     render,
     request_ctx,
     secure_headers,
@@ -86,10 +86,10 @@ def _page(
 @router.get("/wecom")
 def wecom_page(request: Request, created: str = "") -> Response:
     """Channel codes, contacts, callback events. 渠道活码、客户、回调事件。"""
-    guarded = guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    return _page(request, guarded, created=created[:30])
+    page = page_context(request)
+    if isinstance(page, Response):
+        return page
+    return _page(request, page.session, created=created[:30])
 
 
 def _lines(text: str) -> list[str]:
@@ -100,11 +100,11 @@ def _lines(text: str) -> list[str]:
 async def wecom_code_add(request: Request) -> Response:
     """Create a channel live code in WeCom (operators). 新建渠道活码。"""
     data = await request.form()
-    guarded = guard(request, role="operator", csrf=str(data.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="operator", csrf=str(data.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     form = {k: str(v) for k, v in data.items() if k != "csrf_token"}
     try:
         survey_text = form.get("survey", "").strip()
@@ -119,13 +119,15 @@ async def wecom_code_add(request: Request) -> Response:
             ) from None
         code = form.get("code", "").strip()
         uc.add_code(
-            ctx.store, ctx.settings, code=code, users=_lines(form.get("users", "")),
+            page.ctx.store, page.ctx.settings, code=code, users=_lines(form.get("users", "")),
             source=form.get("source", "").strip(), tags=_lines(form.get("tags", "")),
             welcome_zh=form.get("welcome_zh", ""), welcome_en=form.get("welcome_en", ""),
-            survey=survey, now=now_of(ctx), group_chats=_lines(form.get("groups", "")),
+            survey=survey, now=now_of(page.ctx), group_chats=_lines(form.get("groups", "")),
         )  # fmt: skip
     except HuitoukeError as exc:
-        return _page(request, guarded, status=_status(exc), error=exc.localized(lang), form=form)
+        return _page(
+            request, page.session, status=_status(exc), error=exc.localized(page.lang), form=form
+        )
     return secure_headers(RedirectResponse(f"/wecom?created={code}", 303))
 
 
@@ -133,17 +135,19 @@ async def wecom_code_add(request: Request) -> Response:
 async def wecom_event_retry(request: Request, event_id: int) -> Response:
     """Apply a failed callback event again (operators). 重新处理回调事件。"""
     data = await request.form()
-    guarded = guard(request, role="operator", csrf=str(data.get("csrf_token", "")), check_csrf=True)
-    if isinstance(guarded, Response):
-        return guarded
-    ctx = request_ctx(request)
-    lang = lang_of(request, guarded)
+    page = page_context(
+        request, role="operator", csrf=str(data.get("csrf_token", "")), check_csrf=True
+    )
+    if isinstance(page, Response):
+        return page
     try:
-        client = app_wecom.wecom_client(ctx.settings)
+        client = app_wecom.wecom_client(page.ctx.settings)
         try:
-            out = app_wecom.retry_event(ctx.store, ctx.settings, client, event_id, now=now_of(ctx))
+            out = app_wecom.retry_event(
+                page.ctx.store, page.ctx.settings, client, event_id, now=now_of(page.ctx)
+            )
         finally:
             client.close()
     except HuitoukeError as exc:
-        return _page(request, guarded, status=_status(exc), error=exc.localized(lang))
-    return _page(request, guarded, retried={"event_id": event_id, "status": out.status})
+        return _page(request, page.session, status=_status(exc), error=exc.localized(page.lang))
+    return _page(request, page.session, retried={"event_id": event_id, "status": out.status})

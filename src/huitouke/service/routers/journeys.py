@@ -198,8 +198,12 @@ def run(
     body: RunRequest,
     ctx: ServiceContext = Depends(get_ctx),
     lang: str = Depends(get_lang),
-    _: ApiKey = Depends(require("operator")),
+    key: ApiKey = Depends(require("operator")),
 ) -> dict[str, Any]:
+    """The run itself stays in the request (its answer is what it wrote); the journeys'
+    results snapshot it makes stale is recomputed afterwards in a background task
+    (``results_refresh_task``: its id, or null when the store has no such snapshot or a
+    refresh is already under way)."""
     journeys = run_read(ctx.store, repo.enabled_journeys)
     if body.journeys is not None:
         journeys = [j for j in journeys if j.id in set(body.journeys)]
@@ -212,11 +216,14 @@ def run(
         dry_run=body.dry_run,
         loyalty=loyalty,
     )
+    out = res.to_json(lang, limit=body.limit)
     if not body.dry_run:
-        from huitouke.app.snapshots import refresh_after_journey_run
+        from huitouke.app.snapshots import JOURNEY_RESULTS
+        from huitouke.app.tasks import refresh_later
 
-        refresh_after_journey_run(ctx.store, ctx.settings)
-    return res.to_json(lang, limit=body.limit)
+        task = refresh_later(ctx.store, ctx.settings, JOURNEY_RESULTS, by=f"api {key.name}")
+        out["results_refresh_task"] = None if task is None else task.task_id
+    return out
 
 
 class EventIn(BaseModel):
