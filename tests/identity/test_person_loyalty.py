@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -266,11 +267,30 @@ def test_a_merged_persons_tier_benefits_and_stored_value_at_order_time(
     }
     assert (sv("tb_1"), sv("yz_1")) == ("200", "50")
 
-    # paid across again, then taken apart: each account's entries stayed with it, so each
-    # gives back its own by its own id
+    # paid across again; a give-back while merged returns the payer's share first, then the
+    # other account's; taken apart, each account's entries stayed with it, so each gives
+    # back what is left of its own by its own id
     spend5 = {**spend, "order_id": "y5", "idempotency_key": "sv-3"}
     r = client.post("/v1/customers/yz_1/stored-value/spend", json=spend5, headers=h)
     assert r.status_code == 200, r.text
+
+    def reverse(cid: str, key: str, amount: str | None = None) -> Any:
+        body = {"order_id": "y5", "source": "youzan", "idempotency_key": key}
+        if amount is not None:
+            body["amount"] = amount
+        return client.post(f"/v1/customers/{cid}/stored-value/reverse", json=body, headers=h)
+
+    rev = reverse("yz_1", "rv-1", "70")
+    assert rev.status_code == 200, rev.text
+    assert (rev.json()["amount"], rev.json()["spent"], rev.json()["returned"]) == (
+        "70",
+        "230",
+        "70",
+    )
+    assert rev.json()["accounts"] == {
+        "yz_1": {"amount": "50", "paid": "50", "bonus": "0"},
+        "tb_1": {"amount": "20", "paid": "20", "bonus": "0"},
+    }
     assert (
         client.post(
             "/v1/identity/unmerge", json={"customer_id": "yz_1", "reason": "two people"}, headers=h
@@ -280,20 +300,12 @@ def test_a_merged_persons_tier_benefits_and_stored_value_at_order_time(
     assert quote("yz_1")["member_discount"] == base_quote["member_discount"]
     assert base_quote["member_discount"]["percent"] == "0"
     assert order("youzan", "y6", "yz_1", "100")["points_earned"] == base_points
-    rev = client.post(
-        "/v1/customers/yz_1/stored-value/reverse",
-        json={"order_id": "y5", "source": "youzan", "idempotency_key": "rv-1"},
-        headers=h,
-    )
+    nothing_left = reverse("yz_1", "rv-2")
+    assert nothing_left.status_code == 409, nothing_left.text
+    assert nothing_left.json()["error"]["code"] == "stored_value.return_exceeds_spend"
+    rev = reverse("tb_1", "rv-3")
     assert rev.status_code == 200, rev.text
-    assert rev.json()["amount"] == "50" and "accounts" not in rev.json()
-    rev = client.post(
-        "/v1/customers/tb_1/stored-value/reverse",
-        json={"order_id": "y5", "source": "youzan", "idempotency_key": "rv-2"},
-        headers=h,
-    )
-    assert rev.status_code == 200, rev.text
-    assert rev.json()["amount"] == "180"
+    assert rev.json()["amount"] == "160" and "accounts" not in rev.json()
     assert (sv("tb_1"), sv("yz_1")) == ("200", "50")
     with store.connect() as conn:
         rows = conn.execute(
@@ -303,7 +315,8 @@ def test_a_merged_persons_tier_benefits_and_stored_value_at_order_time(
         ).all()
         assert sorted((c, k, int(d)) for c, k, d in rows) == [
             ("tb_1", "spend", -180),
-            ("tb_1", "spend_reversal", 180),
+            ("tb_1", "spend_reversal", 20),
+            ("tb_1", "spend_reversal", 160),
             ("yz_1", "spend", -50),
             ("yz_1", "spend_reversal", 50),
         ]
