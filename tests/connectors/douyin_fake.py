@@ -13,6 +13,17 @@ codes; flow control (code 90000) on demand. ``order.searchList`` filters by
 ``order_by``/``order_asc`` and pages from 0; ``shop_order_list`` entries carry amounts in
 fen, times in Unix seconds, ``doudian_open_id`` and ``sku_order_list`` with
 ``after_sale_info``.
+
+Shop tokens (店铺授权): each access token the fake issued expires (``expires_in`` seconds,
+seven days, by the fake's ``now``); a call with an expired one answers ``code`` 40003
+``isv.access-token-expired``, with one it does not know 40003 ``isv.access-token-no-existed``
+(the platform's base error table). ``POST /token/refresh`` (``method=token.refresh``, signed,
+no access token) with ``{"grant_type": "refresh_token", "refresh_token"}`` follows the
+platform's notes: more than an hour before the expiry the same pair comes back; within the
+last hour a new pair, the old one valid an hour more; after the expiry a new pair and the
+old one void. An unknown or used-up refresh token: 50001
+``dop.token-generate-failed:token-invalid``; one past its 14 days: 50001
+``dop.token-generate-failed:token-expired``.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -31,6 +42,10 @@ from .fakes import T0, _Server
 APP_KEY = "7006573825104856584"
 APP_SECRET = "3c1c8f2e-6b4a-4a1e-9d0f-5e7b2a9c4d11"
 TOKEN = "a1b2c3d4-douyin-shop-token"
+REFRESH = "rft-douyin-shop-refresh-0"
+#: an access token's life and a refresh token's, as the platform gives them
+TOKEN_LIFE = 7 * 86_400
+REFRESH_LIFE = 14 * 86_400
 
 
 def unix(d: datetime) -> int:
@@ -162,12 +177,26 @@ def _answer(code: int, msg: str, data: Any = None, sub_code: str = "", sub_msg: 
 
 
 class FakeDouyin(_Server):
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(
+        self,
+        token: str = TOKEN,
+        *,
+        refresh_token: str = REFRESH,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__()
         # headers and body go out in two writes: without TCP_NODELAY each answer waits for
         # the client's delayed ACK (~40 ms), which a first sync of hundreds of windows feels
         self.httpd.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-        self.token = token
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+        #: access token → its expiry (Unix seconds); refresh token → (its access token, expiry)
+        self.tokens: dict[str, int] = {}
+        self.refresh_tokens: dict[str, tuple[str, int]] = {}
+        self.issued = 0
+        self.refreshes: list[dict[str, Any]] = []
+        #: the sub_code of every call refused for its access token
+        self.refused: list[str] = []
+        self.grant(token, refresh_token)
         self.orders: dict[str, dict[str, Any]] = {}
         #: the param_json of every list request answered, in order
         self.asked: list[dict[str, Any]] = []
@@ -176,6 +205,78 @@ class FakeDouyin(_Server):
         #: request numbers (1-based) answered by flow control (code 90000)
         self.limited_on: set[int] = set()
         self.before_page: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def token(self) -> str:
+        """The newest access token issued."""
+        return self._token
+
+    @token.setter
+    def token(self, value: str) -> None:
+        """Issue ``value`` as the shop's only access token (the others void)."""
+        with self.lock:
+            self.tokens = {}
+        self.grant(value, None)
+
+    def grant(self, token: str, refresh_token: str | None, life: int = TOKEN_LIFE) -> None:
+        """Authorise the shop: ``token`` valid ``life`` seconds from now, renewed by
+        ``refresh_token``."""
+        at = unix(self.now())
+        with self.lock:
+            self._token = token
+            self.tokens[token] = at + life
+            if refresh_token is not None:
+                self.refresh_tokens[refresh_token] = (token, at + REFRESH_LIFE)
+
+    def expire(self) -> None:
+        """Every access token issued so far is past its expiry."""
+        at = unix(self.now())
+        with self.lock:
+            self.tokens = {k: min(v, at - 1) for k, v in self.tokens.items()}
+
+    def _refresh(self, params: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        at = unix(self.now())
+        with self.lock:
+            self.refreshes.append(params)
+            if params.get("grant_type") != "refresh_token":
+                return 200, _answer(40001, "非法的参数", sub_code="isv.parameter-invalid"), {}
+            held = self.refresh_tokens.get(str(params.get("refresh_token")))
+            if held is None:
+                sub = "dop.token-generate-failed:token-invalid"
+                return 200, _answer(50001, "生成token失败,token不存在", sub_code=sub), {}
+            old, refresh_expiry = held
+            if at > refresh_expiry:
+                sub = "dop.token-generate-failed:token-expired"
+                return 200, _answer(50001, "生成token失败,token已过期", sub_code=sub), {}
+            expiry = self.tokens.get(old, at - 1)
+            old_refresh = str(params["refresh_token"])
+            if expiry - at > 3600:  # more than an hour left: the same pair
+                new, new_refresh, new_expiry = old, old_refresh, expiry
+            else:
+                self.issued += 1
+                new = f"dy-token-{self.issued}-{at}"
+                new_refresh = f"rft-douyin-shop-refresh-{self.issued}"
+                new_expiry = at + TOKEN_LIFE
+                del self.refresh_tokens[old_refresh]
+                if expiry >= at:  # within the last hour: the old pair an hour more
+                    self.tokens[old] = at + 3600
+                    self.refresh_tokens[old_refresh] = (old, at + 3600)
+                else:  # expired: the old pair void
+                    self.tokens.pop(old, None)
+                self.tokens[new] = new_expiry
+                self.refresh_tokens[new_refresh] = (new, at + REFRESH_LIFE)
+                self._token = new
+            data = {
+                "access_token": new,
+                "expires_in": new_expiry - at,
+                "refresh_token": new_refresh,
+                "scope": "SCOPE",
+                "shop_id": 77001,
+                "shop_name": "云南咖啡旗舰店",
+                "authority_id": "",
+                "auth_subject_type": "MiniApp",
+            }
+        return 200, _answer(10000, "success", data), {}
 
     def put(self, order: dict[str, Any]) -> None:
         with self.lock:
@@ -186,7 +287,8 @@ class FakeDouyin(_Server):
     ) -> tuple[int, Any, dict[str, str]]:
         url = urlparse(h.path)
         q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        if method != "POST" or url.path not in ("/order/searchList", "/order/orderDetail"):
+        paths = ("/order/searchList", "/order/orderDetail", "/token/refresh")
+        if method != "POST" or url.path not in paths:
             return 404, _answer(40004, "api not found"), {}
         text = body.decode()
         if q.get("app_key") != APP_KEY:
@@ -196,12 +298,21 @@ class FakeDouyin(_Server):
         if q.get("sign_method") not in ("md5", "hmac-sha256") or q.get("sign") != _sign(q, text):
             return 200, _answer(40002, "签名错误", sub_code="isv.sign-invalid"), {}
         datetime.strptime(q["timestamp"], "%Y-%m-%d %H:%M:%S")
-        if q.get("access_token") != self.token:
-            return (
-                200,
-                _answer(30002, "access_token已过期", sub_code="isv.access-token-expired"),
-                {},
+        if url.path == "/token/refresh":
+            return self._refresh(json.loads(text))
+        with self.lock:
+            expiry = self.tokens.get(q.get("access_token", ""))
+        if expiry is None:
+            sub, msg = (
+                "isv.access-token-no-existed",
+                "access_token不存在,请使用最新的access_token访问",
             )
+            self.refused.append(sub)
+            return 200, _answer(40003, "非法的参数", sub_code=sub, sub_msg=msg), {}
+        if unix(self.now()) > expiry:
+            sub, msg = "isv.access-token-expired", "access_token已过期"
+            self.refused.append(sub)
+            return 200, _answer(40003, "非法的参数", sub_code=sub, sub_msg=msg), {}
         self.queries.append(q)
         if self.requests in self.limited_on:
             return 200, _answer(90000, "流控", sub_code="dop.flow-control"), {}

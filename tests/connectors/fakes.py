@@ -131,6 +131,8 @@ def shopify_order(
     financial: str = "PAID",
     customer: int | None = 7000,
     email: str | None = "buyer@example.com",
+    phone: str | None = None,
+    name: tuple[str, str] | None = ("Ana", "Lima"),
 ) -> dict[str, Any]:
     """An Admin GraphQL ``Order`` node with the fields the connector asks for."""
     created = T0 + timedelta(minutes=i)
@@ -142,12 +144,18 @@ def shopify_order(
         "cancelledAt": iso_z(updated_at) if cancelled else None,
         "displayFinancialStatus": financial,
         "email": email,
-        "phone": None,
+        "phone": phone,
         "totalPriceSet": {"shopMoney": {"amount": amount, "currencyCode": currency}},
         "totalRefundedSet": {"shopMoney": {"amount": refunded, "currencyCode": currency}},
         "customer": None
         if customer is None
-        else {"id": f"gid://shopify/Customer/{customer + i % 50}", "email": email, "phone": None},
+        else {
+            "id": f"gid://shopify/Customer/{customer + i % 50}",
+            "email": email,
+            "phone": phone,
+            "firstName": name[0] if name else None,
+            "lastName": name[1] if name else None,
+        },
         "lineItems": {
             "nodes": [
                 {
@@ -324,7 +332,8 @@ class FakeShopify(_Server):
     bulk_polls = 2
 
     def _bulk_run(self, query: str) -> dict[str, Any]:
-        assert "edges { node {" in query and "first" not in query, query
+        # a bulk query pages nothing itself: no ``first:`` argument
+        assert "edges { node {" in query and not re.search(r"\bfirst\s*:", query), query
         m = re.search(r"updated_at:>='([^']+)'", query)
         since = datetime.fromisoformat(m.group(1)) if m else None
         self.bulk = {"id": "gid://shopify/BulkOperation/1", "since": since, "polls": 0}
@@ -375,6 +384,8 @@ def woo_order(
     refunds: tuple[str, ...] = (),
     customer_id: int = 0,
     email: str = "guest@example.com",
+    phone: str = "+49 30 1234567",
+    name: tuple[str, str] = ("Jonas", "Weber"),
 ) -> dict[str, Any]:
     """A WooCommerce REST v3 order (``*_gmt`` times without an offset, as WooCommerce writes
     them; ``price`` a JSON number)."""
@@ -389,7 +400,12 @@ def woo_order(
         "date_paid_gmt": None,
         "total": total,
         "customer_id": customer_id,
-        "billing": {"email": email, "phone": "+49 30 1234567"},
+        "billing": {
+            "first_name": name[0],
+            "last_name": name[1],
+            "email": email,
+            "phone": phone,
+        },
         "line_items": [
             {
                 "id": i * 10,

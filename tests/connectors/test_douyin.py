@@ -36,6 +36,7 @@ from .conftest import Keys, program_loyalty, snapshot
 from .douyin_fake import (
     APP_KEY,
     APP_SECRET,
+    REFRESH,
     TOKEN,
     FakeDouyin,
     douyin_order,
@@ -164,7 +165,13 @@ class Clock:
         return self.now
 
 
-def add_douyin(store: Store, settings: Settings, fake: FakeDouyin, page_size: int = 10) -> None:
+def add_douyin(
+    store: Store,
+    settings: Settings,
+    fake: FakeDouyin,
+    page_size: int = 10,
+    refresh_token: str | None = None,
+) -> None:
     uc.add_connector(
         store,
         settings,
@@ -176,6 +183,7 @@ def add_douyin(store: Store, settings: Settings, fake: FakeDouyin, page_size: in
             access_token=fake.token,
             consumer_key=APP_KEY,
             page_size=page_size,
+            refresh_token=refresh_token,
         ),
     )
 
@@ -322,9 +330,12 @@ def test_md5_requests_errors_name_no_token(store: Store, settings: Settings) -> 
         with pytest.raises(PlatformError, match="40002"):
             list(bad.pages(None))
         add_douyin(store, settings, fake)
-        fake.token = "expired"
-        with pytest.raises(PlatformError, match="30002"):
+        fake.expire()  # and the connector holds no refresh token
+        with pytest.raises(PlatformError, match="refresh token") as no_refresh:
             uc.sync(store, settings, "dy", clock=Clock(NOW))
+        assert fake.refused == ["isv.access-token-expired"] and not fake.refreshes
+        assert "--refresh-token" in no_refresh.value.message
+        assert "refresh_token" in no_refresh.value.message_zh
         fake.token = TOKEN
         fake.fail_on = set(range(fake.requests + 1, fake.requests + 50))
         with pytest.raises(PlatformError) as failed:
@@ -332,6 +343,134 @@ def test_md5_requests_errors_name_no_token(store: Store, settings: Settings) -> 
         shown = uc.show_connector(store, "dy")
         text = json.dumps(shown) + failed.value.message + json.dumps(failed.value.details)
         assert shown["last_error"].startswith("connector.") and TOKEN not in text
+
+
+# -- the shop's access token ------------------------------------------------------------------
+def stored_credentials(store: Store, settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """The connector's credentials as stored (sealed) and opened."""
+    from huitouke.connectors import repo
+    from huitouke.core.secretbox import SecretBox
+
+    with store.connect() as conn:
+        row = repo.get_connector(conn, "dy")
+    assert row is not None
+    box = SecretBox.from_text(settings.encryption_keys.get_secret_value())
+    sealed = dict(row["credentials"])
+    return sealed, {k: box.open(v, context=f"connector:dy:{k}") for k, v in sealed.items()}
+
+
+def test_token_refreshed_on_expiry_and_ahead_stored_sealed(
+    store: Store, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"currency": "CNY"})
+    clock = Clock(NOW)
+    with FakeDouyin(now=clock) as fake:
+        for i in range(5):
+            fake.put(douyin_order(i, T0 + timedelta(hours=i)))
+        add_douyin(store, settings, fake, refresh_token=REFRESH)
+        assert uc.show_connector(store, "dy")["credentials"]["refresh_token"] == "set"
+        assert uc.sync(store, settings, "dy", clock=clock).pulled == 5
+        assert not fake.refreshes  # a valid token is not refreshed
+        # the token expires: the answer says so, the token is refreshed and the call repeated
+        fake.expire()
+        clock.now += timedelta(hours=1)
+        fake.put(douyin_order(5, clock.now - timedelta(minutes=20)))
+        r = uc.sync(store, settings, "dy", clock=clock)
+        assert r.pulled >= 1 and "4900000000000000005" in snapshot(store, "dy")["orders"]
+        assert fake.refused == ["isv.access-token-expired"]
+        assert fake.refreshes == [{"grant_type": "refresh_token", "refresh_token": REFRESH}]
+        assert fake.queries[-1]["access_token"] == fake.token != TOKEN
+        sealed, opened = stored_credentials(store, settings)
+        new_token, new_refresh = fake.token, opened["refresh_token"]
+        assert opened["access_token"] == new_token != TOKEN and new_refresh != REFRESH
+        assert datetime.fromisoformat(opened["access_token_expires_at"]) == clock.now + timedelta(
+            days=7
+        )
+        assert new_token not in json.dumps(sealed) and new_refresh not in json.dumps(sealed)
+        shown = json.dumps(uc.show_connector(store, "dy"))
+        assert new_token not in shown and "access_token_expires_at" not in shown
+        assert TOKEN not in json.dumps(fake.refreshes[-1])  # the refresh carries no token
+        # 20 minutes before the new token's expiry: refreshed ahead, no call refused
+        clock.now += timedelta(days=7) - timedelta(minutes=20)
+        uc.sync(store, settings, "dy", clock=clock)
+        assert len(fake.refreshes) == 2 and fake.refreshes[1]["refresh_token"] == new_refresh
+        assert fake.refused == ["isv.access-token-expired"]
+        _, again = stored_credentials(store, settings)
+        assert again["access_token"] == fake.token != new_token
+        # refreshed within its last hour, the old token was left an hour more; past it, the
+        # stored new one serves without another refresh
+        clock.now += timedelta(hours=2)
+        uc.sync(store, settings, "dy", clock=clock)
+        assert len(fake.refreshes) == 2 and fake.refused == ["isv.access-token-expired"]
+        assert fake.queries[-1]["access_token"] == fake.token
+
+
+def test_token_another_process_refreshed_and_refused_refresh(
+    store: Store, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"currency": "CNY"})
+    clock = Clock(NOW)
+    with FakeDouyin(now=clock) as fake:
+        fake.put(douyin_order(1, T0 + timedelta(hours=1)))
+        add_douyin(store, settings, fake, refresh_token=REFRESH)
+        with store.connect() as conn:
+            from huitouke.connectors import repo
+
+            row = repo.get_connector(conn, "dy")
+        assert row is not None
+        client = JsonClient("douyin", fake.url)
+        first = uc._market_puller(settings, row, client, clock, store)
+        second = uc._market_puller(settings, row, client, clock, store)
+        assert isinstance(first, DouyinPuller) and isinstance(second, DouyinPuller)
+        fake.expire()
+        assert first.order("4900000000000000001") is not None
+        assert len(fake.refreshes) == 1  # the old pair is now void
+        # the second process still holds the old token: refused, it reads the stored one
+        # instead of refreshing with a refresh token that no longer exists
+        assert second.order("4900000000000000001") is not None
+        assert len(fake.refreshes) == 1 and second.token == first.token == fake.token
+        assert fake.refused == ["isv.access-token-expired", "isv.access-token-no-existed"]
+        # a refresh token the platform refuses: authorise again, no secret in the error
+        fake.expire()
+        with fake.lock:
+            fake.refresh_tokens.clear()
+        with pytest.raises(PlatformError) as refused:
+            uc.sync(store, settings, "dy", clock=clock)
+        err = refused.value
+        assert "authorise the shop again" in err.message and "重新授权" in err.message_zh
+        assert err.details["platform_code"] == "50001"
+        _, opened = stored_credentials(store, settings)
+        text = err.message + err.message_zh + json.dumps(err.details)
+        text += json.dumps(uc.show_connector(store, "dy"))
+        assert opened["access_token"] not in text and opened["refresh_token"] not in text
+
+
+def test_push_fetch_refreshes_the_token(client: TestClient, keys: Keys, store: Store) -> None:
+    with FakeDouyin() as fake:
+        order = douyin_order(3, T0 + timedelta(hours=2))
+        fake.put(order)
+        r = client.post(
+            "/v1/connectors",
+            json={
+                "kind": "douyin",
+                "name": "dy",
+                "api_base_url": fake.url,
+                "webhook_secret": APP_SECRET,
+                "access_token": TOKEN,
+                "consumer_key": APP_KEY,
+                "refresh_token": REFRESH,
+            },
+            headers=keys.h("admin"),
+        )
+        assert r.status_code == 201, r.text
+        assert REFRESH not in r.text and r.json()["credentials"]["refresh_token"] == "set"
+        fake.expire()
+        body, headers = push([order_message(order)])
+        assert send(client, body, headers).status_code == 200
+        r = client.post("/v1/connectors/dy/sync", headers=keys.h("operator"))
+        assert r.status_code == 200, r.text
+        assert "4900000000000000003" in snapshot(store, "dy")["orders"]
+        assert len(fake.refreshes) == 1 and fake.refused == ["isv.access-token-expired"]
 
 
 # -- push messages through the production app ----------------------------------------------

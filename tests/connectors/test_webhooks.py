@@ -87,7 +87,15 @@ def rest_order(
         },
         "email": email,
         "phone": None,
-        "customer": {"id": 7000 + i, "email": email, "phone": None} if customer else None,
+        "customer": {
+            "id": 7000 + i,
+            "email": email,
+            "phone": None,
+            "first_name": "伟",
+            "last_name": "王",
+        }
+        if customer
+        else None,
         "line_items": [
             {
                 "id": 1,

@@ -12,12 +12,14 @@ import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from sqlalchemy import select
 
 from huitouke.cli.main import main
+from huitouke.core.orders import order_ref
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.ledger import verify_ledger
 from huitouke.service.apikeys import create_api_key
@@ -167,3 +169,155 @@ def test_a_merged_person_is_one_standing_and_redeems_across_accounts(
     )
     assert apart_red.status_code == 403
     assert apart_red.json()["error"]["code"] == "coupon.not_holder"
+
+
+def test_a_merged_persons_tier_benefits_and_stored_value_at_order_time(
+    store: Store, api: tuple[TestClient, dict[str, str]]
+) -> None:
+    client, h = api
+    doc = json.loads(json.dumps(yaml.safe_load(SHOP.read_text("utf-8")), default=str))
+    assert client.put("/v1/program", json=doc, headers=h).status_code == 200
+    now = datetime.now(UTC).isoformat()
+
+    def order(source: str, oid: str, cid: str, amount: str, **more: str) -> dict[str, object]:
+        r = client.post(
+            "/v1/orders",
+            json={"source": source, "order_id": oid, "customer_id": cid, "ordered_at": now,
+                  "amount": amount, **more},
+            headers=h,
+        )  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json()["loyalty"])
+
+    def quote(cid: str) -> dict[str, object]:
+        r = client.post("/v1/checkout/quote", json={"customer_id": cid, "amount": "100"}, headers=h)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    order("taobao", "t1", "tb_1", "1200")
+    order("youzan", "y1", "yz_1", "1000")
+    order("default", "d1", "solo", "1000")  # an account never merged: V1, no benefits
+    alone = order("youzan", "y2", "yz_1", "100")
+    base_points = alone["points_earned"]
+    base_quote = quote("yz_1")
+    assert (
+        client.post(
+            "/v1/identity/merge",
+            json={"customer_ids": ["tb_1", "yz_1"], "reason": "same phone"},
+            headers=h,
+        ).status_code
+        == 200
+    )
+    # the person is V2 (2,300 spend together): 1.5× points and 3% off at order time for
+    # either account, though each account's own tier is still V1
+    merged = order("youzan", "y3", "yz_1", "100")
+    # 1 point a yuan and 10 an order; V2 multiplies the amount's points by 1.5
+    assert (base_points, merged["points_earned"]) == ("110", "160")
+    v2 = {"source": "tier", "percent": "3", "amount": "3"}
+    assert quote("yz_1")["member_discount"] == quote("tb_1")["member_discount"] == v2
+    assert order("default", "d2", "solo", "100")["points_earned"] == base_points
+    with store.connect() as conn:
+        own = dict(conn.execute(select(lt.members.c.customer_id, lt.members.c.tier)).all())
+    assert own["yz_1"] == own["tb_1"] == "v1"  # nothing written to the accounts' tiers
+
+    # stored value: 200 on the Taobao account, 50 on the Youzan one; the Youzan account
+    # pays 230 with the person's — its own first, the rest from Taobao's
+    for cid, amount, key in (("tb_1", "200", "top-1"), ("yz_1", "50", "top-2")):
+        r = client.post(
+            f"/v1/customers/{cid}/topups",
+            json={"amount": amount, "idempotency_key": key},
+            headers=h,
+        )
+        assert r.status_code in (200, 201), r.text
+    spend = {"amount": "230", "order_id": "y4", "source": "youzan", "idempotency_key": "sv-1"}
+    r = client.post("/v1/customers/yz_1/stored-value/spend", json=spend, headers=h)
+    assert r.status_code == 200, r.text
+    paid = r.json()
+    assert paid["person_id"] == "tb_1"
+    assert paid["taken_from"] == {
+        "tb_1": {"paid": "180", "bonus": "0"},
+        "yz_1": {"paid": "50", "bonus": "0"},
+    }
+    # (充200送200 released its first installment of bonus at once: 20 on tb_1)
+    assert paid["from_paid"] == "230" and paid["person_balances"] == {"paid": "20", "bonus": "20"}
+    again = client.post("/v1/customers/yz_1/stored-value/spend", json=spend, headers=h)
+    assert again.json() == paid
+    over = client.post(
+        "/v1/customers/tb_1/stored-value/spend",
+        json={"amount": "41", "order_id": "t9", "source": "taobao", "idempotency_key": "sv-2"},
+        headers=h,
+    )
+    assert over.status_code == 409
+    assert over.json()["error"]["code"] == "stored_value.insufficient"
+    assert over.json()["error"]["details"]["person_id"] == "tb_1"
+
+    def sv(cid: str) -> str:
+        got = client.get(f"/v1/customers/{cid}/loyalty", headers=h).json()
+        return str(got["stored_value"]["paid"])
+
+    assert (sv("tb_1"), sv("yz_1")) == ("20", "0")
+    # the order is refunded in full: each account gets back what it paid
+    order("youzan", "y4", "yz_1", "230")
+    refunded = order("youzan", "y4", "yz_1", "230", status="refunded")
+    back = refunded["stored_value_returned"]
+    assert back["amount"] == "230"
+    assert back["accounts"] == {
+        "yz_1": {"amount": "50", "paid": "50", "bonus": "0"},
+        "tb_1": {"amount": "180", "paid": "180", "bonus": "0"},
+    }
+    assert (sv("tb_1"), sv("yz_1")) == ("200", "50")
+
+    # paid across again; a give-back while merged returns the payer's share first, then the
+    # other account's; taken apart, each account's entries stayed with it, so each gives
+    # back what is left of its own by its own id
+    spend5 = {**spend, "order_id": "y5", "idempotency_key": "sv-3"}
+    r = client.post("/v1/customers/yz_1/stored-value/spend", json=spend5, headers=h)
+    assert r.status_code == 200, r.text
+
+    def reverse(cid: str, key: str, amount: str | None = None) -> Any:
+        body = {"order_id": "y5", "source": "youzan", "idempotency_key": key}
+        if amount is not None:
+            body["amount"] = amount
+        return client.post(f"/v1/customers/{cid}/stored-value/reverse", json=body, headers=h)
+
+    rev = reverse("yz_1", "rv-1", "70")
+    assert rev.status_code == 200, rev.text
+    assert (rev.json()["amount"], rev.json()["spent"], rev.json()["returned"]) == (
+        "70",
+        "230",
+        "70",
+    )
+    assert rev.json()["accounts"] == {
+        "yz_1": {"amount": "50", "paid": "50", "bonus": "0"},
+        "tb_1": {"amount": "20", "paid": "20", "bonus": "0"},
+    }
+    assert (
+        client.post(
+            "/v1/identity/unmerge", json={"customer_id": "yz_1", "reason": "two people"}, headers=h
+        ).status_code
+        == 200
+    )
+    assert quote("yz_1")["member_discount"] == base_quote["member_discount"]
+    assert base_quote["member_discount"]["percent"] == "0"
+    assert order("youzan", "y6", "yz_1", "100")["points_earned"] == base_points
+    nothing_left = reverse("yz_1", "rv-2")
+    assert nothing_left.status_code == 409, nothing_left.text
+    assert nothing_left.json()["error"]["code"] == "stored_value.return_exceeds_spend"
+    rev = reverse("tb_1", "rv-3")
+    assert rev.status_code == 200, rev.text
+    assert rev.json()["amount"] == "160" and "accounts" not in rev.json()
+    assert (sv("tb_1"), sv("yz_1")) == ("200", "50")
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(lt.accounts.c.customer_id, lt.entries.c.kind, lt.entries.c.delta)
+            .join(lt.accounts, lt.accounts.c.account_id == lt.entries.c.account_id)
+            .where(lt.entries.c.reference == f"order:{order_ref('youzan', 'y5')}")
+        ).all()
+        assert sorted((c, k, int(d)) for c, k, d in rows) == [
+            ("tb_1", "spend", -180),
+            ("tb_1", "spend_reversal", 20),
+            ("tb_1", "spend_reversal", 160),
+            ("yz_1", "spend", -50),
+            ("yz_1", "spend_reversal", 50),
+        ]
+        assert verify_ledger(conn) == []

@@ -55,7 +55,7 @@ from huitouke.connectors import (
     woocommerce,
     youzan,
 )
-from huitouke.connectors.douyin_pull import DouyinPuller
+from huitouke.connectors.douyin_pull import DouyinPuller, DouyinToken
 from huitouke.connectors.http import JsonClient
 from huitouke.connectors.jd_pull import JdPuller
 from huitouke.connectors.model import (
@@ -132,10 +132,15 @@ _NEEDS["douyin"] = _NEEDS["pinduoduo"] = ("access_token", "consumer_key")
 #: ask for the access token); the push token and EncodingAESKey, ``TOKEN:KEY``, as the
 #: webhook secret
 _NEEDS["wechat_shop"] = ("consumer_key", "consumer_secret")
+#: Douyin may also keep the shop's ``refresh_token``: the puller renews the access token
+#: with it and stores the new pair (and its expiry, ``access_token_expires_at``) sealed
 #: JD JOS: the shop's access token, the app_key as ``consumer_key``, and the app_secret
 #: (which signs the requests) as the webhook secret
 _NEEDS["jd"] = ("access_token", "consumer_key")
-_SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_secret")
+_SECRET_FIELDS: tuple[str, ...] = ("access_token", "consumer_key", "consumer_secret")
+_SECRET_FIELDS += ("webhook_secret", "refresh_token")
+#: a refreshed token's expiry, sealed beside it (not a credential a door takes)
+_EXPIRES = "access_token_expires_at"
 #: pages fetched ahead of the one being recorded
 _AHEAD = 16
 _DONE = object()
@@ -183,6 +188,8 @@ class ConnectorIn:
     consumer_secret: str | None = None
     overlap_seconds: int = 300
     page_size: int = 100
+    #: Douyin: the shop's refresh token (renews the access token when it expires)
+    refresh_token: str | None = None
 
 
 def _check(spec: ConnectorIn) -> None:
@@ -226,7 +233,7 @@ def present(row: Mapping[str, Any]) -> dict[str, Any]:
         "api_base_url": row["api_base_url"],
         "shop": row.get("shop"),
         "status": row["status"],
-        "credentials": {k: "set" for k in sorted(row.get("credentials") or {})},
+        "credentials": {k: "set" for k in sorted(row.get("credentials") or {}) if k != _EXPIRES},
         "overlap_seconds": row["overlap_seconds"],
         "page_size": row["page_size"],
         "webhook_path": f"/v1/connectors/{row['name']}/webhook",
@@ -315,6 +322,58 @@ def _secret(settings: Settings, row: Mapping[str, Any], field_: str) -> str:
     return _box(settings).open(sealed, context=_context(row["name"], field_))
 
 
+def _optional_secret(settings: Settings, row: Mapping[str, Any], field_: str) -> str | None:
+    if not (row.get("credentials") or {}).get(field_):
+        return None
+    return _secret(settings, row, field_)
+
+
+@dataclass
+class _SealedTokens:
+    """A Douyin connector's token as its credentials keep it: read again before a refresh
+    (another process may have refreshed), a new pair sealed and stored at once."""
+
+    store: Store
+    settings: Settings
+    name: str
+    clock: Callable[[], datetime] = _now
+
+    def load(self) -> DouyinToken | None:
+        row = run_read(self.store, lambda conn: repo.get_connector(conn, self.name))
+        if row is None:
+            return None
+        return _stored_token(self.settings, row)
+
+    def save(self, token: DouyinToken) -> None:
+        box = _box(self.settings)
+        values = {"access_token": token.access_token, "refresh_token": token.refresh_token}
+        values[_EXPIRES] = token.expires_at.isoformat() if token.expires_at else None
+
+        def write(conn: Connection) -> bool:
+            row = repo.get_connector(conn, self.name, lock=True)
+            if row is None:
+                return False
+            sealed = dict(row.get("credentials") or {})
+            for f, v in values.items():
+                if v:
+                    sealed[f] = box.seal(v, context=_context(self.name, f))
+                else:
+                    sealed.pop(f, None)
+            return repo.set_credentials(conn, self.name, sealed, self.clock())
+
+        if not run_write(self.store, write):
+            raise not_found(self.name)
+
+
+def _stored_token(settings: Settings, row: Mapping[str, Any]) -> DouyinToken:
+    at = _optional_secret(settings, row, _EXPIRES)
+    return DouyinToken(
+        _secret(settings, row, "access_token"),
+        _optional_secret(settings, row, "refresh_token"),
+        datetime.fromisoformat(at) if at else None,
+    )
+
+
 def _client(
     settings: Settings, row: Mapping[str, Any], sleep: Callable[[float], None] | None
 ) -> JsonClient:
@@ -380,10 +439,24 @@ def _market_puller(
     row: Mapping[str, Any],
     client: JsonClient,
     clock: Callable[[], datetime] = _now,
+    store: Store | None = None,
 ) -> DouyinPuller | PinduoduoPuller:
-    """A Douyin or Pinduoduo connector's puller: app key, app secret, access token."""
-    cls = DouyinPuller if row["kind"] == "douyin" else PinduoduoPuller
-    return cls(
+    """A Douyin or Pinduoduo connector's puller: app key, app secret, access token (Douyin:
+    with its refresh token and expiry, a refreshed pair stored in ``store``)."""
+    if row["kind"] == "douyin":
+        token = _stored_token(settings, row)
+        return DouyinPuller(
+            client,
+            _secret(settings, row, "consumer_key"),
+            _secret(settings, row, "webhook_secret"),
+            token.access_token,
+            page_size=row["page_size"],
+            now=clock,
+            refresh_token=token.refresh_token,
+            expires_at=token.expires_at,
+            tokens=None if store is None else _SealedTokens(store, settings, row["name"], clock),
+        )
+    return PinduoduoPuller(
         client,
         _secret(settings, row, "consumer_key"),
         _secret(settings, row, "webhook_secret"),
@@ -620,6 +693,12 @@ def sync(
         raise _paused(name)
     loyalty = loyalty or _stored_loyalty(settings)
     client = _client(settings, row, sleep)
+    result = SyncResult(name, waits=client.waits)
+    result.inbox_applied = apply_inbox(
+        store, settings, name, loyalty=loyalty, now=clock(), client=client
+    )["applied"]
+    if row["kind"] == "douyin":  # the inbox's fetches may have refreshed the token
+        row = _connector(store, name)
     puller: Puller = (
         YouzanPuller(
             client,
@@ -637,14 +716,10 @@ def sync(
             now=clock,
         )
         if row["kind"] == "taobao"
-        else _market_puller(settings, row, client, clock)
+        else _market_puller(settings, row, client, clock, store)
         if row["kind"] in ("douyin", "pinduoduo")
         else _puller(client, row, settings, clock)
     )
-    result = SyncResult(name, waits=client.waits)
-    result.inbox_applied = apply_inbox(
-        store, settings, name, loyalty=loyalty, now=clock(), client=client
-    )["applied"]
     mark = run_read(store, lambda conn: repo.cursor(conn, name))["watermark"]
     result.since = None if mark is None else mark - timedelta(seconds=row["overlap_seconds"])
     run_write(store, lambda conn: repo.sync_started(conn, name, clock()))
@@ -1150,7 +1225,7 @@ def apply_inbox(
             if not fetch:
                 item.status = "skip"
                 continue
-            extras.extend(_douyin_fetch(settings, row, item, client, name))
+            extras.extend(_douyin_fetch(store, settings, row, item, client, name, fetched))
             continue
         _prepare(
             item,
@@ -1170,17 +1245,24 @@ def apply_inbox(
 
 
 def _douyin_fetch(
+    store: Store,
     settings: Settings,
     row: Mapping[str, Any],
     item: _Item,
     client: JsonClient | None,
     name: str,
+    pullers: dict[str, Any],
 ) -> list[_Item]:
     """Fetch the orders a Douyin push names (``order.orderDetail``): the first becomes the
     inbox row's order, the others are answered as pulled items."""
     extras: list[_Item] = []
     try:
-        puller = _market_puller(settings, row, client or _client(settings, row, None))
+        puller = pullers.get("douyin")
+        if puller is None:
+            puller = _market_puller(
+                settings, row, client or _client(settings, row, None), store=store
+            )
+            pullers["douyin"] = puller
         assert isinstance(puller, DouyinPuller)
         for k, pid in enumerate(_douyin_orders(item.raw)):
             node = puller.order(pid)

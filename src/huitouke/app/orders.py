@@ -188,7 +188,7 @@ def present_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
     return coupon
 
 
-_BUYER_FIELDS = {"phone": 40, "email": 320, "union_id": 128}
+_BUYER_FIELDS = {"phone": 40, "email": 320, "union_id": 128, "name": 200}
 
 
 def key_writer(settings: Settings) -> KeyWriter:
@@ -202,23 +202,23 @@ def key_writer(settings: Settings) -> KeyWriter:
 
 
 def buyer_contacts(customer_id: str, raw: Any, *, field: str = "buyer") -> Contacts | None:
-    """An event's ``buyer`` (``{"phone", "email", "union_id"}``, each optional) validated:
-    errors name the field; ``None`` when it gives nothing."""
+    """An event's ``buyer`` (``{"phone", "email", "union_id", "name"}``, each optional)
+    validated: errors name the field; ``None`` when it gives nothing."""
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
         raise _bad(
             field,
-            "must be an object with phone, email, union_id",
-            "应为包含 phone、email、union_id 的对象",
+            "must be an object with phone, email, union_id, name",
+            "应为包含 phone、email、union_id、name 的对象",
         )
     values: dict[str, str | None] = {}
     for k, v in raw.items():
         if k not in _BUYER_FIELDS:
             raise _bad(
                 f"{field}.{k}",
-                "unknown field (phone, email, union_id)",
-                "未知字段(可选 phone、email、union_id)",
+                "unknown field (phone, email, union_id, name)",
+                "未知字段(可选 phone、email、union_id、name)",
             )
         if v is None or v == "":
             continue
@@ -472,12 +472,14 @@ def _table_contacts(tb: OrderTable) -> list[Contacts]:
 
 
 def _customer_contacts(events: Sequence[OrderEventIn]) -> list[dict[str, Any]] | None:
-    """The ``customers`` rows (phone, e-mail) the events' buyers give, for the upsert."""
+    """The ``customers`` rows (name, phone, e-mail) the events' buyers give, for the upsert
+    (a value not given leaves the stored one)."""
     rows = [
         {"customer_id": e.contacts.customer_id, "phone": e.contacts.phone,
-         "email": e.contacts.email}
+         "email": e.contacts.email, "name": e.contacts.name}
         for e in events
-        if e.contacts is not None and (e.contacts.phone or e.contacts.email)
+        if e.contacts is not None
+        and (e.contacts.phone or e.contacts.email or e.contacts.name)
     ]  # fmt: skip
     return rows or None
 

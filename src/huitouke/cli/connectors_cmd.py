@@ -77,6 +77,12 @@ def register(app: typer.Typer) -> None:
             300, "--overlap-seconds", help="Pull overlap window. 拉取重叠窗口(秒)。"
         ),
         page_size: int = typer.Option(100, "--page-size", help="Orders per page. 每页订单数。"),
+        refresh_token: str | None = typer.Option(
+            None,
+            "--refresh-token",
+            help="Douyin: the shop's refresh token (renews the access token). "
+            "抖店:店铺的 refresh_token(用于刷新 access_token)。",
+        ),
         database_url: str | None = _DB,
     ) -> None:
         """Add a connector; credentials are stored encrypted, never shown.
@@ -101,6 +107,7 @@ def register(app: typer.Typer) -> None:
             consumer_secret=consumer_secret,
             overlap_seconds=overlap_seconds,
             page_size=page_size,
+            refresh_token=refresh_token,
         )
         store = _store(database_url)
         try:

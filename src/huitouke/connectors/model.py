@@ -21,6 +21,7 @@ __all__ = [
     "Skip",
     "Unmappable",
     "bad_signature",
+    "in_clear",
     "not_found",
     "refund_status",
 ]
@@ -102,10 +103,16 @@ class MappedOrder:
     phone: str | None = None
     #: the buyer's platform union id (WeChat UnionID …), when the platform gives it
     union_id: str | None = None
+    #: the buyer's name, when the platform gives it in clear
+    name: str | None = None
 
     def event(self, source: str) -> dict[str, Any]:
-        buyer = {k: v for k, v in (("phone", self.phone), ("email", self.email),
-                                   ("union_id", self.union_id)) if v}  # fmt: skip
+        # contacts go to the customer's profile as well as to the matching keys: a masked or
+        # encrypted value (which a mapping should not hand over) is left out here too
+        buyer = {k: v for k, v in (("phone", in_clear(self.phone)),
+                                   ("email", in_clear(self.email)),
+                                   ("union_id", self.union_id),
+                                   ("name", in_clear(self.name))) if v}  # fmt: skip
         return {
             "source": source,
             "order_id": self.order_id,
@@ -119,6 +126,20 @@ class MappedOrder:
             # the matching keys of one customer across platforms (huitouke.identity)
             "buyer": buyer or None,
         }
+
+
+def in_clear(value: str | None) -> str | None:
+    """A contact value as the buyer wrote it, else ``None``: blank, masked (``138****8000``,
+    ``王**``) or a platform's ciphertext (Youzan ``$…$``, Douyin ``$$…$$`` and ``##…##``,
+    Taobao ``~…~``) is no contact to keep."""
+    if value is None:
+        return None
+    v = value.strip()
+    if not v or "*" in v:
+        return None
+    if len(v) > 2 and v[0] == v[-1] and v[0] in "$#~":
+        return None
+    return v
 
 
 def refund_status(cancelled: bool, amount: Decimal, refunded: Decimal) -> tuple[str, Decimal]:

@@ -25,6 +25,7 @@ __all__ = [
     "list_connectors",
     "move_cursor",
     "set_connector_status",
+    "set_credentials",
     "sync_ended",
     "sync_started",
 ]
@@ -64,6 +65,18 @@ def list_connectors(conn: Connection) -> list[dict[str, Any]]:
 def set_connector_status(conn: Connection, name: str, status: str, now: datetime) -> bool:
     r = conn.execute(
         update(connectors).where(connectors.c.name == name).values(status=status, updated_at=now)
+    )
+    return r.rowcount == 1
+
+
+def set_credentials(
+    conn: Connection, name: str, credentials: dict[str, str], now: datetime
+) -> bool:
+    """Replace the connector's sealed credentials (a refreshed token)."""
+    r = conn.execute(
+        update(connectors)
+        .where(connectors.c.name == name)
+        .values(credentials=credentials, updated_at=now)
     )
     return r.rowcount == 1
 

@@ -15,7 +15,10 @@ Mapping (both shapes):
 - ``status``: cancelled when ``cancelledAt`` is set; else refunded / partially refunded /
   paid by the refunded amount; an order not paid yet (``PENDING``, ``AUTHORIZED``,
   ``EXPIRED``, ``VOIDED``) is skipped until it is;
-- lines: ``sku`` (else ``variant-<id>``), title, quantity, original unit price in shop money.
+- lines: ``sku`` (else ``variant-<id>``), title, quantity, original unit price in shop money;
+- the buyer (the order's ``buyer``: the customer's profile and matching keys): the customer's
+  ``email`` and ``phone`` (else the order's), and its name from ``firstName``/``lastName``
+  (webhooks: ``first_name``/``last_name``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from huitouke.connectors.model import MappedOrder, Skip, Unmappable, refund_status
-from huitouke.connectors.values import gid_number, instant, money, text
+from huitouke.connectors.values import gid_number, instant, money, person_name, text
 
 __all__ = [
     "BULK_ORDERS_QUERY",
@@ -49,7 +52,7 @@ _ORDER_FIELDS = """
       id createdAt processedAt updatedAt cancelledAt displayFinancialStatus email phone
       totalPriceSet { shopMoney { amount currencyCode } }
       totalRefundedSet { shopMoney { amount currencyCode } }
-      customer { id email phone }
+      customer { id email phone firstName lastName }
       lineItems(first: 100) { nodes { id sku title quantity variant { id }
         originalUnitPriceSet { shopMoney { amount currencyCode } } } }
 """
@@ -69,7 +72,7 @@ BULK_ORDERS_QUERY = (
     " id createdAt processedAt updatedAt cancelledAt displayFinancialStatus email phone"
     " totalPriceSet { shopMoney { amount currencyCode } }"
     " totalRefundedSet { shopMoney { amount currencyCode } }"
-    " customer { id email phone }"
+    " customer { id email phone firstName lastName }"
     " lineItems { edges { node { id sku title quantity variant { id }"
     " originalUnitPriceSet { shopMoney { amount currencyCode } } } } }"
     " } } } }"
@@ -139,6 +142,8 @@ def _finish(
         lines=lines,
         email=text(email),
         phone=text(phone),
+        name=person_name(raw.get("customer"), "firstName", "lastName")
+        or person_name(raw.get("customer"), "first_name", "last_name"),
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from huitouke.connectors.model import Unmappable
 
-__all__ = ["gid_number", "instant", "money", "text"]
+__all__ = ["gid_number", "instant", "money", "person_name", "text"]
 
 
 def money(value: Any, field: str) -> Decimal:
@@ -47,3 +48,19 @@ def gid_number(value: Any) -> str:
 
 def text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+def _cjk(s: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in s)
+
+
+def person_name(node: Any, first: str, last: str) -> str | None:
+    """A name from its given and family parts (``first``, ``last``: the fields' names):
+    ``"Ana Lima"``; a Chinese name family name first, without a space (``王伟``); ``None``
+    when neither is given."""
+    if not isinstance(node, Mapping):
+        return None
+    given, family = (str(node.get(f) or "").strip() for f in (first, last))
+    if not given or not family:
+        return given or family or None
+    return f"{family}{given}" if _cjk(given + family) else f"{given} {family}"

@@ -14,7 +14,9 @@ Mapping:
   refunds), ``refunded`` is refunded in full, ``cancelled`` cancelled; ``pending``,
   ``on-hold``, ``failed``, ``checkout-draft``, ``trash`` are skipped (not paid);
 - lines: ``sku`` (else ``product-<product_id>``, ``-<variation_id>`` for a variation),
-  ``name``, ``quantity``, ``price``.
+  ``name``, ``quantity``, ``price``;
+- the buyer (the order's ``buyer``: the customer's profile and matching keys): ``billing``'s
+  ``email``, ``phone`` and name (``first_name``/``last_name``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from huitouke.connectors.model import MappedOrder, Skip, Unmappable, refund_status
-from huitouke.connectors.values import money, text
+from huitouke.connectors.values import money, person_name, text
 
 __all__ = ["PAID_STATES", "WEBHOOK_TOPICS", "from_rest", "gmt"]
 
@@ -113,4 +115,5 @@ def from_rest(raw: Mapping[str, Any]) -> MappedOrder:
         lines=[_line(item, i) for i, item in enumerate(raw.get("line_items") or [])],
         email=email,
         phone=phone,
+        name=person_name(raw.get("billing"), "first_name", "last_name"),
     )

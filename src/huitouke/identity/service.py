@@ -527,6 +527,8 @@ class Contacts:
     phone: str | None = None
     email: str | None = None
     union_id: str | None = None
+    #: the buyer's name: no matching key, it only fills the customer's profile
+    name: str | None = None
 
     def given(self) -> dict[KeyKind, str]:
         out: dict[KeyKind, str] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, select, update
 
@@ -64,12 +64,19 @@ def active_membership(ctx: LoyaltyContext, conn: Connection, customer_id: str, a
 
 
 def benefits(
-    ctx: LoyaltyContext, conn: Connection, member: Any, at: datetime
+    ctx: LoyaltyContext,
+    conn: Connection,
+    member: Any,
+    at: datetime,
+    *,
+    tier: str | Literal[False] | None = False,
 ) -> tuple[Decimal, Decimal, str | None]:
-    """(points multiplier, discount percent, source of the discount) for a customer at ``at``."""
+    """(points multiplier, discount percent, source of the discount) for a customer at ``at``;
+    ``tier``: the tier whose benefits apply instead of the member's own (a merged person's)."""
     tier_b: TierBenefits | None = None
-    if ctx.program.tiers is not None and member is not None and member.tier:
-        lv = ctx.program.tiers.level(member.tier)
+    own = (member.tier if member is not None else None) if tier is False else tier
+    if ctx.program.tiers is not None and own:
+        lv = ctx.program.tiers.level(own)
         tier_b = lv.benefits if lv else None
     ms = active_membership(ctx, conn, member.customer_id, at) if member is not None else None
     plan_b: TierBenefits | None = None

@@ -54,6 +54,7 @@ from sqlalchemy.engine import Dialect
 
 from huitouke.core.orders import order_ref
 from huitouke.errors import ConflictError, HuitoukeError, InputError, NotFoundError, StoreError
+from huitouke.identity.service import person_accounts
 from huitouke.loyalty import codes
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
@@ -78,6 +79,7 @@ from huitouke.loyalty.rules import (
     tier_period_end,
     tier_window_start,
 )
+from huitouke.loyalty.tiers import window_metric
 from huitouke.loyalty.vocab import (
     COUNTED,
     POINTS,
@@ -93,6 +95,7 @@ from huitouke.loyalty.vocab import (
     iso,
     parse_order,
     stored_value_on_orders,
+    stored_value_payers,
 )
 
 __all__ = ["add_stamps", "apply_orders", "ignored_effects", "order_op_key"]
@@ -396,6 +399,10 @@ class _Batch:
         self.coupon_events: list[tuple[_Coupon, dict[str, Any]]] = []
         self.referral_registered: set[str] = set()
         self.stored_value: dict[tuple[str, str], StoredValueOnOrder] = {}
+        #: earning customers merged with other accounts into one person → its accounts
+        self.persons: dict[str, tuple[str, ...]] = {}
+        #: a person's accounts outside the batch: their own tier and tier metric (read)
+        self.outside: dict[str, tuple[str | None, Decimal]] = {}
         self._lot_ids: list[int] = []
         self._lot_next: int | None = None
         self.lot_budget = 16
@@ -512,11 +519,17 @@ class _Batch:
         self._load_accounts(customers, assets)
         # 4b. stored value paid on the orders the batch refunds (given back in proportion):
         #     the customers' stored-value accounts, locked, then the payments' entries
+        #     — every account that paid: a merged person pays from any of its accounts
         if self.program.stored_value.return_on_order_refund:
             pairs = sorted({(o.customer_id, o.ref) for o in events if o.refund_total > 0})
             if pairs:
                 self._load_accounts(sorted({c for c, _ in pairs}), [SV_PAID, SV_BONUS])
-                self.stored_value = stored_value_on_orders(conn, pairs)
+                payers = stored_value_payers(conn, [ref for _, ref in pairs])
+                paid = sorted({(c, ref) for ref, cs in payers.items() for c in cs})
+                others = sorted({c for c, _ in paid} - {c for c, _ in pairs})
+                if others:
+                    self._load_accounts(others, [SV_PAID, SV_BONUS])
+                self.stored_value = stored_value_on_orders(conn, paid)
         # 5. lots a debit may need: stamp accounts of earning customers (cards complete),
         #    points and stamps of customers with a refund
         want = [
@@ -567,6 +580,24 @@ class _Batch:
                 self.referral_registered.update(
                     conn.execute(_REFERRALS_REGISTERED, {"cs": cs}).scalars()
                 )
+        # 10. the persons of earning customers merged with other accounts (huitouke.identity):
+        #     the tier benefits at order time are the person's, so the other accounts' own
+        #     tiers and tier metrics are read (not locked: the person's tier is computed on
+        #     read, nothing is written to the other accounts)
+        if tiers is not None and earning:
+            for c, accounts in person_accounts(conn, sorted(earning)).items():
+                if len(accounts) > 1:
+                    self.persons[c] = accounts
+            others = sorted({a for ac in self.persons.values() for a in ac} - set(self.members))
+            for cs in _chunks(others):
+                own = dict(
+                    conn.execute(
+                        select(_m.customer_id, _m.tier).where(_m.customer_id.in_(cs))
+                    ).all()
+                )
+                for a in cs:
+                    metric = window_metric(conn, tiers, self.zone, a, self.now)
+                    self.outside[a] = (own.get(a), metric)
         self.lot_budget = max(16, len(events) * (1 + len(cards)))
 
     def load_card(self, customer_id: str, card: StampCard) -> None:
@@ -985,10 +1016,12 @@ class _Batch:
 
     # -- benefits and tiers ----------------------------------------------------------------
     def benefits(self, member: Mapping[str, Any], at: datetime) -> Decimal:
-        """The points multiplier (the better of tier and active paid membership)."""
+        """The points multiplier (the better of tier and active paid membership); the tier
+        is the person's when the customer is merged with other accounts."""
         tier_b: TierBenefits | None = None
-        if self.program.tiers is not None and member["tier"]:
-            lv = self.program.tiers.level(member["tier"])
+        tier = self.person_tier(member)
+        if self.program.tiers is not None and tier:
+            lv = self.program.tiers.level(tier)
             tier_b = lv.benefits if lv else None
         plan_b: TierBenefits | None = None
         active = [
@@ -1019,6 +1052,31 @@ class _Batch:
         if tiers.metric == "spend":
             return sum((r["amount"] - r["refunded_amount"] for r in rows), ZERO)
         return sum((r["points_earned"] - r["points_reversed"] for r in rows), ZERO)
+
+    def person_tier(self, member: Mapping[str, Any]) -> str | None:
+        """The tier whose benefits an order of ``member`` gets: its own; for an account
+        merged into a person (:mod:`huitouke.identity`), the person's — the higher of the
+        accounts' own tiers and the tier their combined metric qualifies for, as the person
+        view computes it (:mod:`huitouke.loyalty.persons`), with the batch's own earlier
+        orders counted."""
+        tiers = self.program.tiers
+        accounts = self.persons.get(member["customer_id"])
+        if tiers is None or accounts is None:
+            return member["tier"]
+        metric, own = ZERO, []
+        for a in accounts:
+            if a in self.members:
+                own.append(self.members[a]["tier"])
+                metric += self.tier_metric(a)
+            else:
+                t, m = self.outside.get(a, (None, ZERO))
+                own.append(t)
+                metric += m
+        best = qualified_tier(tiers, metric)
+        for t in own:
+            if tiers.level(t) is not None and tiers.rank(t) > tiers.rank(best):
+                best = t
+        return best
 
     def tier_after_order(self, member: dict[str, Any], effects: dict[str, Any]) -> dict[str, Any]:
         tiers = self.program.tiers
@@ -1106,34 +1164,48 @@ class _Batch:
         it does not depend on whether the order earned or on the arrival order of its
         states: a stale state's target is below what was already returned and gives nothing.
         """
-        rec = self.stored_value.get((o.customer_id, o.ref))
-        if rec is None or rec.spent <= 0:
-            return
         unit = currency_unit(self.program.currency)
-        give = rec.owed(
-            o.amount, o.refund_total, full=o.status in ("refunded", "cancelled"), unit=unit
-        )
-        if give <= 0:
-            return
-        to_paid, to_bonus = stored_value_return_split(
-            rec.spent_paid, rec.spent_bonus, rec.back_paid, rec.back_bonus, give, unit=unit
-        )
+        full = o.status in ("refunded", "cancelled")
         ref = f"order:{o.ref}"
-        for asset, part in ((SV_PAID, to_paid), (SV_BONUS, to_bonus)):
-            self.post(
-                self.acct(o.customer_id, asset),
-                part,
-                kind=SV_RETURN,
-                key=f"{op_key}:sv_return:{asset.removeprefix('stored_')}",
-                reference=ref,
+        total = [ZERO, ZERO, ZERO]
+        per: dict[str, dict[str, str | None]] = {}
+        # the order's customer first, then every other account that paid (a merged
+        # person's; each gets back its own share, on its own balances)
+        paid = sorted(
+            (c for c, r in self.stored_value if r == o.ref), key=lambda c: (c != o.customer_id, c)
+        )
+        for cid in paid:
+            rec = self.stored_value[(cid, o.ref)]
+            if rec.spent <= 0:
+                continue
+            give = rec.owed(o.amount, o.refund_total, full=full, unit=unit)
+            if give <= 0:
+                continue
+            to_paid, to_bonus = stored_value_return_split(
+                rec.spent_paid, rec.spent_bonus, rec.back_paid, rec.back_bonus, give, unit=unit
             )
-        rec.back_paid += to_paid
-        rec.back_bonus += to_bonus
+            key = f"{op_key}:sv_return" if cid == o.customer_id else f"{op_key}:sv_return:{cid}"
+            for asset, part in ((SV_PAID, to_paid), (SV_BONUS, to_bonus)):
+                self.post(
+                    self.acct(cid, asset),
+                    part,
+                    kind=SV_RETURN,
+                    key=f"{key}:{asset.removeprefix('stored_')}",
+                    reference=ref,
+                )
+            rec.back_paid += to_paid
+            rec.back_bonus += to_bonus
+            total = [total[0] + give, total[1] + to_paid, total[2] + to_bonus]
+            per[cid] = {"amount": fmt(give), "paid": fmt(to_paid), "bonus": fmt(to_bonus)}
+        if not per:
+            return
         effects["stored_value_returned"] = {
-            "amount": fmt(give),
-            "paid": fmt(to_paid),
-            "bonus": fmt(to_bonus),
+            "amount": fmt(total[0]),
+            "paid": fmt(total[1]),
+            "bonus": fmt(total[2]),
         }
+        if set(per) - {o.customer_id}:
+            effects["stored_value_returned"]["accounts"] = per
 
     def _earn(
         self,

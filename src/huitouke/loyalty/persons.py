@@ -23,13 +23,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from huitouke.identity.service import person_accounts
-from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
-from huitouke.loyalty.rules import qualified_tier
-from huitouke.loyalty.tiers import tier_metric
+from huitouke.loyalty.tiers import person_tier
 from huitouke.loyalty.views import customer_loyalty
 from huitouke.loyalty.vocab import ZERO, aware, fmt
 
@@ -84,28 +82,16 @@ def _person_tier(
     tiers = ctx.program.tiers
     if tiers is None:
         return None
-    metric = sum((tier_metric(ctx, conn, a, at) for a in accounts), ZERO)
-    qualified = qualified_tier(tiers, metric)
-    m = lt.members.c
-    own = {
-        r.customer_id: r.tier
-        for r in conn.execute(
-            select(m.customer_id, m.tier).where(m.customer_id.in_(accounts), m.tier.is_not(None))
-        )
-    }
-    best, source = qualified, "combined"
-    for a in accounts:
-        if tiers.rank(own.get(a)) > tiers.rank(best):
-            best, source = own[a], a
-    level = tiers.level(best)
+    got = person_tier(ctx, conn, accounts, at)
+    level = tiers.level(got.tier)
     return {
-        "id": best,
-        "name": level.name if level else best,
+        "id": got.tier,
+        "name": level.name if level else got.tier,
         # "combined": the accounts' metric together qualifies; else the account whose own
         # tier (kept until its review) is higher
-        "from": source,
+        "from": got.source,
         "metric": tiers.metric,
-        "combined_metric": fmt(metric) or "0",
-        "account_tiers": {a: own.get(a) for a in accounts},
+        "combined_metric": fmt(got.metric) or "0",
+        "account_tiers": got.own,
         "benefits": level.benefits.model_dump(mode="json") if level else {},
     }

@@ -1,6 +1,15 @@
 """Stored value (储值): top-ups with their bonus schedule, payments, refunds of the
 paid balance, give-backs of payments on orders. A refund *event* of an order gives back
 its stored value in :mod:`~huitouke.loyalty.order_batch`.
+
+A customer merged with other accounts into one person (:mod:`huitouke.identity`) pays with
+the person's stored value, as points are redeemed (:func:`~huitouke.loyalty.points.
+redeem_points`): the program's spending order (paid or bonus first) over the person's
+combined balances, each balance drawn from the paying account first, then from the
+person's other accounts in their order (the primary first). Each account touched gets its
+own entries referencing the order, so an unmerge needs no reversal; a give-back of the
+order (a refund event, :func:`reverse_stored_value_spend`) returns to every account what
+it paid, in the proportion it paid it.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from huitouke.errors import ConflictError, InputError, NotFoundError
+from huitouke.identity.service import person_accounts
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
 from huitouke.loyalty.ledger import Account, claim, finish, lock_accounts, post, record_correction
@@ -38,6 +48,7 @@ from huitouke.loyalty.vocab import (
     iso,
     positive,
     stored_value_on_orders,
+    stored_value_payers,
 )
 
 __all__ = [
@@ -316,7 +327,9 @@ def spend_stored_value(
     order_id: str,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Pay (part of) an order from stored value, paid or bonus first per the program.
+    """Pay (part of) an order from stored value, paid or bonus first per the program; a
+    customer merged with other accounts pays with the person's (see the module docstring:
+    ``taken_from``, ``person_id`` and ``person_balances`` in the result).
 
     With ``stored_value.return_on_order_refund`` a payment recorded after the ledger has
     applied a refund of the order (the till reported them out of order) gives back at
@@ -341,52 +354,144 @@ def spend_stored_value(
     )
     if prior is not None:
         return prior
-    accts = lock_accounts(conn, [(customer_id, SV_PAID), (customer_id, SV_BONUS)], now)
-    from_paid, from_bonus = debit_stored_value(
-        ctx,
+    person = person_accounts(conn, [customer_id])[customer_id]
+    others = [a for a in person if a != customer_id]
+    accts = lock_accounts(
         conn,
-        accts,
-        customer_id,
-        amt,
-        kind="spend",
-        key=op_key,
-        ref=f"order:{order_id}",
-        now=now,
+        [(customer_id, SV_PAID), (customer_id, SV_BONUS)],
+        now,
+        optional=[(a, s) for a in others for s in (SV_PAID, SV_BONUS)],
     )
+    taken: dict[str, tuple[Decimal, Decimal]] = {}
+    if not others:
+        from_paid, from_bonus = debit_stored_value(
+            ctx,
+            conn,
+            accts,
+            customer_id,
+            amt,
+            kind="spend",
+            key=op_key,
+            ref=f"order:{order_id}",
+            now=now,
+        )
+    else:
+        taken = _spend_across(ctx, conn, accts, [customer_id, *others], amt, op_key, order_id, now)
+        from_paid = sum((p for p, _ in taken.values()), ZERO)
+        from_bonus = sum((b for _, b in taken.values()), ZERO)
     returned = None
     if ctx.program.stored_value.return_on_order_refund:
         # Read after the lock on the stored-value accounts, which a refund event of this
         # customer takes before reading the payments: one of the two sees the other.
         returned = _return_on_refunded_order(
-            ctx, conn, accts, customer_id, order_id, key=f"{op_key}:sv_return", now=now
+            ctx, conn, accts, customer_id, person, order_id, key=f"{op_key}:sv_return", now=now
         )
-    return finish(
-        conn,
-        op_key,
-        {
-            "customer_id": customer_id,
-            "order_id": order_id,
-            "amount": fmt(amt),
-            "from_paid": fmt(from_paid),
-            "from_bonus": fmt(from_bonus),
-            "returned_at_once": returned,
-            "balances": sv_balances(accts, customer_id),
-        },
-    )
+    out: dict[str, Any] = {
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "amount": fmt(amt),
+        "from_paid": fmt(from_paid),
+        "from_bonus": fmt(from_bonus),
+        "returned_at_once": returned,
+        "balances": sv_balances(accts, customer_id),
+    }
+    if others:
+        out["person_id"] = person[0]
+        out["taken_from"] = {
+            cid: {"paid": fmt(p), "bonus": fmt(b)} for cid, (p, b) in sorted(taken.items())
+        }
+        out["person_balances"] = {
+            k: fmt(sum((Decimal(accts[(a, asset)].balance) for a in person), ZERO)) or "0"
+            for k, asset in (("paid", SV_PAID), ("bonus", SV_BONUS))
+        }
+    return finish(conn, op_key, out)
+
+
+def _entry_key(key: str, payer: str, cid: str) -> str:
+    """An entry's key: ``key`` on the paying account, ``key:<account>`` on another."""
+    return key if cid == payer else f"{key}:{cid}"
+
+
+def _spend_across(
+    ctx: LoyaltyContext,
+    conn: Connection,
+    accts: Mapping[tuple[str, str], Account],
+    accounts: list[str],
+    amount: Decimal,
+    op_key: str,
+    order_id: str,
+    now: datetime,
+) -> dict[str, tuple[Decimal, Decimal]]:
+    """Pay ``amount`` from a merged person's stored value (``accounts``: the payer first):
+    the program's spending order over the combined paid and bonus balances, each drawn
+    from the accounts in order; one entry per account and balance touched (keys
+    ``<op>:paid`` / ``<op>:bonus`` on the payer, ``<op>:<account>:paid`` … on the others),
+    referencing ``order:<id>``. Answers what each account gave, (paid, bonus)."""
+    payer = accounts[0]
+    paid = sum((accts[(a, SV_PAID)].balance for a in accounts), ZERO)
+    bonus = sum((accts[(a, SV_BONUS)].balance for a in accounts), ZERO)
+    try:
+        want = split_stored_spend(paid, bonus, amount, ctx.program.stored_value.spend_order)
+    except ConflictError as exc:
+        exc.details["person_id"] = accounts[0]
+        raise
+    taken = {a: [ZERO, ZERO] for a in accounts}
+    for i, (asset, total) in enumerate(((SV_PAID, want[0]), (SV_BONUS, want[1]))):
+        left = total
+        for a in accounts:
+            if left <= 0:
+                break
+            acct = accts[(a, asset)]
+            part = min(acct.balance, left)
+            if part <= 0:
+                continue
+            post(
+                conn,
+                acct,
+                -part,
+                kind="spend",
+                key=f"{_entry_key(op_key, payer, a)}:{asset.removeprefix('stored_')}",
+                now=now,
+                reference=f"order:{order_id}",
+            )
+            taken[a][i] += part
+            left -= part
+    return {a: (p, b) for a, (p, b) in taken.items() if p or b}
+
+
+def _payers(
+    conn: Connection,
+    accts: Mapping[tuple[str, str], Account],
+    first: str,
+    order_id: str,
+    now: datetime,
+) -> tuple[dict[tuple[str, str], Account], list[tuple[str, StoredValueOnOrder]]]:
+    """The accounts whose stored value paid for ``order_id`` (``first`` first) with what
+    each paid and got back, their stored-value accounts locked (added to ``accts``)."""
+    payers = stored_value_payers(conn, [order_id]).get(order_id, [])
+    payers.sort(key=lambda c: (c != first, c))
+    extra = [(c, s) for c in payers for s in (SV_PAID, SV_BONUS) if (c, s) not in accts]
+    locked = dict(accts)
+    if extra:
+        locked.update(lock_accounts(conn, [], now, optional=extra))
+    recs = stored_value_on_orders(conn, [(c, order_id) for c in payers])
+    return locked, [(c, recs[(c, order_id)]) for c in payers if (c, order_id) in recs]
 
 
 def _return_on_refunded_order(
     ctx: LoyaltyContext,
     conn: Connection,
     accts: Mapping[tuple[str, str], Account],
-    customer_id: str,
+    payer: str,
+    person: tuple[str, ...],
     order_id: str,
     *,
     key: str,
     now: datetime,
 ) -> dict[str, Any] | None:
     """Give back what the order's applied refund owes of the stored value paid on it
-    (the order event's own rule), when the ledger has the order as this customer's
+    (the order event's own rule) to every account that paid (``payer``'s entries keep the
+    single account's keys), when the ledger has the order as one of ``person``'s accounts'
     and (partly) refunded; ``None`` when nothing is owed."""
     lo = lt.orders.c
     row = conn.execute(
@@ -394,22 +499,35 @@ def _return_on_refunded_order(
             lo.order_id == order_id
         )
     ).first()
-    if row is None or row.customer_id != customer_id:
+    if row is None or row.customer_id not in person:
         return None
     full = row.status in ("refunded", "cancelled")
     if not full and row.refunded_amount <= 0:
         return None
-    rec = stored_value_on_orders(conn, [(customer_id, order_id)]).get(
-        (customer_id, order_id), StoredValueOnOrder()
-    )
     unit = currency_unit(ctx.program.currency)
-    give = rec.owed(row.amount, row.refunded_amount, full=full, unit=unit)
-    if give <= 0:
+    locked, paid_by = _payers(conn, accts, payer, order_id, now)
+    give_all = to_paid_all = to_bonus_all = ZERO
+    per: dict[str, dict[str, str | None]] = {}
+    for cid, rec in paid_by:
+        give = rec.owed(row.amount, row.refunded_amount, full=full, unit=unit)
+        if give <= 0:
+            continue
+        to_paid, to_bonus = return_stored_value(
+            ctx, conn, locked, cid, rec, give, key=_entry_key(key, payer, cid),
+            ref=f"order:{order_id}", now=now,
+        )  # fmt: skip
+        give_all, to_paid_all, to_bonus_all = (
+            give_all + give, to_paid_all + to_paid, to_bonus_all + to_bonus
+        )  # fmt: skip
+        per[cid] = {"amount": fmt(give), "paid": fmt(to_paid), "bonus": fmt(to_bonus)}
+    if give_all <= 0:
         return None
-    to_paid, to_bonus = return_stored_value(
-        ctx, conn, accts, customer_id, rec, give, key=key, ref=f"order:{order_id}", now=now
-    )
-    return {"amount": fmt(give), "paid": fmt(to_paid), "bonus": fmt(to_bonus)}
+    out: dict[str, Any] = {
+        "amount": fmt(give_all), "paid": fmt(to_paid_all), "bonus": fmt(to_bonus_all)
+    }  # fmt: skip
+    if set(per) - {payer}:
+        out["accounts"] = per
+    return out
 
 
 def refund_stored_value(
@@ -515,6 +633,10 @@ def reverse_stored_value_spend(
     (kind ``spend_reversal``, keys ``<op>:paid`` / ``<op>:bonus``) referencing
     ``order:<order_id>``; idempotent by ``idempotency_key``.
 
+    For a customer merged with other accounts, the payments of every account of the
+    person on the order count, given back the payer's first, each to its own balances
+    (``accounts`` in the result when more than the customer's own).
+
     Order events that refund an order give stored value back by themselves when the
     program's ``stored_value.return_on_order_refund`` is on (the default); this
     operation is for refunds not reported as order events, and counts what they gave.
@@ -533,44 +655,64 @@ def reverse_stored_value_spend(
     if prior is not None:
         return prior
     accts = lock_accounts(conn, [], now, optional=[(customer_id, SV_PAID), (customer_id, SV_BONUS)])
-    rec = stored_value_on_orders(conn, [(customer_id, order_id)]).get(
-        (customer_id, order_id), StoredValueOnOrder()
-    )
-    if rec.spent <= 0:
+    person = person_accounts(conn, [customer_id])[customer_id]
+    locked, paid_by = _payers(conn, accts, customer_id, order_id, now)
+    # the person's payments (an account unmerged since gives back its own by its own id)
+    paid_by = [(c, r) for c, r in paid_by if c in person]
+    spent = sum((r.spent for _, r in paid_by), ZERO)
+    back = sum((r.returned for _, r in paid_by), ZERO)
+    if spent <= 0:
         raise NotFoundError(
             f"customer {customer_id} paid nothing with stored value on order {order_id}",
             code="stored_value.spend_not_found",
             message_zh=f"顾客 {customer_id} 的订单 {order_id} 没有储值支付",
             details={"customer_id": customer_id, "order_id": order_id},
         )
-    left = rec.spent - rec.returned
+    left = spent - back
     if amt is None:
         if left <= 0:
             raise ConflictError(
-                f"the {rec.spent} paid with stored value on order {order_id} was all "
+                f"the {spent} paid with stored value on order {order_id} was all "
                 "given back already",
                 code="stored_value.return_exceeds_spend",
-                message_zh=f"订单 {order_id} 的储值支付 {rec.spent} 已全部退回",
-                details={"spent": str(rec.spent), "returned": str(rec.returned)},
+                message_zh=f"订单 {order_id} 的储值支付 {spent} 已全部退回",
+                details={"spent": str(spent), "returned": str(back)},
             )
         amt = left
-    to_paid, to_bonus = return_stored_value(
-        ctx, conn, accts, customer_id, rec, amt, key=op_key, ref=f"order:{order_id}", now=now
-    )
-    return finish(
-        conn,
-        op_key,
-        {
-            "customer_id": customer_id,
-            "order_id": order_id,
-            "amount": fmt(amt),
-            "to_paid": fmt(to_paid),
-            "to_bonus": fmt(to_bonus),
-            "spent": fmt(rec.spent),
-            "returned": fmt(rec.returned),
-            "balances": sv_balances(accts, customer_id),
-        },
-    )
+    if len(paid_by) == 1:
+        cid, rec = paid_by[0]
+        parts = [(cid, rec, amt)]
+    else:  # the payer's first, then the others', each up to what is left of it
+        if amt > left:  # refused with the totals, as for one account
+            stored_value_return_split(spent, ZERO, back, ZERO, amt, unit=Decimal(1))
+        parts, rest = [], amt
+        for cid, rec in paid_by:
+            part = min(rest, rec.spent - rec.returned)
+            if part > 0:
+                parts.append((cid, rec, part))
+                rest -= part
+    to_paid = to_bonus = ZERO
+    per: dict[str, dict[str, str | None]] = {}
+    for cid, rec, part in parts:
+        p, b = return_stored_value(
+            ctx, conn, locked, cid, rec, part, key=_entry_key(op_key, customer_id, cid),
+            ref=f"order:{order_id}", now=now,
+        )  # fmt: skip
+        to_paid, to_bonus = to_paid + p, to_bonus + b
+        per[cid] = {"amount": fmt(part), "paid": fmt(p), "bonus": fmt(b)}
+    out: dict[str, Any] = {
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "amount": fmt(amt),
+        "to_paid": fmt(to_paid),
+        "to_bonus": fmt(to_bonus),
+        "spent": fmt(spent),
+        "returned": fmt(sum((r.returned for _, r in paid_by), ZERO)),
+        "balances": sv_balances(locked, customer_id),
+    }
+    if set(per) - {customer_id}:
+        out["accounts"] = per
+    return finish(conn, op_key, out)
 
 
 def return_stored_value(

@@ -4,18 +4,22 @@ review (grace, downgrade). Orders upgrade tiers in :mod:`~huitouke.loyalty.order
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, func, select, update
 
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
+from huitouke.loyalty.program import Tiers
 from huitouke.loyalty.rules import qualified_tier, tier_period_end, tier_window_start
 from huitouke.loyalty.vocab import COUNTED, ZERO, aware
 
-__all__ = ["review_tiers", "tier_metric"]
+__all__ = ["PersonTier", "person_tier", "review_tiers", "tier_metric", "window_metric"]
 
 
 def _money_sum(conn: Connection, raw: Any) -> Decimal:
@@ -29,8 +33,49 @@ def tier_metric(
     """The customer's tier metric (orders, spend or points) over the tier window up to ``as_of``."""
     tiers = ctx.program.tiers
     assert tiers is not None
+    return window_metric(conn, tiers, ctx.zone, customer_id, as_of)
+
+
+@dataclass(frozen=True)
+class PersonTier:
+    """A person's tier: ``tier`` — the higher of the accounts' own tiers (``own``) and the
+    one their combined ``metric`` qualifies for —, and where it comes from (``"combined"``,
+    or the account whose own tier is higher)."""
+
+    tier: str | None
+    source: str
+    metric: Decimal
+    own: dict[str, str | None]
+
+
+def person_tier(
+    ctx: LoyaltyContext, conn: Connection, accounts: Sequence[str], at: datetime
+) -> PersonTier:
+    """The tier of the person whose accounts are ``accounts`` (:mod:`huitouke.identity`):
+    two accounts each below a threshold reach it together."""
+    tiers = ctx.program.tiers
+    assert tiers is not None
+    metric = sum((window_metric(conn, tiers, ctx.zone, a, at) for a in accounts), ZERO)
+    m = lt.members.c
+    found = {
+        r.customer_id: r.tier
+        for r in conn.execute(
+            select(m.customer_id, m.tier).where(m.customer_id.in_(accounts), m.tier.is_not(None))
+        )
+    }
+    best, source = qualified_tier(tiers, metric), "combined"
+    for a in accounts:
+        if tiers.rank(found.get(a)) > tiers.rank(best):
+            best, source = found[a], a
+    return PersonTier(best, source, metric, {a: found.get(a) for a in accounts})
+
+
+def window_metric(
+    conn: Connection, tiers: Tiers, zone: ZoneInfo, customer_id: str, as_of: datetime
+) -> Decimal:
+    """:func:`tier_metric` for a program's ``tiers`` in its ``zone``."""
     lo = lt.orders.c
-    start = tier_window_start(tiers, as_of, ctx.zone)
+    start = tier_window_start(tiers, as_of, zone)
     cond = and_(
         lo.customer_id == customer_id,
         lo.earned.is_(True),

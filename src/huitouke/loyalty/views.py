@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select
 
 from huitouke.core.orders import readable_ref
 from huitouke.errors import ConflictError, InputError, NotFoundError
+from huitouke.identity.service import person_accounts
 from huitouke.loyalty import tables as lt
 from huitouke.loyalty.context import LoyaltyContext
 from huitouke.loyalty.coupons import (
@@ -28,6 +29,7 @@ from huitouke.loyalty.coupons import (
 from huitouke.loyalty.members import active_membership, benefits
 from huitouke.loyalty.program import CouponTemplate
 from huitouke.loyalty.rules import check_redeemable, compute_earn, coupon_discount, money
+from huitouke.loyalty.tiers import person_tier
 from huitouke.loyalty.vocab import (
     POINTS,
     POINTS_DEBT,
@@ -264,14 +266,22 @@ def checkout_quote(
     coupon_codes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Price an order for a customer: member discount (the better of tier and paid
-    membership), then coupons in the given order with stacking rules checked. Coupon
-    thresholds are checked against the amount after the member discount. Read-only."""
+    membership; the tier is the person's for an account merged with others,
+    :mod:`huitouke.identity`), then coupons in the given order with stacking rules checked.
+    Coupon thresholds are checked against the amount after the member discount. Read-only."""
     amt = dec(amount, "amount")
     now = ctx.now()
     ln = parse_lines(lines)
     member = conn.execute(select(lt.members).where(lt.members.c.customer_id == customer_id)).first()
+    tier: str | Literal[False] | None = False  # the member's own
+    if member is not None and ctx.program.tiers is not None:
+        accounts = person_accounts(conn, [customer_id])[customer_id]
+        if len(accounts) > 1:
+            tier = person_tier(ctx, conn, accounts, now).tier
     mult, pct, source = (
-        benefits(ctx, conn, member, now) if member is not None else (Decimal(1), ZERO, None)
+        benefits(ctx, conn, member, now, tier=tier)
+        if member is not None
+        else (Decimal(1), ZERO, None)
     )
     if coupon_codes and not ctx.program.stacking.member_discount_with_coupons:
         pct, source = ZERO, None

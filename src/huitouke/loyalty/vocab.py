@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, literal_column, select
 
 from huitouke.core.orders import COUNTED_STATUSES, DEFAULT_SOURCE, OrderStatus, order_ref
 from huitouke.errors import InputError
@@ -45,6 +45,7 @@ __all__ = [
     "stamps_asset",
     "stamps_debt_asset",
     "stored_value_on_orders",
+    "stored_value_payers",
 ]
 
 ZERO = Decimal(0)
@@ -265,6 +266,35 @@ _STORED_VALUE_ON_ORDERS = (
     )
     .group_by(_sva.customer_id, _sva.asset, _sve.reference, _sve.kind)
 )
+
+
+#: the accounts whose stored value paid for orders (the partial index
+#: ``ix_loyalty_entries_spend_reference`` serves it: ``kind = 'spend'`` by reference)
+_SPENT_ON_ORDERS = (
+    select(_sva.customer_id, _sve.reference)
+    .select_from(lt.entries.join(lt.accounts, _sva.account_id == _sve.account_id))
+    .where(
+        # a literal, not a parameter: what lets the planners use the partial index
+        _sve.kind == literal_column("'spend'"),
+        _sve.reference.in_(bindparam("refs", expanding=True)),
+        _sva.asset.in_((SV_PAID, SV_BONUS)),
+    )
+    .distinct()
+)
+
+
+def stored_value_payers(conn: Connection, order_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each order id → the customers whose stored value paid for it (``spend`` entries
+    referencing ``order:<id>``), sorted; orders nobody paid with stored value are left out.
+    A merged person pays from any of its accounts (:mod:`huitouke.loyalty.stored_value`),
+    and an unmerge moves nothing, so an order may have been paid from several customers'."""
+    wanted = sorted(set(order_ids))
+    out: dict[str, set[str]] = {}
+    for i in range(0, len(wanted), 1000):
+        refs = {f"order:{oid}": oid for oid in wanted[i : i + 1000]}
+        for r in conn.execute(_SPENT_ON_ORDERS, {"refs": sorted(refs)}).all():
+            out.setdefault(refs[r.reference], set()).add(r.customer_id)
+    return {oid: sorted(cs) for oid, cs in out.items()}
 
 
 def stored_value_on_orders(

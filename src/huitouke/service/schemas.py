@@ -93,7 +93,7 @@ class OrderLineIn(BaseModel):
 class BuyerIn(BaseModel):
     """What the event knows about its buyer: the matching keys of one customer across
     platforms (docs/identity.md), stored only hashed; phone and e-mail also fill the
-    customer's profile."""
+    customer's profile, as does the name (which is no matching key)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -106,6 +106,9 @@ class BuyerIn(BaseModel):
     union_id: (
         Annotated[str, StringConstraints(max_length=128), AfterValidator(_encodable)] | None
     ) = Field(None, description="A platform union id (WeChat UnionID …).")
+    name: Annotated[str, StringConstraints(max_length=200), AfterValidator(_encodable)] | None = (
+        Field(None, description="The buyer's name: fills the profile, no matching key.")
+    )
 
 
 class OrderIn(BaseModel):

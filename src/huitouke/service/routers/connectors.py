@@ -48,6 +48,9 @@ class ConnectorIn(BaseModel):
     consumer_secret: SecretStr | None = Field(None, description="WooCommerce REST secret.")
     overlap_seconds: int = Field(300, ge=0, le=86_400)
     page_size: int = Field(100, ge=1, le=250)
+    refresh_token: SecretStr | None = Field(
+        None, description="Douyin: the shop's refresh token (renews the access token)."
+    )
 
 
 def _plain(v: SecretStr | None) -> str | None:
@@ -87,6 +90,7 @@ def post_connector(
         consumer_secret=_plain(body.consumer_secret),
         overlap_seconds=body.overlap_seconds,
         page_size=body.page_size,
+        refresh_token=_plain(body.refresh_token),
     )
     return uc.add_connector(ctx.store, ctx.settings, spec, now=ctx.clock())
 
