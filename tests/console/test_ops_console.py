@@ -294,6 +294,10 @@ def test_connectors_add_sync_in_the_background_pause_retry_remove(
                      "X-Shopify-Hmac-Sha256": hmac_sha256_b64(HOOK_SECRET, body)},
         )  # fmt: skip
         assert hook.status_code == 200, hook.text
+        # acknowledged once stored, applied by the service's background applier: wait for it
+        from huitouke.service.webhook_door import applier
+
+        assert applier(client.app.state.ctx).wait_idle(60), "the background applier did not finish"  # type: ignore[attr-defined]
         page = client.get("/connectors/shop2").text
         failed = re.search(r'<tr data-inbox-id="\d+" data-status="failed">(.*?)</tr>', page, re.S)
         assert failed and "customer" in failed.group(1)
