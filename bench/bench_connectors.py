@@ -6,7 +6,10 @@
    (signed ``X-Shopify-Hmac-Sha256``, one order each, as the platform sends them) to
    ``POST /v1/connectors/{name}/webhook``: verified, stored in the inbox (committed) and
    answered, then applied in the background through ``record_order_events``; the phase
-   also reports when the last delivery was applied. Baseline side by side, same server,
+   also reports when the last delivery was applied and how many were still waiting for
+   it at the last answer. CPU per event: the server's processes, the PostgreSQL backends
+   of the bench's database, the load generator's process, and the whole machine (others'
+   work included). Baseline side by side, same server,
    same run: ``POST /v1/orders`` one event at a time (API key, the same orders' fields).
    Phases alternate baseline / webhooks so the machine's noise hits both.
    Targets (issue 12): >= 1,000 events/s, p99 <= 100 ms.
@@ -40,7 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import Connection, Result, Server, encode, pg_database, run_async, settle
-from bench_service import tree_cpu_seconds
+from bench_service import cpu_seconds, machine_busy_seconds, tree_cpu_seconds
 from huitouke.app import connectors as uc
 from huitouke.core.secretbox import new_key
 from huitouke.service.apikeys import create_api_key
@@ -173,6 +176,26 @@ def _pending(url_store: Store) -> int:
         )
 
 
+def _backends(store: Store) -> list[int]:
+    """The PostgreSQL backends serving the bench's database (the server's pools; one of
+    them this watcher's)."""
+    from sqlalchemy import text
+
+    with store.connect() as conn:
+        return [
+            int(r[0])
+            for r in conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            )
+        ]
+
+
+def _backends_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each backend (Linux /proc: the database runs on this machine)."""
+    got = {p: cpu_seconds(p) for p in pids}
+    return {p: v for p, v in got.items() if v == v}  # a backend gone: NaN, left out
+
+
 def bench_webhooks(url: str, args: argparse.Namespace, enc_key: str) -> list[dict[str, Any]]:
     store = Store(url)
     store.migrate()
@@ -203,20 +226,28 @@ def bench_webhooks(url: str, args: argparse.Namespace, enc_key: str) -> list[dic
             base = rnd * n
             for phase, name in (("orders", "POST /v1/orders (baseline)"), ("webhook", "webhook")):
                 assert srv.proc is not None
-                cpu0 = tree_cpu_seconds(srv.proc.pid)
+                cpu0, busy0 = tree_cpu_seconds(srv.proc.pid), machine_busy_seconds()
+                pg0 = _backends_cpu(_backends(watch))
                 t0 = time.perf_counter()
                 res, client_cpu = send_from_process(port, phase, base, n, args.clients, api_key)
                 res.name = name
                 applied_s = time.perf_counter() - t0
+                backlog = 0
                 if phase == "webhook":  # until the background applier has applied them all
+                    backlog = _pending(watch)  # stored, not yet applied, at the last answer
                     while _pending(watch):
                         time.sleep(0.05)
                     applied_s = time.perf_counter() - t0
                 res.server_cpu_s = tree_cpu_seconds(srv.proc.pid) - cpu0
+                res.machine_busy_s = machine_busy_seconds() - busy0
+                pg1 = _backends_cpu(_backends(watch))
+                pg_s = sum(v - pg0.get(p, 0.0) for p, v in pg1.items())
                 row = {
                     "round": rnd + 1,
                     **res.row(),
                     "applied_per_s": round(n / applied_s, 1),
+                    "backlog_at_last_answer": backlog,
+                    "postgres_cpu_ms_per_request": round(pg_s * 1000 / n, 3),
                     "client_cpu_ms_per_request": round(client_cpu * 1000 / n, 3),
                     "load_average": os.getloadavg()[0],
                 }

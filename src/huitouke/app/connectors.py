@@ -621,13 +621,17 @@ def _table(events: Sequence[OrderEventIn]) -> OrderTable:
     )
 
 
-def _inbox_row(name: str, item: _Item, topic: str, now: datetime) -> dict[str, Any]:
+def _inbox_row(
+    name: str, item: _Item, topic: str, now: datetime, body: str | None = None
+) -> dict[str, Any]:
+    """The inbox row of ``item``; ``body``: the text as received (a webhook's body), else
+    the item's parsed body written as JSON (a pulled order)."""
     return {
         "connector": name,
         "object_id": item.object_id,
         "updated_at": item.updated_at,
         "topic": topic,
-        "body": json.dumps(item.raw, default=str, ensure_ascii=False),
+        "body": json.dumps(item.raw, default=str, ensure_ascii=False) if body is None else body,
         "received_at": now,
         "status": item.status,
         "reason": item.reason,
@@ -1072,8 +1076,9 @@ def accept_delivery(
         topic = str(first.get("tag") or "") if isinstance(first, Mapping) else ""
     if kind == "wechat_shop" and isinstance(item.raw, Mapping):
         topic = str(item.raw.get("Event") or "")
-    row = _inbox_row(name, item, topic or "(none)", now)
-    row["body"] = item.raw if isinstance(item.raw, str) else body.decode("utf-8", "replace")
+    # the body as received, not the parsed one written again (the hot path of the door)
+    text_ = item.raw if isinstance(item.raw, str) else body.decode("utf-8", "replace")
+    row = _inbox_row(name, item, topic or "(none)", now, body=text_)
     return Delivery(row, item.raw, item.status, item.reason)
 
 
