@@ -442,7 +442,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="huitouke serve --workers")
     p.add_argument("--bulk", action="store_true", help="also the bulk-operation backfill")
     p.add_argument("--orders", type=int, default=100_000, help="orders in the fake shop")
-    p.add_argument("--skip", choices=("webhooks", "backfill"), default=None)
+    p.add_argument(
+        "--skip",
+        choices=("webhooks", "backfill", "pages"),
+        action="append",
+        default=[],
+        help="leave a part out (repeatable; pages: the GraphQL pages pull)",
+    )
     args = p.parse_args(argv)
     admin = os.environ.get("HUITOUKE_BENCH_POSTGRES_URL") or os.environ.get(
         "HUITOUKE_TEST_POSTGRES_URL"
@@ -452,18 +458,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     enc_key = new_key()
     out: dict[str, Any] = {}
-    if args.skip != "webhooks":
+    if "webhooks" not in args.skip:
         url, drop = pg_database(admin, prefix="conn_bench")
         try:
             out["webhooks"] = bench_webhooks(url, args, enc_key)
         finally:
             drop()
-    if args.skip != "backfill":
-        url, drop = pg_database(admin, prefix="conn_bench")
-        try:
-            out["backfill"] = bench_backfill(url, args, enc_key)
-        finally:
-            drop()
+    if "backfill" not in args.skip:
+        if "pages" not in args.skip:
+            url, drop = pg_database(admin, prefix="conn_bench")
+            try:
+                out["backfill"] = bench_backfill(url, args, enc_key)
+            finally:
+                drop()
         if args.bulk:
             url, drop = pg_database(admin, prefix="conn_bench")
             try:
