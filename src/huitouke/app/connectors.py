@@ -50,6 +50,7 @@ from huitouke.connectors import (
     pinduoduo,
     repo,
     shopify,
+    shopify_bulk,
     taobao,
     wechat_shop,
     woocommerce,
@@ -68,9 +69,17 @@ from huitouke.connectors.model import (
     not_found,
 )
 from huitouke.connectors.pinduoduo_pull import PinduoduoPuller
-from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
+from huitouke.connectors.pull import (
+    Page,
+    ShopifyPuller,
+    WooPuller,
+    basic_auth,
+    bulk_line_pages,
+    bulk_node,
+)
 from huitouke.connectors.signatures import verify
 from huitouke.connectors.taobao_pull import TaobaoPuller
+from huitouke.connectors.values import instant
 from huitouke.connectors.wechat_shop_pull import WeChatShopPuller
 from huitouke.connectors.youzan_pull import YouzanPuller
 from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
@@ -139,6 +148,10 @@ _SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_se
 #: pages fetched ahead of the one being recorded
 _AHEAD = 16
 _DONE = object()
+#: a bulk operation's file is read, mapped and recorded in blocks of about this many bytes
+#: (some 15,000 orders of one line item), one unit of work each
+_BULK_BLOCK_BYTES = 8 << 20
+_TS = pa.timestamp("us", tz="UTC")
 #: pulled pages from this many orders are recorded through the bulk (table) path
 _BULK_FROM = 50
 #: an unparsable delivery's update time: repeats of the same bytes are one inbox row
@@ -656,12 +669,35 @@ def sync(
             message_zh="--bulk:只有 Shopify 连接器支持批量操作",
             details={"field": "bulk"},
         )
-    pages = (
-        puller.bulk_pages(result.since)
-        if bulk and isinstance(puller, ShopifyPuller)
-        else puller.pages(result.since)
-    )
-    fetched = _prefetch(pages, row["kind"], name, settings.currency)
+    try:
+        if bulk and isinstance(puller, ShopifyPuller):
+            _pull_bulk(store, settings, name, puller, result, loyalty, clock, progress)
+        else:
+            _pull_pages(
+                store, settings, name, row["kind"], puller.pages(result.since), result,
+                loyalty, clock, progress, pages_per_unit,
+            )  # fmt: skip
+    except HuitoukeError as exc:
+        error = f"{exc.code}: {exc.message}"
+        raise
+    finally:
+        run_write(store, lambda conn: repo.sync_ended(conn, name, clock(), error))
+    return result
+
+
+def _pull_pages(
+    store: Store,
+    settings: Settings,
+    name: str,
+    kind: str,
+    pages: Iterator[Page],
+    result: SyncResult,
+    loyalty: LoyaltyFactory,
+    clock: Callable[[], datetime],
+    progress: Callable[[SyncResult], None] | None,
+    pages_per_unit: int,
+) -> None:
+    fetched = _prefetch(pages, kind, name, settings.currency)
     try:
         while True:
             # a unit of work records up to ``pages_per_unit`` pages (fetched and mapped
@@ -681,22 +717,23 @@ def sync(
                 keys=key_writer(settings),
             )  # fmt: skip
             result.pages += len(chunk)
-            result.pulled += sum(1 for i in items if i.status == "applied")
-            result.ignored += sum(1 for i in items if i.status == "ignored")
-            result.failed += sum(1 for i in items if i.status == "failed")
-            if unit_page.latest is not None and (
-                result.watermark is None or unit_page.latest > result.watermark
-            ):
-                result.watermark = unit_page.latest
+            _count(result, items)
+            _moved(result, unit_page.latest)
             if progress is not None:
                 progress(result)
-    except HuitoukeError as exc:
-        error = f"{exc.code}: {exc.message}"
-        raise
     finally:
         fetched.close()
-        run_write(store, lambda conn: repo.sync_ended(conn, name, clock(), error))
-    return result
+
+
+def _count(result: SyncResult, items: Sequence[_Item]) -> None:
+    result.pulled += sum(1 for i in items if i.status == "applied")
+    result.ignored += sum(1 for i in items if i.status == "ignored")
+    result.failed += sum(1 for i in items if i.status == "failed")
+
+
+def _moved(result: SyncResult, latest: datetime | None) -> None:
+    if latest is not None and (result.watermark is None or latest > result.watermark):
+        result.watermark = latest
 
 
 def _prefetch(
@@ -705,21 +742,32 @@ def _prefetch(
     """The pages of ``source``, each with its orders mapped, fetched by a thread while the
     caller records the ones before (at most a few pages ahead); an error of the platform
     comes out where its page would have."""
+
+    def mapped() -> Iterator[tuple[Page, list[_Item]]]:
+        for page in source:
+            items = []
+            for raw in page.orders:
+                item = _pulled_item(raw, kind)
+                if item.status == "pending":
+                    _prepare(item, kind, name, currency, pulled=True)
+                items.append(item)
+            yield page, items
+
+    return _ahead(mapped(), f"connector-{name}-pull")
+
+
+def _ahead(source: Iterator[Any], thread_name: str) -> Generator[Any, None, None]:
+    """What ``source`` yields, produced by a thread at most :data:`_AHEAD` ahead of the
+    caller; an exception in ``source`` comes out where its item would have."""
     q: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for page in source:
-                items = []
-                for raw in page.orders:
-                    item = _pulled_item(raw, kind)
-                    if item.status == "pending":
-                        _prepare(item, kind, name, currency, pulled=True)
-                    items.append(item)
+            for got in source:
                 while not stop.is_set():
                     try:
-                        q.put((page, items), timeout=0.2)
+                        q.put(got, timeout=0.2)
                         break
                     except queue.Full:
                         continue
@@ -729,7 +777,7 @@ def _prefetch(
         except BaseException as exc:  # handed to the caller, raised there
             q.put(exc)
 
-    thread = threading.Thread(target=produce, name=f"connector-{name}-pull", daemon=True)
+    thread = threading.Thread(target=produce, name=thread_name, daemon=True)
     thread.start()
     try:
         while True:
@@ -742,6 +790,179 @@ def _prefetch(
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+# -- bulk operation: the file read by columns ------------------------------------------------
+@dataclass
+class _BulkBlock:
+    """A block of a bulk operation's file, mapped: by columns (``block``) with the orders
+    left to the per-order mapping in ``items`` (their lines in the block: ``rows``), or —
+    ``block`` ``None`` — every order of it in ``items``."""
+
+    data: bytes
+    block: shopify_bulk.Block | None
+    items: list[_Item]
+    rows: list[int]
+    latest: datetime | None
+
+
+def _bulk_blocks(
+    puller: ShopifyPuller, since: datetime | None, name: str, currency: str, size: int
+) -> Iterator[_BulkBlock]:
+    url = puller.bulk_url(since)
+    if url is None:
+        return
+    for data in shopify_bulk.blocks(puller.client.get_chunks(url, min(size, 1 << 20)), size):
+        yield _bulk_block(data, name, currency)
+
+
+def _mapped_item(raw: Any, name: str, currency: str) -> _Item:
+    item = _pulled_item(raw, "shopify")
+    if item.status == "pending":
+        _prepare(item, "shopify", name, currency, pulled=True)
+    return item
+
+
+def _bulk_reference(data: bytes, name: str, currency: str) -> _BulkBlock:
+    """A block mapped order by order (what the columns leave whole)."""
+    lines = [ln for ln in data.split(b"\n") if ln.strip()]
+    items: list[_Item] = []
+    latest: datetime | None = None
+    for page in bulk_line_pages(lines, len(lines) + 1):
+        items += [_mapped_item(raw, name, currency) for raw in page.orders]
+        latest = page.latest if page.latest is not None else latest
+    return _BulkBlock(data, None, items, [], latest)
+
+
+def _bulk_block(data: bytes, name: str, currency: str) -> _BulkBlock:
+    block = shopify_bulk.read_block(data, name)
+    if block is None:
+        return _bulk_reference(data, name, currency)
+    items, rows, latest = [], [], block.latest
+    for row, item_rows in block.slow:
+        raw = bulk_node(block.lines_raw[row], [block.lines_raw[k] for k in item_rows])
+        # as the per-order reading of the file: an order without its update time stops it
+        at = instant(raw.get("updatedAt"), "updatedAt")
+        latest = at if latest is None or at > latest else latest
+        items.append(_mapped_item(raw, name, currency))
+        rows.append(row)
+    return _BulkBlock(data, block, items, rows, latest)
+
+
+def _bulk_table(bb: _BulkBlock) -> OrderTable:
+    """The block's orders as one table, the columns' and the per-order mapping's together,
+    in the order the per-order path records them (by update time, then file order)."""
+    assert bb.block is not None
+    orders, lines = [bb.block.orders], [bb.block.lines]
+    contacts = list(bb.block.contacts)
+    live = [(i, r) for i, r in zip(bb.items, bb.rows, strict=True) if i.status == "pending"]
+    live = [(i, r) for i, r in live if i.event is not None]
+    if live:
+        tb = _table([i.event for i, _ in live if i.event is not None])
+        at = pa.array([i.updated_at for i, _ in live], _TS)
+        rows = pa.array([r for _, r in live], pa.int64())
+        orders.append(tb.orders.append_column("_at", at).append_column("_row", rows))
+        if tb.lines is not None:
+            per = [len((i.event.lines if i.event else None) or ()) for i, _ in live]
+            idx = pa.array([k for k, n in enumerate(per) for _ in range(n)], pa.int64())
+            lines.append(
+                tb.lines.append_column("_at", at.take(idx)).append_column("_row", rows.take(idx))
+            )
+        contacts += [
+            (i.updated_at, r, i.event.contacts)
+            for i, r in live
+            if i.event is not None and i.event.contacts is not None
+        ]
+    by = [("_at", "ascending"), ("_row", "ascending")]
+    o = pa.concat_tables(orders).sort_by(by)
+    ln = pa.concat_tables(lines).sort_by([*by, ("line_no", "ascending")])
+    contacts.sort(key=lambda c: (c[0], c[1]))
+    return OrderTable(
+        orders=o.drop_columns(["_at", "_row"]),
+        lines=ln.drop_columns(["_at", "_row"]),
+        contacts=[c for _, _, c in contacts],
+    )
+
+
+def _record_bulk(
+    store: Store,
+    name: str,
+    bb: _BulkBlock,
+    loyalty: LoyaltyFactory,
+    *,
+    now: datetime,
+    currency: str,
+    keys: KeyWriter,
+) -> tuple[int, list[_Item]]:
+    """Record a block in one unit of work (the mark stays: it moves once the whole file is
+    recorded); answers the orders recorded and the items of the per-order mapping. A
+    conflict with a recorded order: the block is recorded order by order instead, which
+    keeps that order in the inbox as failed and records the rest."""
+    if bb.block is None:
+        _record(store, name, bb.items, loyalty, now=now, page=Page([], None), keys=keys)
+        return sum(1 for i in bb.items if i.status == "applied"), bb.items
+    table = _bulk_table(bb)
+    failed = [i for i in bb.items if i.status == "failed"]
+    pulled = table.orders.num_rows
+
+    def unit(conn: Connection) -> None:
+        record_order_events(conn, table, loyalty=loyalty(conn), keys=keys)
+        if failed:
+            repo.inbox_add(conn, [_inbox_row(name, i, "pull", now) for i in failed])
+        repo.move_cursor(conn, name, None, pulled)
+
+    try:
+        run_write(store, unit)
+    except ConflictError:
+        ref = _bulk_reference(bb.data, name, currency)
+        _record(store, name, ref.items, loyalty, now=now, page=Page([], None), keys=keys)
+        return sum(1 for i in ref.items if i.status == "applied"), ref.items
+    for i in bb.items:
+        if i.status == "pending" and i.event is not None:
+            i.status = "applied"
+    return pulled, bb.items
+
+
+def _pull_bulk(
+    store: Store,
+    settings: Settings,
+    name: str,
+    puller: ShopifyPuller,
+    result: SyncResult,
+    loyalty: LoyaltyFactory,
+    clock: Callable[[], datetime],
+    progress: Callable[[SyncResult], None] | None,
+) -> None:
+    """A bulk operation's file, read and mapped in blocks by a thread (Arrow's reader and
+    compute kernels leave the interpreter to the recording meanwhile), each block recorded
+    in one unit of work; the mark moves to the latest update time once all are."""
+    keys = key_writer(settings)
+    fetched = _ahead(
+        _bulk_blocks(puller, result.since, name, settings.currency, _BULK_BLOCK_BYTES),
+        f"connector-{name}-bulk",
+    )
+    latest: datetime | None = None
+    try:
+        for bb in fetched:
+            pulled, items = _record_bulk(
+                store, name, bb, loyalty, now=clock(), currency=settings.currency, keys=keys
+            )
+            result.pages += 1
+            result.pulled += pulled
+            result.ignored += sum(1 for i in items if i.status == "ignored")
+            result.failed += sum(1 for i in items if i.status == "failed")
+            if bb.block is not None:
+                result.ignored += len(bb.block.ignored)
+            if bb.latest is not None and (latest is None or bb.latest > latest):
+                latest = bb.latest
+            if progress is not None:
+                progress(result)
+    finally:
+        fetched.close()
+    run_write(store, lambda conn: repo.move_cursor(conn, name, latest, 0))
+    _moved(result, latest)
+    if progress is not None:
+        progress(result)
 
 
 def _pulled_item(raw: Any, kind: str) -> _Item:
