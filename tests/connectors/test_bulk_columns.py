@@ -201,3 +201,27 @@ def test_the_columns_leave_what_they_cannot_vouch_for() -> None:
     items = b'{"id": "gid://shopify/LineItem/1", "__parentId": "gid://shopify/Order/77"}\n'
     with pytest.raises(Unmappable, match="Order/77 before its order"):
         shopify_bulk.read_block(items, "shop1")
+
+
+def test_a_buyer_whose_contacts_change_in_a_later_block_keeps_the_latest(
+    store: Store, settings: Settings, ref_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Matching keys are written once per buyer and sync unless they change: a new e-mail
+    in a later block still replaces the old key."""
+    monkeypatch.setattr(uc, "_BULK_BLOCK_BYTES", 50_000)
+    nodes = []
+    for i in range(600):
+        email = "old@example.com" if i < 300 else "new@example.com"
+        nodes.append(shopify_order(i, T0 + timedelta(seconds=i), email=email))
+    with FakeShopify(maximum=1e9, restore_rate=1e9) as fake:
+        for n in nodes:
+            fake.put(n)
+        add(store, settings, fake)
+        add(ref_store, settings, fake)
+        got = uc.sync(store, settings, "shop1", bulk=True, sleep=lambda s: 0)
+        uc.sync(ref_store, settings, "shop1")
+    assert got.pages > 3
+    a, b = stored(store), stored(ref_store)
+    assert a == b
+    assert len(a["keys"]) == 50  # one e-mail key per customer: the new one
+    assert {c[2] for c in a["customers"]} == {"new@example.com"}

@@ -86,7 +86,7 @@ from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
 from huitouke.core.secretbox import SecretBox
 from huitouke.errors import ConflictError, HuitoukeError, InputError
 from huitouke.i18n import t
-from huitouke.identity.service import KeyWriter
+from huitouke.identity.service import Contacts, KeyWriter, write_keys
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.settings import Settings
 from huitouke.store.db import Store
@@ -893,6 +893,7 @@ def _record_bulk(
     now: datetime,
     currency: str,
     keys: KeyWriter,
+    written: dict[str, dict[str, str]],
 ) -> tuple[int, list[_Item]]:
     """Record a block in one unit of work (the mark stays: it moves once the whole file is
     recorded); answers the orders recorded and the items of the per-order mapping. A
@@ -904,15 +905,20 @@ def _record_bulk(
     table = _bulk_table(bb)
     failed = [i for i in bb.items if i.status == "failed"]
     pulled = table.orders.num_rows
+    contacts = _new_contacts(table.contacts or (), written)
 
     def unit(conn: Connection) -> None:
-        record_order_events(conn, table, loyalty=loyalty(conn), keys=keys)
+        record_order_events(conn, table, loyalty=loyalty(conn), keys=None)
+        if contacts:
+            write_keys(conn, contacts, keys, now=datetime.now(UTC))
         if failed:
             repo.inbox_add(conn, [_inbox_row(name, i, "pull", now) for i in failed])
         repo.move_cursor(conn, name, None, pulled)
 
     try:
         run_write(store, unit)
+        for c in contacts:
+            written.setdefault(c.customer_id, {}).update({str(k): v for k, v in c.given().items()})
     except ConflictError:
         ref = _bulk_reference(bb.data, name, currency)
         _record(store, name, ref.items, loyalty, now=now, page=Page([], None), keys=keys)
@@ -921,6 +927,26 @@ def _record_bulk(
         if i.status == "pending" and i.event is not None:
             i.status = "applied"
     return pulled, bb.items
+
+
+def _new_contacts(
+    contacts: Sequence[Contacts], written: Mapping[str, Mapping[str, str]]
+) -> list[Contacts]:
+    """Per buyer, the contacts of ``contacts`` (the latest of each kind, as
+    :func:`~huitouke.identity.service.write_keys` reads them) that differ from the ones
+    ``written`` already: writing those again would change nothing."""
+    latest: dict[str, dict[str, str]] = {}
+    for c in contacts:
+        kinds: dict[str, str] = {str(k): v for k, v in c.given().items()}
+        if kinds:
+            latest.setdefault(c.customer_id, {}).update(kinds)
+    out = []
+    for cid, now_given in latest.items():
+        before = written.get(cid) or {}
+        changed = {k: v for k, v in now_given.items() if before.get(k) != v}
+        if changed:
+            out.append(Contacts(cid, **changed))
+    return out
 
 
 def _pull_bulk(
@@ -937,6 +963,7 @@ def _pull_bulk(
     compute kernels leave the interpreter to the recording meanwhile), each block recorded
     in one unit of work; the mark moves to the latest update time once all are."""
     keys = key_writer(settings)
+    written: dict[str, dict[str, str]] = {}  # matching keys written by this sync, per buyer
     fetched = _ahead(
         _bulk_blocks(puller, result.since, name, settings.currency, _BULK_BLOCK_BYTES),
         f"connector-{name}-bulk",
@@ -945,8 +972,9 @@ def _pull_bulk(
     try:
         for bb in fetched:
             pulled, items = _record_bulk(
-                store, name, bb, loyalty, now=clock(), currency=settings.currency, keys=keys
-            )
+                store, name, bb, loyalty, now=clock(), currency=settings.currency, keys=keys,
+                written=written,
+            )  # fmt: skip
             result.pages += 1
             result.pulled += pulled
             result.ignored += sum(1 for i in items if i.status == "ignored")
