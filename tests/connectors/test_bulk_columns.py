@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -225,3 +226,26 @@ def test_a_buyer_whose_contacts_change_in_a_later_block_keeps_the_latest(
     assert a == b
     assert len(a["keys"]) == 50  # one e-mail key per customer: the new one
     assert {c[2] for c in a["customers"]} == {"new@example.com"}
+
+
+def test_an_order_conflicting_in_a_bulk_block_waits_in_the_inbox(
+    store: Store, settings: Settings
+) -> None:
+    """A block whose order names another amount than the recorded one is recorded order by
+    order instead: that order is kept in the inbox as failed, the rest recorded."""
+    with FakeShopify(maximum=1e9, restore_rate=1e9) as fake:
+        for i in range(60):
+            fake.put(shopify_order(i, T0 + timedelta(seconds=i)))
+        add(store, settings, fake)
+        assert uc.sync(store, settings, "shop1", bulk=True, sleep=lambda s: 0).pulled == 60
+        later = T0 + timedelta(hours=1)
+        for i in range(60):
+            fake.put(shopify_order(i, later + timedelta(seconds=i), refunded="10.00",
+                                   amount="120.00" if i == 7 else "100.00"))  # fmt: skip
+        r = uc.sync(store, settings, "shop1", bulk=True, sleep=lambda s: 0)
+    assert (r.pulled, r.failed) == (59, 1)
+    got = snapshot(store, "shop1")["orders"]
+    assert got["1007"][1:4] == ("paid", Decimal("100"), Decimal("0"))
+    assert got["1008"][1:4] == ("partially_refunded", Decimal("100"), Decimal("10"))
+    (row,) = uc.inbox(store, "shop1", failed_only=True)
+    assert row["object_id"] == "order:1007" and "amount" in row["reason"]
