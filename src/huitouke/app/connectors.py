@@ -804,6 +804,10 @@ class _BulkBlock:
     items: list[_Item]
     rows: list[int]
     latest: datetime | None
+    #: (by columns) the block's orders as one table (:func:`_bulk_table`), and per buyer
+    #: the latest contact of each kind they give (what ``write_keys`` would write)
+    table: OrderTable | None = None
+    buyers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _bulk_blocks(
@@ -846,12 +850,16 @@ def _bulk_block(data: bytes, name: str, currency: str) -> _BulkBlock:
         latest = at if latest is None or at > latest else latest
         items.append(_mapped_item(raw, name, currency))
         rows.append(row)
-    return _BulkBlock(data, block, items, rows, latest)
+    bb = _BulkBlock(data, block, items, rows, latest)
+    bb.table, bb.buyers = _bulk_table(bb)
+    return bb
 
 
-def _bulk_table(bb: _BulkBlock) -> OrderTable:
+def _bulk_table(bb: _BulkBlock) -> tuple[OrderTable, dict[str, dict[str, str]]]:
     """The block's orders as one table, the columns' and the per-order mapping's together,
-    in the order the per-order path records them (by update time, then file order)."""
+    in the order the per-order path records them (by update time, then file order), with
+    the buyers' phones and e-mails as its ``customers`` (what the per-order path's contacts
+    give); and per buyer the latest contact of each kind."""
     assert bb.block is not None
     orders, lines = [bb.block.orders], [bb.block.lines]
     contacts = list(bb.block.contacts)
@@ -877,11 +885,25 @@ def _bulk_table(bb: _BulkBlock) -> OrderTable:
     o = pa.concat_tables(orders).sort_by(by)
     ln = pa.concat_tables(lines).sort_by([*by, ("line_no", "ascending")])
     contacts.sort(key=lambda c: (c[0], c[1]))
-    return OrderTable(
+    given = [c for _, _, c in contacts if c.phone or c.email]
+    customers = pa.table(
+        {
+            "customer_id": pa.array([c.customer_id for c in given], pa.string()),
+            "phone": pa.array([c.phone for c in given], pa.string()),
+            "email": pa.array([c.email for c in given], pa.string()),
+        }
+    )
+    buyers: dict[str, dict[str, str]] = {}
+    for _, _, c in contacts:
+        kinds = {str(k): v for k, v in c.given().items()}
+        if kinds:
+            buyers.setdefault(c.customer_id, {}).update(kinds)
+    table = OrderTable(
         orders=o.drop_columns(["_at", "_row"]),
         lines=ln.drop_columns(["_at", "_row"]),
-        contacts=[c for _, _, c in contacts],
+        customers=customers if customers.num_rows else None,
     )
+    return table, buyers
 
 
 def _record_bulk(
@@ -902,10 +924,12 @@ def _record_bulk(
     if bb.block is None:
         _record(store, name, bb.items, loyalty, now=now, page=Page([], None), keys=keys)
         return sum(1 for i in bb.items if i.status == "applied"), bb.items
-    table = _bulk_table(bb)
+    if bb.table is None:
+        bb.table, bb.buyers = _bulk_table(bb)
+    table = bb.table
     failed = [i for i in bb.items if i.status == "failed"]
     pulled = table.orders.num_rows
-    contacts = _new_contacts(table.contacts or (), written)
+    contacts = _new_contacts(bb.buyers, written)
 
     def unit(conn: Connection) -> None:
         record_order_events(conn, table, loyalty=loyalty(conn), keys=None)
@@ -930,20 +954,15 @@ def _record_bulk(
 
 
 def _new_contacts(
-    contacts: Sequence[Contacts], written: Mapping[str, Mapping[str, str]]
+    buyers: Mapping[str, Mapping[str, str]], written: Mapping[str, Mapping[str, str]]
 ) -> list[Contacts]:
-    """Per buyer, the contacts of ``contacts`` (the latest of each kind, as
+    """Per buyer, the contacts of ``buyers`` (the latest of each kind, as
     :func:`~huitouke.identity.service.write_keys` reads them) that differ from the ones
     ``written`` already: writing those again would change nothing."""
-    latest: dict[str, dict[str, str]] = {}
-    for c in contacts:
-        kinds: dict[str, str] = {str(k): v for k, v in c.given().items()}
-        if kinds:
-            latest.setdefault(c.customer_id, {}).update(kinds)
     out = []
-    for cid, now_given in latest.items():
+    for cid, given in buyers.items():
         before = written.get(cid) or {}
-        changed = {k: v for k, v in now_given.items() if before.get(k) != v}
+        changed = {k: v for k, v in given.items() if before.get(k) != v}
         if changed:
             out.append(Contacts(cid, **changed))
     return out
