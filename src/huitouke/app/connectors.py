@@ -151,6 +151,9 @@ _DONE = object()
 #: a bulk operation's file is read, mapped and recorded in blocks of about this many bytes
 #: (some 15,000 orders of one line item), one unit of work each
 _BULK_BLOCK_BYTES = 8 << 20
+#: blocks read and mapped ahead of the one being recorded (a few suffice: reading is
+#: faster than recording; each holds its bytes and tables)
+_BULK_AHEAD = 3
 _TS = pa.timestamp("us", tz="UTC")
 #: pulled pages from this many orders are recorded through the bulk (table) path
 _BULK_FROM = 50
@@ -756,10 +759,12 @@ def _prefetch(
     return _ahead(mapped(), f"connector-{name}-pull")
 
 
-def _ahead(source: Iterator[Any], thread_name: str) -> Generator[Any, None, None]:
-    """What ``source`` yields, produced by a thread at most :data:`_AHEAD` ahead of the
+def _ahead(
+    source: Iterator[Any], thread_name: str, ahead: int = _AHEAD
+) -> Generator[Any, None, None]:
+    """What ``source`` yields, produced by a thread at most ``ahead`` items ahead of the
     caller; an exception in ``source`` comes out where its item would have."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+    q: queue.Queue[Any] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
     def produce() -> None:
@@ -986,6 +991,7 @@ def _pull_bulk(
     fetched = _ahead(
         _bulk_blocks(puller, result.since, name, settings.currency, _BULK_BLOCK_BYTES),
         f"connector-{name}-bulk",
+        _BULK_AHEAD,
     )
     latest: datetime | None = None
     try:
