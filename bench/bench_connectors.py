@@ -270,8 +270,21 @@ def bench_webhooks(url: str, args: argparse.Namespace, enc_key: str) -> list[dic
 
 
 # -- backfill -------------------------------------------------------------------------------------
+#: ``--contacts``: every buyer has an e-mail and a phone on their orders (matching keys written)
+_CONTACTS = False
+
+
+def _contact(i: int) -> tuple[str | None, str | None]:
+    """The buyer's e-mail and phone on order ``i`` (none without ``--contacts``)."""
+    if not _CONTACTS:
+        return None, None
+    c = i % 20000
+    return f"c{c}@example.com", f"+86 138 {c // 10000:04d} {c % 10000:04d}"
+
+
 def _node(i: int) -> dict[str, Any]:
     at = (T0 + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    email, phone = _contact(i)
     return {
         "id": f"gid://shopify/Order/{20_000_000 + i}",
         "createdAt": at, "processedAt": at, "updatedAt": at, "cancelledAt": None,
@@ -279,7 +292,7 @@ def _node(i: int) -> dict[str, Any]:
         "email": None, "phone": None,
         "totalPriceSet": {"shopMoney": {"amount": "99.00", "currencyCode": "CNY"}},
         "totalRefundedSet": {"shopMoney": {"amount": "0.00" if i % 10 else "9.00", "currencyCode": "CNY"}},
-        "customer": {"id": f"gid://shopify/Customer/{i % 20000}", "email": None, "phone": None},
+        "customer": {"id": f"gid://shopify/Customer/{i % 20000}", "email": email, "phone": phone},
         "lineItems": {"nodes": [{"id": f"gid://shopify/LineItem/{i}", "sku": f"SKU-{i % 40}", "title": "Tea", "quantity": 1, "variant": None, "originalUnitPriceSet": {"shopMoney": {"amount": "99.00", "currencyCode": "CNY"}}}]},
     }  # fmt: skip
 
@@ -289,7 +302,7 @@ _ORDER_JSON = (
     '"cancelledAt": null, "displayFinancialStatus": "%s", "email": null, "phone": null, '
     '"totalPriceSet": {"shopMoney": {"amount": "99.00", "currencyCode": "CNY"}}, '
     '"totalRefundedSet": {"shopMoney": {"amount": "%s", "currencyCode": "CNY"}}, '
-    '"customer": {"id": "gid://shopify/Customer/%d", "email": null, "phone": null}%s}'
+    '"customer": {"id": "gid://shopify/Customer/%d", "email": %s, "phone": %s}%s}'
 )
 _LINE_JSON = (
     '{"id": "gid://shopify/LineItem/%d", "sku": "SKU-%d", "title": "Tea", "quantity": 1, '
@@ -304,12 +317,14 @@ def _node_json(i: int, *, bulk: bool = False) -> str:
     at = (T0 + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
     state, refunded = ("PAID", "0.00") if i % 10 else ("PARTIALLY_REFUNDED", "9.00")
     gid = 20_000_000 + i
+    email, phone = (json.dumps(v) for v in _contact(i))
+    head = (gid, at, at, at, state, refunded, i % 20000, email, phone)
     if bulk:
         parent = f', "__parentId": "gid://shopify/Order/{gid}"'
-        order = _ORDER_JSON % (gid, at, at, at, state, refunded, i % 20000, "")
+        order = _ORDER_JSON % (*head, "")
         return order + "\n" + _LINE_JSON % (i, i % 40, parent)
     items = ', "lineItems": {"nodes": [' + _LINE_JSON % (i, i % 40, "") + "]}"
-    return _ORDER_JSON % (gid, at, at, at, state, refunded, i % 20000, items)
+    return _ORDER_JSON % (*head, items)
 
 
 def _serve_fake(port_q: Any, orders: int, page: int, bulk: bool = False) -> None:
@@ -429,10 +444,11 @@ _BASELINE_UNIT = 100_000
 def bench_bulk_baseline(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Baseline, same run: the same orders recorded in bulk units of work of 100,000 (the
     file import's path), no HTTP — the store's own rate on this machine right now."""
-    from huitouke.app.orders import OrderTable, order_event, record_order_events
+    from huitouke.app.orders import OrderTable, key_writer, order_event, record_order_events
     from huitouke.connectors import shopify
     from huitouke.store.orders_repo import lines_table, orders_table
 
+    keys = key_writer(Settings(database_url=url)) if _CONTACTS else None
     store = Store(url)
     store.migrate()
     mapped_s = seconds = 0.0
@@ -445,15 +461,17 @@ def bench_bulk_baseline(url: str, args: argparse.Namespace) -> dict[str, Any]:
         table = OrderTable(
             orders=orders_table([e.order for e in events]),
             lines=lines_table([ln for e in events for ln in e.lines or ()]),
+            contacts=[e.contacts for e in events if e.contacts is not None] if keys else None,
         )
         mapped_s += time.perf_counter() - t
         t = time.perf_counter()
         with store.begin() as conn:
-            record_order_events(conn, table, loyalty=None)
+            record_order_events(conn, table, loyalty=None, keys=keys)
         seconds += time.perf_counter() - t
     store.dispose()
     row = {
-        "phase": "baseline: bulk units of 100,000 (file import path), no HTTP",
+        "phase": "baseline: bulk units of 100,000 (file import path), no HTTP"
+        + (", matching keys written" if keys else ""),
         "orders": args.orders,
         "mapping_seconds": round(mapped_s, 1),
         "record_seconds": round(seconds, 1),
@@ -473,8 +491,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="huitouke serve --workers")
     p.add_argument("--bulk", action="store_true", help="also the bulk-operation backfill")
     p.add_argument("--orders", type=int, default=100_000, help="orders in the fake shop")
-    p.add_argument("--skip", choices=("webhooks", "backfill"), default=None)
+    p.add_argument(
+        "--skip",
+        choices=("webhooks", "backfill", "pages"),
+        action="append",
+        default=[],
+        help="leave a part out (repeatable; pages: the GraphQL pages pull)",
+    )
+    p.add_argument(
+        "--contacts",
+        action="store_true",
+        help="backfill: every buyer has an e-mail and a phone (matching keys written)",
+    )
     args = p.parse_args(argv)
+    global _CONTACTS
+    _CONTACTS = args.contacts
     admin = os.environ.get("HUITOUKE_BENCH_POSTGRES_URL") or os.environ.get(
         "HUITOUKE_TEST_POSTGRES_URL"
     )
@@ -483,18 +514,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     enc_key = new_key()
     out: dict[str, Any] = {}
-    if args.skip != "webhooks":
+    if "webhooks" not in args.skip:
         url, drop = pg_database(admin, prefix="conn_bench")
         try:
             out["webhooks"] = bench_webhooks(url, args, enc_key)
         finally:
             drop()
-    if args.skip != "backfill":
-        url, drop = pg_database(admin, prefix="conn_bench")
-        try:
-            out["backfill"] = bench_backfill(url, args, enc_key)
-        finally:
-            drop()
+    if "backfill" not in args.skip:
+        if "pages" not in args.skip:
+            url, drop = pg_database(admin, prefix="conn_bench")
+            try:
+                out["backfill"] = bench_backfill(url, args, enc_key)
+            finally:
+                drop()
         if args.bulk:
             url, drop = pg_database(admin, prefix="conn_bench")
             try:

@@ -50,6 +50,7 @@ from huitouke.connectors import (
     pinduoduo,
     repo,
     shopify,
+    shopify_bulk,
     taobao,
     wechat_shop,
     woocommerce,
@@ -68,16 +69,24 @@ from huitouke.connectors.model import (
     not_found,
 )
 from huitouke.connectors.pinduoduo_pull import PinduoduoPuller
-from huitouke.connectors.pull import Page, ShopifyPuller, WooPuller, basic_auth
+from huitouke.connectors.pull import (
+    Page,
+    ShopifyPuller,
+    WooPuller,
+    basic_auth,
+    bulk_line_pages,
+    bulk_node,
+)
 from huitouke.connectors.signatures import verify
 from huitouke.connectors.taobao_pull import TaobaoPuller
+from huitouke.connectors.values import instant
 from huitouke.connectors.wechat_shop_pull import WeChatShopPuller
 from huitouke.connectors.youzan_pull import YouzanPuller
 from huitouke.core.orders import ORDERS_SCHEMA, is_source_name
 from huitouke.core.secretbox import SecretBox
 from huitouke.errors import ConflictError, HuitoukeError, InputError
 from huitouke.i18n import t
-from huitouke.identity.service import KeyWriter
+from huitouke.identity.service import Contacts, KeyWriter, write_keys
 from huitouke.loyalty.service import LoyaltyService
 from huitouke.settings import Settings
 from huitouke.store.db import Store
@@ -144,6 +153,13 @@ _EXPIRES = "access_token_expires_at"
 #: pages fetched ahead of the one being recorded
 _AHEAD = 16
 _DONE = object()
+#: a bulk operation's file is read, mapped and recorded in blocks of about this many bytes
+#: (some 15,000 orders of one line item), one unit of work each
+_BULK_BLOCK_BYTES = 8 << 20
+#: blocks read and mapped ahead of the one being recorded (a few suffice: reading is
+#: faster than recording; each holds its bytes and tables)
+_BULK_AHEAD = 3
+_TS = pa.timestamp("us", tz="UTC")
 #: pulled pages from this many orders are recorded through the bulk (table) path
 _BULK_FROM = 50
 #: an unparsable delivery's update time: repeats of the same bytes are one inbox row
@@ -735,12 +751,35 @@ def sync(
             message_zh="--bulk:只有 Shopify 连接器支持批量操作",
             details={"field": "bulk"},
         )
-    pages = (
-        puller.bulk_pages(result.since)
-        if bulk and isinstance(puller, ShopifyPuller)
-        else puller.pages(result.since)
-    )
-    fetched = _prefetch(pages, row["kind"], name, settings.currency)
+    try:
+        if bulk and isinstance(puller, ShopifyPuller):
+            _pull_bulk(store, settings, name, puller, result, loyalty, clock, progress)
+        else:
+            _pull_pages(
+                store, settings, name, row["kind"], puller.pages(result.since), result,
+                loyalty, clock, progress, pages_per_unit,
+            )  # fmt: skip
+    except HuitoukeError as exc:
+        error = f"{exc.code}: {exc.message}"
+        raise
+    finally:
+        run_write(store, lambda conn: repo.sync_ended(conn, name, clock(), error))
+    return result
+
+
+def _pull_pages(
+    store: Store,
+    settings: Settings,
+    name: str,
+    kind: str,
+    pages: Iterator[Page],
+    result: SyncResult,
+    loyalty: LoyaltyFactory,
+    clock: Callable[[], datetime],
+    progress: Callable[[SyncResult], None] | None,
+    pages_per_unit: int,
+) -> None:
+    fetched = _prefetch(pages, kind, name, settings.currency)
     try:
         while True:
             # a unit of work records up to ``pages_per_unit`` pages (fetched and mapped
@@ -760,22 +799,23 @@ def sync(
                 keys=key_writer(settings),
             )  # fmt: skip
             result.pages += len(chunk)
-            result.pulled += sum(1 for i in items if i.status == "applied")
-            result.ignored += sum(1 for i in items if i.status == "ignored")
-            result.failed += sum(1 for i in items if i.status == "failed")
-            if unit_page.latest is not None and (
-                result.watermark is None or unit_page.latest > result.watermark
-            ):
-                result.watermark = unit_page.latest
+            _count(result, items)
+            _moved(result, unit_page.latest)
             if progress is not None:
                 progress(result)
-    except HuitoukeError as exc:
-        error = f"{exc.code}: {exc.message}"
-        raise
     finally:
         fetched.close()
-        run_write(store, lambda conn: repo.sync_ended(conn, name, clock(), error))
-    return result
+
+
+def _count(result: SyncResult, items: Sequence[_Item]) -> None:
+    result.pulled += sum(1 for i in items if i.status == "applied")
+    result.ignored += sum(1 for i in items if i.status == "ignored")
+    result.failed += sum(1 for i in items if i.status == "failed")
+
+
+def _moved(result: SyncResult, latest: datetime | None) -> None:
+    if latest is not None and (result.watermark is None or latest > result.watermark):
+        result.watermark = latest
 
 
 def _prefetch(
@@ -784,21 +824,34 @@ def _prefetch(
     """The pages of ``source``, each with its orders mapped, fetched by a thread while the
     caller records the ones before (at most a few pages ahead); an error of the platform
     comes out where its page would have."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+
+    def mapped() -> Iterator[tuple[Page, list[_Item]]]:
+        for page in source:
+            items = []
+            for raw in page.orders:
+                item = _pulled_item(raw, kind)
+                if item.status == "pending":
+                    _prepare(item, kind, name, currency, pulled=True)
+                items.append(item)
+            yield page, items
+
+    return _ahead(mapped(), f"connector-{name}-pull")
+
+
+def _ahead(
+    source: Iterator[Any], thread_name: str, ahead: int = _AHEAD
+) -> Generator[Any, None, None]:
+    """What ``source`` yields, produced by a thread at most ``ahead`` items ahead of the
+    caller; an exception in ``source`` comes out where its item would have."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for page in source:
-                items = []
-                for raw in page.orders:
-                    item = _pulled_item(raw, kind)
-                    if item.status == "pending":
-                        _prepare(item, kind, name, currency, pulled=True)
-                    items.append(item)
+            for got in source:
                 while not stop.is_set():
                     try:
-                        q.put((page, items), timeout=0.2)
+                        q.put(got, timeout=0.2)
                         break
                     except queue.Full:
                         continue
@@ -808,7 +861,7 @@ def _prefetch(
         except BaseException as exc:  # handed to the caller, raised there
             q.put(exc)
 
-    thread = threading.Thread(target=produce, name=f"connector-{name}-pull", daemon=True)
+    thread = threading.Thread(target=produce, name=thread_name, daemon=True)
     thread.start()
     try:
         while True:
@@ -821,6 +874,227 @@ def _prefetch(
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+# -- bulk operation: the file read by columns ------------------------------------------------
+@dataclass
+class _BulkBlock:
+    """A block of a bulk operation's file, mapped: by columns (``block``) with the orders
+    left to the per-order mapping in ``items`` (their lines in the block: ``rows``), or —
+    ``block`` ``None`` — every order of it in ``items``."""
+
+    data: bytes
+    block: shopify_bulk.Block | None
+    items: list[_Item]
+    rows: list[int]
+    latest: datetime | None
+    #: (by columns) the block's orders as one table (:func:`_bulk_table`), and per buyer
+    #: the latest contact of each kind they give (what ``write_keys`` would write)
+    table: OrderTable | None = None
+    buyers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _bulk_blocks(
+    puller: ShopifyPuller, since: datetime | None, name: str, currency: str, size: int
+) -> Iterator[_BulkBlock]:
+    url = puller.bulk_url(since)
+    if url is None:
+        return
+    for data in shopify_bulk.blocks(puller.client.get_chunks(url, min(size, 1 << 20)), size):
+        yield _bulk_block(data, name, currency)
+
+
+def _mapped_item(raw: Any, name: str, currency: str) -> _Item:
+    item = _pulled_item(raw, "shopify")
+    if item.status == "pending":
+        _prepare(item, "shopify", name, currency, pulled=True)
+    return item
+
+
+def _bulk_reference(data: bytes, name: str, currency: str) -> _BulkBlock:
+    """A block mapped order by order (what the columns leave whole)."""
+    lines = [ln for ln in data.split(b"\n") if ln.strip()]
+    items: list[_Item] = []
+    latest: datetime | None = None
+    for page in bulk_line_pages(lines, len(lines) + 1):
+        items += [_mapped_item(raw, name, currency) for raw in page.orders]
+        latest = page.latest if page.latest is not None else latest
+    return _BulkBlock(data, None, items, [], latest)
+
+
+def _bulk_block(data: bytes, name: str, currency: str) -> _BulkBlock:
+    block = shopify_bulk.read_block(data, name)
+    if block is None:
+        return _bulk_reference(data, name, currency)
+    items, rows, latest = [], [], block.latest
+    for row, item_rows in block.slow:
+        raw = bulk_node(block.lines_raw[row], [block.lines_raw[k] for k in item_rows])
+        # as the per-order reading of the file: an order without its update time stops it
+        at = instant(raw.get("updatedAt"), "updatedAt")
+        latest = at if latest is None or at > latest else latest
+        items.append(_mapped_item(raw, name, currency))
+        rows.append(row)
+    bb = _BulkBlock(data, block, items, rows, latest)
+    bb.table, bb.buyers = _bulk_table(bb)
+    return bb
+
+
+def _bulk_table(bb: _BulkBlock) -> tuple[OrderTable, dict[str, dict[str, str]]]:
+    """The block's orders as one table, the columns' and the per-order mapping's together,
+    in the order the per-order path records them (by update time, then file order), with
+    the buyers' phones and e-mails as its ``customers`` (what the per-order path's contacts
+    give); and per buyer the latest contact of each kind."""
+    assert bb.block is not None
+    orders, lines = [bb.block.orders], [bb.block.lines]
+    contacts = list(bb.block.contacts)
+    live = [(i, r) for i, r in zip(bb.items, bb.rows, strict=True) if i.status == "pending"]
+    live = [(i, r) for i, r in live if i.event is not None]
+    if live:
+        tb = _table([i.event for i, _ in live if i.event is not None])
+        at = pa.array([i.updated_at for i, _ in live], _TS)
+        rows = pa.array([r for _, r in live], pa.int64())
+        orders.append(tb.orders.append_column("_at", at).append_column("_row", rows))
+        if tb.lines is not None:
+            per = [len((i.event.lines if i.event else None) or ()) for i, _ in live]
+            idx = pa.array([k for k, n in enumerate(per) for _ in range(n)], pa.int64())
+            lines.append(
+                tb.lines.append_column("_at", at.take(idx)).append_column("_row", rows.take(idx))
+            )
+        contacts += [
+            (i.updated_at, r, i.event.contacts)
+            for i, r in live
+            if i.event is not None and i.event.contacts is not None
+        ]
+    by = [("_at", "ascending"), ("_row", "ascending")]
+    o = pa.concat_tables(orders).sort_by(by)
+    ln = pa.concat_tables(lines).sort_by([*by, ("line_no", "ascending")])
+    contacts.sort(key=lambda c: (c[0], c[1]))
+    given = [c for _, _, c in contacts if c.phone or c.email]
+    customers = pa.table(
+        {
+            "customer_id": pa.array([c.customer_id for c in given], pa.string()),
+            "phone": pa.array([c.phone for c in given], pa.string()),
+            "email": pa.array([c.email for c in given], pa.string()),
+        }
+    )
+    buyers: dict[str, dict[str, str]] = {}
+    for _, _, c in contacts:
+        kinds = {str(k): v for k, v in c.given().items()}
+        if kinds:
+            buyers.setdefault(c.customer_id, {}).update(kinds)
+    table = OrderTable(
+        orders=o.drop_columns(["_at", "_row"]),
+        lines=ln.drop_columns(["_at", "_row"]),
+        customers=customers if customers.num_rows else None,
+    )
+    return table, buyers
+
+
+def _record_bulk(
+    store: Store,
+    name: str,
+    bb: _BulkBlock,
+    loyalty: LoyaltyFactory,
+    *,
+    now: datetime,
+    currency: str,
+    keys: KeyWriter,
+    written: dict[str, dict[str, str]],
+) -> tuple[int, list[_Item]]:
+    """Record a block in one unit of work (the mark stays: it moves once the whole file is
+    recorded); answers the orders recorded and the items of the per-order mapping. A
+    conflict with a recorded order: the block is recorded order by order instead, which
+    keeps that order in the inbox as failed and records the rest."""
+    if bb.block is None:
+        _record(store, name, bb.items, loyalty, now=now, page=Page([], None), keys=keys)
+        return sum(1 for i in bb.items if i.status == "applied"), bb.items
+    if bb.table is None:
+        bb.table, bb.buyers = _bulk_table(bb)
+    table = bb.table
+    failed = [i for i in bb.items if i.status == "failed"]
+    pulled = table.orders.num_rows
+    contacts = _new_contacts(bb.buyers, written)
+
+    def unit(conn: Connection) -> None:
+        record_order_events(conn, table, loyalty=loyalty(conn), keys=None)
+        if contacts:
+            write_keys(conn, contacts, keys, now=datetime.now(UTC))
+        if failed:
+            repo.inbox_add(conn, [_inbox_row(name, i, "pull", now) for i in failed])
+        repo.move_cursor(conn, name, None, pulled)
+
+    try:
+        run_write(store, unit)
+        for c in contacts:
+            written.setdefault(c.customer_id, {}).update({str(k): v for k, v in c.given().items()})
+    except ConflictError:
+        ref = _bulk_reference(bb.data, name, currency)
+        _record(store, name, ref.items, loyalty, now=now, page=Page([], None), keys=keys)
+        return sum(1 for i in ref.items if i.status == "applied"), ref.items
+    for i in bb.items:
+        if i.status == "pending" and i.event is not None:
+            i.status = "applied"
+    return pulled, bb.items
+
+
+def _new_contacts(
+    buyers: Mapping[str, Mapping[str, str]], written: Mapping[str, Mapping[str, str]]
+) -> list[Contacts]:
+    """Per buyer, the contacts of ``buyers`` (the latest of each kind, as
+    :func:`~huitouke.identity.service.write_keys` reads them) that differ from the ones
+    ``written`` already: writing those again would change nothing."""
+    out = []
+    for cid, given in buyers.items():
+        before = written.get(cid) or {}
+        changed = {k: v for k, v in given.items() if before.get(k) != v}
+        if changed:
+            out.append(Contacts(cid, **changed))
+    return out
+
+
+def _pull_bulk(
+    store: Store,
+    settings: Settings,
+    name: str,
+    puller: ShopifyPuller,
+    result: SyncResult,
+    loyalty: LoyaltyFactory,
+    clock: Callable[[], datetime],
+    progress: Callable[[SyncResult], None] | None,
+) -> None:
+    """A bulk operation's file, read and mapped in blocks by a thread (Arrow's reader and
+    compute kernels leave the interpreter to the recording meanwhile), each block recorded
+    in one unit of work; the mark moves to the latest update time once all are."""
+    keys = key_writer(settings)
+    written: dict[str, dict[str, str]] = {}  # matching keys written by this sync, per buyer
+    fetched = _ahead(
+        _bulk_blocks(puller, result.since, name, settings.currency, _BULK_BLOCK_BYTES),
+        f"connector-{name}-bulk",
+        _BULK_AHEAD,
+    )
+    latest: datetime | None = None
+    try:
+        for bb in fetched:
+            pulled, items = _record_bulk(
+                store, name, bb, loyalty, now=clock(), currency=settings.currency, keys=keys,
+                written=written,
+            )  # fmt: skip
+            result.pages += 1
+            result.pulled += pulled
+            result.ignored += sum(1 for i in items if i.status == "ignored")
+            result.failed += sum(1 for i in items if i.status == "failed")
+            if bb.block is not None:
+                result.ignored += len(bb.block.ignored)
+            if bb.latest is not None and (latest is None or bb.latest > latest):
+                latest = bb.latest
+            if progress is not None:
+                progress(result)
+    finally:
+        fetched.close()
+    run_write(store, lambda conn: repo.move_cursor(conn, name, latest, 0))
+    _moved(result, latest)
+    if progress is not None:
+        progress(result)
 
 
 def _pulled_item(raw: Any, kind: str) -> _Item:

@@ -140,6 +140,17 @@ class JsonClient:
     def get_lines(self, url: str) -> Iterator[bytes]:
         """The lines of a file at an absolute ``url`` (a bulk operation's result: a signed
         link, so no credentials are sent), streamed."""
+        rest = b""
+        for chunk in self.get_chunks(url, 1 << 16):
+            rest += chunk
+            *full, rest = rest.split(b"\n")
+            yield from (ln for ln in full if ln.strip())
+        if rest.strip():
+            yield rest
+
+    def get_chunks(self, url: str, size: int = 1 << 20) -> Iterator[bytes]:
+        """The bytes of a file at an absolute ``url`` (as :meth:`get_lines`), streamed in
+        chunks of up to ``size``."""
         r = self.pool.request(
             "GET", url, preload_content=False, timeout=self.timeout, retries=False
         )
@@ -163,13 +174,7 @@ class JsonClient:
                     ),
                     details={"status": r.status},
                 )
-            rest = b""
-            for chunk in r.stream(1 << 16):
-                rest += chunk
-                *full, rest = rest.split(b"\n")
-                yield from (ln for ln in full if ln.strip())
-            if rest.strip():
-                yield rest
+            yield from r.stream(size)
         finally:
             r.release_conn()
 

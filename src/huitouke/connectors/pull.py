@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,6 +41,8 @@ __all__ = [
     "WindowedPuller",
     "WooPuller",
     "basic_auth",
+    "bulk_line_pages",
+    "bulk_node",
     "redacted",
     "throttle_wait",
 ]
@@ -265,13 +267,10 @@ class ShopifyPuller:
                 return
             after = str(info["endCursor"])
 
-    def bulk_pages(self, since: datetime | None, *, poll_seconds: float = 2.0) -> Iterator[Page]:
-        """Every order updated since ``since`` through a bulk operation (backfill): run the
-        query, poll ``currentBulkOperation`` until it is ``COMPLETED``, read its JSONL
-        (an order per line, each line item on its own line after its order, naming it in
-        ``__parentId``) and yield pages of ``page_size`` orders. A bulk file is not a
-        sorted page stream, so its pages carry no update time; the last, empty page
-        carries the latest of them all (the mark moves once the whole file is recorded)."""
+    def bulk_url(self, since: datetime | None, *, poll_seconds: float = 2.0) -> str | None:
+        """Run a bulk operation of every order updated since ``since``, poll
+        ``currentBulkOperation`` until it is ``COMPLETED`` and answer its file's URL
+        (``None``: no order, no file)."""
         search = "" if since is None else f"updated_at:>='{_iso(since)}'"
         query = shopify.BULK_ORDERS_QUERY % json.dumps(search)
         body = self._query(shopify.BULK_RUN_MUTATION, {"query": query})
@@ -296,37 +295,67 @@ class ShopifyPuller:
                     message_zh=f"Shopify 批量操作 {status}:{op.get('errorCode')}",
                 )
             self.client._wait(poll_seconds)
-        latest: datetime | None = None
-        batch: list[Mapping[str, Any]] = []
-        by_id: dict[str, dict[str, Any]] = {}
         url = op.get("url")
-        lines = self.client.get_lines(str(url)) if url else iter(())
-        for line in lines:
-            obj = json.loads(line, parse_float=Decimal)
-            parent = obj.pop("__parentId", None)
-            if parent is not None:
-                owner = by_id.get(parent)
-                if owner is None:
-                    raise Unmappable(f"bulk line item of {parent} before its order")
-                owner["lineItems"]["nodes"].append(obj)
-                continue
-            if len(batch) >= self.page_size:
-                yield Page(batch, None)
-                batch, by_id = [], {}
-            obj["lineItems"] = {"nodes": []}
-            at = instant(obj.get("updatedAt"), "updatedAt")
-            latest = at if latest is None or at > latest else latest
-            batch.append(obj)
-            by_id[str(obj.get("id"))] = obj
-        if batch:
-            yield Page(batch, None)
-        yield Page([], latest)
+        return str(url) if url else None
+
+    def bulk_pages(self, since: datetime | None, *, poll_seconds: float = 2.0) -> Iterator[Page]:
+        """Every order updated since ``since`` through a bulk operation (backfill): run the
+        query, poll until it is done (:meth:`bulk_url`), read its JSONL (an order per line,
+        each line item on its own line after its order, naming it in ``__parentId``) and
+        yield pages of ``page_size`` orders (:func:`bulk_line_pages`)."""
+        url = self.bulk_url(since, poll_seconds=poll_seconds)
+        lines = self.client.get_lines(url) if url else iter(())
+        yield from bulk_line_pages(lines, self.page_size)
 
     def order(self, order_id: str) -> Mapping[str, Any] | None:
         """One order by its numeric id (``None``: the shop has no such order)."""
         body = self._query(shopify.ORDER_QUERY, {"id": f"gid://shopify/Order/{order_id}"})
         node = (body.get("data") or {}).get("order")
         return node if isinstance(node, Mapping) else None
+
+
+def bulk_line_pages(lines: Iterable[bytes], page_size: int) -> Iterator[Page]:
+    """The orders of a bulk operation's lines in pages of ``page_size``, each order with its
+    line items (``lineItems.nodes``, in file order). A bulk file is not a sorted page
+    stream, so its pages carry no update time; the last, empty page carries the latest of
+    them all (the mark moves once the whole file is recorded)."""
+    latest: datetime | None = None
+    batch: list[Mapping[str, Any]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        obj = json.loads(line, parse_float=Decimal)
+        parent = obj.pop("__parentId", None)
+        if parent is not None:
+            owner = by_id.get(parent)
+            if owner is None:
+                raise Unmappable(f"bulk line item of {parent} before its order")
+            owner["lineItems"]["nodes"].append(obj)
+            continue
+        if len(batch) >= page_size:
+            yield Page(batch, None)
+            batch, by_id = [], {}
+        obj["lineItems"] = {"nodes": []}
+        at = instant(obj.get("updatedAt"), "updatedAt")
+        latest = at if latest is None or at > latest else latest
+        batch.append(obj)
+        by_id[str(obj.get("id"))] = obj
+    if batch:
+        yield Page(batch, None)
+    yield Page([], latest)
+
+
+def bulk_node(order_line: bytes, item_lines: Sequence[bytes]) -> dict[str, Any]:
+    """One order of a bulk file as :func:`bulk_line_pages` reads it: its line and its
+    items' lines (``lineItems.nodes``, in this order)."""
+    obj = json.loads(order_line, parse_float=Decimal)
+    obj.pop("__parentId", None)
+    items = []
+    for line in item_lines:
+        item = json.loads(line, parse_float=Decimal)
+        item.pop("__parentId", None)
+        items.append(item)
+    obj["lineItems"] = {"nodes": items}
+    return obj
 
 
 class WooPuller:
