@@ -29,6 +29,15 @@ from .fakes import T0, FakeShopify, shopify_order
 pytestmark = pytest.mark.timeout(300)
 
 
+_NAMES: list[tuple[str, str] | None] = [
+    ("Ana", "Lima"),
+    ("伟", "王"),
+    None,
+    ("**", "王"),
+    ("Jo", ""),
+]
+
+
 def generated_orders(n: int, seed: int = 12) -> list[dict[str, Any]]:
     """``n`` Shopify orders of every kind the mapping tells apart. A customer's contacts are
     the same on each of their orders: a bulk file is in no update order, so where they
@@ -64,6 +73,9 @@ def generated_orders(n: int, seed: int = 12) -> list[dict[str, Any]]:
             kw["amount"] = rnd.choice(["100.125", "+100.00"])  # the second: order by order
         elif kind < 0.30:
             kw["email"] = None
+        # names as buyers write them: Latin, Chinese (family name first), one part, masked,
+        # none — the same for each of a customer's orders (the customer is ``i % 50``)
+        kw.setdefault("name", _NAMES[i % 50 % len(_NAMES)])
         node = shopify_order(i, T0 + timedelta(seconds=rnd.randint(0, 5000)), **kw)
         if kind >= 0.30:
             node["customer"] = (
@@ -107,7 +119,9 @@ def stored(store: Store) -> dict[str, Any]:
             (r.order_id, r.line_no, r.sku, r.product_name, r.category, r.quantity, r.unit_price)
             for r in conn.execute(select(order_lines).where(order_lines.c.source == "shop1"))
         )
-        c = sorted((r.customer_id, r.phone, r.email) for r in conn.execute(select(customers)))
+        c = sorted(
+            (r.customer_id, r.phone, r.email, r.name) for r in conn.execute(select(customers))
+        )
         k = sorted((r.kind, r.key_hash, r.customer_id) for r in conn.execute(select(identity_keys)))
     inbox = sorted((r["object_id"], r["status"], r["reason"]) for r in uc.inbox(store, "shop1"))
     return {"orders": o, "lines": ln, "customers": c, "keys": k, "inbox": inbox}

@@ -942,8 +942,8 @@ def _bulk_block(data: bytes, name: str, currency: str) -> _BulkBlock:
 def _bulk_table(bb: _BulkBlock) -> tuple[OrderTable, dict[str, dict[str, str]]]:
     """The block's orders as one table, the columns' and the per-order mapping's together,
     in the order the per-order path records them (by update time, then file order), with
-    the buyers' phones and e-mails as its ``customers`` (what the per-order path's contacts
-    give); and per buyer the latest contact of each kind."""
+    the buyers' phones, e-mails and names as its ``customers`` (what the per-order path's
+    contacts give); and per buyer the latest contact of each kind."""
     assert bb.block is not None
     orders, lines = [bb.block.orders], [bb.block.lines]
     contacts = list(bb.block.contacts)
@@ -969,12 +969,13 @@ def _bulk_table(bb: _BulkBlock) -> tuple[OrderTable, dict[str, dict[str, str]]]:
     o = pa.concat_tables(orders).sort_by(by)
     ln = pa.concat_tables(lines).sort_by([*by, ("line_no", "ascending")])
     contacts.sort(key=lambda c: (c[0], c[1]))
-    given = [c for _, _, c in contacts if c.phone or c.email]
+    given = [c for _, _, c in contacts if c.phone or c.email or c.name]
     customers = pa.table(
         {
             "customer_id": pa.array([c.customer_id for c in given], pa.string()),
             "phone": pa.array([c.phone for c in given], pa.string()),
             "email": pa.array([c.email for c in given], pa.string()),
+            "name": pa.array([c.name for c in given], pa.string()),
         }
     )
     buyers: dict[str, dict[str, str]] = {}

@@ -31,8 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from huitouke.connectors.model import Unmappable
+from huitouke.connectors.model import Unmappable, in_clear
 from huitouke.connectors.shopify import PAID_STATES
+from huitouke.connectors.values import person_name
 from huitouke.core.orders import MONEY, ORDERS_SCHEMA
 from huitouke.identity.service import Contacts
 from huitouke.store.orders_repo import STORE_LINES_SCHEMA
@@ -57,7 +58,8 @@ BULK_SCHEMA = pa.schema(
         ("totalPriceSet", _MONEY_SET),
         ("totalRefundedSet", _MONEY_SET),
         ("customer", pa.struct([("id", pa.string()), ("email", pa.string()),
-                                ("phone", pa.string())])),
+                                ("phone", pa.string()), ("firstName", pa.string()),
+                                ("lastName", pa.string())])),
         ("sku", pa.string()),
         ("title", pa.string()),
         ("name", pa.string()),
@@ -71,6 +73,7 @@ _AMOUNT = r"^[0-9]{1,14}(\.[0-9]{1,4})?$"
 _INSTANT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$"
 _CONTROL = r"[\x00-\x1f\x7f]"
 _EMAIL_MAX, _PHONE_MAX = 320, 40
+_NAME_PART_MAX = 99  # two parts and a space within the profile's 200
 _TS = pa.timestamp("us", tz="UTC")
 
 
@@ -247,9 +250,18 @@ def _map(t: pa.Table, lines_raw: list[bytes], source: str) -> Block | None:
     email = _either(pc.struct_field(customer, "email"), o.column("email").combine_chunks())
     phone = _either(pc.struct_field(customer, "phone"), o.column("phone").combine_chunks())
     contacts_ok = pc.and_(
-        pc.fill_null(pc.less_equal(pc.utf8_length(email), _EMAIL_MAX), True),
-        pc.fill_null(pc.less_equal(pc.utf8_length(phone), _PHONE_MAX), True),
-    )
+        pc.and_(
+            pc.fill_null(pc.less_equal(pc.utf8_length(email), _EMAIL_MAX), True),
+            pc.fill_null(pc.less_equal(pc.utf8_length(phone), _PHONE_MAX), True),
+        ),
+        # a name's parts within the profile's 200 characters (longer: the per-order mapping)
+        pc.and_(
+            pc.fill_null(pc.less_equal(pc.utf8_length(
+                pc.struct_field(customer, "firstName")), _NAME_PART_MAX), True),
+            pc.fill_null(pc.less_equal(pc.utf8_length(
+                pc.struct_field(customer, "lastName")), _NAME_PART_MAX), True),
+        ),
+    )  # fmt: skip
     customer_id = _gid(cust_id)
     ordered_s = _either(
         o.column("processedAt").combine_chunks(), o.column("createdAt").combine_chunks()
@@ -339,18 +351,29 @@ def _map(t: pa.Table, lines_raw: list[bytes], source: str) -> Block | None:
     )
 
     # buyers' contacts of the mapped orders
-    has_contact = pc.and_(fast_arr, pc.or_(_given(email), _given(phone)))
+    # (as the per-order mapping: the name from its parts, masked values left out)
+    first = pc.struct_field(customer, "firstName")
+    last = pc.struct_field(customer, "lastName")
+    has_contact = pc.and_(
+        fast_arr,
+        pc.or_(pc.or_(_given(email), _given(phone)), pc.or_(_given(first), _given(last))),
+    )
     contacts = [
-        (at, int(row), Contacts(cid, phone=p or None, email=e or None))
-        for at, row, cid, p, e in zip(
+        (at, int(row), Contacts(
+            cid, phone=in_clear(p), email=in_clear(e),
+            name=in_clear(person_name({"f": f, "l": la}, "f", "l")),
+        ))
+        for at, row, cid, p, e, f, la in zip(
             updated.filter(has_contact).to_pylist(),
             order_rows[has_contact.to_numpy(zero_copy_only=False)],
             customer_id.filter(has_contact).to_pylist(),
             phone.filter(has_contact).to_pylist(),
             email.filter(has_contact).to_pylist(),
+            first.filter(has_contact).to_pylist(),
+            last.filter(has_contact).to_pylist(),
             strict=True,
         )
-    ]
+    ]  # fmt: skip
 
     # the order lines left to the per-order mapping, with their items' lines
     slow_idx = np.flatnonzero(slow_mask)
