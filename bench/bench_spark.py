@@ -19,6 +19,8 @@ Usage::
     python bench/bench_spark.py --scoring 1000000   # predictions: Spark scoring customers/s
     python bench/bench_spark.py --scale --orders 100000000 --customers 20000000 \
         --engines duckdb --memory-limit 12GB --data /tmp/huitouke-100m
+    python bench/bench_spark.py --predict --customers 20000000 --engines duckdb,spark \
+        --memory-limit 12GB --spark-driver-memory 6g --data /tmp/huitouke-predict
 
 ``--scale`` is the path for data larger than memory: the orders are generated in row groups
 (:func:`huitouke.analytics.write_synthetic_orders`, never all in memory) into ``--data``
@@ -34,6 +36,16 @@ then the ``mapInArrow`` scoring of every customer into Spark's no-op sink, twice
 run includes starting the Python workers and their imports), timed apart,
 beside the same :class:`~huitouke.prediction.scoring.Scorer` on the same summary in this
 one Python process (one core) as the baseline.
+
+``--predict`` runs the command users run, ``huitouke predict ORDERS.parquet --format parquet
+--out …``, once per engine on the same generated Parquet (``--customers`` C, ``--orders``
+default 5·C, generated in row groups into ``--data`` like ``--scale``): Spark ``local[2]``
+(``HUITOUKE_SPARK_MASTER``; driver memory and shuffle partitions through
+``PYSPARK_SUBMIT_ARGS``) and DuckDB reading the Parquet itself
+(``HUITOUKE_DUCKDB_MEMORY_LIMIT``). The phases are timed from the command's progress lines
+on stderr (orders read; validation, summary and fit done; scores written), the CPU seconds
+and resident memory of its process tree (the JVM included) sampled every second. The two
+engines' score files are then compared by DuckDB, customer by customer.
 """
 
 from __future__ import annotations
@@ -231,6 +243,209 @@ def scoring_main(customers: int) -> None:
     )
 
 
+def _tree_usage(root: int) -> tuple[float, float]:
+    """CPU seconds and resident GiB of ``root`` and its descendants (the JVM), from /proc."""
+    parents: dict[int, int] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        stats[int(entry)] = fields
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    cpu = sum((int(stats[p][11]) + int(stats[p][12])) / ticks for p in tree if p in stats)
+    rss = sum(int(stats[p][21]) * page for p in tree if p in stats) / 1024**3
+    return cpu, rss
+
+
+def predict_cli(engine: str, parquet: str, out: str, env: dict[str, str]) -> dict[str, Any]:
+    """``huitouke predict PARQUET --engine ENGINE --format parquet --out OUT``, its phases
+    timed from the progress lines (en) it writes to stderr."""
+    import shutil
+    import threading
+
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    elif os.path.exists(out):
+        os.remove(out)
+    cli = str(Path(sys.executable).with_name("huitouke"))
+    cmd = [
+        cli,
+        "predict",
+        parquet,
+        "--engine",
+        engine,
+        "--as-of",
+        AS_OF.isoformat(),
+        "--timezone",
+        ZONE,
+        "--format",
+        "parquet",
+        "--out",
+        out,
+        "--lang",
+        "en",
+    ]
+    print("$ " + " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    usage = {"cpu": 0.0, "peak_rss_gib": 0.0}
+
+    def sample() -> None:
+        while proc.poll() is None:
+            cpu, rss = _tree_usage(proc.pid)
+            usage["cpu"] = max(usage["cpu"], cpu)
+            usage["peak_rss_gib"] = max(usage["peak_rss_gib"], rss)
+            time.sleep(1.0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    marks: dict[str, float] = {}
+    customers = 0
+    lines = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        now = time.perf_counter() - t0
+        lines.append(line.rstrip())
+        if line.startswith("read "):
+            marks["read"] = now
+        elif " fitted on " in line:
+            marks["fitted"] = now
+            customers = int(line.split(" fitted on ", 1)[1].split(" ", 1)[0].replace(",", ""))
+        elif line.strip() == out:
+            marks["written"] = now
+    proc.wait()
+    wall = time.perf_counter() - t0
+    sampler.join()
+    if proc.returncode != 0 or len(marks) != 3:
+        raise SystemExit(f"{engine}: exit {proc.returncode}\n" + "\n".join(lines[-30:]))
+    return {
+        "steps": {
+            "start + read the orders' count": marks["read"],
+            "validate + summary + collapse + fit": marks["fitted"] - marks["read"],
+            "scoring + writing Parquet": marks["written"] - marks["fitted"],
+        },
+        "wall": wall,
+        "customers": customers,
+        "log": lines,
+        **usage,
+    }
+
+
+def same_scores(duck: str, spark: str) -> dict[str, int]:
+    """Customers whose scores differ between the two files (beyond the tolerance of
+    tests/prediction/parity.py), counted by DuckDB."""
+    import duckdb
+
+    def rel(path: str) -> str:
+        return (
+            f"read_parquet('{path}/*.parquet')"
+            if Path(path).is_dir()
+            else f"read_parquet('{path}')"
+        )
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    row = con.execute(
+        f"""SELECT COUNT(*) AS customers,
+            COUNT(*) FILTER (d.customer_id IS NULL OR s.customer_id IS NULL) AS missing,
+            COUNT(*) FILTER (d.frequency <> s.frequency OR d.churn_risk <> s.churn_risk
+                OR d.model <> s.model) AS counts,
+            COUNT(*) FILTER (abs(d.p_alive - s.p_alive) > 1e-9 * abs(d.p_alive)
+                OR abs(d.expected_orders - s.expected_orders) > 1e-9 * abs(d.expected_orders))
+                AS floats,
+            COUNT(*) FILTER (abs(d.clv - s.clv) > 0.01
+                OR abs(d.expected_spend - s.expected_spend) > 0.01) AS money,
+            COUNT(*) FILTER (d.next_order_median IS DISTINCT FROM s.next_order_median
+                OR d.next_order_low IS DISTINCT FROM s.next_order_low
+                OR d.next_order_high IS DISTINCT FROM s.next_order_high) AS dates
+        FROM {rel(duck)} d FULL JOIN {rel(spark)} s USING (customer_id)"""
+    ).fetchall()[0]
+    con.close()
+    names = ("customers", "missing", "counts", "floats", "money", "dates")
+    return dict(zip(names, (int(v) for v in row), strict=True))
+
+
+def predict_main(args: argparse.Namespace) -> None:
+    from huitouke.analytics import write_synthetic_orders
+
+    customers = args.customers
+    orders = args.orders_given or 5 * customers
+    data = Path(args.data or tempfile.gettempdir())
+    data.mkdir(parents=True, exist_ok=True)
+    parquet = str(data / f"orders-{orders}-{customers}.parquet")
+    if not Path(parquet).exists():
+        t = time.perf_counter()
+        write_synthetic_orders(parquet + ".part", orders, customers, seed=1)
+        os.replace(parquet + ".part", parquet)
+        print(
+            f"generated {orders:,} orders / {customers:,} customers in "
+            f"{time.perf_counter() - t:.1f} s: {parquet} "
+            f"({Path(parquet).stat().st_size / 1024**3:.2f} GiB)",
+            flush=True,
+        )
+    env = dict(os.environ)
+    env["HUITOUKE_SPARK_MASTER"] = "local[2]"
+    env["PYSPARK_SUBMIT_ARGS"] = (
+        f"--driver-memory {args.spark_driver_memory} "
+        "--conf spark.sql.shuffle.partitions=8 pyspark-shell"
+    )
+    if args.memory_limit:
+        env["HUITOUKE_DUCKDB_MEMORY_LIMIT"] = args.memory_limit
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    runs: dict[str, dict[str, Any]] = {}
+    outs: dict[str, str] = {}
+    for engine in engines:
+        outs[engine] = str(data / f"scores-{engine}-{customers}.parquet")
+        load = os.getloadavg()
+        r = predict_cli(engine, parquet, outs[engine], env)
+        r["load"] = (load, os.getloadavg())
+        runs[engine] = r
+        score = r["steps"]["scoring + writing Parquet"]
+        print(
+            f"{engine}: {r['customers']:,} customers; wall {r['wall']:.1f} s, CPU "
+            f"{r['cpu']:.1f} s (process tree), peak RSS {r['peak_rss_gib']:.2f} GiB; load "
+            f"{load[0]:.1f} → {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        for k, v in r["steps"].items():
+            print(f"  | {k} | {v:.2f} |", flush=True)
+        print(
+            f"  scoring + writing: {r['customers'] / score:,.0f} customers/s "
+            f"({r['customers'] / score / 2:,.0f} per core of 2)",
+            flush=True,
+        )
+    print(
+        f"{date.today()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{orders:,} orders / {customers:,} customers"
+    )
+    if len(runs) == 2:
+        diff = same_scores(outs["duckdb"], outs["spark"])
+        print(f"scores compared: {diff}")
+        d, s = runs["duckdb"], runs["spark"]
+        key = "scoring + writing Parquet"
+        print(
+            f"ratio Spark / DuckDB: wall {s['wall'] / d['wall']:.1f}x, scoring + writing "
+            f"{s['steps'][key] / d['steps'][key]:.1f}x, CPU {s['cpu'] / max(d['cpu'], 1e-9):.1f}x"
+        )
+    print(json.dumps({e: {k: v for k, v in r.items() if k != "log"} for e, r in runs.items()}))
+
+
 def run_child(engine: str, parquet: str, tmp: Path) -> dict[str, Any]:
     out = str(tmp / f"{engine}.pickle")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -285,7 +500,7 @@ def same(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--orders", type=int, default=1_000_000)
+    ap.add_argument("--orders", type=int, default=None)
     ap.add_argument("--customers", type=int, default=200_000)
     ap.add_argument("--child", nargs=3, metavar=("ENGINE", "PARQUET", "OUT"))
     ap.add_argument("--engines", default="duckdb,spark", help="duckdb, spark or both")
@@ -295,7 +510,14 @@ def main() -> None:
     ap.add_argument("--scale", action="store_true", help="larger than memory (see above)")
     ap.add_argument("--data", default=None, help="with --scale: directory of the orders file")
     ap.add_argument("--spark-driver-memory", default="4g")
+    ap.add_argument("--predict", action="store_true", help="huitouke predict, both engines")
     args = ap.parse_args()
+    args.orders_given = args.orders
+    if args.orders is None:
+        args.orders = 1_000_000
+    if args.predict:
+        predict_main(args)
+        return
     if args.child:
         child(*args.child)
         return

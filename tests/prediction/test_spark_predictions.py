@@ -41,13 +41,11 @@ from huitouke.prediction.transactions import counted_transactions
 from huitouke.settings import get_settings
 
 from .conftest import ZONE, orders_table
+from .parity import DATES, MONEY, assert_close
 
 pytestmark = pytest.mark.spark
 
 AS_OF = date(1997, 12, 31)
-FLOATS = ("recency", "T", "p_alive", "expected_orders", "p_order_in_horizon", "p_no_further_order")
-MONEY = ("expected_order_value", "expected_spend", "clv")
-DATES = ("next_order_median", "next_order_low", "next_order_high")
 
 
 @pytest.fixture(scope="module")
@@ -72,23 +70,6 @@ def orders(cdnow_orders: pa.Table) -> pa.Table:
 @pytest.fixture(scope="module")
 def reference(orders: pa.Table) -> Any:
     return predict(orders, as_of=AS_OF, timezone=ZONE, margin=0.3, discount_rate=0.1)
-
-
-def assert_close(ref: pd.DataFrame, got: pd.DataFrame) -> None:
-    assert list(got.columns) == list(ref.columns)
-    assert got["customer_id"].tolist() == ref["customer_id"].tolist()
-    assert got["frequency"].tolist() == ref["frequency"].tolist()
-    assert got["churn_risk"].tolist() == ref["churn_risk"].tolist()
-    assert got["model"].tolist() == ref["model"].tolist()
-    for c in FLOATS:
-        np.testing.assert_allclose(
-            got[c].to_numpy(float), ref[c].to_numpy(float), rtol=1e-9, atol=0, err_msg=c
-        )
-    for c in MONEY:
-        diff = (got[c].astype(float) - ref[c].astype(float)).abs().max()
-        assert diff <= 0.0100001, (c, diff)
-    for c in DATES:
-        assert got[c].tolist() == ref[c].tolist(), c
 
 
 def test_summary_in_spark_is_the_models_summary(spark: Any, orders: pa.Table) -> None:

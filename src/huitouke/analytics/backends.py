@@ -108,6 +108,11 @@ class DuckDBBackend:
     def query(self, sql: str) -> pa.Table:
         return self._con.sql(sql).to_arrow_table()
 
+    def batches(self, sql: str, rows: int) -> pa.RecordBatchReader:
+        """The result of ``sql`` streamed as Arrow record batches of at most ``rows`` rows
+        (DuckDB only: the predictions score the customers batch by batch)."""
+        return self._con.sql(sql).to_arrow_reader(rows)
+
     def write_parquet(self, sql: str, path: str) -> None:
         self._con.execute(f"COPY ({sql}) TO {_quoted(path)} (FORMAT parquet)")
 

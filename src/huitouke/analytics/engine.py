@@ -217,6 +217,112 @@ def _dec(v: Any) -> Decimal:
     return v if isinstance(v, Decimal) else Decimal(str(v or 0))
 
 
+def register_parquet_orders(
+    backend: Backend, source: Any, *, before: datetime | None = None
+) -> None:
+    """Orders read by DuckDB from Parquet (``read_parquet``) as they are queried: none of
+    them pass through this process, so they need not fit in its memory. The columns
+    are checked and cast to the canonical types as :func:`_validate_orders` does; a
+    file without ``source`` is the default source's. Registers the view ``orders`` of
+    ``backend`` and checks its empty values and statuses (:func:`check_read_orders`)."""
+    assert isinstance(backend, DuckDBBackend)
+    paths = [str(source)] if isinstance(source, str | os.PathLike) else [str(x) for x in source]
+    files = [os.path.join(x, "**", "*.parquet") if os.path.isdir(x) else x for x in paths]
+    label = ", ".join(paths)
+    listing = "[" + ", ".join(q.lit(f) for f in files) + "]"
+    try:
+        described = backend.query(f"DESCRIBE SELECT * FROM read_parquet({listing})")
+    except Exception as exc:  # missing file, not Parquet, unreadable
+        raise InputError(
+            f"cannot read Parquet orders at {label}: {type(exc).__name__}: {exc}",
+            code="input.bad_file",
+            message_zh=f"无法读取 Parquet 订单 {label}:{exc}",
+            details={"file": label},
+        ) from exc
+    types = {r["column_name"]: str(r["column_type"]).upper() for r in described.to_pylist()}
+    missing = [f.name for f in ORDERS_SCHEMA if f.name not in types and f.name != "source"]
+    if missing:
+        raise InputError(
+            f"the orders at {label} lack column(s) {', '.join(missing)}",
+            code="input.missing_column",
+            message_zh=f"{label} 的订单缺少列:{', '.join(missing)}",
+            details={"missing": missing, "file": label},
+        )
+    selects = []
+    for field in ORDERS_SCHEMA:
+        have = types.get(field.name)
+        if have is None:  # only source: one source's orders, as for an Arrow table
+            selects.append(f"{q.lit(DEFAULT_SOURCE)} AS source")
+            continue
+        if pa.types.is_timestamp(field.type):
+            ok = have == "TIMESTAMP WITH TIME ZONE"
+            want, cast = "an instant (timestamp with a time zone)", "TIMESTAMPTZ"
+        elif pa.types.is_decimal(field.type):
+            ok = have.startswith(("DECIMAL", "BIGINT", "INTEGER", "SMALLINT", "TINYINT"))
+            want, cast = "decimal(18,4)", "DECIMAL(18,4)"
+        else:
+            ok = not have.endswith("[]") and not have.startswith(("STRUCT", "MAP"))
+            want, cast = "string", "VARCHAR"
+        if not ok:
+            raise InputError(
+                f"column {field.name} of {label} is {have}, expected {want}",
+                code="input.bad_column_type",
+                message_zh=f"{label} 的列 {field.name} 的类型为 {have},应为 {want}",
+                details={"column": field.name, "file": label},
+            )
+        selects.append(f"CAST({field.name} AS {cast}) AS {field.name}")
+    where = ""
+    if before is not None:
+        where = f"\nWHERE ordered_at < {q.lit(before)}"
+    backend.execute(
+        "CREATE OR REPLACE TEMP VIEW orders AS\nSELECT "
+        + ", ".join(selects)
+        + f"\nFROM read_parquet({listing}){where}"
+    )
+    check_read_orders(backend)
+
+
+def check_read_orders(backend: Backend) -> None:
+    """Empty required values and unknown statuses of orders the backend read itself."""
+    required = [f.name for f in ORDERS_SCHEMA if not f.nullable]
+    counts = backend.query(NULLS_SQL).to_pylist()[0]
+    for c in required:
+        n = int(counts[c] or 0)
+        if n:
+            raise InputError(
+                f"column {c} has {n} empty value(s)",
+                code="input.null_value",
+                message_zh=f"列 {c} 有 {n} 个空值",
+                details={"column": c},
+            )
+    known = {s.value for s in OrderStatus}
+    statuses = {r["status"] for r in backend.query(STATUSES_SQL).to_pylist()}
+    if statuses - known:
+        raise InputError(
+            f"unknown order status(es) {sorted(statuses - known)}; expected {sorted(known)}",
+            code="input.bad_status",
+            message_zh=f"未知的订单状态 {sorted(statuses - known)};应为 {sorted(known)}",
+            details={"column": "status"},
+        )
+
+
+def refuse_duplicate_ids(backend: Backend) -> None:
+    """Refuse an order id that occurs twice within a source."""
+    # A parallel hash aggregate: several times faster than Arrow's value_counts.
+    rows = backend.query(DUPLICATES_SQL).to_pylist()
+    if rows:
+        dups = [r["order_id"] for r in rows]
+        n = int(rows[0]["n"])
+        raise InputError(
+            f"{n} order id(s) occur more than once (e.g. {', '.join(map(str, dups))}); "
+            "deduplicate by order id before analysing (the importer does)",
+            code="input.duplicate_order_id",
+            message_zh=f"有 {n} 个订单号重复(如 {', '.join(map(str, dups))});"
+            "请先按订单号去重(导入时会自动去重)",
+            details={"column": "order_id", "duplicates": dups},
+        )
+
+
 class Analytics:
     """Exact repurchase analytics over one merchant's orders (definitions: BRIEF).
 
@@ -338,105 +444,15 @@ class Analytics:
         self._backend.register("orders", self.orders)
 
     def _register_parquet(self, source: Any) -> None:
-        """Orders read by DuckDB from Parquet (``read_parquet``) as they are queried: none of
-        them pass through this process, so they need not fit in its memory. The columns
-        are checked and cast to the canonical types as :func:`_validate_orders` does; a
-        file without ``source`` is the default source's."""
-        backend = self._backend
-        assert isinstance(backend, DuckDBBackend)
-        paths = [str(source)] if isinstance(source, str | os.PathLike) else [str(x) for x in source]
-        files = [os.path.join(x, "**", "*.parquet") if os.path.isdir(x) else x for x in paths]
-        label = ", ".join(paths)
-        listing = "[" + ", ".join(q.lit(f) for f in files) + "]"
-        try:
-            described = backend.query(f"DESCRIBE SELECT * FROM read_parquet({listing})")
-        except Exception as exc:  # missing file, not Parquet, unreadable
-            raise InputError(
-                f"cannot read Parquet orders at {label}: {type(exc).__name__}: {exc}",
-                code="input.bad_file",
-                message_zh=f"无法读取 Parquet 订单 {label}:{exc}",
-                details={"file": label},
-            ) from exc
-        types = {r["column_name"]: str(r["column_type"]).upper() for r in described.to_pylist()}
-        missing = [f.name for f in ORDERS_SCHEMA if f.name not in types and f.name != "source"]
-        if missing:
-            raise InputError(
-                f"the orders at {label} lack column(s) {', '.join(missing)}",
-                code="input.missing_column",
-                message_zh=f"{label} 的订单缺少列:{', '.join(missing)}",
-                details={"missing": missing, "file": label},
-            )
-        selects = []
-        for field in ORDERS_SCHEMA:
-            have = types.get(field.name)
-            if have is None:  # only source: one source's orders, as for an Arrow table
-                selects.append(f"{q.lit(DEFAULT_SOURCE)} AS source")
-                continue
-            if pa.types.is_timestamp(field.type):
-                ok = have == "TIMESTAMP WITH TIME ZONE"
-                want, cast = "an instant (timestamp with a time zone)", "TIMESTAMPTZ"
-            elif pa.types.is_decimal(field.type):
-                ok = have.startswith(("DECIMAL", "BIGINT", "INTEGER", "SMALLINT", "TINYINT"))
-                want, cast = "decimal(18,4)", "DECIMAL(18,4)"
-            else:
-                ok = not have.endswith("[]") and not have.startswith(("STRUCT", "MAP"))
-                want, cast = "string", "VARCHAR"
-            if not ok:
-                raise InputError(
-                    f"column {field.name} of {label} is {have}, expected {want}",
-                    code="input.bad_column_type",
-                    message_zh=f"{label} 的列 {field.name} 的类型为 {have},应为 {want}",
-                    details={"column": field.name, "file": label},
-                )
-            selects.append(f"CAST({field.name} AS {cast}) AS {field.name}")
-        where = ""
-        if self._before is not None:
-            where = f"\nWHERE ordered_at < {q.lit(self._before)}"
-        backend.execute(
-            "CREATE OR REPLACE TEMP VIEW orders AS\nSELECT "
-            + ", ".join(selects)
-            + f"\nFROM read_parquet({listing}){where}"
-        )
-        self._check_read_orders()
+        """Orders read by DuckDB from Parquet (:func:`register_parquet_orders`)."""
+        register_parquet_orders(self._backend, source, before=self._before)
 
     def _check_read_orders(self) -> None:
-        """Empty required values and unknown statuses of orders the backend read itself."""
-        required = [f.name for f in ORDERS_SCHEMA if not f.nullable]
-        counts = self._backend.query(NULLS_SQL).to_pylist()[0]
-        for c in required:
-            n = int(counts[c] or 0)
-            if n:
-                raise InputError(
-                    f"column {c} has {n} empty value(s)",
-                    code="input.null_value",
-                    message_zh=f"列 {c} 有 {n} 个空值",
-                    details={"column": c},
-                )
-        known = {s.value for s in OrderStatus}
-        statuses = {r["status"] for r in self._backend.query(STATUSES_SQL).to_pylist()}
-        if statuses - known:
-            raise InputError(
-                f"unknown order status(es) {sorted(statuses - known)}; expected {sorted(known)}",
-                code="input.bad_status",
-                message_zh=f"未知的订单状态 {sorted(statuses - known)};应为 {sorted(known)}",
-                details={"column": "status"},
-            )
+        check_read_orders(self._backend)
 
     # -- plumbing -------------------------------------------------------------------------------
     def _refuse_duplicate_ids(self) -> None:
-        # A parallel hash aggregate: several times faster than Arrow's value_counts.
-        rows = self._backend.query(DUPLICATES_SQL).to_pylist()
-        if rows:
-            dups = [r["order_id"] for r in rows]
-            n = int(rows[0]["n"])
-            raise InputError(
-                f"{n} order id(s) occur more than once (e.g. {', '.join(map(str, dups))}); "
-                "deduplicate by order id before analysing (the importer does)",
-                code="input.duplicate_order_id",
-                message_zh=f"有 {n} 个订单号重复(如 {', '.join(map(str, dups))});"
-                "请先按订单号去重(导入时会自动去重)",
-                details={"column": "order_id", "duplicates": dups},
-            )
+        refuse_duplicate_ids(self._backend)
 
     def close(self) -> None:
         self._backend.close()

@@ -197,6 +197,90 @@ def _write_parquet(df: pd.DataFrame, out: Path) -> None:
     typer.echo(str(out), err=True)
 
 
+def _scoring_note(fit: Any, lang: str) -> None:
+    """The fit made from weighted distinct rows, before the scoring starts (stderr)."""
+    from huitouke.i18n import t
+    from huitouke.prediction import MODEL_LABELS
+
+    typer.echo(
+        t(
+            "prediction.progress.scoring",
+            lang,
+            model=MODEL_LABELS.get(fit.scorer.name, fit.scorer.name),
+            customers=f"{fit.customers:,}",
+            rows=f"{fit.distinct_rows:,}",
+        ),
+        err=True,
+    )
+
+
+def _predict_parquet(
+    path: Path,
+    *,
+    day: Any,
+    zone: str,
+    model: str,
+    horizon: str,
+    unit: str,
+    currency: str | None,
+    margin: float | None,
+    discount_rate: float | None,
+    lang: str,
+    out: Path | None,
+) -> tuple[Any, Any, int] | None:
+    """``predict`` on a Parquet file of canonical orders that DuckDB reads itself
+    (:mod:`huitouke.prediction.duckdb_engine`): with ``out``, the scores are written there
+    batch by batch and None is returned; else ``(prediction, as_of, horizon_days)``."""
+    from huitouke.analytics.backends import DuckDBBackend
+    from huitouke.analytics.engine import refuse_duplicate_ids, register_parquet_orders
+    from huitouke.i18n import t
+    from huitouke.prediction import parse_horizon
+    from huitouke.prediction.duckdb_engine import last_order_day, predict_duckdb
+    from huitouke.settings import get_settings
+
+    s = get_settings()
+    backend = DuckDBBackend(
+        memory_limit=s.duckdb_memory_limit,
+        temp_directory=None if s.duckdb_temp_directory is None else str(s.duckdb_temp_directory),
+    )
+    try:
+        register_parquet_orders(backend, path)
+        refuse_duplicate_ids(backend)
+        n = backend.query("SELECT COUNT(*) AS n FROM orders").to_pylist()[0]["n"]
+        typer.echo(t("prediction.progress.read", lang, orders=f"{n:,}", source=str(path)), err=True)
+        if day is None:
+            day = last_order_day(backend, timezone=zone, currency=currency)
+        horizon_days = parse_horizon(horizon, day)
+        typer.echo(t("prediction.progress.fit", lang, model=model), err=True)
+        run = predict_duckdb(
+            backend,
+            as_of=day,
+            timezone=zone,
+            model=model,
+            horizon_days=horizon_days,
+            unit=unit,
+            currency=currency,
+            margin=margin,
+            discount_rate=discount_rate,
+        )
+        _scoring_note(run.fit, lang)
+        if out is not None:
+            try:
+                run.write_parquet(str(out))
+            except OSError as exc:
+                raise InputError(
+                    f"--out {out}: cannot write: {exc.strerror or exc}",
+                    code="input.bad_out",
+                    message_zh=f"--out {out}:无法写入:{exc.strerror or exc}",
+                    details={"option": "--out", "path": str(out)},
+                ) from exc
+            typer.echo(str(out), err=True)
+            return None
+        return run.to_prediction(), day, horizon_days
+    finally:
+        backend.close()
+
+
 def _evaluation_table(check: Any, lang: str) -> None:
     """The holdout check as a table on stderr (stdout stays the customers' rows)."""
     from rich.console import Console
@@ -344,6 +428,7 @@ def register(app: typer.Typer) -> None:
         逐客户预测:存活概率、预计订单与消费、客户终身价值、预计下次下单日期。"""
         from huitouke.cli.analytics_cmd import (
             _parse_date,
+            direct_parquet,
             load_orders,
             open_spark,
             spark_orders_source,
@@ -475,12 +560,40 @@ def register(app: typer.Typer) -> None:
                 margin=margin,
                 discount_rate=discount_rate,
             )
+            _scoring_note(spark_run.fit, lang)
             if fmt == "parquet":
                 assert out is not None
                 spark_run.write_parquet(str(out))
                 typer.echo(str(out), err=True)
                 return
             result = spark_run.to_prediction()
+        elif (
+            per_shop is None
+            and table is None
+            and not sample
+            and merge_same_day
+            and not evaluate
+            and direct_parquet(path, preset)
+        ):
+            # DuckDB reads the Parquet itself: the summary is computed there, the orders
+            # never pass through this process and the customers are scored batch by batch
+            assert path is not None
+            duck = _predict_parquet(
+                path,
+                day=day,
+                zone=zone,
+                model=model,
+                horizon=horizon,
+                unit=UNITS[unit],
+                currency=currency,
+                margin=margin,
+                discount_rate=discount_rate,
+                lang=lang,
+                out=out if fmt == "parquet" else None,
+            )
+            if duck is None:
+                return
+            result, day, horizon_days = duck
         else:
             if per_shop is not None:
                 raise InputError(

@@ -46,6 +46,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "正在拟合 {model}…",
         "en": "fitting {model}…",
     },
+    "prediction.progress.scoring": {
+        "zh": "{model} 已在 {customers} 位客户({rows} 个不同的 (x, t_x, T) 组合)上拟合完成;正在打分…",
+        "en": "{model} fitted on {customers} customers ({rows} distinct (x, t_x, T) rows); scoring…",
+    },
     "prediction.progress.chosen": {
         "zh": "自动选择了 {model}。理由:{reason}",
         "en": "auto chose {model}. Why: {reason}",

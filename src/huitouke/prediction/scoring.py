@@ -19,6 +19,7 @@ See docs/predict.md for the definitions and references.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -518,6 +519,78 @@ def fit_spend(
         return gg, "gamma_gamma", {k: float(v) for k, v in gg.params_.items()}, ""
     except HuitoukeError as exc:
         return None, "own_mean", {}, exc.message
+
+
+@dataclass(frozen=True)
+class DriverFit:
+    """A fit made in this process from distinct summary rows with their counts (the rows an
+    engine that computes the summary itself — Spark, DuckDB over Parquet — collects)."""
+
+    scorer: Scorer
+    comparison: pd.DataFrame | None
+    reason: str
+    reason_zh: str
+    penalizer: float
+    spend_source: str
+    spend_params: dict[str, float]
+    spend_note: str
+    customers: int
+    distinct_rows: int
+
+
+def fit_weighted(
+    rows: pa.Table,
+    spend_rows: Callable[[], pa.Table],
+    *,
+    model: str,
+    day: date,
+    horizon_days: int,
+    unit: str | float = "D",
+    margin: float,
+    discount_rate: float,
+    coverage: float = COVERAGE,
+) -> DriverFit:
+    """Fit the order-count model on ``rows`` — the distinct ``(frequency, recency, T)`` of
+    the summary with their counts ``w`` — and Gamma-Gamma on ``spend_rows()``, the distinct
+    ``(frequency, monetary_value)`` of the repeat buyers with a positive value and their
+    counts. The models compress their data to unique rows with weights themselves, so this
+    is the fit of one row per customer. ``spend_rows`` is called once the counts are fitted
+    (an engine computes it only then)."""
+    days = unit_days(unit)
+    if rows.num_rows == 0:
+        raise InputError(
+            f"there are no counted orders on or before {day.isoformat()}",
+            code="input.no_orders",
+            message_zh=f"{day.isoformat()} 及之前没有可统计的订单",
+            details={"as_of": day.isoformat()},
+        )
+    x = rows.column("frequency").to_numpy()
+    tx_ = rows.column("recency").to_numpy()
+    T = rows.column("T").to_numpy()
+    w = rows.column("w").to_numpy().astype(np.float64)
+    horizon = horizon_days / days
+    fitted = fit_counts(x, tx_, T, model=model, horizon=horizon, day=day, weights=w)
+    spend_table = spend_rows()
+    spend, source, params, note = fit_spend(
+        spend_table.column("frequency").to_numpy(),
+        spend_table.column("monetary_value").to_numpy(),
+        spend_table.column("w").to_numpy().astype(np.float64),
+    )
+    scorer = Scorer(
+        fitted.model, fitted.name, spend, day, horizon, days, margin, discount_rate, coverage
+    )
+    return DriverFit(
+        scorer,
+        fitted.comparison,
+        fitted.reason,
+        fitted.reason_zh,
+        fitted.penalizer,
+        source,
+        params,
+        note,
+        int(w.sum()),
+        rows.num_rows,
+    )
 
 
 def predict_customers(

@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from huitouke.core.orders import COUNTED_STATUSES
@@ -48,6 +46,7 @@ from huitouke.models.summary import unit_days
 from huitouke.prediction.scoring import (
     COVERAGE,
     MODEL_LABELS,
+    DriverFit,
     Prediction,
     Scorer,
     _arrow_backed,
@@ -55,6 +54,7 @@ from huitouke.prediction.scoring import (
     check_arguments,
     fit_counts,
     fit_spend,
+    fit_weighted,
 )
 
 __all__ = [
@@ -233,22 +233,6 @@ def spark_summary(
     return summary, cur
 
 
-@dataclass(frozen=True)
-class DriverFit:
-    """The fit made on the driver from the collected weighted rows."""
-
-    scorer: Scorer
-    comparison: pd.DataFrame | None
-    reason: str
-    reason_zh: str
-    penalizer: float
-    spend_source: str
-    spend_params: dict[str, float]
-    spend_note: str
-    customers: int
-    distinct_rows: int
-
-
 def fit_on_driver(
     summary: Any,
     *,
@@ -260,58 +244,26 @@ def fit_on_driver(
     discount_rate: float,
     coverage: float = COVERAGE,
 ) -> DriverFit:
-    """Collapse ``summary`` in Spark to distinct rows with counts, collect those and fit."""
+    """Collapse ``summary`` in Spark to distinct rows with counts, collect those and fit
+    (:func:`~huitouke.prediction.scoring.fit_weighted`)."""
     from pyspark.sql import functions as F
 
-    days = unit_days(unit)
     rfm = summary.groupBy("frequency", "recency", "T").agg(F.count(F.lit(1)).alias("w"))
-    rows = rfm.toArrow()
-    if rows.num_rows == 0:
-        raise InputError(
-            f"there are no counted orders on or before {day.isoformat()}",
-            code="input.no_orders",
-            message_zh=f"{day.isoformat()} 及之前没有可统计的订单",
-            details={"as_of": day.isoformat()},
-        )
-    x = rows.column("frequency").to_numpy()
-    tx_ = rows.column("recency").to_numpy()
-    T = rows.column("T").to_numpy()
-    w = rows.column("w").to_numpy().astype(np.float64)
-    horizon = horizon_days / days
-    fitted = fit_counts(x, tx_, T, model=model, horizon=horizon, day=day, weights=w)
     spend_rows = (
         summary.where((F.col("frequency") > 0) & (F.col("monetary_value") > 0))
         .groupBy("frequency", "monetary_value")
         .agg(F.count(F.lit(1)).alias("w"))
-        .toArrow()
     )
-    spend, source, params, note = fit_spend(
-        spend_rows.column("frequency").to_numpy(),
-        spend_rows.column("monetary_value").to_numpy(),
-        spend_rows.column("w").to_numpy().astype(np.float64),
-    )
-    scorer = Scorer(
-        fitted.model,
-        fitted.name,
-        spend,
-        day,
-        horizon,
-        days,
-        margin,
-        discount_rate,
-        coverage,
-    )
-    return DriverFit(
-        scorer,
-        fitted.comparison,
-        fitted.reason,
-        fitted.reason_zh,
-        fitted.penalizer,
-        source,
-        params,
-        note,
-        int(w.sum()),
-        rows.num_rows,
+    return fit_weighted(
+        rfm.toArrow(),
+        lambda: spend_rows.toArrow(),
+        model=model,
+        day=day,
+        horizon_days=horizon_days,
+        unit=unit,
+        margin=margin,
+        discount_rate=discount_rate,
+        coverage=coverage,
     )
 
 
