@@ -111,11 +111,13 @@ PAGES: list[Page] = [
     Page("predictions", lambda s: ["/predictions"]),
     Page("loyalty", lambda s: ["/loyalty"]),
     Page("loyalty_redemption", lambda s: ["/loyalty/redemption?start=2026-10-01&end=2026-11-30"]),
-    # the journeys read the campaign's results live (every assigned customer's orders): a
-    # few requests only
-    Page("journeys", lambda s: ["/journeys"], requests=3, clients=1),
+    # the journeys list and a journey's page for the merchant's today read the
+    # ``journey_results`` snapshot; another day is computed live (every assigned customer's
+    # orders): a few requests only
+    Page("journeys", lambda s: ["/journeys"]),
+    Page("journey_results", lambda s: ["/journeys/winback_high"]),
     Page(
-        "journey_results",
+        "journey_results_past_day (live)",
         lambda s: ["/journeys/winback_high?as_of=2026-11-30"],
         requests=3,
         clients=1,
