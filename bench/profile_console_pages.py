@@ -40,6 +40,8 @@ PAGES = {
     "overview_quarter": "/overview/fragment?period=quarter",
     "customer": "/customers/{id}",
     "customer_big": "/customers/{big}",
+    "journeys": "/journeys",
+    "journey": "/journeys/winback_high",
 }
 
 

@@ -7,6 +7,7 @@ back through the node tree to the line it came from.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -65,7 +66,6 @@ def _fail(
 def load_journey_text(text: str, source: str = "<string>") -> Journey:
     """Parse and validate one journey from YAML text."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -80,6 +80,9 @@ def load_journey_text(text: str, source: str = "<string>") -> Journey:
     try:
         return Journey.model_validate(data)
     except ValidationError as exc:
+        # the node tree (for the lines of the errors) only when there are errors: composing
+        # costs as much again as loading
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         errors: list[dict[str, Any]] = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
@@ -136,7 +139,14 @@ def load_journeys(paths: Iterable[Path | str]) -> list[Journey]:
 
 
 def builtin_journeys() -> list[Journey]:
-    """The built-in journeys shipped with huitouke (``journeys/builtin/*.yaml``)."""
+    """The built-in journeys shipped with huitouke (``journeys/builtin/*.yaml``): parsed
+    once per process (the console's journeys pages list them on every view), each call
+    given its own copies."""
+    return [j.model_copy(deep=True) for j in _builtin_parsed()]
+
+
+@functools.cache
+def _builtin_parsed() -> tuple[Journey, ...]:
     base = resources.files("huitouke.journeys") / "builtin"
     out = []
     for entry in sorted(base.iterdir(), key=lambda e: e.name):
@@ -144,4 +154,4 @@ def builtin_journeys() -> list[Journey]:
             out.append(
                 load_journey_text(entry.read_text(encoding="utf-8"), f"builtin/{entry.name}")
             )
-    return out
+    return tuple(out)
