@@ -86,9 +86,8 @@ class Settings(BaseSettings):
         description="Heap of the Spark driver JVM the CLI starts (spark.driver.memory, e.g. "
         "8g). With a local[N] master the driver is also the only executor, so this is all "
         "the memory Spark has. Empty: half of this machine's memory for local masters "
-        "(Spark's own default, 1g, makes the analytics spill and collect garbage from a few "
-        "million orders on); the cluster's spark-defaults for spark:// masters. Not used "
-        "for sc:// (the Connect server has its own).",
+        "(instead of Spark's own default, 1g); the cluster's spark-defaults for spark:// "
+        "masters. Not used for sc:// (the Connect server has its own).",
     )
 
     # --- DuckDB engine -----------------------------------------------------------------
