@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         description="Spark master of `--engine spark`: local[N] / local[*] (Spark in this "
         "process's JVM), spark://host:7077, or a Spark Connect URL sc://host:15002.",
     )
+    spark_driver_memory: str | None = Field(
+        None,
+        pattern=r"^\s*\d+\s*[kKmMgGtT]?\s*$",
+        description="Heap of the Spark driver JVM the CLI starts (spark.driver.memory, e.g. "
+        "8g). With a local[N] master the driver is also the only executor, so this is all "
+        "the memory Spark has. Empty: half of this machine's memory for local masters "
+        "(instead of Spark's own default, 1g); the cluster's spark-defaults for spark:// "
+        "masters. Not used for sc:// (the Connect server has its own).",
+    )
 
     # --- DuckDB engine -----------------------------------------------------------------
     duckdb_memory_limit: str | None = Field(
@@ -498,6 +507,7 @@ _REASON_ZH = {
     "lang": "只能是 zh 或 en",
     "console_cookie_secure": "只能是 auto、always 或 never",
     "scheduler": "只能是 on 或 off",
+    "spark_driver_memory": "应为内存大小,例如 8g 或 4096m",
 }
 
 

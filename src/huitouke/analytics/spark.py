@@ -48,6 +48,7 @@ __all__ = [
     "TABLE_PREFIX",
     "SparkAnalytics",
     "SparkBackend",
+    "driver_memory",
     "orders_frame",
     "spark_session",
     "spark_unavailable",
@@ -102,6 +103,27 @@ def _unavailable_error(master: str, reason: str) -> ConfigError:
     )
 
 
+def driver_memory(master: str) -> str | None:
+    """``spark.driver.memory`` for a session the engine starts for ``master``: the setting
+    ``HUITOUKE_SPARK_DRIVER_MEMORY`` when given; else, for a ``local`` master (whose driver
+    is the only executor), half of this machine's memory; else None (the cluster's
+    defaults). A Spark Connect session starts no driver here."""
+    if master.startswith("sc://"):
+        return None
+    from huitouke.settings import get_settings
+
+    given = get_settings().spark_driver_memory
+    if given:
+        return "".join(given.split()).lower()
+    if not master.startswith("local"):
+        return None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that tells
+        return None
+    return f"{max(1024, total // 2 // 1024**2)}m"
+
+
 _sessions: dict[str, Any] = {}
 _sessions_lock = threading.Lock()
 
@@ -128,14 +150,17 @@ def spark_session(master: str) -> Any:
                 # process talks to Connect or runs a local/cluster session, not both
                 session = SparkSession.builder.remote(master).getOrCreate()
             else:
-                session = (
+                builder = (
                     SparkSession.builder.master(master)
                     .appName("huitouke")
                     .config("spark.ui.enabled", "false")
                     .config("spark.ui.showConsoleProgress", "false")
                     .config("spark.sql.session.timeZone", "UTC")
-                    .getOrCreate()
                 )
+                memory = driver_memory(master)
+                if memory is not None:  # read when the JVM starts (the first session)
+                    builder = builder.config("spark.driver.memory", memory)
+                session = builder.getOrCreate()
                 session.sparkContext.setLogLevel("ERROR")
         except Exception as exc:  # the JVM did not start, the master cannot be reached, …
             raise _unavailable_error(master, f"{type(exc).__name__}: {exc}") from exc
