@@ -41,7 +41,6 @@ from huitouke.prediction.scoring import (
     DriverFit,
     Prediction,
     _arrow_backed,
-    _unit_name,
     check_arguments,
     fit_weighted,
 )
@@ -265,38 +264,10 @@ class DuckDBPrediction:
         customer id, the same columns and types)."""
         tables = list(self.batches()) or [self._empty()]
         frame = pa.concat_tables(tables).to_pandas(types_mapper=_arrow_backed)
-        s = self.fit.scorer
-        frame.attrs.update(
-            {
-                "model": s.name,
-                "params": dict(s.model.params_),
-                "as_of": self.as_of.isoformat(),
-                "currency": self.currency,
-            }
-        )
-        return Prediction(
-            customers=frame,
-            model=s.name,
-            params={k: float(v) for k, v in s.model.params_.items()},
-            log_likelihood=float(s.model.log_likelihood_),
-            comparison=self.fit.comparison,
-            fitted=s.model,
-            spend_source=self.fit.spend_source,
-            spend_params=self.fit.spend_params,
-            spend_note=self.fit.spend_note,
-            as_of=self.as_of,
-            horizon_days=self.horizon_days,
-            unit=_unit_name(self.unit),
-            unit_days=s.days_per_unit,
-            currency=self.currency,
-            timezone=self.timezone,
-            margin=s.margin,
-            discount_rate=s.discount_rate,
-            merge_same_day=True,
-            selection_reason=self.fit.reason,
-            selection_reason_zh=self.fit.reason_zh,
-            penalizer=self.fit.penalizer,
-        )
+        return self.fit.prediction(
+            frame, as_of=self.as_of, horizon_days=self.horizon_days, unit=self.unit,
+            currency=self.currency, timezone=self.timezone,
+        )  # fmt: skip
 
 
 def predict_duckdb(

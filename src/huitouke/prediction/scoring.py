@@ -537,6 +537,51 @@ class DriverFit:
     customers: int
     distinct_rows: int
 
+    def prediction(
+        self,
+        frame: pd.DataFrame,
+        *,
+        as_of: date,
+        horizon_days: int,
+        unit: str | float,
+        currency: str,
+        timezone: str,
+    ) -> Prediction:
+        """The engine's collected scores (``frame``, sorted by customer id, ``model`` last)
+        as the :class:`Prediction` :func:`~huitouke.prediction.predict` gives."""
+        s = self.scorer
+        frame.attrs.update(
+            {
+                "model": s.name,
+                "params": dict(s.model.params_),
+                "as_of": as_of.isoformat(),
+                "currency": currency,
+            }
+        )
+        return Prediction(
+            customers=frame,
+            model=s.name,
+            params={k: float(v) for k, v in s.model.params_.items()},
+            log_likelihood=float(s.model.log_likelihood_),
+            comparison=self.comparison,
+            fitted=s.model,
+            spend_source=self.spend_source,
+            spend_params=self.spend_params,
+            spend_note=self.spend_note,
+            as_of=as_of,
+            horizon_days=horizon_days,
+            unit=_unit_name(unit),
+            unit_days=s.days_per_unit,
+            currency=currency,
+            timezone=timezone,
+            margin=s.margin,
+            discount_rate=s.discount_rate,
+            merge_same_day=True,
+            selection_reason=self.reason,
+            selection_reason_zh=self.reason_zh,
+            penalizer=self.penalizer,
+        )
+
 
 def fit_weighted(
     rows: pa.Table,

@@ -50,7 +50,6 @@ from huitouke.prediction.scoring import (
     Prediction,
     Scorer,
     _arrow_backed,
-    _unit_name,
     check_arguments,
     fit_counts,
     fit_spend,
@@ -336,40 +335,11 @@ class SparkPrediction:
         by customer id, the same columns and types)."""
         table = run_job(lambda: self.scores.orderBy("customer_id").toArrow())
         frame = table.to_pandas(types_mapper=_arrow_backed)
-        s = self.fit.scorer
-        frame["model"] = s.name
-        params = {k: float(v) for k, v in s.model.params_.items()}
-        frame.attrs.update(
-            {
-                "model": s.name,
-                "params": dict(s.model.params_),
-                "as_of": self.as_of.isoformat(),
-                "currency": self.currency,
-            }
-        )
-        return Prediction(
-            customers=frame,
-            model=s.name,
-            params=params,
-            log_likelihood=float(s.model.log_likelihood_),
-            comparison=self.fit.comparison,
-            fitted=s.model,
-            spend_source=self.fit.spend_source,
-            spend_params=self.fit.spend_params,
-            spend_note=self.fit.spend_note,
-            as_of=self.as_of,
-            horizon_days=self.horizon_days,
-            unit=_unit_name(self.unit),
-            unit_days=s.days_per_unit,
-            currency=self.currency,
-            timezone=self.timezone,
-            margin=s.margin,
-            discount_rate=s.discount_rate,
-            merge_same_day=True,
-            selection_reason=self.fit.reason,
-            selection_reason_zh=self.fit.reason_zh,
-            penalizer=self.fit.penalizer,
-        )
+        frame["model"] = self.fit.scorer.name
+        return self.fit.prediction(
+            frame, as_of=self.as_of, horizon_days=self.horizon_days, unit=self.unit,
+            currency=self.currency, timezone=self.timezone,
+        )  # fmt: skip
 
     def write_parquet(self, path: str) -> None:
         """Write the scores (with ``model``) as Parquet at ``path`` — a directory of part
