@@ -574,6 +574,21 @@ def main() -> None:
             f"(run {time.perf_counter() - gen:.0f} s)"
         )
         return
+    if "duckdb" not in runs:
+        s, jvm = runs["spark"], runs["spark"]["jvm"]
+        print(
+            f"{date.today()}, {os.cpu_count()} cores, {args.orders:,} orders / "
+            f"{args.customers:,} customers, Spark local[2] alone, load average at start "
+            f"{load:.1f}"
+        )
+        for n, v in s["steps"].items():
+            print(f"| {n} | {v:.2f} |")
+        print(
+            f"spark: process wall {s['wall']:.1f} s, JVM CPU {jvm['cpu']:.1f} s, "
+            f"JVM peak RSS {jvm['peak_rss_gib']:.2f} GiB"
+        )
+        print(json.dumps({"spark": s["steps"]}))
+        return
     names = list(runs["spark"]["steps"])
     print(
         f"{date.today()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
