@@ -10,11 +10,12 @@ import html
 import json
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from huitouke.app.snapshots import (
     read_snapshot,
@@ -23,10 +24,15 @@ from huitouke.app.snapshots import (
     refresh_stale_snapshots,
     snapshot_status,
 )
+from huitouke.journeys.loader import builtin_journeys
+from huitouke.journeys.service import run_journeys
 from huitouke.journeys.tables import journey_assignments
 from huitouke.measurement.tables import link_clicks
+from huitouke.messaging.channels.file import FileChannel
+from huitouke.messaging.dispatcher import Dispatcher
+from huitouke.messaging.rules import ContactPolicy
 from huitouke.messaging.tables import outbox
-from huitouke.store.tables import orders
+from huitouke.store.tables import customers, orders
 
 from .conftest import Console, csrf_of
 from .test_journeys_console import _cli, _client, _seed, run_now
@@ -169,7 +175,9 @@ def _stale(console: Console, c: Any) -> bool:
     return state(page) == "stale"
 
 
-def test_a_new_assignment_send_click_or_order_marks_it_stale(console: Console) -> None:
+def test_a_new_assignment_send_click_or_order_marks_it_stale(
+    console: Console, tmp_path: Path
+) -> None:
     console.clock.now = datetime.now(UTC)  # the merchant's today is the scheduler's today
     _seed(console)
     c = _client(console)
@@ -183,14 +191,15 @@ def test_a_new_assignment_send_click_or_order_marks_it_stale(console: Console) -
             ids = [r[0] for r in conn.execute(select(outbox.c.message_id))]
         assert len(ids) > 2
 
-        # a message sent
-        at = datetime(2026, 3, 20, 3, tzinfo=UTC)
-        with console.store.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.message_id == ids[0])
-                .values(status="sent", sent_at=at)
-            )
+        # a message sent, by the outbox worker (its receipt is written with the status)
+        at = datetime(2026, 3, 21, 3, tzinfo=UTC)
+        stats = Dispatcher(
+            console.store,
+            {"sms": FileChannel(tmp_path / "sent.jsonl", name="sms")},
+            lambda: at,
+            policy=ContactPolicy(default_zone="Asia/Shanghai"),
+        ).drain()
+        assert stats.sent > 0, stats
         assert _stale(console, c)
         # the scheduler's stale refresh recomputes it
         assert "journey_results" in [
@@ -223,16 +232,34 @@ def test_a_new_assignment_send_click_or_order_marks_it_stale(console: Console) -
         _refresh(console)
         assert not _stale(console, c)
 
-        # an assignment
+        # an assignment, written by a run of another day (the use case the CLI and the
+        # scheduler call; neither of those refreshes here)
+        # (a new buyer of 03-14 first, whose second-order reminder is due on 03-21)
+        first = datetime(2026, 3, 14, 4, tzinfo=UTC)
         with console.store.begin() as conn:
             conn.execute(
-                journey_assignments.insert().values(
-                    journey_id="second_order", customer_id="c1", occurrence="extra",
-                    group="holdout", anchor_date=date(2026, 3, 21), assigned_on=date(2026, 3, 21),
-                    assigned_at=datetime(2026, 3, 21, 1, tzinfo=UTC),
+                customers.insert().values(
+                    customer_id="new1", tags=[], attributes={}, consent={"sms": True},
+                    phone="13800009999", created_at=first, updated_at=first,
                 )
             )  # fmt: skip
+            conn.execute(orders.insert(), [{**_order(1, first, first), "customer_id": "new1"}])
+        _refresh(console)
+        assert not _stale(console, c)
+        [journey] = [j for j in builtin_journeys() if j.id == "second_order"]
+        with console.store.connect() as conn:
+            before = conn.execute(select(func.count()).select_from(journey_assignments)).scalar()
+        res = run_journeys(
+            console.store, [journey.model_copy(update={"enabled": True})], date(2026, 3, 21),
+            settings=console.settings, dry_run=False, now=datetime(2026, 3, 21, 2, tzinfo=UTC),
+        )  # fmt: skip
+        assert res.assignments_inserted > 0, res.plan.summary
+        with console.store.connect() as conn:
+            after = conn.execute(select(func.count()).select_from(journey_assignments)).scalar()
+        assert after == before + res.assignments_inserted
         assert _stale(console, c)
+        _refresh(console)
+        assert not _stale(console, c)
 
         # a journey run refreshes it (the console's run button)
         ran = run_now(c, "second_order", "2026-03-27", token)

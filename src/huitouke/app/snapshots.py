@@ -380,21 +380,33 @@ def journey_results_params(settings: Settings) -> dict[str, Any]:
     }
 
 
-def journey_activity(conn: Connection) -> dict[str, int]:
-    """What the journeys' results are computed from besides the orders, in index look-ups:
-    the assignments (a count of the primary key), the sent messages (a count on the
-    ``ix_outbox_due`` range ``status = 'sent'``) and the newest link click (the primary
-    key's maximum)."""
-    from huitouke.journeys.tables import journey_assignments as ja
-    from huitouke.measurement.tables import link_clicks
-    from huitouke.messaging.tables import outbox
+def journey_activity(conn: Connection) -> dict[str, Any]:
+    """What the journeys' results are computed from besides the orders, read in look-ups
+    whose cost does not grow with the journeys' audiences:
 
-    assigned = conn.execute(select(func.count()).select_from(ja)).scalar_one()
-    sent = conn.execute(
-        select(func.count()).select_from(outbox).where(outbox.c.status == "sent")
-    ).scalar_one()
+    - the run days (``journey_run_days``: one row per journey and day run, a small table):
+      assignments are written only by a run, in the unit of work that records its day, and
+      a day is never run twice — so new assignments always come with a new run day;
+    - the newest delivery receipt (the primary key's maximum): a message becomes ``sent``
+      only in the unit of work that writes its receipt (:mod:`huitouke.messaging.
+      dispatcher`), and receipts are never deleted;
+    - the newest link click (the primary key's maximum).
+
+    (Counting the assignments and the sent messages cost 8–33 ms each on PostgreSQL with
+    100k assigned customers, growing with them; these stay well under a millisecond.)"""
+    from huitouke.journeys.tables import journey_run_days as rd
+    from huitouke.measurement.tables import link_clicks
+    from huitouke.messaging.tables import delivery_receipts
+
+    runs, last_run = conn.execute(select(func.count(), func.max(rd.c.run_at))).one()
+    receipt = conn.execute(select(func.max(delivery_receipts.c.receipt_id))).scalar()
     click = conn.execute(select(func.max(link_clicks.c.click_id))).scalar()
-    return {"assignments": int(assigned), "sent": int(sent), "clicks": int(click or 0)}
+    return {
+        "runs": int(runs),
+        "last_run": str(last_run) if last_run is not None else None,
+        "receipts": int(receipt or 0),
+        "clicks": int(click or 0),
+    }
 
 
 def _json_safe(value: Any) -> Any:

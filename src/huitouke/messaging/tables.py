@@ -76,7 +76,7 @@ outbox = Table(
     CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
     Index("ix_outbox_due", "status", "not_before"),
     Index("ix_outbox_customer", "customer_id"),
-    Index("ix_outbox_journey", "journey_id"),
+    Index("ix_outbox_journey_status", "journey_id", "status"),
     Index("ix_outbox_provider_id", "provider_message_id"),
 )
 
