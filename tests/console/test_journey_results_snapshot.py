@@ -10,8 +10,8 @@ import html
 import json
 import re
 from datetime import UTC, date, datetime
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
