@@ -305,6 +305,12 @@ def test_preview_run_outbox_retry_and_results_equal_the_cli(
         with console.store.connect() as conn:
             ids = [r[0] for r in conn.execute(select(outbox.c.message_id))]
         assert len(ids) == planned
+        assert "Last run: 2026-03-20" in ran
+        listed = c.get("/journeys").text  # the last run per journey, "—" for one never run
+        row = re.search(r'<tr data-journey="second_order".*?</tr>', listed, re.S)
+        assert row and "<td>2026-03-20</td>" in row.group(0), listed[:3000]
+        other = re.search(r'<tr data-journey="winback_high".*?</tr>', listed, re.S)
+        assert other and "<td>—</td>" in other.group(0)
         again = run_now(c, "second_order", AS_OF, token)
         assert 'id="run-already"' in again  # the day was run: nothing written again
         with console.store.connect() as conn:
