@@ -416,6 +416,23 @@ class Settings(BaseSettings):
         description="on: `huitouke serve` also runs the scheduler (the recurring jobs); off: "
         "it does not (run `huitouke scheduler` as its own process instead).",
     )
+    webhook_apply: str = Field(
+        "service",
+        pattern="^(service|scheduler)$",
+        description="Where webhook deliveries are applied once stored and acknowledged. "
+        "service: in the `huitouke serve` worker that received them, right after the answer. "
+        "scheduler: the scheduler's process applies them as they arrive (polling the inbox "
+        "every `HUITOUKE_WEBHOOK_APPLY_POLL_SECONDS`, at lowered CPU priority), so the "
+        "workers only answer — for `huitouke serve --workers 2` or more, or a separate "
+        "`huitouke scheduler`; with the scheduler off nothing applies them.",
+    )
+    webhook_apply_poll_seconds: float = Field(
+        0.1,
+        gt=0,
+        le=60,
+        description="With `HUITOUKE_WEBHOOK_APPLY=scheduler`: how often the scheduler looks "
+        "for new webhook deliveries when there were none, in seconds.",
+    )
     scheduler_schedules: str = Field(
         "",
         description="Job schedules that differ from the defaults, `;`-separated "

@@ -26,7 +26,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -106,6 +106,7 @@ __all__ = [
     "SyncResult",
     "accept_delivery",
     "add_connector",
+    "apply_arrivals",
     "apply_inbox",
     "apply_pending",
     "apply_received",
@@ -1669,6 +1670,51 @@ def apply_pending(
         if any(total.values()):
             out[name] = total
     return out
+
+
+def apply_arrivals(
+    store: Store,
+    settings: Settings,
+    *,
+    since: datetime,
+    skip: Set[int] = frozenset(),
+    loyalty: LoyaltyFactory | None = None,
+    now: datetime | None = None,
+    batch: int = 500,
+) -> tuple[int, list[int]]:
+    """Apply the deliveries of the active connectors still pending that arrived at or after
+    ``since``, oldest arrival first, at most ``batch`` of them (``HUITOUKE_WEBHOOK_APPLY=
+    scheduler``: the scheduler's follower, :class:`huitouke.app.scheduler.inbox.
+    InboxFollower`, calls it as they arrive). Refund deliveries are left to the
+    ``connectors.inbox`` job, as the services' appliers leave them (their order is fetched
+    from the platform); ``skip``: inbox ids a call before left pending. Answers the rows
+    handled and the ids of those still pending after it."""
+
+    def read(conn: Connection) -> list[tuple[int, str]]:
+        active = [r["name"] for r in repo.list_connectors(conn) if r["status"] == "active"]
+        found = repo.inbox_arrivals(
+            conn, active, since=since, limit=batch + len(skip), skip_topics=("refunds/create",)
+        )
+        return [(i, n) for i, n in found if i not in skip][:batch]
+
+    rows = run_read(store, read)
+    if not rows:
+        return 0, []
+    by_name: dict[str, list[int]] = {}
+    for inbox_id, name in rows:
+        by_name.setdefault(name, []).append(inbox_id)
+    loyalty = loyalty or _stored_loyalty(settings)
+    left: list[int] = []
+    for name, ids in by_name.items():
+        got = apply_inbox(store, settings, name, ids=ids, loyalty=loyalty, now=now, limit=len(ids))
+        if got["pending"]:
+
+            def pending(conn: Connection, name: str = name, ids: list[int] = ids) -> list[Any]:
+                return repo.inbox_rows(conn, name, statuses=("pending",), ids=ids, limit=len(ids))
+
+            still = run_read(store, pending)
+            left.extend(int(r["inbox_id"]) for r in still)
+    return len(rows), left
 
 
 def mark_failed(store: Store, inbox_id: int, reason: str, now: datetime) -> None:

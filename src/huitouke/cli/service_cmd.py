@@ -164,6 +164,13 @@ def register(app: typer.Typer) -> None:
         scheduler = _start_scheduler(url) if settings.scheduler == "on" else None
         if scheduler is None:
             typer.echo(t("scheduler.serve_off", _lang()), err=True)
+        if settings.webhook_apply == "scheduler":
+            key = (
+                "scheduler.webhooks_unapplied"
+                if scheduler is None
+                else "scheduler.webhooks_by_scheduler"
+            )
+            typer.echo(t(key, _lang()), err=True)
         else:
             # uvicorn raises the SIGTERM it caught again once the server has stopped, with the
             # handler found before it ran: this one, so the scheduler's runs in flight finish

@@ -186,6 +186,29 @@ def inbox_rows(
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
+def inbox_arrivals(
+    conn: Connection,
+    connectors: Sequence[str],
+    *,
+    since: datetime,
+    limit: int,
+    skip_topics: Sequence[str] = (),
+) -> list[tuple[int, str]]:
+    """``(inbox_id, connector)`` of the pending rows of ``connectors`` received at or after
+    ``since``, in arrival order — found through ``ix_connector_inbox_status`` (connector and
+    status equal: only the pending entries are read, however long the inbox's history)."""
+    if not connectors:
+        return []
+    c = connector_inbox.c
+    q = select(c.inbox_id, c.connector).where(
+        c.connector.in_(list(connectors)), c.status == "pending", c.received_at >= since
+    )
+    if skip_topics:
+        q = q.where(c.topic.not_in(list(skip_topics)))
+    q = q.order_by(c.inbox_id).limit(limit)
+    return [(int(i), str(n)) for i, n in conn.execute(q)]
+
+
 _MARK = (
     update(connector_inbox)
     .where(connector_inbox.c.inbox_id == bindparam("b_id"))

@@ -17,6 +17,9 @@ delivery per order event, from many platform senders at once), so it is served l
   ``record_order_events``, marking each inbox row applied, ignored or failed with its
   reason. The rows are locked in that unit and applied only if still pending, so another
   applier (another worker, the scheduler's sweep, a retry) never applies one twice.
+- With ``HUITOUKE_WEBHOOK_APPLY=scheduler`` the worker only stores and answers; the
+  scheduler's process applies the deliveries as they arrive
+  (:class:`huitouke.app.scheduler.inbox.InboxFollower`).
 - What an applier did not get to — the process stopped after the acknowledgement — is
   pending in the inbox: the service applies the pending rows received before it started
   (:meth:`InboxApplier.start`), and the scheduler's ``connectors.inbox`` job those older
@@ -140,7 +143,15 @@ async def receive(
     status = receipt.status if receipt.stored else "replayed"
     # a refund's order is fetched from the platform, by the sweep, not while it waits
     refund = delivery.row["topic"] == "refunds/create"
-    if key[1] == "active" and receipt.stored and receipt.status == "pending" and not refund:
+    # (HUITOUKE_WEBHOOK_APPLY=scheduler: the scheduler's process applies it, not this one)
+    mine = ctx.settings.webhook_apply == "service"
+    if (
+        mine
+        and key[1] == "active"
+        and receipt.stored
+        and receipt.status == "pending"
+        and not refund
+    ):
         applier(ctx).submit(name, key[0], receipt, delivery)
     if key[0] == "wechat_shop":
         return "success"

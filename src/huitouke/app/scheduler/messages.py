@@ -22,6 +22,17 @@ MESSAGES = {
         "zh": "定时任务未在本服务中运行(HUITOUKE_SCHEDULER=off)",
         "en": "the scheduler is not run by this service (HUITOUKE_SCHEDULER=off)",
     },
+    "scheduler.webhooks_by_scheduler": {
+        "zh": "推送由定时任务进程处理(HUITOUKE_WEBHOOK_APPLY=scheduler)",
+        "en": "webhook deliveries are applied by the scheduler's process "
+        "(HUITOUKE_WEBHOOK_APPLY=scheduler)",
+    },
+    "scheduler.webhooks_unapplied": {
+        "zh": "推送只存储不处理:HUITOUKE_WEBHOOK_APPLY=scheduler 而本服务不运行定时任务;"
+        "请另行运行 `huitouke scheduler`",
+        "en": "webhook deliveries are stored, not applied: HUITOUKE_WEBHOOK_APPLY=scheduler "
+        "and this service runs no scheduler; run `huitouke scheduler` beside it",
+    },
     "scheduler.col.job": {"zh": "任务", "en": "job"},
     "scheduler.col.schedule": {"zh": "计划", "en": "schedule"},
     "scheduler.col.next": {"zh": "下次运行", "en": "next run"},

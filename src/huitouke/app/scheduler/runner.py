@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from huitouke.app.scheduler.history import finish_run, last_slots, start_run
+from huitouke.app.scheduler.inbox import InboxFollower
 from huitouke.app.scheduler.locks import Lease, job_lock
 from huitouke.app.scheduler.registry import Job, JobContext, JobFailed, JobSkipped, Registry
 from huitouke.app.scheduler.schedule import Schedule
@@ -202,6 +203,8 @@ class Scheduler:
         self.started_at: datetime | None = None
         self.lease: Lease | None = None
         self._lease_renewed = 0.0
+        #: ``HUITOUKE_WEBHOOK_APPLY=scheduler``: the thread applying webhook deliveries
+        self.follower: InboxFollower | None = None
 
     # -- the SQLite store's one scheduler ----------------------------------------------------
     def acquire(self) -> bool:
@@ -313,6 +316,9 @@ class Scheduler:
                     continue
                 self.load_history()
                 self.next_due.clear()
+                if self.settings.webhook_apply == "scheduler" and self.follower is None:
+                    self.follower = InboxFollower(self.store, self.settings, self.clock)
+                    self.follower.start()
                 log.info(
                     "scheduler %s on %s: %s",
                     self.holder,
@@ -333,6 +339,9 @@ class Scheduler:
     def close(self) -> None:
         """Wait for the runs in flight (a graceful stop), then give up the lease."""
         self.pool.shutdown(wait=True)
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
         if self.lease is not None:
             try:
                 self.lease.release()
