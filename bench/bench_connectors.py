@@ -12,7 +12,10 @@
    work included). Baseline side by side, same server,
    same run: ``POST /v1/orders`` one event at a time (API key, the same orders' fields).
    Phases alternate baseline / webhooks so the machine's noise hits both.
-   Targets (issue 12): >= 1,000 events/s, p99 <= 100 ms.
+   Targets (issue 12): >= 1,000 events/s, p99 <= 100 ms. ``--apply service,scheduler``
+   measures both places deliveries are applied (``HUITOUKE_WEBHOOK_APPLY``) one after the
+   other in the same run, each on a fresh database: in the answering worker, or by the
+   scheduler's inbox follower in ``serve``'s parent process (every scheduled job off).
 2. **Backfill pull** — ``connectors sync`` of a fresh connector against a fake Shopify
    Admin GraphQL endpoint (a separate process serving pre-built pages of 250 orders with
    ``pageInfo`` cursors and ``extensions.cost``), into PostgreSQL, with progress; ``--bulk``
@@ -196,7 +199,25 @@ def _backends_cpu(pids: list[int]) -> dict[int, float]:
     return {p: v for p, v in got.items() if v == v}  # a backend gone: NaN, left out
 
 
-def bench_webhooks(url: str, args: argparse.Namespace, enc_key: str) -> list[dict[str, Any]]:
+def _apply_env(mode: str) -> dict[str, str]:
+    """``HUITOUKE_WEBHOOK_APPLY=mode``; for ``scheduler`` the scheduler on in ``serve``'s
+    parent process with every job off (the inbox follower is not a job): only the follower
+    runs beside the workers."""
+    if mode == "service":
+        return {"HUITOUKE_WEBHOOK_APPLY": "service"}
+    from huitouke.app.scheduler.registry import Registry
+
+    jobs = Registry.load(Settings()).jobs
+    return {
+        "HUITOUKE_WEBHOOK_APPLY": "scheduler",
+        "HUITOUKE_SCHEDULER": "on",
+        "HUITOUKE_SCHEDULER_SCHEDULES": "; ".join(f"{name}=off" for name in jobs),
+    }
+
+
+def bench_webhooks(
+    url: str, args: argparse.Namespace, enc_key: str, mode: str = "service"
+) -> list[dict[str, Any]]:
     store = Store(url)
     store.migrate()
     settings = Settings(database_url=url, encryption_keys=enc_key)
@@ -215,7 +236,8 @@ def bench_webhooks(url: str, args: argparse.Namespace, enc_key: str) -> list[dic
     rows = []
     n, warm = args.requests, 300
     watch = Store(url)
-    with Server(url, args.workers, env={"HUITOUKE_ENCRYPTION_KEYS": enc_key}) as srv:
+    env = {"HUITOUKE_ENCRYPTION_KEYS": enc_key, **_apply_env(mode)}
+    with Server(url, args.workers, env=env) as srv:
         port = srv.port
         # warm-up, not measured
         send_from_process(port, "orders", -1 - warm, warm, args.clients, api_key)
@@ -243,6 +265,7 @@ def bench_webhooks(url: str, args: argparse.Namespace, enc_key: str) -> list[dic
                 pg1 = _backends_cpu(_backends(watch))
                 pg_s = sum(v - pg0.get(p, 0.0) for p, v in pg1.items())
                 row = {
+                    "apply": mode,
                     "round": rnd + 1,
                     **res.row(),
                     "applied_per_s": round(n / applied_s, 1),
@@ -490,6 +513,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--workers", type=int, default=1, help="huitouke serve --workers")
     p.add_argument("--bulk", action="store_true", help="also the bulk-operation backfill")
+    p.add_argument(
+        "--apply",
+        default="service",
+        help="HUITOUKE_WEBHOOK_APPLY modes to measure one after the other, e.g. "
+        "service,scheduler (scheduler: the follower in serve's parent process)",
+    )
     p.add_argument("--orders", type=int, default=100_000, help="orders in the fake shop")
     p.add_argument(
         "--skip",
@@ -515,11 +544,13 @@ def main(argv: list[str] | None = None) -> int:
     enc_key = new_key()
     out: dict[str, Any] = {}
     if "webhooks" not in args.skip:
-        url, drop = pg_database(admin, prefix="conn_bench")
-        try:
-            out["webhooks"] = bench_webhooks(url, args, enc_key)
-        finally:
-            drop()
+        out["webhooks"] = []
+        for mode in args.apply.split(","):
+            url, drop = pg_database(admin, prefix="conn_bench")
+            try:
+                out["webhooks"] += bench_webhooks(url, args, enc_key, mode.strip())
+            finally:
+                drop()
     if "backfill" not in args.skip:
         if "pages" not in args.skip:
             url, drop = pg_database(admin, prefix="conn_bench")
