@@ -321,3 +321,67 @@ def test_a_merged_persons_tier_benefits_and_stored_value_at_order_time(
             ("yz_1", "spend_reversal", 50),
         ]
         assert verify_ledger(conn) == []
+
+
+def test_a_paid_membership_on_one_account_serves_the_whole_person(
+    store: Store, api: tuple[TestClient, dict[str, str]]
+) -> None:
+    """PLUS bought on the Taobao account: once merged, an order on the Youzan account earns
+    PLUS's doubled points and its quote gets PLUS's 10% — in the order batch and in the
+    checkout quote alike; unmerged, the Youzan account is on its own again."""
+    client, h = api
+    doc = json.loads(json.dumps(yaml.safe_load(SHOP.read_text("utf-8")), default=str))
+    assert client.put("/v1/program", json=doc, headers=h).status_code == 200
+
+    def order(oid: str, cid: str, amount: str) -> dict[str, object]:
+        now = datetime.now(UTC).isoformat()  # placed now: after the membership was bought
+        r = client.post(
+            "/v1/orders",
+            json={"source": "youzan" if cid.startswith("yz") else "taobao", "order_id": oid,
+                  "customer_id": cid, "ordered_at": now, "amount": amount},
+            headers=h,
+        )  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json()["loyalty"])
+
+    def discount(cid: str) -> object:
+        r = client.post("/v1/checkout/quote", json={"customer_id": cid, "amount": "100"}, headers=h)
+        assert r.status_code == 200, r.text
+        return r.json()["member_discount"]
+
+    order("t1", "tb_2", "100")
+    order("y1", "yz_2", "100")
+    r = client.post(
+        "/v1/customers/tb_2/memberships",
+        json={"plan_id": "plus_year", "idempotency_key": "plus-1"},
+        headers=h,
+    )
+    assert r.status_code in (200, 201), r.text
+    plus = {"source": "membership", "percent": "10", "amount": "10"}
+    assert discount("tb_2") == plus
+    alone_discount = discount("yz_2")
+    assert alone_discount != plus
+    alone = order("y2", "yz_2", "100")["points_earned"]
+    assert alone == "110"  # 1 a yuan + 10 an order, no multiplier
+    merged = client.post(
+        "/v1/identity/merge",
+        json={"customer_ids": ["tb_2", "yz_2"], "reason": "same phone"},
+        headers=h,
+    )
+    assert merged.status_code == 200, merged.text
+    # the person holds PLUS: 2× the amount's points on the Youzan account's order, 10% off
+    assert order("y3", "yz_2", "100")["points_earned"] == "210"
+    assert discount("yz_2") == plus
+    with store.connect() as conn:  # the membership stays with the account that bought it
+        held = conn.execute(select(lt.memberships.c.customer_id)).scalars().all()
+    assert held == ["tb_2"]
+    assert (
+        client.post(
+            "/v1/identity/unmerge", json={"customer_id": "yz_2", "reason": "two people"}, headers=h
+        ).status_code
+        == 200
+    )
+    assert order("y4", "yz_2", "100")["points_earned"] == alone
+    assert discount("yz_2") == alone_discount
+    with store.connect() as conn:
+        assert verify_ledger(conn) == []

@@ -4,7 +4,7 @@ preferences, the paid membership active at an instant and the benefits that foll
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -45,15 +45,19 @@ def ensure_member(ctx: LoyaltyContext, conn: Connection, customer_id: str, now: 
     return row
 
 
-def active_membership(ctx: LoyaltyContext, conn: Connection, customer_id: str, at: datetime) -> Any:
-    """The paid membership active at ``at`` (the one ending last), or ``None``."""
+def active_membership(
+    ctx: LoyaltyContext, conn: Connection, customer_id: str | Sequence[str], at: datetime
+) -> Any:
+    """The paid membership active at ``at`` (the one ending last), or ``None``; of one
+    account, or of any of a person's ``accounts`` (a sequence of customer ids)."""
     if not ctx.program.membership_plans:
         return None
     ms = lt.memberships.c
+    ids = [customer_id] if isinstance(customer_id, str) else list(customer_id)
     return conn.execute(
         select(lt.memberships)
         .where(
-            ms.customer_id == customer_id,
+            ms.customer_id.in_(ids),
             ms.status != "cancelled",
             ms.starts_at <= at,
             ms.ends_at > at,
@@ -70,15 +74,21 @@ def benefits(
     at: datetime,
     *,
     tier: str | Literal[False] | None = False,
+    accounts: Sequence[str] | None = None,
 ) -> tuple[Decimal, Decimal, str | None]:
     """(points multiplier, discount percent, source of the discount) for a customer at ``at``;
-    ``tier``: the tier whose benefits apply instead of the member's own (a merged person's)."""
+    ``tier``: the tier whose benefits apply instead of the member's own (a merged person's);
+    ``accounts``: a merged person's accounts, whose paid memberships all count."""
     tier_b: TierBenefits | None = None
     own = (member.tier if member is not None else None) if tier is False else tier
     if ctx.program.tiers is not None and own:
         lv = ctx.program.tiers.level(own)
         tier_b = lv.benefits if lv else None
-    ms = active_membership(ctx, conn, member.customer_id, at) if member is not None else None
+    ms = (
+        active_membership(ctx, conn, accounts or member.customer_id, at)
+        if member is not None
+        else None
+    )
     plan_b: TierBenefits | None = None
     if ms is not None:
         try:

@@ -584,18 +584,25 @@ class _Batch:
         #     the tier benefits at order time are the person's, so the other accounts' own
         #     tiers and tier metrics are read (not locked: the person's tier is computed on
         #     read, nothing is written to the other accounts)
-        if tiers is not None and earning:
+        #     — and so is the paid membership: one bought on any account of the person
+        if (tiers is not None or self.program.membership_plans) and earning:
             for c, accounts in person_accounts(conn, sorted(earning)).items():
                 if len(accounts) > 1:
                     self.persons[c] = accounts
             others = sorted({a for ac in self.persons.values() for a in ac} - set(self.members))
-            for cs in _chunks(others):
+            if self.program.membership_plans:
+                outside = sorted(set(others) - set(customers))
+                for cs in _chunks(outside):
+                    for r in conn.execute(_MEMBERSHIPS, {"cs": cs}).all():
+                        self.memberships.setdefault(r.customer_id, []).append(r)
+            for cs in _chunks(others) if tiers is not None else ():
                 own = dict(
                     conn.execute(
                         select(_m.customer_id, _m.tier).where(_m.customer_id.in_(cs))
                     ).all()
                 )
                 for a in cs:
+                    assert tiers is not None
                     metric = window_metric(conn, tiers, self.zone, a, self.now)
                     self.outside[a] = (own.get(a), metric)
         self.lot_budget = max(16, len(events) * (1 + len(cards)))
@@ -1017,16 +1024,19 @@ class _Batch:
     # -- benefits and tiers ----------------------------------------------------------------
     def benefits(self, member: Mapping[str, Any], at: datetime) -> Decimal:
         """The points multiplier (the better of tier and active paid membership); the tier
-        is the person's when the customer is merged with other accounts."""
+        is the person's when the customer is merged with other accounts, and so is the paid
+        membership (the one ending last that any of the person's accounts holds)."""
         tier_b: TierBenefits | None = None
         tier = self.person_tier(member)
         if self.program.tiers is not None and tier:
             lv = self.program.tiers.level(tier)
             tier_b = lv.benefits if lv else None
         plan_b: TierBenefits | None = None
+        accounts = self.persons.get(member["customer_id"], (member["customer_id"],))
         active = [
             r
-            for r in self.memberships.get(member["customer_id"], [])
+            for a in accounts
+            for r in self.memberships.get(a, [])
             if r.starts_at <= at < r.ends_at
         ]
         if active:

@@ -274,12 +274,15 @@ def checkout_quote(
     ln = parse_lines(lines)
     member = conn.execute(select(lt.members).where(lt.members.c.customer_id == customer_id)).first()
     tier: str | Literal[False] | None = False  # the member's own
-    if member is not None and ctx.program.tiers is not None:
-        accounts = person_accounts(conn, [customer_id])[customer_id]
-        if len(accounts) > 1:
-            tier = person_tier(ctx, conn, accounts, now).tier
+    accounts: tuple[str, ...] | None = None  # a merged person's: their paid memberships count
+    if member is not None and (ctx.program.tiers is not None or ctx.program.membership_plans):
+        found = person_accounts(conn, [customer_id])[customer_id]
+        if len(found) > 1:
+            accounts = tuple(found)
+            if ctx.program.tiers is not None:
+                tier = person_tier(ctx, conn, accounts, now).tier
     mult, pct, source = (
-        benefits(ctx, conn, member, now, tier=tier)
+        benefits(ctx, conn, member, now, tier=tier, accounts=accounts)
         if member is not None
         else (Decimal(1), ZERO, None)
     )
