@@ -16,6 +16,8 @@
    measures both places deliveries are applied (``HUITOUKE_WEBHOOK_APPLY``) one after the
    other in the same run, each on a fresh database: in the answering worker, or by the
    scheduler's inbox follower in ``serve``'s parent process (every scheduled job off).
+   ``--rate R`` paces the webhook phases at R events/s (an open schedule: latency from each
+   event's due instant), to see whether the apply keeps up with a steady stream.
 2. **Backfill pull** — ``connectors sync`` of a fresh connector against a fake Shopify
    Admin GraphQL endpoint (a separate process serving pre-built pages of 250 orders with
    ``pageInfo`` cursors and ``extensions.cost``), into PostgreSQL, with progress; ``--bulk``
@@ -105,11 +107,16 @@ def order_request(host: str, key: str, i: int) -> bytes:
     return encode(host, key, "POST", "/v1/orders", body)
 
 
-async def drive_raw(host: str, port: int, raws: list[bytes], clients: int, name: str) -> Result:
-    """Closed loop: ``clients`` senders, each one request in flight on its own connection."""
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for r in raws:
-        queue.put_nowait(r)
+async def drive_raw(
+    host: str, port: int, raws: list[bytes], clients: int, name: str, rate: float = 0.0
+) -> Result:
+    """Closed loop: ``clients`` senders, each one request in flight on its own connection.
+    ``rate`` > 0: paced — request *i* is not sent before ``start + i / rate`` (at most
+    ``rate`` a second in all, still one in flight per sender), and its latency counts from
+    that scheduled instant, so a request kept waiting for a free sender counts its wait."""
+    queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+    for i, r in enumerate(raws):
+        queue.put_nowait((i, r))
     lat: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
@@ -118,8 +125,13 @@ async def drive_raw(host: str, port: int, raws: list[bytes], clients: int, name:
     async def worker(conn: Connection) -> None:
         nonlocal errors
         while not queue.empty():
-            raw = queue.get_nowait()
+            i, raw = queue.get_nowait()
             t0 = time.perf_counter()
+            if rate > 0:
+                due = start + i / rate
+                if due > t0:
+                    await asyncio.sleep(due - t0)
+                t0 = due
             try:
                 status = await conn.request(raw)
             except (OSError, ValueError, asyncio.IncompleteReadError):
@@ -138,7 +150,9 @@ async def drive_raw(host: str, port: int, raws: list[bytes], clients: int, name:
     return Result(name, lat, statuses, time.perf_counter() - start, errors)
 
 
-def _sender(port: int, phase: str, start: int, n: int, clients: int, key: str, q: Any) -> None:
+def _sender(
+    port: int, phase: str, start: int, n: int, clients: int, key: str, q: Any, rate: float = 0.0
+) -> None:
     """The load generator's process: builds its signed requests first, then sends them
     with ``clients`` senders (one request in flight each, keep-alive) and reports the
     result and its own CPU time."""
@@ -148,18 +162,26 @@ def _sender(port: int, phase: str, start: int, n: int, clients: int, key: str, q
     else:
         raws = [order_request(host, key, start + i) for i in range(n)]
     cpu0 = time.process_time()
-    res = run_async(drive_raw(host, port, raws, clients, phase))
+    res = run_async(drive_raw(host, port, raws, clients, phase, rate))
     q.put((res, time.process_time() - cpu0))
 
 
 def send_from_process(
-    port: int, phase: str, start: int, n: int, clients: int, key: str, *, on_start: Any = None
+    port: int,
+    phase: str,
+    start: int,
+    n: int,
+    clients: int,
+    key: str,
+    *,
+    on_start: Any = None,
+    rate: float = 0.0,
 ) -> tuple[Result, float]:
     """Run :func:`_sender` in a process of its own (it does not share the interpreter
     with anything else); ``on_start`` is called once its requests are built."""
     ctx = multiprocessing.get_context("fork")
     q: Any = ctx.Queue()
-    proc = ctx.Process(target=_sender, args=(port, phase, start, n, clients, key, q))
+    proc = ctx.Process(target=_sender, args=(port, phase, start, n, clients, key, q, rate))
     proc.start()
     try:
         res, cpu = q.get(timeout=1800)
@@ -251,7 +273,10 @@ def bench_webhooks(
                 cpu0, busy0 = tree_cpu_seconds(srv.proc.pid), machine_busy_seconds()
                 pg0 = _backends_cpu(_backends(watch))
                 t0 = time.perf_counter()
-                res, client_cpu = send_from_process(port, phase, base, n, args.clients, api_key)
+                rate = args.rate if phase == "webhook" else 0.0
+                res, client_cpu = send_from_process(
+                    port, phase, base, n, args.clients, api_key, rate=rate
+                )
                 res.name = name
                 applied_s = time.perf_counter() - t0
                 backlog = 0
@@ -266,6 +291,7 @@ def bench_webhooks(
                 pg_s = sum(v - pg0.get(p, 0.0) for p, v in pg1.items())
                 row = {
                     "apply": mode,
+                    "rate": rate or None,
                     "round": rnd + 1,
                     **res.row(),
                     "applied_per_s": round(n / applied_s, 1),
@@ -511,6 +537,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=4000, help="events per phase")
     p.add_argument("--rounds", type=int, default=2, help="baseline/webhook pairs")
     p.add_argument("--clients", type=int, default=50)
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="webhook phases paced at this many events/s in all (0: as fast as answered); "
+        "latency counted from each event's scheduled instant",
+    )
     p.add_argument("--workers", type=int, default=1, help="huitouke serve --workers")
     p.add_argument("--bulk", action="store_true", help="also the bulk-operation backfill")
     p.add_argument(
