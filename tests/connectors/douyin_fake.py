@@ -23,7 +23,12 @@ platform's notes: more than an hour before the expiry the same pair comes back; 
 last hour a new pair, the old one valid an hour more; after the expiry a new pair and the
 old one void. An unknown or used-up refresh token: 50001
 ``dop.token-generate-failed:token-invalid``; one past its 14 days: 50001
-``dop.token-generate-failed:token-expired``.
+``dop.token-generate-failed:token-expired``. ``POST /token/create`` (``method=token.create``,
+signed, no access token): ``{"code", "grant_type": "authorization_code"}`` with a code the
+merchant's authorisation gave (:meth:`FakeDouyin.authorise`; used once, lapses after
+``CODE_LIFE``; else 50002, the platform's business-failure code — the ``sub_code`` is the
+fake's own, no published one was found), or ``{"code": "", "grant_type":
+"authorization_self", "shop_id"}`` for the shop's own app — a new pair, the only valid one.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ REFRESH = "rft-douyin-shop-refresh-0"
 #: an access token's life and a refresh token's, as the platform gives them
 TOKEN_LIFE = 7 * 86_400
 REFRESH_LIFE = 14 * 86_400
+#: an authorisation code's life (the platform: minutes, used once); the fake shop's id
+CODE_LIFE = 600
+SHOP_ID = 77001
 
 
 def unix(d: datetime) -> int:
@@ -194,6 +202,9 @@ class FakeDouyin(_Server):
         self.refresh_tokens: dict[str, tuple[str, int]] = {}
         self.issued = 0
         self.refreshes: list[dict[str, Any]] = []
+        #: authorisation codes not yet used → when they lapse; every token.create's params
+        self.codes: dict[str, int] = {}
+        self.creates: list[dict[str, Any]] = []
         #: the sub_code of every call refused for its access token
         self.refused: list[str] = []
         self.grant(token, refresh_token)
@@ -278,6 +289,43 @@ class FakeDouyin(_Server):
             }
         return 200, _answer(10000, "success", data), {}
 
+    def authorise(self, code: str) -> None:
+        """A merchant authorised the (tool) app: ``code`` gets the shop's first pair, once,
+        within ``CODE_LIFE`` seconds."""
+        with self.lock:
+            self.codes[code] = unix(self.now()) + CODE_LIFE
+
+    def _create(self, params: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """``token.create``: an authorisation code (once, before it lapses) or, for a
+        self-use app, the shop's id — a new pair, the shop's only valid one."""
+        at = unix(self.now())
+        with self.lock:
+            self.creates.append(params)
+            grant = params.get("grant_type")
+            if grant == "authorization_code":
+                lapse = self.codes.pop(str(params.get("code")), None)
+                if lapse is None or at > lapse:
+                    sub = "isv.auth-code-invalid"
+                    return 200, _answer(50002, "授权码无效或已过期", sub_code=sub), {}
+            elif grant == "authorization_self":
+                if params.get("code") != "" or str(params.get("shop_id")) != str(SHOP_ID):
+                    sub = "isv.parameter-invalid:shop_id"
+                    return 200, _answer(40001, "非法的参数", sub_code=sub), {}
+            else:
+                return 200, _answer(40001, "非法的参数", sub_code="isv.parameter-invalid"), {}
+            self.issued += 1
+            new = f"dy-token-{self.issued}-{at}"
+            new_refresh = f"rft-douyin-shop-refresh-{self.issued}"
+            self.tokens = {new: at + TOKEN_LIFE}
+            self.refresh_tokens = {new_refresh: (new, at + REFRESH_LIFE)}
+            self._token = new
+            data = {
+                "access_token": new, "expires_in": TOKEN_LIFE, "refresh_token": new_refresh,
+                "scope": "SCOPE", "shop_id": SHOP_ID, "shop_name": "云南咖啡旗舰店",
+                "authority_id": "", "auth_subject_type": "MiniApp",
+            }  # fmt: skip
+        return 200, _answer(10000, "success", data), {}
+
     def put(self, order: dict[str, Any]) -> None:
         with self.lock:
             self.orders[order["order_id"]] = order
@@ -287,7 +335,7 @@ class FakeDouyin(_Server):
     ) -> tuple[int, Any, dict[str, str]]:
         url = urlparse(h.path)
         q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        paths = ("/order/searchList", "/order/orderDetail", "/token/refresh")
+        paths = ("/order/searchList", "/order/orderDetail", "/token/refresh", "/token/create")
         if method != "POST" or url.path not in paths:
             return 404, _answer(40004, "api not found"), {}
         text = body.decode()
@@ -300,6 +348,8 @@ class FakeDouyin(_Server):
         datetime.strptime(q["timestamp"], "%Y-%m-%d %H:%M:%S")
         if url.path == "/token/refresh":
             return self._refresh(json.loads(text))
+        if url.path == "/token/create":
+            return self._create(json.loads(text))
         with self.lock:
             expiry = self.tokens.get(q.get("access_token", ""))
         if expiry is None:

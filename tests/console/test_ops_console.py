@@ -593,3 +593,52 @@ def test_a_failing_sync_shows_on_the_connector_the_scheduler_and_the_settings(
         assert 'data-failing="connectors"' in panel and f'data-run="{run_id}"' in panel
         assert re.search(r'<tr data-connector="dead">.*?class="bad"', panel, re.S)
         assert "shpat_revoked" not in panel + page + jobs + line
+
+
+def test_the_add_form_asks_every_kind_for_its_fields_and_adds_douyin_by_shop_id(
+    ops: Console,
+) -> None:
+    """Every kind's form fields (Douyin, Pinduoduo, WeChat 小店 and JD had only the webhook
+    secret); a Douyin connector added with the shop id alone (the merchant's own app): its
+    first token pair asked of the platform (token.create), never shown."""
+    from connectors.douyin_fake import APP_KEY, APP_SECRET, SHOP_ID, FakeDouyin
+    from huitouke.connectors.model import KINDS
+
+    needed = {
+        "douyin": {"shop", "consumer_key", "access_token", "refresh_token", "auth_code"},
+        "pinduoduo": {"access_token", "consumer_key"},
+        "wechat_shop": {"consumer_key", "consumer_secret"},
+        "jd": {"access_token", "consumer_key"},
+        "taobao": {"access_token", "consumer_key"},
+        "shopify": {"shop", "access_token"},
+    }
+    with _client(ops) as client:
+        sign_in(client, "ana")
+        for kind in KINDS:
+            page = client.get(f"/connectors/new/fields?kind={kind}").text
+            names = set(re.findall(r'name="(\w+)"', page))
+            assert "webhook_secret" in names, (kind, page)
+            assert needed.get(kind, set()) <= names, (kind, names)
+        with FakeDouyin() as fake:
+            r = client.post(
+                "/connectors",
+                data={"csrf_token": csrf_of(client), "kind": "douyin", "name": "dyweb",
+                      "api_base_url": fake.url, "webhook_secret": APP_SECRET,
+                      "consumer_key": APP_KEY, "shop": str(SHOP_ID)},
+                follow_redirects=False,
+            )  # fmt: skip
+            assert r.status_code == 303, r.text
+            assert fake.creates[-1]["grant_type"] == "authorization_self"
+            page = client.get("/connectors/dyweb").text
+            assert fake.token not in page and APP_SECRET not in page
+            # a code the platform refuses: the form again, the error shown, nothing stored
+            r = client.post(
+                "/connectors",
+                data={"csrf_token": csrf_of(client), "kind": "douyin", "name": "dyweb2",
+                      "api_base_url": fake.url, "webhook_secret": APP_SECRET,
+                      "consumer_key": APP_KEY, "auth_code": "never-issued"},
+                follow_redirects=False,
+            )  # fmt: skip
+            assert r.status_code == 422, r.text
+            assert "authorise the shop again" in r.text and "never-issued" not in r.text
+    assert [c["name"] for c in uc.list_connectors(ops.store)] == ["dyweb", "shop1"]

@@ -27,7 +27,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -207,6 +207,12 @@ class ConnectorIn:
     page_size: int = 100
     #: Douyin: the shop's refresh token (renews the access token when it expires)
     refresh_token: str | None = None
+    #: Douyin without a token: the authorisation code the merchant's authorisation of the
+    #: app returned (used once, never stored), or ``authorise_self`` — the merchant's own
+    #: self-use app, for the shop id in ``shop``; the first token pair is asked with
+    #: ``token.create`` when the connector is added
+    auth_code: str | None = None
+    authorise_self: bool = False
 
 
 def _check(spec: ConnectorIn) -> None:
@@ -217,7 +223,14 @@ def _check(spec: ConnectorIn) -> None:
     url = urlparse(spec.api_base_url)
     if url.scheme not in ("http", "https") or not url.netloc:
         raise _input("connectors.bad_url", "api_base_url", url=spec.api_base_url)
+    creates = spec.kind == "douyin" and not spec.access_token
+    if creates and spec.authorise_self and not spec.shop:
+        raise _input("connectors.missing_credential", "shop", kind=spec.kind, field="shop")
+    if spec.kind != "douyin" and (spec.auth_code or spec.authorise_self):
+        raise _input("connectors.douyin_only", "auth_code", kind=spec.kind)
     for f in ("webhook_secret", *_NEEDS[spec.kind]):
+        if f == "access_token" and creates and (spec.auth_code or spec.authorise_self):
+            continue  # asked of the platform (token.create) when added
         if not getattr(spec, f):
             raise _input("connectors.missing_credential", f, kind=spec.kind, field=f)
     if spec.kind == "wechat_shop" and not wechat_shop.valid_webhook_secret(spec.webhook_secret):
@@ -269,13 +282,22 @@ def add_connector(
     """Register a connector; its credentials sealed. ``connector.exists`` (409) when the
     name is taken."""
     _check(spec)
+    at = now or _now()
+    expires: datetime | None = None
+    if spec.kind == "douyin" and not spec.access_token:
+        if run_read(store, lambda conn: repo.get_connector(conn, spec.name)) is not None:
+            raise _exists(spec.name)  # before a one-use code is spent
+        token = _douyin_first_token(spec, at)
+        spec = replace(spec, access_token=token.access_token, refresh_token=token.refresh_token)
+        expires = token.expires_at
     box = _box(settings)
     sealed = {
         f: box.seal(str(getattr(spec, f)), context=_context(spec.name, f))
         for f in _SECRET_FIELDS
         if getattr(spec, f)
     }
-    at = now or _now()
+    if expires is not None:
+        sealed[_EXPIRES] = box.seal(expires.isoformat(), context=_context(spec.name, _EXPIRES))
     row = {
         "name": spec.name,
         "kind": spec.kind,
@@ -289,13 +311,32 @@ def add_connector(
         "updated_at": at,
     }
     if not run_write(store, lambda conn: repo.add_connector(conn, row)):
-        raise ConflictError(
-            t("connectors.exists", "en", name=spec.name),
-            code="connector.exists",
-            message_zh=t("connectors.exists", "zh", name=spec.name),
-            details={"connector": spec.name},
-        )
+        raise _exists(spec.name)
     return show_connector(store, spec.name)
+
+
+def _exists(name: str) -> ConflictError:
+    return ConflictError(
+        t("connectors.exists", "en", name=name),
+        code="connector.exists",
+        message_zh=t("connectors.exists", "zh", name=name),
+        details={"connector": name},
+    )
+
+
+def _douyin_first_token(spec: ConnectorIn, at: datetime) -> DouyinToken:
+    """The shop's first token pair from Douyin's ``token.create`` (an authorisation code, or
+    the shop id of the merchant's own app), before the connector is stored."""
+    client = JsonClient(spec.kind, spec.api_base_url.rstrip("/"), {})
+    puller = DouyinPuller(
+        client,
+        str(spec.consumer_key),
+        spec.webhook_secret,
+        "",
+        page_size=spec.page_size,
+        now=lambda: at,
+    )
+    return puller.create_token(code=spec.auth_code, shop_id=None if spec.auth_code else spec.shop)
 
 
 def list_connectors(store: Store) -> list[dict[str, Any]]:

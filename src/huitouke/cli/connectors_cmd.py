@@ -83,15 +83,30 @@ def register(app: typer.Typer) -> None:
             help="Douyin: the shop's refresh token (renews the access token). "
             "抖店:店铺的 refresh_token(用于刷新 access_token)。",
         ),
+        auth_code: str | None = typer.Option(
+            None,
+            "--auth-code",
+            help="Douyin: the code the shop's authorisation of your app returned; the first "
+            "token pair is asked with token.create (the code is used once, not stored). "
+            "抖店:店铺授权返回的 code,用 token.create 换取令牌(只用一次,不保存)。",
+        ),
+        authorise_self: bool = typer.Option(
+            False,
+            "--authorise-self",
+            help="Douyin, your own self-use app: the first token pair for the shop id in "
+            "--shop (token.create, authorization_self). 抖店自用型应用:按 --shop 店铺 ID 换取令牌。",
+        ),
         database_url: str | None = _DB,
     ) -> None:
         """Add a connector; credentials are stored encrypted, never shown.
         添加连接器(凭据加密保存,不回显)。"""
         from huitouke.app.connectors import ConnectorIn, add_connector
 
+        created = kind == "douyin" and (auth_code is not None or authorise_self)
         if (
             kind in ("shopify", "youzan", "taobao", "douyin", "pinduoduo", "jd")
             and access_token is None
+            and not created
         ):
             access_token = _read_secret()
         if kind in ("woocommerce", "wechat_shop") and consumer_secret is None:
@@ -108,6 +123,8 @@ def register(app: typer.Typer) -> None:
             overlap_seconds=overlap_seconds,
             page_size=page_size,
             refresh_token=refresh_token,
+            auth_code=auth_code,
+            authorise_self=authorise_self,
         )
         store = _store(database_url)
         try:

@@ -45,6 +45,14 @@ stored a token this one has not seen, and that one is used (a second refresh aft
 expiry would void the first one's pair). Without a refresh token, or when the platform
 refuses it (``code`` 50001/50002, e.g. ``dop.token-generate-failed:token-expired``), the
 sync stops with an error saying the shop must be authorised again.
+
+The first pair comes from ``token.create`` (``POST <base>/token/create``, signed the same
+way, no access token): ``param_json`` ``{"code", "grant_type": "authorization_code"}`` with
+the code the merchant's authorisation of a tool app returned, or ``{"code": "",
+"grant_type": "authorization_self", "shop_id"}`` for the merchant's own self-use app (as
+the open platform's SDKs build it); the answer's ``data`` is the same as a refresh's.
+``connectors add douyin … --auth-code CODE`` (or ``--shop SHOP_ID`` with no token) calls it
+once and stores the pair sealed.
 """
 
 from __future__ import annotations
@@ -78,6 +86,10 @@ SUCCESS = 10000
 RATE_LIMITED = 90000
 _LIMITED_TRIES = 10
 REFRESH_METHOD = "token.refresh"
+#: the call that issues a shop's first token pair: an authorisation code (a tool app the
+#: merchant authorised, ``grant_type=authorization_code``) or a shop id (the merchant's own
+#: self-use app, ``grant_type=authorization_self`` with ``code`` empty)
+CREATE_METHOD = "token.create"
 #: the ``sub_code`` of an answer whose access token expired or is unknown (code 40003)
 TOKEN_EXPIRED = frozenset({"isv.access-token-expired", "isv.access-token-no-existed"})
 #: refresh ahead when less than this is left of the token's life
@@ -220,6 +232,27 @@ class DouyinPuller(WindowedPuller):
         self._adopt(new)
         return new
 
+    def create_token(self, *, code: str | None = None, shop_id: str | None = None) -> DouyinToken:
+        """The shop's first token pair (``token.create``, signed, no access token): from
+        the authorisation ``code`` the merchant's authorisation returned, or for the
+        merchant's own app from its ``shop_id``. Adopted by this puller and answered (the
+        caller stores it)."""
+        if code:
+            params: dict[str, Any] = {"code": code, "grant_type": "authorization_code"}
+        elif shop_id:
+            params = {"code": "", "grant_type": "authorization_self", "shop_id": str(shop_id)}
+        else:
+            raise ValueError("token.create needs an authorisation code or a shop id")
+        data = self._answer(CREATE_METHOD, params, token=False)
+        new = _token(data, self.now())
+        if new is None:
+            raise _auth_error(
+                "Douyin's token.create answered no access_token",
+                "抖店 token.create 未返回 access_token",
+            )
+        self._adopt(new)
+        return new
+
     def _answer(
         self, method: str, params: Mapping[str, Any], *, token: bool = True
     ) -> Mapping[str, Any]:
@@ -249,6 +282,17 @@ class DouyinPuller(WindowedPuller):
                     f"{got.get('sub_msg') or ''}"
                 ).strip()
                 details = {"platform_code": str(code), "sub_code": str(got.get("sub_code"))}
+                if method == CREATE_METHOD:
+                    raise self._redact(
+                        _auth_error(
+                            f"Douyin refused to issue the shop's token ({detail[:300]}): check "
+                            "the app key and secret, and authorise the shop again for a new "
+                            "code (a code is used once and lasts minutes)",
+                            f"抖店未能签发店铺令牌({detail[:300]}):请检查 app_key 与 "
+                            "app_secret,并重新授权店铺获取新的 code(code 只能用一次,几分钟内有效)",
+                            **details,
+                        )
+                    )
                 if method == REFRESH_METHOD:
                     raise self._redact(
                         _auth_error(

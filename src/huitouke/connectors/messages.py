@@ -30,6 +30,11 @@ MESSAGES = {
         "zh": "{kind} 连接器需要 {field}",
         "en": "a {kind} connector needs {field}",
     },
+    "connectors.douyin_only": {
+        "zh": "{kind} 连接器不接受 --auth-code / --authorise-self(仅抖店用 token.create 换取令牌)",
+        "en": "a {kind} connector takes no --auth-code / --authorise-self (only Douyin's "
+        "token.create issues a token)",
+    },
     "connectors.paused": {
         "zh": "连接器 {name} 已暂停;`huitouke connectors resume {name}` 可恢复",
         "en": "connector {name} is paused; `huitouke connectors resume {name}` resumes it",

@@ -56,8 +56,15 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "woocommerce": ("consumer_key", "consumer_secret"),
     "youzan": ("access_token", "consumer_key"),
     "taobao": ("access_token", "consumer_key"),
+    # Douyin: a token pair, or an authorisation code, or (own app) the shop id alone — the
+    # first pair is then asked with token.create
+    "douyin": ("shop", "consumer_key", "access_token", "refresh_token", "auth_code"),
+    "pinduoduo": ("access_token", "consumer_key"),
+    "wechat_shop": ("consumer_key", "consumer_secret"),
+    "jd": ("access_token", "consumer_key"),
 }
-SECRET_FIELDS = ("access_token", "consumer_key", "consumer_secret", "webhook_secret")
+SECRET_FIELDS: tuple[str, ...] = ("access_token", "consumer_key", "consumer_secret")
+SECRET_FIELDS += ("webhook_secret", "refresh_token", "auth_code")
 #: the fields' labels, per kind where the platform names them otherwise
 LABELS = {
     "shop": N_("Shop domain"),
@@ -70,6 +77,19 @@ LABELS = {
     "taobao.access_token": N_("Session key"),
     "taobao.consumer_key": N_("App key"),
     "taobao.webhook_secret": N_("App secret (signs the requests)"),
+    "refresh_token": N_("Refresh token"),
+    "auth_code": N_("Authorisation code (instead of a token; used once)"),
+    "douyin.shop": N_("Shop ID (your own app: enough without a token)"),
+    "douyin.consumer_key": N_("App key"),
+    "douyin.access_token": N_("Access token (optional)"),
+    "douyin.webhook_secret": N_("App secret (signs the requests and the pushes)"),
+    "pinduoduo.consumer_key": N_("client_id"),
+    "pinduoduo.webhook_secret": N_("client_secret (signs the requests)"),
+    "wechat_shop.consumer_key": N_("AppID"),
+    "wechat_shop.consumer_secret": N_("AppSecret"),
+    "wechat_shop.webhook_secret": N_("Push Token:EncodingAESKey"),
+    "jd.consumer_key": N_("App key"),
+    "jd.webhook_secret": N_("App secret (signs the requests)"),
 }
 STATES = (N_("active"), N_("paused"), N_("pending"), N_("failed"), N_("applied"), N_("ignored"))
 STATES_RUN = (N_("running"), N_("succeeded"), N_("skipped"), N_("manual"), N_("schedule"),
@@ -173,7 +193,11 @@ async def connector_add(request: Request) -> Response:
         api_base_url=form.get("api_base_url", "").strip(),
         webhook_secret=form.get("webhook_secret", ""), shop=opt("shop"),
         access_token=opt("access_token"), consumer_key=opt("consumer_key"),
-        consumer_secret=opt("consumer_secret"),
+        consumer_secret=opt("consumer_secret"), refresh_token=opt("refresh_token"),
+        auth_code=opt("auth_code"),
+        # Douyin with neither a token nor a code: the merchant's own app, by its shop id
+        authorise_self=kind == "douyin" and not opt("access_token") and not opt("auth_code")
+        and bool(opt("shop")),
         overlap_seconds=_int(form.get("overlap_seconds", ""), 300),
         page_size=_int(form.get("page_size", ""), 100),
     )  # fmt: skip

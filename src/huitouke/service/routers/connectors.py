@@ -51,6 +51,16 @@ class ConnectorIn(BaseModel):
     refresh_token: SecretStr | None = Field(
         None, description="Douyin: the shop's refresh token (renews the access token)."
     )
+    auth_code: SecretStr | None = Field(
+        None,
+        description="Douyin without access_token: the code the shop's authorisation "
+        "returned; the first token pair is asked with token.create (used once, not stored).",
+    )
+    authorise_self: bool = Field(
+        False,
+        description="Douyin without access_token, the merchant's own self-use app: the first "
+        "token pair for the shop id in `shop` (token.create, authorization_self).",
+    )
 
 
 def _plain(v: SecretStr | None) -> str | None:
@@ -91,6 +101,8 @@ def post_connector(
         overlap_seconds=body.overlap_seconds,
         page_size=body.page_size,
         refresh_token=_plain(body.refresh_token),
+        auth_code=_plain(body.auth_code),
+        authorise_self=body.authorise_self,
     )
     return uc.add_connector(ctx.store, ctx.settings, spec, now=ctx.clock())
 
