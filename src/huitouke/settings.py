@@ -417,14 +417,15 @@ class Settings(BaseSettings):
         "it does not (run `huitouke scheduler` as its own process instead).",
     )
     webhook_apply: str = Field(
-        "service",
-        pattern="^(service|scheduler)$",
+        "auto",
+        pattern="^(auto|service|scheduler)$",
         description="Where webhook deliveries are applied once stored and acknowledged. "
         "service: in the `huitouke serve` worker that received them, right after the answer. "
         "scheduler: the scheduler's process applies them as they arrive (polling the inbox "
         "every `HUITOUKE_WEBHOOK_APPLY_POLL_SECONDS`, at lowered CPU priority), so the "
-        "workers only answer — for `huitouke serve --workers 2` or more, or a separate "
-        "`huitouke scheduler`; with the scheduler off nothing applies them.",
+        "workers only answer (with the scheduler off nothing applies them but a separate "
+        "`huitouke scheduler`). auto: scheduler when `huitouke serve` runs two workers or "
+        "more on PostgreSQL with its scheduler on, else service.",
     )
     webhook_apply_poll_seconds: float = Field(
         0.1,

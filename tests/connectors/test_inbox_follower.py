@@ -158,10 +158,10 @@ def test_serve_workers_answer_and_the_scheduler_applies(postgres_url: str, tmp_p
             assert {r["status"] for r in _inbox(store)} == {"pending"}
         finally:
             server.stop()
-        # the scheduler on (in serve's parent process): what arrives is applied
-        on = LiveServer(
-            postgres_url, log, workers=2, env={**env, "HUITOUKE_SCHEDULER": "on"}
-        ).start()
+        # the scheduler on (in serve's parent process), HUITOUKE_WEBHOOK_APPLY left at its
+        # default (auto: two workers on PostgreSQL with the scheduler → the follower)
+        on_env = {"HUITOUKE_ENCRYPTION_KEYS": enc, "HUITOUKE_SCHEDULER": "on"}
+        on = LiveServer(postgres_url, log, workers=2, env=on_env).start()
         try:
             for body in bodies[10:]:
                 r = httpx.post(
@@ -184,3 +184,23 @@ def test_serve_workers_answer_and_the_scheduler_applies(postgres_url: str, tmp_p
         assert "webhook deliveries are applied by the scheduler's process" in said
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize(
+    "chosen,url,workers,scheduler,expected",
+    [
+        ("auto", "postgresql+psycopg://h/db", 2, "on", "scheduler"),
+        ("auto", "postgresql+psycopg://h/db", 1, "on", "service"),  # one process does all
+        ("auto", "postgresql+psycopg://h/db", 4, "off", "service"),  # nobody would apply
+        ("auto", "sqlite:///shop.db", 2, "on", "service"),  # SQLite: one writer at a time
+        ("service", "postgresql+psycopg://h/db", 2, "on", "service"),
+        ("scheduler", "sqlite:///shop.db", 1, "off", "scheduler"),  # as asked, with a warning
+    ],
+)
+def test_auto_is_the_follower_only_where_it_helps(
+    chosen: str, url: str, workers: int, scheduler: str, expected: str
+) -> None:
+    from huitouke.cli.service_cmd import _webhook_apply
+
+    settings = Settings(webhook_apply=chosen, scheduler=scheduler)
+    assert _webhook_apply(settings, url, workers) == expected

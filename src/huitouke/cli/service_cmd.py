@@ -130,6 +130,18 @@ def _start_scheduler(url: str) -> tuple[threading.Event, threading.Thread]:
     return stop, thread
 
 
+def _webhook_apply(settings: Any, url: str, workers: int) -> str:
+    """``HUITOUKE_WEBHOOK_APPLY`` as this ``serve`` runs it: ``auto`` becomes ``scheduler``
+    — the workers only answer, this (the parent) process's scheduler applies — on a
+    PostgreSQL store served by two workers or more with the scheduler on; else ``service``
+    (one process, or a SQLite store: its one writer at a time)."""
+    chosen = str(settings.webhook_apply)
+    if chosen != "auto":
+        return chosen
+    postgres = url.startswith(("postgresql", "postgres:"))
+    return "scheduler" if postgres and workers > 1 and settings.scheduler == "on" else "service"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(
@@ -161,16 +173,21 @@ def register(app: typer.Typer) -> None:
         # the recurring jobs run in this (the parent) process, once however many workers
         from huitouke.app import scheduler as _scheduler  # noqa: F401  (registers the texts)
 
+        apply = _webhook_apply(settings, url, workers)
+        if apply != settings.webhook_apply:  # the workers and the scheduler read it so
+            os.environ["HUITOUKE_WEBHOOK_APPLY"] = apply
+            get_settings.cache_clear()
+            settings = get_settings()
         scheduler = _start_scheduler(url) if settings.scheduler == "on" else None
-        if scheduler is None:
-            typer.echo(t("scheduler.serve_off", _lang()), err=True)
-        if settings.webhook_apply == "scheduler":
+        if apply == "scheduler":
             key = (
                 "scheduler.webhooks_unapplied"
                 if scheduler is None
                 else "scheduler.webhooks_by_scheduler"
             )
             typer.echo(t(key, _lang()), err=True)
+        if scheduler is None:
+            typer.echo(t("scheduler.serve_off", _lang()), err=True)
         else:
             # uvicorn raises the SIGTERM it caught again once the server has stopped, with the
             # handler found before it ran: this one, so the scheduler's runs in flight finish

@@ -202,7 +202,7 @@ def create_app(
         keeper = _keep_sqlite_open(store)
         checkpointer = start_checkpointer(store, settings.sqlite_checkpoint_seconds)
         inbox = webhook_applier(ctx)
-        if settings.webhook_apply == "service":  # else the scheduler's process applies them
+        if settings.webhook_apply != "scheduler":  # else the scheduler's process applies them
             await inbox.start()  # webhook deliveries acknowledged and not applied before
         try:
             yield

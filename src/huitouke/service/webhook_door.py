@@ -144,7 +144,7 @@ async def receive(
     # a refund's order is fetched from the platform, by the sweep, not while it waits
     refund = delivery.row["topic"] == "refunds/create"
     # (HUITOUKE_WEBHOOK_APPLY=scheduler: the scheduler's process applies it, not this one)
-    mine = ctx.settings.webhook_apply == "service"
+    mine = ctx.settings.webhook_apply != "scheduler"
     if (
         mine
         and key[1] == "active"
