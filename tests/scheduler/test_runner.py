@@ -314,3 +314,36 @@ def test_pruning_forgets_old_runs_but_never_a_jobs_latest_slot(store: Store) -> 
         ("b", old),
         ("c", old + timedelta(days=60)),
     }
+
+
+def test_pruning_forgets_the_background_tasks_that_ended_long_ago(store: Store) -> None:
+    """The console's background tasks: those that succeeded or failed more than the kept
+    days ago are forgotten by the ``scheduler.prune`` job; queued, running and recent ones
+    stay."""
+    from huitouke.app.scheduler.registry import JobContext, Registry
+    from huitouke.settings import Settings
+    from huitouke.store.task_tables import background_tasks as bt
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    old, recent = now - timedelta(days=31), now - timedelta(days=29)
+    rows = [
+        ("succeeded", old), ("failed", old), ("succeeded", recent), ("running", None),
+        ("queued", None),
+    ]  # fmt: skip
+    with store.begin() as conn:
+        for i, (status, ended) in enumerate(rows):
+            conn.execute(
+                bt.insert().values(
+                    kind="snapshots.refresh", params={}, status=status, done=0, total=1,
+                    created_by="t", created_at=(ended or now) - timedelta(hours=1),
+                    finished_at=ended, attempts=1, active_key=None if ended else f"k{i}",
+                )
+            )  # fmt: skip
+    settings = Settings(database_url=store.url, scheduler_history_days=30)
+    job = Registry.load(settings).get("scheduler.prune")
+    ctx = JobContext(store, settings, now, now, "schedule", "test")
+    result = job.fn(ctx)
+    assert result["tasks_deleted"] == 2
+    with store.connect() as conn:
+        left = sorted((r.status, r.finished_at) for r in conn.execute(select(bt)))
+    assert left == sorted([("succeeded", recent), ("running", None), ("queued", None)])

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from huitouke.errors import ConflictError, HuitoukeError, NotFoundError
 from huitouke.settings import Settings
@@ -52,6 +52,7 @@ __all__ = [
     "Task",
     "claim",
     "get_task",
+    "prune_tasks",
     "register_task_kind",
     "run_pending",
     "run_task",
@@ -217,6 +218,19 @@ def claim(store: Store, task_id: int, holder: str, *, now: datetime | None = Non
         return res.rowcount == 1
 
     return run_write(store, unit)
+
+
+def prune_tasks(conn: Connection, now: datetime, keep_days: int) -> int:
+    """Forget the tasks that ended (succeeded or failed) more than ``keep_days`` ago — the
+    scheduler's ``scheduler.prune`` job, with the run history's days. Queued and running
+    ones are never touched; a page polling a forgotten task answers 404."""
+    res = conn.execute(
+        delete(bt).where(
+            bt.c.status.in_(("succeeded", "failed")),
+            bt.c.finished_at < now - timedelta(days=keep_days),
+        )
+    )
+    return int(res.rowcount or 0)
 
 
 def _set(store: Store, task_id: int, holder: str, **values: Any) -> None:
