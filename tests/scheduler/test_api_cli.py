@@ -97,7 +97,9 @@ def test_jobs_list_their_next_run_in_the_merchants_zone(
         "scheduler.prune",
         "snapshots",
         "tasks",
+        "tasks.prune",
     }
+    assert jobs["tasks.prune"]["next_run"] == "2026-12-07T04:10:00+08:00"
     assert jobs["loyalty.expiry"]["next_run"] == "2026-12-07T00:05:00+08:00"
     assert jobs["outbox"]["next_run"] == "2026-12-06T23:00:15+08:00"
     assert jobs["journeys"]["next_run"] is None and jobs["journeys"]["enabled"] is False

@@ -340,10 +340,10 @@ def test_pruning_forgets_the_background_tasks_that_ended_long_ago(store: Store) 
                 )
             )  # fmt: skip
     settings = Settings(database_url=store.url, scheduler_history_days=30)
-    job = Registry.load(settings).get("scheduler.prune")
+    job = Registry.load(settings).get("tasks.prune")
     ctx = JobContext(store, settings, now, now, "schedule", "test")
     result = job.fn(ctx)
-    assert result["tasks_deleted"] == 2
+    assert result["deleted"] == 2
     with store.connect() as conn:
         left = sorted((r.status, r.finished_at) for r in conn.execute(select(bt)))
     assert left == sorted([("succeeded", recent), ("running", None), ("queued", None)])

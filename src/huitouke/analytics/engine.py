@@ -44,6 +44,9 @@ from huitouke.core.orders import (
     MONEY,
     ORDERS_SCHEMA,
     OrderStatus,
+    duplicate_ids_error,
+    null_value_error,
+    unknown_status_error,
     with_source,
 )
 from huitouke.errors import InputError
@@ -289,21 +292,11 @@ def check_read_orders(backend: Backend) -> None:
     for c in required:
         n = int(counts[c] or 0)
         if n:
-            raise InputError(
-                f"column {c} has {n} empty value(s)",
-                code="input.null_value",
-                message_zh=f"列 {c} 有 {n} 个空值",
-                details={"column": c},
-            )
+            raise null_value_error(c, n)
     known = {s.value for s in OrderStatus}
     statuses = {r["status"] for r in backend.query(STATUSES_SQL).to_pylist()}
     if statuses - known:
-        raise InputError(
-            f"unknown order status(es) {sorted(statuses - known)}; expected {sorted(known)}",
-            code="input.bad_status",
-            message_zh=f"未知的订单状态 {sorted(statuses - known)};应为 {sorted(known)}",
-            details={"column": "status"},
-        )
+        raise unknown_status_error(sorted(statuses - known))
 
 
 def refuse_duplicate_ids(backend: Backend) -> None:
@@ -311,16 +304,7 @@ def refuse_duplicate_ids(backend: Backend) -> None:
     # A parallel hash aggregate: several times faster than Arrow's value_counts.
     rows = backend.query(DUPLICATES_SQL).to_pylist()
     if rows:
-        dups = [r["order_id"] for r in rows]
-        n = int(rows[0]["n"])
-        raise InputError(
-            f"{n} order id(s) occur more than once (e.g. {', '.join(map(str, dups))}); "
-            "deduplicate by order id before analysing (the importer does)",
-            code="input.duplicate_order_id",
-            message_zh=f"有 {n} 个订单号重复(如 {', '.join(map(str, dups))});"
-            "请先按订单号去重(导入时会自动去重)",
-            details={"column": "order_id", "duplicates": dups},
-        )
+        raise duplicate_ids_error([r["order_id"] for r in rows], int(rows[0]["n"]))
 
 
 class Analytics:

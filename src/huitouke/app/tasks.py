@@ -222,7 +222,7 @@ def claim(store: Store, task_id: int, holder: str, *, now: datetime | None = Non
 
 def prune_tasks(conn: Connection, now: datetime, keep_days: int) -> int:
     """Forget the tasks that ended (succeeded or failed) more than ``keep_days`` ago — the
-    scheduler's ``scheduler.prune`` job, with the run history's days. Queued and running
+    scheduler's ``tasks.prune`` job, with the run history's days. Queued and running
     ones are never touched; a page polling a forgotten task answers 404."""
     res = conn.execute(
         delete(bt).where(
@@ -462,6 +462,12 @@ def _tasks_job(ctx: Any) -> dict[str, Any]:
     return run_pending(ctx.store, ctx.settings, holder=ctx.holder)
 
 
+def _prune_job(ctx: Any) -> dict[str, Any]:
+    days = ctx.settings.scheduler_history_days
+    n = run_write(ctx.store, lambda conn: prune_tasks(conn, ctx.now, days))
+    return {"deleted": n, "kept_days": days}
+
+
 def _register_job() -> None:
     from huitouke.app.scheduler.registry import Job, register_job
 
@@ -473,6 +479,18 @@ def _register_job() -> None:
             {
                 "en": "run the console's background tasks left behind by a stopped process",
                 "zh": "运行因进程停止而遗留的控制台后台任务",
+            },
+        )
+    )
+    register_job(
+        Job(
+            "tasks.prune",
+            "cron 10 4 * * *",
+            _prune_job,
+            {
+                "en": "forget the console's background tasks that ended longer ago than the "
+                "run history's days",
+                "zh": "清除结束时间早于运行历史保留天数的控制台后台任务",
             },
         )
     )

@@ -32,6 +32,8 @@ from enum import StrEnum
 
 import pyarrow as pa
 
+from huitouke.errors import InputError
+
 __all__ = [
     "COUNTED_STATUSES",
     "DEFAULT_SOURCE",
@@ -131,3 +133,39 @@ def split_order_ref(ref: str) -> tuple[str, str]:
     """``(source, order_id)`` of a reference made by :func:`order_ref`."""
     source, sep, order_id = ref.partition(REF_SEPARATOR)
     return (source, order_id) if sep else (DEFAULT_SOURCE, ref)
+
+
+# -- the errors every engine raises for orders it reads itself ------------------------------
+def null_value_error(column: str, n: int) -> InputError:
+    """``n`` empty values in a required column."""
+    return InputError(
+        f"column {column} has {n} empty value(s)",
+        code="input.null_value",
+        message_zh=f"列 {column} 有 {n} 个空值",
+        details={"column": column},
+    )
+
+
+def unknown_status_error(found: list[str]) -> InputError:
+    """Statuses outside :class:`OrderStatus`."""
+    known = sorted(s.value for s in OrderStatus)
+    return InputError(
+        f"unknown order status(es) {sorted(found)}; expected {known}",
+        code="input.bad_status",
+        message_zh=f"未知的订单状态 {sorted(found)};应为 {known}",
+        details={"column": "status"},
+    )
+
+
+def duplicate_ids_error(ids: list[str], n: int | None = None) -> InputError:
+    """Order ids that occur more than once within a source (``n``: how many, when counted;
+    ``ids``: a few examples)."""
+    eg = ", ".join(map(str, ids))
+    counted, counted_zh = (f"{n} ", f"有 {n} 个") if n is not None else ("", "")
+    return InputError(
+        f"{counted}order id(s) occur more than once (e.g. {eg}); "
+        "deduplicate by order id before analysing (the importer does)",
+        code="input.duplicate_order_id",
+        message_zh=f"{counted_zh}订单号重复(如 {eg});请先按订单号去重(导入时会自动去重)",
+        details={"column": "order_id", "duplicates": ids},
+    )

@@ -116,7 +116,13 @@ def refuse_bad_orders(orders: Any) -> None:
     jobs). Raises the same errors as :class:`huitouke.analytics.Analytics`."""
     from pyspark.sql import functions as F
 
-    from huitouke.core.orders import ORDERS_SCHEMA, OrderStatus
+    from huitouke.core.orders import (
+        ORDERS_SCHEMA,
+        OrderStatus,
+        duplicate_ids_error,
+        null_value_error,
+        unknown_status_error,
+    )
 
     known = [st.value for st in OrderStatus]
     required = [f.name for f in ORDERS_SCHEMA if not f.nullable]
@@ -127,12 +133,7 @@ def refuse_bad_orders(orders: Any) -> None:
     for c in required:
         n = int(row[c] or 0)
         if n:
-            raise InputError(
-                f"column {c} has {n} empty value(s)",
-                code="input.null_value",
-                message_zh=f"列 {c} 有 {n} 个空值",
-                details={"column": c},
-            )
+            raise null_value_error(c, n)
     if int(row["_unknown"] or 0):
         found = sorted(
             str(r[0])
@@ -141,12 +142,7 @@ def refuse_bad_orders(orders: Any) -> None:
             .where(~F.col("status").isin(known))
             .collect()
         )
-        raise InputError(
-            f"unknown order status(es) {found}; expected {sorted(known)}",
-            code="input.bad_status",
-            message_zh=f"未知的订单状态 {found};应为 {sorted(known)}",
-            details={"column": "status"},
-        )
+        raise unknown_status_error(found)
     dups = (
         orders.groupBy("source", "order_id")
         .count()
@@ -156,14 +152,7 @@ def refuse_bad_orders(orders: Any) -> None:
         .collect()
     )
     if dups:
-        ids = [str(r["order_id"]) for r in dups]
-        raise InputError(
-            f"order id(s) occur more than once (e.g. {', '.join(ids)}); "
-            "deduplicate by order id before analysing (the importer does)",
-            code="input.duplicate_order_id",
-            message_zh=f"订单号重复(如 {', '.join(ids)});请先按订单号去重(导入时会自动去重)",
-            details={"column": "order_id", "duplicates": ids},
-        )
+        raise duplicate_ids_error([str(r["order_id"]) for r in dups])
 
 
 def last_order_day(orders: Any, *, timezone: str, currency: str | None = None) -> date:

@@ -7,7 +7,7 @@
 | ``loyalty.expiry`` | 00:05 daily | points, stamps, coupons, memberships due (``huitouke loyalty expire``) |
 | ``loyalty.tiers`` | 00:10 daily | the tier review of members whose period ended |
 | ``loyalty.bonus_release`` | 00:20 daily | stored-value bonus installments due (``huitouke loyalty stored-value release-bonus``) |
-| ``scheduler.prune`` | 04:00 daily | forget runs, and the console's background tasks that ended, older than ``HUITOUKE_SCHEDULER_HISTORY_DAYS`` |
+| ``scheduler.prune`` | 04:00 daily | forget runs older than ``HUITOUKE_SCHEDULER_HISTORY_DAYS`` |
 
 Daily times are wall-clock times of the merchant's zone. There is no model-refit job: the
 predictions are fitted when they are asked for (``huitouke predict``, the customers view,
@@ -144,12 +144,9 @@ def _bonus(ctx: JobContext) -> dict[str, Any]:
 
 
 def _prune(ctx: JobContext) -> dict[str, Any]:
-    from huitouke.app.tasks import prune_tasks
-
     days = ctx.settings.scheduler_history_days
     n = run_write(ctx.store, lambda conn: prune_runs(conn, ctx.now, days))
-    tasks = run_write(ctx.store, lambda conn: prune_tasks(conn, ctx.now, days))
-    return {"deleted": n, "tasks_deleted": tasks, "kept_days": days}
+    return {"deleted": n, "kept_days": days}
 
 
 register_job(
