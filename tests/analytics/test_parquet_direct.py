@@ -213,3 +213,72 @@ def test_cli_reads_parquet_in_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def orders_table_customers(orders: pa.Table, as_of: date) -> int:
     with Analytics(orders, timezone=NY) as a:
         return len(a.customers(as_of))
+
+
+def test_customers_predictions_on_parquet_equal_the_in_process_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`customers --predict` on a Parquet PATH: the model's summary is computed in DuckDB
+    (the orders never enter the process) and every customer's prediction columns equal
+    those of the in-process path on the same orders."""
+    from huitouke.prediction.customer_frame import PREDICTION_COLUMNS, customer_frame
+    from huitouke.settings import get_settings
+
+    orders, _ = generated_orders(NY, seed=11)
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders, path)
+    monkeypatch.setenv("HUITOUKE_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    get_settings.cache_clear()
+    day = date(2024, 6, 30)
+    try:
+        res = CliRunner().invoke(
+            app,
+            ["customers", str(path), "--timezone", NY, "--format", "json",
+             "--as-of", day.isoformat(), "--predict"],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        got = {r["customer_id"]: r for r in json.loads(res.stdout)}
+        with Analytics(
+            orders, timezone=NY, merge_same_day=get_settings().merge_same_day_orders
+        ) as a:
+            view = customer_frame(a, orders, as_of=day, timezone=NY)
+    finally:
+        get_settings.cache_clear()
+    assert view.error is None
+    want = json.loads(view.frame.to_json(orient="records", date_format="iso"))
+    assert len(got) == len(want) > 50
+    numeric = ("p_alive", "expected_orders", "expected_spend", "clv")
+    for w in want:
+        g = got[w["customer_id"]]
+        for col in PREDICTION_COLUMNS:
+            a_, b_ = g.get(col), w.get(col)
+            if col in numeric and a_ is not None and b_ is not None:
+                assert float(a_) == pytest.approx(float(b_), rel=1e-9, abs=1e-9), col
+            else:
+                assert str(a_)[:10] == str(b_)[:10], (col, a_, b_)
+
+
+def test_customers_predictions_on_a_small_parquet_fall_back_visibly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too few customers for a model, on the DuckDB path too: the rows come without
+    predictions and with the note saying why (as the in-process path does)."""
+    from huitouke.settings import get_settings
+
+    orders, _ = generated_orders(NY, seed=11)
+    path = tmp_path / "small.parquet"
+    pq.write_table(orders.slice(0, 12), path)
+    monkeypatch.setenv("HUITOUKE_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(
+            app,
+            ["customers", str(path), "--timezone", NY, "--format", "json", "--predict",
+             "--lang", "en"],
+        )  # fmt: skip
+    finally:
+        get_settings.cache_clear()
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert rows and all(r["p_alive"] is None for r in rows)
+    assert "too little data" in rows[0]["prediction_note"]

@@ -1,4 +1,4 @@
-"""The model policy of the per-customer views on orders that stay in Spark.
+"""The model policy of the per-customer views on orders that stay in Spark — or in DuckDB.
 
 :func:`spark_policy_prediction` is :func:`huitouke.prediction.policy_prediction` for a
 Spark DataFrame of orders: the same data threshold
@@ -8,6 +8,9 @@ two days or more, counted on the Spark summary) and the same fit and scores
 :class:`~huitouke.prediction.Prediction` the views take. A view that cannot use the model
 gets the :class:`~huitouke.errors.ModelFitError` back (returned, not raised), as
 :func:`~huitouke.prediction.customer_frame.customer_frame` takes it.
+:func:`duckdb_policy_prediction` is the same for orders DuckDB reads itself (a Parquet
+PATH): the summary computed there (:mod:`huitouke.prediction.duckdb_engine`), so the orders
+never enter the process.
 """
 
 from __future__ import annotations
@@ -18,7 +21,58 @@ from typing import Any
 from huitouke.errors import ModelFitError
 from huitouke.prediction import Prediction
 
-__all__ = ["spark_policy_prediction"]
+__all__ = ["duckdb_policy_prediction", "spark_policy_prediction"]
+
+
+def _too_little(n: int, n_repeat: int) -> ModelFitError | None:
+    from huitouke.prediction.transactions import MIN_CUSTOMERS, MIN_REPEAT_CUSTOMERS
+
+    if n >= MIN_CUSTOMERS and n_repeat >= MIN_REPEAT_CUSTOMERS:
+        return None
+    return ModelFitError(
+        f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
+        f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
+        code="model.too_little_data",
+        message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
+        f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
+        details={"customers": n, "repeat_customers": n_repeat},
+    )
+
+
+def duckdb_policy_prediction(
+    con: Any,
+    *,
+    as_of: date,
+    timezone: str,
+    model: str = "auto",
+    horizon_days: int = 90,
+    currency: str | None = None,
+) -> Prediction | ModelFitError:
+    """On the relation ``orders`` of ``con`` (a DuckDB backend reading Parquet itself). The
+    summary is computed once, by the prediction; the threshold is read from it after."""
+    from huitouke.prediction.duckdb_engine import SUMMARY_TABLE, predict_duckdb
+
+    failed: ModelFitError | None = None
+    try:
+        run = predict_duckdb(
+            con,
+            as_of=as_of,
+            timezone=timezone,
+            model=model,
+            horizon_days=horizon_days,
+            currency=currency,
+        )
+    except ModelFitError as exc:  # the summary table is there: it is made before the fit
+        failed = exc
+    counts = con.query(
+        f"SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE frequency > 0) AS r FROM {SUMMARY_TABLE}"
+    ).to_pylist()[0]
+    refused = _too_little(int(counts["n"] or 0), int(counts["r"] or 0))
+    if refused is not None:
+        return refused
+    if failed is not None:
+        return failed
+    return run.to_prediction()
 
 
 def spark_policy_prediction(
@@ -33,23 +87,15 @@ def spark_policy_prediction(
     from pyspark.sql import functions as F
 
     from huitouke.prediction.spark import predict_spark, spark_summary
-    from huitouke.prediction.transactions import MIN_CUSTOMERS, MIN_REPEAT_CUSTOMERS
 
     summary, _ = spark_summary(orders, timezone=timezone, as_of=as_of, currency=currency)
     counts = summary.agg(
         F.count(F.lit(1)).alias("n"),
         F.sum(F.when(F.col("frequency") > 0, 1).otherwise(0)).alias("repeat"),
     ).collect()[0]
-    n, n_repeat = int(counts["n"] or 0), int(counts["repeat"] or 0)
-    if n < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_CUSTOMERS:
-        return ModelFitError(
-            f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
-            f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
-            code="model.too_little_data",
-            message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
-            f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
-            details={"customers": n, "repeat_customers": n_repeat},
-        )
+    refused = _too_little(int(counts["n"] or 0), int(counts["repeat"] or 0))
+    if refused is not None:
+        return refused
     try:
         return predict_spark(
             orders,

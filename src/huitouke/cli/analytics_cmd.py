@@ -685,6 +685,19 @@ def register(app: typer.Typer) -> None:
 
         zone = timezone or get_settings().timezone
         run = None
+        if predict and ctx.parquet is not None:
+            # DuckDB reads the Parquet itself: the summary is computed there, the orders
+            # never enter this process for the model
+            from huitouke.app.spark_predictions import duckdb_policy_prediction
+
+            run = duckdb_policy_prediction(
+                ctx.analytics._backend,
+                as_of=day,
+                timezone=zone,
+                model=model,
+                horizon_days=parse_horizon(horizon, day),
+                currency=currency,
+            )
         if predict and ctx.spark_orders is not None:
             from huitouke.app.spark_predictions import spark_policy_prediction
 
