@@ -375,6 +375,26 @@ def test_a_paid_membership_on_one_account_serves_the_whole_person(
     with store.connect() as conn:  # the membership stays with the account that bought it
         held = conn.execute(select(lt.memberships.c.customer_id)).scalars().all()
     assert held == ["tb_2"]
+    # an account that never ordered (no member row: say a WeCom contact) merged into the
+    # person: its checkout quote gets the person's PLUS too
+    from huitouke.store.tables import customers
+
+    at = datetime.now(UTC)
+    with store.begin() as conn:
+        conn.execute(
+            customers.insert().values(
+                customer_id="wc_2", tags=[], attributes={}, consent={}, created_at=at,
+                updated_at=at,
+            )
+        )  # fmt: skip
+    assert discount("wc_2") != plus
+    joined = client.post(
+        "/v1/identity/merge",
+        json={"customer_ids": ["tb_2", "wc_2"], "reason": "same WeChat"},
+        headers=h,
+    )
+    assert joined.status_code == 200, joined.text
+    assert discount("wc_2") == plus
     assert (
         client.post(
             "/v1/identity/unmerge", json={"customer_id": "yz_2", "reason": "two people"}, headers=h

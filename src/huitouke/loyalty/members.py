@@ -86,7 +86,7 @@ def benefits(
         tier_b = lv.benefits if lv else None
     ms = (
         active_membership(ctx, conn, accounts or member.customer_id, at)
-        if member is not None
+        if member is not None or accounts
         else None
     )
     plan_b: TierBenefits | None = None

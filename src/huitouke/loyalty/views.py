@@ -274,8 +274,10 @@ def checkout_quote(
     ln = parse_lines(lines)
     member = conn.execute(select(lt.members).where(lt.members.c.customer_id == customer_id)).first()
     tier: str | Literal[False] | None = False  # the member's own
-    accounts: tuple[str, ...] | None = None  # a merged person's: their paid memberships count
-    if member is not None and (ctx.program.tiers is not None or ctx.program.membership_plans):
+    # a merged person's accounts: their tier and paid memberships count, also for an account
+    # that is no member itself yet (a customer who never ordered on it)
+    accounts: tuple[str, ...] | None = None
+    if ctx.program.tiers is not None or ctx.program.membership_plans:
         found = person_accounts(conn, [customer_id])[customer_id]
         if len(found) > 1:
             accounts = tuple(found)
@@ -283,7 +285,7 @@ def checkout_quote(
                 tier = person_tier(ctx, conn, accounts, now).tier
     mult, pct, source = (
         benefits(ctx, conn, member, now, tier=tier, accounts=accounts)
-        if member is not None
+        if member is not None or accounts is not None
         else (Decimal(1), ZERO, None)
     )
     if coupon_codes and not ctx.program.stacking.member_discount_with_coupons:
