@@ -20,23 +20,9 @@ from typing import Any
 
 from huitouke.errors import ModelFitError
 from huitouke.prediction import Prediction
+from huitouke.prediction.transactions import too_little_data
 
 __all__ = ["duckdb_policy_prediction", "spark_policy_prediction"]
-
-
-def _too_little(n: int, n_repeat: int) -> ModelFitError | None:
-    from huitouke.prediction.transactions import MIN_CUSTOMERS, MIN_REPEAT_CUSTOMERS
-
-    if n >= MIN_CUSTOMERS and n_repeat >= MIN_REPEAT_CUSTOMERS:
-        return None
-    return ModelFitError(
-        f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
-        f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
-        code="model.too_little_data",
-        message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
-        f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
-        details={"customers": n, "repeat_customers": n_repeat},
-    )
 
 
 def duckdb_policy_prediction(
@@ -67,7 +53,7 @@ def duckdb_policy_prediction(
     counts = con.query(
         f"SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE frequency > 0) AS r FROM {SUMMARY_TABLE}"
     ).to_pylist()[0]
-    refused = _too_little(int(counts["n"] or 0), int(counts["r"] or 0))
+    refused = too_little_data(int(counts["n"] or 0), int(counts["r"] or 0))
     if refused is not None:
         return refused
     if failed is not None:
@@ -93,7 +79,7 @@ def spark_policy_prediction(
         F.count(F.lit(1)).alias("n"),
         F.sum(F.when(F.col("frequency") > 0, 1).otherwise(0)).alias("repeat"),
     ).collect()[0]
-    refused = _too_little(int(counts["n"] or 0), int(counts["repeat"] or 0))
+    refused = too_little_data(int(counts["n"] or 0), int(counts["repeat"] or 0))
     if refused is not None:
         return refused
     try:

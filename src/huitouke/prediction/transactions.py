@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from huitouke.core.orders import COUNTED_STATUSES
-from huitouke.errors import InputError
+from huitouke.errors import InputError, ModelFitError
 
-__all__ = ["as_local_day", "counted_transactions", "last_order_day"]
+__all__ = ["as_local_day", "counted_transactions", "last_order_day", "too_little_data"]
 
 _REQUIRED = ("customer_id", "ordered_at", "amount", "currency", "status", "refunded_amount")
 
@@ -150,19 +150,26 @@ def require_enough_data(
     ``model.too_little_data`` when the counted orders up to ``until`` have fewer
     than :data:`MIN_CUSTOMERS` customers or :data:`MIN_REPEAT_CUSTOMERS` customers with
     orders on two days or more — the one data threshold of every door's predictions."""
-    from huitouke.errors import ModelFitError
-
     tx, _ = counted_transactions(orders, timezone=timezone, currency=currency, until=until)
     per_customer = tx[["customer_id", "day"]].drop_duplicates().groupby("customer_id").size()
     n = len(per_customer)
     n_repeat = int((per_customer > 1).sum())
-    if n < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_CUSTOMERS:
-        raise ModelFitError(
-            f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
-            f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
-            code="model.too_little_data",
-            message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
-            f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
-            details={"customers": n, "repeat_customers": n_repeat},
-        )
+    refused = too_little_data(n, n_repeat)
+    if refused is not None:
+        raise refused
     return n, n_repeat
+
+
+def too_little_data(n: int, n_repeat: int) -> ModelFitError | None:
+    """The data threshold on counts an engine made itself (``n`` customers, ``n_repeat`` of
+    them buying on two days or more): ``model.too_little_data`` below it, else None."""
+    if n >= MIN_CUSTOMERS and n_repeat >= MIN_REPEAT_CUSTOMERS:
+        return None
+    return ModelFitError(
+        f"too little data for a model: {n} customers, {n_repeat} with a repeat order "
+        f"(needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})",
+        code="model.too_little_data",
+        message_zh=f"数据太少,无法建模:{n} 位顾客,其中 {n_repeat} 位有复购"
+        f"(至少需要 {MIN_CUSTOMERS} 位和 {MIN_REPEAT_CUSTOMERS} 位)",
+        details={"customers": n, "repeat_customers": n_repeat},
+    )
